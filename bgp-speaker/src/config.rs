@@ -1,0 +1,188 @@
+//! The speaker's own configuration: what a caller (tortie-rr, tortie-node)
+//! builds from its user-facing file or resources. Validation of user input
+//! happens there (tortie-config); [`SpeakerConfig::check`] guards the
+//! invariants the speaker relies on.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::route::Afi;
+
+/// Default hold time, RFC 4271 §10 (suggested 90 s).
+pub const DEFAULT_HOLD_TIME: u16 = 90;
+/// Default ConnectRetry time. RFC 4271 suggests 120 s; a cluster wants its
+/// mesh back sooner, so we retry every 5 s (with jitter).
+pub const DEFAULT_CONNECT_RETRY: u16 = 5;
+/// Default graceful restart time advertised (RFC 4724 §3).
+pub const DEFAULT_RESTART_TIME: u16 = 120;
+
+/// Everything the speaker runs with. Changing it at run time goes through
+/// `SpeakerHandle::reconfigure`, which touches only the peers that changed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpeakerConfig {
+    pub router_id: Ipv4Addr,
+    pub asn: u32,
+    /// Route reflection (RFC 4456): the cluster id used when reflecting.
+    /// `None`: this speaker does not reflect (peers marked `rr_client` are
+    /// then treated as plain iBGP peers).
+    pub cluster_id: Option<Ipv4Addr>,
+    /// Where to accept sessions. `None`: active sessions only.
+    pub listen: Option<SocketAddr>,
+    pub peers: Vec<PeerConfig>,
+    pub dynamic_peers: Vec<DynamicPeerConfig>,
+    pub graceful_restart: GracefulRestartConfig,
+    /// Families offered to every peer.
+    pub families: Vec<Afi>,
+}
+
+/// One configured neighbour.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PeerConfig {
+    pub address: IpAddr,
+    pub asn: u32,
+    /// Route reflector client (only meaningful with `cluster_id` and iBGP).
+    pub rr_client: bool,
+    /// TCP MD5 signature key (RFC 2385).
+    pub password: Option<String>,
+    /// Proposed hold time in seconds; 0 disables keepalives (RFC 4271 §4.2).
+    pub hold_time: u16,
+    pub connect_retry: u16,
+    /// Only accept sessions; never connect.
+    pub passive: bool,
+    /// The peer's TCP port (179).
+    pub port: u16,
+    /// Local address to bind active connections to.
+    pub local_address: Option<IpAddr>,
+    /// Set NEXT_HOP to our own address on routes sent to this peer.
+    pub next_hop_self: bool,
+    pub max_prefix: Option<MaxPrefix>,
+}
+
+/// Accept sessions from any address inside `prefix` (like BIRD's
+/// `neighbor range`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DynamicPeerConfig {
+    pub prefix: ipnet::IpNet,
+    pub asn: u32,
+    pub rr_client: bool,
+    pub password: Option<String>,
+    pub hold_time: u16,
+    pub next_hop_self: bool,
+    pub max_prefix: Option<MaxPrefix>,
+}
+
+/// Per-peer prefix limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaxPrefix {
+    pub limit: u64,
+    /// `true`: tear the session down with Cease/1 (RFC 4486); `false`: log.
+    pub teardown: bool,
+}
+
+/// Graceful restart (RFC 4724, RFC 8538).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GracefulRestartConfig {
+    pub enabled: bool,
+    /// Advertised restart time (seconds, at most 4095).
+    pub restart_time: u16,
+    /// How long we keep a restarting peer's stale routes after the session
+    /// comes back, waiting for its End-of-RIB.
+    pub stale_routes_time: u16,
+    /// Set the R bit in our OPEN: we have just restarted. The caller knows
+    /// (e.g. tortie-rr sets it when it finds its own state file).
+    pub restarting: bool,
+}
+
+// ===== impl PeerConfig =====
+
+impl PeerConfig {
+    /// A peer with the defaults: active, hold 90 s, port 179.
+    pub fn new(address: IpAddr, asn: u32) -> PeerConfig {
+        PeerConfig {
+            address,
+            asn,
+            rr_client: false,
+            password: None,
+            hold_time: DEFAULT_HOLD_TIME,
+            connect_retry: DEFAULT_CONNECT_RETRY,
+            passive: false,
+            port: 179,
+            local_address: None,
+            next_hop_self: false,
+            max_prefix: None,
+        }
+    }
+}
+
+// ===== impl GracefulRestartConfig =====
+
+impl Default for GracefulRestartConfig {
+    fn default() -> Self {
+        GracefulRestartConfig {
+            enabled: true,
+            restart_time: DEFAULT_RESTART_TIME,
+            stale_routes_time: 360,
+            restarting: false,
+        }
+    }
+}
+
+// ===== impl SpeakerConfig =====
+
+impl SpeakerConfig {
+    /// A speaker with no peers, both families, graceful restart on.
+    pub fn new(router_id: Ipv4Addr, asn: u32) -> SpeakerConfig {
+        SpeakerConfig {
+            router_id,
+            asn,
+            cluster_id: None,
+            listen: None,
+            peers: Vec::new(),
+            dynamic_peers: Vec::new(),
+            graceful_restart: GracefulRestartConfig::default(),
+            families: vec![Afi::Ipv4, Afi::Ipv6],
+        }
+    }
+
+    /// Checks the invariants the speaker relies on; the message names the
+    /// field and value.
+    pub fn check(&self) -> Result<(), String> {
+        if self.asn == 0 {
+            return Err("asn: 0 is reserved (RFC 7607)".into());
+        }
+        if self.router_id.is_unspecified() {
+            return Err("router_id: 0.0.0.0 is not a valid BGP identifier".into());
+        }
+        if self.graceful_restart.restart_time > 4095 {
+            return Err(format!(
+                "graceful_restart.restart_time: {} is above the 4095 s the capability can carry",
+                self.graceful_restart.restart_time
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for p in &self.peers {
+            if !seen.insert(p.address) {
+                return Err(format!("peers: address {} is listed twice", p.address));
+            }
+            if p.hold_time == 1 || p.hold_time == 2 {
+                return Err(format!(
+                    "peers[{}].hold_time: {} is not allowed (0 or at least 3, RFC 4271 §4.2)",
+                    p.address, p.hold_time
+                ));
+            }
+            if p.asn == 0 {
+                return Err(format!("peers[{}].asn: 0 is reserved", p.address));
+            }
+        }
+        for d in &self.dynamic_peers {
+            if d.hold_time == 1 || d.hold_time == 2 {
+                return Err(format!(
+                    "dynamic_peers[{}].hold_time: {} is not allowed (0 or at least 3)",
+                    d.prefix, d.hold_time
+                ));
+            }
+        }
+        Ok(())
+    }
+}

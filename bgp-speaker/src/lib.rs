@@ -1,0 +1,30 @@
+//! Tortie's BGP-4 speaker.
+//!
+//! A library, not a daemon: it knows nothing of Linux routes, Kubernetes or
+//! files. The caller hands it a [`SpeakerConfig`] and locally originated
+//! routes; it runs the sessions, the RIBs and the decision process, and hands
+//! back a stream of best-path changes and a non-blocking status snapshot.
+//! The route reflector (`tortie-rr`), the node agent's mesh and ToR peering
+//! are all configurations of it.
+//!
+//! # Layout
+//!
+//! - `route`: prefixes and path attributes, independent of the wire.
+//! - `packet/`: framing, decoding with RFC 4271 §6 / RFC 7606 handling,
+//!   encoding and UPDATE packing (netgauze underneath).
+//! - `config`: the speaker's configuration.
+//! - `status`: the serde snapshot for tortiectl, /status and metrics.
+//! - `error`: errors of the API.
+
+#![doc(html_no_source)]
+
+pub mod config;
+pub mod error;
+pub mod packet;
+pub mod route;
+pub mod status;
+
+pub use config::{DynamicPeerConfig, GracefulRestartConfig, MaxPrefix, PeerConfig, SpeakerConfig};
+pub use error::Error;
+pub use route::{Afi, NextHop, Origin, PathAttrs, Prefix};
+pub use status::{PeerStatus, SessionState, Status};

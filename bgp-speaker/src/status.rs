@@ -1,0 +1,80 @@
+//! A serde snapshot of the speaker for tortiectl, /status and metrics.
+//!
+//! The instance task publishes a fresh snapshot through a `watch` channel
+//! whenever something a user would see changes, so readers never block the
+//! sessions.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::route::Afi;
+
+/// RFC 4271 §8.2.2 session states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SessionState {
+    Idle,
+    Connect,
+    Active,
+    OpenSent,
+    OpenConfirm,
+    Established,
+}
+
+/// The whole speaker.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub router_id: Option<Ipv4Addr>,
+    pub asn: u32,
+    /// Set when this speaker reflects routes (RFC 4456).
+    pub cluster_id: Option<Ipv4Addr>,
+    /// Prefixes with a best path in the Loc-RIB.
+    pub loc_rib_prefixes: u64,
+    pub peers: Vec<PeerStatus>,
+}
+
+/// One peer, configured or dynamic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    pub address: IpAddr,
+    pub asn: u32,
+    /// Accepted through a `dynamicPeers` prefix rather than configured.
+    pub dynamic: bool,
+    /// Route reflector client (RFC 4456).
+    pub rr_client: bool,
+    pub state: SessionState,
+    /// Unix time (seconds) of the last state change.
+    pub since_unix: u64,
+    /// Seconds in Established, 0 otherwise.
+    pub uptime_secs: u64,
+    /// Routes in Adj-RIB-In.
+    pub prefixes_received: u64,
+    /// Routes in Adj-RIB-In that passed import checks.
+    pub prefixes_accepted: u64,
+    /// Routes in Adj-RIB-Out.
+    pub prefixes_advertised: u64,
+    pub updates_received: u64,
+    pub updates_sent: u64,
+    pub messages_received: u64,
+    pub messages_sent: u64,
+    /// Session flaps: how many times it left Established.
+    pub flaps: u64,
+    /// The last error, e.g. "sent NOTIFICATION 4/0 hold timer expired".
+    pub last_error: Option<String>,
+    /// What was negotiated, once Established.
+    pub negotiated: Option<Negotiated>,
+}
+
+/// Capabilities in force on an Established session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Negotiated {
+    pub hold_time: u16,
+    pub keepalive: u16,
+    pub families: Vec<Afi>,
+    pub four_octet_as: bool,
+    pub route_refresh: bool,
+    pub extended_message: bool,
+    /// The peer's graceful restart time, if both sides do graceful restart.
+    pub graceful_restart: Option<u16>,
+    pub peer_router_id: Ipv4Addr,
+}

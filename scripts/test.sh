@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests, codec tables, property tests and the
+# interop tests against real BIRD, FRR and GoBGP in network namespaces.
+# Needs root (network namespaces) and the packages .ci/run installs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --workspace --bins
+cargo test --workspace -- --test-threads="${TEST_THREADS:-4}"

@@ -1,0 +1,2 @@
+//! Test harness: network namespaces and real routing daemons, cleaned up on
+//! drop.
