@@ -14,17 +14,23 @@
 //!   encoding and UPDATE packing (netgauze underneath).
 //! - `config`: the speaker's configuration.
 //! - `status`: the serde snapshot for tortiectl, /status and metrics.
+//! - `api`: the handle ([`SpeakerHandle`]) and what flows through it.
+//! - `instance`: the owner task (config, peers, RIB), one dispatch.
 //! - `error`: errors of the API.
 
 #![doc(html_no_source)]
 
+pub mod api;
 pub mod config;
 pub mod error;
+mod instance;
 pub mod packet;
 pub mod route;
 pub mod status;
 
+pub use api::{BestPath, BestPathChange, LocalRoute, ShutdownMode, SpeakerHandle};
 pub use config::{DynamicPeerConfig, GracefulRestartConfig, MaxPrefix, PeerConfig, SpeakerConfig};
 pub use error::Error;
+pub use instance::start;
 pub use route::{Afi, NextHop, Origin, PathAttrs, Prefix};
 pub use status::{PeerStatus, SessionState, Status};

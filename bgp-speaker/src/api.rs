@@ -1,0 +1,121 @@
+//! The speaker's public handle: start it, feed it local routes, reconfigure
+//! it, read its status, stop it.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::SpeakerConfig;
+use crate::error::Error;
+use crate::route::{PathAttrs, Prefix};
+use crate::status::Status;
+
+/// Capacity of the command and best-path channels. Bounded: a slow consumer
+/// slows the decision process, it does not grow memory.
+pub(crate) const CHANNEL_CAPACITY: usize = 1024;
+
+/// A route this speaker originates (e.g. a node's pod block).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalRoute {
+    pub prefix: Prefix,
+    /// Attributes; usually `PathAttrs::local(next_hop)`. The next hop is
+    /// replaced by the session's local address when sent to a peer.
+    pub attrs: PathAttrs,
+}
+
+/// A change of the best path of one prefix in the Loc-RIB.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BestPathChange {
+    pub prefix: Prefix,
+    /// The new best path, or `None` when the prefix is gone.
+    pub best: Option<BestPath>,
+}
+
+/// The winner of the decision process for one prefix.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BestPath {
+    pub attrs: Arc<PathAttrs>,
+    /// The peer it was learned from; `None` for a local route.
+    pub peer: Option<IpAddr>,
+}
+
+/// How to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownMode {
+    /// Send Cease / Administrative Shutdown (RFC 4486 subcode 2): peers
+    /// drop our routes at once.
+    Hard,
+    /// A planned restart (RFC 8538): Cease / Administrative Reset to peers
+    /// that negotiated graceful restart with the N bit, so they keep our
+    /// routes as stale for the restart time.
+    Graceful,
+}
+
+/// Messages from handles to the instance task.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Reconfigure(SpeakerConfig, oneshot::Sender<Result<(), Error>>),
+    Originate(Vec<LocalRoute>),
+    Withdraw(Vec<Prefix>),
+    Shutdown(ShutdownMode, oneshot::Sender<()>),
+}
+
+/// A cheap, cloneable handle to a running speaker.
+#[derive(Clone, Debug)]
+pub struct SpeakerHandle {
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) status: watch::Receiver<Arc<Status>>,
+}
+
+// ===== impl SpeakerHandle =====
+
+impl SpeakerHandle {
+    /// The latest status snapshot. Never blocks the sessions.
+    pub fn status(&self) -> Arc<Status> {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver that wakes on each new status snapshot.
+    pub fn watch_status(&self) -> watch::Receiver<Arc<Status>> {
+        self.status.clone()
+    }
+
+    /// Applies a new configuration: peers added or removed, or whose
+    /// settings changed, are started, stopped or restarted; all other
+    /// sessions are left alone. An invalid configuration is rejected and the
+    /// running one stays.
+    pub async fn reconfigure(&self, config: SpeakerConfig) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Reconfigure(config, tx))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Adds or replaces locally originated routes.
+    pub async fn originate(&self, routes: Vec<LocalRoute>) -> Result<(), Error> {
+        self.commands
+            .send(Command::Originate(routes))
+            .await
+            .map_err(|_| Error::Stopped)
+    }
+
+    /// Withdraws locally originated routes.
+    pub async fn withdraw(&self, prefixes: Vec<Prefix>) -> Result<(), Error> {
+        self.commands
+            .send(Command::Withdraw(prefixes))
+            .await
+            .map_err(|_| Error::Stopped)
+    }
+
+    /// Stops every session and the speaker, and waits until done.
+    pub async fn shutdown(&self, mode: ShutdownMode) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Shutdown(mode, tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
