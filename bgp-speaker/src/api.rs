@@ -114,7 +114,12 @@ impl SpeakerHandle {
     /// Stops every session and the speaker, and waits until done.
     pub async fn shutdown(&self, mode: ShutdownMode) {
         let (tx, rx) = oneshot::channel();
-        if self.commands.send(Command::Shutdown(mode, tx)).await.is_ok() {
+        if self
+            .commands
+            .send(Command::Shutdown(mode, tx))
+            .await
+            .is_ok()
+        {
             let _ = rx.await;
         }
     }

@@ -25,6 +25,7 @@ pub mod config;
 pub mod error;
 mod instance;
 pub mod packet;
+pub mod rib;
 pub mod route;
 pub mod status;
 

@@ -35,7 +35,10 @@ pub enum Message {
     Keepalive,
     /// ROUTE-REFRESH (RFC 2918), with the RFC 7313 subtype (0 = normal
     /// request, 1 = BoRR, 2 = EoRR).
-    RouteRefresh { afi: Afi, subtype: u8 },
+    RouteRefresh {
+        afi: Afi,
+        subtype: u8,
+    },
 }
 
 /// An OPEN message, with the AS number already resolved from the 4-octet AS

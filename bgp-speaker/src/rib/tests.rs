@@ -1,0 +1,212 @@
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::*;
+use crate::route::NextHop;
+
+const RID: Ipv4Addr = Ipv4Addr::new(172, 30, 0, 1);
+
+fn local(rr: bool) -> LocalFacts {
+    LocalFacts {
+        asn: 64512,
+        router_id: RID,
+        cluster_id: rr.then_some(RID),
+    }
+}
+
+fn peer(last: u8, asn: u32, client: bool) -> RibPeer {
+    let address = IpAddr::V4(Ipv4Addr::new(172, 30, 0, last));
+    let ebgp = asn != 64512;
+    RibPeer::new(
+        PeerFacts {
+            address,
+            router_id: Ipv4Addr::new(10, 0, 0, last),
+            ebgp,
+        },
+        asn,
+        client,
+        ExportClass {
+            asn,
+            ebgp,
+            rr_client: client,
+            next_hop_self: false,
+            local_addr: IpAddr::V4(RID),
+        },
+        vec![Afi::Ipv4, Afi::Ipv6],
+    )
+}
+
+fn pfx(s: &str) -> Prefix {
+    s.parse().unwrap()
+}
+
+fn attrs_from(last: u8) -> PathAttrs {
+    let mut a = PathAttrs::local(NextHop::V4(Ipv4Addr::new(172, 30, 0, last)));
+    a.local_pref = Some(100);
+    a
+}
+
+#[test]
+fn reflects_between_clients_with_rr_attributes_and_withdraws() {
+    let mut rib = Rib::new(local(true));
+    rib.peer_up(2, peer(2, 64512, true));
+    rib.peer_up(3, peer(3, 64512, true));
+    rib.update(
+        2,
+        attrs_from(2),
+        &[pfx("10.244.1.0/26"), pfx("10.244.2.0/26")],
+    )
+    .unwrap();
+    let changes = rib.decide();
+    assert_eq!(changes.len(), 2);
+    assert_eq!(
+        changes[0].best.as_ref().unwrap().peer,
+        Some(IpAddr::V4(Ipv4Addr::new(172, 30, 0, 2)))
+    );
+    // Not sent back to the client it came from.
+    assert!(!rib.has_pending(2));
+    let out = rib.take_out(3, 100);
+    assert_eq!(out.announce.len(), 1, "one attribute group");
+    let (a, nlri) = &out.announce[0];
+    assert_eq!(nlri.len(), 2);
+    assert_eq!(a.originator_id, Some(Ipv4Addr::new(10, 0, 0, 2)));
+    assert_eq!(a.cluster_list, vec![RID]);
+    assert_eq!(rib.peer(3).unwrap().advertised(), 2);
+
+    rib.withdraw(2, pfx("10.244.1.0/26"));
+    let changes = rib.decide();
+    assert_eq!(
+        changes,
+        vec![BestPathChange {
+            prefix: pfx("10.244.1.0/26"),
+            best: None
+        }]
+    );
+    let out = rib.take_out(3, 100);
+    assert_eq!(out.withdraw, vec![pfx("10.244.1.0/26")]);
+    assert!(out.announce.is_empty());
+    assert_eq!(rib.best_count(), 1);
+}
+
+#[test]
+fn ibgp_split_horizon_without_reflection() {
+    let mut rib = Rib::new(local(false));
+    rib.peer_up(2, peer(2, 64512, true));
+    rib.peer_up(3, peer(3, 64512, false));
+    rib.peer_up(4, peer(4, 65001, false));
+    rib.update(2, attrs_from(2), &[pfx("10.1.0.0/16")]).unwrap();
+    rib.decide();
+    assert!(
+        !rib.has_pending(3),
+        "iBGP route not sent to another iBGP peer"
+    );
+    let out = rib.take_out(4, 10);
+    assert_eq!(
+        out.announce[0].0.as_path,
+        vec![crate::route::AsSegment::Sequence(vec![64512])]
+    );
+}
+
+#[test]
+fn best_path_moves_and_new_peer_gets_full_table() {
+    let mut rib = Rib::new(local(true));
+    rib.peer_up(2, peer(2, 64512, true));
+    rib.peer_up(3, peer(3, 64512, true));
+    let p = pfx("10.9.0.0/24");
+    rib.update(3, attrs_from(3), &[p]).unwrap();
+    rib.update(2, attrs_from(2), &[p]).unwrap();
+    let ch = rib.decide();
+    // Lower router id (10.0.0.2) wins.
+    assert_eq!(ch.len(), 1);
+    assert_eq!(
+        ch[0].best.as_ref().unwrap().attrs.next_hop,
+        NextHop::V4(Ipv4Addr::new(172, 30, 0, 2))
+    );
+    rib.withdraw(2, p);
+    let ch = rib.decide();
+    assert_eq!(
+        ch[0].best.as_ref().unwrap().attrs.next_hop,
+        NextHop::V4(Ipv4Addr::new(172, 30, 0, 3))
+    );
+    // A late peer receives every best path it may get.
+    rib.peer_up(5, peer(5, 64512, true));
+    let out = rib.take_out(5, 10);
+    assert_eq!(out.announce.len(), 1);
+    assert_eq!(out.announce[0].1, vec![p]);
+}
+
+#[test]
+fn graceful_restart_keeps_stale_until_end_of_rib() {
+    let mut rib = Rib::new(local(true));
+    rib.peer_up(2, peer(2, 64512, true));
+    rib.peer_up(3, peer(3, 64512, true));
+    let (a, b) = (pfx("10.1.1.0/24"), pfx("10.1.2.0/24"));
+    rib.update(2, attrs_from(2), &[a, b]).unwrap();
+    rib.decide();
+    rib.take_out(3, 10);
+    rib.peer_down(2, &[Afi::Ipv4]);
+    assert!(rib.decide().is_empty(), "stale routes stay best");
+    assert!(!rib.has_pending(3), "peer 3 keeps them");
+    // The peer comes back and refreshes only `a`, then End-of-RIB.
+    rib.peer_up(2, peer(2, 64512, true));
+    rib.update(2, attrs_from(2), &[a]).unwrap();
+    assert_eq!(rib.sweep_stale(2, Afi::Ipv4), 1);
+    let ch = rib.decide();
+    assert_eq!(
+        ch,
+        vec![BestPathChange {
+            prefix: b,
+            best: None
+        }]
+    );
+    assert_eq!(rib.take_out(3, 10).withdraw, vec![b]);
+}
+
+#[test]
+fn hard_down_removes_routes_and_rejects_loops() {
+    let mut rib = Rib::new(local(true));
+    rib.peer_up(2, peer(2, 64512, true));
+    let mut looped = attrs_from(2);
+    looped.originator_id = Some(RID);
+    assert_eq!(
+        rib.update(2, looped, &[pfx("10.7.0.0/16")]),
+        Err(ImportReject::OriginatorLoop)
+    );
+    rib.update(2, attrs_from(2), &[pfx("10.8.0.0/16")]).unwrap();
+    assert_eq!(rib.peer(2).unwrap().received(), (2, 1));
+    assert_eq!(rib.decide().len(), 1);
+    rib.peer_down(2, &[]);
+    assert_eq!(rib.decide().len(), 1);
+    assert_eq!(rib.best_count(), 0);
+    assert!(rib.peer(2).is_none());
+}
+
+#[test]
+fn local_routes_go_to_everyone_with_next_hop() {
+    let mut rib = Rib::new(local(false));
+    rib.peer_up(2, peer(2, 64512, false));
+    rib.local_update(
+        pfx("10.244.3.0/26"),
+        PathAttrs::local(NextHop::V4(Ipv4Addr::UNSPECIFIED)),
+    );
+    rib.local_update(
+        pfx("fd00:244::/122"),
+        PathAttrs::local(NextHop::V6 {
+            global: "fd00::1".parse().unwrap(),
+            link_local: None,
+        }),
+    );
+    assert_eq!(rib.decide().len(), 2);
+    let out = rib.take_out(2, 10);
+    assert_eq!(out.announce.len(), 2);
+    let v4 = out
+        .announce
+        .iter()
+        .find(|(a, _)| matches!(a.next_hop, NextHop::V4(_)))
+        .unwrap();
+    assert_eq!(
+        v4.0.next_hop,
+        NextHop::V4(RID),
+        "unspecified next hop becomes ours"
+    );
+    assert_eq!(v4.0.local_pref, Some(100));
+}
