@@ -1,82 +1,368 @@
-//! The owner task: holds the configuration, the peers and the RIB, and
-//! processes every input in one place.
+//! The owner task: holds the configuration, the neighbours and the RIB, and
+//! processes every input in one place (`events::dispatch`).
+//!
+//! ```text
+//!  SpeakerHandle --Command--> +----------+ --ToSession--> session tasks
+//!  listener ----Accepted----> | instance | <-FromSession-- session tasks
+//!  timers ------Input-------> +----------+ --Vec<BestPathChange>--> caller
+//!                                  |  \--Arc<Status> (watch)--> handles
+//! ```
+//!
+//! Inputs are drained in batches; after each batch the decision process runs
+//! over the dirty prefixes, per-peer changes are handed to the sessions with
+//! room for them, and a status snapshot is published.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
+use rustc_hash::FxHashMap;
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::api::{BestPathChange, Command, SpeakerHandle, CHANNEL_CAPACITY};
-use crate::config::SpeakerConfig;
+use crate::config::{PeerConfig, SpeakerConfig};
 use crate::error::Error;
-use crate::status::{PeerStatus, SessionState, Status};
+use crate::events::Input;
+use crate::neighbor::negotiate::LocalOffer;
+use crate::neighbor::session::{self, AbortOnDrop, ConnId, FromSession, SessionSpec, ToSession};
+use crate::neighbor::{tcp, Conn, Neighbor};
+use crate::packet::GracefulRestartCap;
+use crate::rib::export::LocalFacts;
+use crate::rib::{PeerId, Rib};
+use crate::status::{SessionState, Status};
+
+/// Inputs handled between two decision runs.
+const BATCH: usize = 512;
+/// Prefixes handed to a session at a time.
+const OUT_CHUNK: usize = 4096;
+/// Batches a session may have queued.
+const SESSION_QUEUE: usize = 8;
+
+/// The listening socket and its accept task.
+pub(crate) struct Listener {
+    pub addr: SocketAddr,
+    pub socket: Arc<TcpListener>,
+    pub _task: AbortOnDrop<()>,
+}
+
+/// The speaker's state, owned by one task.
+pub(crate) struct Instance {
+    pub config: SpeakerConfig,
+    pub rib: Rib,
+    pub neighbors: FxHashMap<PeerId, Neighbor>,
+    pub by_addr: FxHashMap<IpAddr, PeerId>,
+    pub conn_owner: FxHashMap<ConnId, PeerId>,
+    next_peer: PeerId,
+    next_conn: ConnId,
+    pub listener: Option<Listener>,
+    pub inputs: mpsc::Sender<Input>,
+    pub sessions: mpsc::Sender<(ConnId, FromSession)>,
+    best: mpsc::Sender<Vec<BestPathChange>>,
+    status: watch::Sender<Arc<Status>>,
+    /// While set, we restarted (R bit) and hold our updates back until the
+    /// peers' End-of-RIB or the deferral timer (RFC 4724 §4.1).
+    pub deferring: Option<AbortOnDrop<()>>,
+    pub stopping: Option<tokio::sync::oneshot::Sender<()>>,
+}
 
 /// Starts a speaker. Returns its handle and the stream of best-path changes
-/// (batched). Fails if the configuration is invalid or the listen address
-/// cannot be bound.
+/// (batched; read it or drop it: a full channel slows the speaker down).
+/// Fails if the configuration is invalid or the listen address cannot be
+/// bound.
 pub async fn start(
     config: SpeakerConfig,
 ) -> Result<(SpeakerHandle, mpsc::Receiver<Vec<BestPathChange>>), Error> {
     config.check().map_err(Error::Config)?;
-    let (cmd_tx, mut cmd_rx) = mpsc::channel(CHANNEL_CAPACITY);
-    let (_best_tx, best_rx) = mpsc::channel(CHANNEL_CAPACITY);
-    let (status_tx, status_rx) = watch::channel(Arc::new(snapshot(&config)));
-    tokio::spawn(async move {
-        let mut config = config;
-        while let Some(cmd) = cmd_rx.recv().await {
-            match cmd {
-                Command::Reconfigure(new, reply) => {
-                    let res = new.check().map_err(Error::Config);
-                    if res.is_ok() {
-                        config = new;
-                        let _ = status_tx.send(Arc::new(snapshot(&config)));
-                    }
-                    let _ = reply.send(res);
-                }
-                Command::Originate(_) | Command::Withdraw(_) => {}
-                Command::Shutdown(_, done) => {
-                    let _ = done.send(());
-                    break;
-                }
-            }
-        }
-    });
-    Ok((
-        SpeakerHandle {
-            commands: cmd_tx,
-            status: status_rx,
-        },
-        best_rx,
-    ))
+    let (cmd_tx, cmd_rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let (best_tx, best_rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let (input_tx, input_rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let (session_tx, session_rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let (status_tx, status_rx) = watch::channel(Arc::new(Status::default()));
+    let mut inst = Instance {
+        rib: Rib::new(local_facts(&config)),
+        config: config.clone(),
+        neighbors: FxHashMap::default(),
+        by_addr: FxHashMap::default(),
+        conn_owner: FxHashMap::default(),
+        next_peer: 1,
+        next_conn: 1,
+        listener: None,
+        inputs: input_tx,
+        sessions: session_tx,
+        best: best_tx,
+        status: status_tx,
+        deferring: None,
+        stopping: None,
+    };
+    if let Some(addr) = config.listen {
+        inst.listener = Some(inst.bind(addr)?);
+    }
+    inst.set_listener_keys(&config)?;
+    for p in &config.peers {
+        inst.add_neighbor(p.clone(), false);
+    }
+    if config.graceful_restart.enabled && config.graceful_restart.restarting {
+        let secs = u64::from(config.graceful_restart.restart_time.max(1));
+        inst.deferring = Some(inst.timer(Duration::from_secs(secs), Input::DeferralExpired));
+    }
+    inst.publish();
+    tokio::spawn(inst.run(cmd_rx, input_rx, session_rx));
+    Ok((SpeakerHandle { commands: cmd_tx, status: status_rx }, best_rx))
 }
 
-fn snapshot(config: &SpeakerConfig) -> Status {
-    Status {
-        router_id: Some(config.router_id),
-        asn: config.asn,
-        cluster_id: config.cluster_id,
-        loc_rib_prefixes: 0,
-        peers: config
-            .peers
-            .iter()
-            .map(|p| PeerStatus {
-                address: p.address,
-                asn: p.asn,
-                dynamic: false,
-                rr_client: p.rr_client,
-                state: SessionState::Idle,
-                since_unix: 0,
-                uptime_secs: 0,
-                prefixes_received: 0,
-                prefixes_accepted: 0,
-                prefixes_advertised: 0,
-                updates_received: 0,
-                updates_sent: 0,
-                messages_received: 0,
-                messages_sent: 0,
-                flaps: 0,
-                last_error: None,
-                negotiated: None,
-            })
-            .collect(),
+/// The RIB's view of our identity.
+pub(crate) fn local_facts(c: &SpeakerConfig) -> LocalFacts {
+    LocalFacts { asn: c.asn, router_id: c.router_id, cluster_id: c.cluster_id }
+}
+
+// ===== impl Instance =====
+
+impl Instance {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut inputs: mpsc::Receiver<Input>,
+        mut sessions: mpsc::Receiver<(ConnId, FromSession)>,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            let first = tokio::select! {
+                Some((c, ev)) = sessions.recv() => Input::Session(c, ev),
+                Some(i) = inputs.recv() => i,
+                c = commands.recv() => match c {
+                    Some(c) => Input::Command(c),
+                    // Every handle is gone: stop, leaving peers to GR.
+                    None => Input::Command(Command::Shutdown(crate::api::ShutdownMode::Graceful, tokio::sync::oneshot::channel().0)),
+                },
+                _ = tick.tick() => Input::Tick,
+            };
+            self.dispatch(first).await;
+            for _ in 0..BATCH {
+                let next = match sessions.try_recv() {
+                    Ok((c, ev)) => Input::Session(c, ev),
+                    Err(_) => match inputs.try_recv() {
+                        Ok(i) => i,
+                        Err(_) => break,
+                    },
+                };
+                self.dispatch(next).await;
+            }
+            self.decide_and_flush().await;
+            self.publish();
+            if self.stopping.is_some() {
+                self.finish_shutdown(&mut sessions).await;
+                return;
+            }
+        }
     }
+
+    /// Runs the decision process and hands per-peer work to the sessions.
+    pub async fn decide_and_flush(&mut self) {
+        let changes = self.rib.decide();
+        if !changes.is_empty() && !self.best.is_closed() {
+            let _ = self.best.send(changes).await;
+        }
+        if self.deferring.is_some() {
+            return;
+        }
+        let ids: Vec<PeerId> = self.neighbors.keys().copied().collect();
+        for id in ids {
+            self.flush_peer(id);
+        }
+    }
+
+    /// Sends pending routes of one peer while its session has room, then
+    /// its End-of-RIB once the initial table is out.
+    pub fn flush_peer(&mut self, id: PeerId) {
+        let Some(n) = self.neighbors.get_mut(&id) else { return };
+        let Some(conn) = n.est() else { return };
+        let tx = conn.tx.clone();
+        let families = conn.agreed.as_ref().map(|a| a.families.clone()).unwrap_or_default();
+        while self.rib.has_pending(id) {
+            if tx.capacity() == 0 {
+                n.ready = false;
+                return;
+            }
+            let batch = self.rib.take_out(id, OUT_CHUNK);
+            if tx.try_send(ToSession::Batch(batch)).is_err() {
+                return;
+            }
+        }
+        if !n.eor_sent && tx.capacity() >= families.len() {
+            for afi in families {
+                let _ = tx.try_send(ToSession::EndOfRib(afi));
+            }
+            n.eor_sent = true;
+        }
+    }
+
+    /// Publishes a fresh status snapshot.
+    pub fn publish(&self) {
+        let mut peers: Vec<_> = self
+            .neighbors
+            .values()
+            .map(|n| {
+                let rib = self.rib.peer(n.id);
+                let received = rib.map(|p| p.received()).unwrap_or((0, 0));
+                let advertised = rib.map(|p| p.advertised()).unwrap_or(0);
+                n.status(received, advertised)
+            })
+            .collect();
+        peers.sort_by_key(|p| p.address);
+        let status = Status {
+            router_id: Some(self.config.router_id),
+            asn: self.config.asn,
+            cluster_id: self.config.cluster_id,
+            loc_rib_prefixes: self.rib.best_count(),
+            peers,
+        };
+        self.status.send_replace(Arc::new(status));
+    }
+
+    /// Binds the listener and starts accepting.
+    pub fn bind(&self, addr: SocketAddr) -> Result<Listener, Error> {
+        let socket = Arc::new(tcp::listen(addr).map_err(|source| Error::Listen { addr, source })?);
+        let addr = socket.local_addr().unwrap_or(addr);
+        let (sock, tx) = (socket.clone(), self.inputs.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                match sock.accept().await {
+                    Ok((stream, from)) => {
+                        if tx.send(Input::Accepted(stream, from)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+        tracing::info!(%addr, "listening for BGP sessions");
+        Ok(Listener { addr, socket, _task: AbortOnDrop(task) })
+    }
+
+    /// Installs the MD5 keys of static peers and dynamic prefixes on the
+    /// listener, removing those of `old` that are gone.
+    pub fn set_listener_keys(&self, config: &SpeakerConfig) -> Result<(), Error> {
+        let Some(l) = &self.listener else { return Ok(()) };
+        for p in &self.config.peers {
+            if p.password.is_some() && !config.peers.iter().any(|q| q.address == p.address && q.password.is_some()) {
+                let _ = tcp::set_listener_md5(&l.socket, p.address, None, "");
+            }
+        }
+        for p in &config.peers {
+            if let Some(key) = &p.password {
+                tcp::set_listener_md5(&l.socket, p.address, None, key)
+                    .map_err(|source| Error::Md5 { peer: p.address, source })?;
+            }
+        }
+        for d in &config.dynamic_peers {
+            if let Some(key) = &d.password {
+                tcp::set_listener_md5(&l.socket, d.prefix.addr(), Some(d.prefix.prefix_len()), key)
+                    .map_err(|source| Error::Md5 { peer: d.prefix.addr(), source })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a neighbour; active ones start connecting at once.
+    pub fn add_neighbor(&mut self, config: PeerConfig, dynamic: bool) -> PeerId {
+        let id = self.next_peer;
+        self.next_peer += 1;
+        self.by_addr.insert(config.address, id);
+        let passive = config.passive || dynamic;
+        self.neighbors.insert(id, Neighbor::new(id, config, dynamic));
+        if !passive {
+            self.schedule_connect(id, Duration::from_millis(jitter_ms(200)));
+        }
+        id
+    }
+
+    /// Arms the ConnectRetry timer of a neighbour.
+    pub fn schedule_connect(&mut self, id: PeerId, after: Duration) {
+        let timer = self.timer(after, Input::ConnectRetry(id));
+        if let Some(n) = self.neighbors.get_mut(&id) {
+            n.connect_timer = Some(timer);
+        }
+    }
+
+    /// A task that sends `input` after `after`; dropping it cancels.
+    pub fn timer(&self, after: Duration, input: Input) -> AbortOnDrop<()> {
+        let tx = self.inputs.clone();
+        AbortOnDrop(tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = tx.send(input).await;
+        }))
+    }
+
+    /// Starts a session on a new connection of neighbour `id`.
+    pub fn spawn_session(&mut self, id: PeerId, stream: tokio::net::TcpStream, inbound: bool) {
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        let Some(n) = self.neighbors.get_mut(&id) else { return };
+        let gr = &self.config.graceful_restart;
+        let spec = SessionSpec {
+            conn,
+            peer: n.config.address,
+            offer: LocalOffer {
+                asn: self.config.asn,
+                router_id: self.config.router_id,
+                hold_time: n.config.hold_time,
+                families: self.config.families.clone(),
+                graceful_restart: gr.enabled.then(|| GracefulRestartCap {
+                    restart_state: gr.restarting,
+                    notification: true,
+                    restart_time: gr.restart_time,
+                    families: self.config.families.iter().map(|f| (*f, true)).collect(),
+                }),
+            },
+            expected_asn: n.config.asn,
+            ibgp: n.config.asn == self.config.asn,
+        };
+        let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+        let task = tokio::spawn(session::run(spec, stream, self.sessions.clone(), rx, n.counters.clone()));
+        n.conns.push(Conn {
+            id: conn,
+            inbound,
+            state: SessionState::OpenSent,
+            tx,
+            agreed: None,
+            _task: AbortOnDrop(task),
+        });
+        n.touch();
+        self.conn_owner.insert(conn, id);
+    }
+
+    async fn finish_shutdown(&mut self, sessions: &mut mpsc::Receiver<(ConnId, FromSession)>) {
+        // Give sessions a moment to write their NOTIFICATION and close.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while self.neighbors.values().any(|n| !n.conns.is_empty()) {
+            match tokio::time::timeout_at(deadline, sessions.recv()).await {
+                Ok(Some((c, FromSession::Closed(_)))) => {
+                    if let Some(id) = self.conn_owner.remove(&c) {
+                        if let Some(n) = self.neighbors.get_mut(&id) {
+                            n.conns.retain(|x| x.id != c);
+                        }
+                    }
+                }
+                Ok(Some(_)) => {}
+                _ => break,
+            }
+        }
+        if let Some(done) = self.stopping.take() {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Up to `max` ms of jitter, without a random number crate.
+pub(crate) fn jitter_ms(max: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    u64::from(nanos) % max.max(1)
 }

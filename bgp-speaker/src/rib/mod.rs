@@ -34,6 +34,8 @@ pub struct RibPeer {
     /// Adj-RIB-In: every prefix the peer announced, and whether it was
     /// accepted into the Loc-RIB.
     adj_in: FxHashMap<Prefix, bool>,
+    /// Entries of `adj_in` that were accepted.
+    accepted: u64,
     /// Adj-RIB-Out: what the peer has been (or is about to be) told.
     adj_out: FxHashMap<Prefix, Arc<PathAttrs>>,
     /// Prefixes whose Adj-RIB-Out entry changed and are not yet sent.
@@ -99,6 +101,7 @@ impl RibPeer {
             export: Some(export),
             families,
             adj_in: FxHashMap::default(),
+            accepted: 0,
             adj_out: FxHashMap::default(),
             pending: FxHashSet::default(),
             stale: Vec::new(),
@@ -107,8 +110,7 @@ impl RibPeer {
 
     /// (received, accepted) prefix counts.
     pub fn received(&self) -> (u64, u64) {
-        let accepted = self.adj_in.values().filter(|a| **a).count();
-        (self.adj_in.len() as u64, accepted as u64)
+        (self.adj_in.len() as u64, self.accepted)
     }
 
     /// Prefixes in Adj-RIB-Out.
@@ -170,6 +172,7 @@ impl Rib {
     pub fn peer_up(&mut self, id: PeerId, mut peer: RibPeer) {
         if let Some(old) = self.peers.remove(&id) {
             peer.adj_in = old.adj_in;
+            peer.accepted = old.accepted;
             peer.stale = old.stale;
         }
         self.peers.insert(id, peer);
@@ -255,7 +258,8 @@ impl Rib {
         let interned = verdict.is_ok().then(|| self.intern(attrs));
         for prefix in prefixes {
             if let Some(peer) = self.peers.get_mut(&id) {
-                peer.adj_in.insert(*prefix, verdict.is_ok());
+                let was = peer.adj_in.insert(*prefix, verdict.is_ok()) == Some(true);
+                peer.accepted = peer.accepted + u64::from(verdict.is_ok()) - u64::from(was);
             }
             match &interned {
                 Some(a) => self.set_path(*prefix, Some(id), a.clone()),
@@ -268,7 +272,8 @@ impl Rib {
     /// A withdrawal from peer `id`.
     pub fn withdraw(&mut self, id: PeerId, prefix: Prefix) {
         if let Some(peer) = self.peers.get_mut(&id) {
-            if peer.adj_in.remove(&prefix).is_some() {
+            if let Some(was) = peer.adj_in.remove(&prefix) {
+                peer.accepted -= u64::from(was);
                 self.remove_path(prefix, Some(id));
             }
         }
@@ -362,6 +367,15 @@ impl Rib {
             }
         }
         batch
+    }
+
+    /// Queues everything in the Adj-RIB-Out of `id` for `afi` again (the
+    /// peer sent a ROUTE-REFRESH, RFC 2918).
+    pub fn refresh(&mut self, id: PeerId, afi: Afi) {
+        if let Some(peer) = self.peers.get_mut(&id) {
+            let all: Vec<Prefix> = peer.adj_out.keys().filter(|p| afi_of(p) == afi).copied().collect();
+            peer.pending.extend(all);
+        }
     }
 
     /// Whether any pending work is queued for `id`.

@@ -1,0 +1,505 @@
+//! Every input of the instance, one dispatch, one handler per variant.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+
+use crate::api::{Command, ShutdownMode};
+use crate::config::{DynamicPeerConfig, PeerConfig};
+use crate::instance::{jitter_ms, Instance};
+use crate::neighbor::negotiate::{code, Agreed};
+use crate::neighbor::session::{cease, notification_text, CloseInfo, ConnId, FromSession, ToSession};
+use crate::neighbor::tcp;
+use crate::packet::{Notification, Open, Update};
+use crate::rib::best_path::PeerFacts;
+use crate::rib::export::ExportClass;
+use crate::rib::{PeerId, RibPeer};
+use crate::route::Afi;
+use crate::status::SessionState;
+
+/// An input of the instance task.
+#[derive(Debug)]
+pub(crate) enum Input {
+    Command(Command),
+    Session(ConnId, FromSession),
+    /// The listener accepted a connection.
+    Accepted(TcpStream, SocketAddr),
+    /// ConnectRetry timer expired (RFC 4271 event 9).
+    ConnectRetry(PeerId),
+    /// An outgoing connection attempt ended.
+    Connected(PeerId, io::Result<TcpStream>),
+    /// A restarting peer did not come back in its restart time.
+    RestartTimerExpired(PeerId),
+    /// A restarted peer did not send End-of-RIB in time.
+    StaleTimerExpired(PeerId),
+    /// We restarted and waited long enough for the peers' End-of-RIB.
+    DeferralExpired,
+    /// Periodic: refresh the status snapshot.
+    Tick,
+}
+
+// ===== impl Instance: dispatch =====
+
+impl Instance {
+    pub(crate) async fn dispatch(&mut self, input: Input) {
+        match input {
+            Input::Command(c) => self.on_command(c).await,
+            Input::Session(conn, ev) => self.on_session(conn, ev),
+            Input::Accepted(stream, from) => self.on_accepted(stream, from),
+            Input::ConnectRetry(id) => self.on_connect_retry(id),
+            Input::Connected(id, res) => self.on_connected(id, res),
+            Input::RestartTimerExpired(id) => self.on_restart_expired(id),
+            Input::StaleTimerExpired(id) => self.on_stale_expired(id),
+            Input::DeferralExpired => self.end_deferral("deferral timer expired"),
+            Input::Tick => {}
+        }
+    }
+
+    async fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Reconfigure(cfg, reply) => {
+                let res = self.reconfigure(cfg);
+                let _ = reply.send(res);
+            }
+            Command::Originate(routes) => {
+                for r in routes {
+                    self.rib.local_update(r.prefix, r.attrs);
+                }
+            }
+            Command::Withdraw(prefixes) => {
+                for p in prefixes {
+                    self.rib.local_withdraw(p);
+                }
+            }
+            Command::Shutdown(mode, done) => {
+                let n = match mode {
+                    // RFC 8538 §3: Hard Reset carrying the real subcode, so
+                    // that peers with the N bit drop our routes at once.
+                    ShutdownMode::Hard => Notification {
+                        code: code::CEASE,
+                        subcode: code::HARD_RESET,
+                        data: vec![code::ADMIN_SHUTDOWN],
+                    },
+                    ShutdownMode::Graceful => cease(code::ADMIN_RESET),
+                };
+                for nb in self.neighbors.values_mut() {
+                    nb.connect_timer = None;
+                    for c in &nb.conns {
+                        let _ = c.tx.try_send(ToSession::Close(n.clone()));
+                    }
+                }
+                self.listener = None;
+                self.stopping = Some(done);
+            }
+        }
+    }
+
+    fn on_session(&mut self, conn: ConnId, ev: FromSession) {
+        let Some(&id) = self.conn_owner.get(&conn) else { return };
+        match ev {
+            FromSession::OpenReceived(open, agreed) => self.on_open(id, conn, &open, agreed),
+            FromSession::Established { local_addr } => self.on_established(id, conn, local_addr),
+            FromSession::Update(u) => self.on_update(id, conn, u),
+            FromSession::RouteRefresh(afi, _) => {
+                if self.is_established(id, conn) {
+                    self.rib.refresh(id, afi);
+                }
+            }
+            FromSession::Drained => {
+                if let Some(n) = self.neighbors.get_mut(&id) {
+                    n.ready = true;
+                }
+            }
+            FromSession::Closed(info) => self.on_closed(id, conn, info),
+        }
+    }
+
+    fn is_established(&self, id: PeerId, conn: ConnId) -> bool {
+        self.neighbors.get(&id).is_some_and(|n| n.established == Some(conn))
+    }
+
+    /// RFC 4271 §6.8 collision detection, and RFC 4724 §4.2: a new OPEN
+    /// while Established with graceful restart means the peer restarted.
+    fn on_open(&mut self, id: PeerId, conn: ConnId, open: &Open, agreed: Agreed) {
+        let local_id = u32::from(self.config.router_id);
+        let remote_id = u32::from(open.router_id);
+        let Some(n) = self.neighbors.get_mut(&id) else { return };
+        let Some(c) = n.conn_mut(conn) else { return };
+        c.state = SessionState::OpenConfirm;
+        c.agreed = Some(agreed);
+        let this_inbound = c.inbound;
+        n.touch();
+        let others: Vec<(ConnId, bool, SessionState, bool)> = n
+            .conns
+            .iter()
+            .filter(|o| o.id != conn)
+            .map(|o| (o.id, o.inbound, o.state, o.agreed.as_ref().is_some_and(|a| a.peer_gr.is_some())))
+            .collect();
+        let mut keep_this = true;
+        for (other, other_inbound, state, gr) in others {
+            if state == SessionState::Established {
+                if gr {
+                    tracing::info!(peer = %n.config.address, "peer restarted (new OPEN while Established): graceful restart");
+                    self.drop_conn(id, other, "peer restarted".into(), true);
+                } else {
+                    keep_this = false;
+                }
+                continue;
+            }
+            if this_inbound == other_inbound {
+                // A stale attempt of the same direction: the newer wins.
+                self.close_conn(id, other, cease(code::COLLISION));
+                continue;
+            }
+            // Keep the connection opened by the side with the higher id.
+            let keep_inbound = local_id < remote_id;
+            if keep_inbound == this_inbound {
+                self.close_conn(id, other, cease(code::COLLISION));
+            } else {
+                keep_this = false;
+            }
+        }
+        if let Some(c) = self.neighbors.get_mut(&id).and_then(|n| n.conn_mut(conn)) {
+            let _ = c.tx.try_send(ToSession::Proceed(keep_this));
+        }
+    }
+
+    fn on_established(&mut self, id: PeerId, conn: ConnId, local_addr: std::net::IpAddr) {
+        let local_asn = self.config.asn;
+        let Some(n) = self.neighbors.get_mut(&id) else { return };
+        let Some(c) = n.conn_mut(conn) else { return };
+        c.state = SessionState::Established;
+        let agreed = c.agreed.clone().expect("OPEN was received before Established");
+        n.established = Some(conn);
+        n.local_addr = Some(local_addr);
+        n.up_since = Some(Instant::now());
+        n.eor_received.clear();
+        n.eor_sent = false;
+        n.ready = true;
+        n.max_prefix_warned = false;
+        n.connect_timer = None;
+        n.touch();
+        let ebgp = n.config.asn != local_asn;
+        tracing::info!(peer = %n.config.address, asn = n.config.asn, "session Established");
+        let peer = RibPeer::new(
+            PeerFacts { address: n.config.address, router_id: agreed.peer_router_id, ebgp },
+            n.config.asn,
+            n.config.rr_client,
+            ExportClass {
+                asn: n.config.asn,
+                ebgp,
+                rr_client: n.config.rr_client,
+                next_hop_self: n.config.next_hop_self,
+                local_addr,
+            },
+            agreed.families.clone(),
+        );
+        // Graceful restart, helper side (RFC 4724 §4.2): stale families the
+        // peer no longer preserves go now; the others wait for End-of-RIB.
+        n.gr.restart_timer = None;
+        let keep: Vec<Afi> = agreed
+            .peer_gr
+            .as_ref()
+            .map(|g| g.families.iter().filter(|(_, fwd)| *fwd).map(|(a, _)| *a).collect())
+            .unwrap_or_default();
+        let (stale, drop): (Vec<Afi>, Vec<Afi>) = n.gr.stale.iter().partition(|a| keep.contains(a));
+        n.gr.stale = stale;
+        let stale_time = Duration::from_secs(u64::from(self.config.graceful_restart.stale_routes_time));
+        let arm_stale = !n.gr.stale.is_empty();
+        self.rib.peer_up(id, peer);
+        for afi in drop {
+            self.rib.sweep_stale(id, afi);
+        }
+        if arm_stale {
+            let t = self.timer(stale_time, Input::StaleTimerExpired(id));
+            if let Some(n) = self.neighbors.get_mut(&id) {
+                n.gr.stale_timer = Some(t);
+            }
+        }
+    }
+
+    fn on_update(&mut self, id: PeerId, conn: ConnId, u: Update) {
+        if !self.is_established(id, conn) {
+            return;
+        }
+        let addr = self.neighbors[&id].config.address;
+        for issue in &u.issues {
+            tracing::warn!(peer = %addr, type_code = issue.type_code, action = ?issue.action, "{}", issue.reason);
+        }
+        for p in &u.withdrawn {
+            self.rib.withdraw(id, *p);
+        }
+        for a in u.announced {
+            if let Err(why) = self.rib.update(id, a.attrs, &a.nlri) {
+                tracing::debug!(peer = %addr, ?why, count = a.nlri.len(), "routes not accepted");
+            }
+        }
+        if let Some(afi) = u.end_of_rib {
+            self.on_end_of_rib(id, afi);
+        }
+        self.check_max_prefix(id);
+    }
+
+    fn on_end_of_rib(&mut self, id: PeerId, afi: Afi) {
+        let Some(n) = self.neighbors.get_mut(&id) else { return };
+        if !n.eor_received.contains(&afi) {
+            n.eor_received.push(afi);
+        }
+        if n.gr.stale.contains(&afi) {
+            n.gr.stale.retain(|a| *a != afi);
+            if n.gr.stale.is_empty() {
+                n.gr.stale_timer = None;
+            }
+            let swept = self.rib.sweep_stale(id, afi);
+            tracing::info!(peer = %self.neighbors[&id].config.address, ?afi, swept, "End-of-RIB: stale routes removed");
+        }
+        if self.deferring.is_some() && self.all_eor_received() {
+            self.end_deferral("End-of-RIB received from every peer");
+        }
+    }
+
+    /// Every configured peer is Established and sent End-of-RIB for all of
+    /// its families.
+    fn all_eor_received(&self) -> bool {
+        self.neighbors.values().filter(|n| !n.dynamic).all(|n| {
+            n.est()
+                .and_then(|c| c.agreed.as_ref())
+                .is_some_and(|a| a.families.iter().all(|f| n.eor_received.contains(f)))
+        })
+    }
+
+    pub(crate) fn end_deferral(&mut self, why: &str) {
+        if self.deferring.take().is_some() {
+            tracing::info!("restart: sending our routes ({why})");
+        }
+    }
+
+    fn check_max_prefix(&mut self, id: PeerId) {
+        let Some(n) = self.neighbors.get_mut(&id) else { return };
+        let Some(mp) = n.config.max_prefix else { return };
+        let received = self.rib.peer(id).map(|p| p.received().0).unwrap_or(0);
+        if received <= mp.limit {
+            return;
+        }
+        if mp.teardown {
+            n.last_error = Some(format!("max-prefix: {received} prefixes over the limit of {}", mp.limit));
+            // RFC 4486 §4: data = AFI (2), SAFI (1), limit (4).
+            let mut data = vec![0, 1, 1];
+            data.extend_from_slice(&(mp.limit.min(u64::from(u32::MAX)) as u32).to_be_bytes());
+            if let Some(c) = n.est() {
+                let _ = c.tx.try_send(ToSession::Close(Notification { code: code::CEASE, subcode: code::MAX_PREFIX, data }));
+            }
+        } else if !n.max_prefix_warned {
+            n.max_prefix_warned = true;
+            tracing::warn!(peer = %n.config.address, received, limit = mp.limit, "max-prefix limit exceeded");
+        }
+    }
+
+    fn on_closed(&mut self, id: PeerId, conn: ConnId, info: CloseInfo) {
+        self.conn_owner.remove(&conn);
+        let was_est = self.is_established(id, conn);
+        let n_bit = self
+            .neighbors
+            .get(&id)
+            .and_then(|n| n.conns.iter().find(|c| c.id == conn))
+            .and_then(|c| c.agreed.as_ref())
+            .and_then(|a| a.peer_gr.as_ref())
+            .is_some_and(|g| g.notification);
+        let graceful = was_est && gr_applies(&info, n_bit);
+        let why = match (&info.sent, &info.received) {
+            (Some(n), _) => format!("{}: {}", notification_text("sent", n), info.reason),
+            (_, Some(n)) => notification_text("received", n),
+            _ => info.reason.clone(),
+        };
+        self.drop_conn(id, conn, why, graceful);
+    }
+
+    /// Forgets a connection; if it was the established one, the peer's
+    /// routes go, or stay stale when graceful restart applies.
+    pub(crate) fn drop_conn(&mut self, id: PeerId, conn: ConnId, why: String, graceful: bool) {
+        let Some(n) = self.neighbors.get_mut(&id) else { return };
+        let agreed = n.conns.iter().find(|c| c.id == conn).and_then(|c| c.agreed.clone());
+        n.conns.retain(|c| c.id != conn);
+        n.touch();
+        if n.established == Some(conn) {
+            n.established = None;
+            n.up_since = None;
+            n.flaps += 1;
+            n.last_error = Some(why.clone());
+            tracing::warn!(peer = %n.config.address, "session down: {why}");
+            let gr_families: Vec<Afi> = match agreed.as_ref().and_then(|a| a.peer_gr.as_ref()) {
+                Some(g) if graceful => g.families.iter().map(|(a, _)| *a).collect(),
+                _ => Vec::new(),
+            };
+            n.gr.stale = gr_families.clone();
+            n.gr.stale_timer = None;
+            if !gr_families.is_empty() {
+                let secs = agreed.and_then(|a| a.peer_gr).map(|g| g.restart_time).unwrap_or(0);
+                tracing::info!(peer = %n.config.address, restart_time = secs, "keeping routes as stale");
+                let t = self.timer(Duration::from_secs(u64::from(secs)), Input::RestartTimerExpired(id));
+                if let Some(n) = self.neighbors.get_mut(&id) {
+                    n.gr.restart_timer = Some(t);
+                }
+            }
+            self.rib.peer_down(id, &gr_families);
+        } else if n.established.is_none() {
+            n.last_error = Some(why);
+        }
+        self.after_conn_gone(id);
+    }
+
+    /// Reconnects an active peer, or removes a dynamic one with nothing left.
+    fn after_conn_gone(&mut self, id: PeerId) {
+        let Some(n) = self.neighbors.get(&id) else { return };
+        if !n.conns.is_empty() || self.stopping.is_some() {
+            return;
+        }
+        if n.dynamic {
+            if n.gr.stale.is_empty() {
+                self.remove_neighbor(id);
+            }
+            return;
+        }
+        if !n.config.passive && n.connect_timer.is_none() && !n.connecting {
+            let secs = u64::from(n.config.connect_retry.max(1));
+            let delay = Duration::from_millis(secs * 750 + jitter_ms(secs * 250));
+            self.schedule_connect(id, delay);
+        }
+    }
+
+    /// Asks a connection to close with a NOTIFICATION.
+    pub(crate) fn close_conn(&mut self, id: PeerId, conn: ConnId, n: Notification) {
+        if let Some(c) = self.neighbors.get_mut(&id).and_then(|nb| nb.conn_mut(conn)) {
+            let _ = c.tx.try_send(ToSession::Close(n));
+        }
+    }
+
+    /// Removes a neighbour, its sessions and its routes.
+    pub(crate) fn remove_neighbor(&mut self, id: PeerId) {
+        if let Some(n) = self.neighbors.remove(&id) {
+            for c in &n.conns {
+                let _ = c.tx.try_send(ToSession::Close(cease(code::PEER_DECONFIGURED)));
+                self.conn_owner.remove(&c.id);
+            }
+            if self.by_addr.get(&n.config.address) == Some(&id) {
+                self.by_addr.remove(&n.config.address);
+            }
+            self.rib.peer_down(id, &[]);
+        }
+    }
+
+    fn on_accepted(&mut self, stream: TcpStream, from: SocketAddr) {
+        let ip = canonical(from.ip());
+        let id = match self.by_addr.get(&ip) {
+            Some(id) => *id,
+            None => match self.dynamic_match(ip) {
+                Some(d) => {
+                    let cfg = PeerConfig {
+                        rr_client: d.rr_client,
+                        password: d.password.clone(),
+                        hold_time: d.hold_time,
+                        passive: true,
+                        next_hop_self: d.next_hop_self,
+                        max_prefix: d.max_prefix,
+                        ..PeerConfig::new(ip, d.asn)
+                    };
+                    tracing::info!(peer = %ip, prefix = %d.prefix, "dynamic peer connected");
+                    self.add_neighbor(cfg, true)
+                }
+                None => {
+                    tracing::warn!(peer = %ip, "connection from an address that is no configured or dynamic peer: closed");
+                    return;
+                }
+            },
+        };
+        self.spawn_session(id, stream, true);
+    }
+
+    fn dynamic_match(&self, ip: std::net::IpAddr) -> Option<DynamicPeerConfig> {
+        self.config.dynamic_peers.iter().find(|d| d.prefix.contains(&ip)).cloned()
+    }
+
+    fn on_connect_retry(&mut self, id: PeerId) {
+        let Some(n) = self.neighbors.get_mut(&id) else { return };
+        n.connect_timer = None;
+        if n.established.is_some() || n.connecting || n.conns.iter().any(|c| !c.inbound) {
+            return;
+        }
+        n.connecting = true;
+        n.touch();
+        let cfg = n.config.clone();
+        let tx = self.inputs.clone();
+        tokio::spawn(async move {
+            let addr = SocketAddr::new(cfg.address, cfg.port);
+            let res = tcp::connect(addr, cfg.local_address, cfg.password.as_deref()).await;
+            let _ = tx.send(Input::Connected(id, res)).await;
+        });
+    }
+
+    fn on_connected(&mut self, id: PeerId, res: io::Result<TcpStream>) {
+        let Some(n) = self.neighbors.get_mut(&id) else { return };
+        n.connecting = false;
+        match res {
+            Ok(stream) if n.established.is_none() => self.spawn_session(id, stream, false),
+            Ok(_) => {}
+            Err(e) => {
+                if n.established.is_none() {
+                    n.last_error = Some(format!("connect to {}:{} failed: {e}", n.config.address, n.config.port));
+                }
+                n.touch();
+                self.after_conn_gone(id);
+            }
+        }
+    }
+
+    fn on_restart_expired(&mut self, id: PeerId) {
+        let Some(n) = self.neighbors.get_mut(&id) else { return };
+        n.gr.restart_timer = None;
+        if n.established.is_some() {
+            return;
+        }
+        tracing::warn!(peer = %n.config.address, "restart time over: removing stale routes");
+        self.sweep_all_stale(id);
+    }
+
+    fn on_stale_expired(&mut self, id: PeerId) {
+        if let Some(n) = self.neighbors.get_mut(&id) {
+            n.gr.stale_timer = None;
+            tracing::warn!(peer = %n.config.address, "no End-of-RIB in time: removing stale routes");
+        }
+        self.sweep_all_stale(id);
+    }
+
+    fn sweep_all_stale(&mut self, id: PeerId) {
+        let Some(n) = self.neighbors.get_mut(&id) else { return };
+        let stale = std::mem::take(&mut n.gr.stale);
+        for afi in stale {
+            self.rib.sweep_stale(id, afi);
+        }
+        let gone = self.neighbors.get(&id).is_some_and(|n| n.dynamic && n.conns.is_empty());
+        if gone {
+            self.remove_neighbor(id);
+        }
+    }
+}
+
+/// Whether a closed session leaves the peer's routes as stale: TCP failure
+/// or hold timer (RFC 4724), or any NOTIFICATION but Cease/Hard Reset when
+/// both sides set the N bit (RFC 8538 §3; ours is always set).
+fn gr_applies(info: &CloseInfo, n_bit: bool) -> bool {
+    let hard = |n: &Notification| n.code == code::CEASE && n.subcode == code::HARD_RESET;
+    match (&info.sent, &info.received) {
+        (Some(n), _) | (_, Some(n)) => n_bit && !hard(n),
+        (None, None) => true,
+    }
+}
+
+/// An IPv4 peer seen on a dual-stack socket arrives as v4-mapped.
+fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}

@@ -1,0 +1,476 @@
+//! One BGP connection: OPEN exchange, keepalives, hold timer, reading and
+//! writing messages. Socket I/O only; routing decisions are the instance's.
+//!
+//! ```text
+//!   socket --> reader task --(decoded msgs)--> session task --(FromSession)--> instance
+//!                                                   ^
+//!   socket <------------ writes --------------------+---(ToSession)--- instance
+//! ```
+//!
+//! The reader is a separate task so that a panic on hostile input only
+//! closes this connection. Keepalives and the hold timer live here, not in
+//! the instance, so a busy RIB never starves them; while the instance is
+//! slow to take our updates we stop reading, and then the hold timer is
+//! re-armed instead of expiring (the peer's keepalives are waiting unread in
+//! our socket: not its fault).
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{sleep_until, Instant};
+
+use super::negotiate::{check_open, code, Agreed, LocalOffer};
+use crate::packet::{self, DecodeCtx, EncodeCtx, Message, Notification, Open, Update, MAX_LEN};
+use crate::rib::OutBatch;
+use crate::route::{afi_of, Afi, Prefix};
+
+/// Hold time while waiting for the peer's OPEN (RFC 4271 §8: "large", 4 min).
+const OPEN_HOLD: Duration = Duration::from_secs(240);
+/// Capacity of the reader -> session queue.
+const READ_QUEUE: usize = 16;
+
+/// Identifies one connection (a peer may have two during a collision).
+pub type ConnId = u64;
+
+/// What the instance tells a session.
+#[derive(Debug)]
+pub enum ToSession {
+    /// Collision verdict after OpenReceived: `false` closes with Cease/7.
+    Proceed(bool),
+    Batch(OutBatch),
+    EndOfRib(Afi),
+    RouteRefresh(Afi),
+    /// Send this NOTIFICATION and close.
+    Close(Notification),
+}
+
+/// What a session tells the instance.
+#[derive(Debug)]
+pub enum FromSession {
+    /// The peer's OPEN passed our checks; the session waits for
+    /// [`ToSession::Proceed`] (collision detection, RFC 4271 §6.8).
+    OpenReceived(Box<Open>, Agreed),
+    Established { local_addr: IpAddr },
+    Update(Update),
+    RouteRefresh(Afi, u8),
+    /// The session wrote everything it was given.
+    Drained,
+    Closed(CloseInfo),
+}
+
+/// Why a connection ended.
+#[derive(Clone, Debug)]
+pub struct CloseInfo {
+    pub reason: String,
+    pub sent: Option<Notification>,
+    pub received: Option<Notification>,
+    pub was_established: bool,
+}
+
+/// Message counters, shared read-only with the instance for status.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub messages_in: AtomicU64,
+    pub messages_out: AtomicU64,
+    pub updates_in: AtomicU64,
+    pub updates_out: AtomicU64,
+}
+
+/// The fixed facts of one connection.
+#[derive(Clone, Debug)]
+pub struct SessionSpec {
+    pub conn: ConnId,
+    pub peer: IpAddr,
+    pub offer: LocalOffer,
+    pub expected_asn: u32,
+    pub ibgp: bool,
+}
+
+type ReadItem = Result<Message, ReadError>;
+
+/// Why the reader stopped.
+#[derive(Debug)]
+enum ReadError {
+    /// Malformed input: the NOTIFICATION to send.
+    Decode(packet::DecodeError),
+    Io(String),
+}
+type Events = mpsc::Sender<(ConnId, FromSession)>;
+
+/// Runs a connection to its end and reports `Closed`.
+pub async fn run(
+    spec: SessionSpec,
+    stream: TcpStream,
+    events: Events,
+    rx: mpsc::Receiver<ToSession>,
+    counters: Arc<Counters>,
+) {
+    let conn = spec.conn;
+    let mut s = Session { spec, events: events.clone(), rx, counters, established: false, agreed: None };
+    let info = s.drive(stream).await;
+    let _ = events.send((conn, FromSession::Closed(info))).await;
+}
+
+struct Session {
+    spec: SessionSpec,
+    events: Events,
+    rx: mpsc::Receiver<ToSession>,
+    counters: Arc<Counters>,
+    established: bool,
+    agreed: Option<Agreed>,
+}
+
+/// How a phase ended early.
+enum Stop {
+    /// Send this and close.
+    Notify(Notification, String),
+    /// The peer sent a NOTIFICATION.
+    Received(Notification),
+    /// The connection or the instance went away.
+    Gone(String),
+}
+
+// ===== impl Session =====
+
+impl Session {
+    async fn drive(&mut self, stream: TcpStream) -> CloseInfo {
+        let _ = stream.set_nodelay(true);
+        let local_addr = stream.local_addr().map(|a| a.ip());
+        let (rd, mut wr) = stream.into_split();
+        let pre_open = DecodeCtx {
+            asn4: true,
+            ibgp: self.spec.ibgp,
+            max_len: MAX_LEN,
+            families: self.spec.offer.families.clone(),
+        };
+        let (msg_tx, mut msgs) = mpsc::channel(READ_QUEUE);
+        let (ctx_tx, ctx_rx) = oneshot::channel();
+        let reader = tokio::spawn(read_loop(rd, msg_tx, pre_open, ctx_rx));
+        let _reader = AbortOnDrop(reader);
+        let stop = match local_addr {
+            Ok(addr) => self.phases(&mut wr, &mut msgs, ctx_tx, addr).await,
+            Err(e) => Stop::Gone(format!("socket has no local address: {e}")),
+        };
+        let (reason, sent, received) = match stop {
+            Stop::Notify(n, why) => {
+                let _ = self.write(&mut wr, &packet::encode_notification(&n)).await;
+                let _ = wr.shutdown().await;
+                (why, Some(n), None)
+            }
+            Stop::Received(n) => (notification_text("received", &n), None, Some(n)),
+            Stop::Gone(why) => (why, None, None),
+        };
+        CloseInfo { reason, sent, received, was_established: self.established }
+    }
+
+    async fn phases(
+        &mut self,
+        wr: &mut OwnedWriteHalf,
+        msgs: &mut mpsc::Receiver<ReadItem>,
+        ctx_tx: oneshot::Sender<DecodeCtx>,
+        local_addr: IpAddr,
+    ) -> Stop {
+        // OpenSent.
+        let open = self.spec.offer.open();
+        if let Err(e) = self.write(wr, &packet::encode_open(&open)).await {
+            return e;
+        }
+        let deadline = Instant::now() + OPEN_HOLD;
+        let peer_open = match recv_until(msgs, deadline).await {
+            Ok(Message::Open(o)) => o,
+            Ok(other) => return unexpected(&other, "OpenSent", 1),
+            Err(stop) => return stop,
+        };
+        self.counters.messages_in.fetch_add(1, Ordering::Relaxed);
+        let agreed = match check_open(&self.spec.offer, self.spec.expected_asn, self.spec.ibgp, &peer_open) {
+            Ok(a) => a,
+            Err((n, why)) => return Stop::Notify(n, why),
+        };
+        let _ = ctx_tx.send(DecodeCtx {
+            asn4: agreed.asn4,
+            ibgp: self.spec.ibgp,
+            max_len: agreed.max_len,
+            families: agreed.families.clone(),
+        });
+        self.agreed = Some(agreed.clone());
+        if let Err(stop) = self.tell(FromSession::OpenReceived(Box::new(peer_open), agreed.clone())).await {
+            return stop;
+        }
+        match tokio::time::timeout(OPEN_HOLD, self.rx.recv()).await {
+            Ok(Some(ToSession::Proceed(true))) => {}
+            Ok(Some(ToSession::Close(n))) => return Stop::Notify(n, "closed by the speaker".into()),
+            Ok(Some(ToSession::Proceed(false))) => {
+                return Stop::Notify(cease(code::COLLISION), "connection collision: the other connection won".into())
+            }
+            _ => return Stop::Gone("speaker did not answer the OPEN".into()),
+        }
+        // OpenConfirm.
+        if let Err(e) = self.write(wr, &packet::encode_keepalive()).await {
+            return e;
+        }
+        let hold = Duration::from_secs(u64::from(agreed.hold_time));
+        let deadline = Instant::now() + if hold.is_zero() { OPEN_HOLD } else { hold };
+        match recv_until(msgs, deadline).await {
+            Ok(Message::Keepalive) => {}
+            Ok(other) => return unexpected(&other, "OpenConfirm", 2),
+            Err(stop) => return stop,
+        }
+        self.counters.messages_in.fetch_add(1, Ordering::Relaxed);
+        self.established = true;
+        if let Err(stop) = self.tell(FromSession::Established { local_addr }).await {
+            return stop;
+        }
+        self.established_loop(wr, msgs, &agreed).await
+    }
+
+    async fn established_loop(
+        &mut self,
+        wr: &mut OwnedWriteHalf,
+        msgs: &mut mpsc::Receiver<ReadItem>,
+        agreed: &Agreed,
+    ) -> Stop {
+        let far = Duration::from_secs(365 * 24 * 3600);
+        let hold = match agreed.hold_time {
+            0 => far,
+            h => Duration::from_secs(u64::from(h)),
+        };
+        let keepalive = match agreed.keepalive {
+            0 if agreed.hold_time == 0 => far,
+            0 => Duration::from_secs(1),
+            k => Duration::from_secs(u64::from(k)),
+        };
+        let enc = EncodeCtx { asn4: agreed.asn4, max_len: agreed.max_len };
+        let mut hold_at = Instant::now() + hold;
+        let mut keepalive_at = Instant::now() + keepalive;
+        loop {
+            tokio::select! {
+                biased;
+                _ = sleep_until(keepalive_at) => {
+                    if let Err(e) = self.write(wr, &packet::encode_keepalive()).await {
+                        return e;
+                    }
+                    keepalive_at = Instant::now() + keepalive;
+                }
+                _ = sleep_until(hold_at) => {
+                    return Stop::Notify(
+                        Notification { code: code::HOLD_TIMER, subcode: 0, data: Vec::new() },
+                        format!("hold timer expired ({} s without a message)", agreed.hold_time),
+                    );
+                }
+                cmd = self.rx.recv() => {
+                    let Some(cmd) = cmd else { return Stop::Gone("speaker stopped".into()) };
+                    let bytes = match cmd {
+                        ToSession::Batch(b) => encode_batch(&enc, b, &self.counters),
+                        ToSession::EndOfRib(afi) => packet::encode_end_of_rib(afi),
+                        ToSession::RouteRefresh(afi) => packet::encode_route_refresh(afi, 0),
+                        ToSession::Close(n) => return Stop::Notify(n, "closed by the speaker".into()),
+                        ToSession::Proceed(_) => Vec::new(),
+                    };
+                    if let Err(e) = self.write(wr, &bytes).await {
+                        return e;
+                    }
+                    // Any message we send restarts the peer's hold timer.
+                    keepalive_at = Instant::now() + keepalive;
+                    if self.rx.is_empty() {
+                        if let Err(stop) = self.tell(FromSession::Drained).await {
+                            return stop;
+                        }
+                    }
+                }
+                msg = msgs.recv() => {
+                    let msg = match msg {
+                        Some(Ok(m)) => m,
+                        Some(Err(stop)) => return reader_stop(stop),
+                        None => return Stop::Gone("connection closed by peer".into()),
+                    };
+                    self.counters.messages_in.fetch_add(1, Ordering::Relaxed);
+                    hold_at = Instant::now() + hold;
+                    let event = match msg {
+                        Message::Keepalive => continue,
+                        Message::Update(u) => {
+                            self.counters.updates_in.fetch_add(1, Ordering::Relaxed);
+                            FromSession::Update(u)
+                        }
+                        Message::RouteRefresh { afi, subtype } => FromSession::RouteRefresh(afi, subtype),
+                        Message::Notification(n) => return Stop::Received(n),
+                        other @ Message::Open(_) => return unexpected(&other, "Established", 3),
+                    };
+                    // Forward, keeping keepalives going and the hold timer
+                    // paused while the instance is the bottleneck.
+                    let permit = loop {
+                        tokio::select! {
+                            p = self.events.reserve() => match p {
+                                Ok(p) => break p,
+                                Err(_) => return Stop::Gone("speaker stopped".into()),
+                            },
+                            _ = sleep_until(keepalive_at) => {
+                                if let Err(e) = self.write(wr, &packet::encode_keepalive()).await {
+                                    return e;
+                                }
+                                keepalive_at = Instant::now() + keepalive;
+                            }
+                        }
+                    };
+                    permit.send((self.spec.conn, event));
+                    hold_at = hold_at.max(Instant::now() + hold.min(Duration::from_secs(3)));
+                }
+            }
+        }
+    }
+
+    async fn write(&self, wr: &mut OwnedWriteHalf, bytes: &[u8]) -> Result<(), Stop> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        wr.write_all(bytes)
+            .await
+            .map_err(|e| Stop::Gone(format!("write failed: {e}")))?;
+        self.counters.messages_out.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn tell(&self, ev: FromSession) -> Result<(), Stop> {
+        self.events
+            .send((self.spec.conn, ev))
+            .await
+            .map_err(|_| Stop::Gone("speaker stopped".into()))
+    }
+}
+
+/// Encodes a batch into one buffer: withdrawals first, then announcements
+/// split by family.
+fn encode_batch(enc: &EncodeCtx, batch: OutBatch, counters: &Counters) -> Vec<u8> {
+    let mut msgs: Vec<Vec<u8>> = Vec::new();
+    if !batch.withdraw.is_empty() {
+        packet::encode_withdraw(enc, &batch.withdraw, &mut msgs);
+    }
+    for (attrs, nlri) in batch.announce {
+        let (v4, v6): (Vec<Prefix>, Vec<Prefix>) = nlri.into_iter().partition(|p| afi_of(p) == Afi::Ipv4);
+        for part in [v4, v6] {
+            if !part.is_empty() {
+                packet::encode_announce(enc, &attrs, &part, &mut msgs);
+            }
+        }
+    }
+    counters.updates_out.fetch_add(msgs.len() as u64, Ordering::Relaxed);
+    counters.messages_out.fetch_add(msgs.len().saturating_sub(1) as u64, Ordering::Relaxed);
+    msgs.concat()
+}
+
+async fn recv_until(msgs: &mut mpsc::Receiver<ReadItem>, deadline: Instant) -> Result<Message, Stop> {
+    tokio::select! {
+        m = msgs.recv() => match m {
+            Some(Ok(Message::Notification(n))) => Err(Stop::Received(n)),
+            Some(Ok(m)) => Ok(m),
+            Some(Err(e)) => Err(reader_stop(e)),
+            None => Err(Stop::Gone("connection closed by peer".into())),
+        },
+        _ = sleep_until(deadline) => Err(Stop::Notify(
+            Notification { code: code::HOLD_TIMER, subcode: 0, data: Vec::new() },
+            "hold timer expired while opening the session".into(),
+        )),
+    }
+}
+
+/// RFC 4271 §6.6: an unexpected message is an FSM error; RFC 6608 subcodes
+/// 1/2/3 = in OpenSent / OpenConfirm / Established.
+fn unexpected(msg: &Message, state: &str, subcode: u8) -> Stop {
+    let kind = match msg {
+        Message::Open(_) => "OPEN",
+        Message::Update(_) => "UPDATE",
+        Message::Notification(_) => "NOTIFICATION",
+        Message::Keepalive => "KEEPALIVE",
+        Message::RouteRefresh { .. } => "ROUTE-REFRESH",
+    };
+    Stop::Notify(
+        Notification { code: code::FSM, subcode, data: Vec::new() },
+        format!("unexpected {kind} in {state}"),
+    )
+}
+
+fn reader_stop(e: ReadError) -> Stop {
+    match e {
+        ReadError::Decode(d) => Stop::Notify(d.notification, d.reason),
+        ReadError::Io(why) => Stop::Gone(why),
+    }
+}
+
+/// A Cease NOTIFICATION with the given subcode.
+pub fn cease(subcode: u8) -> Notification {
+    Notification { code: code::CEASE, subcode, data: Vec::new() }
+}
+
+/// "sent/received NOTIFICATION 4/0 (hold timer expired)".
+pub fn notification_text(dir: &str, n: &Notification) -> String {
+    format!("{dir} NOTIFICATION {}/{}", n.code, n.subcode)
+}
+
+// ----- reader -----
+
+async fn read_loop(
+    mut rd: OwnedReadHalf,
+    tx: mpsc::Sender<ReadItem>,
+    pre_open: DecodeCtx,
+    ctx_rx: oneshot::Receiver<DecodeCtx>,
+) {
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut ctx = pre_open;
+    let mut ctx_rx = Some(ctx_rx);
+    loop {
+        // Decode every whole message in the buffer.
+        loop {
+            let len = match packet::frame(&buf, ctx.max_len) {
+                Ok(Some(n)) => n,
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = tx.send(Err(ReadError::Decode(e))).await;
+                    return;
+                }
+            };
+            let frame = buf.split_to(len);
+            let item = packet::decode(&frame, &ctx).map_err(ReadError::Decode);
+            let failed = item.is_err();
+            let was_open = matches!(item, Ok(Message::Open(_)));
+            if tx.send(item).await.is_err() || failed {
+                return;
+            }
+            if was_open {
+                // Wait for the negotiated parameters before decoding more.
+                match ctx_rx.take() {
+                    Some(rx) => match rx.await {
+                        Ok(c) => ctx = c,
+                        Err(_) => return,
+                    },
+                    None => return,
+                }
+            }
+        }
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(64 * 1024);
+        }
+        match rd.read_buf(&mut buf).await {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) => {
+                let _ = tx.send(Err(ReadError::Io(format!("read failed: {e}")))).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Aborts the task when dropped.
+pub struct AbortOnDrop<T>(pub tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
