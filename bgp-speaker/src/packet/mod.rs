@@ -2,14 +2,20 @@
 //! handling, and encoding with the negotiated size limit.
 //!
 //! Layout (bytes, frames and meaning live apart):
+//! - `error`: NOTIFICATION codes and [`DecodeError`] constructors.
 //! - `frame`: finds one whole message in a byte buffer (incomplete vs
 //!   malformed header), RFC 4271 §4.1 / §6.1.
 //! - `update`: walks the UPDATE framing and attribute TLVs ourselves
 //!   (netgauze is not RFC 7606-ready), decides Discard / treat-as-withdraw /
 //!   session reset per attribute, then builds [`Update`].
-//! - `open`, `notification`: the other message types.
-//! - `encode`: messages to bytes; UPDATE packing (many NLRI per message,
-//!   split at the negotiated maximum length).
+//! - `attribute`: one check and parse per path attribute type, each with
+//!   its RFC 7606 approach; RFC 6793 AS4_PATH merging.
+//! - `nlri`: prefixes on the wire.
+//! - `open`: OPEN and capabilities, both ways.
+//! - `message`: [`decode`] (the entry point), NOTIFICATION, KEEPALIVE,
+//!   ROUTE-REFRESH, End-of-RIB.
+//! - `encode`: UPDATE packing (many NLRI per message, split at the
+//!   negotiated maximum length).
 //!
 //! The public types below are the contract with the rest of the speaker.
 
@@ -18,6 +24,22 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use crate::route::{Afi, PathAttrs, Prefix};
+
+mod attribute;
+mod encode;
+pub mod error;
+mod frame;
+mod message;
+mod nlri;
+mod open;
+mod update;
+
+pub use encode::{encode_announce, encode_withdraw};
+pub use frame::frame;
+pub use message::{
+    decode, encode_end_of_rib, encode_keepalive, encode_notification, encode_route_refresh,
+};
+pub use open::encode_open;
 
 /// BGP header length (marker 16, length 2, type 1).
 pub const HEADER_LEN: usize = 19;
