@@ -10,7 +10,9 @@ use crate::api::{Command, ShutdownMode};
 use crate::config::{DynamicPeerConfig, PeerConfig};
 use crate::instance::{jitter_ms, Instance};
 use crate::neighbor::negotiate::{code, Agreed};
-use crate::neighbor::session::{cease, notification_text, CloseInfo, ConnId, FromSession, ToSession};
+use crate::neighbor::session::{
+    cease, notification_text, CloseInfo, ConnId, FromSession, ToSession,
+};
 use crate::neighbor::tcp;
 use crate::packet::{Notification, Open, Update};
 use crate::rib::best_path::PeerFacts;
@@ -97,13 +99,17 @@ impl Instance {
     }
 
     fn on_session(&mut self, conn: ConnId, ev: FromSession) {
-        let Some(&id) = self.conn_owner.get(&conn) else { return };
+        let Some(&id) = self.conn_owner.get(&conn) else {
+            return;
+        };
         match ev {
             FromSession::OpenReceived(open, agreed) => self.on_open(id, conn, &open, agreed),
             FromSession::Established { local_addr } => self.on_established(id, conn, local_addr),
             FromSession::Update(u) => self.on_update(id, conn, u),
-            FromSession::RouteRefresh(afi, _) => {
-                if self.is_established(id, conn) {
+            // Subtypes 1/2 (BoRR/EoRR, RFC 7313) only mark a refresh the
+            // peer sends us; a request is subtype 0.
+            FromSession::RouteRefresh(afi, subtype) => {
+                if subtype == 0 && self.is_established(id, conn) {
                     self.rib.refresh(id, afi);
                 }
             }
@@ -117,7 +123,9 @@ impl Instance {
     }
 
     fn is_established(&self, id: PeerId, conn: ConnId) -> bool {
-        self.neighbors.get(&id).is_some_and(|n| n.established == Some(conn))
+        self.neighbors
+            .get(&id)
+            .is_some_and(|n| n.established == Some(conn))
     }
 
     /// RFC 4271 §6.8 collision detection, and RFC 4724 §4.2: a new OPEN
@@ -125,23 +133,33 @@ impl Instance {
     fn on_open(&mut self, id: PeerId, conn: ConnId, open: &Open, agreed: Agreed) {
         let local_id = u32::from(self.config.router_id);
         let remote_id = u32::from(open.router_id);
-        let Some(n) = self.neighbors.get_mut(&id) else { return };
+        let Some(n) = self.neighbors.get_mut(&id) else {
+            return;
+        };
         let Some(c) = n.conn_mut(conn) else { return };
         c.state = SessionState::OpenConfirm;
         c.agreed = Some(agreed);
         let this_inbound = c.inbound;
+        let addr = n.config.address;
         n.touch();
         let others: Vec<(ConnId, bool, SessionState, bool)> = n
             .conns
             .iter()
             .filter(|o| o.id != conn)
-            .map(|o| (o.id, o.inbound, o.state, o.agreed.as_ref().is_some_and(|a| a.peer_gr.is_some())))
+            .map(|o| {
+                (
+                    o.id,
+                    o.inbound,
+                    o.state,
+                    o.agreed.as_ref().is_some_and(|a| a.peer_gr.is_some()),
+                )
+            })
             .collect();
         let mut keep_this = true;
         for (other, other_inbound, state, gr) in others {
             if state == SessionState::Established {
                 if gr {
-                    tracing::info!(peer = %n.config.address, "peer restarted (new OPEN while Established): graceful restart");
+                    tracing::info!(peer = %addr, "peer restarted (new OPEN while Established): graceful restart");
                     self.drop_conn(id, other, "peer restarted".into(), true);
                 } else {
                     keep_this = false;
@@ -168,10 +186,15 @@ impl Instance {
 
     fn on_established(&mut self, id: PeerId, conn: ConnId, local_addr: std::net::IpAddr) {
         let local_asn = self.config.asn;
-        let Some(n) = self.neighbors.get_mut(&id) else { return };
+        let Some(n) = self.neighbors.get_mut(&id) else {
+            return;
+        };
         let Some(c) = n.conn_mut(conn) else { return };
         c.state = SessionState::Established;
-        let agreed = c.agreed.clone().expect("OPEN was received before Established");
+        let agreed = c
+            .agreed
+            .clone()
+            .expect("OPEN was received before Established");
         n.established = Some(conn);
         n.local_addr = Some(local_addr);
         n.up_since = Some(Instant::now());
@@ -184,7 +207,11 @@ impl Instance {
         let ebgp = n.config.asn != local_asn;
         tracing::info!(peer = %n.config.address, asn = n.config.asn, "session Established");
         let peer = RibPeer::new(
-            PeerFacts { address: n.config.address, router_id: agreed.peer_router_id, ebgp },
+            PeerFacts {
+                address: n.config.address,
+                router_id: agreed.peer_router_id,
+                ebgp,
+            },
             n.config.asn,
             n.config.rr_client,
             ExportClass {
@@ -202,11 +229,18 @@ impl Instance {
         let keep: Vec<Afi> = agreed
             .peer_gr
             .as_ref()
-            .map(|g| g.families.iter().filter(|(_, fwd)| *fwd).map(|(a, _)| *a).collect())
+            .map(|g| {
+                g.families
+                    .iter()
+                    .filter(|(_, fwd)| *fwd)
+                    .map(|(a, _)| *a)
+                    .collect()
+            })
             .unwrap_or_default();
         let (stale, drop): (Vec<Afi>, Vec<Afi>) = n.gr.stale.iter().partition(|a| keep.contains(a));
         n.gr.stale = stale;
-        let stale_time = Duration::from_secs(u64::from(self.config.graceful_restart.stale_routes_time));
+        let stale_time =
+            Duration::from_secs(u64::from(self.config.graceful_restart.stale_routes_time));
         let arm_stale = !n.gr.stale.is_empty();
         self.rib.peer_up(id, peer);
         for afi in drop {
@@ -243,7 +277,9 @@ impl Instance {
     }
 
     fn on_end_of_rib(&mut self, id: PeerId, afi: Afi) {
-        let Some(n) = self.neighbors.get_mut(&id) else { return };
+        let Some(n) = self.neighbors.get_mut(&id) else {
+            return;
+        };
         if !n.eor_received.contains(&afi) {
             n.eor_received.push(afi);
         }
@@ -277,19 +313,30 @@ impl Instance {
     }
 
     fn check_max_prefix(&mut self, id: PeerId) {
-        let Some(n) = self.neighbors.get_mut(&id) else { return };
-        let Some(mp) = n.config.max_prefix else { return };
+        let Some(n) = self.neighbors.get_mut(&id) else {
+            return;
+        };
+        let Some(mp) = n.config.max_prefix else {
+            return;
+        };
         let received = self.rib.peer(id).map(|p| p.received().0).unwrap_or(0);
         if received <= mp.limit {
             return;
         }
         if mp.teardown {
-            n.last_error = Some(format!("max-prefix: {received} prefixes over the limit of {}", mp.limit));
+            n.last_error = Some(format!(
+                "max-prefix: {received} prefixes over the limit of {}",
+                mp.limit
+            ));
             // RFC 4486 §4: data = AFI (2), SAFI (1), limit (4).
             let mut data = vec![0, 1, 1];
             data.extend_from_slice(&(mp.limit.min(u64::from(u32::MAX)) as u32).to_be_bytes());
             if let Some(c) = n.est() {
-                let _ = c.tx.try_send(ToSession::Close(Notification { code: code::CEASE, subcode: code::MAX_PREFIX, data }));
+                let _ = c.tx.try_send(ToSession::Close(Notification {
+                    code: code::CEASE,
+                    subcode: code::MAX_PREFIX,
+                    data,
+                }));
             }
         } else if !n.max_prefix_warned {
             n.max_prefix_warned = true;
@@ -319,8 +366,14 @@ impl Instance {
     /// Forgets a connection; if it was the established one, the peer's
     /// routes go, or stay stale when graceful restart applies.
     pub(crate) fn drop_conn(&mut self, id: PeerId, conn: ConnId, why: String, graceful: bool) {
-        let Some(n) = self.neighbors.get_mut(&id) else { return };
-        let agreed = n.conns.iter().find(|c| c.id == conn).and_then(|c| c.agreed.clone());
+        let Some(n) = self.neighbors.get_mut(&id) else {
+            return;
+        };
+        let agreed = n
+            .conns
+            .iter()
+            .find(|c| c.id == conn)
+            .and_then(|c| c.agreed.clone());
         n.conns.retain(|c| c.id != conn);
         n.touch();
         if n.established == Some(conn) {
@@ -336,9 +389,15 @@ impl Instance {
             n.gr.stale = gr_families.clone();
             n.gr.stale_timer = None;
             if !gr_families.is_empty() {
-                let secs = agreed.and_then(|a| a.peer_gr).map(|g| g.restart_time).unwrap_or(0);
+                let secs = agreed
+                    .and_then(|a| a.peer_gr)
+                    .map(|g| g.restart_time)
+                    .unwrap_or(0);
                 tracing::info!(peer = %n.config.address, restart_time = secs, "keeping routes as stale");
-                let t = self.timer(Duration::from_secs(u64::from(secs)), Input::RestartTimerExpired(id));
+                let t = self.timer(
+                    Duration::from_secs(u64::from(secs)),
+                    Input::RestartTimerExpired(id),
+                );
                 if let Some(n) = self.neighbors.get_mut(&id) {
                     n.gr.restart_timer = Some(t);
                 }
@@ -352,7 +411,9 @@ impl Instance {
 
     /// Reconnects an active peer, or removes a dynamic one with nothing left.
     fn after_conn_gone(&mut self, id: PeerId) {
-        let Some(n) = self.neighbors.get(&id) else { return };
+        let Some(n) = self.neighbors.get(&id) else {
+            return;
+        };
         if !n.conns.is_empty() || self.stopping.is_some() {
             return;
         }
@@ -378,9 +439,14 @@ impl Instance {
 
     /// Removes a neighbour, its sessions and its routes.
     pub(crate) fn remove_neighbor(&mut self, id: PeerId) {
+        self.remove_neighbor_with(id, code::PEER_DECONFIGURED);
+    }
+
+    /// Removes a neighbour, closing its sessions with Cease/`subcode`.
+    pub(crate) fn remove_neighbor_with(&mut self, id: PeerId, subcode: u8) {
         if let Some(n) = self.neighbors.remove(&id) {
             for c in &n.conns {
-                let _ = c.tx.try_send(ToSession::Close(cease(code::PEER_DECONFIGURED)));
+                let _ = c.tx.try_send(ToSession::Close(cease(subcode)));
                 self.conn_owner.remove(&c.id);
             }
             if self.by_addr.get(&n.config.address) == Some(&id) {
@@ -418,11 +484,17 @@ impl Instance {
     }
 
     fn dynamic_match(&self, ip: std::net::IpAddr) -> Option<DynamicPeerConfig> {
-        self.config.dynamic_peers.iter().find(|d| d.prefix.contains(&ip)).cloned()
+        self.config
+            .dynamic_peers
+            .iter()
+            .find(|d| d.prefix.contains(&ip))
+            .cloned()
     }
 
     fn on_connect_retry(&mut self, id: PeerId) {
-        let Some(n) = self.neighbors.get_mut(&id) else { return };
+        let Some(n) = self.neighbors.get_mut(&id) else {
+            return;
+        };
         n.connect_timer = None;
         if n.established.is_some() || n.connecting || n.conns.iter().any(|c| !c.inbound) {
             return;
@@ -439,14 +511,19 @@ impl Instance {
     }
 
     fn on_connected(&mut self, id: PeerId, res: io::Result<TcpStream>) {
-        let Some(n) = self.neighbors.get_mut(&id) else { return };
+        let Some(n) = self.neighbors.get_mut(&id) else {
+            return;
+        };
         n.connecting = false;
         match res {
             Ok(stream) if n.established.is_none() => self.spawn_session(id, stream, false),
             Ok(_) => {}
             Err(e) => {
                 if n.established.is_none() {
-                    n.last_error = Some(format!("connect to {}:{} failed: {e}", n.config.address, n.config.port));
+                    n.last_error = Some(format!(
+                        "connect to {}:{} failed: {e}",
+                        n.config.address, n.config.port
+                    ));
                 }
                 n.touch();
                 self.after_conn_gone(id);
@@ -455,7 +532,9 @@ impl Instance {
     }
 
     fn on_restart_expired(&mut self, id: PeerId) {
-        let Some(n) = self.neighbors.get_mut(&id) else { return };
+        let Some(n) = self.neighbors.get_mut(&id) else {
+            return;
+        };
         n.gr.restart_timer = None;
         if n.established.is_some() {
             return;
@@ -473,12 +552,17 @@ impl Instance {
     }
 
     fn sweep_all_stale(&mut self, id: PeerId) {
-        let Some(n) = self.neighbors.get_mut(&id) else { return };
+        let Some(n) = self.neighbors.get_mut(&id) else {
+            return;
+        };
         let stale = std::mem::take(&mut n.gr.stale);
         for afi in stale {
             self.rib.sweep_stale(id, afi);
         }
-        let gone = self.neighbors.get(&id).is_some_and(|n| n.dynamic && n.conns.is_empty());
+        let gone = self
+            .neighbors
+            .get(&id)
+            .is_some_and(|n| n.dynamic && n.conns.is_empty());
         if gone {
             self.remove_neighbor(id);
         }

@@ -108,12 +108,22 @@ pub async fn start(
     }
     inst.publish();
     tokio::spawn(inst.run(cmd_rx, input_rx, session_rx));
-    Ok((SpeakerHandle { commands: cmd_tx, status: status_rx }, best_rx))
+    Ok((
+        SpeakerHandle {
+            commands: cmd_tx,
+            status: status_rx,
+        },
+        best_rx,
+    ))
 }
 
 /// The RIB's view of our identity.
 pub(crate) fn local_facts(c: &SpeakerConfig) -> LocalFacts {
-    LocalFacts { asn: c.asn, router_id: c.router_id, cluster_id: c.cluster_id }
+    LocalFacts {
+        asn: c.asn,
+        router_id: c.router_id,
+        cluster_id: c.cluster_id,
+    }
 }
 
 // ===== impl Instance =====
@@ -175,10 +185,16 @@ impl Instance {
     /// Sends pending routes of one peer while its session has room, then
     /// its End-of-RIB once the initial table is out.
     pub fn flush_peer(&mut self, id: PeerId) {
-        let Some(n) = self.neighbors.get_mut(&id) else { return };
+        let Some(n) = self.neighbors.get_mut(&id) else {
+            return;
+        };
         let Some(conn) = n.est() else { return };
         let tx = conn.tx.clone();
-        let families = conn.agreed.as_ref().map(|a| a.families.clone()).unwrap_or_default();
+        let families = conn
+            .agreed
+            .as_ref()
+            .map(|a| a.families.clone())
+            .unwrap_or_default();
         while self.rib.has_pending(id) {
             if tx.capacity() == 0 {
                 n.ready = false;
@@ -214,6 +230,7 @@ impl Instance {
             router_id: Some(self.config.router_id),
             asn: self.config.asn,
             cluster_id: self.config.cluster_id,
+            listen: self.listener.as_ref().map(|l| l.addr),
             loc_rib_prefixes: self.rib.best_count(),
             peers,
         };
@@ -241,28 +258,46 @@ impl Instance {
             }
         });
         tracing::info!(%addr, "listening for BGP sessions");
-        Ok(Listener { addr, socket, _task: AbortOnDrop(task) })
+        Ok(Listener {
+            addr,
+            socket,
+            _task: AbortOnDrop(task),
+        })
     }
 
     /// Installs the MD5 keys of static peers and dynamic prefixes on the
     /// listener, removing those of `old` that are gone.
     pub fn set_listener_keys(&self, config: &SpeakerConfig) -> Result<(), Error> {
-        let Some(l) = &self.listener else { return Ok(()) };
+        let Some(l) = &self.listener else {
+            return Ok(());
+        };
         for p in &self.config.peers {
-            if p.password.is_some() && !config.peers.iter().any(|q| q.address == p.address && q.password.is_some()) {
+            if p.password.is_some()
+                && !config
+                    .peers
+                    .iter()
+                    .any(|q| q.address == p.address && q.password.is_some())
+            {
                 let _ = tcp::set_listener_md5(&l.socket, p.address, None, "");
             }
         }
         for p in &config.peers {
             if let Some(key) = &p.password {
-                tcp::set_listener_md5(&l.socket, p.address, None, key)
-                    .map_err(|source| Error::Md5 { peer: p.address, source })?;
+                tcp::set_listener_md5(&l.socket, p.address, None, key).map_err(|source| {
+                    Error::Md5 {
+                        peer: p.address,
+                        source,
+                    }
+                })?;
             }
         }
         for d in &config.dynamic_peers {
             if let Some(key) = &d.password {
                 tcp::set_listener_md5(&l.socket, d.prefix.addr(), Some(d.prefix.prefix_len()), key)
-                    .map_err(|source| Error::Md5 { peer: d.prefix.addr(), source })?;
+                    .map_err(|source| Error::Md5 {
+                        peer: d.prefix.addr(),
+                        source,
+                    })?;
             }
         }
         Ok(())
@@ -274,7 +309,8 @@ impl Instance {
         self.next_peer += 1;
         self.by_addr.insert(config.address, id);
         let passive = config.passive || dynamic;
-        self.neighbors.insert(id, Neighbor::new(id, config, dynamic));
+        self.neighbors
+            .insert(id, Neighbor::new(id, config, dynamic));
         if !passive {
             self.schedule_connect(id, Duration::from_millis(jitter_ms(200)));
         }
@@ -302,7 +338,9 @@ impl Instance {
     pub fn spawn_session(&mut self, id: PeerId, stream: tokio::net::TcpStream, inbound: bool) {
         let conn = self.next_conn;
         self.next_conn += 1;
-        let Some(n) = self.neighbors.get_mut(&id) else { return };
+        let Some(n) = self.neighbors.get_mut(&id) else {
+            return;
+        };
         let gr = &self.config.graceful_restart;
         let spec = SessionSpec {
             conn,
@@ -323,7 +361,13 @@ impl Instance {
             ibgp: n.config.asn == self.config.asn,
         };
         let (tx, rx) = mpsc::channel(SESSION_QUEUE);
-        let task = tokio::spawn(session::run(spec, stream, self.sessions.clone(), rx, n.counters.clone()));
+        let task = tokio::spawn(session::run(
+            spec,
+            stream,
+            self.sessions.clone(),
+            rx,
+            n.counters.clone(),
+        ));
         n.conns.push(Conn {
             id: conn,
             inbound,

@@ -23,8 +23,11 @@
 pub mod api;
 pub mod config;
 pub mod error;
+mod events;
 mod instance;
+mod neighbor;
 pub mod packet;
+mod reconfig;
 pub mod rib;
 pub mod route;
 pub mod status;

@@ -28,6 +28,8 @@ pub struct Status {
     pub asn: u32,
     /// Set when this speaker reflects routes (RFC 4456).
     pub cluster_id: Option<Ipv4Addr>,
+    /// The address the listener is bound to (the real port when 0 was asked).
+    pub listen: Option<std::net::SocketAddr>,
     /// Prefixes with a best path in the Loc-RIB.
     pub loc_rib_prefixes: u64,
     pub peers: Vec<PeerStatus>,

@@ -145,7 +145,11 @@ impl Neighbor {
             dynamic: self.dynamic,
             rr_client: self.config.rr_client,
             state: self.state(),
-            since_unix: self.since.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            since_unix: self
+                .since
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
             uptime_secs: self.up_since.map(|t| t.elapsed().as_secs()).unwrap_or(0),
             prefixes_received: received.0,
             prefixes_accepted: received.1,
@@ -156,7 +160,10 @@ impl Neighbor {
             messages_sent: c.messages_out.load(Ordering::Relaxed),
             flaps: self.flaps,
             last_error: self.last_error.clone(),
-            negotiated: self.est().and_then(|c| c.agreed.as_ref()).map(|a| a.status()),
+            negotiated: self
+                .est()
+                .and_then(|c| c.agreed.as_ref())
+                .map(|a| a.status()),
         }
     }
 }

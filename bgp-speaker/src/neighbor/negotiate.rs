@@ -4,7 +4,9 @@
 
 use std::net::Ipv4Addr;
 
-use crate::packet::{Capabilities, GracefulRestartCap, Notification, Open, MAX_EXTENDED_LEN, MAX_LEN};
+use crate::packet::{
+    Capabilities, GracefulRestartCap, Notification, Open, MAX_EXTENDED_LEN, MAX_LEN,
+};
 use crate::route::Afi;
 use crate::status::Negotiated;
 
@@ -110,7 +112,12 @@ pub fn check_open(
     } else {
         &caps.multiprotocol
     };
-    let families: Vec<Afi> = local.families.iter().filter(|f| offered.contains(f)).copied().collect();
+    let families: Vec<Afi> = local
+        .families
+        .iter()
+        .filter(|f| offered.contains(f))
+        .copied()
+        .collect();
     // RFC 4271 §4.2: the smaller hold time; 0 disables keepalives.
     let hold_time = local.hold_time.min(open.hold_time);
     let both_ext = caps.extended_message;
@@ -121,7 +128,10 @@ pub fn check_open(
         asn4: caps.four_octet_as.is_some(),
         max_len: if both_ext { MAX_EXTENDED_LEN } else { MAX_LEN },
         route_refresh: caps.route_refresh || caps.enhanced_route_refresh,
-        peer_gr: local.graceful_restart.as_ref().and(caps.graceful_restart.clone()),
+        peer_gr: local
+            .graceful_restart
+            .as_ref()
+            .and(caps.graceful_restart.clone()),
         peer_router_id: open.router_id,
     })
 }
@@ -161,7 +171,10 @@ mod tests {
             router_id: Ipv4Addr::new(1, 1, 1, 1),
             hold_time: 90,
             families: vec![Afi::Ipv4, Afi::Ipv6],
-            graceful_restart: Some(GracefulRestartCap { restart_time: 120, ..Default::default() }),
+            graceful_restart: Some(GracefulRestartCap {
+                restart_time: 120,
+                ..Default::default()
+            }),
         }
     }
 
@@ -177,10 +190,12 @@ mod tests {
 
     #[test]
     fn bad_peer_as_and_same_identifier() {
-        let (n, why) = check_open(&offer(), 64512, true, &peer_open(65001, [2, 2, 2, 2], 90)).unwrap_err();
+        let (n, why) =
+            check_open(&offer(), 64512, true, &peer_open(65001, [2, 2, 2, 2], 90)).unwrap_err();
         assert_eq!((n.code, n.subcode, n.data), (2, 2, vec![0xfd, 0xe9]));
         assert!(why.contains("65001"), "{why}");
-        let (n, _) = check_open(&offer(), 64512, true, &peer_open(64512, [1, 1, 1, 1], 90)).unwrap_err();
+        let (n, _) =
+            check_open(&offer(), 64512, true, &peer_open(64512, [1, 1, 1, 1], 90)).unwrap_err();
         assert_eq!((n.code, n.subcode), (2, 3));
         // eBGP may share an identifier (RFC 6286 allows it across ASes).
         assert!(check_open(&offer(), 64512, false, &peer_open(64512, [1, 1, 1, 1], 90)).is_ok());
@@ -191,8 +206,15 @@ mod tests {
         let mut open = peer_open(64512, [2, 2, 2, 2], 30);
         let a = check_open(&offer(), 64512, true, &open).unwrap();
         assert_eq!((a.hold_time, a.keepalive), (30, 10));
-        assert_eq!(a.families, vec![Afi::Ipv4], "no MP capability means IPv4 only");
-        assert_eq!((a.asn4, a.max_len, a.peer_gr.is_some()), (false, MAX_LEN, false));
+        assert_eq!(
+            a.families,
+            vec![Afi::Ipv4],
+            "no MP capability means IPv4 only"
+        );
+        assert_eq!(
+            (a.asn4, a.max_len, a.peer_gr.is_some()),
+            (false, MAX_LEN, false)
+        );
         open.hold_time = 0;
         open.capabilities.multiprotocol = vec![Afi::Ipv6];
         open.capabilities.four_octet_as = Some(64512);
@@ -201,6 +223,9 @@ mod tests {
         let a = check_open(&offer(), 64512, true, &open).unwrap();
         assert_eq!((a.hold_time, a.keepalive), (0, 0));
         assert_eq!(a.families, vec![Afi::Ipv6]);
-        assert_eq!((a.asn4, a.max_len, a.peer_gr.is_some()), (true, MAX_EXTENDED_LEN, true));
+        assert_eq!(
+            (a.asn4, a.max_len, a.peer_gr.is_some()),
+            (true, MAX_EXTENDED_LEN, true)
+        );
     }
 }

@@ -46,7 +46,6 @@ pub enum ToSession {
     Proceed(bool),
     Batch(OutBatch),
     EndOfRib(Afi),
-    RouteRefresh(Afi),
     /// Send this NOTIFICATION and close.
     Close(Notification),
 }
@@ -57,7 +56,9 @@ pub enum FromSession {
     /// The peer's OPEN passed our checks; the session waits for
     /// [`ToSession::Proceed`] (collision detection, RFC 4271 §6.8).
     OpenReceived(Box<Open>, Agreed),
-    Established { local_addr: IpAddr },
+    Established {
+        local_addr: IpAddr,
+    },
     Update(Update),
     RouteRefresh(Afi, u8),
     /// The session wrote everything it was given.
@@ -71,7 +72,6 @@ pub struct CloseInfo {
     pub reason: String,
     pub sent: Option<Notification>,
     pub received: Option<Notification>,
-    pub was_established: bool,
 }
 
 /// Message counters, shared read-only with the instance for status.
@@ -113,7 +113,14 @@ pub async fn run(
     counters: Arc<Counters>,
 ) {
     let conn = spec.conn;
-    let mut s = Session { spec, events: events.clone(), rx, counters, established: false, agreed: None };
+    let mut s = Session {
+        spec,
+        events: events.clone(),
+        rx,
+        counters,
+        established: false,
+        agreed: None,
+    };
     let info = s.drive(stream).await;
     let _ = events.send((conn, FromSession::Closed(info))).await;
 }
@@ -167,7 +174,17 @@ impl Session {
             Stop::Received(n) => (notification_text("received", &n), None, Some(n)),
             Stop::Gone(why) => (why, None, None),
         };
-        CloseInfo { reason, sent, received, was_established: self.established }
+        tracing::debug!(
+            peer = %self.spec.peer,
+            conn = self.spec.conn,
+            established = self.established,
+            "connection closed: {reason}"
+        );
+        CloseInfo {
+            reason,
+            sent,
+            received,
+        }
     }
 
     async fn phases(
@@ -189,7 +206,12 @@ impl Session {
             Err(stop) => return stop,
         };
         self.counters.messages_in.fetch_add(1, Ordering::Relaxed);
-        let agreed = match check_open(&self.spec.offer, self.spec.expected_asn, self.spec.ibgp, &peer_open) {
+        let agreed = match check_open(
+            &self.spec.offer,
+            self.spec.expected_asn,
+            self.spec.ibgp,
+            &peer_open,
+        ) {
             Ok(a) => a,
             Err((n, why)) => return Stop::Notify(n, why),
         };
@@ -200,14 +222,25 @@ impl Session {
             families: agreed.families.clone(),
         });
         self.agreed = Some(agreed.clone());
-        if let Err(stop) = self.tell(FromSession::OpenReceived(Box::new(peer_open), agreed.clone())).await {
+        if let Err(stop) = self
+            .tell(FromSession::OpenReceived(
+                Box::new(peer_open),
+                agreed.clone(),
+            ))
+            .await
+        {
             return stop;
         }
         match tokio::time::timeout(OPEN_HOLD, self.rx.recv()).await {
             Ok(Some(ToSession::Proceed(true))) => {}
-            Ok(Some(ToSession::Close(n))) => return Stop::Notify(n, "closed by the speaker".into()),
+            Ok(Some(ToSession::Close(n))) => {
+                return Stop::Notify(n, "closed by the speaker".into())
+            }
             Ok(Some(ToSession::Proceed(false))) => {
-                return Stop::Notify(cease(code::COLLISION), "connection collision: the other connection won".into())
+                return Stop::Notify(
+                    cease(code::COLLISION),
+                    "connection collision: the other connection won".into(),
+                )
             }
             _ => return Stop::Gone("speaker did not answer the OPEN".into()),
         }
@@ -246,7 +279,10 @@ impl Session {
             0 => Duration::from_secs(1),
             k => Duration::from_secs(u64::from(k)),
         };
-        let enc = EncodeCtx { asn4: agreed.asn4, max_len: agreed.max_len };
+        let enc = EncodeCtx {
+            asn4: agreed.asn4,
+            max_len: agreed.max_len,
+        };
         let mut hold_at = Instant::now() + hold;
         let mut keepalive_at = Instant::now() + keepalive;
         loop {
@@ -269,7 +305,6 @@ impl Session {
                     let bytes = match cmd {
                         ToSession::Batch(b) => encode_batch(&enc, b, &self.counters),
                         ToSession::EndOfRib(afi) => packet::encode_end_of_rib(afi),
-                        ToSession::RouteRefresh(afi) => packet::encode_route_refresh(afi, 0),
                         ToSession::Close(n) => return Stop::Notify(n, "closed by the speaker".into()),
                         ToSession::Proceed(_) => Vec::new(),
                     };
@@ -352,19 +387,27 @@ fn encode_batch(enc: &EncodeCtx, batch: OutBatch, counters: &Counters) -> Vec<u8
         packet::encode_withdraw(enc, &batch.withdraw, &mut msgs);
     }
     for (attrs, nlri) in batch.announce {
-        let (v4, v6): (Vec<Prefix>, Vec<Prefix>) = nlri.into_iter().partition(|p| afi_of(p) == Afi::Ipv4);
+        let (v4, v6): (Vec<Prefix>, Vec<Prefix>) =
+            nlri.into_iter().partition(|p| afi_of(p) == Afi::Ipv4);
         for part in [v4, v6] {
             if !part.is_empty() {
                 packet::encode_announce(enc, &attrs, &part, &mut msgs);
             }
         }
     }
-    counters.updates_out.fetch_add(msgs.len() as u64, Ordering::Relaxed);
-    counters.messages_out.fetch_add(msgs.len().saturating_sub(1) as u64, Ordering::Relaxed);
+    counters
+        .updates_out
+        .fetch_add(msgs.len() as u64, Ordering::Relaxed);
+    counters
+        .messages_out
+        .fetch_add(msgs.len().saturating_sub(1) as u64, Ordering::Relaxed);
     msgs.concat()
 }
 
-async fn recv_until(msgs: &mut mpsc::Receiver<ReadItem>, deadline: Instant) -> Result<Message, Stop> {
+async fn recv_until(
+    msgs: &mut mpsc::Receiver<ReadItem>,
+    deadline: Instant,
+) -> Result<Message, Stop> {
     tokio::select! {
         m = msgs.recv() => match m {
             Some(Ok(Message::Notification(n))) => Err(Stop::Received(n)),
@@ -390,7 +433,11 @@ fn unexpected(msg: &Message, state: &str, subcode: u8) -> Stop {
         Message::RouteRefresh { .. } => "ROUTE-REFRESH",
     };
     Stop::Notify(
-        Notification { code: code::FSM, subcode, data: Vec::new() },
+        Notification {
+            code: code::FSM,
+            subcode,
+            data: Vec::new(),
+        },
         format!("unexpected {kind} in {state}"),
     )
 }
@@ -404,7 +451,11 @@ fn reader_stop(e: ReadError) -> Stop {
 
 /// A Cease NOTIFICATION with the given subcode.
 pub fn cease(subcode: u8) -> Notification {
-    Notification { code: code::CEASE, subcode, data: Vec::new() }
+    Notification {
+        code: code::CEASE,
+        subcode,
+        data: Vec::new(),
+    }
 }
 
 /// "sent/received NOTIFICATION 4/0 (hold timer expired)".
@@ -459,7 +510,9 @@ async fn read_loop(
             Ok(0) => return,
             Ok(_) => {}
             Err(e) => {
-                let _ = tx.send(Err(ReadError::Io(format!("read failed: {e}")))).await;
+                let _ = tx
+                    .send(Err(ReadError::Io(format!("read failed: {e}"))))
+                    .await;
                 return;
             }
         }
@@ -468,6 +521,12 @@ async fn read_loop(
 
 /// Aborts the task when dropped.
 pub struct AbortOnDrop<T>(pub tokio::task::JoinHandle<T>);
+
+impl<T> std::fmt::Debug for AbortOnDrop<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AbortOnDrop")
+    }
+}
 
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {

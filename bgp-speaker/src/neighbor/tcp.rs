@@ -18,7 +18,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens a connection to a peer, from `local` if given, signing with the
 /// MD5 key if given.
-pub async fn connect(peer: SocketAddr, local: Option<IpAddr>, password: Option<&str>) -> io::Result<TcpStream> {
+pub async fn connect(
+    peer: SocketAddr,
+    local: Option<IpAddr>,
+    password: Option<&str>,
+) -> io::Result<TcpStream> {
     let sock = match peer {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
@@ -48,7 +52,12 @@ pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Installs (or with an empty `key`, removes) an MD5 key on a listening
 /// socket for one address or a prefix of addresses.
-pub fn set_listener_md5(listener: &TcpListener, addr: IpAddr, prefix_len: Option<u8>, key: &str) -> io::Result<()> {
+pub fn set_listener_md5(
+    listener: &TcpListener,
+    addr: IpAddr,
+    prefix_len: Option<u8>,
+    key: &str,
+) -> io::Result<()> {
     let v6 = listener.local_addr()?.is_ipv6();
     set_md5(listener, addr, prefix_len, key, v6)
 }
@@ -56,11 +65,20 @@ pub fn set_listener_md5(listener: &TcpListener, addr: IpAddr, prefix_len: Option
 /// setsockopt(TCP_MD5SIG_EXT) with a `struct tcp_md5sig` laid out by hand:
 /// sockaddr_storage (128), flags (1), prefixlen (1), keylen (2, native),
 /// ifindex (4), key (80).
-fn set_md5(sock: &impl AsRawFd, addr: IpAddr, prefix_len: Option<u8>, key: &str, v6_socket: bool) -> io::Result<()> {
+fn set_md5(
+    sock: &impl AsRawFd,
+    addr: IpAddr,
+    prefix_len: Option<u8>,
+    key: &str,
+    v6_socket: bool,
+) -> io::Result<()> {
     if key.len() > MD5_MAX_KEY_LEN {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("TCP MD5 key is {} bytes, at most {MD5_MAX_KEY_LEN}", key.len()),
+            format!(
+                "TCP MD5 key is {} bytes, at most {MD5_MAX_KEY_LEN}",
+                key.len()
+            ),
         ));
     }
     // A v6 socket sees IPv4 peers as v4-mapped addresses.

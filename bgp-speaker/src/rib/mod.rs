@@ -373,7 +373,12 @@ impl Rib {
     /// peer sent a ROUTE-REFRESH, RFC 2918).
     pub fn refresh(&mut self, id: PeerId, afi: Afi) {
         if let Some(peer) = self.peers.get_mut(&id) {
-            let all: Vec<Prefix> = peer.adj_out.keys().filter(|p| afi_of(p) == afi).copied().collect();
+            let all: Vec<Prefix> = peer
+                .adj_out
+                .keys()
+                .filter(|p| afi_of(p) == afi)
+                .copied()
+                .collect();
             peer.pending.extend(all);
         }
     }

@@ -1,0 +1,84 @@
+//! Applying a new configuration to a running speaker: only what changed is
+//! touched; an invalid configuration changes nothing.
+
+use crate::config::SpeakerConfig;
+use crate::error::Error;
+use crate::instance::{local_facts, Instance};
+use crate::neighbor::negotiate::code;
+use crate::rib::PeerId;
+
+/// Cease subcode 6, "Other Configuration Change" (RFC 4486).
+const OTHER_CONFIG_CHANGE: u8 = 6;
+
+// ===== impl Instance: reconfigure =====
+
+impl Instance {
+    /// Checks `new`, then applies it: a new listen address is bound first
+    /// (failure rejects the whole change), then peers that were removed or
+    /// changed are closed, and new ones started. Sessions of unchanged
+    /// peers are left alone. A change of AS number or router id resets all.
+    pub(crate) fn reconfigure(&mut self, new: SpeakerConfig) -> Result<(), Error> {
+        new.check().map_err(Error::Config)?;
+        // Unchanged if equal to what was asked or to what is bound (port 0).
+        let bound = self.listener.as_ref().map(|l| l.addr);
+        if new.listen != self.config.listen && new.listen != bound {
+            self.listener = match new.listen {
+                Some(addr) => Some(self.bind(addr)?),
+                None => None,
+            };
+        }
+        self.set_listener_keys(&new)?;
+        let reset_all = new.asn != self.config.asn || new.router_id != self.config.router_id;
+        let old = std::mem::replace(&mut self.config, new);
+        self.rib.set_local(local_facts(&self.config));
+
+        let ids: Vec<PeerId> = self.neighbors.keys().copied().collect();
+        for id in ids {
+            let n = &self.neighbors[&id];
+            let addr = n.config.address;
+            let wanted = self.config.peers.iter().find(|p| p.address == addr);
+            let verdict = if n.dynamic {
+                let still = self
+                    .config
+                    .dynamic_peers
+                    .iter()
+                    .any(|d| d.prefix.contains(&addr));
+                match (wanted, still && !reset_all) {
+                    (Some(_), _) | (None, false) => Some(code::PEER_DECONFIGURED),
+                    (None, true) => None,
+                }
+            } else {
+                match wanted {
+                    None => Some(code::PEER_DECONFIGURED),
+                    Some(p) if reset_all || *p != n.config => Some(OTHER_CONFIG_CHANGE),
+                    Some(_) => None,
+                }
+            };
+            if let Some(subcode) = verdict {
+                tracing::info!(peer = %addr, subcode, "peer removed or changed by reconfiguration");
+                self.remove_neighbor_with(id, subcode);
+            }
+        }
+        let existing: Vec<_> = self
+            .neighbors
+            .values()
+            .filter(|n| !n.dynamic)
+            .map(|n| n.config.address)
+            .collect();
+        let added: Vec<_> = self
+            .config
+            .peers
+            .iter()
+            .filter(|p| !existing.contains(&p.address))
+            .cloned()
+            .collect();
+        for p in added {
+            tracing::info!(peer = %p.address, "peer added by reconfiguration");
+            self.add_neighbor(p, false);
+        }
+        if old.graceful_restart != self.config.graceful_restart {
+            tracing::info!("graceful restart settings apply to new sessions");
+        }
+        Ok(())
+    }
+}
