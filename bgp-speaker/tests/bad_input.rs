@@ -1,0 +1,473 @@
+//! Every RFC 4271 §6 / RFC 7606 error case, sent over a real TCP session to
+//! a running speaker: the exact NOTIFICATION code/subcode comes back (or,
+//! for treat-as-withdraw, the route goes and the session stays up), and a
+//! well-behaved session on the same speaker stays Established throughout.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use bgp_speaker::{
+    start, DynamicPeerConfig, SessionState, ShutdownMode, SpeakerConfig, SpeakerHandle,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+const AS: u32 = 64512;
+
+/// A hand-driven BGP peer.
+struct Client {
+    stream: TcpStream,
+    addr: IpAddr,
+}
+
+fn msg(t: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![0xff; 16];
+    m.extend_from_slice(&((19 + body.len()) as u16).to_be_bytes());
+    m.push(t);
+    m.extend_from_slice(body);
+    m
+}
+
+/// OPEN with MP IPv4 unicast and the 4-octet AS capability.
+fn open(version: u8, asn: u32, hold: u16, id: [u8; 4]) -> Vec<u8> {
+    let mut caps = vec![2, 6, 1, 4, 0, 1, 0, 1, 2, 6, 65, 4];
+    caps.extend_from_slice(&asn.to_be_bytes());
+    let mut b = vec![version];
+    b.extend_from_slice(&u16::try_from(asn).unwrap_or(23456).to_be_bytes());
+    b.extend_from_slice(&hold.to_be_bytes());
+    b.extend_from_slice(&id);
+    b.push(caps.len() as u8);
+    b.extend_from_slice(&caps);
+    msg(1, &b)
+}
+
+fn attr(flags: u8, t: u8, v: &[u8]) -> Vec<u8> {
+    let mut a = vec![flags, t, v.len() as u8];
+    a.extend_from_slice(v);
+    a
+}
+
+fn update(withdrawn: &[u8], attrs: &[u8], nlri: &[u8]) -> Vec<u8> {
+    let mut b = (withdrawn.len() as u16).to_be_bytes().to_vec();
+    b.extend_from_slice(withdrawn);
+    b.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+    b.extend_from_slice(attrs);
+    b.extend_from_slice(nlri);
+    msg(2, &b)
+}
+
+const NLRI: [u8; 4] = [24, 10, 1, 1];
+
+/// ORIGIN, AS_PATH, NEXT_HOP, LOCAL_PREF with one part replaced.
+fn attrs_with(origin: Vec<u8>, as_path: Vec<u8>, next_hop: Vec<u8>) -> Vec<u8> {
+    [origin, as_path, next_hop, attr(0x40, 5, &[0, 0, 0, 100])].concat()
+}
+
+fn good_attrs() -> Vec<u8> {
+    attrs_with(
+        attr(0x40, 1, &[0]),
+        attr(0x40, 2, &[]),
+        attr(0x40, 3, &[192, 168, 0, 1]),
+    )
+}
+
+// ===== impl Client =====
+
+impl Client {
+    async fn connect(speaker: SocketAddr, last: u8) -> Client {
+        let addr = IpAddr::V4(Ipv4Addr::new(127, 0, 1, last));
+        let sock = TcpSocket::new_v4().unwrap();
+        sock.bind(SocketAddr::new(addr, 0)).unwrap();
+        let stream = sock.connect(speaker).await.unwrap();
+        Client { stream, addr }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// Next message (type, body), or None when the speaker closed.
+    async fn read(&mut self) -> Option<(u8, Vec<u8>)> {
+        let mut head = [0u8; 19];
+        let fut = async {
+            self.stream.read_exact(&mut head).await.ok()?;
+            let len = u16::from_be_bytes([head[16], head[17]]) as usize;
+            let mut body = vec![0u8; len.saturating_sub(19)];
+            self.stream.read_exact(&mut body).await.ok()?;
+            Some((head[18], body))
+        };
+        tokio::time::timeout(Duration::from_secs(10), fut)
+            .await
+            .expect("speaker answered in time")
+    }
+
+    async fn establish(&mut self, last: u8) {
+        self.send(&open(4, AS, 90, [10, 9, 9, last])).await;
+        assert_eq!(
+            self.read().await.map(|m| m.0),
+            Some(1),
+            "speaker sends OPEN"
+        );
+        assert_eq!(
+            self.read().await.map(|m| m.0),
+            Some(4),
+            "speaker sends KEEPALIVE"
+        );
+        self.send(&msg(4, &[])).await;
+    }
+
+    /// Reads until a NOTIFICATION: (code, subcode, data).
+    async fn notification(&mut self) -> (u8, u8, Vec<u8>) {
+        loop {
+            match self.read().await {
+                Some((3, b)) => return (b[0], b[1], b[2..].to_vec()),
+                Some(_) => continue,
+                None => panic!("connection closed without a NOTIFICATION"),
+            }
+        }
+    }
+}
+
+async fn peer_state(h: &SpeakerHandle, addr: IpAddr) -> Option<(SessionState, u64, u64)> {
+    h.status()
+        .peers
+        .iter()
+        .find(|p| p.address == addr)
+        .map(|p| (p.state, p.prefixes_received, p.flaps))
+}
+
+async fn wait_for(
+    h: &SpeakerHandle,
+    addr: IpAddr,
+    want: impl Fn(Option<(SessionState, u64, u64)>) -> bool,
+) {
+    for _ in 0..200 {
+        if want(peer_state(h, addr).await) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!(
+        "peer {addr} never reached the expected state: {:?}",
+        peer_state(h, addr).await
+    );
+}
+
+async fn speaker() -> (SpeakerHandle, SocketAddr) {
+    let mut c = SpeakerConfig::new(Ipv4Addr::new(10, 9, 0, 1), AS);
+    c.listen = Some("127.0.0.1:0".parse().unwrap());
+    c.dynamic_peers.push(DynamicPeerConfig {
+        prefix: "127.0.1.0/24".parse().unwrap(),
+        asn: AS,
+        rr_client: false,
+        password: None,
+        hold_time: 90,
+        next_hop_self: false,
+        max_prefix: None,
+    });
+    let (h, _best) = start(c).await.unwrap();
+    let addr = h.status().listen.unwrap();
+    (h, addr)
+}
+
+/// Errors that end the session: (name, RFC section, whether to establish
+/// first, bytes, code, subcode, expected data or None to not check).
+type Row = (
+    &'static str,
+    &'static str,
+    bool,
+    Vec<u8>,
+    u8,
+    u8,
+    Option<Vec<u8>>,
+);
+
+fn fatal_rows() -> Vec<Row> {
+    let mut bad_marker = msg(4, &[]);
+    bad_marker[3] = 0;
+    let mut long = msg(2, &[0; 4]);
+    long[16..18].copy_from_slice(&4097u16.to_be_bytes());
+    let overrun = {
+        // Total path attribute length says 200, only 4 octets follow.
+        let mut b = vec![0, 0, 0, 200];
+        b.extend_from_slice(&attr(0x40, 1, &[0]));
+        msg(2, &b)
+    };
+    vec![
+        (
+            "bad marker",
+            "4271 §6.1",
+            true,
+            bad_marker,
+            1,
+            1,
+            Some(vec![]),
+        ),
+        (
+            "length below 19",
+            "4271 §6.1",
+            true,
+            msg(4, &[])[..16]
+                .iter()
+                .copied()
+                .chain([0, 18, 4])
+                .collect(),
+            1,
+            2,
+            Some(vec![0, 18]),
+        ),
+        (
+            "length above 4096",
+            "4271 §6.1",
+            true,
+            long,
+            1,
+            2,
+            Some(vec![0x10, 0x01]),
+        ),
+        (
+            "KEEPALIVE with a body",
+            "4271 §6.1",
+            true,
+            msg(4, &[0]),
+            1,
+            2,
+            Some(vec![0, 20]),
+        ),
+        (
+            "unknown type 9",
+            "4271 §6.1",
+            true,
+            msg(9, &[]),
+            1,
+            3,
+            Some(vec![9]),
+        ),
+        (
+            "OPEN version 3",
+            "4271 §6.2",
+            false,
+            open(3, AS, 90, [10, 9, 9, 9]),
+            2,
+            1,
+            Some(vec![0, 4]),
+        ),
+        (
+            "OPEN bad peer AS",
+            "4271 §6.2",
+            false,
+            open(4, 65001, 90, [10, 9, 9, 9]),
+            2,
+            2,
+            None,
+        ),
+        (
+            "OPEN identifier 0.0.0.0",
+            "4271 §6.2",
+            false,
+            open(4, AS, 90, [0, 0, 0, 0]),
+            2,
+            3,
+            None,
+        ),
+        (
+            "OPEN identifier = ours (iBGP)",
+            "6286 §2.2",
+            false,
+            open(4, AS, 90, [10, 9, 0, 1]),
+            2,
+            3,
+            None,
+        ),
+        (
+            "OPEN hold time 1",
+            "4271 §6.2",
+            false,
+            open(4, AS, 1, [10, 9, 9, 9]),
+            2,
+            6,
+            None,
+        ),
+        (
+            "attribute list overruns the message",
+            "7606 §4",
+            true,
+            overrun,
+            3,
+            1,
+            None,
+        ),
+        (
+            "unrecognized well-known attribute",
+            "4271 §6.3",
+            true,
+            update(&[], &[good_attrs(), attr(0x40, 99, &[1])].concat(), &NLRI),
+            3,
+            2,
+            None,
+        ),
+        (
+            "NLRI prefix length 33",
+            "7606 §5.3",
+            true,
+            update(&[], &good_attrs(), &[33, 10, 1, 1, 1, 1]),
+            3,
+            10,
+            None,
+        ),
+        (
+            "NLRI overruns the message",
+            "7606 §5.3",
+            true,
+            update(&[], &good_attrs(), &[24, 10]),
+            3,
+            10,
+            None,
+        ),
+        (
+            "withdrawn prefix length 40",
+            "7606 §5.3",
+            true,
+            update(&[40, 1, 2, 3, 4, 5], &[], &[]),
+            3,
+            10,
+            None,
+        ),
+        (
+            "OPEN while Established",
+            "6608 §4",
+            true,
+            open(4, AS, 90, [10, 9, 9, 9]),
+            5,
+            3,
+            None,
+        ),
+    ]
+}
+
+/// Errors handled by treat-as-withdraw (RFC 7606): (name, section, attrs).
+fn withdraw_rows() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    let origin = || attr(0x40, 1, &[0]);
+    let path = || attr(0x40, 2, &[]);
+    let nh = || attr(0x40, 3, &[192, 168, 0, 1]);
+    vec![
+        (
+            "ORIGIN value 7",
+            "7606 §7.1",
+            attrs_with(attr(0x40, 1, &[7]), path(), nh()),
+        ),
+        (
+            "ORIGIN length 2",
+            "7606 §7.1",
+            attrs_with(attr(0x40, 1, &[0, 0]), path(), nh()),
+        ),
+        (
+            "ORIGIN flagged optional",
+            "7606 §3 c",
+            attrs_with(attr(0xc0, 1, &[0]), path(), nh()),
+        ),
+        (
+            "AS_PATH segment type 9",
+            "7606 §7.2",
+            attrs_with(origin(), attr(0x40, 2, &[9, 1, 0, 0, 0xfd, 0xe9]), nh()),
+        ),
+        (
+            "AS_PATH segment overruns",
+            "7606 §7.2",
+            attrs_with(origin(), attr(0x40, 2, &[2, 5, 0, 0, 0xfd, 0xe9]), nh()),
+        ),
+        (
+            "NEXT_HOP length 5",
+            "7606 §7.3",
+            attrs_with(origin(), path(), attr(0x40, 3, &[1, 2, 3, 4, 5])),
+        ),
+        (
+            "NEXT_HOP 0.0.0.0",
+            "4271 §6.3",
+            attrs_with(origin(), path(), attr(0x40, 3, &[0, 0, 0, 0])),
+        ),
+        (
+            "NEXT_HOP multicast",
+            "4271 §6.3",
+            attrs_with(origin(), path(), attr(0x40, 3, &[224, 0, 0, 1])),
+        ),
+        (
+            "missing ORIGIN",
+            "7606 §3 d",
+            [path(), nh(), attr(0x40, 5, &[0, 0, 0, 100])].concat(),
+        ),
+        (
+            "missing NEXT_HOP",
+            "7606 §3 d",
+            [origin(), path(), attr(0x40, 5, &[0, 0, 0, 100])].concat(),
+        ),
+        (
+            "MED length 3",
+            "7606 §7.4",
+            [good_attrs(), attr(0x80, 4, &[0, 0, 1])].concat(),
+        ),
+        (
+            "COMMUNITIES length 5",
+            "7606 §7.8",
+            [good_attrs(), attr(0xc0, 8, &[0, 0, 0, 1, 2])].concat(),
+        ),
+        (
+            "ORIGINATOR_ID length 3",
+            "7606 §7.9",
+            [good_attrs(), attr(0x80, 9, &[1, 2, 3])].concat(),
+        ),
+        (
+            "CLUSTER_LIST length 6",
+            "7606 §7.10",
+            [good_attrs(), attr(0x80, 10, &[1, 2, 3, 4, 5, 6])].concat(),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn malformed_input_gets_the_rfc_answer_and_spares_other_sessions() {
+    let (h, addr) = speaker().await;
+    let mut bystander = Client::connect(addr, 1).await;
+    bystander.establish(1).await;
+    bystander.send(&update(&[], &good_attrs(), &NLRI)).await;
+    wait_for(&h, bystander.addr, |s| {
+        s == Some((SessionState::Established, 1, 0))
+    })
+    .await;
+
+    let mut last = 10u8;
+    for (name, rfc, establish, bytes, code, subcode, data) in fatal_rows() {
+        last += 1;
+        let mut c = Client::connect(addr, last).await;
+        if establish {
+            c.establish(last).await;
+            wait_for(&h, c.addr, |s| {
+                s.is_some_and(|s| s.0 == SessionState::Established)
+            })
+            .await;
+        }
+        c.send(&bytes).await;
+        let (got_code, got_sub, got_data) = c.notification().await;
+        assert_eq!((got_code, got_sub), (code, subcode), "{name} (RFC {rfc})");
+        if let Some(d) = data {
+            assert_eq!(got_data, d, "{name}: NOTIFICATION data (RFC {rfc})");
+        }
+    }
+    for (name, rfc, attrs) in withdraw_rows() {
+        last += 1;
+        let mut c = Client::connect(addr, last).await;
+        c.establish(last).await;
+        c.send(&update(&[], &good_attrs(), &NLRI)).await;
+        wait_for(&h, c.addr, |s| s == Some((SessionState::Established, 1, 0))).await;
+        c.send(&update(&[], &attrs, &NLRI)).await;
+        // The earlier route is withdrawn; the session stays.
+        wait_for(&h, c.addr, |s| s == Some((SessionState::Established, 0, 0))).await;
+        let _ = (name, rfc);
+    }
+    // The bystander never noticed.
+    assert_eq!(
+        peer_state(&h, bystander.addr).await,
+        Some((SessionState::Established, 1, 0))
+    );
+    h.shutdown(ShutdownMode::Hard).await;
+}
