@@ -77,7 +77,8 @@ impl SpeakerHandle {
         self.status.borrow().clone()
     }
 
-    /// A receiver that wakes on each new status snapshot.
+    /// A receiver that wakes on each new status snapshot. Do not hold its
+    /// borrow guard across an `.await`: it blocks the speaker from publishing.
     pub fn watch_status(&self) -> watch::Receiver<Arc<Status>> {
         self.status.clone()
     }

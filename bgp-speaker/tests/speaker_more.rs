@@ -1,0 +1,316 @@
+//! More loopback sessions between our own speakers: eBGP rules, IPv6,
+//! TCP MD5, graceful restart (helper and restarting sides), hold timer.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use bgp_speaker::route::AsSegment;
+use bgp_speaker::{
+    start, BestPathChange, LocalRoute, NextHop, PathAttrs, PeerConfig, SessionState, ShutdownMode,
+    SpeakerConfig, SpeakerHandle,
+};
+use tokio::sync::mpsc::Receiver;
+
+fn ip(last: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 2, last))
+}
+
+fn cfg(last: u8, asn: u32, port: u16) -> SpeakerConfig {
+    let mut c = SpeakerConfig::new(Ipv4Addr::new(10, 0, 2, last), asn);
+    c.listen = Some(SocketAddr::new(ip(last), port));
+    c
+}
+
+/// A passive peer entry for `last` (it connects to us).
+fn passive(last: u8, asn: u32) -> PeerConfig {
+    PeerConfig {
+        passive: true,
+        ..PeerConfig::new(ip(last), asn)
+    }
+}
+
+/// An active peer entry for `last` listening on `port`.
+fn active(from: u8, last: u8, asn: u32, port: u16) -> PeerConfig {
+    PeerConfig {
+        port,
+        connect_retry: 1,
+        local_address: Some(ip(from)),
+        ..PeerConfig::new(ip(last), asn)
+    }
+}
+
+fn port_of(h: &SpeakerHandle) -> u16 {
+    h.status().listen.unwrap().port()
+}
+
+async fn wait_state(h: &SpeakerHandle, addr: IpAddr, want: SessionState, secs: u64) -> bool {
+    let mut rx = h.watch_status();
+    tokio::time::timeout(Duration::from_secs(secs), async {
+        loop {
+            if rx
+                .borrow_and_update()
+                .peers
+                .iter()
+                .any(|p| p.address == addr && p.state == want)
+            {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+async fn changes(rx: &mut Receiver<Vec<BestPathChange>>, n: usize) -> Vec<BestPathChange> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let batch = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("changes in time")
+            .unwrap();
+        got.extend(batch);
+    }
+    got
+}
+
+fn v4(p: &str) -> LocalRoute {
+    LocalRoute {
+        prefix: p.parse().unwrap(),
+        attrs: PathAttrs::local(NextHop::V4(Ipv4Addr::UNSPECIFIED)),
+    }
+}
+
+#[tokio::test]
+async fn ebgp_prepends_sets_next_hop_and_carries_ipv6() {
+    let (a, _ab) = start(cfg(1, 65001, 0)).await.unwrap();
+    let mut cb = cfg(2, 65002, 0);
+    cb.peers.push(active(2, 1, 65001, port_of(&a)));
+    let (b, mut b_best) = start(cb).await.unwrap();
+    let mut ca = cfg(1, 65001, port_of(&a));
+    ca.peers.push(passive(2, 65002));
+    a.reconfigure(ca).await.unwrap();
+    assert!(wait_state(&b, ip(1), SessionState::Established, 20).await);
+    let v6 = LocalRoute {
+        prefix: "fd00:244::/64".parse().unwrap(),
+        attrs: PathAttrs::local(NextHop::V6 {
+            global: "fd00::1".parse().unwrap(),
+            link_local: None,
+        }),
+    };
+    let mut with_med = v4("10.5.0.0/16");
+    with_med.attrs.med = Some(50);
+    a.originate(vec![with_med, v6]).await.unwrap();
+    let got = changes(&mut b_best, 2).await;
+    let r4 = got
+        .iter()
+        .find(|c| c.prefix.to_string() == "10.5.0.0/16")
+        .unwrap()
+        .best
+        .clone()
+        .unwrap();
+    assert_eq!(r4.attrs.as_path, vec![AsSegment::Sequence(vec![65001])]);
+    assert_eq!(
+        r4.attrs.next_hop,
+        NextHop::V4(Ipv4Addr::new(127, 0, 2, 1)),
+        "eBGP next hop = session address"
+    );
+    assert_eq!(r4.attrs.local_pref, None);
+    assert_eq!(
+        r4.attrs.med,
+        Some(50),
+        "a locally set MED goes to the eBGP peer"
+    );
+    let r6 = got
+        .iter()
+        .find(|c| c.prefix.to_string() == "fd00:244::/64")
+        .unwrap()
+        .best
+        .clone()
+        .unwrap();
+    // IPv6 over an IPv4 session: next hop self is the v4-mapped address.
+    assert_eq!(
+        r6.attrs.next_hop,
+        NextHop::V6 {
+            global: Ipv4Addr::new(127, 0, 2, 1).to_ipv6_mapped(),
+            link_local: None
+        }
+    );
+    let _ = Ipv6Addr::LOCALHOST;
+    a.shutdown(ShutdownMode::Hard).await;
+    b.shutdown(ShutdownMode::Hard).await;
+}
+
+#[tokio::test]
+async fn md5_right_key_connects_wrong_key_does_not() {
+    let mut ca = cfg(11, 64512, 0);
+    ca.peers.push(PeerConfig {
+        password: Some("s3cret".into()),
+        ..passive(12, 64512)
+    });
+    ca.peers.push(PeerConfig {
+        password: Some("s3cret".into()),
+        ..passive(13, 64512)
+    });
+    let (a, _ab) = start(ca).await.unwrap();
+    let p = port_of(&a);
+    let mut good = cfg(12, 64512, 0);
+    good.peers.push(PeerConfig {
+        password: Some("s3cret".into()),
+        ..active(12, 11, 64512, p)
+    });
+    let (g, _gb) = start(good).await.unwrap();
+    let mut bad = cfg(13, 64512, 0);
+    bad.peers.push(PeerConfig {
+        password: Some("wrong".into()),
+        ..active(13, 11, 64512, p)
+    });
+    let (b, _bb) = start(bad).await.unwrap();
+    assert!(
+        wait_state(&a, ip(12), SessionState::Established, 20).await,
+        "{:#?}",
+        a.status()
+    );
+    assert!(
+        !wait_state(&a, ip(13), SessionState::Established, 4).await,
+        "wrong key must not connect"
+    );
+    let st = b.status();
+    assert_ne!(st.peers[0].state, SessionState::Established);
+    for h in [&a, &g, &b] {
+        h.shutdown(ShutdownMode::Hard).await;
+    }
+}
+
+/// Runs a speaker on its own runtime, so that dropping the runtime kills it
+/// without any NOTIFICATION, like `kill -9`.
+fn crashable(cfg: SpeakerConfig, routes: Vec<LocalRoute>) -> tokio::runtime::Runtime {
+    // Built and entered on a plain thread: a runtime cannot block inside one.
+    std::thread::spawn(move || crashable_on_this_thread(cfg, routes))
+        .join()
+        .unwrap()
+}
+
+fn crashable_on_this_thread(
+    cfg: SpeakerConfig,
+    routes: Vec<LocalRoute>,
+) -> tokio::runtime::Runtime {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let (h, best) = start(cfg).await.unwrap();
+        h.originate(routes).await.unwrap();
+        // Keep the handle and stream alive as long as the runtime.
+        tokio::spawn(async move {
+            let _keep = (h, best);
+            std::future::pending::<()>().await;
+        });
+    });
+    rt
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_restart_keeps_routes_across_a_crash_and_refreshes_them() {
+    let mut ch = cfg(21, 64512, 0);
+    ch.peers.push(passive(22, 64512));
+    ch.peers.push(passive(23, 64512));
+    let (helper, mut best) = start(ch).await.unwrap();
+    let p = port_of(&helper);
+    let restarter = |restarting: bool, routes: Vec<LocalRoute>| {
+        let mut c = cfg(22, 64512, 0);
+        c.graceful_restart.restart_time = 30;
+        c.graceful_restart.restarting = restarting;
+        c.peers.push(active(22, 21, 64512, p));
+        crashable(c, routes)
+    };
+    let rt = restarter(false, vec![v4("10.7.1.0/24"), v4("10.7.2.0/24")]);
+    assert!(wait_state(&helper, ip(22), SessionState::Established, 20).await);
+    assert_eq!(changes(&mut best, 2).await.len(), 2);
+
+    // kill -9: the helper keeps both routes (stale), announces no change.
+    rt.shutdown_background();
+    assert!(wait_state(&helper, ip(22), SessionState::Active, 20).await);
+    assert_eq!(helper.status().loc_rib_prefixes, 2, "stale routes kept");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), best.recv())
+            .await
+            .is_err(),
+        "no best-path change"
+    );
+
+    // It comes back with the R bit and only one of the two routes: after
+    // its End-of-RIB the other stale route goes, the kept one never left.
+    let rt2 = restarter(true, vec![v4("10.7.1.0/24")]);
+    assert!(wait_state(&helper, ip(22), SessionState::Established, 20).await);
+    let got = changes(&mut best, 1).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].prefix.to_string(), "10.7.2.0/24");
+    assert!(got[0].best.is_none());
+    // The snapshot is published right after the change stream.
+    let mut st = helper.watch_status();
+    // (Map the watch guard away at once: holding it would block the speaker.)
+    let one = tokio::time::timeout(Duration::from_secs(5), async {
+        st.wait_for(|s| s.loc_rib_prefixes == 1).await.is_ok()
+    })
+    .await;
+    assert_eq!(one, Ok(true), "{:#?}", helper.status());
+    rt2.shutdown_background();
+    helper.shutdown(ShutdownMode::Hard).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_routes_go_when_the_peer_does_not_come_back() {
+    let mut ch = cfg(31, 64512, 0);
+    ch.peers.push(passive(32, 64512));
+    let (helper, mut best) = start(ch).await.unwrap();
+    let mut c = cfg(32, 64512, 0);
+    c.graceful_restart.restart_time = 2;
+    c.peers.push(active(32, 31, 64512, port_of(&helper)));
+    let rt = crashable(c, vec![v4("10.8.0.0/24")]);
+    assert!(wait_state(&helper, ip(32), SessionState::Established, 20).await);
+    changes(&mut best, 1).await;
+    rt.shutdown_background();
+    let t0 = std::time::Instant::now();
+    let gone = changes(&mut best, 1).await;
+    assert!(gone[0].best.is_none());
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "kept for the restart time, gone after {waited:?}"
+    );
+    helper.shutdown(ShutdownMode::Hard).await;
+}
+
+#[tokio::test]
+async fn hard_shutdown_drops_routes_at_once() {
+    let mut ch = cfg(41, 64512, 0);
+    ch.peers.push(passive(42, 64512));
+    let (helper, mut best) = start(ch).await.unwrap();
+    let mut c = cfg(42, 64512, 0);
+    c.peers.push(active(42, 41, 64512, port_of(&helper)));
+    let (other, _ob) = start(c).await.unwrap();
+    other.originate(vec![v4("10.9.0.0/24")]).await.unwrap();
+    changes(&mut best, 1).await;
+    other.shutdown(ShutdownMode::Hard).await;
+    let gone = tokio::time::timeout(Duration::from_secs(3), best.recv())
+        .await
+        .expect("withdrawn at once")
+        .unwrap();
+    assert!(gone[0].best.is_none());
+    let st = helper.status();
+    assert!(
+        st.peers[0]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("6/9"),
+        "{:?}",
+        st.peers[0].last_error
+    );
+    helper.shutdown(ShutdownMode::Hard).await;
+}
