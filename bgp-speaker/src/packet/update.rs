@@ -293,8 +293,10 @@ fn merge_as4(p: &mut Parsed, ctx: &DecodeCtx, issues: &mut Vec<AttrIssue>) {
             p.aggregator = Some(a);
         }
     }
-    if let (Some(as4), Some(path)) = (as4_path, p.as_path.take()) {
-        p.as_path = Some(merge_as4_path(path, as4));
+    if let Some(as4) = as4_path {
+        if let Some(path) = p.as_path.take() {
+            p.as_path = Some(merge_as4_path(path, as4));
+        }
     }
 }
 
