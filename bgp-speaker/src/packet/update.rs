@@ -120,21 +120,31 @@ pub(crate) fn decode_update(msg: &[u8], ctx: &DecodeCtx) -> Result<Update, Decod
     } else if announcing {
         merge_as4(&mut parsed, ctx, &mut issues);
         let base = base_attrs(&mut parsed);
-        if !nlri.is_empty() {
-            let nh = parsed.next_hop.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
-            let mut attrs = base.clone();
-            attrs.next_hop = NextHop::V4(nh);
-            update.announced.push(Announcement { attrs, nlri });
-        }
-        if let Some(mp) = mp_reach.filter(|m| !m.prefixes.is_empty()) {
-            let mut attrs = base;
-            if let Some(nh) = mp.next_hop {
-                attrs.next_hop = nh;
+        let v4_nh = NextHop::V4(parsed.next_hop.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED));
+        let with_nh = |mut attrs: PathAttrs, nh: NextHop| {
+            attrs.next_hop = nh;
+            attrs
+        };
+        // The attributes are cloned only when both families are announced.
+        match (nlri.is_empty(), mp_reach.filter(|m| !m.prefixes.is_empty())) {
+            (false, None) => update.announced.push(Announcement {
+                attrs: with_nh(base, v4_nh),
+                nlri,
+            }),
+            (empty, Some(mp)) => {
+                if !empty {
+                    update.announced.push(Announcement {
+                        attrs: with_nh(base.clone(), v4_nh),
+                        nlri,
+                    });
+                }
+                let nh = mp.next_hop.unwrap_or(v4_nh);
+                update.announced.push(Announcement {
+                    attrs: with_nh(base, nh),
+                    nlri: mp.prefixes,
+                });
             }
-            update.announced.push(Announcement {
-                attrs,
-                nlri: mp.prefixes,
-            });
+            (true, None) => {}
         }
     }
     update.withdrawn = withdrawn;
