@@ -427,3 +427,98 @@ fn confed_path_survives_as4_aggregator_on_a_2_octet_session() {
     };
     check_round_trip(&ectx(false), true, &a, &host_routes(1)).unwrap();
 }
+
+fn any_open() -> impl Strategy<Value = Open> {
+    let afis = prop::collection::btree_set(prop_oneof![Just(Afi::Ipv4), Just(Afi::Ipv6)], 0..3);
+    let gr = prop::option::of(
+        (
+            any::<bool>(),
+            any::<bool>(),
+            0u16..4096,
+            prop::collection::vec(
+                (prop_oneof![Just(Afi::Ipv4), Just(Afi::Ipv6)], any::<bool>()),
+                0..3,
+            ),
+        )
+            .prop_map(|(r, n, t, f)| GracefulRestartCap {
+                restart_state: r,
+                notification: n,
+                restart_time: t,
+                families: f,
+            }),
+    );
+    // Unknown capability codes: none that we interpret.
+    let unknown = prop::collection::vec(
+        (
+            prop::sample::select(vec![3u8, 5, 9, 67, 69, 71, 73, 128, 131, 255]),
+            prop::collection::vec(any::<u8>(), 0..120),
+        ),
+        0..5,
+    );
+    (
+        any::<u32>(),
+        any::<bool>(),
+        prop_oneof![Just(0u16), 3u16..],
+        1u32..,
+        afis,
+        (any::<bool>(), any::<bool>(), any::<bool>()),
+        gr,
+        unknown,
+    )
+        .prop_map(
+            |(asn, cap4, hold_time, id, afis, (rr, err, ext), gr, unknown)| {
+                let asn = if cap4 { asn.max(1) } else { (asn % 65535) + 1 };
+                Open {
+                    version: 4,
+                    asn,
+                    hold_time,
+                    router_id: Ipv4Addr::from(id),
+                    capabilities: Capabilities {
+                        multiprotocol: afis.into_iter().collect(),
+                        four_octet_as: cap4.then_some(asn),
+                        route_refresh: rr,
+                        enhanced_route_refresh: err,
+                        graceful_restart: gr,
+                        extended_message: ext,
+                        unknown,
+                    },
+                }
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// OPEN round trip, including parameters over 255 octets, which take
+    /// the RFC 9072 extended format.
+    #[test]
+    fn open_round_trips(open in any_open()) {
+        let bytes = encode_open(&open);
+        prop_assert!(bytes.len() <= 4096);
+        prop_assert_eq!(frame(&bytes, 4096), Ok(Some(bytes.len())));
+        let got = decode(&bytes, &dctx(true, false)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(got, Message::Open(open));
+    }
+}
+
+#[test]
+fn long_capabilities_use_rfc9072_extended_parameters() {
+    let open = Open {
+        version: 4,
+        asn: 65000,
+        hold_time: 90,
+        router_id: Ipv4Addr::new(1, 1, 1, 1),
+        capabilities: Capabilities {
+            unknown: vec![(200, vec![7; 200]), (201, vec![8; 200])],
+            ..Default::default()
+        },
+    };
+    let bytes = encode_open(&open);
+    // Optional parameters length 255, then type 255 (RFC 9072 §2).
+    assert_eq!(&bytes[28..30], &[255, 255]);
+    assert_eq!(
+        decode(&bytes, &dctx(true, false)).unwrap(),
+        Message::Open(open)
+    );
+}
