@@ -60,10 +60,8 @@ pub fn encode_withdraw(ctx: &EncodeCtx, prefixes: &[Prefix], out: &mut Vec<Vec<u
         while iter.peek().is_some() {
             let mut msg = Vec::with_capacity(max_len.min(4096));
             start_message(&mut msg, UPDATE);
-            let start;
             if afi == Afi::Ipv4 {
                 msg.extend_from_slice(&[0, 0]);
-                start = msg.len();
             } else {
                 // Withdrawn length 0, attribute length, MP_UNREACH_NLRI
                 // (optional, extended length), AFI 2, SAFI 1.
@@ -79,8 +77,8 @@ pub fn encode_withdraw(ctx: &EncodeCtx, prefixes: &[Prefix], out: &mut Vec<Vec<u
                 ]);
                 msg.extend_from_slice(&afi_number(afi).to_be_bytes());
                 msg.push(1);
-                start = msg.len();
             }
+            let start = msg.len();
             let room = max_len.saturating_sub(msg.len() + if afi == Afi::Ipv4 { 2 } else { 0 });
             let used = put_prefixes(&mut msg, &mut iter, room);
             if used == 0 {

@@ -67,7 +67,7 @@ pub(crate) fn decode_update(msg: &[u8], ctx: &DecodeCtx) -> Result<Update, Decod
     } = walk;
 
     // Families not negotiated are ignored (RFC 4760 §7), with an issue.
-    if !ctx.families.contains(&Afi::Ipv4) && !(withdrawn.is_empty() && nlri.is_empty()) {
+    if !ctx.families.contains(&Afi::Ipv4) && (!withdrawn.is_empty() || !nlri.is_empty()) {
         issues.push(issue(
             0,
             AttrAction::Discard,
