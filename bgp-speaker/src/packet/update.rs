@@ -56,7 +56,10 @@ pub(crate) fn decode_update(msg: &[u8], ctx: &DecodeCtx) -> Result<Update, Decod
         return Ok(update);
     }
 
-    let mut walk = Walk::default();
+    let mut walk = Walk {
+        has_nlri_field: !nlri.is_empty(),
+        ..Walk::default()
+    };
     walk.attributes(attrs, ctx)?;
     let Walk {
         mut parsed,
@@ -64,6 +67,7 @@ pub(crate) fn decode_update(msg: &[u8], ctx: &DecodeCtx) -> Result<Update, Decod
         mut withdraw,
         seen,
         count,
+        ..
     } = walk;
 
     // Families not negotiated are ignored (RFC 4760 §7), with an issue.
@@ -163,6 +167,8 @@ struct Walk {
     seen: TypeSet,
     /// Number of attributes met, duplicates included.
     count: usize,
+    /// The NLRI field is not empty (NEXT_HOP matters only then).
+    has_nlri_field: bool,
 }
 
 /// A set of attribute type codes.
@@ -237,6 +243,15 @@ impl Walk {
                 Ok(()) => {}
                 Err(AttrError::Discard(r)) => {
                     self.issues.push(issue(type_code, AttrAction::Discard, r))
+                }
+                Err(AttrError::Withdraw(r)) if type_code == NEXT_HOP && !self.has_nlri_field => {
+                    // RFC 4760 §3: without IPv4 NLRI the NEXT_HOP attribute
+                    // is ignored, so a bad one only gets discarded.
+                    self.issues.push(issue(
+                        type_code,
+                        AttrAction::Discard,
+                        format!("{r}; ignored as the message has no NLRI field (RFC 4760 §3)"),
+                    ))
                 }
                 Err(AttrError::Withdraw(r)) => {
                     // RFC 7606 §3 h: the strongest approach wins; a reset

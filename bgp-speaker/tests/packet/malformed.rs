@@ -166,6 +166,16 @@ fn rows() -> Vec<Row> {
         row("7606 §5.3", "MP_REACH_NLRI prefix length 129", with("80 0e 16 0002 01 10 20010db8000000000000000000000001 00 81 00"), Reset(3, 9, None)),
         row("7606 §7.12", "MP_UNREACH_NLRI of 2 octets", with("80 0f 02 0002"), Reset(3, 9, d("800f020002"))),
         row("7606 §3 j", "treat-as-withdraw covers MP_REACH_NLRI too", update("", &format!("80 0e 1e 0002 01 10 20010db8000000000000000000000001 00 40 20010db800010000 {AS_PATH} {NEXT_HOP} 40 01 01 09"), NLRI), taw(1, &[NET, "2001:db8:1::/64"])),
+        row(
+            "4760 §3",
+            "bad NEXT_HOP in an MP-only UPDATE: discarded, IPv6 route kept",
+            update(
+                "",
+                &format!("80 0e 1e 0002 01 10 20010db8000000000000000000000001 00 40 20010db800010000 {ORIGIN} {AS_PATH} 40 03 04 00000000"),
+                "",
+            ),
+            discard(3),
+        ),
         row("4760 §7", "MP_REACH_NLRI of an unsupported family: ignored", with("80 0e 09 0001 80 04 c0000201 00"), discard(14)),
         // ----- NLRI fields, RFC 7606 §5.3 / RFC 4271 §6.3 -----
         row("7606 §5.3", "NLRI prefix length 33", update("", &format!("{ORIGIN} {AS_PATH} {NEXT_HOP}"), "21 0a000001 00"), Reset(3, 10, d(""))),
