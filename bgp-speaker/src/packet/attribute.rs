@@ -540,3 +540,56 @@ fn count(path: &[AsSegment]) -> usize {
         })
         .sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use AsSegment::*;
+
+    #[test]
+    fn as4_path_replaces_the_trailing_ases_and_keeps_the_leading_ones() {
+        // An old speaker prepended 65002 and 65003 (a set counts one).
+        let two = vec![Set(vec![65003, 65004]), Sequence(vec![65002, 65000, 23456])];
+        let four = vec![Sequence(vec![65000, 4_200_000_001])];
+        assert_eq!(
+            merge_as4_path(two, four),
+            vec![
+                Set(vec![65003, 65004]),
+                Sequence(vec![65002, 65000, 4_200_000_001])
+            ]
+        );
+    }
+
+    #[test]
+    fn as4_path_longer_than_as_path_is_ignored() {
+        let two = vec![Sequence(vec![23456])];
+        let four = vec![Sequence(vec![1, 4_200_000_001])];
+        assert_eq!(merge_as4_path(two.clone(), four), two);
+    }
+
+    #[test]
+    fn confederation_segments_stay_in_front_and_leave_as4_path() {
+        let two = vec![ConfedSequence(vec![1]), Sequence(vec![23456])];
+        let four = vec![ConfedSequence(vec![9]), Sequence(vec![4_200_000_001])];
+        assert_eq!(
+            merge_as4_path(two, four),
+            vec![ConfedSequence(vec![1]), Sequence(vec![4_200_000_001])]
+        );
+    }
+
+    #[test]
+    fn as_path_reader_rejects_each_malformation() {
+        assert!(read_as_path(&[2, 1, 0, 1], 2).is_ok());
+        assert!(read_as_path(&[2, 0], 2).unwrap_err().contains("length 0"));
+        assert!(read_as_path(&[2, 2, 0, 1], 2)
+            .unwrap_err()
+            .contains("overruns"));
+        assert!(read_as_path(&[2, 1, 0, 1, 2], 2)
+            .unwrap_err()
+            .contains("trailing"));
+        assert!(read_as_path(&[9, 1, 0, 1], 2)
+            .unwrap_err()
+            .contains("type 9"));
+        assert!(read_as_path(&[2, 1, 0, 0], 2).unwrap_err().contains("AS 0"));
+    }
+}

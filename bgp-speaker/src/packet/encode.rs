@@ -60,10 +60,8 @@ pub fn encode_withdraw(ctx: &EncodeCtx, prefixes: &[Prefix], out: &mut Vec<Vec<u
         while iter.peek().is_some() {
             let mut msg = Vec::with_capacity(max_len.min(4096));
             start_message(&mut msg, UPDATE);
-            let start;
             if afi == Afi::Ipv4 {
                 msg.extend_from_slice(&[0, 0]);
-                start = msg.len();
             } else {
                 // Withdrawn length 0, attribute length, MP_UNREACH_NLRI
                 // (optional, extended length), AFI 2, SAFI 1.
@@ -79,8 +77,8 @@ pub fn encode_withdraw(ctx: &EncodeCtx, prefixes: &[Prefix], out: &mut Vec<Vec<u
                 ]);
                 msg.extend_from_slice(&afi_number(afi).to_be_bytes());
                 msg.push(1);
-                start = msg.len();
             }
+            let start = msg.len();
             let room = max_len.saturating_sub(msg.len() + if afi == Afi::Ipv4 { 2 } else { 0 });
             let used = put_prefixes(&mut msg, &mut iter, room);
             if used == 0 {
@@ -134,55 +132,99 @@ fn announce_family(
     out: &mut Vec<Vec<u8>>,
 ) {
     let max_len = ctx.max_len.min(MAX_EXTENDED_LEN);
-    let v4_nh = match (afi, attrs.next_hop) {
-        (Afi::Ipv4, NextHop::V4(a)) => Some(a),
+    match (afi, attrs.next_hop) {
+        (Afi::Ipv4, NextHop::V4(nh)) => announce_v4(ctx, attrs, nh, nlri, max_len, out),
         (Afi::Ipv4, NextHop::V6 { .. }) => {
             tracing::warn!(
                 prefixes = nlri.len(),
                 "IPv4 routes with an IPv6 next hop cannot be sent; skipped"
             );
+        }
+        (Afi::Ipv6, _) => announce_mp(ctx, attrs, afi, nlri, max_len, out),
+    }
+}
+
+/// IPv4: the attributes are written straight into the first message, and
+/// copied from it into the next ones.
+fn announce_v4(
+    ctx: &EncodeCtx,
+    attrs: &PathAttrs,
+    nh: std::net::Ipv4Addr,
+    nlri: &[Prefix],
+    max_len: usize,
+    out: &mut Vec<Vec<u8>>,
+) {
+    let first = out.len();
+    let mut iter = nlri.iter().peekable();
+    let mut attr_range = 0..0;
+    while iter.peek().is_some() {
+        let cap = UPDATE_FIXED + size_hint(attrs) + 5 * iter.len();
+        let mut msg = Vec::with_capacity(cap.min(max_len));
+        start_message(&mut msg, UPDATE);
+        msg.extend_from_slice(&[0, 0, 0, 0]);
+        if out.len() == first {
+            write_attrs(ctx, attrs, Some(nh), &mut msg);
+            attr_range = UPDATE_FIXED..msg.len();
+        } else {
+            msg.extend_from_slice(&out[first][attr_range.clone()]);
+        }
+        let alen = attr_range.len();
+        let used = put_prefixes(
+            &mut msg,
+            &mut iter,
+            max_len.saturating_sub(UPDATE_FIXED + alen),
+        );
+        if used == 0 {
+            tracing::warn!(
+                max_len,
+                attrs_len = alen,
+                "path attributes leave no room for a prefix; routes skipped"
+            );
             return;
         }
-        _ => None,
-    };
-    let mut common = Vec::with_capacity(128);
-    write_attrs(ctx, attrs, v4_nh, &mut common);
+        msg[HEADER_LEN + 2..HEADER_LEN + 4].copy_from_slice(&(alen as u16).to_be_bytes());
+        finish_header(&mut msg);
+        out.push(msg);
+    }
+}
+
+/// IPv6: MP_REACH_NLRI (first attribute, RFC 7606 §5.1) holds the NLRI,
+/// the other attributes follow, encoded once.
+fn announce_mp(
+    ctx: &EncodeCtx,
+    attrs: &PathAttrs,
+    afi: Afi,
+    nlri: &[Prefix],
+    max_len: usize,
+    out: &mut Vec<Vec<u8>>,
+) {
+    let mut common = Vec::with_capacity(size_hint(attrs));
+    write_attrs(ctx, attrs, None, &mut common);
     // MP_REACH_NLRI head: flags, type, length (2), AFI, SAFI, next hop
     // length, next hop, reserved.
-    let mut mp_head = Vec::new();
-    if afi == Afi::Ipv6 {
-        let (global, ll) = match attrs.next_hop {
-            NextHop::V6 { global, link_local } => (global, link_local),
-            NextHop::V4(a) => (a.to_ipv6_mapped(), None),
-        };
-        mp_head.extend_from_slice(&[FLAG_OPTIONAL | FLAG_EXT_LEN, MP_REACH_NLRI, 0, 0]);
-        mp_head.extend_from_slice(&afi_number(afi).to_be_bytes());
-        mp_head.push(1);
-        mp_head.push(if ll.is_some() { 32 } else { 16 });
-        mp_head.extend_from_slice(&global.octets());
-        if let Some(ll) = ll {
-            mp_head.extend_from_slice(&ll.octets());
-        }
-        mp_head.push(0);
+    let (global, ll) = match attrs.next_hop {
+        NextHop::V6 { global, link_local } => (global, link_local),
+        NextHop::V4(a) => (a.to_ipv6_mapped(), None),
+    };
+    let mut mp_head = Vec::with_capacity(41);
+    mp_head.extend_from_slice(&[FLAG_OPTIONAL | FLAG_EXT_LEN, MP_REACH_NLRI, 0, 0]);
+    mp_head.extend_from_slice(&afi_number(afi).to_be_bytes());
+    mp_head.push(1);
+    mp_head.push(if ll.is_some() { 32 } else { 16 });
+    mp_head.extend_from_slice(&global.octets());
+    if let Some(ll) = ll {
+        mp_head.extend_from_slice(&ll.octets());
     }
+    mp_head.push(0);
     let fixed = UPDATE_FIXED + mp_head.len() + common.len();
     let room = max_len.saturating_sub(fixed);
     let mut iter = nlri.iter().peekable();
     while iter.peek().is_some() {
-        let mut msg = Vec::with_capacity(max_len.min(fixed + nlri.len() * 17));
+        let mut msg = Vec::with_capacity(max_len.min(fixed + 17 * iter.len()));
         start_message(&mut msg, UPDATE);
         msg.extend_from_slice(&[0, 0, 0, 0]);
-        let used = if afi == Afi::Ipv4 {
-            msg.extend_from_slice(&common);
-            put_prefixes(&mut msg, &mut iter, room)
-        } else {
-            msg.extend_from_slice(&mp_head);
-            let used = put_prefixes(&mut msg, &mut iter, room);
-            let mp_len = (mp_head.len() - 4 + used) as u16;
-            msg[UPDATE_FIXED + 2..UPDATE_FIXED + 4].copy_from_slice(&mp_len.to_be_bytes());
-            msg.extend_from_slice(&common);
-            used
-        };
+        msg.extend_from_slice(&mp_head);
+        let used = put_prefixes(&mut msg, &mut iter, room);
         if used == 0 {
             tracing::warn!(
                 max_len,
@@ -191,26 +233,53 @@ fn announce_family(
             );
             return;
         }
-        let alen = if afi == Afi::Ipv4 {
-            common.len()
-        } else {
-            mp_head.len() + used + common.len()
-        };
+        let mp_len = (mp_head.len() - 4 + used) as u16;
+        msg[UPDATE_FIXED + 2..UPDATE_FIXED + 4].copy_from_slice(&mp_len.to_be_bytes());
+        msg.extend_from_slice(&common);
+        let alen = mp_head.len() + used + common.len();
         msg[HEADER_LEN + 2..HEADER_LEN + 4].copy_from_slice(&(alen as u16).to_be_bytes());
         finish_header(&mut msg);
         out.push(msg);
     }
 }
 
-/// Writes one attribute with the extended length bit when needed.
-fn put(out: &mut Vec<u8>, flags: u8, type_code: u8, value: &[u8]) {
-    if value.len() > 255 {
+/// Writes an attribute header for a value of `len` octets, with the
+/// extended length bit when needed. Callers keep `len` <= 65535 (values
+/// longer than a message can hold never reach the wire: the packers check
+/// the total against `max_len`).
+fn header(out: &mut Vec<u8>, flags: u8, type_code: u8, len: usize) {
+    if len > 255 {
         out.extend_from_slice(&[flags | FLAG_EXT_LEN, type_code]);
-        out.extend_from_slice(&(value.len().min(65535) as u16).to_be_bytes());
-        out.extend_from_slice(&value[..value.len().min(65535)]);
+        out.extend_from_slice(&(len.min(65535) as u16).to_be_bytes());
     } else {
-        out.extend_from_slice(&[flags & !FLAG_EXT_LEN, type_code, value.len() as u8]);
-        out.extend_from_slice(value);
+        out.extend_from_slice(&[flags & !FLAG_EXT_LEN, type_code, len as u8]);
+    }
+}
+
+/// Writes one attribute.
+fn put(out: &mut Vec<u8>, flags: u8, type_code: u8, value: &[u8]) {
+    let value = &value[..value.len().min(65535)];
+    header(out, flags, type_code, value.len());
+    out.extend_from_slice(value);
+}
+
+/// A rough size of the encoded attributes, to size buffers once.
+fn size_hint(a: &PathAttrs) -> usize {
+    let asns: usize = a.as_path.iter().map(|s| 2 + 4 * seg_asns(s).len()).sum();
+    64 + 2 * asns
+        + 4 * a.communities.len()
+        + 4 * a.cluster_list.len()
+        + 8 * a.ext_communities.len()
+        + 12 * a.large_communities.len()
+        + a.unknown.iter().map(|u| 4 + u.value.len()).sum::<usize>()
+}
+
+fn seg_asns(s: &AsSegment) -> &[u32] {
+    match s {
+        AsSegment::Sequence(v)
+        | AsSegment::Set(v)
+        | AsSegment::ConfedSequence(v)
+        | AsSegment::ConfedSet(v) => v,
     }
 }
 
@@ -226,7 +295,7 @@ fn write_attrs(
     const ON: u8 = FLAG_OPTIONAL;
     put(out, WK, ORIGIN, &[a.origin as u8]);
     let width = if ctx.asn4 { 4 } else { 2 };
-    put(out, WK, AS_PATH, &as_path_bytes(&a.as_path, width, true));
+    write_as_path(out, AS_PATH, &a.as_path, width, true);
     if let Some(nh) = v4_nh {
         put(out, WK, NEXT_HOP, &nh.octets());
     }
@@ -240,28 +309,35 @@ fn write_attrs(
         put(out, WK, ATOMIC_AGGREGATE, &[]);
     }
     if let Some((asn, id)) = a.aggregator {
-        let mut v = Vec::with_capacity(8);
         if ctx.asn4 {
-            v.extend_from_slice(&asn.to_be_bytes());
+            header(out, OT, AGGREGATOR, 8);
+            out.extend_from_slice(&asn.to_be_bytes());
         } else {
-            v.extend_from_slice(&u16::try_from(asn).unwrap_or(AS_TRANS as u16).to_be_bytes());
+            header(out, OT, AGGREGATOR, 6);
+            out.extend_from_slice(&u16::try_from(asn).unwrap_or(AS_TRANS as u16).to_be_bytes());
         }
-        v.extend_from_slice(&id.octets());
-        put(out, OT, AGGREGATOR, &v);
+        out.extend_from_slice(&id.octets());
     }
     if !a.communities.is_empty() {
-        let v: Vec<u8> = a.communities.iter().flat_map(|c| c.to_be_bytes()).collect();
-        put(out, OT, COMMUNITIES, &v);
+        header(out, OT, COMMUNITIES, 4 * a.communities.len());
+        for c in &a.communities {
+            out.extend_from_slice(&c.to_be_bytes());
+        }
     }
     if let Some(id) = a.originator_id {
         put(out, ON, ORIGINATOR_ID, &id.octets());
     }
     if !a.cluster_list.is_empty() {
-        let v: Vec<u8> = a.cluster_list.iter().flat_map(|c| c.octets()).collect();
-        put(out, ON, CLUSTER_LIST, &v);
+        header(out, ON, CLUSTER_LIST, 4 * a.cluster_list.len());
+        for c in &a.cluster_list {
+            out.extend_from_slice(&c.octets());
+        }
     }
     if !a.ext_communities.is_empty() {
-        put(out, OT, EXT_COMMUNITIES, &a.ext_communities.concat());
+        header(out, OT, EXT_COMMUNITIES, 8 * a.ext_communities.len());
+        for c in &a.ext_communities {
+            out.extend_from_slice(c);
+        }
     }
     if !ctx.asn4 {
         // RFC 6793 §4.2.2: AS4_PATH when the path holds a 4-octet AS.
@@ -270,22 +346,19 @@ fn write_attrs(
             _ => false,
         });
         if needs_as4 {
-            put(out, OT, AS4_PATH, &as_path_bytes(&a.as_path, 4, false));
+            write_as_path(out, AS4_PATH, &a.as_path, 4, false);
         }
         if let Some((asn, id)) = a.aggregator.filter(|(asn, _)| *asn > 0xffff) {
-            let mut v = asn.to_be_bytes().to_vec();
-            v.extend_from_slice(&id.octets());
-            put(out, OT, AS4_AGGREGATOR, &v);
+            header(out, OT, AS4_AGGREGATOR, 8);
+            out.extend_from_slice(&asn.to_be_bytes());
+            out.extend_from_slice(&id.octets());
         }
     }
     if !a.large_communities.is_empty() {
-        let v: Vec<u8> = a
-            .large_communities
-            .iter()
-            .flatten()
-            .flat_map(|w| w.to_be_bytes())
-            .collect();
-        put(out, OT, LARGE_COMMUNITY, &v);
+        header(out, OT, LARGE_COMMUNITY, 12 * a.large_communities.len());
+        for w in a.large_communities.iter().flatten() {
+            out.extend_from_slice(&w.to_be_bytes());
+        }
     }
     for raw in &a.unknown {
         // Types we interpret were written above; never write one twice.
@@ -296,32 +369,41 @@ fn write_attrs(
     }
 }
 
-/// AS_PATH value with `width`-octet ASNs (AS_TRANS for larger ones when
-/// 2). Empty segments are left out and segments over 255 ASNs split
-/// (RFC 4271 §4.3). Without `confed`, confederation segments are left out
-/// (AS4_PATH, RFC 6793 §3).
-fn as_path_bytes(path: &[AsSegment], width: usize, confed: bool) -> Vec<u8> {
-    let mut v = Vec::new();
-    for seg in path {
-        let (t, asns) = match seg {
-            AsSegment::Set(a) => (SEG_SET, a),
-            AsSegment::Sequence(a) => (SEG_SEQUENCE, a),
-            AsSegment::ConfedSequence(a) if confed => (SEG_CONFED_SEQUENCE, a),
-            AsSegment::ConfedSet(a) if confed => (SEG_CONFED_SET, a),
-            _ => continue,
-        };
+/// Writes AS_PATH (or AS4_PATH) with `width`-octet ASNs (AS_TRANS for
+/// larger ones when 2). Empty segments are left out and segments over 255
+/// ASNs split (RFC 4271 §4.3). Without `confed`, confederation segments
+/// are left out (AS4_PATH, RFC 6793 §3).
+fn write_as_path(out: &mut Vec<u8>, type_code: u8, path: &[AsSegment], width: usize, confed: bool) {
+    let segs = || {
+        path.iter().filter_map(move |seg| match seg {
+            AsSegment::Set(a) => Some((SEG_SET, a)),
+            AsSegment::Sequence(a) => Some((SEG_SEQUENCE, a)),
+            AsSegment::ConfedSequence(a) if confed => Some((SEG_CONFED_SEQUENCE, a)),
+            AsSegment::ConfedSet(a) if confed => Some((SEG_CONFED_SET, a)),
+            _ => None,
+        })
+    };
+    let len: usize = segs()
+        .map(|(_, a)| a.len().div_ceil(255) * 2 + a.len() * width)
+        .sum();
+    let flags = if type_code == AS_PATH {
+        FLAG_TRANSITIVE
+    } else {
+        FLAG_OPTIONAL | FLAG_TRANSITIVE
+    };
+    header(out, flags, type_code, len);
+    for (t, asns) in segs() {
         for chunk in asns.chunks(255) {
-            v.extend_from_slice(&[t, chunk.len() as u8]);
+            out.extend_from_slice(&[t, chunk.len() as u8]);
             for asn in chunk {
                 if width == 4 {
-                    v.extend_from_slice(&asn.to_be_bytes());
+                    out.extend_from_slice(&asn.to_be_bytes());
                 } else {
-                    v.extend_from_slice(
+                    out.extend_from_slice(
                         &u16::try_from(*asn).unwrap_or(AS_TRANS as u16).to_be_bytes(),
                     );
                 }
             }
         }
     }
-    v
 }

@@ -71,21 +71,24 @@ pub(crate) fn prefix_len(p: &Prefix) -> usize {
     1 + usize::from(p.prefix_len()).div_ceil(8)
 }
 
-/// Appends one prefix (host bits cleared).
+/// Appends one prefix (host bits cleared). The address is copied whole
+/// and the surplus cut off: cheaper than a copy of variable length.
 pub(crate) fn write_prefix(out: &mut Vec<u8>, p: &Prefix) {
     let bits = p.prefix_len();
     let n = usize::from(bits).div_ceil(8);
     out.push(bits);
+    let end = out.len() + n;
     match p {
         Prefix::V4(n4) => {
             let v = u32::from(n4.addr()) & mask32(bits);
-            out.extend_from_slice(&v.to_be_bytes()[..n]);
+            out.extend_from_slice(&v.to_be_bytes());
         }
         Prefix::V6(n6) => {
             let v = u128::from(n6.addr()) & mask128(bits);
-            out.extend_from_slice(&v.to_be_bytes()[..n]);
+            out.extend_from_slice(&v.to_be_bytes());
         }
     }
+    out.truncate(end);
 }
 
 #[cfg(test)]

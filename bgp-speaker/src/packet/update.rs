@@ -56,7 +56,10 @@ pub(crate) fn decode_update(msg: &[u8], ctx: &DecodeCtx) -> Result<Update, Decod
         return Ok(update);
     }
 
-    let mut walk = Walk::default();
+    let mut walk = Walk {
+        has_nlri_field: !nlri.is_empty(),
+        ..Walk::default()
+    };
     walk.attributes(attrs, ctx)?;
     let Walk {
         mut parsed,
@@ -64,10 +67,11 @@ pub(crate) fn decode_update(msg: &[u8], ctx: &DecodeCtx) -> Result<Update, Decod
         mut withdraw,
         seen,
         count,
+        ..
     } = walk;
 
     // Families not negotiated are ignored (RFC 4760 §7), with an issue.
-    if !ctx.families.contains(&Afi::Ipv4) && !(withdrawn.is_empty() && nlri.is_empty()) {
+    if !ctx.families.contains(&Afi::Ipv4) && (!withdrawn.is_empty() || !nlri.is_empty()) {
         issues.push(issue(
             0,
             AttrAction::Discard,
@@ -120,21 +124,31 @@ pub(crate) fn decode_update(msg: &[u8], ctx: &DecodeCtx) -> Result<Update, Decod
     } else if announcing {
         merge_as4(&mut parsed, ctx, &mut issues);
         let base = base_attrs(&mut parsed);
-        if !nlri.is_empty() {
-            let nh = parsed.next_hop.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
-            let mut attrs = base.clone();
-            attrs.next_hop = NextHop::V4(nh);
-            update.announced.push(Announcement { attrs, nlri });
-        }
-        if let Some(mp) = mp_reach.filter(|m| !m.prefixes.is_empty()) {
-            let mut attrs = base;
-            if let Some(nh) = mp.next_hop {
-                attrs.next_hop = nh;
+        let v4_nh = NextHop::V4(parsed.next_hop.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED));
+        let with_nh = |mut attrs: PathAttrs, nh: NextHop| {
+            attrs.next_hop = nh;
+            attrs
+        };
+        // The attributes are cloned only when both families are announced.
+        match (nlri.is_empty(), mp_reach.filter(|m| !m.prefixes.is_empty())) {
+            (false, None) => update.announced.push(Announcement {
+                attrs: with_nh(base, v4_nh),
+                nlri,
+            }),
+            (empty, Some(mp)) => {
+                if !empty {
+                    update.announced.push(Announcement {
+                        attrs: with_nh(base.clone(), v4_nh),
+                        nlri,
+                    });
+                }
+                let nh = mp.next_hop.unwrap_or(v4_nh);
+                update.announced.push(Announcement {
+                    attrs: with_nh(base, nh),
+                    nlri: mp.prefixes,
+                });
             }
-            update.announced.push(Announcement {
-                attrs,
-                nlri: mp.prefixes,
-            });
+            (true, None) => {}
         }
     }
     update.withdrawn = withdrawn;
@@ -153,6 +167,8 @@ struct Walk {
     seen: TypeSet,
     /// Number of attributes met, duplicates included.
     count: usize,
+    /// The NLRI field is not empty (NEXT_HOP matters only then).
+    has_nlri_field: bool,
 }
 
 /// A set of attribute type codes.
@@ -228,6 +244,15 @@ impl Walk {
                 Err(AttrError::Discard(r)) => {
                     self.issues.push(issue(type_code, AttrAction::Discard, r))
                 }
+                Err(AttrError::Withdraw(r)) if type_code == NEXT_HOP && !self.has_nlri_field => {
+                    // RFC 4760 §3: without IPv4 NLRI the NEXT_HOP attribute
+                    // is ignored, so a bad one only gets discarded.
+                    self.issues.push(issue(
+                        type_code,
+                        AttrAction::Discard,
+                        format!("{r}; ignored as the message has no NLRI field (RFC 4760 §3)"),
+                    ))
+                }
                 Err(AttrError::Withdraw(r)) => {
                     // RFC 7606 §3 h: the strongest approach wins; a reset
                     // returns at once.
@@ -293,8 +318,10 @@ fn merge_as4(p: &mut Parsed, ctx: &DecodeCtx, issues: &mut Vec<AttrIssue>) {
             p.aggregator = Some(a);
         }
     }
-    if let (Some(as4), Some(path)) = (as4_path, p.as_path.take()) {
-        p.as_path = Some(merge_as4_path(path, as4));
+    if let Some(as4) = as4_path {
+        if let Some(path) = p.as_path.take() {
+            p.as_path = Some(merge_as4_path(path, as4));
+        }
     }
 }
 
