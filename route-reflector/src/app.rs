@@ -190,6 +190,7 @@ async fn forward_sighup(mut sighup: tokio::signal::unix::Signal, triggers: mpsc:
 /// Keeps the marker fresh while graceful restart is on; removes it when a
 /// reload turns graceful restart off.
 async fn refresh_marker(shared: Arc<Shared>, marker: Marker) {
+    let mut applied = shared.watch_applied();
     loop {
         let gr = shared.applied().rr.graceful_restart.clone();
         let result = if gr.enabled {
@@ -200,7 +201,10 @@ async fn refresh_marker(shared: Arc<Shared>, marker: Marker) {
         if let Err(e) = result {
             warn!(path = %marker.path().display(), error = %e, "cannot update the graceful restart marker");
         }
-        tokio::time::sleep(marker::refresh_interval(gr.restart_time)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(marker::refresh_interval(gr.restart_time)) => {}
+            changed = applied.changed() => if changed.is_err() { return },
+        }
     }
 }
 

@@ -83,6 +83,11 @@ impl Shared {
         self.applied.borrow().clone()
     }
 
+    /// A receiver that wakes when the running configuration changes.
+    pub fn watch_applied(&self) -> watch::Receiver<Arc<Applied>> {
+        self.applied.subscribe()
+    }
+
     /// Hands a new configuration to the speaker and, if it takes it, makes
     /// it the running one.
     pub async fn apply(&self, rr: RrConfig) -> Result<(), bgp_speaker::Error> {
