@@ -191,6 +191,7 @@ async fn forward_sighup(mut sighup: tokio::signal::unix::Signal, triggers: mpsc:
 /// reload turns graceful restart off.
 async fn refresh_marker(shared: Arc<Shared>, marker: Marker) {
     let mut applied = shared.watch_applied();
+    let mut failing = false;
     loop {
         let gr = shared.applied().rr.graceful_restart.clone();
         let result = if gr.enabled {
@@ -198,8 +199,20 @@ async fn refresh_marker(shared: Arc<Shared>, marker: Marker) {
         } else {
             marker.remove()
         };
-        if let Err(e) = result {
-            warn!(path = %marker.path().display(), error = %e, "cannot update the graceful restart marker");
+        match result {
+            // Warn once per failure streak, not on every refresh.
+            Err(e) if !failing => {
+                failing = true;
+                warn!(path = %marker.path().display(), error = %e, "cannot update the graceful restart marker; running without it");
+            }
+            Err(e) => {
+                debug!(path = %marker.path().display(), error = %e, "graceful restart marker still failing")
+            }
+            Ok(()) if failing => {
+                failing = false;
+                info!(path = %marker.path().display(), "graceful restart marker writable again");
+            }
+            Ok(()) => {}
         }
         tokio::select! {
             _ = tokio::time::sleep(marker::refresh_interval(gr.restart_time)) => {}

@@ -207,6 +207,76 @@ mod tests {
         );
     }
 
+    /// A real (in-process) speaker behind the reloader: valid files apply,
+    /// unchanged bytes are skipped unless forced, invalid files are counted
+    /// and leave the running configuration alone.
+    #[tokio::test]
+    async fn reload_applies_skips_and_rejects() {
+        use crate::speaker_config::to_speaker_config;
+        use crate::state::Applied;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rr.yaml");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let yaml = |peers: &[&str]| {
+            let mut t = format!(
+                "routerId: 127.0.0.1\nasNumber: 64512\nlisten: \"127.0.0.1:{port}\"\npeers:\n"
+            );
+            for p in peers {
+                t += &format!("  - {{address: {p}, asNumber: 64512, passive: true}}\n");
+            }
+            t
+        };
+        let first = yaml(&["127.0.0.2"]);
+        std::fs::write(&path, &first).unwrap();
+        let rr = RrConfig::from_yaml(&first).unwrap();
+        let speaker = to_speaker_config(&rr, false);
+        let (handle, _best) = bgp_speaker::start(speaker.clone()).await.unwrap();
+        let shared = Arc::new(Shared::new(
+            handle.clone(),
+            path.clone(),
+            false,
+            Applied::new(rr, speaker),
+        ));
+        let mut reloader = Reloader::new(shared.clone(), first);
+        let count = |r: &str| {
+            let series = format!("tortie_rr_config_reloads_total{{result=\"{r}\"}} ");
+            let text = shared.metrics.render();
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&series))
+                .unwrap()
+                .to_string();
+            line[series.len()..].parse::<u64>().unwrap()
+        };
+
+        assert_eq!(reloader.reload(false).await, Outcome::Unchanged);
+        assert_eq!(reloader.reload(true).await, Outcome::Applied);
+        assert_eq!((count("success"), count("error")), (1, 0));
+
+        std::fs::write(&path, yaml(&["127.0.0.2", "127.0.0.3"])).unwrap();
+        assert_eq!(reloader.reload(false).await, Outcome::Applied);
+        assert_eq!(shared.applied().rr.peers.len(), 2);
+        assert_eq!(handle.status().peers.len(), 2);
+
+        std::fs::write(&path, yaml(&["127.0.0.2", "127.0.0.2"])).unwrap();
+        let Outcome::Rejected(e) = reloader.reload(false).await else {
+            panic!("accepted a duplicate peer")
+        };
+        assert_eq!(
+            e,
+            "peers[1].address: 127.0.0.2: already used by peers[0]; list each peer once"
+        );
+        assert_eq!((count("success"), count("error")), (2, 1));
+        assert_eq!(shared.applied().rr.peers.len(), 2);
+        assert_eq!(handle.status().peers.len(), 2);
+        handle.shutdown(bgp_speaker::ShutdownMode::Hard).await;
+    }
+
     #[tokio::test(start_paused = true)]
     async fn debounce_waits_for_quiet_and_lets_a_signal_through() {
         let (tx, mut rx) = mpsc::channel(8);
