@@ -140,14 +140,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } else {
             ShutdownMode::Hard
         };
-        if tokio::time::timeout(SHUTDOWN_TIMEOUT, handle.shutdown(mode))
-            .await
-            .is_err()
-        {
-            warn!(
-                timeout_secs = SHUTDOWN_TIMEOUT.as_secs(),
-                "the BGP speaker did not stop in time"
-            );
+        // A second SIGTERM/SIGINT cuts the wait short.
+        tokio::select! {
+            done = tokio::time::timeout(SHUTDOWN_TIMEOUT, handle.shutdown(mode)) => {
+                if done.is_err() {
+                    warn!(timeout_secs = SHUTDOWN_TIMEOUT.as_secs(), "the BGP speaker did not stop in time");
+                }
+            }
+            _ = sigterm.recv() => warn!("second SIGTERM: exiting without waiting for the speaker"),
+            _ = sigint.recv() => warn!("second SIGINT: exiting without waiting for the speaker"),
         }
         // Graceful: a fresh marker, so a restart within the restart time
         // sets the R bit. Hard: no marker, the next start is a fresh one.

@@ -108,8 +108,12 @@ impl Reloader {
             );
             rr.admin = running.rr.admin;
         }
+        let changes = peer_changes(&running.rr, &rr);
         match self.shared.apply(rr).await {
             Ok(()) => {
+                if !changes.is_empty() {
+                    info!(changes = %changes.join(", "), "peers changed by the reload");
+                }
                 self.shared.metrics.reload(ReloadResult::Success);
                 Outcome::Applied
             }
@@ -124,6 +128,28 @@ impl Reloader {
 }
 
 // ===== helpers =====
+
+/// Human summary of the static peers a reload adds, removes or changes,
+/// e.g. `["+127.0.0.4", "~127.0.0.2", "-127.0.0.3"]`.
+fn peer_changes(old: &RrConfig, new: &RrConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in &new.peers {
+        match old.peer(p.address) {
+            None => out.push(format!("+{}", p.address)),
+            Some(before) if before != p => out.push(format!("~{}", p.address)),
+            Some(_) => {}
+        }
+    }
+    for p in &old.peers {
+        if new.peer(p.address).is_none() {
+            out.push(format!("-{}", p.address));
+        }
+    }
+    if old.dynamic_peers != new.dynamic_peers {
+        out.push("dynamicPeers".into());
+    }
+    out
+}
 
 /// Waits until no file event came for [`DEBOUNCE`]. Returns true if a
 /// SIGHUP arrived meanwhile (then the reload is forced).
@@ -156,6 +182,17 @@ pub fn watch_file(
             Err(e) => warn!(error = %e, "configuration file watch error"),
         })?;
     watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    // A symlink to a file elsewhere: also watch where the content lives,
+    // so in-place edits of the target are seen.
+    if let Some(target_dir) = std::fs::canonicalize(path)
+        .ok()
+        .and_then(|target| target.parent().map(Path::to_path_buf))
+    {
+        let same = std::fs::canonicalize(&dir).is_ok_and(|d| d == target_dir);
+        if !same {
+            watcher.watch(&target_dir, RecursiveMode::NonRecursive)?;
+        }
+    }
     Ok(watcher)
 }
 
@@ -196,6 +233,23 @@ mod tests {
         ))));
         assert!(relevant(&EventKind::Modify(ModifyKind::Any)));
         assert!(relevant(&EventKind::Create(CreateKind::File)));
+    }
+
+    #[test]
+    fn peer_changes_lists_added_changed_removed() {
+        let old = RrConfig::from_yaml(
+            "routerId: 1.1.1.1\nasNumber: 64512\npeers:\n  - {address: 10.0.0.2, asNumber: 64512}\n  - {address: 10.0.0.3, asNumber: 64512}\n",
+        )
+        .unwrap();
+        let new = RrConfig::from_yaml(
+            "routerId: 1.1.1.1\nasNumber: 64512\npeers:\n  - {address: 10.0.0.2, asNumber: 64512, holdTime: 30}\n  - {address: 10.0.0.4, asNumber: 64512}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            peer_changes(&old, &new),
+            vec!["~10.0.0.2", "+10.0.0.4", "-10.0.0.3"]
+        );
+        assert!(peer_changes(&old, &old).is_empty());
     }
 
     #[test]

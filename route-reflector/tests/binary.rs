@@ -292,3 +292,37 @@ fn graceful_restart_marker_sets_the_restart_bit() {
     assert_eq!(third.wait_exit(Duration::from_secs(20)).code(), Some(0));
     assert!(!state.join("running").exists());
 }
+
+#[test]
+fn in_place_edit_of_a_symlinked_file_is_reloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (listen, admin) = (free_port(), free_port());
+    let real_dir = dir.path().join("real");
+    let link_dir = dir.path().join("etc");
+    std::fs::create_dir_all(&real_dir).unwrap();
+    std::fs::create_dir_all(&link_dir).unwrap();
+    let target = real_dir.join("rr.yaml");
+    let link = link_dir.join("rr.yaml");
+    std::fs::write(&target, rr_yaml(listen, admin, &["127.0.0.2"], "")).unwrap();
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+
+    let mut rr = Rr::start(dir.path(), &link, admin, &dir.path().join("state"));
+    rr.wait_ready();
+    assert_eq!(rr.peer_addresses(), vec!["127.0.0.2"]);
+    // No signal: only the watch on the target's directory can see this.
+    std::fs::write(
+        &target,
+        rr_yaml(listen, admin, &["127.0.0.2", "127.0.0.5"], ""),
+    )
+    .unwrap();
+    wait_until(
+        Duration::from_secs(10),
+        "the reload through the symlink",
+        || rr.peer_addresses() == vec!["127.0.0.2", "127.0.0.5"],
+    );
+    assert!(
+        rr.log().contains("+127.0.0.5"),
+        "the reload names the added peer:\n{}",
+        rr.log()
+    );
+}
