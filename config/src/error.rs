@@ -33,6 +33,15 @@ pub enum ConfigError {
         /// What is wrong and what is allowed instead.
         allowed: String,
     },
+    /// Any of the above, with the line of the file it is about. Displays
+    /// as the inner error; callers that know the file name print
+    /// `file:line: error`.
+    #[error("{error}")]
+    At {
+        /// 1-based line number.
+        line: usize,
+        error: Box<ConfigError>,
+    },
 }
 
 // ===== impl ConfigError =====
@@ -55,7 +64,27 @@ impl ConfigError {
     pub fn field(&self) -> Option<&str> {
         match self {
             ConfigError::Schema { field, .. } | ConfigError::Invalid { field, .. } => Some(field),
+            ConfigError::At { error, .. } => error.field(),
             ConfigError::Read { .. } | ConfigError::Yaml(_) => None,
+        }
+    }
+
+    /// The 1-based line of the file the error is about, when known.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            ConfigError::At { line, .. } => Some(*line),
+            _ => None,
+        }
+    }
+
+    /// `file:line: error` (or `file: error` without a line), the way
+    /// compilers print it so editors can jump there.
+    pub fn in_file(&self, file: &std::path::Path) -> String {
+        match (self, self.line()) {
+            // Already names the file.
+            (ConfigError::Read { .. }, _) => self.to_string(),
+            (_, Some(line)) => format!("{}:{line}: {self}", file.display()),
+            (_, None) => format!("{}: {self}", file.display()),
         }
     }
 }

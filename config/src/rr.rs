@@ -150,8 +150,8 @@ pub enum Family {
 impl RrConfig {
     /// Parses and validates the YAML text of an RR file.
     pub fn from_yaml(text: &str) -> Result<RrConfig, ConfigError> {
-        let raw: raw::RawRrConfig = crate::yaml::from_str(text)?;
-        validate::validate(raw)
+        let (raw, lines) = crate::yaml::from_str_located::<raw::RawRrConfig>(text)?;
+        validate::validate(raw).map_err(|e| lines.locate(e))
     }
 
     /// Reads, parses and validates an RR file.

@@ -6,11 +6,45 @@
 //! `enabled: 3` became `true`, which hides mistakes. `serde_path_to_error`
 //! then gives every serde error the full path of the field.
 
+use std::collections::HashMap;
+
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Number, Value};
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
 use yaml_rust2::{Yaml, YamlLoader};
 
 use crate::error::ConfigError;
+
+/// Where each field of a document starts: `peers[1].holdTime` -> line.
+#[derive(Debug, Default)]
+pub(crate) struct Lines {
+    lines: HashMap<String, usize>,
+}
+
+/// Builds [`Lines`] from the parser's events.
+#[derive(Default)]
+struct LineCollector {
+    stack: Vec<Frame>,
+    lines: HashMap<String, usize>,
+}
+
+/// An open collection while walking the events.
+enum Frame {
+    Map { path: String, key: Option<String> },
+    Seq { path: String, index: usize },
+}
+
+/// Parses one YAML document into `T`, and returns where each field is so
+/// that later validation errors can be located too. An empty document is an
+/// empty map.
+pub(crate) fn from_str_located<T: DeserializeOwned>(text: &str) -> Result<(T, Lines), ConfigError> {
+    let lines = Lines::of(text);
+    match from_str(text) {
+        Ok(value) => Ok((value, lines)),
+        Err(e) => Err(lines.locate(e)),
+    }
+}
 
 /// Parses one YAML document into `T`. An empty document is an empty map.
 pub(crate) fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
@@ -101,6 +135,125 @@ fn to_json(node: &Yaml, path: &str) -> Result<Value, ConfigError> {
     })
 }
 
+// ===== impl Lines =====
+
+impl Lines {
+    /// The lines of every field of `text`; empty if it does not parse.
+    fn of(text: &str) -> Lines {
+        let mut collector = LineCollector::default();
+        let mut parser = Parser::new_from_str(text);
+        if parser.load(&mut collector, false).is_err() {
+            return Lines::default();
+        }
+        Lines {
+            lines: collector.lines,
+        }
+    }
+
+    /// The line of `field`, or of the nearest enclosing field present.
+    fn line_of(&self, field: &str) -> Option<usize> {
+        let mut path = field;
+        loop {
+            if let Some(line) = self.lines.get(path) {
+                return Some(*line);
+            }
+            let cut = path.rfind(['.', '['])?;
+            path = &path[..cut];
+        }
+    }
+
+    /// Wraps `error` in [`ConfigError::At`] when its field has a line.
+    pub(crate) fn locate(&self, error: ConfigError) -> ConfigError {
+        match error.field().and_then(|f| self.line_of(f)) {
+            Some(line) if error.line().is_none() => ConfigError::At {
+                line,
+                error: Box::new(error),
+            },
+            _ => error,
+        }
+    }
+}
+
+// ===== impl LineCollector =====
+
+impl LineCollector {
+    /// The path of the node that starts now, inside the top frame.
+    fn child_path(&self) -> Option<String> {
+        match self.stack.last() {
+            None => Some(String::new()),
+            Some(Frame::Map {
+                path,
+                key: Some(key),
+            }) if path.is_empty() => Some(key.clone()),
+            Some(Frame::Map {
+                path,
+                key: Some(key),
+            }) => Some(format!("{path}.{key}")),
+            Some(Frame::Map { key: None, .. }) => None,
+            Some(Frame::Seq { path, index }) => Some(format!("{path}[{index}]")),
+        }
+    }
+
+    fn record(&mut self, path: &str, mark: &Marker) {
+        if !path.is_empty() {
+            self.lines.entry(path.to_string()).or_insert(mark.line());
+        }
+    }
+
+    /// A value node ended: the map wants a key next, the list an index.
+    fn advance(&mut self) {
+        match self.stack.last_mut() {
+            Some(Frame::Map { key, .. }) => *key = None,
+            Some(Frame::Seq { index, .. }) => *index += 1,
+            None => {}
+        }
+    }
+}
+
+impl MarkedEventReceiver for LineCollector {
+    fn on_event(&mut self, event: Event, mark: Marker) {
+        match event {
+            Event::Scalar(text, ..) => match self.stack.last_mut() {
+                Some(Frame::Map {
+                    path,
+                    key: key @ None,
+                }) => {
+                    let full = if path.is_empty() {
+                        text.clone()
+                    } else {
+                        format!("{path}.{text}")
+                    };
+                    *key = Some(text);
+                    self.record(&full, &mark);
+                }
+                _ => {
+                    if let Some(path) = self.child_path() {
+                        self.record(&path, &mark);
+                    }
+                    self.advance();
+                }
+            },
+            Event::Alias(_) => self.advance(),
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                // A complex key (a map used as a key) gets no path.
+                let path = self.child_path().unwrap_or_else(|| "?".into());
+                self.record(&path, &mark);
+                self.stack
+                    .push(if matches!(event, Event::MappingStart(..)) {
+                        Frame::Map { path, key: None }
+                    } else {
+                        Frame::Seq { path, index: 0 }
+                    });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.stack.pop();
+                self.advance();
+            }
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +298,34 @@ mod tests {
             assert_eq!(&got, want, "input {text:?}");
         }
         assert_eq!(from_str::<T>("a: 7").unwrap(), T { a: 7, b: None });
+    }
+
+    #[test]
+    fn fields_are_located() {
+        let text = "a: 1\nlist:\n  - x: 1\n    y: [1, 2]\n  - x: 2\n\n    z:\n      deep: true\n";
+        let lines = Lines::of(text);
+        let want = [
+            ("a", 1),
+            ("list", 2),
+            ("list[0]", 3),
+            ("list[0].x", 3),
+            ("list[0].y", 4),
+            ("list[0].y[1]", 4),
+            ("list[1].x", 5),
+            ("list[1].z", 7),
+            ("list[1].z.deep", 8),
+            // Not in the file: the nearest enclosing field.
+            ("list[1].w", 5),
+        ];
+        for (field, line) in want {
+            assert_eq!(lines.line_of(field), Some(line), "{field}");
+        }
+        assert_eq!(lines.line_of("missing"), None);
+        let e = from_str_located::<T>("a: 1\nb: true\nc: 3\n").unwrap_err();
+        assert_eq!(
+            (e.line(), e.to_string().as_str()),
+            (Some(3), "c: unknown field `c`, expected `a` or `b`")
+        );
     }
 
     #[test]

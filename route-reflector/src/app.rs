@@ -32,12 +32,12 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// `--check`: validate the file, print the verdict, exit 0 or 1.
 pub fn check(path: &Path) -> ExitCode {
     let verdict = RrConfig::load(path)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.in_file(path))
         .and_then(|rr| {
             to_speaker_config(&rr, false)
                 .check()
                 .map(|()| rr)
-                .map_err(|e| format!("rejected by the BGP speaker: {e}"))
+                .map_err(|e| format!("{}: rejected by the BGP speaker: {e}", path.display()))
         });
     match verdict {
         Ok(rr) => {
@@ -52,7 +52,7 @@ pub fn check(path: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("{}: {e}", path.display());
+            eprintln!("{e}");
             ExitCode::FAILURE
         }
     }
@@ -67,8 +67,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let path = cli.config.clone();
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    let rr = RrConfig::from_yaml(&text)
-        .with_context(|| format!("{}: invalid configuration", path.display()))?;
+    let rr = RrConfig::from_yaml(&text).map_err(|e| anyhow::anyhow!(e.in_file(&path)))?;
 
     let marker = Marker::new(&cli.state_dir);
     let gr = rr.graceful_restart.clone();

@@ -97,7 +97,7 @@ impl Reloader {
         self.last_text = text;
         let mut rr = match RrConfig::from_yaml(&self.last_text) {
             Ok(rr) => rr,
-            Err(e) => return self.reject(e.to_string()),
+            Err(e) => return self.reject(e.in_file(path)),
         };
         let running = self.shared.applied();
         if rr.admin != running.rr.admin {
@@ -321,10 +321,8 @@ mod tests {
         let Outcome::Rejected(e) = reloader.reload(false).await else {
             panic!("accepted a duplicate peer")
         };
-        assert_eq!(
-            e,
-            "peers[1].address: 127.0.0.2: already used by peers[0]; list each peer once"
-        );
+        let want = "6: peers[1].address: 127.0.0.2: already used by peers[0]; list each peer once";
+        assert_eq!(e, format!("{}:{want}", path.display()));
         assert_eq!((count("success"), count("error")), (2, 1));
         assert_eq!(shared.applied().rr.peers.len(), 2);
         assert_eq!(handle.status().peers.len(), 2);

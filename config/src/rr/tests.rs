@@ -370,6 +370,27 @@ fn bad_inputs_name_field_value_and_what_is_allowed() {
 fn errors_expose_the_field_path() {
     let e = RrConfig::from_yaml(&format!("{BASE}    holdTime: 2\n")).unwrap_err();
     assert_eq!(e.field(), Some("peers[0].holdTime"));
+    assert_eq!(e.line(), Some(6));
+    assert_eq!(
+        e.in_file(Path::new("rr.yaml")),
+        "rr.yaml:6: peers[0].holdTime: 2: not allowed; use 0 (no keepalives) or 3..=65535 seconds \
+         (RFC 4271 §4.2)"
+    );
+    // Unknown fields and list items are located too; a default value that
+    // is not in the file has no line.
+    let e = RrConfig::from_yaml(&format!(
+        "{BASE}  - address: 10.0.0.9\n    asNumber: 64512\n    holdtime: 3\n"
+    ))
+    .unwrap_err();
+    assert_eq!((e.field(), e.line()), (Some("peers[1].holdtime"), Some(8)));
+    let e = RrConfig::from_yaml(&format!(
+        "{BASE}  - address: 172.30.0.2\n    asNumber: 64512\n"
+    ))
+    .unwrap_err();
+    assert_eq!((e.field(), e.line()), (Some("peers[1].address"), Some(6)));
+    let e = RrConfig::from_yaml(&format!("{BASE}listen: \"0.0.0.0:9180\"\n")).unwrap_err();
+    assert_eq!((e.field(), e.line()), (Some("admin"), None));
+    assert_eq!(e.in_file(Path::new("rr.yaml")), format!("rr.yaml: {e}"));
 }
 
 #[test]
