@@ -84,7 +84,7 @@ fn invalid_file_at_start_exits_1_naming_the_field() {
     assert_eq!(status.code(), Some(1), "{}", rr.log());
     assert!(
         rr.log()
-            .contains("routerId: 0.0.0.0: not a valid BGP identifier"),
+            .contains("rr.yaml:1: routerId: 0.0.0.0: not a valid BGP identifier"),
         "{}",
         rr.log()
     );
