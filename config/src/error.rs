@@ -10,7 +10,9 @@ pub enum ConfigError {
     /// The file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
@@ -21,7 +23,13 @@ pub enum ConfigError {
     /// The YAML does not have the expected shape: unknown field, missing
     /// field, wrong type. `field` is the full path, e.g. `peers[1].holdTime`.
     #[error("{field}: {message}")]
-    Schema { field: String, message: String },
+    Schema {
+        /// Full path of the field.
+        field: String,
+        /// serde's message: unknown field and the allowed ones, missing
+        /// field, or the type found and the type expected.
+        message: String,
+    },
     /// A value of the right type that is not allowed.
     #[error("{field}: {value}: {allowed}")]
     Invalid {
@@ -40,6 +48,7 @@ pub enum ConfigError {
     At {
         /// 1-based line number.
         line: usize,
+        /// The error itself.
         error: Box<ConfigError>,
     },
 }

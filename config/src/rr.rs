@@ -61,6 +61,7 @@ pub struct RrConfig {
     pub peers: Vec<RrPeer>,
     /// Prefixes from which any neighbour is accepted.
     pub dynamic_peers: Vec<RrDynamicPeer>,
+    /// Graceful restart (RFC 4724) settings.
     pub graceful_restart: GracefulRestart,
     /// Address families offered to every peer; at least one, no repeats.
     pub families: Vec<Family>,
@@ -70,7 +71,9 @@ pub struct RrConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RrPeer {
+    /// The neighbour; each address once.
     pub address: IpAddr,
+    /// The neighbour's AS; equal to ours means iBGP.
     pub as_number: u32,
     /// RFC 4456 client. Defaults to `true` for iBGP, always `false` for
     /// eBGP (reflection is an iBGP mechanism).
@@ -89,6 +92,7 @@ pub struct RrPeer {
     pub local_address: Option<IpAddr>,
     /// Rewrite NEXT_HOP to our address on routes sent to this peer.
     pub next_hop_self: bool,
+    /// Limit on the prefixes this peer may send; `None`: no limit.
     pub max_prefix: Option<MaxPrefix>,
 }
 
@@ -96,12 +100,20 @@ pub struct RrPeer {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RrDynamicPeer {
+    /// Accept sessions from any address inside; no host bits, no overlap
+    /// with other dynamic prefixes.
     pub prefix: IpNet,
+    /// The AS such peers must have.
     pub as_number: u32,
+    /// RFC 4456 client, as in [`RrPeer::client`].
     pub client: bool,
+    /// TCP MD5 key, as in [`RrPeer::password`].
     pub password: Option<String>,
+    /// Proposed hold time, as in [`RrPeer::hold_time`].
     pub hold_time: u16,
+    /// As in [`RrPeer::next_hop_self`].
     pub next_hop_self: bool,
+    /// As in [`RrPeer::max_prefix`].
     pub max_prefix: Option<MaxPrefix>,
 }
 
@@ -111,6 +123,7 @@ pub struct RrDynamicPeer {
 pub struct MaxPrefix {
     /// At least 1.
     pub limit: u64,
+    /// What to do when the limit is exceeded.
     pub action: MaxPrefixAction,
 }
 
@@ -129,6 +142,7 @@ pub enum MaxPrefixAction {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GracefulRestart {
+    /// Advertise the capability; also makes SIGTERM a graceful stop.
     pub enabled: bool,
     /// Seconds peers keep our routes while we restart: 1..=4095.
     pub restart_time: u16,
@@ -141,7 +155,9 @@ pub struct GracefulRestart {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
+    /// IPv4 unicast (AFI 1, SAFI 1).
     Ipv4,
+    /// IPv6 unicast (AFI 2, SAFI 1).
     Ipv6,
 }
 
