@@ -83,20 +83,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         "starting tortie-rr"
     );
 
+    // Bind the admin port first: a failure then costs no BGP session.
+    let admin_addr = rr.admin;
+    let listener = tokio::net::TcpListener::bind(admin_addr)
+        .await
+        .with_context(|| format!("admin: cannot listen on {admin_addr}"))?;
+
     let speaker = to_speaker_config(&rr, restarting);
     let (handle, best_paths) = bgp_speaker::start(speaker.clone())
         .await
         .context("cannot start the BGP speaker")?;
     tokio::spawn(drain_best_paths(best_paths));
-
-    let admin_addr = rr.admin;
-    let listener = match tokio::net::TcpListener::bind(admin_addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            handle.shutdown(ShutdownMode::Hard).await;
-            return Err(e).with_context(|| format!("admin: cannot listen on {admin_addr}"));
-        }
-    };
     let shared = Arc::new(Shared::new(
         handle.clone(),
         path.clone(),

@@ -323,3 +323,21 @@ fn in_place_edit_of_a_symlinked_file_is_reloaded() {
         rr.log()
     );
 }
+
+#[test]
+fn busy_admin_port_exits_1_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin = busy.local_addr().unwrap().port();
+    let config = dir.path().join("rr.yaml");
+    std::fs::write(&config, rr_yaml(free_port(), admin, &["127.0.0.2"], "")).unwrap();
+    let mut rr = Rr::start(dir.path(), &config, admin, &dir.path().join("state"));
+    assert_eq!(
+        rr.wait_exit(Duration::from_secs(10)).code(),
+        Some(1),
+        "{}",
+        rr.log()
+    );
+    let want = format!("admin: cannot listen on 127.0.0.1:{admin}");
+    assert!(rr.log().contains(&want), "want {want:?} in:\n{}", rr.log());
+}
