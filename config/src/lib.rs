@@ -1,3 +1,22 @@
 //! Tortie's typed configuration: the files users write, loaded with serde
-//! and the `config` crate, validated with errors that name the field, the
-//! value and what is allowed.
+//! and validated with errors that name the field, the value and what is
+//! allowed.
+//!
+//! # Layout
+//!
+//! - `yaml`: YAML text to a strictly typed value tree (no type coercion),
+//!   then serde with the full path of any error (`peers[1].holdTime`).
+//! - `rr`: the route reflector's file (`tortie-rr --config rr.yaml`): the
+//!   typed model, its defaults and its loader.
+//! - `rr/raw`: the file exactly as written (serde, camelCase, unknown fields
+//!   rejected); `rr/validate`: raw to typed with every check.
+//! - `error`: [`ConfigError`].
+
+pub mod error;
+pub mod rr;
+mod yaml;
+
+pub use error::ConfigError;
+pub use rr::{
+    Family, GracefulRestart, MaxPrefix, MaxPrefixAction, RrConfig, RrDynamicPeer, RrPeer,
+};

@@ -1,0 +1,94 @@
+//! The RR file exactly as written: camelCase keys, unknown keys rejected,
+//! addresses as text and numbers as `i64`, so that `validate` can name the
+//! value and the allowed range in its own words.
+
+use serde::Deserialize;
+
+use super::{Family, MaxPrefixAction};
+
+/// Top level of the file.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct RawRrConfig {
+    pub router_id: String,
+    pub as_number: i64,
+    #[serde(default)]
+    pub cluster_id: Option<String>,
+    #[serde(default)]
+    pub listen: Option<String>,
+    #[serde(default)]
+    pub admin: Option<String>,
+    #[serde(default)]
+    pub peers: Vec<RawPeer>,
+    #[serde(default)]
+    pub dynamic_peers: Vec<RawDynamicPeer>,
+    #[serde(default)]
+    pub graceful_restart: Option<RawGracefulRestart>,
+    #[serde(default)]
+    pub families: Option<Vec<Family>>,
+}
+
+/// One entry of `peers`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct RawPeer {
+    pub address: String,
+    pub as_number: i64,
+    #[serde(default)]
+    pub client: Option<bool>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub hold_time: Option<i64>,
+    #[serde(default)]
+    pub connect_retry: Option<i64>,
+    #[serde(default)]
+    pub passive: Option<bool>,
+    #[serde(default)]
+    pub port: Option<i64>,
+    #[serde(default)]
+    pub local_address: Option<String>,
+    #[serde(default)]
+    pub next_hop_self: Option<bool>,
+    #[serde(default)]
+    pub max_prefix: Option<RawMaxPrefix>,
+}
+
+/// One entry of `dynamicPeers`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct RawDynamicPeer {
+    pub prefix: String,
+    pub as_number: i64,
+    #[serde(default)]
+    pub client: Option<bool>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub hold_time: Option<i64>,
+    #[serde(default)]
+    pub next_hop_self: Option<bool>,
+    #[serde(default)]
+    pub max_prefix: Option<RawMaxPrefix>,
+}
+
+/// `maxPrefix` of a peer.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct RawMaxPrefix {
+    pub limit: i64,
+    #[serde(default)]
+    pub action: Option<MaxPrefixAction>,
+}
+
+/// `gracefulRestart`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct RawGracefulRestart {
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub restart_time: Option<i64>,
+    #[serde(default)]
+    pub stale_routes_time: Option<i64>,
+}

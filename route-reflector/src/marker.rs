@@ -1,0 +1,125 @@
+//! The graceful restart marker: `<state-dir>/running`.
+//!
+//! While the process runs it refreshes the file every few seconds. At start,
+//! a marker younger than the graceful restart time means we went away (crash,
+//! graceful stop, upgrade) recently enough that our peers may still hold our
+//! routes as stale, so we set the R bit (RFC 4724 §3) in our OPENs. A clean
+//! non-graceful exit removes the marker, so the next start is a fresh one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The marker file in a state directory.
+#[derive(Clone, Debug)]
+pub struct Marker {
+    path: PathBuf,
+}
+
+// ===== impl Marker =====
+
+impl Marker {
+    /// The marker inside `state_dir` (not created yet).
+    pub fn new(state_dir: &Path) -> Marker {
+        Marker {
+            path: state_dir.join("running"),
+        }
+    }
+
+    /// Where the marker lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How long ago the marker was last written, if it exists. A marker
+    /// from the future (clock stepped back) counts as just written.
+    pub fn age(&self) -> Option<Duration> {
+        let modified = std::fs::metadata(&self.path).ok()?.modified().ok()?;
+        Some(
+            SystemTime::now()
+                .duration_since(modified)
+                .unwrap_or_default(),
+        )
+    }
+
+    /// True when the marker exists and is younger than `restart_time`.
+    pub fn restarted_within(&self, restart_time: Duration) -> bool {
+        self.age().is_some_and(|age| age < restart_time)
+    }
+
+    /// Writes (or refreshes) the marker: the pid and the time, for humans;
+    /// what counts is the modification time. Written to a temporary file and
+    /// renamed so that a crash never leaves half a file.
+    pub fn write(&self) -> std::io::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = self.path.with_extension("tmp");
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let mut file = std::fs::File::create(&tmp)?;
+        writeln!(file, "pid {}\nunix_time {now}", std::process::id())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &self.path)
+    }
+
+    /// Removes the marker; a missing marker is fine.
+    pub fn remove(&self) -> std::io::Result<()> {
+        match std::fs::remove_file(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// How often to refresh the marker for a given restart time: a third of it
+/// (so a crash is detected as a restart for at least 2/3 of the window), at
+/// least 1 s and at most 10 s.
+pub fn refresh_interval(restart_time: u16) -> Duration {
+    Duration::from_secs(u64::from(restart_time / 3).clamp(1, 10))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marker_lifecycle() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = Marker::new(&dir.path().join("nested"));
+        assert_eq!(marker.age(), None);
+        assert!(!marker.restarted_within(Duration::from_secs(120)));
+
+        marker.write().unwrap();
+        assert!(marker.restarted_within(Duration::from_secs(120)));
+        let text = std::fs::read_to_string(marker.path()).unwrap();
+        assert!(
+            text.starts_with(&format!("pid {}\n", std::process::id())),
+            "{text}"
+        );
+
+        // An old marker (mtime pushed back) is not a recent restart.
+        let old = SystemTime::now() - Duration::from_secs(300);
+        std::fs::File::options()
+            .write(true)
+            .open(marker.path())
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert!(!marker.restarted_within(Duration::from_secs(120)));
+        assert!(marker.restarted_within(Duration::from_secs(400)));
+
+        marker.remove().unwrap();
+        assert!(!marker.path().exists());
+        marker.remove().unwrap();
+    }
+
+    #[test]
+    fn refresh_interval_is_clamped() {
+        assert_eq!(refresh_interval(1), Duration::from_secs(1));
+        assert_eq!(refresh_interval(12), Duration::from_secs(4));
+        assert_eq!(refresh_interval(120), Duration::from_secs(10));
+    }
+}

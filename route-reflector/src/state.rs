@@ -1,0 +1,155 @@
+//! What the admin server, the reload task and the main loop share: the
+//! speaker handle, the metrics, the running configuration and readiness.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bgp_speaker::{SpeakerConfig, SpeakerHandle};
+use tokio::sync::{watch, Mutex};
+use tortie_config::RrConfig;
+
+use crate::metrics::Metrics;
+use crate::speaker_config::to_speaker_config;
+
+/// How long a health probe waits for the speaker task to answer.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The configuration the speaker runs with right now.
+#[derive(Debug)]
+pub struct Applied {
+    pub rr: RrConfig,
+    pub speaker: SpeakerConfig,
+    /// Unix time (seconds) it was applied.
+    pub applied_unix: u64,
+}
+
+/// State shared by the tasks of the process.
+#[derive(Debug)]
+pub struct Shared {
+    pub handle: SpeakerHandle,
+    pub metrics: Metrics,
+    /// The file we load and reload.
+    pub config_path: PathBuf,
+    /// The graceful restart R bit chosen at start; kept for every reload.
+    pub restarting: bool,
+    /// Published after each successful apply; readers never wait.
+    applied: watch::Sender<Arc<Applied>>,
+    /// Serializes calls to `reconfigure` so that an older configuration can
+    /// never overtake a newer one (reload vs. health probe).
+    reconfigure: Mutex<()>,
+    /// Config loaded, speaker started, admin bound, not shutting down.
+    ready: AtomicBool,
+}
+
+// ===== impl Applied =====
+
+impl Applied {
+    /// The running configuration, stamped now.
+    pub fn new(rr: RrConfig, speaker: SpeakerConfig) -> Applied {
+        Applied {
+            rr,
+            speaker,
+            applied_unix: unix_now(),
+        }
+    }
+}
+
+// ===== impl Shared =====
+
+impl Shared {
+    /// State for a speaker started with `applied`.
+    pub fn new(
+        handle: SpeakerHandle,
+        config_path: PathBuf,
+        restarting: bool,
+        applied: Applied,
+    ) -> Shared {
+        let metrics = Metrics::new(handle.watch_status());
+        Shared {
+            handle,
+            metrics,
+            config_path,
+            restarting,
+            applied: watch::Sender::new(Arc::new(applied)),
+            reconfigure: Mutex::new(()),
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    /// The running configuration.
+    pub fn applied(&self) -> Arc<Applied> {
+        self.applied.borrow().clone()
+    }
+
+    /// A receiver that wakes when the running configuration changes.
+    pub fn watch_applied(&self) -> watch::Receiver<Arc<Applied>> {
+        self.applied.subscribe()
+    }
+
+    /// Hands a new configuration to the speaker and, if it takes it, makes
+    /// it the running one.
+    pub async fn apply(&self, rr: RrConfig) -> Result<(), bgp_speaker::Error> {
+        let speaker = to_speaker_config(&rr, self.restarting);
+        let _turn = self.reconfigure.lock().await;
+        if speaker != self.applied().speaker {
+            self.handle.reconfigure(speaker.clone()).await?;
+        }
+        self.applied
+            .send_replace(Arc::new(Applied::new(rr, speaker)));
+        Ok(())
+    }
+
+    /// Checks that the speaker task answers: its status channel is open and
+    /// a round trip (re-applying the running configuration, which changes
+    /// nothing) completes within [`PING_TIMEOUT`]. The speaker API has no
+    /// lighter request that waits for an answer.
+    pub async fn ping(&self) -> Result<(), String> {
+        if self.handle.watch_status().has_changed().is_err() {
+            return Err("the BGP speaker task has stopped".into());
+        }
+        let round_trip = async {
+            let _turn = self.reconfigure.lock().await;
+            self.handle
+                .reconfigure(self.applied().speaker.clone())
+                .await
+        };
+        match tokio::time::timeout(PING_TIMEOUT, round_trip).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!(
+                "the BGP speaker did not accept a no-op request: {e}"
+            )),
+            Err(_) => Err(format!(
+                "the BGP speaker task did not answer within {} s",
+                PING_TIMEOUT.as_secs()
+            )),
+        }
+    }
+
+    /// Marks the process ready or not (see `/readyz`).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// Why the process is not ready, or `Ok`.
+    pub fn readiness(&self) -> Result<(), String> {
+        if !self.ready.load(Ordering::SeqCst) {
+            return Err("not ready: starting or shutting down".into());
+        }
+        if self.handle.watch_status().has_changed().is_err() {
+            return Err("not ready: the BGP speaker has stopped".into());
+        }
+        Ok(())
+    }
+}
+
+// ===== helpers =====
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
