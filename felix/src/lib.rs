@@ -1,2 +1,11 @@
 //! The dataplane agent (tortie-node): desired state in, kernel routes out.
-//! Built under the dataplane issue.
+//!
+//! # Layout
+//!
+//! - [`route`]: the route vocabulary (`KernelRoute`, `InstalledRoute`).
+//! - [`desired`]: pure: [`desired::DesiredState`] -> desired kernel routes.
+//! - [`diff`]: pure: (desired, kernel dump) -> [`diff::Plan`].
+
+pub mod desired;
+pub mod diff;
+pub mod route;
