@@ -288,7 +288,9 @@ pub fn valid_ifname(name: &str) -> bool {
         && name.len() <= MAX_IFNAME_LEN
         && name != "."
         && name != ".."
-        && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace())
 }
 
 // ===== impl Warning =====
@@ -437,7 +439,10 @@ fn check_overlaps(state: &DesiredState, remote: &[(IpNet, IpAddr)], warnings: &m
             }
         }
         for (other, other_hop) in &remote[i + 1..] {
-            if !is_host(other) && other != prefix && other_hop != next_hop && overlaps(prefix, other)
+            if !is_host(other)
+                && other != prefix
+                && other_hop != next_hop
+                && overlaps(prefix, other)
             {
                 warnings.push(Warning::OverlappingBlocks {
                     prefix: *prefix,
@@ -467,12 +472,18 @@ fn remote_route(
         out.warnings.push(Warning::NoLocalAddress { prefix });
         return;
     };
-    if state.local_node.addresses.iter().any(|a| a.addr() == next_hop) {
+    if state
+        .local_node
+        .addresses
+        .iter()
+        .any(|a| a.addr() == next_hop)
+    {
         out.warnings.push(Warning::NextHopIsLocal { prefix });
         return;
     }
     let Some(node) = state.nodes.iter().find(|n| n.addresses.contains(&next_hop)) else {
-        out.warnings.push(Warning::UnknownNextHop { prefix, next_hop });
+        out.warnings
+            .push(Warning::UnknownNextHop { prefix, next_hop });
         return;
     };
     // The most specific pool containing the prefix decides; none = no encap.
@@ -499,7 +510,8 @@ fn remote_route(
             Source::SameSubnet,
         ),
         Encap::Direct => {
-            out.warnings.push(Warning::OffSubnetDirect { prefix, next_hop });
+            out.warnings
+                .push(Warning::OffSubnetDirect { prefix, next_hop });
             return;
         }
         Encap::Ipip => (
@@ -507,7 +519,10 @@ fn remote_route(
             Source::Tunnel,
         ),
         Encap::Vxlan => {
-            let Some(vtep) = node.vteps.iter().find(|v| v.is_ipv4() == prefix.addr().is_ipv4())
+            let Some(vtep) = node
+                .vteps
+                .iter()
+                .find(|v| v.is_ipv4() == prefix.addr().is_ipv4())
             else {
                 out.warnings.push(Warning::NoVtep {
                     prefix,

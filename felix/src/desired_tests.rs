@@ -206,8 +206,10 @@ fn host_prefix_node_warns_and_tunnels_everything() {
         lines(&d),
         vec!["10.244.7.0/26 via 192.168.1.12 dev tunl0 onlink"]
     );
-    assert!(matches!(&d.warnings[..], [Warning::EncapWarning { message }]
-        if message.contains("192.168.1.11/32")));
+    assert!(
+        matches!(&d.warnings[..], [Warning::EncapWarning { message }]
+        if message.contains("192.168.1.11/32"))
+    );
 }
 
 #[test]

@@ -5,7 +5,9 @@
 //! - [`route`]: the route vocabulary (`KernelRoute`, `InstalledRoute`).
 //! - [`desired`]: pure: [`desired::DesiredState`] -> desired kernel routes.
 //! - [`diff`]: pure: (desired, kernel dump) -> [`diff::Plan`].
+//! - [`kernel`]: rtnetlink in a namespace: dump ours, one write executor.
 
 pub mod desired;
 pub mod diff;
+pub mod kernel;
 pub mod route;

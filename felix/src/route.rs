@@ -155,7 +155,10 @@ mod tests {
     #[test]
     fn display_is_the_ip_route_line() {
         let r = KernelRoute::link("10.244.3.7/32".parse().unwrap(), "tort0123456789a");
-        assert_eq!(r.to_string(), "10.244.3.7/32 dev tort0123456789a scope link");
+        assert_eq!(
+            r.to_string(),
+            "10.244.3.7/32 dev tort0123456789a scope link"
+        );
         let r = KernelRoute::blackhole("10.244.3.5/26".parse().unwrap());
         assert_eq!(r.to_string(), "blackhole 10.244.3.0/26");
         let r = KernelRoute::via(
@@ -164,7 +167,10 @@ mod tests {
             "tunl0",
             true,
         );
-        assert_eq!(r.to_string(), "10.244.7.0/26 via 192.168.2.21 dev tunl0 onlink");
+        assert_eq!(
+            r.to_string(),
+            "10.244.7.0/26 via 192.168.2.21 dev tunl0 onlink"
+        );
     }
 
     #[test]

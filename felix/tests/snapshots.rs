@@ -40,7 +40,11 @@ fn snapshots() {
         .map(|e| e.unwrap().path())
         .collect();
     cases.sort();
-    assert!(cases.len() >= 4, "snapshot cases missing in {}", root.display());
+    assert!(
+        cases.len() >= 4,
+        "snapshot cases missing in {}",
+        root.display()
+    );
     let mut failed = Vec::new();
     for dir in cases {
         let got = render(&dir);
@@ -55,5 +59,8 @@ fn snapshots() {
             failed.push(dir);
         }
     }
-    assert!(failed.is_empty(), "snapshot mismatch: {failed:?} (UPDATE_SNAPSHOTS=1 to rewrite)");
+    assert!(
+        failed.is_empty(),
+        "snapshot mismatch: {failed:?} (UPDATE_SNAPSHOTS=1 to rewrite)"
+    );
 }
