@@ -6,8 +6,10 @@
 //! - [`desired`]: pure: [`desired::DesiredState`] -> desired kernel routes.
 //! - [`diff`]: pure: (desired, kernel dump) -> [`diff::Plan`].
 //! - [`kernel`]: rtnetlink in a namespace: dump ours, one write executor.
+//! - [`reconciler`]: the task: coalesce events, dump, diff, apply, resync.
 
 pub mod desired;
 pub mod diff;
 pub mod kernel;
+pub mod reconciler;
 pub mod route;
