@@ -8,8 +8,10 @@
 //!                                                   └──watch──▶ Status
 //! ```
 //!
-//! - Every pass is a full reconcile of our protocol: dump, [`diff`], apply.
-//!   Passes are coalesced: an event schedules one pass `coalesce` later; more
+//! - A full pass reconciles all of our protocol: dump, [`diff`], apply.
+//!   When the only news is that wanted routes were deleted (`ip route del`),
+//!   a targeted pass re-adds just those, without a dump, so healing does not
+//!   slow down with the table size. Passes are coalesced: an event schedules one pass `coalesce` later; more
 //!   events before it runs join it.
 //! - Triggers: a new desired state, [`ReconcilerHandle::resync`], the
 //!   periodic resync (default 90 s), link changes, and route notifications
@@ -22,7 +24,10 @@
 //!   routes a previous run left are kept; the first pass then deletes only
 //!   the ones that are still unwanted. Exiting leaves the routes in place.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
+
+use ipnet::IpNet;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -33,7 +38,7 @@ use tracing::{debug, info, warn};
 
 use crate::desired::{compute, DesiredRoutes, DesiredState};
 use crate::diff::diff;
-use crate::kernel::apply::Executor;
+use crate::kernel::apply::{Executor, Request};
 use crate::kernel::{self, dump, KernelError, KernelEvent, KernelEvents, Links};
 
 /// Settings of the reconciler.
@@ -80,7 +85,10 @@ pub enum PassReason {
 pub struct PassReport {
     /// Why it ran (the first reason scheduled since the previous pass).
     pub reason: PassReason,
-    /// Routes of ours found by the dump.
+    /// Whether it dumped and diffed everything (else it only re-added
+    /// routes the kernel announced as deleted).
+    pub full: bool,
+    /// Routes of ours found by the dump (0 for a targeted heal).
     pub installed: usize,
     /// Routes wanted.
     pub desired: usize,
@@ -132,6 +140,11 @@ struct Reconciler {
     desired: Option<DesiredRoutes>,
     /// When the next pass is due, and why.
     due: Option<(Instant, PassReason)>,
+    /// Whether the next pass must be a full one (dump + diff); if not, it
+    /// only re-adds the routes in `healing`.
+    full_pending: bool,
+    /// Desired routes the kernel announced as deleted since the last pass.
+    healing: BTreeSet<IpNet>,
     backoff: Duration,
     status: watch::Sender<Status>,
 }
@@ -153,6 +166,8 @@ pub fn start(config: ReconcilerConfig) -> Result<ReconcilerHandle, KernelError> 
         links: Links::default(),
         desired: None,
         due: None,
+        full_pending: false,
+        healing: BTreeSet::new(),
         backoff,
         status: status_tx,
     };
@@ -288,22 +303,43 @@ impl Reconciler {
         let Some(desired) = &self.desired else {
             return;
         };
-        let disagrees = match &event {
-            KernelEvent::Link => true,
-            KernelEvent::NewRoute(msg) => dump::installed(msg, &self.links).is_some_and(|r| {
+        match &event {
+            KernelEvent::Link => self.schedule(PassReason::Kernel, self.config.coalesce),
+            KernelEvent::NewRoute(msg) => {
+                let disagrees = dump::installed(msg, &self.links).is_some_and(|r| {
+                    let wanted = desired.routes.get(&r.route.dst);
+                    !(r.has_default_metric() && wanted.is_some_and(|c| c.route == r.route))
+                });
+                if disagrees {
+                    self.schedule(PassReason::Kernel, self.config.coalesce);
+                }
+            }
+            KernelEvent::DelRoute(msg) => {
+                // Only the deletion of exactly the route we want matters
+                // (our own deletes of unwanted or duplicate routes do not).
+                let Some(r) = dump::installed(msg, &self.links) else {
+                    return;
+                };
                 let wanted = desired.routes.get(&r.route.dst);
-                !(r.has_default_metric() && wanted.is_some_and(|c| c.route == r.route))
-            }),
-            KernelEvent::DelRoute(msg) => dump::installed(msg, &self.links)
-                .is_some_and(|r| desired.routes.contains_key(&r.route.dst)),
-        };
-        if disagrees {
-            self.schedule(PassReason::Kernel, self.config.coalesce);
+                if r.has_default_metric() && wanted.is_some_and(|c| c.route == r.route) {
+                    self.healing.insert(r.route.dst);
+                    self.schedule_heal();
+                }
+            }
+        }
+    }
+
+    /// Schedules a targeted pass that re-adds deleted routes.
+    fn schedule_heal(&mut self) {
+        let at = Instant::now() + self.config.coalesce;
+        if self.due.is_none_or(|(due, _)| due > at) {
+            self.due = Some((at, PassReason::Kernel));
         }
     }
 
     /// Makes a pass due within `delay` (an earlier due time stays).
     fn schedule(&mut self, reason: PassReason, delay: Duration) {
+        self.full_pending = true;
         let at = Instant::now() + delay;
         match self.due {
             Some((due, _)) if due <= at => {}
@@ -311,13 +347,64 @@ impl Reconciler {
         }
     }
 
-    /// One full reconcile: links, dump, diff, apply.
+    /// Runs the due pass: a targeted heal when only deletions of wanted
+    /// routes were seen, else a full reconcile.
     async fn pass(&mut self) {
         let Some((_, reason)) = self.due.take() else {
             return;
         };
-        let Some(desired) = &self.desired else {
+        if self.desired.is_none() {
             debug!("no desired state yet: routes of ours are kept as they are");
+            self.healing.clear();
+            return;
+        }
+        if self.full_pending {
+            self.full_pending = false;
+            self.healing.clear();
+            self.full_pass(reason).await;
+        } else {
+            self.heal_pass().await;
+        }
+    }
+
+    /// Re-adds the wanted routes the kernel said were deleted, without a
+    /// dump: the cost follows the number of deleted routes, not the table
+    /// size. Any failure (e.g. EEXIST: someone re-added something) leads to
+    /// a full pass.
+    async fn heal_pass(&mut self) {
+        let Some(desired) = &self.desired else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        let requests: Vec<Request> = std::mem::take(&mut self.healing)
+            .into_iter()
+            .filter_map(|dst| desired.routes.get(&dst))
+            .map(|c| Request::Add(c.route.clone()))
+            .collect();
+        let add = requests.len();
+        let wanted = desired.routes.len();
+        let report = self.exec.execute(requests, &self.links).await;
+        if !report.failures.is_empty() {
+            self.schedule(PassReason::Retry, self.config.coalesce);
+        }
+        let pass = PassReport {
+            reason: PassReason::Kernel,
+            full: false,
+            installed: 0,
+            desired: wanted,
+            add,
+            replace: 0,
+            delete: 0,
+            writes: report.writes,
+            failures: report.failures.iter().map(|f| f.message.clone()).collect(),
+            duration: started.elapsed(),
+        };
+        self.publish(pass);
+    }
+
+    /// One full reconcile: links, dump, diff, apply.
+    async fn full_pass(&mut self, reason: PassReason) {
+        let Some(desired) = &self.desired else {
             return;
         };
         let started = std::time::Instant::now();
@@ -343,6 +430,7 @@ impl Reconciler {
         }
         let pass = PassReport {
             reason,
+            full: true,
             installed: installed.len(),
             desired: desired.routes.len(),
             add: plan.add.len(),
@@ -358,6 +446,10 @@ impl Reconciler {
         } else {
             self.retry_later();
         }
+        self.publish(pass);
+    }
+
+    fn publish(&mut self, pass: PassReport) {
         let total = self.exec.total_writes();
         self.status.send_modify(|s| {
             s.passes += 1;

@@ -32,8 +32,8 @@ fn desired() -> DesiredState {
             },
             PeerNode {
                 name: "node-c".into(),
-                addresses: vec![ip("192.168.2.21")],
-                vteps: vec![ip("10.245.9.0")],
+                addresses: vec![ip("192.168.2.21"), ip("fd00:2::21")],
+                vteps: vec![ip("10.245.9.0"), ip("fd00:245:9::")],
             },
         ],
         endpoints: vec![WorkloadEndpoint {
@@ -63,6 +63,10 @@ fn desired() -> DesiredState {
                 prefix: net("10.245.9.0/26"),
                 next_hop: ip("192.168.2.21"),
             },
+            LearnedRoute {
+                prefix: net("fd00:245:9::/122"),
+                next_hop: ip("fd00:2::21"),
+            },
         ],
         pools: vec![
             Pool {
@@ -73,6 +77,12 @@ fn desired() -> DesiredState {
             },
             Pool {
                 cidr: net("10.245.0.0/16"),
+                ipip: EncapMode::Never,
+                vxlan: EncapMode::Always,
+                nat_outgoing: false,
+            },
+            Pool {
+                cidr: net("fd00:245::/32"),
                 ipip: EncapMode::Never,
                 vxlan: EncapMode::Always,
                 nat_outgoing: false,
@@ -122,6 +132,7 @@ fn expected() -> Vec<String> {
         "blackhole fd00:244:3::/122",
         "fd00:244:3::7 dev tort0123456789a",
         "fd00:244:7::/122 via fd00:1::12 dev eth0",
+        "fd00:245:9::/122 via fd00:245:9:: dev vxlan.tortie onlink",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -160,17 +171,17 @@ async fn programs_every_shape_and_second_pass_writes_nothing() {
     let ns = common::node_ns("idem");
     let mut h = converged(&ns).await;
     let s = h.status();
-    assert_eq!(s.writes, 9, "{s:#?}");
+    assert_eq!(s.writes, 10, "{s:#?}");
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
     // A forced full pass and a re-sent identical state: zero writes.
     h.resync().await.unwrap();
     let s2 = next_pass(&mut h, s.passes).await;
     let last = s2.last_pass.clone().unwrap();
     assert_eq!(last.reason, PassReason::OnDemand);
-    assert_eq!((last.installed, last.writes), (9, 0), "{last:#?}");
+    assert_eq!((last.installed, last.writes), (10, 0), "{last:#?}");
     h.set_desired(desired()).await.unwrap();
     let s3 = next_pass(&mut h, s2.passes).await;
-    assert_eq!(s3.writes, 9, "identical state caused writes: {s3:#?}");
+    assert_eq!(s3.writes, 10, "identical state caused writes: {s3:#?}");
     assert_eq!(ours(&ns), expected());
 }
 
@@ -185,6 +196,7 @@ async fn a_deleted_route_comes_back_within_100ms() {
         ("-4", "10.244.3.7/32"),
         ("-4", "10.245.9.0/26"),
         ("-6", "fd00:244:7::/122"),
+        ("-6", "fd00:245:9::/122"),
     ] {
         let before = h.status();
         ns.ip(&[family, "route", "del", dst]);
@@ -199,6 +211,7 @@ async fn a_deleted_route_comes_back_within_100ms() {
         worst = worst.max(took);
         let last = s.last_pass.unwrap();
         assert_eq!(last.reason, PassReason::Kernel);
+        assert!(!last.full, "a deletion should heal without a full dump");
         assert_eq!((last.add, last.writes), (1, 1), "{last:#?}");
         assert_eq!(ours(&ns), expected(), "after healing {dst}");
         eprintln!("healed {dst} in {took:?}");
@@ -326,13 +339,13 @@ async fn restart_keeps_routes_and_adopts_them_without_writes() {
     assert_eq!((s.passes, s.writes), (0, 0), "{s:#?}");
     assert!(ns.routes_text(&[]).contains("10.244.99.0/26"));
     // First desired state: one add (the deleted one) and one delete (the
-    // stale one); the other 8 are adopted as they are.
+    // stale one); the other 9 are adopted as they are.
     h.set_desired(desired()).await.unwrap();
     let s = next_pass(&mut h, 0).await;
     let last = s.last_pass.unwrap();
     assert_eq!(
         (last.installed, last.add, last.delete, last.replace),
-        (9, 1, 1, 0),
+        (10, 1, 1, 0),
         "{last:#?}"
     );
     assert_eq!(s.writes, 2);
