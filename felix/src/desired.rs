@@ -208,8 +208,8 @@ pub enum Warning {
     Encap {
         /// The prefix.
         prefix: IpNet,
-        /// The pool it belongs to.
-        pool: IpNet,
+        /// The pool it belongs to, if any.
+        pool: Option<IpNet>,
         /// Why.
         error: String,
     },
@@ -337,7 +337,10 @@ impl fmt::Display for Warning {
                 prefix,
                 pool,
                 error,
-            } => write!(f, "route {prefix} in pool {pool}: {error}: skipped"),
+            } => match pool {
+                Some(pool) => write!(f, "route {prefix} in pool {pool}: {error}: skipped"),
+                None => write!(f, "route {prefix}: {error}: skipped"),
+            },
             Warning::EncapWarning { message } => f.write_str(message),
             Warning::NoVtep { prefix, node } => write!(
                 f,
@@ -561,7 +564,7 @@ fn remote_route(
 fn encap_warning(prefix: IpNet, pool: Option<&&Pool>, e: &EncapError) -> Warning {
     Warning::Encap {
         prefix,
-        pool: pool.map_or(prefix, |p| p.cidr),
+        pool: pool.map(|p| p.cidr),
         error: e.to_string(),
     }
 }

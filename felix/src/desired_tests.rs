@@ -241,3 +241,17 @@ fn ifname_validation() {
         assert!(!valid_ifname(bad), "{bad}");
     }
 }
+
+#[test]
+fn next_hop_of_the_other_family_is_reported_not_programmed() {
+    let mut s = base();
+    // A v6 prefix whose next hop is node-b's v4 address.
+    s.learned.push(learned("fd00:244:7::/122", "192.168.1.12"));
+    let d = compute(&s);
+    assert!(d.routes.is_empty());
+    let text = d.warnings[0].to_string();
+    assert!(
+        text.contains("fd00:244:7::/122") && text.contains("different IP families"),
+        "{text}"
+    );
+}

@@ -14,7 +14,8 @@
 //!   slow down with the table size. Passes are coalesced: an event schedules one pass `coalesce` later; more
 //!   events before it runs join it.
 //! - Triggers: a new desired state, [`ReconcilerHandle::resync`], the
-//!   periodic resync (default 90 s), link changes, and route notifications
+//!   periodic resync (default 90 s), link changes, lost notifications
+//!   (socket overrun), and route notifications
 //!   that disagree with the desired state (a human `ip route del` of one of
 //!   ours comes back within one coalesce delay plus one pass). Echoes of our
 //!   own writes agree with the desired state and are ignored.
@@ -119,6 +120,8 @@ pub struct Status {
     pub warnings: Vec<String>,
     /// The last pass.
     pub last_pass: Option<PassReport>,
+    /// Times the notification socket overflowed (each forces a full pass).
+    pub kernel_overruns: u64,
     /// Whether the kernel notification stream is still alive (if not, only
     /// the periodic resync heals).
     pub kernel_events: bool,
@@ -300,11 +303,19 @@ impl Reconciler {
 
     /// Schedules a pass when a notification disagrees with the desired state.
     fn on_kernel_event(&mut self, event: KernelEvent) {
+        if event == KernelEvent::Overrun {
+            self.status.send_modify(|s| s.kernel_overruns += 1);
+        }
         let Some(desired) = &self.desired else {
             return;
         };
+        if event == KernelEvent::Overrun {
+            warn!("kernel notifications were lost (socket overrun): full resync");
+        }
         match &event {
-            KernelEvent::Link => self.schedule(PassReason::Kernel, self.config.coalesce),
+            KernelEvent::Link | KernelEvent::Overrun => {
+                self.schedule(PassReason::Kernel, self.config.coalesce)
+            }
             KernelEvent::NewRoute(msg) => {
                 let disagrees = dump::installed(msg, &self.links).is_some_and(|r| {
                     let wanted = desired.routes.get(&r.route.dst);

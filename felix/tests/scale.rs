@@ -65,7 +65,10 @@ async fn many_routes_converge_and_resync_writes_nothing() {
         .await
         .expect("no resync pass");
     let second = s2.last_pass.unwrap();
-    eprintln!("{n} routes: unchanged resync {:?}", second.duration);
+    eprintln!(
+        "{n} routes: unchanged resync {:?}; notification overruns so far: {}",
+        second.duration, s2.kernel_overruns
+    );
     assert_eq!((second.installed, second.writes), (n as usize, 0));
     // A human deletes one route: it comes back without a full dump.
     ns.ip(&["route", "del", "10.0.0.7/32"]);

@@ -39,11 +39,14 @@ use futures::StreamExt;
 use nix::sched::{setns, CloneFlags};
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::packet_route::RouteNetlinkMessage;
-use rtnetlink::sys::SocketAddr;
+use rtnetlink::sys::{AsyncSocket, SocketAddr};
 use rtnetlink::{Handle, MulticastGroup};
 
 /// Route protocol number of every route felix writes (see the module docs).
 pub const TORTIE_RT_PROTO: u8 = 116;
+
+/// Receive buffer asked for the notification socket.
+pub const MONITOR_RCVBUF: usize = 8 << 20;
 
 /// The main routing table (`RT_TABLE_MAIN`): felix only uses this one.
 pub const MAIN_TABLE: u8 = 254;
@@ -88,6 +91,9 @@ pub enum KernelEvent {
     /// A link appeared, changed or went away: interface indexes and
     /// link-down route flushes (which the kernel does not announce per route).
     Link,
+    /// The notification socket overflowed (ENOBUFS): notifications were
+    /// lost, only a full resync is safe.
+    Overrun,
 }
 
 /// The connections felix uses in one namespace.
@@ -143,7 +149,14 @@ pub fn open(netns: Option<&Path>) -> Result<Kernel, KernelError> {
             MulticastGroup::Ipv6Route,
             MulticastGroup::Link,
         ];
-        let monitor = rtnetlink::new_multicast_connection(&groups).map_err(socket_err)?;
+        let mut monitor = rtnetlink::new_multicast_connection(&groups).map_err(socket_err)?;
+        // Best effort (capped by net.core.rmem_max): fewer overruns when a
+        // large batch of our own writes echoes back. Overruns are handled.
+        let _ = monitor
+            .0
+            .socket_mut()
+            .socket_mut()
+            .set_rx_buf_sz(MONITOR_RCVBUF);
         Ok::<_, KernelError>((requests, monitor))
     })
     .join()
@@ -168,8 +181,10 @@ impl KernelEvents {
     pub async fn next(&mut self) -> Option<KernelEvent> {
         loop {
             let (msg, _) = self.rx.next().await?;
-            let NetlinkPayload::InnerMessage(inner) = msg.payload else {
-                continue;
+            let inner = match msg.payload {
+                NetlinkPayload::InnerMessage(inner) => inner,
+                NetlinkPayload::Overrun(_) => return Some(KernelEvent::Overrun),
+                _ => continue,
             };
             match inner {
                 RouteNetlinkMessage::NewRoute(r) => {
