@@ -14,6 +14,7 @@
 use std::path::Path;
 
 use futures::TryStreamExt;
+use nix::errno::Errno;
 use rtnetlink::{Handle, LinkUnspec};
 
 use crate::sysctl::{self, Sysctl, SysctlError};
@@ -108,8 +109,7 @@ pub async fn configure_host_side(
     let index = match found.try_next().await {
         Ok(Some(link)) => link.header.index,
         Ok(None) => return Err(missing(ifname)),
-        // ENODEV: no such interface.
-        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code().abs() == 19 => {
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code().abs() == Errno::ENODEV as i32 => {
             return Err(missing(ifname))
         }
         Err(e) => return Err(netlink("lookup", e)),

@@ -134,6 +134,11 @@ pub struct ReconcilerHandle {
     task: JoinHandle<()>,
 }
 
+/// The reconciler task has stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the route reconciler has stopped")]
+pub struct Stopped;
+
 /// The reconciler task's state.
 struct Reconciler {
     config: ReconcilerConfig,
@@ -234,11 +239,6 @@ impl ReconcilerHandle {
         self.tx.send(input).await.map_err(|_| Stopped)
     }
 }
-
-/// The reconciler task has stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the route reconciler has stopped")]
-pub struct Stopped;
 
 // ===== impl Reconciler =====
 

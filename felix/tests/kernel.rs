@@ -48,3 +48,63 @@ async fn every_shape_round_trips_through_the_kernel() {
     assert!(v6.contains("blackhole fd00:244:3::/122"), "{v6}");
     assert_eq!(ns.our_routes().len(), 8);
 }
+
+#[tokio::test]
+async fn delete_never_hits_another_protocols_route_and_missing_is_success() {
+    use felix::kernel::apply::Request;
+    use felix::route::{InstalledRoute, KernelRoute};
+    let ns = common::node_ns("del");
+    ns.ip(&[
+        "route",
+        "add",
+        "blackhole",
+        "10.9.0.0/24",
+        "proto",
+        "static",
+    ]);
+    ns.ip(&[
+        "-6",
+        "route",
+        "add",
+        "blackhole",
+        "fd00:9::/64",
+        "proto",
+        "12",
+    ]);
+    let k = kernel::open(Some(&ns.path())).unwrap();
+    let mut exec = Executor::new(k.handle.clone());
+    let links = dump::links(exec.handle()).await.unwrap();
+    // The dump does not see them...
+    assert!(dump::routes(exec.handle(), &links)
+        .await
+        .unwrap()
+        .is_empty());
+    // ...and deleting "our" route of the same prefix leaves them alone; the
+    // kernel finds no route of ours (ESRCH), which counts as success.
+    let gone = |dst: &str| {
+        Request::Delete(InstalledRoute {
+            route: KernelRoute::blackhole(dst.parse().unwrap()),
+            metric: None,
+        })
+    };
+    let report = exec
+        .execute(
+            vec![
+                gone("10.9.0.0/24"),
+                gone("fd00:9::/64"),
+                gone("10.8.0.0/24"),
+            ],
+            &links,
+        )
+        .await;
+    assert_eq!(report.writes, 3);
+    assert!(report.failures.is_empty(), "{:#?}", report.failures);
+    assert!(ns
+        .routes_text(&[])
+        .contains("blackhole 10.9.0.0/24 proto static"));
+    let v6 = ns.ip(&["-6", "route", "show"]);
+    assert!(
+        v6.contains("blackhole fd00:9::/64") && v6.contains("proto bird"),
+        "{v6}"
+    );
+}

@@ -400,3 +400,40 @@ async fn route_to_a_missing_interface_is_retried_until_it_exists() {
         .routes_text(&["proto", "116"])
         .contains("10.244.3.8 dev tortbbbbbbbbbbb"));
 }
+
+#[tokio::test]
+async fn periodic_resync_runs_and_bursts_are_coalesced() {
+    let ns = common::node_ns("period");
+    let mut h = reconciler::start(ReconcilerConfig {
+        resync_interval: Duration::from_millis(150),
+        coalesce: Duration::from_millis(20),
+        ..config(&ns)
+    })
+    .unwrap();
+    // 50 desired states in a burst: the passes run on the latest state and
+    // far fewer than 50 of them.
+    for i in 0..50u8 {
+        let mut s = desired();
+        s.blocks.push(format!("10.246.{i}.0/26").parse().unwrap());
+        h.set_desired(s).await.unwrap();
+    }
+    let s = next_pass(&mut h, 0).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let s2 = h.status();
+    assert!(s2.passes <= 3, "burst not coalesced: {} passes", s2.passes);
+    let text = ns.routes_text(&["proto", "116"]);
+    assert!(text.contains("blackhole 10.246.49.0/26"), "{text}");
+    assert!(!text.contains("blackhole 10.246.0.0/26"), "{text}");
+    // The periodic resync runs by itself and, with nothing changed, writes
+    // nothing.
+    let p = h
+        .wait_for(WAIT, |x| {
+            x.last_pass
+                .as_ref()
+                .is_some_and(|p| p.reason == PassReason::Periodic)
+        })
+        .await
+        .expect("no periodic pass");
+    assert_eq!(p.writes, s2.writes, "periodic pass wrote: {p:#?}");
+    assert!(s.passes >= 1);
+}

@@ -7,6 +7,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use futures::{stream, StreamExt};
+use nix::errno::Errno;
 use rtnetlink::packet_route::route::{RouteMessage, RouteProtocol, RouteScope, RouteType};
 use rtnetlink::{Handle, RouteMessageBuilder};
 use serde::Serialize;
@@ -199,7 +200,7 @@ async fn send(handle: &Handle, req: Request, msg: RouteMessage) -> Option<Failur
         _ => None,
     };
     let gone =
-        matches!(errno, Some(code) if code == libc_errno::ESRCH || code == libc_errno::ENOENT);
+        matches!(errno, Some(code) if code == Errno::ESRCH as i32 || code == Errno::ENOENT as i32);
     if matches!(req, Request::Delete(_)) && gone {
         return None;
     }
@@ -212,12 +213,6 @@ async fn send(handle: &Handle, req: Request, msg: RouteMessage) -> Option<Failur
         request: req,
         errno,
     })
-}
-
-/// The errno values we look at (Linux).
-mod libc_errno {
-    pub const ENOENT: i32 = 2;
-    pub const ESRCH: i32 = 3;
 }
 
 #[cfg(test)]
