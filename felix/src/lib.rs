@@ -10,6 +10,8 @@
 //! - [`sysctl`]: per-interface sysctls written from a setns'd thread.
 //! - [`reconciler`]: the task: coalesce events, dump, diff, apply, resync.
 
+#![warn(missing_docs)]
+
 pub mod desired;
 pub mod diff;
 pub mod endpoint;

@@ -30,6 +30,8 @@
 //! That is a classic Calico surprise; the decision then carries
 //! [`EncapWarning::HostPrefix`] so the caller can log it.
 
+#![warn(missing_docs)]
+
 use std::fmt;
 use std::net::IpAddr;
 
