@@ -1,2 +1,21 @@
 //! The dataplane agent (tortie-node): desired state in, kernel routes out.
-//! Built under the dataplane issue.
+//!
+//! # Layout
+//!
+//! - [`route`]: the route vocabulary (`KernelRoute`, `InstalledRoute`).
+//! - [`desired`]: pure: [`desired::DesiredState`] -> desired kernel routes.
+//! - [`diff`]: pure: (desired, kernel dump) -> [`diff::Plan`].
+//! - [`kernel`]: rtnetlink in a namespace: dump ours, one write executor.
+//! - [`endpoint`]: host side of a workload veth (name, proxy ARP, MAC).
+//! - [`sysctl`]: per-interface sysctls written from a setns'd thread.
+//! - [`reconciler`]: the task: coalesce events, dump, diff, apply, resync.
+
+#![warn(missing_docs)]
+
+pub mod desired;
+pub mod diff;
+pub mod endpoint;
+pub mod kernel;
+pub mod reconciler;
+pub mod route;
+pub mod sysctl;

@@ -1,0 +1,236 @@
+//! The kernel side: rtnetlink connections in a network namespace, the dump of
+//! our routes, and the one executor that writes them.
+//!
+//! # Our route protocol number: 116
+//!
+//! Every route felix writes carries `rtm_protocol` [`TORTIE_RT_PROTO`] = 116
+//! (`ip route ... proto 116`; `t`, for Tortie, in ASCII). The dump asks the
+//! kernel for this protocol only (strict checking) and filters again on our
+//! side; every delete carries it too, so the kernel itself refuses to delete
+//! another protocol's route with the same prefix.
+//!
+//! Why 116: it must not collide with numbers other route writers on a node
+//! use. Taken (checked in `/etc/iproute2/rt_protos` and `rt_protos.d/` of
+//! Debian 12, the kernel's `rtnetlink.h`, and the projects we coexist with):
+//! 0-4 kernel/boot/static, 8-16 (gated, ra, mrt, zebra, bird 12, dnrouted,
+//! xorp, ntk, dhcp), 17 kube-router, 18 keepalived, 42 babel, 80 Calico
+//! (felix), 99 openr, 186-197 FRR (bgp, isis, ospf, rip, ripng, nhrp, eigrp,
+//! ldp, sharp, pbr, static, openfabric). 116 is in none of these lists. An
+//! operator can name it: `echo "116 tortie" >> /etc/iproute2/rt_protos.d/tortie.conf`.
+//!
+//! # Network namespaces
+//!
+//! rtnetlink has no "open in namespace" helper. A netlink socket belongs to
+//! the network namespace of the thread that created it, for its whole life,
+//! whichever thread uses it later. So [`open`] starts a throwaway std thread,
+//! `setns(2)`s it into the namespace, creates the connections there (inside
+//! the caller's tokio runtime context, so the sockets register with its
+//! reactor), and returns them. A tokio worker thread is never moved.
+
+pub mod apply;
+pub mod dump;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use futures::channel::mpsc::UnboundedReceiver;
+use futures::StreamExt;
+use nix::sched::{setns, CloneFlags};
+use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::sys::{AsyncSocket, SocketAddr};
+use rtnetlink::{Handle, MulticastGroup};
+
+/// Route protocol number of every route felix writes (see the module docs).
+pub const TORTIE_RT_PROTO: u8 = 116;
+
+/// Receive buffer asked for the notification socket.
+pub const MONITOR_RCVBUF: usize = 8 << 20;
+
+/// The main routing table (`RT_TABLE_MAIN`): felix only uses this one.
+pub const MAIN_TABLE: u8 = 254;
+
+/// Errors of the kernel layer. Per-route failures are not errors of this
+/// type: they are reported in an [`apply::ApplyReport`].
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// The namespace file could not be opened or entered.
+    #[error("cannot enter network namespace {path}: {source}")]
+    Netns {
+        /// The namespace path (e.g. `/run/netns/node-a`).
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A netlink socket could not be created or configured.
+    #[error("cannot open netlink socket{}: {source}", netns_suffix(.netns))]
+    Socket {
+        /// The namespace, if not the caller's.
+        netns: Option<PathBuf>,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A dump request failed as a whole.
+    #[error("netlink dump of {what} failed: {source}")]
+    Dump {
+        /// What was dumped (`IPv4 routes proto 116`, `links`).
+        what: String,
+        /// The cause.
+        source: rtnetlink::Error,
+    },
+}
+
+/// A change the kernel announced on the multicast groups felix listens to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelEvent {
+    /// A route was added or changed (any protocol; the message is raw).
+    NewRoute(Box<rtnetlink::packet_route::route::RouteMessage>),
+    /// A route was deleted.
+    DelRoute(Box<rtnetlink::packet_route::route::RouteMessage>),
+    /// A link appeared, changed or went away: interface indexes and
+    /// link-down route flushes (which the kernel does not announce per route).
+    Link,
+    /// The notification socket overflowed (ENOBUFS): notifications were
+    /// lost, only a full resync is safe.
+    Overrun,
+}
+
+/// The connections felix uses in one namespace.
+pub struct Kernel {
+    /// Request connection (strict checking on), used by the dump and the
+    /// executor.
+    pub handle: Handle,
+    /// Notifications (route v4/v6, link) from the namespace.
+    pub events: KernelEvents,
+    /// The namespace, for messages.
+    pub netns: Option<PathBuf>,
+}
+
+/// Stream of [`KernelEvent`]s from the namespace. It ends when the
+/// connection ends.
+pub struct KernelEvents {
+    rx: UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, SocketAddr)>,
+}
+
+/// Interface index <-> name, from a link dump.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Links {
+    by_name: HashMap<String, u32>,
+    by_index: HashMap<u32, String>,
+}
+
+/// Opens felix's netlink connections in `netns` (a path such as
+/// `/run/netns/NAME`), or in the caller's namespace for `None`. Must be
+/// called inside a tokio runtime; spawns the connection tasks on it.
+pub fn open(netns: Option<&Path>) -> Result<Kernel, KernelError> {
+    let runtime = tokio::runtime::Handle::current();
+    let path = netns.map(Path::to_path_buf);
+    let ns = path.clone();
+    let opened = std::thread::spawn(move || {
+        let _guard = runtime.enter();
+        if let Some(path) = &ns {
+            let file = File::open(path).map_err(|source| KernelError::Netns {
+                path: path.clone(),
+                source,
+            })?;
+            setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| KernelError::Netns {
+                path: path.clone(),
+                source: e.into(),
+            })?;
+        }
+        let socket_err = |source| KernelError::Socket {
+            netns: ns.clone(),
+            source,
+        };
+        let requests = rtnetlink::new_connection_with_strict_check().map_err(socket_err)?;
+        let groups = [
+            MulticastGroup::Ipv4Route,
+            MulticastGroup::Ipv6Route,
+            MulticastGroup::Link,
+        ];
+        let mut monitor = rtnetlink::new_multicast_connection(&groups).map_err(socket_err)?;
+        // Best effort (capped by net.core.rmem_max): fewer overruns when a
+        // large batch of our own writes echoes back. Overruns are handled.
+        let _ = monitor
+            .0
+            .socket_mut()
+            .socket_mut()
+            .set_rx_buf_sz(MONITOR_RCVBUF);
+        Ok::<_, KernelError>((requests, monitor))
+    })
+    .join()
+    .map_err(|_| KernelError::Socket {
+        netns: path.clone(),
+        source: std::io::Error::other("netns opener thread panicked"),
+    })?;
+    let ((conn, handle, _), (mconn, _mhandle, rx)) = opened?;
+    tokio::spawn(conn);
+    tokio::spawn(mconn);
+    Ok(Kernel {
+        handle,
+        events: KernelEvents { rx },
+        netns: path,
+    })
+}
+
+// ===== impl KernelEvents =====
+
+impl KernelEvents {
+    /// The next event; `None` once the connection is gone.
+    pub async fn next(&mut self) -> Option<KernelEvent> {
+        loop {
+            let (msg, _) = self.rx.next().await?;
+            let inner = match msg.payload {
+                NetlinkPayload::InnerMessage(inner) => inner,
+                NetlinkPayload::Overrun(_) => return Some(KernelEvent::Overrun),
+                _ => continue,
+            };
+            match inner {
+                RouteNetlinkMessage::NewRoute(r) => {
+                    return Some(KernelEvent::NewRoute(Box::new(r)))
+                }
+                RouteNetlinkMessage::DelRoute(r) => {
+                    return Some(KernelEvent::DelRoute(Box::new(r)))
+                }
+                RouteNetlinkMessage::NewLink(_) | RouteNetlinkMessage::DelLink(_) => {
+                    return Some(KernelEvent::Link)
+                }
+                _ => continue,
+            }
+        }
+    }
+}
+
+// ===== impl Links =====
+
+impl Links {
+    /// Builds the table from (index, name) pairs.
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (u32, String)>) -> Self {
+        let mut links = Links::default();
+        for (index, name) in pairs {
+            links.by_name.insert(name.clone(), index);
+            links.by_index.insert(index, name);
+        }
+        links
+    }
+
+    /// The index of interface `name`.
+    pub fn index(&self, name: &str) -> Option<u32> {
+        self.by_name.get(name).copied()
+    }
+
+    /// The name of interface `index`.
+    pub fn name(&self, index: u32) -> Option<&str> {
+        self.by_index.get(&index).map(String::as_str)
+    }
+}
+
+// ===== helpers =====
+
+fn netns_suffix(netns: &Option<PathBuf>) -> String {
+    netns
+        .as_ref()
+        .map(|p| format!(" in network namespace {}", p.display()))
+        .unwrap_or_default()
+}

@@ -1,0 +1,492 @@
+//! The route reconciler: coalesce events, dump, diff, apply.
+//!
+//! ```text
+//!   ReconcilerHandle ──Input (bounded)──▶ ┌────────────────────┐
+//!                                         │  reconciler task   │──Executor──▶ kernel (netns)
+//!   kernel notifications ──KernelEvent──▶ │  (owns everything) │◀──dump───────┘
+//!   (route v4/v6, link; in the netns)     └─────────┬──────────┘
+//!                                                   └──watch──▶ Status
+//! ```
+//!
+//! - A full pass reconciles all of our protocol: dump, [`diff`], apply.
+//!   When the only news is that wanted routes were deleted (`ip route del`),
+//!   a targeted pass re-adds just those, without a dump, so healing does not
+//!   slow down with the table size. Passes are coalesced: an event schedules one pass `coalesce` later; more
+//!   events before it runs join it.
+//! - Triggers: a new desired state, [`ReconcilerHandle::resync`], the
+//!   periodic resync (default 90 s), link changes, lost notifications
+//!   (socket overrun), and route notifications
+//!   that disagree with the desired state (a human `ip route del` of one of
+//!   ours comes back within one coalesce delay plus one pass). Echoes of our
+//!   own writes agree with the desired state and are ignored.
+//! - Failed routes are retried with exponential backoff (`retry_min` up to
+//!   `retry_max`), and reported in [`Status`].
+//! - Adoption: until the first desired state arrives no pass runs, so the
+//!   routes a previous run left are kept; the first pass then deletes only
+//!   the ones that are still unwanted. Exiting leaves the routes in place.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::desired::{compute, DesiredRoutes, DesiredState};
+use crate::diff::diff;
+use crate::kernel::apply::{Executor, Request};
+use crate::kernel::{self, dump, KernelError, KernelEvent, KernelEvents, Links};
+
+/// Settings of the reconciler.
+#[derive(Debug, Clone)]
+pub struct ReconcilerConfig {
+    /// Network namespace to program (`/run/netns/NAME`); `None` = ours.
+    pub netns: Option<PathBuf>,
+    /// Full resync period even when nothing happened.
+    pub resync_interval: Duration,
+    /// How long an event waits for others before the pass runs.
+    pub coalesce: Duration,
+    /// First retry delay after a failed write.
+    pub retry_min: Duration,
+    /// Retry delay cap.
+    pub retry_max: Duration,
+}
+
+/// What the reconciler task accepts.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A complete new desired state (replaces the previous one).
+    Desired(Box<DesiredState>),
+    /// Run a full pass now.
+    Resync,
+}
+
+/// Why a pass ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum PassReason {
+    /// A new desired state arrived.
+    Desired,
+    /// Asked for with [`ReconcilerHandle::resync`].
+    OnDemand,
+    /// The periodic timer.
+    Periodic,
+    /// A kernel notification disagreed with the desired state.
+    Kernel,
+    /// Retrying failed writes.
+    Retry,
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PassReport {
+    /// Why it ran (the first reason scheduled since the previous pass).
+    pub reason: PassReason,
+    /// Whether it dumped and diffed everything (else it only re-added
+    /// routes the kernel announced as deleted).
+    pub full: bool,
+    /// Routes of ours found by the dump (0 for a targeted heal).
+    pub installed: usize,
+    /// Routes wanted.
+    pub desired: usize,
+    /// Routes added, replaced, deleted (planned).
+    pub add: usize,
+    /// See `add`.
+    pub replace: usize,
+    /// See `add`.
+    pub delete: usize,
+    /// Netlink writes sent.
+    pub writes: u64,
+    /// Writes that failed, one line each, naming the route.
+    pub failures: Vec<String>,
+    /// Wall time of dump + diff + apply.
+    pub duration: Duration,
+}
+
+/// The reconciler's published state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Status {
+    /// Passes run.
+    pub passes: u64,
+    /// Netlink writes sent since start.
+    pub writes: u64,
+    /// Whether a desired state has arrived (before that, nothing is touched).
+    pub has_desired: bool,
+    /// Warnings about the current desired state.
+    pub warnings: Vec<String>,
+    /// The last pass.
+    pub last_pass: Option<PassReport>,
+    /// Times the notification socket overflowed (each forces a full pass).
+    pub kernel_overruns: u64,
+    /// Whether the kernel notification stream is still alive (if not, only
+    /// the periodic resync heals).
+    pub kernel_events: bool,
+}
+
+/// Talks to a running reconciler. Dropping it stops the task (routes stay).
+pub struct ReconcilerHandle {
+    tx: mpsc::Sender<Input>,
+    status: watch::Receiver<Status>,
+    task: JoinHandle<()>,
+}
+
+/// The reconciler task has stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the route reconciler has stopped")]
+pub struct Stopped;
+
+/// The reconciler task's state.
+struct Reconciler {
+    config: ReconcilerConfig,
+    exec: Executor,
+    events: Option<KernelEvents>,
+    links: Links,
+    desired: Option<DesiredRoutes>,
+    /// When the next pass is due, and why.
+    due: Option<(Instant, PassReason)>,
+    /// Whether the next pass must be a full one (dump + diff); if not, it
+    /// only re-adds the routes in `healing`.
+    full_pending: bool,
+    /// Desired routes the kernel announced as deleted since the last pass.
+    healing: BTreeSet<IpNet>,
+    backoff: Duration,
+    status: watch::Sender<Status>,
+}
+
+/// Starts a reconciler on the kernel of `config.netns`. Must be called
+/// inside a tokio runtime.
+pub fn start(config: ReconcilerConfig) -> Result<ReconcilerHandle, KernelError> {
+    let k = kernel::open(config.netns.as_deref())?;
+    let (tx, rx) = mpsc::channel(16);
+    let (status_tx, status) = watch::channel(Status {
+        kernel_events: true,
+        ..Status::default()
+    });
+    let backoff = config.retry_min;
+    let r = Reconciler {
+        config,
+        exec: Executor::new(k.handle),
+        events: Some(k.events),
+        links: Links::default(),
+        desired: None,
+        due: None,
+        full_pending: false,
+        healing: BTreeSet::new(),
+        backoff,
+        status: status_tx,
+    };
+    let task = tokio::spawn(r.run(rx));
+    Ok(ReconcilerHandle { tx, status, task })
+}
+
+// ===== impl ReconcilerConfig =====
+
+impl Default for ReconcilerConfig {
+    fn default() -> Self {
+        ReconcilerConfig {
+            netns: None,
+            resync_interval: Duration::from_secs(90),
+            coalesce: Duration::from_millis(5),
+            retry_min: Duration::from_millis(100),
+            retry_max: Duration::from_secs(30),
+        }
+    }
+}
+
+// ===== impl ReconcilerHandle =====
+
+impl ReconcilerHandle {
+    /// Replaces the desired state. Errors only if the task has stopped.
+    pub async fn set_desired(&self, state: DesiredState) -> Result<(), Stopped> {
+        self.send(Input::Desired(Box::new(state))).await
+    }
+
+    /// Asks for a full pass now.
+    pub async fn resync(&self) -> Result<(), Stopped> {
+        self.send(Input::Resync).await
+    }
+
+    /// The current status.
+    pub fn status(&self) -> Status {
+        self.status.borrow().clone()
+    }
+
+    /// Waits until `pred` holds for the status, at most `timeout`.
+    pub async fn wait_for(
+        &mut self,
+        timeout: Duration,
+        pred: impl FnMut(&Status) -> bool,
+    ) -> Option<Status> {
+        let fut = self.status.wait_for(pred);
+        match tokio::time::timeout(timeout, fut).await {
+            Ok(Ok(s)) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// Stops the task and waits for it. Kernel routes stay in place.
+    pub async fn shutdown(self) {
+        let ReconcilerHandle { tx, task, .. } = self;
+        drop(tx);
+        let _ = task.await;
+    }
+
+    async fn send(&self, input: Input) -> Result<(), Stopped> {
+        self.tx.send(input).await.map_err(|_| Stopped)
+    }
+}
+
+// ===== impl Reconciler =====
+
+impl Reconciler {
+    async fn run(mut self, mut rx: mpsc::Receiver<Input>) {
+        let period = self.config.resync_interval;
+        let mut resync = tokio::time::interval_at(Instant::now() + period, period);
+        loop {
+            let due = self.due.map(|(at, _)| at);
+            tokio::select! {
+                input = rx.recv() => match input {
+                    Some(input) => self.dispatch(input),
+                    None => break,
+                },
+                event = next_event(&mut self.events) => match event {
+                    Some(event) => self.on_kernel_event(event),
+                    None => {
+                        warn!("kernel notifications ended: healing falls back to the periodic resync");
+                        self.events = None;
+                        self.status.send_modify(|s| s.kernel_events = false);
+                    }
+                },
+                _ = sleep_until(due), if due.is_some() => self.pass().await,
+                _ = resync.tick() => self.schedule(PassReason::Periodic, Duration::ZERO),
+            }
+        }
+        debug!("route reconciler stopped; routes left in place");
+    }
+
+    /// The one dispatch of [`Input`]s.
+    fn dispatch(&mut self, input: Input) {
+        match input {
+            Input::Desired(state) => self.on_desired(&state),
+            Input::Resync => self.schedule(PassReason::OnDemand, Duration::ZERO),
+        }
+    }
+
+    fn on_desired(&mut self, state: &DesiredState) {
+        let routes = compute(state);
+        let old = self
+            .desired
+            .as_ref()
+            .map(|d| &d.warnings[..])
+            .unwrap_or(&[]);
+        for w in routes.warnings.iter().filter(|w| !old.contains(w)) {
+            warn!(warning = %w, "desired state");
+        }
+        let warnings = routes.warnings.iter().map(ToString::to_string).collect();
+        if self.desired.is_none() {
+            info!(
+                routes = routes.routes.len(),
+                "first desired state: adopting routes of ours"
+            );
+        }
+        self.desired = Some(routes);
+        self.status.send_modify(|s| {
+            s.has_desired = true;
+            s.warnings = warnings;
+        });
+        self.schedule(PassReason::Desired, self.config.coalesce);
+    }
+
+    /// Schedules a pass when a notification disagrees with the desired state.
+    fn on_kernel_event(&mut self, event: KernelEvent) {
+        if event == KernelEvent::Overrun {
+            self.status.send_modify(|s| s.kernel_overruns += 1);
+        }
+        let Some(desired) = &self.desired else {
+            return;
+        };
+        if event == KernelEvent::Overrun {
+            warn!("kernel notifications were lost (socket overrun): full resync");
+        }
+        match &event {
+            KernelEvent::Link | KernelEvent::Overrun => {
+                self.schedule(PassReason::Kernel, self.config.coalesce)
+            }
+            KernelEvent::NewRoute(msg) => {
+                let disagrees = dump::installed(msg, &self.links).is_some_and(|r| {
+                    let wanted = desired.routes.get(&r.route.dst);
+                    !(r.has_default_metric() && wanted.is_some_and(|c| c.route == r.route))
+                });
+                if disagrees {
+                    self.schedule(PassReason::Kernel, self.config.coalesce);
+                }
+            }
+            KernelEvent::DelRoute(msg) => {
+                // Only the deletion of exactly the route we want matters
+                // (our own deletes of unwanted or duplicate routes do not).
+                let Some(r) = dump::installed(msg, &self.links) else {
+                    return;
+                };
+                let wanted = desired.routes.get(&r.route.dst);
+                if r.has_default_metric() && wanted.is_some_and(|c| c.route == r.route) {
+                    self.healing.insert(r.route.dst);
+                    self.schedule_heal();
+                }
+            }
+        }
+    }
+
+    /// Schedules a targeted pass that re-adds deleted routes.
+    fn schedule_heal(&mut self) {
+        let at = Instant::now() + self.config.coalesce;
+        if self.due.is_none_or(|(due, _)| due > at) {
+            self.due = Some((at, PassReason::Kernel));
+        }
+    }
+
+    /// Makes a pass due within `delay` (an earlier due time stays).
+    fn schedule(&mut self, reason: PassReason, delay: Duration) {
+        self.full_pending = true;
+        let at = Instant::now() + delay;
+        match self.due {
+            Some((due, _)) if due <= at => {}
+            _ => self.due = Some((at, reason)),
+        }
+    }
+
+    /// Runs the due pass: a targeted heal when only deletions of wanted
+    /// routes were seen, else a full reconcile.
+    async fn pass(&mut self) {
+        let Some((_, reason)) = self.due.take() else {
+            return;
+        };
+        if self.desired.is_none() {
+            debug!("no desired state yet: routes of ours are kept as they are");
+            self.healing.clear();
+            return;
+        }
+        if self.full_pending {
+            self.full_pending = false;
+            self.healing.clear();
+            self.full_pass(reason).await;
+        } else {
+            self.heal_pass().await;
+        }
+    }
+
+    /// Re-adds the wanted routes the kernel said were deleted, without a
+    /// dump: the cost follows the number of deleted routes, not the table
+    /// size. Any failure (e.g. EEXIST: someone re-added something) leads to
+    /// a full pass.
+    async fn heal_pass(&mut self) {
+        let Some(desired) = &self.desired else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        let requests: Vec<Request> = std::mem::take(&mut self.healing)
+            .into_iter()
+            .filter_map(|dst| desired.routes.get(&dst))
+            .map(|c| Request::Add(c.route.clone()))
+            .collect();
+        let add = requests.len();
+        let wanted = desired.routes.len();
+        let report = self.exec.execute(requests, &self.links).await;
+        if !report.failures.is_empty() {
+            self.schedule(PassReason::Retry, self.config.coalesce);
+        }
+        let pass = PassReport {
+            reason: PassReason::Kernel,
+            full: false,
+            installed: 0,
+            desired: wanted,
+            add,
+            replace: 0,
+            delete: 0,
+            writes: report.writes,
+            failures: report.failures.iter().map(|f| f.message.clone()).collect(),
+            duration: started.elapsed(),
+        };
+        self.publish(pass);
+    }
+
+    /// One full reconcile: links, dump, diff, apply.
+    async fn full_pass(&mut self, reason: PassReason) {
+        let Some(desired) = &self.desired else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        let dumped = async {
+            let links = dump::links(self.exec.handle()).await?;
+            let routes = dump::routes(self.exec.handle(), &links).await?;
+            Ok::<_, KernelError>((links, routes))
+        }
+        .await;
+        let (links, installed) = match dumped {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(error = %e, "dump failed; retrying");
+                self.retry_later();
+                return;
+            }
+        };
+        self.links = links;
+        let plan = diff(desired.routes.values().map(|c| &c.route), &installed);
+        let report = self.exec.apply(&plan, &self.links).await;
+        for f in &report.failures {
+            warn!(failure = %f.message, "route write failed; will retry");
+        }
+        let pass = PassReport {
+            reason,
+            full: true,
+            installed: installed.len(),
+            desired: desired.routes.len(),
+            add: plan.add.len(),
+            replace: plan.replace.len(),
+            delete: plan.delete.len(),
+            writes: report.writes,
+            failures: report.failures.iter().map(|f| f.message.clone()).collect(),
+            duration: started.elapsed(),
+        };
+        debug!(?pass, "reconcile pass");
+        if report.failures.is_empty() {
+            self.backoff = self.config.retry_min;
+        } else {
+            self.retry_later();
+        }
+        self.publish(pass);
+    }
+
+    fn publish(&mut self, pass: PassReport) {
+        let total = self.exec.total_writes();
+        self.status.send_modify(|s| {
+            s.passes += 1;
+            s.writes = total;
+            s.last_pass = Some(pass);
+        });
+    }
+
+    fn retry_later(&mut self) {
+        self.schedule(PassReason::Retry, self.backoff);
+        self.backoff = (self.backoff * 2).min(self.config.retry_max);
+    }
+}
+
+// ===== helpers =====
+
+async fn next_event(events: &mut Option<KernelEvents>) -> Option<KernelEvent> {
+    match events {
+        Some(e) => e.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,120 @@
+//! Per-interface sysctls, written inside a network namespace.
+//!
+//! `/proc/sys/net` resolves to the network namespace of the thread that
+//! opens the file. So the writes run on a dedicated std thread that first
+//! `setns(2)`s into the namespace; a tokio worker never moves (CRATE-FACTS
+//! §4). (`/proc/net` and `/proc/self/net` would follow the main thread
+//! instead: not used.)
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use nix::sched::{setns, CloneFlags};
+
+/// One sysctl write: a path under `/proc/sys` and the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sysctl {
+    /// Path relative to `/proc/sys`, e.g. `net/ipv4/conf/tort0/proxy_arp`.
+    pub key: String,
+    /// Value to write, e.g. `1`.
+    pub value: String,
+}
+
+/// Why a sysctl write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SysctlError {
+    /// The namespace could not be entered.
+    #[error("cannot enter network namespace {path}: {source}")]
+    Netns {
+        /// The namespace path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A write failed (e.g. the interface does not exist).
+    #[error("cannot set /proc/sys/{key} = {value}: {source}")]
+    Write {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The writer thread died.
+    #[error("sysctl writer thread panicked")]
+    Thread,
+}
+
+/// Writes `sysctls` in order inside `netns` (`None` = the caller's), on a
+/// dedicated thread; stops at the first failure. Blocking: call it from
+/// `spawn_blocking` or a std thread when inside an async task.
+///
+/// `sysctl -w net.ipv4.conf.IF.proxy_arp=1 ...` run under `ip netns exec NS`.
+pub fn write_in(netns: Option<&Path>, sysctls: Vec<Sysctl>) -> Result<(), SysctlError> {
+    let ns = netns.map(Path::to_path_buf);
+    std::thread::spawn(move || {
+        enter(ns.as_deref())?;
+        for s in sysctls {
+            let fail = |source| SysctlError::Write {
+                key: s.key.clone(),
+                value: s.value.clone(),
+                source,
+            };
+            let mut f = OpenOptions::new()
+                .write(true)
+                .open(Path::new("/proc/sys").join(&s.key))
+                .map_err(fail)?;
+            f.write_all(s.value.as_bytes()).map_err(fail)?;
+        }
+        Ok(())
+    })
+    .join()
+    .map_err(|_| SysctlError::Thread)?
+}
+
+/// Reads one sysctl inside `netns` (for checks and tests).
+pub fn read_in(netns: Option<&Path>, key: &str) -> Result<String, SysctlError> {
+    let ns = netns.map(Path::to_path_buf);
+    let key = key.to_owned();
+    std::thread::spawn(move || {
+        enter(ns.as_deref())?;
+        std::fs::read_to_string(Path::new("/proc/sys").join(&key))
+            .map(|v| v.trim().to_owned())
+            .map_err(|source| SysctlError::Write {
+                key,
+                value: "(read)".into(),
+                source,
+            })
+    })
+    .join()
+    .map_err(|_| SysctlError::Thread)?
+}
+
+// ===== impl Sysctl =====
+
+impl Sysctl {
+    /// A write of `value` to `key`.
+    pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
+        Sysctl {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+}
+
+// ===== helpers =====
+
+/// Moves the current (dedicated, throwaway) thread into `netns`.
+fn enter(netns: Option<&Path>) -> Result<(), SysctlError> {
+    let Some(path) = netns else {
+        return Ok(());
+    };
+    let netns_err = |source| SysctlError::Netns {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(netns_err)?;
+    setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| netns_err(e.into()))
+}

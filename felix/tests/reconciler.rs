@@ -1,0 +1,439 @@
+//! The reconciler against a real kernel, in namespaces the test creates.
+//! See `common::node_ns` for the namespace (eth0 192.168.1.11/24, a real
+//! vxlan.tortie, a veth named tunl0 standing in for the ipip device, and a
+//! pod veth tort0123456789a).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use felix::desired::{
+    BorrowedAddress, DesiredState, LearnedRoute, LocalNode, PeerNode, Pool, WorkloadEndpoint,
+};
+use felix::reconciler::{self, PassReason, ReconcilerConfig, ReconcilerHandle, Status};
+use tortie_ipip::EncapMode;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn desired() -> DesiredState {
+    let ip = |s: &str| s.parse().unwrap();
+    let net = |s: &str| s.parse().unwrap();
+    DesiredState {
+        local_node: LocalNode {
+            name: "node-a".into(),
+            addresses: vec![net("192.168.1.11/24"), net("fd00:1::11/64")],
+            underlay: "eth0".into(),
+        },
+        nodes: vec![
+            PeerNode {
+                name: "node-b".into(),
+                addresses: vec![ip("192.168.1.12"), ip("fd00:1::12")],
+                vteps: vec![],
+            },
+            PeerNode {
+                name: "node-c".into(),
+                addresses: vec![ip("192.168.2.21"), ip("fd00:2::21")],
+                vteps: vec![ip("10.245.9.0"), ip("fd00:245:9::")],
+            },
+        ],
+        endpoints: vec![WorkloadEndpoint {
+            workload_id: "default/web-1".into(),
+            interface: "tort0123456789a".into(),
+            addresses: vec![ip("10.244.3.7"), ip("fd00:244:3::7")],
+        }],
+        blocks: vec![net("10.244.3.0/26"), net("fd00:244:3::/122")],
+        borrowed: vec![BorrowedAddress {
+            address: ip("10.244.3.50"),
+            node: ip("192.168.2.21"),
+        }],
+        learned: vec![
+            LearnedRoute {
+                prefix: net("10.244.7.0/26"),
+                next_hop: ip("192.168.1.12"),
+            },
+            LearnedRoute {
+                prefix: net("fd00:244:7::/122"),
+                next_hop: ip("fd00:1::12"),
+            },
+            LearnedRoute {
+                prefix: net("10.244.9.0/26"),
+                next_hop: ip("192.168.2.21"),
+            },
+            LearnedRoute {
+                prefix: net("10.245.9.0/26"),
+                next_hop: ip("192.168.2.21"),
+            },
+            LearnedRoute {
+                prefix: net("fd00:245:9::/122"),
+                next_hop: ip("fd00:2::21"),
+            },
+        ],
+        pools: vec![
+            Pool {
+                cidr: net("10.244.0.0/16"),
+                ipip: EncapMode::CrossSubnet,
+                vxlan: EncapMode::Never,
+                nat_outgoing: true,
+            },
+            Pool {
+                cidr: net("10.245.0.0/16"),
+                ipip: EncapMode::Never,
+                vxlan: EncapMode::Always,
+                nat_outgoing: false,
+            },
+            Pool {
+                cidr: net("fd00:245::/32"),
+                ipip: EncapMode::Never,
+                vxlan: EncapMode::Always,
+                nat_outgoing: false,
+            },
+        ],
+    }
+}
+
+/// `ip -j route show proto 116` (v4 and v6) as sorted one-line summaries.
+fn ours(ns: &common::Netns) -> Vec<String> {
+    let mut v: Vec<String> = ns
+        .our_routes()
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+            let mut line = String::new();
+            if let Some(t) = s("type") {
+                line.push_str(&format!("{t} "));
+            }
+            line.push_str(&s("dst").unwrap_or_default());
+            if let Some(g) = s("gateway") {
+                line.push_str(&format!(" via {g}"));
+            }
+            if let Some(d) = s("dev").filter(|_| s("type").is_none()) {
+                line.push_str(&format!(" dev {d}"));
+            }
+            for f in r["flags"].as_array().into_iter().flatten() {
+                if f == "onlink" {
+                    line.push_str(" onlink");
+                }
+            }
+            line
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn expected() -> Vec<String> {
+    let mut v: Vec<String> = [
+        "blackhole 10.244.3.0/26",
+        "10.244.3.7 dev tort0123456789a",
+        "10.244.3.50 via 192.168.2.21 dev tunl0 onlink",
+        "10.244.7.0/26 via 192.168.1.12 dev eth0",
+        "10.244.9.0/26 via 192.168.2.21 dev tunl0 onlink",
+        "10.245.9.0/26 via 10.245.9.0 dev vxlan.tortie onlink",
+        "blackhole fd00:244:3::/122",
+        "fd00:244:3::7 dev tort0123456789a",
+        "fd00:244:7::/122 via fd00:1::12 dev eth0",
+        "fd00:245:9::/122 via fd00:245:9:: dev vxlan.tortie onlink",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.sort();
+    v
+}
+
+fn config(ns: &common::Netns) -> ReconcilerConfig {
+    ReconcilerConfig {
+        netns: Some(ns.path()),
+        ..ReconcilerConfig::default()
+    }
+}
+
+/// Waits for a pass after `passes` passes; returns the status.
+async fn next_pass(h: &mut ReconcilerHandle, passes: u64) -> Status {
+    h.wait_for(WAIT, |s| s.passes > passes)
+        .await
+        .unwrap_or_else(|| panic!("no pass after {passes} within {WAIT:?}"))
+}
+
+/// Starts a reconciler, sets the desired state, waits until converged.
+async fn converged(ns: &common::Netns) -> ReconcilerHandle {
+    let mut h = reconciler::start(config(ns)).unwrap();
+    h.set_desired(desired()).await.unwrap();
+    let s = next_pass(&mut h, 0).await;
+    let last = s.last_pass.unwrap();
+    assert!(last.failures.is_empty(), "{:#?}", last.failures);
+    assert_eq!(ours(ns), expected());
+    h
+}
+
+#[tokio::test]
+async fn programs_every_shape_and_second_pass_writes_nothing() {
+    let ns = common::node_ns("idem");
+    let mut h = converged(&ns).await;
+    let s = h.status();
+    assert_eq!(s.writes, 10, "{s:#?}");
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    // A forced full pass and a re-sent identical state: zero writes.
+    h.resync().await.unwrap();
+    let s2 = next_pass(&mut h, s.passes).await;
+    let last = s2.last_pass.clone().unwrap();
+    assert_eq!(last.reason, PassReason::OnDemand);
+    assert_eq!((last.installed, last.writes), (10, 0), "{last:#?}");
+    h.set_desired(desired()).await.unwrap();
+    let s3 = next_pass(&mut h, s2.passes).await;
+    assert_eq!(s3.writes, 10, "identical state caused writes: {s3:#?}");
+    assert_eq!(ours(&ns), expected());
+}
+
+#[tokio::test]
+async fn a_deleted_route_comes_back_within_100ms() {
+    let ns = common::node_ns("heal");
+    let mut h = converged(&ns).await;
+    let mut worst = Duration::ZERO;
+    for (family, dst) in [
+        ("-4", "10.244.7.0/26"),
+        ("-4", "10.244.3.0/26"),
+        ("-4", "10.244.3.7/32"),
+        ("-4", "10.245.9.0/26"),
+        ("-6", "fd00:244:7::/122"),
+        ("-6", "fd00:245:9::/122"),
+    ] {
+        let before = h.status();
+        ns.ip(&[family, "route", "del", dst]);
+        let deleted = Instant::now();
+        let s = h
+            .wait_for(WAIT, |s| {
+                s.passes > before.passes && s.writes > before.writes
+            })
+            .await
+            .unwrap_or_else(|| panic!("{dst} was not restored"));
+        let took = deleted.elapsed();
+        worst = worst.max(took);
+        let last = s.last_pass.unwrap();
+        assert_eq!(last.reason, PassReason::Kernel);
+        assert!(!last.full, "a deletion should heal without a full dump");
+        assert_eq!((last.add, last.writes), (1, 1), "{last:#?}");
+        assert_eq!(ours(&ns), expected(), "after healing {dst}");
+        eprintln!("healed {dst} in {took:?}");
+    }
+    assert!(
+        worst < Duration::from_millis(100),
+        "slowest heal took {worst:?}"
+    );
+}
+
+#[tokio::test]
+async fn foreign_routes_are_never_touched() {
+    let ns = common::node_ns("foreign");
+    // Foreign routes: one beside ours, one from "BIRD" (proto 12), one with
+    // a prefix felix wants (felix must not overwrite it), and one sharing a
+    // prefix with a stale route of ours at another metric.
+    ns.ip(&[
+        "route",
+        "add",
+        "10.250.0.0/24",
+        "via",
+        "192.168.1.12",
+        "proto",
+        "static",
+    ]);
+    ns.ip(&[
+        "route",
+        "add",
+        "10.251.0.0/24",
+        "via",
+        "192.168.1.12",
+        "proto",
+        "12",
+    ]);
+    ns.ip(&[
+        "route",
+        "add",
+        "blackhole",
+        "10.244.9.0/26",
+        "proto",
+        "static",
+    ]);
+    ns.ip(&[
+        "route",
+        "add",
+        "blackhole",
+        "10.244.60.0/26",
+        "proto",
+        "static",
+        "metric",
+        "10",
+    ]);
+    ns.ip(&[
+        "route",
+        "add",
+        "blackhole",
+        "10.244.60.0/26",
+        "proto",
+        "116",
+    ]);
+    let foreign = |ns: &common::Netns| {
+        let mut v: Vec<String> = ns
+            .routes_text(&[])
+            .lines()
+            .chain(ns.ip(&["-6", "route", "show"]).lines())
+            .filter(|l| !l.contains("proto 116"))
+            .map(str::to_owned)
+            .collect();
+        v.sort();
+        v
+    };
+    let before = foreign(&ns);
+    let mut h = reconciler::start(config(&ns)).unwrap();
+    h.set_desired(desired()).await.unwrap();
+    let s = next_pass(&mut h, 0).await;
+    let last = s.last_pass.unwrap();
+    // Our stale 10.244.60.0/26 went; the wanted 10.244.9.0/26 could not be
+    // added over the static one and is reported, naming the route.
+    assert_eq!(last.delete, 1, "{last:#?}");
+    assert_eq!(last.failures.len(), 1, "{last:#?}");
+    assert!(
+        last.failures[0].contains("10.244.9.0/26"),
+        "{:?}",
+        last.failures
+    );
+    assert!(
+        last.failures[0].contains("File exists"),
+        "{:?}",
+        last.failures
+    );
+    // It is retried with backoff, and keeps failing without touching it.
+    let s = next_pass(&mut h, s.passes).await;
+    assert_eq!(s.last_pass.as_ref().unwrap().reason, PassReason::Retry);
+    h.resync().await.unwrap();
+    next_pass(&mut h, s.passes).await;
+    assert_eq!(foreign(&ns), before);
+    let mut want = expected();
+    want.retain(|r| !r.starts_with("10.244.9.0/26"));
+    assert_eq!(ours(&ns), want);
+}
+
+#[tokio::test]
+async fn restart_keeps_routes_and_adopts_them_without_writes() {
+    let ns = common::node_ns("restart");
+    let h = converged(&ns).await;
+    h.shutdown().await;
+    // Routes stay after the reconciler is gone.
+    assert_eq!(ours(&ns), expected());
+    // A stale route of ours from "before the restart".
+    ns.ip(&[
+        "route",
+        "add",
+        "blackhole",
+        "10.244.99.0/26",
+        "proto",
+        "116",
+    ]);
+    let mut h = reconciler::start(config(&ns)).unwrap();
+    // No desired state yet: nothing is touched, even on a resync or when a
+    // route of ours is deleted.
+    h.resync().await.unwrap();
+    ns.ip(&["route", "del", "10.244.7.0/26"]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let s = h.status();
+    assert_eq!((s.passes, s.writes), (0, 0), "{s:#?}");
+    assert!(ns.routes_text(&[]).contains("10.244.99.0/26"));
+    // First desired state: one add (the deleted one) and one delete (the
+    // stale one); the other 9 are adopted as they are.
+    h.set_desired(desired()).await.unwrap();
+    let s = next_pass(&mut h, 0).await;
+    let last = s.last_pass.unwrap();
+    assert_eq!(
+        (last.installed, last.add, last.delete, last.replace),
+        (10, 1, 1, 0),
+        "{last:#?}"
+    );
+    assert_eq!(s.writes, 2);
+    assert_eq!(ours(&ns), expected());
+    h.shutdown().await;
+    // Plain restart: zero writes.
+    let mut h = reconciler::start(config(&ns)).unwrap();
+    h.set_desired(desired()).await.unwrap();
+    let s = next_pass(&mut h, 0).await;
+    assert_eq!(s.writes, 0, "{s:#?}");
+    assert_eq!(ours(&ns), expected());
+}
+
+#[tokio::test]
+async fn route_to_a_missing_interface_is_retried_until_it_exists() {
+    let ns = common::node_ns("late-if");
+    let mut state = desired();
+    state.endpoints.push(WorkloadEndpoint {
+        workload_id: "default/late".into(),
+        interface: "tortbbbbbbbbbbb".into(),
+        addresses: vec!["10.244.3.8".parse().unwrap()],
+    });
+    let mut h = reconciler::start(config(&ns)).unwrap();
+    h.set_desired(state).await.unwrap();
+    let s = next_pass(&mut h, 0).await;
+    let last = s.last_pass.unwrap();
+    assert_eq!(last.failures.len(), 1, "{last:#?}");
+    assert!(
+        last.failures[0].contains("tortbbbbbbbbbbb does not exist"),
+        "{:?}",
+        last.failures
+    );
+    assert_eq!(ours(&ns), expected(), "the rest must be programmed");
+    // The CNI plugin creates the interface: the route follows.
+    ns.ip(&[
+        "link",
+        "add",
+        "tortbbbbbbbbbbb",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "pod1",
+    ]);
+    ns.ip(&["link", "set", "tortbbbbbbbbbbb", "up"]);
+    h.wait_for(WAIT, |s| {
+        s.last_pass.as_ref().is_some_and(|p| p.failures.is_empty())
+    })
+    .await
+    .expect("route to the new interface was never added");
+    assert!(ns
+        .routes_text(&["proto", "116"])
+        .contains("10.244.3.8 dev tortbbbbbbbbbbb"));
+}
+
+#[tokio::test]
+async fn periodic_resync_runs_and_bursts_are_coalesced() {
+    let ns = common::node_ns("period");
+    let mut h = reconciler::start(ReconcilerConfig {
+        resync_interval: Duration::from_millis(150),
+        coalesce: Duration::from_millis(20),
+        ..config(&ns)
+    })
+    .unwrap();
+    // 50 desired states in a burst: the passes run on the latest state and
+    // far fewer than 50 of them.
+    for i in 0..50u8 {
+        let mut s = desired();
+        s.blocks.push(format!("10.246.{i}.0/26").parse().unwrap());
+        h.set_desired(s).await.unwrap();
+    }
+    let s = next_pass(&mut h, 0).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let s2 = h.status();
+    assert!(s2.passes <= 3, "burst not coalesced: {} passes", s2.passes);
+    let text = ns.routes_text(&["proto", "116"]);
+    assert!(text.contains("blackhole 10.246.49.0/26"), "{text}");
+    assert!(!text.contains("blackhole 10.246.0.0/26"), "{text}");
+    // The periodic resync runs by itself and, with nothing changed, writes
+    // nothing.
+    let p = h
+        .wait_for(WAIT, |x| {
+            x.last_pass
+                .as_ref()
+                .is_some_and(|p| p.reason == PassReason::Periodic)
+        })
+        .await
+        .expect("no periodic pass");
+    assert_eq!(p.writes, s2.writes, "periodic pass wrote: {p:#?}");
+    assert!(s.passes >= 1);
+}
