@@ -54,14 +54,14 @@ impl Bird {
             child: None,
             dir,
         };
-        b.launch()?;
+        b.launch(false)?;
         Ok(b)
     }
 
-    fn launch(&mut self) -> Result<()> {
+    fn launch(&mut self, recovery: bool) -> Result<()> {
         write_file(&self.conf, &config_text(&self.cfg))?;
         let pid = self.dir.path().join("bird.pid");
-        let args = [
+        let mut args = vec![
             "bird",
             "-f",
             "-c",
@@ -71,6 +71,11 @@ impl Bird {
             "-P",
             path_str(&pid)?,
         ];
+        if recovery {
+            // Graceful-restart recovery: the OPEN says "restarted, forwarding
+            // state kept", so helpers keep our routes until End-of-RIB.
+            args.push("-R");
+        }
         self.child = Some(self.ns.spawn(&args, &self.log)?);
         let res = wait_until(Duration::from_secs(10), "birdc to answer", || {
             if let Some(c) = self.child.as_mut() {
@@ -117,11 +122,12 @@ impl Bird {
         }
     }
 
-    /// Starts BIRD again with the same config and directory.
+    /// Starts BIRD again with the same config and directory, with `-R`
+    /// (graceful-restart recovery, as Calico runs it).
     pub fn restart(&mut self) -> Result<()> {
         self.kill9();
         let _ = std::fs::remove_file(&self.sock);
-        self.launch()
+        self.launch(true)
     }
 
     /// Rewrites the config and asks BIRD to reload it.
