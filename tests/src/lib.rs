@@ -48,7 +48,11 @@ pub fn interop_enabled(test: &str) -> bool {
     if std::env::var(INTEROP_ENV).as_deref() == Ok("1") {
         return true;
     }
-    println!(
+    // Straight to stderr: libtest captures print!/eprint! of passing
+    // tests, and a skip must be visible.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
         "SKIP {test}: tortie-rr interop tests run only with {INTEROP_ENV}=1 \
          (tortie-rr does not speak BGP yet)"
     );

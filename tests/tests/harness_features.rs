@@ -19,7 +19,11 @@ fn assert_never_established(d: &dyn BgpDaemon, peer: IpAddr, window: Duration) {
     while start.elapsed() < window {
         let s = d.sessions().unwrap();
         let s = s.iter().find(|s| s.peer == peer).expect("session listed");
-        assert!(!s.established, "{} session with {peer} came up: {s:?}", d.kind_name());
+        assert!(
+            !s.established,
+            "{} session with {peer} came up: {s:?}",
+            d.kind_name()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -45,13 +49,17 @@ fn md5(kind: Kind) {
             )
             .unwrap();
         let db = kind
-            .start(b, DaemonConfig::new(b, 64512).neighbor(Neighbor::new(a.v4, 64512).password(pw_b)))
+            .start(
+                b,
+                DaemonConfig::new(b, 64512).neighbor(Neighbor::new(a.v4, 64512).password(pw_b)),
+            )
             .unwrap();
         if good {
             // 1.
             da.wait_established(b.v4.into(), WAIT).unwrap();
             db.wait_established(a.v4.into(), WAIT).unwrap();
-            db.wait_route(net("10.1.0.0/24"), WAIT, &|_| Ok(())).unwrap();
+            db.wait_route(net("10.1.0.0/24"), WAIT, &|_| Ok(()))
+                .unwrap();
         } else {
             // 2.
             assert_never_established(da.as_ref(), b.v4.into(), Duration::from_secs(8));
@@ -102,8 +110,13 @@ fn reflected_by_bird(kind: Kind) {
                 .originate(&["10.2.0.0/24", "fd10:2::/64"]),
         )
         .unwrap();
-    let d2 = kind.start(c2, DaemonConfig::new(c2, 64512).peer_both(r, 64512, |n| n)).unwrap();
-    for (p, nh) in [("10.2.0.0/24", IpAddr::from(c1.v4)), ("fd10:2::/64", c1.v6.into())] {
+    let d2 = kind
+        .start(c2, DaemonConfig::new(c2, 64512).peer_both(r, 64512, |n| n))
+        .unwrap();
+    for (p, nh) in [
+        ("10.2.0.0/24", IpAddr::from(c1.v4)),
+        ("fd10:2::/64", c1.v6.into()),
+    ] {
         d2.wait_route(net(p), WAIT, &|rt| {
             if rt.next_hop != Some(nh) {
                 return Err(format!("next hop {:?}", rt.next_hop));
@@ -155,13 +168,24 @@ fn graceful_restart_helper(kind: Kind) {
     )
     .unwrap();
     let helper = kind
-        .start(b, DaemonConfig::new(b, 64512).graceful_restart().peer_both(a, 64512, |n| n))
+        .start(
+            b,
+            DaemonConfig::new(b, 64512)
+                .graceful_restart()
+                .peer_both(a, 64512, |n| n),
+        )
         .unwrap();
     let prefixes = [net("10.1.0.0/24"), net("fd10:1::/64")];
     // 1.
     for p in prefixes {
         helper
-            .wait_route(p, WAIT, &|r| if r.stale { Err("stale".into()) } else { Ok(()) })
+            .wait_route(p, WAIT, &|r| {
+                if r.stale {
+                    Err("stale".into())
+                } else {
+                    Ok(())
+                }
+            })
             .unwrap();
     }
     // 2.
@@ -169,11 +193,16 @@ fn graceful_restart_helper(kind: Kind) {
     let mut seen_stale = [false, false];
     let start = Instant::now();
     while seen_stale != [true, true] {
-        assert!(start.elapsed() < WAIT, "{} never marked the routes stale", helper.kind_name());
+        assert!(
+            start.elapsed() < WAIT,
+            "{} never marked the routes stale",
+            helper.kind_name()
+        );
         for (i, p) in prefixes.iter().enumerate() {
             let rs = helper.routes(tortie_tests::daemons::afi_of(p)).unwrap();
             let r = rs.iter().find(|r| r.prefix == *p);
-            let r = r.unwrap_or_else(|| panic!("{p} left {} during the restart", helper.kind_name()));
+            let r =
+                r.unwrap_or_else(|| panic!("{p} left {} during the restart", helper.kind_name()));
             seen_stale[i] |= r.stale;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -182,12 +211,16 @@ fn graceful_restart_helper(kind: Kind) {
     bird.restart().unwrap();
     let start = Instant::now();
     loop {
-        assert!(start.elapsed() < WAIT, "routes still stale after the restart");
+        assert!(
+            start.elapsed() < WAIT,
+            "routes still stale after the restart"
+        );
         let mut fresh = 0;
         for p in prefixes {
             let rs = helper.routes(tortie_tests::daemons::afi_of(&p)).unwrap();
             let r = rs.iter().find(|r| r.prefix == p);
-            let r = r.unwrap_or_else(|| panic!("{p} left {} during the restart", helper.kind_name()));
+            let r =
+                r.unwrap_or_else(|| panic!("{p} left {} during the restart", helper.kind_name()));
             fresh += usize::from(!r.stale);
         }
         if fresh == prefixes.len() {
@@ -212,4 +245,81 @@ fn graceful_restart_helper_frr() {
 #[test]
 fn graceful_restart_helper_gobgp() {
     graceful_restart_helper(Kind::Gobgp);
+}
+
+/// The reference run of `interop_rr_client.rs` with a BIRD in tortie-rr's
+/// place, proving that scenario's expectations on real daemons.
+///
+/// Topology (all AS 64512): h1 BIRD RR (cluster 9.9.9.9) with clients h2
+/// and h3; h2 BIRD, client of h1 and RR (cluster 10.255.0.1) for h4; h3
+/// originates 10.3.0.0/24 + fd10:3::/64; h4 originates 10.4.0.0/24.
+///
+/// Checks:
+/// 1. h3's prefixes reach h4 with next hop h3, ORIGINATOR_ID 172.30.0.3 and
+///    CLUSTER_LIST [10.255.0.1, 9.9.9.9] (newest reflector first).
+/// 2. h4's prefix reaches h3 with CLUSTER_LIST [9.9.9.9, 10.255.0.1].
+#[test]
+fn hierarchical_reflection_reference() {
+    let topo = Topology::new(4).unwrap();
+    let (h1, h2, h3, h4) = (
+        &topo.hosts[0],
+        &topo.hosts[1],
+        &topo.hosts[2],
+        &topo.hosts[3],
+    );
+    let (c1, c2) = ("9.9.9.9".parse().unwrap(), "10.255.0.1".parse().unwrap());
+    let _b1 = Bird::start(
+        &h1.ns,
+        DaemonConfig::new(h1, 64512)
+            .cluster_id(c1)
+            .peer_both(h2, 64512, |n| n.rr_client())
+            .peer_both(h3, 64512, |n| n.rr_client()),
+    )
+    .unwrap();
+    let _b2 = Bird::start(
+        &h2.ns,
+        DaemonConfig::new(h2, 64512)
+            .cluster_id(c2)
+            .peer_both(h1, 64512, |n| n)
+            .peer_both(h4, 64512, |n| n.rr_client()),
+    )
+    .unwrap();
+    let b3 = Bird::start(
+        &h3.ns,
+        DaemonConfig::new(h3, 64512)
+            .peer_both(h1, 64512, |n| n)
+            .originate(&["10.3.0.0/24", "fd10:3::/64"]),
+    )
+    .unwrap();
+    let b4 = Bird::start(
+        &h4.ns,
+        DaemonConfig::new(h4, 64512)
+            .peer_both(h2, 64512, |n| n)
+            .originate(&["10.4.0.0/24"]),
+    )
+    .unwrap();
+    let check = |origin: &tortie_tests::netns::Host, list: Vec<std::net::Ipv4Addr>| {
+        let (v4, v6) = (origin.v4, origin.v6);
+        move |r: &tortie_tests::daemons::Route| -> Result<(), String> {
+            let nh: IpAddr = if r.prefix.addr().is_ipv4() {
+                v4.into()
+            } else {
+                v6.into()
+            };
+            if r.next_hop != Some(nh) || r.originator_id != Some(v4) || r.cluster_list != list {
+                return Err(format!(
+                    "want next hop {nh}, originator {v4}, cluster list {list:?}"
+                ));
+            }
+            Ok(())
+        }
+    };
+    // 1.
+    for p in ["10.3.0.0/24", "fd10:3::/64"] {
+        b4.wait_route(net(p), WAIT, &check(h3, vec![c2, c1]))
+            .unwrap();
+    }
+    // 2.
+    b3.wait_route(net("10.4.0.0/24"), WAIT, &check(h4, vec![c1, c2]))
+        .unwrap();
 }

@@ -55,7 +55,11 @@ fn pair(x: Kind, y: Kind, ebgp: bool) {
     let expect_from = |h: &Host, asn: u32| {
         let (v4, v6) = (h.v4, h.v6);
         move |r: &Route| -> Result<(), String> {
-            let want = if r.prefix.addr().is_ipv4() { v4.into() } else { v6.into() };
+            let want = if r.prefix.addr().is_ipv4() {
+                v4.into()
+            } else {
+                v6.into()
+            };
             if r.next_hop != Some(want) {
                 return Err(format!("next hop {:?}, want {want}", r.next_hop));
             }
@@ -74,7 +78,8 @@ fn pair(x: Kind, y: Kind, ebgp: bool) {
     }
     // 3.
     da.announce(net("10.11.0.0/24")).unwrap();
-    db.wait_route(net("10.11.0.0/24"), WAIT, &expect_from(a, as_a)).unwrap();
+    db.wait_route(net("10.11.0.0/24"), WAIT, &expect_from(a, as_a))
+        .unwrap();
     // 4.
     for p in ["10.11.0.0/24", "10.1.0.0/24", "fd10:1::/64"] {
         da.withdraw(net(p)).unwrap();
@@ -127,7 +132,9 @@ fn frr_gobgp_ebgp() {
 fn kind_names_match() {
     let topo = Topology::new(2).expect("topology");
     for k in Kind::ALL {
-        let d = k.start(&topo.hosts[0], DaemonConfig::new(&topo.hosts[0], 64512)).unwrap();
+        let d = k
+            .start(&topo.hosts[0], DaemonConfig::new(&topo.hosts[0], 64512))
+            .unwrap();
         let want = match k {
             Kind::Bird => "bird",
             Kind::Frr => "frr",
