@@ -387,6 +387,26 @@ mod tests {
     }
 
     #[test]
+    fn a_panicking_test_still_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let mut names = Vec::new();
+        let result = std::panic::catch_unwind(|| {
+            let topo = Topology::new(3).unwrap();
+            let _child = topo.hosts[0].ns.spawn(&["sleep", "300"], &log).unwrap();
+            let names: Vec<String> = topo.hosts.iter().map(|h| h.ns.name().to_string()).collect();
+            panic!("{}", names.join(","));
+        });
+        let msg = result.unwrap_err();
+        let msg = msg.downcast_ref::<String>().unwrap();
+        names.extend(msg.split(',').map(str::to_string));
+        assert_eq!(names.len(), 3);
+        for n in names {
+            assert!(!Path::new(NETNS_DIR).join(&n).exists(), "{n} left behind");
+        }
+    }
+
+    #[test]
     fn topology_hosts_reach_each_other_over_tcp() {
         for n in [2, 3] {
             let topo = Topology::new(n).unwrap();

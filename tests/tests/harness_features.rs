@@ -323,3 +323,100 @@ fn hierarchical_reflection_reference() {
     b3.wait_route(net("10.4.0.0/24"), WAIT, &check(h4, vec![c1, c2]))
         .unwrap();
 }
+
+/// Topology: A -- B, same daemon, one IPv4 iBGP session.
+///
+/// Checks:
+/// 1. A passive, B active: the session comes up (B connects).
+/// 2. Both passive (fresh namespaces): it never comes up during 5 s.
+fn passive(kind: Kind) {
+    for both_passive in [false, true] {
+        let topo = Topology::new(2).unwrap();
+        let (a, b) = (&topo.hosts[0], &topo.hosts[1]);
+        let da = kind
+            .start(
+                a,
+                DaemonConfig::new(a, 64512).neighbor(Neighbor::new(b.v4, 64512).passive()),
+            )
+            .unwrap();
+        let nb = Neighbor::new(a.v4, 64512);
+        let nb = if both_passive { nb.passive() } else { nb };
+        let db = kind
+            .start(b, DaemonConfig::new(b, 64512).neighbor(nb))
+            .unwrap();
+        if both_passive {
+            // 2.
+            assert_never_established(da.as_ref(), b.v4.into(), Duration::from_secs(5));
+        } else {
+            // 1.
+            da.wait_established(b.v4.into(), WAIT).unwrap();
+            db.wait_established(a.v4.into(), WAIT).unwrap();
+        }
+    }
+}
+
+#[test]
+fn passive_bird() {
+    passive(Kind::Bird);
+}
+
+#[test]
+fn passive_frr() {
+    passive(Kind::Frr);
+}
+
+#[test]
+fn passive_gobgp() {
+    passive(Kind::Gobgp);
+}
+
+/// Topology: A (GoBGP) -- B (BIRD with `kernel: true`), iBGP v4 + v6.
+///
+/// Checks:
+/// 1. Without the option BIRD installs nothing (`ip -n B route` has no
+///    10.1.0.0/24) once it has the route.
+/// 2. With it, A's 10.1.0.0/24 and fd10:1::/64 appear in B's kernel table
+///    via A's addresses.
+#[test]
+fn bird_kernel_export_only_when_asked() {
+    for kernel in [false, true] {
+        let topo = Topology::new(2).unwrap();
+        let (a, b) = (&topo.hosts[0], &topo.hosts[1]);
+        let _ga = Kind::Gobgp
+            .start(
+                a,
+                DaemonConfig::new(a, 64512)
+                    .peer_both(b, 64512, |n| n)
+                    .originate(&["10.1.0.0/24", "fd10:1::/64"]),
+            )
+            .unwrap();
+        let mut cfg = DaemonConfig::new(b, 64512).peer_both(a, 64512, |n| n);
+        cfg.kernel = kernel;
+        let bird = Bird::start(&b.ns, cfg).unwrap();
+        for p in ["10.1.0.0/24", "fd10:1::/64"] {
+            bird.wait_route(net(p), WAIT, &|_| Ok(())).unwrap();
+        }
+        let kernel_routes = |fam: &str| b.ns.run(&["ip", fam, "route", "show"]).unwrap();
+        if kernel {
+            // 2.
+            tortie_tests::wait_until(WAIT, "kernel routes from BIRD", || {
+                let (v4, v6) = (kernel_routes("-4"), kernel_routes("-6"));
+                let ok4 = v4.contains(&format!("10.1.0.0/24 via {}", a.v4));
+                let ok6 = v6.contains(&format!("fd10:1::/64 via {}", a.v6));
+                if ok4 && ok6 {
+                    Ok(())
+                } else {
+                    Err(format!("{v4}{v6}"))
+                }
+            })
+            .unwrap();
+        } else {
+            // 1.
+            let v4 = kernel_routes("-4");
+            assert!(
+                !v4.contains("10.1.0.0/24"),
+                "BIRD exported to the kernel: {v4}"
+            );
+        }
+    }
+}

@@ -220,6 +220,15 @@ pub fn config_text(cfg: &DaemonConfig) -> String {
     let _ = writeln!(s, "protocol device {{ scan time 10; }}");
     // Link prefixes, so recursive next hops on the segment resolve.
     let _ = writeln!(s, "protocol direct {{ ipv4; ipv6; }}");
+    if cfg.kernel {
+        // Learned routes only: our own statics are blackholes.
+        for chan in ["ipv4", "ipv6"] {
+            let _ = writeln!(
+                s,
+                "protocol kernel {{ {chan} {{ import none; export where source = RTS_BGP; }}; }}"
+            );
+        }
+    }
     for (name, afi) in [("st4", Afi::V4), ("st6", Afi::V6)] {
         let chan = if afi == Afi::V4 { "ipv4" } else { "ipv6" };
         let _ = writeln!(s, "protocol static {name} {{\n  {chan};");

@@ -353,6 +353,7 @@ mod tests {
             graceful_restart: false,
             neighbors: vec![],
             routes: vec![net("10.2.0.0/24"), net("fd10:2::/64")],
+            kernel: false,
         };
         cfg.neighbors
             .push(Neighbor::new("172.30.0.1".parse::<IpAddr>().unwrap(), 64512).password("pw"));

@@ -80,6 +80,9 @@ pub struct DaemonConfig {
     pub neighbors: Vec<Neighbor>,
     /// Prefixes this daemon originates (v4 and v6 mixed).
     pub routes: Vec<IpNet>,
+    /// Install learned routes in the namespace's kernel table. BIRD only
+    /// (a `kernel` protocol); FRR without zebra and GoBGP cannot.
+    pub kernel: bool,
 }
 
 /// A BGP route as a daemon holds it, learned from a peer.
@@ -259,6 +262,7 @@ impl DaemonConfig {
             graceful_restart: false,
             neighbors: Vec::new(),
             routes: Vec::new(),
+            kernel: false,
         }
     }
 
