@@ -291,6 +291,7 @@ mod tests {
             local_v6: "fd00:30::1".parse().unwrap(),
             cluster_id: Some("1.1.1.1".parse().unwrap()),
             graceful_restart: true,
+            kernel: false,
             neighbors: vec![
                 Neighbor::new("172.30.0.2".parse::<IpAddr>().unwrap(), 64512)
                     .rr_client()
