@@ -6,10 +6,10 @@
 //! tortie-rr over one IPv4 and one IPv6 session each.
 //!
 //! The speaker in the middle is a [`Middle`]: tortie-rr in the interop
-//! tests, or a BIRD built from the same config in `harness_reference.rs`,
-//! which runs every scenario against real daemons today and so proves the
-//! scenarios' expectations (checks that read tortie-rr's /status counters
-//! are skipped for BIRD).
+//! tests, or a daemon (BIRD, FRR, GoBGP) built from the same config in
+//! `harness_reference.rs`, which runs the scenarios against real daemons
+//! today and so proves their expectations (checks that read tortie-rr's
+//! /status counters are skipped for daemons).
 
 #![allow(dead_code)] // each test file uses a subset
 
@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use tortie_tests::daemons::bird::Bird;
+use tortie_tests::daemons::frr::Frr;
+use tortie_tests::daemons::gobgp::Gobgp;
 use tortie_tests::daemons::tortie::{TortieConfig, TortieRr};
 use tortie_tests::daemons::{afi_of, net, BgpDaemon, DaemonConfig, IpNet, Kind, Neighbor, Route};
 use tortie_tests::netns::{Host, Topology};
@@ -36,6 +38,10 @@ pub enum MiddleKind {
     Tortie,
     /// A BIRD with the equivalent config (reference run).
     Bird,
+    /// An FRR bgpd with the equivalent config (reference run).
+    Frr,
+    /// A GoBGP with the equivalent config (reference run).
+    Gobgp,
 }
 
 /// The speaker under test in a scenario.
@@ -72,34 +78,38 @@ impl Middle for TortieRr {
     }
 }
 
-impl Middle for Bird {
-    fn up(&self, peer: IpAddr, deadline: Duration) -> Result<()> {
-        self.wait_established(peer, deadline)
-    }
-    fn counter(&self, _: IpAddr, _: &str) -> Option<u64> {
-        None
-    }
-    fn is_established(&self, peer: IpAddr) -> bool {
-        self.sessions()
-            .unwrap()
-            .iter()
-            .any(|s| s.peer == peer && s.established)
-    }
-    fn kill9(&mut self) {
-        Bird::kill9(self)
-    }
-    fn restart(&mut self) -> Result<()> {
-        Bird::restart(self)
-    }
+/// The reference daemons: the same trait through their launchers.
+macro_rules! daemon_middle {
+    ($($t:ty),*) => {$(
+        impl Middle for $t {
+            fn up(&self, peer: IpAddr, deadline: Duration) -> Result<()> {
+                self.wait_established(peer, deadline)
+            }
+            fn counter(&self, _: IpAddr, _: &str) -> Option<u64> {
+                None
+            }
+            fn is_established(&self, peer: IpAddr) -> bool {
+                self.sessions().unwrap().iter().any(|s| s.peer == peer && s.established)
+            }
+            fn kill9(&mut self) {
+                <$t>::kill9(self)
+            }
+            fn restart(&mut self) -> Result<()> {
+                <$t>::restart(self)
+            }
+        }
+    )*};
 }
 
-/// Starts the middle speaker on `host` with `cfg` (translated for BIRD:
+daemon_middle!(Bird, Frr, Gobgp);
+
+/// Starts the middle speaker on `host` with `cfg` (translated for a daemon:
 /// same peers, roles, passwords, cluster id; graceful restart on, as
 /// tortie-rr's default).
 pub fn start_middle(m: MiddleKind, host: &Host, cfg: TortieConfig) -> Box<dyn Middle> {
     match m {
         MiddleKind::Tortie => Box::new(TortieRr::start(&host.ns, cfg).unwrap()),
-        MiddleKind::Bird => {
+        daemon => {
             let mut d = DaemonConfig::new(host, cfg.asn).graceful_restart();
             d.router_id = cfg.router_id;
             d.cluster_id = cfg.cluster_id;
@@ -111,7 +121,11 @@ pub fn start_middle(m: MiddleKind, host: &Host, cfg: TortieConfig) -> Box<dyn Mi
                 n.port = p.port;
                 d.neighbors.push(n);
             }
-            Box::new(Bird::start(&host.ns, d).unwrap())
+            match daemon {
+                MiddleKind::Frr => Box::new(Frr::start(&host.ns, d).unwrap()),
+                MiddleKind::Gobgp => Box::new(Gobgp::start(&host.ns, d).unwrap()),
+                _ => Box::new(Bird::start(&host.ns, d).unwrap()),
+            }
         }
     }
 }
