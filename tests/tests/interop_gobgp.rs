@@ -1,4 +1,4 @@
-//! tortie-rr against GoBGP. Gated: runs only with `TORTIE_INTEROP=1`
+//! tortie-rr against GoBGP. Runs by default; `TORTIE_INTEROP=0` skips it
 //! (tortie-rr does not speak BGP yet); each skipped test prints why.
 //!
 //! The topologies and numbered checks are in `common/mod.rs`, above each

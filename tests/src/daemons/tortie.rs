@@ -263,14 +263,14 @@ impl TortieRr {
                 let p = self.peer_status(peer).map_err(|e| format!("{e:#}"))?;
                 match p["state"].as_str() {
                     Some("Established") => Ok(()),
-                    other => Err(format!("state {other:?}, last_error {}", p["last_error"])),
+                    other => Err(format!("state {other:?}, last_error {}", p["lastError"])),
                 }
             },
         )
         .map_err(|e| e.context(tail(&self.log(), 20)))
     }
 
-    /// A counter of one peer (`prefixes_received`, `prefixes_advertised`...).
+    /// A counter of one peer (`prefixesReceived`, `prefixesAdvertised`...).
     pub fn peer_counter(&self, peer: IpAddr, field: &str) -> Result<u64> {
         let p = self.peer_status(peer)?;
         p[field]

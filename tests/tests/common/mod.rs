@@ -216,12 +216,12 @@ pub fn routes_flow(m: MiddleKind, kind: Kind, ebgp: bool) {
     }
     // 3.
     for a in [IpAddr::from(h2.v4), h2.v6.into()] {
-        if let Some(n) = rr.counter(a, "prefixes_received") {
+        if let Some(n) = rr.counter(a, "prefixesReceived") {
             assert_eq!(n, 1, "prefixes_received from {a}");
         }
     }
     for a in [IpAddr::from(h3.v4), h3.v6.into()] {
-        if let Some(n) = rr.counter(a, "prefixes_advertised") {
+        if let Some(n) = rr.counter(a, "prefixesAdvertised") {
             assert!(n >= 1, "prefixes_advertised to {a}: {n}");
         }
     }
@@ -266,9 +266,9 @@ pub fn md5(m: MiddleKind, kind: Kind) {
             // 1.
             rr.up(h2.v4.into(), WAIT).unwrap();
             d.wait_established(h1.v4.into(), WAIT).unwrap();
-            if rr.counter(h2.v4.into(), "prefixes_received").is_some() {
+            if rr.counter(h2.v4.into(), "prefixesReceived").is_some() {
                 tortie_tests::wait_until(WAIT, "tortie-rr to count h2's prefix", || {
-                    match rr.counter(h2.v4.into(), "prefixes_received") {
+                    match rr.counter(h2.v4.into(), "prefixesReceived") {
                         Some(1) => Ok(()),
                         other => Err(format!("{other:?}")),
                     }
