@@ -314,3 +314,33 @@ async fn hard_shutdown_drops_routes_at_once() {
     );
     helper.shutdown(ShutdownMode::Hard).await;
 }
+
+#[tokio::test]
+async fn extended_messages_pack_3000_routes_in_one_update() {
+    let (a, _ab) = start(cfg(51, 64512, 0)).await.unwrap();
+    let mut cb = cfg(52, 64512, 0);
+    cb.peers.push(active(52, 51, 64512, port_of(&a)));
+    let (b, mut b_best) = start(cb).await.unwrap();
+    let mut ca = cfg(51, 64512, port_of(&a));
+    ca.peers.push(passive(52, 64512));
+    a.reconfigure(ca).await.unwrap();
+    assert!(wait_state(&a, ip(52), SessionState::Established, 20).await);
+    let routes: Vec<LocalRoute> = (0..3000u32)
+        .map(|i| {
+            let o = (i + 1).to_be_bytes();
+            v4(&format!("10.{}.{}.{}/32", 100 + o[1], o[2], o[3]))
+        })
+        .collect();
+    a.originate(routes).await.unwrap();
+    assert_eq!(changes(&mut b_best, 3000).await.len(), 3000);
+    let st = a.status();
+    let p = &st.peers[0];
+    assert!(
+        p.negotiated.as_ref().unwrap().extended_message,
+        "RFC 8654 negotiated"
+    );
+    // 3000 x 5 octets of NLRI fit one 65535-octet UPDATE (not one of 4096).
+    assert_eq!(p.updates_sent, 1, "{p:#?}");
+    a.shutdown(ShutdownMode::Hard).await;
+    b.shutdown(ShutdownMode::Hard).await;
+}

@@ -1,0 +1,120 @@
+//! Session behaviour seen from a hand-driven peer: ROUTE-REFRESH is
+//! answered with the routes again, the max-prefix limit tears the session
+//! down with Cease/1, the hold timer expires with 4/0, and the speaker sends
+//! End-of-RIB after its initial table.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bgp_speaker::{
+    start, DynamicPeerConfig, LocalRoute, MaxPrefix, NextHop, PathAttrs, ShutdownMode,
+    SpeakerConfig, SpeakerHandle,
+};
+use common::*;
+
+async fn speaker(max_prefix: Option<MaxPrefix>) -> (SpeakerHandle, SocketAddr) {
+    let mut c = SpeakerConfig::new(Ipv4Addr::new(10, 8, 0, 1), AS);
+    c.listen = Some("127.0.0.1:0".parse().unwrap());
+    c.dynamic_peers.push(DynamicPeerConfig {
+        prefix: "127.0.1.0/24".parse().unwrap(),
+        asn: AS,
+        rr_client: false,
+        password: None,
+        hold_time: 90,
+        next_hop_self: false,
+        max_prefix,
+    });
+    let (h, _best) = start(c).await.unwrap();
+    let addr = h.status().listen.unwrap();
+    (h, addr)
+}
+
+/// Reads UPDATEs until one that carries IPv4 NLRI; returns its NLRI bytes.
+async fn next_nlri(c: &mut Client) -> Vec<u8> {
+    loop {
+        let (t, body) = c.read().await.expect("connection open");
+        if t != 2 {
+            continue;
+        }
+        let wl = u16::from_be_bytes([body[0], body[1]]) as usize;
+        let al = u16::from_be_bytes([body[2 + wl], body[3 + wl]]) as usize;
+        let nlri = body[4 + wl + al..].to_vec();
+        if !nlri.is_empty() {
+            return nlri;
+        }
+    }
+}
+
+#[tokio::test]
+async fn route_refresh_resends_the_routes() {
+    let (h, addr) = speaker(None).await;
+    h.originate(vec![LocalRoute {
+        prefix: "10.50.0.0/24".parse().unwrap(),
+        attrs: PathAttrs::local(NextHop::V4(Ipv4Addr::new(192, 168, 5, 1))),
+    }])
+    .await
+    .unwrap();
+    let mut c = Client::connect(addr, 60).await;
+    c.establish(60).await;
+    assert_eq!(next_nlri(&mut c).await, vec![24, 10, 50, 0]);
+    // End-of-RIB (an empty UPDATE) follows the initial table.
+    loop {
+        let (t, body) = c.read().await.unwrap();
+        if t == 2 && body == [0, 0, 0, 0] {
+            break;
+        }
+    }
+    c.send(&msg(5, &[0, 1, 0, 1])).await;
+    assert_eq!(
+        next_nlri(&mut c).await,
+        vec![24, 10, 50, 0],
+        "ROUTE-REFRESH answered"
+    );
+    h.shutdown(ShutdownMode::Hard).await;
+}
+
+#[tokio::test]
+async fn max_prefix_tears_down_with_cease_1() {
+    let (h, addr) = speaker(Some(MaxPrefix {
+        limit: 2,
+        teardown: true,
+    }))
+    .await;
+    let mut c = Client::connect(addr, 61).await;
+    c.establish(61).await;
+    c.send(&update(&[], &good_attrs(), &[24, 10, 1, 1, 24, 10, 1, 2]))
+        .await;
+    c.send(&update(&[], &good_attrs(), &[24, 10, 1, 3])).await;
+    let (code, sub, data) = c.notification().await;
+    assert_eq!((code, sub), (6, 1));
+    // RFC 4486 §4: AFI 1, SAFI 1, the limit.
+    assert_eq!(data, vec![0, 1, 1, 0, 0, 0, 2]);
+    let st = h.status();
+    assert!(st
+        .peers
+        .iter()
+        .all(|p| !p.last_error.as_deref().unwrap_or("x").is_empty()));
+    h.shutdown(ShutdownMode::Hard).await;
+}
+
+#[tokio::test]
+async fn hold_timer_expires_with_4_0() {
+    let (h, addr) = speaker(None).await;
+    let mut c = Client::connect(addr, 62).await;
+    c.send(&open(4, AS, 3, [10, 9, 9, 62])).await;
+    assert_eq!(c.read().await.map(|m| m.0), Some(1));
+    assert_eq!(c.read().await.map(|m| m.0), Some(4));
+    c.send(&msg(4, &[])).await;
+    let t0 = Instant::now();
+    // Silent from now on; the speaker's keepalives are read and ignored.
+    let (code, sub, _) = c.notification().await;
+    let waited = t0.elapsed();
+    assert_eq!((code, sub), (4, 0));
+    assert!(
+        waited >= Duration::from_millis(2500) && waited < Duration::from_secs(6),
+        "after {waited:?}"
+    );
+    h.shutdown(ShutdownMode::Hard).await;
+}
