@@ -44,6 +44,13 @@ pub struct RibPeer {
     stale: Vec<Afi>,
 }
 
+/// Export targets of one decision run, with the memo of computed attributes.
+struct ExportRun {
+    targets: Vec<(PeerId, ExportClass, Vec<Afi>)>,
+    #[allow(clippy::type_complexity)]
+    memo: FxHashMap<(usize, SourceKind, ExportClass), (Option<Arc<PathAttrs>>, Arc<PathAttrs>)>,
+}
+
 /// Routes waiting to be sent to one peer: announcements grouped by
 /// identical attributes, and withdrawals.
 #[derive(Debug, Default)]
@@ -182,8 +189,9 @@ impl Rib {
             .filter(|(_, d)| d.best.is_some())
             .map(|(p, _)| *p)
             .collect();
+        let mut run = self.export_run(Some(id));
         for p in prefixes {
-            self.export_one(p, Some(id));
+            self.export_one(p, &mut run);
         }
     }
 
@@ -295,6 +303,7 @@ impl Rib {
     pub fn decide(&mut self) -> Vec<BestPathChange> {
         let dirty = std::mem::take(&mut self.dirty);
         let mut changes = Vec::new();
+        let mut run = self.export_run(None);
         for prefix in dirty {
             let Some(dest) = self.loc.get_mut(&prefix) else {
                 continue;
@@ -330,7 +339,7 @@ impl Rib {
                         .map(|p| p.facts.address),
                 }),
             });
-            self.export_one(prefix, None);
+            self.export_one(prefix, &mut run);
         }
         self.maybe_prune_attrs();
         changes
@@ -428,45 +437,51 @@ impl Rib {
         self.mark(prefix);
     }
 
-    /// Recomputes the Adj-RIB-Out entry of `prefix` for one peer (`only`)
-    /// or all established peers.
-    fn export_one(&mut self, prefix: Prefix, only: Option<PeerId>) {
+    /// The export targets and a memo for one run: who gets routes, and
+    /// the attributes already computed per (best attributes, source kind,
+    /// peer class), so a change costs one transform per class, not per peer.
+    fn export_run(&self, only: Option<PeerId>) -> ExportRun {
+        let targets = self
+            .peers
+            .iter()
+            .filter(|(id, _)| only.is_none_or(|o| o == **id))
+            .filter_map(|(id, p)| p.export.map(|c| (*id, c, p.families.clone())))
+            .collect();
+        ExportRun { targets, memo: FxHashMap::default() }
+    }
+
+    /// Recomputes the Adj-RIB-Out entry of `prefix` for the run's targets.
+    fn export_one(&mut self, prefix: Prefix, run: &mut ExportRun) {
         let best = self.loc.get(&prefix).and_then(|d| d.best.clone());
         let source_kind = match &best {
             Some((None, _)) => Some(SourceKind::Local),
             Some((Some(s), _)) => self.peers.get(s).map(|p| p.source_kind(&self.local)),
             None => None,
         };
-        let ids: Vec<PeerId> = match only {
-            Some(id) => vec![id],
-            None => self.peers.keys().copied().collect(),
-        };
-        let mut memo: FxHashMap<ExportClass, Option<Arc<PathAttrs>>> = FxHashMap::default();
-        for id in ids {
-            let Some(peer) = self.peers.get(&id) else {
-                continue;
-            };
-            let Some(class) = peer.export else { continue };
-            if !peer.families.contains(&afi_of(&prefix)) {
+        let afi = afi_of(&prefix);
+        for (id, class, families) in &run.targets {
+            if !families.contains(&afi) {
                 continue;
             }
             let out = match (&best, source_kind) {
-                (Some((source, attrs)), Some(kind)) if *source != Some(id) => {
-                    match memo.get(&class) {
-                        Some(o) => o.clone(),
+                (Some((source, attrs)), Some(kind)) if *source != Some(*id) => {
+                    let key = (Arc::as_ptr(attrs) as usize, kind, *class);
+                    match run.memo.get(&key) {
+                        Some((o, _)) => o.clone(),
                         None => {
-                            let o = export::allowed(&self.local, kind, &class)
-                                .then(|| export::transform(&self.local, kind, &class, attrs))
+                            let o = export::allowed(&self.local, kind, class)
+                                .then(|| export::transform(&self.local, kind, class, attrs))
                                 .flatten()
                                 .map(|a| self.intern(a));
-                            memo.insert(class, o.clone());
+                            // The Arc kept in the memo pins the address used as key.
+                            run.memo.insert(key, (o.clone(), attrs.clone()));
                             o
                         }
                     }
                 }
                 _ => None,
             };
-            let peer = self.peers.get_mut(&id).expect("peer exists");
+            let Some(peer) = self.peers.get_mut(id) else { continue };
             let changed = match (&out, peer.adj_out.get(&prefix)) {
                 (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
                 (None, None) => false,
