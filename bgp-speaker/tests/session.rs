@@ -118,3 +118,90 @@ async fn hold_timer_expires_with_4_0() {
     );
     h.shutdown(ShutdownMode::Hard).await;
 }
+
+/// RFC 4271 §6.8: both sides open a connection; the one opened by the side
+/// with the higher BGP identifier survives, the other gets Cease/7.
+#[tokio::test]
+async fn collision_keeps_the_connection_of_the_higher_identifier() {
+    use bgp_speaker::{PeerConfig, SessionState};
+    let me = std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 1, 70));
+    // Our listener, where the speaker connects to.
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(me, 0))
+        .await
+        .unwrap();
+    let mut c = SpeakerConfig::new(Ipv4Addr::new(10, 8, 0, 1), AS);
+    c.listen = Some("127.0.0.1:0".parse().unwrap());
+    c.peers.push(PeerConfig {
+        port: listener.local_addr().unwrap().port(),
+        connect_retry: 1,
+        ..PeerConfig::new(me, AS)
+    });
+    let (h, _best) = start(c).await.unwrap();
+    let speaker_addr = h.status().listen.unwrap();
+    // Connection A: opened by the speaker (lower id 10.8.0.1).
+    let (a_stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut a = Client {
+        stream: a_stream,
+        addr: me,
+    };
+    // Connection B: opened by us (higher id 10.9.9.70), from the same address.
+    let mut b = Client::connect(speaker_addr, 70).await;
+    for cl in [&mut a, &mut b] {
+        cl.send(&open(4, AS, 90, [10, 9, 9, 70])).await;
+    }
+    // A: the speaker's OPEN, then Cease/7 (collision resolution).
+    let (code, sub, _) = a.notification().await;
+    assert_eq!((code, sub), (6, 7), "the speaker's own connection loses");
+    // B: OPEN, KEEPALIVE, and it becomes Established.
+    assert_eq!(b.read().await.map(|m| m.0), Some(1));
+    assert_eq!(b.read().await.map(|m| m.0), Some(4));
+    b.send(&msg(4, &[])).await;
+    for _ in 0..200 {
+        if h.status()
+            .peers
+            .iter()
+            .any(|p| p.state == SessionState::Established)
+        {
+            h.shutdown(ShutdownMode::Hard).await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "the peer's connection never became Established: {:#?}",
+        h.status()
+    );
+}
+
+/// Hold time 0 (RFC 4271 §4.2): no keepalives, no hold timer; the session
+/// stays up in silence.
+#[tokio::test]
+async fn hold_time_zero_means_no_keepalives() {
+    let (h, addr) = speaker(None).await;
+    let mut c = Client::connect(addr, 63).await;
+    c.send(&open(4, AS, 0, [10, 9, 9, 63])).await;
+    assert_eq!(c.read().await.map(|m| m.0), Some(1));
+    assert_eq!(c.read().await.map(|m| m.0), Some(4));
+    c.send(&msg(4, &[])).await;
+    let quiet = tokio::time::timeout(Duration::from_secs(4), async {
+        loop {
+            match c.read().await {
+                Some((2, _)) => continue, // End-of-RIB
+                other => return other,
+            }
+        }
+    })
+    .await;
+    assert!(quiet.is_err(), "nothing but End-of-RIB in 4 s: {quiet:?}");
+    let st = h.status();
+    let p = &st.peers[0];
+    assert_eq!(p.state, bgp_speaker::SessionState::Established);
+    assert_eq!(
+        p.negotiated.as_ref().map(|n| (n.hold_time, n.keepalive)),
+        Some((0, 0))
+    );
+    h.shutdown(ShutdownMode::Hard).await;
+}
