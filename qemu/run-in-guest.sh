@@ -59,6 +59,7 @@ elif [ $rc != 0 ]; then
 fi
 KERNEL=$(echo "$parts" | sed -n 's/^KERNEL=//p')
 INITRAMFS=$(echo "$parts" | sed -n 's/^INITRAMFS=//p')
+KERNEL=${TORTIE_QEMU_KERNEL:-$KERNEL}
 CACHE=$(dirname "$INITRAMFS")
 BUSYBOX="$CACHE/busybox/bin/busybox"
 
