@@ -7,7 +7,9 @@
 #   depends on) and busybox-static with `apt-get download`, unpacks them with
 #   `dpkg-deb -x` into the cache ($TORTIE_QEMU_CACHE, default
 #   <workspace>/target/qemu-cache) and makes the missing modules.dep with
-#   busybox `depmod -b`. Done once; later runs reuse the cache.
+#   busybox `depmod -b`. Done once; later runs reuse the cache. When the
+#   kernel has a PVH entry, the uncompressed ELF vmlinux is cut out of the
+#   bzImage and booted instead (no xz decompression under emulation).
 # - Builds an uncompressed initramfs (newc cpio): busybox applets (never its
 #   `ip`), dash, iproute2's `ip`, the shared libraries of those and of every
 #   BINARY given (so a glibc test binary shared over 9p runs unchanged), the
@@ -35,6 +37,9 @@ die() { echo "build-initramfs: ERROR: $*" >&2; exit 1; }
 
 mkdir -p "$CACHE"
 CACHE=$(cd "$CACHE" && pwd)
+# One builder at a time per cache (parallel CI jobs, two terminals).
+exec 9>"$CACHE/.lock"
+flock 9
 
 # ---- 1. kernel package and busybox-static, once ---------------------------
 fetch() {
@@ -53,6 +58,7 @@ fetch() {
     rm -rf "$CACHE/kernel" "$CACHE/busybox"
     dpkg-deb -x "$dl"/linux-image-*.deb "$CACHE/kernel"
     dpkg-deb -x "$dl"/busybox-static_*.deb "$CACHE/busybox"
+    rm -rf "$dl"
     local kver
     kver=$(ls "$CACHE/kernel/lib/modules")
     # The package's postinst would run depmod; dpkg-deb -x does not.

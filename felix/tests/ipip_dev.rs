@@ -28,7 +28,9 @@ fn node(tag: &str) -> Netns {
     ns.ip(&["addr", "add", "192.168.1.11/24", "dev", "eth0"]);
     ns.ip(&["link", "set", "eth0", "up"]);
     ns.ip(&["link", "set", "eth0p", "up"]);
-    ns.ip(&["link", "add", POD_IF, "type", "veth", "peer", "name", "pod0"]);
+    ns.ip(&[
+        "link", "add", POD_IF, "type", "veth", "peer", "name", "pod0",
+    ]);
     ns.ip(&["link", "set", POD_IF, "up"]);
     ns.ip(&["link", "set", "pod0", "up"]);
     ns
@@ -81,7 +83,10 @@ async fn no_ipip_kernel_is_reported_once_and_non_ipip_routes_continue() {
     }
     // Returned every pass, logged once.
     assert_eq!(t.unsupported_warnings(), 1);
-    assert!(!ns.try_ip(&["link", "show", TUNL0]), "a tunl0 was left behind");
+    assert!(
+        !ns.try_ip(&["link", "show", TUNL0]),
+        "a tunl0 was left behind"
+    );
 
     // The route reconciler in the same namespace: one IPIP route (cross
     // subnet) that cannot be programmed, and everything else that can.
@@ -163,7 +168,9 @@ async fn a_tunl0_that_is_not_ipip_is_refused_by_kind() {
     if has_ipip(&ns, "a_tunl0_that_is_not_ipip") {
         return;
     }
-    ns.ip(&["link", "add", TUNL0, "type", "veth", "peer", "name", "tunl0p"]);
+    ns.ip(&[
+        "link", "add", TUNL0, "type", "veth", "peer", "name", "tunl0p",
+    ]);
     let k = felix::kernel::open(Some(&ns.path())).unwrap();
     let mut t = Tunl0::new(spec("eth0")).unwrap();
     let err = t.reconcile(&k.handle).await.unwrap_err();

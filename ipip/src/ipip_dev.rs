@@ -117,7 +117,9 @@ pub enum IpipDevError {
         kind: String,
     },
     /// The underlay interface does not exist.
-    #[error("underlay interface {underlay} does not exist: set the node's underlay interface name")]
+    #[error(
+        "underlay interface {underlay} does not exist: set the node's underlay interface name"
+    )]
     UnderlayMissing {
         /// The name looked for.
         underlay: String,
@@ -411,10 +413,12 @@ async fn apply(handle: &Handle, index: u32, change: Tunl0Change) -> Result<(), I
                 other => other,
             }
         }
-        Tunl0Change::AddAddress(a) => match handle.address().add(index, a.into(), 32).execute().await {
-            Err(e) if errno(&e) == Some(Errno::EEXIST) => Ok(()),
-            other => other,
-        },
+        Tunl0Change::AddAddress(a) => {
+            match handle.address().add(index, a.into(), 32).execute().await {
+                Err(e) if errno(&e) == Some(Errno::EEXIST) => Ok(()),
+                other => other,
+            }
+        }
         Tunl0Change::SetMtu(mtu) => {
             let msg = LinkUnspec::new_with_index(index).mtu(mtu).build();
             handle.link().set(msg).execute().await
@@ -489,7 +493,10 @@ mod tests {
         assert_eq!(tunnel_mtu("eth0", 9000).unwrap(), 8980);
         assert_eq!(tunnel_mtu("eth0", 88).unwrap(), 68);
         let err = tunnel_mtu("eth0", 87).unwrap_err();
-        assert!(matches!(err, IpipDevError::MtuTooSmall { mtu: 67, .. }), "{err}");
+        assert!(
+            matches!(err, IpipDevError::MtuTooSmall { mtu: 67, .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains("underlay eth0 MTU 87"), "{err}");
         assert!(tunnel_mtu("eth0", 0).is_err());
     }
@@ -522,7 +529,10 @@ mod tests {
             Tunl0Change::AddAddress(v4("10.244.3.1")).to_string(),
             "ip addr add 10.244.3.1/32 dev tunl0"
         );
-        assert_eq!(Tunl0Change::SetMtu(1480).to_string(), "ip link set tunl0 mtu 1480");
+        assert_eq!(
+            Tunl0Change::SetMtu(1480).to_string(),
+            "ip link set tunl0 mtu 1480"
+        );
         assert_eq!(Tunl0Change::SetUp.to_string(), "ip link set tunl0 up");
     }
 
