@@ -104,8 +104,15 @@ libs_of() {
         ldd "$f" 2>/dev/null | grep -o '/[^ ]*' || true
     done | sort -u
 }
-LIBS=$(libs_of "$IP_BIN" "$DASH_BIN" "$@")
-KEY=$( (cat "$HERE/init" "${BASH_SOURCE[0]}"; echo "$KVER $IP_BIN $DASH_BIN";
+# Host tools copied in when present: tcpdump lets tests show the packets on
+# the wire (outer and inner IP headers).
+OPTIONAL=()
+for t in tcpdump; do
+    p=$(command -v "$t" || true)
+    if [ -n "$p" ]; then OPTIONAL+=("$(readlink -f "$p")"); fi
+done
+LIBS=$(libs_of "$IP_BIN" "$DASH_BIN" "${OPTIONAL[@]}" "$@")
+KEY=$( (cat "$HERE/init" "${BASH_SOURCE[0]}"; echo "$KVER $IP_BIN $DASH_BIN ${OPTIONAL[*]}";
     echo "$LIBS") | sha256sum | cut -c1-16)
 OUT="$CACHE/initramfs-$KEY.cpio"
 
@@ -127,6 +134,10 @@ if [ ! -f "$OUT" ]; then
     cp "$IP_BIN" "$STAGE/usr/sbin/ip"
     cp "$DASH_BIN" "$STAGE/usr/bin/dash"
     ln -s dash "$STAGE/usr/bin/sh"
+    for t in "${OPTIONAL[@]}"; do cp "$t" "$STAGE/usr/bin/"; done
+    # getpwnam("root") for tools that drop privileges (tcpdump -Z root).
+    echo 'root:x:0:0:root:/root:/bin/sh' >"$STAGE/etc/passwd"
+    echo 'root:x:0:' >"$STAGE/etc/group"
     for lib in $LIBS; do
         dest="$STAGE/usr${lib#/usr}"
         mkdir -p "$(dirname "$dest")"

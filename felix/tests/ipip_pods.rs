@@ -13,8 +13,10 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader, Read};
 use std::net::UdpSocket;
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::Netns;
@@ -411,6 +413,30 @@ async fn pods_on_two_subnets_talk_through_tunl0() {
         "{routes}"
     );
     through_tunl0(a, b, 7000, "Always");
+    // On the wire between node-a and the router: IP protocol 4, outer node
+    // addresses, inner pod addresses.
+    let wire = capture_one(&router, "ra", "ip proto 4", || {
+        let reply = udp_echo(&a.pod, &b.pod, "10.244.3.7", "10.244.7.9", 7040);
+        assert_eq!(
+            reply.as_deref(),
+            Ok("ping from 10.244.3.7"),
+            "captured echo"
+        );
+    });
+    match wire {
+        Some(line) => {
+            eprintln!("on the wire: {line}");
+            assert!(
+                line.contains("IP 192.168.1.11 > 192.168.2.21: IP 10.244.3.7.")
+                    && line.contains(" > 10.244.7.9.7040: UDP"),
+                "{line}"
+            );
+        }
+        None => eprintln!(
+            "NOTE: no tcpdump on this system: the on-the-wire check is left out \
+             (the tunl0 counters and the Never step still prove the path)"
+        ),
+    }
     // The node itself reaches the remote pod from its tunl0 address.
     let reply = udp_echo(&a.ns, &b.pod, "10.244.3.1", "10.244.7.9", 7050);
     assert_eq!(reply.as_deref(), Ok("ping from 10.244.3.1"), "node to pod");
@@ -477,6 +503,69 @@ fn through_tunl0(a: &Node, b: &Node, port: u16, mode: &str) {
         a1.rx_packets >= a0.rx_packets + 3,
         "{mode}: a rx {a0:?} {a1:?}"
     );
+}
+
+/// Kills the capture if the test fails midway.
+struct Capture(std::process::Child);
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `tcpdump` in `ns` on `ifname` for one packet matching `filter`
+/// while `traffic` runs; returns the packet's line. `None` when tcpdump is
+/// not installed.
+fn capture_one(ns: &Netns, ifname: &str, filter: &str, traffic: impl FnOnce()) -> Option<String> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if !std::env::split_paths(&path).any(|d| d.join("tcpdump").is_file()) {
+        return None;
+    }
+    let child = Command::new("ip")
+        .args([
+            "netns", "exec", &ns.name, "tcpdump", "-Z", "root", "-n", "-l",
+        ])
+        .args(["-c", "1", "-i", ifname, filter])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tcpdump");
+    let mut cap = Capture(child);
+    // tcpdump says "listening on IF" once the capture is armed.
+    let stderr = cap.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut said = Vec::new();
+    loop {
+        match rx.recv_timeout(WAIT) {
+            Ok(line) if line.contains("listening on") => break,
+            Ok(line) => said.push(line),
+            Err(_) => panic!("tcpdump did not start: {said:?}"),
+        }
+    }
+    traffic();
+    let deadline = std::time::Instant::now() + WAIT;
+    while cap.0.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tcpdump saw no {filter} packet on {ifname}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut out = String::new();
+    cap.0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    Some(out.trim().to_owned())
 }
 
 /// Sends one datagram from a socket in `from` (bound to `src`) to a server
