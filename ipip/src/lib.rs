@@ -32,6 +32,8 @@
 
 #![warn(missing_docs)]
 
+pub mod ipip_dev;
+
 use std::fmt;
 use std::net::IpAddr;
 

@@ -1,0 +1,131 @@
+//! Helpers of the IPIP tests: a UDP echo between sockets opened inside two
+//! namespaces (no `ping` binary on the CI host), and a one-packet tcpdump
+//! capture inside a namespace.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::UdpSocket;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::common::Netns;
+
+/// How long a capture may take to start or to see its packet.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Kills the capture if the test fails midway.
+struct Capture(std::process::Child);
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `tcpdump` in `ns` on `ifname` for one packet matching `filter`
+/// while `traffic` runs; returns the packet's line. `None` when tcpdump is
+/// not installed.
+pub fn capture_one(
+    ns: &Netns,
+    ifname: &str,
+    filter: &str,
+    traffic: impl FnOnce(),
+) -> Option<String> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if !std::env::split_paths(&path).any(|d| d.join("tcpdump").is_file()) {
+        return None;
+    }
+    let child = Command::new("ip")
+        .args([
+            "netns", "exec", &ns.name, "tcpdump", "-Z", "root", "-n", "-l",
+        ])
+        .args(["-c", "1", "-i", ifname, filter])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tcpdump");
+    let mut cap = Capture(child);
+    // tcpdump says "listening on IF" once the capture is armed.
+    let stderr = cap.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut said = Vec::new();
+    loop {
+        match rx.recv_timeout(WAIT) {
+            Ok(line) if line.contains("listening on") => break,
+            Ok(line) => said.push(line),
+            Err(_) => panic!("tcpdump did not start: {said:?}"),
+        }
+    }
+    traffic();
+    let deadline = std::time::Instant::now() + WAIT;
+    while cap.0.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tcpdump saw no {filter} packet on {ifname}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut out = String::new();
+    cap.0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    Some(out.trim().to_owned())
+}
+
+/// Sends one datagram from a socket in `from` (bound to `src`) to a server
+/// socket in `to` (bound to `dst:port`) that echoes it; returns the reply.
+/// (No `ping` binary on the CI host; only the test's namespaces are used.)
+pub fn udp_echo(
+    from: &Netns,
+    to: &Netns,
+    src: &str,
+    dst: &str,
+    port: u16,
+) -> Result<String, String> {
+    let (to_path, dst_s) = (to.path(), dst.to_owned());
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        enter(&to_path);
+        let sock = UdpSocket::bind((dst_s.as_str(), port)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        ready_tx.send(()).unwrap();
+        let mut buf = [0u8; 64];
+        if let Ok((n, peer)) = sock.recv_from(&mut buf) {
+            sock.send_to(&buf[..n], peer).unwrap();
+        }
+    });
+    ready_rx.recv().unwrap();
+    let (from_path, src_s, dst_s) = (from.path(), src.to_owned(), dst.to_owned());
+    let client = std::thread::spawn(move || {
+        enter(&from_path);
+        let sock =
+            UdpSocket::bind((src_s.as_str(), 0)).map_err(|e| format!("bind {src_s}: {e}"))?;
+        sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        sock.send_to(
+            format!("ping from {src_s}").as_bytes(),
+            (dst_s.as_str(), port),
+        )
+        .map_err(|e| format!("send: {e}"))?;
+        let mut buf = [0u8; 64];
+        let n = sock.recv(&mut buf).map_err(|e| format!("recv: {e}"))?;
+        Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    });
+    let reply = client.join().unwrap();
+    server.join().unwrap();
+    reply
+}
+
+/// Moves this (dedicated, throwaway) test thread into a namespace.
+pub fn enter(path: &Path) {
+    let f = std::fs::File::open(path).unwrap();
+    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+}

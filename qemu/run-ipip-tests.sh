@@ -1,0 +1,51 @@
+#!/bin/bash
+# The qemu IPIP tier: builds felix's IPIP test executable, boots Debian's
+# kernel (which has the ipip module) under qemu and runs it there.
+#
+#   qemu/run-ipip-tests.sh [TEST-FILTER...]
+#
+# Exits non-zero when a test fails, when the guest reports no result, or when
+# a test skipped inside the guest (IPIP must run there). Prints "SKIP: <why>"
+# and exits 0 when qemu cannot run on this host; with TORTIE_QEMU_REQUIRED=1
+# (CI) that is a failure too. See docs/ipip-qemu.md.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+TEST=ipip_pods
+T0=$(date +%s.%N)
+elapsed() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+
+cd "$ROOT"
+echo "run-ipip-tests: cargo test -p felix --test $TEST --no-run"
+bin=$(cargo test -p felix --test "$TEST" --no-run --message-format=json |
+    grep '"reason":"compiler-artifact"' | grep "\"name\":\"$TEST\"" |
+    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n1)
+[ -n "$bin" ] || { echo "run-ipip-tests: no executable for test $TEST in cargo's output" >&2; exit 2; }
+echo "run-ipip-tests: built $bin ($(elapsed) s)"
+
+out=$(mktemp "${TMPDIR:-/tmp}/tortie-ipip.XXXXXX")
+trap 'rm -f "$out"' EXIT
+# cargo runs a test executable in its package's directory: do the same.
+cd "$ROOT/felix"
+set +e
+"$HERE/run-in-guest.sh" "$bin" --test-threads=1 --nocapture "$@" 2>&1 | tee "$out"
+rc=${PIPESTATUS[0]}
+set -e
+echo "run-ipip-tests: total $(elapsed) s"
+if grep -q '^SKIP: ' "$out"; then
+    exit "$rc" # run-in-guest.sh could not run qemu here and said why
+fi
+if [ "$rc" != 0 ]; then
+    echo "run-ipip-tests: FAILED (exit $rc)" >&2
+    exit "$rc"
+fi
+if grep -q '^SKIP ' "$out"; then
+    echo "run-ipip-tests: FAILED: a test skipped inside the guest (see SKIP above): the guest kernel must have ipip" >&2
+    exit 1
+fi
+if ! grep -Eq '^test result: ok\. [1-9][0-9]* passed' "$out"; then
+    echo "run-ipip-tests: FAILED: no test ran in the guest (filter matched nothing?)" >&2
+    exit 1
+fi
+echo "run-ipip-tests: ok"
