@@ -6,3 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --workspace --bins
 cargo test --workspace -- --test-threads="${TEST_THREADS:-4}"
+# IPIP pod-to-pod through tunl0, in a Debian kernel under qemu (software
+# emulation); prints why it skips where qemu cannot run.
+qemu/run-ipip-tests.sh
