@@ -57,6 +57,7 @@ pub enum ShutdownMode {
 #[derive(Debug)]
 pub(crate) enum Command {
     Reconfigure(SpeakerConfig, oneshot::Sender<Result<(), Error>>),
+    Ping(oneshot::Sender<()>),
     Originate(Vec<LocalRoute>),
     Withdraw(Vec<Prefix>),
     Shutdown(ShutdownMode, oneshot::Sender<()>),
@@ -94,6 +95,17 @@ impl SpeakerHandle {
             .await
             .map_err(|_| Error::Stopped)?;
         rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Answers once the speaker task has taken this request: a liveness
+    /// check (`/healthz`) that changes nothing.
+    pub async fn ping(&self) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Ping(tx))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)
     }
 
     /// Adds or replaces locally originated routes.

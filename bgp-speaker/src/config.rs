@@ -92,6 +92,11 @@ pub struct GracefulRestartConfig {
     /// Set the R bit in our OPEN: we have just restarted. The caller knows
     /// (e.g. tortie-rr sets it when it finds its own state file).
     pub restarting: bool,
+    /// After a restart, also wait for the End-of-RIB of these peers (for
+    /// example the dynamic peers that were up before the restart) before
+    /// sending our routes. Configured peers are always waited for.
+    #[serde(default)]
+    pub wait_for: Vec<IpAddr>,
 }
 
 // ===== impl PeerConfig =====
@@ -124,6 +129,7 @@ impl Default for GracefulRestartConfig {
             restart_time: DEFAULT_RESTART_TIME,
             stale_routes_time: 360,
             restarting: false,
+            wait_for: Vec::new(),
         }
     }
 }

@@ -65,6 +65,9 @@ impl Instance {
                 let res = self.reconfigure(cfg);
                 let _ = reply.send(res);
             }
+            Command::Ping(reply) => {
+                let _ = reply.send(());
+            }
             Command::Originate(routes) => {
                 for r in routes {
                     self.rib.local_update(r.prefix, r.attrs);
@@ -296,14 +299,21 @@ impl Instance {
         }
     }
 
-    /// Every configured peer is Established and sent End-of-RIB for all of
-    /// its families.
+    /// Every configured peer, and every peer we were told to wait for, is
+    /// Established and sent End-of-RIB for all of its families.
     fn all_eor_received(&self) -> bool {
-        self.neighbors.values().filter(|n| !n.dynamic).all(|n| {
+        let done = |n: &crate::neighbor::Neighbor| {
             n.est()
                 .and_then(|c| c.agreed.as_ref())
                 .is_some_and(|a| a.families.iter().all(|f| n.eor_received.contains(f)))
-        })
+        };
+        self.neighbors.values().filter(|n| !n.dynamic).all(done)
+            && self.deferral_wait_for.iter().all(|a| {
+                self.by_addr
+                    .get(a)
+                    .and_then(|id| self.neighbors.get(id))
+                    .is_some_and(done)
+            })
     }
 
     pub(crate) fn end_deferral(&mut self, why: &str) {

@@ -63,6 +63,8 @@ pub(crate) struct Instance {
     /// While set, we restarted (R bit) and hold our updates back until the
     /// peers' End-of-RIB or the deferral timer (RFC 4724 §4.1).
     pub deferring: Option<AbortOnDrop<()>>,
+    /// Peers (besides configured ones) whose End-of-RIB ends the deferral.
+    pub deferral_wait_for: Vec<IpAddr>,
     pub stopping: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -93,6 +95,7 @@ pub async fn start(
         best: best_tx,
         status: status_tx,
         deferring: None,
+        deferral_wait_for: config.graceful_restart.wait_for.clone(),
         stopping: None,
     };
     if let Some(addr) = config.listen {

@@ -344,3 +344,43 @@ async fn extended_messages_pack_3000_routes_in_one_update() {
     a.shutdown(ShutdownMode::Hard).await;
     b.shutdown(ShutdownMode::Hard).await;
 }
+
+/// After a restart, routes are held back until every peer in `wait_for`
+/// (here dynamic peers, unknown to the configuration) sent End-of-RIB.
+#[tokio::test]
+async fn restart_waits_for_the_end_of_rib_of_listed_dynamic_peers() {
+    let mut cr = cfg(61, 64512, 0);
+    cr.graceful_restart.restarting = true;
+    cr.graceful_restart.wait_for = vec![ip(62), ip(63)];
+    cr.dynamic_peers.push(bgp_speaker::DynamicPeerConfig {
+        prefix: "127.0.2.0/24".parse().unwrap(),
+        asn: 64512,
+        rr_client: false,
+        password: None,
+        hold_time: 90,
+        next_hop_self: false,
+        max_prefix: None,
+    });
+    let (r, _rb) = start(cr).await.unwrap();
+    r.originate(vec![v4("10.61.0.0/24")]).await.unwrap();
+    let port = port_of(&r);
+    let mut c1 = cfg(62, 64512, 0);
+    c1.peers.push(active(62, 61, 64512, port));
+    let (p1, mut p1_best) = start(c1).await.unwrap();
+    assert!(wait_state(&r, ip(62), SessionState::Established, 20).await);
+    let early = tokio::time::timeout(Duration::from_millis(1500), p1_best.recv()).await;
+    assert!(
+        early.is_err(),
+        "routes held back while 127.0.2.63 has not sent End-of-RIB: {early:?}"
+    );
+    let mut c2 = cfg(63, 64512, 0);
+    c2.peers.push(active(63, 61, 64512, port));
+    let (p2, mut p2_best) = start(c2).await.unwrap();
+    for best in [&mut p1_best, &mut p2_best] {
+        let got = changes(best, 1).await;
+        assert_eq!(got[0].prefix.to_string(), "10.61.0.0/24");
+    }
+    for h in [&r, &p1, &p2] {
+        h.shutdown(ShutdownMode::Hard).await;
+    }
+}

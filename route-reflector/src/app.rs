@@ -89,7 +89,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("admin: cannot listen on {admin_addr}"))?;
 
-    let speaker = to_speaker_config(&rr, restarting);
+    let mut speaker = to_speaker_config(&rr, restarting);
+    if restarting {
+        // Wait for the End-of-RIB of every peer that was up before the
+        // restart (dynamic ones included) before sending routes.
+        speaker.graceful_restart.wait_for = marker.peers();
+    }
     let (handle, best_paths) = bgp_speaker::start(speaker.clone())
         .await
         .context("cannot start the BGP speaker")?;
@@ -149,7 +154,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         // Graceful: a fresh marker, so a restart within the restart time
         // sets the R bit. Hard: no marker, the next start is a fresh one.
         let marked = if gr_enabled {
-            marker.write()
+            marker.write(&established(&shared))
         } else {
             marker.remove()
         };
@@ -184,6 +189,18 @@ async fn forward_sighup(mut sighup: tokio::signal::unix::Signal, triggers: mpsc:
     }
 }
 
+/// The peers whose session is Established now.
+fn established(shared: &Shared) -> Vec<std::net::IpAddr> {
+    shared
+        .handle
+        .status()
+        .peers
+        .iter()
+        .filter(|p| p.state == bgp_speaker::SessionState::Established)
+        .map(|p| p.address)
+        .collect()
+}
+
 /// Keeps the marker fresh while graceful restart is on; removes it when a
 /// reload turns graceful restart off.
 async fn refresh_marker(shared: Arc<Shared>, marker: Marker) {
@@ -192,7 +209,7 @@ async fn refresh_marker(shared: Arc<Shared>, marker: Marker) {
     loop {
         let gr = shared.applied().rr.graceful_restart.clone();
         let result = if gr.enabled {
-            marker.write()
+            marker.write(&established(&shared))
         } else {
             marker.remove()
         };

@@ -7,6 +7,7 @@
 //! non-graceful exit removes the marker, so the next start is a fresh one.
 
 use std::io::Write;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -48,9 +49,11 @@ impl Marker {
     }
 
     /// Writes (or refreshes) the marker: the pid and the time, for humans;
-    /// what counts is the modification time. Written to a temporary file and
-    /// renamed so that a crash never leaves half a file.
-    pub fn write(&self) -> std::io::Result<()> {
+    /// what counts is the modification time, and the peers that were
+    /// Established (after a restart the speaker waits for their End-of-RIB
+    /// before sending routes). Written to a temporary file and renamed so
+    /// that a crash never leaves half a file.
+    pub fn write(&self, peers: &[IpAddr]) -> std::io::Result<()> {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -61,8 +64,21 @@ impl Marker {
             .as_secs();
         let mut file = std::fs::File::create(&tmp)?;
         writeln!(file, "pid {}\nunix_time {now}", std::process::id())?;
+        for p in peers {
+            writeln!(file, "peer {p}")?;
+        }
         file.sync_all()?;
         std::fs::rename(&tmp, &self.path)
+    }
+
+    /// The peers recorded in the marker (none if it is missing or unreadable).
+    pub fn peers(&self) -> Vec<IpAddr> {
+        std::fs::read_to_string(&self.path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.strip_prefix("peer "))
+            .filter_map(|a| a.trim().parse().ok())
+            .collect()
     }
 
     /// Removes the marker; a missing marker is fine.
@@ -92,7 +108,9 @@ mod tests {
         assert_eq!(marker.age(), None);
         assert!(!marker.restarted_within(Duration::from_secs(120)));
 
-        marker.write().unwrap();
+        let peers: Vec<IpAddr> = vec!["172.30.0.2".parse().unwrap(), "fd00::2".parse().unwrap()];
+        marker.write(&peers).unwrap();
+        assert_eq!(marker.peers(), peers);
         assert!(marker.restarted_within(Duration::from_secs(120)));
         let text = std::fs::read_to_string(marker.path()).unwrap();
         assert!(

@@ -52,6 +52,8 @@ pub fn to_speaker_config(rr: &RrConfig, restarting: bool) -> SpeakerConfig {
             restart_time: rr.graceful_restart.restart_time,
             stale_routes_time: rr.graceful_restart.stale_routes_time,
             restarting: restarting && rr.graceful_restart.enabled,
+            // Filled in by the caller from the restart marker.
+            wait_for: Vec::new(),
         },
         families: rr
             .families
@@ -161,6 +163,7 @@ dynamicPeers:
                 restart_time: 30,
                 stale_routes_time: 100,
                 restarting: true,
+                wait_for: Vec::new(),
             },
             families: vec![Afi::Ipv6],
         };

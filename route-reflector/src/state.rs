@@ -102,24 +102,12 @@ impl Shared {
     }
 
     /// Checks that the speaker task answers: its status channel is open and
-    /// a round trip (re-applying the running configuration, which changes
-    /// nothing) completes within [`PING_TIMEOUT`]. The speaker API has no
-    /// lighter request that waits for an answer.
+    /// a round trip to the speaker task (`SpeakerHandle::ping`) completes
+    /// within [`PING_TIMEOUT`].
     pub async fn ping(&self) -> Result<(), String> {
-        if self.handle.watch_status().has_changed().is_err() {
-            return Err("the BGP speaker task has stopped".into());
-        }
-        let round_trip = async {
-            let _turn = self.reconfigure.lock().await;
-            self.handle
-                .reconfigure(self.applied().speaker.clone())
-                .await
-        };
-        match tokio::time::timeout(PING_TIMEOUT, round_trip).await {
+        match tokio::time::timeout(PING_TIMEOUT, self.handle.ping()).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(format!(
-                "the BGP speaker did not accept a no-op request: {e}"
-            )),
+            Ok(Err(e)) => Err(format!("the BGP speaker task has stopped: {e}")),
             Err(_) => Err(format!(
                 "the BGP speaker task did not answer within {} s",
                 PING_TIMEOUT.as_secs()
