@@ -116,11 +116,9 @@ impl Instance {
                     self.rib.refresh(id, afi);
                 }
             }
-            FromSession::Drained => {
-                if let Some(n) = self.neighbors.get_mut(&id) {
-                    n.ready = true;
-                }
-            }
+            // Nothing to record: the flush after this input batch hands the
+            // session more routes now that it has room.
+            FromSession::Drained => {}
             FromSession::Closed(info) => self.on_closed(id, conn, info),
         }
     }
@@ -203,7 +201,6 @@ impl Instance {
         n.up_since = Some(Instant::now());
         n.eor_received.clear();
         n.eor_sent = false;
-        n.ready = true;
         n.max_prefix_warned = false;
         n.connect_timer = None;
         n.touch();

@@ -199,8 +199,8 @@ impl Instance {
             .map(|a| a.families.clone())
             .unwrap_or_default();
         while self.rib.has_pending(id) {
+            // Full: the session's Drained event brings us back here.
             if tx.capacity() == 0 {
-                n.ready = false;
                 return;
             }
             let batch = self.rib.take_out(id, OUT_CHUNK);

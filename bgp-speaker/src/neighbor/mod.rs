@@ -68,8 +68,6 @@ pub struct Neighbor {
     pub eor_received: Vec<Afi>,
     /// Whether our End-of-RIB was sent on this session.
     pub eor_sent: bool,
-    /// The session has room for more batches.
-    pub ready: bool,
     /// Max-prefix warning was logged for this session.
     pub max_prefix_warned: bool,
 }
@@ -96,7 +94,6 @@ impl Neighbor {
             gr: GrHelper::default(),
             eor_received: Vec::new(),
             eor_sent: false,
-            ready: true,
             max_prefix_warned: false,
         }
     }
