@@ -5,14 +5,12 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use common::*;
 
-use bgp_speaker::{
-    start, DynamicPeerConfig, SessionState, ShutdownMode, SpeakerConfig, SpeakerHandle,
-};
+use bgp_speaker::{SessionState, ShutdownMode, SpeakerHandle};
 
 async fn peer_state(h: &SpeakerHandle, addr: IpAddr) -> Option<(SessionState, u64, u64)> {
     h.status()
@@ -37,23 +35,6 @@ async fn wait_for(
         "peer {addr} never reached the expected state: {:?}",
         peer_state(h, addr).await
     );
-}
-
-async fn speaker() -> (SpeakerHandle, SocketAddr) {
-    let mut c = SpeakerConfig::new(Ipv4Addr::new(10, 9, 0, 1), AS);
-    c.listen = Some("127.0.0.1:0".parse().unwrap());
-    c.dynamic_peers.push(DynamicPeerConfig {
-        prefix: "127.0.1.0/24".parse().unwrap(),
-        asn: AS,
-        rr_client: false,
-        password: None,
-        hold_time: 90,
-        next_hop_self: false,
-        max_prefix: None,
-    });
-    let (h, _best) = start(c).await.unwrap();
-    let addr = h.status().listen.unwrap();
-    (h, addr)
 }
 
 /// Errors that end the session: (name, RFC section, whether to establish
@@ -312,7 +293,7 @@ fn withdraw_rows() -> Vec<(&'static str, &'static str, Vec<u8>)> {
 
 #[tokio::test]
 async fn malformed_input_gets_the_rfc_answer_and_spares_other_sessions() {
-    let (h, addr) = speaker().await;
+    let (h, addr) = dynamic_speaker("127.0.1.0/24", None).await;
     let mut bystander = Client::connect(addr, 1).await;
     bystander.establish(1).await;
     bystander.send(&update(&[], &good_attrs(), &NLRI)).await;

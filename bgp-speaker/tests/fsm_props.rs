@@ -4,12 +4,13 @@
 //! speaker must still be healthy: it answers a well-behaved peer, it holds
 //! no route of the closed hostile sessions, and nothing grew without bound.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use bgp_speaker::{
-    start, DynamicPeerConfig, SessionState, ShutdownMode, SpeakerConfig, SpeakerHandle,
-};
+use bgp_speaker::{SessionState, ShutdownMode, SpeakerHandle};
+use common::dynamic_speaker;
 use proptest::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
@@ -92,23 +93,6 @@ fn bytes_of(s: &Step, id: u8) -> Vec<u8> {
     }
 }
 
-async fn speaker() -> (SpeakerHandle, SocketAddr) {
-    let mut c = SpeakerConfig::new(Ipv4Addr::new(10, 7, 0, 1), AS);
-    c.listen = Some("127.0.0.1:0".parse().unwrap());
-    c.dynamic_peers.push(DynamicPeerConfig {
-        prefix: "127.0.3.0/24".parse().unwrap(),
-        asn: AS,
-        rr_client: false,
-        password: None,
-        hold_time: 90,
-        next_hop_self: false,
-        max_prefix: None,
-    });
-    let (h, _best) = start(c).await.unwrap();
-    let addr = h.status().listen.unwrap();
-    (h, addr)
-}
-
 async fn play(addr: SocketAddr, from: u8, steps: &[Step]) {
     let sock = TcpSocket::new_v4().unwrap();
     sock.bind(SocketAddr::new(
@@ -188,7 +172,7 @@ proptest! {
     ) {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(async {
-            let (h, addr) = speaker().await;
+            let (h, addr) = dynamic_speaker("127.0.3.0/24", None).await;
             for (i, seq) in seqs.iter().enumerate() {
                 play(addr, 10 + i as u8, seq).await;
             }

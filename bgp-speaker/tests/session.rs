@@ -8,28 +8,8 @@ mod common;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use bgp_speaker::{
-    start, DynamicPeerConfig, LocalRoute, MaxPrefix, NextHop, PathAttrs, ShutdownMode,
-    SpeakerConfig, SpeakerHandle,
-};
+use bgp_speaker::{start, LocalRoute, MaxPrefix, NextHop, PathAttrs, ShutdownMode, SpeakerConfig};
 use common::*;
-
-async fn speaker(max_prefix: Option<MaxPrefix>) -> (SpeakerHandle, SocketAddr) {
-    let mut c = SpeakerConfig::new(Ipv4Addr::new(10, 8, 0, 1), AS);
-    c.listen = Some("127.0.0.1:0".parse().unwrap());
-    c.dynamic_peers.push(DynamicPeerConfig {
-        prefix: "127.0.1.0/24".parse().unwrap(),
-        asn: AS,
-        rr_client: false,
-        password: None,
-        hold_time: 90,
-        next_hop_self: false,
-        max_prefix,
-    });
-    let (h, _best) = start(c).await.unwrap();
-    let addr = h.status().listen.unwrap();
-    (h, addr)
-}
 
 /// Reads UPDATEs until one that carries IPv4 NLRI; returns its NLRI bytes.
 async fn next_nlri(c: &mut Client) -> Vec<u8> {
@@ -49,7 +29,7 @@ async fn next_nlri(c: &mut Client) -> Vec<u8> {
 
 #[tokio::test]
 async fn route_refresh_resends_the_routes() {
-    let (h, addr) = speaker(None).await;
+    let (h, addr) = dynamic_speaker("127.0.1.0/24", None).await;
     h.originate(vec![LocalRoute {
         prefix: "10.50.0.0/24".parse().unwrap(),
         attrs: PathAttrs::local(NextHop::V4(Ipv4Addr::new(192, 168, 5, 1))),
@@ -77,10 +57,13 @@ async fn route_refresh_resends_the_routes() {
 
 #[tokio::test]
 async fn max_prefix_tears_down_with_cease_1() {
-    let (h, addr) = speaker(Some(MaxPrefix {
-        limit: 2,
-        teardown: true,
-    }))
+    let (h, addr) = dynamic_speaker(
+        "127.0.1.0/24",
+        Some(MaxPrefix {
+            limit: 2,
+            teardown: true,
+        }),
+    )
     .await;
     let mut c = Client::connect(addr, 61).await;
     c.establish(61).await;
@@ -101,7 +84,7 @@ async fn max_prefix_tears_down_with_cease_1() {
 
 #[tokio::test]
 async fn hold_timer_expires_with_4_0() {
-    let (h, addr) = speaker(None).await;
+    let (h, addr) = dynamic_speaker("127.0.1.0/24", None).await;
     let mut c = Client::connect(addr, 62).await;
     c.send(&open(4, AS, 3, [10, 9, 9, 62])).await;
     assert_eq!(c.read().await.map(|m| m.0), Some(1));
@@ -180,7 +163,7 @@ async fn collision_keeps_the_connection_of_the_higher_identifier() {
 /// stays up in silence.
 #[tokio::test]
 async fn hold_time_zero_means_no_keepalives() {
-    let (h, addr) = speaker(None).await;
+    let (h, addr) = dynamic_speaker("127.0.1.0/24", None).await;
     let mut c = Client::connect(addr, 63).await;
     c.send(&open(4, AS, 0, [10, 9, 9, 63])).await;
     assert_eq!(c.read().await.map(|m| m.0), Some(1));

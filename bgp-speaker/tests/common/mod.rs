@@ -4,10 +4,33 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use bgp_speaker::{start, DynamicPeerConfig, MaxPrefix, SpeakerConfig, SpeakerHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 pub const AS: u32 = 64512;
+
+/// A speaker (AS 64512, router id 10.9.0.1) listening on 127.0.0.1 that
+/// accepts any peer of AS 64512 from `prefix`; returns its listen address.
+pub async fn dynamic_speaker(
+    prefix: &str,
+    max_prefix: Option<MaxPrefix>,
+) -> (SpeakerHandle, SocketAddr) {
+    let mut c = SpeakerConfig::new(Ipv4Addr::new(10, 9, 0, 1), AS);
+    c.listen = Some("127.0.0.1:0".parse().unwrap());
+    c.dynamic_peers.push(DynamicPeerConfig {
+        prefix: prefix.parse().unwrap(),
+        asn: AS,
+        rr_client: false,
+        password: None,
+        hold_time: 90,
+        next_hop_self: false,
+        max_prefix,
+    });
+    let (h, _best) = start(c).await.unwrap();
+    let addr = h.status().listen.unwrap();
+    (h, addr)
+}
 
 /// A hand-driven BGP peer.
 pub struct Client {
