@@ -7,6 +7,7 @@
 //! - [`diff`]: pure: (desired, kernel dump) -> [`diff::Plan`].
 //! - [`kernel`]: rtnetlink in a namespace: dump ours, one write executor.
 //! - [`endpoint`]: host side of a workload veth (name, proxy ARP, MAC).
+//! - [`endpoint_gc`]: stale workload interfaces, removed after a grace period.
 //! - [`sysctl`]: per-interface sysctls written from a setns'd thread.
 //! - [`reconciler`]: the task: coalesce events, dump, diff, apply, resync.
 
@@ -15,6 +16,7 @@
 pub mod desired;
 pub mod diff;
 pub mod endpoint;
+pub mod endpoint_gc;
 pub mod kernel;
 pub mod reconciler;
 pub mod route;
