@@ -115,6 +115,9 @@ impl StoreError {
 
     /// Whether retrying after a fresh read may succeed (a lost race).
     pub fn is_conflict(&self) -> bool {
-        matches!(self, StoreError::Conflict { .. } | StoreError::AlreadyExists { .. })
+        matches!(
+            self,
+            StoreError::Conflict { .. } | StoreError::AlreadyExists { .. }
+        )
     }
 }

@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, KeyValue, Txn,
-    TxnOp, TxnOpResponse, WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, KeyValue,
+    Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
 use tokio::sync::mpsc;
 use tortie_config::resources::{Key, Kind, Resource};
@@ -75,7 +75,8 @@ impl EtcdStore {
             line: None,
             message,
         };
-        let value: serde_json::Value = serde_json::from_slice(kv.value()).map_err(|e| corrupt(e.to_string()))?;
+        let value: serde_json::Value =
+            serde_json::from_slice(kv.value()).map_err(|e| corrupt(e.to_string()))?;
         let (resource, _) = Resource::from_value(value).map_err(|e| corrupt(e.to_string()))?;
         if self.key_path(&resource.key()) != path {
             return Err(corrupt(format!("holds {}", resource.key())));
@@ -122,10 +123,17 @@ impl Datastore for EtcdStore {
         let resp = self
             .client
             .clone()
-            .get(self.kind_prefix(kind), Some(GetOptions::new().with_prefix()))
+            .get(
+                self.kind_prefix(kind),
+                Some(GetOptions::new().with_prefix()),
+            )
             .await
             .map_err(|e| etcd_error(format!("list {kind}"), e))?;
-        let items = resp.kvs().iter().map(|kv| self.decode(kv)).collect::<Result<_, _>>()?;
+        let items = resp
+            .kvs()
+            .iter()
+            .map(|kv| self.decode(kv))
+            .collect::<Result<_, _>>()?;
         Ok(Listing {
             items,
             revision: resp.header().map_or(0, |h| rev(h.revision())),
@@ -160,7 +168,11 @@ impl Datastore for EtcdStore {
         })
     }
 
-    async fn update(&self, mut resource: Resource, revision: Revision) -> Result<Versioned, StoreError> {
+    async fn update(
+        &self,
+        mut resource: Resource,
+        revision: Revision,
+    ) -> Result<Versioned, StoreError> {
         let key = resource.key();
         resource.validate().map_err(|source| StoreError::Invalid {
             key: key.clone(),
@@ -168,7 +180,11 @@ impl Datastore for EtcdStore {
         })?;
         let path = self.key_path(&key);
         let txn = Txn::new()
-            .when([Compare::mod_revision(path.clone(), CompareOp::Equal, signed(revision))])
+            .when([Compare::mod_revision(
+                path.clone(),
+                CompareOp::Equal,
+                signed(revision),
+            )])
             .and_then([TxnOp::put(path.clone(), encode(&resource), None)])
             .or_else([TxnOp::get(path.clone(), None)]);
         let resp = self
@@ -203,7 +219,11 @@ impl Datastore for EtcdStore {
             return Ok(resp.header().map_or(0, |h| rev(h.revision())));
         };
         let txn = Txn::new()
-            .when([Compare::mod_revision(path.clone(), CompareOp::Equal, signed(expected))])
+            .when([Compare::mod_revision(
+                path.clone(),
+                CompareOp::Equal,
+                signed(expected),
+            )])
             .and_then([TxnOp::delete(path.clone(), None::<DeleteOptions>)])
             .or_else([TxnOp::get(path.clone(), None)]);
         let resp = client.txn(txn).await.map_err(op)?;
@@ -249,7 +269,11 @@ impl EtcdStore {
             let options = WatchOptions::new()
                 .with_prefix()
                 .with_start_revision(signed(last + 1));
-            let stream = self.client.clone().watch(prefix.clone(), Some(options)).await;
+            let stream = self
+                .client
+                .clone()
+                .watch(prefix.clone(), Some(options))
+                .await;
             let (_watcher, mut stream) = match stream {
                 Ok(s) => s,
                 Err(e) => {

@@ -106,7 +106,10 @@ pub trait Datastore: Send + Sync {
 
     /// Stores a new object; [`StoreError::AlreadyExists`] if its key is
     /// taken. The object is validated first.
-    fn create(&self, resource: Resource) -> impl Future<Output = Result<Versioned, StoreError>> + Send;
+    fn create(
+        &self,
+        resource: Resource,
+    ) -> impl Future<Output = Result<Versioned, StoreError>> + Send;
 
     /// Replaces the object if its revision is still `revision`
     /// (compare-and-swap); [`StoreError::Conflict`] if it changed,
@@ -127,7 +130,11 @@ pub trait Datastore: Send + Sync {
 
     /// Every change of `kind` after revision `from`, in order, then live
     /// changes. [`StoreError::Compacted`] if history that old is gone.
-    fn watch(&self, kind: Kind, from: Revision) -> impl Future<Output = Result<Watch, StoreError>> + Send;
+    fn watch(
+        &self,
+        kind: Kind,
+        from: Revision,
+    ) -> impl Future<Output = Result<Watch, StoreError>> + Send;
 }
 
 /// Typed helpers over any [`Datastore`].
@@ -149,7 +156,9 @@ pub trait TypedStore: Datastore {
     }
 
     /// Every object of kind `S::KIND`, with revisions.
-    fn list_typed<S: Spec>(&self) -> impl Future<Output = Result<Vec<(Object<S>, Revision)>, StoreError>> + Send {
+    fn list_typed<S: Spec>(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(Object<S>, Revision)>, StoreError>> + Send {
         async move {
             let listing = self.list(S::KIND).await?;
             listing
@@ -174,14 +183,17 @@ pub enum AnyStore {
     /// The file backend.
     File(FileStore),
     /// The etcd backend.
-    Etcd(EtcdStore),
+    Etcd(Box<EtcdStore>),
 }
 
 // ===== impl Watch =====
 
 impl Watch {
     /// A watch fed by `task` through `rx`; the task is aborted on drop.
-    pub(crate) fn new(rx: mpsc::Receiver<Result<WatchEvent, StoreError>>, task: JoinHandle<()>) -> Watch {
+    pub(crate) fn new(
+        rx: mpsc::Receiver<Result<WatchEvent, StoreError>>,
+        task: JoinHandle<()>,
+    ) -> Watch {
         Watch { rx, task }
     }
 
@@ -221,7 +233,11 @@ impl Datastore for AnyStore {
         }
     }
 
-    async fn update(&self, resource: Resource, revision: Revision) -> Result<Versioned, StoreError> {
+    async fn update(
+        &self,
+        resource: Resource,
+        revision: Revision,
+    ) -> Result<Versioned, StoreError> {
         match self {
             AnyStore::File(s) => s.update(resource, revision).await,
             AnyStore::Etcd(s) => s.update(resource, revision).await,

@@ -42,12 +42,18 @@ async fn crud<S: Datastore>(s: &S) {
     assert_eq!(count(&s.get(&key).await.unwrap().unwrap().resource), 2);
 
     match s.update(handle("h1", 3), v1.revision).await {
-        Err(StoreError::Conflict { expected, current, .. }) => {
+        Err(StoreError::Conflict {
+            expected, current, ..
+        }) => {
             assert_eq!((expected, current), (v1.revision, Some(v2.revision)))
         }
         other => panic!("stale update: {other:?}"),
     }
-    assert_eq!(count(&s.get(&key).await.unwrap().unwrap().resource), 2, "a failed CAS changes nothing");
+    assert_eq!(
+        count(&s.get(&key).await.unwrap().unwrap().resource),
+        2,
+        "a failed CAS changes nothing"
+    );
 
     match s.delete(&key, Some(v1.revision)).await {
         Err(StoreError::Conflict { .. }) => {}
@@ -56,8 +62,14 @@ async fn crud<S: Datastore>(s: &S) {
     let rd = s.delete(&key, Some(v2.revision)).await.unwrap();
     assert!(rd > v2.revision);
     assert_eq!(s.get(&key).await.unwrap(), None);
-    assert!(matches!(s.update(handle("h1", 4), v2.revision).await, Err(StoreError::NotFound { .. })));
-    assert!(matches!(s.delete(&key, None).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        s.update(handle("h1", 4), v2.revision).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.delete(&key, None).await,
+        Err(StoreError::NotFound { .. })
+    ));
 
     // Deleted then created again: a fresh object with a newer revision.
     let v3 = s.create(handle("h1", 5)).await.unwrap();
@@ -68,7 +80,9 @@ async fn crud<S: Datastore>(s: &S) {
     let mut bad = BlockSpec::new("10.0.0.0/30".parse().unwrap(), None);
     bad.unallocated.clear();
     match s.create(Resource::Block(Object::new("bad", bad))).await {
-        Err(StoreError::Invalid { source, .. }) => assert_eq!(source.field(), Some("spec.unallocated")),
+        Err(StoreError::Invalid { source, .. }) => {
+            assert_eq!(source.field(), Some("spec.unallocated"))
+        }
         other => panic!("invalid block: {other:?}"),
     }
 }
@@ -82,14 +96,20 @@ async fn list<S: Datastore>(s: &S) {
     }
     let cidr = "10.244.1.0/26".parse().unwrap();
     let block = s
-        .create(Resource::Block(Object::new(BlockSpec::name_for(&cidr), BlockSpec::new(cidr, None))))
+        .create(Resource::Block(Object::new(
+            BlockSpec::name_for(&cidr),
+            BlockSpec::new(cidr, None),
+        )))
         .await
         .unwrap();
     let l = s.list(Kind::Handle).await.unwrap();
     let names: Vec<String> = l.items.iter().map(|v| v.resource.key().name).collect();
     assert_eq!(names, ["a", "b", "c"]);
     assert!(l.items.iter().all(|v| v.resource.kind() == Kind::Handle));
-    assert!(l.revision >= block.revision, "listing revision is the store's");
+    assert!(
+        l.revision >= block.revision,
+        "listing revision is the store's"
+    );
     let blocks = s.list(Kind::Block).await.unwrap();
     assert_eq!(blocks.items.len(), 1);
     assert_eq!(blocks.items[0], block);
@@ -102,11 +122,17 @@ async fn watch_order<S: Datastore>(s: &S) {
     let mut w = s.watch(Kind::Handle, start).await.unwrap();
     let a1 = s.create(handle("a", 1)).await.unwrap();
     let cidr = "10.244.2.0/26".parse().unwrap();
-    s.create(Resource::Block(Object::new(BlockSpec::name_for(&cidr), BlockSpec::new(cidr, None))))
+    s.create(Resource::Block(Object::new(
+        BlockSpec::name_for(&cidr),
+        BlockSpec::new(cidr, None),
+    )))
+    .await
+    .unwrap();
+    let a2 = s.update(handle("a", 2), a1.revision).await.unwrap();
+    let gone = s
+        .delete(&Key::new(Kind::Handle, "a"), Some(a2.revision))
         .await
         .unwrap();
-    let a2 = s.update(handle("a", 2), a1.revision).await.unwrap();
-    let gone = s.delete(&Key::new(Kind::Handle, "a"), Some(a2.revision)).await.unwrap();
     let b = s.create(handle("b", 7)).await.unwrap();
 
     let want = [
@@ -117,12 +143,18 @@ async fn watch_order<S: Datastore>(s: &S) {
     ];
     for (revision, action, name, c) in want {
         let e = next(&mut w).await;
-        assert_eq!((e.revision, e.action, e.key.name.as_str()), (revision, action, name), "{e:?}");
+        assert_eq!(
+            (e.revision, e.action, e.key.name.as_str()),
+            (revision, action, name),
+            "{e:?}"
+        );
         assert_eq!(e.key.kind, Kind::Handle);
         assert_eq!(e.resource.as_ref().map(count), c);
     }
     // Nothing else (the Block change is another kind).
-    assert!(tokio::time::timeout(Duration::from_millis(300), w.next()).await.is_err());
+    assert!(tokio::time::timeout(Duration::from_millis(300), w.next())
+        .await
+        .is_err());
 }
 
 /// A watch from an old revision replays what happened after it, then
@@ -136,17 +168,25 @@ async fn watch_resume<S: Datastore>(s: &S) {
     assert_eq!((e.revision, e.action), (v2.revision, Action::Updated));
     assert_eq!(e.resource.as_ref().map(count), Some(2));
     let e = next(&mut w).await;
-    assert_eq!((e.revision, count(e.resource.as_ref().unwrap())), (v3.revision, 3));
+    assert_eq!(
+        (e.revision, count(e.resource.as_ref().unwrap())),
+        (v3.revision, 3)
+    );
     let gone = s.delete(&Key::new(Kind::Handle, "r"), None).await.unwrap();
     let e = next(&mut w).await;
     assert_eq!((e.revision, e.action), (gone, Action::Deleted));
 
     // From 0: the whole history of the kind.
     let mut all = s.watch(Kind::Handle, 0).await.unwrap();
-    let revisions: Vec<u64> = [next(&mut all).await, next(&mut all).await, next(&mut all).await, next(&mut all).await]
-        .iter()
-        .map(|e| e.revision)
-        .collect();
+    let revisions: Vec<u64> = [
+        next(&mut all).await,
+        next(&mut all).await,
+        next(&mut all).await,
+        next(&mut all).await,
+    ]
+    .iter()
+    .map(|e| e.revision)
+    .collect();
     assert_eq!(revisions, [v1.revision, v2.revision, v3.revision, gone]);
 }
 

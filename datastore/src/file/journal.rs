@@ -4,8 +4,8 @@
 //! crash between the two writes.
 //!
 //! A first line `{"compactedThrough": R}` says history up to R was dropped
-//! by compaction (the journal keeps the last [`KEEP`] entries once it
-//! passes [`MAX_ENTRIES`]).
+//! by compaction (by default the journal keeps the last [`KEEP`] entries
+//! once it passes [`MAX_ENTRIES`]).
 
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -77,7 +77,9 @@ pub(super) fn read(path: &Path) -> Result<Contents, StoreError> {
             message: e.to_string(),
         };
         if i == 0 && line.contains("compactedThrough") {
-            out.compacted_through = serde_json::from_str::<Header>(line).map_err(bad)?.compacted_through;
+            out.compacted_through = serde_json::from_str::<Header>(line)
+                .map_err(bad)?
+                .compacted_through;
             continue;
         }
         let entry: Entry = serde_json::from_str(line).map_err(bad)?;
@@ -120,9 +122,9 @@ pub(super) fn truncate(path: &Path, len: u64) -> Result<(), StoreError> {
     result.map_err(|e| StoreError::io(path, e))
 }
 
-/// Rewrites the journal with its last [`KEEP`] entries.
-pub(super) fn compact(path: &Path, contents: &Contents) -> Result<(), StoreError> {
-    let cut = contents.entries.len().saturating_sub(KEEP);
+/// Rewrites the journal with its last `keep` entries.
+pub(super) fn compact(path: &Path, contents: &Contents, keep: usize) -> Result<(), StoreError> {
+    let cut = contents.entries.len().saturating_sub(keep);
     let through = match cut {
         0 => return Ok(()),
         n => contents.entries[n - 1].rev,
@@ -170,7 +172,9 @@ impl Entry {
             line: None,
             message: format!("revision {}: {message}", self.rev),
         };
-        let kind = self.kind().ok_or_else(|| corrupt(format!("unknown kind {:?}", self.kind)))?;
+        let kind = self
+            .kind()
+            .ok_or_else(|| corrupt(format!("unknown kind {:?}", self.kind)))?;
         let action = match self.action.as_str() {
             "created" => Action::Created,
             "updated" => Action::Updated,
@@ -179,7 +183,11 @@ impl Entry {
         };
         let resource = match (&self.object, action) {
             (_, Action::Deleted) => None,
-            (Some(v), _) => Some(Resource::from_value(v.clone()).map_err(|e| corrupt(e.to_string()))?.0),
+            (Some(v), _) => Some(
+                Resource::from_value(v.clone())
+                    .map_err(|e| corrupt(e.to_string()))?
+                    .0,
+            ),
             (None, _) => return Err(corrupt("no object".into())),
         };
         Ok(WatchEvent {

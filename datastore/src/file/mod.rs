@@ -53,7 +53,7 @@ pub struct FileStore {
 }
 
 /// Where everything is.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Paths {
     user: PathBuf,
     state: PathBuf,
@@ -61,6 +61,10 @@ struct Paths {
     journal: PathBuf,
     counter: PathBuf,
     ingested: PathBuf,
+    /// Compact the journal past this many entries...
+    max_entries: usize,
+    /// ...keeping this many.
+    keep: usize,
 }
 
 /// One operation under the lock.
@@ -89,8 +93,21 @@ impl FileStore {
                 counter: state.join("revision"),
                 ingested: state.join("ingested.yaml"),
                 state,
+                max_entries: journal::MAX_ENTRIES,
+                keep: journal::KEEP,
             }),
         })
+    }
+
+    /// Sets how much watch history the journal keeps: past `max_entries`
+    /// it is cut to the last `keep` (defaults 2000 and 1000). Watches from
+    /// before the cut get [`StoreError::Compacted`].
+    pub fn with_journal_limits(mut self, max_entries: usize, keep: usize) -> FileStore {
+        let mut paths = (*self.inner).clone();
+        paths.max_entries = max_entries.max(1);
+        paths.keep = keep.clamp(1, paths.max_entries);
+        self.inner = Arc::new(paths);
+        self
     }
 
     /// The user's resources file.
@@ -135,7 +152,11 @@ impl Datastore for FileStore {
         let key = key.clone();
         self.run(move |txn| {
             txn.ingest_if_user(key.kind)?;
-            Ok(txn.file(key.kind)?.objects.get(&key.name).map(Stored::versioned))
+            Ok(txn
+                .file(key.kind)?
+                .objects
+                .get(&key.name)
+                .map(Stored::versioned))
         })
         .await
     }
@@ -143,7 +164,12 @@ impl Datastore for FileStore {
     async fn list(&self, kind: Kind) -> Result<Listing, StoreError> {
         self.run(move |txn| {
             txn.ingest_if_user(kind)?;
-            let items = txn.file(kind)?.objects.values().map(Stored::versioned).collect();
+            let items = txn
+                .file(kind)?
+                .objects
+                .values()
+                .map(Stored::versioned)
+                .collect();
             Ok(Listing {
                 items,
                 revision: txn.revision,
@@ -171,7 +197,11 @@ impl Datastore for FileStore {
         .await
     }
 
-    async fn update(&self, mut resource: Resource, revision: Revision) -> Result<Versioned, StoreError> {
+    async fn update(
+        &self,
+        mut resource: Resource,
+        revision: Revision,
+    ) -> Result<Versioned, StoreError> {
         let key = resource.key();
         resource.validate().map_err(|source| StoreError::Invalid {
             key: key.clone(),
@@ -227,7 +257,10 @@ impl<'a> Txn<'a> {
             journal::truncate(&paths.journal, contents.valid_len)?;
         }
         let counter = read_counter(&paths.counter)?;
-        let last = contents.entries.last().map_or(contents.compacted_through, |e| e.rev);
+        let last = contents
+            .entries
+            .last()
+            .map_or(contents.compacted_through, |e| e.rev);
         let mut txn = Txn {
             paths,
             _lock: lock,
@@ -243,7 +276,11 @@ impl<'a> Txn<'a> {
     }
 
     /// Applies journal entries after `counter` to the files that lack them.
-    fn replay(&mut self, contents: &journal::Contents, counter: Revision) -> Result<(), StoreError> {
+    fn replay(
+        &mut self,
+        contents: &journal::Contents,
+        counter: Revision,
+    ) -> Result<(), StoreError> {
         for entry in contents.entries.iter().filter(|e| e.rev > counter) {
             let event = entry.to_event(&self.paths.journal)?;
             let file = self.file(event.key.kind)?;
@@ -318,7 +355,8 @@ impl<'a> Txn<'a> {
         self.file(key.kind)?;
         self.revision += 1;
         let rev = self.revision;
-        self.pending.push(journal::Entry::new(rev, key, action, resource.as_ref()));
+        self.pending
+            .push(journal::Entry::new(rev, key, action, resource.as_ref()));
         let file = self.file(key.kind)?;
         file.applied = rev;
         file.dirty = true;
@@ -340,7 +378,12 @@ impl<'a> Txn<'a> {
     }
 
     /// `put` of an object: returns it with its new revision.
-    fn put_object(&mut self, key: &Key, action: Action, resource: Resource) -> Result<Versioned, StoreError> {
+    fn put_object(
+        &mut self,
+        key: &Key,
+        action: Action,
+        resource: Resource,
+    ) -> Result<Versioned, StoreError> {
         let revision = self.revision + 1;
         Ok(self
             .put(key, action, Some(resource.clone()))?
@@ -363,8 +406,8 @@ impl<'a> Txn<'a> {
         if text == before && self.paths.ingested.exists() {
             return Ok(());
         }
-        let loaded = load_documents(&text)
-            .map_err(|e| StoreError::UserFile(e.in_file(&self.paths.user)))?;
+        let loaded =
+            load_documents(&text).map_err(|e| StoreError::UserFile(e.in_file(&self.paths.user)))?;
         for w in &loaded.warnings {
             tracing::warn!(file = %self.paths.user.display(), "{w}");
         }
@@ -420,10 +463,10 @@ impl<'a> Txn<'a> {
             file.write()?;
         }
         write_counter(&self.paths.counter, self.revision)?;
-        if self.journal_entries > journal::MAX_ENTRIES {
+        if self.journal_entries > self.paths.max_entries {
             let contents = journal::read(&self.paths.journal)?;
-            journal::compact(&self.paths.journal, &contents)?;
-            self.journal_entries = journal::KEEP;
+            journal::compact(&self.paths.journal, &contents, self.paths.keep)?;
+            self.journal_entries = self.paths.keep;
         }
         Ok(())
     }
@@ -462,6 +505,10 @@ fn read_counter(path: &Path) -> Result<Revision, StoreError> {
     })
 }
 
+/// The counter is a hint, not the record: the journal is. A counter lost
+/// in a crash is behind the journal, and the next operation replays (an
+/// idempotent no-op for files that already have the entries), so it is
+/// replaced atomically but not fsynced.
 fn write_counter(path: &Path, revision: Revision) -> Result<(), StoreError> {
-    state::write_atomic(path, format!("{revision}\n").as_bytes())
+    state::replace(path, format!("{revision}\n").as_bytes(), false)
 }

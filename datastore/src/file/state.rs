@@ -90,7 +90,10 @@ impl StateFile {
             message: e.to_string(),
         })?;
         if disk.kind != kind.as_str() {
-            return Err(corrupt(&path, format!("holds kind {:?}, expected {kind}", disk.kind)));
+            return Err(corrupt(
+                &path,
+                format!("holds kind {:?}, expected {kind}", disk.kind),
+            ));
         }
         file.applied = disk.revision;
         for (name, entry) in disk.objects {
@@ -99,7 +102,10 @@ impl StateFile {
             if resource.kind() != kind || resource.key().name != name {
                 return Err(corrupt(
                     &path,
-                    format!("objects.{name}: holds {}, not {kind}/{name}", resource.key()),
+                    format!(
+                        "objects.{name}: holds {}, not {kind}/{name}",
+                        resource.key()
+                    ),
                 ));
             }
             file.objects.insert(
@@ -158,15 +164,22 @@ fn corrupt(path: &Path, message: String) -> StoreError {
 /// fsync it, rename over, fsync the directory. Callers hold the lock, so
 /// one temp name per file suffices.
 pub(super) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    replace(path, bytes, true)
+}
+
+/// [`write_atomic`], with the fsyncs only when `durable`.
+pub(super) fn replace(path: &Path, bytes: &[u8], durable: bool) -> Result<(), StoreError> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
     let result = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
+        if let Some(dir) = path.parent().filter(|_| durable) {
             File::open(dir)?.sync_all()?;
         }
         Ok(())

@@ -19,7 +19,11 @@ const RECHECK: Duration = Duration::from_secs(1);
 const BUFFER: usize = 256;
 
 /// Starts a watch of `kind` after revision `from`.
-pub(super) async fn start(store: FileStore, kind: Kind, from: Revision) -> Result<Watch, StoreError> {
+pub(super) async fn start(
+    store: FileStore,
+    kind: Kind,
+    from: Revision,
+) -> Result<Watch, StoreError> {
     if kind.is_user_kind() {
         store.sync_user_file().await?;
     }
@@ -76,7 +80,11 @@ pub(super) async fn start(store: FileStore, kind: Kind, from: Revision) -> Resul
 
 /// One pass: ingest the user file if needed, then the journal entries of
 /// `kind` after `last`. Returns them and the newest revision seen.
-async fn step(store: &FileStore, kind: Kind, last: Revision) -> Result<(Vec<WatchEvent>, Revision), StoreError> {
+async fn step(
+    store: &FileStore,
+    kind: Kind,
+    last: Revision,
+) -> Result<(Vec<WatchEvent>, Revision), StoreError> {
     if kind.is_user_kind() {
         store.sync_user_file().await?;
     }

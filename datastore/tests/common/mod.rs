@@ -65,8 +65,18 @@ impl EtcdServer {
             .args(["--name", &self.name])
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
-            .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
-            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
             .args(["--initial-cluster", &format!("{}={peer}", self.name)])
             .stdout(Stdio::null())
             .stderr(log)
@@ -101,7 +111,9 @@ impl EtcdServer {
                         return s;
                     }
                 }
-                Err(e) if Instant::now() > deadline => panic!("etcd not ready: {e}; log: {}", self.log()),
+                Err(e) if Instant::now() > deadline => {
+                    panic!("etcd not ready: {e}; log: {}", self.log())
+                }
                 Err(_) => {}
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
