@@ -186,6 +186,42 @@ pub enum AnyStore {
     Etcd(Box<EtcdStore>),
 }
 
+/// Which backend to open, as written in configuration (the CNI network
+/// config, the agent's flags): `{"type": "file", "dir": "/var/lib/tortie"}`
+/// or `{"type": "etcd", "endpoints": ["http://10.0.0.1:2379"]}`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum StoreConfig {
+    /// The file backend in `dir`.
+    File {
+        /// The directory (default [`file::DEFAULT_DIR`]).
+        #[serde(default = "default_dir")]
+        dir: std::path::PathBuf,
+    },
+    /// The etcd backend.
+    Etcd {
+        /// Client URLs, at least one.
+        endpoints: Vec<String>,
+        /// Key prefix (default [`etcd::DEFAULT_PREFIX`]).
+        #[serde(default = "default_prefix")]
+        prefix: String,
+    },
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig::File { dir: default_dir() }
+    }
+}
+
+fn default_dir() -> std::path::PathBuf {
+    file::DEFAULT_DIR.into()
+}
+
+fn default_prefix() -> String {
+    etcd::DEFAULT_PREFIX.into()
+}
+
 // ===== impl Watch =====
 
 impl Watch {
@@ -197,7 +233,10 @@ impl Watch {
         Watch { rx, task }
     }
 
-    /// The next change; `None` once the watch has ended (after an error).
+    /// The next change. An error ends the watch (`None` after it), except
+    /// [`StoreError::UserFile`] (the file backend's `resources.yaml` does
+    /// not load): reported once per distinct error, then the watch goes on
+    /// with the last good objects.
     pub async fn next(&mut self) -> Option<Result<WatchEvent, StoreError>> {
         self.rx.recv().await
     }
@@ -210,6 +249,23 @@ impl Drop for Watch {
 }
 
 // ===== impl AnyStore =====
+
+impl AnyStore {
+    /// Opens the backend `config` names (connecting, for etcd).
+    pub async fn open(config: &StoreConfig) -> Result<AnyStore, StoreError> {
+        match config {
+            StoreConfig::File { dir } => Ok(AnyStore::File(FileStore::open(dir)?)),
+            StoreConfig::Etcd { endpoints, .. } if endpoints.is_empty() => Err(StoreError::Etcd {
+                op: "connect".into(),
+                message: "no endpoints configured; list at least one, e.g. http://127.0.0.1:2379"
+                    .into(),
+            }),
+            StoreConfig::Etcd { endpoints, prefix } => Ok(AnyStore::Etcd(Box::new(
+                EtcdStore::connect(endpoints, prefix).await?,
+            ))),
+        }
+    }
+}
 
 impl Datastore for AnyStore {
     async fn get(&self, key: &Key) -> Result<Option<Versioned>, StoreError> {

@@ -198,3 +198,67 @@ impl Entry {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(rev: Revision) -> String {
+        format!("{{\"rev\":{rev},\"kind\":\"Handle\",\"name\":\"h\",\"action\":\"deleted\"}}\n")
+    }
+
+    #[test]
+    fn torn_bad_and_out_of_order_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let read_text = |text: &str| {
+            fs::write(&path, text).unwrap();
+            read(&path)
+        };
+        // Missing file: empty.
+        assert!(read(&path).unwrap().entries.is_empty());
+        // A torn last line is left out, and its length reported.
+        let good = format!("{}{}", line(1), line(2));
+        let c = read_text(&format!("{good}{{\"rev\":3,")).unwrap();
+        assert_eq!(
+            (c.entries.len(), c.valid_len as usize, c.len as usize),
+            (2, good.len(), good.len() + 9)
+        );
+        // A bad complete line is corrupt, with its line number.
+        let e = read_text(&format!("{}not json\n{}", line(1), line(2))).unwrap_err();
+        assert!(
+            matches!(e, StoreError::Corrupt { line: Some(2), .. }),
+            "{e}"
+        );
+        // Revisions must increase.
+        let e = read_text(&format!("{}{}", line(2), line(2))).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(":2: corrupt: revision 2 does not increase"),
+            "{e}"
+        );
+        // After a compaction header, entries continue past it.
+        let c = read_text(&format!("{{\"compactedThrough\":5}}\n{}", line(6))).unwrap();
+        assert_eq!((c.compacted_through, c.entries[0].rev), (5, 6));
+        let e = read_text(&format!("{{\"compactedThrough\":5}}\n{}", line(5))).unwrap_err();
+        assert!(
+            matches!(e, StoreError::Corrupt { line: Some(2), .. }),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn compaction_keeps_the_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let text: String = (1..=10).map(line).collect();
+        fs::write(&path, text).unwrap();
+        compact(&path, &read(&path).unwrap(), 3).unwrap();
+        let c = read(&path).unwrap();
+        assert_eq!(c.compacted_through, 7);
+        assert_eq!(
+            c.entries.iter().map(|e| e.rev).collect::<Vec<_>>(),
+            [8, 9, 10]
+        );
+    }
+}

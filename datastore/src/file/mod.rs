@@ -41,6 +41,8 @@ mod watch;
 
 use state::{StateFile, Stored};
 
+/// The default directory.
+pub const DEFAULT_DIR: &str = "/var/lib/tortie";
 /// The user's file in the directory.
 pub const USER_FILE: &str = "resources.yaml";
 /// The state subdirectory.

@@ -53,6 +53,7 @@ pub(super) async fn start(
         // Keep the inotify watcher alive as long as the task.
         let _watcher = watcher;
         let mut last = from;
+        let mut reported = None;
         loop {
             match step(&store, kind, last).await {
                 Ok((events, seen)) => {
@@ -62,6 +63,17 @@ pub(super) async fn start(
                         }
                     }
                     last = seen;
+                    reported = None;
+                }
+                // A typo in the user's file: say so (once per distinct
+                // error) and keep watching; the last good objects stay.
+                Err(StoreError::UserFile(message)) => {
+                    if reported.as_ref() != Some(&message) {
+                        reported = Some(message.clone());
+                        if tx.send(Err(StoreError::UserFile(message))).await.is_err() {
+                            return;
+                        }
+                    }
                 }
                 Err(e) => {
                     let _ = tx.send(Err(e)).await;
