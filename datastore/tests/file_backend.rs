@@ -256,8 +256,8 @@ async fn processes_share_the_directory_safely() {
 /// it says so; the state is intact and watching from now works.
 #[tokio::test]
 async fn compacted_history_is_reported() {
-    let (s, _dir) = file_store();
-    let s = s.with_journal_limits(50, 20);
+    let (s, dir) = file_store();
+    let s = s.with_journal_limits(6_000, 2_000);
     let mut v = s.create(handle("h", 0)).await.unwrap();
     let first = v.revision;
     for i in 1..=60 {
@@ -266,10 +266,14 @@ async fn compacted_history_is_reported() {
     match s.watch(Kind::Handle, first).await {
         Err(StoreError::Compacted { requested, oldest }) => {
             assert_eq!(requested, first);
-            assert!(oldest > first + 20, "{oldest}");
+            assert!(oldest > first + 1, "{oldest}");
         }
         other => panic!("expected Compacted, got {other:?}"),
     }
+    let size = fs::metadata(state_dir(&dir).join("journal.jsonl"))
+        .unwrap()
+        .len();
+    assert!(size <= 6_000 + 500, "journal bounded: {size} bytes");
     let mut w = s.watch(Kind::Handle, v.revision).await.unwrap();
     let v2 = s.update(handle("h", 7), v.revision).await.unwrap();
     assert_eq!(next(&mut w).await.revision, v2.revision);

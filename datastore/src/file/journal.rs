@@ -4,11 +4,17 @@
 //! crash between the two writes.
 //!
 //! A first line `{"compactedThrough": R}` says history up to R was dropped
-//! by compaction (by default the journal keeps the last [`KEEP`] entries
-//! once it passes [`MAX_ENTRIES`]).
+//! by compaction (by default the journal is cut to its last [`KEEP`] bytes
+//! of entries once it passes [`MAX_BYTES`]).
+//!
+//! Operations never parse the whole journal: they read its last line
+//! ([`tail`]); watchers read only what was appended since their last read
+//! ([`read_from`] with a [`Cursor`]). Only recovery and compaction read it
+//! all.
 
-use std::fs::{self, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -18,10 +24,12 @@ use tortie_config::resources::{Key, Kind, Resource};
 use super::state::write_atomic;
 use crate::{Action, Revision, StoreError, WatchEvent};
 
-/// Compact when the journal holds more entries than this.
-pub(super) const MAX_ENTRIES: usize = 2000;
-/// Entries kept by compaction.
-pub(super) const KEEP: usize = 1000;
+/// Compact when the journal is larger than this (bytes).
+pub(super) const MAX_BYTES: u64 = 4 << 20;
+/// Bytes of newest entries kept by compaction.
+pub(super) const KEEP: u64 = 1 << 20;
+/// How much of the end of the journal [`tail`] reads first.
+const TAIL_CHUNK: u64 = 64 << 10;
 
 /// One change.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -31,7 +39,7 @@ pub(super) struct Entry {
     pub kind: String,
     pub name: String,
     pub action: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object: Option<Value>,
 }
 
@@ -53,6 +61,136 @@ pub(super) struct Contents {
     pub valid_len: u64,
     /// The file's length.
     pub len: u64,
+    /// Read from a cursor: only entries appended since, and
+    /// `compacted_through` unknown (0).
+    pub partial: bool,
+}
+
+/// Where a reader stopped: the file (by inode: compaction replaces it) and
+/// the byte offset after the last complete line read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Cursor {
+    ino: u64,
+    offset: u64,
+}
+
+/// The end of the journal, as an operation needs it.
+#[derive(Debug, Default)]
+pub(super) struct Tail {
+    /// The last revision written (or compacted through); 0 if none.
+    pub last: Revision,
+    /// Bytes up to the last complete line.
+    pub valid_len: u64,
+    /// The file's length (more than `valid_len`: a torn append).
+    pub len: u64,
+}
+
+/// Reads the last complete line of the journal only.
+pub(super) fn tail(path: &Path) -> Result<Tail, StoreError> {
+    let io = |e| StoreError::io(path, e);
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Tail::default()),
+        Err(e) => return Err(io(e)),
+    };
+    let len = f.metadata().map_err(io)?.len();
+    let start = len.saturating_sub(TAIL_CHUNK);
+    let mut buf = Vec::new();
+    f.seek(SeekFrom::Start(start)).map_err(io)?;
+    f.read_to_end(&mut buf).map_err(io)?;
+    let Some(end) = buf.iter().rposition(|b| *b == b'\n') else {
+        if start == 0 {
+            // Nothing complete yet.
+            return Ok(Tail {
+                last: 0,
+                valid_len: 0,
+                len,
+            });
+        }
+        return from_full(path);
+    };
+    let begin = match buf[..end].iter().rposition(|b| *b == b'\n') {
+        Some(i) => i + 1,
+        None if start == 0 => 0,
+        // The last line is longer than the chunk.
+        None => return from_full(path),
+    };
+    let line = &buf[begin..end];
+    let last = if let Ok(h) = serde_json::from_slice::<Header>(line) {
+        h.compacted_through
+    } else if let Ok(e) = serde_json::from_slice::<Entry>(line) {
+        e.rev
+    } else {
+        // Let the full read find the line number.
+        return from_full(path);
+    };
+    Ok(Tail {
+        last,
+        valid_len: start + end as u64 + 1,
+        len,
+    })
+}
+
+/// [`tail`] by reading everything (long lines, errors with line numbers).
+fn from_full(path: &Path) -> Result<Tail, StoreError> {
+    let c = read(path)?;
+    Ok(Tail {
+        last: c.entries.last().map_or(c.compacted_through, |e| e.rev),
+        valid_len: c.valid_len,
+        len: c.len,
+    })
+}
+
+/// Reads what was appended after `cursor`, or everything when there is no
+/// cursor or the journal was replaced (compacted) since. Returns the cursor
+/// to pass next time.
+pub(super) fn read_from(
+    path: &Path,
+    cursor: Option<Cursor>,
+) -> Result<(Contents, Option<Cursor>), StoreError> {
+    let io = |e| StoreError::io(path, e);
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok((Contents::default(), None)),
+        Err(e) => return Err(io(e)),
+    };
+    let meta = f.metadata().map_err(io)?;
+    let ino = meta.ino();
+    match cursor {
+        Some(c) if c.ino == ino && c.offset <= meta.len() => {
+            let mut buf = String::new();
+            f.seek(SeekFrom::Start(c.offset)).map_err(io)?;
+            f.read_to_string(&mut buf).map_err(io)?;
+            let valid = buf.rfind('\n').map_or(0, |i| i + 1);
+            let mut out = Contents {
+                valid_len: c.offset + valid as u64,
+                len: meta.len(),
+                partial: true,
+                ..Contents::default()
+            };
+            for line in buf[..valid].lines() {
+                let entry: Entry = serde_json::from_str(line).map_err(|e| StoreError::Corrupt {
+                    file: path.to_path_buf(),
+                    line: None,
+                    message: format!("after byte {}: {e}", c.offset),
+                })?;
+                out.entries.push(entry);
+            }
+            let next = Cursor {
+                ino,
+                offset: out.valid_len,
+            };
+            Ok((out, Some(next)))
+        }
+        _ => {
+            let out = read(path)?;
+            let next = Cursor {
+                ino,
+                offset: out.valid_len,
+            };
+            Ok((out, Some(next)))
+        }
+    }
 }
 
 /// Reads the journal; a missing file is empty. A last line without its
@@ -95,8 +233,8 @@ pub(super) fn read(path: &Path) -> Result<Contents, StoreError> {
     Ok(out)
 }
 
-/// Appends `entries` and fsyncs.
-pub(super) fn append(path: &Path, entries: &[Entry]) -> Result<(), StoreError> {
+/// Appends `entries` and fsyncs; returns the bytes written.
+pub(super) fn append(path: &Path, entries: &[Entry]) -> Result<u64, StoreError> {
     let mut text = String::new();
     for e in entries {
         // Strings, numbers and a JSON value: cannot fail.
@@ -108,7 +246,8 @@ pub(super) fn append(path: &Path, entries: &[Entry]) -> Result<(), StoreError> {
         f.write_all(text.as_bytes())?;
         f.sync_all()
     })();
-    result.map_err(|e| StoreError::io(path, e))
+    result.map_err(|e| StoreError::io(path, e))?;
+    Ok(text.len() as u64)
 }
 
 /// Cuts a torn last line (the append never completed, so the change it
@@ -122,11 +261,22 @@ pub(super) fn truncate(path: &Path, len: u64) -> Result<(), StoreError> {
     result.map_err(|e| StoreError::io(path, e))
 }
 
-/// Rewrites the journal with its last `keep` entries.
-pub(super) fn compact(path: &Path, contents: &Contents, keep: usize) -> Result<(), StoreError> {
-    let cut = contents.entries.len().saturating_sub(keep);
+/// Rewrites the journal with its newest entries, about `keep` bytes of
+/// them (at least one entry). Returns the new length.
+pub(super) fn compact(path: &Path, contents: &Contents, keep: u64) -> Result<u64, StoreError> {
+    let mut kept = 0u64;
+    let mut cut = contents.entries.len();
+    while cut > 0 {
+        let size =
+            serde_json::to_string(&contents.entries[cut - 1]).map_or(0, |t| t.len() as u64 + 1);
+        if kept + size > keep && cut < contents.entries.len() {
+            break;
+        }
+        kept += size;
+        cut -= 1;
+    }
     let through = match cut {
-        0 => return Ok(()),
+        0 => return Ok(contents.len),
         n => contents.entries[n - 1].rev,
     };
     let mut text = serde_json::to_string(&Header {
@@ -138,7 +288,8 @@ pub(super) fn compact(path: &Path, contents: &Contents, keep: usize) -> Result<(
         text.push_str(&serde_json::to_string(e).unwrap_or_default());
         text.push('\n');
     }
-    write_atomic(path, text.as_bytes())
+    write_atomic(path, text.as_bytes())?;
+    Ok(text.len() as u64)
 }
 
 // ===== impl Entry =====
@@ -253,12 +404,53 @@ mod tests {
         let path = dir.path().join("journal.jsonl");
         let text: String = (1..=10).map(line).collect();
         fs::write(&path, text).unwrap();
-        compact(&path, &read(&path).unwrap(), 3).unwrap();
+        let one = line(10).len() as u64;
+        compact(&path, &read(&path).unwrap(), 3 * one).unwrap();
         let c = read(&path).unwrap();
         assert_eq!(c.compacted_through, 7);
         assert_eq!(
             c.entries.iter().map(|e| e.rev).collect::<Vec<_>>(),
             [8, 9, 10]
         );
+    }
+
+    #[test]
+    fn tail_and_cursor_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        assert_eq!(tail(&path).unwrap().last, 0);
+        fs::write(&path, format!("{}{}{{\"rev\":3", line(1), line(2))).unwrap();
+        let t = tail(&path).unwrap();
+        assert_eq!((t.last, t.valid_len + 8), (2, t.len));
+        // A long last line (bigger than the chunk) falls back to a full read.
+        let big = Entry {
+            rev: 3,
+            kind: "Handle".into(),
+            name: "x".repeat(100_000),
+            action: "deleted".into(),
+            object: None,
+        };
+        let mut text = format!("{}{}", line(1), line(2));
+        text.push_str(&serde_json::to_string(&big).unwrap());
+        text.push('\n');
+        fs::write(&path, &text).unwrap();
+        assert_eq!(tail(&path).unwrap().last, 3);
+
+        // A cursor reads only what came after it; a replaced file is read whole.
+        fs::write(&path, format!("{}{}", line(1), line(2))).unwrap();
+        let (all, cursor) = read_from(&path, None).unwrap();
+        assert_eq!((all.entries.len(), all.partial), (2, false));
+        append(&path, &[serde_json::from_str(line(3).trim()).unwrap()]).unwrap();
+        let (more, cursor) = read_from(&path, cursor).unwrap();
+        assert_eq!(
+            (more.entries.len(), more.entries[0].rev, more.partial),
+            (1, 3, true)
+        );
+        let (none, cursor) = read_from(&path, cursor).unwrap();
+        assert!(none.entries.is_empty());
+        let one = line(3).len() as u64;
+        compact(&path, &read(&path).unwrap(), one).unwrap();
+        let (after, _) = read_from(&path, cursor).unwrap();
+        assert_eq!((after.partial, after.compacted_through), (false, 2));
     }
 }

@@ -63,10 +63,10 @@ struct Paths {
     journal: PathBuf,
     counter: PathBuf,
     ingested: PathBuf,
-    /// Compact the journal past this many entries...
-    max_entries: usize,
-    /// ...keeping this many.
-    keep: usize,
+    /// Compact the journal past this many bytes...
+    max_bytes: u64,
+    /// ...keeping about this many bytes of the newest entries.
+    keep_bytes: u64,
 }
 
 /// One operation under the lock.
@@ -76,7 +76,7 @@ struct Txn<'a> {
     revision: Revision,
     files: BTreeMap<Kind, StateFile>,
     pending: Vec<journal::Entry>,
-    journal_entries: usize,
+    journal_len: u64,
 }
 
 // ===== impl FileStore =====
@@ -95,19 +95,20 @@ impl FileStore {
                 counter: state.join("revision"),
                 ingested: state.join("ingested.yaml"),
                 state,
-                max_entries: journal::MAX_ENTRIES,
-                keep: journal::KEEP,
+                max_bytes: journal::MAX_BYTES,
+                keep_bytes: journal::KEEP,
             }),
         })
     }
 
-    /// Sets how much watch history the journal keeps: past `max_entries`
-    /// it is cut to the last `keep` (defaults 2000 and 1000). Watches from
-    /// before the cut get [`StoreError::Compacted`].
-    pub fn with_journal_limits(mut self, max_entries: usize, keep: usize) -> FileStore {
+    /// Sets how much watch history the journal keeps: past `max_bytes`
+    /// it is cut to about the newest `keep_bytes` of entries (defaults
+    /// 4 MiB and 1 MiB). Watches from before the cut get
+    /// [`StoreError::Compacted`].
+    pub fn with_journal_limits(mut self, max_bytes: u64, keep_bytes: u64) -> FileStore {
         let mut paths = (*self.inner).clone();
-        paths.max_entries = max_entries.max(1);
-        paths.keep = keep.clamp(1, paths.max_entries);
+        paths.max_bytes = max_bytes.max(1);
+        paths.keep_bytes = keep_bytes.clamp(1, paths.max_bytes);
         self.inner = Arc::new(paths);
         self
     }
@@ -253,25 +254,22 @@ impl<'a> Txn<'a> {
             .map_err(|e| StoreError::io(&paths.lock, e))?;
         let lock = Flock::lock(file, FlockArg::LockExclusive)
             .map_err(|(_, errno)| StoreError::io(&paths.lock, std::io::Error::from(errno)))?;
-        let contents = journal::read(&paths.journal)?;
-        if contents.valid_len < contents.len {
+        let tail = journal::tail(&paths.journal)?;
+        if tail.valid_len < tail.len {
             tracing::warn!(file = %paths.journal.display(), "cutting a torn journal line left by a crash");
-            journal::truncate(&paths.journal, contents.valid_len)?;
+            journal::truncate(&paths.journal, tail.valid_len)?;
         }
         let counter = read_counter(&paths.counter)?;
-        let last = contents
-            .entries
-            .last()
-            .map_or(contents.compacted_through, |e| e.rev);
         let mut txn = Txn {
             paths,
             _lock: lock,
-            revision: counter.max(last),
+            revision: counter.max(tail.last),
             files: BTreeMap::new(),
             pending: Vec::new(),
-            journal_entries: contents.entries.len(),
+            journal_len: tail.valid_len,
         };
-        if last > counter {
+        if tail.last > counter {
+            let contents = journal::read(&paths.journal)?;
             txn.replay(&contents, counter)?;
         }
         Ok(txn)
@@ -458,17 +456,16 @@ impl<'a> Txn<'a> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        journal::append(&self.paths.journal, &self.pending)?;
-        self.journal_entries += self.pending.len();
+        self.journal_len += journal::append(&self.paths.journal, &self.pending)?;
         self.pending.clear();
         for file in self.files.values_mut() {
             file.write()?;
         }
         write_counter(&self.paths.counter, self.revision)?;
-        if self.journal_entries > self.paths.max_entries {
+        if self.journal_len > self.paths.max_bytes {
             let contents = journal::read(&self.paths.journal)?;
-            journal::compact(&self.paths.journal, &contents, self.paths.keep)?;
-            self.journal_entries = self.paths.keep;
+            self.journal_len =
+                journal::compact(&self.paths.journal, &contents, self.paths.keep_bytes)?;
         }
         Ok(())
     }

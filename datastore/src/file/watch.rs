@@ -28,7 +28,7 @@ pub(super) async fn start(
         store.sync_user_file().await?;
     }
     // Fail now, not in the stream, when the history is gone.
-    let contents = read(&store).await?;
+    let (contents, _) = read(&store, None).await?;
     check_history(&contents, from)?;
 
     let (wake_tx, mut wake_rx) = mpsc::channel::<()>(1);
@@ -54,8 +54,9 @@ pub(super) async fn start(
         let _watcher = watcher;
         let mut last = from;
         let mut reported = None;
+        let mut cursor = None;
         loop {
-            match step(&store, kind, last).await {
+            match step(&store, kind, last, &mut cursor).await {
                 Ok((events, seen)) => {
                     for event in events {
                         if tx.send(Ok(event)).await.is_err() {
@@ -96,12 +97,16 @@ async fn step(
     store: &FileStore,
     kind: Kind,
     last: Revision,
+    cursor: &mut Option<journal::Cursor>,
 ) -> Result<(Vec<WatchEvent>, Revision), StoreError> {
     if kind.is_user_kind() {
         store.sync_user_file().await?;
     }
-    let contents = read(store).await?;
-    check_history(&contents, last)?;
+    let (contents, next) = read(store, *cursor).await?;
+    if !contents.partial {
+        check_history(&contents, last)?;
+    }
+    *cursor = next;
     let path = store.state_dir().join("journal.jsonl");
     let mut seen = last;
     let mut events = Vec::new();
@@ -114,11 +119,15 @@ async fn step(
     Ok((events, seen))
 }
 
-/// Reads the journal on a blocking thread (no lock needed: it is only
-/// appended to or replaced by rename; a torn last line is left out).
-async fn read(store: &FileStore) -> Result<journal::Contents, StoreError> {
+/// Reads the journal (after `cursor`) on a blocking thread. No lock is
+/// needed: it is only appended to or replaced by rename, and a torn last
+/// line is left out.
+async fn read(
+    store: &FileStore,
+    cursor: Option<journal::Cursor>,
+) -> Result<(journal::Contents, Option<journal::Cursor>), StoreError> {
     let path = store.state_dir().join("journal.jsonl");
-    tokio::task::spawn_blocking(move || journal::read(&path))
+    tokio::task::spawn_blocking(move || journal::read_from(&path, cursor))
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
 }
