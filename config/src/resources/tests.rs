@@ -333,3 +333,13 @@ fn corrupt_blocks_are_rejected_by_field() {
         assert!(e.starts_with(want), "got {e:?} want {want:?}");
     }
 }
+
+/// docs/resources.md lists every row of the compatibility table.
+#[test]
+fn docs_list_every_compat_row() {
+    let doc = include_str!("../../../docs/resources.md");
+    for entry in compat::TABLE {
+        let field = format!("`{}`", entry.field);
+        assert!(doc.contains(&field), "docs/resources.md lacks {field}");
+    }
+}
