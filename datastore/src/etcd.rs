@@ -244,8 +244,25 @@ impl Datastore for EtcdStore {
         let (tx, rx) = mpsc::channel(256);
         let store = self.clone();
         let task = tokio::spawn(async move {
-            if let Err(e) = store.follow(kind, from, &tx).await {
-                let _ = tx.send(Err(e)).await;
+            // The client asserts on unexpected watch responses; run the
+            // follower as its own task so that a panic there reaches the
+            // reader as an error instead of a silent end.
+            let inner_tx = tx.clone();
+            let follower = tokio::spawn(async move {
+                if let Err(e) = store.follow(kind, from, &inner_tx).await {
+                    let _ = inner_tx.send(Err(e)).await;
+                }
+            });
+            let abort = follower.abort_handle();
+            let _guard = AbortOnDrop(abort);
+            if let Err(e) = follower.await {
+                if e.is_panic() {
+                    let _ = tx
+                        .send(Err(StoreError::Task(format!(
+                            "etcd watch of {kind} failed: {e}"
+                        ))))
+                        .await;
+                }
             }
         });
         Ok(Watch::new(rx, task))
@@ -354,6 +371,16 @@ impl EtcdStore {
 }
 
 // ===== helpers =====
+
+/// Aborts the follower task when the watch task is aborted (the `Watch`
+/// was dropped).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 fn encode(resource: &Resource) -> Vec<u8> {
     // A JSON value: serializing it cannot fail.
