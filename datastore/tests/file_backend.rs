@@ -288,3 +288,31 @@ async fn compacted_history_is_reported() {
         7
     );
 }
+
+/// A typo in resources.yaml reaches watchers as an error naming the file
+/// and line, once; the watch goes on and sees the fixed file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_survives_a_bad_user_file() {
+    let (s, dir) = file_store();
+    let user = dir.path().join("resources.yaml");
+    fs::write(&user, pool("a", "10.244.0.0/16", false)).unwrap();
+    // From 0: the first ingest is history too.
+    let mut w = s.watch(Kind::IPPool, 0).await.unwrap();
+    let e = next(&mut w).await;
+    assert_eq!((e.action, e.key.name.as_str()), (Action::Created, "a"));
+
+    fs::write(&user, pool("a", "10.244.0.1/16", false)).unwrap();
+    match tokio::time::timeout(Duration::from_secs(10), w.next()).await {
+        Ok(Some(Err(StoreError::UserFile(m)))) => {
+            assert!(m.contains("resources.yaml:6: spec.cidr"), "{m}")
+        }
+        other => panic!("expected the file's error, got {other:?}"),
+    }
+    // Reported once: nothing more while the file stays bad.
+    assert!(tokio::time::timeout(Duration::from_millis(2500), w.next())
+        .await
+        .is_err());
+    fs::write(&user, pool("a", "10.244.0.0/16", true)).unwrap();
+    let e = next(&mut w).await;
+    assert_eq!((e.action, e.key.name.as_str()), (Action::Updated, "a"));
+}
