@@ -173,6 +173,24 @@ pub trait TypedStore: Datastore {
                 .collect()
         }
     }
+
+    /// Creates a typed object; returns its revision.
+    fn create_typed<S: Spec>(
+        &self,
+        object: Object<S>,
+    ) -> impl Future<Output = Result<Revision, StoreError>> + Send {
+        async move { Ok(self.create(S::wrap(object)).await?.revision) }
+    }
+
+    /// Compare-and-swap of a typed object read at `revision` (e.g. an IPAM
+    /// block); returns the new revision.
+    fn update_typed<S: Spec>(
+        &self,
+        object: Object<S>,
+        revision: Revision,
+    ) -> impl Future<Output = Result<Revision, StoreError>> + Send {
+        async move { Ok(self.update(S::wrap(object), revision).await?.revision) }
+    }
 }
 
 impl<T: Datastore + ?Sized> TypedStore for T {}

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{count, handle};
-use tortie_config::resources::{BlockSpec, Key, Kind, Object, Resource};
-use tortie_datastore::{Action, Datastore, StoreError, Watch, WatchEvent};
+use tortie_config::resources::{AllocationAttribute, BlockSpec, Key, Kind, Object, Resource};
+use tortie_datastore::{Action, Datastore, StoreError, TypedStore, Watch, WatchEvent};
 
 /// Next event, or fail after a deadline (a watch that stalls is a bug).
 async fn next(w: &mut Watch) -> WatchEvent {
@@ -85,6 +85,34 @@ async fn crud<S: Datastore>(s: &S) {
         }
         other => panic!("invalid block: {other:?}"),
     }
+}
+
+/// Typed helpers: a Block read, changed and written back with its
+/// revision (the IPAM pattern); a stale write of it conflicts.
+async fn typed_block_cas<S: Datastore>(s: &S) {
+    let cidr = "10.244.3.0/26".parse().unwrap();
+    let name = BlockSpec::name_for(&cidr);
+    let r0 = s
+        .create_typed(Object::new(
+            name.clone(),
+            BlockSpec::new(cidr, Some("host:n1".into())),
+        ))
+        .await
+        .unwrap();
+    let (mut block, r) = s.get_typed::<BlockSpec>(&name).await.unwrap().unwrap();
+    assert_eq!(r, r0);
+    let slot = block.spec.unallocated.remove(0);
+    block.spec.allocations[slot as usize] = Some(0);
+    block.spec.attributes.push(AllocationAttribute {
+        handle_id: Some("net.c1.eth0".into()),
+        secondary: Default::default(),
+    });
+    let r1 = s.update_typed(block.clone(), r).await.unwrap();
+    assert!(r1 > r);
+    assert!(s.update_typed(block, r).await.unwrap_err().is_conflict());
+    let all = s.list_typed::<BlockSpec>().await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!((all[0].0.spec.allocations[0], all[0].1), (Some(0), r1));
 }
 
 /// List returns one kind, sorted by name, and a revision to watch from.
@@ -237,6 +265,12 @@ macro_rules! suite {
             async fn crud() {
                 let Some((s, _guard)) = ($setup) else { return };
                 super::crud(&s).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn typed_block_cas() {
+                let Some((s, _guard)) = ($setup) else { return };
+                super::typed_block_cas(&s).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
