@@ -41,6 +41,12 @@ mod watch;
 
 use state::{StateFile, Stored};
 
+/// Pause between the reads that must agree before a changed
+/// `resources.yaml` is taken.
+const STABLE_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+/// At most this many pauses; then the last read is taken.
+const STABLE_TRIES: usize = 20;
+
 /// The default directory.
 pub const DEFAULT_DIR: &str = "/var/lib/tortie";
 /// The user's file in the directory.
@@ -401,10 +407,21 @@ impl<'a> Txn<'a> {
     /// If `resources.yaml` changed since last ingested: load it, and
     /// journal every object that appeared, changed or went away.
     fn ingest(&mut self) -> Result<(), StoreError> {
-        let text = read_optional(&self.paths.user)?;
         let before = read_optional(&self.paths.ingested)?;
+        let mut text = read_optional(&self.paths.user)?;
         if text == before && self.paths.ingested.exists() {
             return Ok(());
+        }
+        // The file changed. An editor that truncates and rewrites in place
+        // (not temp file + rename) shows a half-written file for a moment;
+        // taking that would delete objects. Wait until two reads agree.
+        for _ in 0..STABLE_TRIES {
+            std::thread::sleep(STABLE_WAIT);
+            let again = read_optional(&self.paths.user)?;
+            if again == text {
+                break;
+            }
+            text = again;
         }
         let loaded =
             load_documents(&text).map_err(|e| StoreError::UserFile(e.in_file(&self.paths.user)))?;
