@@ -13,6 +13,7 @@
 //! - `error`: [`ConfigError`].
 
 pub mod error;
+pub mod resources;
 pub mod rr;
 mod yaml;
 

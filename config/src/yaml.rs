@@ -63,6 +63,12 @@ pub(crate) fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, ConfigError
             "the top level must be a mapping (key: value lines)".into(),
         ));
     }
+    from_value(root)
+}
+
+/// Deserializes an already converted tree into `T`, giving serde errors
+/// the full path of the field (`spec.cidr`).
+pub(crate) fn from_value<T: DeserializeOwned>(root: Value) -> Result<T, ConfigError> {
     serde_path_to_error::deserialize(root).map_err(|e| {
         let path = e.path().to_string();
         ConfigError::Schema {
@@ -74,6 +80,70 @@ pub(crate) fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, ConfigError
             message: e.into_inner().to_string(),
         }
     })
+}
+
+/// One document of a multi-document (`---`) file.
+#[derive(Debug)]
+pub(crate) struct Document {
+    /// The document as a strictly typed tree.
+    pub value: Value,
+    /// Where each of its fields is (lines of the whole file).
+    pub lines: Lines,
+    /// The 1-based line where the document starts.
+    pub line: usize,
+}
+
+/// Parses every document of `text` (separated by `---`). Empty documents
+/// (a trailing `---`, comments only) are left out.
+pub(crate) fn documents(text: &str) -> Result<Vec<Document>, ConfigError> {
+    let docs = YamlLoader::load_from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
+    let mut collector = DocumentCollector::default();
+    let mut parser = Parser::new_from_str(text);
+    // The loader above already accepted the text, so this parse succeeds.
+    parser
+        .load(&mut collector, true)
+        .map_err(|e| ConfigError::Yaml(e.to_string()))?;
+    let mut out = Vec::new();
+    for (index, doc) in docs.iter().enumerate() {
+        let (lines, line) = collector.docs.get(index).cloned().unwrap_or_default();
+        if matches!(doc, Yaml::Null) {
+            continue;
+        }
+        let lines = Lines { lines };
+        let value = to_json(doc, "").map_err(|e| lines.locate(e))?;
+        out.push(Document { value, lines, line });
+    }
+    Ok(out)
+}
+
+/// Per-document [`LineCollector`]s: one map of field lines per document.
+#[derive(Default)]
+struct DocumentCollector {
+    current: LineCollector,
+    start: usize,
+    docs: Vec<(HashMap<String, usize>, usize)>,
+}
+
+impl MarkedEventReceiver for DocumentCollector {
+    fn on_event(&mut self, event: Event, mark: Marker) {
+        match event {
+            Event::DocumentStart => {
+                self.current = LineCollector::default();
+                self.start = 0;
+            }
+            Event::DocumentEnd => {
+                let done = std::mem::take(&mut self.current);
+                self.docs.push((done.lines, self.start));
+            }
+            other => {
+                // The document starts at its first node, not at `---`.
+                if self.start == 0 {
+                    self.start = mark.line();
+                }
+                self.current.on_event(other, mark)
+            }
+        }
+    }
 }
 
 /// Converts a YAML node; `path` is where it sits, for errors.
@@ -160,6 +230,11 @@ impl Lines {
             let cut = path.rfind(['.', '['])?;
             path = &path[..cut];
         }
+    }
+
+    /// The line of `field` (or of its nearest enclosing field present).
+    pub(crate) fn line(&self, field: &str) -> Option<usize> {
+        self.line_of(field)
     }
 
     /// Wraps `error` in [`ConfigError::At`] when its field has a line.

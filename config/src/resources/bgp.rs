@@ -1,0 +1,331 @@
+//! `BGPConfiguration` and `BGPPeer`, with Calico's field names.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::selector::Selector;
+use super::{Metadata, DEFAULT_AS_NUMBER};
+use crate::error::ConfigError;
+
+/// Cluster-wide BGP settings. Calico reads the one named `default`; others
+/// named `node.<nodename>` override it for that node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BGPConfigurationSpec {
+    /// The AS of nodes that set none (default 64512).
+    #[serde(default = "default_as")]
+    pub as_number: AsNumber,
+    /// Whether every node peers with every other (default true). Turn off
+    /// when route reflectors are used.
+    #[serde(default = "yes")]
+    pub node_to_node_mesh_enabled: bool,
+    /// The BGP port nodes listen on (default 179).
+    #[serde(default = "default_port")]
+    pub listen_port: u16,
+    /// Log level of the BGP speaker (`Info`, `Debug`, ...), Calico's
+    /// spelling; default `Info`.
+    #[serde(default = "default_severity")]
+    pub log_severity_screen: String,
+    /// Service cluster CIDRs to advertise.
+    #[serde(
+        default,
+        rename = "serviceClusterIPs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub service_cluster_ips: Vec<CidrEntry>,
+    /// Service external CIDRs to advertise.
+    #[serde(
+        default,
+        rename = "serviceExternalIPs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub service_external_ips: Vec<CidrEntry>,
+    /// Service LoadBalancer CIDRs to advertise.
+    #[serde(
+        default,
+        rename = "serviceLoadBalancerIPs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub service_load_balancer_ips: Vec<CidrEntry>,
+}
+
+/// One `{cidr: ...}` entry of the service lists.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CidrEntry {
+    /// The prefix.
+    pub cidr: IpNet,
+}
+
+/// A BGP neighbour of some nodes. Either `peerIP` + `asNumber` (one
+/// external or explicit peer) or `peerSelector` (every node matching it,
+/// e.g. route reflectors). Which of our nodes peer: `node` (one node),
+/// `nodeSelector`, or all nodes when neither is set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BGPPeerSpec {
+    /// The one node that peers (Calico's node-scoped peer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The nodes that peer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<Selector>,
+    /// The peer's address, optionally with a port (`10.0.0.1:1790`,
+    /// `[fd00::1]:1790`).
+    #[serde(default, rename = "peerIP", skip_serializing_if = "Option::is_none")]
+    pub peer_ip: Option<PeerAddress>,
+    /// The nodes to peer with, instead of `peerIP`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_selector: Option<Selector>,
+    /// The peer's AS; required with `peerIP`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_number: Option<AsNumber>,
+    /// Keep the next hop of routes sent to this (eBGP) peer.
+    #[serde(default)]
+    pub keep_original_next_hop: bool,
+    /// Source address of the session: `UseNodeIP` (default) or `None`.
+    #[serde(default)]
+    pub source_address: SourceAddress,
+}
+
+/// An AS number: written as an integer or a string, plain (`"64512"`) or
+/// in asdot notation (`"1.10"` = 65546).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AsNumber(pub u32);
+
+/// `peerIP`: an address and an optional port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PeerAddress {
+    /// The peer.
+    pub ip: IpAddr,
+    /// The port, when not the default.
+    pub port: Option<u16>,
+}
+
+/// `sourceAddress` of a peering.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SourceAddress {
+    /// Bind the session to the node's address.
+    #[default]
+    UseNodeIP,
+    /// Let the kernel choose.
+    None,
+}
+
+// ===== impl BGPConfigurationSpec =====
+
+impl Default for BGPConfigurationSpec {
+    fn default() -> Self {
+        BGPConfigurationSpec {
+            as_number: default_as(),
+            node_to_node_mesh_enabled: true,
+            listen_port: default_port(),
+            log_severity_screen: default_severity(),
+            service_cluster_ips: Vec::new(),
+            service_external_ips: Vec::new(),
+            service_load_balancer_ips: Vec::new(),
+        }
+    }
+}
+
+impl BGPConfigurationSpec {
+    fn check(&mut self, _: &Metadata) -> Result<(), ConfigError> {
+        if self.listen_port == 0 {
+            return Err(ConfigError::invalid(
+                "spec.listenPort",
+                0,
+                "a port is 1..=65535",
+            ));
+        }
+        check_as("spec.asNumber", self.as_number)?;
+        const LEVELS: [&str; 6] = ["Trace", "Debug", "Info", "Warning", "Error", "Fatal"];
+        if !LEVELS.contains(&self.log_severity_screen.as_str()) {
+            return Err(ConfigError::invalid(
+                "spec.logSeverityScreen",
+                format!("{:?}", self.log_severity_screen),
+                format!("one of {}", LEVELS.join(", ")),
+            ));
+        }
+        Ok(())
+    }
+}
+
+super::spec_kind!(BGPConfigurationSpec, BGPConfiguration);
+
+// ===== impl BGPPeerSpec =====
+
+impl BGPPeerSpec {
+    fn check(&mut self, _: &Metadata) -> Result<(), ConfigError> {
+        if self.node.is_some() && self.node_selector.is_some() {
+            return Err(ConfigError::invalid(
+                "spec.nodeSelector",
+                self.node_selector
+                    .as_ref()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+                "set either node or nodeSelector, not both",
+            ));
+        }
+        match (&self.peer_ip, &self.peer_selector) {
+            (Some(_), Some(s)) => {
+                return Err(ConfigError::invalid(
+                    "spec.peerSelector",
+                    s.to_string(),
+                    "set either peerIP or peerSelector, not both",
+                ))
+            }
+            (None, None) => {
+                return Err(ConfigError::Schema {
+                    field: "spec".into(),
+                    message: "set peerIP (with asNumber) or peerSelector".into(),
+                })
+            }
+            (Some(_), None) if self.as_number.is_none() => {
+                return Err(ConfigError::Schema {
+                    field: "spec.asNumber".into(),
+                    message: "missing; a peer given by peerIP needs its AS number".into(),
+                })
+            }
+            _ => {}
+        }
+        if let Some(asn) = self.as_number {
+            check_as("spec.asNumber", asn)?;
+        }
+        if let Some(node) = &self.node {
+            if node.is_empty() {
+                return Err(ConfigError::invalid("spec.node", "\"\"", "a node name"));
+            }
+        }
+        Ok(())
+    }
+}
+
+super::spec_kind!(BGPPeerSpec, BGPPeer);
+
+// ===== impl AsNumber =====
+
+impl FromStr for AsNumber {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{s:?} is not an AS number (0..=4294967295 or asdot X.Y)");
+        match s.split_once('.') {
+            Some((hi, lo)) => {
+                let hi: u16 = hi.parse().map_err(|_| bad())?;
+                let lo: u16 = lo.parse().map_err(|_| bad())?;
+                Ok(AsNumber(u32::from(hi) << 16 | u32::from(lo)))
+            }
+            None => s.parse().map(AsNumber).map_err(|_| bad()),
+        }
+    }
+}
+
+impl fmt::Display for AsNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl Serialize for AsNumber {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for AsNumber {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Text(String),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "expected an AS number (integer, or a string like \"64512\" or \"1.10\")",
+            )
+        })? {
+            Raw::Int(n) => u32::try_from(n).map(AsNumber).map_err(|_| {
+                serde::de::Error::custom(format!("{n} is not an AS number (0..=4294967295)"))
+            }),
+            Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+// ===== impl PeerAddress =====
+
+impl FromStr for PeerAddress {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            return Ok(PeerAddress { ip, port: None });
+        }
+        match s.parse::<SocketAddr>() {
+            Ok(sa) if sa.port() != 0 => Ok(PeerAddress {
+                ip: sa.ip(),
+                port: Some(sa.port()),
+            }),
+            _ => Err(format!(
+                "{s:?} is not an address (10.0.0.1, fd00::1) or address:port (10.0.0.1:179, [fd00::1]:179)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for PeerAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.port {
+            Some(port) => write!(f, "{}", SocketAddr::new(self.ip, port)),
+            None => write!(f, "{}", self.ip),
+        }
+    }
+}
+
+impl Serialize for PeerAddress {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PeerAddress {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+// ===== helpers =====
+
+fn check_as(field: &str, asn: AsNumber) -> Result<(), ConfigError> {
+    // AS 0 is reserved (RFC 7607); AS_TRANS only stands in for 4-byte ASes.
+    if asn.0 == 0 || asn.0 == crate::rr::AS_TRANS {
+        return Err(ConfigError::invalid(
+            field,
+            asn,
+            "AS 0 and AS_TRANS (23456) are reserved; use 1..=4294967295",
+        ));
+    }
+    Ok(())
+}
+
+fn default_as() -> AsNumber {
+    AsNumber(DEFAULT_AS_NUMBER)
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_port() -> u16 {
+    179
+}
+
+fn default_severity() -> String {
+    "Info".into()
+}

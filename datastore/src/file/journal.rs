@@ -1,0 +1,456 @@
+//! The write-ahead journal (`journal.jsonl`): one JSON line per change,
+//! appended and fsynced *before* the state file changes. It is the source
+//! of revisions and of watch history, and what recovery replays after a
+//! crash between the two writes.
+//!
+//! A first line `{"compactedThrough": R}` says history up to R was dropped
+//! by compaction (by default the journal is cut to its last [`KEEP`] bytes
+//! of entries once it passes [`MAX_BYTES`]).
+//!
+//! Operations never parse the whole journal: they read its last line
+//! ([`tail`]); watchers read only what was appended since their last read
+//! ([`read_from`] with a [`Cursor`]). Only recovery and compaction read it
+//! all.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tortie_config::resources::{Key, Kind, Resource};
+
+use super::state::write_atomic;
+use crate::{Action, Revision, StoreError, WatchEvent};
+
+/// Compact when the journal is larger than this (bytes).
+pub(super) const MAX_BYTES: u64 = 4 << 20;
+/// Bytes of newest entries kept by compaction.
+pub(super) const KEEP: u64 = 1 << 20;
+/// How much of the end of the journal [`tail`] reads first.
+const TAIL_CHUNK: u64 = 64 << 10;
+
+/// One change.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct Entry {
+    pub rev: Revision,
+    pub kind: String,
+    pub name: String,
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<Value>,
+}
+
+/// The first line after a compaction.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Header {
+    compacted_through: Revision,
+}
+
+/// The journal as read.
+#[derive(Debug, Default)]
+pub(super) struct Contents {
+    /// History up to here is gone.
+    pub compacted_through: Revision,
+    /// The entries, in revision order.
+    pub entries: Vec<Entry>,
+    /// Bytes up to the last complete line; more means a torn append.
+    pub valid_len: u64,
+    /// The file's length.
+    pub len: u64,
+    /// Read from a cursor: only entries appended since, and
+    /// `compacted_through` unknown (0).
+    pub partial: bool,
+}
+
+/// Where a reader stopped: the file (by inode: compaction replaces it) and
+/// the byte offset after the last complete line read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Cursor {
+    ino: u64,
+    offset: u64,
+}
+
+/// The end of the journal, as an operation needs it.
+#[derive(Debug, Default)]
+pub(super) struct Tail {
+    /// The last revision written (or compacted through); 0 if none.
+    pub last: Revision,
+    /// Bytes up to the last complete line.
+    pub valid_len: u64,
+    /// The file's length (more than `valid_len`: a torn append).
+    pub len: u64,
+}
+
+/// Reads the last complete line of the journal only.
+pub(super) fn tail(path: &Path) -> Result<Tail, StoreError> {
+    let io = |e| StoreError::io(path, e);
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Tail::default()),
+        Err(e) => return Err(io(e)),
+    };
+    let len = f.metadata().map_err(io)?.len();
+    let start = len.saturating_sub(TAIL_CHUNK);
+    let mut buf = Vec::new();
+    f.seek(SeekFrom::Start(start)).map_err(io)?;
+    f.read_to_end(&mut buf).map_err(io)?;
+    let Some(end) = buf.iter().rposition(|b| *b == b'\n') else {
+        if start == 0 {
+            // Nothing complete yet.
+            return Ok(Tail {
+                last: 0,
+                valid_len: 0,
+                len,
+            });
+        }
+        return from_full(path);
+    };
+    let begin = match buf[..end].iter().rposition(|b| *b == b'\n') {
+        Some(i) => i + 1,
+        None if start == 0 => 0,
+        // The last line is longer than the chunk.
+        None => return from_full(path),
+    };
+    let line = &buf[begin..end];
+    let last = if let Ok(h) = serde_json::from_slice::<Header>(line) {
+        h.compacted_through
+    } else if let Ok(e) = serde_json::from_slice::<Entry>(line) {
+        e.rev
+    } else {
+        // Let the full read find the line number.
+        return from_full(path);
+    };
+    Ok(Tail {
+        last,
+        valid_len: start + end as u64 + 1,
+        len,
+    })
+}
+
+/// [`tail`] by reading everything (long lines, errors with line numbers).
+fn from_full(path: &Path) -> Result<Tail, StoreError> {
+    let c = read(path)?;
+    Ok(Tail {
+        last: c.entries.last().map_or(c.compacted_through, |e| e.rev),
+        valid_len: c.valid_len,
+        len: c.len,
+    })
+}
+
+/// Reads what was appended after `cursor`, or everything when there is no
+/// cursor or the journal was replaced (compacted) since. Returns the cursor
+/// to pass next time.
+pub(super) fn read_from(
+    path: &Path,
+    cursor: Option<Cursor>,
+) -> Result<(Contents, Option<Cursor>), StoreError> {
+    let io = |e| StoreError::io(path, e);
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok((Contents::default(), None)),
+        Err(e) => return Err(io(e)),
+    };
+    let meta = f.metadata().map_err(io)?;
+    let ino = meta.ino();
+    match cursor {
+        Some(c) if c.ino == ino && c.offset <= meta.len() => {
+            let mut buf = String::new();
+            f.seek(SeekFrom::Start(c.offset)).map_err(io)?;
+            f.read_to_string(&mut buf).map_err(io)?;
+            let valid = buf.rfind('\n').map_or(0, |i| i + 1);
+            let mut out = Contents {
+                valid_len: c.offset + valid as u64,
+                len: meta.len(),
+                partial: true,
+                ..Contents::default()
+            };
+            for line in buf[..valid].lines() {
+                let entry: Entry = serde_json::from_str(line).map_err(|e| StoreError::Corrupt {
+                    file: path.to_path_buf(),
+                    line: None,
+                    message: format!("after byte {}: {e}", c.offset),
+                })?;
+                out.entries.push(entry);
+            }
+            let next = Cursor {
+                ino,
+                offset: out.valid_len,
+            };
+            Ok((out, Some(next)))
+        }
+        _ => {
+            let out = read(path)?;
+            let next = Cursor {
+                ino,
+                offset: out.valid_len,
+            };
+            Ok((out, Some(next)))
+        }
+    }
+}
+
+/// Reads the journal; a missing file is empty. A last line without its
+/// newline is a torn append (a crash while writing) and is not returned;
+/// any other bad line is [`StoreError::Corrupt`] with its line number.
+pub(super) fn read(path: &Path) -> Result<Contents, StoreError> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Contents::default()),
+        Err(e) => return Err(StoreError::io(path, e)),
+    };
+    let valid = text.rfind('\n').map_or(0, |i| i + 1);
+    let mut out = Contents {
+        valid_len: valid as u64,
+        len: text.len() as u64,
+        ..Contents::default()
+    };
+    for (i, line) in text[..valid].lines().enumerate() {
+        let bad = |e: serde_json::Error| StoreError::Corrupt {
+            file: path.to_path_buf(),
+            line: Some(i + 1),
+            message: e.to_string(),
+        };
+        if i == 0 && line.contains("compactedThrough") {
+            out.compacted_through = serde_json::from_str::<Header>(line)
+                .map_err(bad)?
+                .compacted_through;
+            continue;
+        }
+        let entry: Entry = serde_json::from_str(line).map_err(bad)?;
+        if entry.rev <= out.entries.last().map_or(out.compacted_through, |e| e.rev) {
+            return Err(StoreError::Corrupt {
+                file: path.to_path_buf(),
+                line: Some(i + 1),
+                message: format!("revision {} does not increase", entry.rev),
+            });
+        }
+        out.entries.push(entry);
+    }
+    Ok(out)
+}
+
+/// Appends `entries` and fsyncs; returns the bytes written.
+pub(super) fn append(path: &Path, entries: &[Entry]) -> Result<u64, StoreError> {
+    let mut text = String::new();
+    for e in entries {
+        // Strings, numbers and a JSON value: cannot fail.
+        text.push_str(&serde_json::to_string(e).unwrap_or_default());
+        text.push('\n');
+    }
+    let result = (|| {
+        let mut f = OpenOptions::new().create(true).append(true).open(path)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
+    })();
+    result.map_err(|e| StoreError::io(path, e))?;
+    Ok(text.len() as u64)
+}
+
+/// Cuts a torn last line (the append never completed, so the change it
+/// started never happened).
+pub(super) fn truncate(path: &Path, len: u64) -> Result<(), StoreError> {
+    let result = (|| {
+        let f = OpenOptions::new().write(true).open(path)?;
+        f.set_len(len)?;
+        f.sync_all()
+    })();
+    result.map_err(|e| StoreError::io(path, e))
+}
+
+/// Rewrites the journal with its newest entries, about `keep` bytes of
+/// them (at least one entry). Returns the new length.
+pub(super) fn compact(path: &Path, contents: &Contents, keep: u64) -> Result<u64, StoreError> {
+    let mut kept = 0u64;
+    let mut cut = contents.entries.len();
+    while cut > 0 {
+        let size =
+            serde_json::to_string(&contents.entries[cut - 1]).map_or(0, |t| t.len() as u64 + 1);
+        if kept + size > keep && cut < contents.entries.len() {
+            break;
+        }
+        kept += size;
+        cut -= 1;
+    }
+    let through = match cut {
+        0 => return Ok(contents.len),
+        n => contents.entries[n - 1].rev,
+    };
+    let mut text = serde_json::to_string(&Header {
+        compacted_through: through,
+    })
+    .unwrap_or_default();
+    text.push('\n');
+    for e in &contents.entries[cut..] {
+        text.push_str(&serde_json::to_string(e).unwrap_or_default());
+        text.push('\n');
+    }
+    write_atomic(path, text.as_bytes())?;
+    Ok(text.len() as u64)
+}
+
+// ===== impl Entry =====
+
+impl Entry {
+    /// The entry for a change of `key` to `resource` (None: deleted).
+    pub fn new(rev: Revision, key: &Key, action: Action, resource: Option<&Resource>) -> Entry {
+        Entry {
+            rev,
+            kind: key.kind.as_str().to_string(),
+            name: key.name.clone(),
+            action: match action {
+                Action::Created => "created",
+                Action::Updated => "updated",
+                Action::Deleted => "deleted",
+            }
+            .to_string(),
+            object: resource.map(Resource::to_value),
+        }
+    }
+
+    /// The kind, if the entry names a known one.
+    pub fn kind(&self) -> Option<Kind> {
+        Kind::parse(&self.kind)
+    }
+
+    /// The entry as a watch event; `path` names the journal in errors.
+    pub fn to_event(&self, path: &Path) -> Result<WatchEvent, StoreError> {
+        let corrupt = |message: String| StoreError::Corrupt {
+            file: path.to_path_buf(),
+            line: None,
+            message: format!("revision {}: {message}", self.rev),
+        };
+        let kind = self
+            .kind()
+            .ok_or_else(|| corrupt(format!("unknown kind {:?}", self.kind)))?;
+        let action = match self.action.as_str() {
+            "created" => Action::Created,
+            "updated" => Action::Updated,
+            "deleted" => Action::Deleted,
+            other => return Err(corrupt(format!("unknown action {other:?}"))),
+        };
+        let resource = match (&self.object, action) {
+            (_, Action::Deleted) => None,
+            (Some(v), _) => Some(
+                Resource::from_value(v.clone())
+                    .map_err(|e| corrupt(e.to_string()))?
+                    .0,
+            ),
+            (None, _) => return Err(corrupt("no object".into())),
+        };
+        Ok(WatchEvent {
+            revision: self.rev,
+            action,
+            key: Key::new(kind, self.name.clone()),
+            resource,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(rev: Revision) -> String {
+        format!("{{\"rev\":{rev},\"kind\":\"Handle\",\"name\":\"h\",\"action\":\"deleted\"}}\n")
+    }
+
+    #[test]
+    fn torn_bad_and_out_of_order_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let read_text = |text: &str| {
+            fs::write(&path, text).unwrap();
+            read(&path)
+        };
+        // Missing file: empty.
+        assert!(read(&path).unwrap().entries.is_empty());
+        // A torn last line is left out, and its length reported.
+        let good = format!("{}{}", line(1), line(2));
+        let c = read_text(&format!("{good}{{\"rev\":3,")).unwrap();
+        assert_eq!(
+            (c.entries.len(), c.valid_len as usize, c.len as usize),
+            (2, good.len(), good.len() + 9)
+        );
+        // A bad complete line is corrupt, with its line number.
+        let e = read_text(&format!("{}not json\n{}", line(1), line(2))).unwrap_err();
+        assert!(
+            matches!(e, StoreError::Corrupt { line: Some(2), .. }),
+            "{e}"
+        );
+        // Revisions must increase.
+        let e = read_text(&format!("{}{}", line(2), line(2))).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(":2: corrupt: revision 2 does not increase"),
+            "{e}"
+        );
+        // After a compaction header, entries continue past it.
+        let c = read_text(&format!("{{\"compactedThrough\":5}}\n{}", line(6))).unwrap();
+        assert_eq!((c.compacted_through, c.entries[0].rev), (5, 6));
+        let e = read_text(&format!("{{\"compactedThrough\":5}}\n{}", line(5))).unwrap_err();
+        assert!(
+            matches!(e, StoreError::Corrupt { line: Some(2), .. }),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn compaction_keeps_the_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let text: String = (1..=10).map(line).collect();
+        fs::write(&path, text).unwrap();
+        let one = line(10).len() as u64;
+        compact(&path, &read(&path).unwrap(), 3 * one).unwrap();
+        let c = read(&path).unwrap();
+        assert_eq!(c.compacted_through, 7);
+        assert_eq!(
+            c.entries.iter().map(|e| e.rev).collect::<Vec<_>>(),
+            [8, 9, 10]
+        );
+    }
+
+    #[test]
+    fn tail_and_cursor_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        assert_eq!(tail(&path).unwrap().last, 0);
+        fs::write(&path, format!("{}{}{{\"rev\":3", line(1), line(2))).unwrap();
+        let t = tail(&path).unwrap();
+        assert_eq!((t.last, t.valid_len + 8), (2, t.len));
+        // A long last line (bigger than the chunk) falls back to a full read.
+        let big = Entry {
+            rev: 3,
+            kind: "Handle".into(),
+            name: "x".repeat(100_000),
+            action: "deleted".into(),
+            object: None,
+        };
+        let mut text = format!("{}{}", line(1), line(2));
+        text.push_str(&serde_json::to_string(&big).unwrap());
+        text.push('\n');
+        fs::write(&path, &text).unwrap();
+        assert_eq!(tail(&path).unwrap().last, 3);
+
+        // A cursor reads only what came after it; a replaced file is read whole.
+        fs::write(&path, format!("{}{}", line(1), line(2))).unwrap();
+        let (all, cursor) = read_from(&path, None).unwrap();
+        assert_eq!((all.entries.len(), all.partial), (2, false));
+        append(&path, &[serde_json::from_str(line(3).trim()).unwrap()]).unwrap();
+        let (more, cursor) = read_from(&path, cursor).unwrap();
+        assert_eq!(
+            (more.entries.len(), more.entries[0].rev, more.partial),
+            (1, 3, true)
+        );
+        let (none, cursor) = read_from(&path, cursor).unwrap();
+        assert!(none.entries.is_empty());
+        let one = line(3).len() as u64;
+        compact(&path, &read(&path).unwrap(), one).unwrap();
+        let (after, _) = read_from(&path, cursor).unwrap();
+        assert_eq!((after.partial, after.compacted_through), (false, 2));
+    }
+}

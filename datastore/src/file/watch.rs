@@ -1,0 +1,148 @@
+//! Watching the file backend: inotify (`notify`) on the state directory and
+//! the user's file wakes the watcher; it then reads the journal for
+//! entries newer than the last revision it sent. A periodic revision check
+//! covers any missed inotify event (and filesystems without inotify).
+
+use std::path::Path;
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+use tortie_config::resources::Kind;
+
+use super::{journal, FileStore};
+use crate::{Revision, StoreError, Watch, WatchEvent};
+
+/// How often the journal is checked without an inotify event.
+const RECHECK: Duration = Duration::from_secs(1);
+/// Events buffered for a slow reader.
+const BUFFER: usize = 256;
+
+/// Starts a watch of `kind` after revision `from`.
+pub(super) async fn start(
+    store: FileStore,
+    kind: Kind,
+    from: Revision,
+) -> Result<Watch, StoreError> {
+    if kind.is_user_kind() {
+        store.sync_user_file().await?;
+    }
+    // Fail now, not in the stream, when the history is gone.
+    let (contents, _) = read(&store, None).await?;
+    check_history(&contents, from)?;
+
+    let (wake_tx, mut wake_rx) = mpsc::channel::<()>(1);
+    let mut watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+        // Full means a wake-up is already pending: nothing is lost.
+        let _ = wake_tx.try_send(());
+    })
+    .map_err(|e| notify_error(store.state_dir(), e))?;
+    watcher
+        .watch(store.state_dir(), RecursiveMode::NonRecursive)
+        .map_err(|e| notify_error(store.state_dir(), e))?;
+    if kind.is_user_kind() {
+        if let Some(dir) = store.user_file().parent() {
+            watcher
+                .watch(dir, RecursiveMode::NonRecursive)
+                .map_err(|e| notify_error(dir, e))?;
+        }
+    }
+
+    let (tx, rx) = mpsc::channel(BUFFER);
+    let task = tokio::spawn(async move {
+        // Keep the inotify watcher alive as long as the task.
+        let _watcher = watcher;
+        let mut last = from;
+        let mut reported = None;
+        let mut cursor = None;
+        loop {
+            match step(&store, kind, last, &mut cursor).await {
+                Ok((events, seen)) => {
+                    for event in events {
+                        if tx.send(Ok(event)).await.is_err() {
+                            return;
+                        }
+                    }
+                    last = seen;
+                    reported = None;
+                }
+                // A typo in the user's file: say so (once per distinct
+                // error) and keep watching; the last good objects stay.
+                Err(StoreError::UserFile(message)) => {
+                    if reported.as_ref() != Some(&message) {
+                        reported = Some(message.clone());
+                        if tx.send(Err(StoreError::UserFile(message))).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
+            tokio::select! {
+                _ = wake_rx.recv() => {}
+                _ = tokio::time::sleep(RECHECK) => {}
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    Ok(Watch::new(rx, task))
+}
+
+/// One pass: ingest the user file if needed, then the journal entries of
+/// `kind` after `last`. Returns them and the newest revision seen.
+async fn step(
+    store: &FileStore,
+    kind: Kind,
+    last: Revision,
+    cursor: &mut Option<journal::Cursor>,
+) -> Result<(Vec<WatchEvent>, Revision), StoreError> {
+    if kind.is_user_kind() {
+        store.sync_user_file().await?;
+    }
+    let (contents, next) = read(store, *cursor).await?;
+    if !contents.partial {
+        check_history(&contents, last)?;
+    }
+    *cursor = next;
+    let path = store.state_dir().join("journal.jsonl");
+    let mut seen = last;
+    let mut events = Vec::new();
+    for entry in contents.entries.iter().filter(|e| e.rev > last) {
+        seen = entry.rev;
+        if entry.kind() == Some(kind) {
+            events.push(entry.to_event(&path)?);
+        }
+    }
+    Ok((events, seen))
+}
+
+/// Reads the journal (after `cursor`) on a blocking thread. No lock is
+/// needed: it is only appended to or replaced by rename, and a torn last
+/// line is left out.
+async fn read(
+    store: &FileStore,
+    cursor: Option<journal::Cursor>,
+) -> Result<(journal::Contents, Option<journal::Cursor>), StoreError> {
+    let path = store.state_dir().join("journal.jsonl");
+    tokio::task::spawn_blocking(move || journal::read_from(&path, cursor))
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+}
+
+/// History after `from` must still be in the journal.
+fn check_history(contents: &journal::Contents, from: Revision) -> Result<(), StoreError> {
+    if from < contents.compacted_through {
+        return Err(StoreError::Compacted {
+            requested: from,
+            oldest: contents.compacted_through + 1,
+        });
+    }
+    Ok(())
+}
+
+fn notify_error(path: &Path, e: notify::Error) -> StoreError {
+    StoreError::io(path, std::io::Error::other(format!("inotify: {e}")))
+}

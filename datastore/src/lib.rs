@@ -1,0 +1,334 @@
+//! Tortie's datastore: one async interface ([`Datastore`]) over typed
+//! resources ([`tortie_config::resources::Resource`]), with two backends:
+//!
+//! - [`FileStore`] (the default, embedded): a directory holding the user's
+//!   `resources.yaml` (read-only to us) and the state files the system
+//!   writes, each replaced atomically under an `flock`, with a write-ahead
+//!   journal that gives revisions and watch history.
+//! - [`EtcdStore`]: etcd v3, one key per object under a prefix, every
+//!   write a compare-and-swap on the key's mod revision.
+//!
+//! Every object carries a [`Revision`]: a store-wide, strictly increasing
+//! number, bumped by every write. `update` and `delete` take the revision
+//! the caller read and fail with [`StoreError::Conflict`] if the object has
+//! changed since: read, modify, write back, retry on conflict. IPAM uses
+//! exactly that on a `Block`. `watch` streams the changes of one kind after
+//! a given revision, in order, resuming from history.
+//!
+//! # Layout
+//!
+//! - `lib.rs`: the trait, [`Versioned`], [`WatchEvent`], [`Watch`], typed
+//!   helpers ([`TypedStore`]), [`AnyStore`].
+//! - `error.rs`: [`StoreError`].
+//! - `file/`: the file backend: `mod.rs` (operations), `state.rs` (state
+//!   files, atomic writes, the lock), `journal.rs` (write-ahead journal,
+//!   recovery, history), `watch.rs` (inotify + revision check).
+//! - `etcd.rs`: the etcd backend.
+//!
+//! The reference for users is `docs/datastore.md`.
+
+use std::future::Future;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tortie_config::resources::{Key, Kind, Object, Resource, Spec};
+
+mod error;
+pub mod etcd;
+pub mod file;
+
+pub use error::StoreError;
+pub use etcd::EtcdStore;
+pub use file::FileStore;
+
+/// A store-wide revision: strictly increasing, bumped by every write.
+/// `0` means "before anything" (watch from 0 replays all retained history).
+pub type Revision = u64;
+
+/// An object and the revision of its last change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Versioned {
+    /// The object.
+    pub resource: Resource,
+    /// When it last changed (pass it to `update` / `delete`).
+    pub revision: Revision,
+}
+
+/// All objects of one kind and the store's revision when they were read
+/// (watch from it to see every later change).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Listing {
+    /// The objects, by name.
+    pub items: Vec<Versioned>,
+    /// The store's revision at the time of the read.
+    pub revision: Revision,
+}
+
+/// What happened to an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// It did not exist before.
+    Created,
+    /// It existed and changed.
+    Updated,
+    /// It is gone.
+    Deleted,
+}
+
+/// One change seen by a watch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WatchEvent {
+    /// The revision of the change.
+    pub revision: Revision,
+    /// What happened.
+    pub action: Action,
+    /// The object's key.
+    pub key: Key,
+    /// The object after the change; `None` for deletions.
+    pub resource: Option<Resource>,
+}
+
+/// A stream of changes; dropping it stops the watch.
+#[derive(Debug)]
+pub struct Watch {
+    rx: mpsc::Receiver<Result<WatchEvent, StoreError>>,
+    task: JoinHandle<()>,
+}
+
+/// The datastore interface. Every method is one round trip and names the
+/// object in its errors.
+pub trait Datastore: Send + Sync {
+    /// The object at `key` and its revision, or `None`.
+    fn get(&self, key: &Key) -> impl Future<Output = Result<Option<Versioned>, StoreError>> + Send;
+
+    /// Every object of `kind`, sorted by name, and the store's revision.
+    fn list(&self, kind: Kind) -> impl Future<Output = Result<Listing, StoreError>> + Send;
+
+    /// Stores a new object; [`StoreError::AlreadyExists`] if its key is
+    /// taken. The object is validated first.
+    fn create(
+        &self,
+        resource: Resource,
+    ) -> impl Future<Output = Result<Versioned, StoreError>> + Send;
+
+    /// Replaces the object if its revision is still `revision`
+    /// (compare-and-swap); [`StoreError::Conflict`] if it changed,
+    /// [`StoreError::NotFound`] if it is gone.
+    fn update(
+        &self,
+        resource: Resource,
+        revision: Revision,
+    ) -> impl Future<Output = Result<Versioned, StoreError>> + Send;
+
+    /// Deletes the object, if its revision is still `revision` when one is
+    /// given. Returns the revision of the deletion.
+    fn delete(
+        &self,
+        key: &Key,
+        revision: Option<Revision>,
+    ) -> impl Future<Output = Result<Revision, StoreError>> + Send;
+
+    /// Every change of `kind` after revision `from`, in order, then live
+    /// changes. [`StoreError::Compacted`] if history that old is gone.
+    fn watch(
+        &self,
+        kind: Kind,
+        from: Revision,
+    ) -> impl Future<Output = Result<Watch, StoreError>> + Send;
+}
+
+/// Typed helpers over any [`Datastore`].
+pub trait TypedStore: Datastore {
+    /// The object of kind `S::KIND` named `name`, with its revision.
+    fn get_typed<S: Spec>(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<(Object<S>, Revision)>, StoreError>> + Send {
+        async move {
+            let key = Key::new(S::KIND, name);
+            match self.get(&key).await? {
+                None => Ok(None),
+                Some(v) => S::unwrap(v.resource)
+                    .map(|o| Some((o, v.revision)))
+                    .ok_or(StoreError::WrongKind { key }),
+            }
+        }
+    }
+
+    /// Every object of kind `S::KIND`, with revisions.
+    fn list_typed<S: Spec>(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(Object<S>, Revision)>, StoreError>> + Send {
+        async move {
+            let listing = self.list(S::KIND).await?;
+            listing
+                .items
+                .into_iter()
+                .map(|v| {
+                    let key = v.resource.key();
+                    S::unwrap(v.resource)
+                        .map(|o| (o, v.revision))
+                        .ok_or(StoreError::WrongKind { key })
+                })
+                .collect()
+        }
+    }
+
+    /// Creates a typed object; returns its revision.
+    fn create_typed<S: Spec>(
+        &self,
+        object: Object<S>,
+    ) -> impl Future<Output = Result<Revision, StoreError>> + Send {
+        async move { Ok(self.create(S::wrap(object)).await?.revision) }
+    }
+
+    /// Compare-and-swap of a typed object read at `revision` (e.g. an IPAM
+    /// block); returns the new revision.
+    fn update_typed<S: Spec>(
+        &self,
+        object: Object<S>,
+        revision: Revision,
+    ) -> impl Future<Output = Result<Revision, StoreError>> + Send {
+        async move { Ok(self.update(S::wrap(object), revision).await?.revision) }
+    }
+}
+
+impl<T: Datastore + ?Sized> TypedStore for T {}
+
+/// Which backend, chosen at run time; nobody else needs to know.
+#[derive(Debug, Clone)]
+pub enum AnyStore {
+    /// The file backend.
+    File(FileStore),
+    /// The etcd backend.
+    Etcd(Box<EtcdStore>),
+}
+
+/// Which backend to open, as written in configuration (the CNI network
+/// config, the agent's flags): `{"type": "file", "dir": "/var/lib/tortie"}`
+/// or `{"type": "etcd", "endpoints": ["http://10.0.0.1:2379"]}`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum StoreConfig {
+    /// The file backend in `dir`.
+    File {
+        /// The directory (default [`file::DEFAULT_DIR`]).
+        #[serde(default = "default_dir")]
+        dir: std::path::PathBuf,
+    },
+    /// The etcd backend.
+    Etcd {
+        /// Client URLs, at least one.
+        endpoints: Vec<String>,
+        /// Key prefix (default [`etcd::DEFAULT_PREFIX`]).
+        #[serde(default = "default_prefix")]
+        prefix: String,
+    },
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig::File { dir: default_dir() }
+    }
+}
+
+fn default_dir() -> std::path::PathBuf {
+    file::DEFAULT_DIR.into()
+}
+
+fn default_prefix() -> String {
+    etcd::DEFAULT_PREFIX.into()
+}
+
+// ===== impl Watch =====
+
+impl Watch {
+    /// A watch fed by `task` through `rx`; the task is aborted on drop.
+    pub(crate) fn new(
+        rx: mpsc::Receiver<Result<WatchEvent, StoreError>>,
+        task: JoinHandle<()>,
+    ) -> Watch {
+        Watch { rx, task }
+    }
+
+    /// The next change. An error ends the watch (`None` after it), except
+    /// [`StoreError::UserFile`] (the file backend's `resources.yaml` does
+    /// not load): reported once per distinct error, then the watch goes on
+    /// with the last good objects.
+    pub async fn next(&mut self) -> Option<Result<WatchEvent, StoreError>> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+// ===== impl AnyStore =====
+
+impl AnyStore {
+    /// Opens the backend `config` names (connecting, for etcd).
+    pub async fn open(config: &StoreConfig) -> Result<AnyStore, StoreError> {
+        match config {
+            StoreConfig::File { dir } => Ok(AnyStore::File(FileStore::open(dir)?)),
+            StoreConfig::Etcd { endpoints, .. } if endpoints.is_empty() => Err(StoreError::Etcd {
+                op: "connect".into(),
+                message: "no endpoints configured; list at least one, e.g. http://127.0.0.1:2379"
+                    .into(),
+            }),
+            StoreConfig::Etcd { endpoints, prefix } => Ok(AnyStore::Etcd(Box::new(
+                EtcdStore::connect(endpoints, prefix).await?,
+            ))),
+        }
+    }
+}
+
+impl Datastore for AnyStore {
+    async fn get(&self, key: &Key) -> Result<Option<Versioned>, StoreError> {
+        match self {
+            AnyStore::File(s) => s.get(key).await,
+            AnyStore::Etcd(s) => s.get(key).await,
+        }
+    }
+
+    async fn list(&self, kind: Kind) -> Result<Listing, StoreError> {
+        match self {
+            AnyStore::File(s) => s.list(kind).await,
+            AnyStore::Etcd(s) => s.list(kind).await,
+        }
+    }
+
+    async fn create(&self, resource: Resource) -> Result<Versioned, StoreError> {
+        match self {
+            AnyStore::File(s) => s.create(resource).await,
+            AnyStore::Etcd(s) => s.create(resource).await,
+        }
+    }
+
+    async fn update(
+        &self,
+        resource: Resource,
+        revision: Revision,
+    ) -> Result<Versioned, StoreError> {
+        match self {
+            AnyStore::File(s) => s.update(resource, revision).await,
+            AnyStore::Etcd(s) => s.update(resource, revision).await,
+        }
+    }
+
+    async fn delete(&self, key: &Key, revision: Option<Revision>) -> Result<Revision, StoreError> {
+        match self {
+            AnyStore::File(s) => s.delete(key, revision).await,
+            AnyStore::Etcd(s) => s.delete(key, revision).await,
+        }
+    }
+
+    async fn watch(&self, kind: Kind, from: Revision) -> Result<Watch, StoreError> {
+        match self {
+            AnyStore::File(s) => s.watch(kind, from).await,
+            AnyStore::Etcd(s) => s.watch(kind, from).await,
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! One conformance suite, run against both backends: the file backend on a
+//! temp dir and a real etcd server on loopback. Each check is a generic
+//! async function over `Datastore`; the macro at the bottom instantiates
+//! all of them per backend.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{count, handle};
+use tortie_config::resources::{AllocationAttribute, BlockSpec, Key, Kind, Object, Resource};
+use tortie_datastore::{Action, Datastore, StoreError, TypedStore, Watch, WatchEvent};
+
+/// Next event, or fail after a deadline (a watch that stalls is a bug).
+async fn next(w: &mut Watch) -> WatchEvent {
+    match tokio::time::timeout(Duration::from_secs(10), w.next()).await {
+        Ok(Some(Ok(e))) => e,
+        Ok(Some(Err(e))) => panic!("watch error: {e}"),
+        Ok(None) => panic!("watch ended"),
+        Err(_) => panic!("no watch event within 10 s"),
+    }
+}
+
+/// Create, get, update with the right and a stale revision, delete.
+async fn crud<S: Datastore>(s: &S) {
+    let key = Key::new(Kind::Handle, "h1");
+    assert_eq!(s.get(&key).await.unwrap(), None);
+
+    let v1 = s.create(handle("h1", 1)).await.unwrap();
+    assert!(v1.revision > 0);
+    let got = s.get(&key).await.unwrap().expect("created object");
+    assert_eq!(got, v1);
+
+    match s.create(handle("h1", 9)).await {
+        Err(StoreError::AlreadyExists { revision, .. }) => assert_eq!(revision, v1.revision),
+        other => panic!("create twice: {other:?}"),
+    }
+
+    let v2 = s.update(handle("h1", 2), v1.revision).await.unwrap();
+    assert!(v2.revision > v1.revision);
+    assert_eq!(count(&s.get(&key).await.unwrap().unwrap().resource), 2);
+
+    match s.update(handle("h1", 3), v1.revision).await {
+        Err(StoreError::Conflict {
+            expected, current, ..
+        }) => {
+            assert_eq!((expected, current), (v1.revision, Some(v2.revision)))
+        }
+        other => panic!("stale update: {other:?}"),
+    }
+    assert_eq!(
+        count(&s.get(&key).await.unwrap().unwrap().resource),
+        2,
+        "a failed CAS changes nothing"
+    );
+
+    match s.delete(&key, Some(v1.revision)).await {
+        Err(StoreError::Conflict { .. }) => {}
+        other => panic!("stale delete: {other:?}"),
+    }
+    let rd = s.delete(&key, Some(v2.revision)).await.unwrap();
+    assert!(rd > v2.revision);
+    assert_eq!(s.get(&key).await.unwrap(), None);
+    assert!(matches!(
+        s.update(handle("h1", 4), v2.revision).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.delete(&key, None).await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // Deleted then created again: a fresh object with a newer revision.
+    let v3 = s.create(handle("h1", 5)).await.unwrap();
+    assert!(v3.revision > rd);
+    assert!(s.delete(&key, None).await.unwrap() > v3.revision);
+
+    // Objects are validated before they are stored.
+    let mut bad = BlockSpec::new("10.0.0.0/30".parse().unwrap(), None);
+    bad.unallocated.clear();
+    match s.create(Resource::Block(Object::new("bad", bad))).await {
+        Err(StoreError::Invalid { source, .. }) => {
+            assert_eq!(source.field(), Some("spec.unallocated"))
+        }
+        other => panic!("invalid block: {other:?}"),
+    }
+}
+
+/// Typed helpers: a Block read, changed and written back with its
+/// revision (the IPAM pattern); a stale write of it conflicts.
+async fn typed_block_cas<S: Datastore>(s: &S) {
+    let cidr = "10.244.3.0/26".parse().unwrap();
+    let name = BlockSpec::name_for(&cidr);
+    let r0 = s
+        .create_typed(Object::new(
+            name.clone(),
+            BlockSpec::new(cidr, Some("host:n1".into())),
+        ))
+        .await
+        .unwrap();
+    let (mut block, r) = s.get_typed::<BlockSpec>(&name).await.unwrap().unwrap();
+    assert_eq!(r, r0);
+    let slot = block.spec.unallocated.remove(0);
+    block.spec.allocations[slot as usize] = Some(0);
+    block.spec.attributes.push(AllocationAttribute {
+        handle_id: Some("net.c1.eth0".into()),
+        secondary: Default::default(),
+    });
+    let r1 = s.update_typed(block.clone(), r).await.unwrap();
+    assert!(r1 > r);
+    assert!(s.update_typed(block, r).await.unwrap_err().is_conflict());
+    let all = s.list_typed::<BlockSpec>().await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!((all[0].0.spec.allocations[0], all[0].1), (Some(0), r1));
+}
+
+/// List returns one kind, sorted by name, and a revision to watch from.
+async fn list<S: Datastore>(s: &S) {
+    let empty = s.list(Kind::Handle).await.unwrap();
+    assert!(empty.items.is_empty());
+    for name in ["c", "a", "b"] {
+        s.create(handle(name, 1)).await.unwrap();
+    }
+    let cidr = "10.244.1.0/26".parse().unwrap();
+    let block = s
+        .create(Resource::Block(Object::new(
+            BlockSpec::name_for(&cidr),
+            BlockSpec::new(cidr, None),
+        )))
+        .await
+        .unwrap();
+    let l = s.list(Kind::Handle).await.unwrap();
+    let names: Vec<String> = l.items.iter().map(|v| v.resource.key().name).collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    assert!(l.items.iter().all(|v| v.resource.kind() == Kind::Handle));
+    assert!(
+        l.revision >= block.revision,
+        "listing revision is the store's"
+    );
+    let blocks = s.list(Kind::Block).await.unwrap();
+    assert_eq!(blocks.items.len(), 1);
+    assert_eq!(blocks.items[0], block);
+}
+
+/// A watch from the listing's revision sees create, update, delete in
+/// order, and nothing of other kinds.
+async fn watch_order<S: Datastore>(s: &S) {
+    let start = s.list(Kind::Handle).await.unwrap().revision;
+    let mut w = s.watch(Kind::Handle, start).await.unwrap();
+    let a1 = s.create(handle("a", 1)).await.unwrap();
+    let cidr = "10.244.2.0/26".parse().unwrap();
+    s.create(Resource::Block(Object::new(
+        BlockSpec::name_for(&cidr),
+        BlockSpec::new(cidr, None),
+    )))
+    .await
+    .unwrap();
+    let a2 = s.update(handle("a", 2), a1.revision).await.unwrap();
+    let gone = s
+        .delete(&Key::new(Kind::Handle, "a"), Some(a2.revision))
+        .await
+        .unwrap();
+    let b = s.create(handle("b", 7)).await.unwrap();
+
+    let want = [
+        (a1.revision, Action::Created, "a", Some(1)),
+        (a2.revision, Action::Updated, "a", Some(2)),
+        (gone, Action::Deleted, "a", None),
+        (b.revision, Action::Created, "b", Some(7)),
+    ];
+    for (revision, action, name, c) in want {
+        let e = next(&mut w).await;
+        assert_eq!(
+            (e.revision, e.action, e.key.name.as_str()),
+            (revision, action, name),
+            "{e:?}"
+        );
+        assert_eq!(e.key.kind, Kind::Handle);
+        assert_eq!(e.resource.as_ref().map(count), c);
+    }
+    // Nothing else (the Block change is another kind).
+    assert!(tokio::time::timeout(Duration::from_millis(300), w.next())
+        .await
+        .is_err());
+}
+
+/// A watch from an old revision replays what happened after it, then
+/// continues live.
+async fn watch_resume<S: Datastore>(s: &S) {
+    let v1 = s.create(handle("r", 1)).await.unwrap();
+    let v2 = s.update(handle("r", 2), v1.revision).await.unwrap();
+    let v3 = s.update(handle("r", 3), v2.revision).await.unwrap();
+    let mut w = s.watch(Kind::Handle, v1.revision).await.unwrap();
+    let e = next(&mut w).await;
+    assert_eq!((e.revision, e.action), (v2.revision, Action::Updated));
+    assert_eq!(e.resource.as_ref().map(count), Some(2));
+    let e = next(&mut w).await;
+    assert_eq!(
+        (e.revision, count(e.resource.as_ref().unwrap())),
+        (v3.revision, 3)
+    );
+    let gone = s.delete(&Key::new(Kind::Handle, "r"), None).await.unwrap();
+    let e = next(&mut w).await;
+    assert_eq!((e.revision, e.action), (gone, Action::Deleted));
+
+    // From 0: the whole history of the kind.
+    let mut all = s.watch(Kind::Handle, 0).await.unwrap();
+    let revisions: Vec<u64> = [
+        next(&mut all).await,
+        next(&mut all).await,
+        next(&mut all).await,
+        next(&mut all).await,
+    ]
+    .iter()
+    .map(|e| e.revision)
+    .collect();
+    assert_eq!(revisions, [v1.revision, v2.revision, v3.revision, gone]);
+}
+
+/// 100 tasks each add 1 to one counter by read-modify-CAS, retrying on
+/// conflict: the result is exactly 100 (no lost update), and revisions
+/// seen by the winners are all distinct.
+async fn cas_increments<S: Datastore + 'static>(s: Arc<S>) {
+    s.create(handle("counter", 0)).await.unwrap();
+    let key = Key::new(Kind::Handle, "counter");
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let s = s.clone();
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conflicts = 0u32;
+            loop {
+                let v = s.get(&key).await.unwrap().unwrap();
+                let n = count(&v.resource);
+                match s.update(handle("counter", n + 1), v.revision).await {
+                    Ok(new) => return (new.revision, conflicts),
+                    Err(e) if e.is_conflict() => conflicts += 1,
+                    Err(e) => panic!("update: {e}"),
+                }
+            }
+        }));
+    }
+    let mut revisions = Vec::new();
+    let mut conflicts = 0;
+    for t in tasks {
+        let (r, c) = t.await.unwrap();
+        revisions.push(r);
+        conflicts += c;
+    }
+    revisions.sort_unstable();
+    revisions.dedup();
+    assert_eq!(revisions.len(), 100, "every winner got its own revision");
+    let end = s.get(&key).await.unwrap().unwrap();
+    assert_eq!(count(&end.resource), 100, "no lost update");
+    println!("100 CAS increments: {conflicts} conflicts retried");
+}
+
+macro_rules! suite {
+    ($backend:ident, $setup:expr) => {
+        mod $backend {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn crud() {
+                let Some((s, _guard)) = ($setup) else { return };
+                super::crud(&s).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn typed_block_cas() {
+                let Some((s, _guard)) = ($setup) else { return };
+                super::typed_block_cas(&s).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn list() {
+                let Some((s, _guard)) = ($setup) else { return };
+                super::list(&s).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn watch_order() {
+                let Some((s, _guard)) = ($setup) else { return };
+                super::watch_order(&s).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn watch_resume() {
+                let Some((s, _guard)) = ($setup) else { return };
+                super::watch_resume(&s).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn cas_increments() {
+                let Some((s, _guard)) = ($setup) else { return };
+                super::cas_increments(Arc::new(s)).await;
+            }
+        }
+    };
+}
+
+suite!(file, Some(common::file_store()));
+suite!(etcd, {
+    match common::EtcdServer::start() {
+        Some(server) => Some((server.store().await, server)),
+        None => None,
+    }
+});
