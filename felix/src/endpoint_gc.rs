@@ -50,7 +50,7 @@ impl StaleTracker {
             .collect();
         // Forget names that vanished or became known.
         self.first_seen
-            .retain(|name, _| ours.iter().any(|n| *n == name) && !known.contains(name));
+            .retain(|name, _| ours.contains(&name) && !known.contains(name));
         let mut stale = Vec::new();
         for name in ours {
             if known.contains(name) {
