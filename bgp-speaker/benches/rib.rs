@@ -91,13 +91,13 @@ fn ingest(prefixes: &[Prefix], with_client: bool) -> Rib {
     for (i, chunk) in prefixes.chunks(800).enumerate() {
         rib.update(2, attrs(), chunk).unwrap();
         if i % 8 == 7 {
-            black_box(rib.decide());
+            black_box(rib.decide(true));
             while rib.has_pending(3) {
                 black_box(rib.take_out(3, 4096));
             }
         }
     }
-    black_box(rib.decide());
+    black_box(rib.decide(true));
     while rib.has_pending(3) {
         black_box(rib.take_out(3, 4096));
     }

@@ -172,7 +172,7 @@ impl Instance {
 
     /// Runs the decision process and hands per-peer work to the sessions.
     pub async fn decide_and_flush(&mut self) {
-        let changes = self.rib.decide();
+        let changes = self.rib.decide(!self.best.is_closed());
         if !changes.is_empty() && !self.best.is_closed() {
             let _ = self.best.send(changes).await;
         }

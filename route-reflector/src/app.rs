@@ -98,7 +98,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let (handle, best_paths) = bgp_speaker::start(speaker.clone())
         .await
         .context("cannot start the BGP speaker")?;
-    tokio::spawn(drain_best_paths(best_paths));
+    // A reflector programs no routes: dropping the stream tells the speaker
+    // not to build best-path changes at all.
+    drop(best_paths);
     let shared = Arc::new(Shared::new(
         handle.clone(),
         path.clone(),
@@ -174,12 +176,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// A reflector programs no routes: it only logs best-path changes. The
 /// channel is bounded, so it must be drained or the speaker would stall.
-async fn drain_best_paths(mut rx: mpsc::Receiver<Vec<bgp_speaker::BestPathChange>>) {
-    while let Some(batch) = rx.recv().await {
-        debug!(changes = batch.len(), "best paths changed");
-    }
-}
-
 async fn forward_sighup(mut sighup: tokio::signal::unix::Signal, triggers: mpsc::Sender<Trigger>) {
     while sighup.recv().await.is_some() {
         info!("SIGHUP: reloading the configuration");

@@ -304,8 +304,9 @@ impl Rib {
     }
 
     /// Runs the decision process over the dirty prefixes. Returns the
-    /// best-path changes; per-peer changes wait in [`Rib::take_out`].
-    pub fn decide(&mut self) -> Vec<BestPathChange> {
+    /// best-path changes (none are built unless `want_changes`); per-peer
+    /// changes wait in [`Rib::take_out`].
+    pub fn decide(&mut self, want_changes: bool) -> Vec<BestPathChange> {
         let targets = self
             .peers
             .iter()
@@ -318,8 +319,14 @@ impl Rib {
             local: &self.local,
             interner: &mut self.interner,
         };
-        self.v4.decide(&mut ctx, &mut run, &mut changes);
-        self.v6.decide(&mut ctx, &mut run, &mut changes);
+        let sink = || None::<&mut Vec<BestPathChange>>;
+        if want_changes {
+            self.v4.decide(&mut ctx, &mut run, Some(&mut changes));
+            self.v6.decide(&mut ctx, &mut run, Some(&mut changes));
+        } else {
+            self.v4.decide(&mut ctx, &mut run, sink());
+            self.v6.decide(&mut ctx, &mut run, sink());
+        }
         drop(run);
         self.interner.maybe_prune();
         changes

@@ -61,10 +61,15 @@ struct Dest {
 }
 
 /// One peer's view of this family.
+///
+/// The Adj-RIB-In of accepted routes is the peer's paths in the Loc-RIB
+/// (no second table keyed by prefix); only rejected prefixes are kept here,
+/// so that they count as received and their withdrawal is recognized.
 #[derive(Debug)]
 pub(super) struct PeerAf<K> {
-    /// Adj-RIB-In: every prefix announced, and whether it was accepted.
-    adj_in: FxHashMap<K, bool>,
+    /// Prefixes announced but not accepted (import checks).
+    rejected: FxHashSet<K>,
+    /// Paths of this peer in the Loc-RIB.
     accepted: u64,
     /// Adj-RIB-Out: what the peer has been (or is about to be) told.
     adj_out: FxHashMap<K, Arc<PathAttrs>>,
@@ -90,6 +95,19 @@ pub(super) struct ExportRun {
     memo: FxHashMap<(usize, SourceKind, ExportClass), (Option<Arc<PathAttrs>>, Arc<PathAttrs>)>,
 }
 
+// ===== impl Dest =====
+
+impl Dest {
+    fn empty() -> Dest {
+        Dest {
+            paths: SmallVec::new(),
+            best: NONE,
+            dirty: false,
+            best_touched: false,
+        }
+    }
+}
+
 // ===== impl ExportRun =====
 
 impl ExportRun {
@@ -106,7 +124,7 @@ impl ExportRun {
 impl<K> Default for PeerAf<K> {
     fn default() -> Self {
         PeerAf {
-            adj_in: FxHashMap::default(),
+            rejected: FxHashSet::default(),
             accepted: 0,
             adj_out: FxHashMap::default(),
             pending: FxHashSet::default(),
@@ -134,7 +152,13 @@ impl<K: Key> Table<K> {
     pub fn counts(&self, id: PeerId) -> (u64, u64, u64) {
         self.peers
             .get(&id)
-            .map(|p| (p.adj_in.len() as u64, p.accepted, p.adj_out.len() as u64))
+            .map(|p| {
+                (
+                    p.accepted + p.rejected.len() as u64,
+                    p.accepted,
+                    p.adj_out.len() as u64,
+                )
+            })
             .unwrap_or_default()
     }
 
@@ -153,24 +177,33 @@ impl<K: Key> Table<K> {
     /// Routes from a peer sharing one attribute set; `attrs` is `None` when
     /// they were not accepted (they still count as received).
     pub fn update(&mut self, id: PeerId, attrs: Option<&Arc<PathAttrs>>, keys: &[K]) {
+        let mut added: u64 = 0;
+        let mut removed: u64 = 0;
+        let p = self.peers.entry(id).or_default();
+        match attrs {
+            Some(_) if !p.rejected.is_empty() => keys.iter().for_each(|k| {
+                p.rejected.remove(k);
+            }),
+            Some(_) => {}
+            None => p.rejected.extend(keys.iter().copied()),
+        }
         for k in keys {
-            let p = self.peers.entry(id).or_default();
-            let was = p.adj_in.insert(*k, attrs.is_some()) == Some(true);
-            p.accepted = p.accepted + u64::from(attrs.is_some()) - u64::from(was);
             match attrs {
-                Some(a) => self.set_path(*k, id, a.clone()),
-                None => self.remove_path(*k, id),
+                Some(a) => added += u64::from(self.set_path(*k, id, a.clone())),
+                None => removed += u64::from(self.remove_path(*k, id)),
             }
         }
+        let p = self.peers.get_mut(&id).expect("entry made above");
+        p.accepted = p.accepted + added - removed;
     }
 
     pub fn withdraw(&mut self, id: PeerId, k: K) {
-        let Some(p) = self.peers.get_mut(&id) else {
-            return;
-        };
-        if let Some(was) = p.adj_in.remove(&k) {
-            p.accepted -= u64::from(was);
-            self.remove_path(k, id);
+        if self.remove_path(k, id) {
+            if let Some(p) = self.peers.get_mut(&id) {
+                p.accepted -= 1;
+            }
+        } else if let Some(p) = self.peers.get_mut(&id) {
+            p.rejected.remove(&k);
         }
     }
 
@@ -182,24 +215,23 @@ impl<K: Key> Table<K> {
         self.remove_path(k, LOCAL);
     }
 
-    /// A session went down: its paths stay as stale (`keep`), or go.
+    /// A session went down: its paths stay as stale (`keep`), or go. Walks
+    /// the family's Loc-RIB once (a peer's routes are its paths there).
     pub fn peer_down(&mut self, id: PeerId, keep: bool) {
         let Some(p) = self.peers.get_mut(&id) else {
             return;
         };
         p.adj_out.clear();
         p.pending.clear();
-        let keys: Vec<K> = p.adj_in.keys().copied().collect();
+        p.rejected.clear();
         if keep {
-            for k in keys {
-                if let Some(d) = self.loc.get_mut(&k) {
-                    for path in d.paths.iter_mut().filter(|x| x.source == id) {
-                        path.stale = true;
-                    }
+            for d in self.loc.values_mut() {
+                for path in d.paths.iter_mut().filter(|x| x.source == id) {
+                    path.stale = true;
                 }
             }
         } else {
-            for k in keys {
+            for k in self.keys_of(id, false) {
                 self.withdraw(id, k);
             }
             self.peers.remove(&id);
@@ -208,19 +240,7 @@ impl<K: Key> Table<K> {
 
     /// Drops the peer's stale paths; returns how many.
     pub fn sweep_stale(&mut self, id: PeerId) -> usize {
-        let Some(p) = self.peers.get(&id) else {
-            return 0;
-        };
-        let stale: Vec<K> = p
-            .adj_in
-            .keys()
-            .filter(|k| {
-                self.loc
-                    .get(k)
-                    .is_some_and(|d| d.paths.iter().any(|x| x.source == id && x.stale))
-            })
-            .copied()
-            .collect();
+        let stale = self.keys_of(id, true);
         for k in &stale {
             self.withdraw(id, *k);
         }
@@ -229,21 +249,36 @@ impl<K: Key> Table<K> {
 
     /// Forgets a peer that has no session and no stale routes.
     pub fn forget(&mut self, id: PeerId) {
-        if self.peers.get(&id).is_some_and(|p| p.adj_in.is_empty()) {
+        if self.peers.get(&id).is_some_and(|p| p.accepted == 0) {
             self.peers.remove(&id);
         }
     }
 
+    /// Prefixes where `id` has a path (only stale ones with `stale_only`).
+    fn keys_of(&self, id: PeerId, stale_only: bool) -> Vec<K> {
+        self.loc
+            .iter()
+            .filter(|(_, d)| {
+                d.paths
+                    .iter()
+                    .any(|x| x.source == id && (x.stale || !stale_only))
+            })
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
     /// Queues every best path for a peer that just came up.
     pub fn queue_all(&mut self, ctx: &mut Ctx<'_>, run: &mut ExportRun) {
-        let keys: Vec<K> = self
+        let bests: Vec<(K, u32, Arc<PathAttrs>)> = self
             .loc
             .iter()
-            .filter(|(_, d)| d.best != NONE)
-            .map(|(k, _)| *k)
+            .filter_map(|(k, d)| {
+                let p = d.paths.iter().find(|p| p.source == d.best)?;
+                Some((*k, p.source, p.attrs.clone()))
+            })
             .collect();
-        for k in keys {
-            self.export_one(k, ctx, run);
+        for (k, source, attrs) in bests {
+            self.export_one(k, Some((source, &attrs)), ctx, run);
         }
     }
 
@@ -255,12 +290,13 @@ impl<K: Key> Table<K> {
         }
     }
 
-    /// The decision process over the dirty prefixes of this family.
+    /// The decision process over the dirty prefixes of this family. Best
+    /// path changes are collected into `changes` when given.
     pub fn decide(
         &mut self,
         ctx: &mut Ctx<'_>,
         run: &mut ExportRun,
-        changes: &mut Vec<BestPathChange>,
+        mut changes: Option<&mut Vec<BestPathChange>>,
     ) {
         let dirty = std::mem::take(&mut self.dirty);
         for k in dirty {
@@ -273,27 +309,31 @@ impl<K: Key> Table<K> {
             let new_idx = select(ctx.peers, &dest.paths);
             let new = new_idx.map(|i| dest.paths[i].source).unwrap_or(NONE);
             dest.best = new;
-            let change = (old != new || touched).then(|| BestPathChange {
-                prefix: k.prefix(),
-                best: new_idx.map(|i| BestPath {
-                    attrs: dest.paths[i].attrs.clone(),
-                    peer: ctx
-                        .peers
-                        .get(&dest.paths[i].source)
-                        .map(|p| p.facts.address),
-                }),
-            });
+            if old == new && !touched {
+                if dest.paths.is_empty() {
+                    self.loc.remove(&k);
+                }
+                continue;
+            }
+            let best = new_idx.map(|i| (new, dest.paths[i].attrs.clone()));
             if dest.paths.is_empty() {
                 self.loc.remove(&k);
             }
-            let Some(change) = change else { continue };
             match (old != NONE, new != NONE) {
                 (false, true) => self.best_count += 1,
                 (true, false) => self.best_count -= 1,
                 _ => {}
             }
-            changes.push(change);
-            self.export_one(k, ctx, run);
+            if let Some(changes) = changes.as_deref_mut() {
+                changes.push(BestPathChange {
+                    prefix: k.prefix(),
+                    best: best.as_ref().map(|(source, attrs)| BestPath {
+                        attrs: attrs.clone(),
+                        peer: ctx.peers.get(source).map(|p| p.facts.address),
+                    }),
+                });
+            }
+            self.export_one(k, best.as_ref().map(|(s, a)| (*s, a)), ctx, run);
         }
     }
 
@@ -323,65 +363,76 @@ impl<K: Key> Table<K> {
     // ----- helpers -----
 
     fn mark(&mut self, k: K) {
-        let dest = self.loc.entry(k).or_insert_with(|| Dest {
-            paths: SmallVec::new(),
-            best: NONE,
-            dirty: false,
-            best_touched: false,
-        });
+        let dest = self.loc.entry(k).or_insert_with(Dest::empty);
         if !dest.dirty {
             dest.dirty = true;
             self.dirty.push(k);
         }
     }
 
-    fn set_path(&mut self, k: K, source: u32, attrs: Arc<PathAttrs>) {
-        self.mark(k);
-        let dest = self.loc.get_mut(&k).expect("just marked");
-        match dest.paths.iter_mut().find(|p| p.source == source) {
+    /// Adds or replaces the path of `source`; true when it is a new path.
+    fn set_path(&mut self, k: K, source: u32, attrs: Arc<PathAttrs>) -> bool {
+        let dest = self.loc.entry(k).or_insert_with(Dest::empty);
+        let added = match dest.paths.iter_mut().find(|p| p.source == source) {
             Some(p) => {
                 let same = Arc::ptr_eq(&p.attrs, &attrs);
                 if same && !p.stale {
-                    return;
+                    return false;
                 }
                 p.attrs = attrs;
                 p.stale = false;
                 if dest.best == source && !same {
                     dest.best_touched = true;
                 }
+                false
             }
-            None => dest.paths.push(Path {
-                attrs,
-                source,
-                stale: false,
-            }),
+            None => {
+                dest.paths.push(Path {
+                    attrs,
+                    source,
+                    stale: false,
+                });
+                true
+            }
+        };
+        if !dest.dirty {
+            dest.dirty = true;
+            self.dirty.push(k);
         }
+        added
     }
 
-    fn remove_path(&mut self, k: K, source: u32) {
+    /// Removes the path of `source`; true when there was one.
+    fn remove_path(&mut self, k: K, source: u32) -> bool {
         let Some(dest) = self.loc.get_mut(&k) else {
-            return;
+            return false;
         };
         let Some(i) = dest.paths.iter().position(|p| p.source == source) else {
-            return;
+            return false;
         };
         dest.paths.swap_remove(i);
         if dest.best == source {
             dest.best_touched = true;
         }
-        self.mark(k);
+        if !dest.dirty {
+            dest.dirty = true;
+            self.dirty.push(k);
+        }
+        true
     }
 
-    /// Recomputes the Adj-RIB-Out entry of `k` for the run's targets.
-    fn export_one(&mut self, k: K, ctx: &mut Ctx<'_>, run: &mut ExportRun) {
-        let best = self
-            .loc
-            .get(&k)
-            .and_then(|d| d.paths.iter().find(|p| p.source == d.best));
-        let best = best.map(|p| (p.source, p.attrs.clone()));
-        let kind = match &best {
+    /// Recomputes the Adj-RIB-Out entry of `k` (whose best path is `best`:
+    /// source and attributes) for the run's targets.
+    fn export_one(
+        &mut self,
+        k: K,
+        best: Option<(u32, &Arc<PathAttrs>)>,
+        ctx: &mut Ctx<'_>,
+        run: &mut ExportRun,
+    ) {
+        let kind = match best {
             Some((LOCAL, _)) => Some(SourceKind::Local),
-            Some((s, _)) => ctx.peers.get(s).map(|p| p.source_kind(ctx.local)),
+            Some((s, _)) => ctx.peers.get(&s).map(|p| p.source_kind(ctx.local)),
             None => None,
         };
         let afi = match k.prefix() {
@@ -392,8 +443,8 @@ impl<K: Key> Table<K> {
             if !families.contains(&afi) {
                 continue;
             }
-            let out = match (&best, kind) {
-                (Some((source, attrs)), Some(kind)) if source != id => {
+            let out = match (best, kind) {
+                (Some((source, attrs)), Some(kind)) if source != *id => {
                     let key = (Arc::as_ptr(attrs) as usize, kind, *class);
                     match run.memo.get(&key) {
                         Some((o, _)) => o.clone(),

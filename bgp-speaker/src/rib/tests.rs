@@ -56,7 +56,7 @@ fn reflects_between_clients_with_rr_attributes_and_withdraws() {
         &[pfx("10.244.1.0/26"), pfx("10.244.2.0/26")],
     )
     .unwrap();
-    let changes = rib.decide();
+    let changes = rib.decide(true);
     assert_eq!(changes.len(), 2);
     assert_eq!(
         changes[0].best.as_ref().unwrap().peer,
@@ -73,7 +73,7 @@ fn reflects_between_clients_with_rr_attributes_and_withdraws() {
     assert_eq!(rib.peer(3).unwrap().advertised(), 2);
 
     rib.withdraw(2, pfx("10.244.1.0/26"));
-    let changes = rib.decide();
+    let changes = rib.decide(true);
     assert_eq!(
         changes,
         vec![BestPathChange {
@@ -94,7 +94,7 @@ fn ibgp_split_horizon_without_reflection() {
     rib.peer_up(3, peer(3, 64512, false));
     rib.peer_up(4, peer(4, 65001, false));
     rib.update(2, attrs_from(2), &[pfx("10.1.0.0/16")]).unwrap();
-    rib.decide();
+    rib.decide(true);
     assert!(
         !rib.has_pending(3),
         "iBGP route not sent to another iBGP peer"
@@ -114,7 +114,7 @@ fn best_path_moves_and_new_peer_gets_full_table() {
     let p = pfx("10.9.0.0/24");
     rib.update(3, attrs_from(3), &[p]).unwrap();
     rib.update(2, attrs_from(2), &[p]).unwrap();
-    let ch = rib.decide();
+    let ch = rib.decide(true);
     // Lower router id (10.0.0.2) wins.
     assert_eq!(ch.len(), 1);
     assert_eq!(
@@ -122,7 +122,7 @@ fn best_path_moves_and_new_peer_gets_full_table() {
         NextHop::V4(Ipv4Addr::new(172, 30, 0, 2))
     );
     rib.withdraw(2, p);
-    let ch = rib.decide();
+    let ch = rib.decide(true);
     assert_eq!(
         ch[0].best.as_ref().unwrap().attrs.next_hop,
         NextHop::V4(Ipv4Addr::new(172, 30, 0, 3))
@@ -141,16 +141,16 @@ fn graceful_restart_keeps_stale_until_end_of_rib() {
     rib.peer_up(3, peer(3, 64512, true));
     let (a, b) = (pfx("10.1.1.0/24"), pfx("10.1.2.0/24"));
     rib.update(2, attrs_from(2), &[a, b]).unwrap();
-    rib.decide();
+    rib.decide(true);
     rib.take_out(3, 10);
     rib.peer_down(2, &[Afi::Ipv4]);
-    assert!(rib.decide().is_empty(), "stale routes stay best");
+    assert!(rib.decide(true).is_empty(), "stale routes stay best");
     assert!(!rib.has_pending(3), "peer 3 keeps them");
     // The peer comes back and refreshes only `a`, then End-of-RIB.
     rib.peer_up(2, peer(2, 64512, true));
     rib.update(2, attrs_from(2), &[a]).unwrap();
     assert_eq!(rib.sweep_stale(2, Afi::Ipv4), 1);
-    let ch = rib.decide();
+    let ch = rib.decide(true);
     assert_eq!(
         ch,
         vec![BestPathChange {
@@ -173,9 +173,9 @@ fn hard_down_removes_routes_and_rejects_loops() {
     );
     rib.update(2, attrs_from(2), &[pfx("10.8.0.0/16")]).unwrap();
     assert_eq!(rib.peer(2).unwrap().received(), (2, 1));
-    assert_eq!(rib.decide().len(), 1);
+    assert_eq!(rib.decide(true).len(), 1);
     rib.peer_down(2, &[]);
-    assert_eq!(rib.decide().len(), 1);
+    assert_eq!(rib.decide(true).len(), 1);
     assert_eq!(rib.best_count(), 0);
     assert!(rib.peer(2).is_none());
 }
@@ -195,7 +195,7 @@ fn local_routes_go_to_everyone_with_next_hop() {
             link_local: None,
         }),
     );
-    assert_eq!(rib.decide().len(), 2);
+    assert_eq!(rib.decide(true).len(), 2);
     let out = rib.take_out(2, 10);
     assert_eq!(out.announce.len(), 2);
     let v4 = out
