@@ -49,7 +49,7 @@ pub struct IngestRow {
 pub struct KeepaliveRow {
     pub kind: Kind,
     pub routes: u32,
-    /// Announce/withdraw rounds (plus a final announce).
+    /// Announce/withdraw rounds written (plus a final announce).
     pub rounds: u32,
     /// How long the load lasted (first UPDATE to final Loc-RIB complete).
     pub load_secs: f64,
@@ -59,6 +59,9 @@ pub struct KeepaliveRow {
     pub max_silence_ms: u64,
     /// Why the probe session ended during the run, if it did.
     pub probe_closed: Option<String>,
+    /// The receiver at the probe's Established, and at the end.
+    pub before: Sample,
+    pub after: Sample,
     /// What the receiver itself says of the probe at the end (tortie-rr:
     /// state and flaps from `/status`; others: empty).
     pub receiver_view: String,
@@ -113,19 +116,17 @@ pub fn ingest(kind: Kind, routes: u32, tortie_rr: &Path) -> Result<IngestRow> {
 }
 
 /// Runs the keepalive check: probe with holdTime 3 while `kind` ingests
-/// `routes` prefixes `rounds` times.
-pub fn keepalive(kind: Kind, routes: u32, rounds: u32, tortie_rr: &Path) -> Result<KeepaliveRow> {
+/// and withdraws `routes` prefixes, round after round, for at least
+/// `load_secs`, then ingests them once more.
+pub fn keepalive(
+    kind: Kind,
+    routes: u32,
+    load_secs: u64,
+    tortie_rr: &Path,
+) -> Result<KeepaliveRow> {
     let p = wire::prefixes(routes);
-    let announce = wire::announce_blob(&p, GENERATOR);
-    let withdraw = wire::withdraw_blob(&p);
-    let mut load =
-        Vec::with_capacity((announce.len() + withdraw.len()) * rounds as usize + announce.len());
-    for _ in 0..rounds {
-        load.extend_from_slice(&announce);
-        load.extend_from_slice(&withdraw);
-    }
-    load.extend_from_slice(&announce);
-    let load = Arc::new(load);
+    let announce = Arc::new(wire::announce_blob(&p, GENERATOR));
+    let withdraw = Arc::new(wire::withdraw_blob(&p));
     let bed = Bed::new(0)?;
     bed.run(|rt| {
         let rcv = start(kind, &bed, vec![GENERATOR, PROBE], true, tortie_rr)?;
@@ -138,16 +139,27 @@ pub fn keepalive(kind: Kind, routes: u32, rounds: u32, tortie_rr: &Path) -> Resu
             &peer(GENERATOR, 90, 0),
             Instant::now() + STEP,
         ))?);
+        let before = Sample::read(rcv.pid())?;
         let t0 = Instant::now();
+        let min_load = Duration::from_secs(load_secs);
         let sender = {
-            let (gen, load) = (gen.clone(), load.clone());
-            rt.spawn(async move { gen.send(&load).await })
+            let (gen, announce, withdraw) = (gen.clone(), announce.clone(), withdraw.clone());
+            rt.spawn(async move {
+                let mut rounds = 0u32;
+                while t0.elapsed() < min_load {
+                    gen.send(&announce).await?;
+                    gen.send(&withdraw).await?;
+                    rounds += 1;
+                }
+                gen.send(&announce).await?;
+                anyhow::Ok(rounds)
+            })
         };
         // Wait for the writes to finish, then for the final table.
         while !sender.is_finished() {
-            if Instant::now() > t0 + LOAD {
+            if Instant::now() > t0 + min_load + LOAD {
                 bail!(
-                    "{}: the generator could not write its UPDATEs in {LOAD:?}",
+                    "{}: the generator could not write its UPDATEs in time",
                     kind.label()
                 );
             }
@@ -156,8 +168,9 @@ pub fn keepalive(kind: Kind, routes: u32, rounds: u32, tortie_rr: &Path) -> Resu
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        rt.block_on(sender)?.context("generator")?;
+        let rounds = rt.block_on(sender)?.context("generator")?;
         let t1 = wait_loc_rib(&rcv, base + u64::from(routes), &[&gen], t0 + LOAD)?;
+        let after = Sample::read(rcv.pid())?;
         // One more hold time of quiet, to catch a late expiry.
         std::thread::sleep(Duration::from_secs(u64::from(probe.hold_time).max(1)));
         let receiver_view = match kind {
@@ -183,6 +196,8 @@ pub fn keepalive(kind: Kind, routes: u32, rounds: u32, tortie_rr: &Path) -> Resu
                 .max_gap_ms
                 .load(std::sync::atomic::Ordering::Relaxed),
             probe_closed: probe.closed().cloned(),
+            before,
+            after,
             receiver_view,
         })
     })

@@ -18,7 +18,7 @@ struct Cli {
     /// Which benchmark.
     #[arg(value_enum)]
     which: Which,
-    /// Small sizes (10k routes, 10 clients x 1k routes, 1 round): a minute.
+    /// Small sizes (10k routes, 10 clients x 1k routes, 4 s of keepalive load): a minute.
     #[arg(long)]
     quick: bool,
     /// Receivers, comma-separated: tortie, bird, frr, gobgp.
@@ -33,9 +33,9 @@ struct Cli {
     /// Routes for fan-out (default 10000; quick 1000).
     #[arg(long)]
     fanout_routes: Option<u32>,
-    /// Announce/withdraw rounds for keepalive (default 3; quick 1).
+    /// Keepalive: announce/withdraw the table for at least this long, seconds (default 10; quick 4).
     #[arg(long)]
-    rounds: Option<u32>,
+    load_secs: Option<u64>,
     /// The tortie-rr binary (default: $TORTIE_RR_BIN, target/release, target/debug).
     #[arg(long)]
     tortie_rr: Option<PathBuf>,
@@ -74,7 +74,7 @@ fn main() -> Result<()> {
     let fanout_routes = cli
         .fanout_routes
         .unwrap_or(if cli.quick { 1_000 } else { 10_000 });
-    let rounds = cli.rounds.unwrap_or(if cli.quick { 1 } else { 3 });
+    let load_secs = cli.load_secs.unwrap_or(if cli.quick { 4 } else { 10 });
     if routes == 0 || fanout_routes == 0 || clients == 0 || clients > 2500 {
         bail!("--routes and --fanout-routes must be at least 1, --clients 1..=2500");
     }
@@ -123,10 +123,10 @@ fn main() -> Result<()> {
         let mut errors = Vec::new();
         for &k in &kinds {
             eprintln!(
-                "keepalive: {} ({routes} routes x {rounds} rounds) ...",
+                "keepalive: {} ({routes} routes, {load_secs} s) ...",
                 k.label()
             );
-            match ingest::keepalive(k, routes, rounds, &bin) {
+            match ingest::keepalive(k, routes, load_secs, &bin) {
                 Ok(r) => {
                     failed |= r.probe_closed.is_some();
                     rows.push(r)

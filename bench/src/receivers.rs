@@ -93,7 +93,7 @@ impl Kind {
     /// query (FRR, GoBGP) costs more than a socket round trip.
     pub fn poll_interval(self) -> Duration {
         match self {
-            Kind::Tortie | Kind::Bird => Duration::from_millis(20),
+            Kind::Tortie | Kind::Bird => Duration::from_millis(5),
             Kind::Frr | Kind::Gobgp => Duration::from_millis(100),
         }
     }
@@ -379,8 +379,9 @@ fn frr_conf(s: &Setup) -> String {
         a = s.address
     );
     for p in &s.peers {
+        // advertisement-interval 0: measure bgpd's work, not its MRAI timer.
         c.push_str(&format!(
-            " neighbor {p} remote-as {}\n neighbor {p} passive\n",
+            " neighbor {p} remote-as {}\n neighbor {p} passive\n neighbor {p} advertisement-interval 0\n",
             s.asn
         ));
     }

@@ -75,8 +75,8 @@ pub fn fanout_table(rows: &[FanoutRow]) -> String {
 /// Table of keepalive-under-load rows.
 pub fn keepalive_table(rows: &[KeepaliveRow]) -> String {
     let mut t = String::from(
-        "| receiver | routes x rounds | load (s) | probe hold time (s) | longest silence (ms) | probe session | receiver's view |\n\
-         |---|---:|---:|---:|---:|---|---|\n",
+        "| receiver | routes x rounds | load (s) | CPU (s) | peak RSS (MiB) | probe hold time (s) | longest silence (ms) | probe session | receiver's view |\n\
+         |---|---:|---:|---:|---:|---:|---:|---|---|\n",
     );
     for r in rows {
         let session = match &r.probe_closed {
@@ -85,11 +85,13 @@ pub fn keepalive_table(rows: &[KeepaliveRow]) -> String {
         };
         let _ = writeln!(
             t,
-            "| {} | {} x {} (+1) | {:.2} | {} | {} | {} | {} |",
+            "| {} | {} x {} (+1) | {:.2} | {:.2} | {:.1} | {} | {} | {} | {} |",
             r.kind.label(),
             r.routes,
             r.rounds,
             r.load_secs,
+            r.after.cpu_secs_since(&r.before),
+            mib(r.after.hwm_kib),
             r.hold_time,
             r.max_silence_ms,
             session,

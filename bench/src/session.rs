@@ -75,8 +75,8 @@ impl Session {
         let stream = loop {
             match connect(cfg).await {
                 Ok(s) => break s,
-                Err(e) if Instant::now() + Duration::from_millis(100) < deadline => {
-                    let _ = e;
+                // Not listening yet: retry until the deadline.
+                Err(_) if Instant::now() + Duration::from_millis(100) < deadline => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Err(e) => {
@@ -171,10 +171,9 @@ async fn connect(cfg: &SessionConfig) -> Result<tokio::net::TcpStream> {
     sock.bind(SocketAddr::V4(SocketAddrV4::new(cfg.local, 0)))
         .with_context(|| format!("binding {}", cfg.local))?;
     let to = SocketAddr::V4(SocketAddrV4::new(cfg.remote, 179));
-    Ok(sock
-        .connect(to)
+    sock.connect(to)
         .await
-        .with_context(|| format!("connecting to {to}"))?)
+        .with_context(|| format!("connecting to {to}"))
 }
 
 /// Reads one whole message into `buf` (which may hold more) and returns its
