@@ -38,6 +38,8 @@ pub struct FanoutRow {
     pub before: Sample,
     /// Reflector when the last client was complete.
     pub after: Sample,
+    /// The times of every repetition (this row is the median one).
+    pub runs: Vec<f64>,
 }
 
 // ===== impl FanoutRow =====
@@ -112,11 +114,13 @@ pub fn fanout(kind: Kind, clients: usize, routes: u32, tortie_rr: &Path) -> Resu
             .map(|t| t.saturating_duration_since(t0).as_secs_f64())
             .collect();
         times.sort_by(f64::total_cmp);
+        let secs = times.last().copied().unwrap_or(0.0);
         Ok(FanoutRow {
             kind,
             clients,
             routes,
-            secs: times.last().copied().unwrap_or(0.0),
+            secs,
+            runs: vec![secs],
             median_secs: times.get(times.len() / 2).copied().unwrap_or(0.0),
             setup_secs,
             before,

@@ -42,6 +42,8 @@ pub struct IngestRow {
     pub before: Sample,
     /// RSS when all routes were in.
     pub after: Sample,
+    /// The times of every repetition (this row is the median one).
+    pub runs: Vec<f64>,
 }
 
 /// One receiver's keepalive-under-load result.
@@ -104,10 +106,12 @@ pub fn ingest(kind: Kind, routes: u32, tortie_rr: &Path) -> Result<IngestRow> {
         let t1 = wait_loc_rib(&rcv, base + u64::from(routes), &[&gen], t0 + LOAD)?;
         let after = Sample::read(rcv.pid())?;
         sender.abort();
+        let secs = t1.duration_since(t0).as_secs_f64();
         Ok(IngestRow {
             kind,
             routes,
-            secs: t1.duration_since(t0).as_secs_f64(),
+            secs,
+            runs: vec![secs],
             poll: kind.poll_interval(),
             before,
             after,

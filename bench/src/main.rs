@@ -18,7 +18,7 @@ struct Cli {
     /// Which benchmark.
     #[arg(value_enum)]
     which: Which,
-    /// Small sizes (10k routes, 10 clients x 1k routes, 4 s of keepalive load): a minute.
+    /// Small sizes (10k routes, 10 clients x 1k routes, 4 s of keepalive load, 1 repetition): a minute.
     #[arg(long)]
     quick: bool,
     /// Receivers, comma-separated: tortie, bird, frr, gobgp.
@@ -39,6 +39,10 @@ struct Cli {
     /// The tortie-rr binary (default: $TORTIE_RR_BIN, target/release, target/debug).
     #[arg(long)]
     tortie_rr: Option<PathBuf>,
+    /// Run ingest and fan-out this many times, receivers interleaved; the
+    /// tables show the median run (default 3; quick 1).
+    #[arg(long)]
+    repeat: Option<usize>,
     /// Update this Markdown file's generated sections (e.g. docs/benchmarks.md).
     #[arg(long)]
     write_doc: Option<PathBuf>,
@@ -74,6 +78,7 @@ fn main() -> Result<()> {
     let fanout_routes = cli
         .fanout_routes
         .unwrap_or(if cli.quick { 1_000 } else { 10_000 });
+    let repeat = cli.repeat.unwrap_or(if cli.quick { 1 } else { 3 }).max(1);
     let load_secs = cli.load_secs.unwrap_or(if cli.quick { 4 } else { 10 });
     if routes == 0 || fanout_routes == 0 || clients == 0 || clients > 2500 {
         bail!("--routes and --fanout-routes must be at least 1, --clients 1..=2500");
@@ -81,15 +86,21 @@ fn main() -> Result<()> {
     let header = run_header(&bin, kinds.contains(&Kind::Tortie));
     let mut failed = false;
     if matches!(cli.which, Which::Ingest | Which::All) {
-        let mut rows = Vec::new();
+        let mut runs = vec![Vec::new(); kinds.len()];
         let mut errors = Vec::new();
-        for &k in &kinds {
-            eprintln!("ingest: {} ({routes} routes) ...", k.label());
-            match ingest::ingest(k, routes, &bin) {
-                Ok(r) => rows.push(r),
-                Err(e) => errors.push(format!("{}: {e:#}", k.label())),
+        for rep in 1..=repeat {
+            for (i, &k) in kinds.iter().enumerate() {
+                eprintln!("ingest {rep}/{repeat}: {} ({routes} routes) ...", k.label());
+                match ingest::ingest(k, routes, &bin) {
+                    Ok(r) => runs[i].push(r),
+                    Err(e) => errors.push(format!("{} (run {rep}): {e:#}", k.label())),
+                }
             }
         }
+        let rows: Vec<_> = runs
+            .into_iter()
+            .filter_map(|v| report::median(v, |r| r.secs, |r, all| r.runs = all))
+            .collect();
         failed |= !errors.is_empty();
         let body = section(
             "Bulk ingest",
@@ -101,18 +112,24 @@ fn main() -> Result<()> {
         write(&cli, "ingest", &body)?;
     }
     if matches!(cli.which, Which::Fanout | Which::All) {
-        let mut rows = Vec::new();
+        let mut runs = vec![Vec::new(); kinds.len()];
         let mut errors = Vec::new();
-        for &k in &kinds {
-            eprintln!(
-                "fanout: {} ({clients} clients x {fanout_routes} routes) ...",
-                k.label()
-            );
-            match fanout::fanout(k, clients, fanout_routes, &bin) {
-                Ok(r) => rows.push(r),
-                Err(e) => errors.push(format!("{}: {e:#}", k.label())),
+        for rep in 1..=repeat {
+            for (i, &k) in kinds.iter().enumerate() {
+                eprintln!(
+                    "fanout {rep}/{repeat}: {} ({clients} clients x {fanout_routes} routes) ...",
+                    k.label()
+                );
+                match fanout::fanout(k, clients, fanout_routes, &bin) {
+                    Ok(r) => runs[i].push(r),
+                    Err(e) => errors.push(format!("{} (run {rep}): {e:#}", k.label())),
+                }
             }
         }
+        let rows: Vec<_> = runs
+            .into_iter()
+            .filter_map(|v| report::median(v, |r| r.secs, |r, all| r.runs = all))
+            .collect();
         failed |= !errors.is_empty();
         let body = section("RR fan-out", &header, &report::fanout_table(&rows), &errors);
         println!("{body}");

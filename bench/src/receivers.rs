@@ -26,6 +26,9 @@ use tempfile::TempDir;
 
 use crate::netns::{Netns, NsChild};
 
+/// A command prefix for tortie-rr (whitespace-separated), for profiling.
+pub const WRAP_ENV: &str = "TORTIE_BENCH_WRAP";
+
 /// The speaker under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -126,15 +129,20 @@ impl Receiver {
             Kind::Tortie => {
                 std::fs::write(format!("{d}/rr.yaml"), tortie_yaml(setup))?;
                 let bin = tortie_rr.to_str().context("tortie-rr path is not UTF-8")?;
-                let argv = [
+                // Profiling aid: e.g. TORTIE_BENCH_WRAP="perf record -g -o /tmp/rr.perf".
+                // The measured pid is then the wrapper's: ignore RSS and CPU.
+                let wrap = std::env::var(WRAP_ENV).unwrap_or_default();
+                let conf = format!("{d}/rr.yaml");
+                let mut argv: Vec<&str> = wrap.split_whitespace().collect();
+                argv.extend([
                     bin,
                     "--config",
-                    &format!("{d}/rr.yaml"),
+                    &conf,
                     "--state-dir",
                     &d,
                     "--log-level",
                     "warn",
-                ];
+                ]);
                 ns.spawn(&argv, &log)?
             }
             Kind::Bird => {

@@ -18,13 +18,13 @@ use crate::receivers::Kind;
 pub fn ingest_table(rows: &[IngestRow]) -> String {
     let bird = rows.iter().find(|r| r.kind == Kind::Bird).map(|r| r.secs);
     let mut t = String::from(
-        "| receiver | routes | time (s) | vs BIRD | poll every | RSS before (MiB) | RSS after (MiB) | peak RSS (MiB) | RSS growth per route (bytes) | CPU during ingest (s) |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| receiver | routes | time (s) | vs BIRD | poll every | RSS before (MiB) | RSS after (MiB) | peak RSS (MiB) | RSS growth per route (bytes) | CPU during ingest (s) | every run (s) |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for r in rows {
         let _ = writeln!(
             t,
-            "| {} | {} | {:.3} | {} | {} ms | {:.1} | {:.1} | {:.1} | {:.0} | {:.2} |",
+            "| {} | {} | {:.3} | {} | {} ms | {:.1} | {:.1} | {:.1} | {:.0} | {:.2} | {} |",
             r.kind.label(),
             r.routes,
             r.secs,
@@ -35,6 +35,7 @@ pub fn ingest_table(rows: &[IngestRow]) -> String {
             mib(r.after.hwm_kib),
             r.bytes_per_route(),
             r.cpu_secs(),
+            runs(&r.runs),
         );
     }
     t
@@ -49,13 +50,13 @@ pub fn fanout_table(rows: &[FanoutRow]) -> String {
         .map(|r| r.secs)
         .min_by(f64::total_cmp);
     let mut t = String::from(
-        "| reflector | clients | routes | last client complete (s) | vs best other | median client (s) | RSS before (MiB) | RSS after (MiB) | peak RSS (MiB) | CPU during fan-out (s) | clients up in (s) |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| reflector | clients | routes | last client complete (s) | vs best other | median client (s) | RSS before (MiB) | RSS after (MiB) | peak RSS (MiB) | CPU during fan-out (s) | clients up in (s) | every run (s) |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for r in rows {
         let _ = writeln!(
             t,
-            "| {} | {} | {} | {:.3} | {} | {:.3} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} |",
+            "| {} | {} | {} | {:.3} | {} | {:.3} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {} |",
             r.kind.label(),
             r.clients,
             r.routes,
@@ -67,6 +68,7 @@ pub fn fanout_table(rows: &[FanoutRow]) -> String {
             mib(r.after.hwm_kib),
             r.cpu_secs(),
             r.setup_secs,
+            runs(&r.runs),
         );
     }
     t
@@ -141,6 +143,26 @@ fn replace_section(old: &str, name: &str, body: &str) -> String {
     }
 }
 
+/// Picks the median row by `secs` and records every run's time in it.
+pub fn median<T: Clone>(
+    mut rows: Vec<T>,
+    secs: impl Fn(&T) -> f64,
+    set_runs: impl Fn(&mut T, Vec<f64>),
+) -> Option<T> {
+    let all: Vec<f64> = rows.iter().map(&secs).collect();
+    rows.sort_by(|a, b| secs(a).total_cmp(&secs(b)));
+    let mut m = rows.get(rows.len() / 2)?.clone();
+    set_runs(&mut m, all);
+    Some(m)
+}
+
+fn runs(all: &[f64]) -> String {
+    all.iter()
+        .map(|s| format!("{s:.3}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
@@ -171,6 +193,22 @@ mod tests {
             replace_section("", "x", "y"),
             "<!-- bench:x:start -->\ny\n<!-- bench:x:end -->\n"
         );
+    }
+
+    #[test]
+    fn median_keeps_every_run() {
+        let m = median(
+            vec![(3.0, vec![]), (1.0, vec![]), (2.0, vec![])],
+            |r| r.0,
+            |r, all| r.1 = all,
+        )
+        .unwrap();
+        assert_eq!(m, (2.0, vec![3.0, 1.0, 2.0]));
+        assert_eq!(
+            median(Vec::<(f64, Vec<f64>)>::new(), |r| r.0, |r, a| r.1 = a),
+            None
+        );
+        assert_eq!(runs(&[0.1234, 2.0]), "0.123, 2.000");
     }
 
     #[test]
