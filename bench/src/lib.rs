@@ -38,4 +38,5 @@ pub fn find_tortie_rr() -> Option<PathBuf> {
         .iter()
         .map(|profile| target.join(profile).join("tortie-rr"))
         .find(|p| p.exists())
+        .map(|p| p.canonicalize().unwrap_or(p))
 }
