@@ -44,6 +44,9 @@ pub struct IngestRow {
     pub after: Sample,
     /// The times of every repetition (this row is the median one).
     pub runs: Vec<f64>,
+    /// What our polling costs the receiver: its CPU milliseconds per second
+    /// of polling at `poll`, measured idle after the ingest.
+    pub poll_cpu_ms_per_s: f64,
 }
 
 /// One receiver's keepalive-under-load result.
@@ -106,12 +109,14 @@ pub fn ingest(kind: Kind, routes: u32, tortie_rr: &Path) -> Result<IngestRow> {
         let t1 = wait_loc_rib(&rcv, base + u64::from(routes), &[&gen], t0 + LOAD)?;
         let after = Sample::read(rcv.pid())?;
         sender.abort();
+        let poll_cpu_ms_per_s = poll_cost(&rcv)?;
         let secs = t1.duration_since(t0).as_secs_f64();
         Ok(IngestRow {
             kind,
             routes,
             secs,
             runs: vec![secs],
+            poll_cpu_ms_per_s,
             poll: kind.poll_interval(),
             before,
             after,
@@ -234,6 +239,19 @@ pub(crate) fn peer(local: std::net::Ipv4Addr, hold_time: u16, expect: u32) -> Se
         hold_time,
         expect,
     }
+}
+
+/// Polls an idle receiver for 2 s as [`wait_loc_rib`] does; returns the
+/// receiver's CPU milliseconds per second.
+fn poll_cost(rcv: &Receiver) -> Result<f64> {
+    let before = Sample::read(rcv.pid())?;
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(rcv.kind.poll_interval());
+        rcv.loc_rib()?;
+    }
+    let after = Sample::read(rcv.pid())?;
+    Ok(after.cpu_secs_since(&before) * 1000.0 / t.elapsed().as_secs_f64())
 }
 
 /// Polls the receiver's Loc-RIB every `kind.poll_interval()` until it holds

@@ -18,13 +18,13 @@ use crate::receivers::Kind;
 pub fn ingest_table(rows: &[IngestRow]) -> String {
     let bird = rows.iter().find(|r| r.kind == Kind::Bird).map(|r| r.secs);
     let mut t = String::from(
-        "| receiver | routes | time (s) | vs BIRD | poll every | RSS before (MiB) | RSS after (MiB) | peak RSS (MiB) | RSS growth per route (bytes) | CPU during ingest (s) | every run (s) |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        "| receiver | routes | time (s) | vs BIRD | poll every | RSS before (MiB) | RSS after (MiB) | peak RSS (MiB) | RSS growth per route (bytes) | CPU during ingest (s) | polling costs it (CPU ms/s) | every run (s) |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for r in rows {
         let _ = writeln!(
             t,
-            "| {} | {} | {:.3} | {} | {} ms | {:.1} | {:.1} | {:.1} | {:.0} | {:.2} | {} |",
+            "| {} | {} | {:.3} | {} | {} ms | {:.1} | {:.1} | {:.1} | {:.0} | {:.2} | {:.0} | {} |",
             r.kind.label(),
             r.routes,
             r.secs,
@@ -35,6 +35,7 @@ pub fn ingest_table(rows: &[IngestRow]) -> String {
             mib(r.after.hwm_kib),
             r.bytes_per_route(),
             r.cpu_secs(),
+            r.poll_cpu_ms_per_s,
             runs(&r.runs),
         );
     }
