@@ -87,6 +87,7 @@ pub fn fanout(kind: Kind, clients: usize, routes: u32, tortie_rr: &Path) -> Resu
         };
         let end = t0 + STEP;
         loop {
+            crate::stop::check()?;
             let done = sessions.iter().filter(|s| s.counters.complete_at.get().is_some()).count();
             if done == clients {
                 break;

@@ -166,6 +166,7 @@ pub fn keepalive(
         };
         // Wait for the writes to finish, then for the final table.
         while !sender.is_finished() {
+            crate::stop::check()?;
             if Instant::now() > t0 + min_load + LOAD {
                 bail!(
                     "{}: the generator could not write its UPDATEs in time",
@@ -264,6 +265,7 @@ fn wait_loc_rib(
 ) -> Result<Instant> {
     let mut have = 0;
     while Instant::now() < deadline {
+        crate::stop::check()?;
         std::thread::sleep(rcv.kind.poll_interval());
         have = rcv.loc_rib()?;
         if have >= want {

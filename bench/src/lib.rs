@@ -10,6 +10,7 @@
 //! - `procstat`: RSS, peak RSS and CPU time from `/proc`.
 //! - `ingest`: bulk ingest and keepalives under load; `fanout`: RR fan-out.
 //! - `report`: Markdown tables and the sections of `docs/benchmarks.md`.
+//! - `stop`: Ctrl-C/SIGTERM become an error, so guards clean up.
 
 pub mod bed;
 pub mod fanout;
@@ -19,6 +20,7 @@ pub mod procstat;
 pub mod receivers;
 pub mod report;
 pub mod session;
+pub mod stop;
 pub mod wire;
 
 use std::path::PathBuf;

@@ -59,6 +59,7 @@ enum Which {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    tortie_bench::stop::install()?;
     let kinds = cli
         .receivers
         .iter()
@@ -90,6 +91,7 @@ fn main() -> Result<()> {
         let mut errors = Vec::new();
         for rep in 1..=repeat {
             for (i, &k) in kinds.iter().enumerate() {
+                tortie_bench::stop::check()?;
                 eprintln!("ingest {rep}/{repeat}: {} ({routes} routes) ...", k.label());
                 match ingest::ingest(k, routes, &bin) {
                     Ok(r) => runs[i].push(r),
@@ -116,6 +118,7 @@ fn main() -> Result<()> {
         let mut errors = Vec::new();
         for rep in 1..=repeat {
             for (i, &k) in kinds.iter().enumerate() {
+                tortie_bench::stop::check()?;
                 eprintln!(
                     "fanout {rep}/{repeat}: {} ({clients} clients x {fanout_routes} routes) ...",
                     k.label()
@@ -139,6 +142,7 @@ fn main() -> Result<()> {
         let mut rows = Vec::new();
         let mut errors = Vec::new();
         for &k in &kinds {
+            tortie_bench::stop::check()?;
             eprintln!(
                 "keepalive: {} ({routes} routes, {load_secs} s) ...",
                 k.label()

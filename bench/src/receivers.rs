@@ -198,6 +198,7 @@ impl Receiver {
         };
         let mut last = String::new();
         while Instant::now() < deadline {
+            crate::stop::check()?;
             if let Some(st) = r.child.exited() {
                 bail!("{} exited with {st}: {}", r.child.what(), r.log_tail());
             }

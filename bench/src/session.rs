@@ -77,6 +77,7 @@ impl Session {
                 Ok(s) => break s,
                 // Not listening yet: retry until the deadline.
                 Err(_) if Instant::now() + Duration::from_millis(100) < deadline => {
+                    crate::stop::check()?;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Err(e) => {
