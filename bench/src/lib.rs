@@ -1,0 +1,44 @@
+//! `tortie-bench`: the benchmarks of issue 3, tortie-rr side by side with
+//! BIRD, FRR bgpd and GoBGP in one run, in network namespaces of its own.
+//!
+//! Layout:
+//! - `netns`: namespaces and processes in them, removed on drop.
+//! - `bed`: the two-namespace test bed and the thread that runs inside it.
+//! - `wire`: pre-encoded OPEN/UPDATE traffic (the speaker's own codec).
+//! - `session`: our light BGP peer (generator, RR client, keepalive probe).
+//! - `receivers`: the speakers under test: config, start, Loc-RIB count.
+//! - `procstat`: RSS, peak RSS and CPU time from `/proc`.
+//! - `ingest`: bulk ingest and keepalives under load; `fanout`: RR fan-out.
+//! - `report`: Markdown tables and the sections of `docs/benchmarks.md`.
+//! - `stop`: Ctrl-C/SIGTERM become an error, so guards clean up.
+
+pub mod bed;
+pub mod fanout;
+pub mod ingest;
+pub mod netns;
+pub mod procstat;
+pub mod receivers;
+pub mod report;
+pub mod session;
+pub mod stop;
+pub mod wire;
+
+use std::path::PathBuf;
+
+/// The environment variable naming the tortie-rr binary to measure.
+pub const TORTIE_RR_ENV: &str = "TORTIE_RR_BIN";
+
+/// The tortie-rr binary: `$TORTIE_RR_BIN`, else the workspace's
+/// `target/release/tortie-rr`, else `target/debug/tortie-rr`; `None` if
+/// none exists.
+pub fn find_tortie_rr() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(TORTIE_RR_ENV) {
+        return Some(PathBuf::from(p));
+    }
+    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target");
+    ["release", "debug"]
+        .iter()
+        .map(|profile| target.join(profile).join("tortie-rr"))
+        .find(|p| p.exists())
+        .map(|p| p.canonicalize().unwrap_or(p))
+}

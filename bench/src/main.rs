@@ -1,0 +1,221 @@
+//! `tortie-bench`: runs the issue-3 benchmarks and prints Markdown tables;
+//! `--write-doc` also updates the generated sections of
+//! `docs/benchmarks.md`. Needs root (namespaces) and, for tortie-rr, a
+//! release build (`cargo build --release -p tortie-rr`).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, ValueEnum};
+use tortie_bench::receivers::Kind;
+use tortie_bench::{fanout, find_tortie_rr, ingest, report};
+
+/// Bulk ingest, RR fan-out and keepalives under load: tortie-rr, BIRD, FRR
+/// and GoBGP in the same run.
+#[derive(Debug, Parser)]
+#[command(name = "tortie-bench")]
+struct Cli {
+    /// Which benchmark.
+    #[arg(value_enum)]
+    which: Which,
+    /// Small sizes (10k routes, 10 clients x 1k routes, 4 s of keepalive load, 1 repetition): a minute.
+    #[arg(long)]
+    quick: bool,
+    /// Receivers, comma-separated: tortie, bird, frr, gobgp.
+    #[arg(long, default_value = "tortie,bird,frr,gobgp", value_delimiter = ',')]
+    receivers: Vec<String>,
+    /// Routes for ingest and keepalive (default 100000; quick 10000).
+    #[arg(long)]
+    routes: Option<u32>,
+    /// RR clients for fan-out (default 100; quick 10).
+    #[arg(long)]
+    clients: Option<usize>,
+    /// Routes for fan-out (default 10000; quick 1000).
+    #[arg(long)]
+    fanout_routes: Option<u32>,
+    /// Keepalive: announce/withdraw the table for at least this long, seconds (default 10; quick 4).
+    #[arg(long)]
+    load_secs: Option<u64>,
+    /// The tortie-rr binary (default: $TORTIE_RR_BIN, target/release, target/debug).
+    #[arg(long)]
+    tortie_rr: Option<PathBuf>,
+    /// Run ingest and fan-out this many times, receivers interleaved; the
+    /// tables show the median run (default 3; quick 1).
+    #[arg(long)]
+    repeat: Option<usize>,
+    /// Update this Markdown file's generated sections (e.g. docs/benchmarks.md).
+    #[arg(long)]
+    write_doc: Option<PathBuf>,
+}
+
+/// The benchmarks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Which {
+    Ingest,
+    Fanout,
+    Keepalive,
+    All,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tortie_bench::stop::install()?;
+    let kinds = cli
+        .receivers
+        .iter()
+        .map(|s| Kind::parse(s))
+        .collect::<Result<Vec<_>>>()?;
+    let bin = match cli.tortie_rr.clone().or_else(find_tortie_rr) {
+        Some(b) => b,
+        None if !kinds.contains(&Kind::Tortie) => PathBuf::new(),
+        None => bail!(
+            "no tortie-rr binary: run `cargo build --release -p tortie-rr` or pass --tortie-rr"
+        ),
+    };
+    let routes = cli
+        .routes
+        .unwrap_or(if cli.quick { 10_000 } else { 100_000 });
+    let clients = cli.clients.unwrap_or(if cli.quick { 10 } else { 100 });
+    let fanout_routes = cli
+        .fanout_routes
+        .unwrap_or(if cli.quick { 1_000 } else { 10_000 });
+    let repeat = cli.repeat.unwrap_or(if cli.quick { 1 } else { 3 }).max(1);
+    let load_secs = cli.load_secs.unwrap_or(if cli.quick { 4 } else { 10 });
+    if routes == 0 || fanout_routes == 0 || clients == 0 || clients > 2500 {
+        bail!("--routes and --fanout-routes must be at least 1, --clients 1..=2500");
+    }
+    let header = run_header(&bin, kinds.contains(&Kind::Tortie));
+    let mut failed = false;
+    if matches!(cli.which, Which::Ingest | Which::All) {
+        let mut runs = vec![Vec::new(); kinds.len()];
+        let mut errors = Vec::new();
+        for rep in 1..=repeat {
+            for (i, &k) in kinds.iter().enumerate() {
+                tortie_bench::stop::check()?;
+                eprintln!("ingest {rep}/{repeat}: {} ({routes} routes) ...", k.label());
+                match ingest::ingest(k, routes, &bin) {
+                    Ok(r) => runs[i].push(r),
+                    Err(e) => errors.push(format!("{} (run {rep}): {e:#}", k.label())),
+                }
+            }
+        }
+        let rows: Vec<_> = runs
+            .into_iter()
+            .filter_map(|v| report::median(v, |r| r.secs, |r, all| r.runs = all))
+            .collect();
+        failed |= !errors.is_empty();
+        let body = section(
+            "Bulk ingest",
+            &header,
+            &report::ingest_table(&rows),
+            &errors,
+        );
+        println!("{body}");
+        write(&cli, "ingest", &body)?;
+    }
+    if matches!(cli.which, Which::Fanout | Which::All) {
+        let mut runs = vec![Vec::new(); kinds.len()];
+        let mut errors = Vec::new();
+        for rep in 1..=repeat {
+            for (i, &k) in kinds.iter().enumerate() {
+                tortie_bench::stop::check()?;
+                eprintln!(
+                    "fanout {rep}/{repeat}: {} ({clients} clients x {fanout_routes} routes) ...",
+                    k.label()
+                );
+                match fanout::fanout(k, clients, fanout_routes, &bin) {
+                    Ok(r) => runs[i].push(r),
+                    Err(e) => errors.push(format!("{} (run {rep}): {e:#}", k.label())),
+                }
+            }
+        }
+        let rows: Vec<_> = runs
+            .into_iter()
+            .filter_map(|v| report::median(v, |r| r.secs, |r, all| r.runs = all))
+            .collect();
+        failed |= !errors.is_empty();
+        let body = section("RR fan-out", &header, &report::fanout_table(&rows), &errors);
+        println!("{body}");
+        write(&cli, "fanout", &body)?;
+    }
+    if matches!(cli.which, Which::Keepalive | Which::All) {
+        let mut rows = Vec::new();
+        let mut errors = Vec::new();
+        for &k in &kinds {
+            tortie_bench::stop::check()?;
+            eprintln!(
+                "keepalive: {} ({routes} routes, {load_secs} s) ...",
+                k.label()
+            );
+            match ingest::keepalive(k, routes, load_secs, &bin) {
+                Ok(r) => {
+                    failed |= r.probe_closed.is_some();
+                    rows.push(r)
+                }
+                Err(e) => errors.push(format!("{}: {e:#}", k.label())),
+            }
+        }
+        failed |= !errors.is_empty();
+        let body = section(
+            "Keepalives under load",
+            &header,
+            &report::keepalive_table(&rows),
+            &errors,
+        );
+        println!("{body}");
+        write(&cli, "keepalive", &body)?;
+    }
+    if failed {
+        bail!("some measurements failed (see above)");
+    }
+    Ok(())
+}
+
+/// Date, command and machine, printed above every table.
+fn run_header(bin: &std::path::Path, tortie: bool) -> String {
+    let cmd: Vec<String> = std::env::args().skip(1).collect();
+    let date = capture("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let mut h = format!(
+        "Run {date}: `cargo run --release -p tortie-bench -- {}`; machine: {} cores ({cpu}), kernel {}, shared and noisy: only ratios within one run mean anything.",
+        cmd.join(" "),
+        capture("nproc", &[]),
+        capture("uname", &["-r"]),
+    );
+    if tortie {
+        h.push_str(&format!(" tortie-rr: `{}`.", bin.display()));
+    }
+    h
+}
+
+fn section(title: &str, header: &str, table: &str, errors: &[String]) -> String {
+    let mut s = format!("### {title}\n\n{header}\n\n{table}");
+    for e in errors {
+        s.push_str(&format!("\n**failed**: {e}\n"));
+    }
+    s
+}
+
+fn write(cli: &Cli, name: &str, body: &str) -> Result<()> {
+    if let Some(path) = &cli.write_doc {
+        report::write_section(path, name, body)
+            .with_context(|| format!("updating {}", path.display()))?;
+        eprintln!("updated section {name} of {}", path.display());
+    }
+    Ok(())
+}
+
+fn capture(cmd: &str, args: &[&str]) -> String {
+    std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
