@@ -2,6 +2,7 @@
 //! Adj-RIB-In / Adj-RIB-Out for it. Keyed by the family's own prefix type
 //! (5 octets for IPv4), so that a route costs as little memory as possible.
 
+use std::collections::hash_map::Entry;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;
@@ -73,8 +74,15 @@ pub(super) struct PeerAf<K> {
     accepted: u64,
     /// Adj-RIB-Out: what the peer has been (or is about to be) told.
     adj_out: FxHashMap<K, Arc<PathAttrs>>,
-    /// Prefixes whose Adj-RIB-Out entry changed and are not yet sent.
-    pending: FxHashSet<K>,
+    /// Prefixes whose Adj-RIB-Out entry changed and are not yet sent. A
+    /// list, not a set: a prefix changed twice before it is sent appears
+    /// twice, and `take_out` sends its current state once.
+    pending: Vec<K>,
+    /// `pending` may hold a prefix twice (it was not empty when a later
+    /// run or a refresh added to it); `take_out` then deduplicates.
+    pending_dups: bool,
+    /// The export run that last queued for this peer.
+    last_run: u64,
 }
 
 /// The tables of one family.
@@ -86,11 +94,14 @@ pub(super) struct Table<K> {
     best_count: u64,
 }
 
-/// Export targets of one decision run, with the attributes already
-/// computed per (best attributes, source kind, peer class): a change costs
-/// one transform per class, not one per peer.
+/// Export targets of one decision run, grouped by peer class, with the
+/// attributes already computed per (best attributes, source kind, class): a
+/// change costs one transform and one memo lookup per class, not per peer.
 pub(super) struct ExportRun {
-    pub targets: Vec<(PeerId, ExportClass, Vec<Afi>)>,
+    groups: Vec<(ExportClass, Vec<(PeerId, Vec<Afi>)>)>,
+    /// Distinguishes runs: within one run a prefix is queued at most once
+    /// per peer.
+    seq: u64,
     #[allow(clippy::type_complexity)]
     memo: FxHashMap<(usize, SourceKind, ExportClass), (Option<Arc<PathAttrs>>, Arc<PathAttrs>)>,
 }
@@ -112,8 +123,18 @@ impl Dest {
 
 impl ExportRun {
     pub fn new(targets: Vec<(PeerId, ExportClass, Vec<Afi>)>) -> ExportRun {
+        let mut groups: Vec<(ExportClass, Vec<(PeerId, Vec<Afi>)>)> = Vec::new();
+        for (id, class, families) in targets {
+            match groups.iter_mut().find(|(c, _)| *c == class) {
+                Some((_, members)) => members.push((id, families)),
+                None => groups.push((class, vec![(id, families)])),
+            }
+        }
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         ExportRun {
-            targets,
+            groups,
+            seq,
             memo: FxHashMap::default(),
         }
     }
@@ -127,7 +148,9 @@ impl<K> Default for PeerAf<K> {
             rejected: FxHashSet::default(),
             accepted: 0,
             adj_out: FxHashMap::default(),
-            pending: FxHashSet::default(),
+            pending: Vec::new(),
+            pending_dups: false,
+            last_run: 0,
         }
     }
 }
@@ -286,6 +309,7 @@ impl<K: Key> Table<K> {
     pub fn refresh(&mut self, id: PeerId) {
         if let Some(p) = self.peers.get_mut(&id) {
             let all: Vec<K> = p.adj_out.keys().copied().collect();
+            p.pending_dups |= !p.pending.is_empty();
             p.pending.extend(all);
         }
     }
@@ -343,10 +367,19 @@ impl<K: Key> Table<K> {
         let Some(p) = self.peers.get_mut(&id) else {
             return;
         };
-        let take: Vec<K> = p.pending.iter().take(max).copied().collect();
+        let from = p.pending.len().saturating_sub(max);
+        let mut take = p.pending.split_off(from);
+        if p.pending_dups {
+            // A prefix queued twice is sent once, in its current state.
+            take.sort_unstable_by_key(|k| k.prefix());
+            take.dedup();
+        }
+        if p.pending.is_empty() {
+            p.pending = Vec::new();
+            p.pending_dups = false;
+        }
         let mut groups: FxHashMap<*const PathAttrs, usize> = FxHashMap::default();
         for k in take {
-            p.pending.remove(&k);
             match p.adj_out.get(&k) {
                 Some(a) => {
                     let slot = *groups.entry(Arc::as_ptr(a)).or_insert_with(|| {
@@ -439,12 +472,12 @@ impl<K: Key> Table<K> {
             Prefix::V4(_) => Afi::Ipv4,
             Prefix::V6(_) => Afi::Ipv6,
         };
-        for (id, class, families) in &run.targets {
-            if !families.contains(&afi) {
-                continue;
-            }
-            let out = match (best, kind) {
-                (Some((source, attrs)), Some(kind)) if source != *id => {
+        // Bound on a peer's pending list: a prefix flapping while the session
+        // is slow must not grow it without end.
+        let dedup_above = 2 * self.loc.len() + 1024;
+        for (class, members) in &run.groups {
+            let for_class = match (best, kind) {
+                (Some((_, attrs)), Some(kind)) => {
                     let key = (Arc::as_ptr(attrs) as usize, kind, *class);
                     match run.memo.get(&key) {
                         Some((o, _)) => o.clone(),
@@ -461,18 +494,41 @@ impl<K: Key> Table<K> {
                 }
                 _ => None,
             };
-            let p = self.peers.entry(*id).or_default();
-            let changed = match (&out, p.adj_out.get(&k)) {
-                (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
-                (None, None) => false,
-                _ => true,
-            };
-            if changed {
-                match out {
-                    Some(a) => p.adj_out.insert(k, a),
-                    None => p.adj_out.remove(&k),
+            for (id, families) in members {
+                if !families.contains(&afi) {
+                    continue;
+                }
+                // Never back to the peer it came from.
+                let out = match best {
+                    Some((source, _)) if source == *id => None,
+                    _ => for_class.clone(),
                 };
-                p.pending.insert(k);
+                let p = self.peers.entry(*id).or_default();
+                let changed = match out {
+                    Some(a) => match p.adj_out.entry(k) {
+                        Entry::Occupied(mut e) if !Arc::ptr_eq(e.get(), &a) => {
+                            e.insert(a);
+                            true
+                        }
+                        Entry::Occupied(_) => false,
+                        Entry::Vacant(e) => {
+                            e.insert(a);
+                            true
+                        }
+                    },
+                    None => p.adj_out.remove(&k).is_some(),
+                };
+                if changed {
+                    if p.last_run != run.seq {
+                        p.pending_dups |= !p.pending.is_empty();
+                        p.last_run = run.seq;
+                    }
+                    p.pending.push(k);
+                    if p.pending.len() > dedup_above {
+                        p.pending.sort_unstable_by_key(|k| k.prefix());
+                        p.pending.dedup();
+                    }
+                }
             }
         }
     }

@@ -210,3 +210,32 @@ fn local_routes_go_to_everyone_with_next_hop() {
     );
     assert_eq!(v4.0.local_pref, Some(100));
 }
+
+#[test]
+fn a_prefix_changed_twice_before_sending_is_sent_once_in_its_last_state() {
+    let mut rib = Rib::new(local(true));
+    rib.peer_up(2, peer(2, 64512, true));
+    rib.peer_up(3, peer(3, 64512, true));
+    let p = pfx("10.3.0.0/24");
+    rib.update(2, attrs_from(2), &[p]).unwrap();
+    rib.decide(false);
+    let mut other = attrs_from(2);
+    other.med = Some(9);
+    rib.update(2, other, &[p]).unwrap();
+    rib.decide(false);
+    let out = rib.take_out(3, 100);
+    assert_eq!(out.announce.len(), 1);
+    assert_eq!(out.announce[0].1, vec![p]);
+    assert_eq!(out.announce[0].0.med, Some(9));
+    // Announced then withdrawn before sending: one withdrawal.
+    rib.update(2, attrs_from(2), &[pfx("10.4.0.0/24")]).unwrap();
+    rib.decide(false);
+    rib.withdraw(2, pfx("10.4.0.0/24"));
+    rib.decide(false);
+    let out = rib.take_out(3, 100);
+    assert_eq!(
+        (out.announce.len(), out.withdraw.clone()),
+        (0, vec![pfx("10.4.0.0/24")])
+    );
+    assert!(!rib.has_pending(3));
+}
