@@ -476,7 +476,11 @@ impl<K: Key> Table<K> {
         // is slow must not grow it without end.
         let dedup_above = 2 * self.loc.len() + 1024;
         for (class, members) in &run.groups {
+            // A class whose only member is the route's source (an ingest
+            // from one peer) needs no export attributes at all.
+            let only_source = members.len() == 1 && best.is_some_and(|(s, _)| s == members[0].0);
             let for_class = match (best, kind) {
+                _ if only_source => None,
                 (Some((_, attrs)), Some(kind)) => {
                     let key = (Arc::as_ptr(attrs) as usize, kind, *class);
                     match run.memo.get(&key) {
