@@ -94,11 +94,14 @@ pub(super) struct Table<K> {
     best_count: u64,
 }
 
+/// Peers of one export class, with the families each negotiated.
+type ClassGroup = (ExportClass, Vec<(PeerId, Vec<Afi>)>);
+
 /// Export targets of one decision run, grouped by peer class, with the
 /// attributes already computed per (best attributes, source kind, class): a
 /// change costs one transform and one memo lookup per class, not per peer.
 pub(super) struct ExportRun {
-    groups: Vec<(ExportClass, Vec<(PeerId, Vec<Afi>)>)>,
+    groups: Vec<ClassGroup>,
     /// Distinguishes runs: within one run a prefix is queued at most once
     /// per peer.
     seq: u64,
@@ -123,7 +126,7 @@ impl Dest {
 
 impl ExportRun {
     pub fn new(targets: Vec<(PeerId, ExportClass, Vec<Afi>)>) -> ExportRun {
-        let mut groups: Vec<(ExportClass, Vec<(PeerId, Vec<Afi>)>)> = Vec::new();
+        let mut groups: Vec<ClassGroup> = Vec::new();
         for (id, class, families) in targets {
             match groups.iter_mut().find(|(c, _)| *c == class) {
                 Some((_, members)) => members.push((id, families)),
