@@ -9,6 +9,8 @@
 //! - [`endpoint`]: host side of a workload veth (name, proxy ARP, MAC).
 //! - [`sysctl`]: per-interface sysctls written from a setns'd thread.
 //! - [`reconciler`]: the task: coalesce events, dump, diff, apply, resync.
+//! - [`vxlan`]: pure: desired state -> `vxlan.tortie` device and peer entries.
+//! - [`nat`]: NAT outgoing in our own nftables tables.
 
 #![warn(missing_docs)]
 
@@ -16,6 +18,8 @@ pub mod desired;
 pub mod diff;
 pub mod endpoint;
 pub mod kernel;
+pub mod nat;
 pub mod reconciler;
 pub mod route;
 pub mod sysctl;
+pub mod vxlan;
