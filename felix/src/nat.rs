@@ -17,8 +17,8 @@
 //! - Reconciled like routes: list our tables (`nft -j list tables`, then
 //!   `nft -j list table ip tortie`), compare with the wanted content (handles
 //!   and element order ignored), and only when they differ send **one** batch
-//!   that replaces our tables atomically: `add table; delete table; add table
-//!   + sets + chain + rule` (`add` first so `delete` cannot fail on a missing
+//!   that replaces our tables atomically: `add table; delete table; add
+//!   table, sets, chain, rule` (`add` first so `delete` cannot fail on a missing
 //!   table; nft 1.0.6 has no `destroy`). A table no longer wanted is deleted.
 //!   Nothing else is ever flushed or edited: other tables are only listed by
 //!   name.

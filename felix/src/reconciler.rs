@@ -496,6 +496,9 @@ impl Reconciler {
             match tortie_ipip::vxlan::reconcile(self.exec.handle(), &v.local, &v.peers).await {
                 Ok(r) => {
                     vxlan_writes = r.writes;
+                    for c in &r.changes {
+                        info!(change = %c, "vxlan.tortie");
+                    }
                     problems.extend(r.problems);
                 }
                 Err(e) => problems.push(e.to_string()),

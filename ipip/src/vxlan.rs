@@ -48,6 +48,8 @@ pub const VXLAN_DEV: &str = "vxlan.tortie";
 pub const VXLAN_VNI: u32 = 4096;
 /// UDP destination port (IANA VXLAN).
 pub const VXLAN_PORT: u16 = 4789;
+/// `NUD_PERMANENT` of the kernel's neighbour states.
+const NUD_PERMANENT: u16 = 0x80;
 /// Encapsulation overhead over an IPv4 underlay (outer IP 20, UDP 8,
 /// VXLAN 8, inner Ethernet 14).
 pub const VXLAN_OVERHEAD_V4: u32 = 50;
@@ -125,6 +127,8 @@ pub struct VxlanReport {
     pub writes: u64,
     /// Index of `vxlan.tortie` afterwards.
     pub ifindex: Option<u32>,
+    /// The writes sent, as `ip`/`bridge` commands.
+    pub changes: Vec<String>,
     /// Writes that failed or peers skipped, one line each naming the item.
     pub problems: Vec<String>,
 }
@@ -311,6 +315,17 @@ pub fn plan_peers(
     plan
 }
 
+// ===== impl VxlanReport =====
+
+impl VxlanReport {
+    /// Counts one write and records what it was.
+    fn wrote(&mut self, what: String) {
+        self.writes += 1;
+        tracing::debug!(change = %what, "vxlan.tortie");
+        self.changes.push(what);
+    }
+}
+
 // ===== impl Mac =====
 
 impl Mac {
@@ -429,12 +444,20 @@ async fn ensure_device(
     match (&current, action) {
         (Some(d), Some(DeviceAction::Ok)) => return Ok(d.index),
         (Some(d), Some(DeviceAction::Fix)) => {
-            report.writes += 1;
-            let msg = LinkUnspec::new_with_index(d.index)
-                .mtu(mtu)
-                .address(mac.0.to_vec())
-                .up()
-                .build();
+            report.wrote(format!(
+                "ip link set {VXLAN_DEV} mtu {mtu} address {mac} up (was mtu {:?} up {})",
+                d.mtu, d.up
+            ));
+            // Only what differs: setting the address, even to the same
+            // value, flushes the device's neighbour entries.
+            let mut b = LinkUnspec::new_with_index(d.index).up();
+            if d.mtu != Some(mtu) {
+                b = b.mtu(mtu);
+            }
+            if d.mac.as_deref() != Some(&mac.0[..]) {
+                b = b.address(mac.0.to_vec());
+            }
+            let msg = b.build();
             handle
                 .link()
                 .set(msg)
@@ -445,7 +468,7 @@ async fn ensure_device(
         }
         (Some(d), _) => {
             tracing::warn!(?d, "vxlan.tortie has the wrong settings: recreating it");
-            report.writes += 1;
+            report.wrote(format!("ip link del {VXLAN_DEV} (wrong settings)"));
             handle
                 .link()
                 .del(d.index)
@@ -464,7 +487,7 @@ async fn ensure_device(
         IpAddr::V6(v6) => b.local6(v6),
     };
     let msg = b.mtu(mtu).address(mac.0.to_vec()).up().build();
-    report.writes += 1;
+    report.wrote(format!("ip link add {VXLAN_DEV} type vxlan id {VXLAN_VNI} dstport {VXLAN_PORT} local {} nolearning", local.local));
     handle
         .link()
         .add(msg)
@@ -515,7 +538,10 @@ async fn ensure_address(
         if addr == vtep && m.header.prefix_len == host_len {
             present = true;
         } else if !is_link_local(addr) {
-            report.writes += 1;
+            report.wrote(format!(
+                "ip addr del {addr}/{} dev {VXLAN_DEV}",
+                m.header.prefix_len
+            ));
             if let Err(e) = handle.address().del(m.clone()).execute().await {
                 report
                     .problems
@@ -524,7 +550,7 @@ async fn ensure_address(
         }
     }
     if !present {
-        report.writes += 1;
+        report.wrote(format!("ip addr add {vtep}/{host_len} dev {VXLAN_DEV}"));
         if let Err(e) = handle.address().add(index, vtep, host_len).execute().await {
             report.problems.push(format!(
                 "ip addr add {vtep}/{host_len} dev {VXLAN_DEV}: {e}"
@@ -565,7 +591,10 @@ async fn dump_peers(
                 source,
             })?;
         for m in msgs {
-            if m.header.ifindex != index || m.header.state != NeighbourState::Permanent {
+            // NUD_PERMANENT may come with other bits (`bridge fdb add ...
+            // permanent` reads back as PERMANENT|NOARP).
+            let permanent = u16::from(m.header.state) & NUD_PERMANENT != 0;
+            if m.header.ifindex != index || !permanent {
                 continue;
             }
             let (ip, mac) = neigh_parts(&m);
@@ -591,6 +620,14 @@ fn neigh_parts(m: &NeighbourMessage) -> (Option<IpAddr>, Option<Mac>) {
         match a {
             NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => ip = Some((*v4).into()),
             NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => ip = Some((*v6).into()),
+            // AF_BRIDGE (FDB) messages: netlink-packet-route leaves NDA_DST
+            // as raw bytes, 4 or 16 of them.
+            NeighbourAttribute::Destination(NeighbourAddress::Other(b)) => {
+                ip = <[u8; 4]>::try_from(b.as_slice())
+                    .map(IpAddr::from)
+                    .or_else(|_| <[u8; 16]>::try_from(b.as_slice()).map(IpAddr::from))
+                    .ok()
+            }
             NeighbourAttribute::LinkLayerAddress(l) => {
                 mac = <[u8; 6]>::try_from(l.as_slice()).ok().map(Mac)
             }
@@ -604,7 +641,10 @@ fn neigh_parts(m: &NeighbourMessage) -> (Option<IpAddr>, Option<Mac>) {
 async fn apply_peers(handle: &Handle, index: u32, plan: &PeerPlan, report: &mut VxlanReport) {
     let n = handle.neighbours();
     for e in &plan.del_fdb {
-        report.writes += 1;
+        report.wrote(format!(
+            "bridge fdb del {} dev {VXLAN_DEV} dst {} self",
+            e.mac, e.dst
+        ));
         let mut m = NeighbourMessage::default();
         m.header.family = AddressFamily::Bridge;
         m.header.ifindex = index;
@@ -622,7 +662,7 @@ async fn apply_peers(handle: &Handle, index: u32, plan: &PeerPlan, report: &mut 
         }
     }
     for e in &plan.del_arp {
-        report.writes += 1;
+        report.wrote(format!("ip neigh del {} dev {VXLAN_DEV}", e.ip));
         let mut m = NeighbourMessage::default();
         m.header.family = family(e.ip);
         m.header.ifindex = index;
@@ -635,7 +675,10 @@ async fn apply_peers(handle: &Handle, index: u32, plan: &PeerPlan, report: &mut 
         }
     }
     for e in &plan.set_fdb {
-        report.writes += 1;
+        report.wrote(format!(
+            "bridge fdb replace {} dev {VXLAN_DEV} dst {} self permanent",
+            e.mac, e.dst
+        ));
         let r = n
             .add_bridge(index, &e.mac.0)
             .destination(e.dst)
@@ -651,7 +694,10 @@ async fn apply_peers(handle: &Handle, index: u32, plan: &PeerPlan, report: &mut 
         }
     }
     for e in &plan.set_arp {
-        report.writes += 1;
+        report.wrote(format!(
+            "ip neigh replace {} lladdr {} dev {VXLAN_DEV} nud permanent",
+            e.ip, e.mac
+        ));
         let r = n
             .add(index, e.ip)
             .link_layer_address(&e.mac.0)

@@ -128,7 +128,7 @@ fn plan_is_empty_when_right_and_removes_only_unwanted() {
     assert_eq!(plan_peers(local, &wanted, &arp, &fdb), PeerPlan::default());
 
     // Node c left: its entries go, b's stay.
-    let p = plan_peers(local, &[b.clone()], &arp, &fdb);
+    let p = plan_peers(local, std::slice::from_ref(&b), &arp, &fdb);
     assert_eq!(p.del_arp, vec![arp[1]]);
     assert_eq!(p.del_fdb, vec![fdb[1]]);
     assert!(p.set_arp.is_empty() && p.set_fdb.is_empty());
@@ -157,7 +157,7 @@ fn plan_fixes_changed_mac_and_moved_node() {
             dst: ip("192.168.2.98"),
         },
     ];
-    let p = plan_peers(local, &[b.clone()], &stale_arp, &moved_fdb);
+    let p = plan_peers(local, std::slice::from_ref(&b), &stale_arp, &moved_fdb);
     assert_eq!(
         p.set_arp,
         vec![ArpEntry {
