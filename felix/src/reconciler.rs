@@ -178,9 +178,11 @@ pub fn start(config: ReconcilerConfig) -> Result<ReconcilerHandle, KernelError> 
         ..Status::default()
     });
     let backoff = config.retry_min;
+    // Batched writes without per-request ACK (see kernel::apply).
+    let exec = Executor::open(k.handle, config.netns.as_deref())?;
     let r = Reconciler {
         config,
-        exec: Executor::new(k.handle),
+        exec,
         events: Some(k.events),
         links: Links::default(),
         desired: None,
