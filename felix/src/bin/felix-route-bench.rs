@@ -220,6 +220,92 @@ async fn bench_felix(n: u32, noack: bool) -> Row {
     }
 }
 
+/// The floor: the same routes pre-encoded (not timed), sent 256 per
+/// `sendmsg` without ACK on a raw socket, error replies drained after each
+/// send. What felix's no-ACK executor could reach with free userspace work.
+fn bench_floor(n: u32) -> Row {
+    use rtnetlink::packet_core::{NetlinkMessage, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
+    use rtnetlink::packet_route::RouteNetlinkMessage;
+    use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+    let ns = Ns::new("floor");
+    let idx: u32 = ns
+        .ip(&["-j", "link", "show", "eth0"])
+        .split("\"ifindex\":")
+        .nth(1)
+        .and_then(|r| r.split(',').next()?.trim().parse().ok())
+        .expect("eth0 ifindex");
+    let path = ns.path();
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(&path).unwrap();
+        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let mut sock = Socket::new(NETLINK_ROUTE).unwrap();
+        sock.bind_auto().unwrap();
+        sock.connect(&SocketAddr::new(0, 0)).unwrap();
+        let _ = sock.set_cap_ack(true);
+        sock.set_non_blocking(true).unwrap();
+        let gw: Ipv4Addr = GATEWAY.parse().unwrap();
+        let encode = |i: u32, del: bool| {
+            let mut b = RouteMessageBuilder::<Ipv4Addr>::new()
+                .destination_prefix(prefix(i), 32)
+                .table_id(254)
+                .protocol(RouteProtocol::from(116));
+            if !del {
+                b = b.gateway(gw).output_interface(idx);
+            }
+            let m = b.build();
+            let (inner, flags) = if del {
+                (RouteNetlinkMessage::DelRoute(m), NLM_F_REQUEST)
+            } else {
+                (
+                    RouteNetlinkMessage::NewRoute(m),
+                    NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL,
+                )
+            };
+            let mut nl = NetlinkMessage::from(inner);
+            nl.header.flags = flags;
+            nl.header.sequence_number = i + 1;
+            nl.finalize();
+            let mut v = vec![0u8; nl.buffer_len()];
+            nl.serialize(&mut v);
+            v
+        };
+        let batches = |del: bool| -> Vec<Vec<u8>> {
+            (0..n)
+                .collect::<Vec<_>>()
+                .chunks(256)
+                .map(|c| c.iter().flat_map(|&i| encode(i, del)).collect())
+                .collect()
+        };
+        let run = |bs: &[Vec<u8>]| {
+            let mut errors = 0usize;
+            let mut rbuf = vec![0u8; 65536];
+            let t = Instant::now();
+            for b in bs {
+                sock.send(b, 0).unwrap();
+                loop {
+                    rbuf.clear();
+                    match sock.recv(&mut rbuf, 0) {
+                        Ok(_) => errors += 1,
+                        Err(_) => break,
+                    }
+                }
+            }
+            (t.elapsed(), errors)
+        };
+        let (add, e1) = run(&batches(false));
+        let (del, e2) = run(&batches(true));
+        assert_eq!((e1, e2), (0, 0), "floor run had error replies");
+        Row {
+            peer: "floor: pre-encoded, 256 per sendmsg, no ACK",
+            add,
+            del,
+            note: "encoding not timed; same socket settings as felix".into(),
+        }
+    })
+    .join()
+    .unwrap()
+}
+
 fn bench_ip_batch(n: u32) -> Row {
     let ns = Ns::new("ipbatch");
     let dir = std::env::temp_dir();
@@ -485,6 +571,7 @@ async fn main() {
     let mut all: Vec<(&'static str, Vec<f64>, Vec<f64>, String)> = Vec::new();
     for round in 0..rounds {
         let mut rows = vec![
+            bench_floor(n),
             bench_felix(n, true).await,
             bench_felix(n, false).await,
             bench_ip_batch(n),

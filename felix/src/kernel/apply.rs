@@ -243,65 +243,115 @@ impl Executor {
 impl NoAckSocket {
     /// Blocking: sends `requests` in batches of [`NOACK_BATCH`] without
     /// ACK and collects the error replies of each batch after its `sendmsg`.
+    /// With more than one batch, a second thread encodes the next batches
+    /// while this one sends (the kernel's work happens inside `sendmsg`).
     fn execute(&mut self, requests: Vec<Request>, links: &Links) -> ApplyReport {
         let mut report = ApplyReport::default();
-        let mut buf = Vec::with_capacity(NOACK_BATCH * 128);
         let mut rbuf = vec![0u8; 64 * 1024];
-        for batch in requests.chunks(NOACK_BATCH) {
-            buf.clear();
-            let base = self.seq;
-            // (sequence number, request) of what went into `buf`.
-            let mut sent: Vec<(u32, &Request)> = Vec::with_capacity(batch.len());
-            for req in batch {
-                let msg = match message(req, links) {
-                    Ok(m) => m,
-                    Err(message) => {
-                        report.failures.push(Failure {
-                            request: req.clone(),
-                            errno: None,
-                            message,
-                        });
-                        continue;
-                    }
-                };
-                let seq = self.seq;
-                self.seq = self.seq.wrapping_add(1).max(1);
-                encode(req, msg, seq, &mut buf);
-                sent.push((seq, req));
-            }
-            if sent.is_empty() {
-                continue;
-            }
-            report.writes += sent.len() as u64;
-            let errors = match self.socket.send(&buf, 0) {
-                Ok(_) => drain_errors(&self.socket, &mut rbuf),
-                Err(e) => Err(e),
-            };
-            match errors {
-                Ok(errors) => {
-                    for (seq, code) in errors {
-                        let Some((_, req)) = sent.iter().find(|(s, _)| *s == seq) else {
-                            continue;
-                        };
-                        if let Some(f) = failure(req, code) {
-                            report.failures.push(f);
+        let first = self.seq;
+        let count = requests.len() as u32;
+        if requests.len() <= NOACK_BATCH {
+            let batch = encode_batch(&requests, 0, links, first);
+            self.send_batch(batch, &requests, &mut rbuf, &mut report);
+        } else {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Encoded>(4);
+            let reqs = &requests;
+            std::thread::scope(|scope| {
+                scope.spawn(move || {
+                    for (k, chunk) in reqs.chunks(NOACK_BATCH).enumerate() {
+                        let start = k * NOACK_BATCH;
+                        let seq = first.wrapping_add(start as u32);
+                        if tx.send(encode_batch(chunk, start, links, seq)).is_err() {
+                            return;
                         }
                     }
+                });
+                for batch in rx {
+                    self.send_batch(batch, reqs, &mut rbuf, &mut report);
                 }
-                Err(e) => {
-                    // Error replies lost (ENOBUFS) or the send failed: the
-                    // outcome of every request in the batch is unknown.
-                    tracing::warn!(error = %e, first_seq = base, "no-ACK batch outcome unknown");
-                    report.failures.extend(sent.iter().map(|(_, req)| Failure {
-                        request: (*req).clone(),
-                        errno: e.raw_os_error(),
-                        message: format!("{req}: outcome unknown ({e}); will retry"),
-                    }));
-                }
-            }
+            });
         }
+        self.seq = first.wrapping_add(count);
         report
     }
+
+    /// Sends one encoded batch and records its failures.
+    fn send_batch(
+        &mut self,
+        batch: Encoded,
+        requests: &[Request],
+        rbuf: &mut Vec<u8>,
+        report: &mut ApplyReport,
+    ) {
+        report.failures.extend(batch.failures);
+        if batch.sent.is_empty() {
+            return;
+        }
+        report.writes += batch.sent.len() as u64;
+        let errors = match self.socket.send(&batch.buf, 0) {
+            Ok(_) => drain_errors(&self.socket, rbuf),
+            Err(e) => Err(e),
+        };
+        match errors {
+            Ok(errors) => {
+                for (seq, code) in errors {
+                    let Some(&(_, i)) = batch.sent.iter().find(|(s, _)| *s == seq) else {
+                        continue;
+                    };
+                    if let Some(f) = failure(&requests[i], code) {
+                        report.failures.push(f);
+                    }
+                }
+            }
+            Err(e) => {
+                // Error replies lost (ENOBUFS) or the send failed: the
+                // outcome of every request in the batch is unknown.
+                tracing::warn!(error = %e, "no-ACK batch outcome unknown");
+                report
+                    .failures
+                    .extend(batch.sent.iter().map(|&(_, i)| Failure {
+                        request: requests[i].clone(),
+                        errno: e.raw_os_error(),
+                        message: format!("{}: outcome unknown ({e}); will retry", requests[i]),
+                    }));
+            }
+        }
+    }
+}
+
+/// One batch ready for `sendmsg`.
+struct Encoded {
+    /// The netlink messages, back to back.
+    buf: Vec<u8>,
+    /// (sequence number, index into the requests) of each message in `buf`.
+    sent: Vec<(u32, usize)>,
+    /// Requests that could not be built (e.g. a missing interface).
+    failures: Vec<Failure>,
+}
+
+/// Encodes `chunk` (starting at request index `start`) with sequence
+/// numbers from `seq` on (request `start + k` gets `seq + k`).
+fn encode_batch(chunk: &[Request], start: usize, links: &Links, seq: u32) -> Encoded {
+    let mut out = Encoded {
+        buf: Vec::with_capacity(chunk.len() * 64),
+        sent: Vec::with_capacity(chunk.len()),
+        failures: Vec::new(),
+    };
+    for (k, req) in chunk.iter().enumerate() {
+        match message(req, links) {
+            Ok(msg) => {
+                let s = seq.wrapping_add(k as u32);
+                encode(req, msg, s, &mut out.buf);
+                out.sent.push((s, start + k));
+            }
+            Err(message) => out.failures.push(Failure {
+                request: req.clone(),
+                errno: None,
+                message,
+            }),
+        }
+    }
+    out
 }
 
 // ===== impl Request =====
