@@ -251,7 +251,18 @@ pub fn reconcile(netns: Option<&Path>, pools: &[Pool]) -> Result<NatReport, NatE
 
 /// [`reconcile`] in the current thread's namespace.
 fn reconcile_here(want: &NatRules) -> Result<NatReport, NatError> {
-    let tables = list(&["list", "tables"])?;
+    let tables = match list(&["list", "tables"]) {
+        Ok(t) => t,
+        // No nft binary and nothing to masquerade: no table of ours can
+        // exist (we make them with nft), so there is nothing to do.
+        Err(NatError::Nft {
+            source: NftablesError::NftExecution { inner, .. },
+            ..
+        }) if inner.kind() == std::io::ErrorKind::NotFound && want == &NatRules::default() => {
+            return Ok(NatReport::default())
+        }
+        Err(e) => return Err(e),
+    };
     let mut report = NatReport::default();
     let mut batch = Batch::new();
     for (v4, family, rules) in [(true, "ip", &want.v4), (false, "ip6", &want.v6)] {
