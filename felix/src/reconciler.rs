@@ -333,6 +333,15 @@ impl Reconciler {
             KernelEvent::Link | KernelEvent::Overrun => {
                 self.schedule(PassReason::Kernel, self.config.coalesce)
             }
+            KernelEvent::Neighbour { ifindex } => {
+                // Entries on vxlan.tortie are ours to keep (a human `ip neigh
+                // del` / `bridge fdb del` heals at once); our own writes echo
+                // here too, and the pass they cause writes nothing.
+                let vxlan = self.links.index(tortie_ipip::vxlan::VXLAN_DEV);
+                if self.vxlan.is_some() && vxlan == Some(*ifindex) {
+                    self.schedule(PassReason::Kernel, self.config.coalesce)
+                }
+            }
             KernelEvent::NewRoute(msg) => {
                 let disagrees = dump::installed(msg, &self.links).is_some_and(|r| {
                     let wanted = desired.routes.get(&r.route.dst);

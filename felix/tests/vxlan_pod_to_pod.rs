@@ -147,6 +147,17 @@ async fn quiet_resync(h: &mut ReconcilerHandle) -> Status {
         .expect("no resync pass")
 }
 
+/// Polls `check` every 20 ms for up to 2 s.
+async fn eventually(mut check: impl FnMut() -> bool) -> bool {
+    for _ in 0..100 {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
 fn link_json(ns: &Netns, dev: &str) -> Value {
     let out = ns.ip(&["-d", "-s", "-j", "link", "show", dev]);
     serde_json::from_str::<Value>(&out).unwrap()[0].clone()
@@ -282,8 +293,10 @@ async fn pods_on_two_subnets_talk_through_vxlan_across_a_router() {
     let p = s.last_pass.unwrap();
     assert_eq!((p.writes, p.vxlan_writes, p.nat_writes), (0, 0, 0), "{p:?}");
 
-    // A human deletes the neighbour and FDB entries: the next pass restores
-    // exactly those (2 writes) and the pods talk again.
+    // A human deletes the neighbour and FDB entries: the neighbour
+    // notifications trigger a pass that restores exactly those (2 writes,
+    // no resync asked for) and the pods talk again.
+    let passes_before = ha.status().passes;
     a.ns.ip(&["neigh", "del", "10.244.7.0", "dev", "vxlan.tortie"]);
     common::run(
         "bridge",
@@ -300,10 +313,25 @@ async fn pods_on_two_subnets_talk_through_vxlan_across_a_router() {
             "self",
         ],
     );
-    let s = quiet_resync(&mut ha).await;
-    let p = s.last_pass.unwrap();
-    assert_eq!((p.vxlan_writes, p.failures.len()), (2, 0), "{p:?}");
+    let healed = eventually(|| {
+        a.ns.ip(&["neigh", "show", "dev", "vxlan.tortie"])
+            .contains(&format!("10.244.7.0 lladdr {mac_b} PERMANENT"))
+            && common::run(
+                "bridge",
+                &["-n", &a.ns.name, "fdb", "show", "dev", "vxlan.tortie"],
+            )
+            .contains(&format!("{mac_b} dst 192.168.2.21 self permanent"))
+    })
+    .await;
+    assert!(healed, "entries not restored: {:?}", ha.status());
+    // (The entries come back early in the pass; it is counted at its end.)
+    let s = ha
+        .wait_for(Duration::from_secs(2), |s| s.passes > passes_before)
+        .await;
+    assert!(s.is_some(), "healed without a pass?");
     assert!(udp_echo(&a.pod, &b.pod, "10.244.3.7", "10.244.7.9", 7300).is_ok());
+    let p = quiet_resync(&mut ha).await.last_pass.unwrap();
+    assert_eq!((p.vxlan_writes, p.failures.len()), (0, 0), "{p:?}");
 
     // A wrong MTU is fixed in place (the link notification already runs a
     // pass); the neighbour entries survive it.
@@ -342,9 +370,17 @@ async fn pods_on_two_subnets_talk_through_vxlan_across_a_router() {
         "nud",
         "permanent",
     ]);
-    let s = quiet_resync(&mut ha).await;
-    let p = s.last_pass.unwrap();
-    assert_eq!((p.vxlan_writes, p.failures.len()), (1, 0), "{p:?}");
+    let gone = eventually(|| {
+        !common::run(
+            "bridge",
+            &["-n", &a.ns.name, "fdb", "show", "dev", "vxlan.tortie"],
+        )
+        .contains("02:00:00:00:00:99")
+    })
+    .await;
+    assert!(gone, "stray FDB entry stayed: {:?}", ha.status());
+    let p = quiet_resync(&mut ha).await.last_pass.unwrap();
+    assert_eq!((p.vxlan_writes, p.failures.len()), (0, 0), "{p:?}");
     let fdb = common::run(
         "bridge",
         &["-n", &a.ns.name, "fdb", "show", "dev", "vxlan.tortie"],
