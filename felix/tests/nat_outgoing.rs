@@ -42,8 +42,17 @@ fn nft(ns: &Netns, args: &[&str]) -> String {
 fn add_foreign(ns: &Netns) {
     let path = std::env::temp_dir().join(format!("{}-foreign.nft", ns.name));
     std::fs::write(&path, FOREIGN).unwrap();
-    nft(ns, &["-f", path.to_str().unwrap()]);
-    let _ = std::fs::remove_file(path);
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.name, "nft", "-f"])
+        .arg(&path)
+        .output();
+    let _ = std::fs::remove_file(&path);
+    let out = out.unwrap();
+    assert!(
+        out.status.success(),
+        "nft -f foreign: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn foreign_listing(ns: &Netns) -> String {
