@@ -64,6 +64,10 @@ pub struct LocalNode {
     pub addresses: Vec<IpNet>,
     /// Underlay interface for direct routes (e.g. `eth0`).
     pub underlay: String,
+    /// This node's VXLAN tunnel endpoint address (on `vxlan.tortie`), at most
+    /// one per family; without one no VXLAN device is managed.
+    #[serde(default)]
+    pub vteps: Vec<IpAddr>,
 }
 
 /// Another node of the cluster.

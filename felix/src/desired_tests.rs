@@ -17,6 +17,7 @@ fn base() -> DesiredState {
             name: "node-a".into(),
             addresses: vec![net("192.168.1.11/24"), net("fd00:1::11/64")],
             underlay: "eth0".into(),
+            vteps: vec![],
         },
         nodes: vec![
             PeerNode {

@@ -10,6 +10,8 @@
 //! - [`endpoint_gc`]: stale workload interfaces, removed after a grace period.
 //! - [`sysctl`]: per-interface sysctls written from a setns'd thread.
 //! - [`reconciler`]: the task: coalesce events, dump, diff, apply, resync.
+//! - [`vxlan`]: pure: desired state -> `vxlan.tortie` device and peer entries.
+//! - [`nat`]: NAT outgoing in our own nftables tables.
 
 #![warn(missing_docs)]
 
@@ -18,6 +20,8 @@ pub mod diff;
 pub mod endpoint;
 pub mod endpoint_gc;
 pub mod kernel;
+pub mod nat;
 pub mod reconciler;
 pub mod route;
 pub mod sysctl;
+pub mod vxlan;

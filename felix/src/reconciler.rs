@@ -37,10 +37,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::desired::{compute, DesiredRoutes, DesiredState};
+use crate::desired::{compute, DesiredRoutes, DesiredState, Pool};
 use crate::diff::diff;
 use crate::kernel::apply::{Executor, Request};
 use crate::kernel::{self, dump, KernelError, KernelEvent, KernelEvents, Links};
+use crate::vxlan::VxlanWanted;
 
 /// Settings of the reconciler.
 #[derive(Debug, Clone)]
@@ -101,6 +102,12 @@ pub struct PassReport {
     pub delete: usize,
     /// Netlink writes sent.
     pub writes: u64,
+    /// Netlink writes for `vxlan.tortie`, its address, neighbour and FDB
+    /// entries (full passes only; 0 when they were right).
+    pub vxlan_writes: u64,
+    /// `nft` batches sent for NAT outgoing (full passes only; 0 when our
+    /// tables were right).
+    pub nat_writes: u64,
     /// Writes that failed, one line each, naming the route.
     pub failures: Vec<String>,
     /// Wall time of dump + diff + apply.
@@ -146,6 +153,10 @@ struct Reconciler {
     events: Option<KernelEvents>,
     links: Links,
     desired: Option<DesiredRoutes>,
+    /// The VXLAN device and peers wanted, if any.
+    vxlan: Option<VxlanWanted>,
+    /// The pools, for NAT outgoing.
+    pools: Vec<Pool>,
     /// When the next pass is due, and why.
     due: Option<(Instant, PassReason)>,
     /// Whether the next pass must be a full one (dump + diff); if not, it
@@ -167,12 +178,16 @@ pub fn start(config: ReconcilerConfig) -> Result<ReconcilerHandle, KernelError> 
         ..Status::default()
     });
     let backoff = config.retry_min;
+    // Batched writes without per-request ACK (see kernel::apply).
+    let exec = Executor::open(k.handle, config.netns.as_deref())?;
     let r = Reconciler {
         config,
-        exec: Executor::new(k.handle),
+        exec,
         events: Some(k.events),
         links: Links::default(),
         desired: None,
+        vxlan: None,
+        pools: Vec::new(),
         due: None,
         full_pending: false,
         healing: BTreeSet::new(),
@@ -294,6 +309,8 @@ impl Reconciler {
             );
         }
         self.desired = Some(routes);
+        self.vxlan = crate::vxlan::wanted(state);
+        self.pools = state.pools.clone();
         self.status.send_modify(|s| {
             s.has_desired = true;
             s.warnings = warnings;
@@ -315,6 +332,15 @@ impl Reconciler {
         match &event {
             KernelEvent::Link | KernelEvent::Overrun => {
                 self.schedule(PassReason::Kernel, self.config.coalesce)
+            }
+            KernelEvent::Neighbour { ifindex } => {
+                // Entries on vxlan.tortie are ours to keep (a human `ip neigh
+                // del` / `bridge fdb del` heals at once); our own writes echo
+                // here too, and the pass they cause writes nothing.
+                let vxlan = self.links.index(tortie_ipip::vxlan::VXLAN_DEV);
+                if self.vxlan.is_some() && vxlan == Some(*ifindex) {
+                    self.schedule(PassReason::Kernel, self.config.coalesce)
+                }
             }
             KernelEvent::NewRoute(msg) => {
                 let disagrees = dump::installed(msg, &self.links).is_some_and(|r| {
@@ -407,6 +433,8 @@ impl Reconciler {
             replace: 0,
             delete: 0,
             writes: report.writes,
+            vxlan_writes: 0,
+            nat_writes: 0,
             failures: report.failures.iter().map(|f| f.message.clone()).collect(),
             duration: started.elapsed(),
         };
@@ -415,10 +443,12 @@ impl Reconciler {
 
     /// One full reconcile: links, dump, diff, apply.
     async fn full_pass(&mut self, reason: PassReason) {
-        let Some(desired) = &self.desired else {
+        if self.desired.is_none() {
             return;
-        };
+        }
         let started = std::time::Instant::now();
+        // Devices and NAT first: the routes name vxlan.tortie.
+        let (vxlan_writes, nat_writes, mut problems) = self.tunnel_and_nat().await;
         let dumped = async {
             let links = dump::links(self.exec.handle()).await?;
             let routes = dump::routes(self.exec.handle(), &links).await?;
@@ -434,6 +464,9 @@ impl Reconciler {
             }
         };
         self.links = links;
+        let Some(desired) = &self.desired else {
+            return;
+        };
         let plan = diff(desired.routes.values().map(|c| &c.route), &installed);
         let report = self.exec.apply(&plan, &self.links).await;
         for f in &report.failures {
@@ -448,16 +481,60 @@ impl Reconciler {
             replace: plan.replace.len(),
             delete: plan.delete.len(),
             writes: report.writes,
-            failures: report.failures.iter().map(|f| f.message.clone()).collect(),
+            vxlan_writes,
+            nat_writes,
+            failures: {
+                problems.extend(report.failures.iter().map(|f| f.message.clone()));
+                problems
+            },
             duration: started.elapsed(),
         };
         debug!(?pass, "reconcile pass");
-        if report.failures.is_empty() {
+        if pass.failures.is_empty() {
             self.backoff = self.config.retry_min;
         } else {
             self.retry_later();
         }
         self.publish(pass);
+    }
+
+    /// Reconciles `vxlan.tortie` (when wanted) and the NAT tables; returns
+    /// their writes and problems (each also logged).
+    async fn tunnel_and_nat(&mut self) -> (u64, u64, Vec<String>) {
+        let mut problems = Vec::new();
+        let mut vxlan_writes = 0;
+        if let Some(v) = &self.vxlan {
+            match tortie_ipip::vxlan::reconcile(self.exec.handle(), &v.local, &v.peers).await {
+                Ok(r) => {
+                    vxlan_writes = r.writes;
+                    for c in &r.changes {
+                        info!(change = %c, "vxlan.tortie");
+                    }
+                    problems.extend(r.problems);
+                }
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        let netns = self.config.netns.clone();
+        let pools = self.pools.clone();
+        let nat =
+            tokio::task::spawn_blocking(move || crate::nat::reconcile(netns.as_deref(), &pools))
+                .await;
+        let nat_writes = match nat {
+            Ok(Ok(r)) => r.writes,
+            Ok(Err(e)) => {
+                problems.push(format!("NAT outgoing: {e}"));
+                0
+            }
+            Err(e) => {
+                problems.push(format!("NAT outgoing: worker failed: {e}"));
+                0
+            }
+        };
+        for p in &problems {
+            warn!(problem = %p, "tunnel device / NAT");
+        }
+        (vxlan_writes, nat_writes, problems)
     }
 
     fn publish(&mut self, pass: PassReport) {

@@ -26,6 +26,7 @@ async fn many_routes_converge_and_resync_writes_nothing() {
             name: "a".into(),
             addresses: vec!["192.168.1.11/24".parse().unwrap()],
             underlay: "eth0".into(),
+            vteps: vec![],
         },
         nodes: vec![PeerNode {
             name: "b".into(),

@@ -7,6 +7,8 @@
 //!   node's address. It needs no kernel and is unit-tested as a table.
 //! - The tunnel devices themselves (`tunl0`, `vxlan.tortie`) join this crate
 //!   in a later step of the dataplane issue.
+//! - [`vxlan`]: `vxlan.tortie` and its per-peer neighbour and FDB entries,
+//!   reconciled over rtnetlink.
 //!
 //! # The decision
 //!
@@ -33,6 +35,7 @@
 #![warn(missing_docs)]
 
 pub mod ipip_dev;
+pub mod vxlan;
 
 use std::fmt;
 use std::net::IpAddr;

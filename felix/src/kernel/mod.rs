@@ -94,6 +94,12 @@ pub enum KernelEvent {
     /// The notification socket overflowed (ENOBUFS): notifications were
     /// lost, only a full resync is safe.
     Overrun,
+    /// A neighbour or FDB entry on interface `ifindex` was added, changed or
+    /// deleted (for `vxlan.tortie`'s entries).
+    Neighbour {
+        /// The interface.
+        ifindex: u32,
+    },
 }
 
 /// The connections felix uses in one namespace.
@@ -101,7 +107,7 @@ pub struct Kernel {
     /// Request connection (strict checking on), used by the dump and the
     /// executor.
     pub handle: Handle,
-    /// Notifications (route v4/v6, link) from the namespace.
+    /// Notifications (route v4/v6, link, neighbour) from the namespace.
     pub events: KernelEvents,
     /// The namespace, for messages.
     pub netns: Option<PathBuf>,
@@ -148,6 +154,7 @@ pub fn open(netns: Option<&Path>) -> Result<Kernel, KernelError> {
             MulticastGroup::Ipv4Route,
             MulticastGroup::Ipv6Route,
             MulticastGroup::Link,
+            MulticastGroup::Neigh,
         ];
         let mut monitor = rtnetlink::new_multicast_connection(&groups).map_err(socket_err)?;
         // Best effort (capped by net.core.rmem_max): fewer overruns when a
@@ -195,6 +202,11 @@ impl KernelEvents {
                 }
                 RouteNetlinkMessage::NewLink(_) | RouteNetlinkMessage::DelLink(_) => {
                     return Some(KernelEvent::Link)
+                }
+                RouteNetlinkMessage::NewNeighbour(n) | RouteNetlinkMessage::DelNeighbour(n) => {
+                    return Some(KernelEvent::Neighbour {
+                        ifindex: n.header.ifindex,
+                    })
                 }
                 _ => continue,
             }
