@@ -22,9 +22,7 @@ pub const EMPTY_SINCE: &str = "tortie.io/empty-since";
 /// The address of slot `slot` of a block of `cidr`.
 pub fn address_of(cidr: &IpNet, slot: u32) -> IpAddr {
     match cidr {
-        IpNet::V4(n) => IpAddr::V4(Ipv4Addr::from(
-            u32::from(n.network()).wrapping_add(slot),
-        )),
+        IpNet::V4(n) => IpAddr::V4(Ipv4Addr::from(u32::from(n.network()).wrapping_add(slot))),
         IpNet::V6(n) => IpAddr::V6(Ipv6Addr::from(
             u128::from(n.network()).wrapping_add(u128::from(slot)),
         )),

@@ -19,7 +19,9 @@ pub enum IpamError {
         known: Vec<String>,
     },
     /// A pool asked for by name is disabled.
-    #[error("IP pool {name:?} is disabled (spec.disabled: true); enable it or choose another pool")]
+    #[error(
+        "IP pool {name:?} is disabled (spec.disabled: true); enable it or choose another pool"
+    )]
     PoolDisabled {
         /// The pool.
         name: String,

@@ -37,8 +37,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ipnet::IpNet;
 use tortie_config::resources::{
-    AffinityState, Block, BlockAffinitySpec, BlockSpec, Handle, HandleSpec,
-    IPPool, IPPoolSpec, NodeSpec, Object, Resource, Spec,
+    AffinityState, Block, BlockAffinitySpec, BlockSpec, Handle, HandleSpec, IPPool, IPPoolSpec,
+    NodeSpec, Object, Resource, Spec,
 };
 use tortie_datastore::{Datastore, Revision, StoreError, TypedStore};
 
@@ -223,7 +223,10 @@ impl<S: Datastore> Ipam<S> {
             // 1. The node's own blocks.
             for (b, rev, pool) in &in_pools {
                 if b.spec.affinity.as_deref() == Some(&host) && block::has_free(&b.spec) {
-                    if let Some(a) = self.allocate_in((*b).clone(), *rev, pool, req, &host).await? {
+                    if let Some(a) = self
+                        .allocate_in((*b).clone(), *rev, pool, req, &host)
+                        .await?
+                    {
                         return Ok(a);
                     }
                 }
@@ -238,7 +241,9 @@ impl<S: Datastore> Ipam<S> {
             if !self.config.strict_affinity {
                 for (b, rev, pool) in &in_pools {
                     if b.spec.affinity.as_deref() != Some(&host) && block::has_free(&b.spec) {
-                        if let Some(a) = self.allocate_in((*b).clone(), *rev, pool, req, &host).await?
+                        if let Some(a) = self
+                            .allocate_in((*b).clone(), *rev, pool, req, &host)
+                            .await?
                         {
                             return Ok(a);
                         }
@@ -559,7 +564,11 @@ mod tests {
         };
         let all = vec![(p.clone(), 1), (v6.clone(), 2)];
         let e = select_pools(&all, &req, Family::V4, &BTreeMap::new()).unwrap_err();
-        assert!(e.to_string().contains("\"nope\" does not exist (pools: a, b6)"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("\"nope\" does not exist (pools: a, b6)"),
+            "{e}"
+        );
         req.pools = vec!["a".into(), "b6".into()];
         let got = select_pools(&all, &req, Family::V6, &BTreeMap::new()).unwrap();
         assert_eq!(got.len(), 1);

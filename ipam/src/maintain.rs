@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use tortie_config::resources::{AllocationAttribute, Block, BlockSpec, HandleSpec, Key, Kind, Spec};
+use tortie_config::resources::{
+    AllocationAttribute, Block, BlockSpec, HandleSpec, Key, Kind, Spec,
+};
 use tortie_datastore::{Datastore, Revision, StoreError, TypedStore};
 
 use crate::{affinity_name, backoff, block, handle_name, now, Ipam, IpamError};
@@ -98,7 +100,11 @@ impl<S: Datastore> Ipam<S> {
         let cutoff = now().saturating_sub(self.config.empty_block_grace.as_secs());
         let mut released = Vec::new();
         for (b, rev) in self.store.list_typed::<BlockSpec>().await? {
-            let Some(owner) = b.spec.affinity.as_deref().and_then(|a| a.strip_prefix("host:"))
+            let Some(owner) = b
+                .spec
+                .affinity
+                .as_deref()
+                .and_then(|a| a.strip_prefix("host:"))
             else {
                 continue;
             };
