@@ -40,6 +40,15 @@ impl<S: Datastore> Ipam<S> {
         Ok(freed)
     }
 
+    /// The addresses `handle_id` holds, from the blocks.
+    pub async fn held(&self, handle_id: &str) -> Result<Vec<IpAddr>, IpamError> {
+        let mut out = Vec::new();
+        for (b, _) in self.store.list_typed::<BlockSpec>().await? {
+            out.extend(block::held_by(&b.spec, handle_id));
+        }
+        Ok(out)
+    }
+
     /// Every handle id that holds an address, from the blocks.
     pub async fn handles_in_use(&self) -> Result<BTreeSet<String>, IpamError> {
         let mut out = BTreeSet::new();
