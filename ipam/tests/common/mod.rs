@@ -119,6 +119,15 @@ impl Backend {
         }
     }
 
+    /// The file store's directory (panics for etcd).
+    pub fn dir(&self) -> std::path::PathBuf {
+        self._dir
+            .as_ref()
+            .expect("a file backend")
+            .path()
+            .to_path_buf()
+    }
+
     /// A real etcd holding `pools`, or `None` when etcd is not installed.
     pub async fn etcd(pools: &[IPPool]) -> Option<Backend> {
         let etcd = Etcd::start()?;
