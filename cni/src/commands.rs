@@ -276,7 +276,13 @@ fn workload_endpoint(
         metadata,
         spec: WorkloadEndpointSpec {
             node: node.to_owned(),
-            orchestrator: if pod.is_some() { "k8s" } else { "cni" }.into(),
+            // podman passes K8S_POD_NAME too, but only Kubernetes a namespace.
+            orchestrator: if env.args.contains_key("K8S_POD_NAMESPACE") {
+                "k8s"
+            } else {
+                "cni"
+            }
+            .into(),
             pod,
             container_id: cid.to_owned(),
             endpoint: ifname.to_owned(),

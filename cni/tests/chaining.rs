@@ -33,7 +33,11 @@ fn portmap_hostport_reaches_the_pod() {
         eprintln!("SKIP: {PORTMAP} missing (apt-get install containernetworking-plugins)");
         return;
     }
-    if std::process::Command::new("iptables").arg("-V").output().is_err() {
+    if std::process::Command::new("iptables")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
         eprintln!("SKIP: portmap needs iptables (apt-get install iptables)");
         return;
     }
