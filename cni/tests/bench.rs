@@ -103,8 +103,25 @@ async fn cni_and_ipam_benchmark() {
     for (name, b) in &rows {
         let (a50, a99, d50, d99) = add_del_latency(b);
         let tput = throughput(b).await;
-        println!(
-            "| {name} | {a50:.1} ms | {a99:.1} ms | {d50:.1} ms | {d99:.1} ms | {tput:.0} |"
-        );
+        println!("| {name} | {a50:.1} ms | {a99:.1} ms | {d50:.1} ms | {d99:.1} ms | {tput:.0} |");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "diagnostic"]
+async fn sequential_file_allocations() {
+    let b = Backend::file(&[pool("p", "10.67.0.0/16", 26)]);
+    let ipam = Ipam::new(b.store.clone(), IpamConfig::default());
+    let t = Instant::now();
+    for i in 0..200 {
+        let req = Request {
+            handle_id: format!("seq.{i}.eth0"),
+            node: "node-a".into(),
+            pools: Vec::new(),
+            families: vec![Family::V4],
+            attributes: BTreeMap::new(),
+        };
+        ipam.allocate(&req).await.unwrap();
+    }
+    println!("sequential: {:.0}/s", 200.0 / t.elapsed().as_secs_f64());
 }

@@ -353,29 +353,49 @@ impl<S: Datastore> Ipam<S> {
     /// Creates or updates the handle object to name the blocks of `got`.
     async fn record_handle(&self, handle_id: &str, got: &[Assigned]) -> Result<(), IpamError> {
         let name = handle_name(handle_id);
-        for attempt in 0..self.config.max_attempts {
-            let current = self.store.get_typed::<HandleSpec>(&name).await?;
-            let mut spec = match &current {
-                Some((h, _)) => h.spec.clone(),
-                None => HandleSpec {
-                    handle_id: handle_id.to_owned(),
-                    block: BTreeMap::new(),
-                    deleted: false,
-                },
-            };
+        let blocks = |mut spec: HandleSpec| {
             for a in got {
                 spec.block.insert(a.block.to_string(), 1);
             }
-            let result = match current {
-                Some((h, _)) if h.spec == spec => return Ok(()),
-                Some((_, rev)) => self
-                    .store
-                    .update(Resource::Handle(Handle::new(&name, spec)), rev)
-                    .await
-                    .map(drop),
+            spec
+        };
+        // The common case, a new handle: one write, no read.
+        let fresh = blocks(HandleSpec {
+            handle_id: handle_id.to_owned(),
+            block: BTreeMap::new(),
+            deleted: false,
+        });
+        match self
+            .store
+            .create(Resource::Handle(Handle::new(&name, fresh)))
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(StoreError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        for attempt in 0..self.config.max_attempts {
+            let result = match self.store.get_typed::<HandleSpec>(&name).await? {
+                Some((h, rev)) => {
+                    let spec = blocks(h.spec.clone());
+                    if h.spec == spec {
+                        return Ok(());
+                    }
+                    self.store
+                        .update(Resource::Handle(Handle::new(&name, spec)), rev)
+                        .await
+                        .map(drop)
+                }
                 None => self
                     .store
-                    .create(Resource::Handle(Handle::new(&name, spec)))
+                    .create(Resource::Handle(Handle::new(
+                        &name,
+                        blocks(HandleSpec {
+                            handle_id: handle_id.to_owned(),
+                            block: BTreeMap::new(),
+                            deleted: false,
+                        }),
+                    )))
                     .await
                     .map(drop),
             };
@@ -522,9 +542,10 @@ pub(crate) fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Sleeps a random 0..(1 + attempt, capped) ms, so racing callers spread.
+/// Sleeps a random 0..2^attempt ms (capped at 64 ms), so racing callers
+/// spread out and a crowd on one block stops re-reading it in lockstep.
 pub(crate) async fn backoff(attempt: u32) {
-    let cap = 1 + u64::from(attempt.min(20));
+    let cap = 1u64 << attempt.min(6);
     tokio::time::sleep(Duration::from_micros(fastrand::u64(0..cap * 1000))).await;
 }
 
