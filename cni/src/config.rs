@@ -15,11 +15,10 @@ pub const SUPPORTED_VERSIONS: [&str; 2] = ["1.0.0", "1.1.0"];
 
 /// Fields the runtime or the spec may put in a network config, which we
 /// accept without using them for anything but what the spec says.
-const SPEC_FIELDS: [&str; 6] = [
+const SPEC_FIELDS: [&str; 5] = [
     "args",
     "capabilities",
     "dns",
-    "ipam",
     "runtimeConfig",
     "disableCheck",
 ];
@@ -134,6 +133,12 @@ impl NetConf {
             return Err(CniError::new(
                 code::INVALID_CONFIG,
                 "name: must not be empty",
+            ));
+        }
+        if conf.other.contains_key("ipam") {
+            return Err(CniError::new(
+                code::UNSUPPORTED_FIELD,
+                "ipam: tortie allocates from its own block IPAM and delegates to no IPAM plugin; remove \"ipam\" and choose pools with \"pools\"",
             ));
         }
         if let Some(k) = conf
@@ -321,6 +326,11 @@ mod tests {
                 "datastore.endpoints",
             ),
             (r#"{"cniVersion":"1.0.0","type":"tortie"}"#, 7, "name"),
+            (
+                r#"{"cniVersion":"1.0.0","name":"n","type":"tortie","ipam":{"type":"host-local"}}"#,
+                2,
+                "remove \"ipam\"",
+            ),
         ];
         for (text, code, needle) in cases {
             let e = parse(text).unwrap_err();

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{free_port, pool, Backend};
-use support::{host_link_exists, tcp_ask};
+use support::{host_link_exists, tcp_read};
 use tortie_config::resources::{HandleSpec, WorkloadEndpointSpec};
 use tortie_datastore::TypedStore;
 
@@ -168,7 +168,7 @@ async fn podman_container_on_tortie_network() {
     // From the host via the /32 route (retry while the shell starts nc).
     let deadline = Instant::now() + Duration::from_secs(10);
     let reply = loop {
-        match tcp_ask(SocketAddr::new(ip, 7200)) {
+        match tcp_read(SocketAddr::new(ip, 7200)) {
             Ok(r) if !r.is_empty() => break r,
             _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
             other => panic!("container not reachable at {ip}:7200: {other:?}"),
@@ -178,7 +178,7 @@ async fn podman_container_on_tortie_network() {
     // Through portmap's hostPort.
     let deadline = Instant::now() + Duration::from_secs(10);
     let reply = loop {
-        match tcp_ask(SocketAddr::from(([127, 0, 0, 1], host_port))) {
+        match tcp_read(SocketAddr::from(([127, 0, 0, 1], host_port))) {
             Ok(r) if !r.is_empty() => break r,
             _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
             other => panic!("hostPort {host_port} does not reach the container: {other:?}"),

@@ -114,6 +114,16 @@ struct Pool {
     spec: IPPoolSpec,
 }
 
+/// How a block claim went.
+enum Claim {
+    /// We own a new block.
+    Claimed,
+    /// Someone else took it first: look again.
+    Lost,
+    /// The pools have no block left.
+    NoneLeft,
+}
+
 // ===== impl IpamConfig =====
 
 impl Default for IpamConfig {
@@ -410,16 +420,6 @@ impl<S: Datastore> Ipam<S> {
             attempts: self.config.max_attempts,
         })
     }
-}
-
-/// How a block claim went.
-enum Claim {
-    /// We own a new block.
-    Claimed,
-    /// Someone else took it first: look again.
-    Lost,
-    /// The pools have no block left.
-    NoneLeft,
 }
 
 // ===== helpers =====

@@ -313,3 +313,32 @@ both!(dual_stack_file, dual_stack_etcd, dual_stack, {
         pool("v6", "fd00:30::/64", 122),
     ]
 });
+
+/// A crash between the block write and the handle write leaves an
+/// allocation without a handle: the retried ADD gets the same address back
+/// and writes the missing handle.
+async fn crash_between_writes(store: AnyStore) {
+    let ipam = Ipam::new(store.clone(), IpamConfig::default());
+    let first = ipam.allocate(&req("net.r.eth0", "a")).await.unwrap();
+    store
+        .delete(&Key::new(Kind::Handle, "net.r.eth0"), None)
+        .await
+        .unwrap();
+    let again = ipam.allocate(&req("net.r.eth0", "a")).await.unwrap();
+    assert_eq!(first, again);
+    assert!(store
+        .get(&Key::new(Kind::Handle, "net.r.eth0"))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        ipam.release("net.r.eth0").await.unwrap(),
+        vec![first[0].address]
+    );
+}
+both!(
+    crash_repair_file,
+    crash_repair_etcd,
+    crash_between_writes,
+    big()
+);

@@ -153,3 +153,13 @@ pub fn host_link_exists(name: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// Connects to `addr` and reads until the server closes, sending nothing
+/// (a server that never reads would reset a connection with unread data).
+pub fn tcp_read(addr: std::net::SocketAddr) -> std::io::Result<String> {
+    let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(3)))?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
