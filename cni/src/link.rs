@@ -22,7 +22,7 @@ use std::path::Path;
 
 use futures::TryStreamExt;
 use nix::errno::Errno;
-use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
 use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute};
 use rtnetlink::packet_route::neighbour::NeighbourState;
 use rtnetlink::packet_route::route::{RouteProtocol, RouteScope};
@@ -147,10 +147,16 @@ pub async fn setup_pod(pod: &Handle, ifname: &str, addrs: &[IpAddr]) -> Result<S
         .map_err(|e| CniError::kernel(fail("set up"), e))?;
     for addr in addrs {
         let len = if addr.is_ipv4() { 32 } else { 128 };
-        pod.address()
-            .add(index, *addr, len)
-            .replace()
-            .execute()
+        let mut req = pod.address().add(index, *addr, len).replace();
+        if addr.is_ipv6() {
+            // No duplicate address detection: the address is ours (IPAM),
+            // and DAD would leave it "tentative", unusable, for ~1 s.
+            let msg = req.message_mut();
+            msg.header.flags |= AddressHeaderFlags::Nodad;
+            msg.attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        req.execute()
             .await
             .map_err(|e| CniError::kernel(fail(&format!("add address {addr}/{len}")), e))?;
         match addr {

@@ -363,3 +363,78 @@ async fn version_status_gc() {
         .remove("cni.dev/valid-attachments");
     assert_eq!(tortie("DEL", &env(&keep, &p1), &c).status, 0);
 }
+
+/// Dual stack: a /32 and a /128 (usable at once: no DAD), an IPv6 default
+/// route via the host end's link-local address, reachable over IPv6.
+#[tokio::test(flavor = "multi_thread")]
+async fn dual_stack_add() {
+    let b = Backend::file(&[
+        pool("v4", "10.68.0.0/24", 26),
+        pool("v6", "fd00:68::/64", 122),
+    ]);
+    let c = conf(&b.config, json!({"assignIPv6": true}));
+    let ns = Netns::new();
+    let path = ns.path().display().to_string();
+    let id = cid();
+    let out = tortie("ADD", &env(&id, &path), &c);
+    assert_eq!(out.status, 0, "{}", out.stdout);
+    let v6 = out.json["ips"][1]["address"].as_str().unwrap().to_owned();
+    assert!(v6.starts_with("fd00:68::") && v6.ends_with("/128"), "{v6}");
+    assert_eq!(out.json["routes"][1]["gw"], "fe80::ecee:eeff:feee:eeee");
+    let addrs = ns.ip(&["-6", "addr", "show", "eth0"]);
+    let line = addrs.lines().find(|l| l.contains(&v6)).expect("v6 address");
+    assert!(!line.contains("tentative"), "{line}");
+    assert!(ns
+        .ip(&["-6", "route"])
+        .contains("default via fe80::ecee:eeff:feee:eeee dev eth0"));
+    let ip: IpAddr = v6.trim_end_matches("/128").parse().unwrap();
+    let server = ns.tcp_echo(7103, "v6-hi");
+    assert_eq!(tcp_ask(SocketAddr::new(ip, 7103)).unwrap(), "v6-hi");
+    server.join().unwrap();
+    assert_eq!(tortie("DEL", &env(&id, &path), &c).status, 0);
+}
+
+/// 20 plugin processes ADD at once on the file backend (one directory,
+/// shared by flock): 20 distinct addresses; then 20 concurrent DELs free
+/// them all.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_plugin_processes() {
+    let b = Backend::file(&[pool("p", "10.69.0.0/24", 28)]);
+    let c = conf(&b.config, json!({}));
+    let nss: Vec<Netns> = (0..20).map(|_| Netns::new()).collect();
+    let ids: Vec<String> = (0..20).map(|_| cid()).collect();
+    let adds: Vec<_> = nss
+        .iter()
+        .zip(&ids)
+        .map(|(ns, id)| {
+            let (path, id, c) = (ns.path().display().to_string(), id.clone(), c.clone());
+            std::thread::spawn(move || tortie("ADD", &env(&id, &path), &c))
+        })
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for t in adds {
+        let out = t.join().unwrap();
+        assert_eq!(out.status, 0, "{}", out.stdout);
+        let a = out.json["ips"][0]["address"].as_str().unwrap().to_owned();
+        assert!(seen.insert(a.clone()), "duplicate {a}");
+    }
+    assert_eq!(seen.len(), 20);
+    let dels: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let (id, c) = (id.clone(), c.clone());
+            std::thread::spawn(move || {
+                tortie(
+                    "DEL",
+                    &[("CNI_CONTAINERID", &id), ("CNI_IFNAME", "eth0")],
+                    &c,
+                )
+            })
+        })
+        .collect();
+    for t in dels {
+        assert_eq!(t.join().unwrap().status, 0);
+    }
+    assert!(b.store.list_typed::<HandleSpec>().await.unwrap().is_empty());
+    assert!(ids.iter().all(|id| !host_link_exists(&host_if(id))));
+}

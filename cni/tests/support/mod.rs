@@ -64,7 +64,7 @@ impl Netns {
         let t = std::thread::spawn(move || {
             let f = File::open(&path).expect("open netns");
             nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-            let l = TcpListener::bind(("0.0.0.0", port)).expect("bind in netns");
+            let l = TcpListener::bind(("::", port)).expect("bind in netns");
             tx.send(()).unwrap();
             if let Ok((mut s, _)) = l.accept() {
                 let mut buf = [0u8; 16];
