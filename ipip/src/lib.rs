@@ -5,8 +5,8 @@
 //! - [`decide`] is the encapsulation decision: a pure function of the pool's
 //!   IPIP and VXLAN modes, the local node's address and prefix, and the peer
 //!   node's address. It needs no kernel and is unit-tested as a table.
-//! - The tunnel devices themselves (`tunl0`, `vxlan.tortie`) join this crate
-//!   in a later step of the dataplane issue.
+//! - [`ipip_dev`]: `tunl0` (address, MTU, up), and a clear error once where
+//!   the kernel has no ipip module.
 //! - [`vxlan`]: `vxlan.tortie` and its per-peer neighbour and FDB entries,
 //!   reconciled over rtnetlink.
 //!
