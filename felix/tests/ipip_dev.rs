@@ -97,6 +97,7 @@ async fn no_ipip_kernel_is_reported_once_and_non_ipip_routes_continue() {
             name: "node-a".into(),
             addresses: vec![net("192.168.1.11/24")],
             underlay: "eth0".into(),
+            vteps: vec![],
         },
         nodes: vec![
             PeerNode {

@@ -276,6 +276,7 @@ fn desired(
             name: me.0.into(),
             addresses: vec![format!("{}/24", me.1).parse().unwrap()],
             underlay: "eth0".into(),
+            vteps: vec![],
         },
         nodes: vec![PeerNode {
             name: peer.0.into(),
