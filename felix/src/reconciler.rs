@@ -13,8 +13,9 @@
 //!   a targeted pass re-adds just those, without a dump, so healing does not
 //!   slow down with the table size. Passes are coalesced: an event schedules one pass `coalesce` later; more
 //!   events before it runs join it.
-//! - Triggers: a new desired state, [`ReconcilerHandle::resync`], the
-//!   periodic resync (default 90 s), link changes, lost notifications
+//! - Triggers: a new desired state (applied as a delta without a dump when
+//!   only routes changed and the kernel was in sync), [`ReconcilerHandle::resync`], the
+//!   periodic resync (default 90 s), link and address changes, lost notifications
 //!   (socket overrun), and route notifications
 //!   that disagree with the desired state (a human `ip route del` of one of
 //!   ours comes back within one coalesce delay plus one pass). Echoes of our
@@ -25,7 +26,7 @@
 //!   routes a previous run left are kept; the first pass then deletes only
 //!   the ones that are still unwanted. Exiting leaves the routes in place.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use ipnet::IpNet;
@@ -41,6 +42,7 @@ use crate::desired::{compute, DesiredRoutes, DesiredState, Pool};
 use crate::diff::diff;
 use crate::kernel::apply::{Executor, Request};
 use crate::kernel::{self, dump, KernelError, KernelEvent, KernelEvents, Links};
+use crate::route::{InstalledRoute, KernelRoute};
 use crate::vxlan::VxlanWanted;
 
 /// Settings of the reconciler.
@@ -164,6 +166,12 @@ struct Reconciler {
     full_pending: bool,
     /// Desired routes the kernel announced as deleted since the last pass.
     healing: BTreeSet<IpNet>,
+    /// Route changes of the desired state since the last pass, to apply
+    /// without a dump: per prefix the route before and after.
+    delta: BTreeMap<IpNet, (Option<KernelRoute>, Option<KernelRoute>)>,
+    /// The last full pass left the kernel as desired (no failures), so a
+    /// desired-state change can be applied as a delta.
+    in_sync: bool,
     backoff: Duration,
     status: watch::Sender<Status>,
 }
@@ -191,6 +199,8 @@ pub fn start(config: ReconcilerConfig) -> Result<ReconcilerHandle, KernelError> 
         due: None,
         full_pending: false,
         healing: BTreeSet::new(),
+        delta: BTreeMap::new(),
+        in_sync: false,
         backoff,
         status: status_tx,
     };
@@ -308,14 +318,43 @@ impl Reconciler {
                 "first desired state: adopting routes of ours"
             );
         }
+        let vxlan = crate::vxlan::wanted(state);
+        // Only routes changed, and the kernel was in sync: apply just the
+        // difference (cost follows the change, not the table).
+        let delta_ok = self.in_sync
+            && !self.full_pending
+            && self.desired.is_some()
+            && vxlan == self.vxlan
+            && state.pools == self.pools;
+        if delta_ok {
+            let old = &self.desired.as_ref().expect("checked").routes;
+            for (dst, claim) in &routes.routes {
+                let before = old.get(dst).map(|c| &c.route);
+                if before != Some(&claim.route) {
+                    let entry = self.delta.entry(*dst).or_insert((before.cloned(), None));
+                    entry.1 = Some(claim.route.clone());
+                }
+            }
+            for (dst, claim) in old.iter().filter(|(d, _)| !routes.routes.contains_key(*d)) {
+                let entry = self
+                    .delta
+                    .entry(*dst)
+                    .or_insert((Some(claim.route.clone()), None));
+                entry.1 = None;
+            }
+        }
         self.desired = Some(routes);
-        self.vxlan = crate::vxlan::wanted(state);
+        self.vxlan = vxlan;
         self.pools = state.pools.clone();
         self.status.send_modify(|s| {
             s.has_desired = true;
             s.warnings = warnings;
         });
-        self.schedule(PassReason::Desired, self.config.coalesce);
+        if delta_ok {
+            self.schedule_targeted(PassReason::Desired);
+        } else {
+            self.schedule(PassReason::Desired, self.config.coalesce);
+        }
     }
 
     /// Schedules a pass when a notification disagrees with the desired state.
@@ -330,7 +369,7 @@ impl Reconciler {
             warn!("kernel notifications were lost (socket overrun): full resync");
         }
         match &event {
-            KernelEvent::Link | KernelEvent::Overrun => {
+            KernelEvent::Link | KernelEvent::Address | KernelEvent::Overrun => {
                 self.schedule(PassReason::Kernel, self.config.coalesce)
             }
             KernelEvent::Neighbour { ifindex } => {
@@ -360,17 +399,17 @@ impl Reconciler {
                 let wanted = desired.routes.get(&r.route.dst);
                 if r.has_default_metric() && wanted.is_some_and(|c| c.route == r.route) {
                     self.healing.insert(r.route.dst);
-                    self.schedule_heal();
+                    self.schedule_targeted(PassReason::Kernel);
                 }
             }
         }
     }
 
-    /// Schedules a targeted pass that re-adds deleted routes.
-    fn schedule_heal(&mut self) {
+    /// Schedules a targeted pass (re-add deleted routes, apply a delta).
+    fn schedule_targeted(&mut self, reason: PassReason) {
         let at = Instant::now() + self.config.coalesce;
         if self.due.is_none_or(|(due, _)| due > at) {
-            self.due = Some((at, PassReason::Kernel));
+            self.due = Some((at, reason));
         }
     }
 
@@ -398,40 +437,63 @@ impl Reconciler {
         if self.full_pending {
             self.full_pending = false;
             self.healing.clear();
+            self.delta.clear();
             self.full_pass(reason).await;
         } else {
-            self.heal_pass().await;
+            self.targeted_pass(reason).await;
         }
     }
 
-    /// Re-adds the wanted routes the kernel said were deleted, without a
-    /// dump: the cost follows the number of deleted routes, not the table
-    /// size. Any failure (e.g. EEXIST: someone re-added something) leads to
-    /// a full pass.
-    async fn heal_pass(&mut self) {
+    /// Without a dump: re-adds the wanted routes the kernel said were
+    /// deleted, and applies the desired-state delta (add a new prefix,
+    /// replace a changed one, delete a removed one). The cost follows the
+    /// number of changes, not the table size. Any failure (e.g. EEXIST:
+    /// someone else holds the prefix) leads to a full pass.
+    async fn targeted_pass(&mut self, reason: PassReason) {
         let Some(desired) = &self.desired else {
             return;
         };
         let started = std::time::Instant::now();
-        let requests: Vec<Request> = std::mem::take(&mut self.healing)
+        let mut requests: Vec<Request> = std::mem::take(&mut self.healing)
             .into_iter()
             .filter_map(|dst| desired.routes.get(&dst))
             .map(|c| Request::Add(c.route.clone()))
             .collect();
-        let add = requests.len();
+        let (mut add, mut replace, mut delete) = (requests.len(), 0, 0);
+        for (_, (before, after)) in std::mem::take(&mut self.delta) {
+            match (before, after) {
+                (None, Some(r)) => {
+                    add += 1;
+                    requests.push(Request::Add(r));
+                }
+                (Some(_), Some(r)) => {
+                    replace += 1;
+                    requests.push(Request::Replace(r));
+                }
+                (Some(r), None) => {
+                    delete += 1;
+                    requests.push(Request::Delete(InstalledRoute {
+                        route: r,
+                        metric: None,
+                    }));
+                }
+                (None, None) => {}
+            }
+        }
         let wanted = desired.routes.len();
         let report = self.exec.execute(requests, &self.links).await;
         if !report.failures.is_empty() {
+            self.in_sync = false;
             self.schedule(PassReason::Retry, self.config.coalesce);
         }
         let pass = PassReport {
-            reason: PassReason::Kernel,
+            reason,
             full: false,
             installed: 0,
             desired: wanted,
             add,
-            replace: 0,
-            delete: 0,
+            replace,
+            delete,
             writes: report.writes,
             vxlan_writes: 0,
             nat_writes: 0,
@@ -490,6 +552,7 @@ impl Reconciler {
             duration: started.elapsed(),
         };
         debug!(?pass, "reconcile pass");
+        self.in_sync = pass.failures.is_empty();
         if pass.failures.is_empty() {
             self.backoff = self.config.retry_min;
         } else {

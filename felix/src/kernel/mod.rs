@@ -91,6 +91,9 @@ pub enum KernelEvent {
     /// A link appeared, changed or went away: interface indexes and
     /// link-down route flushes (which the kernel does not announce per route).
     Link,
+    /// An address was added to or removed from an interface (a changed
+    /// node address changes which next hops are on-link).
+    Address,
     /// The notification socket overflowed (ENOBUFS): notifications were
     /// lost, only a full resync is safe.
     Overrun,
@@ -155,6 +158,8 @@ pub fn open(netns: Option<&Path>) -> Result<Kernel, KernelError> {
             MulticastGroup::Ipv6Route,
             MulticastGroup::Link,
             MulticastGroup::Neigh,
+            MulticastGroup::Ipv4Ifaddr,
+            MulticastGroup::Ipv6Ifaddr,
         ];
         let mut monitor = rtnetlink::new_multicast_connection(&groups).map_err(socket_err)?;
         // Best effort (capped by net.core.rmem_max): fewer overruns when a
@@ -202,6 +207,9 @@ impl KernelEvents {
                 }
                 RouteNetlinkMessage::NewLink(_) | RouteNetlinkMessage::DelLink(_) => {
                     return Some(KernelEvent::Link)
+                }
+                RouteNetlinkMessage::NewAddress(_) | RouteNetlinkMessage::DelAddress(_) => {
+                    return Some(KernelEvent::Address)
                 }
                 RouteNetlinkMessage::NewNeighbour(n) | RouteNetlinkMessage::DelNeighbour(n) => {
                     return Some(KernelEvent::Neighbour {
