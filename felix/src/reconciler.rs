@@ -121,6 +121,9 @@ pub struct PassReport {
 pub struct Status {
     /// Passes run.
     pub passes: u64,
+    /// Generation of the newest desired state the last pass applied (see
+    /// [`ReconcilerHandle::set_desired`]).
+    pub applied: u64,
     /// Netlink writes sent since start.
     pub writes: u64,
     /// Whether a desired state has arrived (before that, nothing is touched).
@@ -139,6 +142,8 @@ pub struct Status {
 /// Talks to a running reconciler. Dropping it stops the task (routes stay).
 pub struct ReconcilerHandle {
     tx: mpsc::Sender<Input>,
+    /// Desired states sent so far (the generation of the last one).
+    sent: std::sync::atomic::AtomicU64,
     status: watch::Receiver<Status>,
     task: JoinHandle<()>,
 }
@@ -169,6 +174,8 @@ struct Reconciler {
     /// Route changes of the desired state since the last pass, to apply
     /// without a dump: per prefix the route before and after.
     delta: BTreeMap<IpNet, (Option<KernelRoute>, Option<KernelRoute>)>,
+    /// Desired states received (generations).
+    received: u64,
     /// The last full pass left the kernel as desired (no failures), so a
     /// desired-state change can be applied as a delta.
     in_sync: bool,
@@ -200,12 +207,18 @@ pub fn start(config: ReconcilerConfig) -> Result<ReconcilerHandle, KernelError> 
         full_pending: false,
         healing: BTreeSet::new(),
         delta: BTreeMap::new(),
+        received: 0,
         in_sync: false,
         backoff,
         status: status_tx,
     };
     let task = tokio::spawn(r.run(rx));
-    Ok(ReconcilerHandle { tx, status, task })
+    Ok(ReconcilerHandle {
+        tx,
+        sent: std::sync::atomic::AtomicU64::new(0),
+        status,
+        task,
+    })
 }
 
 // ===== impl ReconcilerConfig =====
@@ -226,8 +239,12 @@ impl Default for ReconcilerConfig {
 
 impl ReconcilerHandle {
     /// Replaces the desired state. Errors only if the task has stopped.
-    pub async fn set_desired(&self, state: DesiredState) -> Result<(), Stopped> {
-        self.send(Input::Desired(Box::new(state))).await
+    /// Returns the state's generation: once [`Status::applied`] reaches it,
+    /// a pass has applied this state (or a later one).
+    pub async fn set_desired(&self, state: DesiredState) -> Result<u64, Stopped> {
+        use std::sync::atomic::Ordering;
+        self.send(Input::Desired(Box::new(state))).await?;
+        Ok(self.sent.fetch_add(1, Ordering::SeqCst) + 1)
     }
 
     /// Asks for a full pass now.
@@ -302,6 +319,7 @@ impl Reconciler {
     }
 
     fn on_desired(&mut self, state: &DesiredState) {
+        self.received += 1;
         let routes = compute(state);
         let old = self
             .desired
@@ -602,8 +620,10 @@ impl Reconciler {
 
     fn publish(&mut self, pass: PassReport) {
         let total = self.exec.total_writes();
+        let applied = self.received;
         self.status.send_modify(|s| {
             s.passes += 1;
+            s.applied = applied;
             s.writes = total;
             s.last_pass = Some(pass);
         });

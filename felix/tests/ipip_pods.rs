@@ -17,11 +17,12 @@ mod ipip_support;
 use std::time::Duration;
 
 use common::Netns;
+use common::{udp_echo, udp_echo_eventually};
 use felix::desired::{DesiredState, LearnedRoute, LocalNode, PeerNode, Pool, WorkloadEndpoint};
 use felix::endpoint::{configure_host_side, host_ifname};
 use felix::reconciler::{self, ReconcilerConfig, ReconcilerHandle};
 use felix::sysctl::{self, Sysctl};
-use ipip_support::{capture_one, udp_echo};
+use ipip_support::capture_one;
 use rtnetlink::Handle;
 use tortie_ipip::ipip_dev::{IpipDevError, Tunl0, Tunl0Change, Tunl0Report, Tunl0Spec, TUNL0};
 use tortie_ipip::EncapMode;
@@ -326,10 +327,9 @@ async fn program(
         ipip,
     );
     for (h, s) in [(&mut *ra, sa), (&mut *rb, sb)] {
-        let before = h.status().passes;
-        h.set_desired(s).await.unwrap();
+        let generation = h.set_desired(s).await.unwrap();
         let st = h
-            .wait_for(WAIT, |st| st.passes > before)
+            .wait_for(WAIT, |st| st.applied >= generation)
             .await
             .unwrap_or_else(|| panic!("no reconcile pass within {WAIT:?} ({ipip:?})"));
         let failures = st.last_pass.unwrap().failures;
@@ -466,11 +466,14 @@ async fn pods_on_two_subnets_talk_through_tunl0() {
 fn through_tunl0(a: &Node, b: &Node, port: u16, mode: &str) {
     let (a0, b0) = (dev(&a.ns), dev(&b.ns));
     for round in 0..3 {
-        let reply = udp_echo(&a.pod, &b.pod, "10.244.3.7", "10.244.7.9", port + round);
+        let reply =
+            udp_echo_eventually(&a.pod, &b.pod, "10.244.3.7", "10.244.7.9", port + round, 3);
         assert_eq!(
             reply.as_deref(),
             Ok("ping from 10.244.3.7"),
-            "{mode}: round {round}"
+            "{mode}: round {round}; node-a routes:\n{}\nnode-b routes:\n{}",
+            a.ns.routes_text(&[]),
+            b.ns.routes_text(&[])
         );
     }
     let (a1, b1) = (dev(&a.ns), dev(&b.ns));

@@ -12,11 +12,10 @@
 
 mod common;
 
-use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::time::Duration;
 
-use common::Netns;
+use common::{udp_echo_seen, Netns};
 use felix::desired::{DesiredState, LocalNode, Pool, WorkloadEndpoint};
 use felix::endpoint::{configure_host_side, host_ifname};
 use felix::nat;
@@ -178,10 +177,10 @@ async fn pods_are_masqueraded_to_the_outside_only_and_foreign_tables_stay() {
     );
 
     // Pod to the outside: the external host sees the node's address.
-    let (_, seen) = udp_echo(&pod_a, &ext, "10.244.3.7", "192.168.1.100", 7500).unwrap();
+    let (_, seen) = udp_echo_seen(&pod_a, &ext, "10.244.3.7", "192.168.1.100", 7500).unwrap();
     assert_eq!(seen.ip().to_string(), "192.168.1.11");
     // Pod to pod: not masqueraded.
-    let (_, seen) = udp_echo(&pod_a, &pod_b, "10.244.3.7", "10.244.3.8", 7501).unwrap();
+    let (_, seen) = udp_echo_seen(&pod_a, &pod_b, "10.244.3.7", "10.244.3.8", 7501).unwrap();
     assert_eq!(seen.ip().to_string(), "10.244.3.7");
     assert_eq!(foreign_listing(&node), foreign);
 
@@ -208,13 +207,17 @@ async fn pods_are_masqueraded_to_the_outside_only_and_foreign_tables_stay() {
     assert_eq!(foreign_listing(&node), foreign);
 
     // natOutgoing off: our table goes, the external host sees the pod.
-    let before = h.status().passes;
-    h.set_desired(state(&ifs, false)).await.unwrap();
-    let p = pass_after(&mut h, before).await.last_pass.unwrap();
+    let generation = h.set_desired(state(&ifs, false)).await.unwrap();
+    let p = h
+        .wait_for(Duration::from_secs(5), |s| s.applied >= generation)
+        .await
+        .expect("no pass applied the new state")
+        .last_pass
+        .unwrap();
     assert_eq!((p.nat_writes, p.failures.len()), (1, 0), "{p:?}");
     let tables = nft(&node, &["list", "tables"]);
     assert!(!tables.contains("tortie"), "{tables}");
-    let (_, seen) = udp_echo(&pod_a, &ext, "10.244.3.7", "192.168.1.100", 7502).unwrap();
+    let (_, seen) = udp_echo_seen(&pod_a, &ext, "10.244.3.7", "192.168.1.100", 7502).unwrap();
     assert_eq!(seen.ip().to_string(), "10.244.3.7");
     assert_eq!(foreign_listing(&node), foreign);
     h.shutdown().await;
@@ -266,50 +269,4 @@ fn both_families_in_one_batch_then_nothing_and_changes_replace() {
     // A namespace that does not exist is an error naming it.
     let err = nat::reconcile(Some(Path::new("/run/netns/tortie-no-such-ns")), &pools).unwrap_err();
     assert!(err.to_string().contains("tortie-no-such-ns"), "{err}");
-}
-
-/// Sends one datagram from a socket in `from` (bound to `src`) to an echo
-/// server in `to` (bound to `dst:port`); returns the reply and the source
-/// address the server saw.
-fn udp_echo(
-    from: &Netns,
-    to: &Netns,
-    src: &str,
-    dst: &str,
-    port: u16,
-) -> Result<(String, SocketAddr), String> {
-    let (to_path, dst_s) = (to.path(), dst.to_owned());
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let server = std::thread::spawn(move || {
-        enter(&to_path);
-        let sock = UdpSocket::bind((dst_s.as_str(), port)).unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        ready_tx.send(()).unwrap();
-        let mut buf = [0u8; 64];
-        let (n, peer) = sock.recv_from(&mut buf).ok()?;
-        sock.send_to(&buf[..n], peer).unwrap();
-        Some(peer)
-    });
-    ready_rx.recv().unwrap();
-    let (from_path, src_s, dst_s) = (from.path(), src.to_owned(), dst.to_owned());
-    let client = std::thread::spawn(move || {
-        enter(&from_path);
-        let sock = UdpSocket::bind((src_s.as_str(), 0)).unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        sock.send_to(b"hello", (dst_s.as_str(), port))
-            .map_err(|e| format!("send: {e}"))?;
-        let mut buf = [0u8; 64];
-        let n = sock.recv(&mut buf).map_err(|e| format!("recv: {e}"))?;
-        Ok::<_, String>(String::from_utf8_lossy(&buf[..n]).into_owned())
-    });
-    let reply = client.join().unwrap();
-    let seen = server.join().unwrap();
-    let reply = reply?;
-    Ok((reply, seen.ok_or("server saw nothing")?))
-}
-
-/// Moves this (dedicated, throwaway) test thread into a namespace.
-fn enter(path: &Path) {
-    let f = std::fs::File::open(path).unwrap();
-    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
 }

@@ -11,11 +11,9 @@
 
 mod common;
 
-use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
 use std::time::Duration;
 
-use common::Netns;
+use common::{udp_echo_seen, Netns};
 use felix::desired::{DesiredState, LearnedRoute, LocalNode, PeerNode, Pool, WorkloadEndpoint};
 use felix::endpoint::{configure_host_side, host_ifname};
 use felix::reconciler::{self, ReconcilerConfig, ReconcilerHandle, Status};
@@ -124,12 +122,13 @@ async fn start(n: &Node, state: DesiredState) -> ReconcilerHandle {
         ..ReconcilerConfig::default()
     })
     .unwrap();
-    h.set_desired(state).await.unwrap();
+    let generation = h.set_desired(state).await.unwrap();
     let s = h
         .wait_for(Duration::from_secs(5), |s| {
-            s.last_pass
-                .as_ref()
-                .is_some_and(|p| p.full && p.failures.is_empty())
+            s.applied >= generation
+                && s.last_pass
+                    .as_ref()
+                    .is_some_and(|p| p.full && p.failures.is_empty())
         })
         .await
         .unwrap_or_else(|| panic!("no clean pass: {:?}", h.status()));
@@ -272,9 +271,9 @@ async fn pods_on_two_subnets_talk_through_vxlan_across_a_router() {
     let (a_tx, _) = counters(&a.ns);
     let (_, b_rx) = counters(&b.ns);
     for round in 0..3 {
-        let got = udp_echo(&a.pod, &b.pod, "10.244.3.7", "10.244.7.9", 7200 + round);
+        let got = udp_echo_seen(&a.pod, &b.pod, "10.244.3.7", "10.244.7.9", 7200 + round);
         let (reply, seen) = got.unwrap_or_else(|e| panic!("round {round}: {e}"));
-        assert_eq!(reply, "ping from pod-a");
+        assert_eq!(reply, "ping from 10.244.3.7");
         assert_eq!(seen.ip().to_string(), "10.244.3.7", "no NAT on the way");
     }
     let (a_tx2, _) = counters(&a.ns);
@@ -329,7 +328,7 @@ async fn pods_on_two_subnets_talk_through_vxlan_across_a_router() {
         .wait_for(Duration::from_secs(2), |s| s.passes > passes_before)
         .await;
     assert!(s.is_some(), "healed without a pass?");
-    assert!(udp_echo(&a.pod, &b.pod, "10.244.3.7", "10.244.7.9", 7300).is_ok());
+    assert!(udp_echo_seen(&a.pod, &b.pod, "10.244.3.7", "10.244.7.9", 7300).is_ok());
     let p = quiet_resync(&mut ha).await.last_pass.unwrap();
     assert_eq!((p.vxlan_writes, p.failures.len()), (0, 0), "{p:?}");
 
@@ -407,10 +406,9 @@ async fn pods_on_two_subnets_talk_through_vxlan_across_a_router() {
     );
     alone.nodes.clear();
     alone.learned.clear();
-    let before = ha.status().passes;
-    ha.set_desired(alone).await.unwrap();
+    let generation = ha.set_desired(alone).await.unwrap();
     let s = ha
-        .wait_for(Duration::from_secs(5), |s| s.passes > before)
+        .wait_for(Duration::from_secs(5), |s| s.applied >= generation)
         .await
         .expect("no pass");
     assert!(s.last_pass.unwrap().failures.is_empty());
@@ -421,53 +419,7 @@ async fn pods_on_two_subnets_talk_through_vxlan_across_a_router() {
         &["-n", &a.ns.name, "fdb", "show", "dev", "vxlan.tortie"],
     );
     assert!(!fdb.contains(&mac_b), "{fdb}");
-    assert!(udp_echo(&a.pod, &b.pod, "10.244.3.7", "10.244.7.9", 7400).is_err());
+    assert!(udp_echo_seen(&a.pod, &b.pod, "10.244.3.7", "10.244.7.9", 7400).is_err());
     ha.shutdown().await;
     hb.shutdown().await;
-}
-
-/// Sends one datagram from a socket in `from` (bound to `src`) to an echo
-/// server in `to` (bound to `dst:port`); returns the reply and the source
-/// address the server saw.
-fn udp_echo(
-    from: &Netns,
-    to: &Netns,
-    src: &str,
-    dst: &str,
-    port: u16,
-) -> Result<(String, SocketAddr), String> {
-    let (to_path, dst_s) = (to.path(), dst.to_owned());
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let server = std::thread::spawn(move || {
-        enter(&to_path);
-        let sock = UdpSocket::bind((dst_s.as_str(), port)).unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        ready_tx.send(()).unwrap();
-        let mut buf = [0u8; 64];
-        let (n, peer) = sock.recv_from(&mut buf).ok()?;
-        sock.send_to(&buf[..n], peer).unwrap();
-        Some(peer)
-    });
-    ready_rx.recv().unwrap();
-    let (from_path, src_s, dst_s) = (from.path(), src.to_owned(), dst.to_owned());
-    let client = std::thread::spawn(move || {
-        enter(&from_path);
-        let sock = UdpSocket::bind((src_s.as_str(), 0)).unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        sock.send_to(b"ping from pod-a", (dst_s.as_str(), port))
-            .map_err(|e| format!("send: {e}"))?;
-        let mut buf = [0u8; 64];
-        let n = sock.recv(&mut buf).map_err(|e| format!("recv: {e}"))?;
-        Ok::<_, String>(String::from_utf8_lossy(&buf[..n]).into_owned())
-    });
-    let reply = client.join().unwrap();
-    let seen = server.join().unwrap();
-    let reply = reply?;
-    Ok((reply, seen.ok_or("server saw nothing")?))
-}
-
-/// Moves this (dedicated, throwaway) test thread into a namespace.
-fn enter(path: &Path) {
-    let f = std::fs::File::open(path).unwrap();
-    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
 }

@@ -139,3 +139,87 @@ pub fn node_ns(tag: &str) -> Netns {
     ns.ip(&["link", "set", "pod0", "up"]);
     ns
 }
+
+/// One UDP datagram "ping from SRC" sent from a socket in `from` (bound to
+/// `src`) to a server in `to` (bound to `dst:port`) that echoes it. Returns
+/// the reply and the source address the server saw (for NAT checks). No
+/// `ping` binary is needed; only the test's namespaces are used.
+pub fn udp_echo_seen(
+    from: &Netns,
+    to: &Netns,
+    src: &str,
+    dst: &str,
+    port: u16,
+) -> Result<(String, std::net::SocketAddr), String> {
+    use std::net::UdpSocket;
+    use std::time::Duration;
+    let (to_path, dst_s) = (to.path(), dst.to_owned());
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        enter(&to_path);
+        let sock = UdpSocket::bind((dst_s.as_str(), port)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        ready_tx.send(()).unwrap();
+        let mut buf = [0u8; 64];
+        let (n, peer) = sock.recv_from(&mut buf).ok()?;
+        sock.send_to(&buf[..n], peer).unwrap();
+        Some(peer)
+    });
+    ready_rx.recv().unwrap();
+    let (from_path, src_s, dst_s) = (from.path(), src.to_owned(), dst.to_owned());
+    let client = std::thread::spawn(move || {
+        enter(&from_path);
+        let sock =
+            UdpSocket::bind((src_s.as_str(), 0)).map_err(|e| format!("bind {src_s}: {e}"))?;
+        sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        sock.send_to(
+            format!("ping from {src_s}").as_bytes(),
+            (dst_s.as_str(), port),
+        )
+        .map_err(|e| format!("send: {e}"))?;
+        let mut buf = [0u8; 64];
+        let n = sock.recv(&mut buf).map_err(|e| format!("recv: {e}"))?;
+        Ok::<_, String>(String::from_utf8_lossy(&buf[..n]).into_owned())
+    });
+    let reply = client.join().unwrap();
+    let seen = server.join().unwrap();
+    Ok((reply?, seen.ok_or("the server saw nothing")?))
+}
+
+/// [`udp_echo_seen`], the reply only.
+pub fn udp_echo(
+    from: &Netns,
+    to: &Netns,
+    src: &str,
+    dst: &str,
+    port: u16,
+) -> Result<String, String> {
+    udp_echo_seen(from, to, src, dst, port).map(|(reply, _)| reply)
+}
+
+/// [`udp_echo`] up to `tries` times (ports `port`, `port + 100`, ...): a
+/// path that has just been programmed may drop its very first datagram
+/// while a hop resolves its neighbour. Returns the last result.
+pub fn udp_echo_eventually(
+    from: &Netns,
+    to: &Netns,
+    src: &str,
+    dst: &str,
+    port: u16,
+    tries: u16,
+) -> Result<String, String> {
+    let mut last = Err("no attempt".to_string());
+    for attempt in 0..tries.max(1) {
+        last = udp_echo(from, to, src, dst, port + 100 * attempt);
+        if last.is_ok() {
+            break;
+        }
+    }
+    last
+}
+
+/// Moves this (dedicated, throwaway) test thread into a namespace.
+pub fn enter(path: &std::path::Path) {
+    let f = std::fs::File::open(path).unwrap();
+    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+}

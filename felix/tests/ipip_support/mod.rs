@@ -3,8 +3,6 @@
 //! capture inside a namespace.
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::UdpSocket;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -79,53 +77,4 @@ pub fn capture_one(
         .read_to_string(&mut out)
         .unwrap();
     Some(out.trim().to_owned())
-}
-
-/// Sends one datagram from a socket in `from` (bound to `src`) to a server
-/// socket in `to` (bound to `dst:port`) that echoes it; returns the reply.
-/// (No `ping` binary on the CI host; only the test's namespaces are used.)
-pub fn udp_echo(
-    from: &Netns,
-    to: &Netns,
-    src: &str,
-    dst: &str,
-    port: u16,
-) -> Result<String, String> {
-    let (to_path, dst_s) = (to.path(), dst.to_owned());
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let server = std::thread::spawn(move || {
-        enter(&to_path);
-        let sock = UdpSocket::bind((dst_s.as_str(), port)).unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-        ready_tx.send(()).unwrap();
-        let mut buf = [0u8; 64];
-        if let Ok((n, peer)) = sock.recv_from(&mut buf) {
-            sock.send_to(&buf[..n], peer).unwrap();
-        }
-    });
-    ready_rx.recv().unwrap();
-    let (from_path, src_s, dst_s) = (from.path(), src.to_owned(), dst.to_owned());
-    let client = std::thread::spawn(move || {
-        enter(&from_path);
-        let sock =
-            UdpSocket::bind((src_s.as_str(), 0)).map_err(|e| format!("bind {src_s}: {e}"))?;
-        sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-        sock.send_to(
-            format!("ping from {src_s}").as_bytes(),
-            (dst_s.as_str(), port),
-        )
-        .map_err(|e| format!("send: {e}"))?;
-        let mut buf = [0u8; 64];
-        let n = sock.recv(&mut buf).map_err(|e| format!("recv: {e}"))?;
-        Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
-    });
-    let reply = client.join().unwrap();
-    server.join().unwrap();
-    reply
-}
-
-/// Moves this (dedicated, throwaway) test thread into a namespace.
-pub fn enter(path: &Path) {
-    let f = std::fs::File::open(path).unwrap();
-    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
 }
