@@ -203,6 +203,10 @@ async fn pods_on_two_nodes_ping_over_direct_routes() {
             "round {round}"
         );
     }
+    // And a real ICMP ping, where the ping binary exists.
+    if let Some(ok) = common::icmp_ping(&a.pod, "10.244.7.9") {
+        assert!(ok, "ICMP ping pod-a -> pod-b failed");
+    }
     // The pod learned the fixed host MAC for its gateway by proxy ARP.
     let neigh = a.pod.ip(&["neigh", "show", "169.254.1.1"]);
     assert!(neigh.contains("ee:ee:ee:ee:ee:ee"), "{neigh}");

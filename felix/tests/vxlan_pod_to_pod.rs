@@ -276,6 +276,9 @@ async fn pods_on_two_subnets_talk_through_vxlan_across_a_router() {
         assert_eq!(reply, "ping from 10.244.3.7");
         assert_eq!(seen.ip().to_string(), "10.244.3.7", "no NAT on the way");
     }
+    if let Some(ok) = common::icmp_ping(&a.pod, "10.244.7.9") {
+        assert!(ok, "ICMP ping pod-a -> pod-b through vxlan.tortie failed");
+    }
     let (a_tx2, _) = counters(&a.ns);
     let (_, b_rx2) = counters(&b.ns);
     assert!(

@@ -223,3 +223,20 @@ pub fn enter(path: &std::path::Path) {
     let f = std::fs::File::open(path).unwrap();
     nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
 }
+
+/// ICMP echo from inside `from` to `dst` with iputils `ping` (three
+/// packets). `None` (with the reason printed) where no `ping` binary is
+/// installed; CI installs it (iputils-ping).
+pub fn icmp_ping(from: &Netns, dst: &str) -> Option<bool> {
+    if Command::new("ping").arg("-V").output().is_err() {
+        eprintln!("SKIP icmp ping to {dst}: no ping binary (install iputils-ping)");
+        return None;
+    }
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", &from.name, "ping", "-c", "3", "-i", "0.2", "-W", "2", dst,
+        ])
+        .output()
+        .expect("ip netns exec");
+    Some(out.status.success())
+}
