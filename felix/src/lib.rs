@@ -9,6 +9,7 @@
 //! - [`endpoint`]: host side of a workload veth (name, proxy ARP, MAC).
 //! - [`endpoint_gc`]: stale workload interfaces, removed after a grace period.
 //! - [`sysctl`]: per-interface sysctls written from a setns'd thread.
+//! - [`pass`]: pass reports and the reconciler status.
 //! - [`reconciler`]: the task: coalesce events, dump, diff, apply, resync.
 //! - [`vxlan`]: pure: desired state -> `vxlan.tortie` device and peer entries.
 //! - [`nat`]: NAT outgoing in our own nftables tables.
@@ -21,6 +22,7 @@ pub mod endpoint;
 pub mod endpoint_gc;
 pub mod kernel;
 pub mod nat;
+pub mod pass;
 pub mod reconciler;
 pub mod route;
 pub mod sysctl;
