@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# A local lab in network namespaces: tortie-rr reflects pod blocks between
-# two "nodes" whose pods then ping each other across the nodes by plain IP
-# routing (no overlay).
+# A local lab in network namespaces, on the embedded file datastore: the
+# tortie-cni plugin gives each pod an address from a block its node claims
+# (block IPAM) and a routed veth; tortie-rr reflects the nodes' blocks; the
+# pods then ping each other across the nodes by plain IP routing.
 #
-#        pod1 (10.244.1.2)                      pod2 (10.244.2.2)
-#          | veth, proxy ARP                      | veth, proxy ARP
+#        pod1 (CNI: 10.244.x.y/32)              pod2 (CNI: 10.244.x.y/32)
+#          | routed veth, proxy ARP               | routed veth, proxy ARP
 #   node1 172.30.0.11 ---+--- switch ---+--- node2 172.30.0.12
-#   BIRD: block 10.244.1.0/26            |   BIRD: block 10.244.2.0/26
+#   BIRD: announces node1's block        |   BIRD: announces node2's block
 #                            rr 172.30.0.1: tortie-rr (route reflector)
 #
 # Interim: until tortie-node exists (it will replace BIRD on the nodes),
@@ -30,9 +31,10 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 command -v cargo >/dev/null || { echo "lab: cargo is needed to build tortie-rr (install Rust with rustup)"; exit 1; }
-echo "lab: building tortie-rr"
-cargo build --release -q -p tortie-rr
+echo "lab: building tortie-rr and tortie-cni"
+cargo build --release -q -p tortie-rr -p tortie-cni
 rr_bin="$PWD/target/release/tortie-rr"
+cni_bin="$PWD/target/release/tortie-cni"
 
 p="tl$$"                 # unique prefix: several labs can run side by side
 dir=$(mktemp -d "/tmp/tortie-lab-XXXX")
@@ -74,29 +76,41 @@ EOF
 ip netns exec "$(ns rr)" "$rr_bin" --config "$dir/rr.yaml" --state-dir "$dir/rr-state" >"$dir/rr.log" 2>&1 &
 disown
 
+# The embedded datastore: a directory with the user's resources.yaml; the
+# plugin writes IPAM blocks, handles and endpoints next to it (file lock).
+mkdir -p "$dir/store"
+cat >"$dir/store/resources.yaml" <<EOF
+apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata:
+  name: default-ipv4
+spec:
+  cidr: 10.244.0.0/16
+  blockSize: 26
+EOF
+
 node() { # n: node number
-  local n=$1 node pod
+  local n=$1 node pod result ip block o1 o2 o3 o4
   node=$(ns "node$n"); pod=$(ns "pod$n")
   ip netns exec "$node" sysctl -qw net.ipv4.ip_forward=1
   # Proxy ARP answers only for addresses the node can route elsewhere; a
   # real node has a default route, this one gets a route to the gateway.
   ip -n "$node" route add 169.254.1.1/32 dev eth0 scope link
-  # The pod: /32 address, default route to a link-local gateway answered by
-  # proxy ARP on the host side, as Calico does.
-  ip link add eth0 netns "$pod" type veth peer name "tortpod$n" netns "$node"
-  ip -n "$pod" addr add "10.244.$n.2/32" dev eth0
-  ip -n "$pod" link set eth0 up
-  ip -n "$pod" route add 169.254.1.1 dev eth0 scope link
-  ip -n "$pod" route add default via 169.254.1.1 dev eth0 onlink
-  ip -n "$node" link set "tortpod$n" address ee:ee:ee:ee:ee:ee up
-  ip netns exec "$node" sysctl -qw "net.ipv4.conf.tortpod$n.proxy_arp=1"
-  ip netns exec "$node" sysctl -qw "net.ipv4.neigh.tortpod$n.proxy_delay=0"
-  ip -n "$node" route add "10.244.$n.2/32" dev "tortpod$n" scope link
+  # The pod's network, as a container runtime asks for it (CNI ADD).
+  result=$(printf '{"cniVersion":"1.0.0","name":"tortie","type":"tortie","nodeName":"node%s","datastore":{"type":"file","dir":"%s"}}' "$n" "$dir/store" |
+    ip netns exec "$node" env -i CNI_COMMAND=ADD CNI_CONTAINERID="lab-pod$n" CNI_NETNS="/run/netns/$pod" \
+      CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni PATH=/usr/sbin:/usr/bin:/sbin:/bin "$cni_bin")
+  ip=$(printf '%s' "$result" | grep -o '"address":"[0-9.]*' | head -n1 | cut -d'"' -f4)
+  [ -n "$ip" ] || { echo "lab: CNI ADD for pod$n failed: $result"; exit 1; }
+  IFS=. read -r o1 o2 o3 o4 <<<"$ip"
+  block="$o1.$o2.$o3.$((o4 & ~63))/26"
+  echo "lab: pod$n got $ip (CNI ADD), from block $block of node$n"
+  printf -v "pod${n}_ip" '%s' "$ip"
   cat >"$dir/bird$n.conf" <<EOF
 router id 172.30.0.1$n;
 protocol device {}
 protocol direct { ipv4; interface "eth0"; }
-protocol static blocks { ipv4; route 10.244.$n.0/26 blackhole; }
+protocol static blocks { ipv4; route $block blackhole; }
 protocol kernel { ipv4 { import none; export where source = RTS_BGP; }; }
 protocol bgp reflector {
   local 172.30.0.1$n as 64512; neighbor 172.30.0.1 as 64512;
@@ -116,8 +130,8 @@ status() {
 }
 echo "lab: waiting for the reflected routes"
 for _ in $(seq 1 100); do
-  if ip -n "$(ns node1)" route | grep -q "10.244.2.0/26 via 172.30.0.12" &&
-     ip -n "$(ns node2)" route | grep -q "10.244.1.0/26 via 172.30.0.11"; then
+  if ip -n "$(ns node1)" route | grep -q "via 172.30.0.12" &&
+     ip -n "$(ns node2)" route | grep -q "via 172.30.0.11"; then
     break
   fi
   sleep 0.2
@@ -126,9 +140,9 @@ echo "== tortie-rr /status"
 status | python3 -m json.tool 2>/dev/null || status
 echo "== node1 routes"; ip -n "$(ns node1)" route
 echo "== node2 routes"; ip -n "$(ns node2)" route
-echo "== pod1 (10.244.1.2) pings pod2 (10.244.2.2)"
-ip netns exec "$(ns pod1)" ping -c 3 -W 2 10.244.2.2
-echo "lab: OK: pods on two nodes reach each other through routes reflected by tortie-rr"
+echo "== pod1 ($pod1_ip) pings pod2 ($pod2_ip)"
+ip netns exec "$(ns pod1)" ping -c 3 -W 2 "$pod2_ip"
+echo "lab: OK: pods with CNI-assigned addresses on two nodes reach each other through routes reflected by tortie-rr"
 if [ "$once" = 1 ]; then exit 0; fi
 echo "lab: running; namespaces $p-*; logs in $dir; Ctrl-C tears it down"
 while true; do sleep 3600; done
