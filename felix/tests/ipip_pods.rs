@@ -227,23 +227,7 @@ fn node(tag: &str, workload: &str, pod_ip: &str) -> (Netns, Netns, String) {
     let ns = Netns::new(tag);
     let pod = Netns::new(&format!("{tag}pod"));
     let ifname = host_ifname(workload);
-    ns.ip(&[
-        "link", "add", &ifname, "type", "veth", "peer", "name", "podside",
-    ]);
-    ns.ip(&["link", "set", "podside", "netns", &pod.name]);
-    pod.ip(&["link", "set", "podside", "name", "eth0"]);
-    pod.ip(&["addr", "add", &format!("{pod_ip}/32"), "dev", "eth0"]);
-    pod.ip(&["link", "set", "eth0", "up"]);
-    pod.ip(&[
-        "route",
-        "add",
-        "default",
-        "via",
-        "169.254.1.1",
-        "dev",
-        "eth0",
-        "onlink",
-    ]);
+    common::add_pod(&ns, &pod, &ifname, pod_ip);
     sysctl::write_in(
         Some(&ns.path()),
         vec![Sysctl::new("net/ipv4/ip_forward", "1")],

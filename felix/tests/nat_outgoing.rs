@@ -62,23 +62,7 @@ fn foreign_listing(ns: &Netns) -> String {
 fn pod(node: &Netns, tag: &str, ip: &str) -> (Netns, String) {
     let pod = Netns::new(tag);
     let ifname = host_ifname(&format!("default/{tag}"));
-    node.ip(&[
-        "link", "add", &ifname, "type", "veth", "peer", "name", "podside",
-    ]);
-    node.ip(&["link", "set", "podside", "netns", &pod.name]);
-    pod.ip(&["link", "set", "podside", "name", "eth0"]);
-    pod.ip(&["addr", "add", &format!("{ip}/32"), "dev", "eth0"]);
-    pod.ip(&["link", "set", "eth0", "up"]);
-    pod.ip(&[
-        "route",
-        "add",
-        "default",
-        "via",
-        "169.254.1.1",
-        "dev",
-        "eth0",
-        "onlink",
-    ]);
+    common::add_pod(node, &pod, &ifname, ip);
     (pod, ifname)
 }
 

@@ -34,23 +34,7 @@ fn node(tag: &str, router: &Netns, router_if: &str, addr: &str, gw: &str, pod_ip
     let ns = Netns::new(tag);
     let pod = Netns::new(&format!("{tag}pod"));
     let ifname = host_ifname(&format!("default/{tag}"));
-    ns.ip(&[
-        "link", "add", &ifname, "type", "veth", "peer", "name", "podside",
-    ]);
-    ns.ip(&["link", "set", "podside", "netns", &pod.name]);
-    pod.ip(&["link", "set", "podside", "name", "eth0"]);
-    pod.ip(&["addr", "add", &format!("{pod_ip}/32"), "dev", "eth0"]);
-    pod.ip(&["link", "set", "eth0", "up"]);
-    pod.ip(&[
-        "route",
-        "add",
-        "default",
-        "via",
-        "169.254.1.1",
-        "dev",
-        "eth0",
-        "onlink",
-    ]);
+    common::add_pod(&ns, &pod, &ifname, pod_ip);
     ns.ip(&[
         "link", "add", "eth0", "type", "veth", "peer", "name", router_if,
     ]);

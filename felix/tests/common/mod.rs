@@ -240,3 +240,26 @@ pub fn icmp_ping(from: &Netns, dst: &str) -> Option<bool> {
         .expect("ip netns exec");
     Some(out.status.success())
 }
+
+/// A pod namespace `pod` behind a veth whose host end `ifname` is in
+/// `node`: the pod side is `eth0` with `pod_ip/32` and
+/// `default via 169.254.1.1 dev eth0 onlink`, as the CNI plugin makes it.
+pub fn add_pod(node: &Netns, pod: &Netns, ifname: &str, pod_ip: &str) {
+    node.ip(&[
+        "link", "add", ifname, "type", "veth", "peer", "name", "podside",
+    ]);
+    node.ip(&["link", "set", "podside", "netns", &pod.name]);
+    pod.ip(&["link", "set", "podside", "name", "eth0"]);
+    pod.ip(&["addr", "add", &format!("{pod_ip}/32"), "dev", "eth0"]);
+    pod.ip(&["link", "set", "eth0", "up"]);
+    pod.ip(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        "169.254.1.1",
+        "dev",
+        "eth0",
+        "onlink",
+    ]);
+}
