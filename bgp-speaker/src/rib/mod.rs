@@ -2,9 +2,11 @@
 //! candidate path per prefix and the best one), and per-peer Adj-RIB-Out
 //! (what each peer has been told), with interned attributes.
 //!
-//! Changes only mark prefixes dirty; [`Rib::decide`] then runs the decision
-//! process over the dirty set alone and records, per peer, which prefixes
-//! must be re-sent. Cost grows with the number of changes, not the table.
+//! A prefix is decided again when one of its paths changes (its entry is
+//! in cache then), and the change is queued once per prefix; [`Rib::decide`]
+//! then exports the queue: best-path changes out, and per peer which
+//! prefixes must be re-sent. Cost grows with the number of changes, not the
+//! table.
 
 pub mod best_path;
 pub mod export;
@@ -231,8 +233,10 @@ impl Rib {
         };
         peer.export = None;
         peer.stale = keep_stale.to_vec();
-        self.v4.peer_down(id, keep_stale.contains(&Afi::Ipv4));
-        self.v6.peer_down(id, keep_stale.contains(&Afi::Ipv6));
+        self.v4
+            .peer_down(id, keep_stale.contains(&Afi::Ipv4), &self.peers);
+        self.v6
+            .peer_down(id, keep_stale.contains(&Afi::Ipv6), &self.peers);
         if keep_stale.is_empty() {
             self.peers.remove(&id);
         }
@@ -247,8 +251,8 @@ impl Rib {
         peer.stale.retain(|a| *a != afi);
         let gone = peer.export.is_none() && peer.stale.is_empty();
         let n = match afi {
-            Afi::Ipv4 => self.v4.sweep_stale(id),
-            Afi::Ipv6 => self.v6.sweep_stale(id),
+            Afi::Ipv4 => self.v4.sweep_stale(id, &self.peers),
+            Afi::Ipv6 => self.v6.sweep_stale(id, &self.peers),
         };
         if gone {
             self.v4.forget(id);
@@ -273,16 +277,16 @@ impl Rib {
         let verdict = export::import(&self.local, peer.asn, peer.facts.ebgp, &mut attrs);
         let interned = verdict.is_ok().then(|| self.interner.intern(attrs));
         let (v4, v6) = split(prefixes);
-        self.v4.update(id, interned.as_ref(), &v4);
-        self.v6.update(id, interned.as_ref(), &v6);
+        self.v4.update(id, interned.as_ref(), &v4, &self.peers);
+        self.v6.update(id, interned.as_ref(), &v6, &self.peers);
         verdict
     }
 
     /// A withdrawal from peer `id`.
     pub fn withdraw(&mut self, id: PeerId, prefix: Prefix) {
         match prefix {
-            Prefix::V4(k) => self.v4.withdraw(id, k),
-            Prefix::V6(k) => self.v6.withdraw(id, k),
+            Prefix::V4(k) => self.v4.withdraw(id, k, &self.peers),
+            Prefix::V6(k) => self.v6.withdraw(id, k, &self.peers),
         }
     }
 
@@ -290,16 +294,16 @@ impl Rib {
     pub fn local_update(&mut self, prefix: Prefix, attrs: PathAttrs) {
         let attrs = self.interner.intern(attrs);
         match prefix {
-            Prefix::V4(k) => self.v4.set_local(k, attrs),
-            Prefix::V6(k) => self.v6.set_local(k, attrs),
+            Prefix::V4(k) => self.v4.set_local(k, attrs, &self.peers),
+            Prefix::V6(k) => self.v6.set_local(k, attrs, &self.peers),
         }
     }
 
     /// Withdraws a locally originated route.
     pub fn local_withdraw(&mut self, prefix: Prefix) {
         match prefix {
-            Prefix::V4(k) => self.v4.remove_local(k),
-            Prefix::V6(k) => self.v6.remove_local(k),
+            Prefix::V4(k) => self.v4.remove_local(k, &self.peers),
+            Prefix::V6(k) => self.v6.remove_local(k, &self.peers),
         }
     }
 

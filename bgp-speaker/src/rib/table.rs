@@ -18,6 +18,9 @@ use super::best_path::{self, Candidate};
 use super::export::{self, ExportClass, LocalFacts, SourceKind};
 use super::{Interner, OutBatch, PeerId, PeerInfo};
 
+/// The RIB's peers, as the decision needs them.
+pub(super) type Peers = FxHashMap<PeerId, PeerInfo>;
+
 /// `source` of a locally originated path.
 pub(super) const LOCAL: u32 = u32::MAX;
 /// `best` of a destination without a best path.
@@ -55,10 +58,9 @@ struct Dest {
     paths: SmallVec<[Path; 1]>,
     /// Source of the current best path, or [`NONE`].
     best: u32,
-    dirty: bool,
-    /// The best path's attributes changed or it was removed since the
-    /// last decision.
-    best_touched: bool,
+    /// Index of this prefix's entry in `Table::changed`, when it has one
+    /// (valid only if that entry names this prefix).
+    queued: u32,
 }
 
 /// One peer's view of this family.
@@ -89,7 +91,10 @@ pub(super) struct PeerAf<K> {
 #[derive(Debug)]
 pub(super) struct Table<K> {
     loc: FxHashMap<K, Dest>,
-    dirty: Vec<K>,
+    /// Best-path changes decided since the last run, at most one per
+    /// prefix (a later change of the same prefix overwrites its entry):
+    /// prefix, new best source (or NONE), its attributes.
+    changed: Vec<(K, u32, Option<Arc<PathAttrs>>)>,
     peers: FxHashMap<PeerId, PeerAf<K>>,
     best_count: u64,
 }
@@ -116,8 +121,7 @@ impl Dest {
         Dest {
             paths: SmallVec::new(),
             best: NONE,
-            dirty: false,
-            best_touched: false,
+            queued: u32::MAX,
         }
     }
 }
@@ -164,7 +168,7 @@ impl<K: Key> Table<K> {
     pub fn new() -> Table<K> {
         Table {
             loc: FxHashMap::default(),
-            dirty: Vec::new(),
+            changed: Vec::new(),
             peers: FxHashMap::default(),
             best_count: 0,
         }
@@ -192,17 +196,27 @@ impl<K: Key> Table<K> {
         self.peers.get(&id).is_some_and(|p| !p.pending.is_empty())
     }
 
-    /// Marks every destination dirty (our identity changed).
+    /// Queues every best path for export again (our identity changed).
     pub fn mark_all(&mut self) {
-        let all: Vec<K> = self.loc.keys().copied().collect();
-        for k in all {
-            self.mark(k);
+        for (k, d) in self.loc.iter_mut() {
+            let attrs = d
+                .paths
+                .iter()
+                .find(|p| p.source == d.best)
+                .map(|p| p.attrs.clone());
+            queue(&mut self.changed, d, *k, d.best, attrs);
         }
     }
 
     /// Routes from a peer sharing one attribute set; `attrs` is `None` when
     /// they were not accepted (they still count as received).
-    pub fn update(&mut self, id: PeerId, attrs: Option<&Arc<PathAttrs>>, keys: &[K]) {
+    pub fn update(
+        &mut self,
+        id: PeerId,
+        attrs: Option<&Arc<PathAttrs>>,
+        keys: &[K],
+        peers: &Peers,
+    ) {
         let mut added: u64 = 0;
         let mut removed: u64 = 0;
         let p = self.peers.entry(id).or_default();
@@ -215,16 +229,16 @@ impl<K: Key> Table<K> {
         }
         for k in keys {
             match attrs {
-                Some(a) => added += u64::from(self.set_path(*k, id, a.clone())),
-                None => removed += u64::from(self.remove_path(*k, id)),
+                Some(a) => added += u64::from(self.set_path(*k, id, a.clone(), peers)),
+                None => removed += u64::from(self.remove_path(*k, id, peers)),
             }
         }
         let p = self.peers.get_mut(&id).expect("entry made above");
         p.accepted = p.accepted + added - removed;
     }
 
-    pub fn withdraw(&mut self, id: PeerId, k: K) {
-        if self.remove_path(k, id) {
+    pub fn withdraw(&mut self, id: PeerId, k: K, peers: &Peers) {
+        if self.remove_path(k, id, peers) {
             if let Some(p) = self.peers.get_mut(&id) {
                 p.accepted -= 1;
             }
@@ -233,17 +247,17 @@ impl<K: Key> Table<K> {
         }
     }
 
-    pub fn set_local(&mut self, k: K, attrs: Arc<PathAttrs>) {
-        self.set_path(k, LOCAL, attrs);
+    pub fn set_local(&mut self, k: K, attrs: Arc<PathAttrs>, peers: &Peers) {
+        self.set_path(k, LOCAL, attrs, peers);
     }
 
-    pub fn remove_local(&mut self, k: K) {
-        self.remove_path(k, LOCAL);
+    pub fn remove_local(&mut self, k: K, peers: &Peers) {
+        self.remove_path(k, LOCAL, peers);
     }
 
     /// A session went down: its paths stay as stale (`keep`), or go. Walks
     /// the family's Loc-RIB once (a peer's routes are its paths there).
-    pub fn peer_down(&mut self, id: PeerId, keep: bool) {
+    pub fn peer_down(&mut self, id: PeerId, keep: bool, peers: &Peers) {
         let Some(p) = self.peers.get_mut(&id) else {
             return;
         };
@@ -258,17 +272,17 @@ impl<K: Key> Table<K> {
             }
         } else {
             for k in self.keys_of(id, false) {
-                self.withdraw(id, k);
+                self.withdraw(id, k, peers);
             }
             self.peers.remove(&id);
         }
     }
 
     /// Drops the peer's stale paths; returns how many.
-    pub fn sweep_stale(&mut self, id: PeerId) -> usize {
+    pub fn sweep_stale(&mut self, id: PeerId, peers: &Peers) -> usize {
         let stale = self.keys_of(id, true);
         for k in &stale {
-            self.withdraw(id, *k);
+            self.withdraw(id, *k, peers);
         }
         stale.len()
     }
@@ -317,50 +331,33 @@ impl<K: Key> Table<K> {
         }
     }
 
-    /// The decision process over the dirty prefixes of this family. Best
-    /// path changes are collected into `changes` when given.
+    /// Exports the best-path changes decided since the last run (each
+    /// prefix was decided when its paths changed, while its entry was in
+    /// cache; one entry per prefix). Best path changes are collected into
+    /// `changes` when given.
     pub fn decide(
         &mut self,
         ctx: &mut Ctx<'_>,
         run: &mut ExportRun,
         mut changes: Option<&mut Vec<BestPathChange>>,
     ) {
-        let dirty = std::mem::take(&mut self.dirty);
-        for k in dirty {
-            let Some(dest) = self.loc.get_mut(&k) else {
-                continue;
-            };
-            dest.dirty = false;
-            let old = dest.best;
-            let touched = std::mem::take(&mut dest.best_touched);
-            let new_idx = select(ctx.peers, &dest.paths);
-            let new = new_idx.map(|i| dest.paths[i].source).unwrap_or(NONE);
-            dest.best = new;
-            if old == new && !touched {
-                if dest.paths.is_empty() {
-                    self.loc.remove(&k);
-                }
-                continue;
-            }
-            let best = new_idx.map(|i| (new, dest.paths[i].attrs.clone()));
-            if dest.paths.is_empty() {
-                self.loc.remove(&k);
-            }
-            match (old != NONE, new != NONE) {
-                (false, true) => self.best_count += 1,
-                (true, false) => self.best_count -= 1,
-                _ => {}
-            }
+        let changed = std::mem::take(&mut self.changed);
+        for (k, new, attrs) in changed {
             if let Some(changes) = changes.as_deref_mut() {
                 changes.push(BestPathChange {
                     prefix: k.prefix(),
-                    best: best.as_ref().map(|(source, attrs)| BestPath {
-                        attrs: attrs.clone(),
-                        peer: ctx.peers.get(source).map(|p| p.facts.address),
+                    best: attrs.as_ref().map(|a| BestPath {
+                        attrs: a.clone(),
+                        peer: ctx.peers.get(&new).map(|p| p.facts.address),
                     }),
                 });
             }
-            self.export_one(k, best.as_ref().map(|(s, a)| (*s, a)), ctx, run);
+            self.export_one(k, attrs.as_ref().map(|a| (new, a)), ctx, run);
+            // A prefix left without paths was kept until now (so that its
+            // entry here stayed the only one); it goes.
+            if new == NONE && self.loc.get(&k).is_some_and(|d| d.paths.is_empty()) {
+                self.loc.remove(&k);
+            }
         }
     }
 
@@ -398,18 +395,11 @@ impl<K: Key> Table<K> {
 
     // ----- helpers -----
 
-    fn mark(&mut self, k: K) {
+    /// Adds or replaces the path of `source` and decides the prefix again;
+    /// true when it is a new path.
+    fn set_path(&mut self, k: K, source: u32, attrs: Arc<PathAttrs>, peers: &Peers) -> bool {
         let dest = self.loc.entry(k).or_insert_with(Dest::empty);
-        if !dest.dirty {
-            dest.dirty = true;
-            self.dirty.push(k);
-        }
-    }
-
-    /// Adds or replaces the path of `source`; true when it is a new path.
-    fn set_path(&mut self, k: K, source: u32, attrs: Arc<PathAttrs>) -> bool {
-        let dest = self.loc.entry(k).or_insert_with(Dest::empty);
-        let added = match dest.paths.iter_mut().find(|p| p.source == source) {
+        let (added, touched) = match dest.paths.iter_mut().find(|p| p.source == source) {
             Some(p) => {
                 let same = Arc::ptr_eq(&p.attrs, &attrs);
                 if same && !p.stale {
@@ -417,10 +407,7 @@ impl<K: Key> Table<K> {
                 }
                 p.attrs = attrs;
                 p.stale = false;
-                if dest.best == source && !same {
-                    dest.best_touched = true;
-                }
-                false
+                (false, dest.best == source && !same)
             }
             None => {
                 dest.paths.push(Path {
@@ -428,18 +415,20 @@ impl<K: Key> Table<K> {
                     source,
                     stale: false,
                 });
-                true
+                (true, false)
             }
         };
-        if !dest.dirty {
-            dest.dirty = true;
-            self.dirty.push(k);
+        let old = dest.best;
+        if let Some((new, attrs)) = redecide(dest, peers, touched) {
+            self.best_count = count(self.best_count, old, new);
+            queue(&mut self.changed, dest, k, new, attrs);
         }
         added
     }
 
-    /// Removes the path of `source`; true when there was one.
-    fn remove_path(&mut self, k: K, source: u32) -> bool {
+    /// Removes the path of `source` and decides the prefix again; true when
+    /// there was one.
+    fn remove_path(&mut self, k: K, source: u32, peers: &Peers) -> bool {
         let Some(dest) = self.loc.get_mut(&k) else {
             return false;
         };
@@ -447,12 +436,12 @@ impl<K: Key> Table<K> {
             return false;
         };
         dest.paths.swap_remove(i);
-        if dest.best == source {
-            dest.best_touched = true;
-        }
-        if !dest.dirty {
-            dest.dirty = true;
-            self.dirty.push(k);
+        let old = dest.best;
+        if let Some((new, attrs)) = redecide(dest, peers, old == source) {
+            self.best_count = count(self.best_count, old, new);
+            queue(&mut self.changed, dest, k, new, attrs);
+        } else if dest.paths.is_empty() && !is_queued(&self.changed, dest, k) {
+            self.loc.remove(&k);
         }
         true
     }
@@ -548,8 +537,56 @@ pub(super) struct Ctx<'a> {
     pub interner: &'a mut Interner,
 }
 
+/// The decision for one destination: sets its best path and returns the new
+/// best (source, attributes) when the source changed, or when `touched` (the
+/// best path's attributes changed, or it was removed).
+fn redecide(
+    dest: &mut Dest,
+    peers: &Peers,
+    touched: bool,
+) -> Option<(u32, Option<Arc<PathAttrs>>)> {
+    let idx = select(peers, &dest.paths);
+    let new = idx.map(|i| dest.paths[i].source).unwrap_or(NONE);
+    if new == dest.best && !touched {
+        return None;
+    }
+    dest.best = new;
+    Some((new, idx.map(|i| dest.paths[i].attrs.clone())))
+}
+
+/// The count of prefixes with a best path after a change from `old` to `new`.
+fn count(n: u64, old: u32, new: u32) -> u64 {
+    match (old != NONE, new != NONE) {
+        (false, true) => n + 1,
+        (true, false) => n - 1,
+        _ => n,
+    }
+}
+
+/// Whether `dest` (prefix `k`) has its entry in `changed`.
+fn is_queued<K: Key>(changed: &[(K, u32, Option<Arc<PathAttrs>>)], dest: &Dest, k: K) -> bool {
+    changed.get(dest.queued as usize).is_some_and(|e| e.0 == k)
+}
+
+/// Records a best-path change for the export step: overwrites the prefix's
+/// entry if it has one this run, else appends one.
+fn queue<K: Key>(
+    changed: &mut Vec<(K, u32, Option<Arc<PathAttrs>>)>,
+    dest: &mut Dest,
+    k: K,
+    new: u32,
+    attrs: Option<Arc<PathAttrs>>,
+) {
+    if is_queued(changed, dest, k) {
+        changed[dest.queued as usize] = (k, new, attrs);
+    } else {
+        dest.queued = changed.len() as u32;
+        changed.push((k, new, attrs));
+    }
+}
+
 /// Index of the best path, by the decision process.
-fn select(peers: &FxHashMap<PeerId, PeerInfo>, paths: &[Path]) -> Option<usize> {
+fn select(peers: &Peers, paths: &[Path]) -> Option<usize> {
     let mut best: Option<(usize, Candidate<'_>)> = None;
     for (i, p) in paths.iter().enumerate() {
         let c = match p.source {

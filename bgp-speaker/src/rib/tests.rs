@@ -239,3 +239,31 @@ fn a_prefix_changed_twice_before_sending_is_sent_once_in_its_last_state() {
     );
     assert!(!rib.has_pending(3));
 }
+
+#[test]
+fn withdrawn_and_reannounced_in_one_batch_is_one_change_and_one_send() {
+    let mut rib = Rib::new(local(true));
+    rib.peer_up(2, peer(2, 64512, true));
+    rib.peer_up(3, peer(3, 64512, true));
+    let p = pfx("10.5.0.0/24");
+    rib.update(2, attrs_from(2), &[p]).unwrap();
+    rib.decide(true);
+    rib.take_out(3, 100);
+    // Gone and back before the next decision run.
+    rib.withdraw(2, p);
+    let mut other = attrs_from(2);
+    other.med = Some(3);
+    rib.update(2, other, &[p]).unwrap();
+    let ch = rib.decide(true);
+    assert_eq!(ch.len(), 1, "{ch:?}");
+    assert_eq!(ch[0].best.as_ref().unwrap().attrs.med, Some(3));
+    let out = rib.take_out(3, 100);
+    assert_eq!((out.announce.len(), out.withdraw.len()), (1, 0));
+    assert_eq!(out.announce[0].1, vec![p]);
+    assert_eq!(rib.best_count(), 1);
+    // Withdrawn for good: the destination goes.
+    rib.withdraw(2, p);
+    assert_eq!(rib.decide(true).len(), 1);
+    assert_eq!(rib.take_out(3, 100).withdraw, vec![p]);
+    assert_eq!(rib.best_count(), 0);
+}
