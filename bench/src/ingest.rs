@@ -236,6 +236,7 @@ pub(crate) fn peer(local: std::net::Ipv4Addr, hold_time: u16, expect: u32) -> Se
     SessionConfig {
         local,
         remote: RECEIVER,
+        port: 179,
         asn: ASN,
         hold_time,
         expect,

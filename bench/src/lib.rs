@@ -15,6 +15,7 @@
 pub mod bed;
 pub mod fanout;
 pub mod ingest;
+pub mod loopback;
 pub mod netns;
 pub mod procstat;
 pub mod receivers;

@@ -46,6 +46,10 @@ struct Cli {
     /// Update this Markdown file's generated sections (e.g. docs/benchmarks.md).
     #[arg(long)]
     write_doc: Option<PathBuf>,
+    /// How often tortie-rr and BIRD are asked for their Loc-RIB size, ms
+    /// (the time's resolution; FRR and GoBGP are asked every 100 ms).
+    #[arg(long, default_value_t = 1.0)]
+    poll_ms: f64,
 }
 
 /// The benchmarks.
@@ -55,11 +59,18 @@ enum Which {
     Fanout,
     Keepalive,
     All,
+    /// In-process ingest over loopback into the bgp-speaker library (no
+    /// daemons, no root; for profiling the receive path).
+    Loopback,
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     tortie_bench::stop::install()?;
+    if !(cli.poll_ms.is_finite() && (0.1..=1000.0).contains(&cli.poll_ms)) {
+        bail!("--poll-ms must be between 0.1 and 1000, not {}", cli.poll_ms);
+    }
+    tortie_bench::receivers::set_fast_poll(std::time::Duration::from_secs_f64(cli.poll_ms / 1000.0));
     let kinds = cli
         .receivers
         .iter()
@@ -83,6 +94,25 @@ fn main() -> Result<()> {
     let load_secs = cli.load_secs.unwrap_or(if cli.quick { 4 } else { 10 });
     if routes == 0 || fanout_routes == 0 || clients == 0 || clients > 2500 {
         bail!("--routes and --fanout-routes must be at least 1, --clients 1..=2500");
+    }
+    if cli.which == Which::Loopback {
+        let times = tortie_bench::loopback::ingest(routes, repeat)?;
+        for t in &times {
+            println!(
+                "loopback ingest of {routes} routes: {:.4} s ({:.0} ns/route)",
+                t,
+                t * 1e9 / f64::from(routes)
+            );
+        }
+        let mut sorted = times.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted[sorted.len() / 2];
+        println!(
+            "median of {}: {median:.4} s ({:.0} ns/route)",
+            sorted.len(),
+            median * 1e9 / f64::from(routes)
+        );
+        return Ok(());
     }
     let header = run_header(&bin, kinds.contains(&Kind::Tortie));
     let mut failed = false;

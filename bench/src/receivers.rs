@@ -93,13 +93,25 @@ impl Kind {
     }
 
     /// How often the benchmark asks for the Loc-RIB size: a process per
-    /// query (FRR, GoBGP) costs more than a socket round trip.
+    /// query (FRR, GoBGP) costs more than a socket round trip, so they get
+    /// 100 ms; tortie-rr and BIRD get [`set_fast_poll`]'s interval.
     pub fn poll_interval(self) -> Duration {
         match self {
-            Kind::Tortie | Kind::Bird => Duration::from_millis(5),
+            Kind::Tortie | Kind::Bird => {
+                Duration::from_micros(FAST_POLL_US.load(std::sync::atomic::Ordering::Relaxed))
+            }
             Kind::Frr | Kind::Gobgp => Duration::from_millis(100),
         }
     }
+}
+
+/// The poll interval of the receivers answering over a socket, µs.
+static FAST_POLL_US: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1000);
+
+/// Sets how often tortie-rr and BIRD are asked for their Loc-RIB size.
+pub fn set_fast_poll(every: Duration) {
+    let us = u64::try_from(every.as_micros()).unwrap_or(u64::MAX).max(100);
+    FAST_POLL_US.store(us, std::sync::atomic::Ordering::Relaxed);
 }
 
 // ===== impl Receiver =====

@@ -24,12 +24,12 @@ pub fn ingest_table(rows: &[IngestRow]) -> String {
     for r in rows {
         let _ = writeln!(
             t,
-            "| {} | {} | {:.3} | {} | {} ms | {:.1} | {:.1} | {:.1} | {:.0} | {:.2} | {:.0} | {} |",
+            "| {} | {} | {:.4} | {} | {} ms | {:.1} | {:.1} | {:.1} | {:.0} | {:.2} | {:.0} | {} |",
             r.kind.label(),
             r.routes,
             r.secs,
             ratio(r.secs, bird),
-            r.poll.as_millis(),
+            r.poll.as_secs_f64() * 1000.0,
             mib(r.before.rss_kib),
             mib(r.after.rss_kib),
             mib(r.after.hwm_kib),
@@ -159,7 +159,7 @@ pub fn median<T: Clone>(
 
 fn runs(all: &[f64]) -> String {
     all.iter()
-        .map(|s| format!("{s:.3}"))
+        .map(|s| format!("{s:.4}"))
         .collect::<Vec<_>>()
         .join(", ")
 }

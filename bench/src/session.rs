@@ -27,8 +27,10 @@ use crate::wire;
 pub struct SessionConfig {
     /// Our address (bound before connecting); also our router id.
     pub local: Ipv4Addr,
-    /// The speaker under test, port 179.
+    /// The speaker under test.
     pub remote: Ipv4Addr,
+    /// Its TCP port (179).
+    pub port: u16,
     /// Our AS (the same as the peer's: every benchmark session is iBGP).
     pub asn: u32,
     /// Hold time proposed in our OPEN.
@@ -171,7 +173,7 @@ async fn connect(cfg: &SessionConfig) -> Result<tokio::net::TcpStream> {
     let sock = TcpSocket::new_v4().context("socket")?;
     sock.bind(SocketAddr::V4(SocketAddrV4::new(cfg.local, 0)))
         .with_context(|| format!("binding {}", cfg.local))?;
-    let to = SocketAddr::V4(SocketAddrV4::new(cfg.remote, 179));
+    let to = SocketAddr::V4(SocketAddrV4::new(cfg.remote, cfg.port));
     sock.connect(to)
         .await
         .with_context(|| format!("connecting to {to}"))
