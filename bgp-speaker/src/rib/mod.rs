@@ -10,6 +10,7 @@
 
 pub mod best_path;
 pub mod export;
+mod loc;
 mod table;
 
 use std::sync::Arc;

@@ -16,6 +16,7 @@ use crate::route::{Afi, PathAttrs, Prefix};
 
 use super::best_path::{self, Candidate};
 use super::export::{self, ExportClass, LocalFacts, SourceKind};
+use super::loc::Slab;
 use super::{Interner, OutBatch, PeerId, PeerInfo};
 
 /// The RIB's peers, as the decision needs them.
@@ -58,9 +59,8 @@ struct Dest {
     paths: SmallVec<[Path; 1]>,
     /// Source of the current best path, or [`NONE`].
     best: u32,
-    /// Index of this prefix's entry in `Table::changed`, when it has one
-    /// (valid only if that entry names this prefix).
-    queued: u32,
+    /// Its position is in `Table::changed` (decided since the last run).
+    queued: bool,
 }
 
 /// One peer's view of this family.
@@ -90,11 +90,10 @@ pub(super) struct PeerAf<K> {
 /// The tables of one family.
 #[derive(Debug)]
 pub(super) struct Table<K> {
-    loc: FxHashMap<K, Dest>,
-    /// Best-path changes decided since the last run, at most one per
-    /// prefix (a later change of the same prefix overwrites its entry):
-    /// prefix, new best source (or NONE), its attributes.
-    changed: Vec<(K, u32, Option<Arc<PathAttrs>>)>,
+    loc: Slab<K, Dest>,
+    /// Positions in `loc` of the prefixes whose best path changed since
+    /// the last run, once each (the run exports their state then).
+    changed: Vec<u32>,
     peers: FxHashMap<PeerId, PeerAf<K>>,
     best_count: u64,
 }
@@ -110,9 +109,22 @@ pub(super) struct ExportRun {
     /// Distinguishes runs: within one run a prefix is queued at most once
     /// per peer.
     seq: u64,
-    #[allow(clippy::type_complexity)]
-    memo: FxHashMap<(usize, SourceKind, ExportClass), (Option<Arc<PathAttrs>>, Arc<PathAttrs>)>,
+    memo: Memo,
 }
+
+/// Export attributes computed in one run.
+#[derive(Default)]
+struct Memo {
+    #[allow(clippy::type_complexity)]
+    map: FxHashMap<MemoKey, (Option<Arc<PathAttrs>>, Arc<PathAttrs>)>,
+    /// The last lookup (runs of routes share attributes).
+    last: Option<(MemoKey, Option<Arc<PathAttrs>>)>,
+    /// The last source's kind (`None`: the source is gone).
+    last_kind: Option<(u32, Option<SourceKind>)>,
+}
+
+/// Attributes (by address, pinned by the memo), source kind, class.
+type MemoKey = (usize, SourceKind, ExportClass);
 
 // ===== impl Dest =====
 
@@ -121,8 +133,55 @@ impl Dest {
         Dest {
             paths: SmallVec::new(),
             best: NONE,
-            queued: u32::MAX,
+            queued: false,
         }
+    }
+}
+
+// ===== impl Memo =====
+
+impl Memo {
+    /// The attributes of a best path from `source` as sent to `class`
+    /// (`None`: not sent), computed once per (attributes, source kind,
+    /// class) in a run.
+    fn attrs_for(
+        &mut self,
+        source: u32,
+        attrs: &Arc<PathAttrs>,
+        class: &ExportClass,
+        ctx: &mut Ctx<'_>,
+    ) -> Option<Arc<PathAttrs>> {
+        let kind = match self.last_kind {
+            Some((s, kind)) if s == source => kind,
+            _ => {
+                let kind = match source {
+                    LOCAL => Some(SourceKind::Local),
+                    s => ctx.peers.get(&s).map(|p| p.source_kind(ctx.local)),
+                };
+                self.last_kind = Some((source, kind));
+                kind
+            }
+        }?;
+        let key = (Arc::as_ptr(attrs) as usize, kind, *class);
+        if let Some((k, o)) = &self.last {
+            if *k == key {
+                return o.clone();
+            }
+        }
+        let o = match self.map.get(&key) {
+            Some((o, _)) => o.clone(),
+            None => {
+                let o = export::allowed(ctx.local, kind, class)
+                    .then(|| export::transform(ctx.local, kind, class, attrs))
+                    .flatten()
+                    .map(|a| ctx.interner.intern(a));
+                // The Arc kept in the memo pins the address used as key.
+                self.map.insert(key, (o.clone(), attrs.clone()));
+                o
+            }
+        };
+        self.last = Some((key, o.clone()));
+        o
     }
 }
 
@@ -142,7 +201,7 @@ impl ExportRun {
         ExportRun {
             groups,
             seq,
-            memo: FxHashMap::default(),
+            memo: Memo::default(),
         }
     }
 }
@@ -167,7 +226,7 @@ impl<K> Default for PeerAf<K> {
 impl<K: Key> Table<K> {
     pub fn new() -> Table<K> {
         Table {
-            loc: FxHashMap::default(),
+            loc: Slab::new(),
             changed: Vec::new(),
             peers: FxHashMap::default(),
             best_count: 0,
@@ -198,13 +257,11 @@ impl<K: Key> Table<K> {
 
     /// Queues every best path for export again (our identity changed).
     pub fn mark_all(&mut self) {
-        for (k, d) in self.loc.iter_mut() {
-            let attrs = d
-                .paths
-                .iter()
-                .find(|p| p.source == d.best)
-                .map(|p| p.attrs.clone());
-            queue(&mut self.changed, d, *k, d.best, attrs);
+        let all: Vec<u32> = self.loc.iter().map(|(at, _, _)| at).collect();
+        for at in all {
+            if let Some((_, d)) = self.loc.get_mut(at) {
+                queue(&mut self.changed, d, at);
+            }
         }
     }
 
@@ -298,12 +355,12 @@ impl<K: Key> Table<K> {
     fn keys_of(&self, id: PeerId, stale_only: bool) -> Vec<K> {
         self.loc
             .iter()
-            .filter(|(_, d)| {
+            .filter(|(_, _, d)| {
                 d.paths
                     .iter()
                     .any(|x| x.source == id && (x.stale || !stale_only))
             })
-            .map(|(k, _)| *k)
+            .map(|(_, k, _)| k)
             .collect()
     }
 
@@ -312,13 +369,21 @@ impl<K: Key> Table<K> {
         let bests: Vec<(K, u32, Arc<PathAttrs>)> = self
             .loc
             .iter()
-            .filter_map(|(k, d)| {
+            .filter_map(|(_, k, d)| {
                 let p = d.paths.iter().find(|p| p.source == d.best)?;
-                Some((*k, p.source, p.attrs.clone()))
+                Some((k, p.source, p.attrs.clone()))
             })
             .collect();
+        let dedup_above = self.dedup_above();
         for (k, source, attrs) in bests {
-            self.export_one(k, Some((source, &attrs)), ctx, run);
+            export_one(
+                &mut self.peers,
+                dedup_above,
+                k,
+                Some((source, &attrs)),
+                ctx,
+                run,
+            );
         }
     }
 
@@ -342,23 +407,46 @@ impl<K: Key> Table<K> {
         mut changes: Option<&mut Vec<BestPathChange>>,
     ) {
         let changed = std::mem::take(&mut self.changed);
-        for (k, new, attrs) in changed {
+        let dedup_above = self.dedup_above();
+        for &at in &changed {
+            let Some((k, d)) = self.loc.get_mut(at) else {
+                continue;
+            };
+            d.queued = false;
+            let new = d.best;
+            let best = d.paths.iter().find(|p| p.source == new).map(|p| &p.attrs);
             if let Some(changes) = changes.as_deref_mut() {
                 changes.push(BestPathChange {
                     prefix: k.prefix(),
-                    best: attrs.as_ref().map(|a| BestPath {
+                    best: best.map(|a| BestPath {
                         attrs: a.clone(),
                         peer: ctx.peers.get(&new).map(|p| p.facts.address),
                     }),
                 });
             }
-            self.export_one(k, attrs.as_ref().map(|a| (new, a)), ctx, run);
-            // A prefix left without paths was kept until now (so that its
-            // entry here stayed the only one); it goes.
-            if new == NONE && self.loc.get(&k).is_some_and(|d| d.paths.is_empty()) {
-                self.loc.remove(&k);
+            export_one(
+                &mut self.peers,
+                dedup_above,
+                k,
+                best.map(|a| (new, a)),
+                ctx,
+                run,
+            );
+            // A prefix left without paths was kept until now (its
+            // position was queued); it goes.
+            if new == NONE && d.paths.is_empty() {
+                self.loc.remove(at);
             }
         }
+        // Keep the queue's allocation for the next run.
+        self.changed = changed;
+        self.changed.clear();
+    }
+
+    /// Bound on a peer's pending list: a prefix flapping while the session
+    /// is slow must not grow it without end.
+    fn dedup_above(&self) -> usize {
+        2 * self.loc.len() + 1024
     }
 
     /// Takes up to `max` pending prefixes of a peer into `batch`, grouped
@@ -398,7 +486,10 @@ impl<K: Key> Table<K> {
     /// Adds or replaces the path of `source` and decides the prefix again;
     /// true when it is a new path.
     fn set_path(&mut self, k: K, source: u32, attrs: Arc<PathAttrs>, peers: &Peers) -> bool {
-        let dest = self.loc.entry(k).or_insert_with(Dest::empty);
+        let at = self.loc.find_or_insert(k, Dest::empty);
+        let Some((_, dest)) = self.loc.get_mut(at) else {
+            return false;
+        };
         let (added, touched) = match dest.paths.iter_mut().find(|p| p.source == source) {
             Some(p) => {
                 let same = Arc::ptr_eq(&p.attrs, &attrs);
@@ -419,9 +510,10 @@ impl<K: Key> Table<K> {
             }
         };
         let old = dest.best;
-        if let Some((new, attrs)) = redecide(dest, peers, touched) {
+        // The caller knows `source` (a peer in `peers`, or LOCAL).
+        if let Some(new) = redecide(dest, peers, source, touched) {
             self.best_count = count(self.best_count, old, new);
-            queue(&mut self.changed, dest, k, new, attrs);
+            queue(&mut self.changed, dest, at);
         }
         added
     }
@@ -429,7 +521,10 @@ impl<K: Key> Table<K> {
     /// Removes the path of `source` and decides the prefix again; true when
     /// there was one.
     fn remove_path(&mut self, k: K, source: u32, peers: &Peers) -> bool {
-        let Some(dest) = self.loc.get_mut(&k) else {
+        let Some(at) = self.loc.find(&k) else {
+            return false;
+        };
+        let Some((_, dest)) = self.loc.get_mut(at) else {
             return false;
         };
         let Some(i) = dest.paths.iter().position(|p| p.source == source) else {
@@ -437,93 +532,73 @@ impl<K: Key> Table<K> {
         };
         dest.paths.swap_remove(i);
         let old = dest.best;
-        if let Some((new, attrs)) = redecide(dest, peers, old == source) {
+        if let Some(new) = redecide(dest, peers, NONE, old == source) {
             self.best_count = count(self.best_count, old, new);
-            queue(&mut self.changed, dest, k, new, attrs);
-        } else if dest.paths.is_empty() && !is_queued(&self.changed, dest, k) {
-            self.loc.remove(&k);
+            queue(&mut self.changed, dest, at);
+        } else if dest.paths.is_empty() && !dest.queued {
+            self.loc.remove(at);
         }
         true
     }
+}
 
-    /// Recomputes the Adj-RIB-Out entry of `k` (whose best path is `best`:
-    /// source and attributes) for the run's targets.
-    fn export_one(
-        &mut self,
-        k: K,
-        best: Option<(u32, &Arc<PathAttrs>)>,
-        ctx: &mut Ctx<'_>,
-        run: &mut ExportRun,
-    ) {
-        let kind = match best {
-            Some((LOCAL, _)) => Some(SourceKind::Local),
-            Some((s, _)) => ctx.peers.get(&s).map(|p| p.source_kind(ctx.local)),
+/// Recomputes the Adj-RIB-Out entry of `k` (whose best path is `best`:
+/// source and attributes) for the run's targets. `dedup_above` bounds a
+/// peer's pending list (see `Table::dedup_above`).
+fn export_one<K: Key>(
+    peers_af: &mut FxHashMap<PeerId, PeerAf<K>>,
+    dedup_above: usize,
+    k: K,
+    best: Option<(u32, &Arc<PathAttrs>)>,
+    ctx: &mut Ctx<'_>,
+    run: &mut ExportRun,
+) {
+    let afi = match k.prefix() {
+        Prefix::V4(_) => Afi::Ipv4,
+        Prefix::V6(_) => Afi::Ipv6,
+    };
+    for (class, members) in &run.groups {
+        // A class whose only member is the route's source (an ingest
+        // from one peer) needs no export attributes at all.
+        let only_source = members.len() == 1 && best.is_some_and(|(s, _)| s == members[0].0);
+        let for_class = match best {
+            _ if only_source => None,
+            Some((source, attrs)) => run.memo.attrs_for(source, attrs, class, ctx),
             None => None,
         };
-        let afi = match k.prefix() {
-            Prefix::V4(_) => Afi::Ipv4,
-            Prefix::V6(_) => Afi::Ipv6,
-        };
-        // Bound on a peer's pending list: a prefix flapping while the session
-        // is slow must not grow it without end.
-        let dedup_above = 2 * self.loc.len() + 1024;
-        for (class, members) in &run.groups {
-            // A class whose only member is the route's source (an ingest
-            // from one peer) needs no export attributes at all.
-            let only_source = members.len() == 1 && best.is_some_and(|(s, _)| s == members[0].0);
-            let for_class = match (best, kind) {
-                _ if only_source => None,
-                (Some((_, attrs)), Some(kind)) => {
-                    let key = (Arc::as_ptr(attrs) as usize, kind, *class);
-                    match run.memo.get(&key) {
-                        Some((o, _)) => o.clone(),
-                        None => {
-                            let o = export::allowed(ctx.local, kind, class)
-                                .then(|| export::transform(ctx.local, kind, class, attrs))
-                                .flatten()
-                                .map(|a| ctx.interner.intern(a));
-                            // The Arc kept in the memo pins the address used as key.
-                            run.memo.insert(key, (o.clone(), attrs.clone()));
-                            o
-                        }
-                    }
-                }
-                _ => None,
+        for (id, families) in members {
+            if !families.contains(&afi) {
+                continue;
+            }
+            // Never back to the peer it came from.
+            let out = match best {
+                Some((source, _)) if source == *id => None,
+                _ => for_class.clone(),
             };
-            for (id, families) in members {
-                if !families.contains(&afi) {
-                    continue;
+            let p = peers_af.entry(*id).or_default();
+            let changed = match out {
+                Some(a) => match p.adj_out.entry(k) {
+                    Entry::Occupied(mut e) if !Arc::ptr_eq(e.get(), &a) => {
+                        e.insert(a);
+                        true
+                    }
+                    Entry::Occupied(_) => false,
+                    Entry::Vacant(e) => {
+                        e.insert(a);
+                        true
+                    }
+                },
+                None => p.adj_out.remove(&k).is_some(),
+            };
+            if changed {
+                if p.last_run != run.seq {
+                    p.pending_dups |= !p.pending.is_empty();
+                    p.last_run = run.seq;
                 }
-                // Never back to the peer it came from.
-                let out = match best {
-                    Some((source, _)) if source == *id => None,
-                    _ => for_class.clone(),
-                };
-                let p = self.peers.entry(*id).or_default();
-                let changed = match out {
-                    Some(a) => match p.adj_out.entry(k) {
-                        Entry::Occupied(mut e) if !Arc::ptr_eq(e.get(), &a) => {
-                            e.insert(a);
-                            true
-                        }
-                        Entry::Occupied(_) => false,
-                        Entry::Vacant(e) => {
-                            e.insert(a);
-                            true
-                        }
-                    },
-                    None => p.adj_out.remove(&k).is_some(),
-                };
-                if changed {
-                    if p.last_run != run.seq {
-                        p.pending_dups |= !p.pending.is_empty();
-                        p.last_run = run.seq;
-                    }
-                    p.pending.push(k);
-                    if p.pending.len() > dedup_above {
-                        p.pending.sort_unstable_by_key(|k| k.prefix());
-                        p.pending.dedup();
-                    }
+                p.pending.push(k);
+                if p.pending.len() > dedup_above {
+                    p.pending.sort_unstable_by_key(|k| k.prefix());
+                    p.pending.dedup();
                 }
             }
         }
@@ -540,18 +615,15 @@ pub(super) struct Ctx<'a> {
 /// The decision for one destination: sets its best path and returns the new
 /// best (source, attributes) when the source changed, or when `touched` (the
 /// best path's attributes changed, or it was removed).
-fn redecide(
-    dest: &mut Dest,
-    peers: &Peers,
-    touched: bool,
-) -> Option<(u32, Option<Arc<PathAttrs>>)> {
-    let idx = select(peers, &dest.paths);
-    let new = idx.map(|i| dest.paths[i].source).unwrap_or(NONE);
+fn redecide(dest: &mut Dest, peers: &Peers, known: u32, touched: bool) -> Option<u32> {
+    let new = select(peers, &dest.paths, known)
+        .map(|i| dest.paths[i].source)
+        .unwrap_or(NONE);
     if new == dest.best && !touched {
         return None;
     }
     dest.best = new;
-    Some((new, idx.map(|i| dest.paths[i].attrs.clone())))
+    Some(new)
 }
 
 /// The count of prefixes with a best path after a change from `old` to `new`.
@@ -563,30 +635,23 @@ fn count(n: u64, old: u32, new: u32) -> u64 {
     }
 }
 
-/// Whether `dest` (prefix `k`) has its entry in `changed`.
-fn is_queued<K: Key>(changed: &[(K, u32, Option<Arc<PathAttrs>>)], dest: &Dest, k: K) -> bool {
-    changed.get(dest.queued as usize).is_some_and(|e| e.0 == k)
-}
-
-/// Records a best-path change for the export step: overwrites the prefix's
-/// entry if it has one this run, else appends one.
-fn queue<K: Key>(
-    changed: &mut Vec<(K, u32, Option<Arc<PathAttrs>>)>,
-    dest: &mut Dest,
-    k: K,
-    new: u32,
-    attrs: Option<Arc<PathAttrs>>,
-) {
-    if is_queued(changed, dest, k) {
-        changed[dest.queued as usize] = (k, new, attrs);
-    } else {
-        dest.queued = changed.len() as u32;
-        changed.push((k, new, attrs));
+/// Queues the destination at `at` for the export step, once per run (the
+/// step exports its state as it is then).
+fn queue(changed: &mut Vec<u32>, dest: &mut Dest, at: u32) {
+    if !dest.queued {
+        dest.queued = true;
+        changed.push(at);
     }
 }
 
 /// Index of the best path, by the decision process.
-fn select(peers: &Peers, paths: &[Path]) -> Option<usize> {
+/// `known` is a source the caller knows to be in `peers` (or NONE).
+fn select(peers: &Peers, paths: &[Path], known: u32) -> Option<usize> {
+    if let [only] = paths {
+        // One path: it is the best if its source is known.
+        let s = only.source;
+        return (s == known || s == LOCAL || peers.contains_key(&s)).then_some(0);
+    }
     let mut best: Option<(usize, Candidate<'_>)> = None;
     for (i, p) in paths.iter().enumerate() {
         let c = match p.source {
