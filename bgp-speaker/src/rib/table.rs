@@ -575,20 +575,30 @@ fn export_one<K: Key>(
                 Some((source, _)) if source == *id => None,
                 _ => for_class.clone(),
             };
-            let p = peers_af.entry(*id).or_default();
-            let changed = match out {
-                Some(a) => match p.adj_out.entry(k) {
-                    Entry::Occupied(mut e) if !Arc::ptr_eq(e.get(), &a) => {
-                        e.insert(a);
-                        true
+            let (p, changed) = match out {
+                Some(a) => {
+                    let p = peers_af.entry(*id).or_default();
+                    let changed = match p.adj_out.entry(k) {
+                        Entry::Occupied(mut e) if !Arc::ptr_eq(e.get(), &a) => {
+                            e.insert(a);
+                            true
+                        }
+                        Entry::Occupied(_) => false,
+                        Entry::Vacant(e) => {
+                            e.insert(a);
+                            true
+                        }
+                    };
+                    (p, changed)
+                }
+                // Nothing to withdraw from a peer that was told nothing.
+                None => match peers_af.get_mut(id) {
+                    Some(p) if !p.adj_out.is_empty() => {
+                        let changed = p.adj_out.remove(&k).is_some();
+                        (p, changed)
                     }
-                    Entry::Occupied(_) => false,
-                    Entry::Vacant(e) => {
-                        e.insert(a);
-                        true
-                    }
+                    _ => continue,
                 },
-                None => p.adj_out.remove(&k).is_some(),
             };
             if changed {
                 if p.last_run != run.seq {
