@@ -89,9 +89,8 @@ fn once(
     });
     let t0 = Instant::now();
     gen_rt.block_on(gen.send(blob))?;
-    let t1 = speaker_rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(120), done).await
-    });
+    let t1 =
+        speaker_rt.block_on(async { tokio::time::timeout(Duration::from_secs(120), done).await });
     let secs = match t1 {
         Ok(Ok(Some(t1))) => t1.duration_since(t0).as_secs_f64(),
         _ => bail!(

@@ -68,9 +68,14 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     tortie_bench::stop::install()?;
     if !(cli.poll_ms.is_finite() && (0.1..=1000.0).contains(&cli.poll_ms)) {
-        bail!("--poll-ms must be between 0.1 and 1000, not {}", cli.poll_ms);
+        bail!(
+            "--poll-ms must be between 0.1 and 1000, not {}",
+            cli.poll_ms
+        );
     }
-    tortie_bench::receivers::set_fast_poll(std::time::Duration::from_secs_f64(cli.poll_ms / 1000.0));
+    tortie_bench::receivers::set_fast_poll(std::time::Duration::from_secs_f64(
+        cli.poll_ms / 1000.0,
+    ));
     let kinds = cli
         .receivers
         .iter()

@@ -110,7 +110,9 @@ static FAST_POLL_US: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64
 
 /// Sets how often tortie-rr and BIRD are asked for their Loc-RIB size.
 pub fn set_fast_poll(every: Duration) {
-    let us = u64::try_from(every.as_micros()).unwrap_or(u64::MAX).max(100);
+    let us = u64::try_from(every.as_micros())
+        .unwrap_or(u64::MAX)
+        .max(100);
     FAST_POLL_US.store(us, std::sync::atomic::Ordering::Relaxed);
 }
 

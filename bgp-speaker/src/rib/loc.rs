@@ -22,20 +22,20 @@ struct Slot {
     hash: u32,
 }
 
-/// A slab slot: the key and its value, or a free slot.
-#[derive(Debug)]
-struct Entry<K, V> {
-    key: K,
-    /// `None`: a free slot (on the free list).
-    value: Option<V>,
+/// A value that holds its own key (so that a slot is one value, without a
+/// separate key and its padding).
+pub(super) trait Keyed<K> {
+    fn key(&self) -> K;
 }
 
 /// A map from keys to values with stable `u32` positions.
 #[derive(Debug)]
 pub(super) struct Slab<K, V> {
     index: HashTable<Slot>,
-    entries: Vec<Entry<K, V>>,
+    /// `None`: a free slot (on the free list).
+    entries: Vec<Option<V>>,
     free: Vec<u32>,
+    _key: std::marker::PhantomData<K>,
 }
 
 /// The 32-bit hash kept in the index.
@@ -51,12 +51,18 @@ fn probe_hash(h: u32) -> u64 {
     (u64::from(h) << 32) | u64::from(h)
 }
 
-impl<K: Copy + Eq + Hash, V> Slab<K, V> {
+/// Whether the slot holds `k`.
+fn holds<K: Eq, V: Keyed<K>>(e: &Option<V>, k: &K) -> bool {
+    e.as_ref().is_some_and(|v| v.key() == *k)
+}
+
+impl<K: Copy + Eq + Hash, V: Keyed<K>> Slab<K, V> {
     pub fn new() -> Self {
         Slab {
             index: HashTable::new(),
             entries: Vec::new(),
             free: Vec::new(),
+            _key: std::marker::PhantomData,
         }
     }
 
@@ -71,7 +77,7 @@ impl<K: Copy + Eq + Hash, V> Slab<K, V> {
         let entries = &self.entries;
         self.index
             .find(probe_hash(h), |s| {
-                s.hash == h && entries[s.at as usize].key == *k
+                s.hash == h && holds(&entries[s.at as usize], k)
             })
             .map(|s| s.at)
     }
@@ -81,25 +87,19 @@ impl<K: Copy + Eq + Hash, V> Slab<K, V> {
         let h = hash32(&k);
         let entries = &self.entries;
         let found = self.index.find(probe_hash(h), |s| {
-            s.hash == h && entries[s.at as usize].key == k
+            s.hash == h && holds(&entries[s.at as usize], &k)
         });
         if let Some(s) = found {
             return s.at;
         }
         let at = match self.free.pop() {
             Some(at) => {
-                self.entries[at as usize] = Entry {
-                    key: k,
-                    value: Some(make()),
-                };
+                self.entries[at as usize] = Some(make());
                 at
             }
             None => {
                 let at = u32::try_from(self.entries.len()).expect("fewer than 2^32 prefixes");
-                self.entries.push(Entry {
-                    key: k,
-                    value: Some(make()),
-                });
+                self.entries.push(Some(make()));
                 at
             }
         };
@@ -110,9 +110,8 @@ impl<K: Copy + Eq + Hash, V> Slab<K, V> {
 
     /// Removes the entry at `at` (a live position) and returns its value.
     pub fn remove(&mut self, at: u32) -> Option<V> {
-        let e = self.entries.get_mut(at as usize)?;
-        let value = e.value.take()?;
-        let h = hash32(&e.key);
+        let value = self.entries.get_mut(at as usize)?.take()?;
+        let h = hash32(&value.key());
         if let Ok(slot) = self.index.find_entry(probe_hash(h), |s| s.at == at) {
             slot.remove();
         }
@@ -124,31 +123,28 @@ impl<K: Copy + Eq + Hash, V> Slab<K, V> {
         Some(value)
     }
 
-    /// The key and value at a live position.
+    /// The value at a live position.
     #[cfg(test)]
-    pub fn get(&self, at: u32) -> Option<(K, &V)> {
-        let e = self.entries.get(at as usize)?;
-        e.value.as_ref().map(|v| (e.key, v))
+    pub fn get(&self, at: u32) -> Option<&V> {
+        self.entries.get(at as usize)?.as_ref()
     }
 
-    /// The key and value at a live position, mutably.
-    pub fn get_mut(&mut self, at: u32) -> Option<(K, &mut V)> {
-        let e = self.entries.get_mut(at as usize)?;
-        let key = e.key;
-        e.value.as_mut().map(|v| (key, v))
+    /// The value at a live position, mutably.
+    pub fn get_mut(&mut self, at: u32) -> Option<&mut V> {
+        self.entries.get_mut(at as usize)?.as_mut()
     }
 
-    /// Every live entry with its position, in slab order.
-    pub fn iter(&self) -> impl Iterator<Item = (u32, K, &V)> {
+    /// Every live value with its position, in slab order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &V)> {
         self.entries
             .iter()
             .enumerate()
-            .filter_map(|(i, e)| e.value.as_ref().map(|v| (i as u32, e.key, v)))
+            .filter_map(|(i, e)| e.as_ref().map(|v| (i as u32, v)))
     }
 
     /// Every live value, mutably.
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
-        self.entries.iter_mut().filter_map(|e| e.value.as_mut())
+        self.entries.iter_mut().filter_map(|e| e.as_mut())
     }
 }
 
@@ -156,46 +152,52 @@ impl<K: Copy + Eq + Hash, V> Slab<K, V> {
 mod tests {
     use super::*;
 
+    impl Keyed<u64> for (u64, u64) {
+        fn key(&self) -> u64 {
+            self.0
+        }
+    }
+
     #[test]
     fn positions_are_stable_and_reused() {
-        let mut s: Slab<u32, &str> = Slab::new();
-        let a = s.find_or_insert(1, || "a");
-        let b = s.find_or_insert(2, || "b");
+        let mut s: Slab<u64, (u64, u64)> = Slab::new();
+        let a = s.find_or_insert(1, || (1, 10));
+        let b = s.find_or_insert(2, || (2, 20));
         assert_eq!(
-            s.find_or_insert(1, || "x"),
+            s.find_or_insert(1, || (1, 99)),
             a,
             "existing key keeps its slot"
         );
-        assert_eq!(s.get(a), Some((1, &"a")));
-        assert_eq!(s.remove(a), Some("a"));
+        assert_eq!(s.get(a), Some(&(1, 10)));
+        assert_eq!(s.remove(a), Some((1, 10)));
         assert_eq!(s.find(&1), None);
         assert_eq!(s.get(a), None);
         assert_eq!(s.remove(a), None, "a free slot cannot be removed twice");
         assert_eq!(s.find(&2), Some(b), "other entries do not move");
-        let c = s.find_or_insert(3, || "c");
+        let c = s.find_or_insert(3, || (3, 30));
         assert_eq!(c, a, "the freed slot is reused");
         assert_eq!(s.len(), 2);
-        let mut all: Vec<_> = s.iter().map(|(_, k, v)| (k, *v)).collect();
+        let mut all: Vec<_> = s.iter().map(|(_, v)| *v).collect();
         all.sort();
-        assert_eq!(all, vec![(2, "b"), (3, "c")]);
+        assert_eq!(all, vec![(2, 20), (3, 30)]);
     }
 
     #[test]
     fn many_keys_survive_growth_and_removal() {
-        let mut s: Slab<u64, u64> = Slab::new();
+        let mut s: Slab<u64, (u64, u64)> = Slab::new();
         for k in 0..50_000u64 {
-            s.find_or_insert(k * 7919, || k);
+            s.find_or_insert(k * 7919, || (k * 7919, k));
         }
         for k in (0..50_000u64).step_by(2) {
             let at = s.find(&(k * 7919)).expect("present");
-            assert_eq!(s.remove(at), Some(k));
+            assert_eq!(s.remove(at), Some((k * 7919, k)));
         }
         assert_eq!(s.len(), 25_000);
         for k in 0..50_000u64 {
             let at = s.find(&(k * 7919));
             assert_eq!(at.is_some(), k % 2 == 1, "key {k}");
             if let Some(at) = at {
-                assert_eq!(s.get(at), Some((k * 7919, &k)));
+                assert_eq!(s.get(at), Some(&(k * 7919, k)));
             }
         }
         for k in 0..50_000u64 {

@@ -11,6 +11,7 @@
 pub mod best_path;
 pub mod export;
 mod loc;
+mod paths;
 mod table;
 
 use std::sync::Arc;
@@ -295,8 +296,8 @@ impl Rib {
     pub fn local_update(&mut self, prefix: Prefix, attrs: PathAttrs) {
         let attrs = self.interner.intern(attrs);
         match prefix {
-            Prefix::V4(k) => self.v4.set_local(k, attrs, &self.peers),
-            Prefix::V6(k) => self.v6.set_local(k, attrs, &self.peers),
+            Prefix::V4(k) => self.v4.set_local(k, &attrs, &self.peers),
+            Prefix::V6(k) => self.v6.set_local(k, &attrs, &self.peers),
         }
     }
 

@@ -9,14 +9,14 @@ use std::sync::Arc;
 
 use ipnet::{Ipv4Net, Ipv6Net};
 use rustc_hash::{FxHashMap, FxHashSet};
-use smallvec::SmallVec;
 
 use crate::api::{BestPath, BestPathChange};
 use crate::route::{Afi, PathAttrs, Prefix};
 
 use super::best_path::{self, Candidate};
 use super::export::{self, ExportClass, LocalFacts, SourceKind};
-use super::loc::Slab;
+use super::loc::{Keyed, Slab};
+use super::paths::{AttrPool, Overflow, Path, Paths};
 use super::{Interner, OutBatch, PeerId, PeerInfo};
 
 /// The RIB's peers, as the decision needs them.
@@ -44,21 +44,14 @@ impl Key for Ipv6Net {
     }
 }
 
-/// One candidate path (16 octets).
+/// One prefix and every path to it (24 octets for IPv4): the common
+/// single path inline, more in the table's [`Overflow`].
 #[derive(Debug)]
-struct Path {
-    attrs: Arc<PathAttrs>,
-    /// Peer id, or [`LOCAL`].
-    source: u32,
-    stale: bool,
-}
-
-/// Every path to one prefix. The common single path is stored inline.
-#[derive(Debug)]
-struct Dest {
-    paths: SmallVec<[Path; 1]>,
+struct Dest<K> {
+    paths: Paths,
     /// Source of the current best path, or [`NONE`].
     best: u32,
+    key: K,
     /// Its position is in `Table::changed` (decided since the last run).
     queued: bool,
 }
@@ -90,7 +83,11 @@ pub(super) struct PeerAf<K> {
 /// The tables of one family.
 #[derive(Debug)]
 pub(super) struct Table<K> {
-    loc: Slab<K, Dest>,
+    loc: Slab<K, Dest<K>>,
+    /// Path lists of prefixes with more than one path.
+    overflow: Overflow,
+    /// The attribute sets the paths use.
+    attrs: AttrPool,
     /// Positions in `loc` of the prefixes whose best path changed since
     /// the last run, once each (the run exports their state then).
     changed: Vec<u32>,
@@ -128,13 +125,20 @@ type MemoKey = (usize, SourceKind, ExportClass);
 
 // ===== impl Dest =====
 
-impl Dest {
-    fn empty() -> Dest {
+impl<K> Dest<K> {
+    fn empty(key: K) -> Dest<K> {
         Dest {
-            paths: SmallVec::new(),
+            paths: Paths::None,
             best: NONE,
+            key,
             queued: false,
         }
+    }
+}
+
+impl<K: Copy> Keyed<K> for Dest<K> {
+    fn key(&self) -> K {
+        self.key
     }
 }
 
@@ -227,6 +231,8 @@ impl<K: Key> Table<K> {
     pub fn new() -> Table<K> {
         Table {
             loc: Slab::new(),
+            overflow: Overflow::default(),
+            attrs: AttrPool::default(),
             changed: Vec::new(),
             peers: FxHashMap::default(),
             best_count: 0,
@@ -235,6 +241,13 @@ impl<K: Key> Table<K> {
 
     pub fn best_count(&self) -> u64 {
         self.best_count
+    }
+
+    /// (destinations, attribute sets, overflow lists) held: every one must
+    /// go when the routes go.
+    #[cfg(test)]
+    pub fn storage_in_use(&self) -> (usize, usize, usize) {
+        (self.loc.len(), self.attrs.len(), self.overflow.in_use())
     }
 
     /// (received, accepted, advertised) of a peer.
@@ -257,9 +270,9 @@ impl<K: Key> Table<K> {
 
     /// Queues every best path for export again (our identity changed).
     pub fn mark_all(&mut self) {
-        let all: Vec<u32> = self.loc.iter().map(|(at, _, _)| at).collect();
+        let all: Vec<u32> = self.loc.iter().map(|(at, _)| at).collect();
         for at in all {
-            if let Some((_, d)) = self.loc.get_mut(at) {
+            if let Some(d) = self.loc.get_mut(at) {
                 queue(&mut self.changed, d, at);
             }
         }
@@ -284,10 +297,18 @@ impl<K: Key> Table<K> {
             Some(_) => {}
             None => p.rejected.extend(keys.iter().copied()),
         }
-        for k in keys {
-            match attrs {
-                Some(a) => added += u64::from(self.set_path(*k, id, a.clone(), peers)),
-                None => removed += u64::from(self.remove_path(*k, id, peers)),
+        match attrs {
+            Some(a) => {
+                let a = self.attrs.intern(a);
+                for k in keys {
+                    added += u64::from(self.set_path(*k, id, a, peers));
+                }
+                self.attrs.forget_unused(a);
+            }
+            None => {
+                for k in keys {
+                    removed += u64::from(self.remove_path(*k, id, peers));
+                }
             }
         }
         let p = self.peers.get_mut(&id).expect("entry made above");
@@ -304,8 +325,10 @@ impl<K: Key> Table<K> {
         }
     }
 
-    pub fn set_local(&mut self, k: K, attrs: Arc<PathAttrs>, peers: &Peers) {
-        self.set_path(k, LOCAL, attrs, peers);
+    pub fn set_local(&mut self, k: K, attrs: &Arc<PathAttrs>, peers: &Peers) {
+        let a = self.attrs.intern(attrs);
+        self.set_path(k, LOCAL, a, peers);
+        self.attrs.forget_unused(a);
     }
 
     pub fn remove_local(&mut self, k: K, peers: &Peers) {
@@ -323,8 +346,10 @@ impl<K: Key> Table<K> {
         p.rejected.clear();
         if keep {
             for d in self.loc.values_mut() {
-                for path in d.paths.iter_mut().filter(|x| x.source == id) {
-                    path.stale = true;
+                for path in d.paths.get_mut(&mut self.overflow) {
+                    if path.source == id {
+                        path.set_stale(true);
+                    }
                 }
             }
         } else {
@@ -355,12 +380,13 @@ impl<K: Key> Table<K> {
     fn keys_of(&self, id: PeerId, stale_only: bool) -> Vec<K> {
         self.loc
             .iter()
-            .filter(|(_, _, d)| {
+            .filter(|(_, d)| {
                 d.paths
+                    .get(&self.overflow)
                     .iter()
-                    .any(|x| x.source == id && (x.stale || !stale_only))
+                    .any(|x| x.source == id && (x.stale() || !stale_only))
             })
-            .map(|(_, k, _)| k)
+            .map(|(_, d)| d.key)
             .collect()
     }
 
@@ -369,9 +395,13 @@ impl<K: Key> Table<K> {
         let bests: Vec<(K, u32, Arc<PathAttrs>)> = self
             .loc
             .iter()
-            .filter_map(|(_, k, d)| {
-                let p = d.paths.iter().find(|p| p.source == d.best)?;
-                Some((k, p.source, p.attrs.clone()))
+            .filter_map(|(_, d)| {
+                let p = d
+                    .paths
+                    .get(&self.overflow)
+                    .iter()
+                    .find(|p| p.source == d.best)?;
+                Some((d.key, p.source, self.attrs.get(p.attrs()).clone()))
             })
             .collect();
         let dedup_above = self.dedup_above();
@@ -409,12 +439,17 @@ impl<K: Key> Table<K> {
         let changed = std::mem::take(&mut self.changed);
         let dedup_above = self.dedup_above();
         for &at in &changed {
-            let Some((k, d)) = self.loc.get_mut(at) else {
+            let Some(d) = self.loc.get_mut(at) else {
                 continue;
             };
             d.queued = false;
-            let new = d.best;
-            let best = d.paths.iter().find(|p| p.source == new).map(|p| &p.attrs);
+            let (k, new) = (d.key, d.best);
+            let best = d
+                .paths
+                .get(&self.overflow)
+                .iter()
+                .find(|p| p.source == new)
+                .map(|p| self.attrs.get(p.attrs()));
             if let Some(changes) = changes.as_deref_mut() {
                 changes.push(BestPathChange {
                     prefix: k.prefix(),
@@ -483,35 +518,38 @@ impl<K: Key> Table<K> {
 
     // ----- helpers -----
 
-    /// Adds or replaces the path of `source` and decides the prefix again;
-    /// true when it is a new path.
-    fn set_path(&mut self, k: K, source: u32, attrs: Arc<PathAttrs>, peers: &Peers) -> bool {
-        let at = self.loc.find_or_insert(k, Dest::empty);
-        let Some((_, dest)) = self.loc.get_mut(at) else {
+    /// Adds or replaces the path of `source` (a peer in `peers`, or
+    /// LOCAL) with attributes `attrs` and decides the prefix again; true
+    /// when it is a new path.
+    fn set_path(&mut self, k: K, source: u32, attrs: u32, peers: &Peers) -> bool {
+        let at = self.loc.find_or_insert(k, || Dest::empty(k));
+        let Some(dest) = self.loc.get_mut(at) else {
             return false;
         };
-        let (added, touched) = match dest.paths.iter_mut().find(|p| p.source == source) {
+        let paths = dest.paths.get_mut(&mut self.overflow);
+        let (added, touched) = match paths.iter_mut().find(|p| p.source == source) {
             Some(p) => {
-                let same = Arc::ptr_eq(&p.attrs, &attrs);
-                if same && !p.stale {
+                let same = p.attrs() == attrs;
+                if same && !p.stale() {
                     return false;
                 }
-                p.attrs = attrs;
-                p.stale = false;
+                if !same {
+                    self.attrs.retain(attrs);
+                    self.attrs.release(p.attrs());
+                }
+                *p = Path::new(attrs, source);
                 (false, dest.best == source && !same)
             }
             None => {
-                dest.paths.push(Path {
-                    attrs,
-                    source,
-                    stale: false,
-                });
+                self.attrs.retain(attrs);
+                dest.paths
+                    .push(&mut self.overflow, Path::new(attrs, source));
                 (true, false)
             }
         };
         let old = dest.best;
         // The caller knows `source` (a peer in `peers`, or LOCAL).
-        if let Some(new) = redecide(dest, peers, source, touched) {
+        if let Some(new) = redecide(dest, &self.overflow, &self.attrs, peers, source, touched) {
             self.best_count = count(self.best_count, old, new);
             queue(&mut self.changed, dest, at);
         }
@@ -524,15 +562,28 @@ impl<K: Key> Table<K> {
         let Some(at) = self.loc.find(&k) else {
             return false;
         };
-        let Some((_, dest)) = self.loc.get_mut(at) else {
+        let Some(dest) = self.loc.get_mut(at) else {
             return false;
         };
-        let Some(i) = dest.paths.iter().position(|p| p.source == source) else {
+        let Some(i) = dest
+            .paths
+            .get(&self.overflow)
+            .iter()
+            .position(|p| p.source == source)
+        else {
             return false;
         };
-        dest.paths.swap_remove(i);
+        let gone = dest.paths.swap_remove(&mut self.overflow, i);
+        self.attrs.release(gone.attrs());
         let old = dest.best;
-        if let Some(new) = redecide(dest, peers, NONE, old == source) {
+        if let Some(new) = redecide(
+            dest,
+            &self.overflow,
+            &self.attrs,
+            peers,
+            NONE,
+            old == source,
+        ) {
             self.best_count = count(self.best_count, old, new);
             queue(&mut self.changed, dest, at);
         } else if dest.paths.is_empty() && !dest.queued {
@@ -625,9 +676,17 @@ pub(super) struct Ctx<'a> {
 /// The decision for one destination: sets its best path and returns the new
 /// best (source, attributes) when the source changed, or when `touched` (the
 /// best path's attributes changed, or it was removed).
-fn redecide(dest: &mut Dest, peers: &Peers, known: u32, touched: bool) -> Option<u32> {
-    let new = select(peers, &dest.paths, known)
-        .map(|i| dest.paths[i].source)
+fn redecide<K>(
+    dest: &mut Dest<K>,
+    overflow: &Overflow,
+    attrs: &AttrPool,
+    peers: &Peers,
+    known: u32,
+    touched: bool,
+) -> Option<u32> {
+    let paths = dest.paths.get(overflow);
+    let new = select(peers, attrs, paths, known)
+        .map(|i| paths[i].source)
         .unwrap_or(NONE);
     if new == dest.best && !touched {
         return None;
@@ -647,7 +706,7 @@ fn count(n: u64, old: u32, new: u32) -> u64 {
 
 /// Queues the destination at `at` for the export step, once per run (the
 /// step exports its state as it is then).
-fn queue(changed: &mut Vec<u32>, dest: &mut Dest, at: u32) {
+fn queue<K>(changed: &mut Vec<u32>, dest: &mut Dest<K>, at: u32) {
     if !dest.queued {
         dest.queued = true;
         changed.push(at);
@@ -656,7 +715,7 @@ fn queue(changed: &mut Vec<u32>, dest: &mut Dest, at: u32) {
 
 /// Index of the best path, by the decision process.
 /// `known` is a source the caller knows to be in `peers` (or NONE).
-fn select(peers: &Peers, paths: &[Path], known: u32) -> Option<usize> {
+fn select(peers: &Peers, attrs: &AttrPool, paths: &[Path], known: u32) -> Option<usize> {
     if let [only] = paths {
         // One path: it is the best if its source is known.
         let s = only.source;
@@ -666,12 +725,12 @@ fn select(peers: &Peers, paths: &[Path], known: u32) -> Option<usize> {
     for (i, p) in paths.iter().enumerate() {
         let c = match p.source {
             LOCAL => Candidate {
-                attrs: &p.attrs,
+                attrs: attrs.get(p.attrs()),
                 peer: None,
             },
             s => match peers.get(&s) {
                 Some(peer) => Candidate {
-                    attrs: &p.attrs,
+                    attrs: attrs.get(p.attrs()),
                     peer: Some(peer.facts),
                 },
                 None => continue,

@@ -267,3 +267,53 @@ fn withdrawn_and_reannounced_in_one_batch_is_one_change_and_one_send() {
     assert_eq!(rib.take_out(3, 100).withdraw, vec![p]);
     assert_eq!(rib.best_count(), 0);
 }
+
+#[test]
+fn storage_follows_the_routes_through_multipath_replacement_staleness_and_removal() {
+    let mut rib = Rib::new(local(true));
+    rib.peer_up(2, peer(2, 64512, true));
+    rib.peer_up(3, peer(3, 64512, true));
+    let many: Vec<Prefix> = (0..200u32)
+        .map(|i| {
+            Prefix::V4(ipnet::Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24).unwrap())
+        })
+        .collect();
+    // Both peers send every prefix: two paths each (overflow lists).
+    rib.update(2, attrs_from(2), &many).unwrap();
+    rib.update(3, attrs_from(3), &many).unwrap();
+    rib.decide(false);
+    assert_eq!(rib.v4.storage_in_use(), (200, 2, 200));
+    assert_eq!(rib.best_count(), 200);
+    // Peer 2 changes its attributes for half of them: three sets in use.
+    let mut changed = attrs_from(2);
+    changed.med = Some(5);
+    rib.update(2, changed.clone(), &many[..100]).unwrap();
+    rib.decide(false);
+    assert_eq!(rib.v4.storage_in_use(), (200, 3, 200));
+    // ... then for the rest: the first set is no longer used.
+    rib.update(2, changed, &many[100..]).unwrap();
+    rib.decide(false);
+    assert_eq!(rib.v4.storage_in_use(), (200, 2, 200));
+    // An UPDATE that changes nothing leaves no new set behind.
+    rib.update(3, attrs_from(3), &many[..10]).unwrap();
+    assert_eq!(rib.v4.storage_in_use(), (200, 2, 200));
+    // Peer 3 withdraws half: those prefixes are back to one inline path.
+    for p in &many[..100] {
+        rib.withdraw(3, *p);
+    }
+    rib.decide(false);
+    assert_eq!(rib.v4.storage_in_use(), (200, 2, 100));
+    // Peer 2 goes down gracefully: its paths stay (stale) until swept.
+    rib.peer_down(2, &[Afi::Ipv4]);
+    rib.decide(false);
+    assert_eq!(rib.v4.storage_in_use(), (200, 2, 100));
+    assert_eq!(rib.sweep_stale(2, Afi::Ipv4), 200);
+    rib.decide(false);
+    assert_eq!(rib.v4.storage_in_use(), (100, 1, 0));
+    assert_eq!(rib.best_count(), 100);
+    // Peer 3 goes down for good: nothing is left.
+    rib.peer_down(3, &[]);
+    rib.decide(false);
+    assert_eq!(rib.v4.storage_in_use(), (0, 0, 0));
+    assert_eq!(rib.best_count(), 0);
+}
