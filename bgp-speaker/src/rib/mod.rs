@@ -83,7 +83,11 @@ pub struct Rib {
     peers: FxHashMap<PeerId, PeerInfo>,
     v4: Table<Ipv4Net>,
     v6: Table<Ipv6Net>,
+    /// Interned export attributes.
     interner: Interner,
+    /// Buffers splitting an UPDATE's prefixes by family.
+    scratch_v4: Vec<Ipv4Net>,
+    scratch_v6: Vec<Ipv6Net>,
 }
 
 // ===== impl PeerCounts =====
@@ -171,6 +175,8 @@ impl Rib {
                 set: FxHashSet::default(),
                 pruned_at: 1024,
             },
+            scratch_v4: Vec::new(),
+            scratch_v6: Vec::new(),
         }
     }
 
@@ -277,10 +283,23 @@ impl Rib {
             return Ok(());
         };
         let verdict = export::import(&self.local, peer.asn, peer.facts.ebgp, &mut attrs);
-        let interned = verdict.is_ok().then(|| self.interner.intern(attrs));
-        let (v4, v6) = split(prefixes);
-        self.v4.update(id, interned.as_ref(), &v4, &self.peers);
-        self.v6.update(id, interned.as_ref(), &v6, &self.peers);
+        let accepted = verdict.is_ok().then_some(&attrs);
+        let (mut v4, mut v6) = (
+            std::mem::take(&mut self.scratch_v4),
+            std::mem::take(&mut self.scratch_v6),
+        );
+        for p in prefixes {
+            match p {
+                Prefix::V4(k) => v4.push(*k),
+                Prefix::V6(k) => v6.push(*k),
+            }
+        }
+        self.v4.update(id, accepted, &v4, &self.peers);
+        self.v6.update(id, accepted, &v6, &self.peers);
+        // The buffers are kept for the next UPDATE.
+        (self.scratch_v4, self.scratch_v6) = (v4, v6);
+        self.scratch_v4.clear();
+        self.scratch_v6.clear();
         verdict
     }
 
@@ -294,7 +313,6 @@ impl Rib {
 
     /// Adds or replaces a locally originated route.
     pub fn local_update(&mut self, prefix: Prefix, attrs: PathAttrs) {
-        let attrs = self.interner.intern(attrs);
         match prefix {
             Prefix::V4(k) => self.v4.set_local(k, &attrs, &self.peers),
             Prefix::V6(k) => self.v6.set_local(k, &attrs, &self.peers),
@@ -364,18 +382,6 @@ impl Rib {
     pub fn has_pending(&self, id: PeerId) -> bool {
         self.v4.has_pending(id) || self.v6.has_pending(id)
     }
-}
-
-fn split(prefixes: &[Prefix]) -> (Vec<Ipv4Net>, Vec<Ipv6Net>) {
-    let mut v4 = Vec::new();
-    let mut v6 = Vec::new();
-    for p in prefixes {
-        match p {
-            Prefix::V4(k) => v4.push(*k),
-            Prefix::V6(k) => v6.push(*k),
-        }
-    }
-    (v4, v6)
 }
 
 #[cfg(test)]

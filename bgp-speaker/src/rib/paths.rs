@@ -160,24 +160,25 @@ impl AttrPool {
     /// The id of `attrs`, added with no users if new. The caller
     /// [`retain`](Self::retain)s it per path, and calls
     /// [`forget_unused`](Self::forget_unused) if it may have taken none.
-    pub fn intern(&mut self, attrs: &Arc<PathAttrs>) -> AttrId {
-        if let Some(id) = self.ids.get(&**attrs) {
+    pub fn intern(&mut self, attrs: &PathAttrs) -> AttrId {
+        if let Some(id) = self.ids.get(attrs) {
             return *id;
         }
+        let arc = Arc::new(attrs.clone());
         let id = match self.free.pop() {
             Some(id) => {
-                self.slots[id as usize] = (Some(attrs.clone()), 0);
+                self.slots[id as usize] = (Some(arc.clone()), 0);
                 id
             }
             None => {
-                self.slots.push((Some(attrs.clone()), 0));
+                self.slots.push((Some(arc.clone()), 0));
                 u32::try_from(self.slots.len() - 1)
                     .ok()
                     .filter(|id| id & Path::STALE == 0)
                     .expect("fewer than 2^31 attribute sets")
             }
         };
-        self.ids.insert(attrs.clone(), id);
+        self.ids.insert(arc, id);
         id
     }
 
@@ -228,8 +229,8 @@ mod tests {
     use super::*;
     use crate::route::NextHop;
 
-    fn attrs(last: u8) -> Arc<PathAttrs> {
-        Arc::new(PathAttrs::local(NextHop::V4(Ipv4Addr::new(10, 0, 0, last))))
+    fn attrs(last: u8) -> PathAttrs {
+        PathAttrs::local(NextHop::V4(Ipv4Addr::new(10, 0, 0, last)))
     }
 
     #[test]
@@ -282,7 +283,7 @@ mod tests {
         pool.forget_unused(b);
         assert_eq!(pool.len(), 1, "an unused new set is dropped");
         pool.release(a);
-        assert_eq!(**pool.get(a), *attrs(1));
+        assert_eq!(**pool.get(a), attrs(1));
         pool.release(a);
         assert_eq!(pool.len(), 0);
         let c = pool.intern(&attrs(3));

@@ -280,13 +280,10 @@ impl<K: Key> Table<K> {
 
     /// Routes from a peer sharing one attribute set; `attrs` is `None` when
     /// they were not accepted (they still count as received).
-    pub fn update(
-        &mut self,
-        id: PeerId,
-        attrs: Option<&Arc<PathAttrs>>,
-        keys: &[K],
-        peers: &Peers,
-    ) {
+    pub fn update(&mut self, id: PeerId, attrs: Option<&PathAttrs>, keys: &[K], peers: &Peers) {
+        if keys.is_empty() {
+            return;
+        }
         let mut added: u64 = 0;
         let mut removed: u64 = 0;
         let p = self.peers.entry(id).or_default();
@@ -325,7 +322,7 @@ impl<K: Key> Table<K> {
         }
     }
 
-    pub fn set_local(&mut self, k: K, attrs: &Arc<PathAttrs>, peers: &Peers) {
+    pub fn set_local(&mut self, k: K, attrs: &PathAttrs, peers: &Peers) {
         let a = self.attrs.intern(attrs);
         self.set_path(k, LOCAL, a, peers);
         self.attrs.forget_unused(a);
@@ -405,16 +402,11 @@ impl<K: Key> Table<K> {
             })
             .collect();
         let dedup_above = self.dedup_above();
+        let mut afs = take_members(&mut self.peers, run);
         for (k, source, attrs) in bests {
-            export_one(
-                &mut self.peers,
-                dedup_above,
-                k,
-                Some((source, &attrs)),
-                ctx,
-                run,
-            );
+            export_one(&mut afs, dedup_above, k, Some((source, &attrs)), ctx, run);
         }
+        put_members(&mut self.peers, run, afs);
     }
 
     /// Queues the Adj-RIB-Out of a peer again (ROUTE-REFRESH).
@@ -438,6 +430,7 @@ impl<K: Key> Table<K> {
     ) {
         let changed = std::mem::take(&mut self.changed);
         let dedup_above = self.dedup_above();
+        let mut afs = take_members(&mut self.peers, run);
         for &at in &changed {
             let Some(d) = self.loc.get_mut(at) else {
                 continue;
@@ -459,20 +452,14 @@ impl<K: Key> Table<K> {
                     }),
                 });
             }
-            export_one(
-                &mut self.peers,
-                dedup_above,
-                k,
-                best.map(|a| (new, a)),
-                ctx,
-                run,
-            );
+            export_one(&mut afs, dedup_above, k, best.map(|a| (new, a)), ctx, run);
             // A prefix left without paths was kept until now (its
             // position was queued); it goes.
             if new == NONE && d.paths.is_empty() {
                 self.loc.remove(at);
             }
         }
+        put_members(&mut self.peers, run, afs);
         // Keep the queue's allocation for the next run.
         self.changed = changed;
         self.changed.clear();
@@ -597,7 +584,7 @@ impl<K: Key> Table<K> {
 /// source and attributes) for the run's targets. `dedup_above` bounds a
 /// peer's pending list (see `Table::dedup_above`).
 fn export_one<K: Key>(
-    peers_af: &mut FxHashMap<PeerId, PeerAf<K>>,
+    afs: &mut [Vec<PeerAf<K>>],
     dedup_above: usize,
     k: K,
     best: Option<(u32, &Arc<PathAttrs>)>,
@@ -608,7 +595,7 @@ fn export_one<K: Key>(
         Prefix::V4(_) => Afi::Ipv4,
         Prefix::V6(_) => Afi::Ipv6,
     };
-    for (class, members) in &run.groups {
+    for ((class, members), afs) in run.groups.iter().zip(afs.iter_mut()) {
         // A class whose only member is the route's source (an ingest
         // from one peer) needs no export attributes at all.
         let only_source = members.len() == 1 && best.is_some_and(|(s, _)| s == members[0].0);
@@ -617,7 +604,7 @@ fn export_one<K: Key>(
             Some((source, attrs)) => run.memo.attrs_for(source, attrs, class, ctx),
             None => None,
         };
-        for (id, families) in members {
+        for ((id, families), p) in members.iter().zip(afs.iter_mut()) {
             if !families.contains(&afi) {
                 continue;
             }
@@ -626,9 +613,8 @@ fn export_one<K: Key>(
                 Some((source, _)) if source == *id => None,
                 _ => for_class.clone(),
             };
-            let (p, changed) = match out {
+            let changed = match out {
                 Some(a) => {
-                    let p = peers_af.entry(*id).or_default();
                     let changed = match p.adj_out.entry(k) {
                         Entry::Occupied(mut e) if !Arc::ptr_eq(e.get(), &a) => {
                             e.insert(a);
@@ -640,16 +626,11 @@ fn export_one<K: Key>(
                             true
                         }
                     };
-                    (p, changed)
+                    changed
                 }
                 // Nothing to withdraw from a peer that was told nothing.
-                None => match peers_af.get_mut(id) {
-                    Some(p) if !p.adj_out.is_empty() => {
-                        let changed = p.adj_out.remove(&k).is_some();
-                        (p, changed)
-                    }
-                    _ => continue,
-                },
+                None if p.adj_out.is_empty() => continue,
+                None => p.adj_out.remove(&k).is_some(),
             };
             if changed {
                 if p.last_run != run.seq {
@@ -662,6 +643,36 @@ fn export_one<K: Key>(
                     p.pending.dedup();
                 }
             }
+        }
+    }
+}
+
+/// Takes the run's members' tables out of `peers`, in the order of
+/// `run.groups` (so that the export loop indexes them instead of looking
+/// each up per prefix); [`put_members`] puts them back.
+fn take_members<K>(
+    peers: &mut FxHashMap<PeerId, PeerAf<K>>,
+    run: &ExportRun,
+) -> Vec<Vec<PeerAf<K>>> {
+    run.groups
+        .iter()
+        .map(|(_, members)| {
+            members
+                .iter()
+                .map(|(id, _)| peers.remove(id).unwrap_or_default())
+                .collect()
+        })
+        .collect()
+}
+
+fn put_members<K>(
+    peers: &mut FxHashMap<PeerId, PeerAf<K>>,
+    run: &ExportRun,
+    afs: Vec<Vec<PeerAf<K>>>,
+) {
+    for ((_, members), afs) in run.groups.iter().zip(afs) {
+        for ((id, _), af) in members.iter().zip(afs) {
+            peers.insert(*id, af);
         }
     }
 }
