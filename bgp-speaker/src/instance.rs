@@ -217,7 +217,7 @@ impl Instance {
     }
 
     /// Publishes a fresh status snapshot.
-    pub fn publish(&self) {
+    pub fn publish(&mut self) {
         let mut peers: Vec<_> = self
             .neighbors
             .values()

@@ -12,6 +12,7 @@ pub mod best_path;
 pub mod export;
 mod loc;
 mod paths;
+mod shard;
 mod table;
 
 use std::sync::Arc;
@@ -24,7 +25,8 @@ use crate::route::{Afi, PathAttrs, Prefix};
 
 use best_path::PeerFacts;
 use export::{ExportClass, ImportReject, LocalFacts, SourceKind};
-use table::{Ctx, ExportRun, Table};
+use shard::Family;
+use table::Ctx;
 
 /// A peer's index, given by the instance.
 pub type PeerId = u32;
@@ -81,10 +83,8 @@ pub(crate) struct Interner {
 pub struct Rib {
     local: LocalFacts,
     peers: FxHashMap<PeerId, PeerInfo>,
-    v4: Table<Ipv4Net>,
-    v6: Table<Ipv6Net>,
-    /// Interned export attributes.
-    interner: Interner,
+    v4: Family<Ipv4Net>,
+    v6: Family<Ipv6Net>,
     /// Buffers splitting an UPDATE's prefixes by family.
     scratch_v4: Vec<Ipv4Net>,
     scratch_v6: Vec<Ipv6Net>,
@@ -142,6 +142,15 @@ impl PeerInfo {
 
 // ===== impl Interner =====
 
+impl Default for Interner {
+    fn default() -> Self {
+        Interner {
+            set: FxHashSet::default(),
+            pruned_at: 1024,
+        }
+    }
+}
+
 impl Interner {
     fn intern(&mut self, attrs: PathAttrs) -> Arc<PathAttrs> {
         if let Some(a) = self.set.get(&attrs) {
@@ -164,17 +173,20 @@ impl Interner {
 // ===== impl Rib =====
 
 impl Rib {
-    /// Empty tables.
+    /// Empty tables, each family in as many shards as there are cores (at
+    /// most 4).
     pub fn new(local: LocalFacts) -> Rib {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Rib::with_shards(local, cores.min(4))
+    }
+
+    /// Empty tables, each family in `shards` shards.
+    pub fn with_shards(local: LocalFacts, shards: usize) -> Rib {
         Rib {
             local,
             peers: FxHashMap::default(),
-            v4: Table::new(),
-            v6: Table::new(),
-            interner: Interner {
-                set: FxHashSet::default(),
-                pruned_at: 1024,
-            },
+            v4: Family::new(shards),
+            v6: Family::new(shards),
             scratch_v4: Vec::new(),
             scratch_v6: Vec::new(),
         }
@@ -184,14 +196,22 @@ impl Rib {
     pub fn set_local(&mut self, local: LocalFacts) {
         if local != self.local {
             self.local = local;
-            self.v4.mark_all();
-            self.v6.mark_all();
+            self.v4.mark_all(&self.peers);
+            self.v6.mark_all(&self.peers);
         }
     }
 
+    /// Applies the routes and withdrawals received so far (the decision
+    /// run does; so does every reader of counters).
+    pub fn apply(&mut self) {
+        self.v4.apply(&self.peers);
+        self.v6.apply(&self.peers);
+    }
+
     /// Counters of peer `id`, if the RIB knows it.
-    pub fn peer(&self, id: PeerId) -> Option<PeerCounts> {
+    pub fn peer(&mut self, id: PeerId) -> Option<PeerCounts> {
         self.peers.get(&id)?;
+        self.apply();
         let (r4, a4, o4) = self.v4.counts(id);
         let (r6, a6, o6) = self.v6.counts(id);
         Some(PeerCounts {
@@ -202,7 +222,8 @@ impl Rib {
     }
 
     /// Prefixes with a best path.
-    pub fn best_count(&self) -> u64 {
+    pub fn best_count(&mut self) -> u64 {
+        self.apply();
         self.v4.best_count() + self.v6.best_count()
     }
 
@@ -223,14 +244,13 @@ impl Rib {
                 stale,
             },
         );
-        let mut run = ExportRun::new(vec![(id, export, families)]);
-        let mut ctx = Ctx {
+        let targets = [(id, export, families)];
+        let ctx = Ctx {
             peers: &self.peers,
             local: &self.local,
-            interner: &mut self.interner,
         };
-        self.v4.queue_all(&mut ctx, &mut run);
-        self.v6.queue_all(&mut ctx, &mut run);
+        self.v4.queue_all(&ctx, &targets);
+        self.v6.queue_all(&ctx, &targets);
     }
 
     /// A session went down. With graceful restart its routes of the
@@ -283,7 +303,7 @@ impl Rib {
             return Ok(());
         };
         let verdict = export::import(&self.local, peer.asn, peer.facts.ebgp, &mut attrs);
-        let accepted = verdict.is_ok().then_some(&attrs);
+        let accepted = verdict.is_ok().then(|| Arc::new(attrs));
         let (mut v4, mut v6) = (
             std::mem::take(&mut self.scratch_v4),
             std::mem::take(&mut self.scratch_v6),
@@ -294,8 +314,8 @@ impl Rib {
                 Prefix::V6(k) => v6.push(*k),
             }
         }
-        self.v4.update(id, accepted, &v4, &self.peers);
-        self.v6.update(id, accepted, &v6, &self.peers);
+        self.v4.update(id, accepted.as_ref(), &v4);
+        self.v6.update(id, accepted.as_ref(), &v6);
         // The buffers are kept for the next UPDATE.
         (self.scratch_v4, self.scratch_v6) = (v4, v6);
         self.scratch_v4.clear();
@@ -306,8 +326,8 @@ impl Rib {
     /// A withdrawal from peer `id`.
     pub fn withdraw(&mut self, id: PeerId, prefix: Prefix) {
         match prefix {
-            Prefix::V4(k) => self.v4.withdraw(id, k, &self.peers),
-            Prefix::V6(k) => self.v6.withdraw(id, k, &self.peers),
+            Prefix::V4(k) => self.v4.withdraw(id, k),
+            Prefix::V6(k) => self.v6.withdraw(id, k),
         }
     }
 
@@ -331,28 +351,17 @@ impl Rib {
     /// best-path changes (none are built unless `want_changes`); per-peer
     /// changes wait in [`Rib::take_out`].
     pub fn decide(&mut self, want_changes: bool) -> Vec<BestPathChange> {
-        let targets = self
+        let targets: Vec<_> = self
             .peers
             .iter()
             .filter_map(|(id, p)| p.export.map(|c| (*id, c, p.families.clone())))
             .collect();
-        let mut run = ExportRun::new(targets);
-        let mut changes = Vec::new();
-        let mut ctx = Ctx {
+        let ctx = Ctx {
             peers: &self.peers,
             local: &self.local,
-            interner: &mut self.interner,
         };
-        let sink = || None::<&mut Vec<BestPathChange>>;
-        if want_changes {
-            self.v4.decide(&mut ctx, &mut run, Some(&mut changes));
-            self.v6.decide(&mut ctx, &mut run, Some(&mut changes));
-        } else {
-            self.v4.decide(&mut ctx, &mut run, sink());
-            self.v6.decide(&mut ctx, &mut run, sink());
-        }
-        drop(run);
-        self.interner.maybe_prune();
+        let mut changes = self.v4.decide(&ctx, &targets, want_changes);
+        changes.extend(self.v6.decide(&ctx, &targets, want_changes));
         changes
     }
 

@@ -88,6 +88,8 @@ pub(super) struct Table<K> {
     overflow: Overflow,
     /// The attribute sets the paths use.
     attrs: AttrPool,
+    /// Attribute sets as exported (shared by the Adj-RIBs-Out).
+    interner: Interner,
     /// Positions in `loc` of the prefixes whose best path changed since
     /// the last run, once each (the run exports their state then).
     changed: Vec<u32>,
@@ -153,7 +155,8 @@ impl Memo {
         source: u32,
         attrs: &Arc<PathAttrs>,
         class: &ExportClass,
-        ctx: &mut Ctx<'_>,
+        ctx: &Ctx<'_>,
+        interner: &mut Interner,
     ) -> Option<Arc<PathAttrs>> {
         let kind = match self.last_kind {
             Some((s, kind)) if s == source => kind,
@@ -178,7 +181,7 @@ impl Memo {
                 let o = export::allowed(ctx.local, kind, class)
                     .then(|| export::transform(ctx.local, kind, class, attrs))
                     .flatten()
-                    .map(|a| ctx.interner.intern(a));
+                    .map(|a| interner.intern(a));
                 // The Arc kept in the memo pins the address used as key.
                 self.map.insert(key, (o.clone(), attrs.clone()));
                 o
@@ -233,6 +236,7 @@ impl<K: Key> Table<K> {
             loc: Slab::new(),
             overflow: Overflow::default(),
             attrs: AttrPool::default(),
+            interner: Interner::default(),
             changed: Vec::new(),
             peers: FxHashMap::default(),
             best_count: 0,
@@ -262,6 +266,11 @@ impl<K: Key> Table<K> {
                 )
             })
             .unwrap_or_default()
+    }
+
+    /// Prefixes whose best path changed since the last run.
+    pub fn changed_len(&self) -> usize {
+        self.changed.len()
     }
 
     pub fn has_pending(&self, id: PeerId) -> bool {
@@ -388,7 +397,7 @@ impl<K: Key> Table<K> {
     }
 
     /// Queues every best path for a peer that just came up.
-    pub fn queue_all(&mut self, ctx: &mut Ctx<'_>, run: &mut ExportRun) {
+    pub fn queue_all(&mut self, ctx: &Ctx<'_>, run: &mut ExportRun) {
         let bests: Vec<(K, u32, Arc<PathAttrs>)> = self
             .loc
             .iter()
@@ -404,7 +413,15 @@ impl<K: Key> Table<K> {
         let dedup_above = self.dedup_above();
         let mut afs = take_members(&mut self.peers, run);
         for (k, source, attrs) in bests {
-            export_one(&mut afs, dedup_above, k, Some((source, &attrs)), ctx, run);
+            export_one(
+                &mut afs,
+                dedup_above,
+                k,
+                Some((source, &attrs)),
+                ctx,
+                &mut self.interner,
+                run,
+            );
         }
         put_members(&mut self.peers, run, afs);
     }
@@ -424,7 +441,7 @@ impl<K: Key> Table<K> {
     /// `changes` when given.
     pub fn decide(
         &mut self,
-        ctx: &mut Ctx<'_>,
+        ctx: &Ctx<'_>,
         run: &mut ExportRun,
         mut changes: Option<&mut Vec<BestPathChange>>,
     ) {
@@ -452,7 +469,15 @@ impl<K: Key> Table<K> {
                     }),
                 });
             }
-            export_one(&mut afs, dedup_above, k, best.map(|a| (new, a)), ctx, run);
+            export_one(
+                &mut afs,
+                dedup_above,
+                k,
+                best.map(|a| (new, a)),
+                ctx,
+                &mut self.interner,
+                run,
+            );
             // A prefix left without paths was kept until now (its
             // position was queued); it goes.
             if new == NONE && d.paths.is_empty() {
@@ -463,6 +488,7 @@ impl<K: Key> Table<K> {
         // Keep the queue's allocation for the next run.
         self.changed = changed;
         self.changed.clear();
+        self.interner.maybe_prune();
     }
 
     /// Bound on a peer's pending list: a prefix flapping while the session
@@ -588,7 +614,8 @@ fn export_one<K: Key>(
     dedup_above: usize,
     k: K,
     best: Option<(u32, &Arc<PathAttrs>)>,
-    ctx: &mut Ctx<'_>,
+    ctx: &Ctx<'_>,
+    interner: &mut Interner,
     run: &mut ExportRun,
 ) {
     let afi = match k.prefix() {
@@ -601,7 +628,7 @@ fn export_one<K: Key>(
         let only_source = members.len() == 1 && best.is_some_and(|(s, _)| s == members[0].0);
         let for_class = match best {
             _ if only_source => None,
-            Some((source, attrs)) => run.memo.attrs_for(source, attrs, class, ctx),
+            Some((source, attrs)) => run.memo.attrs_for(source, attrs, class, ctx, interner),
             None => None,
         };
         for ((id, families), p) in members.iter().zip(afs.iter_mut()) {
@@ -681,7 +708,6 @@ fn put_members<K>(
 pub(super) struct Ctx<'a> {
     pub peers: &'a FxHashMap<PeerId, PeerInfo>,
     pub local: &'a LocalFacts,
-    pub interner: &'a mut Interner,
 }
 
 /// The decision for one destination: sets its best path and returns the new

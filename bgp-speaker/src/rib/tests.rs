@@ -270,7 +270,8 @@ fn withdrawn_and_reannounced_in_one_batch_is_one_change_and_one_send() {
 
 #[test]
 fn storage_follows_the_routes_through_multipath_replacement_staleness_and_removal() {
-    let mut rib = Rib::new(local(true));
+    // One shard: attribute sets are counted per shard.
+    let mut rib = Rib::with_shards(local(true), 1);
     rib.peer_up(2, peer(2, 64512, true));
     rib.peer_up(3, peer(3, 64512, true));
     let many: Vec<Prefix> = (0..200u32)
@@ -296,6 +297,7 @@ fn storage_follows_the_routes_through_multipath_replacement_staleness_and_remova
     assert_eq!(rib.v4.storage_in_use(), (200, 2, 200));
     // An UPDATE that changes nothing leaves no new set behind.
     rib.update(3, attrs_from(3), &many[..10]).unwrap();
+    rib.apply();
     assert_eq!(rib.v4.storage_in_use(), (200, 2, 200));
     // Peer 3 withdraws half: those prefixes are back to one inline path.
     for p in &many[..100] {
@@ -316,4 +318,122 @@ fn storage_follows_the_routes_through_multipath_replacement_staleness_and_remova
     rib.decide(false);
     assert_eq!(rib.v4.storage_in_use(), (0, 0, 0));
     assert_eq!(rib.best_count(), 0);
+}
+
+/// Everything a RIB shows outside: best paths (from the change stream),
+/// counters, and what each peer is sent.
+#[derive(Debug, Default, PartialEq)]
+struct Seen {
+    best: std::collections::BTreeMap<String, Option<String>>,
+    counts: Vec<(PeerId, Option<PeerCounts>)>,
+    sent: std::collections::BTreeMap<(PeerId, String), String>,
+    best_count: u64,
+}
+
+fn observe(rib: &mut Rib, seen: &mut Seen, peers: &[PeerId]) {
+    for c in rib.decide(true) {
+        let best = c.best.map(|b| format!("{:?} from {:?}", b.attrs, b.peer));
+        seen.best.insert(c.prefix.to_string(), best);
+    }
+    for &id in peers {
+        while rib.has_pending(id) {
+            let batch = rib.take_out(id, 1000);
+            for (attrs, prefixes) in batch.announce {
+                for p in prefixes {
+                    seen.sent.insert((id, p.to_string()), format!("{attrs:?}"));
+                }
+            }
+            for p in batch.withdraw {
+                seen.sent.insert((id, p.to_string()), "withdrawn".into());
+            }
+        }
+    }
+    seen.counts = peers.iter().map(|&id| (id, rib.peer(id))).collect();
+    seen.best_count = rib.best_count();
+}
+
+#[test]
+fn sharded_tables_behave_like_one_table() {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let peers: [PeerId; 3] = [2, 3, 4];
+    let mut one = Rib::with_shards(local(true), 1);
+    let mut three = Rib::with_shards(local(true), 3);
+    let (mut seen1, mut seen3) = (Seen::default(), Seen::default());
+    for rib in [&mut one, &mut three] {
+        for &id in &peers {
+            rib.peer_up(id, peer(id as u8, 64512, id != 4));
+        }
+    }
+    let v4 = |i: u64| {
+        Prefix::V4(
+            ipnet::Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + ((i as u32) << 8)), 24).unwrap(),
+        )
+    };
+    let v6 = |i: u64| pfx(&format!("2001:db8:{:x}::/48", i));
+    // A batch large enough for the threads, then random work.
+    let big: Vec<Prefix> = (0..20_000).map(v4).collect();
+    for rib in [&mut one, &mut three] {
+        rib.update(2, attrs_from(2), &big).unwrap();
+    }
+    for round in 0..300 {
+        let id = peers[(next() % 3) as usize];
+        let n = 1 + next() % 400;
+        let start = next() % 30_000;
+        let prefixes: Vec<Prefix> = (start..start + n)
+            .map(|i| if i % 7 == 0 { v6(i) } else { v4(i) })
+            .collect();
+        let mut attrs = attrs_from(id as u8);
+        attrs.med = Some((next() % 3) as u32);
+        attrs.local_pref = Some(100 + (next() % 2) as u32 * 50);
+        let kind = next() % 10;
+        for rib in [&mut one, &mut three] {
+            match kind {
+                0..=5 => {
+                    let _ = rib.update(id, attrs.clone(), &prefixes);
+                }
+                6 | 7 => prefixes.iter().for_each(|p| rib.withdraw(id, *p)),
+                8 if round % 50 == 8 => {
+                    // Graceful restart: stale, back up, swept.
+                    rib.peer_down(id, &[Afi::Ipv4, Afi::Ipv6]);
+                    rib.peer_up(id, peer(id as u8, 64512, id != 4));
+                    let _ = rib.update(id, attrs.clone(), &prefixes);
+                    rib.sweep_stale(id, Afi::Ipv4);
+                    rib.sweep_stale(id, Afi::Ipv6);
+                }
+                _ => {
+                    let _ = rib.update(id, attrs.clone(), &prefixes);
+                    prefixes[..prefixes.len() / 2]
+                        .iter()
+                        .for_each(|p| rib.withdraw(id, *p));
+                }
+            }
+        }
+        if next() % 3 == 0 {
+            observe(&mut one, &mut seen1, &peers);
+            observe(&mut three, &mut seen3, &peers);
+            assert_eq!(seen1, seen3, "round {round}");
+        }
+    }
+    observe(&mut one, &mut seen1, &peers);
+    observe(&mut three, &mut seen3, &peers);
+    assert_eq!(seen1, seen3);
+    assert!(
+        seen1.best_count > 10_000,
+        "the test exercised a large table"
+    );
+    assert!(seen1.sent.len() > 10_000, "and sent it to the clients");
+    for rib in [&mut one, &mut three] {
+        for &id in &peers {
+            rib.peer_down(id, &[]);
+        }
+        rib.decide(false);
+        assert_eq!(rib.v4.storage_in_use(), (0, 0, 0));
+        assert_eq!(rib.v6.storage_in_use(), (0, 0, 0));
+    }
 }
