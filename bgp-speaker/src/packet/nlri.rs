@@ -18,6 +18,12 @@ pub(crate) fn read_prefixes(buf: &[u8], afi: Afi, out: &mut Vec<Prefix>) -> Resu
         Afi::Ipv4 => 32,
         Afi::Ipv6 => 128,
     };
+    // Room for the common case (IPv4 /24s, IPv6 /64s) in one allocation
+    // rather than a growth per doubling.
+    out.reserve(match afi {
+        Afi::Ipv4 => buf.len() / 4,
+        Afi::Ipv6 => buf.len() / 9,
+    });
     let mut i = 0;
     while i < buf.len() {
         let bits = buf[i];
