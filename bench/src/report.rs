@@ -209,7 +209,7 @@ mod tests {
             median(Vec::<(f64, Vec<f64>)>::new(), |r| r.0, |r, a| r.1 = a),
             None
         );
-        assert_eq!(runs(&[0.1234, 2.0]), "0.123, 2.000");
+        assert_eq!(runs(&[0.12345, 2.0]), "0.1235, 2.0000");
     }
 
     #[test]
