@@ -2,6 +2,7 @@
 //! Adj-RIB-In / Adj-RIB-Out for it. Keyed by the family's own prefix type
 //! (5 octets for IPv4), so that a route costs as little memory as possible.
 
+use std::collections::hash_map::Entry;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;
@@ -28,19 +29,16 @@ const NONE: u32 = u32::MAX - 1;
 
 /// A prefix type of one family.
 pub(super) trait Key: Copy + Eq + Hash + Debug {
-    const AFI: Afi;
     fn prefix(self) -> Prefix;
 }
 
 impl Key for Ipv4Net {
-    const AFI: Afi = Afi::Ipv4;
     fn prefix(self) -> Prefix {
         Prefix::V4(self)
     }
 }
 
 impl Key for Ipv6Net {
-    const AFI: Afi = Afi::Ipv6;
     fn prefix(self) -> Prefix {
         Prefix::V6(self)
     }
@@ -69,14 +67,8 @@ pub(super) struct PeerAf<K> {
     rejected: FxHashSet<K>,
     /// Paths of this peer in the Loc-RIB.
     accepted: u64,
-    /// The update group (export class) the peer is in, once it joined.
-    group: Option<ExportClass>,
-    /// Whether the peer negotiated this family (else it is told nothing).
-    family: bool,
-    /// Prefixes of the group's Adj-RIB-Out this peer is not told: its own
-    /// routes (split horizon), and everything until it has been synced
-    /// after joining.
-    excluded: FxHashSet<K>,
+    /// Adj-RIB-Out: what the peer has been (or is about to be) told.
+    adj_out: FxHashMap<K, Arc<PathAttrs>>,
     /// Prefixes whose Adj-RIB-Out entry changed and are not yet sent. A
     /// list, not a set: a prefix changed twice before it is sent appears
     /// twice, and `take_out` sends its current state once.
@@ -86,24 +78,6 @@ pub(super) struct PeerAf<K> {
     pending_dups: bool,
     /// The export run that last queued for this peer.
     last_run: u64,
-}
-
-/// An update group: the peers of one export class share its Adj-RIB-Out
-/// (what they have been, or are about to be, told), so a route reflected
-/// to a hundred clients is stored once.
-#[derive(Debug)]
-pub(super) struct Group<K> {
-    adj_out: FxHashMap<K, Arc<PathAttrs>>,
-    members: u32,
-}
-
-impl<K> Default for Group<K> {
-    fn default() -> Self {
-        Group {
-            adj_out: FxHashMap::default(),
-            members: 0,
-        }
-    }
 }
 
 /// The tables of one family.
@@ -120,7 +94,6 @@ pub(super) struct Table<K> {
     /// the last run, once each (the run exports their state then).
     changed: Vec<u32>,
     peers: FxHashMap<PeerId, PeerAf<K>>,
-    groups: FxHashMap<ExportClass, Group<K>>,
     best_count: u64,
 }
 
@@ -136,9 +109,6 @@ pub(super) struct ExportRun {
     /// per peer.
     seq: u64,
     memo: Memo,
-    /// The run exports to some members only (peers coming up): their
-    /// groups' Adj-RIB-Out stays as the other members were told.
-    partial: bool,
 }
 
 /// Export attributes computed in one run.
@@ -239,7 +209,6 @@ impl ExportRun {
             groups,
             seq,
             memo: Memo::default(),
-            partial: false,
         }
     }
 }
@@ -251,9 +220,7 @@ impl<K> Default for PeerAf<K> {
         PeerAf {
             rejected: FxHashSet::default(),
             accepted: 0,
-            group: None,
-            family: false,
-            excluded: FxHashSet::default(),
+            adj_out: FxHashMap::default(),
             pending: Vec::new(),
             pending_dups: false,
             last_run: 0,
@@ -272,7 +239,6 @@ impl<K: Key> Table<K> {
             interner: Interner::default(),
             changed: Vec::new(),
             peers: FxHashMap::default(),
-            groups: FxHashMap::default(),
             best_count: 0,
         }
     }
@@ -293,14 +259,10 @@ impl<K: Key> Table<K> {
         self.peers
             .get(&id)
             .map(|p| {
-                let told = match p.group.and_then(|c| self.groups.get(&c)) {
-                    Some(g) if p.family => g.adj_out.len() - p.excluded.len(),
-                    _ => 0,
-                };
                 (
                     p.accepted + p.rejected.len() as u64,
                     p.accepted,
-                    told as u64,
+                    p.adj_out.len() as u64,
                 )
             })
             .unwrap_or_default()
@@ -385,11 +347,8 @@ impl<K: Key> Table<K> {
         let Some(p) = self.peers.get_mut(&id) else {
             return;
         };
+        p.adj_out.clear();
         p.pending.clear();
-        p.excluded = FxHashSet::default();
-        if let Some(class) = p.group.take() {
-            leave(&mut self.groups, class);
-        }
         p.rejected.clear();
         if keep {
             for d in self.loc.values_mut() {
@@ -419,9 +378,7 @@ impl<K: Key> Table<K> {
     /// Forgets a peer that has no session and no stale routes.
     pub fn forget(&mut self, id: PeerId) {
         if self.peers.get(&id).is_some_and(|p| p.accepted == 0) {
-            if let Some(class) = self.peers.remove(&id).and_then(|p| p.group) {
-                leave(&mut self.groups, class);
-            }
+            self.peers.remove(&id);
         }
     }
 
@@ -441,7 +398,6 @@ impl<K: Key> Table<K> {
 
     /// Queues every best path for a peer that just came up.
     pub fn queue_all(&mut self, ctx: &Ctx<'_>, run: &mut ExportRun) {
-        run.partial = true;
         let bests: Vec<(K, u32, Arc<PathAttrs>)> = self
             .loc
             .iter()
@@ -455,11 +411,10 @@ impl<K: Key> Table<K> {
             })
             .collect();
         let dedup_above = self.dedup_above();
-        let mut taken = take_members(&mut self.peers, &mut self.groups, run);
+        let mut afs = take_members(&mut self.peers, run);
         for (k, source, attrs) in bests {
             export_one(
-                &mut taken.0,
-                &mut taken.1,
+                &mut afs,
                 dedup_above,
                 k,
                 Some((source, &attrs)),
@@ -468,21 +423,13 @@ impl<K: Key> Table<K> {
                 run,
             );
         }
-        put_members(&mut self.peers, &mut self.groups, run, taken);
+        put_members(&mut self.peers, run, afs);
     }
 
     /// Queues the Adj-RIB-Out of a peer again (ROUTE-REFRESH).
     pub fn refresh(&mut self, id: PeerId) {
         if let Some(p) = self.peers.get_mut(&id) {
-            let Some(g) = p.group.and_then(|c| self.groups.get(&c)) else {
-                return;
-            };
-            let all: Vec<K> = g
-                .adj_out
-                .keys()
-                .filter(|k| !p.excluded.contains(k))
-                .copied()
-                .collect();
+            let all: Vec<K> = p.adj_out.keys().copied().collect();
             p.pending_dups |= !p.pending.is_empty();
             p.pending.extend(all);
         }
@@ -500,7 +447,7 @@ impl<K: Key> Table<K> {
     ) {
         let changed = std::mem::take(&mut self.changed);
         let dedup_above = self.dedup_above();
-        let mut taken = take_members(&mut self.peers, &mut self.groups, run);
+        let mut afs = take_members(&mut self.peers, run);
         for &at in &changed {
             let Some(d) = self.loc.get_mut(at) else {
                 continue;
@@ -523,8 +470,7 @@ impl<K: Key> Table<K> {
                 });
             }
             export_one(
-                &mut taken.0,
-                &mut taken.1,
+                &mut afs,
                 dedup_above,
                 k,
                 best.map(|a| (new, a)),
@@ -538,7 +484,7 @@ impl<K: Key> Table<K> {
                 self.loc.remove(at);
             }
         }
-        put_members(&mut self.peers, &mut self.groups, run, taken);
+        put_members(&mut self.peers, run, afs);
         // Keep the queue's allocation for the next run.
         self.changed = changed;
         self.changed.clear();
@@ -570,11 +516,7 @@ impl<K: Key> Table<K> {
         }
         let mut groups: FxHashMap<*const PathAttrs, usize> = FxHashMap::default();
         for k in take {
-            let told = match p.group.and_then(|c| self.groups.get(&c)) {
-                Some(g) if !p.excluded.contains(&k) => g.adj_out.get(&k),
-                _ => None,
-            };
-            match told {
+            match p.adj_out.get(&k) {
                 Some(a) => {
                     let slot = *groups.entry(Arc::as_ptr(a)).or_insert_with(|| {
                         batch.announce.push((a.clone(), Vec::new()));
@@ -664,15 +606,11 @@ impl<K: Key> Table<K> {
     }
 }
 
-/// Recomputes the group Adj-RIB-Out entry of `k` (whose best path is
-/// `best`: source and attributes) for the run's classes, and queues `k` for
-/// every member whose view changed. `afs` and `groups` are the run's
-/// members and groups, in the order of `run.groups` (see [`take_members`]).
-/// `dedup_above` bounds a peer's pending list (see `Table::dedup_above`).
-#[allow(clippy::too_many_arguments)]
+/// Recomputes the Adj-RIB-Out entry of `k` (whose best path is `best`:
+/// source and attributes) for the run's targets. `dedup_above` bounds a
+/// peer's pending list (see `Table::dedup_above`).
 fn export_one<K: Key>(
     afs: &mut [Vec<PeerAf<K>>],
-    groups: &mut [Group<K>],
     dedup_above: usize,
     k: K,
     best: Option<(u32, &Arc<PathAttrs>)>,
@@ -680,49 +618,48 @@ fn export_one<K: Key>(
     interner: &mut Interner,
     run: &mut ExportRun,
 ) {
-    let source = best.map(|(s, _)| s);
-    let classes = run.groups.iter().zip(afs.iter_mut()).zip(groups.iter_mut());
-    for (((class, members), afs), g) in classes {
+    let afi = match k.prefix() {
+        Prefix::V4(_) => Afi::Ipv4,
+        Prefix::V6(_) => Afi::Ipv6,
+    };
+    for ((class, members), afs) in run.groups.iter().zip(afs.iter_mut()) {
         // A class whose only member is the route's source (an ingest
         // from one peer) needs no export attributes at all.
-        let only_source = members.len() == 1 && source == Some(members[0].0);
-        // Peers joining a group that has other members are told what the
-        // others were told.
-        let joining = run.partial && g.members as usize > members.len();
-        let new = match best {
-            _ if joining => g.adj_out.get(&k).cloned(),
+        let only_source = members.len() == 1 && best.is_some_and(|(s, _)| s == members[0].0);
+        let for_class = match best {
             _ if only_source => None,
-            Some((s, attrs)) => run.memo.attrs_for(s, attrs, class, ctx, interner),
+            Some((source, attrs)) => run.memo.attrs_for(source, attrs, class, ctx, interner),
             None => None,
         };
-        let old = g.adj_out.get(&k);
-        if old.is_none() && new.is_none() {
-            continue;
-        }
-        for ((id, _), p) in members.iter().zip(afs.iter_mut()) {
-            if !p.family {
+        for ((id, families), p) in members.iter().zip(afs.iter_mut()) {
+            if !families.contains(&afi) {
                 continue;
             }
-            let was_excluded = !p.excluded.is_empty() && p.excluded.contains(&k);
-            let told = if was_excluded { None } else { old };
             // Never back to the peer it came from.
-            let is_source = source == Some(*id);
-            let tell = if is_source { None } else { new.as_ref() };
-            match (is_source && new.is_some(), was_excluded) {
-                (true, false) => {
-                    p.excluded.insert(k);
-                }
-                (false, true) => {
-                    p.excluded.remove(&k);
-                }
-                _ => {}
-            }
-            let same = match (told, tell) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                (None, None) => true,
-                _ => false,
+            let out = match best {
+                Some((source, _)) if source == *id => None,
+                _ => for_class.clone(),
             };
-            if !same {
+            let changed = match out {
+                Some(a) => {
+                    let changed = match p.adj_out.entry(k) {
+                        Entry::Occupied(mut e) if !Arc::ptr_eq(e.get(), &a) => {
+                            e.insert(a);
+                            true
+                        }
+                        Entry::Occupied(_) => false,
+                        Entry::Vacant(e) => {
+                            e.insert(a);
+                            true
+                        }
+                    };
+                    changed
+                }
+                // Nothing to withdraw from a peer that was told nothing.
+                None if p.adj_out.is_empty() => continue,
+                None => p.adj_out.remove(&k).is_some(),
+            };
+            if changed {
                 if p.last_run != run.seq {
                     p.pending_dups |= !p.pending.is_empty();
                     p.last_run = run.seq;
@@ -734,63 +671,17 @@ fn export_one<K: Key>(
                 }
             }
         }
-        match new {
-            _ if joining => {}
-            Some(a) => {
-                g.adj_out.insert(k, a);
-            }
-            None => {
-                g.adj_out.remove(&k);
-            }
-        }
     }
 }
 
-/// A peer leaves its update group; the group goes with its last member.
-fn leave<K>(groups: &mut FxHashMap<ExportClass, Group<K>>, class: ExportClass) {
-    if let Some(g) = groups.get_mut(&class) {
-        g.members -= 1;
-        if g.members == 0 {
-            groups.remove(&class);
-        }
-    }
-}
-
-/// The run's members' tables and groups, taken out of the maps.
-type Taken<K> = (Vec<Vec<PeerAf<K>>>, Vec<Group<K>>);
-
-/// Takes the run's members' tables and groups out of the maps, in the
-/// order of `run.groups` (so that the export loop indexes them instead of
-/// looking each up per prefix); a member new to its group joins it first,
-/// excluded from everything the group was told until it is synced.
-/// [`put_members`] puts them back.
-fn take_members<K: Key>(
+/// Takes the run's members' tables out of `peers`, in the order of
+/// `run.groups` (so that the export loop indexes them instead of looking
+/// each up per prefix); [`put_members`] puts them back.
+fn take_members<K>(
     peers: &mut FxHashMap<PeerId, PeerAf<K>>,
-    groups: &mut FxHashMap<ExportClass, Group<K>>,
     run: &ExportRun,
-) -> Taken<K> {
-    for (class, members) in &run.groups {
-        for (id, families) in members {
-            let p = peers.entry(*id).or_default();
-            if p.group == Some(*class) {
-                continue;
-            }
-            if let Some(old) = p.group.take() {
-                leave(groups, old);
-            }
-            let g = groups.entry(*class).or_default();
-            g.members += 1;
-            p.group = Some(*class);
-            p.family = families.contains(&K::AFI);
-            p.excluded = if p.family {
-                g.adj_out.keys().copied().collect()
-            } else {
-                FxHashSet::default()
-            };
-        }
-    }
-    let afs = run
-        .groups
+) -> Vec<Vec<PeerAf<K>>> {
+    run.groups
         .iter()
         .map(|(_, members)| {
             members
@@ -798,26 +689,18 @@ fn take_members<K: Key>(
                 .map(|(id, _)| peers.remove(id).unwrap_or_default())
                 .collect()
         })
-        .collect();
-    let gs = run
-        .groups
-        .iter()
-        .map(|(class, _)| groups.remove(class).unwrap_or_default())
-        .collect();
-    (afs, gs)
+        .collect()
 }
 
 fn put_members<K>(
     peers: &mut FxHashMap<PeerId, PeerAf<K>>,
-    groups: &mut FxHashMap<ExportClass, Group<K>>,
     run: &ExportRun,
-    (afs, gs): Taken<K>,
+    afs: Vec<Vec<PeerAf<K>>>,
 ) {
-    for (((class, members), afs), g) in run.groups.iter().zip(afs).zip(gs) {
+    for ((_, members), afs) in run.groups.iter().zip(afs) {
         for ((id, _), af) in members.iter().zip(afs) {
             peers.insert(*id, af);
         }
-        groups.insert(*class, g);
     }
 }
 
