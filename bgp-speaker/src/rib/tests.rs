@@ -325,6 +325,8 @@ fn storage_follows_the_routes_through_multipath_replacement_staleness_and_remova
 #[derive(Debug, Default, PartialEq)]
 struct Seen {
     best: std::collections::BTreeMap<String, Option<String>>,
+    /// The peer the best path came from (None: none, or local).
+    best_from: std::collections::BTreeMap<String, Option<IpAddr>>,
     counts: Vec<(PeerId, Option<PeerCounts>)>,
     sent: std::collections::BTreeMap<(PeerId, String), String>,
     best_count: u64,
@@ -332,6 +334,8 @@ struct Seen {
 
 fn observe(rib: &mut Rib, seen: &mut Seen, peers: &[PeerId]) {
     for c in rib.decide(true) {
+        seen.best_from
+            .insert(c.prefix.to_string(), c.best.as_ref().and_then(|b| b.peer));
         let best = c.best.map(|b| format!("{:?} from {:?}", b.attrs, b.peer));
         seen.best.insert(c.prefix.to_string(), best);
     }
@@ -423,6 +427,25 @@ fn sharded_tables_behave_like_one_table() {
     observe(&mut one, &mut seen1, &peers);
     observe(&mut three, &mut seen3, &peers);
     assert_eq!(seen1, seen3);
+    // Every peer holds exactly the best paths it may get: all of them but
+    // its own (peers 2 and 3 are clients, 4 is not: its routes go to
+    // clients only).
+    for &id in &peers {
+        let me = IpAddr::V4(Ipv4Addr::new(172, 30, 0, id as u8));
+        for (prefix, from) in &seen1.best_from {
+            let held = seen1
+                .sent
+                .get(&(id, prefix.clone()))
+                .is_some_and(|s| s != "withdrawn");
+            let expected = match from {
+                None => false,
+                Some(src) if *src == me => false,
+                Some(src) if *src == IpAddr::V4(Ipv4Addr::new(172, 30, 0, 4)) => id != 4,
+                Some(_) => true,
+            };
+            assert_eq!(held, expected, "peer {id}, {prefix} (best from {from:?})");
+        }
+    }
     assert!(
         seen1.best_count > 10_000,
         "the test exercised a large table"
