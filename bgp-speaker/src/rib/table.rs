@@ -2,7 +2,6 @@
 //! Adj-RIB-In / Adj-RIB-Out for it. Keyed by the family's own prefix type
 //! (5 octets for IPv4), so that a route costs as little memory as possible.
 
-use std::collections::hash_map::Entry;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;
@@ -29,16 +28,19 @@ const NONE: u32 = u32::MAX - 1;
 
 /// A prefix type of one family.
 pub(super) trait Key: Copy + Eq + Hash + Debug {
+    const AFI: Afi;
     fn prefix(self) -> Prefix;
 }
 
 impl Key for Ipv4Net {
+    const AFI: Afi = Afi::Ipv4;
     fn prefix(self) -> Prefix {
         Prefix::V4(self)
     }
 }
 
 impl Key for Ipv6Net {
+    const AFI: Afi = Afi::Ipv6;
     fn prefix(self) -> Prefix {
         Prefix::V6(self)
     }
@@ -67,8 +69,10 @@ pub(super) struct PeerAf<K> {
     rejected: FxHashSet<K>,
     /// Paths of this peer in the Loc-RIB.
     accepted: u64,
-    /// Adj-RIB-Out: what the peer has been (or is about to be) told.
-    adj_out: FxHashMap<K, Arc<PathAttrs>>,
+    /// The update group (export class) the peer is in, once it joined.
+    group: Option<ExportClass>,
+    /// Whether the peer negotiated this family (else it is told nothing).
+    family: bool,
     /// Prefixes whose Adj-RIB-Out entry changed and are not yet sent. A
     /// list, not a set: a prefix changed twice before it is sent appears
     /// twice, and `take_out` sends its current state once.
@@ -78,6 +82,62 @@ pub(super) struct PeerAf<K> {
     pending_dups: bool,
     /// The export run that last queued for this peer.
     last_run: u64,
+}
+
+/// An update group: the peers of one export class share its Adj-RIB-Out,
+/// so a route reflected to a hundred clients is stored once. An entry is
+/// the attributes sent for a prefix and the source of that best path:
+/// every member but the source has been (or is about to be) told it, so
+/// split horizon needs no per-member state.
+#[derive(Debug)]
+pub(super) struct Group<K> {
+    adj_out: FxHashMap<K, (Arc<PathAttrs>, u32)>,
+    members: u32,
+    /// Entries per source (so that a member's count is one lookup).
+    by_source: FxHashMap<u32, u64>,
+}
+
+impl<K> Default for Group<K> {
+    fn default() -> Self {
+        Group {
+            adj_out: FxHashMap::default(),
+            members: 0,
+            by_source: FxHashMap::default(),
+        }
+    }
+}
+
+impl<K: Key> Group<K> {
+    /// What member `id` was told of `k`.
+    fn told(&self, id: PeerId, k: &K) -> Option<&Arc<PathAttrs>> {
+        self.adj_out
+            .get(k)
+            .filter(|(_, source)| *source != id)
+            .map(|(a, _)| a)
+    }
+
+    /// Prefixes member `id` was told.
+    fn told_count(&self, id: PeerId) -> u64 {
+        self.adj_out.len() as u64 - self.by_source.get(&id).copied().unwrap_or(0)
+    }
+
+    fn set(&mut self, k: K, entry: Option<(Arc<PathAttrs>, u32)>) {
+        let old = match entry {
+            Some(e) => {
+                *self.by_source.entry(e.1).or_default() += 1;
+                self.adj_out.insert(k, e)
+            }
+            None => self.adj_out.remove(&k),
+        };
+        if let Some((_, source)) = old {
+            if let Some(n) = self.by_source.get_mut(&source) {
+                *n -= 1;
+                if *n == 0 {
+                    self.by_source.remove(&source);
+                }
+            }
+        }
+    }
 }
 
 /// The tables of one family.
@@ -94,6 +154,7 @@ pub(super) struct Table<K> {
     /// the last run, once each (the run exports their state then).
     changed: Vec<u32>,
     peers: FxHashMap<PeerId, PeerAf<K>>,
+    groups: FxHashMap<ExportClass, Group<K>>,
     best_count: u64,
 }
 
@@ -109,6 +170,9 @@ pub(super) struct ExportRun {
     /// per peer.
     seq: u64,
     memo: Memo,
+    /// The run exports to some members only (peers coming up): their
+    /// groups' Adj-RIB-Out stays as the other members were told.
+    partial: bool,
 }
 
 /// Export attributes computed in one run.
@@ -209,6 +273,7 @@ impl ExportRun {
             groups,
             seq,
             memo: Memo::default(),
+            partial: false,
         }
     }
 }
@@ -220,7 +285,8 @@ impl<K> Default for PeerAf<K> {
         PeerAf {
             rejected: FxHashSet::default(),
             accepted: 0,
-            adj_out: FxHashMap::default(),
+            group: None,
+            family: false,
             pending: Vec::new(),
             pending_dups: false,
             last_run: 0,
@@ -239,6 +305,7 @@ impl<K: Key> Table<K> {
             interner: Interner::default(),
             changed: Vec::new(),
             peers: FxHashMap::default(),
+            groups: FxHashMap::default(),
             best_count: 0,
         }
     }
@@ -259,11 +326,11 @@ impl<K: Key> Table<K> {
         self.peers
             .get(&id)
             .map(|p| {
-                (
-                    p.accepted + p.rejected.len() as u64,
-                    p.accepted,
-                    p.adj_out.len() as u64,
-                )
+                let told = match p.group.and_then(|c| self.groups.get(&c)) {
+                    Some(g) if p.family => g.told_count(id),
+                    _ => 0,
+                };
+                (p.accepted + p.rejected.len() as u64, p.accepted, told)
             })
             .unwrap_or_default()
     }
@@ -347,8 +414,10 @@ impl<K: Key> Table<K> {
         let Some(p) = self.peers.get_mut(&id) else {
             return;
         };
-        p.adj_out.clear();
         p.pending.clear();
+        if let Some(class) = p.group.take() {
+            leave(&mut self.groups, class);
+        }
         p.rejected.clear();
         if keep {
             for d in self.loc.values_mut() {
@@ -378,7 +447,9 @@ impl<K: Key> Table<K> {
     /// Forgets a peer that has no session and no stale routes.
     pub fn forget(&mut self, id: PeerId) {
         if self.peers.get(&id).is_some_and(|p| p.accepted == 0) {
-            self.peers.remove(&id);
+            if let Some(class) = self.peers.remove(&id).and_then(|p| p.group) {
+                leave(&mut self.groups, class);
+            }
         }
     }
 
@@ -398,6 +469,7 @@ impl<K: Key> Table<K> {
 
     /// Queues every best path for a peer that just came up.
     pub fn queue_all(&mut self, ctx: &Ctx<'_>, run: &mut ExportRun) {
+        run.partial = true;
         let bests: Vec<(K, u32, Arc<PathAttrs>)> = self
             .loc
             .iter()
@@ -411,10 +483,11 @@ impl<K: Key> Table<K> {
             })
             .collect();
         let dedup_above = self.dedup_above();
-        let mut afs = take_members(&mut self.peers, run);
+        let mut taken = take_members(&mut self.peers, &mut self.groups, run);
         for (k, source, attrs) in bests {
             export_one(
-                &mut afs,
+                &mut taken.0,
+                &mut taken.1,
                 dedup_above,
                 k,
                 Some((source, &attrs)),
@@ -423,13 +496,21 @@ impl<K: Key> Table<K> {
                 run,
             );
         }
-        put_members(&mut self.peers, run, afs);
+        put_members(&mut self.peers, &mut self.groups, run, taken);
     }
 
     /// Queues the Adj-RIB-Out of a peer again (ROUTE-REFRESH).
     pub fn refresh(&mut self, id: PeerId) {
         if let Some(p) = self.peers.get_mut(&id) {
-            let all: Vec<K> = p.adj_out.keys().copied().collect();
+            let Some(g) = p.group.and_then(|c| self.groups.get(&c)) else {
+                return;
+            };
+            let all: Vec<K> = g
+                .adj_out
+                .iter()
+                .filter(|(_, (_, source))| *source != id)
+                .map(|(k, _)| *k)
+                .collect();
             p.pending_dups |= !p.pending.is_empty();
             p.pending.extend(all);
         }
@@ -447,7 +528,7 @@ impl<K: Key> Table<K> {
     ) {
         let changed = std::mem::take(&mut self.changed);
         let dedup_above = self.dedup_above();
-        let mut afs = take_members(&mut self.peers, run);
+        let mut taken = take_members(&mut self.peers, &mut self.groups, run);
         for &at in &changed {
             let Some(d) = self.loc.get_mut(at) else {
                 continue;
@@ -470,7 +551,8 @@ impl<K: Key> Table<K> {
                 });
             }
             export_one(
-                &mut afs,
+                &mut taken.0,
+                &mut taken.1,
                 dedup_above,
                 k,
                 best.map(|a| (new, a)),
@@ -484,7 +566,7 @@ impl<K: Key> Table<K> {
                 self.loc.remove(at);
             }
         }
-        put_members(&mut self.peers, run, afs);
+        put_members(&mut self.peers, &mut self.groups, run, taken);
         // Keep the queue's allocation for the next run.
         self.changed = changed;
         self.changed.clear();
@@ -516,7 +598,11 @@ impl<K: Key> Table<K> {
         }
         let mut groups: FxHashMap<*const PathAttrs, usize> = FxHashMap::default();
         for k in take {
-            match p.adj_out.get(&k) {
+            let told = p
+                .group
+                .and_then(|c| self.groups.get(&c))
+                .and_then(|g| g.told(id, &k));
+            match told {
                 Some(a) => {
                     let slot = *groups.entry(Arc::as_ptr(a)).or_insert_with(|| {
                         batch.announce.push((a.clone(), Vec::new()));
@@ -606,11 +692,15 @@ impl<K: Key> Table<K> {
     }
 }
 
-/// Recomputes the Adj-RIB-Out entry of `k` (whose best path is `best`:
-/// source and attributes) for the run's targets. `dedup_above` bounds a
-/// peer's pending list (see `Table::dedup_above`).
+/// Recomputes the group Adj-RIB-Out entry of `k` (whose best path is
+/// `best`: source and attributes) for the run's classes, and queues `k` for
+/// every member whose view changed. `afs` and `groups` are the run's
+/// members and groups, in the order of `run.groups` (see [`take_members`]).
+/// `dedup_above` bounds a peer's pending list (see `Table::dedup_above`).
+#[allow(clippy::too_many_arguments)]
 fn export_one<K: Key>(
     afs: &mut [Vec<PeerAf<K>>],
+    groups: &mut [Group<K>],
     dedup_above: usize,
     k: K,
     best: Option<(u32, &Arc<PathAttrs>)>,
@@ -618,70 +708,126 @@ fn export_one<K: Key>(
     interner: &mut Interner,
     run: &mut ExportRun,
 ) {
-    let afi = match k.prefix() {
-        Prefix::V4(_) => Afi::Ipv4,
-        Prefix::V6(_) => Afi::Ipv6,
-    };
-    for ((class, members), afs) in run.groups.iter().zip(afs.iter_mut()) {
-        // A class whose only member is the route's source (an ingest
-        // from one peer) needs no export attributes at all.
-        let only_source = members.len() == 1 && best.is_some_and(|(s, _)| s == members[0].0);
-        let for_class = match best {
-            _ if only_source => None,
-            Some((source, attrs)) => run.memo.attrs_for(source, attrs, class, ctx, interner),
-            None => None,
-        };
-        for ((id, families), p) in members.iter().zip(afs.iter_mut()) {
-            if !families.contains(&afi) {
+    let source = best.map(|(s, _)| s);
+    let classes = run.groups.iter().zip(afs.iter_mut()).zip(groups.iter_mut());
+    for (((class, members), afs), g) in classes {
+        if run.partial {
+            // Peers coming up were queued everything the group holds when
+            // they joined; a prefix the group has no entry for (nobody but
+            // its source was a member) is added now.
+            if g.adj_out.contains_key(&k) {
                 continue;
             }
-            // Never back to the peer it came from.
-            let out = match best {
-                Some((source, _)) if source == *id => None,
-                _ => for_class.clone(),
+            let Some((s, attrs)) = best else { continue };
+            let Some(new) = run.memo.attrs_for(s, attrs, class, ctx, interner) else {
+                continue;
             };
-            let changed = match out {
-                Some(a) => {
-                    let changed = match p.adj_out.entry(k) {
-                        Entry::Occupied(mut e) if !Arc::ptr_eq(e.get(), &a) => {
-                            e.insert(a);
-                            true
-                        }
-                        Entry::Occupied(_) => false,
-                        Entry::Vacant(e) => {
-                            e.insert(a);
-                            true
-                        }
-                    };
-                    changed
-                }
-                // Nothing to withdraw from a peer that was told nothing.
-                None if p.adj_out.is_empty() => continue,
-                None => p.adj_out.remove(&k).is_some(),
-            };
-            if changed {
-                if p.last_run != run.seq {
-                    p.pending_dups |= !p.pending.is_empty();
-                    p.last_run = run.seq;
-                }
-                p.pending.push(k);
-                if p.pending.len() > dedup_above {
-                    p.pending.sort_unstable_by_key(|k| k.prefix());
-                    p.pending.dedup();
+            g.set(k, Some((new, s)));
+            for ((id, _), p) in members.iter().zip(afs.iter_mut()) {
+                if p.family && *id != s {
+                    push_pending(p, k, run.seq, dedup_above);
                 }
             }
+            continue;
+        }
+        // A class whose only member is the route's source (an ingest
+        // from one peer) needs no export attributes at all.
+        let only_source = members.len() == 1 && source == Some(members[0].0);
+        let new = match best {
+            _ if only_source => None,
+            Some((s, attrs)) => run.memo.attrs_for(s, attrs, class, ctx, interner),
+            None => None,
+        };
+        if new.is_none() && !g.adj_out.contains_key(&k) {
+            continue;
+        }
+        for ((id, _), p) in members.iter().zip(afs.iter_mut()) {
+            if !p.family {
+                continue;
+            }
+            let told = g.told(*id, &k);
+            // Never back to the peer it came from.
+            let tell = if source == Some(*id) {
+                None
+            } else {
+                new.as_ref()
+            };
+            let same = match (told, tell) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                push_pending(p, k, run.seq, dedup_above);
+            }
+        }
+        g.set(k, new.zip(source));
+    }
+}
+
+/// Queues `k` for a peer (a list: see `PeerAf::pending`).
+fn push_pending<K: Key>(p: &mut PeerAf<K>, k: K, seq: u64, dedup_above: usize) {
+    if p.last_run != seq {
+        p.pending_dups |= !p.pending.is_empty();
+        p.last_run = seq;
+    }
+    p.pending.push(k);
+    if p.pending.len() > dedup_above {
+        p.pending.sort_unstable_by_key(|k| k.prefix());
+        p.pending.dedup();
+    }
+}
+
+/// A peer leaves its update group; the group goes with its last member.
+fn leave<K>(groups: &mut FxHashMap<ExportClass, Group<K>>, class: ExportClass) {
+    if let Some(g) = groups.get_mut(&class) {
+        g.members -= 1;
+        if g.members == 0 {
+            groups.remove(&class);
         }
     }
 }
 
-/// Takes the run's members' tables out of `peers`, in the order of
-/// `run.groups` (so that the export loop indexes them instead of looking
-/// each up per prefix); [`put_members`] puts them back.
-fn take_members<K>(
+/// The run's members' tables and groups, taken out of the maps.
+type Taken<K> = (Vec<Vec<PeerAf<K>>>, Vec<Group<K>>);
+
+/// Takes the run's members' tables and groups out of the maps, in the
+/// order of `run.groups` (so that the export loop indexes them instead of
+/// looking each up per prefix); a member new to its group joins it first
+/// and is queued everything the group holds but its own routes.
+/// [`put_members`] puts them back.
+fn take_members<K: Key>(
     peers: &mut FxHashMap<PeerId, PeerAf<K>>,
+    groups: &mut FxHashMap<ExportClass, Group<K>>,
     run: &ExportRun,
-) -> Vec<Vec<PeerAf<K>>> {
-    run.groups
+) -> Taken<K> {
+    for (class, members) in &run.groups {
+        for (id, families) in members {
+            let p = peers.entry(*id).or_default();
+            if p.group == Some(*class) {
+                continue;
+            }
+            if let Some(old) = p.group.take() {
+                leave(groups, old);
+            }
+            let g = groups.entry(*class).or_default();
+            g.members += 1;
+            p.group = Some(*class);
+            p.family = families.contains(&K::AFI);
+            if p.family {
+                let before = p.pending.len();
+                p.pending.extend(
+                    g.adj_out
+                        .iter()
+                        .filter(|(_, (_, source))| source != id)
+                        .map(|(k, _)| *k),
+                );
+                p.pending_dups |= before > 0;
+            }
+        }
+    }
+    let afs = run
+        .groups
         .iter()
         .map(|(_, members)| {
             members
@@ -689,18 +835,26 @@ fn take_members<K>(
                 .map(|(id, _)| peers.remove(id).unwrap_or_default())
                 .collect()
         })
-        .collect()
+        .collect();
+    let gs = run
+        .groups
+        .iter()
+        .map(|(class, _)| groups.remove(class).unwrap_or_default())
+        .collect();
+    (afs, gs)
 }
 
 fn put_members<K>(
     peers: &mut FxHashMap<PeerId, PeerAf<K>>,
+    groups: &mut FxHashMap<ExportClass, Group<K>>,
     run: &ExportRun,
-    afs: Vec<Vec<PeerAf<K>>>,
+    (afs, gs): Taken<K>,
 ) {
-    for ((_, members), afs) in run.groups.iter().zip(afs) {
+    for (((class, members), afs), g) in run.groups.iter().zip(afs).zip(gs) {
         for ((id, _), af) in members.iter().zip(afs) {
             peers.insert(*id, af);
         }
+        groups.insert(*class, g);
     }
 }
 

@@ -460,3 +460,33 @@ fn sharded_tables_behave_like_one_table() {
         assert_eq!(rib.v6.storage_in_use(), (0, 0, 0));
     }
 }
+
+#[test]
+fn a_client_joining_after_the_source_gets_its_routes() {
+    // Peers 2 and 3 share an export class (one update group). While the
+    // source is the group's only member, nobody needs its routes; a client
+    // that joins later must still get them.
+    let mut rib = Rib::new(local(true));
+    rib.peer_up(2, peer(2, 64512, true));
+    let p = pfx("10.9.0.0/24");
+    rib.update(2, attrs_from(2), &[p]).unwrap();
+    rib.decide(false);
+    assert!(!rib.has_pending(2), "nothing goes back to the source");
+    rib.peer_up(3, peer(3, 64512, true));
+    rib.decide(false);
+    let out = rib.take_out(3, 10);
+    assert_eq!(out.announce.len(), 1);
+    assert_eq!(out.announce[0].1, vec![p]);
+    assert_eq!(rib.peer(3).unwrap().advertised(), 1);
+    assert_eq!(rib.peer(2).unwrap().advertised(), 0);
+    // A third client joins a group that now holds the route.
+    rib.peer_up(4, peer(4, 64512, true));
+    assert_eq!(rib.take_out(4, 10).announce[0].1, vec![p]);
+    // The source withdraws it: both clients are told, the source is not.
+    rib.withdraw(2, p);
+    rib.decide(false);
+    assert_eq!(rib.take_out(3, 10).withdraw, vec![p]);
+    assert_eq!(rib.take_out(4, 10).withdraw, vec![p]);
+    assert!(!rib.has_pending(2));
+    assert_eq!(rib.peer(3).unwrap().advertised(), 0);
+}
