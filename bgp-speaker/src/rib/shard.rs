@@ -19,13 +19,14 @@ use rustc_hash::FxBuildHasher;
 use crate::api::BestPathChange;
 use crate::route::PathAttrs;
 
+use crate::route::Afi;
+
 use super::export::ExportClass;
 use super::table::{Ctx, ExportRun, Key, Peers, Table};
-use crate::route::Afi;
+use super::{OutBatch, PeerId};
 
 /// A peer to export to: id, export class, families.
 pub(super) type Target = (PeerId, ExportClass, Vec<Afi>);
-use super::{OutBatch, PeerId};
 
 /// Queued prefixes from which applying uses a thread per shard: below it,
 /// starting the threads costs more than it saves.
@@ -34,14 +35,14 @@ pub(super) const PARALLEL_MIN: usize = 8192;
 /// A queued change from a peer.
 #[derive(Debug)]
 enum Op {
-    /// `keys[from..to]` announced with these attributes (`None`: not
-    /// accepted).
+    /// The queue's keys from the previous op's end up to `to`, announced
+    /// with these attributes (`None`: not accepted).
     Update {
         id: PeerId,
         attrs: Option<Arc<PathAttrs>>,
         to: usize,
     },
-    /// `keys[at]` withdrawn.
+    /// The queue's next key withdrawn.
     Withdraw { id: PeerId },
 }
 
@@ -118,8 +119,7 @@ impl<K: Key + Send + Sync> Family<K> {
         if keys.is_empty() {
             return;
         }
-        let starts: smallvec::SmallVec<[usize; 8]> =
-            self.queues.iter().map(|q| q.keys.len()).collect();
+        let starts: Vec<usize> = self.queues.iter().map(|q| q.keys.len()).collect();
         for k in keys {
             let s = self.shard_of(k);
             self.queues[s].keys.push(*k);
