@@ -25,18 +25,23 @@ use crate::config::{PeerConfig, SpeakerConfig};
 use crate::error::Error;
 use crate::events::Input;
 use crate::neighbor::negotiate::LocalOffer;
+use crate::neighbor::session::OUT_WINDOW;
 use crate::neighbor::session::{self, AbortOnDrop, ConnId, FromSession, SessionSpec, ToSession};
 use crate::neighbor::{tcp, Conn, Neighbor};
-use crate::packet::GracefulRestartCap;
+use crate::packet::{GracefulRestartCap, MAX_LEN};
 use crate::rib::export::LocalFacts;
 use crate::rib::{PeerId, Rib};
 use crate::status::{SessionState, Status};
 
 /// Inputs handled between two decision runs.
 const BATCH: usize = 512;
-/// Prefixes handed to a session at a time.
-const OUT_CHUNK: usize = 4096;
-/// Batches a session may have queued.
+/// Prefixes handed to a session at a time: about one full UPDATE of IPv4
+/// host routes (5 octets each) at the session's message size, so that
+/// packing is not cut short and little waits in memory per session.
+fn out_chunk(max_len: usize) -> usize {
+    (max_len.saturating_sub(96) / 5).max(64)
+}
+/// Messages a session may have queued (batches, End-of-RIB, Close).
 const SESSION_QUEUE: usize = 8;
 
 /// The listening socket and its accept task.
@@ -192,27 +197,28 @@ impl Instance {
             return;
         };
         let Some(conn) = n.est() else { return };
-        let tx = conn.tx.clone();
-        let families = conn
-            .agreed
-            .as_ref()
-            .map(|a| a.families.clone())
-            .unwrap_or_default();
+        let tx = &conn.tx;
+        let chunk = out_chunk(conn.agreed.as_ref().map_or(MAX_LEN, |a| a.max_len));
         while self.rib.has_pending(id) {
-            // Full: the session's Drained event brings us back here.
-            if tx.capacity() == 0 {
+            // Enough queued: the session's Drained event brings us back
+            // here. Routes wait in the RIB (one shared log entry each),
+            // not as a copy per session.
+            if SESSION_QUEUE - tx.capacity() >= OUT_WINDOW {
                 return;
             }
-            let batch = self.rib.take_out(id, OUT_CHUNK);
+            let batch = self.rib.take_out(id, chunk);
             if tx.try_send(ToSession::Batch(batch)).is_err() {
                 return;
             }
         }
-        if !n.eor_sent && tx.capacity() >= families.len() {
-            for afi in families {
-                let _ = tx.try_send(ToSession::EndOfRib(afi));
+        if !n.eor_sent {
+            let families = conn.agreed.as_ref().map_or(&[][..], |a| &a.families[..]);
+            if tx.capacity() >= families.len() {
+                for afi in families {
+                    let _ = tx.try_send(ToSession::EndOfRib(*afi));
+                }
+                n.eor_sent = true;
             }
-            n.eor_sent = true;
         }
     }
 

@@ -28,13 +28,20 @@ use tokio::time::{sleep_until, Instant};
 
 use super::negotiate::{check_open, code, Agreed, LocalOffer};
 use crate::packet::{self, DecodeCtx, EncodeCtx, Message, Notification, Open, Update, MAX_LEN};
-use crate::rib::OutBatch;
-use crate::route::{afi_of, Afi, Prefix};
+use crate::rib::{Nlri, OutBatch};
+use crate::route::Afi;
 
 /// Hold time while waiting for the peer's OPEN (RFC 4271 §8: "large", 4 min).
 const OPEN_HOLD: Duration = Duration::from_secs(240);
 /// Capacity of the reader -> session queue.
 const READ_QUEUE: usize = 16;
+/// Read buffer of a quiet session, and the most a busy one reads at once.
+const READ_MIN: usize = 4096;
+const READ_MAX: usize = 64 * 1024;
+/// Batches of routes queued for a session at most: one to encode next
+/// while it writes another. It asks for more (`Drained`) when it has
+/// fewer.
+pub(crate) const OUT_WINDOW: usize = 1;
 
 /// Identifies one connection (a peer may have two during a collision).
 pub type ConnId = u64;
@@ -313,7 +320,7 @@ impl Session {
                     }
                     // Any message we send restarts the peer's hold timer.
                     keepalive_at = Instant::now() + keepalive;
-                    if self.rx.is_empty() {
+                    if self.rx.len() < OUT_WINDOW {
                         if let Err(stop) = self.tell(FromSession::Drained).await {
                             return stop;
                         }
@@ -380,19 +387,15 @@ impl Session {
 }
 
 /// Encodes a batch into one buffer: withdrawals first, then announcements
-/// split by family.
+/// (one family per group as the RIB builds them).
 fn encode_batch(enc: &EncodeCtx, batch: OutBatch, counters: &Counters) -> Vec<u8> {
     let mut msgs: Vec<Vec<u8>> = Vec::new();
-    if !batch.withdraw.is_empty() {
-        packet::encode_withdraw(enc, &batch.withdraw, &mut msgs);
-    }
+    packet::encode_withdraw(enc, &batch.withdraw_v4, &mut msgs);
+    packet::encode_withdraw(enc, &batch.withdraw_v6, &mut msgs);
     for (attrs, nlri) in batch.announce {
-        let (v4, v6): (Vec<Prefix>, Vec<Prefix>) =
-            nlri.into_iter().partition(|p| afi_of(p) == Afi::Ipv4);
-        for part in [v4, v6] {
-            if !part.is_empty() {
-                packet::encode_announce(enc, &attrs, &part, &mut msgs);
-            }
+        match nlri {
+            Nlri::V4(keys) => packet::encode_announce(enc, &attrs, &keys, &mut msgs),
+            Nlri::V6(keys) => packet::encode_announce(enc, &attrs, &keys, &mut msgs),
         }
     }
     counters
@@ -401,7 +404,11 @@ fn encode_batch(enc: &EncodeCtx, batch: OutBatch, counters: &Counters) -> Vec<u8
     counters
         .messages_out
         .fetch_add(msgs.len().saturating_sub(1) as u64, Ordering::Relaxed);
-    msgs.concat()
+    match msgs.len() {
+        // A batch is about one message's worth: no copy then.
+        1 => msgs.pop().unwrap_or_default(),
+        _ => msgs.concat(),
+    }
 }
 
 async fn recv_until(
@@ -471,7 +478,10 @@ async fn read_loop(
     pre_open: DecodeCtx,
     ctx_rx: oneshot::Receiver<DecodeCtx>,
 ) {
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    // Small while the peer is quiet (a hundred idle sessions cost little);
+    // a peer that fills every read (a table coming in) gets larger reads.
+    let mut want = READ_MIN;
+    let mut buf = BytesMut::with_capacity(want);
     let mut ctx = pre_open;
     let mut ctx_rx = Some(ctx_rx);
     loop {
@@ -503,11 +513,13 @@ async fn read_loop(
                 }
             }
         }
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(64 * 1024);
+        if buf.capacity() - buf.len() < want / 2 {
+            buf.reserve(want);
         }
+        let room = buf.capacity() - buf.len();
         match rd.read_buf(&mut buf).await {
             Ok(0) => return,
+            Ok(n) if n == room => want = (want * 2).min(READ_MAX),
             Ok(_) => {}
             Err(e) => {
                 let _ = tx

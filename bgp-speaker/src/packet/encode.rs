@@ -28,21 +28,25 @@ const UPDATE_FIXED: usize = HEADER_LEN + 4;
 /// malformed: IPv4 prefixes whose next hop is IPv6 (RFC 8950 is not
 /// negotiated), or attributes too large for `ctx.max_len`. An IPv4 next
 /// hop for IPv6 prefixes is sent IPv4-mapped (`::ffff:a.b.c.d`).
-pub fn encode_announce(
+pub fn encode_announce<P: Copy + Into<Prefix>>(
     ctx: &EncodeCtx,
     attrs: &PathAttrs,
-    nlri: &[Prefix],
+    nlri: &[P],
     out: &mut Vec<Vec<u8>>,
 ) {
     let Some(first) = nlri.first() else {
         return;
     };
-    let afi = afi_of(first);
-    if nlri.iter().all(|p| afi_of(p) == afi) {
+    let afi = afi_of(&(*first).into());
+    if nlri.iter().all(|p| afi_of(&(*p).into()) == afi) {
         announce_family(ctx, attrs, afi, nlri, out);
     } else {
         for afi in [Afi::Ipv4, Afi::Ipv6] {
-            let part: Vec<Prefix> = nlri.iter().filter(|p| afi_of(p) == afi).copied().collect();
+            let part: Vec<Prefix> = nlri
+                .iter()
+                .map(|p| (*p).into())
+                .filter(|p| afi_of(p) == afi)
+                .collect();
             if !part.is_empty() {
                 announce_family(ctx, attrs, afi, &part, out);
             }
@@ -53,10 +57,18 @@ pub fn encode_announce(
 /// Appends the UPDATE messages withdrawing `prefixes` to `out`: IPv4 ones
 /// in WITHDRAWN ROUTES, IPv6 ones in MP_UNREACH_NLRI, in separate messages,
 /// each as full as `ctx.max_len` allows.
-pub fn encode_withdraw(ctx: &EncodeCtx, prefixes: &[Prefix], out: &mut Vec<Vec<u8>>) {
+pub fn encode_withdraw<P: Copy + Into<Prefix>>(
+    ctx: &EncodeCtx,
+    prefixes: &[P],
+    out: &mut Vec<Vec<u8>>,
+) {
     let max_len = ctx.max_len.min(MAX_EXTENDED_LEN);
     for afi in [Afi::Ipv4, Afi::Ipv6] {
-        let mut iter = prefixes.iter().filter(|p| afi_of(p) == afi).peekable();
+        let mut iter = prefixes
+            .iter()
+            .map(|p| (*p).into())
+            .filter(|p: &Prefix| afi_of(p) == afi)
+            .peekable();
         while iter.peek().is_some() {
             let mut msg = Vec::with_capacity(max_len.min(4096));
             start_message(&mut msg, UPDATE);
@@ -105,9 +117,9 @@ pub fn encode_withdraw(ctx: &EncodeCtx, prefixes: &[Prefix], out: &mut Vec<Vec<u
 
 /// Writes prefixes from `iter` into `msg` while they fit in `room` octets;
 /// returns the octets written.
-fn put_prefixes<'a>(
+fn put_prefixes(
     msg: &mut Vec<u8>,
-    iter: &mut std::iter::Peekable<impl Iterator<Item = &'a Prefix>>,
+    iter: &mut std::iter::Peekable<impl Iterator<Item = Prefix>>,
     room: usize,
 ) -> usize {
     let mut used = 0;
@@ -124,11 +136,11 @@ fn put_prefixes<'a>(
 }
 
 /// Announces prefixes of one family.
-fn announce_family(
+fn announce_family<P: Copy + Into<Prefix>>(
     ctx: &EncodeCtx,
     attrs: &PathAttrs,
     afi: Afi,
-    nlri: &[Prefix],
+    nlri: &[P],
     out: &mut Vec<Vec<u8>>,
 ) {
     let max_len = ctx.max_len.min(MAX_EXTENDED_LEN);
@@ -146,16 +158,16 @@ fn announce_family(
 
 /// IPv4: the attributes are written straight into the first message, and
 /// copied from it into the next ones.
-fn announce_v4(
+fn announce_v4<P: Copy + Into<Prefix>>(
     ctx: &EncodeCtx,
     attrs: &PathAttrs,
     nh: std::net::Ipv4Addr,
-    nlri: &[Prefix],
+    nlri: &[P],
     max_len: usize,
     out: &mut Vec<Vec<u8>>,
 ) {
     let first = out.len();
-    let mut iter = nlri.iter().peekable();
+    let mut iter = nlri.iter().map(|p| (*p).into()).peekable();
     let mut attr_range = 0..0;
     while iter.peek().is_some() {
         let cap = UPDATE_FIXED + size_hint(attrs) + 5 * iter.len();
@@ -190,11 +202,11 @@ fn announce_v4(
 
 /// IPv6: MP_REACH_NLRI (first attribute, RFC 7606 §5.1) holds the NLRI,
 /// the other attributes follow, encoded once.
-fn announce_mp(
+fn announce_mp<P: Copy + Into<Prefix>>(
     ctx: &EncodeCtx,
     attrs: &PathAttrs,
     afi: Afi,
-    nlri: &[Prefix],
+    nlri: &[P],
     max_len: usize,
     out: &mut Vec<Vec<u8>>,
 ) {
@@ -218,7 +230,7 @@ fn announce_mp(
     mp_head.push(0);
     let fixed = UPDATE_FIXED + mp_head.len() + common.len();
     let room = max_len.saturating_sub(fixed);
-    let mut iter = nlri.iter().peekable();
+    let mut iter = nlri.iter().map(|p| (*p).into()).peekable();
     while iter.peek().is_some() {
         let mut msg = Vec::with_capacity(max_len.min(fixed + 17 * iter.len()));
         start_message(&mut msg, UPDATE);

@@ -64,11 +64,21 @@ pub struct PeerCounts {
 }
 
 /// Routes waiting to be sent to one peer: announcements grouped by
-/// identical attributes, and withdrawals.
+/// identical attributes (one family each), and withdrawals. Prefixes are
+/// held in their family's own type (5 octets for IPv4): a session may have
+/// a few batches queued, and there may be thousands of sessions.
 #[derive(Debug, Default)]
 pub struct OutBatch {
-    pub announce: Vec<(Arc<PathAttrs>, Vec<Prefix>)>,
-    pub withdraw: Vec<Prefix>,
+    pub announce: Vec<(Arc<PathAttrs>, Nlri)>,
+    pub withdraw_v4: Vec<Ipv4Net>,
+    pub withdraw_v6: Vec<Ipv6Net>,
+}
+
+/// Prefixes of one family.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Nlri {
+    V4(Vec<Ipv4Net>),
+    V6(Vec<Ipv6Net>),
 }
 
 /// Interned attribute sets: equal attributes share one allocation.
@@ -88,6 +98,58 @@ pub struct Rib {
     /// Buffers splitting an UPDATE's prefixes by family.
     scratch_v4: Vec<Ipv4Net>,
     scratch_v6: Vec<Ipv6Net>,
+}
+
+// ===== impl OutBatch =====
+
+impl OutBatch {
+    /// Prefixes in the batch, announced or withdrawn.
+    pub fn len(&self) -> usize {
+        let announced: usize = self.announce.iter().map(|(_, n)| n.len()).sum();
+        announced + self.withdraw_v4.len() + self.withdraw_v6.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The announcements, with prefixes of either family.
+    pub fn announced(&self) -> Vec<(Arc<PathAttrs>, Vec<Prefix>)> {
+        self.announce
+            .iter()
+            .map(|(a, n)| (a.clone(), n.prefixes()))
+            .collect()
+    }
+
+    /// The withdrawals, IPv4 first.
+    pub fn withdrawn(&self) -> Vec<Prefix> {
+        let v4 = self.withdraw_v4.iter().map(|k| Prefix::V4(*k));
+        v4.chain(self.withdraw_v6.iter().map(|k| Prefix::V6(*k)))
+            .collect()
+    }
+}
+
+// ===== impl Nlri =====
+
+impl Nlri {
+    pub fn len(&self) -> usize {
+        match self {
+            Nlri::V4(v) => v.len(),
+            Nlri::V6(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The prefixes as [`Prefix`].
+    pub fn prefixes(&self) -> Vec<Prefix> {
+        match self {
+            Nlri::V4(v) => v.iter().map(|k| Prefix::V4(*k)).collect(),
+            Nlri::V6(v) => v.iter().map(|k| Prefix::V6(*k)).collect(),
+        }
+    }
 }
 
 // ===== impl PeerCounts =====
@@ -369,9 +431,7 @@ impl Rib {
     pub fn take_out(&mut self, id: PeerId, max: usize) -> OutBatch {
         let mut batch = OutBatch::default();
         self.v4.take_out(id, max, &mut batch);
-        let left = max.saturating_sub(
-            batch.withdraw.len() + batch.announce.iter().map(|a| a.1.len()).sum::<usize>(),
-        );
+        let left = max.saturating_sub(batch.len());
         if left > 0 {
             self.v6.take_out(id, left, &mut batch);
         }
@@ -388,7 +448,7 @@ impl Rib {
     }
 
     /// Whether any pending work is queued for `id`.
-    pub fn has_pending(&self, id: PeerId) -> bool {
+    pub fn has_pending(&mut self, id: PeerId) -> bool {
         self.v4.has_pending(id) || self.v6.has_pending(id)
     }
 }

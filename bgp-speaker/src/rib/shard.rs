@@ -22,7 +22,7 @@ use crate::route::PathAttrs;
 use crate::route::Afi;
 
 use super::export::ExportClass;
-use super::table::{Ctx, ExportRun, Key, Peers, Table};
+use super::table::{Ctx, ExportRun, Key, Peers, Table, Taking};
 use super::{OutBatch, PeerId};
 
 /// A peer to export to: id, export class, families.
@@ -183,6 +183,12 @@ impl<K: Key + Send + Sync> Family<K> {
         })
     }
 
+    /// Entries in the groups' change logs, over all shards.
+    #[cfg(test)]
+    pub fn logged(&self) -> usize {
+        self.shards.iter().map(Table::logged).sum()
+    }
+
     /// (received, accepted, advertised) of a peer.
     pub fn counts(&self, id: PeerId) -> (u64, u64, u64) {
         debug_assert_eq!(self.queued, 0, "read with queued changes");
@@ -192,8 +198,8 @@ impl<K: Key + Send + Sync> Family<K> {
         })
     }
 
-    pub fn has_pending(&self, id: PeerId) -> bool {
-        self.shards.iter().any(|t| t.has_pending(id))
+    pub fn has_pending(&mut self, id: PeerId) -> bool {
+        self.shards.iter_mut().any(|t| t.has_pending(id))
     }
 
     pub fn mark_all(&mut self, peers: &Peers) {
@@ -288,18 +294,21 @@ impl<K: Key + Send + Sync> Family<K> {
     /// shards in turn; announcements of the same attributes from several
     /// shards are merged into one group.
     pub fn take_out(&mut self, id: PeerId, max: usize, batch: &mut OutBatch) {
-        let groups_before = batch.announce.len();
+        let mut out = Taking {
+            announce: Vec::new(),
+            withdraw: Vec::new(),
+        };
         for t in &mut self.shards {
-            let taken =
-                batch.withdraw.len() + batch.announce.iter().map(|a| a.1.len()).sum::<usize>();
+            let taken = out.len();
             if taken >= max {
                 break;
             }
-            t.take_out(id, max - taken, batch);
+            t.take_out(id, max - taken, &mut out);
         }
-        if self.shards.len() > 1 && batch.announce.len() > groups_before + 1 {
-            let mut merged: Vec<(Arc<PathAttrs>, Vec<crate::route::Prefix>)> = Vec::new();
-            for (attrs, prefixes) in batch.announce.drain(groups_before..) {
+        let mut announce = out.announce;
+        if self.shards.len() > 1 && announce.len() > 1 {
+            let mut merged: Vec<(Arc<PathAttrs>, Vec<K>)> = Vec::with_capacity(announce.len());
+            for (attrs, prefixes) in announce {
                 // Shards intern separately: equal sets may be two Arcs.
                 match merged
                     .iter_mut()
@@ -309,7 +318,16 @@ impl<K: Key + Send + Sync> Family<K> {
                     None => merged.push((attrs, prefixes)),
                 }
             }
-            batch.announce.extend(merged);
+            announce = merged;
+        }
+        batch
+            .announce
+            .extend(announce.into_iter().map(|(a, keys)| (a, K::nlri(keys))));
+        let withdraw = K::withdrawals(batch);
+        if withdraw.is_empty() {
+            *withdraw = out.withdraw;
+        } else {
+            withdraw.extend(out.withdraw);
         }
     }
 }

@@ -16,7 +16,7 @@ use super::best_path::{self, Candidate};
 use super::export::{self, ExportClass, LocalFacts, SourceKind};
 use super::loc::{Keyed, Slab};
 use super::paths::{AttrPool, Overflow, Path, Paths};
-use super::{Interner, OutBatch, PeerId, PeerInfo};
+use super::{Interner, Nlri, OutBatch, PeerId, PeerInfo};
 
 /// The RIB's peers, as the decision needs them.
 pub(super) type Peers = FxHashMap<PeerId, PeerInfo>;
@@ -30,6 +30,10 @@ const NONE: u32 = u32::MAX - 1;
 pub(super) trait Key: Copy + Eq + Hash + Debug {
     const AFI: Afi;
     fn prefix(self) -> Prefix;
+    /// Announced prefixes of this family, for a batch.
+    fn nlri(keys: Vec<Self>) -> Nlri;
+    /// A batch's withdrawals of this family.
+    fn withdrawals(batch: &mut OutBatch) -> &mut Vec<Self>;
 }
 
 impl Key for Ipv4Net {
@@ -37,12 +41,24 @@ impl Key for Ipv4Net {
     fn prefix(self) -> Prefix {
         Prefix::V4(self)
     }
+    fn nlri(keys: Vec<Self>) -> Nlri {
+        Nlri::V4(keys)
+    }
+    fn withdrawals(batch: &mut OutBatch) -> &mut Vec<Self> {
+        &mut batch.withdraw_v4
+    }
 }
 
 impl Key for Ipv6Net {
     const AFI: Afi = Afi::Ipv6;
     fn prefix(self) -> Prefix {
         Prefix::V6(self)
+    }
+    fn nlri(keys: Vec<Self>) -> Nlri {
+        Nlri::V6(keys)
+    }
+    fn withdrawals(batch: &mut OutBatch) -> &mut Vec<Self> {
+        &mut batch.withdraw_v6
     }
 }
 
@@ -73,15 +89,16 @@ pub(super) struct PeerAf<K> {
     group: Option<ExportClass>,
     /// Whether the peer negotiated this family (else it is told nothing).
     family: bool,
-    /// Prefixes whose Adj-RIB-Out entry changed and are not yet sent. A
-    /// list, not a set: a prefix changed twice before it is sent appears
-    /// twice, and `take_out` sends its current state once.
+    /// Prefixes to send in their current state, besides the group's log:
+    /// everything the group held when the peer joined, a ROUTE-REFRESH, or
+    /// the unread log of a peer that fell too far behind. A list, not a
+    /// set: `take_out` sends a prefix queued twice once.
     pending: Vec<K>,
-    /// `pending` may hold a prefix twice (it was not empty when a later
-    /// run or a refresh added to it); `take_out` then deduplicates.
+    /// `pending` may hold a prefix twice; `take_out` then deduplicates.
     pending_dups: bool,
-    /// The export run that last queued for this peer.
-    last_run: u64,
+    /// How far the peer has read its group's change log (an absolute
+    /// position, see `Group::log_base`).
+    cursor: u64,
 }
 
 /// An update group: the peers of one export class share its Adj-RIB-Out,
@@ -89,12 +106,38 @@ pub(super) struct PeerAf<K> {
 /// the attributes sent for a prefix and the source of that best path:
 /// every member but the source has been (or is about to be) told it, so
 /// split horizon needs no per-member state.
+///
+/// What changed is appended to one change log that every member reads at
+/// its own pace (a cursor each): a change costs one log entry, not one
+/// queue entry per member. The log is trimmed once every member has read
+/// it, and a member that falls too far behind (its session is stuck while
+/// routes churn) has its unread part turned into a pending list of
+/// distinct prefixes, so the log stays bounded.
 #[derive(Debug)]
 pub(super) struct Group<K> {
     adj_out: FxHashMap<K, (Arc<PathAttrs>, u32)>,
     members: u32,
     /// Entries per source (so that a member's count is one lookup).
     by_source: FxHashMap<u32, u64>,
+    log: Vec<Change<K>>,
+    /// Absolute position of `log[0]`.
+    log_base: u64,
+    /// Absolute positions where a run's changes start (ascending, only
+    /// those inside the log): a prefix appears at most once per run, so a
+    /// stretch of the log within one run has no duplicates.
+    run_starts: Vec<u64>,
+    /// The run that last appended to the log.
+    last_run: u64,
+}
+
+/// One change of a group's Adj-RIB-Out entry: the prefix and the source
+/// of the entry before and after ([`NONE`]: no entry). A member that is
+/// neither (or only ever the source) is not affected by it.
+#[derive(Clone, Copy, Debug)]
+struct Change<K> {
+    key: K,
+    old: u32,
+    new: u32,
 }
 
 impl<K> Default for Group<K> {
@@ -103,6 +146,10 @@ impl<K> Default for Group<K> {
             adj_out: FxHashMap::default(),
             members: 0,
             by_source: FxHashMap::default(),
+            log: Vec::new(),
+            log_base: 0,
+            run_starts: Vec::new(),
+            last_run: 0,
         }
     }
 }
@@ -138,6 +185,62 @@ impl<K: Key> Group<K> {
             }
         }
     }
+
+    /// Position after the last log entry.
+    fn log_end(&self) -> u64 {
+        self.log_base + self.log.len() as u64
+    }
+
+    /// Sets the entry of `k` and logs the change, if it is one.
+    fn change(&mut self, k: K, entry: Option<(Arc<PathAttrs>, u32)>, run: u64) {
+        let old = self.adj_out.get(&k);
+        let same = match (old, &entry) {
+            (None, None) => true,
+            (Some((a, s)), Some((b, t))) => Arc::ptr_eq(a, b) && s == t,
+            _ => false,
+        };
+        if same {
+            return;
+        }
+        let old = old.map_or(NONE, |(_, s)| *s);
+        let new = entry.as_ref().map_or(NONE, |(_, s)| *s);
+        if self.last_run != run {
+            self.last_run = run;
+            self.run_starts.push(self.log_end());
+        }
+        self.log.push(Change { key: k, old, new });
+        self.set(k, entry);
+    }
+
+    /// Whether the log stretch `from..to` may name a prefix twice (it
+    /// spans more than one run).
+    fn may_repeat(&self, from: u64, to: u64) -> bool {
+        self.run_starts.iter().any(|&s| s > from && s < to)
+    }
+
+    /// Drops the log entries before `upto` (every member has read them).
+    fn trim(&mut self, upto: u64) {
+        let n = upto
+            .saturating_sub(self.log_base)
+            .min(self.log.len() as u64) as usize;
+        if n == 0 {
+            return;
+        }
+        if n == self.log.len() {
+            self.log.clear();
+            if self.log.capacity() > 4096 {
+                // A burst (a full table) is over: give its memory back.
+                self.log = Vec::new();
+            }
+        } else if n >= self.log.len() / 2 {
+            self.log.drain(..n);
+        } else {
+            // Cheaper to wait until more of it was read.
+            return;
+        }
+        self.log_base += n as u64;
+        self.run_starts.retain(|&s| s > self.log_base);
+    }
 }
 
 /// The tables of one family.
@@ -160,6 +263,19 @@ pub(super) struct Table<K> {
 
 /// Peers of one export class, with the families each negotiated.
 type ClassGroup = (ExportClass, Vec<(PeerId, Vec<Afi>)>);
+
+/// Prefixes being taken out for one peer, in the family's own type.
+#[derive(Debug)]
+pub(super) struct Taking<K> {
+    pub announce: Vec<(Arc<PathAttrs>, Vec<K>)>,
+    pub withdraw: Vec<K>,
+}
+
+impl<K> Taking<K> {
+    pub fn len(&self) -> usize {
+        self.withdraw.len() + self.announce.iter().map(|a| a.1.len()).sum::<usize>()
+    }
+}
 
 /// Export targets of one decision run, grouped by peer class, with the
 /// attributes already computed per (best attributes, source kind, class): a
@@ -289,7 +405,7 @@ impl<K> Default for PeerAf<K> {
             family: false,
             pending: Vec::new(),
             pending_dups: false,
-            last_run: 0,
+            cursor: 0,
         }
     }
 }
@@ -321,6 +437,12 @@ impl<K: Key> Table<K> {
         (self.loc.len(), self.attrs.len(), self.overflow.in_use())
     }
 
+    /// Entries in the groups' change logs.
+    #[cfg(test)]
+    pub fn logged(&self) -> usize {
+        self.groups.values().map(|g| g.log.len()).sum()
+    }
+
     /// (received, accepted, advertised) of a peer.
     pub fn counts(&self, id: PeerId) -> (u64, u64, u64) {
         self.peers
@@ -340,8 +462,31 @@ impl<K: Key> Table<K> {
         self.changed.len()
     }
 
-    pub fn has_pending(&self, id: PeerId) -> bool {
-        self.peers.get(&id).is_some_and(|p| !p.pending.is_empty())
+    /// Whether anything waits to be sent to `id`. Log entries that do
+    /// not concern it (its own routes) are skipped on the way.
+    pub fn has_pending(&mut self, id: PeerId) -> bool {
+        let Some(p) = self.peers.get_mut(&id) else {
+            return false;
+        };
+        if !p.pending.is_empty() {
+            return true;
+        }
+        let Some(g) = p.group.and_then(|c| self.groups.get(&c)) else {
+            return false;
+        };
+        if !p.family {
+            return false;
+        }
+        let end = g.log_end();
+        let base = g.log_base;
+        while p.cursor < end {
+            let c = &g.log[(p.cursor - base) as usize];
+            if concerns(c, id) {
+                return true;
+            }
+            p.cursor += 1;
+        }
+        false
     }
 
     /// Queues every best path for export again (our identity changed).
@@ -482,13 +627,10 @@ impl<K: Key> Table<K> {
                 Some((d.key, p.source, self.attrs.get(p.attrs()).clone()))
             })
             .collect();
-        let dedup_above = self.dedup_above();
         let mut taken = take_members(&mut self.peers, &mut self.groups, run);
         for (k, source, attrs) in bests {
             export_one(
-                &mut taken.0,
                 &mut taken.1,
-                dedup_above,
                 k,
                 Some((source, &attrs)),
                 ctx,
@@ -513,6 +655,11 @@ impl<K: Key> Table<K> {
                 .collect();
             p.pending_dups |= !p.pending.is_empty();
             p.pending.extend(all);
+            if p.pending.len() > self.loc.len() + 1024 {
+                // Refreshes asked faster than they are sent.
+                p.pending.sort_unstable_by_key(|k| k.prefix());
+                p.pending.dedup();
+            }
         }
     }
 
@@ -527,7 +674,6 @@ impl<K: Key> Table<K> {
         mut changes: Option<&mut Vec<BestPathChange>>,
     ) {
         let changed = std::mem::take(&mut self.changed);
-        let dedup_above = self.dedup_above();
         let mut taken = take_members(&mut self.peers, &mut self.groups, run);
         for &at in &changed {
             let Some(d) = self.loc.get_mut(at) else {
@@ -551,9 +697,7 @@ impl<K: Key> Table<K> {
                 });
             }
             export_one(
-                &mut taken.0,
                 &mut taken.1,
-                dedup_above,
                 k,
                 best.map(|a| (new, a)),
                 ctx,
@@ -566,6 +710,7 @@ impl<K: Key> Table<K> {
                 self.loc.remove(at);
             }
         }
+        trim_logs(&mut taken, run, self.dedup_above());
         put_members(&mut self.peers, &mut self.groups, run, taken);
         // Keep the queue's allocation for the next run.
         self.changed = changed;
@@ -573,44 +718,52 @@ impl<K: Key> Table<K> {
         self.interner.maybe_prune();
     }
 
-    /// Bound on a peer's pending list: a prefix flapping while the session
-    /// is slow must not grow it without end.
+    /// Bound on a group's change log: a prefix flapping while a member's
+    /// session is slow must not grow it without end.
     fn dedup_above(&self) -> usize {
         2 * self.loc.len() + 1024
     }
 
-    /// Takes up to `max` pending prefixes of a peer into `batch`, grouped
-    /// by identical attributes.
-    pub fn take_out(&mut self, id: PeerId, max: usize, batch: &mut OutBatch) {
+    /// Takes up to `max` pending prefixes of a peer into `announce`
+    /// (grouped by identical attributes) and `withdraw`: its pending list
+    /// first, then its group's change log.
+    pub fn take_out(&mut self, id: PeerId, max: usize, out: &mut Taking<K>) {
         let Some(p) = self.peers.get_mut(&id) else {
             return;
         };
         let from = p.pending.len().saturating_sub(max);
         let mut take = p.pending.split_off(from);
-        if p.pending_dups {
-            // A prefix queued twice is sent once, in its current state.
-            take.sort_unstable_by_key(|k| k.prefix());
-            take.dedup();
-        }
+        let mut dups = p.pending_dups;
         if p.pending.is_empty() {
             p.pending = Vec::new();
             p.pending_dups = false;
         }
-        let mut groups: FxHashMap<*const PathAttrs, usize> = FxHashMap::default();
+        let group = p.group.and_then(|c| self.groups.get(&c));
+        if let Some(g) = group.filter(|_| p.family) {
+            let before = take.len();
+            let from = p.cursor;
+            p.cursor = read_log(g, id, from, max, &mut take);
+            dups |= (before > 0 && take.len() > before) || g.may_repeat(from, p.cursor);
+        }
+        if dups {
+            // A prefix queued twice is sent once, in its current state.
+            take.sort_unstable_by_key(|k| k.prefix());
+            take.dedup();
+        }
+        let mut by_attrs: FxHashMap<*const PathAttrs, usize> = FxHashMap::default();
+        let n = take.len();
         for k in take {
-            let told = p
-                .group
-                .and_then(|c| self.groups.get(&c))
-                .and_then(|g| g.told(id, &k));
-            match told {
+            match group.and_then(|g| g.told(id, &k)) {
                 Some(a) => {
-                    let slot = *groups.entry(Arc::as_ptr(a)).or_insert_with(|| {
-                        batch.announce.push((a.clone(), Vec::new()));
-                        batch.announce.len() - 1
+                    let slot = *by_attrs.entry(Arc::as_ptr(a)).or_insert_with(|| {
+                        // Mostly one set of attributes: room for all.
+                        let room = if out.announce.is_empty() { n } else { 0 };
+                        out.announce.push((a.clone(), Vec::with_capacity(room)));
+                        out.announce.len() - 1
                     });
-                    batch.announce[slot].1.push(k.prefix());
+                    out.announce[slot].1.push(k);
                 }
-                None => batch.withdraw.push(k.prefix()),
+                None => out.withdraw.push(k),
             }
         }
     }
@@ -693,15 +846,11 @@ impl<K: Key> Table<K> {
 }
 
 /// Recomputes the group Adj-RIB-Out entry of `k` (whose best path is
-/// `best`: source and attributes) for the run's classes, and queues `k` for
-/// every member whose view changed. `afs` and `groups` are the run's
-/// members and groups, in the order of `run.groups` (see [`take_members`]).
-/// `dedup_above` bounds a peer's pending list (see `Table::dedup_above`).
-#[allow(clippy::too_many_arguments)]
+/// `best`: source and attributes) for the run's classes; a change goes to
+/// the group's log, which the members read (see [`Group`]). `groups` are
+/// the run's groups, in the order of `run.groups` (see [`take_members`]).
 fn export_one<K: Key>(
-    afs: &mut [Vec<PeerAf<K>>],
     groups: &mut [Group<K>],
-    dedup_above: usize,
     k: K,
     best: Option<(u32, &Arc<PathAttrs>)>,
     ctx: &Ctx<'_>,
@@ -709,12 +858,12 @@ fn export_one<K: Key>(
     run: &mut ExportRun,
 ) {
     let source = best.map(|(s, _)| s);
-    let classes = run.groups.iter().zip(afs.iter_mut()).zip(groups.iter_mut());
-    for (((class, members), afs), g) in classes {
+    let classes = run.groups.iter().zip(groups.iter_mut());
+    for ((class, members), g) in classes {
         if run.partial {
             // Peers coming up were queued everything the group holds when
             // they joined; a prefix the group has no entry for (nobody but
-            // its source was a member) is added now.
+            // its source was a member) is added now, and logged for them.
             if g.adj_out.contains_key(&k) {
                 continue;
             }
@@ -722,12 +871,7 @@ fn export_one<K: Key>(
             let Some(new) = run.memo.attrs_for(s, attrs, class, ctx, interner) else {
                 continue;
             };
-            g.set(k, Some((new, s)));
-            for ((id, _), p) in members.iter().zip(afs.iter_mut()) {
-                if p.family && *id != s {
-                    push_pending(p, k, run.seq, dedup_above);
-                }
-            }
+            g.change(k, Some((new, s)), run.seq);
             continue;
         }
         // A class whose only member is the route's source (an ingest
@@ -741,40 +885,72 @@ fn export_one<K: Key>(
         if new.is_none() && !g.adj_out.contains_key(&k) {
             continue;
         }
-        for ((id, _), p) in members.iter().zip(afs.iter_mut()) {
-            if !p.family {
-                continue;
-            }
-            let told = g.told(*id, &k);
-            // Never back to the peer it came from.
-            let tell = if source == Some(*id) {
-                None
-            } else {
-                new.as_ref()
-            };
-            let same = match (told, tell) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                (None, None) => true,
-                _ => false,
-            };
-            if !same {
-                push_pending(p, k, run.seq, dedup_above);
-            }
-        }
-        g.set(k, new.zip(source));
+        // Kept even when no member but the source is told it: a member
+        // joining later is sent it.
+        g.change(k, new.zip(source), run.seq);
     }
 }
 
-/// Queues `k` for a peer (a list: see `PeerAf::pending`).
-fn push_pending<K: Key>(p: &mut PeerAf<K>, k: K, seq: u64, dedup_above: usize) {
-    if p.last_run != seq {
-        p.pending_dups |= !p.pending.is_empty();
-        p.last_run = seq;
+/// Whether a logged change concerns member `id`: what it was told, or is
+/// to be told, differs before and after (it is not its own route both
+/// times, nor absent).
+fn concerns<K>(c: &Change<K>, id: PeerId) -> bool {
+    let told = |s: u32| s != NONE && s != id;
+    told(c.old) || told(c.new)
+}
+
+/// Reads member `id`'s log from position `from` into `take` until `take`
+/// holds `max` prefixes or the log ends; returns the new position.
+fn read_log<K: Key>(g: &Group<K>, id: PeerId, from: u64, max: usize, take: &mut Vec<K>) -> u64 {
+    debug_assert!(from >= g.log_base, "a member's unread log was trimmed");
+    let mut at = from.max(g.log_base);
+    let end = g.log_end();
+    while at < end && take.len() < max {
+        let c = &g.log[(at - g.log_base) as usize];
+        if concerns(c, id) {
+            take.push(c.key);
+        }
+        at += 1;
     }
-    p.pending.push(k);
-    if p.pending.len() > dedup_above {
-        p.pending.sort_unstable_by_key(|k| k.prefix());
-        p.pending.dedup();
+    at
+}
+
+/// After a full run: drops the log entries every member has read; a
+/// member further behind than `bound` entries gets its unread part as a
+/// pending list of distinct prefixes instead, so that the log stays
+/// bounded.
+fn trim_logs<K: Key>(taken: &mut Taken<K>, run: &ExportRun, bound: usize) {
+    if run.partial {
+        return;
+    }
+    let groups = run
+        .groups
+        .iter()
+        .zip(taken.0.iter_mut())
+        .zip(taken.1.iter_mut());
+    for (((_, members), afs), g) in groups {
+        let end = g.log_end();
+        if g.log.len() > bound {
+            for ((id, _), p) in members.iter().zip(afs.iter_mut()) {
+                if !p.family || p.cursor >= end {
+                    continue;
+                }
+                let unread = &g.log[(p.cursor - g.log_base) as usize..];
+                p.pending
+                    .extend(unread.iter().filter(|c| concerns(c, *id)).map(|c| c.key));
+                p.pending.sort_unstable_by_key(|k| k.prefix());
+                p.pending.dedup();
+                p.pending_dups = false;
+                p.cursor = end;
+            }
+        }
+        let read = afs
+            .iter()
+            .filter(|p| p.family)
+            .map(|p| p.cursor)
+            .min()
+            .unwrap_or(end);
+        g.trim(read);
     }
 }
 
@@ -814,6 +990,7 @@ fn take_members<K: Key>(
             g.members += 1;
             p.group = Some(*class);
             p.family = families.contains(&K::AFI);
+            p.cursor = g.log_end();
             if p.family {
                 let before = p.pending.len();
                 p.pending.extend(

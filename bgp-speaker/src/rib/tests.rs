@@ -65,8 +65,8 @@ fn reflects_between_clients_with_rr_attributes_and_withdraws() {
     // Not sent back to the client it came from.
     assert!(!rib.has_pending(2));
     let out = rib.take_out(3, 100);
-    assert_eq!(out.announce.len(), 1, "one attribute group");
-    let (a, nlri) = &out.announce[0];
+    assert_eq!(out.announced().len(), 1, "one attribute group");
+    let (a, nlri) = &out.announced()[0];
     assert_eq!(nlri.len(), 2);
     assert_eq!(a.originator_id, Some(Ipv4Addr::new(10, 0, 0, 2)));
     assert_eq!(a.cluster_list, vec![RID]);
@@ -82,8 +82,8 @@ fn reflects_between_clients_with_rr_attributes_and_withdraws() {
         }]
     );
     let out = rib.take_out(3, 100);
-    assert_eq!(out.withdraw, vec![pfx("10.244.1.0/26")]);
-    assert!(out.announce.is_empty());
+    assert_eq!(out.withdrawn(), vec![pfx("10.244.1.0/26")]);
+    assert!(out.announced().is_empty());
     assert_eq!(rib.best_count(), 1);
 }
 
@@ -101,7 +101,7 @@ fn ibgp_split_horizon_without_reflection() {
     );
     let out = rib.take_out(4, 10);
     assert_eq!(
-        out.announce[0].0.as_path,
+        out.announced()[0].0.as_path,
         vec![crate::route::AsSegment::Sequence(vec![64512])]
     );
 }
@@ -130,8 +130,8 @@ fn best_path_moves_and_new_peer_gets_full_table() {
     // A late peer receives every best path it may get.
     rib.peer_up(5, peer(5, 64512, true));
     let out = rib.take_out(5, 10);
-    assert_eq!(out.announce.len(), 1);
-    assert_eq!(out.announce[0].1, vec![p]);
+    assert_eq!(out.announced().len(), 1);
+    assert_eq!(out.announced()[0].1, vec![p]);
 }
 
 #[test]
@@ -158,7 +158,7 @@ fn graceful_restart_keeps_stale_until_end_of_rib() {
             best: None
         }]
     );
-    assert_eq!(rib.take_out(3, 10).withdraw, vec![b]);
+    assert_eq!(rib.take_out(3, 10).withdrawn(), vec![b]);
 }
 
 #[test]
@@ -197,7 +197,7 @@ fn local_routes_go_to_everyone_with_next_hop() {
     );
     assert_eq!(rib.decide(true).len(), 2);
     let out = rib.take_out(2, 10);
-    assert_eq!(out.announce.len(), 2);
+    assert_eq!(out.announced().len(), 2);
     let v4 = out
         .announce
         .iter()
@@ -224,9 +224,9 @@ fn a_prefix_changed_twice_before_sending_is_sent_once_in_its_last_state() {
     rib.update(2, other, &[p]).unwrap();
     rib.decide(false);
     let out = rib.take_out(3, 100);
-    assert_eq!(out.announce.len(), 1);
-    assert_eq!(out.announce[0].1, vec![p]);
-    assert_eq!(out.announce[0].0.med, Some(9));
+    assert_eq!(out.announced().len(), 1);
+    assert_eq!(out.announced()[0].1, vec![p]);
+    assert_eq!(out.announced()[0].0.med, Some(9));
     // Announced then withdrawn before sending: one withdrawal.
     rib.update(2, attrs_from(2), &[pfx("10.4.0.0/24")]).unwrap();
     rib.decide(false);
@@ -234,7 +234,7 @@ fn a_prefix_changed_twice_before_sending_is_sent_once_in_its_last_state() {
     rib.decide(false);
     let out = rib.take_out(3, 100);
     assert_eq!(
-        (out.announce.len(), out.withdraw.clone()),
+        (out.announced().len(), out.withdrawn().clone()),
         (0, vec![pfx("10.4.0.0/24")])
     );
     assert!(!rib.has_pending(3));
@@ -258,13 +258,13 @@ fn withdrawn_and_reannounced_in_one_batch_is_one_change_and_one_send() {
     assert_eq!(ch.len(), 1, "{ch:?}");
     assert_eq!(ch[0].best.as_ref().unwrap().attrs.med, Some(3));
     let out = rib.take_out(3, 100);
-    assert_eq!((out.announce.len(), out.withdraw.len()), (1, 0));
-    assert_eq!(out.announce[0].1, vec![p]);
+    assert_eq!((out.announced().len(), out.withdrawn().len()), (1, 0));
+    assert_eq!(out.announced()[0].1, vec![p]);
     assert_eq!(rib.best_count(), 1);
     // Withdrawn for good: the destination goes.
     rib.withdraw(2, p);
     assert_eq!(rib.decide(true).len(), 1);
-    assert_eq!(rib.take_out(3, 100).withdraw, vec![p]);
+    assert_eq!(rib.take_out(3, 100).withdrawn(), vec![p]);
     assert_eq!(rib.best_count(), 0);
 }
 
@@ -342,12 +342,12 @@ fn observe(rib: &mut Rib, seen: &mut Seen, peers: &[PeerId]) {
     for &id in peers {
         while rib.has_pending(id) {
             let batch = rib.take_out(id, 1000);
-            for (attrs, prefixes) in batch.announce {
+            for (attrs, prefixes) in batch.announced() {
                 for p in prefixes {
                     seen.sent.insert((id, p.to_string()), format!("{attrs:?}"));
                 }
             }
-            for p in batch.withdraw {
+            for p in batch.withdrawn() {
                 seen.sent.insert((id, p.to_string()), "withdrawn".into());
             }
         }
@@ -475,18 +475,97 @@ fn a_client_joining_after_the_source_gets_its_routes() {
     rib.peer_up(3, peer(3, 64512, true));
     rib.decide(false);
     let out = rib.take_out(3, 10);
-    assert_eq!(out.announce.len(), 1);
-    assert_eq!(out.announce[0].1, vec![p]);
+    assert_eq!(out.announced().len(), 1);
+    assert_eq!(out.announced()[0].1, vec![p]);
     assert_eq!(rib.peer(3).unwrap().advertised(), 1);
     assert_eq!(rib.peer(2).unwrap().advertised(), 0);
     // A third client joins a group that now holds the route.
     rib.peer_up(4, peer(4, 64512, true));
-    assert_eq!(rib.take_out(4, 10).announce[0].1, vec![p]);
+    assert_eq!(rib.take_out(4, 10).announced()[0].1, vec![p]);
     // The source withdraws it: both clients are told, the source is not.
     rib.withdraw(2, p);
     rib.decide(false);
-    assert_eq!(rib.take_out(3, 10).withdraw, vec![p]);
-    assert_eq!(rib.take_out(4, 10).withdraw, vec![p]);
+    assert_eq!(rib.take_out(3, 10).withdrawn(), vec![p]);
+    assert_eq!(rib.take_out(4, 10).withdrawn(), vec![p]);
     assert!(!rib.has_pending(2));
     assert_eq!(rib.peer(3).unwrap().advertised(), 0);
+}
+
+/// Drains what `id` is sent into `held` (prefix -> MED, or removed when
+/// withdrawn); returns how many prefixes the batches named.
+fn drain(rib: &mut Rib, id: PeerId, held: &mut std::collections::BTreeMap<Prefix, u32>) -> usize {
+    let mut named = 0;
+    while rib.has_pending(id) {
+        let batch = rib.take_out(id, 64);
+        let n =
+            batch.withdrawn().len() + batch.announced().iter().map(|a| a.1.len()).sum::<usize>();
+        assert!(n > 0, "has_pending promised something");
+        named += n;
+        for (attrs, prefixes) in batch.announced() {
+            for p in prefixes {
+                held.insert(p, attrs.med.unwrap_or(0));
+            }
+        }
+        for p in batch.withdrawn() {
+            held.remove(&p);
+        }
+    }
+    named
+}
+
+#[test]
+fn members_read_one_change_log_and_a_stuck_one_keeps_it_bounded() {
+    // One update group of three clients: 2 announces, 3 reads after every
+    // run, 4 reads nothing until the end (its session is stuck).
+    let mut rib = Rib::with_shards(local(true), 1);
+    for id in [2, 3, 4] {
+        rib.peer_up(id, peer(id as u8, 64512, true));
+    }
+    let prefixes: Vec<Prefix> = (0..100)
+        .map(|i| pfx(&format!("10.{}.{}.0/24", 1 + i / 200, i % 200)))
+        .collect();
+    let (mut held3, mut held4) = (Default::default(), Default::default());
+    let bound = 2 * prefixes.len() + 1024;
+    for round in 0..40u32 {
+        let mut a = attrs_from(2);
+        a.med = Some(round);
+        rib.update(2, a, &prefixes).unwrap();
+        if round % 5 == 4 {
+            rib.withdraw(2, prefixes[round as usize]);
+        }
+        rib.decide(false);
+        // The source is never sent its own routes, not even withdrawals.
+        assert!(!rib.has_pending(2), "round {round}");
+        // The reader gets each change once.
+        let named = drain(&mut rib, 3, &mut held3);
+        assert_eq!(named, prefixes.len(), "round {round}");
+        assert!(
+            rib.v4.logged() <= bound + prefixes.len(),
+            "round {round}: log of {} entries, bound {bound}",
+            rib.v4.logged()
+        );
+    }
+    // Sessions 3 and 4 see the same final state, although 4 read nothing
+    // for 40 runs (4000 changes, more than the log keeps).
+    // It is sent the current state of what changed (the part of the log
+    // that overflowed, once per prefix, then the log after that), not the
+    // 4000 changes.
+    let named = drain(&mut rib, 4, &mut held4);
+    assert!(named <= 2 * prefixes.len(), "sent {named}");
+    assert_eq!(held3, held4);
+    // The last round withdrew one prefix.
+    assert_eq!(held3.len(), 99);
+    assert!(held3.values().all(|med| *med == 39), "{held3:?}");
+    // Once everyone has read it, the next run empties the log.
+    rib.update(2, attrs_from(2), &prefixes[..1]).unwrap();
+    rib.decide(false);
+    drain(&mut rib, 3, &mut held3);
+    drain(&mut rib, 4, &mut held4);
+    assert_eq!(drain(&mut rib, 2, &mut Default::default()), 0);
+    rib.decide(false);
+    rib.update(2, attrs_from(2), &prefixes[1..2]).unwrap();
+    rib.decide(false);
+    assert_eq!(rib.v4.logged(), 1, "only the last run's change is left");
+    assert_eq!(rib.peer(2).unwrap().advertised(), 0);
+    assert_eq!(rib.peer(4).unwrap().advertised(), 99);
 }
