@@ -71,6 +71,15 @@ impl<K: Copy + Eq + Hash, V: Keyed<K>> Slab<K, V> {
         self.index.len()
     }
 
+    /// Makes room for `additional` more entries at once (a table coming
+    /// in): one growth of the index instead of one per doubling, and a slab
+    /// of the size needed rather than the next power of two.
+    pub fn reserve(&mut self, additional: usize) {
+        let new_slots = additional.saturating_sub(self.free.len());
+        self.entries.reserve(new_slots);
+        self.index.reserve(additional, |s| probe_hash(s.hash));
+    }
+
     /// The position of `k`, if present.
     pub fn find(&self, k: &K) -> Option<u32> {
         let h = hash32(k);
@@ -180,6 +189,26 @@ mod tests {
         let mut all: Vec<_> = s.iter().map(|(_, v)| *v).collect();
         all.sort();
         assert_eq!(all, vec![(2, 20), (3, 30)]);
+    }
+
+    #[test]
+    fn a_reserved_table_grows_once() {
+        let mut s: Slab<u64, (u64, u64)> = Slab::new();
+        s.reserve(10_000);
+        let (slab, index) = (s.entries.capacity(), s.index.capacity());
+        assert!(slab >= 10_000 && index >= 10_000);
+        for k in 0..10_000u64 {
+            s.find_or_insert(k, || (k, k));
+        }
+        assert_eq!((s.entries.capacity(), s.index.capacity()), (slab, index));
+        assert!((0..10_000u64).all(|k| s.find(&k).is_some()));
+        // Freed slots count: a reservation after removals reuses them.
+        for k in 0..100u64 {
+            let at = s.find(&k).expect("present");
+            s.remove(at);
+        }
+        s.reserve(100);
+        assert_eq!(s.entries.capacity(), slab);
     }
 
     #[test]

@@ -73,6 +73,22 @@ impl<K: Key> Queue<K> {
 
     /// Applies the queue in order, and empties it (keeping its buffers).
     fn apply(&mut self, t: &mut Table<K>, peers: &Peers) {
+        // More routes announced than the table holds: most are new (a
+        // table coming in), so the table grows once. A refresh of routes
+        // already held announces no more than the table holds.
+        let mut from = 0;
+        let mut announced = 0;
+        for op in &self.ops {
+            if let Op::Update { attrs, to, .. } = op {
+                if attrs.is_some() {
+                    announced += to - from;
+                }
+                from = *to;
+            } else {
+                from += 1;
+            }
+        }
+        t.reserve(announced);
         let mut from = 0;
         for op in self.ops.drain(..) {
             match op {

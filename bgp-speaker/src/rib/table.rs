@@ -430,6 +430,16 @@ impl<K: Key> Table<K> {
         self.best_count
     }
 
+    /// Room for a batch announcing `announced` routes, if that is more
+    /// than the table holds (see `Slab::reserve`).
+    pub fn reserve(&mut self, announced: usize) {
+        let held = self.loc.len();
+        if announced > held {
+            self.loc.reserve(announced - held);
+            self.changed.reserve(announced - held);
+        }
+    }
+
     /// (destinations, attribute sets, overflow lists) held: every one must
     /// go when the routes go.
     #[cfg(test)]
