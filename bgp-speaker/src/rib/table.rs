@@ -925,10 +925,11 @@ fn read_log<K: Key>(g: &Group<K>, id: PeerId, from: u64, max: usize, take: &mut 
     at
 }
 
-/// After a full run: drops the log entries every member has read; a
-/// member further behind than `bound` entries gets its unread part as a
-/// pending list of distinct prefixes instead, so that the log stays
-/// bounded.
+/// After a full run: drops the log entries every member has read. When
+/// the log is longer than `bound`, a member that had not read what
+/// earlier runs logged gets its unread part as a pending list of distinct
+/// prefixes instead, so that the log stays bounded while a session is
+/// stuck.
 fn trim_logs<K: Key>(taken: &mut Taken<K>, run: &ExportRun, bound: usize) {
     if run.partial {
         return;
@@ -940,9 +941,16 @@ fn trim_logs<K: Key>(taken: &mut Taken<K>, run: &ExportRun, bound: usize) {
         .zip(taken.1.iter_mut());
     for (((_, members), afs), g) in groups {
         let end = g.log_end();
+        // Where this run's entries start: a member that had read up to
+        // there is keeping up (a large run, such as a full table
+        // withdrawn, is not a reason to convert).
+        let this_run = match g.run_starts.last() {
+            Some(&start) if g.last_run == run.seq => start,
+            _ => end,
+        };
         if g.log.len() > bound {
             for ((id, _), p) in members.iter().zip(afs.iter_mut()) {
-                if !p.family || p.cursor >= end {
+                if !p.family || p.cursor >= this_run {
                     continue;
                 }
                 let unread = &g.log[(p.cursor - g.log_base) as usize..];

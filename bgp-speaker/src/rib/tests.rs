@@ -569,3 +569,38 @@ fn members_read_one_change_log_and_a_stuck_one_keeps_it_bounded() {
     assert_eq!(rib.peer(2).unwrap().advertised(), 0);
     assert_eq!(rib.peer(4).unwrap().advertised(), 99);
 }
+
+#[test]
+fn a_whole_table_withdrawn_goes_through_the_log() {
+    // Members that keep up read a large run from the log, even when the
+    // run is longer than the log's bound (the table it is measured by
+    // just emptied): no per-member copies.
+    let mut rib = Rib::with_shards(local(true), 1);
+    for id in [2, 3, 4] {
+        rib.peer_up(id, peer(id as u8, 64512, true));
+    }
+    let prefixes: Vec<Prefix> = (0..3000u32)
+        .map(|i| {
+            Prefix::V4(ipnet::Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24).unwrap())
+        })
+        .collect();
+    rib.update(2, attrs_from(2), &prefixes).unwrap();
+    rib.decide(false);
+    let mut held = [Default::default(), Default::default(), Default::default()];
+    for (id, h) in [2, 3, 4].into_iter().zip(held.iter_mut()) {
+        drain(&mut rib, id, h);
+    }
+    assert_eq!(
+        (held[0].len(), held[1].len(), held[2].len()),
+        (0, 3000, 3000)
+    );
+    prefixes.iter().for_each(|p| rib.withdraw(2, *p));
+    rib.decide(false);
+    assert_eq!(rib.v4.logged(), 3000, "the run stays in the log");
+    for (id, h) in [2, 3, 4].into_iter().zip(held.iter_mut()) {
+        assert_eq!(drain(&mut rib, id, h), if id == 2 { 0 } else { 3000 });
+    }
+    assert!(held.iter().all(|h| h.is_empty()));
+    rib.decide(false);
+    assert_eq!(rib.v4.logged(), 0, "read by all, then trimmed");
+}
