@@ -1,12 +1,14 @@
 //! The RIBs: per-peer Adj-RIB-In (what each peer sent), the Loc-RIB (every
-//! candidate path per prefix and the best one), and per-peer Adj-RIB-Out
-//! (what each peer has been told), with interned attributes.
+//! candidate path per prefix and the best one), and an Adj-RIB-Out per
+//! update group (what the peers of one export class have been told), with
+//! interned attributes.
 //!
 //! A prefix is decided again when one of its paths changes (its entry is
 //! in cache then), and the change is queued once per prefix; [`Rib::decide`]
-//! then exports the queue: best-path changes out, and per peer which
-//! prefixes must be re-sent. Cost grows with the number of changes, not the
-//! table.
+//! then exports the queue: best-path changes out, and each group's changes
+//! into its log, which every member reads at its own pace
+//! ([`Rib::take_out`]). Cost grows with the number of changes, not the
+//! table, nor (for a change) the number of peers.
 
 pub mod best_path;
 pub mod export;
@@ -447,7 +449,8 @@ impl Rib {
         }
     }
 
-    /// Whether any pending work is queued for `id`.
+    /// Whether anything waits to be sent to `id` (log entries that do not
+    /// concern it are skipped on the way).
     pub fn has_pending(&mut self, id: PeerId) -> bool {
         self.v4.has_pending(id) || self.v6.has_pending(id)
     }
