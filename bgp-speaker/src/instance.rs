@@ -41,6 +41,11 @@ const BATCH: usize = 512;
 fn out_chunk(max_len: usize) -> usize {
     (max_len.saturating_sub(96) / 5).max(64)
 }
+/// Events from all sessions waiting for the instance. Each may be an
+/// UPDATE of ~800 decoded prefixes (~15 KB): the bound is what a peer
+/// announcing faster than we decide can make us hold (its TCP connection
+/// waits beyond it), and still more than one decision batch's worth.
+const SESSION_EVENTS: usize = 128;
 /// Messages a session may have queued (batches, End-of-RIB, Close).
 const SESSION_QUEUE: usize = 8;
 
@@ -84,7 +89,7 @@ pub async fn start(
     let (cmd_tx, cmd_rx) = mpsc::channel(CHANNEL_CAPACITY);
     let (best_tx, best_rx) = mpsc::channel(CHANNEL_CAPACITY);
     let (input_tx, input_rx) = mpsc::channel(CHANNEL_CAPACITY);
-    let (session_tx, session_rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let (session_tx, session_rx) = mpsc::channel(SESSION_EVENTS);
     let (status_tx, status_rx) = watch::channel(Arc::new(Status::default()));
     let mut inst = Instance {
         rib: Rib::new(local_facts(&config)),
