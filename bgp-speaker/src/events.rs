@@ -9,6 +9,7 @@ use tokio::net::TcpStream;
 use crate::api::{Command, ShutdownMode};
 use crate::config::{DynamicPeerConfig, PeerConfig};
 use crate::instance::{jitter_ms, Instance};
+use crate::memory;
 use crate::neighbor::negotiate::{code, Agreed};
 use crate::neighbor::session::{
     cease, notification_text, CloseInfo, ConnId, FromSession, ToSession,
@@ -55,7 +56,11 @@ impl Instance {
             Input::RestartTimerExpired(id) => self.on_restart_expired(id),
             Input::StaleTimerExpired(id) => self.on_stale_expired(id),
             Input::DeferralExpired => self.end_deferral("deferral timer expired"),
-            Input::Tick => {}
+            Input::Tick => {
+                if self.trimmer.tick() && memory::give_back() {
+                    tracing::debug!("route burst over: free memory given back to the kernel");
+                }
+            }
         }
     }
 
@@ -262,6 +267,8 @@ impl Instance {
         for issue in &u.issues {
             tracing::warn!(peer = %addr, type_code = issue.type_code, action = ?issue.action, "{}", issue.reason);
         }
+        self.trimmer
+            .changed(u.withdrawn.len() + u.announced.iter().map(|a| a.nlri.len()).sum::<usize>());
         for p in &u.withdrawn {
             self.rib.withdraw(id, *p);
         }

@@ -24,6 +24,7 @@ use crate::api::{BestPathChange, Command, SpeakerHandle, CHANNEL_CAPACITY};
 use crate::config::{PeerConfig, SpeakerConfig};
 use crate::error::Error;
 use crate::events::Input;
+use crate::memory::Trimmer;
 use crate::neighbor::negotiate::LocalOffer;
 use crate::neighbor::session::OUT_WINDOW;
 use crate::neighbor::session::{self, AbortOnDrop, ConnId, FromSession, SessionSpec, ToSession};
@@ -76,6 +77,8 @@ pub(crate) struct Instance {
     /// Peers (besides configured ones) whose End-of-RIB ends the deferral.
     pub deferral_wait_for: Vec<IpAddr>,
     pub stopping: Option<tokio::sync::oneshot::Sender<()>>,
+    /// When to give memory back after a burst of routes.
+    pub trimmer: Trimmer,
 }
 
 /// Starts a speaker. Returns its handle and the stream of best-path changes
@@ -107,6 +110,7 @@ pub async fn start(
         deferring: None,
         deferral_wait_for: config.graceful_restart.wait_for.clone(),
         stopping: None,
+        trimmer: Trimmer::default(),
     };
     if let Some(addr) = config.listen {
         inst.listener = Some(inst.bind(addr)?);

@@ -16,6 +16,7 @@
 //! - `status`: the serde snapshot for tortiectl, /status and metrics.
 //! - `api`: the handle ([`SpeakerHandle`]) and what flows through it.
 //! - `instance`: the owner task (config, peers, RIB), one dispatch.
+//! - `memory`: giving memory back to the kernel after a burst of routes.
 //! - `error`: errors of the API.
 
 #![doc(html_no_source)]
@@ -25,6 +26,7 @@ pub mod config;
 pub mod error;
 mod events;
 mod instance;
+mod memory;
 mod neighbor;
 pub mod packet;
 mod reconfig;
