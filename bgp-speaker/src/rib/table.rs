@@ -489,6 +489,8 @@ impl<K: Key> Table<K> {
         }
         let end = g.log_end();
         let base = g.log_base;
+        debug_assert!(p.cursor >= base, "a member's unread log was trimmed");
+        p.cursor = p.cursor.max(base);
         while p.cursor < end {
             let c = &g.log[(p.cursor - base) as usize];
             if concerns(c, id) {
@@ -720,7 +722,7 @@ impl<K: Key> Table<K> {
                 self.loc.remove(at);
             }
         }
-        trim_logs(&mut taken, run, self.dedup_above());
+        trim_logs(&mut taken, run, self.log_bound());
         put_members(&mut self.peers, &mut self.groups, run, taken);
         // Keep the queue's allocation for the next run.
         self.changed = changed;
@@ -730,7 +732,7 @@ impl<K: Key> Table<K> {
 
     /// Bound on a group's change log: a prefix flapping while a member's
     /// session is slow must not grow it without end.
-    fn dedup_above(&self) -> usize {
+    fn log_bound(&self) -> usize {
         2 * self.loc.len() + 1024
     }
 
