@@ -26,8 +26,9 @@ use crate::error::Error;
 use crate::events::Input;
 use crate::memory::Trimmer;
 use crate::neighbor::negotiate::LocalOffer;
-use crate::neighbor::session::OUT_WINDOW;
-use crate::neighbor::session::{self, AbortOnDrop, ConnId, FromSession, SessionSpec, ToSession};
+use crate::neighbor::session::{
+    self, AbortOnDrop, ConnId, FromSession, SessionSpec, ToSession, OUT_WINDOW,
+};
 use crate::neighbor::{tcp, Conn, Neighbor};
 use crate::packet::{GracefulRestartCap, MAX_LEN};
 use crate::rib::export::LocalFacts;
@@ -42,6 +43,7 @@ const BATCH: usize = 512;
 fn out_chunk(max_len: usize) -> usize {
     (max_len.saturating_sub(96) / 5).max(64)
 }
+
 /// Events from all sessions waiting for the instance. Each may be an
 /// UPDATE of ~800 decoded prefixes (~15 KB): the bound is what a peer
 /// announcing faster than we decide can make us hold (its TCP connection

@@ -38,9 +38,9 @@ const READ_QUEUE: usize = 16;
 /// Read buffer of a quiet session, and the most a busy one reads at once.
 const READ_MIN: usize = 4096;
 const READ_MAX: usize = 64 * 1024;
-/// Batches of routes queued for a session at most: one to encode next
-/// while it writes another. It asks for more (`Drained`) when it has
-/// fewer.
+/// Batches of routes queued for a session at most: one waits to be
+/// encoded while the session writes the one before. It asks for more
+/// (`Drained`) when it has fewer.
 pub(crate) const OUT_WINDOW: usize = 1;
 
 /// Identifies one connection (a peer may have two during a collision).
