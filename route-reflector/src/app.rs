@@ -21,10 +21,10 @@ use tortie_config::RrConfig;
 use tracing::{debug, error, info, warn};
 
 use crate::cli::Cli;
-use crate::marker::{self, Marker};
 use crate::reload::{self, Reloader, Trigger};
 use crate::speaker_config::to_speaker_config;
 use crate::state::{Applied, Shared};
+use tortie_daemon::marker::{self, Marker};
 
 /// How long a shutdown may take before we exit anyway.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);

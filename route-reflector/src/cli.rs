@@ -1,10 +1,9 @@
-//! The command line and the logging setup.
+//! The command line.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
-use tracing_subscriber::EnvFilter;
+use clap::Parser;
+pub use tortie_daemon::logging::LogFormat;
 
 /// Tortie's BGP route reflector.
 #[derive(Debug, Parser)]
@@ -27,30 +26,4 @@ pub struct Cli {
     /// error on stderr if not.
     #[arg(long)]
     pub check: bool,
-}
-
-/// How log lines look.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// Installs the global subscriber, logging to stderr.
-pub fn init_logging(filter: &str, format: LogFormat) -> Result<(), String> {
-    let filter = EnvFilter::try_new(filter).map_err(|e| {
-        format!("--log-level: {filter:?} is not a level or filter directive ({e}); use e.g. info or info,bgp_speaker=debug")
-    })?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal, never in files or journald.
-        .with_ansi(std::io::stderr().is_terminal());
-    let result = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-    result.map_err(|e| format!("cannot install the logger: {e}"))
 }

@@ -10,7 +10,9 @@
 //! - `admin`: HTTP `/status`, `/metrics`, `/healthz`, `/readyz`.
 //! - `metrics`: Prometheus families built from the speaker's status.
 //! - `reload`: SIGHUP and file-change reloads.
-//! - `marker`: the graceful restart marker in the state directory.
+//!
+//! Logging, the graceful restart marker and the BGP metrics are shared with
+//! tortie-node (crate `tortie-daemon`).
 //!
 //! The user reference is `docs/tortie-rr.md`.
 
@@ -21,7 +23,6 @@ use clap::Parser;
 mod admin;
 mod app;
 mod cli;
-mod marker;
 mod metrics;
 mod reload;
 mod speaker_config;
@@ -32,7 +33,7 @@ fn main() -> ExitCode {
     if cli.check {
         return app::check(&cli.config);
     }
-    if let Err(e) = cli::init_logging(&cli.log_level, cli.log_format) {
+    if let Err(e) = tortie_daemon::logging::init(&cli.log_level, cli.log_format) {
         eprintln!("tortie-rr: {e}");
         return ExitCode::from(2);
     }

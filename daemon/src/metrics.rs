@@ -1,0 +1,157 @@
+//! Prometheus families built from the BGP speaker's status snapshot.
+//!
+//! [`SpeakerCollector`] encodes the per-peer families at scrape time from
+//! the speaker's status `watch`, so they can never drift from `/status`, and
+//! a removed peer disappears at once.
+//!
+//! `tortie_bgp_peer_state` values follow the BGP4-MIB `bgpPeerState`
+//! numbering: 1 Idle, 2 Connect, 3 Active, 4 OpenSent, 5 OpenConfirm,
+//! 6 Established.
+
+use std::sync::Arc;
+
+use bgp_speaker::{PeerStatus, SessionState, Status};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+
+/// Content type of the text we serve (OpenMetrics text, which Prometheus
+/// scrapes natively).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A per-peer family: name, help, and how to read the value off a peer.
+type PeerFamily<T> = (&'static str, &'static str, fn(&PeerStatus) -> T);
+
+/// Encodes the speaker's status snapshot at scrape time.
+#[derive(Debug)]
+pub struct SpeakerCollector {
+    status: watch::Receiver<Arc<Status>>,
+}
+
+impl SpeakerCollector {
+    /// A collector reading `status` (the speaker's status watch).
+    pub fn new(status: watch::Receiver<Arc<Status>>) -> SpeakerCollector {
+        SpeakerCollector { status }
+    }
+}
+
+// ===== impl SpeakerCollector =====
+
+impl Collector for SpeakerCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let status = self.status.borrow().clone();
+        let gauges: [PeerFamily<i64>; 3] = [
+            (
+                "tortie_bgp_peer_state",
+                "BGP session state: 1 Idle, 2 Connect, 3 Active, 4 OpenSent, 5 OpenConfirm, 6 Established",
+                |p| state_number(p.state),
+            ),
+            (
+                "tortie_bgp_prefixes_received",
+                "Prefixes in the peer's Adj-RIB-In",
+                |p| saturating(p.prefixes_received),
+            ),
+            (
+                "tortie_bgp_prefixes_advertised",
+                "Prefixes in the peer's Adj-RIB-Out",
+                |p| saturating(p.prefixes_advertised),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for peer in &status.peers {
+                let labels = peer_labels(peer);
+                ConstGauge::new(value(peer)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        // Counters: the encoder appends `_total` to the name.
+        let counters: [PeerFamily<u64>; 3] = [
+            (
+                "tortie_bgp_updates_received",
+                "UPDATE messages received from the peer",
+                |p| p.updates_received,
+            ),
+            (
+                "tortie_bgp_updates_sent",
+                "UPDATE messages sent to the peer",
+                |p| p.updates_sent,
+            ),
+            (
+                "tortie_bgp_peer_flaps",
+                "Times the session left Established",
+                |p| p.flaps,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for peer in &status.peers {
+                let labels = peer_labels(peer);
+                ConstCounter::new(value(peer)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let rib = encoder.encode_descriptor(
+            "tortie_bgp_loc_rib_prefixes",
+            "Prefixes with a best path in the Loc-RIB",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(saturating(status.loc_rib_prefixes)).encode(rib)?;
+        Ok(())
+    }
+}
+
+// ===== helpers =====
+
+/// The exposition text of `registry`.
+pub fn render(registry: &Registry) -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, registry);
+    out
+}
+
+/// BGP4-MIB `bgpPeerState` numbering (RFC 4273).
+pub fn state_number(state: SessionState) -> i64 {
+    match state {
+        SessionState::Idle => 1,
+        SessionState::Connect => 2,
+        SessionState::Active => 3,
+        SessionState::OpenSent => 4,
+        SessionState::OpenConfirm => 5,
+        SessionState::Established => 6,
+    }
+}
+
+pub fn peer_labels(peer: &PeerStatus) -> [(&'static str, String); 2] {
+    [
+        ("peer", peer.address.to_string()),
+        ("asn", peer.asn.to_string()),
+    ]
+}
+
+pub fn saturating(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_numbers_follow_the_mib() {
+        let all = [
+            SessionState::Idle,
+            SessionState::Connect,
+            SessionState::Active,
+            SessionState::OpenSent,
+            SessionState::OpenConfirm,
+            SessionState::Established,
+        ];
+        let numbers: Vec<i64> = all.into_iter().map(state_number).collect();
+        assert_eq!(numbers, vec![1, 2, 3, 4, 5, 6]);
+    }
+}
