@@ -97,6 +97,13 @@ pub struct GracefulRestartConfig {
     /// sending our routes. Configured peers are always waited for.
     #[serde(default)]
     pub wait_for: Vec<IpAddr>,
+    /// After a restart, how long at most to wait for those End-of-RIBs
+    /// before sending our routes anyway (RFC 4724 §4.1's selection
+    /// deferral timer). `None`: the restart time. Keep it below the peers'
+    /// restart and stale-path times, so that they get our routes before
+    /// they would drop the stale ones.
+    #[serde(default)]
+    pub deferral_time: Option<u16>,
 }
 
 // ===== impl PeerConfig =====
@@ -130,6 +137,7 @@ impl Default for GracefulRestartConfig {
             stale_routes_time: 360,
             restarting: false,
             wait_for: Vec::new(),
+            deferral_time: None,
         }
     }
 }

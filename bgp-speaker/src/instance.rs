@@ -122,7 +122,8 @@ pub async fn start(
         inst.add_neighbor(p.clone(), false);
     }
     if config.graceful_restart.enabled && config.graceful_restart.restarting {
-        let secs = u64::from(config.graceful_restart.restart_time.max(1));
+        let gr = &config.graceful_restart;
+        let secs = u64::from(gr.deferral_time.unwrap_or(gr.restart_time).max(1));
         inst.deferring = Some(inst.timer(Duration::from_secs(secs), Input::DeferralExpired));
     }
     inst.publish();
@@ -252,6 +253,7 @@ impl Instance {
             cluster_id: self.config.cluster_id,
             listen: self.listener.as_ref().map(|l| l.addr),
             loc_rib_prefixes: self.rib.best_count(),
+            deferring: self.deferring.is_some(),
             peers,
         };
         self.status.send_replace(Arc::new(status));

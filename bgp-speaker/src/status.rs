@@ -32,6 +32,12 @@ pub struct Status {
     pub listen: Option<std::net::SocketAddr>,
     /// Prefixes with a best path in the Loc-RIB.
     pub loc_rib_prefixes: u64,
+    /// After a restart: still waiting for the peers' End-of-RIB (or the
+    /// deferral timer) before sending our routes. A caller that programs
+    /// routes waits for this to turn false before it removes any route the
+    /// previous run left (RFC 4724 §4.1).
+    #[serde(default)]
+    pub deferring: bool,
     pub peers: Vec<PeerStatus>,
 }
 

@@ -10,9 +10,11 @@
 //!   typed model, its defaults and its loader.
 //! - `rr/raw`: the file exactly as written (serde, camelCase, unknown fields
 //!   rejected); `rr/validate`: raw to typed with every check.
+//! - `node`: `tortie-node`'s settings (flags, environment, file).
 //! - `error`: [`ConfigError`].
 
 pub mod error;
+pub mod node;
 pub mod resources;
 pub mod rr;
 mod yaml;

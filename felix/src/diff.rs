@@ -10,7 +10,8 @@ use std::fmt;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::route::{InstalledRoute, KernelRoute};
+use crate::endpoint::IFNAME_PREFIX;
+use crate::route::{InstalledRoute, KernelRoute, RouteKind};
 
 /// The kernel writes that turn the dump into the desired routes.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -31,7 +32,12 @@ pub struct Plan {
 /// metric is kept; else one with the default metric is replaced; else the
 /// desired route is added. Every other installed route of that prefix (other
 /// metrics, duplicates) and every installed route of an unwanted prefix is
-/// deleted.
+/// deleted, except a workload route (`DST dev tort… scope link`) of an
+/// unwanted prefix: the CNI plugin writes that route during ADD, before the
+/// agent can know the pod's WorkloadEndpoint, so it is left alone. It goes
+/// with its interface (CNI DEL, or the endpoint GC once the interface has
+/// been unknown for its grace period); a dump only shows it while the
+/// interface exists.
 pub fn diff<'a>(
     desired: impl IntoIterator<Item = &'a KernelRoute>,
     installed: &[InstalledRoute],
@@ -62,11 +68,22 @@ pub fn diff<'a>(
             .map(|(_, h)| (*h).clone());
         plan.delete.extend(extra);
     }
-    plan.delete.extend(by_dst.into_values().flatten().cloned());
+    plan.delete.extend(
+        by_dst
+            .into_values()
+            .flatten()
+            .filter(|r| !is_cni_workload_route(&r.route))
+            .cloned(),
+    );
     plan.add.sort();
     plan.replace.sort();
     plan.delete.sort();
     plan
+}
+
+/// A route the CNI plugin may have made: `DST dev tort… scope link`.
+fn is_cni_workload_route(route: &KernelRoute) -> bool {
+    matches!(&route.kind, RouteKind::Link { dev } if dev.starts_with(IFNAME_PREFIX))
 }
 
 // ===== impl Plan =====
@@ -180,5 +197,30 @@ mod tests {
         let plan = diff(&want, &have);
         assert!(plan.add.is_empty() && plan.replace.is_empty());
         assert_eq!(plan.delete, vec![have[0].clone()]);
+    }
+
+    #[test]
+    fn a_cni_made_workload_route_is_spared_until_its_endpoint_is_known() {
+        // The CNI plugin routed a new pod; the agent has not seen its
+        // WorkloadEndpoint yet. An unknown prefix on another interface is
+        // deleted as usual.
+        let cni = KernelRoute::link(net("10.244.3.9/32"), "tortbbbbbbbbbbb");
+        let stray = KernelRoute::link(net("10.244.3.10/32"), "eth1");
+        let want = vec![KernelRoute::blackhole(net("10.244.3.0/26"))];
+        let have = vec![
+            installed(want[0].clone(), None),
+            installed(cni.clone(), None),
+            installed(stray.clone(), None),
+        ];
+        let plan = diff(&want, &have);
+        assert_eq!(plan.to_string(), "del 10.244.3.10/32 dev eth1 scope link\n");
+        // Once the endpoint is known the route is simply kept; a different
+        // interface for that address is replaced.
+        let want = vec![KernelRoute::link(net("10.244.3.9/32"), "tortccccccccccc")];
+        let plan = diff(&want, &[installed(cni, None)]);
+        assert_eq!(
+            plan.to_string(),
+            "replace 10.244.3.9/32 dev tortccccccccccc scope link\n"
+        );
     }
 }

@@ -54,6 +54,7 @@ pub fn to_speaker_config(rr: &RrConfig, restarting: bool) -> SpeakerConfig {
             restarting: restarting && rr.graceful_restart.enabled,
             // Filled in by the caller from the restart marker.
             wait_for: Vec::new(),
+            deferral_time: None,
         },
         families: rr
             .families
@@ -164,6 +165,7 @@ dynamicPeers:
                 stale_routes_time: 100,
                 restarting: true,
                 wait_for: Vec::new(),
+                deferral_time: None,
             },
             families: vec![Afi::Ipv6],
         };

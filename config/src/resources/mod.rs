@@ -267,12 +267,17 @@ impl Kind {
         Kind::ALL.into_iter().find(|k| k.as_str() == text)
     }
 
-    /// Whether users write this kind (as opposed to the system).
+    /// Whether only users write this kind (in the file backend: only in
+    /// `resources.yaml`). `Node` is not one: each node agent registers its
+    /// own, and users change it through the datastore (`tortiectl apply`).
     pub fn is_user_kind(self) -> bool {
-        matches!(
-            self,
-            Kind::BGPConfiguration | Kind::BGPPeer | Kind::IPPool | Kind::Node
-        )
+        matches!(self, Kind::BGPConfiguration | Kind::BGPPeer | Kind::IPPool)
+    }
+
+    /// Whether Calico's `projectcalico.org/v3` names this kind (the user
+    /// kinds and `Node`).
+    pub fn is_calico_kind(self) -> bool {
+        self.is_user_kind() || self == Kind::Node
     }
 }
 
@@ -445,7 +450,7 @@ impl Resource {
                 })
             }
         };
-        if api == ApiVersion::Calico && !kind.is_user_kind() {
+        if api == ApiVersion::Calico && !kind.is_calico_kind() {
             return Err(ConfigError::invalid(
                 "apiVersion",
                 CALICO_API_VERSION,

@@ -7,9 +7,11 @@
 //!     lock                  flock(2) target: every operation holds it exclusively
 //!     journal.jsonl         write-ahead journal: revisions and watch history
 //!     revision              the last revision fully applied (a counter)
-//!     blocks.json affinities.json handles.json endpoints.json
+//!     blocks.json affinities.json handles.json endpoints.json nodes.json
 //!                           what the system writes, one file per kind
-//!     bgpconfigurations.json bgppeers.json ippools.json nodes.json
+//!                           (Nodes: registered by tortie-node, changed by users
+//!                           through the interface)
+//!     bgpconfigurations.json bgppeers.json ippools.json
 //!                           resources.yaml as last ingested, with revisions
 //!     ingested.yaml         the text of resources.yaml last ingested
 //! ```
@@ -454,6 +456,13 @@ impl<'a> Txn<'a> {
         }
         // What is left is new.
         for (key, resource) in wanted {
+            if key.kind == Kind::Node {
+                return Err(StoreError::UserFile(format!(
+                    "{}: {key}: Node objects are registered by tortie-node, not read \
+                     from this file; change one with `tortiectl apply -f`",
+                    self.paths.user.display(),
+                )));
+            }
             if !key.kind.is_user_kind() {
                 return Err(StoreError::UserFile(format!(
                     "{}: {key}: {} objects are written by the system, not in this file",

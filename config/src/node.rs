@@ -1,0 +1,587 @@
+//! `tortie-node`'s settings: command-line flags, `TORTIE_*` environment
+//! variables (what a DaemonSet sets) and an optional YAML file, in that
+//! order of precedence, then the defaults.
+//!
+//! Each source is a [`NodeSettingsLayer`] (every field optional; the file's
+//! keys are the camelCase field names, unknown keys are rejected with their
+//! path); [`NodeSettingsLayer::over`] stacks two, and
+//! [`NodeSettings::from_layer`] applies the defaults and validates. Errors
+//! name the setting by all its spellings (`ip (--ip, TORTIE_IP)`), the value
+//! and what is allowed. The reference for users is `docs/operations.md`.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+use crate::resources::AsNumber;
+
+/// Default datastore: the embedded file backend in its default directory.
+pub const DEFAULT_DATASTORE: &str = "file:/var/lib/tortie";
+/// Default key prefix in etcd (as the datastore's etcd backend).
+pub const DEFAULT_ETCD_PREFIX: &str = "/tortie/v1";
+/// Default admin address (`/metrics`, `/status`, `/healthz`, `/readyz`):
+/// loopback only, Calico's health port.
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:9099";
+/// Default state directory: the graceful restart marker. Under `/run`, so
+/// that a reboot (which also empties the kernel's routes) starts fresh.
+pub const DEFAULT_STATE_DIR: &str = "/run/tortie";
+/// Default address autodetection method.
+pub const DEFAULT_AUTODETECTION: &str = "first-found";
+/// Default graceful restart time advertised to peers, seconds.
+pub const DEFAULT_RESTART_TIME: u16 = 120;
+
+/// One source of settings; every field optional.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeSettingsLayer {
+    /// This node's name (default: the kernel host name).
+    pub node_name: Option<String>,
+    /// `file:DIR` or `etcd:URL[,URL...]`.
+    pub datastore: Option<String>,
+    /// Key prefix in etcd.
+    pub etcd_prefix: Option<String>,
+    /// `ADDR/PREFIX`, or `autodetect`.
+    pub ip: Option<String>,
+    /// How to autodetect: `first-found`, `interface=REGEX[,REGEX]`,
+    /// `skip-interface=REGEX[,REGEX]`, `cidr=CIDR[,CIDR]`, `can-reach=ADDR`.
+    pub ip_autodetection_method: Option<String>,
+    /// The node's AS (written into its Node); default: the BGPConfiguration's.
+    pub as_number: Option<AsNumber>,
+    /// Labels merged into the node's Node (selectors match them).
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Admin HTTP address.
+    pub admin: Option<String>,
+    /// Log filter: a level or tracing directives.
+    pub log_level: Option<String>,
+    /// `text` or `json`.
+    pub log_format: Option<String>,
+    /// Where the graceful restart marker is kept.
+    pub state_dir: Option<PathBuf>,
+    /// Graceful restart time advertised to peers, seconds (1..=4095).
+    pub restart_time: Option<u16>,
+}
+
+/// The validated settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeSettings {
+    pub node_name: String,
+    pub datastore: DatastoreSetting,
+    pub address: AddressSetting,
+    pub as_number: Option<u32>,
+    pub labels: BTreeMap<String, String>,
+    pub admin: SocketAddr,
+    pub log_level: String,
+    pub log_format: LogFormatSetting,
+    pub state_dir: PathBuf,
+    pub restart_time: u16,
+}
+
+/// Where the datastore is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatastoreSetting {
+    /// The file backend in this directory (shared by every node of one
+    /// machine in the lab).
+    File(PathBuf),
+    /// etcd v3.
+    Etcd {
+        /// Client URLs.
+        endpoints: Vec<String>,
+        /// Key prefix.
+        prefix: String,
+    },
+}
+
+/// How the node's underlay address is found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AddressSetting {
+    /// Given: the address and its subnet's prefix length.
+    Explicit(IpNet),
+    /// Found on the node's interfaces.
+    Autodetect(Autodetect),
+}
+
+/// Address autodetection, as Calico users know it (`IP_AUTODETECTION_METHOD`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Autodetect {
+    /// The first global address of the first interface that is not a known
+    /// virtual one (loopback, docker, veth, our own devices ...).
+    FirstFound,
+    /// The first address of the first interface whose whole name matches one
+    /// of the regular expressions.
+    Interface(Vec<String>),
+    /// Like `FirstFound`, but skipping interfaces whose name matches.
+    SkipInterface(Vec<String>),
+    /// The first address inside one of the prefixes.
+    Cidr(Vec<IpNet>),
+    /// The address the kernel would use as source towards this destination.
+    CanReach(IpAddr),
+}
+
+/// `logFormat`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormatSetting {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+// ===== impl NodeSettingsLayer =====
+
+impl NodeSettingsLayer {
+    /// Parses the settings file (YAML, camelCase keys).
+    pub fn from_yaml(text: &str) -> Result<NodeSettingsLayer, ConfigError> {
+        crate::yaml::from_str_located(text).map(|(layer, _)| layer)
+    }
+
+    /// Reads and parses the settings file; errors name the file and line.
+    pub fn load(path: &Path) -> Result<NodeSettingsLayer, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read settings file {}: {e}", path.display()))?;
+        NodeSettingsLayer::from_yaml(&text).map_err(|e| e.in_file(path))
+    }
+
+    /// `self` where set, else `under`.
+    pub fn over(self, under: NodeSettingsLayer) -> NodeSettingsLayer {
+        NodeSettingsLayer {
+            node_name: self.node_name.or(under.node_name),
+            datastore: self.datastore.or(under.datastore),
+            etcd_prefix: self.etcd_prefix.or(under.etcd_prefix),
+            ip: self.ip.or(under.ip),
+            ip_autodetection_method: self
+                .ip_autodetection_method
+                .or(under.ip_autodetection_method),
+            as_number: self.as_number.or(under.as_number),
+            labels: self.labels.or(under.labels),
+            admin: self.admin.or(under.admin),
+            log_level: self.log_level.or(under.log_level),
+            log_format: self.log_format.or(under.log_format),
+            state_dir: self.state_dir.or(under.state_dir),
+            restart_time: self.restart_time.or(under.restart_time),
+        }
+    }
+}
+
+// ===== impl NodeSettings =====
+
+impl NodeSettings {
+    /// Applies the defaults and validates. `hostname` is the default node
+    /// name.
+    pub fn from_layer(layer: NodeSettingsLayer, hostname: &str) -> Result<NodeSettings, ConfigError> {
+        let node_name = layer.node_name.unwrap_or_else(|| hostname.to_string());
+        check_node_name(&node_name)?;
+        let datastore = parse_datastore(
+            layer.datastore.as_deref().unwrap_or(DEFAULT_DATASTORE),
+            layer.etcd_prefix.as_deref().unwrap_or(DEFAULT_ETCD_PREFIX),
+        )?;
+        let method = parse_autodetect(
+            layer
+                .ip_autodetection_method
+                .as_deref()
+                .unwrap_or(DEFAULT_AUTODETECTION),
+        )?;
+        let address = match layer.ip.as_deref().map(str::trim) {
+            None | Some("autodetect") => AddressSetting::Autodetect(method),
+            Some(text) => AddressSetting::Explicit(parse_node_ip(text)?),
+        };
+        if let Some(asn) = layer.as_number {
+            if asn.0 == 0 {
+                return Err(ConfigError::invalid(
+                    label("asNumber"),
+                    0,
+                    "AS 0 is reserved (RFC 7607)",
+                ));
+            }
+        }
+        let labels = layer.labels.unwrap_or_default();
+        for (k, v) in &labels {
+            check_label(k, v)?;
+        }
+        let admin_text = layer.admin.as_deref().unwrap_or(DEFAULT_ADMIN);
+        let admin = admin_text.parse().map_err(|_| {
+            ConfigError::invalid(
+                label("admin"),
+                admin_text,
+                "an address and port, e.g. 127.0.0.1:9099 or [::1]:9099",
+            )
+        })?;
+        let log_format = match layer.log_format.as_deref().unwrap_or("text") {
+            "text" => LogFormatSetting::Text,
+            "json" => LogFormatSetting::Json,
+            other => {
+                return Err(ConfigError::invalid(
+                    label("logFormat"),
+                    format!("{other:?}"),
+                    "text or json",
+                ))
+            }
+        };
+        let restart_time = layer.restart_time.unwrap_or(DEFAULT_RESTART_TIME);
+        if restart_time == 0 || restart_time > 4095 {
+            return Err(ConfigError::invalid(
+                label("restartTime"),
+                restart_time,
+                "1..=4095 seconds (the graceful restart capability carries 12 bits)",
+            ));
+        }
+        Ok(NodeSettings {
+            node_name,
+            datastore,
+            address,
+            as_number: layer.as_number.map(|a| a.0),
+            labels,
+            admin,
+            log_level: layer.log_level.unwrap_or_else(|| "info".into()),
+            log_format,
+            state_dir: layer
+                .state_dir
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            restart_time,
+        })
+    }
+}
+
+// ===== impl Autodetect =====
+
+impl FromStr for Autodetect {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_autodetect(s)
+    }
+}
+
+// ===== helpers =====
+
+/// A setting's name with its flag and environment variable, for errors:
+/// `ip` -> `ip (--ip, TORTIE_IP)`.
+pub fn label(field: &str) -> String {
+    let mut flag = String::new();
+    let mut env = String::from("TORTIE_");
+    for c in field.chars() {
+        if c.is_ascii_uppercase() {
+            flag.push('-');
+            env.push('_');
+        }
+        flag.push(c.to_ascii_lowercase());
+        env.push(c.to_ascii_uppercase());
+    }
+    format!("{field} (--{flag}, {env})")
+}
+
+/// Parses `ip`: an address with its prefix length.
+pub fn parse_node_ip(text: &str) -> Result<IpNet, ConfigError> {
+    match text.parse::<IpNet>() {
+        Ok(net) if net.addr().is_unspecified() || net.addr().is_loopback() => Err(
+            ConfigError::invalid(label("ip"), text, "not a usable node address (unspecified or loopback)"),
+        ),
+        Ok(net) => Ok(net),
+        Err(_) if text.parse::<IpAddr>().is_ok() => Err(ConfigError::invalid(
+            label("ip"),
+            text,
+            "give the prefix length too, e.g. 192.168.1.10/24: the subnet decides \
+             which nodes are reached without encapsulation (CrossSubnet)",
+        )),
+        Err(_) => Err(ConfigError::invalid(
+            label("ip"),
+            text,
+            "an address with its prefix length (192.168.1.10/24) or autodetect",
+        )),
+    }
+}
+
+/// Parses `datastore`.
+fn parse_datastore(text: &str, prefix: &str) -> Result<DatastoreSetting, ConfigError> {
+    let allowed = "file:DIR (e.g. file:/var/lib/tortie) or etcd:URL[,URL...] \
+                   (e.g. etcd:http://10.0.0.1:2379)";
+    match text.split_once(':') {
+        Some(("file", dir)) if !dir.is_empty() => Ok(DatastoreSetting::File(PathBuf::from(dir))),
+        Some(("etcd", urls)) => {
+            let endpoints: Vec<String> = urls
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(String::from)
+                .collect();
+            if endpoints.is_empty() {
+                return Err(ConfigError::invalid(label("datastore"), text, allowed));
+            }
+            for e in &endpoints {
+                if !(e.starts_with("http://") || e.starts_with("https://")) {
+                    return Err(ConfigError::invalid(
+                        label("datastore"),
+                        text,
+                        format!("etcd endpoint {e:?} needs its scheme: http://HOST:PORT"),
+                    ));
+                }
+            }
+            if !prefix.starts_with('/') {
+                return Err(ConfigError::invalid(
+                    label("etcdPrefix"),
+                    prefix,
+                    "a key prefix starting with /, e.g. /tortie/v1",
+                ));
+            }
+            Ok(DatastoreSetting::Etcd {
+                endpoints,
+                prefix: prefix.to_string(),
+            })
+        }
+        _ => Err(ConfigError::invalid(label("datastore"), text, allowed)),
+    }
+}
+
+/// Parses `ipAutodetectionMethod`.
+fn parse_autodetect(text: &str) -> Result<Autodetect, ConfigError> {
+    let field = label("ipAutodetectionMethod");
+    let allowed = "first-found, interface=REGEX[,REGEX], skip-interface=REGEX[,REGEX], \
+                   cidr=CIDR[,CIDR] or can-reach=ADDRESS";
+    let text = text.trim();
+    if text == "first-found" {
+        return Ok(Autodetect::FirstFound);
+    }
+    let Some((method, arg)) = text.split_once('=') else {
+        return Err(ConfigError::invalid(field, text, allowed));
+    };
+    let list = || -> Vec<String> {
+        arg.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    match method {
+        "interface" | "skip-interface" => {
+            let res = list();
+            if res.is_empty() {
+                return Err(ConfigError::invalid(field, text, "give at least one regular expression"));
+            }
+            for re in &res {
+                regex::Regex::new(re).map_err(|e| {
+                    ConfigError::invalid(field.clone(), text, format!("{re:?} is not a regular expression: {e}"))
+                })?;
+            }
+            Ok(if method == "interface" {
+                Autodetect::Interface(res)
+            } else {
+                Autodetect::SkipInterface(res)
+            })
+        }
+        "cidr" => {
+            let mut nets = Vec::new();
+            for c in list() {
+                nets.push(c.parse::<IpNet>().map_err(|_| {
+                    ConfigError::invalid(field.clone(), text, format!("{c:?} is not a CIDR (10.0.0.0/8)"))
+                })?);
+            }
+            if nets.is_empty() {
+                return Err(ConfigError::invalid(field, text, "give at least one CIDR"));
+            }
+            Ok(Autodetect::Cidr(nets))
+        }
+        "can-reach" => arg.trim().parse().map(Autodetect::CanReach).map_err(|_| {
+            ConfigError::invalid(field, text, "can-reach takes an IP address (no host names)")
+        }),
+        _ => Err(ConfigError::invalid(field, text, allowed)),
+    }
+}
+
+/// A node name: a DNS subdomain (lowercase letters, digits, `-`, `.`;
+/// starts and ends alphanumeric; at most 253 characters), as Kubernetes
+/// requires of node names.
+fn check_node_name(name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            label("nodeName"),
+            format!("{name:?}"),
+            "a DNS name: lowercase letters, digits, '-' and '.', starting and ending \
+             with a letter or digit, at most 253 characters",
+        ))
+    }
+}
+
+/// A label as Kubernetes allows: key `[prefix/]name` (name 1-63 of
+/// alphanumerics, `-`, `_`, `.`), value at most 63 of the same.
+fn check_label(key: &str, value: &str) -> Result<(), ConfigError> {
+    let part = |s: &str, empty_ok: bool| {
+        (empty_ok || !s.is_empty())
+            && s.len() <= 63
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    };
+    let name = key.rsplit_once('/').map_or(key, |(_, n)| n);
+    if !part(name, false) {
+        return Err(ConfigError::invalid(
+            label("labels"),
+            format!("{key:?}"),
+            "a label key: [prefix/]name, name 1-63 letters, digits, '-', '_' or '.'",
+        ));
+    }
+    if !part(value, true) {
+        return Err(ConfigError::invalid(
+            label("labels"),
+            format!("{key}={value:?}"),
+            "a label value: at most 63 letters, digits, '-', '_' or '.'",
+        ));
+    }
+    Ok(())
+}
+
+/// Parses `--labels k=v,k=v`.
+pub fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{pair:?} is not key=value"))?;
+        out.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(layer: NodeSettingsLayer) -> Result<NodeSettings, String> {
+        NodeSettings::from_layer(layer, "host-a").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults() {
+        let s = settings(NodeSettingsLayer::default()).unwrap();
+        assert_eq!(s.node_name, "host-a");
+        assert_eq!(s.datastore, DatastoreSetting::File("/var/lib/tortie".into()));
+        assert_eq!(s.address, AddressSetting::Autodetect(Autodetect::FirstFound));
+        assert_eq!(s.admin, "127.0.0.1:9099".parse().unwrap());
+        assert_eq!(s.state_dir, PathBuf::from("/run/tortie"));
+        assert_eq!(s.restart_time, 120);
+        assert_eq!(s.log_format, LogFormatSetting::Text);
+    }
+
+    #[test]
+    fn file_then_flags() {
+        let file = NodeSettingsLayer::from_yaml(
+            "nodeName: node-1\nip: 192.168.1.10/24\nasNumber: \"1.10\"\nlabels:\n  rack: r1\n\
+             datastore: etcd:http://10.0.0.1:2379,http://10.0.0.2:2379\n",
+        )
+        .unwrap();
+        let flags = NodeSettingsLayer {
+            ip: Some("10.1.0.5/16".into()),
+            ..NodeSettingsLayer::default()
+        };
+        let s = settings(flags.over(file)).unwrap();
+        assert_eq!(s.node_name, "node-1");
+        assert_eq!(s.address, AddressSetting::Explicit("10.1.0.5/16".parse().unwrap()));
+        assert_eq!(s.as_number, Some(65546));
+        assert_eq!(s.labels["rack"], "r1");
+        assert_eq!(
+            s.datastore,
+            DatastoreSetting::Etcd {
+                endpoints: vec!["http://10.0.0.1:2379".into(), "http://10.0.0.2:2379".into()],
+                prefix: "/tortie/v1".into()
+            }
+        );
+    }
+
+    #[test]
+    fn autodetection_methods() {
+        let m = |t: &str| parse_autodetect(t).map_err(|e| e.to_string());
+        assert_eq!(m("first-found").unwrap(), Autodetect::FirstFound);
+        assert_eq!(
+            m("interface=eth.*, ens3").unwrap(),
+            Autodetect::Interface(vec!["eth.*".into(), "ens3".into()])
+        );
+        assert_eq!(
+            m("skip-interface=docker.*").unwrap(),
+            Autodetect::SkipInterface(vec!["docker.*".into()])
+        );
+        assert_eq!(
+            m("cidr=10.0.0.0/8,192.168.0.0/16").unwrap(),
+            Autodetect::Cidr(vec!["10.0.0.0/8".parse().unwrap(), "192.168.0.0/16".parse().unwrap()])
+        );
+        assert_eq!(
+            m("can-reach=8.8.8.8").unwrap(),
+            Autodetect::CanReach("8.8.8.8".parse().unwrap())
+        );
+        assert!(m("interface=(").unwrap_err().contains("not a regular expression"));
+        assert!(m("cidr=10.0.0.0").unwrap_err().contains("not a CIDR"));
+        assert!(m("can-reach=example.com").unwrap_err().contains("no host names"));
+        let e = m("first").unwrap_err();
+        assert!(e.starts_with("ipAutodetectionMethod (--ip-autodetection-method, TORTIE_IP_AUTODETECTION_METHOD): first:"), "{e}");
+    }
+
+    #[test]
+    fn bad_settings_name_the_setting() {
+        let bad = |layer: NodeSettingsLayer, want: &str| {
+            let e = settings(layer).unwrap_err();
+            assert!(e.contains(want), "{e:?} should contain {want:?}");
+        };
+        bad(
+            NodeSettingsLayer { ip: Some("192.168.1.10".into()), ..Default::default() },
+            "ip (--ip, TORTIE_IP): 192.168.1.10: give the prefix length too",
+        );
+        bad(
+            NodeSettingsLayer { ip: Some("127.0.0.1/8".into()), ..Default::default() },
+            "not a usable node address",
+        );
+        bad(
+            NodeSettingsLayer { node_name: Some("Node_1".into()), ..Default::default() },
+            "nodeName (--node-name, TORTIE_NODE_NAME): \"Node_1\": a DNS name",
+        );
+        bad(
+            NodeSettingsLayer { datastore: Some("sql:x".into()), ..Default::default() },
+            "datastore (--datastore, TORTIE_DATASTORE): sql:x: file:DIR",
+        );
+        bad(
+            NodeSettingsLayer { datastore: Some("etcd:10.0.0.1:2379".into()), ..Default::default() },
+            "needs its scheme",
+        );
+        bad(
+            NodeSettingsLayer { admin: Some("localhost".into()), ..Default::default() },
+            "admin (--admin, TORTIE_ADMIN): localhost",
+        );
+        bad(
+            NodeSettingsLayer { log_format: Some("xml".into()), ..Default::default() },
+            "logFormat (--log-format, TORTIE_LOG_FORMAT): \"xml\": text or json",
+        );
+        bad(
+            NodeSettingsLayer { restart_time: Some(5000), ..Default::default() },
+            "restartTime (--restart-time, TORTIE_RESTART_TIME): 5000",
+        );
+        bad(
+            NodeSettingsLayer { as_number: Some(AsNumber(0)), ..Default::default() },
+            "AS 0 is reserved",
+        );
+        let mut labels = BTreeMap::new();
+        labels.insert("bad key".to_string(), "v".to_string());
+        bad(
+            NodeSettingsLayer { labels: Some(labels), ..Default::default() },
+            "a label key",
+        );
+        let e = NodeSettingsLayer::from_yaml("nodeNmae: x\n").unwrap_err().to_string();
+        assert!(e.contains("nodeNmae"), "{e}");
+    }
+
+    #[test]
+    fn labels_flag() {
+        let l = parse_labels("rack=r1, zone = a").unwrap();
+        assert_eq!(l.len(), 2);
+        assert_eq!(l["zone"], "a");
+        assert!(parse_labels("rack").unwrap_err().contains("key=value"));
+    }
+}

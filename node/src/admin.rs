@@ -1,0 +1,111 @@
+//! The admin HTTP server: `/status`, `/metrics`, `/healthz`, `/readyz`.
+//!
+//! - `/status`: the agent's [`NodeStatus`] as JSON (`tortiectl node status`
+//!   reads it).
+//! - `/healthz`: 200 while the agent publishes and, once started, the BGP
+//!   speaker answers a round trip within 2 s; 503 otherwise (liveness).
+//! - `/readyz`: 200 once the node routes (phase `running`); 503 with the
+//!   phase otherwise (readiness).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use bgp_speaker::SpeakerHandle;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::metrics::Metrics;
+use crate::status::{NodeStatus, Phase};
+
+/// How long a health probe waits for the speaker.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the handlers read.
+pub struct Shared {
+    pub status: watch::Receiver<Arc<NodeStatus>>,
+    pub speaker: watch::Receiver<Option<SpeakerHandle>>,
+    pub metrics: Metrics,
+}
+
+/// Serves until `stop` completes.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .with_state(shared);
+    axum::serve(listener, app).with_graceful_shutdown(stop).await
+}
+
+async fn status(State(shared): State<Arc<Shared>>) -> Response {
+    let snapshot = shared.status.borrow().clone();
+    match serde_json::to_string_pretty(&*snapshot) {
+        Ok(body) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode status: {e}")),
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, tortie_daemon::metrics::CONTENT_TYPE)],
+        shared.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.status.has_changed().is_err() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "the agent task has stopped".into());
+    }
+    let speaker = shared.speaker.borrow().clone();
+    if let Some(speaker) = speaker {
+        match tokio::time::timeout(PING_TIMEOUT, speaker.ping()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return text(StatusCode::SERVICE_UNAVAILABLE, format!("BGP speaker: {e}")),
+            Err(_) => {
+                return text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("BGP speaker did not answer within {PING_TIMEOUT:?}"),
+                )
+            }
+        }
+    }
+    text(StatusCode::OK, "ok".into())
+}
+
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    let phase = shared.status.borrow().phase;
+    if phase == Phase::Running {
+        text(StatusCode::OK, "ready".into())
+    } else {
+        let name = serde_json::to_value(phase)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {name}"))
+    }
+}
+
+async fn not_found() -> Response {
+    text(
+        StatusCode::NOT_FOUND,
+        "not found; try /status, /metrics, /healthz or /readyz".into(),
+    )
+}
+
+fn text(code: StatusCode, body: String) -> Response {
+    (code, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body + "\n").into_response()
+}

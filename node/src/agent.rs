@@ -1,0 +1,561 @@
+//! The owner task: the one place where the datastore, the BGP speaker and
+//! felix meet.
+//!
+//! ```text
+//!  watchers (one per kind) ──Input::Store──▶ ┌──────────────┐ ──reconfigure/originate──▶ speaker
+//!  speaker best paths ────────────────────▶  │  agent task  │ ──set_desired────────────▶ felix
+//!  speaker status (deferral) ─────────────▶  │ (owns state) │ ──watch──▶ NodeStatus (/status, /metrics)
+//!  tick (1 s): GC, tunl0, marker ─────────▶  └──────────────┘
+//! ```
+//!
+//! Every change marks the state dirty; a short coalescing timer then
+//! recomputes both outputs from the whole picture ([`peers::plan`],
+//! [`routes::originated`], [`routes::desired`]) and hands on only what
+//! differs. felix gets its first desired state only once every kind is
+//! listed and the speaker has stopped deferring (after a restart: the
+//! peers' End-of-RIB), so routes a previous run left stay until the new
+//! picture is complete.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bgp_speaker::{BestPathChange, LocalRoute, SpeakerHandle, Status as SpeakerStatus};
+use felix::desired::DesiredState;
+use felix::reconciler::ReconcilerHandle;
+use ipnet::IpNet;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tortie_config::resources::Kind;
+use tortie_datastore::AnyStore;
+use tracing::{info, warn};
+
+use crate::cluster::{Cluster, WATCHED};
+use crate::housekeeping::Housekeeping;
+use crate::peers::{self, LocalBgp, PeerPlan};
+use crate::register::{self, Tunnel};
+use crate::routes::{self, Underlay};
+use crate::status::{DataplaneView, DatastoreView, NodeStatus, Phase, PeerView};
+use crate::watch::StoreEvent;
+
+/// How long a change waits for others before the outputs are recomputed.
+const COALESCE: Duration = Duration::from_millis(1);
+
+/// Everything the agent task accepts.
+#[derive(Debug)]
+pub enum Input {
+    /// From a datastore watcher.
+    Store(StoreEvent),
+    /// A tunnel address allocation finished.
+    TunnelAllocated(Tunnel, Result<IpAddr, String>),
+}
+
+/// What the agent needs to start.
+pub struct AgentConfig {
+    pub name: String,
+    pub underlay: Underlay,
+    pub store: AnyStore,
+    pub location: String,
+    pub local_bgp: LocalBgp,
+    pub felix: ReconcilerHandle,
+    pub housekeeping: Housekeeping,
+}
+
+/// The watches the agent publishes on, made before it starts (the admin
+/// server reports the start-up through them).
+pub struct Channels {
+    pub status: watch::Sender<Arc<NodeStatus>>,
+    pub status_rx: watch::Receiver<Arc<NodeStatus>>,
+    /// The speaker's own status (for the BGP metrics).
+    pub bgp: watch::Sender<Arc<SpeakerStatus>>,
+    pub bgp_rx: watch::Receiver<Arc<SpeakerStatus>>,
+    /// The speaker, once started (for shutdown and health).
+    pub speaker: watch::Sender<Option<SpeakerHandle>>,
+    pub speaker_rx: watch::Receiver<Option<SpeakerHandle>>,
+}
+
+/// What the rest of the process keeps of a running agent.
+pub struct Outputs {
+    /// The speaker, once started.
+    pub speaker: watch::Receiver<Option<SpeakerHandle>>,
+}
+
+/// The agent's state.
+struct Agent {
+    cfg: AgentConfig,
+    cluster: Cluster,
+    /// Kinds listed at least once.
+    listed: BTreeSet<Kind>,
+    /// Current datastore errors by kind.
+    trouble: BTreeMap<Kind, String>,
+    /// Best paths learned from peers: prefix -> next hop.
+    learned: BTreeMap<IpNet, IpAddr>,
+    speaker: Option<Running>,
+    /// The speaker's best-path changes (apart from `speaker`: both are
+    /// awaited in one select).
+    best: Option<mpsc::Receiver<Vec<BestPathChange>>>,
+    /// The speaker's last `deferring`.
+    deferring: bool,
+    plan: Option<PeerPlan>,
+    originated: BTreeMap<IpNet, LocalRoute>,
+    desired: Option<DesiredState>,
+    sent: u64,
+    /// Problems of the last recompute, and others kept until they clear.
+    problems: Vec<String>,
+    other_problems: BTreeMap<&'static str, String>,
+    /// Tunnel address allocations in flight.
+    allocating: BTreeSet<TunnelKey>,
+    due: Option<Instant>,
+    tx: mpsc::Sender<Input>,
+    status: watch::Sender<Arc<NodeStatus>>,
+    bgp: watch::Sender<Arc<SpeakerStatus>>,
+    speaker_handle: watch::Sender<Option<SpeakerHandle>>,
+}
+
+/// A running speaker: its handle, best paths and status.
+struct Running {
+    handle: SpeakerHandle,
+    status: watch::Receiver<Arc<SpeakerStatus>>,
+}
+
+type TunnelKey = u8;
+
+/// Starts the agent task. `rx` is where the watchers (and the agent's own
+/// tasks, through `tx`) send.
+pub fn spawn(cfg: AgentConfig, ch: Channels, tx: mpsc::Sender<Input>, rx: mpsc::Receiver<Input>) -> Outputs {
+    let outputs = Outputs {
+        speaker: ch.speaker_rx.clone(),
+    };
+    let agent = Agent {
+        cfg,
+        cluster: Cluster::default(),
+        listed: BTreeSet::new(),
+        trouble: BTreeMap::new(),
+        learned: BTreeMap::new(),
+        speaker: None,
+        best: None,
+        deferring: false,
+        plan: None,
+        originated: BTreeMap::new(),
+        desired: None,
+        sent: 0,
+        problems: Vec::new(),
+        other_problems: BTreeMap::new(),
+        allocating: BTreeSet::new(),
+        due: None,
+        tx,
+        status: ch.status,
+        bgp: ch.bgp,
+        speaker_handle: ch.speaker,
+    };
+    tokio::spawn(agent.run(rx));
+    outputs
+}
+
+// ===== impl Channels =====
+
+impl Channels {
+    /// Fresh watches, the status starting at `initial`.
+    pub fn new(initial: NodeStatus) -> Channels {
+        let (status, status_rx) = watch::channel(Arc::new(initial));
+        let (bgp, bgp_rx) = watch::channel(Arc::new(SpeakerStatus::default()));
+        let (speaker, speaker_rx) = watch::channel(None);
+        Channels {
+            status,
+            status_rx,
+            bgp,
+            bgp_rx,
+            speaker,
+            speaker_rx,
+        }
+    }
+}
+
+// ===== impl Agent =====
+
+impl Agent {
+    async fn run(mut self, mut rx: mpsc::Receiver<Input>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                input = rx.recv() => match input {
+                    Some(input) => self.dispatch(input),
+                    None => return,
+                },
+                Some(changes) = next_best(&mut self.best) => self.on_best_paths(changes),
+                Some(()) = speaker_changed(&mut self.speaker) => self.on_speaker_status(),
+                _ = sleep_until(self.due), if self.due.is_some() => {
+                    self.due = None;
+                    self.recompute().await;
+                }
+                _ = tick.tick() => self.on_tick().await,
+            }
+        }
+    }
+
+    /// The one dispatch of [`Input`]s.
+    fn dispatch(&mut self, input: Input) {
+        match input {
+            Input::Store(event) => self.on_store(event),
+            Input::TunnelAllocated(tunnel, result) => self.on_tunnel_allocated(tunnel, result),
+        }
+    }
+
+    fn on_store(&mut self, event: StoreEvent) {
+        match event {
+            StoreEvent::Listed { kind, items } => {
+                self.cluster.replace_kind(kind, items);
+                if self.listed.insert(kind) {
+                    info!(%kind, "datastore: listed");
+                }
+                self.trouble.remove(&kind);
+            }
+            StoreEvent::Changed(ev) => {
+                let ev = *ev;
+                match ev.resource {
+                    Some(r) => self.cluster.upsert(r),
+                    None => self.cluster.remove(ev.key.kind, &ev.key.name),
+                }
+                self.trouble.remove(&ev.key.kind);
+            }
+            StoreEvent::Trouble { kind, error } => {
+                self.trouble.insert(kind, error);
+            }
+        }
+        self.schedule();
+    }
+
+    fn on_best_paths(&mut self, changes: Vec<BestPathChange>) {
+        for c in changes {
+            match c.best.filter(|b| b.peer.is_some()) {
+                Some(best) => {
+                    self.learned.insert(c.prefix, best.attrs.next_hop.addr());
+                }
+                None => {
+                    self.learned.remove(&c.prefix);
+                }
+            }
+        }
+        self.schedule();
+    }
+
+    fn on_speaker_status(&mut self) {
+        let Some(s) = &self.speaker else { return };
+        let status = s.status.borrow().clone();
+        let deferring = status.deferring;
+        self.bgp.send_replace(status);
+        if deferring != self.deferring {
+            // The end of the restart deferral opens felix's gate.
+            self.deferring = deferring;
+            self.schedule();
+        } else {
+            self.publish();
+        }
+    }
+
+    fn on_tunnel_allocated(&mut self, tunnel: Tunnel, result: Result<IpAddr, String>) {
+        self.allocating.remove(&(tunnel as u8));
+        match result {
+            Ok(addr) => {
+                info!(?tunnel, %addr, "tunnel address allocated");
+                self.other_problems.remove(tunnel_problem_key(tunnel));
+            }
+            Err(e) => {
+                self.other_problems.insert(
+                    tunnel_problem_key(tunnel),
+                    format!("{tunnel:?} tunnel address: {e}"),
+                );
+            }
+        }
+        self.schedule();
+    }
+
+    async fn on_tick(&mut self) {
+        let synced = self.synced();
+        let me = self.cluster.facts(&self.cfg.name);
+        let known = self.cluster.interfaces_of(&self.cfg.name);
+        let established = self.established();
+        let report = self
+            .cfg
+            .housekeeping
+            .tick(synced && !self.trouble.contains_key(&Kind::WorkloadEndpoint), &known, me.as_ref(), &self.cluster, &established)
+            .await;
+        for (key, problem) in report {
+            match problem {
+                Some(p) => {
+                    self.other_problems.insert(key, p);
+                }
+                None => {
+                    self.other_problems.remove(key);
+                }
+            }
+        }
+        if self.speaker.is_none() && synced {
+            // Retry a speaker that failed to start.
+            self.schedule();
+        }
+        self.publish();
+    }
+
+    fn schedule(&mut self) {
+        if self.due.is_none() {
+            self.due = Some(Instant::now() + COALESCE);
+        }
+    }
+
+    fn synced(&self) -> bool {
+        WATCHED.iter().all(|k| self.listed.contains(k))
+    }
+
+    /// Recomputes the speaker configuration, the originated routes and
+    /// felix's desired state, and hands on what changed.
+    async fn recompute(&mut self) {
+        if !self.synced() {
+            self.publish();
+            return;
+        }
+        let mut problems: Vec<String> = Vec::new();
+        let Some(me) = self.cluster.facts(&self.cfg.name) else {
+            problems.push(format!(
+                "Node/{}: missing from the datastore (deleted?): restart tortie-node to register again; \
+                 routes are kept as they are",
+                self.cfg.name
+            ));
+            self.problems = problems;
+            self.publish();
+            return;
+        };
+        // 1. The speaker.
+        let plan = peers::plan(&self.cluster, &me, &self.cfg.local_bgp);
+        problems.extend(plan.problems.iter().map(ToString::to_string));
+        match &self.speaker {
+            None => match bgp_speaker::start(plan.config.clone()).await {
+                Ok((handle, best)) => {
+                    info!(router_id = %plan.config.router_id, asn = plan.config.asn, peers = plan.config.peers.len(), "BGP speaker started");
+                    let status = handle.watch_status();
+                    self.speaker_handle.send_replace(Some(handle.clone()));
+                    self.speaker = Some(Running { handle, status });
+                    self.best = Some(best);
+                    self.plan = Some(plan);
+                    self.other_problems.remove("speaker");
+                }
+                Err(e) => {
+                    self.other_problems.insert("speaker", format!("BGP speaker cannot start: {e}"));
+                }
+            },
+            Some(running) => {
+                if self.plan.as_ref().map(|p| &p.config) != Some(&plan.config) {
+                    match running.handle.reconfigure(plan.config.clone()).await {
+                        Ok(()) => {
+                            info!(peers = plan.config.peers.len(), "BGP configuration applied");
+                            self.other_problems.remove("speaker");
+                            self.plan = Some(plan);
+                        }
+                        Err(e) => {
+                            self.other_problems.insert(
+                                "speaker",
+                                format!("BGP speaker rejected the new configuration (the previous one runs on): {e}"),
+                            );
+                        }
+                    }
+                } else {
+                    self.plan = Some(plan);
+                }
+            }
+        }
+        // 2. What we announce.
+        let (originated, route_problems) = routes::originated(&self.cluster, &me);
+        problems.extend(route_problems.iter().map(ToString::to_string));
+        if let Some(running) = &self.speaker {
+            let announce: Vec<LocalRoute> = originated
+                .iter()
+                .filter(|(p, r)| self.originated.get(*p) != Some(*r))
+                .map(|(_, r)| r.clone())
+                .collect();
+            let withdraw: Vec<IpNet> = self
+                .originated
+                .keys()
+                .filter(|p| !originated.contains_key(*p))
+                .copied()
+                .collect();
+            let mut ok = true;
+            if !announce.is_empty() {
+                ok &= running.handle.originate(announce).await.is_ok();
+            }
+            if !withdraw.is_empty() {
+                ok &= running.handle.withdraw(withdraw).await.is_ok();
+            }
+            if ok {
+                self.originated = originated;
+            }
+        }
+        // 3. felix, once the picture is complete.
+        if self.gate_open() {
+            let desired = routes::desired(&self.cluster, &me, &self.cfg.underlay, &self.learned);
+            if self.desired.as_ref() != Some(&desired) {
+                if self.desired.is_none() {
+                    info!("dataplane: first desired state (routes of a previous run are adopted)");
+                }
+                match self.cfg.felix.set_desired(desired.clone()).await {
+                    Ok(generation) => {
+                        self.sent = generation;
+                        self.desired = Some(desired);
+                    }
+                    Err(e) => {
+                        self.other_problems.insert("felix", format!("dataplane: {e}"));
+                    }
+                }
+            }
+        }
+        // 4. Tunnel addresses the pools ask for.
+        self.allocate_tunnels(&me);
+        for p in problems.iter().filter(|p| !self.problems.contains(p)) {
+            warn!(problem = %p, "configuration");
+        }
+        self.problems = problems;
+        self.publish();
+    }
+
+    /// Whether felix may get the desired state: everything listed, the
+    /// speaker running and not deferring after a restart.
+    fn gate_open(&self) -> bool {
+        self.synced()
+            && self
+                .speaker
+                .as_ref()
+                .is_some_and(|s| !s.status.borrow().deferring)
+    }
+
+    fn allocate_tunnels(&mut self, me: &crate::cluster::NodeFacts) {
+        let pools: Vec<_> = self.cluster.pools.values().collect();
+        for (tunnel, names) in register::tunnels_needed(&pools, &me.labels) {
+            let have = match tunnel {
+                Tunnel::Vxlan => me.vxlan_v4,
+                Tunnel::Ipip => me.ipip_v4,
+            };
+            if have.is_some() || !self.allocating.insert(tunnel as u8) {
+                continue;
+            }
+            let store = self.cfg.store.clone();
+            let name = self.cfg.name.clone();
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let result = register::tunnel_address(&store, &name, tunnel, names).await;
+                let _ = tx.send(Input::TunnelAllocated(tunnel, result)).await;
+            });
+        }
+    }
+
+    fn established(&self) -> Vec<IpAddr> {
+        self.speaker
+            .as_ref()
+            .map(|s| {
+                s.status
+                    .borrow()
+                    .peers
+                    .iter()
+                    .filter(|p| p.state == bgp_speaker::SessionState::Established)
+                    .map(|p| p.address)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Rebuilds and publishes the snapshot.
+    fn publish(&self) {
+        let speaker = self
+            .speaker
+            .as_ref()
+            .map(|s| s.status.borrow().clone())
+            .unwrap_or_default();
+        let felix = self.cfg.felix.status();
+        let phase = if !self.synced() {
+            Phase::WaitingForDatastore
+        } else if self.speaker.is_none() {
+            Phase::StartingBgp
+        } else if !self.gate_open() {
+            Phase::WaitingForPeers
+        } else {
+            Phase::Running
+        };
+        let mut problems = self.problems.clone();
+        problems.extend(self.other_problems.values().cloned());
+        problems.extend(self.trouble.iter().map(|(k, e)| format!("datastore: {k}: {e}")));
+        let status = NodeStatus {
+            node: self.cfg.name.clone(),
+            address: Some(self.cfg.underlay.address),
+            interface: self.cfg.underlay.interface.clone(),
+            phase,
+            restarting: self.cfg.local_bgp.restarting,
+            as_number: self.plan.as_ref().map(|p| p.config.asn),
+            router_id: self.plan.as_ref().map(|p| p.config.router_id),
+            cluster_id: self.plan.as_ref().and_then(|p| p.config.cluster_id),
+            datastore: DatastoreView {
+                location: self.cfg.location.clone(),
+                synced: self.synced(),
+                errors: self.trouble.iter().map(|(k, e)| format!("{k}: {e}")).collect(),
+            },
+            peers: self
+                .plan
+                .as_ref()
+                .map(|p| PeerView::join(&p.sources, &speaker))
+                .unwrap_or_default(),
+            originated: self.originated.keys().copied().collect(),
+            learned: self
+                .desired
+                .as_ref()
+                .map_or(0, |d| d.learned.len()),
+            dataplane: DataplaneView {
+                sent: self.sent,
+                applied: felix.applied,
+                routes: felix.last_pass.as_ref().map_or(0, |p| p.desired),
+                failures: felix
+                    .last_pass
+                    .as_ref()
+                    .map(|p| p.failures.clone())
+                    .unwrap_or_default(),
+                warnings: felix.warnings.clone(),
+            },
+            problems,
+        };
+        self.status.send_if_modified(|old| {
+            if **old == status {
+                false
+            } else {
+                *old = Arc::new(status);
+                true
+            }
+        });
+    }
+}
+
+// ===== helpers =====
+
+fn tunnel_problem_key(t: Tunnel) -> &'static str {
+    match t {
+        Tunnel::Vxlan => "vxlan-address",
+        Tunnel::Ipip => "ipip-address",
+    }
+}
+
+async fn next_best(best: &mut Option<mpsc::Receiver<Vec<BestPathChange>>>) -> Option<Vec<BestPathChange>> {
+    match best {
+        Some(b) => b.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn speaker_changed(speaker: &mut Option<Running>) -> Option<()> {
+    match speaker {
+        Some(s) => s.status.changed().await.ok(),
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

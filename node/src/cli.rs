@@ -1,0 +1,86 @@
+//! The command line: every setting is a flag with a `TORTIE_*` environment
+//! variable (what a DaemonSet sets), over an optional settings file
+//! (`--config`), over the defaults. See `tortie_config::node`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Parser;
+use tortie_config::node::{parse_labels, NodeSettingsLayer};
+use tortie_config::resources::AsNumber;
+
+/// Tortie's node agent: BGP speaker and dataplane of one node.
+#[derive(Debug, Parser)]
+#[command(name = "tortie-node", version, about)]
+pub struct Cli {
+    /// A settings file (YAML, the camelCase names of these settings).
+    #[arg(long, env = "TORTIE_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// This node's name [default: the host name].
+    #[arg(long, env = "TORTIE_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// The datastore: file:DIR or etcd:URL[,URL...] [default: file:/var/lib/tortie].
+    #[arg(long, env = "TORTIE_DATASTORE")]
+    pub datastore: Option<String>,
+    /// Key prefix in etcd [default: /tortie/v1].
+    #[arg(long, env = "TORTIE_ETCD_PREFIX")]
+    pub etcd_prefix: Option<String>,
+    /// The node's address with its prefix length (192.168.1.10/24), or
+    /// autodetect [default: autodetect].
+    #[arg(long, env = "TORTIE_IP")]
+    pub ip: Option<String>,
+    /// first-found, interface=REGEX[,REGEX], skip-interface=REGEX[,REGEX],
+    /// cidr=CIDR[,CIDR] or can-reach=ADDRESS [default: first-found].
+    #[arg(long, env = "TORTIE_IP_AUTODETECTION_METHOD")]
+    pub ip_autodetection_method: Option<String>,
+    /// The node's AS number, written into its Node [default: the
+    /// BGPConfiguration's, else 64512].
+    #[arg(long, env = "TORTIE_AS_NUMBER")]
+    pub as_number: Option<AsNumber>,
+    /// Labels merged into the node's Node: key=value[,key=value...].
+    #[arg(long, env = "TORTIE_LABELS", value_parser = parse_labels)]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Admin HTTP address (/status, /metrics, /healthz, /readyz)
+    /// [default: 127.0.0.1:9099].
+    #[arg(long, env = "TORTIE_ADMIN")]
+    pub admin: Option<String>,
+    /// Log filter: a level (error, warn, info, debug, trace) or tracing
+    /// directives such as info,bgp_speaker=debug [default: info].
+    #[arg(long, env = "TORTIE_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// text or json [default: text].
+    #[arg(long, env = "TORTIE_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Where the graceful restart marker is kept [default: /run/tortie].
+    #[arg(long, env = "TORTIE_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Graceful restart time advertised to peers, seconds [default: 120].
+    #[arg(long, env = "TORTIE_RESTART_TIME")]
+    pub restart_time: Option<u16>,
+    /// Check the settings and the address detection, print the outcome and
+    /// exit (0 if usable, 1 if not).
+    #[arg(long)]
+    pub check: bool,
+}
+
+// ===== impl Cli =====
+
+impl Cli {
+    /// The flags and environment as one settings layer.
+    pub fn layer(&self) -> NodeSettingsLayer {
+        NodeSettingsLayer {
+            node_name: self.node_name.clone(),
+            datastore: self.datastore.clone(),
+            etcd_prefix: self.etcd_prefix.clone(),
+            ip: self.ip.clone(),
+            ip_autodetection_method: self.ip_autodetection_method.clone(),
+            as_number: self.as_number,
+            labels: self.labels.clone(),
+            admin: self.admin.clone(),
+            log_level: self.log_level.clone(),
+            log_format: self.log_format.clone(),
+            state_dir: self.state_dir.clone(),
+            restart_time: self.restart_time,
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! `tortie-node`: the node agent. One process per node (a DaemonSet pod):
+//! it registers the node, runs the BGP speaker (node-to-node mesh, route
+//! reflectors, ToR peers, as the datastore's resources say) and programs
+//! the node's kernel routes through felix.
+//!
+//! # Layout
+//!
+//! - `cli`: flags and environment; `app`: start-up, signals, shutdown.
+//! - `underlay`: the node's address (given or autodetected).
+//! - `register`: the node's Node object and tunnel addresses.
+//! - `watch`: one datastore watcher per kind, relisting on gaps.
+//! - `cluster`: the agent's picture of the resources.
+//! - `peers` (pure): resources -> the speaker's configuration.
+//! - `routes` (pure): resources + best paths -> originated routes and
+//!   felix's desired state.
+//! - `agent`: the owner task joining datastore, speaker and felix.
+//! - `housekeeping`: workload interface GC, `tunl0`, restart marker.
+//! - `status`, `admin`, `metrics`: `/status`, `/healthz`, `/readyz`,
+//!   `/metrics`.
+//!
+//! The user reference is `docs/operations.md`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tortie_config::node::{LogFormatSetting, NodeSettings, NodeSettingsLayer};
+use tortie_daemon::logging::{self, LogFormat};
+
+mod admin;
+mod agent;
+mod app;
+mod cli;
+mod cluster;
+mod housekeeping;
+mod metrics;
+mod peers;
+mod register;
+mod routes;
+mod status;
+mod underlay;
+mod watch;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let file = match &cli.config {
+        Some(path) => match NodeSettingsLayer::load(path) {
+            Ok(layer) => layer,
+            Err(e) => {
+                eprintln!("tortie-node: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => NodeSettingsLayer::default(),
+    };
+    let hostname = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default();
+    let settings = match NodeSettings::from_layer(cli.layer().over(file), &hostname) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tortie-node: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let format = match settings.log_format {
+        LogFormatSetting::Text => LogFormat::Text,
+        LogFormatSetting::Json => LogFormat::Json,
+    };
+    if let Err(e) = logging::init(&settings.log_level, format) {
+        eprintln!("tortie-node: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tortie-node: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = if cli.check {
+        runtime.block_on(app::check(&settings))
+    } else {
+        runtime.block_on(app::run(settings))
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("tortie-node: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

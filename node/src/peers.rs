@@ -1,0 +1,372 @@
+//! Pure: the cluster's resources -> this node's BGP speaker configuration,
+//! the way Calico configures BIRD on a node.
+//!
+//! - **Node-to-node mesh** (BGPConfiguration `default`
+//!   `nodeToNodeMeshEnabled`, on by default): one iBGP session to every
+//!   other node with a BGP address.
+//! - **BGPPeer** resources that apply to this node (`node` is this node,
+//!   `nodeSelector` matches its labels, or neither is set):
+//!   - `peerIP` (+ `asNumber`): that one neighbour (a ToR router, a
+//!     `tortie-rr`);
+//!   - `peerSelector`: every node it matches. Selector peerings work both
+//!     ways: a node matched by a BGPPeer's `peerSelector` also peers with
+//!     the nodes its `nodeSelector` matches, which is how a route reflector
+//!     node gets its clients.
+//! - Route reflection: a node with `routeReflectorClusterID` reflects; a
+//!   selector peer in the same AS whose cluster id differs from ours is our
+//!   client (two reflectors of one cluster are plain iBGP peers).
+//! - An explicit BGPPeer wins over the mesh for the same address.
+//!
+//! Problems (a selector matching nothing, a peer at our own address, two
+//! nodes with one address, ...) are returned as values naming the resource
+//! and field; the other peers are configured regardless.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use bgp_speaker::{Afi, GracefulRestartConfig, PeerConfig, SpeakerConfig};
+use serde::Serialize;
+use tortie_config::resources::{BGPPeer, SourceAddress};
+
+use crate::cluster::{Cluster, NodeFacts};
+
+/// Stale routes of a restarting peer are kept this long after its session
+/// comes back, waiting for its End-of-RIB (as the speaker's default).
+const STALE_ROUTES_TIME: u16 = 360;
+/// After our own restart, the longest wait for the peers' End-of-RIB
+/// before we send our routes and program theirs: well below the restart
+/// time our peers keep our routes for.
+const MAX_DEFERRAL: u16 = 30;
+
+/// How a peer came to be, as `tortiectl node status` shows it (Calico's
+/// words).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum PeerType {
+    /// From the node-to-node mesh.
+    #[serde(rename = "node-to-node mesh")]
+    Mesh,
+    /// From a BGPPeer without `node`.
+    #[serde(rename = "global")]
+    Global,
+    /// From a BGPPeer with `node` set to this node.
+    #[serde(rename = "node specific")]
+    NodeSpecific,
+}
+
+/// One configured peer and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerSource {
+    pub address: IpAddr,
+    #[serde(rename = "type")]
+    pub kind: PeerType,
+    /// `mesh` or `BGPPeer/<name>`.
+    pub source: String,
+    /// The node at that address, if it is one.
+    pub node: Option<String>,
+    /// We reflect routes to it.
+    pub rr_client: bool,
+}
+
+/// A problem with the resources, naming the resource and the field.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Problem {
+    /// `Kind/name`.
+    pub resource: String,
+    /// The field (`spec.peerSelector`).
+    pub field: String,
+    /// What is wrong and what happens.
+    pub message: String,
+}
+
+/// What this node runs with: the speaker's configuration, where each peer
+/// comes from, and the problems found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeerPlan {
+    pub config: SpeakerConfig,
+    pub sources: Vec<PeerSource>,
+    pub problems: Vec<Problem>,
+}
+
+/// Settings of the speaker that do not come from resources.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LocalBgp {
+    /// Graceful restart time we advertise.
+    pub restart_time: u16,
+    /// We restarted within the restart time: set the R bit and wait for the
+    /// peers' End-of-RIB.
+    pub restarting: bool,
+    /// Peers that were up before the restart (from the marker).
+    pub wait_for: Vec<IpAddr>,
+}
+
+// ===== impl Problem =====
+
+impl Problem {
+    /// A problem with `resource` at `field`.
+    pub fn new(resource: impl Into<String>, field: &str, message: impl Into<String>) -> Problem {
+        Problem {
+            resource: resource.into(),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}: {}", self.resource, self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.resource, self.field, self.message)
+        }
+    }
+}
+
+// ===== plan =====
+
+/// The speaker configuration of node `me` (whose facts must exist).
+pub fn plan(cluster: &Cluster, me: &NodeFacts, local: &LocalBgp) -> PeerPlan {
+    let mut problems = Vec::new();
+    let others = distinct_nodes(cluster, me, &mut problems);
+    let mut peers: BTreeMap<IpAddr, (PeerConfig, PeerSource)> = BTreeMap::new();
+    if cluster.mesh_enabled() {
+        for n in &others {
+            let Some(addr) = n.v4.map(|a| a.addr()) else {
+                continue;
+            };
+            let source = PeerSource {
+                address: addr,
+                kind: PeerType::Mesh,
+                source: "mesh".into(),
+                node: Some(n.name.clone()),
+                rr_client: false,
+            };
+            peers.insert(addr, (peer_config(me, addr, n.asn, None, SourceAddress::UseNodeIP), source));
+        }
+    }
+    for (name, bgp_peer) in &cluster.bgp_peers {
+        for (addr, source, config) in from_bgp_peer(name, bgp_peer, me, &others, &mut problems) {
+            peers.insert(addr, (config, source));
+        }
+    }
+    let (configs, sources): (Vec<_>, Vec<_>) = peers.into_values().unzip();
+    let router_id = match me.v4.map(|a| a.addr()) {
+        Some(IpAddr::V4(a)) => a,
+        _ => {
+            problems.push(Problem::new(
+                format!("Node/{}", me.name),
+                "spec.bgp.ipv4Address",
+                "missing: the BGP router id is the node's IPv4 address",
+            ));
+            std::net::Ipv4Addr::UNSPECIFIED
+        }
+    };
+    let port = cluster.listen_port(&me.name);
+    let listen = if me.v6.is_some() {
+        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port))
+    } else {
+        SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, port))
+    };
+    let mut families = vec![Afi::Ipv4];
+    if me.v6.is_some() {
+        families.push(Afi::Ipv6);
+    }
+    problems.sort();
+    problems.dedup();
+    PeerPlan {
+        config: SpeakerConfig {
+            router_id,
+            asn: me.asn,
+            cluster_id: me.cluster_id,
+            listen: Some(listen),
+            peers: configs,
+            dynamic_peers: Vec::new(),
+            graceful_restart: GracefulRestartConfig {
+                enabled: true,
+                restart_time: local.restart_time,
+                stale_routes_time: STALE_ROUTES_TIME,
+                restarting: local.restarting,
+                wait_for: local.wait_for.clone(),
+                deferral_time: Some(MAX_DEFERRAL.min(local.restart_time)),
+            },
+            families,
+        },
+        sources,
+        problems,
+    }
+}
+
+/// The other BGP nodes, without duplicates: a node whose address another
+/// node (or this one) already has is left out, with a problem naming both.
+fn distinct_nodes(cluster: &Cluster, me: &NodeFacts, problems: &mut Vec<Problem>) -> Vec<NodeFacts> {
+    let mut owner: BTreeMap<IpAddr, String> = BTreeMap::new();
+    for a in [me.v4, me.v6].into_iter().flatten() {
+        owner.insert(a.addr(), me.name.clone());
+    }
+    let mut out = Vec::new();
+    for n in cluster.all_facts() {
+        if n.name == me.name {
+            continue;
+        }
+        let clash = [n.v4, n.v6]
+            .into_iter()
+            .flatten()
+            .find_map(|a| owner.get(&a.addr()).map(|o| (a.addr(), o.clone())));
+        if let Some((addr, other)) = clash {
+            problems.push(Problem::new(
+                format!("Node/{}", n.name),
+                "spec.bgp",
+                format!("address {addr} is also Node/{other}'s: no session to Node/{}", n.name),
+            ));
+            continue;
+        }
+        for a in [n.v4, n.v6].into_iter().flatten() {
+            owner.insert(a.addr(), n.name.clone());
+        }
+        out.push(n);
+    }
+    out
+}
+
+/// The peers a BGPPeer gives this node.
+fn from_bgp_peer(
+    name: &str,
+    p: &BGPPeer,
+    me: &NodeFacts,
+    others: &[NodeFacts],
+    problems: &mut Vec<Problem>,
+) -> Vec<(IpAddr, PeerSource, PeerConfig)> {
+    let resource = format!("BGPPeer/{name}");
+    let spec = &p.spec;
+    let kind = if spec.node.is_some() {
+        PeerType::NodeSpecific
+    } else {
+        PeerType::Global
+    };
+    let selects_me = match (&spec.node, &spec.node_selector) {
+        (Some(n), _) => *n == me.name,
+        (None, Some(sel)) => sel.matches(&me.labels),
+        (None, None) => true,
+    };
+    let mut out = Vec::new();
+    if let Some(peer_ip) = spec.peer_ip {
+        if !selects_me {
+            return out;
+        }
+        let addr = peer_ip.ip;
+        if !is_unicast(addr) {
+            problems.push(Problem::new(
+                &resource,
+                "spec.peerIP",
+                format!("{addr} is not a unicast address: peer skipped"),
+            ));
+            return out;
+        }
+        if [me.v4, me.v6].into_iter().flatten().any(|a| a.addr() == addr) {
+            problems.push(Problem::new(
+                &resource,
+                "spec.peerIP",
+                format!("{addr} is this node's own address: peer skipped"),
+            ));
+            return out;
+        }
+        let asn = spec.as_number.map_or(me.asn, |a| a.0);
+        let mut config = peer_config(me, addr, asn, peer_ip.port, spec.source_address);
+        config.rr_client = false;
+        let node = others
+            .iter()
+            .find(|n| [n.v4, n.v6].into_iter().flatten().any(|a| a.addr() == addr))
+            .map(|n| n.name.clone());
+        out.push((
+            addr,
+            PeerSource {
+                address: addr,
+                kind,
+                source: resource,
+                node,
+                rr_client: false,
+            },
+            config,
+        ));
+        return out;
+    }
+    let Some(peer_sel) = &spec.peer_selector else {
+        return out;
+    };
+    // Forward: we are selected, peer with the nodes peerSelector matches.
+    // Reverse: peerSelector matches us, peer with the nodes the BGPPeer
+    // selects (node / nodeSelector / all).
+    let me_is_target = peer_sel.matches(&me.labels);
+    let selected = |n: &NodeFacts| match (&spec.node, &spec.node_selector) {
+        (Some(x), _) => *x == n.name,
+        (None, Some(sel)) => sel.matches(&n.labels),
+        (None, None) => true,
+    };
+    let targets: Vec<&NodeFacts> = others
+        .iter()
+        .filter(|n| (selects_me && peer_sel.matches(&n.labels)) || (me_is_target && selected(n)))
+        .collect();
+    if selects_me && !others.iter().any(|n| peer_sel.matches(&n.labels)) && !me_is_target {
+        problems.push(Problem::new(
+            &resource,
+            "spec.peerSelector",
+            format!("{} matches no other node: no session from it", peer_sel.as_str()),
+        ));
+    }
+    for n in targets {
+        let Some(addr) = n.v4.map(|a| a.addr()) else {
+            continue;
+        };
+        // RFC 4456: we reflect to an iBGP peer outside our cluster.
+        let rr_client = me.cluster_id.is_some() && n.asn == me.asn && n.cluster_id != me.cluster_id;
+        let mut config = peer_config(me, addr, n.asn, None, spec.source_address);
+        config.rr_client = rr_client;
+        out.push((
+            addr,
+            PeerSource {
+                address: addr,
+                kind,
+                source: resource.clone(),
+                node: Some(n.name.clone()),
+                rr_client,
+            },
+            config,
+        ));
+    }
+    out
+}
+
+/// A peer with the node's defaults: active and passive (collisions are
+/// resolved by RFC 4271 §6.8), bound to our address of its family.
+fn peer_config(
+    me: &NodeFacts,
+    addr: IpAddr,
+    asn: u32,
+    port: Option<u16>,
+    source: SourceAddress,
+) -> PeerConfig {
+    let mut c = PeerConfig::new(addr, asn);
+    if let Some(port) = port {
+        c.port = port;
+    }
+    if source == SourceAddress::UseNodeIP {
+        c.local_address = [me.v4, me.v6]
+            .into_iter()
+            .flatten()
+            .map(|a| a.addr())
+            .find(|a| a.is_ipv4() == addr.is_ipv4());
+    }
+    c
+}
+
+fn is_unicast(a: IpAddr) -> bool {
+    !(a.is_unspecified()
+        || a.is_multicast()
+        || a.is_loopback()
+        || matches!(a, IpAddr::V4(v4) if v4.is_broadcast()))
+}
+
+#[cfg(test)]
+#[path = "peers_tests.rs"]
+mod tests;

@@ -1,0 +1,267 @@
+use std::collections::BTreeMap;
+
+use tortie_config::resources::{
+    AsNumber, BGPConfigurationSpec, BGPPeerSpec, NodeBgpSpec, NodeSpec, Object, PeerAddress,
+    Resource, Selector,
+};
+
+use super::*;
+
+fn node(c: &mut Cluster, name: &str, addr: &str, labels: &[(&str, &str)], cid: Option<&str>) {
+    let mut o = Object::new(
+        name,
+        NodeSpec {
+            bgp: Some(NodeBgpSpec {
+                ipv4_address: Some(addr.parse().unwrap()),
+                route_reflector_cluster_id: cid.map(|c| c.parse().unwrap()),
+                ..NodeBgpSpec::default()
+            }),
+            ..NodeSpec::default()
+        },
+    );
+    o.metadata.labels = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect::<BTreeMap<_, _>>();
+    c.upsert(Resource::Node(o));
+}
+
+fn bgp_peer(c: &mut Cluster, name: &str, spec: BGPPeerSpec) {
+    c.upsert(Resource::BGPPeer(Object::new(name, spec)));
+}
+
+fn empty_peer() -> BGPPeerSpec {
+    BGPPeerSpec {
+        node: None,
+        node_selector: None,
+        peer_ip: None,
+        peer_selector: None,
+        as_number: None,
+        keep_original_next_hop: false,
+        source_address: SourceAddress::UseNodeIP,
+    }
+}
+
+fn mesh_off(c: &mut Cluster) {
+    let spec = BGPConfigurationSpec {
+        node_to_node_mesh_enabled: false,
+        ..BGPConfigurationSpec::default()
+    };
+    c.upsert(Resource::BGPConfiguration(Object::new("default", spec)));
+}
+
+fn local() -> LocalBgp {
+    LocalBgp {
+        restart_time: 120,
+        restarting: false,
+        wait_for: Vec::new(),
+    }
+}
+
+fn plan_of(c: &Cluster, me: &str) -> PeerPlan {
+    plan(c, &c.facts(me).unwrap(), &local())
+}
+
+/// `address type source client` per peer.
+fn table(p: &PeerPlan) -> Vec<String> {
+    p.sources
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {:?} {}{}",
+                s.address,
+                s.kind,
+                s.source,
+                if s.rr_client { " client" } else { "" }
+            )
+        })
+        .collect()
+}
+
+fn problems(p: &PeerPlan) -> Vec<String> {
+    p.problems.iter().map(ToString::to_string).collect()
+}
+
+fn sel(s: &str) -> Option<Selector> {
+    Some(Selector::parse(s).unwrap())
+}
+
+#[test]
+fn mesh_of_three() {
+    let mut c = Cluster::default();
+    node(&mut c, "n1", "192.168.1.11/24", &[], None);
+    node(&mut c, "n2", "192.168.1.12/24", &[], None);
+    node(&mut c, "n3", "192.168.2.13/24", &[], None);
+    let p = plan_of(&c, "n1");
+    assert_eq!(
+        table(&p),
+        ["192.168.1.12 Mesh mesh", "192.168.2.13 Mesh mesh"]
+    );
+    assert!(p.problems.is_empty(), "{:?}", p.problems);
+    let cfg = &p.config;
+    assert_eq!(cfg.router_id.to_string(), "192.168.1.11");
+    assert_eq!(cfg.asn, 64512);
+    assert_eq!(cfg.listen, Some("0.0.0.0:179".parse().unwrap()));
+    assert_eq!(cfg.families, vec![Afi::Ipv4]);
+    assert!(cfg.peers.iter().all(|p| p.asn == 64512
+        && !p.passive
+        && p.local_address == Some("192.168.1.11".parse().unwrap())));
+    assert!(cfg.graceful_restart.enabled);
+    assert_eq!(cfg.graceful_restart.deferral_time, Some(30));
+    assert_eq!(cfg.check(), Ok(()));
+}
+
+#[test]
+fn route_reflectors_with_the_mesh_off() {
+    let mut c = Cluster::default();
+    mesh_off(&mut c);
+    node(&mut c, "rr1", "192.168.1.1/24", &[("rr", "true")], Some("1.1.1.1"));
+    node(&mut c, "rr2", "192.168.1.2/24", &[("rr", "true")], Some("1.1.1.1"));
+    node(&mut c, "c1", "192.168.1.11/24", &[], None);
+    node(&mut c, "c2", "192.168.1.12/24", &[], None);
+    bgp_peer(
+        &mut c,
+        "to-rrs",
+        BGPPeerSpec {
+            node_selector: sel("all()"),
+            peer_selector: sel("rr == 'true'"),
+            ..empty_peer()
+        },
+    );
+    // A client peers with both reflectors only.
+    assert_eq!(
+        table(&plan_of(&c, "c1")),
+        [
+            "192.168.1.1 Global BGPPeer/to-rrs",
+            "192.168.1.2 Global BGPPeer/to-rrs"
+        ]
+    );
+    // A reflector: the other reflector (same cluster id: not a client),
+    // and every client (through the reverse direction of the selector).
+    let p = plan_of(&c, "rr1");
+    assert_eq!(
+        table(&p),
+        [
+            "192.168.1.2 Global BGPPeer/to-rrs",
+            "192.168.1.11 Global BGPPeer/to-rrs client",
+            "192.168.1.12 Global BGPPeer/to-rrs client"
+        ]
+    );
+    assert_eq!(p.config.cluster_id, Some("1.1.1.1".parse().unwrap()));
+    assert!(p.problems.is_empty(), "{:?}", p.problems);
+    let clients: Vec<bool> = p.config.peers.iter().map(|p| p.rr_client).collect();
+    assert_eq!(clients, [false, true, true]);
+}
+
+#[test]
+fn explicit_peers_global_and_node_specific() {
+    let mut c = Cluster::default();
+    node(&mut c, "n1", "192.168.1.11/24", &[("rack", "a")], None);
+    node(&mut c, "n2", "192.168.1.12/24", &[("rack", "b")], None);
+    bgp_peer(
+        &mut c,
+        "tor-a",
+        BGPPeerSpec {
+            node_selector: sel("rack == 'a'"),
+            peer_ip: Some(PeerAddress { ip: "192.168.1.254".parse().unwrap(), port: Some(1179) }),
+            as_number: Some(AsNumber(65000)),
+            ..empty_peer()
+        },
+    );
+    bgp_peer(
+        &mut c,
+        "special",
+        BGPPeerSpec {
+            node: Some("n2".into()),
+            peer_ip: Some(PeerAddress { ip: "10.9.9.9".parse().unwrap(), port: None }),
+            as_number: Some(AsNumber(65001)),
+            source_address: SourceAddress::None,
+            ..empty_peer()
+        },
+    );
+    // The mesh session to n1 is replaced by an explicit one.
+    bgp_peer(
+        &mut c,
+        "to-n1",
+        BGPPeerSpec {
+            node: Some("n2".into()),
+            peer_ip: Some(PeerAddress { ip: "192.168.1.11".parse().unwrap(), port: None }),
+            as_number: Some(AsNumber(64512)),
+            ..empty_peer()
+        },
+    );
+    let p1 = plan_of(&c, "n1");
+    assert_eq!(
+        table(&p1),
+        ["192.168.1.12 Mesh mesh", "192.168.1.254 Global BGPPeer/tor-a"]
+    );
+    let tor = &p1.config.peers[1];
+    assert_eq!((tor.asn, tor.port), (65000, 1179));
+    let p2 = plan_of(&c, "n2");
+    assert_eq!(
+        table(&p2),
+        ["10.9.9.9 NodeSpecific BGPPeer/special", "192.168.1.11 NodeSpecific BGPPeer/to-n1"]
+    );
+    assert_eq!(p2.sources[1].node.as_deref(), Some("n1"));
+    assert_eq!(p2.config.peers[0].local_address, None, "sourceAddress: None");
+}
+
+#[test]
+fn bad_peerings_are_problems_and_the_rest_still_peers() {
+    let mut c = Cluster::default();
+    node(&mut c, "n1", "192.168.1.11/24", &[], None);
+    node(&mut c, "n2", "192.168.1.12/24", &[], None);
+    // Two nodes claim one address: the later name is left out.
+    node(&mut c, "n3", "192.168.1.12/24", &[], None);
+    node(&mut c, "n4", "192.168.1.11/24", &[], None);
+    bgp_peer(
+        &mut c,
+        "self",
+        BGPPeerSpec {
+            peer_ip: Some(PeerAddress { ip: "192.168.1.11".parse().unwrap(), port: None }),
+            as_number: Some(AsNumber(64512)),
+            ..empty_peer()
+        },
+    );
+    bgp_peer(
+        &mut c,
+        "mcast",
+        BGPPeerSpec {
+            peer_ip: Some(PeerAddress { ip: "224.0.0.5".parse().unwrap(), port: None }),
+            as_number: Some(AsNumber(65000)),
+            ..empty_peer()
+        },
+    );
+    bgp_peer(
+        &mut c,
+        "nobody",
+        BGPPeerSpec {
+            peer_selector: sel("rr == 'true'"),
+            ..empty_peer()
+        },
+    );
+    let p = plan_of(&c, "n1");
+    assert_eq!(table(&p), ["192.168.1.12 Mesh mesh"]);
+    assert_eq!(
+        problems(&p),
+        [
+            "BGPPeer/mcast: spec.peerIP: 224.0.0.5 is not a unicast address: peer skipped",
+            "BGPPeer/nobody: spec.peerSelector: rr == 'true' matches no other node: no session from it",
+            "BGPPeer/self: spec.peerIP: 192.168.1.11 is this node's own address: peer skipped",
+            "Node/n3: spec.bgp: address 192.168.1.12 is also Node/n2's: no session to Node/n3",
+            "Node/n4: spec.bgp: address 192.168.1.11 is also Node/n1's: no session to Node/n4",
+        ]
+    );
+}
+
+#[test]
+fn dual_stack_node_listens_on_both_families() {
+    let mut c = Cluster::default();
+    node(&mut c, "n1", "192.168.1.11/24", &[], None);
+    let mut n = c.nodes["n1"].clone();
+    n.spec.bgp.as_mut().unwrap().ipv6_address = Some("fd00::11/64".parse().unwrap());
+    c.upsert(Resource::Node(n));
+    let p = plan_of(&c, "n1");
+    assert_eq!(p.config.listen, Some("[::]:179".parse().unwrap()));
+    assert_eq!(p.config.families, vec![Afi::Ipv4, Afi::Ipv6]);
+}

@@ -1,0 +1,195 @@
+//! Pure: the cluster and the speaker's best paths -> the node's two
+//! outputs.
+//!
+//! - [`originated`]: what the speaker announces for this node: each block
+//!   the node owns (unless its pool says `disableBGPExport`), and each
+//!   address of a local pod that lies in another node's block (a borrowed
+//!   /32 or /128).
+//! - [`desired`]: felix's [`DesiredState`]: this node and the others, the
+//!   local pods, the owned blocks (blackholed), the addresses of our blocks
+//!   used elsewhere, the routes learned over BGP, and the pools.
+//!
+//! Learned routes outside every pool are not programmed: Tortie routes pod
+//! traffic, and a neighbour's other prefixes are the host's business.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use bgp_speaker::{LocalRoute, NextHop, PathAttrs};
+use felix::desired::{
+    BorrowedAddress, DesiredState, LearnedRoute, LocalNode, PeerNode, Pool, WorkloadEndpoint,
+};
+use ipnet::IpNet;
+use tortie_config::resources::{Block, EncapMode};
+
+use crate::cluster::{Cluster, NodeFacts};
+use crate::peers::Problem;
+
+/// The node's underlay: its address with the subnet, and the interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Underlay {
+    pub address: IpNet,
+    pub interface: String,
+}
+
+/// The routes this node originates, by prefix, and the problems found.
+pub fn originated(cluster: &Cluster, me: &NodeFacts) -> (BTreeMap<IpNet, LocalRoute>, Vec<Problem>) {
+    let mut out = BTreeMap::new();
+    let mut problems = Vec::new();
+    let mut next_hop = |prefix: &IpNet, what: &str| -> Option<NextHop> {
+        let hop = match prefix {
+            IpNet::V4(_) => me.v4.map(|a| a.addr()),
+            IpNet::V6(_) => me.v6.map(|a| a.addr()),
+        };
+        match hop {
+            Some(IpAddr::V4(a)) => Some(NextHop::V4(a)),
+            Some(IpAddr::V6(a)) => Some(NextHop::V6 {
+                global: a,
+                link_local: None,
+            }),
+            None => {
+                problems.push(Problem::new(
+                    format!("Node/{}", me.name),
+                    "spec.bgp",
+                    format!("{what} {prefix}: the node has no BGP address of its family: not announced"),
+                ));
+                None
+            }
+        }
+    };
+    let mine: Vec<&Block> = cluster.blocks_of(&me.name).collect();
+    for block in &mine {
+        let cidr = block.spec.cidr;
+        if cluster
+            .pool_of(&cidr)
+            .is_some_and(|p| p.spec.disable_bgp_export)
+        {
+            continue;
+        }
+        if let Some(hop) = next_hop(&cidr, "block") {
+            out.insert(cidr, LocalRoute { prefix: cidr, attrs: PathAttrs::local(hop) });
+        }
+    }
+    for (_, wep) in cluster.endpoints_of(&me.name) {
+        for net in &wep.spec.ip_networks {
+            let host = IpNet::from(net.addr());
+            let in_own_block = mine.iter().any(|b| b.spec.cidr.contains(&host));
+            let exported = cluster
+                .pool_of(&host)
+                .is_none_or(|p| !p.spec.disable_bgp_export);
+            if in_own_block || !exported {
+                continue;
+            }
+            if let Some(hop) = next_hop(&host, "borrowed address") {
+                out.insert(host, LocalRoute { prefix: host, attrs: PathAttrs::local(hop) });
+            }
+        }
+    }
+    (out, problems)
+}
+
+/// felix's desired state for node `me`. `learned` is the speaker's best
+/// paths learned from peers: prefix -> next hop.
+pub fn desired(
+    cluster: &Cluster,
+    me: &NodeFacts,
+    underlay: &Underlay,
+    learned: &BTreeMap<IpNet, IpAddr>,
+) -> DesiredState {
+    let others: Vec<_> = cluster
+        .all_facts()
+        .into_iter()
+        .filter(|n| n.name != me.name)
+        .collect();
+    let node_addr: BTreeMap<&str, IpAddr> = others
+        .iter()
+        .filter_map(|n| Some((n.name.as_str(), n.v4.or(n.v6)?.addr())))
+        .collect();
+    let mine: Vec<&Block> = cluster.blocks_of(&me.name).collect();
+    let mut borrowed = BTreeSet::new();
+    for block in &mine {
+        for (address, node) in allocations_elsewhere(block, &me.name) {
+            if let Some(addr) = node_addr.get(node.as_str()) {
+                borrowed.insert((address, *addr));
+            }
+        }
+    }
+    let in_pool = |p: &IpNet| cluster.pool_of(p).is_some();
+    DesiredState {
+        local_node: LocalNode {
+            name: me.name.clone(),
+            addresses: [Some(underlay.address), me.v6].into_iter().flatten().collect(),
+            underlay: underlay.interface.clone(),
+            vteps: me.vxlan_v4.into_iter().collect(),
+        },
+        nodes: others
+            .iter()
+            .map(|n| PeerNode {
+                name: n.name.clone(),
+                addresses: [n.v4, n.v6].into_iter().flatten().map(|a| a.addr()).collect(),
+                vteps: n.vxlan_v4.into_iter().collect(),
+            })
+            .collect(),
+        endpoints: cluster
+            .endpoints_of(&me.name)
+            .map(|(name, w)| WorkloadEndpoint {
+                workload_id: name.clone(),
+                interface: w.spec.interface_name.clone(),
+                addresses: w.spec.ip_networks.iter().map(|n| n.addr()).collect(),
+            })
+            .collect(),
+        blocks: mine.iter().map(|b| b.spec.cidr).collect(),
+        borrowed: borrowed
+            .into_iter()
+            .map(|(address, node)| BorrowedAddress { address, node })
+            .collect(),
+        learned: learned
+            .iter()
+            .filter(|(p, _)| in_pool(p))
+            .map(|(prefix, next_hop)| LearnedRoute {
+                prefix: *prefix,
+                next_hop: *next_hop,
+            })
+            .collect(),
+        pools: cluster
+            .pools
+            .values()
+            .map(|p| Pool {
+                cidr: p.spec.cidr,
+                ipip: encap(p.spec.ipip_mode),
+                vxlan: encap(p.spec.vxlan_mode),
+                nat_outgoing: p.spec.nat_outgoing,
+            })
+            .collect(),
+    }
+}
+
+/// Addresses of `block` allocated to pods of another node: (address, node).
+fn allocations_elsewhere(block: &Block, me: &str) -> Vec<(IpAddr, String)> {
+    let spec = &block.spec;
+    spec.allocations
+        .iter()
+        .enumerate()
+        .filter_map(|(slot, attr)| {
+            let attr = spec.attributes.get(usize::try_from((*attr)?).ok()?)?;
+            let node = attr.secondary.get("node")?;
+            (node != me).then(|| {
+                let slot = u32::try_from(slot).unwrap_or(u32::MAX);
+                (tortie_ipam::block::address_of(&spec.cidr, slot), node.clone())
+            })
+        })
+        .collect()
+}
+
+/// Calico's pool mode in felix's vocabulary.
+pub fn encap(mode: EncapMode) -> tortie_ipip::EncapMode {
+    match mode {
+        EncapMode::Never => tortie_ipip::EncapMode::Never,
+        EncapMode::Always => tortie_ipip::EncapMode::Always,
+        EncapMode::CrossSubnet => tortie_ipip::EncapMode::CrossSubnet,
+    }
+}
+
+#[cfg(test)]
+#[path = "routes_tests.rs"]
+mod tests;

@@ -1,0 +1,167 @@
+use std::collections::BTreeMap;
+
+use tortie_config::resources::{
+    AllocationAttribute, BlockSpec, IPPoolSpec, NodeBgpSpec, NodeSpec, Object, Resource,
+    WorkloadEndpointSpec,
+};
+
+use super::*;
+
+fn node(c: &mut Cluster, name: &str, addr: &str, vtep: Option<&str>) {
+    c.upsert(Resource::Node(Object::new(
+        name,
+        NodeSpec {
+            bgp: Some(NodeBgpSpec {
+                ipv4_address: Some(addr.parse().unwrap()),
+                ..NodeBgpSpec::default()
+            }),
+            ipv4_vxlan_tunnel_addr: vtep.map(|v| v.parse().unwrap()),
+            ..NodeSpec::default()
+        },
+    )));
+}
+
+fn pool(c: &mut Cluster, name: &str, cidr: &str, f: impl FnOnce(&mut IPPoolSpec)) {
+    let mut spec = IPPoolSpec::new(cidr.parse().unwrap());
+    f(&mut spec);
+    c.upsert(Resource::IPPool(Object::new(name, spec)));
+}
+
+/// A block of `owner` with the given (slot, node using it) allocations.
+fn block(c: &mut Cluster, cidr: &str, owner: &str, used: &[(u32, &str)]) {
+    let mut spec = BlockSpec::new(cidr.parse().unwrap(), Some(format!("host:{owner}")));
+    for (i, (slot, node)) in used.iter().enumerate() {
+        spec.allocations[*slot as usize] = Some(i as u32);
+        spec.unallocated.retain(|s| s != slot);
+        spec.attributes.push(AllocationAttribute {
+            handle_id: Some(format!("h{i}")),
+            secondary: [("node".to_string(), node.to_string())].into(),
+        });
+    }
+    c.upsert(Resource::Block(Object::new(BlockSpec::name_for(&spec.cidr), spec)));
+}
+
+fn endpoint(c: &mut Cluster, name: &str, node: &str, ifname: &str, addr: &str) {
+    let mut o = Object::new(
+        name,
+        WorkloadEndpointSpec {
+            node: node.into(),
+            orchestrator: "cni".into(),
+            pod: None,
+            container_id: name.into(),
+            endpoint: "eth0".into(),
+            interface_name: ifname.into(),
+            ip_networks: vec![addr.parse().unwrap()],
+            mac: None,
+        },
+    );
+    o.metadata.namespace = Some("default".into());
+    c.upsert(Resource::WorkloadEndpoint(o));
+}
+
+fn cluster() -> Cluster {
+    let mut c = Cluster::default();
+    node(&mut c, "n1", "192.168.1.11/24", Some("10.244.0.1"));
+    node(&mut c, "n2", "192.168.1.12/24", None);
+    pool(&mut c, "default", "10.244.0.0/16", |p| {
+        p.vxlan_mode = EncapMode::CrossSubnet;
+        p.nat_outgoing = true;
+    });
+    pool(&mut c, "quiet", "10.99.0.0/16", |p| p.disable_bgp_export = true);
+    // n1 owns 10.244.0.0/26; its slot 5 is used by a pod on n2.
+    block(&mut c, "10.244.0.0/26", "n1", &[(2, "n1"), (5, "n2")]);
+    block(&mut c, "10.244.0.64/26", "n2", &[(1, "n2"), (9, "n1")]);
+    block(&mut c, "10.99.0.0/26", "n1", &[]);
+    endpoint(&mut c, "pod-a", "n1", "tort00000000001", "10.244.0.2/32");
+    // A pod of n1 whose address was borrowed from n2's block.
+    endpoint(&mut c, "pod-b", "n1", "tort00000000002", "10.244.0.73/32");
+    endpoint(&mut c, "pod-c", "n2", "tort00000000003", "10.244.0.5/32");
+    c
+}
+
+#[test]
+fn originated_blocks_and_borrowed_addresses() {
+    let c = cluster();
+    let (routes, problems) = originated(&c, &c.facts("n1").unwrap());
+    assert!(problems.is_empty(), "{problems:?}");
+    let prefixes: Vec<String> = routes.keys().map(ToString::to_string).collect();
+    // The quiet pool's block is not exported.
+    assert_eq!(prefixes, ["10.244.0.0/26", "10.244.0.73/32"]);
+    let hop = routes.values().next().unwrap().attrs.next_hop;
+    assert_eq!(hop, NextHop::V4("192.168.1.11".parse().unwrap()));
+}
+
+#[test]
+fn desired_state_of_a_node() {
+    let c = cluster();
+    let me = c.facts("n1").unwrap();
+    let underlay = Underlay {
+        address: "192.168.1.11/24".parse().unwrap(),
+        interface: "eth0".into(),
+    };
+    let learned: BTreeMap<IpNet, IpAddr> = [
+        ("10.244.0.64/26", "192.168.1.12"),
+        ("10.244.0.5/32", "192.168.1.12"),
+        // Outside every pool: not programmed.
+        ("198.51.100.0/24", "192.168.1.12"),
+    ]
+    .into_iter()
+    .map(|(p, h)| (p.parse().unwrap(), h.parse().unwrap()))
+    .collect();
+    let d = desired(&c, &me, &underlay, &learned);
+    assert_eq!(d.local_node.name, "n1");
+    assert_eq!(d.local_node.addresses, vec!["192.168.1.11/24".parse::<IpNet>().unwrap()]);
+    assert_eq!(d.local_node.underlay, "eth0");
+    assert_eq!(d.local_node.vteps, vec!["10.244.0.1".parse::<IpAddr>().unwrap()]);
+    assert_eq!(d.nodes.len(), 1);
+    assert_eq!(d.nodes[0].addresses, vec!["192.168.1.12".parse::<IpAddr>().unwrap()]);
+    let eps: Vec<(&str, &str)> = d
+        .endpoints
+        .iter()
+        .map(|e| (e.workload_id.as_str(), e.interface.as_str()))
+        .collect();
+    assert_eq!(eps, [("default/pod-a", "tort00000000001"), ("default/pod-b", "tort00000000002")]);
+    let blocks: Vec<String> = d.blocks.iter().map(ToString::to_string).collect();
+    assert_eq!(blocks, ["10.244.0.0/26", "10.99.0.0/26"]);
+    assert_eq!(
+        d.borrowed,
+        vec![BorrowedAddress {
+            address: "10.244.0.5".parse().unwrap(),
+            node: "192.168.1.12".parse().unwrap()
+        }]
+    );
+    let learned: Vec<String> = d.learned.iter().map(|l| format!("{} {}", l.prefix, l.next_hop)).collect();
+    assert_eq!(learned, ["10.244.0.5/32 192.168.1.12", "10.244.0.64/26 192.168.1.12"]);
+    assert_eq!(d.pools.len(), 2);
+    let default = d.pools.iter().find(|p| p.cidr.to_string() == "10.244.0.0/16").unwrap();
+    assert_eq!(default.vxlan, tortie_ipip::EncapMode::CrossSubnet);
+    assert!(default.nat_outgoing);
+    // felix accepts it: every route computes without a warning.
+    let routes = felix::desired::compute(&d);
+    assert!(routes.warnings.is_empty(), "{:?}", routes.warnings);
+    let lines: Vec<String> = routes.routes.values().map(|c| c.route.to_string()).collect();
+    assert_eq!(
+        lines,
+        [
+            "blackhole 10.99.0.0/26",
+            "blackhole 10.244.0.0/26",
+            "10.244.0.2/32 dev tort00000000001 scope link",
+            "10.244.0.5/32 via 192.168.1.12 dev eth0",
+            "10.244.0.64/26 via 192.168.1.12 dev eth0",
+            "10.244.0.73/32 dev tort00000000002 scope link",
+        ]
+    );
+}
+
+#[test]
+fn a_node_without_an_address_of_the_family_reports_it() {
+    let mut c = cluster();
+    block(&mut c, "fd00:244::/122", "n1", &[]);
+    pool(&mut c, "v6", "fd00:244::/64", |_| {});
+    let (routes, problems) = originated(&c, &c.facts("n1").unwrap());
+    assert!(!routes.contains_key(&"fd00:244::/122".parse().unwrap()));
+    assert_eq!(
+        problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["Node/n1: spec.bgp: block fd00:244::/122: the node has no BGP address of its family: not announced"]
+    );
+}
