@@ -295,8 +295,9 @@ pub fn parse_node_ip(text: &str) -> Result<IpNet, ConfigError> {
     }
 }
 
-/// Parses `datastore`.
-fn parse_datastore(text: &str, prefix: &str) -> Result<DatastoreSetting, ConfigError> {
+/// Parses `datastore` (`file:DIR` or `etcd:URL[,URL...]`) with the etcd key
+/// prefix.
+pub fn parse_datastore(text: &str, prefix: &str) -> Result<DatastoreSetting, ConfigError> {
     let allowed = "file:DIR (e.g. file:/var/lib/tortie) or etcd:URL[,URL...] \
                    (e.g. etcd:http://10.0.0.1:2379)";
     match text.split_once(':') {

@@ -2,6 +2,8 @@
 //!
 //! - `/status`: the agent's [`NodeStatus`] as JSON (`tortiectl node status`
 //!   reads it).
+//! - `/routes`: every kernel route of ours, wanted or found, and why
+//!   (`tortiectl routes`).
 //! - `/healthz`: 200 while the agent publishes and, once started, the BGP
 //!   speaker answers a round trip within 2 s; 503 otherwise (liveness).
 //! - `/readyz`: 200 once the node routes (phase `running`); 503 with the
@@ -20,6 +22,8 @@ use bgp_speaker::SpeakerHandle;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use felix::desired::DesiredState;
+
 use crate::metrics::Metrics;
 use crate::status::{NodeStatus, Phase};
 
@@ -30,6 +34,9 @@ const PING_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Shared {
     pub status: watch::Receiver<Arc<NodeStatus>>,
     pub speaker: watch::Receiver<Option<SpeakerHandle>>,
+    pub desired: watch::Receiver<Option<Arc<DesiredState>>>,
+    /// Netlink, for `/routes`' dump.
+    pub kernel: rtnetlink::Handle,
     pub metrics: Metrics,
 }
 
@@ -41,6 +48,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let app = Router::new()
         .route("/status", get(status))
+        .route("/routes", get(routes))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -54,6 +62,30 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
     match serde_json::to_string_pretty(&*snapshot) {
         Ok(body) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode status: {e}")),
+    }
+}
+
+async fn routes(State(shared): State<Arc<Shared>>) -> Response {
+    let Some(desired) = shared.desired.borrow().clone() else {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no desired state yet: the agent is starting (see /status)".into(),
+        );
+    };
+    let claims = felix::desired::compute(&desired);
+    let dumped = async {
+        let links = felix::kernel::dump::links(&shared.kernel).await?;
+        felix::kernel::dump::routes(&shared.kernel, &links).await
+    }
+    .await;
+    let installed = match dumped {
+        Ok(r) => r,
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("kernel dump failed: {e}")),
+    };
+    let view = crate::explain::explain(&desired, &claims, &installed);
+    match serde_json::to_string_pretty(&view) {
+        Ok(body) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode routes: {e}")),
     }
 }
 
@@ -102,7 +134,7 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 async fn not_found() -> Response {
     text(
         StatusCode::NOT_FOUND,
-        "not found; try /status, /metrics, /healthz or /readyz".into(),
+        "not found; try /status, /routes, /metrics, /healthz or /readyz".into(),
     )
 }
 

@@ -73,6 +73,9 @@ pub struct Channels {
     /// The speaker, once started (for shutdown and health).
     pub speaker: watch::Sender<Option<SpeakerHandle>>,
     pub speaker_rx: watch::Receiver<Option<SpeakerHandle>>,
+    /// The last desired state handed to felix (for `/routes`).
+    pub desired: watch::Sender<Option<Arc<DesiredState>>>,
+    pub desired_rx: watch::Receiver<Option<Arc<DesiredState>>>,
 }
 
 /// What the rest of the process keeps of a running agent.
@@ -111,6 +114,7 @@ struct Agent {
     status: watch::Sender<Arc<NodeStatus>>,
     bgp: watch::Sender<Arc<SpeakerStatus>>,
     speaker_handle: watch::Sender<Option<SpeakerHandle>>,
+    desired_out: watch::Sender<Option<Arc<DesiredState>>>,
 }
 
 /// A running speaker: its handle, best paths and status.
@@ -148,6 +152,7 @@ pub fn spawn(cfg: AgentConfig, ch: Channels, tx: mpsc::Sender<Input>, rx: mpsc::
         status: ch.status,
         bgp: ch.bgp,
         speaker_handle: ch.speaker,
+        desired_out: ch.desired,
     };
     tokio::spawn(agent.run(rx));
     outputs
@@ -161,6 +166,7 @@ impl Channels {
         let (status, status_rx) = watch::channel(Arc::new(initial));
         let (bgp, bgp_rx) = watch::channel(Arc::new(SpeakerStatus::default()));
         let (speaker, speaker_rx) = watch::channel(None);
+        let (desired, desired_rx) = watch::channel(None);
         Channels {
             status,
             status_rx,
@@ -168,6 +174,8 @@ impl Channels {
             bgp_rx,
             speaker,
             speaker_rx,
+            desired,
+            desired_rx,
         }
     }
 }
@@ -400,6 +408,7 @@ impl Agent {
                 match self.cfg.felix.set_desired(desired.clone()).await {
                     Ok(generation) => {
                         self.sent = generation;
+                        self.desired_out.send_replace(Some(Arc::new(desired.clone())));
                         self.desired = Some(desired);
                     }
                     Err(e) => {

@@ -95,6 +95,8 @@ pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
     let shared = Arc::new(admin::Shared {
         status: channels.status_rx.clone(),
         speaker: channels.speaker_rx.clone(),
+        desired: channels.desired_rx.clone(),
+        kernel: kernel.handle.clone(),
         metrics: crate::metrics::Metrics::new(channels.status_rx.clone(), channels.bgp_rx.clone()),
     });
     let (stop_admin, admin_stopped) = oneshot::channel::<()>();

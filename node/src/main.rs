@@ -15,8 +15,8 @@
 //!   felix's desired state.
 //! - `agent`: the owner task joining datastore, speaker and felix.
 //! - `housekeeping`: workload interface GC, `tunl0`, restart marker.
-//! - `status`, `admin`, `metrics`: `/status`, `/healthz`, `/readyz`,
-//!   `/metrics`.
+//! - `status`, `explain`, `admin`, `metrics`: `/status`, `/routes`,
+//!   `/healthz`, `/readyz`, `/metrics`.
 //!
 //! The user reference is `docs/operations.md`.
 
@@ -31,6 +31,7 @@ mod agent;
 mod app;
 mod cli;
 mod cluster;
+mod explain;
 mod housekeeping;
 mod metrics;
 mod peers;

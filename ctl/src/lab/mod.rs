@@ -1,0 +1,494 @@
+//! `tortiectl lab`: a local cluster in network namespaces, each node a real
+//! `tortie-node` process on a shared file datastore, pods made by
+//! `tortie-cni`.
+//!
+//! ```text
+//!   subnet A 172.30.1.0/24 (bridge)            subnet B 172.30.2.0/24 (bridge)
+//!   node1 .11   node2 .12   ... ─── router .1 | .1 ─── ... node3 .13
+//!     │ pods (routed veths)                                 │ pods
+//! ```
+//!
+//! The router knows only node addresses, so traffic between pods on the
+//! two subnets must be encapsulated: IPIP CrossSubnet where the kernel has
+//! the ipip module, VXLAN CrossSubnet where it has not. Nodes on one subnet
+//! reach each other's pods without encapsulation.
+//!
+//! A lab lives in a directory (`/run/tortie-lab/<name>` by default) that
+//! holds `lab.json` (what was made), the datastore and the logs; `down`
+//! removes what `lab.json` names. [`Lab`] also drives the multi-node tests
+//! (start, stop, kill nodes; add and delete pods; ping), and tears itself
+//! down on drop unless told to [`Lab::keep`].
+
+use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub mod net;
+pub mod report;
+
+/// Where labs live by default.
+pub const DEFAULT_ROOT: &str = "/run/tortie-lab";
+/// The admin address of every lab node (inside its own namespace).
+pub const ADMIN: &str = "127.0.0.1:9099";
+/// The lab's pool.
+pub const POOL: &str = "10.244.0.0/16";
+
+/// How pods on different subnets reach each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Encap {
+    /// IPIP if the kernel has it, else VXLAN.
+    Auto,
+    /// IPIP CrossSubnet.
+    Ipip,
+    /// VXLAN CrossSubnet.
+    Vxlan,
+}
+
+/// What to build.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LabSpec {
+    /// A short name: namespaces are `tl-<name>-...`.
+    pub name: String,
+    pub nodes: usize,
+    pub pods_per_node: usize,
+    pub encap: Encap,
+    /// The lab's directory.
+    pub dir: PathBuf,
+    /// The tortie-node and tortie-cni binaries.
+    pub node_bin: PathBuf,
+    pub cni_bin: PathBuf,
+    /// Extra `resources.yaml` documents (appended to the pool).
+    #[serde(default)]
+    pub resources: String,
+    /// Extra tortie-node arguments.
+    #[serde(default)]
+    pub node_args: Vec<String>,
+}
+
+/// One lab node.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LabNode {
+    pub name: String,
+    pub ns: String,
+    pub address: Ipv4Addr,
+    /// `A` or `B`.
+    pub subnet: char,
+    pub pid: Option<u32>,
+    pub log: PathBuf,
+}
+
+/// One pod.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LabPod {
+    pub name: String,
+    pub ns: String,
+    pub node: String,
+    pub address: Ipv4Addr,
+}
+
+/// A built lab.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Lab {
+    pub spec: LabSpec,
+    /// Cross-subnet encapsulation in use: `ipip` or `vxlan`.
+    pub encap: String,
+    pub router: String,
+    pub switches: Vec<String>,
+    pub nodes: Vec<LabNode>,
+    pub pods: Vec<LabPod>,
+    /// Pods made so far (for unique names).
+    #[serde(default)]
+    pub pod_counter: usize,
+    #[serde(skip)]
+    keep: bool,
+    /// The tortie-node processes this value started, to reap them.
+    #[serde(skip)]
+    children: Vec<std::process::Child>,
+}
+
+// ===== impl LabSpec =====
+
+impl LabSpec {
+    /// A lab `name` with `nodes` nodes in `root/name`, binaries next to
+    /// `bin_dir`.
+    pub fn new(name: &str, nodes: usize, root: &Path, bin_dir: &Path) -> LabSpec {
+        LabSpec {
+            name: name.to_string(),
+            nodes,
+            pods_per_node: 1,
+            encap: Encap::Auto,
+            dir: root.join(name),
+            node_bin: bin_dir.join("tortie-node"),
+            cni_bin: bin_dir.join("tortie-cni"),
+            resources: String::new(),
+            node_args: Vec::new(),
+        }
+    }
+}
+
+// ===== impl Lab =====
+
+impl Lab {
+    /// Builds the lab: namespaces, links, datastore, nodes, pods. On
+    /// failure everything made is removed again.
+    pub fn up(spec: LabSpec) -> Result<Lab> {
+        if spec.nodes < 2 || spec.nodes > 200 {
+            bail!("--nodes {}: a lab has 2 to 200 nodes", spec.nodes);
+        }
+        if spec.name.is_empty() || spec.name.len() > 8 || !spec.name.chars().all(|c| c.is_ascii_alphanumeric()) {
+            bail!("lab name {:?}: 1 to 8 letters or digits", spec.name);
+        }
+        for bin in [&spec.node_bin, &spec.cni_bin] {
+            if !bin.exists() {
+                bail!("{} does not exist: build it (cargo build --release -p tortie-node -p tortie-cni)", bin.display());
+            }
+        }
+        if spec.dir.join("lab.json").exists() {
+            bail!("a lab named {:?} exists ({}): `tortiectl lab down --name {}` first", spec.name, spec.dir.display(), spec.name);
+        }
+        std::fs::create_dir_all(spec.dir.join("store"))
+            .with_context(|| format!("creating {}", spec.dir.display()))?;
+        let p = format!("tl-{}", spec.name);
+        let mut lab = Lab {
+            encap: String::new(),
+            router: format!("{p}-r"),
+            switches: vec![format!("{p}-swa"), format!("{p}-swb")],
+            nodes: Vec::new(),
+            pods: Vec::new(),
+            pod_counter: 0,
+            spec,
+            keep: false,
+            children: Vec::new(),
+        };
+        match lab.build() {
+            Ok(()) => Ok(lab),
+            Err(e) => {
+                lab.down();
+                Err(e)
+            }
+        }
+    }
+
+    /// Reads a lab made by `up` (for `status`, `down`).
+    pub fn load(dir: &Path) -> Result<Lab> {
+        let path = dir.join("lab.json");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("no lab at {} (reading {})", dir.display(), path.display()))?;
+        let mut lab: Lab = serde_json::from_str(&text).with_context(|| format!("{}: not a lab file", path.display()))?;
+        lab.keep = true;
+        Ok(lab)
+    }
+
+    /// Keeps the lab running when this value is dropped.
+    pub fn keep(&mut self) {
+        self.keep = true;
+    }
+
+    fn save(&self) -> Result<()> {
+        let path = self.spec.dir.join("lab.json");
+        std::fs::write(&path, serde_json::to_string_pretty(self)?).with_context(|| format!("writing {}", path.display()))
+    }
+
+    fn build(&mut self) -> Result<()> {
+        self.save()?;
+        net::add_netns(&self.router)?;
+        for sw in &self.switches {
+            net::add_netns(sw)?;
+            net::ip_in(sw, &["link", "add", "br0", "type", "bridge"])?;
+            net::ip_in(sw, &["link", "set", "br0", "up"])?;
+        }
+        self.attach(&self.router.clone(), 0, "etha", "172.30.1.1/24")?;
+        self.attach(&self.router.clone(), 1, "ethb", "172.30.2.1/24")?;
+        net::exec_in(&self.router, &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+        self.encap = match self.spec.encap {
+            Encap::Ipip => "ipip".into(),
+            Encap::Vxlan => "vxlan".into(),
+            Encap::Auto if kernel_has_ipip(&self.router) => "ipip".into(),
+            Encap::Auto => "vxlan".into(),
+        };
+        let mode = if self.encap == "ipip" { "ipipMode" } else { "vxlanMode" };
+        let resources = format!(
+            "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: lab-pool\nspec:\n  cidr: {POOL}\n  blockSize: 26\n  {mode}: CrossSubnet\n{}",
+            if self.spec.resources.is_empty() { String::new() } else { format!("---\n{}", self.spec.resources) }
+        );
+        std::fs::write(self.spec.dir.join("store/resources.yaml"), resources)?;
+        self.save()?;
+        for i in 1..=self.spec.nodes {
+            self.add_node_ns(i)?;
+        }
+        self.save()?;
+        for i in 0..self.nodes.len() {
+            self.start_node(i)?;
+        }
+        for i in 0..self.nodes.len() {
+            for _ in 0..self.spec.pods_per_node {
+                self.add_pod(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `ip link add IF netns NS type veth peer ...` into switch `sw`.
+    fn attach(&self, ns: &str, sw: usize, ifname: &str, addr: &str) -> Result<()> {
+        let sw_ns = &self.switches[sw];
+        // The switch end is named after the host's namespace suffix.
+        let port = format!("{}-{ifname}", ns.rsplit('-').next().unwrap_or("h"));
+        net::ip(&["link", "add", ifname, "netns", ns, "type", "veth", "peer", "name", &port, "netns", sw_ns])?;
+        net::ip_in(sw_ns, &["link", "set", &port, "master", "br0", "up"])?;
+        net::ip_in(ns, &["addr", "add", addr, "dev", ifname])?;
+        net::ip_in(ns, &["link", "set", ifname, "up"])
+    }
+
+    /// Makes node `i` (1-based): namespace, link, default route. Nodes
+    /// beyond two thirds sit on subnet B.
+    fn add_node_ns(&mut self, i: usize) -> Result<()> {
+        let on_b = i > self.spec.nodes - self.spec.nodes / 3;
+        let (subnet, net_id) = if on_b { ('B', 2) } else { ('A', 1) };
+        let address = Ipv4Addr::new(172, 30, net_id, u8::try_from(10 + i).context("node number")?);
+        let ns = format!("tl-{}-n{i}", self.spec.name);
+        self.nodes.push(LabNode {
+            name: format!("node{i}"),
+            ns: ns.clone(),
+            address,
+            subnet,
+            pid: None,
+            log: self.spec.dir.join(format!("node{i}.log")),
+        });
+        self.save()?;
+        net::add_netns(&ns)?;
+        self.attach(&ns, usize::from(on_b), "eth0", &format!("{address}/24"))?;
+        net::ip_in(&ns, &["route", "add", "default", "via", &format!("172.30.{net_id}.1")])?;
+        net::exec_in(&ns, &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+        Ok(())
+    }
+
+    /// Starts tortie-node on node `i` (0-based index into `nodes`).
+    pub fn start_node(&mut self, i: usize) -> Result<()> {
+        let node = &self.nodes[i];
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .with_context(|| format!("opening {}", node.log.display()))?;
+        let store = format!("file:{}", self.spec.dir.join("store").display());
+        let state = self.spec.dir.join(format!("{}.state", node.name));
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &node.ns])
+            .arg(&self.spec.node_bin)
+            .args(["--node-name", &node.name, "--datastore", &store, "--admin", ADMIN])
+            .arg("--ip")
+            .arg(format!("{}/24", node.address))
+            .arg("--state-dir")
+            .arg(&state)
+            .args(&self.spec.node_args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        // Its own process group: a Ctrl-C of tortiectl does not reach it.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd.spawn().with_context(|| format!("starting {}", self.spec.node_bin.display()))?;
+        self.nodes[i].pid = Some(child.id());
+        self.children.push(child);
+        self.save()
+    }
+
+    /// Sends `signal` to node `i`'s tortie-node and waits (up to 15 s) for
+    /// it to exit.
+    pub fn stop_node(&mut self, i: usize, signal: nix::sys::signal::Signal) -> Result<()> {
+        let Some(pid) = self.nodes[i].pid.take() else {
+            return Ok(());
+        };
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(pid)?), signal);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let gone = || !Path::new(&format!("/proc/{pid}")).exists();
+        loop {
+            // Reap it if it is our child (else it is gone once /proc says so).
+            if let Some(pos) = self.children.iter().position(|c| c.id() == pid) {
+                if let Ok(Some(_)) = self.children[pos].try_wait() {
+                    self.children.remove(pos);
+                    break;
+                }
+            } else if gone() {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{} did not exit within 15 s of {signal}", self.nodes[i].name);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.save()
+    }
+
+    /// Adds a node (joins subnet A), starts it; returns its index.
+    pub fn add_node(&mut self) -> Result<usize> {
+        let i = self.nodes.len() + 1;
+        let ns = format!("tl-{}-n{i}", self.spec.name);
+        let address = Ipv4Addr::new(172, 30, 1, u8::try_from(10 + i)?);
+        self.nodes.push(LabNode {
+            name: format!("node{i}"),
+            ns: ns.clone(),
+            address,
+            subnet: 'A',
+            pid: None,
+            log: self.spec.dir.join(format!("node{i}.log")),
+        });
+        self.save()?;
+        net::add_netns(&ns)?;
+        self.attach(&ns, 0, "eth0", &format!("{address}/24"))?;
+        net::ip_in(&ns, &["route", "add", "default", "via", "172.30.1.1"])?;
+        net::exec_in(&ns, &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+        let idx = self.nodes.len() - 1;
+        self.start_node(idx)?;
+        Ok(idx)
+    }
+
+    /// A pod on node `i`: CNI ADD through tortie-cni, as a runtime does.
+    pub fn add_pod(&mut self, i: usize) -> Result<LabPod> {
+        self.pod_counter += 1;
+        let node = self.nodes[i].clone();
+        let name = format!("pod{}", self.pod_counter);
+        let ns = format!("tl-{}-{name}", self.spec.name);
+        net::add_netns(&ns)?;
+        let result = self.cni(&node, "ADD", &name, &ns)?;
+        let v: Value = serde_json::from_str(&result).with_context(|| format!("CNI ADD for {name}: {result}"))?;
+        let address = v["ips"][0]["address"]
+            .as_str()
+            .and_then(|a| a.split('/').next())
+            .and_then(|a| a.parse().ok())
+            .with_context(|| format!("CNI ADD for {name} gave no address: {result}"))?;
+        let pod = LabPod { name, ns, node: node.name.clone(), address };
+        self.pods.push(pod.clone());
+        self.save()?;
+        Ok(pod)
+    }
+
+    /// CNI DEL of a pod, then its namespace goes.
+    pub fn delete_pod(&mut self, name: &str) -> Result<()> {
+        let Some(pos) = self.pods.iter().position(|p| p.name == name) else {
+            bail!("no pod {name}");
+        };
+        let pod = self.pods.remove(pos);
+        let node = self.nodes.iter().find(|n| n.name == pod.node).cloned().context("pod's node")?;
+        self.cni(&node, "DEL", &pod.name, &pod.ns)?;
+        net::del_netns(&pod.ns);
+        self.save()
+    }
+
+    fn cni(&self, node: &LabNode, command: &str, pod: &str, pod_ns: &str) -> Result<String> {
+        let conf = serde_json::json!({
+            "cniVersion": "1.0.0", "name": "tortie", "type": "tortie",
+            "nodeName": node.name,
+            "datastore": {"type": "file", "dir": self.spec.dir.join("store")},
+        });
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &node.ns])
+            .arg(&self.spec.cni_bin)
+            .env_clear()
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", format!("{}-{pod}", self.spec.name))
+            .env("CNI_NETNS", format!("/run/netns/{pod_ns}"))
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", "/usr/lib/cni")
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("running {}", self.spec.cni_bin.display()))?;
+        use std::io::Write;
+        child.stdin.take().context("stdin")?.write_all(conf.to_string().as_bytes())?;
+        let out = child.wait_with_output()?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            bail!("CNI {command} of {pod} on {} failed: {stdout}{}", node.name, String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(stdout)
+    }
+
+    /// The node's `/status` (JSON), read inside its namespace.
+    pub fn node_status(&self, i: usize) -> Result<Value> {
+        let addr: SocketAddr = ADMIN.parse()?;
+        let stream = net::connect_in(&self.nodes[i].ns, addr, Duration::from_secs(3))?;
+        let body = crate::http::get_on(stream, addr, "/status")?;
+        Ok(serde_json::from_str(&body)?)
+    }
+
+    /// Whether `from` answers one ping to `to` within `wait`.
+    pub fn ping(&self, from: &LabPod, to: Ipv4Addr, wait: Duration) -> bool {
+        let w = wait.as_secs().max(1).to_string();
+        net::exec_in(&from.ns, &["ping", "-c", "1", "-W", &w, &to.to_string()]).is_ok()
+    }
+
+    /// Polls until every pod reaches every other, or fails after `deadline`
+    /// naming a pair that does not.
+    pub fn wait_full_mesh(&self, deadline: Duration) -> Result<Duration> {
+        let start = Instant::now();
+        let mut pending: Vec<(usize, usize)> = (0..self.pods.len())
+            .flat_map(|a| (0..self.pods.len()).filter(move |b| *b != a).map(move |b| (a, b)))
+            .collect();
+        while !pending.is_empty() {
+            pending.retain(|(a, b)| !self.ping(&self.pods[*a], self.pods[*b].address, Duration::from_secs(1)));
+            if pending.is_empty() {
+                break;
+            }
+            if start.elapsed() > deadline {
+                let (a, b) = pending[0];
+                bail!(
+                    "after {deadline:?}, {} pod pairs still fail, e.g. {} ({}) -> {} ({})",
+                    pending.len(),
+                    self.pods[a].name,
+                    self.pods[a].address,
+                    self.pods[b].name,
+                    self.pods[b].address
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(start.elapsed())
+    }
+
+    /// Removes everything the lab made: processes, namespaces, directory.
+    pub fn down(&mut self) {
+        for n in &self.nodes {
+            net::del_netns(&n.ns);
+        }
+        for p in &self.pods {
+            net::del_netns(&p.ns);
+        }
+        net::del_netns(&self.router);
+        for sw in &self.switches {
+            net::del_netns(sw);
+        }
+        for mut c in self.children.drain(..) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.spec.dir);
+        self.nodes.clear();
+        self.pods.clear();
+        self.keep = true;
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if !self.keep {
+            self.down();
+        }
+    }
+}
+
+/// Whether the kernel can make an IPIP device (a probe in `ns`).
+fn kernel_has_ipip(ns: &str) -> bool {
+    let ok = net::ip_in(ns, &["link", "add", "tlprobe", "type", "ipip", "local", "192.0.2.1", "remote", "192.0.2.2"]).is_ok();
+    if ok {
+        let _ = net::ip_in(ns, &["link", "del", "tlprobe"]);
+    }
+    ok
+}

@@ -1,0 +1,80 @@
+//! What `lab up | status | demo` print: the nodes, each node's peer table
+//! and routes, and the pod-to-pod ping matrix.
+
+use std::time::Duration;
+
+use super::{net, Lab};
+use crate::{node_status, table};
+
+/// The whole report.
+pub fn render(lab: &Lab) -> String {
+    let mut out = format!(
+        "Lab {}: {} nodes, {} pods, pool {} ({} CrossSubnet between subnets A and B{}).\n\n",
+        lab.spec.name,
+        lab.nodes.len(),
+        lab.pods.len(),
+        super::POOL,
+        lab.encap.to_uppercase(),
+        if lab.encap == "vxlan" { "; this kernel has no ipip module" } else { "" },
+    );
+    let rows: Vec<Vec<String>> = lab
+        .nodes
+        .iter()
+        .map(|n| {
+            let alive = n.pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
+            vec![
+                n.name.clone(),
+                format!("{}/24", n.address),
+                n.subnet.to_string(),
+                n.ns.clone(),
+                match (n.pid, alive) {
+                    (Some(p), true) => format!("tortie-node pid {p}"),
+                    _ => "stopped".into(),
+                },
+            ]
+        })
+        .collect();
+    out += &table::render(&["NODE", "ADDRESS", "SUBNET", "NAMESPACE", "AGENT"], &rows);
+    for (i, n) in lab.nodes.iter().enumerate() {
+        out += &format!("\n== {} (tortiectl node status)\n", n.name);
+        match lab.node_status(i) {
+            Ok(s) => out += &node_status::render(&s),
+            Err(e) => out += &format!("cannot read its status: {e:#}\n"),
+        }
+        out += &format!("\n== {} routes (ip route)\n", n.name);
+        match net::ip_in_output(&n.ns, &["route"]) {
+            Ok(r) => out += &r,
+            Err(e) => out += &format!("{e:#}\n"),
+        }
+    }
+    out += "\n== pod-to-pod ping matrix (one ping each, row to column)\n";
+    out += &matrix(lab).0;
+    out
+}
+
+/// The ping matrix and whether every pair answered.
+pub fn matrix(lab: &Lab) -> (String, bool) {
+    let mut header = vec!["FROM \\ TO".to_string()];
+    header.extend(lab.pods.iter().map(|p| format!("{} {}", p.name, p.address)));
+    let mut all = true;
+    let rows: Vec<Vec<String>> = lab
+        .pods
+        .iter()
+        .map(|from| {
+            let mut row = vec![format!("{} ({})", from.name, from.node)];
+            for to in &lab.pods {
+                row.push(if to.name == from.name {
+                    "-".into()
+                } else if lab.ping(from, to.address, Duration::from_secs(1)) {
+                    "ok".into()
+                } else {
+                    all = false;
+                    "FAIL".into()
+                });
+            }
+            row
+        })
+        .collect();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    (table::render(&header, &rows), all)
+}

@@ -1,0 +1,24 @@
+//! `tortiectl`, Tortie's command line: the node's BGP status, resources
+//! (calicoctl's verbs), IPAM, the node's routes, and the lab. The library
+//! part also drives the multi-node tests (`lab::Lab`).
+//!
+//! # Layout
+//!
+//! - `node_status`: `node status` (the agent's `/status` as a peer table).
+//! - `routes`: `routes` (the agent's `/routes`: kernel routes and why).
+//! - `resources`: `get`, `apply -f`, `delete`.
+//! - `ipam`: `ipam show`.
+//! - `lab/`: `lab up | down | status | demo` (netns cluster of real
+//!   tortie-node processes).
+//! - `http`, `table`, `yaml_out`: helpers.
+//!
+//! The user reference is `docs/operations.md` and `docs/getting-started.md`.
+
+pub mod http;
+pub mod ipam;
+pub mod lab;
+pub mod node_status;
+pub mod resources;
+pub mod routes;
+pub mod table;
+pub mod yaml_out;

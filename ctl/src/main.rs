@@ -1,0 +1,281 @@
+//! `tortiectl`: see the library's documentation (`lib.rs`) and
+//! `docs/operations.md`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use tortie_config::node::{parse_datastore, DatastoreSetting, DEFAULT_DATASTORE, DEFAULT_ETCD_PREFIX};
+use tortie_config::resources::{load_documents, Key};
+use tortie_ctl::lab::{report, Encap, Lab, LabSpec, DEFAULT_ROOT};
+use tortie_ctl::resources::{self, Output};
+use tortie_ctl::{ipam, node_status, routes};
+
+/// Tortie's command line.
+#[derive(Debug, Parser)]
+#[command(name = "tortiectl", version, about)]
+struct Cli {
+    /// The datastore: file:DIR or etcd:URL[,URL...].
+    #[arg(long, global = true, env = "TORTIE_DATASTORE", default_value = DEFAULT_DATASTORE)]
+    datastore: String,
+    /// Key prefix in etcd.
+    #[arg(long, global = true, env = "TORTIE_ETCD_PREFIX", default_value = DEFAULT_ETCD_PREFIX)]
+    etcd_prefix: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The local node agent.
+    Node {
+        #[command(subcommand)]
+        what: NodeCommand,
+    },
+    /// The local node's kernel routes of ours and why.
+    Routes {
+        /// The node agent's admin address.
+        #[arg(long, env = "TORTIE_ADMIN", default_value = "127.0.0.1:9099")]
+        admin: SocketAddr,
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+    /// Shows resources: KIND [NAME].
+    Get {
+        kind: String,
+        name: Option<String>,
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Creates or replaces the resources of a YAML file.
+    Apply {
+        #[arg(short, long, value_name = "FILE")]
+        filename: PathBuf,
+    },
+    /// Deletes KIND NAME, or the resources of a file (-f).
+    Delete {
+        kind: Option<String>,
+        name: Option<String>,
+        #[arg(short, long, value_name = "FILE")]
+        filename: Option<PathBuf>,
+    },
+    /// IP address management.
+    Ipam {
+        #[command(subcommand)]
+        what: IpamCommand,
+    },
+    /// A local cluster in network namespaces, each node a real tortie-node.
+    Lab {
+        #[command(subcommand)]
+        what: LabCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeCommand {
+    /// The BGP peers of this node and their sessions.
+    Status {
+        /// The node agent's admin address.
+        #[arg(long, env = "TORTIE_ADMIN", default_value = "127.0.0.1:9099")]
+        admin: SocketAddr,
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum IpamCommand {
+    /// Pool usage.
+    Show {
+        /// Also every block with its owner.
+        #[arg(long)]
+        show_blocks: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LabCommand {
+    /// Builds the lab, prints its state and leaves it running.
+    Up(LabArgs),
+    /// Builds the lab, prints its state and the ping matrix, tears it down.
+    Demo(LabArgs),
+    /// Prints a running lab's state.
+    Status(LabName),
+    /// Tears a lab down.
+    Down(LabName),
+}
+
+#[derive(Debug, clap::Args)]
+struct LabName {
+    /// The lab's name (namespaces tl-NAME-*).
+    #[arg(long, default_value = "lab")]
+    name: String,
+    /// Where labs keep their state.
+    #[arg(long, default_value = DEFAULT_ROOT)]
+    root: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct LabArgs {
+    #[command(flatten)]
+    lab: LabName,
+    /// Nodes (two thirds on subnet A, the rest behind the router on B).
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    #[arg(long, default_value_t = 1)]
+    pods_per_node: usize,
+    /// Cross-subnet encapsulation.
+    #[arg(long, value_enum, default_value_t = Encap::Auto)]
+    encap: Encap,
+    /// Where tortie-node and tortie-cni are [default: next to tortiectl].
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tortiectl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Node { what: NodeCommand::Status { admin, output } } => {
+            let status = node_status::fetch(admin)?;
+            match output {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&status)?),
+                Format::Table => print!("{}", node_status::render(&status)),
+            }
+        }
+        Command::Routes { admin, output } => {
+            let r = routes::fetch(admin)?;
+            match output {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+                Format::Table => print!("{}", routes::render(&r)),
+            }
+        }
+        Command::Lab { what } => lab(what)?,
+        other => {
+            let setting = parse_datastore(&cli.datastore, &cli.etcd_prefix).map_err(|e| anyhow::anyhow!("--datastore: {e}"))?;
+            tokio::runtime::Runtime::new()?.block_on(store_command(other, setting))?;
+        }
+    }
+    Ok(())
+}
+
+async fn store_command(command: Command, setting: DatastoreSetting) -> Result<()> {
+    let store = resources::open(&setting).await?;
+    match command {
+        Command::Get { kind, name, output } => {
+            let kind = resources::parse_kind(&kind)?;
+            print!("{}", resources::get(&store, kind, name.as_deref(), output).await?);
+        }
+        Command::Apply { filename } => {
+            let text = read(&filename)?;
+            for line in resources::apply(&store, &setting, &text).await? {
+                println!("{line}");
+            }
+        }
+        Command::Delete { kind, name, filename } => {
+            let keys: Vec<Key> = match (kind, name, filename) {
+                (Some(kind), Some(name), None) => vec![Key::new(resources::parse_kind(&kind)?, name)],
+                (None, None, Some(f)) => load_documents(&read(&f)?)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?
+                    .resources
+                    .iter()
+                    .map(|r| r.key())
+                    .collect(),
+                _ => bail!("delete KIND NAME, or delete -f FILE"),
+            };
+            for key in keys {
+                println!("{}", resources::delete(&store, &setting, &key).await?);
+            }
+        }
+        Command::Ipam { what: IpamCommand::Show { show_blocks } } => {
+            print!("{}", ipam::show(&store, show_blocks).await?);
+        }
+        Command::Node { .. } | Command::Routes { .. } | Command::Lab { .. } => unreachable!("handled above"),
+    }
+    Ok(())
+}
+
+fn read(path: &PathBuf) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn lab(what: LabCommand) -> Result<()> {
+    match what {
+        LabCommand::Up(args) | LabCommand::Demo(args) if !nix::unistd::Uid::effective().is_root() => {
+            let _ = args;
+            bail!("the lab makes network namespaces: run it as root")
+        }
+        LabCommand::Up(args) => {
+            let mut lab = build(&args)?;
+            lab.keep();
+            print!("{}", report::render(&lab));
+            let pod = lab.pods.first().map(|p| p.ns.clone()).unwrap_or_default();
+            println!(
+                "\nThe lab runs. Enter a pod: ip netns exec {pod} sh\n\
+                 A node's status: ip netns exec {} tortiectl node status\n\
+                 Logs and datastore: {}\nTear down: tortiectl lab down --name {}",
+                lab.nodes[0].ns,
+                lab.spec.dir.display(),
+                lab.spec.name
+            );
+        }
+        LabCommand::Demo(args) => {
+            let lab = build(&args)?;
+            print!("{}", report::render(&lab));
+            let (_, all) = report::matrix(&lab);
+            drop(lab);
+            if !all {
+                bail!("some pods could not reach each other (see the matrix above)");
+            }
+            println!("\nlab: OK: every pod reaches every other; the lab is torn down");
+        }
+        LabCommand::Status(name) => {
+            let lab = Lab::load(&name.root.join(&name.name))?;
+            print!("{}", report::render(&lab));
+        }
+        LabCommand::Down(name) => {
+            let mut lab = Lab::load(&name.root.join(&name.name))?;
+            lab.down();
+            println!("lab {}: torn down", name.name);
+        }
+    }
+    Ok(())
+}
+
+/// Builds a lab and waits until its pods reach each other.
+fn build(args: &LabArgs) -> Result<Lab> {
+    let bin_dir = match &args.bin_dir {
+        Some(d) => d.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("tortiectl has no directory")?
+            .to_path_buf(),
+    };
+    let mut spec = LabSpec::new(&args.lab.name, args.nodes, &args.lab.root, &bin_dir);
+    spec.pods_per_node = args.pods_per_node;
+    spec.encap = args.encap;
+    eprintln!("lab: building {} nodes in network namespaces ...", args.nodes);
+    let lab = Lab::up(spec)?;
+    match lab.wait_full_mesh(std::time::Duration::from_secs(30)) {
+        Ok(t) => eprintln!("lab: every pod reaches every other after {:.1} s", t.as_secs_f64()),
+        Err(e) => eprintln!("lab: {e:#}"),
+    }
+    Ok(lab)
+}
