@@ -172,7 +172,10 @@ impl NodeSettingsLayer {
 impl NodeSettings {
     /// Applies the defaults and validates. `hostname` is the default node
     /// name.
-    pub fn from_layer(layer: NodeSettingsLayer, hostname: &str) -> Result<NodeSettings, ConfigError> {
+    pub fn from_layer(
+        layer: NodeSettingsLayer,
+        hostname: &str,
+    ) -> Result<NodeSettings, ConfigError> {
         let node_name = layer.node_name.unwrap_or_else(|| hostname.to_string());
         check_node_name(&node_name)?;
         let datastore = parse_datastore(
@@ -277,9 +280,13 @@ pub fn label(field: &str) -> String {
 /// Parses `ip`: an address with its prefix length.
 pub fn parse_node_ip(text: &str) -> Result<IpNet, ConfigError> {
     match text.parse::<IpNet>() {
-        Ok(net) if net.addr().is_unspecified() || net.addr().is_loopback() => Err(
-            ConfigError::invalid(label("ip"), text, "not a usable node address (unspecified or loopback)"),
-        ),
+        Ok(net) if net.addr().is_unspecified() || net.addr().is_loopback() => {
+            Err(ConfigError::invalid(
+                label("ip"),
+                text,
+                "not a usable node address (unspecified or loopback)",
+            ))
+        }
         Ok(net) => Ok(net),
         Err(_) if text.parse::<IpAddr>().is_ok() => Err(ConfigError::invalid(
             label("ip"),
@@ -360,11 +367,19 @@ fn parse_autodetect(text: &str) -> Result<Autodetect, ConfigError> {
         "interface" | "skip-interface" => {
             let res = list();
             if res.is_empty() {
-                return Err(ConfigError::invalid(field, text, "give at least one regular expression"));
+                return Err(ConfigError::invalid(
+                    field,
+                    text,
+                    "give at least one regular expression",
+                ));
             }
             for re in &res {
                 regex::Regex::new(re).map_err(|e| {
-                    ConfigError::invalid(field.clone(), text, format!("{re:?} is not a regular expression: {e}"))
+                    ConfigError::invalid(
+                        field.clone(),
+                        text,
+                        format!("{re:?} is not a regular expression: {e}"),
+                    )
                 })?;
             }
             Ok(if method == "interface" {
@@ -377,7 +392,11 @@ fn parse_autodetect(text: &str) -> Result<Autodetect, ConfigError> {
             let mut nets = Vec::new();
             for c in list() {
                 nets.push(c.parse::<IpNet>().map_err(|_| {
-                    ConfigError::invalid(field.clone(), text, format!("{c:?} is not a CIDR (10.0.0.0/8)"))
+                    ConfigError::invalid(
+                        field.clone(),
+                        text,
+                        format!("{c:?} is not a CIDR (10.0.0.0/8)"),
+                    )
                 })?);
             }
             if nets.is_empty() {
@@ -466,8 +485,14 @@ mod tests {
     fn defaults() {
         let s = settings(NodeSettingsLayer::default()).unwrap();
         assert_eq!(s.node_name, "host-a");
-        assert_eq!(s.datastore, DatastoreSetting::File("/var/lib/tortie".into()));
-        assert_eq!(s.address, AddressSetting::Autodetect(Autodetect::FirstFound));
+        assert_eq!(
+            s.datastore,
+            DatastoreSetting::File("/var/lib/tortie".into())
+        );
+        assert_eq!(
+            s.address,
+            AddressSetting::Autodetect(Autodetect::FirstFound)
+        );
         assert_eq!(s.admin, "127.0.0.1:9099".parse().unwrap());
         assert_eq!(s.state_dir, PathBuf::from("/run/tortie"));
         assert_eq!(s.restart_time, 120);
@@ -487,7 +512,10 @@ mod tests {
         };
         let s = settings(flags.over(file)).unwrap();
         assert_eq!(s.node_name, "node-1");
-        assert_eq!(s.address, AddressSetting::Explicit("10.1.0.5/16".parse().unwrap()));
+        assert_eq!(
+            s.address,
+            AddressSetting::Explicit("10.1.0.5/16".parse().unwrap())
+        );
         assert_eq!(s.as_number, Some(65546));
         assert_eq!(s.labels["rack"], "r1");
         assert_eq!(
@@ -513,15 +541,22 @@ mod tests {
         );
         assert_eq!(
             m("cidr=10.0.0.0/8,192.168.0.0/16").unwrap(),
-            Autodetect::Cidr(vec!["10.0.0.0/8".parse().unwrap(), "192.168.0.0/16".parse().unwrap()])
+            Autodetect::Cidr(vec![
+                "10.0.0.0/8".parse().unwrap(),
+                "192.168.0.0/16".parse().unwrap()
+            ])
         );
         assert_eq!(
             m("can-reach=8.8.8.8").unwrap(),
             Autodetect::CanReach("8.8.8.8".parse().unwrap())
         );
-        assert!(m("interface=(").unwrap_err().contains("not a regular expression"));
+        assert!(m("interface=(")
+            .unwrap_err()
+            .contains("not a regular expression"));
         assert!(m("cidr=10.0.0.0").unwrap_err().contains("not a CIDR"));
-        assert!(m("can-reach=example.com").unwrap_err().contains("no host names"));
+        assert!(m("can-reach=example.com")
+            .unwrap_err()
+            .contains("no host names"));
         let e = m("first").unwrap_err();
         assert!(e.starts_with("ipAutodetectionMethod (--ip-autodetection-method, TORTIE_IP_AUTODETECTION_METHOD): first:"), "{e}");
     }
@@ -533,48 +568,80 @@ mod tests {
             assert!(e.contains(want), "{e:?} should contain {want:?}");
         };
         bad(
-            NodeSettingsLayer { ip: Some("192.168.1.10".into()), ..Default::default() },
+            NodeSettingsLayer {
+                ip: Some("192.168.1.10".into()),
+                ..Default::default()
+            },
             "ip (--ip, TORTIE_IP): 192.168.1.10: give the prefix length too",
         );
         bad(
-            NodeSettingsLayer { ip: Some("127.0.0.1/8".into()), ..Default::default() },
+            NodeSettingsLayer {
+                ip: Some("127.0.0.1/8".into()),
+                ..Default::default()
+            },
             "not a usable node address",
         );
         bad(
-            NodeSettingsLayer { node_name: Some("Node_1".into()), ..Default::default() },
+            NodeSettingsLayer {
+                node_name: Some("Node_1".into()),
+                ..Default::default()
+            },
             "nodeName (--node-name, TORTIE_NODE_NAME): \"Node_1\": a DNS name",
         );
         bad(
-            NodeSettingsLayer { datastore: Some("sql:x".into()), ..Default::default() },
+            NodeSettingsLayer {
+                datastore: Some("sql:x".into()),
+                ..Default::default()
+            },
             "datastore (--datastore, TORTIE_DATASTORE): sql:x: file:DIR",
         );
         bad(
-            NodeSettingsLayer { datastore: Some("etcd:10.0.0.1:2379".into()), ..Default::default() },
+            NodeSettingsLayer {
+                datastore: Some("etcd:10.0.0.1:2379".into()),
+                ..Default::default()
+            },
             "needs its scheme",
         );
         bad(
-            NodeSettingsLayer { admin: Some("localhost".into()), ..Default::default() },
+            NodeSettingsLayer {
+                admin: Some("localhost".into()),
+                ..Default::default()
+            },
             "admin (--admin, TORTIE_ADMIN): localhost",
         );
         bad(
-            NodeSettingsLayer { log_format: Some("xml".into()), ..Default::default() },
+            NodeSettingsLayer {
+                log_format: Some("xml".into()),
+                ..Default::default()
+            },
             "logFormat (--log-format, TORTIE_LOG_FORMAT): \"xml\": text or json",
         );
         bad(
-            NodeSettingsLayer { restart_time: Some(5000), ..Default::default() },
+            NodeSettingsLayer {
+                restart_time: Some(5000),
+                ..Default::default()
+            },
             "restartTime (--restart-time, TORTIE_RESTART_TIME): 5000",
         );
         bad(
-            NodeSettingsLayer { as_number: Some(AsNumber(0)), ..Default::default() },
+            NodeSettingsLayer {
+                as_number: Some(AsNumber(0)),
+                ..Default::default()
+            },
             "AS 0 is reserved",
         );
         let mut labels = BTreeMap::new();
         labels.insert("bad key".to_string(), "v".to_string());
         bad(
-            NodeSettingsLayer { labels: Some(labels), ..Default::default() },
+            NodeSettingsLayer {
+                labels: Some(labels),
+                ..Default::default()
+            },
             "a label key",
         );
-        let e = NodeSettingsLayer::from_yaml("nodeNmae: x\n").unwrap_err().to_string();
+        let e = NodeSettingsLayer::from_yaml("nodeNmae: x\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("nodeNmae"), "{e}");
     }
 

@@ -21,7 +21,9 @@ pub async fn show(store: &AnyStore, blocks_too: bool) -> Result<String> {
         let cidr = pool.spec.cidr;
         let size: u128 = match cidr {
             ipnet::IpNet::V4(n) => 1u128 << (32 - n.prefix_len()),
-            ipnet::IpNet::V6(n) => 1u128.checked_shl(u32::from(128 - n.prefix_len())).unwrap_or(u128::MAX),
+            ipnet::IpNet::V6(n) => 1u128
+                .checked_shl(u32::from(128 - n.prefix_len()))
+                .unwrap_or(u128::MAX),
         };
         let (mut used, mut claimed) = (0u64, 0u64);
         for (b, _) in blocks.iter().filter(|(b, _)| cidr.contains(&b.spec.cidr)) {
@@ -40,7 +42,10 @@ pub async fn show(store: &AnyStore, blocks_too: bool) -> Result<String> {
             for (b, _) in blocks.iter().filter(|(b, _)| cidr.contains(&b.spec.cidr)) {
                 let (u, total) = usage(&b.spec);
                 rows.push(vec![
-                    format!("  Block {}", b.spec.affinity.as_deref().unwrap_or("(unclaimed)")),
+                    format!(
+                        "  Block {}",
+                        b.spec.affinity.as_deref().unwrap_or("(unclaimed)")
+                    ),
                     b.spec.cidr.to_string(),
                     total.to_string(),
                     format!("{u} ({:.0}%)", percent(u128::from(u), u128::from(total))),
@@ -49,7 +54,10 @@ pub async fn show(store: &AnyStore, blocks_too: bool) -> Result<String> {
             }
         }
     }
-    Ok(table::render(&["GROUPING", "CIDR", "IPS TOTAL", "IPS IN USE", "CLAIMED"], &rows))
+    Ok(table::render(
+        &["GROUPING", "CIDR", "IPS TOTAL", "IPS IN USE", "CLAIMED"],
+        &rows,
+    ))
 }
 
 fn percent(part: u128, whole: u128) -> f64 {

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use tortie_config::node::{parse_datastore, DatastoreSetting, DEFAULT_DATASTORE, DEFAULT_ETCD_PREFIX};
+use tortie_config::node::{
+    parse_datastore, DatastoreSetting, DEFAULT_DATASTORE, DEFAULT_ETCD_PREFIX,
+};
 use tortie_config::resources::{load_documents, Key};
 use tortie_ctl::lab::{report, Encap, Lab, LabSpec, DEFAULT_ROOT};
 use tortie_ctl::resources::{self, Output};
@@ -153,7 +155,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Node { what: NodeCommand::Status { admin, output } } => {
+        Command::Node {
+            what: NodeCommand::Status { admin, output },
+        } => {
             let status = node_status::fetch(admin)?;
             match output {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&status)?),
@@ -169,7 +173,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Lab { what } => lab(what)?,
         other => {
-            let setting = parse_datastore(&cli.datastore, &cli.etcd_prefix).map_err(|e| anyhow::anyhow!("--datastore: {e}"))?;
+            let setting = parse_datastore(&cli.datastore, &cli.etcd_prefix)
+                .map_err(|e| anyhow::anyhow!("--datastore: {e}"))?;
             tokio::runtime::Runtime::new()?.block_on(store_command(other, setting))?;
         }
     }
@@ -181,7 +186,10 @@ async fn store_command(command: Command, setting: DatastoreSetting) -> Result<()
     match command {
         Command::Get { kind, name, output } => {
             let kind = resources::parse_kind(&kind)?;
-            print!("{}", resources::get(&store, kind, name.as_deref(), output).await?);
+            print!(
+                "{}",
+                resources::get(&store, kind, name.as_deref(), output).await?
+            );
         }
         Command::Apply { filename } => {
             let text = read(&filename)?;
@@ -189,9 +197,15 @@ async fn store_command(command: Command, setting: DatastoreSetting) -> Result<()
                 println!("{line}");
             }
         }
-        Command::Delete { kind, name, filename } => {
+        Command::Delete {
+            kind,
+            name,
+            filename,
+        } => {
             let keys: Vec<Key> = match (kind, name, filename) {
-                (Some(kind), Some(name), None) => vec![Key::new(resources::parse_kind(&kind)?, name)],
+                (Some(kind), Some(name), None) => {
+                    vec![Key::new(resources::parse_kind(&kind)?, name)]
+                }
                 (None, None, Some(f)) => load_documents(&read(&f)?)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?
                     .resources
@@ -204,10 +218,14 @@ async fn store_command(command: Command, setting: DatastoreSetting) -> Result<()
                 println!("{}", resources::delete(&store, &setting, &key).await?);
             }
         }
-        Command::Ipam { what: IpamCommand::Show { show_blocks } } => {
+        Command::Ipam {
+            what: IpamCommand::Show { show_blocks },
+        } => {
             print!("{}", ipam::show(&store, show_blocks).await?);
         }
-        Command::Node { .. } | Command::Routes { .. } | Command::Lab { .. } => unreachable!("handled above"),
+        Command::Node { .. } | Command::Routes { .. } | Command::Lab { .. } => {
+            unreachable!("handled above")
+        }
     }
     Ok(())
 }
@@ -218,7 +236,9 @@ fn read(path: &PathBuf) -> Result<String> {
 
 fn lab(what: LabCommand) -> Result<()> {
     match what {
-        LabCommand::Up(args) | LabCommand::Demo(args) if !nix::unistd::Uid::effective().is_root() => {
+        LabCommand::Up(args) | LabCommand::Demo(args)
+            if !nix::unistd::Uid::effective().is_root() =>
+        {
             let _ = args;
             bail!("the lab makes network namespaces: run it as root")
         }
@@ -271,10 +291,16 @@ fn build(args: &LabArgs) -> Result<Lab> {
     let mut spec = LabSpec::new(&args.lab.name, args.nodes, &args.lab.root, &bin_dir);
     spec.pods_per_node = args.pods_per_node;
     spec.encap = args.encap;
-    eprintln!("lab: building {} nodes in network namespaces ...", args.nodes);
+    eprintln!(
+        "lab: building {} nodes in network namespaces ...",
+        args.nodes
+    );
     let lab = Lab::up(spec)?;
     match lab.wait_full_mesh(std::time::Duration::from_secs(30)) {
-        Ok(t) => eprintln!("lab: every pod reaches every other after {:.1} s", t.as_secs_f64()),
+        Ok(t) => eprintln!(
+            "lab: every pod reaches every other after {:.1} s",
+            t.as_secs_f64()
+        ),
         Err(e) => eprintln!("lab: {e:#}"),
     }
     Ok(lab)

@@ -44,7 +44,10 @@ pub fn render(s: &Value) -> String {
         if rows.is_empty() {
             out += &format!("No {family} peers found.\n");
         } else {
-            out += &table::render(&["PEER ADDRESS", "PEER TYPE", "STATE", "SINCE", "INFO"], &rows);
+            out += &table::render(
+                &["PEER ADDRESS", "PEER TYPE", "STATE", "SINCE", "INFO"],
+                &rows,
+            );
         }
     }
     let originated: Vec<String> = s["originated"]
@@ -54,7 +57,11 @@ pub fn render(s: &Value) -> String {
     out += &format!(
         "\nRoutes: announces {} ({}), learned {}, kernel routes wanted {}{}.\n",
         originated.len(),
-        if originated.is_empty() { "none".into() } else { originated.join(", ") },
+        if originated.is_empty() {
+            "none".into()
+        } else {
+            originated.join(", ")
+        },
         s["learned"].as_u64().unwrap_or(0),
         s["dataplane"]["routes"].as_u64().unwrap_or(0),
         match s["dataplane"]["failures"].as_array().map_or(0, Vec::len) {
@@ -77,7 +84,10 @@ pub fn render(s: &Value) -> String {
 
 fn peer_row(p: &Value) -> Vec<String> {
     let state = p["state"].as_str().unwrap_or("Idle");
-    let since = p["sinceUnix"].as_u64().filter(|s| *s > 0).map_or("-".into(), clock);
+    let since = p["sinceUnix"]
+        .as_u64()
+        .filter(|s| *s > 0)
+        .map_or("-".into(), clock);
     let info = match (state, p["lastError"].as_str()) {
         ("Established", _) | (_, None) => state.to_string(),
         (s, Some(e)) => format!("{s}: {e}"),
@@ -89,7 +99,12 @@ fn peer_row(p: &Value) -> Vec<String> {
     vec![
         p["address"].as_str().unwrap_or("").to_string(),
         kind,
-        if state == "Established" { "up" } else { "start" }.to_string(),
+        if state == "Established" {
+            "up"
+        } else {
+            "start"
+        }
+        .to_string(),
         since,
         info,
     ]
@@ -121,11 +136,24 @@ mod tests {
             "problems": ["BGPPeer/tor: spec.peerIP: 224.0.0.5 is not a unicast address: peer skipped"]
         });
         let text = render(&s);
-        assert!(text.starts_with("Tortie node node1 is running (172.30.1.11/24 on eth0, AS 64512).\n"), "{text}");
-        assert!(text.contains("| 172.30.1.12  | node-to-node mesh      | up    | 19:40:51 | Established "), "{text}");
+        assert!(
+            text.starts_with("Tortie node node1 is running (172.30.1.11/24 on eth0, AS 64512).\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "| 172.30.1.12  | node-to-node mesh      | up    | 19:40:51 | Established "
+            ),
+            "{text}"
+        );
         assert!(text.contains("| 172.30.2.13  | global (rr client)     | start | -        | Active: connect: Connection refused |"), "{text}");
         assert!(text.contains("No IPv6 peers found."), "{text}");
-        assert!(text.contains("Routes: announces 1 (10.244.0.0/26), learned 2, kernel routes wanted 4."), "{text}");
+        assert!(
+            text.contains(
+                "Routes: announces 1 (10.244.0.0/26), learned 2, kernel routes wanted 4."
+            ),
+            "{text}"
+        );
         assert!(text.contains("  - BGPPeer/tor: spec.peerIP"), "{text}");
     }
 }

@@ -41,7 +41,9 @@ pub async fn open(setting: &DatastoreSetting) -> Result<AnyStore> {
             prefix: prefix.clone(),
         },
     };
-    AnyStore::open(&config).await.map_err(|e| anyhow!("datastore: {e}"))
+    AnyStore::open(&config)
+        .await
+        .map_err(|e| anyhow!("datastore: {e}"))
 }
 
 /// Parses a kind as users type it: `node`, `nodes`, `bgppeer`,
@@ -66,13 +68,24 @@ pub fn parse_kind(text: &str) -> Result<Kind> {
 }
 
 /// `get KIND [NAME]`.
-pub async fn get(store: &AnyStore, kind: Kind, name: Option<&str>, output: Output) -> Result<String> {
+pub async fn get(
+    store: &AnyStore,
+    kind: Kind,
+    name: Option<&str>,
+    output: Output,
+) -> Result<String> {
     let items: Vec<Resource> = match name {
         Some(n) => match store.get(&Key::new(kind, n)).await? {
             Some(v) => vec![v.resource],
             None => bail!("{kind}/{n} not found"),
         },
-        None => store.list(kind).await?.items.into_iter().map(|v| v.resource).collect(),
+        None => store
+            .list(kind)
+            .await?
+            .items
+            .into_iter()
+            .map(|v| v.resource)
+            .collect(),
     };
     Ok(match output {
         Output::Json => {
@@ -94,7 +107,11 @@ pub async fn get(store: &AnyStore, kind: Kind, name: Option<&str>, output: Outpu
 
 /// `apply -f FILE`: creates or replaces every resource of the file.
 /// Returns one line per resource.
-pub async fn apply(store: &AnyStore, setting: &DatastoreSetting, text: &str) -> Result<Vec<String>> {
+pub async fn apply(
+    store: &AnyStore,
+    setting: &DatastoreSetting,
+    text: &str,
+) -> Result<Vec<String>> {
     let loaded = load_documents(text).map_err(|e| anyhow!("{e}"))?;
     let mut done = Vec::new();
     for resource in loaded.resources {
@@ -102,7 +119,10 @@ pub async fn apply(store: &AnyStore, setting: &DatastoreSetting, text: &str) -> 
         if let (true, DatastoreSetting::File(dir)) = (key.kind.is_user_kind(), setting) {
             edit_user_file(dir, &key, Some(&resource))?;
             // Ingest now, so that errors show here.
-            store.list(key.kind).await.with_context(|| format!("{key}: written to the file, but"))?;
+            store
+                .list(key.kind)
+                .await
+                .with_context(|| format!("{key}: written to the file, but"))?;
             done.push(format!("{key}: applied (in {})", user_file(dir).display()));
             continue;
         }
@@ -119,7 +139,10 @@ pub async fn delete(store: &AnyStore, setting: &DatastoreSetting, key: &Key) -> 
             bail!("{key} not found in {}", user_file(dir).display());
         }
         store.list(key.kind).await?;
-        return Ok(format!("{key}: deleted (from {})", user_file(dir).display()));
+        return Ok(format!(
+            "{key}: deleted (from {})",
+            user_file(dir).display()
+        ));
     }
     match store.delete(key, None).await {
         Ok(_) => Ok(format!("{key}: deleted")),
@@ -200,15 +223,18 @@ type Row = fn(&Value) -> Vec<String>;
 /// The table's header and row function of `kind`.
 fn columns(kind: Kind) -> (Vec<&'static str>, Row) {
     match kind {
-        Kind::Node => (vec!["NAME", "ADDRESS", "AS", "RR CLUSTER ID", "LABELS"], |v| {
-            vec![
-                s(&v["metadata"]["name"]),
-                s(&v["spec"]["bgp"]["ipv4Address"]),
-                s(&v["spec"]["bgp"]["asNumber"]),
-                s(&v["spec"]["bgp"]["routeReflectorClusterID"]),
-                labels(&v["metadata"]["labels"]),
-            ]
-        }),
+        Kind::Node => (
+            vec!["NAME", "ADDRESS", "AS", "RR CLUSTER ID", "LABELS"],
+            |v| {
+                vec![
+                    s(&v["metadata"]["name"]),
+                    s(&v["spec"]["bgp"]["ipv4Address"]),
+                    s(&v["spec"]["bgp"]["asNumber"]),
+                    s(&v["spec"]["bgp"]["routeReflectorClusterID"]),
+                    labels(&v["metadata"]["labels"]),
+                ]
+            },
+        ),
         Kind::BGPPeer => (vec!["NAME", "PEER", "AS", "NODES"], |v| {
             let spec = &v["spec"];
             let peer = match (spec["peerIP"].as_str(), spec["peerSelector"].as_str()) {
@@ -223,18 +249,29 @@ fn columns(kind: Kind) -> (Vec<&'static str>, Row) {
             };
             vec![s(&v["metadata"]["name"]), peer, s(&spec["asNumber"]), nodes]
         }),
-        Kind::IPPool => (vec!["NAME", "CIDR", "BLOCK SIZE", "IPIP", "VXLAN", "NAT", "DISABLED"], |v| {
-            let spec = &v["spec"];
+        Kind::IPPool => (
             vec![
-                s(&v["metadata"]["name"]),
-                s(&spec["cidr"]),
-                s(&spec["blockSize"]),
-                s(&spec["ipipMode"]),
-                s(&spec["vxlanMode"]),
-                s(&spec["natOutgoing"]),
-                s(&spec["disabled"]),
-            ]
-        }),
+                "NAME",
+                "CIDR",
+                "BLOCK SIZE",
+                "IPIP",
+                "VXLAN",
+                "NAT",
+                "DISABLED",
+            ],
+            |v| {
+                let spec = &v["spec"];
+                vec![
+                    s(&v["metadata"]["name"]),
+                    s(&spec["cidr"]),
+                    s(&spec["blockSize"]),
+                    s(&spec["ipipMode"]),
+                    s(&spec["vxlanMode"]),
+                    s(&spec["natOutgoing"]),
+                    s(&spec["disabled"]),
+                ]
+            },
+        ),
         Kind::BGPConfiguration => (vec!["NAME", "AS", "MESH", "PORT"], |v| {
             let spec = &v["spec"];
             vec![
@@ -250,7 +287,12 @@ fn columns(kind: Kind) -> (Vec<&'static str>, Row) {
                 Some(ns) => format!("{ns}/{}", s(&v["metadata"]["name"])),
                 None => s(&v["metadata"]["name"]),
             };
-            vec![name, s(&spec["node"]), s(&spec["interfaceName"]), list(&spec["ipNetworks"])]
+            vec![
+                name,
+                s(&spec["node"]),
+                s(&spec["interfaceName"]),
+                list(&spec["ipNetworks"]),
+            ]
         }),
         Kind::Block => (vec!["CIDR", "AFFINITY", "IN USE"], |v| {
             let spec = &v["spec"];
@@ -258,11 +300,20 @@ fn columns(kind: Kind) -> (Vec<&'static str>, Row) {
             let used = spec["allocations"]
                 .as_array()
                 .map_or(0, |a| a.iter().filter(|x| !x.is_null()).count());
-            vec![s(&spec["cidr"]), s(&spec["affinity"]), format!("{used}/{total}")]
+            vec![
+                s(&spec["cidr"]),
+                s(&spec["affinity"]),
+                format!("{used}/{total}"),
+            ]
         }),
         Kind::BlockAffinity => (vec!["NAME", "NODE", "CIDR", "STATE"], |v| {
             let spec = &v["spec"];
-            vec![s(&v["metadata"]["name"]), s(&spec["node"]), s(&spec["cidr"]), s(&spec["state"])]
+            vec![
+                s(&v["metadata"]["name"]),
+                s(&spec["node"]),
+                s(&spec["cidr"]),
+                s(&spec["state"]),
+            ]
         }),
         Kind::Handle => (vec!["NAME", "BLOCKS"], |v| {
             let blocks = v["spec"]["block"]
@@ -309,7 +360,11 @@ mod tests {
     #[tokio::test]
     async fn apply_get_delete_on_the_file_backend() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("resources.yaml"), format!("# my pools\n{POOL}")).unwrap();
+        std::fs::write(
+            dir.path().join("resources.yaml"),
+            format!("# my pools\n{POOL}"),
+        )
+        .unwrap();
         let store = AnyStore::File(FileStore::open(dir.path()).unwrap());
         let setting = DatastoreSetting::File(dir.path().to_path_buf());
         let text = "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: tor\nspec:\n  peerIP: 192.168.1.254\n  asNumber: 65000\n---\n\
@@ -322,26 +377,48 @@ mod tests {
         let file = std::fs::read_to_string(dir.path().join("resources.yaml")).unwrap();
         assert!(file.starts_with("# my pools\n"), "{file}");
         assert!(file.contains("peerIP: 192.168.1.254"), "{file}");
-        let table = get(&store, Kind::BGPPeer, None, Output::Table).await.unwrap();
-        assert!(table.contains("| tor  | 192.168.1.254 | 65000 | all() |"), "{table}");
-        let yaml = get(&store, Kind::Node, Some("n1"), Output::Yaml).await.unwrap();
+        let table = get(&store, Kind::BGPPeer, None, Output::Table)
+            .await
+            .unwrap();
+        assert!(
+            table.contains("| tor  | 192.168.1.254 | 65000 | all() |"),
+            "{table}"
+        );
+        let yaml = get(&store, Kind::Node, Some("n1"), Output::Yaml)
+            .await
+            .unwrap();
         assert!(yaml.contains("routeReflectorClusterID: 1.1.1.1"), "{yaml}");
         // Applying again replaces (no duplicate document).
         apply(&store, &setting, text).await.unwrap();
         assert_eq!(store.list(Kind::BGPPeer).await.unwrap().items.len(), 1);
 
-        delete(&store, &setting, &Key::new(Kind::BGPPeer, "tor")).await.unwrap();
+        delete(&store, &setting, &Key::new(Kind::BGPPeer, "tor"))
+            .await
+            .unwrap();
         assert!(store.list(Kind::BGPPeer).await.unwrap().items.is_empty());
         assert_eq!(store.list(Kind::IPPool).await.unwrap().items.len(), 1);
-        delete(&store, &setting, &Key::new(Kind::Node, "n1")).await.unwrap();
-        let e = delete(&store, &setting, &Key::new(Kind::BGPPeer, "tor")).await.unwrap_err();
+        delete(&store, &setting, &Key::new(Kind::Node, "n1"))
+            .await
+            .unwrap();
+        let e = delete(&store, &setting, &Key::new(Kind::BGPPeer, "tor"))
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("BGPPeer/tor not found"), "{e}");
 
         // A bad document is refused, naming the field; nothing is written.
         let before = std::fs::read_to_string(dir.path().join("resources.yaml")).unwrap();
-        let e = apply(&store, &setting, &POOL.replace("10.244.0.0/16", "10.244.0.0/40")).await.unwrap_err();
+        let e = apply(
+            &store,
+            &setting,
+            &POOL.replace("10.244.0.0/16", "10.244.0.0/40"),
+        )
+        .await
+        .unwrap_err();
         assert!(e.to_string().contains("spec.cidr"), "{e}");
-        assert_eq!(std::fs::read_to_string(dir.path().join("resources.yaml")).unwrap(), before);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("resources.yaml")).unwrap(),
+            before
+        );
     }
 
     #[test]
@@ -349,6 +426,9 @@ mod tests {
         assert_eq!(parse_kind("Nodes").unwrap(), Kind::Node);
         assert_eq!(parse_kind("bgppeers").unwrap(), Kind::BGPPeer);
         assert_eq!(parse_kind("wep").unwrap(), Kind::WorkloadEndpoint);
-        assert!(parse_kind("pods").unwrap_err().to_string().contains("not a resource kind"));
+        assert!(parse_kind("pods")
+            .unwrap_err()
+            .to_string()
+            .contains("not a resource kind"));
     }
 }

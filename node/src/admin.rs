@@ -54,14 +54,24 @@ pub async fn serve(
         .route("/readyz", get(readyz))
         .fallback(not_found)
         .with_state(shared);
-    axum::serve(listener, app).with_graceful_shutdown(stop).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Response {
     let snapshot = shared.status.borrow().clone();
     match serde_json::to_string_pretty(&*snapshot) {
-        Ok(body) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
-        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode status: {e}")),
+        Ok(body) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode status: {e}"),
+        ),
     }
 }
 
@@ -80,12 +90,25 @@ async fn routes(State(shared): State<Arc<Shared>>) -> Response {
     .await;
     let installed = match dumped {
         Ok(r) => r,
-        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("kernel dump failed: {e}")),
+        Err(e) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("kernel dump failed: {e}"),
+            )
+        }
     };
     let view = crate::explain::explain(&desired, &claims, &installed);
     match serde_json::to_string_pretty(&view) {
-        Ok(body) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
-        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode routes: {e}")),
+        Ok(body) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode routes: {e}"),
+        ),
     }
 }
 
@@ -100,13 +123,18 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
     if shared.status.has_changed().is_err() {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "the agent task has stopped".into());
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the agent task has stopped".into(),
+        );
     }
     let speaker = shared.speaker.borrow().clone();
     if let Some(speaker) = speaker {
         match tokio::time::timeout(PING_TIMEOUT, speaker.ping()).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return text(StatusCode::SERVICE_UNAVAILABLE, format!("BGP speaker: {e}")),
+            Ok(Err(e)) => {
+                return text(StatusCode::SERVICE_UNAVAILABLE, format!("BGP speaker: {e}"))
+            }
             Err(_) => {
                 return text(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -127,7 +155,10 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
             .ok()
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default();
-        text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {name}"))
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {name}"),
+        )
     }
 }
 
@@ -139,5 +170,10 @@ async fn not_found() -> Response {
 }
 
 fn text(code: StatusCode, body: String) -> Response {
-    (code, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body + "\n").into_response()
+    (
+        code,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body + "\n",
+    )
+        .into_response()
 }

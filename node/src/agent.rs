@@ -36,7 +36,7 @@ use crate::housekeeping::Housekeeping;
 use crate::peers::{self, LocalBgp, PeerPlan};
 use crate::register::{self, Tunnel};
 use crate::routes::{self, Underlay};
-use crate::status::{DataplaneView, DatastoreView, NodeStatus, Phase, PeerView};
+use crate::status::{DataplaneView, DatastoreView, NodeStatus, PeerView, Phase};
 use crate::watch::StoreEvent;
 
 /// How long a change waits for others before the outputs are recomputed.
@@ -127,7 +127,12 @@ type TunnelKey = u8;
 
 /// Starts the agent task. `rx` is where the watchers (and the agent's own
 /// tasks, through `tx`) send.
-pub fn spawn(cfg: AgentConfig, ch: Channels, tx: mpsc::Sender<Input>, rx: mpsc::Receiver<Input>) -> Outputs {
+pub fn spawn(
+    cfg: AgentConfig,
+    ch: Channels,
+    tx: mpsc::Sender<Input>,
+    rx: mpsc::Receiver<Input>,
+) -> Outputs {
     let outputs = Outputs {
         speaker: ch.speaker_rx.clone(),
     };
@@ -287,7 +292,13 @@ impl Agent {
         let report = self
             .cfg
             .housekeeping
-            .tick(synced && !self.trouble.contains_key(&Kind::WorkloadEndpoint), &known, me.as_ref(), &self.cluster, &established)
+            .tick(
+                synced && !self.trouble.contains_key(&Kind::WorkloadEndpoint),
+                &known,
+                me.as_ref(),
+                &self.cluster,
+                &established,
+            )
             .await;
         for (key, problem) in report {
             match problem {
@@ -349,7 +360,8 @@ impl Agent {
                     self.other_problems.remove("speaker");
                 }
                 Err(e) => {
-                    self.other_problems.insert("speaker", format!("BGP speaker cannot start: {e}"));
+                    self.other_problems
+                        .insert("speaker", format!("BGP speaker cannot start: {e}"));
                 }
             },
             Some(running) => {
@@ -408,11 +420,13 @@ impl Agent {
                 match self.cfg.felix.set_desired(desired.clone()).await {
                     Ok(generation) => {
                         self.sent = generation;
-                        self.desired_out.send_replace(Some(Arc::new(desired.clone())));
+                        self.desired_out
+                            .send_replace(Some(Arc::new(desired.clone())));
                         self.desired = Some(desired);
                     }
                     Err(e) => {
-                        self.other_problems.insert("felix", format!("dataplane: {e}"));
+                        self.other_problems
+                            .insert("felix", format!("dataplane: {e}"));
                     }
                 }
             }
@@ -490,7 +504,11 @@ impl Agent {
         };
         let mut problems = self.problems.clone();
         problems.extend(self.other_problems.values().cloned());
-        problems.extend(self.trouble.iter().map(|(k, e)| format!("datastore: {k}: {e}")));
+        problems.extend(
+            self.trouble
+                .iter()
+                .map(|(k, e)| format!("datastore: {k}: {e}")),
+        );
         let status = NodeStatus {
             node: self.cfg.name.clone(),
             address: Some(self.cfg.underlay.address),
@@ -503,7 +521,11 @@ impl Agent {
             datastore: DatastoreView {
                 location: self.cfg.location.clone(),
                 synced: self.synced(),
-                errors: self.trouble.iter().map(|(k, e)| format!("{k}: {e}")).collect(),
+                errors: self
+                    .trouble
+                    .iter()
+                    .map(|(k, e)| format!("{k}: {e}"))
+                    .collect(),
             },
             peers: self
                 .plan
@@ -511,10 +533,7 @@ impl Agent {
                 .map(|p| PeerView::join(&p.sources, &speaker))
                 .unwrap_or_default(),
             originated: self.originated.keys().copied().collect(),
-            learned: self
-                .desired
-                .as_ref()
-                .map_or(0, |d| d.learned.len()),
+            learned: self.desired.as_ref().map_or(0, |d| d.learned.len()),
             dataplane: DataplaneView {
                 sent: self.sent,
                 applied: felix.applied,
@@ -548,7 +567,9 @@ fn tunnel_problem_key(t: Tunnel) -> &'static str {
     }
 }
 
-async fn next_best(best: &mut Option<mpsc::Receiver<Vec<BestPathChange>>>) -> Option<Vec<BestPathChange>> {
+async fn next_best(
+    best: &mut Option<mpsc::Receiver<Vec<BestPathChange>>>,
+) -> Option<Vec<BestPathChange>> {
     match best {
         Some(b) => b.recv().await,
         None => std::future::pending().await,

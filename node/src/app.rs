@@ -75,7 +75,11 @@ pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
     let marker = Marker::new(&settings.state_dir);
     let restarting = marker.restarted_within(Duration::from_secs(settings.restart_time.into()));
-    let wait_for = if restarting { marker.peers() } else { Vec::new() };
+    let wait_for = if restarting {
+        marker.peers()
+    } else {
+        Vec::new()
+    };
     info!(
         node = %settings.node_name,
         address = %underlay.address,
@@ -158,7 +162,10 @@ pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
     );
 
     let signal = wait_signal(&mut sigterm, &mut sigint).await;
-    info!(signal, "shutting down: kernel routes stay, peers keep ours for the restart time");
+    info!(
+        signal,
+        "shutting down: kernel routes stay, peers keep ours for the restart time"
+    );
     for w in &watchers {
         w.abort();
     }

@@ -179,7 +179,9 @@ impl Cluster {
         &'a self,
         node: &'a str,
     ) -> impl Iterator<Item = (&'a String, &'a WorkloadEndpoint)> + 'a {
-        self.endpoints.iter().filter(move |(_, w)| w.spec.node == node)
+        self.endpoints
+            .iter()
+            .filter(move |(_, w)| w.spec.node == node)
     }
 
     /// The host-side interface names of the endpoints on `node`.
@@ -220,7 +222,10 @@ mod tests {
         let mut spec = BGPConfigurationSpec::default();
         spec.as_number.0 = 65001;
         spec.node_to_node_mesh_enabled = false;
-        c.upsert(Resource::BGPConfiguration(Object::new("default", spec.clone())));
+        c.upsert(Resource::BGPConfiguration(Object::new(
+            "default",
+            spec.clone(),
+        )));
         spec.listen_port = 1179;
         c.upsert(Resource::BGPConfiguration(Object::new("node.n1", spec)));
         assert_eq!(c.facts("n1").unwrap().asn, 65001);

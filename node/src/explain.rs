@@ -24,7 +24,11 @@ pub struct RouteView {
 }
 
 /// Explains `claims` (computed from `desired`) against the dump.
-pub fn explain(desired: &DesiredState, claims: &DesiredRoutes, installed: &[InstalledRoute]) -> Vec<RouteView> {
+pub fn explain(
+    desired: &DesiredState,
+    claims: &DesiredRoutes,
+    installed: &[InstalledRoute],
+) -> Vec<RouteView> {
     let mut have: BTreeMap<IpNet, Vec<&InstalledRoute>> = BTreeMap::new();
     for r in installed {
         have.entry(r.route.dst).or_default().push(r);
@@ -39,12 +43,16 @@ pub fn explain(desired: &DesiredState, claims: &DesiredRoutes, installed: &[Inst
     let mut out = Vec::new();
     for (prefix, claim) in &claims.routes {
         let why = match claim.source {
-            Source::Blackhole => "own block (IPAM affinity): unused addresses go nowhere".to_string(),
+            Source::Blackhole => {
+                "own block (IPAM affinity): unused addresses go nowhere".to_string()
+            }
             Source::LocalWorkload => desired
                 .endpoints
                 .iter()
                 .find(|e| e.addresses.iter().any(|a| IpNet::from(*a) == *prefix))
-                .map_or("local pod".into(), |e| format!("local pod {}", e.workload_id)),
+                .map_or("local pod".into(), |e| {
+                    format!("local pod {}", e.workload_id)
+                }),
             Source::SameSubnet | Source::Tunnel => {
                 let how = if claim.source == Source::Tunnel {
                     "encapsulated"
@@ -53,8 +61,15 @@ pub fn explain(desired: &DesiredState, claims: &DesiredRoutes, installed: &[Inst
                 };
                 if let Some(l) = desired.learned.iter().find(|l| l.prefix == *prefix) {
                     format!("learned over BGP from node {}; {how}", node_of(l.next_hop))
-                } else if let Some(b) = desired.borrowed.iter().find(|b| IpNet::from(b.address) == *prefix) {
-                    format!("address of our block used on node {}; {how}", node_of(b.node))
+                } else if let Some(b) = desired
+                    .borrowed
+                    .iter()
+                    .find(|b| IpNet::from(b.address) == *prefix)
+                {
+                    format!(
+                        "address of our block used on node {}; {how}",
+                        node_of(b.node)
+                    )
                 } else {
                     how.to_string()
                 }
@@ -62,7 +77,12 @@ pub fn explain(desired: &DesiredState, claims: &DesiredRoutes, installed: &[Inst
         };
         let state = match have.remove(prefix) {
             None => "missing",
-            Some(h) if h.iter().any(|r| r.route == claim.route && r.has_default_metric()) => "installed",
+            Some(h)
+                if h.iter()
+                    .any(|r| r.route == claim.route && r.has_default_metric()) =>
+            {
+                "installed"
+            }
             Some(_) => "different",
         };
         out.push(RouteView {
@@ -74,7 +94,11 @@ pub fn explain(desired: &DesiredState, claims: &DesiredRoutes, installed: &[Inst
     }
     for (prefix, routes) in have {
         for r in routes {
-            let why = if r.route.dev().is_some_and(|d| d.starts_with(felix::endpoint::IFNAME_PREFIX)) {
+            let why = if r
+                .route
+                .dev()
+                .is_some_and(|d| d.starts_with(felix::endpoint::IFNAME_PREFIX))
+            {
                 "a pod route the CNI plugin made; kept until its endpoint is known or its interface goes"
             } else {
                 "not wanted: the next full pass removes it"
@@ -124,8 +148,14 @@ mod tests {
         };
         let claims = felix::desired::compute(&desired);
         let installed = vec![
-            InstalledRoute { route: KernelRoute::blackhole("10.244.0.0/26".parse().unwrap()), metric: None },
-            InstalledRoute { route: KernelRoute::link("10.244.0.9/32".parse().unwrap(), "tortffffffffff1"), metric: None },
+            InstalledRoute {
+                route: KernelRoute::blackhole("10.244.0.0/26".parse().unwrap()),
+                metric: None,
+            },
+            InstalledRoute {
+                route: KernelRoute::link("10.244.0.9/32".parse().unwrap(), "tortffffffffff1"),
+                metric: None,
+            },
         ];
         let lines: Vec<String> = explain(&desired, &claims, &installed)
             .iter()

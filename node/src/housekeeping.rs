@@ -38,7 +38,12 @@ pub type TickReport = Vec<(&'static str, Option<String>)>;
 impl Housekeeping {
     /// Chores on the node's own namespace (`handle`), with the graceful
     /// restart marker `marker`.
-    pub fn new(handle: Handle, underlay: String, marker: Marker, restart_time: u16) -> Housekeeping {
+    pub fn new(
+        handle: Handle,
+        underlay: String,
+        marker: Marker,
+        restart_time: u16,
+    ) -> Housekeeping {
         Housekeeping {
             handle,
             underlay,
@@ -67,11 +72,23 @@ impl Housekeeping {
         if endpoints_current && self.last_gc.is_none_or(|t| now - t >= GC_EVERY) {
             self.last_gc = Some(now);
             let known: HashSet<String> = known.iter().cloned().collect();
-            let swept = endpoint_gc::sweep(&self.handle, &mut self.gc, &known, endpoint_gc::DEFAULT_GRACE).await;
-            report.push(("gc", swept.err().map(|e| format!("workload interface GC: {e}"))));
+            let swept = endpoint_gc::sweep(
+                &self.handle,
+                &mut self.gc,
+                &known,
+                endpoint_gc::DEFAULT_GRACE,
+            )
+            .await;
+            report.push((
+                "gc",
+                swept.err().map(|e| format!("workload interface GC: {e}")),
+            ));
         }
         report.push(("tunl0", self.tunl0(me, cluster).await));
-        if self.last_marker.is_none_or(|t| now - t >= self.marker_every) {
+        if self
+            .last_marker
+            .is_none_or(|t| now - t >= self.marker_every)
+        {
             self.last_marker = Some(now);
             if let Err(e) = self.marker.write(established) {
                 warn!(path = %self.marker.path().display(), error = %e, "cannot refresh the graceful restart marker");
@@ -105,6 +122,9 @@ impl Housekeeping {
             }
         }
         let t = self.tunl0.as_mut()?;
-        t.reconcile(&self.handle).await.err().map(|e| format!("tunl0: {e}"))
+        t.reconcile(&self.handle)
+            .await
+            .err()
+            .map(|e| format!("tunl0: {e}"))
     }
 }

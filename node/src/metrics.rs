@@ -119,7 +119,10 @@ mod tests {
             "tortie_node_datastore_synced 0",
             "tortie_bgp_loc_rib_prefixes 0",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
         }
     }
 }

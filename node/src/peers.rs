@@ -142,7 +142,13 @@ pub fn plan(cluster: &Cluster, me: &NodeFacts, local: &LocalBgp) -> PeerPlan {
                 node: Some(n.name.clone()),
                 rr_client: false,
             };
-            peers.insert(addr, (peer_config(me, addr, n.asn, None, SourceAddress::UseNodeIP), source));
+            peers.insert(
+                addr,
+                (
+                    peer_config(me, addr, n.asn, None, SourceAddress::UseNodeIP),
+                    source,
+                ),
+            );
         }
     }
     for (name, bgp_peer) in &cluster.bgp_peers {
@@ -199,7 +205,11 @@ pub fn plan(cluster: &Cluster, me: &NodeFacts, local: &LocalBgp) -> PeerPlan {
 
 /// The other BGP nodes, without duplicates: a node whose address another
 /// node (or this one) already has is left out, with a problem naming both.
-fn distinct_nodes(cluster: &Cluster, me: &NodeFacts, problems: &mut Vec<Problem>) -> Vec<NodeFacts> {
+fn distinct_nodes(
+    cluster: &Cluster,
+    me: &NodeFacts,
+    problems: &mut Vec<Problem>,
+) -> Vec<NodeFacts> {
     let mut owner: BTreeMap<IpAddr, String> = BTreeMap::new();
     for a in [me.v4, me.v6].into_iter().flatten() {
         owner.insert(a.addr(), me.name.clone());
@@ -217,7 +227,10 @@ fn distinct_nodes(cluster: &Cluster, me: &NodeFacts, problems: &mut Vec<Problem>
             problems.push(Problem::new(
                 format!("Node/{}", n.name),
                 "spec.bgp",
-                format!("address {addr} is also Node/{other}'s: no session to Node/{}", n.name),
+                format!(
+                    "address {addr} is also Node/{other}'s: no session to Node/{}",
+                    n.name
+                ),
             ));
             continue;
         }
@@ -263,7 +276,11 @@ fn from_bgp_peer(
             ));
             return out;
         }
-        if [me.v4, me.v6].into_iter().flatten().any(|a| a.addr() == addr) {
+        if [me.v4, me.v6]
+            .into_iter()
+            .flatten()
+            .any(|a| a.addr() == addr)
+        {
             problems.push(Problem::new(
                 &resource,
                 "spec.peerIP",
@@ -311,7 +328,10 @@ fn from_bgp_peer(
         problems.push(Problem::new(
             &resource,
             "spec.peerSelector",
-            format!("{} matches no other node: no session from it", peer_sel.as_str()),
+            format!(
+                "{} matches no other node: no session from it",
+                peer_sel.as_str()
+            ),
         ));
     }
     for n in targets {

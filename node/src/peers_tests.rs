@@ -115,8 +115,20 @@ fn mesh_of_three() {
 fn route_reflectors_with_the_mesh_off() {
     let mut c = Cluster::default();
     mesh_off(&mut c);
-    node(&mut c, "rr1", "192.168.1.1/24", &[("rr", "true")], Some("1.1.1.1"));
-    node(&mut c, "rr2", "192.168.1.2/24", &[("rr", "true")], Some("1.1.1.1"));
+    node(
+        &mut c,
+        "rr1",
+        "192.168.1.1/24",
+        &[("rr", "true")],
+        Some("1.1.1.1"),
+    );
+    node(
+        &mut c,
+        "rr2",
+        "192.168.1.2/24",
+        &[("rr", "true")],
+        Some("1.1.1.1"),
+    );
     node(&mut c, "c1", "192.168.1.11/24", &[], None);
     node(&mut c, "c2", "192.168.1.12/24", &[], None);
     bgp_peer(
@@ -163,7 +175,10 @@ fn explicit_peers_global_and_node_specific() {
         "tor-a",
         BGPPeerSpec {
             node_selector: sel("rack == 'a'"),
-            peer_ip: Some(PeerAddress { ip: "192.168.1.254".parse().unwrap(), port: Some(1179) }),
+            peer_ip: Some(PeerAddress {
+                ip: "192.168.1.254".parse().unwrap(),
+                port: Some(1179),
+            }),
             as_number: Some(AsNumber(65000)),
             ..empty_peer()
         },
@@ -173,7 +188,10 @@ fn explicit_peers_global_and_node_specific() {
         "special",
         BGPPeerSpec {
             node: Some("n2".into()),
-            peer_ip: Some(PeerAddress { ip: "10.9.9.9".parse().unwrap(), port: None }),
+            peer_ip: Some(PeerAddress {
+                ip: "10.9.9.9".parse().unwrap(),
+                port: None,
+            }),
             as_number: Some(AsNumber(65001)),
             source_address: SourceAddress::None,
             ..empty_peer()
@@ -185,7 +203,10 @@ fn explicit_peers_global_and_node_specific() {
         "to-n1",
         BGPPeerSpec {
             node: Some("n2".into()),
-            peer_ip: Some(PeerAddress { ip: "192.168.1.11".parse().unwrap(), port: None }),
+            peer_ip: Some(PeerAddress {
+                ip: "192.168.1.11".parse().unwrap(),
+                port: None,
+            }),
             as_number: Some(AsNumber(64512)),
             ..empty_peer()
         },
@@ -193,17 +214,26 @@ fn explicit_peers_global_and_node_specific() {
     let p1 = plan_of(&c, "n1");
     assert_eq!(
         table(&p1),
-        ["192.168.1.12 Mesh mesh", "192.168.1.254 Global BGPPeer/tor-a"]
+        [
+            "192.168.1.12 Mesh mesh",
+            "192.168.1.254 Global BGPPeer/tor-a"
+        ]
     );
     let tor = &p1.config.peers[1];
     assert_eq!((tor.asn, tor.port), (65000, 1179));
     let p2 = plan_of(&c, "n2");
     assert_eq!(
         table(&p2),
-        ["10.9.9.9 NodeSpecific BGPPeer/special", "192.168.1.11 NodeSpecific BGPPeer/to-n1"]
+        [
+            "10.9.9.9 NodeSpecific BGPPeer/special",
+            "192.168.1.11 NodeSpecific BGPPeer/to-n1"
+        ]
     );
     assert_eq!(p2.sources[1].node.as_deref(), Some("n1"));
-    assert_eq!(p2.config.peers[0].local_address, None, "sourceAddress: None");
+    assert_eq!(
+        p2.config.peers[0].local_address, None,
+        "sourceAddress: None"
+    );
 }
 
 #[test]
@@ -218,7 +248,10 @@ fn bad_peerings_are_problems_and_the_rest_still_peers() {
         &mut c,
         "self",
         BGPPeerSpec {
-            peer_ip: Some(PeerAddress { ip: "192.168.1.11".parse().unwrap(), port: None }),
+            peer_ip: Some(PeerAddress {
+                ip: "192.168.1.11".parse().unwrap(),
+                port: None,
+            }),
             as_number: Some(AsNumber(64512)),
             ..empty_peer()
         },
@@ -227,7 +260,10 @@ fn bad_peerings_are_problems_and_the_rest_still_peers() {
         &mut c,
         "mcast",
         BGPPeerSpec {
-            peer_ip: Some(PeerAddress { ip: "224.0.0.5".parse().unwrap(), port: None }),
+            peer_ip: Some(PeerAddress {
+                ip: "224.0.0.5".parse().unwrap(),
+                port: None,
+            }),
             as_number: Some(AsNumber(65000)),
             ..empty_peer()
         },

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use tortie_config::resources::{
-    AllowedUse, AsNumber, EncapMode, IPPool, Kind, Key, NodeAddress, NodeBgpSpec, NodeSpec, Object,
+    AllowedUse, AsNumber, EncapMode, IPPool, Key, Kind, NodeAddress, NodeBgpSpec, NodeSpec, Object,
     Resource,
 };
 use tortie_datastore::{AnyStore, Datastore, StoreError, TypedStore};
@@ -80,7 +80,10 @@ pub async fn register(store: &AnyStore, me: &Registration) -> Result<(), Registe
         let current = nodes.into_iter().find(|(n, _)| n.metadata.name == me.name);
         let result = match current {
             None => store
-                .create(Resource::Node(merged(Object::new(&me.name, NodeSpec::default()), me)))
+                .create(Resource::Node(merged(
+                    Object::new(&me.name, NodeSpec::default()),
+                    me,
+                )))
                 .await
                 .map(|_| ()),
             Some((node, revision)) => {
@@ -88,7 +91,10 @@ pub async fn register(store: &AnyStore, me: &Registration) -> Result<(), Registe
                 if new == node {
                     return Ok(());
                 }
-                store.update(Resource::Node(new), revision).await.map(|_| ())
+                store
+                    .update(Resource::Node(new), revision)
+                    .await
+                    .map(|_| ())
             }
         };
         match result {
@@ -114,7 +120,9 @@ fn merged(mut node: Object<NodeSpec>, me: &Registration) -> Object<NodeSpec> {
         address: me.address.to_string(),
         kind: Some("CalicoNodeIP".into()),
     };
-    node.spec.addresses.retain(|a| a.kind.as_deref() != Some("CalicoNodeIP"));
+    node.spec
+        .addresses
+        .retain(|a| a.kind.as_deref() != Some("CalicoNodeIP"));
     node.spec.addresses.push(addr);
     node
 }
@@ -123,7 +131,10 @@ fn merged(mut node: Object<NodeSpec>, me: &Registration) -> Object<NodeSpec> {
 
 /// The tunnel devices the pools selecting this node need, and the pools to
 /// take their addresses from.
-pub fn tunnels_needed(pools: &[&IPPool], labels: &BTreeMap<String, String>) -> Vec<(Tunnel, Vec<String>)> {
+pub fn tunnels_needed(
+    pools: &[&IPPool],
+    labels: &BTreeMap<String, String>,
+) -> Vec<(Tunnel, Vec<String>)> {
     let usable: Vec<&&IPPool> = pools
         .iter()
         .filter(|p| {
@@ -135,7 +146,10 @@ pub fn tunnels_needed(pools: &[&IPPool], labels: &BTreeMap<String, String>) -> V
         .collect();
     let mut out = Vec::new();
     for (tunnel, uses) in [
-        (Tunnel::Vxlan, (|p: &IPPool| p.spec.vxlan_mode) as fn(&IPPool) -> EncapMode),
+        (
+            Tunnel::Vxlan,
+            (|p: &IPPool| p.spec.vxlan_mode) as fn(&IPPool) -> EncapMode,
+        ),
         (Tunnel::Ipip, |p: &IPPool| p.spec.ipip_mode),
     ] {
         let names: Vec<String> = usable
@@ -170,7 +184,10 @@ pub async fn tunnel_address(
         families: vec![Family::V4],
         attributes: [
             ("node".to_string(), node.to_string()),
-            ("type".to_string(), format!("{tunnel:?}TunnelAddress").to_lowercase()),
+            (
+                "type".to_string(),
+                format!("{tunnel:?}TunnelAddress").to_lowercase(),
+            ),
         ]
         .into(),
     };
@@ -192,7 +209,13 @@ pub async fn tunnel_address(
         };
         let slot = match tunnel {
             Tunnel::Vxlan => &mut n.spec.ipv4_vxlan_tunnel_addr,
-            Tunnel::Ipip => &mut n.spec.bgp.get_or_insert_with(NodeBgpSpec::default).ipv4_ipip_tunnel_addr,
+            Tunnel::Ipip => {
+                &mut n
+                    .spec
+                    .bgp
+                    .get_or_insert_with(NodeBgpSpec::default)
+                    .ipv4_ipip_tunnel_addr
+            }
         };
         if *slot == Some(address) {
             return Ok(address);
@@ -204,7 +227,9 @@ pub async fn tunnel_address(
             Err(e) => return Err(e.to_string()),
         }
     }
-    Err(format!("Node/{node}: still conflicting after {ATTEMPTS} attempts"))
+    Err(format!(
+        "Node/{node}: still conflicting after {ATTEMPTS} attempts"
+    ))
 }
 
 #[cfg(test)]
@@ -236,7 +261,8 @@ mod tests {
         // A user marks it a route reflector; a re-registration with a new
         // address keeps that.
         let (mut node, rev) = s.get_typed::<NodeSpec>("n1").await.unwrap().unwrap();
-        node.spec.bgp.as_mut().unwrap().route_reflector_cluster_id = Some("1.1.1.1".parse().unwrap());
+        node.spec.bgp.as_mut().unwrap().route_reflector_cluster_id =
+            Some("1.1.1.1".parse().unwrap());
         node.metadata.labels.insert("rr".into(), "true".into());
         s.update_typed(node, rev).await.unwrap();
         let me = reg("n1", "192.168.1.21/24");
@@ -244,15 +270,24 @@ mod tests {
         let (node, rev) = s.get_typed::<NodeSpec>("n1").await.unwrap().unwrap();
         let bgp = node.spec.bgp.as_ref().unwrap();
         assert_eq!(bgp.ipv4_address, Some("192.168.1.21/24".parse().unwrap()));
-        assert_eq!(bgp.route_reflector_cluster_id, Some("1.1.1.1".parse().unwrap()));
+        assert_eq!(
+            bgp.route_reflector_cluster_id,
+            Some("1.1.1.1".parse().unwrap())
+        );
         assert_eq!(node.metadata.labels.len(), 2);
         assert_eq!(node.spec.addresses.len(), 1);
         // Unchanged: no write.
         register(&s, &me).await.unwrap();
         assert_eq!(s.get_typed::<NodeSpec>("n1").await.unwrap().unwrap().1, rev);
 
-        let e = register(&s, &reg("n2", "192.168.1.21/24")).await.unwrap_err().to_string();
-        assert!(e.starts_with("address 192.168.1.21 is already Node/n1's; this node is n2"), "{e}");
+        let e = register(&s, &reg("n2", "192.168.1.21/24"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("address 192.168.1.21 is already Node/n1's; this node is n2"),
+            "{e}"
+        );
         assert!(s.get_typed::<NodeSpec>("n2").await.unwrap().is_none());
     }
 
@@ -271,10 +306,14 @@ mod tests {
         let needed = tunnels_needed(&refs, &BTreeMap::new());
         assert_eq!(needed, vec![(Tunnel::Vxlan, vec!["p".to_string()])]);
         register(&s, &reg("n1", "192.168.1.11/24")).await.unwrap();
-        let a = tunnel_address(&s, "n1", Tunnel::Vxlan, vec!["p".into()]).await.unwrap();
+        let a = tunnel_address(&s, "n1", Tunnel::Vxlan, vec!["p".into()])
+            .await
+            .unwrap();
         assert!(pool.cidr.contains(&a), "{a}");
         // Idempotent.
-        let b = tunnel_address(&s, "n1", Tunnel::Vxlan, vec!["p".into()]).await.unwrap();
+        let b = tunnel_address(&s, "n1", Tunnel::Vxlan, vec!["p".into()])
+            .await
+            .unwrap();
         assert_eq!(a, b);
         let (node, _) = s.get_typed::<NodeSpec>("n1").await.unwrap().unwrap();
         assert_eq!(node.spec.ipv4_vxlan_tunnel_addr, Some(a));

@@ -33,7 +33,10 @@ pub struct Underlay {
 }
 
 /// The routes this node originates, by prefix, and the problems found.
-pub fn originated(cluster: &Cluster, me: &NodeFacts) -> (BTreeMap<IpNet, LocalRoute>, Vec<Problem>) {
+pub fn originated(
+    cluster: &Cluster,
+    me: &NodeFacts,
+) -> (BTreeMap<IpNet, LocalRoute>, Vec<Problem>) {
     let mut out = BTreeMap::new();
     let mut problems = Vec::new();
     let mut next_hop = |prefix: &IpNet, what: &str| -> Option<NextHop> {
@@ -51,7 +54,9 @@ pub fn originated(cluster: &Cluster, me: &NodeFacts) -> (BTreeMap<IpNet, LocalRo
                 problems.push(Problem::new(
                     format!("Node/{}", me.name),
                     "spec.bgp",
-                    format!("{what} {prefix}: the node has no BGP address of its family: not announced"),
+                    format!(
+                        "{what} {prefix}: the node has no BGP address of its family: not announced"
+                    ),
                 ));
                 None
             }
@@ -67,7 +72,13 @@ pub fn originated(cluster: &Cluster, me: &NodeFacts) -> (BTreeMap<IpNet, LocalRo
             continue;
         }
         if let Some(hop) = next_hop(&cidr, "block") {
-            out.insert(cidr, LocalRoute { prefix: cidr, attrs: PathAttrs::local(hop) });
+            out.insert(
+                cidr,
+                LocalRoute {
+                    prefix: cidr,
+                    attrs: PathAttrs::local(hop),
+                },
+            );
         }
     }
     for (_, wep) in cluster.endpoints_of(&me.name) {
@@ -81,7 +92,13 @@ pub fn originated(cluster: &Cluster, me: &NodeFacts) -> (BTreeMap<IpNet, LocalRo
                 continue;
             }
             if let Some(hop) = next_hop(&host, "borrowed address") {
-                out.insert(host, LocalRoute { prefix: host, attrs: PathAttrs::local(hop) });
+                out.insert(
+                    host,
+                    LocalRoute {
+                        prefix: host,
+                        attrs: PathAttrs::local(hop),
+                    },
+                );
             }
         }
     }
@@ -118,7 +135,10 @@ pub fn desired(
     DesiredState {
         local_node: LocalNode {
             name: me.name.clone(),
-            addresses: [Some(underlay.address), me.v6].into_iter().flatten().collect(),
+            addresses: [Some(underlay.address), me.v6]
+                .into_iter()
+                .flatten()
+                .collect(),
             underlay: underlay.interface.clone(),
             vteps: me.vxlan_v4.into_iter().collect(),
         },
@@ -126,7 +146,11 @@ pub fn desired(
             .iter()
             .map(|n| PeerNode {
                 name: n.name.clone(),
-                addresses: [n.v4, n.v6].into_iter().flatten().map(|a| a.addr()).collect(),
+                addresses: [n.v4, n.v6]
+                    .into_iter()
+                    .flatten()
+                    .map(|a| a.addr())
+                    .collect(),
                 vteps: n.vxlan_v4.into_iter().collect(),
             })
             .collect(),
@@ -175,7 +199,10 @@ fn allocations_elsewhere(block: &Block, me: &str) -> Vec<(IpAddr, String)> {
             let node = attr.secondary.get("node")?;
             (node != me).then(|| {
                 let slot = u32::try_from(slot).unwrap_or(u32::MAX);
-                (tortie_ipam::block::address_of(&spec.cidr, slot), node.clone())
+                (
+                    tortie_ipam::block::address_of(&spec.cidr, slot),
+                    node.clone(),
+                )
             })
         })
         .collect()

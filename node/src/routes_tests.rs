@@ -38,7 +38,10 @@ fn block(c: &mut Cluster, cidr: &str, owner: &str, used: &[(u32, &str)]) {
             secondary: [("node".to_string(), node.to_string())].into(),
         });
     }
-    c.upsert(Resource::Block(Object::new(BlockSpec::name_for(&spec.cidr), spec)));
+    c.upsert(Resource::Block(Object::new(
+        BlockSpec::name_for(&spec.cidr),
+        spec,
+    )));
 }
 
 fn endpoint(c: &mut Cluster, name: &str, node: &str, ifname: &str, addr: &str) {
@@ -67,7 +70,9 @@ fn cluster() -> Cluster {
         p.vxlan_mode = EncapMode::CrossSubnet;
         p.nat_outgoing = true;
     });
-    pool(&mut c, "quiet", "10.99.0.0/16", |p| p.disable_bgp_export = true);
+    pool(&mut c, "quiet", "10.99.0.0/16", |p| {
+        p.disable_bgp_export = true
+    });
     // n1 owns 10.244.0.0/26; its slot 5 is used by a pod on n2.
     block(&mut c, "10.244.0.0/26", "n1", &[(2, "n1"), (5, "n2")]);
     block(&mut c, "10.244.0.64/26", "n2", &[(1, "n2"), (9, "n1")]);
@@ -110,17 +115,32 @@ fn desired_state_of_a_node() {
     .collect();
     let d = desired(&c, &me, &underlay, &learned);
     assert_eq!(d.local_node.name, "n1");
-    assert_eq!(d.local_node.addresses, vec!["192.168.1.11/24".parse::<IpNet>().unwrap()]);
+    assert_eq!(
+        d.local_node.addresses,
+        vec!["192.168.1.11/24".parse::<IpNet>().unwrap()]
+    );
     assert_eq!(d.local_node.underlay, "eth0");
-    assert_eq!(d.local_node.vteps, vec!["10.244.0.1".parse::<IpAddr>().unwrap()]);
+    assert_eq!(
+        d.local_node.vteps,
+        vec!["10.244.0.1".parse::<IpAddr>().unwrap()]
+    );
     assert_eq!(d.nodes.len(), 1);
-    assert_eq!(d.nodes[0].addresses, vec!["192.168.1.12".parse::<IpAddr>().unwrap()]);
+    assert_eq!(
+        d.nodes[0].addresses,
+        vec!["192.168.1.12".parse::<IpAddr>().unwrap()]
+    );
     let eps: Vec<(&str, &str)> = d
         .endpoints
         .iter()
         .map(|e| (e.workload_id.as_str(), e.interface.as_str()))
         .collect();
-    assert_eq!(eps, [("default/pod-a", "tort00000000001"), ("default/pod-b", "tort00000000002")]);
+    assert_eq!(
+        eps,
+        [
+            ("default/pod-a", "tort00000000001"),
+            ("default/pod-b", "tort00000000002")
+        ]
+    );
     let blocks: Vec<String> = d.blocks.iter().map(ToString::to_string).collect();
     assert_eq!(blocks, ["10.244.0.0/26", "10.99.0.0/26"]);
     assert_eq!(
@@ -130,16 +150,31 @@ fn desired_state_of_a_node() {
             node: "192.168.1.12".parse().unwrap()
         }]
     );
-    let learned: Vec<String> = d.learned.iter().map(|l| format!("{} {}", l.prefix, l.next_hop)).collect();
-    assert_eq!(learned, ["10.244.0.5/32 192.168.1.12", "10.244.0.64/26 192.168.1.12"]);
+    let learned: Vec<String> = d
+        .learned
+        .iter()
+        .map(|l| format!("{} {}", l.prefix, l.next_hop))
+        .collect();
+    assert_eq!(
+        learned,
+        ["10.244.0.5/32 192.168.1.12", "10.244.0.64/26 192.168.1.12"]
+    );
     assert_eq!(d.pools.len(), 2);
-    let default = d.pools.iter().find(|p| p.cidr.to_string() == "10.244.0.0/16").unwrap();
+    let default = d
+        .pools
+        .iter()
+        .find(|p| p.cidr.to_string() == "10.244.0.0/16")
+        .unwrap();
     assert_eq!(default.vxlan, tortie_ipip::EncapMode::CrossSubnet);
     assert!(default.nat_outgoing);
     // felix accepts it: every route computes without a warning.
     let routes = felix::desired::compute(&d);
     assert!(routes.warnings.is_empty(), "{:?}", routes.warnings);
-    let lines: Vec<String> = routes.routes.values().map(|c| c.route.to_string()).collect();
+    let lines: Vec<String> = routes
+        .routes
+        .values()
+        .map(|c| c.route.to_string())
+        .collect();
     assert_eq!(
         lines,
         [

@@ -22,7 +22,8 @@ use crate::routes::Underlay;
 /// Interfaces `first-found` and `skip-interface` never pick: loopback,
 /// container and VM bridges, veths, other CNIs' and our own devices (the
 /// list Calico uses, plus Tortie's names).
-const EXCLUDED: &str = "^(lo|docker.*|cbr.*|dummy.*|virbr.*|lxcbr.*|veth.*|cali.*|tunl.*|flannel.*|\
+const EXCLUDED: &str =
+    "^(lo|docker.*|cbr.*|dummy.*|virbr.*|lxcbr.*|veth.*|cali.*|tunl.*|flannel.*|\
                         kube-ipvs.*|cni.*|vxlan\\.calico|vxlan-v6\\.calico|vxlan\\.tortie|tort.*|\
                         nodelocaldns.*|wireguard\\.cali|wg-v6\\.cali)$";
 
@@ -49,7 +50,11 @@ pub async fn detect(handle: &Handle, setting: &AddressSetting) -> Result<Underla
 
 /// Picks the underlay. `reach` is the kernel's source address towards the
 /// `can-reach` destination.
-pub fn choose(setting: &AddressSetting, ifaces: &[Iface], reach: Option<IpAddr>) -> Result<Underlay, String> {
+pub fn choose(
+    setting: &AddressSetting,
+    ifaces: &[Iface],
+    reach: Option<IpAddr>,
+) -> Result<Underlay, String> {
     let usable = |a: &IpNet| match a.addr() {
         IpAddr::V4(v4) => !(v4.is_loopback() || v4.is_link_local() || v4.is_unspecified()),
         IpAddr::V6(_) => false,
@@ -74,7 +79,10 @@ pub fn choose(setting: &AddressSetting, ifaces: &[Iface], reach: Option<IpAddr>)
     let method = match setting {
         AddressSetting::Explicit(net) => {
             return match holding(net.addr()) {
-                Some((interface, _)) => Ok(Underlay { address: *net, interface }),
+                Some((interface, _)) => Ok(Underlay {
+                    address: *net,
+                    interface,
+                }),
                 None => Err(format!(
                     "ip {net}: no interface of this node has address {}; give one it has \
                      (see `ip -o addr`) or use autodetection",
@@ -168,7 +176,13 @@ pub async fn list(handle: &Handle) -> Result<Vec<Iface>, rtnetlink::Error> {
             _ => None,
         });
         if let Some(name) = name {
-            ifaces.push((msg.header.index, Iface { name, addrs: Vec::new() }));
+            ifaces.push((
+                msg.header.index,
+                Iface {
+                    name,
+                    addrs: Vec::new(),
+                },
+            ));
         }
     }
     let mut addrs = handle.address().get().execute();
@@ -225,7 +239,10 @@ mod tests {
 
     #[test]
     fn methods() {
-        assert_eq!(pick(auto(Autodetect::FirstFound), None).unwrap(), "eth0 192.168.1.11/24");
+        assert_eq!(
+            pick(auto(Autodetect::FirstFound), None).unwrap(),
+            "eth0 192.168.1.11/24"
+        );
         assert_eq!(
             pick(auto(Autodetect::Interface(vec!["eth1".into()])), None).unwrap(),
             "eth1 10.0.0.11/8"
@@ -237,15 +254,27 @@ mod tests {
             "eth1 10.0.0.11/8"
         );
         assert_eq!(
-            pick(auto(Autodetect::Cidr(vec!["10.0.0.0/8".parse().unwrap()])), None).unwrap(),
+            pick(
+                auto(Autodetect::Cidr(vec!["10.0.0.0/8".parse().unwrap()])),
+                None
+            )
+            .unwrap(),
             "eth1 10.0.0.11/8"
         );
         assert_eq!(
-            pick(auto(Autodetect::CanReach("10.9.9.9".parse().unwrap())), Some("10.0.0.11")).unwrap(),
+            pick(
+                auto(Autodetect::CanReach("10.9.9.9".parse().unwrap())),
+                Some("10.0.0.11")
+            )
+            .unwrap(),
             "eth1 10.0.0.11/8"
         );
         assert_eq!(
-            pick(AddressSetting::Explicit("10.0.0.11/16".parse().unwrap()), None).unwrap(),
+            pick(
+                AddressSetting::Explicit("10.0.0.11/16".parse().unwrap()),
+                None
+            )
+            .unwrap(),
             "eth1 10.0.0.11/16",
             "an explicit prefix length wins over the interface's"
         );
@@ -253,10 +282,24 @@ mod tests {
 
     #[test]
     fn failures_say_what_was_seen() {
-        let e = pick(auto(Autodetect::Cidr(vec!["203.0.113.0/24".parse().unwrap()])), None).unwrap_err();
-        assert!(e.starts_with("ip autodetection (cidr=203.0.113.0/24) found no IPv4 address"), "{e}");
+        let e = pick(
+            auto(Autodetect::Cidr(vec!["203.0.113.0/24".parse().unwrap()])),
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("ip autodetection (cidr=203.0.113.0/24) found no IPv4 address"),
+            "{e}"
+        );
         assert!(e.contains("eth0 [169.254.3.3/16 192.168.1.11/24]"), "{e}");
-        let e = pick(AddressSetting::Explicit("192.168.9.9/24".parse().unwrap()), None).unwrap_err();
-        assert!(e.contains("no interface of this node has address 192.168.9.9"), "{e}");
+        let e = pick(
+            AddressSetting::Explicit("192.168.9.9/24".parse().unwrap()),
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("no interface of this node has address 192.168.9.9"),
+            "{e}"
+        );
     }
 }

@@ -62,22 +62,36 @@ async fn run_once(
     let listing = store.list(kind).await.map_err(|e| e.to_string())?;
     let revision = listing.revision;
     let items = listing.items.into_iter().map(|v| v.resource).collect();
-    if tx.send(Input::Store(StoreEvent::Listed { kind, items })).await.is_err() {
+    if tx
+        .send(Input::Store(StoreEvent::Listed { kind, items }))
+        .await
+        .is_err()
+    {
         return Ok(());
     }
     *backoff = MIN_BACKOFF;
-    let mut watch = store.watch(kind, revision).await.map_err(|e| e.to_string())?;
+    let mut watch = store
+        .watch(kind, revision)
+        .await
+        .map_err(|e| e.to_string())?;
     loop {
         match watch.next().await {
             Some(Ok(event)) => {
-                if tx.send(Input::Store(StoreEvent::Changed(Box::new(event)))).await.is_err() {
+                if tx
+                    .send(Input::Store(StoreEvent::Changed(Box::new(event))))
+                    .await
+                    .is_err()
+                {
                     return Ok(());
                 }
             }
             // The user's file does not load: reported, the watch goes on
             // with the last good objects.
             Some(Err(e @ StoreError::UserFile(_))) => {
-                let event = StoreEvent::Trouble { kind, error: e.to_string() };
+                let event = StoreEvent::Trouble {
+                    kind,
+                    error: e.to_string(),
+                };
                 if tx.send(Input::Store(event)).await.is_err() {
                     return Ok(());
                 }

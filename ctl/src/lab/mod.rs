@@ -29,6 +29,10 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// The signals `stop_node` sends (re-exported: callers need not match our
+/// nix version).
+pub use nix::sys::signal::Signal;
+
 pub mod net;
 pub mod report;
 
@@ -142,8 +146,11 @@ impl Lab {
         if spec.nodes < 2 || spec.nodes > 200 {
             bail!("--nodes {}: a lab has 2 to 200 nodes", spec.nodes);
         }
-        if spec.name.is_empty() || spec.name.len() > 8 || !spec.name.chars().all(|c| c.is_ascii_alphanumeric()) {
-            bail!("lab name {:?}: 1 to 8 letters or digits", spec.name);
+        if spec.name.is_empty()
+            || spec.name.len() > 16
+            || !spec.name.chars().all(|c| c.is_ascii_alphanumeric())
+        {
+            bail!("lab name {:?}: 1 to 16 letters or digits", spec.name);
         }
         for bin in [&spec.node_bin, &spec.cni_bin] {
             if !bin.exists() {
@@ -151,7 +158,12 @@ impl Lab {
             }
         }
         if spec.dir.join("lab.json").exists() {
-            bail!("a lab named {:?} exists ({}): `tortiectl lab down --name {}` first", spec.name, spec.dir.display(), spec.name);
+            bail!(
+                "a lab named {:?} exists ({}): `tortiectl lab down --name {}` first",
+                spec.name,
+                spec.dir.display(),
+                spec.name
+            );
         }
         std::fs::create_dir_all(spec.dir.join("store"))
             .with_context(|| format!("creating {}", spec.dir.display()))?;
@@ -179,8 +191,10 @@ impl Lab {
     /// Reads a lab made by `up` (for `status`, `down`).
     pub fn load(dir: &Path) -> Result<Lab> {
         let path = dir.join("lab.json");
-        let text = std::fs::read_to_string(&path).with_context(|| format!("no lab at {} (reading {})", dir.display(), path.display()))?;
-        let mut lab: Lab = serde_json::from_str(&text).with_context(|| format!("{}: not a lab file", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("no lab at {} (reading {})", dir.display(), path.display()))?;
+        let mut lab: Lab = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a lab file", path.display()))?;
         lab.keep = true;
         Ok(lab)
     }
@@ -192,7 +206,8 @@ impl Lab {
 
     fn save(&self) -> Result<()> {
         let path = self.spec.dir.join("lab.json");
-        std::fs::write(&path, serde_json::to_string_pretty(self)?).with_context(|| format!("writing {}", path.display()))
+        std::fs::write(&path, serde_json::to_string_pretty(self)?)
+            .with_context(|| format!("writing {}", path.display()))
     }
 
     fn build(&mut self) -> Result<()> {
@@ -212,7 +227,11 @@ impl Lab {
             Encap::Auto if kernel_has_ipip(&self.router) => "ipip".into(),
             Encap::Auto => "vxlan".into(),
         };
-        let mode = if self.encap == "ipip" { "ipipMode" } else { "vxlanMode" };
+        let mode = if self.encap == "ipip" {
+            "ipipMode"
+        } else {
+            "vxlanMode"
+        };
         let resources = format!(
             "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: lab-pool\nspec:\n  cidr: {POOL}\n  blockSize: 26\n  {mode}: CrossSubnet\n{}",
             if self.spec.resources.is_empty() { String::new() } else { format!("---\n{}", self.spec.resources) }
@@ -239,7 +258,10 @@ impl Lab {
         let sw_ns = &self.switches[sw];
         // The switch end is named after the host's namespace suffix.
         let port = format!("{}-{ifname}", ns.rsplit('-').next().unwrap_or("h"));
-        net::ip(&["link", "add", ifname, "netns", ns, "type", "veth", "peer", "name", &port, "netns", sw_ns])?;
+        net::ip(&[
+            "link", "add", ifname, "netns", ns, "type", "veth", "peer", "name", &port, "netns",
+            sw_ns,
+        ])?;
         net::ip_in(sw_ns, &["link", "set", &port, "master", "br0", "up"])?;
         net::ip_in(ns, &["addr", "add", addr, "dev", ifname])?;
         net::ip_in(ns, &["link", "set", ifname, "up"])
@@ -250,7 +272,12 @@ impl Lab {
     fn add_node_ns(&mut self, i: usize) -> Result<()> {
         let on_b = i > self.spec.nodes - self.spec.nodes / 3;
         let (subnet, net_id) = if on_b { ('B', 2) } else { ('A', 1) };
-        let address = Ipv4Addr::new(172, 30, net_id, u8::try_from(10 + i).context("node number")?);
+        let address = Ipv4Addr::new(
+            172,
+            30,
+            net_id,
+            u8::try_from(10 + i).context("node number")?,
+        );
         let ns = format!("tl-{}-n{i}", self.spec.name);
         self.nodes.push(LabNode {
             name: format!("node{i}"),
@@ -263,7 +290,16 @@ impl Lab {
         self.save()?;
         net::add_netns(&ns)?;
         self.attach(&ns, usize::from(on_b), "eth0", &format!("{address}/24"))?;
-        net::ip_in(&ns, &["route", "add", "default", "via", &format!("172.30.{net_id}.1")])?;
+        net::ip_in(
+            &ns,
+            &[
+                "route",
+                "add",
+                "default",
+                "via",
+                &format!("172.30.{net_id}.1"),
+            ],
+        )?;
         net::exec_in(&ns, &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
         Ok(())
     }
@@ -281,7 +317,14 @@ impl Lab {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &node.ns])
             .arg(&self.spec.node_bin)
-            .args(["--node-name", &node.name, "--datastore", &store, "--admin", ADMIN])
+            .args([
+                "--node-name",
+                &node.name,
+                "--datastore",
+                &store,
+                "--admin",
+                ADMIN,
+            ])
             .arg("--ip")
             .arg(format!("{}/24", node.address))
             .arg("--state-dir")
@@ -292,7 +335,9 @@ impl Lab {
             .stderr(log);
         // Its own process group: a Ctrl-C of tortiectl does not reach it.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let child = cmd.spawn().with_context(|| format!("starting {}", self.spec.node_bin.display()))?;
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", self.spec.node_bin.display()))?;
         self.nodes[i].pid = Some(child.id());
         self.children.push(child);
         self.save()
@@ -311,14 +356,18 @@ impl Lab {
             // Reap it if it is our child (else it is gone once /proc says so).
             if let Some(pos) = self.children.iter().position(|c| c.id() == pid) {
                 if let Ok(Some(_)) = self.children[pos].try_wait() {
-                    self.children.remove(pos);
+                    // Exited and reaped by try_wait; wait() returns at once.
+                    let _ = self.children.remove(pos).wait();
                     break;
                 }
             } else if gone() {
                 break;
             }
             if Instant::now() > deadline {
-                bail!("{} did not exit within 15 s of {signal}", self.nodes[i].name);
+                bail!(
+                    "{} did not exit within 15 s of {signal}",
+                    self.nodes[i].name
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -356,13 +405,19 @@ impl Lab {
         let ns = format!("tl-{}-{name}", self.spec.name);
         net::add_netns(&ns)?;
         let result = self.cni(&node, "ADD", &name, &ns)?;
-        let v: Value = serde_json::from_str(&result).with_context(|| format!("CNI ADD for {name}: {result}"))?;
+        let v: Value = serde_json::from_str(&result)
+            .with_context(|| format!("CNI ADD for {name}: {result}"))?;
         let address = v["ips"][0]["address"]
             .as_str()
             .and_then(|a| a.split('/').next())
             .and_then(|a| a.parse().ok())
             .with_context(|| format!("CNI ADD for {name} gave no address: {result}"))?;
-        let pod = LabPod { name, ns, node: node.name.clone(), address };
+        let pod = LabPod {
+            name,
+            ns,
+            node: node.name.clone(),
+            address,
+        };
         self.pods.push(pod.clone());
         self.save()?;
         Ok(pod)
@@ -374,7 +429,12 @@ impl Lab {
             bail!("no pod {name}");
         };
         let pod = self.pods.remove(pos);
-        let node = self.nodes.iter().find(|n| n.name == pod.node).cloned().context("pod's node")?;
+        let node = self
+            .nodes
+            .iter()
+            .find(|n| n.name == pod.node)
+            .cloned()
+            .context("pod's node")?;
         self.cni(&node, "DEL", &pod.name, &pod.ns)?;
         net::del_netns(&pod.ns);
         self.save()
@@ -402,11 +462,19 @@ impl Lab {
             .spawn()
             .with_context(|| format!("running {}", self.spec.cni_bin.display()))?;
         use std::io::Write;
-        child.stdin.take().context("stdin")?.write_all(conf.to_string().as_bytes())?;
+        child
+            .stdin
+            .take()
+            .context("stdin")?
+            .write_all(conf.to_string().as_bytes())?;
         let out = child.wait_with_output()?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         if !out.status.success() {
-            bail!("CNI {command} of {pod} on {} failed: {stdout}{}", node.name, String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "CNI {command} of {pod} on {} failed: {stdout}{}",
+                node.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(stdout)
     }
@@ -430,10 +498,20 @@ impl Lab {
     pub fn wait_full_mesh(&self, deadline: Duration) -> Result<Duration> {
         let start = Instant::now();
         let mut pending: Vec<(usize, usize)> = (0..self.pods.len())
-            .flat_map(|a| (0..self.pods.len()).filter(move |b| *b != a).map(move |b| (a, b)))
+            .flat_map(|a| {
+                (0..self.pods.len())
+                    .filter(move |b| *b != a)
+                    .map(move |b| (a, b))
+            })
             .collect();
         while !pending.is_empty() {
-            pending.retain(|(a, b)| !self.ping(&self.pods[*a], self.pods[*b].address, Duration::from_secs(1)));
+            pending.retain(|(a, b)| {
+                !self.ping(
+                    &self.pods[*a],
+                    self.pods[*b].address,
+                    Duration::from_secs(1),
+                )
+            });
             if pending.is_empty() {
                 break;
             }
@@ -486,7 +564,21 @@ impl Drop for Lab {
 
 /// Whether the kernel can make an IPIP device (a probe in `ns`).
 fn kernel_has_ipip(ns: &str) -> bool {
-    let ok = net::ip_in(ns, &["link", "add", "tlprobe", "type", "ipip", "local", "192.0.2.1", "remote", "192.0.2.2"]).is_ok();
+    let ok = net::ip_in(
+        ns,
+        &[
+            "link",
+            "add",
+            "tlprobe",
+            "type",
+            "ipip",
+            "local",
+            "192.0.2.1",
+            "remote",
+            "192.0.2.2",
+        ],
+    )
+    .is_ok();
     if ok {
         let _ = net::ip_in(ns, &["link", "del", "tlprobe"]);
     }

@@ -15,13 +15,19 @@ pub fn render(lab: &Lab) -> String {
         lab.pods.len(),
         super::POOL,
         lab.encap.to_uppercase(),
-        if lab.encap == "vxlan" { "; this kernel has no ipip module" } else { "" },
+        if lab.encap == "vxlan" {
+            "; this kernel has no ipip module"
+        } else {
+            ""
+        },
     );
     let rows: Vec<Vec<String>> = lab
         .nodes
         .iter()
         .map(|n| {
-            let alive = n.pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
+            let alive = n
+                .pid
+                .is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
             vec![
                 n.name.clone(),
                 format!("{}/24", n.address),
