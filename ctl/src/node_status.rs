@@ -142,11 +142,11 @@ mod tests {
         );
         assert!(
             text.contains(
-                "| 172.30.1.12  | node-to-node mesh      | up    | 19:40:51 | Established "
+                "| 172.30.1.12  | node-to-node mesh  | up    | 19:40:51 | Established         "
             ),
             "{text}"
         );
-        assert!(text.contains("| 172.30.2.13  | global (rr client)     | start | -        | Active: connect: Connection refused |"), "{text}");
+        assert!(text.contains("| 172.30.2.13  | global (rr client) | start | -        | Active: connect: Connection refused |"), "{text}");
         assert!(text.contains("No IPv6 peers found."), "{text}");
         assert!(
             text.contains(

@@ -112,10 +112,10 @@ mod tests {
 
     #[test]
     fn sequences_of_mappings() {
-        let v = serde_json::json!({"a": [{"x": 1, "y": "on"}, 2], "e": [], "m": {}});
+        let v = serde_json::json!({"a": [{"x": 1, "z": "on"}, 2], "e": [], "m": {}});
         assert_eq!(
             to_string(&v),
-            "a:\n  - x: 1\n    y: \"on\"\n  - 2\ne: []\nm: {}\n"
+            "a:\n  - x: 1\n    z: \"on\"\n  - 2\ne: []\nm: {}\n"
         );
     }
 }
