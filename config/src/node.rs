@@ -10,7 +10,7 @@
 //! and what is allowed. The reference for users is `docs/operations.md`.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -54,6 +54,10 @@ pub struct NodeSettingsLayer {
     pub as_number: Option<AsNumber>,
     /// Labels merged into the node's Node (selectors match them).
     pub labels: Option<BTreeMap<String, String>>,
+    /// Makes the node a route reflector with this cluster id (written into
+    /// its Node as `spec.bgp.routeReflectorClusterID`).
+    #[serde(rename = "routeReflectorClusterID")]
+    pub route_reflector_cluster_id: Option<Ipv4Addr>,
     /// Admin HTTP address.
     pub admin: Option<String>,
     /// Log filter: a level or tracing directives.
@@ -74,6 +78,7 @@ pub struct NodeSettings {
     pub address: AddressSetting,
     pub as_number: Option<u32>,
     pub labels: BTreeMap<String, String>,
+    pub route_reflector_cluster_id: Option<Ipv4Addr>,
     pub admin: SocketAddr,
     pub log_level: String,
     pub log_format: LogFormatSetting,
@@ -158,6 +163,9 @@ impl NodeSettingsLayer {
                 .or(under.ip_autodetection_method),
             as_number: self.as_number.or(under.as_number),
             labels: self.labels.or(under.labels),
+            route_reflector_cluster_id: self
+                .route_reflector_cluster_id
+                .or(under.route_reflector_cluster_id),
             admin: self.admin.or(under.admin),
             log_level: self.log_level.or(under.log_level),
             log_format: self.log_format.or(under.log_format),
@@ -238,6 +246,7 @@ impl NodeSettings {
             address,
             as_number: layer.as_number.map(|a| a.0),
             labels,
+            route_reflector_cluster_id: layer.route_reflector_cluster_id,
             admin,
             log_level: layer.log_level.unwrap_or_else(|| "info".into()),
             log_format,

@@ -115,6 +115,7 @@ pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
         address: underlay.address,
         as_number: settings.as_number,
         labels: settings.labels.clone(),
+        cluster_id: settings.route_reflector_cluster_id,
     };
     let started = tokio::select! {
         s = connect_and_register(&store_config, &registration, &channels) => Some(s?),

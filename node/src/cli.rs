@@ -40,6 +40,10 @@ pub struct Cli {
     /// Labels merged into the node's Node: key=value[,key=value...].
     #[arg(long, env = "TORTIE_LABELS", value_parser = parse_labels)]
     pub labels: Option<BTreeMap<String, String>>,
+    /// Makes this node a route reflector with this cluster id (written into
+    /// its Node).
+    #[arg(long, env = "TORTIE_ROUTE_REFLECTOR_CLUSTER_ID")]
+    pub route_reflector_cluster_id: Option<std::net::Ipv4Addr>,
     /// Admin HTTP address (/status, /metrics, /healthz, /readyz)
     /// [default: 127.0.0.1:9099].
     #[arg(long, env = "TORTIE_ADMIN")]
@@ -76,6 +80,7 @@ impl Cli {
             ip_autodetection_method: self.ip_autodetection_method.clone(),
             as_number: self.as_number,
             labels: self.labels.clone(),
+            route_reflector_cluster_id: self.route_reflector_cluster_id,
             admin: self.admin.clone(),
             log_level: self.log_level.clone(),
             log_format: self.log_format.clone(),

@@ -29,6 +29,7 @@ pub struct Registration {
     pub address: IpNet,
     pub as_number: Option<u32>,
     pub labels: BTreeMap<String, String>,
+    pub cluster_id: Option<std::net::Ipv4Addr>,
 }
 
 /// Why registration failed.
@@ -112,6 +113,9 @@ fn merged(mut node: Object<NodeSpec>, me: &Registration) -> Object<NodeSpec> {
     bgp.ipv4_address = Some(me.address);
     if let Some(asn) = me.as_number {
         bgp.as_number = Some(AsNumber(asn));
+    }
+    if let Some(cid) = me.cluster_id {
+        bgp.route_reflector_cluster_id = Some(cid);
     }
     for (k, v) in &me.labels {
         node.metadata.labels.insert(k.clone(), v.clone());
@@ -249,6 +253,7 @@ mod tests {
             address: addr.parse().unwrap(),
             as_number: None,
             labels: BTreeMap::new(),
+            cluster_id: None,
         }
     }
 

@@ -71,9 +71,12 @@ pub struct LabSpec {
     /// Extra `resources.yaml` documents (appended to the pool).
     #[serde(default)]
     pub resources: String,
-    /// Extra tortie-node arguments.
+    /// Extra tortie-node arguments, for every node.
     #[serde(default)]
     pub node_args: Vec<String>,
+    /// Extra tortie-node arguments of one node (by 1-based number).
+    #[serde(default)]
+    pub per_node_args: std::collections::BTreeMap<usize, Vec<String>>,
 }
 
 /// One lab node.
@@ -107,6 +110,10 @@ pub struct Lab {
     pub switches: Vec<String>,
     pub nodes: Vec<LabNode>,
     pub pods: Vec<LabPod>,
+    /// Other hosts on subnet A (a route reflector, a router under test):
+    /// namespace and address.
+    #[serde(default)]
+    pub hosts: Vec<(String, Ipv4Addr)>,
     /// Pods made so far (for unique names).
     #[serde(default)]
     pub pod_counter: usize,
@@ -133,6 +140,7 @@ impl LabSpec {
             cni_bin: bin_dir.join("tortie-cni"),
             resources: String::new(),
             node_args: Vec::new(),
+            per_node_args: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -174,6 +182,7 @@ impl Lab {
             switches: vec![format!("{p}-swa"), format!("{p}-swb")],
             nodes: Vec::new(),
             pods: Vec::new(),
+            hosts: Vec::new(),
             pod_counter: 0,
             spec,
             keep: false,
@@ -330,6 +339,7 @@ impl Lab {
             .arg("--state-dir")
             .arg(&state)
             .args(&self.spec.node_args)
+            .args(self.spec.per_node_args.get(&(i + 1)).into_iter().flatten())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
@@ -395,6 +405,20 @@ impl Lab {
         let idx = self.nodes.len() - 1;
         self.start_node(idx)?;
         Ok(idx)
+    }
+
+    /// Another host on subnet A, `.2` upwards, with a default route via
+    /// the router: its namespace and address. Processes started in it are
+    /// killed by `down`.
+    pub fn add_host(&mut self, name: &str) -> Result<(String, Ipv4Addr)> {
+        let address = Ipv4Addr::new(172, 30, 1, u8::try_from(2 + self.hosts.len())?);
+        let ns = format!("tl-{}-{name}", self.spec.name);
+        self.hosts.push((ns.clone(), address));
+        self.save()?;
+        net::add_netns(&ns)?;
+        self.attach(&ns, 0, "eth0", &format!("{address}/24"))?;
+        net::ip_in(&ns, &["route", "add", "default", "via", "172.30.1.1"])?;
+        Ok((ns, address))
     }
 
     /// A pod on node `i`: CNI ADD through tortie-cni, as a runtime does.
@@ -538,6 +562,9 @@ impl Lab {
         }
         for p in &self.pods {
             net::del_netns(&p.ns);
+        }
+        for (h, _) in &self.hosts {
+            net::del_netns(h);
         }
         net::del_netns(&self.router);
         for sw in &self.switches {
