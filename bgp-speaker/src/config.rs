@@ -57,6 +57,18 @@ pub struct PeerConfig {
     /// Set NEXT_HOP to our own address on routes sent to this peer.
     pub next_hop_self: bool,
     pub max_prefix: Option<MaxPrefix>,
+    /// eBGP: send routes with their next hop unchanged instead of ours
+    /// (Calico's `keepOriginalNextHop`).
+    #[serde(default)]
+    pub keep_next_hop: bool,
+    /// Send this peer only the routes we originate, none we learned (a
+    /// top-of-rack router gets a node's own blocks).
+    #[serde(default)]
+    pub export_local_only: bool,
+    /// Accept from this peer only prefixes inside one of these; the others
+    /// count as received, not accepted. `None`: every prefix.
+    #[serde(default)]
+    pub import_within: Option<Vec<ipnet::IpNet>>,
 }
 
 /// Accept sessions from any address inside `prefix` (like BIRD's
@@ -123,6 +135,9 @@ impl PeerConfig {
             local_address: None,
             next_hop_self: false,
             max_prefix: None,
+            keep_next_hop: false,
+            export_local_only: false,
+            import_within: None,
         }
     }
 }

@@ -225,9 +225,12 @@ impl Instance {
                 rr_client: n.config.rr_client,
                 next_hop_self: n.config.next_hop_self,
                 local_addr,
+                keep_next_hop: n.config.keep_next_hop,
+                local_only: n.config.export_local_only,
             },
             agreed.families.clone(),
-        );
+        )
+        .importing_only(n.config.import_within.clone());
         // Graceful restart, helper side (RFC 4724 §4.2): stale families the
         // peer no longer preserves go now; the others wait for End-of-RIB.
         n.gr.restart_timer = None;

@@ -7,6 +7,7 @@
 //! | local workload address | `10.244.3.7/32 dev tortXXXXXXXXXXX scope link` (and `/128`) |
 //! | own block | `blackhole 10.244.3.0/26` |
 //! | peer block or borrowed /32, `Direct`, peer in local subnet | `10.244.7.0/26 via 192.168.1.12 dev <underlay>` |
+//! | learned route whose next hop is no node but on the local subnet (a ToR) | `10.244.7.0/26 via 192.168.1.1 dev <underlay>` |
 //! | ... `Direct`, peer outside local subnet | none: the fabric routes it (warning) |
 //! | ... `Ipip` | `10.244.7.0/26 via 192.168.2.21 dev tunl0 onlink` |
 //! | ... `Vxlan` | `10.244.7.0/26 via <peer VTEP> dev vxlan.tortie onlink` |
@@ -327,8 +328,8 @@ impl fmt::Display for Warning {
             ),
             Warning::UnknownNextHop { prefix, next_hop } => write!(
                 f,
-                "route {prefix}: next hop {next_hop} is not an address of any known \
-                 node: skipped"
+                "route {prefix}: next hop {next_hop} is neither a known node's address \
+                 nor on the local subnet: skipped"
             ),
             Warning::NextHopIsLocal { prefix } => {
                 write!(f, "route {prefix}: next hop is this node: skipped")
@@ -389,6 +390,30 @@ impl Builder {
                 self.routes.insert(route.dst, Claim { route, source });
             }
         }
+    }
+
+    /// Records a peer's route. Same prefix from two next hops with the
+    /// same priority: the first (lower address, `remote` is sorted) stays.
+    fn claim_remote(&mut self, route: KernelRoute, source: Source, next_hop: IpAddr) {
+        let prefix = route.dst;
+        if let Some(prev) = self.remote_next_hop.get(&prefix).copied() {
+            let prev_wins = self.routes.get(&prefix).is_some_and(|c| c.source >= source);
+            let (kept, ignored) = if prev_wins {
+                (prev, next_hop)
+            } else {
+                (next_hop, prev)
+            };
+            self.warnings.push(Warning::ConflictingNextHops {
+                prefix,
+                kept,
+                ignored,
+            });
+            if prev_wins {
+                return;
+            }
+        }
+        self.remote_next_hop.insert(prefix, next_hop);
+        self.claim(route, source);
     }
 
     fn finish(mut self) -> DesiredRoutes {
@@ -489,8 +514,19 @@ fn remote_route(
         return;
     }
     let Some(node) = state.nodes.iter().find(|n| n.addresses.contains(&next_hop)) else {
-        out.warnings
-            .push(Warning::UnknownNextHop { prefix, next_hop });
+        // Not a node: a router on our subnet (a top-of-rack router that
+        // passed the route on) is used as it is; nothing can be tunnelled
+        // to it.
+        if local.trunc().contains(&next_hop) {
+            out.claim_remote(
+                KernelRoute::via(prefix, next_hop, state.local_node.underlay.clone(), false),
+                Source::SameSubnet,
+                next_hop,
+            );
+        } else {
+            out.warnings
+                .push(Warning::UnknownNextHop { prefix, next_hop });
+        }
         return;
     };
     // The most specific pool containing the prefix decides; none = no encap.
@@ -543,26 +579,7 @@ fn remote_route(
             )
         }
     };
-    // Same prefix from two next hops with the same priority: the first (lower
-    // address, `remote` is sorted) stays.
-    if let Some(prev) = out.remote_next_hop.get(&prefix).copied() {
-        let prev_wins = out.routes.get(&prefix).is_some_and(|c| c.source >= source);
-        let (kept, ignored) = if prev_wins {
-            (prev, next_hop)
-        } else {
-            (next_hop, prev)
-        };
-        out.warnings.push(Warning::ConflictingNextHops {
-            prefix,
-            kept,
-            ignored,
-        });
-        if prev_wins {
-            return;
-        }
-    }
-    out.remote_next_hop.insert(prefix, next_hop);
-    out.claim(route, source);
+    out.claim_remote(route, source, next_hop);
 }
 
 fn encap_warning(prefix: IpNet, pool: Option<&&Pool>, e: &EncapError) -> Warning {

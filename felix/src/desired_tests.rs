@@ -256,3 +256,17 @@ fn next_hop_of_the_other_family_is_reported_not_programmed() {
         "{text}"
     );
 }
+
+#[test]
+fn a_route_through_a_router_on_the_local_subnet_is_programmed_direct() {
+    // A top-of-rack router (no node) passed on a block of a node elsewhere.
+    let mut s = base();
+    s.learned.push(learned("10.244.30.0/26", "192.168.1.1"));
+    s.learned.push(learned("10.244.31.0/26", "192.168.7.1")); // off-subnet: skipped
+    let d = compute(&s);
+    assert_eq!(lines(&d), vec!["10.244.30.0/26 via 192.168.1.1 dev eth0"]);
+    assert_eq!(d.warnings.len(), 1, "{:?}", d.warnings);
+    assert!(d.warnings[0]
+        .to_string()
+        .contains("nor on the local subnet"));
+}

@@ -151,8 +151,11 @@ pub fn plan(cluster: &Cluster, me: &NodeFacts, local: &LocalBgp) -> PeerPlan {
             );
         }
     }
+    let pools: Vec<ipnet::IpNet> = cluster.pools.values().map(|p| p.spec.cidr).collect();
     for (name, bgp_peer) in &cluster.bgp_peers {
-        for (addr, source, config) in from_bgp_peer(name, bgp_peer, me, &others, &mut problems) {
+        for (addr, source, config) in
+            from_bgp_peer(name, bgp_peer, me, &others, &pools, &mut problems)
+        {
             peers.insert(addr, (config, source));
         }
     }
@@ -248,6 +251,7 @@ fn from_bgp_peer(
     p: &BGPPeer,
     me: &NodeFacts,
     others: &[NodeFacts],
+    pools: &[ipnet::IpNet],
     problems: &mut Vec<Problem>,
 ) -> Vec<(IpAddr, PeerSource, PeerConfig)> {
     let resource = format!("BGPPeer/{name}");
@@ -295,6 +299,14 @@ fn from_bgp_peer(
             .iter()
             .find(|n| [n.v4, n.v6].into_iter().flatten().any(|a| a.addr() == addr))
             .map(|n| n.name.clone());
+        if node.is_none() {
+            // A router (ToR) or a route reflector: it is sent what this
+            // node originates, unless it reflects for us (iBGP), and only
+            // pool prefixes are taken from it.
+            config.keep_next_hop = spec.keep_original_next_hop;
+            config.import_within = Some(pools.to_vec());
+            config.export_local_only = asn != me.asn;
+        }
         out.push((
             addr,
             PeerSource {

@@ -221,6 +221,14 @@ fn explicit_peers_global_and_node_specific() {
     );
     let tor = &p1.config.peers[1];
     assert_eq!((tor.asn, tor.port), (65000, 1179));
+    // A router, not a node: our own routes only, pool prefixes only.
+    assert!(tor.export_local_only);
+    assert_eq!(tor.import_within, Some(vec![]), "no pools in this cluster");
+    assert!(
+        !p1.config.peers[0].export_local_only,
+        "a mesh peer gets everything"
+    );
+    assert_eq!(p1.config.peers[0].import_within, None);
     let p2 = plan_of(&c, "n2");
     assert_eq!(
         table(&p2),

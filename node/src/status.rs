@@ -85,6 +85,8 @@ pub struct PeerView {
     pub since_unix: u64,
     pub uptime_secs: u64,
     pub prefixes_received: u64,
+    /// Received and accepted (import checks and filters passed).
+    pub prefixes_accepted: u64,
     pub prefixes_advertised: u64,
     pub last_error: Option<String>,
 }
@@ -127,6 +129,7 @@ impl PeerView {
                     since_unix: p.map_or(0, |p| p.since_unix),
                     uptime_secs: p.map_or(0, |p| p.uptime_secs),
                     prefixes_received: p.map_or(0, |p| p.prefixes_received),
+                    prefixes_accepted: p.map_or(0, |p| p.prefixes_accepted),
                     prefixes_advertised: p.map_or(0, |p| p.prefixes_advertised),
                     last_error: p.and_then(|p| p.last_error.clone()),
                 }

@@ -32,6 +32,10 @@ pub fn to_speaker_config(rr: &RrConfig, restarting: bool) -> SpeakerConfig {
                 local_address: p.local_address,
                 next_hop_self: p.next_hop_self,
                 max_prefix: p.max_prefix.map(max_prefix),
+                // A reflector passes everything on unfiltered.
+                keep_next_hop: false,
+                export_local_only: false,
+                import_within: None,
             })
             .collect(),
         dynamic_peers: rr
@@ -146,6 +150,9 @@ dynamicPeers:
                     limit: 10,
                     teardown: false,
                 }),
+                keep_next_hop: false,
+                export_local_only: false,
+                import_within: None,
             }],
             dynamic_peers: vec![DynamicPeerConfig {
                 prefix: "172.31.0.0/16".parse().unwrap(),

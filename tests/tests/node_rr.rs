@@ -32,7 +32,10 @@ use tortie_tests::wait_until;
 
 fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable");
-    exe.parent().and_then(|d| d.parent()).expect("target dir").to_path_buf()
+    exe.parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .to_path_buf()
 }
 
 const RESOURCES: &str = "apiVersion: projectcalico.org/v3
@@ -68,7 +71,10 @@ fn start_rr(lab: &Lab, ns: &str) -> Result<Child> {
         "routerId: 172.30.1.2\nasNumber: 64512\nclusterId: 10.0.0.2\nlisten: \"0.0.0.0:179\"\n\
          admin: \"127.0.0.1:9180\"\ndynamicPeers:\n  - prefix: 172.30.0.0/16\n    asNumber: 64512\n",
     )?;
-    let log = std::fs::File::options().create(true).append(true).open(dir.join("rr.log"))?;
+    let log = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(dir.join("rr.log"))?;
     let child = Command::new("ip")
         .args(["netns", "exec", ns])
         .arg(bin_dir().join("tortie-rr"))
@@ -101,13 +107,20 @@ fn peers(lab: &Lab, i: usize) -> Result<Vec<String>> {
 }
 
 /// Every pod pings pod `to` at 100/s while `during` runs; asserts none lost.
-fn no_loss_during(lab: &mut Lab, to: usize, during: impl FnOnce(&mut Lab) -> Result<()>) -> Result<()> {
+fn no_loss_during(
+    lab: &mut Lab,
+    to: usize,
+    during: impl FnOnce(&mut Lab) -> Result<()>,
+) -> Result<()> {
     let target = lab.pods[to].address.to_string();
     let mut pings = Vec::new();
     for p in lab.pods.iter().filter(|p| p.name != lab.pods[to].name) {
         pings.push(
             Command::new("ip")
-                .args(["netns", "exec", &p.ns, "ping", "-q", "-i", "0.01", "-W", "1", "-c", "600", &target])
+                .args([
+                    "netns", "exec", &p.ns, "ping", "-q", "-i", "0.01", "-W", "1", "-c", "600",
+                    &target,
+                ])
                 .stdout(Stdio::piped())
                 .spawn()?,
         );
@@ -131,16 +144,25 @@ fn no_loss_during(lab: &mut Lab, to: usize, during: impl FnOnce(&mut Lab) -> Res
 #[test]
 fn two_reflectors_and_either_may_die() -> Result<()> {
     static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!("r{}x{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+    let name = format!(
+        "r{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
     let root = std::env::temp_dir().join("tortie-test-labs");
     let mut spec = LabSpec::new(&name, 4, &root, &bin_dir());
     spec.encap = Encap::Vxlan;
     spec.resources = RESOURCES.into();
     spec.per_node_args.insert(
         1,
-        ["--labels", "route-reflector=true", "--route-reflector-cluster-id", "10.0.0.1"]
-            .map(String::from)
-            .to_vec(),
+        [
+            "--labels",
+            "route-reflector=true",
+            "--route-reflector-cluster-id",
+            "10.0.0.1",
+        ]
+        .map(String::from)
+        .to_vec(),
     );
     let mut lab = Lab::up(spec)?;
     let (rr_ns, rr_addr) = lab.add_host("rr")?;
@@ -157,7 +179,11 @@ fn two_reflectors_and_either_may_die() -> Result<()> {
             "172.30.1.13 Established client",
             "172.30.2.14 Established client",
         ];
-        if p == want { Ok(()) } else { Err(format!("{p:?}")) }
+        if p == want {
+            Ok(())
+        } else {
+            Err(format!("{p:?}"))
+        }
     })?;
     for i in 1..4 {
         wait_until(Duration::from_secs(15), "a client's sessions", || {
@@ -169,11 +195,18 @@ fn two_reflectors_and_either_may_die() -> Result<()> {
             }
         })?;
     }
-    let learned = |lab: &Lab, i: usize| lab.node_status(i).map(|s| s["learned"].as_u64().unwrap_or(0));
+    let learned = |lab: &Lab, i: usize| {
+        lab.node_status(i)
+            .map(|s| s["learned"].as_u64().unwrap_or(0))
+    };
     assert_eq!(learned(&lab, 3)?, 3, "node4 learns the three other blocks");
 
     // 2. tortie-rr dies: nothing is lost; then it comes back.
-    let target = lab.pods.iter().position(|p| p.node == "node2").context("pod on node2")?;
+    let target = lab
+        .pods
+        .iter()
+        .position(|p| p.node == "node2")
+        .context("pod on node2")?;
     no_loss_during(&mut lab, target, |_| {
         rr.kill()?;
         rr.wait()?;
@@ -183,7 +216,11 @@ fn two_reflectors_and_either_may_die() -> Result<()> {
     rr = start_rr(&lab, &rr_ns)?;
     wait_until(Duration::from_secs(20), "tortie-rr back", || {
         let p = peers(&lab, 3).map_err(|e| e.to_string())?;
-        if p.iter().all(|l| l.contains("Established")) { Ok(()) } else { Err(format!("{p:?}")) }
+        if p.iter().all(|l| l.contains("Established")) {
+            Ok(())
+        } else {
+            Err(format!("{p:?}"))
+        }
     })?;
 
     // 3. The reflector node's agent dies and restarts: nothing is lost.

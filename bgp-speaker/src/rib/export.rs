@@ -28,6 +28,10 @@ pub struct ExportClass {
     pub next_hop_self: bool,
     /// Our address on the session: the next hop when we set it ourselves.
     pub local_addr: IpAddr,
+    /// eBGP: leave the next hop as it is.
+    pub keep_next_hop: bool,
+    /// Only locally originated routes are sent.
+    pub local_only: bool,
 }
 
 /// Where the best path came from, as export rules need it.
@@ -89,6 +93,9 @@ pub fn import(
 /// Whether a best path from `source` may be sent to a peer of `class` at
 /// all (iBGP split horizon, RFC 4456 §6 reflection rules).
 pub fn allowed(local: &LocalFacts, source: SourceKind, class: &ExportClass) -> bool {
+    if class.local_only && source != SourceKind::Local {
+        return false;
+    }
     match (source, class.ebgp) {
         (SourceKind::Local | SourceKind::Ebgp, _) => true,
         (SourceKind::Ibgp { .. }, true) => true,
@@ -116,7 +123,9 @@ pub fn transform(
             return None;
         }
         prepend(&mut out.as_path, local.asn);
-        out.next_hop = self_next_hop(class.local_addr, &best.next_hop);
+        if !class.keep_next_hop || unspecified(&best.next_hop) {
+            out.next_hop = self_next_hop(class.local_addr, &best.next_hop);
+        }
         out.local_pref = None;
         out.originator_id = None;
         out.cluster_list.clear();
@@ -191,6 +200,8 @@ mod tests {
             ebgp,
             rr_client,
             next_hop_self: false,
+            keep_next_hop: false,
+            local_only: false,
             local_addr: IpAddr::V4(Ipv4Addr::new(172, 30, 0, 1)),
         }
     }

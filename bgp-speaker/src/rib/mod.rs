@@ -42,6 +42,8 @@ pub struct RibPeer {
     pub rr_client: bool,
     pub export: ExportClass,
     pub families: Vec<Afi>,
+    /// Accept only prefixes inside one of these (`None`: all).
+    pub import_within: Option<Arc<[ipnet::IpNet]>>,
 }
 
 /// What the RIB keeps of a peer between sessions.
@@ -55,6 +57,7 @@ pub(crate) struct PeerInfo {
     families: Vec<Afi>,
     /// Families whose routes from this peer are stale (graceful restart).
     stale: Vec<Afi>,
+    import_within: Option<Arc<[ipnet::IpNet]>>,
 }
 
 /// Counters of one peer.
@@ -185,7 +188,14 @@ impl RibPeer {
             rr_client,
             export,
             families,
+            import_within: None,
         }
+    }
+
+    /// The same peer, accepting only prefixes inside `nets` (when given).
+    pub fn importing_only(mut self, nets: Option<Vec<ipnet::IpNet>>) -> Self {
+        self.import_within = nets.map(Arc::from);
+        self
     }
 }
 
@@ -306,6 +316,7 @@ impl Rib {
                 export: Some(export),
                 families: peer.families,
                 stale,
+                import_within: peer.import_within,
             },
         );
         let targets = [(id, export, families)];
@@ -368,18 +379,28 @@ impl Rib {
         };
         let verdict = export::import(&self.local, peer.asn, peer.facts.ebgp, &mut attrs);
         let accepted = verdict.is_ok().then(|| Arc::new(attrs));
+        let within = peer.import_within.clone();
         let (mut v4, mut v6) = (
             std::mem::take(&mut self.scratch_v4),
             std::mem::take(&mut self.scratch_v6),
         );
+        let (mut out4, mut out6) = (Vec::new(), Vec::new());
         for p in prefixes {
-            match p {
-                Prefix::V4(k) => v4.push(*k),
-                Prefix::V6(k) => v6.push(*k),
+            let allowed = within
+                .as_ref()
+                .is_none_or(|nets| nets.iter().any(|n| n.contains(p)));
+            match (p, allowed) {
+                (Prefix::V4(k), true) => v4.push(*k),
+                (Prefix::V6(k), true) => v6.push(*k),
+                (Prefix::V4(k), false) => out4.push(*k),
+                (Prefix::V6(k), false) => out6.push(*k),
             }
         }
         self.v4.update(id, accepted.as_ref(), &v4);
         self.v6.update(id, accepted.as_ref(), &v6);
+        // Outside the import filter: received, never accepted.
+        self.v4.update(id, None, &out4);
+        self.v6.update(id, None, &out6);
         // The buffers are kept for the next UPDATE.
         (self.scratch_v4, self.scratch_v6) = (v4, v6);
         self.scratch_v4.clear();

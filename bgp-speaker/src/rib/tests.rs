@@ -29,6 +29,8 @@ fn peer(last: u8, asn: u32, client: bool) -> RibPeer {
             ebgp,
             rr_client: client,
             next_hop_self: false,
+            keep_next_hop: false,
+            local_only: false,
             local_addr: IpAddr::V4(RID),
         },
         vec![Afi::Ipv4, Afi::Ipv6],
@@ -603,4 +605,43 @@ fn a_whole_table_withdrawn_goes_through_the_log() {
     assert!(held.iter().all(|h| h.is_empty()));
     rib.decide(false);
     assert_eq!(rib.v4.logged(), 0, "read by all, then trimmed");
+}
+
+#[test]
+fn a_tor_peer_gets_only_local_routes_and_gives_only_what_its_filter_allows() {
+    let mut rib = Rib::new(local(false));
+    // Peer 9: an eBGP top-of-rack router, filtered both ways, next hop kept.
+    let mut tor = peer(9, 65000, false);
+    tor.export.local_only = true;
+    tor.export.keep_next_hop = true;
+    let tor = tor.importing_only(Some(vec!["10.244.0.0/16".parse().unwrap()]));
+    rib.peer_up(9, tor);
+    rib.peer_up(2, peer(2, 64512, false));
+    // Another node's block (iBGP), and our own block.
+    rib.update(2, attrs_from(2), &[pfx("10.244.1.0/26")])
+        .unwrap();
+    rib.local_update(pfx("10.244.0.0/26"), attrs_from(7));
+    rib.decide(true);
+    let out = rib.take_out(9, 100);
+    let sent: Vec<Prefix> = out
+        .announced()
+        .iter()
+        .flat_map(|(_, n)| n.clone())
+        .collect();
+    assert_eq!(sent, vec![pfx("10.244.0.0/26")], "only the local route");
+    assert_eq!(
+        out.announced()[0].0.next_hop,
+        NextHop::V4(Ipv4Addr::new(172, 30, 0, 7)),
+        "keepOriginalNextHop: the route's own next hop, not our session address"
+    );
+    // The ToR sends a pool prefix and one outside the pools.
+    let mut from_tor = PathAttrs::local(NextHop::V4(Ipv4Addr::new(172, 30, 0, 9)));
+    from_tor.as_path = vec![crate::route::AsSegment::Sequence(vec![65000])];
+    rib.update(9, from_tor, &[pfx("10.244.9.0/26"), pfx("198.51.100.0/24")])
+        .unwrap();
+    let changes = rib.decide(true);
+    let prefixes: Vec<Prefix> = changes.iter().map(|c| c.prefix).collect();
+    assert_eq!(prefixes, vec![pfx("10.244.9.0/26")]);
+    let counts = rib.peer(9).unwrap();
+    assert_eq!(counts.received(), (2, 1), "both received, one accepted");
 }

@@ -53,6 +53,9 @@ pub enum Encap {
     Ipip,
     /// VXLAN CrossSubnet.
     Vxlan,
+    /// No encapsulation: the router between the subnets must know the
+    /// pod routes (a ToR that peers with the nodes).
+    None,
 }
 
 /// What to build.
@@ -233,17 +236,22 @@ impl Lab {
         self.encap = match self.spec.encap {
             Encap::Ipip => "ipip".into(),
             Encap::Vxlan => "vxlan".into(),
+            Encap::None => "none".into(),
             Encap::Auto if kernel_has_ipip(&self.router) => "ipip".into(),
             Encap::Auto => "vxlan".into(),
         };
-        let mode = if self.encap == "ipip" {
-            "ipipMode"
+        let mode = match self.encap.as_str() {
+            "ipip" => "  ipipMode: CrossSubnet\n",
+            "vxlan" => "  vxlanMode: CrossSubnet\n",
+            _ => "",
+        };
+        let extra = if self.spec.resources.is_empty() {
+            String::new()
         } else {
-            "vxlanMode"
+            format!("---\n{}", self.spec.resources)
         };
         let resources = format!(
-            "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: lab-pool\nspec:\n  cidr: {POOL}\n  blockSize: 26\n  {mode}: CrossSubnet\n{}",
-            if self.spec.resources.is_empty() { String::new() } else { format!("---\n{}", self.spec.resources) }
+            "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: lab-pool\nspec:\n  cidr: {POOL}\n  blockSize: 26\n{mode}{extra}"
         );
         std::fs::write(self.spec.dir.join("store/resources.yaml"), resources)?;
         self.save()?;

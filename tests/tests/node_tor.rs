@@ -1,0 +1,344 @@
+//! tortie-node peering with a top-of-rack router over eBGP: the lab's
+//! router runs **BIRD** (one test) or **FRR** (zebra + bgpd, the other)
+//! and is the only BGP neighbour of every node (the mesh is off). Each node
+//! has its own AS (Calico's "AS per node" design), the ToR AS 65000.
+//!
+//! ```text
+//!   subnet A 172.30.1.0/24                    subnet B 172.30.2.0/24
+//!   node1 .11 (AS 65001)  node2 .12 (65002) ── ToR .1 | .1 ── node3 .13 (65003)
+//! ```
+//!
+//! The pool does not encapsulate: pod traffic between the subnets is
+//! routed by the ToR with the blocks it learned.
+//!
+//! Checks:
+//! 1. Every pod reaches every other.
+//! 2. The ToR learned every node's block and programmed it; each node
+//!    announced exactly its own block.
+//! 3. A prefix outside the pools that the ToR announces (198.51.100.0/24)
+//!    is received by the nodes but neither accepted (the import filter)
+//!    nor installed.
+//! 4. Node1 reaches node3's block through the ToR, unencapsulated.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use tortie_ctl::lab::{net, Encap, Lab, LabSpec};
+use tortie_tests::wait_until;
+
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    exe.parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .to_path_buf()
+}
+
+const NODES: [(&str, &str, u32); 3] = [
+    ("node1", "172.30.1.11", 65001),
+    ("node2", "172.30.1.12", 65002),
+    ("node3", "172.30.2.13", 65003),
+];
+
+const RESOURCES: &str = "apiVersion: projectcalico.org/v3
+kind: BGPConfiguration
+metadata:
+  name: default
+spec:
+  nodeToNodeMeshEnabled: false
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata:
+  name: tor-a
+spec:
+  nodeSelector: rack == 'a'
+  peerIP: 172.30.1.1
+  asNumber: 65000
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata:
+  name: tor-b
+spec:
+  nodeSelector: rack == 'b'
+  peerIP: 172.30.2.1
+  asNumber: 65000
+";
+
+/// A ToR daemon in the lab's router namespace.
+trait Tor {
+    /// Its routing table as text, for checks and messages.
+    fn routes(&self) -> Result<String>;
+}
+
+struct BirdTor {
+    sock: PathBuf,
+    child: Child,
+}
+
+struct FrrTor {
+    dir: PathBuf,
+    children: Vec<Child>,
+}
+
+impl Tor for BirdTor {
+    fn routes(&self) -> Result<String> {
+        net::run(
+            "birdc",
+            &[
+                "-s",
+                &self.sock.display().to_string(),
+                "show",
+                "route",
+                "all",
+            ],
+        )
+    }
+}
+
+impl Drop for BirdTor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Tor for FrrTor {
+    fn routes(&self) -> Result<String> {
+        net::run(
+            "vtysh",
+            &[
+                "--vty_socket",
+                &self.dir.display().to_string(),
+                "-c",
+                "show ip bgp",
+            ],
+        )
+    }
+}
+
+impl Drop for FrrTor {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn spawn_in(ns: &str, argv: &[&str], log: &Path) -> Result<Child> {
+    let log = std::fs::File::create(log)?;
+    Ok(Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(argv)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?)
+}
+
+fn bird(lab: &Lab) -> Result<Box<dyn Tor>> {
+    let dir = lab.spec.dir.join("bird");
+    std::fs::create_dir_all(&dir)?;
+    let mut conf = String::from(
+        "router id 172.30.1.1;\nprotocol device {}\nprotocol direct { ipv4; }\n\
+         protocol kernel { ipv4 { export where source = RTS_BGP; }; }\n\
+         protocol static { ipv4; route 198.51.100.0/24 blackhole; }\n\
+         template bgp tonode { local as 65000; ipv4 { import all; export where source ~ [RTS_BGP, RTS_STATIC]; }; }\n",
+    );
+    for (i, (_, addr, asn)) in NODES.iter().enumerate() {
+        conf += &format!("protocol bgp n{i} from tonode {{ neighbor {addr} as {asn}; }}\n");
+    }
+    std::fs::write(dir.join("bird.conf"), conf)?;
+    let sock = dir.join("bird.ctl");
+    let child = spawn_in(
+        &lab.router,
+        &[
+            "bird",
+            "-f",
+            "-c",
+            &dir.join("bird.conf").display().to_string(),
+            "-s",
+            &sock.display().to_string(),
+            "-P",
+            &dir.join("bird.pid").display().to_string(),
+        ],
+        &dir.join("bird.log"),
+    )?;
+    let tor = BirdTor { sock, child };
+    wait_until(Duration::from_secs(10), "birdc to answer", || {
+        tor.routes().map_err(|e| e.to_string())
+    })?;
+    Ok(Box::new(tor))
+}
+
+fn frr(lab: &Lab) -> Result<Box<dyn Tor>> {
+    let dir = lab.spec.dir.join("frr");
+    std::fs::create_dir_all(&dir)?;
+    let mut conf = String::from(
+        "frr defaults traditional\nip route 198.51.100.0/24 blackhole\nrouter bgp 65000\n bgp router-id 172.30.1.1\n no bgp ebgp-requires-policy\n",
+    );
+    for (_, addr, asn) in NODES {
+        conf += &format!(" neighbor {addr} remote-as {asn}\n");
+    }
+    conf += " address-family ipv4 unicast\n  redistribute static\n exit-address-family\n";
+    std::fs::write(dir.join("bgpd.conf"), conf)?;
+    std::fs::write(dir.join("zebra.conf"), "")?;
+    // zebra runs as the frr user: it must read its directory.
+    net::run("chown", &["-R", "frr:frr", &dir.display().to_string()])?;
+    let d = |f: &str| dir.join(f).display().to_string();
+    let zebra = spawn_in(
+        &lab.router,
+        &[
+            "/usr/lib/frr/zebra",
+            "-u",
+            "frr",
+            "-g",
+            "frr",
+            "-f",
+            &d("zebra.conf"),
+            "-i",
+            &d("zebra.pid"),
+            "-z",
+            &d("zserv.api"),
+            "--vty_socket",
+            &d(""),
+        ],
+        &dir.join("zebra.log"),
+    )?;
+    let mut tor = FrrTor {
+        dir: dir.clone(),
+        children: vec![zebra],
+    };
+    wait_until(Duration::from_secs(10), "zebra's socket", || {
+        if dir.join("zserv.api").exists() {
+            Ok(())
+        } else {
+            Err("not yet".into())
+        }
+    })?;
+    tor.children.push(spawn_in(
+        &lab.router,
+        &[
+            "/usr/lib/frr/bgpd",
+            "-S",
+            "-P",
+            "0",
+            "-z",
+            &d("zserv.api"),
+            "--vty_socket",
+            &d(""),
+            "-f",
+            &d("bgpd.conf"),
+            "-i",
+            &d("bgpd.pid"),
+        ],
+        &dir.join("bgpd.log"),
+    )?);
+    wait_until(Duration::from_secs(10), "vtysh to answer", || {
+        tor.routes().map_err(|e| e.to_string())
+    })?;
+    Ok(Box::new(tor))
+}
+
+fn tor_test(start: fn(&Lab) -> Result<Box<dyn Tor>>) -> Result<()> {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "e{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let root = std::env::temp_dir().join("tortie-test-labs");
+    let mut spec = LabSpec::new(&name, 3, &root, &bin_dir());
+    spec.encap = Encap::None;
+    spec.resources = RESOURCES.into();
+    for (i, (_, _, asn)) in NODES.iter().enumerate() {
+        let rack = if i < 2 { "a" } else { "b" };
+        spec.per_node_args.insert(
+            i + 1,
+            vec![
+                "--as-number".into(),
+                asn.to_string(),
+                "--labels".into(),
+                format!("rack={rack}"),
+            ],
+        );
+    }
+    let lab = Lab::up(spec)?;
+    let tor = start(&lab)?;
+
+    // 1. Pods reach each other.
+    lab.wait_full_mesh(Duration::from_secs(40))
+        .with_context(|| format!("ToR routes:\n{}", tor.routes().unwrap_or_default()))?;
+    // 2. The ToR has every block, and in its kernel.
+    let blocks: Vec<String> = (0..3)
+        .map(|i| {
+            let pod = lab.pods.iter().find(|p| p.node == NODES[i].0).expect("pod");
+            let o = pod.address.octets();
+            format!("{}.{}.{}.{}/26", o[0], o[1], o[2], o[3] & !63)
+        })
+        .collect();
+    let kernel = net::ip_in_output(&lab.router, &["route"])?;
+    let table = tor.routes()?;
+    for (i, b) in blocks.iter().enumerate() {
+        assert!(table.contains(b.as_str()), "ToR lacks {b}:\n{table}");
+        let via = format!("via {} ", NODES[i].1);
+        assert!(
+            kernel
+                .lines()
+                .any(|l| l.starts_with(&format!("{b} ")) && l.contains(&via)),
+            "ToR kernel lacks {b} {via}:\n{kernel}"
+        );
+    }
+    // Each node announced exactly its own block (local routes only).
+    for i in 0..3 {
+        let s = lab.node_status(i)?;
+        let peer = &s["peers"][0];
+        assert_eq!(peer["state"], "Established", "{s}");
+        assert_eq!(peer["prefixesAdvertised"], 1, "{s}");
+    }
+    // 3. The ToR's 198.51.100.0/24: received, filtered, not in the kernel.
+    for (i, (name, _, _)) in NODES.iter().enumerate() {
+        let s = wait_until(
+            Duration::from_secs(10),
+            "the ToR's routes at the node",
+            || {
+                let s = lab.node_status(i).map_err(|e| e.to_string())?;
+                if s["peers"][0]["prefixesReceived"] == 3 {
+                    Ok(s)
+                } else {
+                    Err(s.to_string())
+                }
+            },
+        )?;
+        assert_eq!(
+            s["peers"][0]["prefixesAccepted"], 2,
+            "the two other blocks: {s}"
+        );
+        assert_eq!(s["learned"], 2, "the two other blocks: {s}");
+        let routes = net::ip_in_output(&lab.nodes[i].ns, &["route"])?;
+        if routes.contains("198.51.100.0") {
+            bail!("{name} installed the ToR's non-pool prefix:\n{routes}");
+        }
+    }
+    // 4. node1 -> node3's block through the ToR, no tunnel device.
+    let r1 = net::ip_in_output(&lab.nodes[0].ns, &["route"])?;
+    let via = format!("{} via 172.30.1.1 dev eth0 proto 116", blocks[2]);
+    assert!(r1.contains(&via), "node1 lacks `{via}`:\n{r1}");
+    assert!(!r1.contains("vxlan") && !r1.contains("tunl0"), "{r1}");
+    Ok(())
+}
+
+#[test]
+fn bird_as_the_tor() -> Result<()> {
+    tor_test(bird)
+}
+
+#[test]
+fn frr_as_the_tor() -> Result<()> {
+    tor_test(frr)
+}
