@@ -32,6 +32,9 @@ pub const DEFAULT_ADMIN: &str = "127.0.0.1:9099";
 pub const DEFAULT_STATE_DIR: &str = "/run/tortie";
 /// Default address autodetection method.
 pub const DEFAULT_AUTODETECTION: &str = "first-found";
+/// Default directory of BGPPeer passwords given by `secretKeyRef` (where a
+/// DaemonSet mounts the secrets).
+pub const DEFAULT_SECRETS_DIR: &str = "/etc/tortie/secrets";
 /// Default graceful restart time advertised to peers, seconds.
 pub const DEFAULT_RESTART_TIME: u16 = 120;
 
@@ -68,6 +71,9 @@ pub struct NodeSettingsLayer {
     pub state_dir: Option<PathBuf>,
     /// Graceful restart time advertised to peers, seconds (1..=4095).
     pub restart_time: Option<u16>,
+    /// Where BGPPeer `secretKeyRef` passwords are read:
+    /// `<dir>/<secret>/<key>`.
+    pub secrets_dir: Option<PathBuf>,
 }
 
 /// The validated settings.
@@ -84,6 +90,7 @@ pub struct NodeSettings {
     pub log_format: LogFormatSetting,
     pub state_dir: PathBuf,
     pub restart_time: u16,
+    pub secrets_dir: PathBuf,
 }
 
 /// Where the datastore is.
@@ -171,6 +178,7 @@ impl NodeSettingsLayer {
             log_format: self.log_format.or(under.log_format),
             state_dir: self.state_dir.or(under.state_dir),
             restart_time: self.restart_time.or(under.restart_time),
+            secrets_dir: self.secrets_dir.or(under.secrets_dir),
         }
     }
 }
@@ -254,6 +262,9 @@ impl NodeSettings {
                 .state_dir
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
             restart_time,
+            secrets_dir: layer
+                .secrets_dir
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_SECRETS_DIR)),
         })
     }
 }

@@ -39,6 +39,10 @@ use crate::routes::{self, Underlay};
 use crate::status::{DataplaneView, DatastoreView, NodeStatus, PeerView, Phase};
 use crate::watch::StoreEvent;
 
+/// Every this many ticks (seconds) everything is recomputed even without a
+/// change: password files are read again.
+const RECHECK_TICKS: u64 = 10;
+
 /// How long a change waits for others before the outputs are recomputed.
 const COALESCE: Duration = Duration::from_millis(1);
 
@@ -58,6 +62,8 @@ pub struct AgentConfig {
     pub store: AnyStore,
     pub location: String,
     pub local_bgp: LocalBgp,
+    /// BGPPeer passwords by `secretKeyRef`: `<dir>/<name>/<key>`.
+    pub secrets_dir: std::path::PathBuf,
     pub felix: ReconcilerHandle,
     pub housekeeping: Housekeeping,
 }
@@ -110,6 +116,8 @@ struct Agent {
     /// Tunnel address allocations in flight.
     allocating: BTreeSet<TunnelKey>,
     due: Option<Instant>,
+    /// Ticks since start.
+    ticks: u64,
     tx: mpsc::Sender<Input>,
     status: watch::Sender<Arc<NodeStatus>>,
     bgp: watch::Sender<Arc<SpeakerStatus>>,
@@ -153,6 +161,7 @@ pub fn spawn(
         other_problems: BTreeMap::new(),
         allocating: BTreeSet::new(),
         due: None,
+        ticks: 0,
         tx,
         status: ch.status,
         bgp: ch.bgp,
@@ -310,8 +319,10 @@ impl Agent {
                 }
             }
         }
-        if self.speaker.is_none() && synced {
-            // Retry a speaker that failed to start.
+        self.ticks += 1;
+        if synced && (self.speaker.is_none() || self.ticks % RECHECK_TICKS == 0) {
+            // Retry a speaker that failed to start; pick up changed
+            // password files (they are read at each recompute).
             self.schedule();
         }
         self.publish();
@@ -346,7 +357,10 @@ impl Agent {
             return;
         };
         // 1. The speaker.
-        let plan = peers::plan(&self.cluster, &me, &self.cfg.local_bgp);
+        let dir = self.cfg.secrets_dir.clone();
+        let secrets =
+            move |s: &tortie_config::resources::PasswordSource| peers::read_password(&dir, s);
+        let plan = peers::plan(&self.cluster, &me, &self.cfg.local_bgp, &secrets);
         problems.extend(plan.problems.iter().map(ToString::to_string));
         match &self.speaker {
             None => match bgp_speaker::start(plan.config.clone()).await {

@@ -149,6 +149,7 @@ pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
                 restarting,
                 wait_for,
             },
+            secrets_dir: settings.secrets_dir.clone(),
             felix,
             housekeeping: Housekeeping::new(
                 kernel.handle.clone(),

@@ -61,6 +61,10 @@ pub struct Cli {
     /// Graceful restart time advertised to peers, seconds [default: 120].
     #[arg(long, env = "TORTIE_RESTART_TIME")]
     pub restart_time: Option<u16>,
+    /// Where BGPPeer passwords given by secretKeyRef are read:
+    /// DIR/SECRET/KEY [default: /etc/tortie/secrets].
+    #[arg(long, env = "TORTIE_SECRETS_DIR")]
+    pub secrets_dir: Option<PathBuf>,
     /// Check the settings and the address detection, print the outcome and
     /// exit (0 if usable, 1 if not).
     #[arg(long)]
@@ -86,6 +90,7 @@ impl Cli {
             log_format: self.log_format.clone(),
             state_dir: self.state_dir.clone(),
             restart_time: self.restart_time,
+            secrets_dir: self.secrets_dir.clone(),
         }
     }
 }

@@ -26,7 +26,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use bgp_speaker::{Afi, GracefulRestartConfig, PeerConfig, SpeakerConfig};
 use serde::Serialize;
-use tortie_config::resources::{BGPPeer, SourceAddress};
+use tortie_config::resources::{BGPPeer, PasswordSource, SourceAddress};
 
 use crate::cluster::{Cluster, NodeFacts};
 
@@ -88,6 +88,12 @@ pub struct PeerPlan {
     pub problems: Vec<Problem>,
 }
 
+/// Reads a BGPPeer's password: the key, or why it cannot be had.
+pub type Secrets<'a> = &'a dyn Fn(&PasswordSource) -> Result<String, String>;
+
+/// Longest TCP MD5 key Linux accepts (`TCP_MD5SIG_MAXKEYLEN`).
+const MAX_PASSWORD_LEN: usize = 80;
+
 /// Settings of the speaker that do not come from resources.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LocalBgp {
@@ -126,7 +132,7 @@ impl std::fmt::Display for Problem {
 // ===== plan =====
 
 /// The speaker configuration of node `me` (whose facts must exist).
-pub fn plan(cluster: &Cluster, me: &NodeFacts, local: &LocalBgp) -> PeerPlan {
+pub fn plan(cluster: &Cluster, me: &NodeFacts, local: &LocalBgp, secrets: Secrets<'_>) -> PeerPlan {
     let mut problems = Vec::new();
     let others = distinct_nodes(cluster, me, &mut problems);
     let mut peers: BTreeMap<IpAddr, (PeerConfig, PeerSource)> = BTreeMap::new();
@@ -153,9 +159,29 @@ pub fn plan(cluster: &Cluster, me: &NodeFacts, local: &LocalBgp) -> PeerPlan {
     }
     let pools: Vec<ipnet::IpNet> = cluster.pools.values().map(|p| p.spec.cidr).collect();
     for (name, bgp_peer) in &cluster.bgp_peers {
-        for (addr, source, config) in
-            from_bgp_peer(name, bgp_peer, me, &others, &pools, &mut problems)
-        {
+        let mut found = from_bgp_peer(name, bgp_peer, me, &others, &pools, &mut problems);
+        if let Some(source) = &bgp_peer.spec.password {
+            match secrets(source).and_then(|key| check_key(&key).map(|()| key)) {
+                Ok(key) => found
+                    .iter_mut()
+                    .for_each(|(_, _, c)| c.password = Some(key.clone())),
+                Err(e) => {
+                    problems.push(Problem::new(
+                        format!("BGPPeer/{name}"),
+                        "spec.password",
+                        format!("{e}: its sessions are not started (never without their key)"),
+                    ));
+                    found.clear();
+                }
+            }
+        }
+        if let Some(k) = bgp_peer.spec.keepalive_time {
+            let hold = u16::try_from(k.0.saturating_mul(3))
+                .unwrap_or(u16::MAX)
+                .max(3);
+            found.iter_mut().for_each(|(_, _, c)| c.hold_time = hold);
+        }
+        for (addr, source, config) in found {
             peers.insert(addr, (config, source));
         }
     }
@@ -390,6 +416,37 @@ fn peer_config(
             .find(|a| a.is_ipv4() == addr.is_ipv4());
     }
     c
+}
+
+/// A usable TCP MD5 key.
+fn check_key(key: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("the key is empty".into());
+    }
+    if key.len() > MAX_PASSWORD_LEN {
+        return Err(format!(
+            "the key has {} bytes; Linux takes at most {MAX_PASSWORD_LEN}",
+            key.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Reads a password from the file it names (`file`, or
+/// `<secrets_dir>/<name>/<key>` for `secretKeyRef`, where a DaemonSet
+/// mounts the secret). One trailing newline is not part of the key.
+pub fn read_password(
+    secrets_dir: &std::path::Path,
+    source: &PasswordSource,
+) -> Result<String, String> {
+    let path = match (&source.file, &source.secret_key_ref) {
+        (Some(f), _) => f.clone(),
+        (None, Some(r)) => secrets_dir.join(&r.name).join(&r.key),
+        (None, None) => return Err("no password source".into()),
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(text.strip_suffix('\n').unwrap_or(&text).to_string())
 }
 
 fn is_unicast(a: IpAddr) -> bool {

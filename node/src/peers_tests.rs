@@ -1,8 +1,8 @@
 use std::collections::BTreeMap;
 
 use tortie_config::resources::{
-    AsNumber, BGPConfigurationSpec, BGPPeerSpec, NodeBgpSpec, NodeSpec, Object, PeerAddress,
-    Resource, Selector,
+    AsNumber, BGPConfigurationSpec, BGPPeerSpec, NodeBgpSpec, NodeSpec, Object, PasswordSource,
+    PeerAddress, Resource, Selector,
 };
 
 use super::*;
@@ -39,7 +39,13 @@ fn empty_peer() -> BGPPeerSpec {
         as_number: None,
         keep_original_next_hop: false,
         source_address: SourceAddress::UseNodeIP,
+        password: None,
+        keepalive_time: None,
     }
+}
+
+fn no_secrets(_: &PasswordSource) -> Result<String, String> {
+    Err("no secrets in this test".into())
 }
 
 fn mesh_off(c: &mut Cluster) {
@@ -59,7 +65,7 @@ fn local() -> LocalBgp {
 }
 
 fn plan_of(c: &Cluster, me: &str) -> PeerPlan {
-    plan(c, &c.facts(me).unwrap(), &local())
+    plan(c, &c.facts(me).unwrap(), &local(), &no_secrets)
 }
 
 /// `address type source client` per peer.
@@ -308,4 +314,53 @@ fn dual_stack_node_listens_on_both_families() {
     let p = plan_of(&c, "n1");
     assert_eq!(p.config.listen, Some("[::]:179".parse().unwrap()));
     assert_eq!(p.config.families, vec![Afi::Ipv4, Afi::Ipv6]);
+}
+
+#[test]
+fn passwords_come_from_files_and_keepalive_sets_the_hold_time() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tor-md5")).unwrap();
+    std::fs::write(dir.path().join("tor-md5/key"), "s3cret\n").unwrap();
+    let mut c = Cluster::default();
+    node(&mut c, "n1", "192.168.1.11/24", &[], None);
+    let secret = |name: &str| PasswordSource {
+        secret_key_ref: Some(tortie_config::resources::SecretKeyRef {
+            name: name.into(),
+            key: "key".into(),
+        }),
+        file: None,
+    };
+    for (name, ip, source) in [
+        ("good", "192.168.1.1", secret("tor-md5")),
+        ("missing", "192.168.1.2", secret("nope")),
+    ] {
+        bgp_peer(
+            &mut c,
+            name,
+            BGPPeerSpec {
+                peer_ip: Some(PeerAddress {
+                    ip: ip.parse().unwrap(),
+                    port: None,
+                }),
+                as_number: Some(AsNumber(65000)),
+                password: Some(source),
+                keepalive_time: Some(tortie_config::resources::Seconds(20)),
+                ..empty_peer()
+            },
+        );
+    }
+    let secrets = |s: &PasswordSource| read_password(dir.path(), s);
+    let p = plan(&c, &c.facts("n1").unwrap(), &local(), &secrets);
+    // The peer whose key cannot be read is not started at all.
+    assert_eq!(table(&p), ["192.168.1.1 Global BGPPeer/good"]);
+    assert_eq!(p.config.peers[0].password.as_deref(), Some("s3cret"));
+    assert_eq!(p.config.peers[0].hold_time, 60);
+    let problems = problems(&p);
+    assert_eq!(problems.len(), 1);
+    assert!(
+        problems[0].starts_with("BGPPeer/missing: spec.password: cannot read ")
+            && problems[0].contains("nope/key")
+            && problems[0].ends_with("its sessions are not started (never without their key)"),
+        "{problems:?}"
+    );
 }

@@ -88,6 +88,8 @@ pub struct PeerView {
     /// Received and accepted (import checks and filters passed).
     pub prefixes_accepted: u64,
     pub prefixes_advertised: u64,
+    /// The hold time agreed on an Established session.
+    pub hold_time: Option<u16>,
     pub last_error: Option<String>,
 }
 
@@ -131,6 +133,7 @@ impl PeerView {
                     prefixes_received: p.map_or(0, |p| p.prefixes_received),
                     prefixes_accepted: p.map_or(0, |p| p.prefixes_accepted),
                     prefixes_advertised: p.map_or(0, |p| p.prefixes_advertised),
+                    hold_time: p.and_then(|p| p.negotiated.as_ref()).map(|n| n.hold_time),
                     last_error: p.and_then(|p| p.last_error.clone()),
                 }
             })

@@ -19,6 +19,9 @@
 //!    is received by the nodes but neither accepted (the import filter)
 //!    nor installed.
 //! 4. Node1 reaches node3's block through the ToR, unencapsulated.
+//!
+//! With BIRD, rack a's sessions are signed with TCP MD5: the BGPPeer names
+//! a secret, the nodes read it from their secrets directory.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -43,6 +46,10 @@ const NODES: [(&str, &str, u32); 3] = [
     ("node3", "172.30.2.13", 65003),
 ];
 
+/// Rack a's TCP MD5 key (BIRD's side); the nodes read it from the secret
+/// `tor-a-md5`, key `password`, in their secrets directory.
+const MD5_KEY: &str = "rack-a s3cret";
+
 const RESOURCES: &str = "apiVersion: projectcalico.org/v3
 kind: BGPConfiguration
 metadata:
@@ -58,6 +65,11 @@ spec:
   nodeSelector: rack == 'a'
   peerIP: 172.30.1.1
   asNumber: 65000
+  keepaliveTime: 10s
+  password:
+    secretKeyRef:
+      name: tor-a-md5
+      key: password
 ---
 apiVersion: projectcalico.org/v3
 kind: BGPPeer
@@ -151,7 +163,14 @@ fn bird(lab: &Lab) -> Result<Box<dyn Tor>> {
          template bgp tonode { local as 65000; ipv4 { import all; export where source ~ [RTS_BGP, RTS_STATIC]; }; }\n",
     );
     for (i, (_, addr, asn)) in NODES.iter().enumerate() {
-        conf += &format!("protocol bgp n{i} from tonode {{ neighbor {addr} as {asn}; }}\n");
+        // Rack a's sessions are signed (TCP MD5), as its BGPPeer says.
+        let password = if i < 2 {
+            format!(" password \"{MD5_KEY}\";")
+        } else {
+            String::new()
+        };
+        conf +=
+            &format!("protocol bgp n{i} from tonode {{ neighbor {addr} as {asn};{password} }}\n");
     }
     std::fs::write(dir.join("bird.conf"), conf)?;
     let sock = dir.join("bird.ctl");
@@ -245,7 +264,7 @@ fn frr(lab: &Lab) -> Result<Box<dyn Tor>> {
     Ok(Box::new(tor))
 }
 
-fn tor_test(start: fn(&Lab) -> Result<Box<dyn Tor>>) -> Result<()> {
+fn tor_test(start: fn(&Lab) -> Result<Box<dyn Tor>>, md5: bool) -> Result<()> {
     static N: AtomicU32 = AtomicU32::new(0);
     let name = format!(
         "e{}x{}",
@@ -255,7 +274,18 @@ fn tor_test(start: fn(&Lab) -> Result<Box<dyn Tor>>) -> Result<()> {
     let root = std::env::temp_dir().join("tortie-test-labs");
     let mut spec = LabSpec::new(&name, 3, &root, &bin_dir());
     spec.encap = Encap::None;
-    spec.resources = RESOURCES.into();
+    spec.resources = if md5 {
+        RESOURCES.into()
+    } else {
+        RESOURCES.replace(
+            "  password:\n    secretKeyRef:\n      name: tor-a-md5\n      key: password\n",
+            "",
+        )
+    };
+    // Inside the lab's directory: removed with the lab.
+    let secrets = spec.dir.join("secrets");
+    std::fs::create_dir_all(secrets.join("tor-a-md5"))?;
+    std::fs::write(secrets.join("tor-a-md5/password"), format!("{MD5_KEY}\n"))?;
     for (i, (_, _, asn)) in NODES.iter().enumerate() {
         let rack = if i < 2 { "a" } else { "b" };
         spec.per_node_args.insert(
@@ -265,12 +295,26 @@ fn tor_test(start: fn(&Lab) -> Result<Box<dyn Tor>>) -> Result<()> {
                 asn.to_string(),
                 "--labels".into(),
                 format!("rack={rack}"),
+                "--secrets-dir".into(),
+                secrets.display().to_string(),
             ],
         );
     }
     let lab = Lab::up(spec)?;
     let tor = start(&lab)?;
 
+    if md5 {
+        // The signed sessions run with the key (without it they never come
+        // up and check 1 fails); keepaliveTime 10s made the hold time 30 s.
+        wait_until(Duration::from_secs(20), "node1's signed session", || {
+            let s = lab.node_status(0).map_err(|e| e.to_string())?;
+            if s["peers"][0]["holdTime"] == 30 {
+                Ok(())
+            } else {
+                Err(s.to_string())
+            }
+        })?;
+    }
     // 1. Pods reach each other.
     lab.wait_full_mesh(Duration::from_secs(40))
         .with_context(|| format!("ToR routes:\n{}", tor.routes().unwrap_or_default()))?;
@@ -334,11 +378,11 @@ fn tor_test(start: fn(&Lab) -> Result<Box<dyn Tor>>) -> Result<()> {
 }
 
 #[test]
-fn bird_as_the_tor() -> Result<()> {
-    tor_test(bird)
+fn bird_as_the_tor_with_md5() -> Result<()> {
+    tor_test(bird, true)
 }
 
 #[test]
 fn frr_as_the_tor() -> Result<()> {
-    tor_test(frr)
+    tor_test(frr, false)
 }

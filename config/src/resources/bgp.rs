@@ -90,7 +90,42 @@ pub struct BGPPeerSpec {
     /// Source address of the session: `UseNodeIP` (default) or `None`.
     #[serde(default)]
     pub source_address: SourceAddress,
+    /// TCP MD5 key (RFC 2385), never inline: `{secretKeyRef: {name, key}}`
+    /// (Calico's) or `{file: PATH}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<PasswordSource>,
+    /// Seconds between keepalives (Calico writes a duration: `20s`, `1m`);
+    /// the hold time proposed is three times it. Default: hold time 90 s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keepalive_time: Option<Seconds>,
 }
+
+/// Where a BGP password comes from. Exactly one of the two.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordSource {
+    /// A key of a Kubernetes secret (tortie-node reads it from its secrets
+    /// directory: `<dir>/<name>/<key>`, where a DaemonSet mounts it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_ref: Option<SecretKeyRef>,
+    /// A file holding the key (trailing newline ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<std::path::PathBuf>,
+}
+
+/// `secretKeyRef`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretKeyRef {
+    /// The secret.
+    pub name: String,
+    /// The key in it.
+    pub key: String,
+}
+
+/// A number of seconds, read as an integer or a duration (`20s`, `1m30s`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Seconds(pub u32);
 
 /// An AS number: written as an integer or a string, plain (`"64512"`) or
 /// in asdot notation (`"1.10"` = 65546).
@@ -200,8 +235,144 @@ impl BGPPeerSpec {
                 return Err(ConfigError::invalid("spec.node", "\"\"", "a node name"));
             }
         }
+        if let Some(k) = self.keepalive_time {
+            if k.0 == 0 || k.0 > 21845 {
+                return Err(ConfigError::invalid(
+                    "spec.keepaliveTime",
+                    format!("{}s", k.0),
+                    "1s..=21845s (the hold time, three times it, must fit 16 bits)",
+                ));
+            }
+        }
+        if let Some(p) = &self.password {
+            if p.secret_key_ref.is_some() == p.file.is_some() {
+                return Err(ConfigError::invalid(
+                    "spec.password",
+                    "{...}",
+                    "set exactly one of secretKeyRef: {name, key} and file: PATH",
+                ));
+            }
+            if let Some(r) = &p.secret_key_ref {
+                let ok = |s: &str| {
+                    !s.is_empty()
+                        && s.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+                        && s != "."
+                        && s != ".."
+                };
+                if !ok(&r.name) || !ok(&r.key) {
+                    return Err(ConfigError::invalid(
+                        "spec.password.secretKeyRef",
+                        format!("{}/{}", r.name, r.key),
+                        "a secret name and key: letters, digits, '-', '_' and '.'",
+                    ));
+                }
+            }
+            if let Some(f) = &p.file {
+                if !f.is_absolute() {
+                    return Err(ConfigError::invalid(
+                        "spec.password.file",
+                        f.display(),
+                        "an absolute path",
+                    ));
+                }
+            }
+        }
         Ok(())
     }
+}
+
+// ===== impl PasswordSource =====
+
+impl<'de> Deserialize<'de> for PasswordSource {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        struct Raw {
+            #[serde(default)]
+            secret_key_ref: Option<SecretKeyRef>,
+            #[serde(default)]
+            file: Option<std::path::PathBuf>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Inline(#[allow(dead_code)] String),
+            Map(Raw),
+        }
+        match Either::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "expected {secretKeyRef: {name, key}} or {file: PATH} (and nothing else)",
+            )
+        })? {
+            Either::Inline(_) => Err(serde::de::Error::custom(
+                "an inline password is not accepted (it would sit in the datastore in clear): \
+                 use {secretKeyRef: {name, key}} or {file: PATH}",
+            )),
+            Either::Map(r) => Ok(PasswordSource {
+                secret_key_ref: r.secret_key_ref,
+                file: r.file,
+            }),
+        }
+    }
+}
+
+// ===== impl Seconds =====
+
+impl Serialize for Seconds {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{}s", self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Text(String),
+        }
+        let bad = |what: &str| {
+            serde::de::Error::custom(format!(
+                "{what} is not a duration: an integer of seconds or e.g. 20s, 1m30s"
+            ))
+        };
+        match Raw::deserialize(d).map_err(|_| bad("this"))? {
+            Raw::Int(n) => u32::try_from(n)
+                .map(Seconds)
+                .map_err(|_| bad(&n.to_string())),
+            Raw::Text(t) => parse_duration(&t)
+                .map(Seconds)
+                .ok_or_else(|| bad(&format!("{t:?}"))),
+        }
+    }
+}
+
+/// Go-style durations of whole seconds: `90s`, `2m`, `1h2m3s`.
+fn parse_duration(t: &str) -> Option<u32> {
+    let mut total: u64 = 0;
+    let mut num = String::new();
+    let mut any = false;
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().ok()?;
+        num.clear();
+        total += n * match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            _ => return None,
+        };
+        any = true;
+    }
+    if !num.is_empty() || !any {
+        return None;
+    }
+    u32::try_from(total).ok()
 }
 
 super::spec_kind!(BGPPeerSpec, BGPPeer);

@@ -40,7 +40,10 @@ pub mod selector;
 #[cfg(test)]
 mod tests;
 
-pub use bgp::{AsNumber, BGPConfigurationSpec, BGPPeerSpec, CidrEntry, PeerAddress, SourceAddress};
+pub use bgp::{
+    AsNumber, BGPConfigurationSpec, BGPPeerSpec, CidrEntry, PasswordSource, PeerAddress, Seconds,
+    SecretKeyRef, SourceAddress,
+};
 pub use compat::Warning;
 pub use ipam::{
     AffinityState, AllocationAttribute, BlockAffinitySpec, BlockSpec, HandleSpec,
