@@ -134,6 +134,10 @@ struct LabArgs {
     /// Where tortie-node and tortie-cni are [default: next to tortiectl].
     #[arg(long)]
     bin_dir: Option<PathBuf>,
+    /// Keep the datastore in a real etcd (Debian etcd-server) instead of
+    /// the file backend.
+    #[arg(long)]
+    etcd: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -291,6 +295,7 @@ fn build(args: &LabArgs) -> Result<Lab> {
     let mut spec = LabSpec::new(&args.lab.name, args.nodes, &args.lab.root, &bin_dir);
     spec.pods_per_node = args.pods_per_node;
     spec.encap = args.encap;
+    spec.etcd = args.etcd;
     eprintln!(
         "lab: building {} nodes in network namespaces ...",
         args.nodes

@@ -105,11 +105,28 @@ async fn bad_user_file_names_file_and_line_and_spares_the_state() {
         "apiVersion: tortie.io/v1\nkind: Handle\nmetadata:\n  name: x\nspec:\n  handleID: x\n",
     )
     .unwrap();
-    let e = s.list(Kind::Node).await.unwrap_err().to_string();
+    let e = s.list(Kind::IPPool).await.unwrap_err().to_string();
     assert!(
         e.contains("Handle/x") && e.contains("written by the system"),
         "{e}"
     );
+    // So is a Node: each tortie-node registers its own.
+    fs::write(
+        &user,
+        "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: n1\nspec: {}\n",
+    )
+    .unwrap();
+    let e = s.list(Kind::BGPPeer).await.unwrap_err().to_string();
+    assert!(
+        e.contains("Node/n1: Node objects are registered by tortie-node"),
+        "{e}"
+    );
+    // Nodes are written through the interface instead.
+    s.create(tortie_config::resources::Resource::Node(
+        tortie_config::resources::Object::new("n1", Default::default()),
+    ))
+    .await
+    .unwrap();
 }
 
 #[tokio::test]

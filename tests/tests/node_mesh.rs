@@ -39,6 +39,11 @@ fn bin_dir() -> PathBuf {
 
 /// A lab with a name unique to this process and test.
 fn lab(nodes: usize, encap: Encap) -> Result<Lab> {
+    lab_on(nodes, encap, false)
+}
+
+/// The same, on a real etcd when `etcd`.
+fn lab_on(nodes: usize, encap: Encap, etcd: bool) -> Result<Lab> {
     static N: AtomicU32 = AtomicU32::new(0);
     let name = format!(
         "t{}x{}",
@@ -48,6 +53,7 @@ fn lab(nodes: usize, encap: Encap) -> Result<Lab> {
     let root = std::env::temp_dir().join("tortie-test-labs");
     let mut spec = LabSpec::new(&name, nodes, &root, &bin_dir());
     spec.encap = encap;
+    spec.etcd = etcd;
     for bin in [&spec.node_bin, &spec.cni_bin] {
         if !bin.is_file() {
             bail!(
@@ -94,7 +100,16 @@ fn block_of(lab: &Lab, node: usize) -> String {
 
 #[test]
 fn mesh_of_three_routes_directly_within_a_subnet_and_tunnels_across() -> Result<()> {
-    let lab = lab(3, Encap::Vxlan)?;
+    mesh_of_three(false)
+}
+
+#[test]
+fn mesh_of_three_on_a_real_etcd() -> Result<()> {
+    mesh_of_three(true)
+}
+
+fn mesh_of_three(etcd: bool) -> Result<()> {
+    let lab = lab_on(3, Encap::Vxlan, etcd)?;
     // 1. Every pod reaches every other.
     lab.wait_full_mesh(Duration::from_secs(30))?;
     // 2. node1 reaches node2's block directly, node3's through vxlan.tortie;
@@ -139,8 +154,10 @@ fn mesh_of_three_routes_directly_within_a_subnet_and_tunnels_across() -> Result<
         })?;
         assert_eq!(p.len(), 2);
     }
-    // 4. /routes explains each route; nothing failed.
+    // 4. Nothing failed; the datastore is the one asked for.
     let s = lab.node_status(0)?;
+    let location = s["datastore"]["location"].as_str().unwrap_or("");
+    assert_eq!(location.starts_with("etcd:"), etcd, "{s}");
     assert_eq!(s["phase"], "running");
     assert_eq!(s["problems"].as_array().map(Vec::len), Some(0), "{s}");
     assert_eq!(
@@ -185,18 +202,7 @@ fn nodes_join_and_leave_and_pod_routes_follow() -> Result<()> {
     let b4 = block_of(&lab, n4);
     lab.delete_pod(&pod4.name)?;
     lab.stop_node(n4, Signal::SIGTERM)?;
-    let out = Command::new(bin_dir().join("tortiectl"))
-        .args([
-            "--datastore",
-            &format!("file:{}", lab.spec.dir.join("store").display()),
-        ])
-        .args(["delete", "node", "node4"])
-        .output()?;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    lab.tortiectl(&["delete", "node", "node4"])?;
     for i in 0..3 {
         wait_until(Duration::from_secs(10), "node4 to leave", || {
             let p = peers(&lab, i).map_err(|e| e.to_string())?;

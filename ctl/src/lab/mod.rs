@@ -42,6 +42,10 @@ pub const DEFAULT_ROOT: &str = "/run/tortie-lab";
 pub const ADMIN: &str = "127.0.0.1:9099";
 /// The lab's pool.
 pub const POOL: &str = "10.244.0.0/16";
+/// Where the lab's etcd listens (in the router's namespace).
+pub const ETCD: &str = "http://172.30.1.1:2379";
+/// The lab's key prefix in etcd.
+pub const ETCD_PREFIX: &str = "/tortie-lab";
 
 /// How pods on different subnets reach each other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -68,9 +72,15 @@ pub struct LabSpec {
     pub encap: Encap,
     /// The lab's directory.
     pub dir: PathBuf,
-    /// The tortie-node and tortie-cni binaries.
+    /// The tortie-node, tortie-cni and tortiectl binaries.
     pub node_bin: PathBuf,
     pub cni_bin: PathBuf,
+    #[serde(default)]
+    pub ctl_bin: PathBuf,
+    /// Keep the datastore in a real etcd (run in the router's namespace,
+    /// at 172.30.1.1:2379) instead of the file backend.
+    #[serde(default)]
+    pub etcd: bool,
     /// Extra `resources.yaml` documents (appended to the pool).
     #[serde(default)]
     pub resources: String,
@@ -141,6 +151,8 @@ impl LabSpec {
             dir: root.join(name),
             node_bin: bin_dir.join("tortie-node"),
             cni_bin: bin_dir.join("tortie-cni"),
+            ctl_bin: bin_dir.join("tortiectl"),
+            etcd: false,
             resources: String::new(),
             node_args: Vec::new(),
             per_node_args: std::collections::BTreeMap::new(),
@@ -253,7 +265,22 @@ impl Lab {
         let resources = format!(
             "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: lab-pool\nspec:\n  cidr: {POOL}\n  blockSize: 26\n{mode}{extra}"
         );
-        std::fs::write(self.spec.dir.join("store/resources.yaml"), resources)?;
+        std::fs::write(self.spec.dir.join("store/resources.yaml"), &resources)?;
+        if self.spec.etcd {
+            self.start_etcd()?;
+            // etcd has no resources.yaml: write them through tortiectl.
+            let file = self.spec.dir.join("resources.yaml");
+            std::fs::write(&file, &resources)?;
+            let file = file.display().to_string();
+            let mut tries = 0;
+            while let Err(e) = self.tortiectl(&["apply", "-f", &file]) {
+                tries += 1;
+                if tries == 20 {
+                    return Err(e.context("writing the lab's resources to etcd"));
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
         self.save()?;
         for i in 1..=self.spec.nodes {
             self.add_node_ns(i)?;
@@ -329,7 +356,7 @@ impl Lab {
             .append(true)
             .open(&node.log)
             .with_context(|| format!("opening {}", node.log.display()))?;
-        let store = format!("file:{}", self.spec.dir.join("store").display());
+        let store = self.datastore();
         let state = self.spec.dir.join(format!("{}.state", node.name));
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &node.ns])
@@ -341,6 +368,8 @@ impl Lab {
                 &store,
                 "--admin",
                 ADMIN,
+                "--etcd-prefix",
+                ETCD_PREFIX,
             ])
             .arg("--ip")
             .arg(format!("{}/24", node.address))
@@ -473,10 +502,15 @@ impl Lab {
     }
 
     fn cni(&self, node: &LabNode, command: &str, pod: &str, pod_ns: &str) -> Result<String> {
+        let datastore = if self.spec.etcd {
+            serde_json::json!({"type": "etcd", "endpoints": [ETCD], "prefix": ETCD_PREFIX})
+        } else {
+            serde_json::json!({"type": "file", "dir": self.spec.dir.join("store")})
+        };
         let conf = serde_json::json!({
             "cniVersion": "1.0.0", "name": "tortie", "type": "tortie",
             "nodeName": node.name,
-            "datastore": {"type": "file", "dir": self.spec.dir.join("store")},
+            "datastore": datastore,
         });
         let mut child = Command::new("ip")
             .args(["netns", "exec", &node.ns])
@@ -509,6 +543,74 @@ impl Lab {
             );
         }
         Ok(stdout)
+    }
+
+    /// The nodes' `--datastore`.
+    pub fn datastore(&self) -> String {
+        if self.spec.etcd {
+            format!("etcd:{ETCD}")
+        } else {
+            format!("file:{}", self.spec.dir.join("store").display())
+        }
+    }
+
+    /// Runs `tortiectl --datastore ... ARGS` where the datastore is
+    /// reachable (the router's namespace for etcd); returns its output.
+    pub fn tortiectl(&self, args: &[&str]) -> Result<String> {
+        let store = self.datastore();
+        let ctl = self.spec.ctl_bin.display().to_string();
+        let mut argv = vec![
+            ctl.as_str(),
+            "--datastore",
+            &store,
+            "--etcd-prefix",
+            ETCD_PREFIX,
+        ];
+        argv.extend_from_slice(args);
+        if self.spec.etcd {
+            net::exec_in(&self.router, &argv)
+        } else {
+            net::run(argv[0], &argv[1..])
+        }
+    }
+
+    /// Starts etcd in the router's namespace and waits until it answers.
+    fn start_etcd(&mut self) -> Result<()> {
+        let dir = self.spec.dir.join("etcd");
+        let log = File::create(self.spec.dir.join("etcd.log"))?;
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.router, "etcd", "--name", "lab"])
+            .arg("--data-dir")
+            .arg(&dir)
+            .args([
+                "--listen-client-urls",
+                ETCD,
+                "--advertise-client-urls",
+                ETCD,
+            ])
+            .args(["--listen-peer-urls", "http://127.0.0.1:2380"])
+            .args(["--initial-advertise-peer-urls", "http://127.0.0.1:2380"])
+            .args(["--initial-cluster", "lab=http://127.0.0.1:2380"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd
+            .spawn()
+            .context("starting etcd (Debian package etcd-server)")?;
+        self.children.push(child);
+        let addr: SocketAddr = "172.30.1.1:2379".parse()?;
+        let start = Instant::now();
+        while net::connect_in(&self.router, addr, Duration::from_millis(500)).is_err() {
+            if start.elapsed() > Duration::from_secs(20) {
+                bail!(
+                    "etcd did not listen on {ETCD} within 20 s; see {}",
+                    self.spec.dir.join("etcd.log").display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
     }
 
     /// The node's `/status` (JSON), read inside its namespace.
