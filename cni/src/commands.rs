@@ -62,7 +62,23 @@ pub async fn add(conf: &NetConf, env: &Env) -> Result<Value, CniError> {
             .chain([("node".to_string(), node.clone())])
             .collect(),
     };
-    let assigned = ipam.allocate(&req).await.map_err(CniError::ipam)?;
+    let requested = conf.requested_ips(env)?;
+    let assigned = if requested.is_empty() {
+        ipam.allocate(&req).await.map_err(CniError::ipam)?
+    } else {
+        // The pod asked for its addresses: exactly those, or none.
+        let mut got = Vec::new();
+        for addr in requested {
+            match ipam.allocate_address(&req, addr).await {
+                Ok(a) => got.push(a),
+                Err(e) => {
+                    let _ = ipam.release(&handle_id).await;
+                    return Err(CniError::ipam(e));
+                }
+            }
+        }
+        got
+    };
     let addrs: Vec<IpAddr> = assigned.iter().map(|a| a.address).collect();
     let plumbed = async {
         // A retried ADD: start from a clean pair.

@@ -194,6 +194,57 @@ impl NetConf {
     }
 }
 
+impl NetConf {
+    /// The addresses the pod asks for: the `ips` capability
+    /// (`runtimeConfig.ips`, what `podman --ip` sends: `10.244.0.50/24` or
+    /// `10.244.0.50`) and `CNI_ARGS` `IP=` (comma-separated), in that
+    /// order, without duplicates.
+    pub fn requested_ips(&self, env: &Env) -> Result<Vec<std::net::IpAddr>, CniError> {
+        let mut texts: Vec<(String, &str)> = Vec::new();
+        if let Some(ips) = self.other.get("runtimeConfig").and_then(|r| r.get("ips")) {
+            let list = ips.as_array().ok_or_else(|| {
+                CniError::new(
+                    code::INVALID_CONFIG,
+                    format!("runtimeConfig.ips: {ips} is not a list of addresses"),
+                )
+            })?;
+            for v in list {
+                let t = v.as_str().ok_or_else(|| {
+                    CniError::new(
+                        code::INVALID_CONFIG,
+                        format!("runtimeConfig.ips: {v} is not an address"),
+                    )
+                })?;
+                texts.push((t.to_string(), "runtimeConfig.ips"));
+            }
+        }
+        if let Some(ip) = env.args.get("IP") {
+            for t in ip.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                texts.push((t.to_string(), "CNI_ARGS IP"));
+            }
+        }
+        let mut out = Vec::new();
+        for (t, from) in texts {
+            let addr = t
+                .split_once('/')
+                .map_or(t.as_str(), |(a, _)| a)
+                .parse::<std::net::IpAddr>()
+                .map_err(|_| {
+                    CniError::new(
+                        code::INVALID_CONFIG,
+                        format!(
+                            "{from}: {t:?} is not an IP address (10.244.0.50 or 10.244.0.50/24)"
+                        ),
+                    )
+                })?;
+            if !out.contains(&addr) {
+                out.push(addr);
+            }
+        }
+        Ok(out)
+    }
+}
+
 // ===== impl Env =====
 
 impl Env {
@@ -360,5 +411,42 @@ mod tests {
             .unwrap_err()
             .msg
             .contains("CNI_CONTAINERID"));
+    }
+
+    #[test]
+    fn requested_addresses() {
+        let c = parse(
+            r#"{"cniVersion":"1.0.0","name":"n","type":"tortie","runtimeConfig":{"ips":["10.244.0.50/24","fd00::5"]}}"#,
+        )
+        .unwrap();
+        let env = Env {
+            args: parse_args("IP=10.244.0.51, 10.244.0.50"),
+            ..Env::default()
+        };
+        let got: Vec<String> = c
+            .requested_ips(&env)
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(got, ["10.244.0.50", "fd00::5", "10.244.0.51"]);
+        let env = Env {
+            args: parse_args("IP=ten"),
+            ..Env::default()
+        };
+        let e = c.requested_ips(&env).unwrap_err();
+        assert_eq!(e.code, code::INVALID_CONFIG);
+        assert!(
+            e.msg.contains("CNI_ARGS IP: \"ten\" is not an IP address"),
+            "{}",
+            e.msg
+        );
+        let bad = parse(r#"{"cniVersion":"1.0.0","name":"n","type":"tortie","runtimeConfig":{"ips":"10.0.0.1"}}"#)
+            .unwrap();
+        assert!(bad
+            .requested_ips(&Env::default())
+            .unwrap_err()
+            .msg
+            .contains("not a list"));
     }
 }

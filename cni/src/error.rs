@@ -96,6 +96,8 @@ impl CniError {
             IpamError::Exhausted { .. } => CniError::new(code::POOL_EXHAUSTED, e.to_string()),
             IpamError::Contention { .. } => CniError::new(code::TRY_AGAIN, e.to_string()),
             IpamError::BadHandle(_) => CniError::new(code::INVALID_ENV, e.to_string()),
+            IpamError::NotInPool { .. } => CniError::new(code::INVALID_CONFIG, e.to_string()),
+            IpamError::AddressInUse { .. } => CniError::new(code::NOT_AVAILABLE, e.to_string()),
         }
     }
 

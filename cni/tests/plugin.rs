@@ -438,3 +438,65 @@ async fn concurrent_plugin_processes() {
     assert!(b.store.list_typed::<HandleSpec>().await.unwrap().is_empty());
     assert!(ids.iter().all(|id| !host_link_exists(&host_if(id))));
 }
+
+/// Requested addresses: `runtimeConfig.ips` (what `podman --ip` sends) and
+/// `CNI_ARGS IP=`. The node claims the block holding the address; a second
+/// pod asking for the same address gets code 50 naming the holder, and
+/// nothing leaks; one outside the pools gets code 7.
+#[tokio::test(flavor = "multi_thread")]
+async fn requested_addresses() {
+    let b = Backend::file(&[pool("v4", "10.69.0.0/24", 26)]);
+    let ns = Netns::new();
+    let path = ns.path().display().to_string();
+    let id = cid();
+    let c = conf(
+        &b.config,
+        json!({"runtimeConfig": {"ips": ["10.69.0.77/24"]}}),
+    );
+    let out = tortie("ADD", &env(&id, &path), &c);
+    assert_eq!(out.status, 0, "{}", out.stdout);
+    assert_eq!(out.json["ips"][0]["address"], "10.69.0.77/32");
+    let (block, _) = b
+        .store
+        .get_typed::<BlockSpec>("10-69-0-64-26")
+        .await
+        .unwrap()
+        .expect("the block holding the address, claimed");
+    assert_eq!(block.spec.affinity.as_deref(), Some("host:node-a"));
+    assert!(ns.ip(&["addr", "show", "eth0"]).contains("10.69.0.77/32"));
+
+    // Taken: a clear error, nothing left behind.
+    let ns2 = Netns::new();
+    let path2 = ns2.path().display().to_string();
+    let id2 = cid();
+    let mut e2 = env(&id2, &path2);
+    e2.retain(|(k, _)| *k != "CNI_ARGS");
+    e2.push(("CNI_ARGS", "IP=10.69.0.77"));
+    let out = tortie("ADD", &e2, &conf(&b.config, json!({})));
+    assert_eq!(out.status, 1, "{}", out.stdout);
+    assert_eq!(out.json["code"], 50, "{}", out.stdout);
+    let msg = out.json["msg"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("address 10.69.0.77 is in use (held by tnet."),
+        "{msg}"
+    );
+    assert!(!host_link_exists(&host_if(&id2)));
+    // Outside the pools.
+    let mut e3 = env(&id2, &path2);
+    e3.retain(|(k, _)| *k != "CNI_ARGS");
+    e3.push(("CNI_ARGS", "IP=192.0.2.9"));
+    let out = tortie("ADD", &e3, &conf(&b.config, json!({})));
+    assert_eq!(out.json["code"], 7, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("address 192.0.2.9 is in no IP pool"),
+        "{}",
+        out.stdout
+    );
+
+    assert_eq!(tortie("DEL", &env(&id, &path), &c).status, 0);
+    // Freed: the second pod may have it now.
+    let out = tortie("ADD", &e2, &conf(&b.config, json!({})));
+    assert_eq!(out.status, 0, "{}", out.stdout);
+    assert_eq!(out.json["ips"][0]["address"], "10.69.0.77/32");
+    assert_eq!(tortie("DEL", &e2, &conf(&b.config, json!({}))).status, 0);
+}

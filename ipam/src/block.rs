@@ -113,6 +113,47 @@ pub fn allocate(
     Some(address_of(&block.cidr, slot))
 }
 
+/// Takes `address` of `block` for `handle_id`. `Ok(true)`: taken now;
+/// `Ok(false)`: the handle already holds it; `Err(holder)`: another handle
+/// (or an allocation without one) holds it, or the block is being
+/// released (`Err(Some("the block being released"))`).
+pub fn allocate_slot(
+    block: &mut BlockSpec,
+    address: IpAddr,
+    handle_id: &str,
+    mut secondary: BTreeMap<String, String>,
+    now: u64,
+) -> Result<bool, Option<String>> {
+    let Some(slot) = slot_of(&block.cidr, address) else {
+        return Err(Some(format!(
+            "no slot: {address} is outside {}",
+            block.cidr
+        )));
+    };
+    if let Some(i) = block.allocations[slot as usize] {
+        let holder = block
+            .attributes
+            .get(i as usize)
+            .and_then(|a| a.handle_id.clone());
+        return if holder.as_deref() == Some(handle_id) {
+            Ok(false)
+        } else {
+            Err(holder)
+        };
+    }
+    if block.deleted {
+        return Err(Some("the block being released".into()));
+    }
+    block.unallocated.retain(|s| *s != slot);
+    secondary.insert(ALLOCATED_AT.into(), now.to_string());
+    block.attributes.push(AllocationAttribute {
+        handle_id: Some(handle_id.to_owned()),
+        secondary,
+    });
+    block.allocations[slot as usize] = Some(block.attributes.len() as u32 - 1);
+    Ok(true)
+}
+
 /// Frees the slots whose allocation `pred` selects; returns their
 /// addresses. Freed slots go to the end of the free list (an address is
 /// reused as late as possible) and unused attributes are dropped.

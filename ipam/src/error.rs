@@ -55,6 +55,22 @@ pub enum IpamError {
         /// How many times we tried.
         attempts: u32,
     },
+    /// A requested address lies in no pool (of those asked for).
+    #[error("address {address} is in no IP pool{}; request one inside a pool", if .pools.is_empty() { String::new() } else { format!(" (pools: {})", list(.pools)) })]
+    NotInPool {
+        /// The address asked for.
+        address: std::net::IpAddr,
+        /// The pools there are, `name (cidr)`.
+        pools: Vec<String>,
+    },
+    /// A requested address is allocated to someone else.
+    #[error("address {address} is in use (held by {holder}); request another or release it")]
+    AddressInUse {
+        /// The address asked for.
+        address: std::net::IpAddr,
+        /// Who holds it: the handle id (container id + interface).
+        holder: String,
+    },
     /// The handle id is unusable.
     #[error("handle id {0:?}: must not be empty")]
     BadHandle(String),

@@ -25,6 +25,7 @@
 //!   allocation.
 //! - `maintain.rs`: release by handle, GC of orphans, release of empty
 //!   blocks.
+//! - `specific.rs`: a requested address (claim its block, or borrow it).
 //! - `block.rs`: pure operations on one block.
 //! - `error.rs`: [`IpamError`].
 //!
@@ -45,6 +46,7 @@ use tortie_datastore::{Datastore, Revision, StoreError, TypedStore};
 pub mod block;
 mod error;
 mod maintain;
+mod specific;
 
 pub use error::IpamError;
 

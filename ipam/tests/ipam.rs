@@ -342,3 +342,79 @@ both!(
     crash_between_writes,
     big()
 );
+
+/// Requested addresses: a free block is claimed for the node; an address
+/// of another node's block is borrowed; an address in use names its
+/// holder; one outside every pool names the pools; asking again with the
+/// same handle gives the same address; a release frees it.
+async fn requested(store: AnyStore) {
+    let ipam = Ipam::new(store.clone(), IpamConfig::default());
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    // 1. Nobody has 10.10.3.0/26: node a claims it.
+    let a = ipam
+        .allocate_address(&req("net.a1.eth0", "a"), ip("10.10.3.7"))
+        .await
+        .unwrap();
+    assert_eq!(a.address, ip("10.10.3.7"));
+    assert_eq!(a.block.to_string(), "10.10.3.0/26");
+    assert!(!a.borrowed);
+    let (b, _) = store
+        .get_typed::<BlockSpec>("10-10-3-0-26")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.spec.affinity.as_deref(), Some("host:a"));
+    assert!(store
+        .get(&Key::new(
+            Kind::BlockAffinity,
+            tortie_ipam::affinity_name("a", &"10.10.3.0/26".parse().unwrap())
+        ))
+        .await
+        .unwrap()
+        .is_some());
+    // Idempotent.
+    let again = ipam
+        .allocate_address(&req("net.a1.eth0", "a"), ip("10.10.3.7"))
+        .await
+        .unwrap();
+    assert_eq!(again, a);
+    // 2. Node b asks for an address of a's block: borrowed.
+    let b = ipam
+        .allocate_address(&req("net.b1.eth0", "b"), ip("10.10.3.9"))
+        .await
+        .unwrap();
+    assert!(b.borrowed, "{b:?}");
+    // 3. Taken.
+    let e = ipam
+        .allocate_address(&req("net.c1.eth0", "c"), ip("10.10.3.7"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, IpamError::AddressInUse { .. }), "{e}");
+    assert!(e.to_string().contains("held by net.a1.eth0"), "{e}");
+    // 4. Outside the pools.
+    let e = ipam
+        .allocate_address(&req("net.c1.eth0", "c"), ip("192.0.2.1"))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("address 192.0.2.1 is in no IP pool (pools: big (10.10.0.0/16))"),
+        "{e}"
+    );
+    // 5. Released, then another handle may have it; automatic allocation
+    //    never hands out a requested address twice.
+    ipam.release("net.a1.eth0").await.unwrap();
+    let c = ipam
+        .allocate_address(&req("net.c1.eth0", "c"), ip("10.10.3.7"))
+        .await
+        .unwrap();
+    assert!(c.borrowed);
+    for i in 0..62 {
+        let got = ipam
+            .allocate(&req(&format!("net.x{i}.eth0"), "a"))
+            .await
+            .unwrap();
+        assert!(got[0].address != ip("10.10.3.7") && got[0].address != ip("10.10.3.9"));
+    }
+}
+both!(requested_file, requested_etcd, requested, big());

@@ -574,8 +574,30 @@ impl Lab {
         }
     }
 
+    /// Stops the lab's etcd (SIGKILL): the datastore goes away.
+    pub fn stop_etcd(&mut self) -> Result<()> {
+        let etcd = self.spec.dir.join("etcd");
+        // The etcd child is the one started with the lab's data directory.
+        let before = self.children.len();
+        self.children.retain_mut(|c| {
+            let cmdline =
+                std::fs::read_to_string(format!("/proc/{}/cmdline", c.id())).unwrap_or_default();
+            if cmdline.contains(&etcd.display().to_string()) {
+                let _ = c.kill();
+                let _ = c.wait();
+                false
+            } else {
+                true
+            }
+        });
+        if self.children.len() == before {
+            bail!("no etcd of this lab is running");
+        }
+        Ok(())
+    }
+
     /// Starts etcd in the router's namespace and waits until it answers.
-    fn start_etcd(&mut self) -> Result<()> {
+    pub fn start_etcd(&mut self) -> Result<()> {
         let dir = self.spec.dir.join("etcd");
         let log = File::create(self.spec.dir.join("etcd.log"))?;
         let mut cmd = Command::new("ip");
@@ -615,9 +637,7 @@ impl Lab {
 
     /// The node's `/status` (JSON), read inside its namespace.
     pub fn node_status(&self, i: usize) -> Result<Value> {
-        let addr: SocketAddr = ADMIN.parse()?;
-        let stream = net::connect_in(&self.nodes[i].ns, addr, Duration::from_secs(3))?;
-        let body = crate::http::get_on(stream, addr, "/status")?;
+        let body = get_in(&self.nodes[i].ns, ADMIN.parse()?, "/status")?;
         Ok(serde_json::from_str(&body)?)
     }
 
@@ -697,6 +717,13 @@ impl Drop for Lab {
             self.down();
         }
     }
+}
+
+/// `GET path` from `addr` inside namespace `ns`: the body of a 200, else
+/// an error with the status and body.
+pub fn get_in(ns: &str, addr: SocketAddr, path: &str) -> Result<String> {
+    let stream = net::connect_in(ns, addr, Duration::from_secs(3))?;
+    crate::http::get_on(stream, addr, path)
 }
 
 /// Whether the kernel can make an IPIP device (a probe in `ns`).

@@ -1,0 +1,306 @@
+//! Bad input to tortie-node, with real agents in the lab (three nodes,
+//! the mesh): each problem is reported naming the resource and field, and
+//! every other session and route keeps working.
+//!
+//! 1. A second node claiming node1's address is refused at start, naming
+//!    both nodes.
+//! 2. BGPPeers with a multicast address, a selector that matches nothing,
+//!    and the wrong AS for node2: the first two are problems in node1's
+//!    `/status` and `tortie_node_problems`; the third shows in node1's peer
+//!    row (both AS numbers); node1 and node3's pods still reach each other.
+//! 3. A resources.yaml that stops validating: the error (file, line,
+//!    field) is a problem on every node, the last good pools stay, pods
+//!    keep reaching each other; fixing the file clears it.
+//! 4. The datastore away (etcd killed mid-run): a problem, routes and
+//!    pings unaffected; etcd back: the problem clears. An agent started
+//!    while etcd is away waits, not ready, naming the datastore.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+use tortie_ctl::lab::{get_in, Encap, Lab, LabSpec};
+use tortie_tests::wait_until;
+
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    exe.parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .to_path_buf()
+}
+
+fn lab(etcd: bool, resources: &str) -> Result<Lab> {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "b{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let root = std::env::temp_dir().join("tortie-test-labs");
+    let mut spec = LabSpec::new(&name, 3, &root, &bin_dir());
+    spec.encap = Encap::Vxlan;
+    spec.etcd = etcd;
+    spec.resources = resources.into();
+    let lab = Lab::up(spec)?;
+    lab.wait_full_mesh(Duration::from_secs(30))?;
+    Ok(lab)
+}
+
+fn problems(s: &Value) -> Vec<String> {
+    s["problems"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until node `i`'s problems satisfy `ok`; returns them.
+fn wait_problems(
+    lab: &Lab,
+    i: usize,
+    what: &str,
+    ok: impl Fn(&[String]) -> bool,
+) -> Result<Vec<String>> {
+    wait_until(Duration::from_secs(20), what, || {
+        let s = lab.node_status(i).map_err(|e| e.to_string())?;
+        let p = problems(&s);
+        if ok(&p) {
+            Ok(p)
+        } else {
+            Err(format!("{p:?}"))
+        }
+    })
+}
+
+fn pods_ping(lab: &Lab, a: &str, b: &str) -> bool {
+    let from = lab.pods.iter().find(|p| p.node == a).expect("pod");
+    let to = lab.pods.iter().find(|p| p.node == b).expect("pod");
+    lab.ping(from, to.address, Duration::from_secs(2))
+}
+
+#[test]
+fn a_second_node_with_an_address_taken_is_refused() -> Result<()> {
+    let lab = lab(false, "")?;
+    // "node9" in node1's namespace, with node1's address.
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.nodes[0].ns])
+        .arg(bin_dir().join("tortie-node"))
+        .args([
+            "--node-name",
+            "node9",
+            "--ip",
+            "172.30.1.11/24",
+            "--admin",
+            "127.0.0.1:9199",
+        ])
+        .arg("--datastore")
+        .arg(lab.datastore())
+        .arg("--state-dir")
+        .arg(lab.spec.dir.join("node9.state"))
+        .stdin(Stdio::null())
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("address 172.30.1.11 is already Node/node1's; this node is node9"),
+        "{stderr}"
+    );
+    // node1 is untouched.
+    assert!(lab.tortiectl(&["get", "nodes"])?.contains("node1"));
+    assert!(!lab.tortiectl(&["get", "nodes"])?.contains("node9"));
+    lab.wait_full_mesh(Duration::from_secs(10))?;
+    Ok(())
+}
+
+#[test]
+fn bad_peers_are_named_and_the_rest_keeps_working() -> Result<()> {
+    let resources = "apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata:
+  name: mcast
+spec:
+  node: node1
+  peerIP: 224.0.0.5
+  asNumber: 65000
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata:
+  name: to-reflectors
+spec:
+  node: node1
+  peerSelector: route-reflector == 'true'
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata:
+  name: wrong-as
+spec:
+  node: node1
+  peerIP: 172.30.1.12
+  asNumber: 65099
+";
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "p{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let root = std::env::temp_dir().join("tortie-test-labs");
+    let mut spec = LabSpec::new(&name, 3, &root, &bin_dir());
+    spec.encap = Encap::Vxlan;
+    spec.resources = resources.into();
+    let lab = Lab::up(spec)?;
+    let p = wait_problems(&lab, 0, "node1's problems", |p| p.len() == 2)?;
+    assert_eq!(
+        p,
+        [
+            "BGPPeer/mcast: spec.peerIP: 224.0.0.5 is not a unicast address: peer skipped",
+            "BGPPeer/to-reflectors: spec.peerSelector: route-reflector == 'true' matches no other node: no session from it",
+        ]
+    );
+    // The wrong AS: node1's row for node2 says so.
+    wait_until(Duration::from_secs(20), "node1's AS mismatch", || {
+        let s = lab.node_status(0).map_err(|e| e.to_string())?;
+        let row = s["peers"]
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p["address"] == "172.30.1.12").cloned())
+            .ok_or("no row for node2")?;
+        let e = row["lastError"].as_str().unwrap_or("");
+        if row["source"] == "BGPPeer/wrong-as" && e.contains("peer AS is 64512, configured 65099") {
+            Ok(())
+        } else {
+            Err(row.to_string())
+        }
+    })?;
+    // The metric counts them.
+    let metrics = get_in(
+        &lab.nodes[0].ns,
+        "127.0.0.1:9099".parse::<SocketAddr>()?,
+        "/metrics",
+    )?;
+    assert!(
+        metrics.lines().any(|l| l == "tortie_node_problems 2"),
+        "{metrics}"
+    );
+    // Every other session works: node1 <-> node3, node2 <-> node3.
+    for (a, b) in [("node1", "node3"), ("node3", "node1"), ("node2", "node3")] {
+        wait_until(Duration::from_secs(20), "pods to reach each other", || {
+            if pods_ping(&lab, a, b) {
+                Ok(())
+            } else {
+                Err(format!("{a} -> {b}"))
+            }
+        })?;
+    }
+    let s = lab.node_status(2)?;
+    assert!(problems(&s).is_empty(), "node3 has no problem: {s}");
+    Ok(())
+}
+
+#[test]
+fn a_resources_file_that_stops_validating_is_reported_and_the_last_good_state_stays() -> Result<()>
+{
+    let lab = lab(false, "")?;
+    let file = lab.spec.dir.join("store/resources.yaml");
+    let good = std::fs::read_to_string(&file)?;
+    let bad = good.replace("blockSize: 26", "blockSize: 40");
+    // Written whole, then renamed over (as docs/datastore.md advises).
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, &bad)?;
+    std::fs::rename(&tmp, &file)?;
+    for i in 0..3 {
+        let p = wait_problems(&lab, i, "the bad file reported", |p| {
+            p.iter()
+                .any(|l| l.contains("resources.yaml:8: spec.blockSize: 40"))
+        })?;
+        assert!(
+            p.iter().all(|l| l.starts_with("datastore: IPPool: ")),
+            "{p:?}"
+        );
+    }
+    lab.wait_full_mesh(Duration::from_secs(10))?;
+    std::fs::write(&tmp, &good)?;
+    std::fs::rename(&tmp, &file)?;
+    for i in 0..3 {
+        wait_problems(&lab, i, "the problem to clear", |p| p.is_empty())?;
+    }
+    lab.wait_full_mesh(Duration::from_secs(10))?;
+    Ok(())
+}
+
+#[test]
+fn the_datastore_away_mid_run_and_at_start() -> Result<()> {
+    let mut lab = lab(true, "")?;
+    lab.stop_etcd()?;
+    for i in 0..3 {
+        wait_problems(&lab, i, "the datastore reported away", |p| {
+            !p.is_empty() && p.iter().all(|l| l.starts_with("datastore: "))
+        })?;
+    }
+    // The kernel keeps forwarding.
+    lab.wait_full_mesh(Duration::from_secs(5))?;
+    // An agent that starts now waits for the datastore, not ready.
+    let mut late = Command::new("ip")
+        .args(["netns", "exec", &lab.nodes[0].ns])
+        .arg(bin_dir().join("tortie-node"))
+        .args([
+            "--node-name",
+            "node1",
+            "--ip",
+            "172.30.1.11/24",
+            "--admin",
+            "127.0.0.1:9199",
+        ])
+        .args([
+            "--datastore",
+            &lab.datastore(),
+            "--etcd-prefix",
+            tortie_ctl::lab::ETCD_PREFIX,
+        ])
+        .arg("--state-dir")
+        .arg(lab.spec.dir.join("late.state"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let admin: SocketAddr = "127.0.0.1:9199".parse()?;
+    let status = wait_until(Duration::from_secs(20), "the late agent's status", || {
+        let body = get_in(&lab.nodes[0].ns, admin, "/status").map_err(|e| e.to_string())?;
+        let s: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+        if problems(&s)
+            .iter()
+            .any(|p| p.starts_with("datastore: cannot register Node/node1"))
+        {
+            Ok(s)
+        } else {
+            Err(s.to_string())
+        }
+    })?;
+    assert_eq!(status["phase"], "waiting-for-datastore", "{status}");
+    let ready = get_in(&lab.nodes[0].ns, admin, "/readyz")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        ready.contains("503") && ready.contains("waiting-for-datastore"),
+        "{ready}"
+    );
+    late.kill()?;
+    late.wait()?;
+    // etcd back: the problems clear.
+    lab.start_etcd()?;
+    for i in 0..3 {
+        wait_problems(&lab, i, "the datastore back", |p| p.is_empty())
+            .with_context(|| format!("node{}", i + 1))?;
+    }
+    lab.wait_full_mesh(Duration::from_secs(10))?;
+    Ok(())
+}
