@@ -98,6 +98,8 @@ struct Agent {
     listed: BTreeSet<Kind>,
     /// Current datastore errors by kind.
     trouble: BTreeMap<Kind, String>,
+    /// The reachability probe's error, while the store does not answer.
+    unreachable: Option<String>,
     /// Best paths learned from peers: prefix -> next hop.
     learned: BTreeMap<IpNet, IpAddr>,
     speaker: Option<Running>,
@@ -149,6 +151,7 @@ pub fn spawn(
         cluster: Cluster::default(),
         listed: BTreeSet::new(),
         trouble: BTreeMap::new(),
+        unreachable: None,
         learned: BTreeMap::new(),
         speaker: None,
         best: None,
@@ -243,6 +246,26 @@ impl Agent {
             }
             StoreEvent::Trouble { kind, error } => {
                 self.trouble.insert(kind, error);
+            }
+            StoreEvent::Probe(result) => {
+                let was = self.unreachable.take();
+                match result {
+                    Ok(()) => {
+                        if was.is_some() {
+                            info!("datastore: reachable again");
+                        }
+                    }
+                    Err(e) => {
+                        if was.is_none() {
+                            warn!(error = %e, "datastore unreachable; routes are kept as they are");
+                        }
+                        self.unreachable = Some(e);
+                    }
+                }
+                if was.is_some() != self.unreachable.is_some() {
+                    self.publish();
+                }
+                return;
             }
         }
         self.schedule();
@@ -499,6 +522,27 @@ impl Agent {
             .unwrap_or_default()
     }
 
+    /// The datastore's current errors, one line per distinct error naming
+    /// the kinds it hits (`datastore: BGPPeer, IPPool: resources.yaml:7:
+    /// ...`), and whether it answers at all.
+    fn datastore_errors(&self) -> Vec<String> {
+        let mut by_error: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (k, e) in &self.trouble {
+            by_error.entry(e.as_str()).or_default().push(k.to_string());
+        }
+        let mut out: Vec<String> = by_error
+            .into_iter()
+            .map(|(e, kinds)| format!("datastore: {}: {e}", kinds.join(", ")))
+            .collect();
+        if let Some(e) = &self.unreachable {
+            out.push(format!(
+                "datastore: unreachable ({}): {e}; routes are kept as they are",
+                self.cfg.location
+            ));
+        }
+        out
+    }
+
     /// Rebuilds and publishes the snapshot.
     fn publish(&self) {
         let speaker = self
@@ -518,11 +562,7 @@ impl Agent {
         };
         let mut problems = self.problems.clone();
         problems.extend(self.other_problems.values().cloned());
-        problems.extend(
-            self.trouble
-                .iter()
-                .map(|(k, e)| format!("datastore: {k}: {e}")),
-        );
+        problems.extend(self.datastore_errors());
         let status = NodeStatus {
             node: self.cfg.name.clone(),
             address: Some(self.cfg.underlay.address),
@@ -535,11 +575,7 @@ impl Agent {
             datastore: DatastoreView {
                 location: self.cfg.location.clone(),
                 synced: self.synced(),
-                errors: self
-                    .trouble
-                    .iter()
-                    .map(|(k, e)| format!("{k}: {e}"))
-                    .collect(),
+                errors: self.datastore_errors(),
             },
             peers: self
                 .plan

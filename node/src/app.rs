@@ -134,10 +134,11 @@ pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
     })
     .context("cannot start the route reconciler")?;
     let (tx, rx) = mpsc::channel(INPUTS);
-    let watchers: Vec<_> = WATCHED
+    let mut watchers: Vec<_> = WATCHED
         .iter()
         .map(|kind| watch::spawn(store.clone(), *kind, tx.clone()))
         .collect();
+    watchers.push(watch::spawn_probe(store.clone(), tx.clone()));
     let outputs = agent::spawn(
         AgentConfig {
             name: settings.node_name.clone(),

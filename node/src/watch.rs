@@ -1,8 +1,11 @@
 //! One task per watched kind: list, then watch from the listing's
 //! revision; on any gap (compacted history, a broken stream, a restarted
-//! store) list again. Everything goes to the agent as [`StoreEvent`]s;
-//! errors are reported, never fatal, and retried with backoff, so a store
-//! that is away mid-run leaves the agent on its last known picture.
+//! store, a user file that stopped loading) list again. Everything goes to
+//! the agent as [`StoreEvent`]s; errors are reported, never fatal, and
+//! retried with backoff (100 ms doubling to 5 s), so a store that is away
+//! mid-run leaves the agent on its last known picture. A probe reads one
+//! small object every 2 s: an etcd watch reconnects quietly, so only the
+//! probe tells that the store is away.
 
 use std::time::Duration;
 
@@ -26,6 +29,35 @@ pub enum StoreEvent {
     Changed(Box<WatchEvent>),
     /// The store failed for `kind`; the watcher retries.
     Trouble { kind: Kind, error: String },
+    /// The periodic reachability probe: `Err` while the store does not
+    /// answer (a watch may be quietly reconnecting meanwhile).
+    Probe(Result<(), String>),
+}
+
+/// How often the store is probed, and how long a probe may take.
+const PROBE_EVERY: Duration = Duration::from_secs(2);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Starts the reachability probe: one small read every 2 s.
+pub fn spawn_probe(store: AnyStore, tx: mpsc::Sender<Input>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let key = tortie_config::resources::Key::new(Kind::BGPConfiguration, "default");
+        loop {
+            tokio::time::sleep(PROBE_EVERY).await;
+            let result = match tokio::time::timeout(PROBE_TIMEOUT, store.get(&key)).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer within {PROBE_TIMEOUT:?}")),
+            };
+            if tx
+                .send(Input::Store(StoreEvent::Probe(result)))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    })
 }
 
 /// Starts the watcher of `kind`. Dropping the handle stops it.
@@ -85,17 +117,10 @@ async fn run_once(
                     return Ok(());
                 }
             }
-            // The user's file does not load: reported, the watch goes on
-            // with the last good objects.
-            Some(Err(e @ StoreError::UserFile(_))) => {
-                let event = StoreEvent::Trouble {
-                    kind,
-                    error: e.to_string(),
-                };
-                if tx.send(Input::Store(event)).await.is_err() {
-                    return Ok(());
-                }
-            }
+            // The user's file does not load: reported (by the relist,
+            // which fails with the same error until the file is fixed and
+            // then clears it); the agent keeps the last good objects.
+            Some(Err(e @ StoreError::UserFile(_))) => return Err(e.to_string()),
             Some(Err(e)) => return Err(format!("watch: {e}; listing again")),
             None => {
                 debug!(%kind, "watch ended; listing again");
