@@ -21,5 +21,6 @@ mod yaml;
 
 pub use error::ConfigError;
 pub use rr::{
-    Family, GracefulRestart, MaxPrefix, MaxPrefixAction, RrConfig, RrDynamicPeer, RrPeer,
+    DatastoreClients, Family, GracefulRestart, MaxPrefix, MaxPrefixAction, RrConfig, RrDynamicPeer,
+    RrPeer,
 };

@@ -65,6 +65,23 @@ pub struct RrConfig {
     pub graceful_restart: GracefulRestart,
     /// Address families offered to every peer; at least one, no repeats.
     pub families: Vec<Family>,
+    /// Clients taken from the datastore: every Node its selector picks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datastore_clients: Option<DatastoreClients>,
+}
+
+/// `datastoreClients`: the reflector peers with every node of the
+/// datastore that `node_selector` picks (its AS must be ours: clients are
+/// iBGP). Static `peers` win for the same address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatastoreClients {
+    /// `file:DIR` or `etcd:URL[,URL...]` (as tortie-node's `--datastore`).
+    pub datastore: String,
+    /// Key prefix in etcd.
+    pub etcd_prefix: String,
+    /// Which nodes: a label selector (default `all()`), checked to parse.
+    pub node_selector: String,
 }
 
 /// One static neighbour.

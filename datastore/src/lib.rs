@@ -24,6 +24,7 @@
 //!   files, atomic writes, the lock), `journal.rs` (write-ahead journal,
 //!   recovery, history), `watch.rs` (inotify + revision check).
 //! - `etcd.rs`: the etcd backend.
+//! - `follow.rs`: list + watch + relist for long-running processes.
 //!
 //! The reference for users is `docs/datastore.md`.
 
@@ -36,6 +37,7 @@ use tortie_config::resources::{Key, Kind, Object, Resource, Spec};
 mod error;
 pub mod etcd;
 pub mod file;
+pub mod follow;
 
 pub use error::StoreError;
 pub use etcd::EtcdStore;

@@ -28,6 +28,7 @@ use ipnet::IpNet;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tortie_config::resources::Kind;
+use tortie_datastore::follow::Follow;
 use tortie_datastore::AnyStore;
 use tracing::{info, warn};
 
@@ -37,7 +38,6 @@ use crate::peers::{self, LocalBgp, PeerPlan};
 use crate::register::{self, Tunnel};
 use crate::routes::{self, Underlay};
 use crate::status::{DataplaneView, DatastoreView, NodeStatus, PeerView, Phase};
-use crate::watch::StoreEvent;
 
 /// Every this many ticks (seconds) everything is recomputed even without a
 /// change: password files are read again.
@@ -49,8 +49,8 @@ const COALESCE: Duration = Duration::from_millis(1);
 /// Everything the agent task accepts.
 #[derive(Debug)]
 pub enum Input {
-    /// From a datastore watcher.
-    Store(StoreEvent),
+    /// From a datastore follower or the probe.
+    Store(Follow),
     /// A tunnel address allocation finished.
     TunnelAllocated(Tunnel, Result<IpAddr, String>),
 }
@@ -197,6 +197,12 @@ impl Channels {
     }
 }
 
+impl From<Follow> for Input {
+    fn from(f: Follow) -> Input {
+        Input::Store(f)
+    }
+}
+
 // ===== impl Agent =====
 
 impl Agent {
@@ -227,16 +233,16 @@ impl Agent {
         }
     }
 
-    fn on_store(&mut self, event: StoreEvent) {
+    fn on_store(&mut self, event: Follow) {
         match event {
-            StoreEvent::Listed { kind, items } => {
+            Follow::Listed { kind, items } => {
                 self.cluster.replace_kind(kind, items);
                 if self.listed.insert(kind) {
                     info!(%kind, "datastore: listed");
                 }
                 self.trouble.remove(&kind);
             }
-            StoreEvent::Changed(ev) => {
+            Follow::Changed(ev) => {
                 let ev = *ev;
                 match ev.resource {
                     Some(r) => self.cluster.upsert(r),
@@ -244,10 +250,10 @@ impl Agent {
                 }
                 self.trouble.remove(&ev.key.kind);
             }
-            StoreEvent::Trouble { kind, error } => {
+            Follow::Trouble { kind, error } => {
                 self.trouble.insert(kind, error);
             }
-            StoreEvent::Probe(result) => {
+            Follow::Probe(result) => {
                 let was = self.unreachable.take();
                 match result {
                     Ok(()) => {

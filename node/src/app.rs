@@ -22,7 +22,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 use tortie_config::node::{DatastoreSetting, NodeSettings};
 use tortie_daemon::marker::Marker;
-use tortie_datastore::{AnyStore, StoreConfig};
+use tortie_datastore::{follow, AnyStore, StoreConfig};
 use tracing::{info, warn};
 
 use crate::agent::{self, AgentConfig};
@@ -31,7 +31,7 @@ use crate::housekeeping::Housekeeping;
 use crate::peers::LocalBgp;
 use crate::register::{self, RegisterError, Registration};
 use crate::status::{NodeStatus, Phase};
-use crate::{admin, underlay, watch};
+use crate::{admin, underlay};
 
 /// How long a shutdown may take before we exit anyway.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -136,9 +136,9 @@ pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel(INPUTS);
     let mut watchers: Vec<_> = WATCHED
         .iter()
-        .map(|kind| watch::spawn(store.clone(), *kind, tx.clone()))
+        .map(|kind| follow::follow(store.clone(), *kind, tx.clone()))
         .collect();
-    watchers.push(watch::spawn_probe(store.clone(), tx.clone()));
+    watchers.push(follow::probe(store.clone(), tx.clone()));
     let outputs = agent::spawn(
         AgentConfig {
             name: settings.node_name.clone(),

@@ -8,7 +8,7 @@
 //! - `cli`: flags and environment; `app`: start-up, signals, shutdown.
 //! - `underlay`: the node's address (given or autodetected).
 //! - `register`: the node's Node object and tunnel addresses.
-//! - `watch`: one datastore watcher per kind, relisting on gaps.
+//! - watchers: `tortie_datastore::follow`, one per kind, relisting on gaps.
 //! - `cluster`: the agent's picture of the resources.
 //! - `peers` (pure): resources -> the speaker's configuration.
 //! - `routes` (pure): resources + best paths -> originated routes and
@@ -39,7 +39,6 @@ mod register;
 mod routes;
 mod status;
 mod underlay;
-mod watch;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

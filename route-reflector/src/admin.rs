@@ -32,6 +32,9 @@ pub struct StatusView {
     pub loc_rib_prefixes: u64,
     pub config: ConfigView,
     pub peers: Vec<PeerView>,
+    /// Clients taken from the datastore, when the file asks for them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datastore_clients: Option<crate::clients::ClientsStatus>,
 }
 
 /// Which configuration runs.
@@ -127,6 +130,7 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
             restarting: shared.restarting,
         },
         peers: status.peers.iter().map(PeerView::from).collect(),
+        datastore_clients: shared.clients_status(),
     };
     match serde_json::to_string_pretty(&view) {
         Ok(body) => (

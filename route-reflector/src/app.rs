@@ -125,6 +125,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     tokio::spawn(forward_sighup(sighup, triggers_tx));
     tokio::spawn(Reloader::new(shared.clone(), text).run(triggers_rx));
     let marker_task = tokio::spawn(refresh_marker(shared.clone(), marker.clone()));
+    let clients_task = tokio::spawn(crate::clients::run(shared.clone()));
 
     shared.set_ready(true);
     let mut status = handle.watch_status();
@@ -135,6 +136,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     shared.set_ready(false);
     marker_task.abort();
+    clients_task.abort();
 
     if outcome.is_ok() {
         let gr_enabled = shared.applied().rr.graceful_restart.enabled;

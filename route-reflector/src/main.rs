@@ -10,6 +10,7 @@
 //! - `admin`: HTTP `/status`, `/metrics`, `/healthz`, `/readyz`.
 //! - `metrics`: Prometheus families built from the speaker's status.
 //! - `reload`: SIGHUP and file-change reloads.
+//! - `clients`: route reflector clients from the datastore.
 //!
 //! Logging, the graceful restart marker and the BGP metrics are shared with
 //! tortie-node (crate `tortie-daemon`).
@@ -23,6 +24,7 @@ use clap::Parser;
 mod admin;
 mod app;
 mod cli;
+mod clients;
 mod metrics;
 mod reload;
 mod speaker_config;

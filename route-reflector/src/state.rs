@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bgp_speaker::{SpeakerConfig, SpeakerHandle};
+use bgp_speaker::{PeerConfig, SpeakerConfig, SpeakerHandle};
 use tokio::sync::{watch, Mutex};
 use tortie_config::RrConfig;
 
+use crate::clients::ClientsStatus;
 use crate::metrics::Metrics;
 use crate::speaker_config::to_speaker_config;
 
@@ -41,6 +42,9 @@ pub struct Shared {
     reconfigure: Mutex<()>,
     /// Config loaded, speaker started, admin bound, not shutting down.
     ready: AtomicBool,
+    /// Clients from the datastore (`clients.rs`), merged into every apply,
+    /// and what `/status` shows of them.
+    clients: std::sync::Mutex<(Vec<PeerConfig>, Option<ClientsStatus>)>,
 }
 
 // ===== impl Applied =====
@@ -75,6 +79,7 @@ impl Shared {
             applied: watch::Sender::new(Arc::new(applied)),
             reconfigure: Mutex::new(()),
             ready: AtomicBool::new(false),
+            clients: std::sync::Mutex::new((Vec::new(), None)),
         }
     }
 
@@ -91,14 +96,40 @@ impl Shared {
     /// Hands a new configuration to the speaker and, if it takes it, makes
     /// it the running one.
     pub async fn apply(&self, rr: RrConfig) -> Result<(), bgp_speaker::Error> {
-        let speaker = to_speaker_config(&rr, self.restarting);
         let _turn = self.reconfigure.lock().await;
+        let mut speaker = to_speaker_config(&rr, self.restarting);
+        let clients = self.clients.lock().map(|c| c.0.clone()).unwrap_or_default();
+        merge_clients(&mut speaker, clients);
         if speaker != self.applied().speaker {
             self.handle.reconfigure(speaker.clone()).await?;
         }
         self.applied
             .send_replace(Arc::new(Applied::new(rr, speaker)));
         Ok(())
+    }
+
+    /// Replaces the clients from the datastore and applies the running
+    /// file with them. A speaker that refuses keeps what it runs (logged).
+    pub async fn set_clients(&self, peers: Vec<PeerConfig>, status: Option<ClientsStatus>) {
+        let changed = match self.clients.lock() {
+            Ok(mut c) => {
+                let changed = c.0 != peers;
+                *c = (peers, status);
+                changed
+            }
+            Err(_) => false,
+        };
+        if changed {
+            let rr = self.applied().rr.clone();
+            if let Err(e) = self.apply(rr).await {
+                tracing::error!(error = %e, "the speaker refused the clients from the datastore");
+            }
+        }
+    }
+
+    /// What `/status` shows of the datastore clients.
+    pub fn clients_status(&self) -> Option<ClientsStatus> {
+        self.clients.lock().ok().and_then(|c| c.1.clone())
     }
 
     /// Checks that the speaker task answers: its status channel is open and
@@ -133,6 +164,16 @@ impl Shared {
 }
 
 // ===== helpers =====
+
+/// Adds the datastore clients to `speaker`; a static peer of the file keeps
+/// its own settings for its address.
+pub fn merge_clients(speaker: &mut SpeakerConfig, clients: Vec<PeerConfig>) {
+    for c in clients {
+        if !speaker.peers.iter().any(|p| p.address == c.address) {
+            speaker.peers.push(c);
+        }
+    }
+}
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {

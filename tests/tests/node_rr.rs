@@ -235,3 +235,128 @@ fn two_reflectors_and_either_may_die() -> Result<()> {
     let _ = rr.wait();
     Ok(())
 }
+
+/// Two tortie-rr replicas with one cluster id take their clients from the
+/// datastore (`datastoreClients`, every Node): no client is listed in
+/// their files.
+///
+/// 1. Every node peers with both replicas; each replica reports three
+///    clients; pods reach each other.
+/// 2. A fourth node joins: both replicas peer with it without a reload,
+///    and its pod is reached.
+/// 3. One replica is killed while pods ping: nothing is lost.
+#[test]
+fn two_tortie_rr_replicas_take_their_clients_from_the_datastore() -> Result<()> {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "q{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let root = std::env::temp_dir().join("tortie-test-labs");
+    let mut spec = LabSpec::new(&name, 3, &root, &bin_dir());
+    spec.encap = Encap::Vxlan;
+    spec.resources = "apiVersion: projectcalico.org/v3
+kind: BGPConfiguration
+metadata:
+  name: default
+spec:
+  nodeToNodeMeshEnabled: false
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata:
+  name: rr-a
+spec:
+  peerIP: 172.30.1.2
+  asNumber: 64512
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata:
+  name: rr-b
+spec:
+  peerIP: 172.30.1.3
+  asNumber: 64512
+"
+    .into();
+    let mut lab = Lab::up(spec)?;
+    let store = lab.spec.dir.join("store");
+    let mut replicas = Vec::new();
+    for (host, addr) in [("rra", "172.30.1.2"), ("rrb", "172.30.1.3")] {
+        let (ns, got) = lab.add_host(host)?;
+        assert_eq!(got.to_string(), addr);
+        let conf = lab.spec.dir.join(format!("{host}.yaml"));
+        std::fs::write(
+            &conf,
+            format!(
+                "routerId: {addr}\nasNumber: 64512\nclusterId: 10.0.0.9\nlisten: \"0.0.0.0:179\"\n\
+                 admin: \"127.0.0.1:9180\"\ndatastoreClients:\n  datastore: file:{}\n",
+                store.display()
+            ),
+        )?;
+        let log = std::fs::File::create(lab.spec.dir.join(format!("{host}.log")))?;
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns])
+            .arg(bin_dir().join("tortie-rr"))
+            .arg("--config")
+            .arg(&conf)
+            .arg("--state-dir")
+            .arg(lab.spec.dir.join(format!("{host}.state")))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        replicas.push((ns, child));
+    }
+    let rr_clients = |ns: &str| -> Result<u64> {
+        let body = tortie_ctl::lab::get_in(ns, "127.0.0.1:9180".parse()?, "/status")?;
+        let v: serde_json::Value = serde_json::from_str(&body)?;
+        Ok(v["datastoreClients"]["clients"].as_u64().unwrap_or(0))
+    };
+    let both_up = |lab: &Lab, i: usize| -> Result<(), String> {
+        let p = peers(lab, i).map_err(|e| e.to_string())?;
+        if p == ["172.30.1.2 Established", "172.30.1.3 Established"] {
+            Ok(())
+        } else {
+            Err(format!("{p:?}"))
+        }
+    };
+    // 1.
+    for i in 0..3 {
+        wait_until(Duration::from_secs(20), "sessions to both replicas", || {
+            both_up(&lab, i)
+        })?;
+    }
+    for (ns, _) in &replicas {
+        assert_eq!(rr_clients(ns)?, 3);
+    }
+    lab.wait_full_mesh(Duration::from_secs(30))?;
+    // 2.
+    let n4 = lab.add_node()?;
+    lab.add_pod(n4)?;
+    wait_until(Duration::from_secs(20), "node4's sessions", || {
+        both_up(&lab, n4)
+    })?;
+    for (ns, _) in &replicas {
+        assert_eq!(rr_clients(ns)?, 4);
+    }
+    lab.wait_full_mesh(Duration::from_secs(30))?;
+    // 3.
+    let target = lab
+        .pods
+        .iter()
+        .position(|p| p.node == "node2")
+        .context("pod on node2")?;
+    let (_, mut first) = replicas.remove(0);
+    no_loss_during(&mut lab, target, |_| {
+        first.kill()?;
+        first.wait()?;
+        Ok(())
+    })?;
+    for (_, mut c) in replicas {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    Ok(())
+}

@@ -26,6 +26,19 @@ pub(super) struct RawRrConfig {
     pub graceful_restart: Option<RawGracefulRestart>,
     #[serde(default)]
     pub families: Option<Vec<Family>>,
+    #[serde(default)]
+    pub datastore_clients: Option<RawDatastoreClients>,
+}
+
+/// `datastoreClients`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct RawDatastoreClients {
+    pub datastore: String,
+    #[serde(default)]
+    pub etcd_prefix: Option<String>,
+    #[serde(default)]
+    pub node_selector: Option<String>,
 }
 
 /// One entry of `peers`.

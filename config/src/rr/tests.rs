@@ -141,8 +141,31 @@ dynamicPeers:
             stale_routes_time: 200,
         },
         families: vec![Family::Ipv4],
+        datastore_clients: None,
     };
     assert_eq!(RrConfig::from_yaml(text).unwrap(), want);
+}
+
+#[test]
+fn clients_from_the_datastore() {
+    let text = format!(
+        "{BASE}datastoreClients:\n  datastore: file:/var/lib/tortie\n  nodeSelector: rack == 'a'\n"
+    );
+    let rr = RrConfig::from_yaml(&text).unwrap();
+    let d = rr.datastore_clients.unwrap();
+    assert_eq!(d.datastore, "file:/var/lib/tortie");
+    assert_eq!(d.etcd_prefix, "/tortie/v1");
+    assert_eq!(d.node_selector, "rack == 'a'");
+    let bad = format!("{BASE}datastoreClients:\n  datastore: sql:x\n");
+    let e = RrConfig::from_yaml(&bad).unwrap_err().to_string();
+    assert!(
+        e.contains("datastoreClients.datastore: sql:x: file:DIR"),
+        "{e}"
+    );
+    let bad =
+        format!("{BASE}datastoreClients:\n  datastore: file:/x\n  nodeSelector: rack = 'a'\n");
+    let e = RrConfig::from_yaml(&bad).unwrap_err().to_string();
+    assert!(e.contains("datastoreClients.nodeSelector"), "{e}");
 }
 
 #[test]
@@ -174,7 +197,7 @@ fn bad_inputs_name_field_value_and_what_is_allowed() {
         (
             top("routerID: 1.2.3.4"),
             "routerID: unknown field `routerID`, expected one of `routerId`, `asNumber`, \
-             `clusterId`, `listen`, `admin`, `peers`, `dynamicPeers`, `gracefulRestart`, `families`"
+             `clusterId`, `listen`, `admin`, `peers`, `dynamicPeers`, `gracefulRestart`, `families`, `datastoreClients`"
                 .into(),
         ),
         (

@@ -66,6 +66,34 @@ pub(super) fn validate(raw: RawRrConfig) -> Result<RrConfig, ConfigError> {
         dynamic_peers.push(dynamic);
     }
 
+    let datastore_clients = match raw.datastore_clients {
+        None => None,
+        Some(d) => {
+            let prefix = d
+                .etcd_prefix
+                .unwrap_or_else(|| crate::node::DEFAULT_ETCD_PREFIX.to_string());
+            crate::node::parse_datastore(&d.datastore, &prefix).map_err(|e| match e {
+                ConfigError::Invalid { value, allowed, .. } => {
+                    ConfigError::invalid("datastoreClients.datastore", value, allowed)
+                }
+                other => other,
+            })?;
+            let text = d.node_selector.unwrap_or_else(|| "all()".into());
+            crate::resources::Selector::parse(&text).map_err(|e| {
+                ConfigError::invalid(
+                    "datastoreClients.nodeSelector",
+                    format!("{text:?}"),
+                    e.to_string(),
+                )
+            })?;
+            Some(DatastoreClients {
+                datastore: d.datastore,
+                etcd_prefix: prefix,
+                node_selector: text,
+            })
+        }
+    };
+
     Ok(RrConfig {
         router_id,
         as_number,
@@ -76,6 +104,7 @@ pub(super) fn validate(raw: RawRrConfig) -> Result<RrConfig, ConfigError> {
         dynamic_peers,
         graceful_restart,
         families,
+        datastore_clients,
     })
 }
 

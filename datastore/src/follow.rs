@@ -1,0 +1,179 @@
+//! Following a kind for a long-running process (tortie-node, tortie-rr):
+//! list, then watch from the listing's revision; on any gap (compacted
+//! history, a broken stream, a restarted store, a user file that stopped
+//! loading) list again. Errors are reported as [`Follow::Trouble`], never
+//! fatal, and retried with backoff (100 ms doubling to 5 s), so a store
+//! that is away leaves the follower on its last known objects. A probe
+//! ([`probe`]) reads one small object every 2 s: an etcd watch reconnects
+//! quietly, so only a probe tells that the store is away.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tortie_config::resources::{Key, Kind, Resource};
+
+use crate::{AnyStore, Datastore, StoreError, WatchEvent};
+
+/// First retry delay after an error; doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often [`probe`] reads, and how long a read may take.
+const PROBE_EVERY: Duration = Duration::from_secs(2);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What a follower reports.
+#[derive(Debug)]
+pub enum Follow {
+    /// Every object of `kind` (replaces what the follower's user had).
+    Listed {
+        /// The kind.
+        kind: Kind,
+        /// Its objects.
+        items: Vec<Resource>,
+    },
+    /// One change.
+    Changed(Box<WatchEvent>),
+    /// The store failed for `kind`; the follower retries.
+    Trouble {
+        /// The kind.
+        kind: Kind,
+        /// What failed.
+        error: String,
+    },
+    /// A probe: `Err` while the store does not answer.
+    Probe(Result<(), String>),
+}
+
+/// Follows `kind`, sending to `tx` (converted with `From`). Ends when the
+/// receiver is gone; aborting the handle stops it.
+pub fn follow<T>(store: AnyStore, kind: Kind, tx: mpsc::Sender<T>) -> JoinHandle<()>
+where
+    T: From<Follow> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            let Err(error) = run_once(&store, kind, &tx, &mut backoff).await else {
+                return; // the receiver is gone
+            };
+            tracing::warn!(%kind, %error, retry_in = ?backoff, "datastore");
+            if tx
+                .send(Follow::Trouble { kind, error }.into())
+                .await
+                .is_err()
+            {
+                return;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    })
+}
+
+/// Reads one small object every 2 s and reports whether the store
+/// answered.
+pub fn probe<T>(store: AnyStore, tx: mpsc::Sender<T>) -> JoinHandle<()>
+where
+    T: From<Follow> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let key = Key::new(Kind::BGPConfiguration, "default");
+        loop {
+            tokio::time::sleep(PROBE_EVERY).await;
+            let result = match tokio::time::timeout(PROBE_TIMEOUT, store.get(&key)).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer within {PROBE_TIMEOUT:?}")),
+            };
+            if tx.send(Follow::Probe(result).into()).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// One list + watch. `Ok` only when the receiver is gone.
+async fn run_once<T: From<Follow>>(
+    store: &AnyStore,
+    kind: Kind,
+    tx: &mpsc::Sender<T>,
+    backoff: &mut Duration,
+) -> Result<(), String> {
+    let listing = store.list(kind).await.map_err(|e| e.to_string())?;
+    let revision = listing.revision;
+    let items = listing.items.into_iter().map(|v| v.resource).collect();
+    if tx
+        .send(Follow::Listed { kind, items }.into())
+        .await
+        .is_err()
+    {
+        return Ok(());
+    }
+    *backoff = MIN_BACKOFF;
+    let mut watch = store
+        .watch(kind, revision)
+        .await
+        .map_err(|e| e.to_string())?;
+    loop {
+        match watch.next().await {
+            Some(Ok(event)) => {
+                if tx
+                    .send(Follow::Changed(Box::new(event)).into())
+                    .await
+                    .is_err()
+                {
+                    return Ok(());
+                }
+            }
+            // The user's file does not load: reported by the relist, which
+            // fails with the same error until the file is fixed and then
+            // lists the good objects.
+            Some(Err(e @ StoreError::UserFile(_))) => return Err(e.to_string()),
+            Some(Err(e)) => return Err(format!("watch: {e}; listing again")),
+            None => return Err("watch ended; listing again".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FileStore;
+
+    #[tokio::test]
+    async fn lists_then_follows_and_reports_a_broken_user_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("resources.yaml");
+        let pool = "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: p\nspec:\n  cidr: 10.0.0.0/16\n";
+        std::fs::write(&file, pool).unwrap();
+        let store = AnyStore::File(FileStore::open(dir.path()).unwrap());
+        let (tx, mut rx) = mpsc::channel::<Follow>(16);
+        let _f = follow(store, Kind::IPPool, tx);
+        let Some(Follow::Listed { items, .. }) = rx.recv().await else {
+            panic!("first a listing");
+        };
+        assert_eq!(items.len(), 1);
+        // Broken: reported (by the failing relist), then fixed: listed.
+        std::fs::write(&file, pool.replace("/16", "/99")).unwrap();
+        loop {
+            match rx.recv().await.unwrap() {
+                Follow::Trouble { error, .. } => {
+                    assert!(error.contains("resources.yaml"), "{error}");
+                    break;
+                }
+                Follow::Changed(_) | Follow::Listed { .. } | Follow::Probe(_) => {}
+            }
+        }
+        std::fs::write(&file, pool.replace("10.0.0.0", "10.1.0.0")).unwrap();
+        loop {
+            match rx.recv().await.unwrap() {
+                Follow::Listed { items, .. } => {
+                    assert!(format!("{items:?}").contains("10.1.0.0/16"));
+                    break;
+                }
+                Follow::Trouble { .. } | Follow::Changed(_) | Follow::Probe(_) => {}
+            }
+        }
+    }
+}
