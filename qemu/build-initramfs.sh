@@ -25,8 +25,9 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 CACHE=${TORTIE_QEMU_CACHE:-$ROOT/target/qemu-cache}
 # Modules loaded at boot (virtio PCI, 9p over virtio, veth) and the ones the
-# tests need (ipip: autoloaded by the kernel when felix creates tunl0).
-MODULES=(virtio_pci 9pnet_virtio 9p veth ipip tunnel4 ip_tunnel)
+# tests need (ipip: autoloaded by the kernel when felix creates tunl0;
+# bridge: the lab's subnets, autoloaded too).
+MODULES=(virtio_pci 9pnet_virtio 9p veth ipip tunnel4 ip_tunnel bridge stp llc)
 # Busybox applets linked into the image. Not `ip`: iproute2's is used.
 APPLETS=(cat cp cut dmesg echo grep head hostname insmod ln ls lsmod mkdir modprobe
     mount ping poweroff reboot rm sed sleep sync sysctl tail tr uname umount)

@@ -17,6 +17,8 @@
 #   TORTIE_QEMU_TIMEOUT     seconds before the guest is killed (default 600)
 #   TORTIE_QEMU_MEM         guest memory (default 1024M)
 #   TORTIE_QEMU_CACHE       cache directory (default <workspace>/target/qemu-cache)
+#   TORTIE_GUEST_BINS       more host executables the command runs (their
+#                           shared libraries go into the initramfs)
 #   TORTIE_GUEST_ENV        "NAME=value ..." exported in the guest
 #                           (RUST_BACKTRACE=1 RUST_LOG=... are passed as is)
 #
@@ -48,7 +50,8 @@ shift
 [ -x "$BIN" ] || { echo "run-in-guest: $BIN is not an executable" >&2; exit 2; }
 
 set +e
-parts=$("$HERE/build-initramfs.sh" "$BIN")
+# shellcheck disable=SC2086 # TORTIE_GUEST_BINS is a list of paths
+parts=$("$HERE/build-initramfs.sh" "$BIN" ${TORTIE_GUEST_BINS:-})
 rc=$?
 set -e
 if [ $rc = 3 ]; then

@@ -1,6 +1,7 @@
 #!/bin/bash
-# The qemu IPIP tier: builds felix's IPIP test executable, boots Debian's
-# kernel (which has the ipip module) under qemu and runs it there.
+# The qemu IPIP tier: builds felix's IPIP test executable and tortie-node's
+# IPIP mesh test, boots Debian's kernel (which has the ipip module) under
+# qemu and runs each there.
 #
 #   qemu/run-ipip-tests.sh [TEST-FILTER...]
 #
@@ -17,35 +18,49 @@ T0=$(date +%s.%N)
 elapsed() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 
 cd "$ROOT"
-echo "run-ipip-tests: cargo test -p felix --test $TEST --no-run"
-bin=$(cargo test -p felix --test "$TEST" --no-run --message-format=json |
-    grep '"reason":"compiler-artifact"' | grep "\"name\":\"$TEST\"" |
-    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n1)
-[ -n "$bin" ] || { echo "run-ipip-tests: no executable for test $TEST in cargo's output" >&2; exit 2; }
-echo "run-ipip-tests: built $bin ($(elapsed) s)"
+# tortie-node's IPIP test drives the real binaries (shared over 9p), in
+# release builds: debug ones under software emulation are too slow (an
+# agent took minutes to start; CI's lab step has built these already).
+echo "run-ipip-tests: cargo build --release -p tortie-node -p tortie-cni"
+cargo build --release -q -p tortie-node -p tortie-cni
+rel="$ROOT/target/release"
 
 out=$(mktemp "${TMPDIR:-/tmp}/tortie-ipip.XXXXXX")
 trap 'rm -f "$out"' EXIT
-# cargo runs a test executable in its package's directory: do the same.
-cd "$ROOT/felix"
-set +e
-"$HERE/run-in-guest.sh" "$bin" --test-threads=1 --nocapture "$@" 2>&1 | tee "$out"
-rc=${PIPESTATUS[0]}
-set -e
+# One guest boot per test executable: felix's tunl0 and pod tests, then
+# tortie-node's mesh over IPIP.
+for entry in felix:ipip_pods:felix tortie-tests:node_ipip:tests; do
+    IFS=: read -r pkg TEST dir <<<"$entry"
+    echo "run-ipip-tests: cargo test -p $pkg --test $TEST --no-run"
+    bin=$(cargo test -p "$pkg" --test "$TEST" --no-run --message-format=json |
+        grep '"reason":"compiler-artifact"' | grep "\"name\":\"$TEST\"" |
+        sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n1)
+    [ -n "$bin" ] || { echo "run-ipip-tests: no executable for test $TEST in cargo's output" >&2; exit 2; }
+    echo "run-ipip-tests: built $bin ($(elapsed) s)"
+    # cargo runs a test executable in its package's directory: do the same.
+    cd "$ROOT/$dir"
+    set +e
+    TORTIE_GUEST_BINS="$rel/tortie-node $rel/tortie-cni" TORTIE_GUEST_ENV="TORTIE_LAB_BIN_DIR=$rel" \
+        "$HERE/run-in-guest.sh" "$bin" --test-threads=1 --nocapture "$@" 2>&1 | tee "$out"
+    rc=${PIPESTATUS[0]}
+    set -e
+    cd "$ROOT"
+    echo "run-ipip-tests: $TEST done at $(elapsed) s"
+    if grep -q '^SKIP: ' "$out"; then
+        exit "$rc" # run-in-guest.sh could not run qemu here and said why
+    fi
+    if [ "$rc" != 0 ]; then
+        echo "run-ipip-tests: $TEST FAILED (exit $rc)" >&2
+        exit "$rc"
+    fi
+    if grep -q '^SKIP ' "$out"; then
+        echo "run-ipip-tests: FAILED: a test of $TEST skipped inside the guest (see SKIP above): the guest kernel must have ipip" >&2
+        exit 1
+    fi
+    if ! grep -Eq '^test result: ok\. [1-9][0-9]* passed' "$out"; then
+        echo "run-ipip-tests: FAILED: no test of $TEST ran in the guest (filter matched nothing?)" >&2
+        exit 1
+    fi
+done
 echo "run-ipip-tests: total $(elapsed) s"
-if grep -q '^SKIP: ' "$out"; then
-    exit "$rc" # run-in-guest.sh could not run qemu here and said why
-fi
-if [ "$rc" != 0 ]; then
-    echo "run-ipip-tests: FAILED (exit $rc)" >&2
-    exit "$rc"
-fi
-if grep -q '^SKIP ' "$out"; then
-    echo "run-ipip-tests: FAILED: a test skipped inside the guest (see SKIP above): the guest kernel must have ipip" >&2
-    exit 1
-fi
-if ! grep -Eq '^test result: ok\. [1-9][0-9]* passed' "$out"; then
-    echo "run-ipip-tests: FAILED: no test ran in the guest (filter matched nothing?)" >&2
-    exit 1
-fi
 echo "run-ipip-tests: ok"

@@ -81,12 +81,19 @@ pub async fn add(conf: &NetConf, env: &Env) -> Result<Value, CniError> {
     };
     let addrs: Vec<IpAddr> = assigned.iter().map(|a| a.address).collect();
     let plumbed = async {
+        // The endpoint first: the node agent then knows the interface
+        // before it exists, so neither its route nor its interface is ever
+        // taken for a leftover (the agent removes unknown workload
+        // interfaces after a grace period), however long the rest takes.
+        let wep = workload_endpoint(&node, env, cid, ifname, &host_if, &addrs, "");
+        write_endpoint(ipam.store(), wep).await?;
         // A retried ADD: start from a clean pair.
         link::delete_link(&host, &host_if).await?;
         link::create_veth(&host, &host_if, ifname, &ns_file, conf.mtu).await?;
         let pod = link::netns_handle(netns)?;
         let pod_mac = link::setup_pod(&pod, ifname, &addrs).await?;
         let host_mac = link::setup_host(&host, &host_if, &addrs).await?;
+        // Now with the pod's MAC.
         let wep = workload_endpoint(&node, env, cid, ifname, &host_if, &addrs, &pod_mac);
         write_endpoint(ipam.store(), wep).await?;
         Ok::<_, CniError>((host_mac, pod_mac))
@@ -96,6 +103,10 @@ pub async fn add(conf: &NetConf, env: &Env) -> Result<Value, CniError> {
         Ok(macs) => macs,
         Err(e) => {
             let _ = link::delete_link(&host, &host_if).await;
+            let _ = delete_endpoints(ipam.store(), &node, |w| {
+                w.container_id == cid && w.endpoint == ifname
+            })
+            .await;
             let _ = ipam.release(&handle_id).await;
             return Err(e);
         }

@@ -4,8 +4,8 @@
 //! loading) list again. Errors are reported as [`Follow::Trouble`], never
 //! fatal, and retried with backoff (100 ms doubling to 5 s), so a store
 //! that is away leaves the follower on its last known objects. A probe
-//! ([`probe`]) reads one small object every 2 s: an etcd watch reconnects
-//! quietly, so only a probe tells that the store is away.
+//! ([`probe`]) reads one small object from etcd every 2 s: an etcd watch
+//! reconnects quietly, so only a probe tells that the store is away.
 
 use std::time::Duration;
 
@@ -72,12 +72,17 @@ where
 }
 
 /// Reads one small object every 2 s and reports whether the store
-/// answered.
+/// answered. Only etcd is probed: a local directory does not go away, and
+/// its errors come through the followers (a probe would only add lock
+/// traffic to the file backend).
 pub fn probe<T>(store: AnyStore, tx: mpsc::Sender<T>) -> JoinHandle<()>
 where
     T: From<Follow> + Send + 'static,
 {
     tokio::spawn(async move {
+        if matches!(store, AnyStore::File(_)) {
+            return;
+        }
         let key = Key::new(Kind::BGPConfiguration, "default");
         loop {
             tokio::time::sleep(PROBE_EVERY).await;

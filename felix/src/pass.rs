@@ -48,6 +48,9 @@ pub struct PassReport {
     pub nat_writes: u64,
     /// Writes that failed, one line each, naming the route.
     pub failures: Vec<String>,
+    /// Routes held back until their workload interface exists (the CNI
+    /// plugin writes a pod's endpoint before it makes its interface).
+    pub waiting: usize,
     /// Wall time of dump + diff + apply.
     pub duration: Duration,
 }

@@ -430,6 +430,7 @@ impl Reconciler {
             }
         }
         let wanted = desired.routes.len();
+        let waiting = hold_back(&mut requests, &self.links);
         let report = self.exec.execute(requests, &self.links).await;
         if !report.failures.is_empty() {
             self.in_sync = false;
@@ -447,6 +448,7 @@ impl Reconciler {
             vxlan_writes: 0,
             nat_writes: 0,
             failures: report.failures.iter().map(|f| f.message.clone()).collect(),
+            waiting,
             duration: started.elapsed(),
         };
         self.publish(pass);
@@ -478,7 +480,8 @@ impl Reconciler {
         let Some(desired) = &self.desired else {
             return;
         };
-        let plan = diff(desired.routes.values().map(|c| &c.route), &installed);
+        let mut plan = diff(desired.routes.values().map(|c| &c.route), &installed);
+        let waiting = hold_back_plan(&mut plan, &self.links);
         let report = self.exec.apply(&plan, &self.links).await;
         for f in &report.failures {
             warn!(failure = %f.message, "route write failed; will retry");
@@ -498,6 +501,7 @@ impl Reconciler {
                 problems.extend(report.failures.iter().map(|f| f.message.clone()));
                 problems
             },
+            waiting,
             duration: started.elapsed(),
         };
         debug!(?pass, "reconcile pass");
@@ -567,6 +571,35 @@ impl Reconciler {
 }
 
 // ===== helpers =====
+
+/// Whether `route` goes out of a workload interface the kernel does not
+/// have yet: the CNI plugin writes the endpoint before it makes the
+/// interface, so the agent may know the pod first. Such a route is not a
+/// failure: it waits, and the link notification of the new interface runs
+/// a full pass that writes it.
+fn awaits_interface(route: &KernelRoute, links: &Links) -> bool {
+    matches!(&route.kind, crate::route::RouteKind::Link { dev }
+        if dev.starts_with(crate::endpoint::IFNAME_PREFIX) && links.index(dev).is_none())
+}
+
+/// Takes out of `requests` the writes that wait for their interface;
+/// returns how many.
+fn hold_back(requests: &mut Vec<Request>, links: &Links) -> usize {
+    let before = requests.len();
+    requests.retain(|r| match r {
+        Request::Add(route) | Request::Replace(route) => !awaits_interface(route, links),
+        Request::Delete(_) => true,
+    });
+    before - requests.len()
+}
+
+/// [`hold_back`] for a plan.
+fn hold_back_plan(plan: &mut crate::diff::Plan, links: &Links) -> usize {
+    let before = plan.add.len() + plan.replace.len();
+    plan.add.retain(|r| !awaits_interface(r, links));
+    plan.replace.retain(|r| !awaits_interface(r, links));
+    before - plan.add.len() - plan.replace.len()
+}
 
 async fn next_event(events: &mut Option<KernelEvents>) -> Option<KernelEvent> {
     match events {

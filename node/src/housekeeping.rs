@@ -1,6 +1,6 @@
 //! What the agent does once a second besides routing: remove workload
-//! interfaces no pod owns (after felix's grace period), keep `tunl0` as the
-//! IPIP pools need it, and refresh the graceful restart marker.
+//! interfaces no pod owns (after a grace period of 60 s), keep `tunl0` as
+//! the IPIP pools need it, and refresh the graceful restart marker.
 
 use std::collections::{BTreeSet, HashSet};
 use std::net::IpAddr;
@@ -17,6 +17,11 @@ use crate::cluster::{Cluster, NodeFacts};
 
 /// How often stale workload interfaces are looked for.
 const GC_EVERY: Duration = Duration::from_secs(5);
+/// How long a workload interface may be unknown before it is removed: well
+/// above the longest CNI ADD (the plugin's default timeout is 10 s; a
+/// loaded or emulated machine takes longer), which creates the interface
+/// before it writes the WorkloadEndpoint that explains it.
+const GC_GRACE: Duration = Duration::from_secs(60);
 
 /// The per-second chores and their state.
 pub struct Housekeeping {
@@ -72,13 +77,7 @@ impl Housekeeping {
         if endpoints_current && self.last_gc.is_none_or(|t| now - t >= GC_EVERY) {
             self.last_gc = Some(now);
             let known: HashSet<String> = known.iter().cloned().collect();
-            let swept = endpoint_gc::sweep(
-                &self.handle,
-                &mut self.gc,
-                &known,
-                endpoint_gc::DEFAULT_GRACE,
-            )
-            .await;
+            let swept = endpoint_gc::sweep(&self.handle, &mut self.gc, &known, GC_GRACE).await;
             report.push((
                 "gc",
                 swept.err().map(|e| format!("workload interface GC: {e}")),

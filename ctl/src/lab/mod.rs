@@ -507,10 +507,13 @@ impl Lab {
         } else {
             serde_json::json!({"type": "file", "dir": self.spec.dir.join("store")})
         };
+        // A generous timeout: the qemu tier runs the lab under software
+        // emulation, where an ADD takes seconds.
         let conf = serde_json::json!({
             "cniVersion": "1.0.0", "name": "tortie", "type": "tortie",
             "nodeName": node.name,
             "datastore": datastore,
+            "timeoutSeconds": 120,
         });
         let mut child = Command::new("ip")
             .args(["netns", "exec", &node.ns])
@@ -672,17 +675,45 @@ impl Lab {
             if start.elapsed() > deadline {
                 let (a, b) = pending[0];
                 bail!(
-                    "after {deadline:?}, {} pod pairs still fail, e.g. {} ({}) -> {} ({})",
+                    "after {deadline:?}, {} pod pairs still fail, e.g. {} ({}) -> {} ({})\n{}",
                     pending.len(),
                     self.pods[a].name,
                     self.pods[a].address,
                     self.pods[b].name,
-                    self.pods[b].address
+                    self.pods[b].address,
+                    self.diagnostics()
                 );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         Ok(start.elapsed())
+    }
+
+    /// Each node's routes, problems and last log lines, for a failure
+    /// message.
+    pub fn diagnostics(&self) -> String {
+        let mut out = String::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            out += &format!("== {} routes\n", n.name);
+            out += &net::ip_in_output(&n.ns, &["route"]).unwrap_or_else(|e| format!("{e:#}\n"));
+            match self.node_status(i) {
+                Ok(s) => {
+                    out += &format!(
+                        "== {} phase {} problems {}\n",
+                        n.name, s["phase"], s["problems"]
+                    )
+                }
+                Err(e) => out += &format!("== {} status: {e:#}\n", n.name),
+            }
+            let log = std::fs::read_to_string(&n.log).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            out += &format!("== {} log (last lines)\n", n.name);
+            for l in &lines[lines.len().saturating_sub(15)..] {
+                out += l;
+                out.push('\n');
+            }
+        }
+        out
     }
 
     /// Removes everything the lab made: processes, namespaces, directory.
@@ -722,7 +753,7 @@ impl Drop for Lab {
 /// `GET path` from `addr` inside namespace `ns`: the body of a 200, else
 /// an error with the status and body.
 pub fn get_in(ns: &str, addr: SocketAddr, path: &str) -> Result<String> {
-    let stream = net::connect_in(ns, addr, Duration::from_secs(3))?;
+    let stream = net::connect_in(ns, addr, Duration::from_secs(10))?;
     crate::http::get_on(stream, addr, path)
 }
 

@@ -55,8 +55,9 @@ pub(super) async fn start(
         let mut last = from;
         let mut reported = None;
         let mut cursor = None;
+        let mut user_seen = None;
         loop {
-            match step(&store, kind, last, &mut cursor).await {
+            match step(&store, kind, last, &mut cursor, &mut user_seen).await {
                 Ok((events, seen)) => {
                     for event in events {
                         if tx.send(Ok(event)).await.is_err() {
@@ -91,16 +92,29 @@ pub(super) async fn start(
     Ok(Watch::new(rx, task))
 }
 
-/// One pass: ingest the user file if needed, then the journal entries of
-/// `kind` after `last`. Returns them and the newest revision seen.
+/// The user file as `stat` sees it: (inode, length, modification time).
+type FileStamp = (u64, u64, Option<std::time::SystemTime>);
+
+/// One pass: ingest the user file if it changed since this watcher last
+/// ingested it (a `stat`, no lock: many watchers poll), then the journal
+/// entries of `kind` after `last`. Returns them and the newest revision
+/// seen.
 async fn step(
     store: &FileStore,
     kind: Kind,
     last: Revision,
     cursor: &mut Option<journal::Cursor>,
+    user_seen: &mut Option<FileStamp>,
 ) -> Result<(Vec<WatchEvent>, Revision), StoreError> {
     if kind.is_user_kind() {
-        store.sync_user_file().await?;
+        let now = std::fs::metadata(store.user_file()).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.ino(), m.len(), m.modified().ok())
+        });
+        if now.is_none() || now != *user_seen {
+            store.sync_user_file().await?;
+            *user_seen = now;
+        }
     }
     let (contents, next) = read(store, *cursor).await?;
     if !contents.partial {
