@@ -342,24 +342,30 @@ impl<S: Datastore> Ipam<S> {
                 }
                 Err(e) => return Err(e.into()),
             }
-            let affinity = Object::new(
-                affinity_name(node, &cidr),
-                BlockAffinitySpec {
-                    node: node.to_owned(),
-                    cidr,
-                    state: AffinityState::Confirmed,
-                    deleted: false,
-                },
-            );
-            match self.store.create(Resource::BlockAffinity(affinity)).await {
-                Ok(_) => {}
-                Err(e) if e.is_conflict() => {}
-                Err(e) => return Err(e.into()),
-            }
+            self.record_affinity(node, cidr).await?;
             tracing::info!(%cidr, node, pool = pool.name, "claimed IPAM block");
             return Ok(Claim::Claimed);
         }
         Ok(Claim::NoneLeft)
+    }
+
+    /// Records `node`'s claim of the block `cidr` (its `BlockAffinity`),
+    /// once the block itself is written; one that exists is fine.
+    async fn record_affinity(&self, node: &str, cidr: IpNet) -> Result<(), IpamError> {
+        let affinity = Object::new(
+            affinity_name(node, &cidr),
+            BlockAffinitySpec {
+                node: node.to_owned(),
+                cidr,
+                state: AffinityState::Confirmed,
+                deleted: false,
+            },
+        );
+        match self.store.create(Resource::BlockAffinity(affinity)).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_conflict() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Creates or updates the handle object to name the blocks of `got`.

@@ -5,14 +5,10 @@
 
 use std::net::IpAddr;
 
-use tortie_config::resources::{
-    AffinityState, BlockAffinitySpec, BlockSpec, IPPoolSpec, NodeSpec, Object, Resource, Spec,
-};
+use tortie_config::resources::{BlockSpec, IPPoolSpec, NodeSpec, Object, Spec};
 use tortie_datastore::{Datastore, StoreError, TypedStore};
 
-use crate::{
-    affinity_name, affinity_of, assigned, backoff, block, now, Assigned, Ipam, IpamError, Request,
-};
+use crate::{affinity_of, assigned, backoff, block, now, Assigned, Ipam, IpamError, Request};
 
 // ===== impl Ipam: requested addresses =====
 
@@ -72,20 +68,7 @@ impl<S: Datastore> Ipam<S> {
                 let fresh = Object::new(&name, BlockSpec::new(cidr, Some(host.clone())));
                 match self.store.create(BlockSpec::wrap(fresh)).await {
                     Ok(_) => {
-                        let affinity = Object::new(
-                            affinity_name(&req.node, &cidr),
-                            BlockAffinitySpec {
-                                node: req.node.clone(),
-                                cidr,
-                                state: AffinityState::Confirmed,
-                                deleted: false,
-                            },
-                        );
-                        match self.store.create(Resource::BlockAffinity(affinity)).await {
-                            Ok(_) => {}
-                            Err(e) if e.is_conflict() => {}
-                            Err(e) => return Err(e.into()),
-                        }
+                        self.record_affinity(&req.node, cidr).await?;
                         tracing::info!(%cidr, node = req.node, %address, "claimed IPAM block for a requested address");
                     }
                     Err(e) if e.is_conflict() => {}

@@ -6,6 +6,7 @@
 //! - [`netns`]: namespaces, veth links, a bridge "switch" for 3+ hosts,
 //!   commands, processes and TCP sockets inside a namespace.
 //! - [`http`]: a minimal HTTP/1.1 GET over a socket opened in a namespace.
+//! - [`lab`]: helpers for the tests of real tortie-node agents in the lab.
 //! - [`daemons`]: one module per daemon: config builder, start, queries
 //!   (sessions, routes with their BGP attributes), runtime announce/withdraw.
 //!
@@ -14,6 +15,7 @@
 
 pub mod daemons;
 pub mod http;
+pub mod lab;
 pub mod netns;
 
 use std::time::{Duration, Instant};

@@ -16,33 +16,17 @@
 //!    while etcd is away waits, not ready, naming the datastore.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde_json::Value;
-use tortie_ctl::lab::{get_in, Encap, Lab, LabSpec};
+use tortie_ctl::lab::{get_in, Encap, Lab};
+use tortie_tests::lab::{bin_dir, spec};
 use tortie_tests::wait_until;
 
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    exe.parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .to_path_buf()
-}
-
 fn lab(etcd: bool, resources: &str) -> Result<Lab> {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "b{}x{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    let root = std::env::temp_dir().join("tortie-test-labs");
-    let mut spec = LabSpec::new(&name, 3, &root, &bin_dir());
+    let mut spec = spec("b", 3)?;
     spec.encap = Encap::Vxlan;
     spec.etcd = etcd;
     spec.resources = resources.into();
@@ -148,14 +132,7 @@ spec:
   peerIP: 172.30.1.12
   asNumber: 65099
 ";
-    static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "p{}x{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    let root = std::env::temp_dir().join("tortie-test-labs");
-    let mut spec = LabSpec::new(&name, 3, &root, &bin_dir());
+    let mut spec = spec("p", 3)?;
     spec.encap = Encap::Vxlan;
     spec.resources = resources.into();
     let lab = Lab::up(spec)?;

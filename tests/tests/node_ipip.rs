@@ -14,25 +14,11 @@
 //!    `tunl0` carries its IPIP tunnel address (allocated from the pool).
 //! 3. Traffic to node3's pod crossed tunl0 (its packet counters moved).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use tortie_ctl::lab::{net, Encap, Lab, LabSpec};
-
-/// `$TORTIE_LAB_BIN_DIR` (the qemu tier points it at release builds:
-/// debug binaries under software emulation are too slow), else the test
-/// executable's target dir.
-fn bin_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("TORTIE_LAB_BIN_DIR") {
-        return dir.into();
-    }
-    let exe = std::env::current_exe().expect("test executable");
-    exe.parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .to_path_buf()
-}
+use tortie_ctl::lab::{net, Encap, Lab};
+use tortie_tests::lab::spec;
 
 /// Whether this kernel can make an IPIP device (probed in a scratch
 /// namespace).
@@ -41,21 +27,7 @@ fn kernel_has_ipip() -> bool {
     if net::add_netns(&ns).is_err() {
         return false;
     }
-    let ok = net::ip_in(
-        &ns,
-        &[
-            "link",
-            "add",
-            "p",
-            "type",
-            "ipip",
-            "local",
-            "192.0.2.1",
-            "remote",
-            "192.0.2.2",
-        ],
-    )
-    .is_ok();
+    let ok = tortie_ctl::lab::kernel_has_ipip(&ns);
     net::del_netns(&ns);
     ok
 }
@@ -71,8 +43,7 @@ fn mesh_of_three_over_ipip() -> Result<()> {
         );
         return Ok(());
     }
-    let root = std::env::temp_dir().join("tortie-test-labs");
-    let mut spec = LabSpec::new(&format!("i{}", std::process::id()), 3, &root, &bin_dir());
+    let mut spec = spec("i", 3)?;
     spec.encap = Encap::Ipip;
     let lab = Lab::up(spec)?;
     // 1.

@@ -18,50 +18,23 @@
 //!   while pods on node1 and node3 ping a pod on node2 at 100 packets/s:
 //!   not one packet lost.
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use serde_json::Value;
-use tortie_ctl::lab::{Encap, Lab, LabSpec, Signal};
+use anyhow::{Context, Result};
+use tortie_ctl::lab::{Encap, Lab, Signal};
+use tortie_tests::lab::{ping_during, spec};
 use tortie_tests::wait_until;
 
-/// The cargo target dir of this test executable (target/debug).
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir")
-        .to_path_buf()
-}
-
-/// A lab with a name unique to this process and test.
+/// A lab of `nodes` nodes with a name unique to this process and test.
 fn lab(nodes: usize, encap: Encap) -> Result<Lab> {
     lab_on(nodes, encap, false)
 }
 
 /// The same, on a real etcd when `etcd`.
 fn lab_on(nodes: usize, encap: Encap, etcd: bool) -> Result<Lab> {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "t{}x{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    let root = std::env::temp_dir().join("tortie-test-labs");
-    let mut spec = LabSpec::new(&name, nodes, &root, &bin_dir());
+    let mut spec = spec("t", nodes)?;
     spec.encap = encap;
     spec.etcd = etcd;
-    for bin in [&spec.node_bin, &spec.cni_bin] {
-        if !bin.is_file() {
-            bail!(
-                "{} not found: `cargo build --workspace --bins` first (scripts/test.sh does)",
-                bin.display()
-            );
-        }
-    }
     Lab::up(spec)
 }
 
@@ -71,12 +44,9 @@ fn routes(lab: &Lab, i: usize) -> String {
 
 /// The peers of node `i` as `address state type`.
 fn peers(lab: &Lab, i: usize) -> Result<Vec<String>> {
-    let s = lab.node_status(i)?;
-    Ok(s["peers"]
-        .as_array()
-        .context("peers")?
+    Ok(tortie_tests::lab::peers(lab, i)?
         .iter()
-        .map(|p: &Value| {
+        .map(|p| {
             format!(
                 "{} {} {}",
                 p["address"].as_str().unwrap_or(""),
@@ -218,47 +188,6 @@ fn nodes_join_and_leave_and_pod_routes_follow() -> Result<()> {
     Ok(())
 }
 
-/// Pings pod `to` at 100 packets/s from every other pod while `during`
-/// runs; returns (sent, received) per pinging pod.
-fn ping_during(
-    lab: &mut Lab,
-    to: usize,
-    secs: u32,
-    during: impl FnOnce(&mut Lab) -> Result<()>,
-) -> Result<Vec<(u32, u32)>> {
-    let target = lab.pods[to].address.to_string();
-    let count = (secs * 100).to_string();
-    let mut children = Vec::new();
-    for p in lab.pods.iter().filter(|p| p.name != lab.pods[to].name) {
-        children.push(
-            Command::new("ip")
-                .args([
-                    "netns", "exec", &p.ns, "ping", "-q", "-i", "0.01", "-W", "1", "-c", &count,
-                    &target,
-                ])
-                .stdout(std::process::Stdio::piped())
-                .spawn()?,
-        );
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    during(lab)?;
-    let mut results = Vec::new();
-    for c in children {
-        let out = c.wait_with_output()?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let line = text
-            .lines()
-            .find(|l| l.contains("packets transmitted"))
-            .with_context(|| format!("no ping summary: {text}"))?;
-        let nums: Vec<u32> = line
-            .split(|c: char| !c.is_ascii_digit())
-            .filter_map(|n| n.parse().ok())
-            .collect();
-        results.push((nums[0], nums[1]));
-    }
-    Ok(results)
-}
-
 fn restart_loses_nothing(signal: Signal) -> Result<()> {
     let mut lab = lab(3, Encap::Vxlan)?;
     lab.wait_full_mesh(Duration::from_secs(30))?;
@@ -280,7 +209,7 @@ fn restart_loses_nothing(signal: Signal) -> Result<()> {
         .iter()
         .position(|p| p.node == "node2")
         .context("pod on node2")?;
-    let results = ping_during(&mut lab, target, 8, |lab| {
+    let results = ping_during(&mut lab, target, 800, |lab| {
         lab.stop_node(1, signal)?;
         std::thread::sleep(Duration::from_millis(500));
         lab.start_node(1)?;

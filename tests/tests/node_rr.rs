@@ -21,22 +21,13 @@
 //! 3. The reflector node's agent is killed (SIGKILL) and restarted the
 //!    same way: no packet lost.
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use tortie_ctl::lab::{Encap, Lab, LabSpec, Signal};
+use anyhow::{Context, Result};
+use tortie_ctl::lab::{Encap, Lab, Signal};
+use tortie_tests::lab::{bin_dir, no_loss_during, spec};
 use tortie_tests::wait_until;
-
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    exe.parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .to_path_buf()
-}
 
 const RESOURCES: &str = "apiVersion: projectcalico.org/v3
 kind: BGPConfiguration
@@ -89,11 +80,9 @@ fn start_rr(lab: &Lab, ns: &str) -> Result<Child> {
     Ok(child)
 }
 
+/// Node `i`'s peers as `address state[ client]`.
 fn peers(lab: &Lab, i: usize) -> Result<Vec<String>> {
-    let s = lab.node_status(i)?;
-    Ok(s["peers"]
-        .as_array()
-        .context("peers")?
+    Ok(tortie_tests::lab::peers(lab, i)?
         .iter()
         .map(|p| {
             format!(
@@ -106,51 +95,9 @@ fn peers(lab: &Lab, i: usize) -> Result<Vec<String>> {
         .collect())
 }
 
-/// Every pod pings pod `to` at 100/s while `during` runs; asserts none lost.
-fn no_loss_during(
-    lab: &mut Lab,
-    to: usize,
-    during: impl FnOnce(&mut Lab) -> Result<()>,
-) -> Result<()> {
-    let target = lab.pods[to].address.to_string();
-    let mut pings = Vec::new();
-    for p in lab.pods.iter().filter(|p| p.name != lab.pods[to].name) {
-        pings.push(
-            Command::new("ip")
-                .args([
-                    "netns", "exec", &p.ns, "ping", "-q", "-i", "0.01", "-W", "1", "-c", "600",
-                    &target,
-                ])
-                .stdout(Stdio::piped())
-                .spawn()?,
-        );
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    during(lab)?;
-    for c in pings {
-        let out = c.wait_with_output()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let line = text
-            .lines()
-            .find(|l| l.contains("packets transmitted"))
-            .with_context(|| format!("no ping summary: {text}"))?;
-        if !line.starts_with("600 packets transmitted, 600 received") {
-            bail!("packets lost: {line}");
-        }
-    }
-    Ok(())
-}
-
 #[test]
 fn two_reflectors_and_either_may_die() -> Result<()> {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "r{}x{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    let root = std::env::temp_dir().join("tortie-test-labs");
-    let mut spec = LabSpec::new(&name, 4, &root, &bin_dir());
+    let mut spec = spec("r", 4)?;
     spec.encap = Encap::Vxlan;
     spec.resources = RESOURCES.into();
     spec.per_node_args.insert(
@@ -207,7 +154,7 @@ fn two_reflectors_and_either_may_die() -> Result<()> {
         .iter()
         .position(|p| p.node == "node2")
         .context("pod on node2")?;
-    no_loss_during(&mut lab, target, |_| {
+    no_loss_during(&mut lab, target, 600, |_| {
         rr.kill()?;
         rr.wait()?;
         Ok(())
@@ -224,7 +171,7 @@ fn two_reflectors_and_either_may_die() -> Result<()> {
     })?;
 
     // 3. The reflector node's agent dies and restarts: nothing is lost.
-    no_loss_during(&mut lab, target, |lab| {
+    no_loss_during(&mut lab, target, 600, |lab| {
         lab.stop_node(0, Signal::SIGKILL)?;
         std::thread::sleep(Duration::from_millis(500));
         lab.start_node(0)
@@ -247,14 +194,7 @@ fn two_reflectors_and_either_may_die() -> Result<()> {
 /// 3. One replica is killed while pods ping: nothing is lost.
 #[test]
 fn two_tortie_rr_replicas_take_their_clients_from_the_datastore() -> Result<()> {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "q{}x{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    let root = std::env::temp_dir().join("tortie-test-labs");
-    let mut spec = LabSpec::new(&name, 3, &root, &bin_dir());
+    let mut spec = spec("q", 3)?;
     spec.encap = Encap::Vxlan;
     spec.resources = "apiVersion: projectcalico.org/v3
 kind: BGPConfiguration
@@ -349,7 +289,7 @@ spec:
         .position(|p| p.node == "node2")
         .context("pod on node2")?;
     let (_, mut first) = replicas.remove(0);
-    no_loss_during(&mut lab, target, |_| {
+    no_loss_during(&mut lab, target, 600, |_| {
         first.kill()?;
         first.wait()?;
         Ok(())

@@ -25,20 +25,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use tortie_ctl::lab::{net, Encap, Lab, LabSpec};
+use tortie_ctl::lab::{net, Encap, Lab};
+use tortie_tests::lab::spec;
 use tortie_tests::wait_until;
-
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    exe.parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .to_path_buf()
-}
 
 const NODES: [(&str, &str, u32); 3] = [
     ("node1", "172.30.1.11", 65001),
@@ -265,14 +257,7 @@ fn frr(lab: &Lab) -> Result<Box<dyn Tor>> {
 }
 
 fn tor_test(start: fn(&Lab) -> Result<Box<dyn Tor>>, md5: bool) -> Result<()> {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "e{}x{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    let root = std::env::temp_dir().join("tortie-test-labs");
-    let mut spec = LabSpec::new(&name, 3, &root, &bin_dir());
+    let mut spec = spec("e", 3)?;
     spec.encap = Encap::None;
     spec.resources = if md5 {
         RESOURCES.into()

@@ -757,8 +757,9 @@ pub fn get_in(ns: &str, addr: SocketAddr, path: &str) -> Result<String> {
     crate::http::get_on(stream, addr, path)
 }
 
-/// Whether the kernel can make an IPIP device (a probe in `ns`).
-fn kernel_has_ipip(ns: &str) -> bool {
+/// Whether the kernel can make an IPIP device (a probe in namespace `ns`,
+/// which it leaves as it found it).
+pub fn kernel_has_ipip(ns: &str) -> bool {
     let ok = net::ip_in(
         ns,
         &[

@@ -1,0 +1,115 @@
+//! Helpers for the tests that drive real `tortie-node` agents in the lab
+//! (`tortie_ctl::lab::Lab`): where the binaries are, unique lab names,
+//! peer tables, and pings that count what a change loses.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use tortie_ctl::lab::{Lab, LabSpec};
+
+/// Where tortie-node, tortie-cni, tortiectl and tortie-rr are:
+/// `$TORTIE_LAB_BIN_DIR` (the qemu tier points it at release builds), else
+/// the test executable's target dir (`cargo build --workspace --bins`
+/// first; scripts/test.sh does).
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TORTIE_LAB_BIN_DIR") {
+        return dir.into();
+    }
+    let exe = std::env::current_exe().expect("test executable");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .to_path_buf()
+}
+
+/// A lab spec of `nodes` nodes named `<prefix><pid>x<n>` (unique in this
+/// machine while this process lives), under `$TMPDIR/tortie-test-labs`.
+pub fn spec(prefix: &str, nodes: usize) -> Result<LabSpec> {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "{prefix}{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let root = std::env::temp_dir().join("tortie-test-labs");
+    let spec = LabSpec::new(&name, nodes, &root, &bin_dir());
+    for bin in [&spec.node_bin, &spec.cni_bin] {
+        if !bin.is_file() {
+            bail!(
+                "{} not found: `cargo build --workspace --bins` first (scripts/test.sh does)",
+                bin.display()
+            );
+        }
+    }
+    Ok(spec)
+}
+
+/// Node `i`'s peers, as its `/status` lists them.
+pub fn peers(lab: &Lab, i: usize) -> Result<Vec<Value>> {
+    let s = lab.node_status(i)?;
+    s["peers"]
+        .as_array()
+        .cloned()
+        .context("no peers in /status")
+}
+
+/// Pings pod `to` at 100 packets/s from every other pod, `count` each,
+/// while `during` runs; returns (sent, received) per pinging pod.
+pub fn ping_during(
+    lab: &mut Lab,
+    to: usize,
+    count: u32,
+    during: impl FnOnce(&mut Lab) -> Result<()>,
+) -> Result<Vec<(u32, u32)>> {
+    let target = lab.pods[to].address.to_string();
+    let count = count.to_string();
+    let mut children = Vec::new();
+    for p in lab.pods.iter().filter(|p| p.name != lab.pods[to].name) {
+        children.push(
+            Command::new("ip")
+                .args([
+                    "netns", "exec", &p.ns, "ping", "-q", "-i", "0.01", "-W", "1",
+                ])
+                .args(["-c", &count, &target])
+                .stdout(Stdio::piped())
+                .spawn()?,
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    during(lab)?;
+    let mut results = Vec::new();
+    for c in children {
+        let out = c.wait_with_output()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let line = text
+            .lines()
+            .find(|l| l.contains("packets transmitted"))
+            .with_context(|| format!("no ping summary: {text}"))?;
+        let nums: Vec<u32> = line
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        results.push((nums[0], nums[1]));
+    }
+    Ok(results)
+}
+
+/// [`ping_during`] that fails unless every packet came back.
+pub fn no_loss_during(
+    lab: &mut Lab,
+    to: usize,
+    count: u32,
+    during: impl FnOnce(&mut Lab) -> Result<()>,
+) -> Result<()> {
+    let results = ping_during(lab, to, count, during)?;
+    for (sent, received) in &results {
+        if sent != received || *sent != count {
+            bail!("packets lost: {results:?} (sent, received) per pinging pod");
+        }
+    }
+    Ok(())
+}
