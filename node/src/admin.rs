@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use felix::desired::DesiredState;
+use tortie_daemon::http::{json, text};
 
 use crate::metrics::Metrics;
 use crate::status::{NodeStatus, Phase};
@@ -61,18 +62,7 @@ pub async fn serve(
 
 async fn status(State(shared): State<Arc<Shared>>) -> Response {
     let snapshot = shared.status.borrow().clone();
-    match serde_json::to_string_pretty(&*snapshot) {
-        Ok(body) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            body,
-        )
-            .into_response(),
-        Err(e) => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot encode status: {e}"),
-        ),
-    }
+    json("status", &*snapshot)
 }
 
 async fn routes(State(shared): State<Arc<Shared>>) -> Response {
@@ -98,18 +88,7 @@ async fn routes(State(shared): State<Arc<Shared>>) -> Response {
         }
     };
     let view = crate::explain::explain(&desired, &claims, &installed);
-    match serde_json::to_string_pretty(&view) {
-        Ok(body) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            body,
-        )
-            .into_response(),
-        Err(e) => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot encode routes: {e}"),
-        ),
-    }
+    json("routes", &view)
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
@@ -163,17 +142,5 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn not_found() -> Response {
-    text(
-        StatusCode::NOT_FOUND,
-        "not found; try /status, /routes, /metrics, /healthz or /readyz".into(),
-    )
-}
-
-fn text(code: StatusCode, body: String) -> Response {
-    (
-        code,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body + "\n",
-    )
-        .into_response()
+    tortie_daemon::http::not_found(&["/status", "/routes", "/metrics", "/healthz", "/readyz"])
 }

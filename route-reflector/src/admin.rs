@@ -19,6 +19,8 @@ use bgp_speaker::{PeerStatus, SessionState};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
+use tortie_daemon::http::{json, text};
+
 use crate::metrics;
 use crate::state::Shared;
 
@@ -132,18 +134,7 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
         peers: status.peers.iter().map(PeerView::from).collect(),
         datastore_clients: shared.clients_status(),
     };
-    match serde_json::to_string_pretty(&view) {
-        Ok(body) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            body,
-        )
-            .into_response(),
-        Err(e) => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot encode status: {e}"),
-        ),
-    }
+    json("status", &view)
 }
 
 async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
@@ -170,17 +161,5 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn not_found() -> Response {
-    text(
-        StatusCode::NOT_FOUND,
-        "not found; try /status, /metrics, /healthz or /readyz".into(),
-    )
-}
-
-fn text(code: StatusCode, body: String) -> Response {
-    (
-        code,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body + "\n",
-    )
-        .into_response()
+    tortie_daemon::http::not_found(&["/status", "/metrics", "/healthz", "/readyz"])
 }

@@ -2,8 +2,8 @@
 //! (`tortie_ctl::lab::Lab`): where the binaries are, unique lab names,
 //! peer tables, and pings that count what a change loses.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -55,6 +55,42 @@ pub fn peers(lab: &Lab, i: usize) -> Result<Vec<Value>> {
         .as_array()
         .cloned()
         .context("no peers in /status")
+}
+
+/// Starts `argv` inside namespace `ns`, its output appended to `log`.
+/// The caller kills and reaps it (the lab's teardown also kills whatever
+/// runs in its namespaces).
+pub fn spawn_in(ns: &str, argv: &[&str], log: &Path) -> Result<Child> {
+    let log = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(argv)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {argv:?} in {ns}"))
+}
+
+/// Starts tortie-rr in `ns` with `config`; its state and log next to it.
+pub fn start_tortie_rr(ns: &str, config: &Path) -> Result<Child> {
+    let rr = bin_dir().join("tortie-rr");
+    let state = config.with_extension("state");
+    spawn_in(
+        ns,
+        &[
+            &rr.display().to_string(),
+            "--config",
+            &config.display().to_string(),
+            "--state-dir",
+            &state.display().to_string(),
+        ],
+        &config.with_extension("log"),
+    )
 }
 
 /// Pings pod `to` at 100 packets/s from every other pod, `count` each,

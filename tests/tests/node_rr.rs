@@ -21,12 +21,12 @@
 //! 3. The reflector node's agent is killed (SIGKILL) and restarted the
 //!    same way: no packet lost.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tortie_ctl::lab::{Encap, Lab, Signal};
-use tortie_tests::lab::{bin_dir, no_loss_during, spec};
+use tortie_tests::lab::{no_loss_during, spec, start_tortie_rr};
 use tortie_tests::wait_until;
 
 const RESOURCES: &str = "apiVersion: projectcalico.org/v3
@@ -62,22 +62,7 @@ fn start_rr(lab: &Lab, ns: &str) -> Result<Child> {
         "routerId: 172.30.1.2\nasNumber: 64512\nclusterId: 10.0.0.2\nlisten: \"0.0.0.0:179\"\n\
          admin: \"127.0.0.1:9180\"\ndynamicPeers:\n  - prefix: 172.30.0.0/16\n    asNumber: 64512\n",
     )?;
-    let log = std::fs::File::options()
-        .create(true)
-        .append(true)
-        .open(dir.join("rr.log"))?;
-    let child = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .arg(bin_dir().join("tortie-rr"))
-        .arg("--config")
-        .arg(&conf)
-        .arg("--state-dir")
-        .arg(dir.join("rr.state"))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()?;
-    Ok(child)
+    start_tortie_rr(ns, &conf)
 }
 
 /// Node `i`'s peers as `address state[ client]`.
@@ -235,19 +220,7 @@ spec:
                 store.display()
             ),
         )?;
-        let log = std::fs::File::create(lab.spec.dir.join(format!("{host}.log")))?;
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns])
-            .arg(bin_dir().join("tortie-rr"))
-            .arg("--config")
-            .arg(&conf)
-            .arg("--state-dir")
-            .arg(lab.spec.dir.join(format!("{host}.state")))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
-        replicas.push((ns, child));
+        replicas.push((ns.clone(), start_tortie_rr(&ns, &conf)?));
     }
     let rr_clients = |ns: &str| -> Result<u64> {
         let body = tortie_ctl::lab::get_in(ns, "127.0.0.1:9180".parse()?, "/status")?;

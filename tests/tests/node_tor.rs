@@ -23,13 +23,13 @@
 //! With BIRD, rack a's sessions are signed with TCP MD5: the BGPPeer names
 //! a secret, the nodes read it from their secrets directory.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Child;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use tortie_ctl::lab::{net, Encap, Lab};
-use tortie_tests::lab::spec;
+use tortie_tests::lab::{spawn_in, spec};
 use tortie_tests::wait_until;
 
 const NODES: [(&str, &str, u32); 3] = [
@@ -132,17 +132,6 @@ impl Drop for FrrTor {
             let _ = c.wait();
         }
     }
-}
-
-fn spawn_in(ns: &str, argv: &[&str], log: &Path) -> Result<Child> {
-    let log = std::fs::File::create(log)?;
-    Ok(Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(argv)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()?)
 }
 
 fn bird(lab: &Lab) -> Result<Box<dyn Tor>> {

@@ -315,6 +315,11 @@ impl Lab {
     /// beyond two thirds sit on subnet B.
     fn add_node_ns(&mut self, i: usize) -> Result<()> {
         let on_b = i > self.spec.nodes - self.spec.nodes / 3;
+        self.make_node(i, on_b)
+    }
+
+    /// Makes node `i` on subnet B (`on_b`) or A.
+    fn make_node(&mut self, i: usize, on_b: bool) -> Result<()> {
         let (subnet, net_id) = if on_b { ('B', 2) } else { ('A', 1) };
         let address = Ipv4Addr::new(
             172,
@@ -424,21 +429,7 @@ impl Lab {
     /// Adds a node (joins subnet A), starts it; returns its index.
     pub fn add_node(&mut self) -> Result<usize> {
         let i = self.nodes.len() + 1;
-        let ns = format!("tl-{}-n{i}", self.spec.name);
-        let address = Ipv4Addr::new(172, 30, 1, u8::try_from(10 + i)?);
-        self.nodes.push(LabNode {
-            name: format!("node{i}"),
-            ns: ns.clone(),
-            address,
-            subnet: 'A',
-            pid: None,
-            log: self.spec.dir.join(format!("node{i}.log")),
-        });
-        self.save()?;
-        net::add_netns(&ns)?;
-        self.attach(&ns, 0, "eth0", &format!("{address}/24"))?;
-        net::ip_in(&ns, &["route", "add", "default", "via", "172.30.1.1"])?;
-        net::exec_in(&ns, &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+        self.make_node(i, false)?;
         let idx = self.nodes.len() - 1;
         self.start_node(idx)?;
         Ok(idx)
