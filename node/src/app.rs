@@ -143,7 +143,7 @@ pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
         AgentConfig {
             name: settings.node_name.clone(),
             underlay: underlay.clone(),
-            store,
+            store: store.clone(),
             location: location(&settings.datastore),
             local_bgp: LocalBgp {
                 restart_time: settings.restart_time,
@@ -154,6 +154,8 @@ pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
             felix,
             housekeeping: Housekeeping::new(
                 kernel.handle.clone(),
+                store.clone(),
+                settings.node_name.clone(),
                 underlay.interface.clone(),
                 marker.clone(),
                 settings.restart_time,

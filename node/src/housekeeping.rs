@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use felix::endpoint_gc::{self, StaleTracker};
 use rtnetlink::Handle;
-use tortie_config::resources::EncapMode;
+use tortie_config::resources::{EncapMode, WorkloadEndpointSpec};
+use tortie_datastore::{AnyStore, TypedStore};
 use tortie_daemon::marker::{self, Marker};
 use tortie_ipip::ipip_dev::{Tunl0, Tunl0Spec};
 use tracing::warn;
@@ -26,6 +27,9 @@ const GC_GRACE: Duration = Duration::from_secs(60);
 /// The per-second chores and their state.
 pub struct Housekeeping {
     handle: Handle,
+    /// The datastore and this node's name: the GC's last check.
+    store: AnyStore,
+    node: String,
     underlay: String,
     gc: StaleTracker,
     last_gc: Option<Instant>,
@@ -45,12 +49,16 @@ impl Housekeeping {
     /// restart marker `marker`.
     pub fn new(
         handle: Handle,
+        store: AnyStore,
+        node: String,
         underlay: String,
         marker: Marker,
         restart_time: u16,
     ) -> Housekeeping {
         Housekeeping {
             handle,
+            store,
+            node,
             underlay,
             gc: StaleTracker::default(),
             last_gc: None,
@@ -76,12 +84,8 @@ impl Housekeeping {
         let now = Instant::now();
         if endpoints_current && self.last_gc.is_none_or(|t| now - t >= GC_EVERY) {
             self.last_gc = Some(now);
-            let known: HashSet<String> = known.iter().cloned().collect();
-            let swept = endpoint_gc::sweep(&self.handle, &mut self.gc, &known, GC_GRACE).await;
-            report.push((
-                "gc",
-                swept.err().map(|e| format!("workload interface GC: {e}")),
-            ));
+            let result = self.gc(known).await;
+            report.push(("gc", result.err()));
         }
         report.push(("tunl0", self.tunl0(me, cluster).await));
         if self
@@ -94,6 +98,36 @@ impl Housekeeping {
             }
         }
         report
+    }
+
+    /// Removes workload interfaces unknown for the grace period. Before
+    /// anything is removed the endpoints are read again from the datastore
+    /// (the store, not the agent's picture, which may lag behind a busy
+    /// machine, has the last word): an interface is removed only if no
+    /// WorkloadEndpoint of this node names it there either.
+    async fn gc(&mut self, known: &BTreeSet<String>) -> Result<(), String> {
+        let err = |e: &dyn std::fmt::Display| format!("workload interface GC: {e}");
+        let present = endpoint_gc::list_links(&self.handle).await.map_err(|e| err(&e))?;
+        let mut known: HashSet<String> = known.iter().cloned().collect();
+        let stale = self.gc.observe(&present, &known, Instant::now(), GC_GRACE);
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let fresh = self
+            .store
+            .list_typed::<WorkloadEndpointSpec>()
+            .await
+            .map_err(|e| err(&e))?;
+        known.extend(
+            fresh
+                .into_iter()
+                .filter(|(w, _)| w.spec.node == self.node)
+                .map(|(w, _)| w.spec.interface_name),
+        );
+        endpoint_gc::sweep(&self.handle, &mut self.gc, &known, GC_GRACE)
+            .await
+            .map(drop)
+            .map_err(|e| err(&e))
     }
 
     /// Keeps `tunl0` when a pool of this node uses IPIP and the node has
