@@ -56,7 +56,10 @@ fn host_if(cid: &str) -> String {
 /// ADD makes the pod reachable from the host via its /32, with felix's
 /// host-side settings and the WorkloadEndpoint; CHECK passes; a retried
 /// ADD gets the same address; DEL removes everything and is idempotent.
-async fn add_check_del(b: Backend) {
+///
+/// Each caller gives its own pool (`prefix` is its first two octets): the
+/// tests share the host's routing table and run in parallel.
+async fn add_check_del(b: Backend, prefix: &str) {
     let ns = Netns::new();
     let id = cid();
     let path = ns.path().display().to_string();
@@ -65,7 +68,7 @@ async fn add_check_del(b: Backend) {
     assert_eq!(out.status, 0, "{}", out.stdout);
     let addr = out.json["ips"][0]["address"].as_str().unwrap().to_owned();
     assert!(
-        addr.starts_with("10.60.") && addr.ends_with("/32"),
+        addr.starts_with(&format!("{prefix}.")) && addr.ends_with("/32"),
         "{addr}"
     );
     assert_eq!(out.json["interfaces"][1]["sandbox"], path.as_str());
@@ -145,13 +148,13 @@ async fn add_check_del(b: Backend) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn add_check_del_file() {
-    add_check_del(Backend::file(&[pool("p", "10.60.0.0/24", 26)])).await;
+    add_check_del(Backend::file(&[pool("p", "10.60.0.0/24", 26)]), "10.60").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn add_check_del_etcd() {
-    if let Some(b) = Backend::etcd(&[pool("p", "10.60.0.0/24", 26)]).await {
-        add_check_del(b).await;
+    if let Some(b) = Backend::etcd(&[pool("p", "10.70.0.0/24", 26)]).await {
+        add_check_del(b, "10.70").await;
     }
 }
 
@@ -399,7 +402,7 @@ async fn dual_stack_add() {
 /// them all.
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_plugin_processes() {
-    let b = Backend::file(&[pool("p", "10.69.0.0/24", 28)]);
+    let b = Backend::file(&[pool("p", "10.71.0.0/24", 28)]);
     let c = conf(&b.config, json!({}));
     let nss: Vec<Netns> = (0..20).map(|_| Netns::new()).collect();
     let ids: Vec<String> = (0..20).map(|_| cid()).collect();
