@@ -32,7 +32,10 @@ pub(super) async fn start(
     check_history(&contents, from)?;
 
     let (wake_tx, mut wake_rx) = mpsc::channel::<()>(1);
-    let mut watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if res.as_ref().is_ok_and(|e| !changes(&e.kind)) {
+            return;
+        }
         // Full means a wake-up is already pending: nothing is lost.
         let _ = wake_tx.try_send(());
     })
@@ -90,6 +93,20 @@ pub(super) async fn start(
         }
     });
     Ok(Watch::new(rx, task))
+}
+
+/// Whether an inotify event can mean new data. Opens and read-only closes
+/// cannot, and must not wake a watcher: every watcher opens the journal
+/// to read it, so with many watchers on one directory (an agent per node
+/// on a shared store, seven kinds each) each read would wake all the
+/// others, which read again: a storm that kept 30 agents busy.
+fn changes(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
 }
 
 /// The user file as `stat` sees it: (inode, length, modification time).
@@ -159,4 +176,36 @@ fn check_history(contents: &journal::Contents, from: Revision) -> Result<(), Sto
 
 fn notify_error(path: &Path, e: notify::Error) -> StoreError {
     StoreError::io(path, std::io::Error::other(format!("inotify: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{
+        AccessKind, AccessMode, CreateKind, DataChange, EventKind, ModifyKind, RemoveKind,
+        RenameMode,
+    };
+
+    use super::changes;
+
+    #[test]
+    fn reads_do_not_wake_watchers() {
+        assert!(!changes(&EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+        assert!(!changes(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(changes(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(changes(&EventKind::Modify(ModifyKind::Data(
+            DataChange::Any
+        ))));
+        assert!(changes(&EventKind::Modify(ModifyKind::Name(
+            RenameMode::To
+        ))));
+        assert!(changes(&EventKind::Create(CreateKind::File)));
+        assert!(changes(&EventKind::Remove(RemoveKind::File)));
+        assert!(changes(&EventKind::Any));
+    }
 }
