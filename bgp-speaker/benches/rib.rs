@@ -59,6 +59,7 @@ fn peer(last: u8, client: bool) -> RibPeer {
             next_hop_self: false,
             keep_next_hop: false,
             local_only: false,
+            aggregates_only: false,
             local_addr: IpAddr::V4(Ipv4Addr::new(172, 30, 0, 1)),
         },
         vec![Afi::Ipv4, Afi::Ipv6],

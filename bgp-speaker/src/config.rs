@@ -65,6 +65,11 @@ pub struct PeerConfig {
     /// top-of-rack router gets a node's own blocks).
     #[serde(default)]
     pub export_local_only: bool,
+    /// Of what we originate, send this peer only our aggregates (routes
+    /// originated with ATOMIC_AGGREGATE set, e.g. a node's pools) and no
+    /// other; peers without it never get our aggregates.
+    #[serde(default)]
+    pub export_aggregates_only: bool,
     /// Accept from this peer only prefixes inside one of these; the others
     /// count as received, not accepted. `None`: every prefix.
     #[serde(default)]
@@ -137,6 +142,7 @@ impl PeerConfig {
             max_prefix: None,
             keep_next_hop: false,
             export_local_only: false,
+            export_aggregates_only: false,
             import_within: None,
         }
     }

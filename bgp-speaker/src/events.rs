@@ -227,6 +227,7 @@ impl Instance {
                 local_addr,
                 keep_next_hop: n.config.keep_next_hop,
                 local_only: n.config.export_local_only,
+                aggregates_only: n.config.export_aggregates_only,
             },
             agreed.families.clone(),
         )

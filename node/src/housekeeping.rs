@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use felix::endpoint_gc::{self, StaleTracker};
 use rtnetlink::Handle;
 use tortie_config::resources::{EncapMode, WorkloadEndpointSpec};
-use tortie_datastore::{AnyStore, TypedStore};
 use tortie_daemon::marker::{self, Marker};
+use tortie_datastore::{AnyStore, TypedStore};
 use tortie_ipip::ipip_dev::{Tunl0, Tunl0Spec};
 use tracing::warn;
 
@@ -107,7 +107,9 @@ impl Housekeeping {
     /// WorkloadEndpoint of this node names it there either.
     async fn gc(&mut self, known: &BTreeSet<String>) -> Result<(), String> {
         let err = |e: &dyn std::fmt::Display| format!("workload interface GC: {e}");
-        let present = endpoint_gc::list_links(&self.handle).await.map_err(|e| err(&e))?;
+        let present = endpoint_gc::list_links(&self.handle)
+            .await
+            .map_err(|e| err(&e))?;
         let mut known: HashSet<String> = known.iter().cloned().collect();
         let stale = self.gc.observe(&present, &known, Instant::now(), GC_GRACE);
         if stale.is_empty() {

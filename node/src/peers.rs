@@ -332,6 +332,13 @@ fn from_bgp_peer(
             config.keep_next_hop = spec.keep_original_next_hop;
             config.import_within = Some(pools.to_vec());
             config.export_local_only = asn != me.asn;
+            config.export_aggregates_only = spec.advertise_pool_aggregates;
+        } else if spec.advertise_pool_aggregates {
+            problems.push(Problem::new(
+                &resource,
+                "spec.advertisePoolAggregates",
+                format!("{addr} is a node, which gets blocks: the option applies to routers and is ignored"),
+            ));
         }
         out.push((
             addr,
@@ -349,6 +356,13 @@ fn from_bgp_peer(
     let Some(peer_sel) = &spec.peer_selector else {
         return out;
     };
+    if spec.advertise_pool_aggregates && selects_me {
+        problems.push(Problem::new(
+            &resource,
+            "spec.advertisePoolAggregates",
+            "a peerSelector picks nodes, which get blocks: the option applies to routers and is ignored",
+        ));
+    }
     // Forward: we are selected, peer with the nodes peerSelector matches.
     // Reverse: peerSelector matches us, peer with the nodes the BGPPeer
     // selects (node / nodeSelector / all).

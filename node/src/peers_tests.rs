@@ -38,6 +38,7 @@ fn empty_peer() -> BGPPeerSpec {
         peer_selector: None,
         as_number: None,
         keep_original_next_hop: false,
+        advertise_pool_aggregates: false,
         source_address: SourceAddress::UseNodeIP,
         password: None,
         keepalive_time: None,
@@ -247,6 +248,52 @@ fn explicit_peers_global_and_node_specific() {
     assert_eq!(
         p2.config.peers[0].local_address, None,
         "sourceAddress: None"
+    );
+}
+
+#[test]
+fn pool_aggregates_go_to_routers_that_ask() {
+    let mut c = Cluster::default();
+    node(&mut c, "n1", "192.168.1.11/24", &[], None);
+    node(&mut c, "n2", "192.168.1.12/24", &[], None);
+    let peer = |ip: &str| BGPPeerSpec {
+        peer_ip: Some(PeerAddress {
+            ip: ip.parse().unwrap(),
+            port: None,
+        }),
+        as_number: Some(AsNumber(65000)),
+        advertise_pool_aggregates: true,
+        ..empty_peer()
+    };
+    bgp_peer(&mut c, "tor", peer("192.168.1.254"));
+    // A node is no router: the option is reported and ignored.
+    bgp_peer(&mut c, "to-n2", peer("192.168.1.12"));
+    bgp_peer(
+        &mut c,
+        "to-rrs",
+        BGPPeerSpec {
+            peer_selector: sel("all()"),
+            advertise_pool_aggregates: true,
+            ..empty_peer()
+        },
+    );
+    let p = plan_of(&c, "n1");
+    let by_addr = |a: &str| {
+        p.config
+            .peers
+            .iter()
+            .find(|x| x.address == a.parse::<IpAddr>().unwrap())
+            .unwrap()
+    };
+    assert!(by_addr("192.168.1.254").export_aggregates_only);
+    assert!(by_addr("192.168.1.254").export_local_only);
+    assert!(!by_addr("192.168.1.12").export_aggregates_only);
+    assert_eq!(
+        problems(&p),
+        [
+            "BGPPeer/to-n2: spec.advertisePoolAggregates: 192.168.1.12 is a node, which gets blocks: the option applies to routers and is ignored",
+            "BGPPeer/to-rrs: spec.advertisePoolAggregates: a peerSelector picks nodes, which get blocks: the option applies to routers and is ignored"
+        ]
     );
 }
 

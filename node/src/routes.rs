@@ -2,9 +2,12 @@
 //! outputs.
 //!
 //! - [`originated`]: what the speaker announces for this node: each block
-//!   the node owns (unless its pool says `disableBGPExport`), and each
-//!   address of a local pod that lies in another node's block (a borrowed
-//!   /32 or /128).
+//!   the node owns (unless its pool says `disableBGPExport`), each address
+//!   of a local pod that lies in another node's block (a borrowed /32 or
+//!   /128), and, as aggregates, each pool the node owns a block in (the
+//!   speaker sends aggregates only to routers whose BGPPeer asks for them,
+//!   `advertisePoolAggregates`, and sends those routers nothing else of
+//!   ours).
 //! - [`desired`]: felix's [`DesiredState`]: this node and the others, the
 //!   local pods, the owned blocks (blackholed), the addresses of our blocks
 //!   used elsewhere, the routes learned over BGP, and the pools.
@@ -77,6 +80,32 @@ pub fn originated(
                 LocalRoute {
                     prefix: cidr,
                     attrs: PathAttrs::local(hop),
+                },
+            );
+        }
+    }
+    // The pools of our blocks, as aggregates: ATOMIC_AGGREGATE and
+    // AGGREGATOR (RFC 4271 §5.1.6, §5.1.7) tell the router that the
+    // more specific routes inside are not listed.
+    let pools: BTreeSet<IpNet> = mine
+        .iter()
+        .filter_map(|b| cluster.pool_of(&b.spec.cidr))
+        .filter(|p| !p.spec.disable_bgp_export)
+        .map(|p| p.spec.cidr)
+        .collect();
+    for pool in pools {
+        if let Some(hop) = next_hop(&pool, "pool") {
+            let mut attrs = PathAttrs::local(hop);
+            attrs.atomic_aggregate = true;
+            attrs.aggregator = me.v4.and_then(|a| match a.addr() {
+                IpAddr::V4(id) => Some((me.asn, id)),
+                IpAddr::V6(_) => None,
+            });
+            out.insert(
+                pool,
+                LocalRoute {
+                    prefix: pool,
+                    attrs,
                 },
             );
         }

@@ -90,10 +90,27 @@ fn originated_blocks_and_borrowed_addresses() {
     let (routes, problems) = originated(&c, &c.facts("n1").unwrap());
     assert!(problems.is_empty(), "{problems:?}");
     let prefixes: Vec<String> = routes.keys().map(ToString::to_string).collect();
-    // The quiet pool's block is not exported.
-    assert_eq!(prefixes, ["10.244.0.0/26", "10.244.0.73/32"]);
-    let hop = routes.values().next().unwrap().attrs.next_hop;
-    assert_eq!(hop, NextHop::V4("192.168.1.11".parse().unwrap()));
+    // The quiet pool's block is not exported, nor is that pool; the
+    // default pool is, as an aggregate.
+    assert_eq!(
+        prefixes,
+        ["10.244.0.0/16", "10.244.0.0/26", "10.244.0.73/32"]
+    );
+    let block = &routes[&"10.244.0.0/26".parse().unwrap()].attrs;
+    assert_eq!(block.next_hop, NextHop::V4("192.168.1.11".parse().unwrap()));
+    assert!(!block.atomic_aggregate && block.aggregator.is_none());
+    let pool = &routes[&"10.244.0.0/16".parse().unwrap()].attrs;
+    assert_eq!(pool.next_hop, block.next_hop);
+    assert!(pool.atomic_aggregate);
+    assert_eq!(
+        pool.aggregator,
+        Some((c.facts("n1").unwrap().asn, "192.168.1.11".parse().unwrap()))
+    );
+    // A node without blocks announces no pool.
+    let mut c = c;
+    node(&mut c, "n3", "192.168.1.13/24", None);
+    let (routes, _) = originated(&c, &c.facts("n3").unwrap());
+    assert!(routes.is_empty(), "{routes:?}");
 }
 
 #[test]
@@ -197,6 +214,9 @@ fn a_node_without_an_address_of_the_family_reports_it() {
     assert!(!routes.contains_key(&"fd00:244::/122".parse().unwrap()));
     assert_eq!(
         problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        ["Node/n1: spec.bgp: block fd00:244::/122: the node has no BGP address of its family: not announced"]
+        [
+            "Node/n1: spec.bgp: block fd00:244::/122: the node has no BGP address of its family: not announced",
+            "Node/n1: spec.bgp: pool fd00:244::/64: the node has no BGP address of its family: not announced"
+        ]
     );
 }

@@ -35,6 +35,7 @@ pub fn to_speaker_config(rr: &RrConfig, restarting: bool) -> SpeakerConfig {
                 // A reflector passes everything on unfiltered.
                 keep_next_hop: false,
                 export_local_only: false,
+                export_aggregates_only: false,
                 import_within: None,
             })
             .collect(),
@@ -152,6 +153,7 @@ dynamicPeers:
                 }),
                 keep_next_hop: false,
                 export_local_only: false,
+                export_aggregates_only: false,
                 import_within: None,
             }],
             dynamic_peers: vec![DynamicPeerConfig {

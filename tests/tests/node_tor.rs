@@ -360,3 +360,100 @@ fn bird_as_the_tor_with_md5() -> Result<()> {
 fn frr_as_the_tor() -> Result<()> {
     tor_test(frr, false)
 }
+
+/// `advertisePoolAggregates`: the nodes keep their mesh (east-west by
+/// blocks) and send an external BIRD router (AS 65000, a host on their
+/// subnet) only the pool, as an aggregate. The router learns the /16 from
+/// every node and no block; the nodes do not install the /16 it sends
+/// back (their own aggregate wins); the router reaches every pod through
+/// whichever node it picked, which forwards on its mesh route.
+#[test]
+fn a_router_gets_pool_aggregates_only() -> Result<()> {
+    let mut spec = spec("g", 3)?;
+    spec.encap = Encap::None;
+    spec.one_subnet = true;
+    let mut lab = Lab::up(spec)?;
+    let (ns, ext) = lab.add_host("ext")?;
+    let peer = format!(
+        "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: ext\nspec:\n  peerIP: {ext}\n  asNumber: 65000\n  advertisePoolAggregates: true\n"
+    );
+    let file = lab.spec.dir.join("ext-peer.yaml");
+    std::fs::write(&file, peer)?;
+    lab.tortiectl(&["apply", "-f", &file.display().to_string()])?;
+
+    let dir = lab.spec.dir.join("ext");
+    std::fs::create_dir_all(&dir)?;
+    let mut conf = format!(
+        "router id {ext};\nprotocol device {{}}\nprotocol direct {{ ipv4; }}\n\
+         protocol kernel {{ ipv4 {{ export where source = RTS_BGP; }}; }}\n\
+         template bgp tonode {{ local as 65000; ipv4 {{ import all; export all; }}; }}\n"
+    );
+    for (i, n) in lab.nodes.iter().enumerate() {
+        conf += &format!(
+            "protocol bgp n{i} from tonode {{ neighbor {} as 64512; }}\n",
+            n.address
+        );
+    }
+    std::fs::write(dir.join("bird.conf"), conf)?;
+    let sock = dir.join("bird.ctl");
+    let child = spawn_in(
+        &ns,
+        &[
+            "bird",
+            "-f",
+            "-c",
+            &dir.join("bird.conf").display().to_string(),
+            "-s",
+            &sock.display().to_string(),
+        ],
+        &dir.join("bird.log"),
+    )?;
+    let tor = BirdTor { sock, child };
+
+    // The router: the pool from all three nodes, no block.
+    let table = wait_until(Duration::from_secs(30), "the pool from 3 nodes", || {
+        let t = tor.routes().map_err(|e| e.to_string())?;
+        let paths = t.matches("BGP.as_path: 64512").count();
+        if t.contains("10.244.0.0/16") && paths == 3 {
+            Ok(t)
+        } else {
+            Err(t)
+        }
+    })?;
+    assert!(
+        !table.contains("/26"),
+        "a block reached the router:\n{table}"
+    );
+    assert!(table.contains("BGP.atomic_aggr"), "{table}");
+    for i in 0..3 {
+        let s = lab.node_status(i)?;
+        let p = s["peers"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["address"] == ext.to_string().as_str()))
+            .cloned()
+            .with_context(|| format!("no ext peer: {s}"))?;
+        assert_eq!(p["state"], "Established", "{s}");
+        assert_eq!(p["prefixesAdvertised"], 1, "only the pool: {s}");
+    }
+    // East-west still by blocks; the /16 the router sends back is not
+    // installed.
+    lab.wait_full_mesh(Duration::from_secs(30))?;
+    for n in &lab.nodes {
+        let routes = net::ip_in_output(&n.ns, &["route"])?;
+        assert_eq!(
+            routes.matches("/26 via").count(),
+            2,
+            "{}:\n{routes}",
+            n.name
+        );
+        assert!(!routes.contains("10.244.0.0/16"), "{}:\n{routes}", n.name);
+    }
+    // North-south: the router reaches every pod through the aggregate.
+    for pod in &lab.pods {
+        let addr = pod.address.to_string();
+        wait_until(Duration::from_secs(10), "a ping from the router", || {
+            net::exec_in(&ns, &["ping", "-c", "1", "-W", "1", &addr]).map_err(|e| e.to_string())
+        })?;
+    }
+    Ok(())
+}

@@ -32,6 +32,10 @@ pub struct ExportClass {
     pub keep_next_hop: bool,
     /// Only locally originated routes are sent.
     pub local_only: bool,
+    /// Of the locally originated routes, only aggregates (ATOMIC_AGGREGATE
+    /// set) are sent; a peer without it is never sent a local aggregate.
+    /// (A node sends a router its pools instead of its blocks.)
+    pub aggregates_only: bool,
 }
 
 /// Where the best path came from, as export rules need it.
@@ -88,6 +92,13 @@ pub fn import(
         }
     }
     Ok(())
+}
+
+/// Whether a locally originated route with `attrs` goes to a peer of
+/// `class`: local aggregates (ATOMIC_AGGREGATE set) go exactly to the
+/// peers that take aggregates only. Learned routes are not concerned.
+pub fn aggregate_rule(source: SourceKind, class: &ExportClass, attrs: &PathAttrs) -> bool {
+    source != SourceKind::Local || attrs.atomic_aggregate == class.aggregates_only
 }
 
 /// Whether a best path from `source` may be sent to a peer of `class` at
@@ -202,8 +213,25 @@ mod tests {
             next_hop_self: false,
             keep_next_hop: false,
             local_only: false,
+            aggregates_only: false,
             local_addr: IpAddr::V4(Ipv4Addr::new(172, 30, 0, 1)),
         }
+    }
+
+    #[test]
+    fn local_aggregates_go_only_to_aggregate_peers() {
+        let mut agg = PathAttrs::local(NextHop::V4(Ipv4Addr::new(172, 30, 0, 1)));
+        agg.atomic_aggregate = true;
+        let block = PathAttrs::local(NextHop::V4(Ipv4Addr::new(172, 30, 0, 1)));
+        let mesh = class(false, false);
+        let mut router = class(true, false);
+        router.aggregates_only = true;
+        assert!(aggregate_rule(SourceKind::Local, &mesh, &block));
+        assert!(!aggregate_rule(SourceKind::Local, &mesh, &agg));
+        assert!(aggregate_rule(SourceKind::Local, &router, &agg));
+        assert!(!aggregate_rule(SourceKind::Local, &router, &block));
+        // A learned aggregate is a route like any other.
+        assert!(aggregate_rule(SourceKind::Ebgp, &mesh, &agg));
     }
 
     #[test]

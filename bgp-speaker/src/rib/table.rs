@@ -358,10 +358,11 @@ impl Memo {
         let o = match self.map.get(&key) {
             Some((o, _)) => o.clone(),
             None => {
-                let o = export::allowed(ctx.local, kind, class)
-                    .then(|| export::transform(ctx.local, kind, class, attrs))
-                    .flatten()
-                    .map(|a| interner.intern(a));
+                let o = (export::allowed(ctx.local, kind, class)
+                    && export::aggregate_rule(kind, class, attrs))
+                .then(|| export::transform(ctx.local, kind, class, attrs))
+                .flatten()
+                .map(|a| interner.intern(a));
                 // The Arc kept in the memo pins the address used as key.
                 self.map.insert(key, (o.clone(), attrs.clone()));
                 o

@@ -31,6 +31,7 @@ fn peer(last: u8, asn: u32, client: bool) -> RibPeer {
             next_hop_self: false,
             keep_next_hop: false,
             local_only: false,
+            aggregates_only: false,
             local_addr: IpAddr::V4(RID),
         },
         vec![Afi::Ipv4, Afi::Ipv6],

@@ -87,6 +87,11 @@ pub struct BGPPeerSpec {
     /// Keep the next hop of routes sent to this (eBGP) peer.
     #[serde(default)]
     pub keep_original_next_hop: bool,
+    /// Tortie's own (Calico has no such field): send this router the
+    /// pools the node has blocks in, as aggregates, instead of the blocks
+    /// themselves. Only for `peerIP` peers that are not nodes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub advertise_pool_aggregates: bool,
     /// Source address of the session: `UseNodeIP` (default) or `None`.
     #[serde(default)]
     pub source_address: SourceAddress,
