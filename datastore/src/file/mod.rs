@@ -60,6 +60,9 @@ pub const STATE_DIR: &str = "state";
 #[derive(Clone, Debug)]
 pub struct FileStore {
     inner: Arc<Paths>,
+    /// The one inotify instance that wakes every watch of this store (and
+    /// its clones): see `watch::Hub`.
+    hub: Arc<watch::Hub>,
 }
 
 /// Where everything is.
@@ -106,6 +109,7 @@ impl FileStore {
                 max_bytes: journal::MAX_BYTES,
                 keep_bytes: journal::KEEP,
             }),
+            hub: Arc::default(),
         })
     }
 

@@ -1,7 +1,8 @@
-//! Watching the file backend: inotify (`notify`) on the state directory and
-//! the user's file wakes the watcher; it then reads the journal for
+//! Watching the file backend: inotify (`notify`, one instance per opened
+//! store, shared by its watches) on the state directory and the user's
+//! file's directory wakes the watchers; each then reads the journal for
 //! entries newer than the last revision it sent. A periodic revision check
-//! covers any missed inotify event (and filesystems without inotify).
+//! covers any missed inotify event (and no inotify at all).
 
 use std::path::Path;
 use std::time::Duration;
@@ -31,30 +32,12 @@ pub(super) async fn start(
     let (contents, _) = read(&store, None).await?;
     check_history(&contents, from)?;
 
-    let (wake_tx, mut wake_rx) = mpsc::channel::<()>(1);
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.as_ref().is_ok_and(|e| !changes(&e.kind)) {
-            return;
-        }
-        // Full means a wake-up is already pending: nothing is lost.
-        let _ = wake_tx.try_send(());
-    })
-    .map_err(|e| notify_error(store.state_dir(), e))?;
-    watcher
-        .watch(store.state_dir(), RecursiveMode::NonRecursive)
-        .map_err(|e| notify_error(store.state_dir(), e))?;
-    if kind.is_user_kind() {
-        if let Some(dir) = store.user_file().parent() {
-            watcher
-                .watch(dir, RecursiveMode::NonRecursive)
-                .map_err(|e| notify_error(dir, e))?;
-        }
-    }
+    let mut wake_rx = store
+        .hub
+        .subscribe(store.state_dir(), store.user_file().parent());
 
     let (tx, rx) = mpsc::channel(BUFFER);
     let task = tokio::spawn(async move {
-        // Keep the inotify watcher alive as long as the task.
-        let _watcher = watcher;
         let mut last = from;
         let mut reported = None;
         let mut cursor = None;
@@ -86,7 +69,9 @@ pub(super) async fn start(
                 }
             }
             tokio::select! {
-                _ = wake_rx.recv() => {}
+                // Never resolves without inotify (the sender lives in the
+                // store's hub): then the recheck polls.
+                Ok(()) = wake_rx.changed() => {}
                 _ = tokio::time::sleep(RECHECK) => {}
                 _ = tx.closed() => return,
             }
@@ -107,6 +92,81 @@ fn changes(kind: &notify::EventKind) -> bool {
         EventKind::Access(_) => false,
         _ => true,
     }
+}
+
+/// The store's inotify instance, shared by all its watches: one per opened
+/// store and process (the kernel allows a user 128 instances by default,
+/// and a lab runs an agent per node, seven watches each, as one user).
+/// Created at the first watch; without inotify (the limit reached, a
+/// filesystem without it) the watches poll every [`RECHECK`].
+#[derive(Default)]
+pub(super) struct Hub {
+    state: std::sync::Mutex<Option<HubState>>,
+}
+
+struct HubState {
+    tx: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hub")
+    }
+}
+
+impl Hub {
+    /// A receiver that changes whenever something in `state` or `user`
+    /// (the user file's directory) may have new data.
+    pub(super) fn subscribe(
+        &self,
+        state: &Path,
+        user: Option<&Path>,
+    ) -> tokio::sync::watch::Receiver<u64> {
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let hub = guard.get_or_insert_with(|| {
+            let tx = std::sync::Arc::new(tokio::sync::watch::channel(0u64).0);
+            let watcher = match inotify(state, user, tx.clone()) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::warn!(
+                        error = %e,
+                        "no inotify for the file datastore: its watches poll every {RECHECK:?}"
+                    );
+                    None
+                }
+            };
+            HubState {
+                tx,
+                _watcher: watcher,
+            }
+        });
+        hub.tx.subscribe()
+    }
+}
+
+/// An inotify watcher on `state` and `user` that bumps `tx` on changes.
+fn inotify(
+    state: &Path,
+    user: Option<&Path>,
+    tx: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+) -> Result<notify::RecommendedWatcher, StoreError> {
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if res.as_ref().is_ok_and(|e| !changes(&e.kind)) {
+            return;
+        }
+        tx.send_modify(|n| *n = n.wrapping_add(1));
+    })
+    .map_err(|e| notify_error(state, e))?;
+    watcher
+        .watch(state, RecursiveMode::NonRecursive)
+        .map_err(|e| notify_error(state, e))?;
+    if let Some(dir) = user {
+        watcher
+            .watch(dir, RecursiveMode::NonRecursive)
+            .map_err(|e| notify_error(dir, e))?;
+    }
+    Ok(watcher)
 }
 
 /// The user file as `stat` sees it: (inode, length, modification time).
