@@ -1,5 +1,6 @@
-//! `tortie-bench`: the benchmarks of issue 3, tortie-rr side by side with
-//! BIRD, FRR bgpd and GoBGP in one run, in network namespaces of its own.
+//! `tortie-bench`: tortie-rr side by side with BIRD, FRR bgpd and GoBGP in
+//! one run, and tortie-node next to BIRD as Calico runs it, in network
+//! namespaces of its own.
 //!
 //! Layout:
 //! - `netns`: namespaces and processes in them, removed on drop.
@@ -11,12 +12,16 @@
 //! - `ingest`: bulk ingest and keepalives under load; `fanout`: RR fan-out.
 //! - `report`: Markdown tables and the sections of `docs/benchmarks.md`.
 //! - `stop`: Ctrl-C/SIGTERM become an error, so guards clean up.
+//! - `node`: the node agent's benchmarks (bring-up, convergence, heal,
+//!   restart, scale): tortie-node next to BIRD as Calico runs it, on the
+//!   lab of `tortie_ctl`.
 
 pub mod bed;
 pub mod fanout;
 pub mod ingest;
 pub mod loopback;
 pub mod netns;
+pub mod node;
 pub mod procstat;
 pub mod receivers;
 pub mod report;

@@ -3,7 +3,7 @@
 //! `docs/benchmarks.md`. Needs root (namespaces) and, for tortie-rr, a
 //! release build (`cargo build --release -p tortie-rr`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
@@ -50,6 +50,23 @@ struct Cli {
     /// (the time's resolution; FRR and GoBGP are asked every 100 ms).
     #[arg(long, default_value_t = 1.0)]
     poll_ms: f64,
+    /// node: full-mesh sizes (default 10,30; quick 5). Bring-up's ping
+    /// matrix, heal and restart run at the first.
+    #[arg(long, value_delimiter = ',')]
+    nodes: Vec<usize>,
+    /// node: block claims and releases per size (default 20; quick 5).
+    #[arg(long)]
+    trials: Option<usize>,
+    /// node: nodes in the route-reflector topology, 0 to skip (default 100; quick 0).
+    #[arg(long)]
+    scale: Option<usize>,
+    /// node: daemons, comma-separated: tortie, bird.
+    #[arg(long, default_value = "tortie,bird", value_delimiter = ',')]
+    daemons: Vec<String>,
+    /// node: where tortie-node, tortie-cni and tortiectl are (default: the
+    /// workspace's target/release).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
 }
 
 /// The benchmarks.
@@ -62,6 +79,9 @@ enum Which {
     /// In-process ingest over loopback into the bgp-speaker library (no
     /// daemons, no root; for profiling the receive path).
     Loopback,
+    /// The node agent: bring-up, convergence, heal, restart and scale,
+    /// tortie-node next to BIRD as Calico runs it.
+    Node,
 }
 
 fn main() -> Result<()> {
@@ -72,6 +92,9 @@ fn main() -> Result<()> {
             "--poll-ms must be between 0.1 and 1000, not {}",
             cli.poll_ms
         );
+    }
+    if cli.which == Which::Node {
+        return node(&cli);
     }
     tortie_bench::receivers::set_fast_poll(std::time::Duration::from_secs_f64(
         cli.poll_ms / 1000.0,
@@ -201,6 +224,76 @@ fn main() -> Result<()> {
         write(&cli, "keepalive", &body)?;
     }
     if failed {
+        bail!("some measurements failed (see above)");
+    }
+    Ok(())
+}
+
+/// `tortie-bench node`.
+fn node(cli: &Cli) -> Result<()> {
+    use tortie_bench::node::{self, report, run};
+    let sizes = if cli.nodes.is_empty() {
+        if cli.quick {
+            vec![5]
+        } else {
+            vec![10, 30]
+        }
+    } else {
+        cli.nodes.clone()
+    };
+    if sizes.iter().any(|n| !(3..=200).contains(n)) {
+        bail!("--nodes: each size between 3 and 200");
+    }
+    let scale = cli.scale.unwrap_or(if cli.quick { 0 } else { 100 });
+    if scale != 0 && !(3..=200).contains(&scale) {
+        bail!("--scale: 0, or between 3 and 200");
+    }
+    let trials = cli.trials.unwrap_or(if cli.quick { 5 } else { 20 });
+    if !(1..=224).contains(&trials) {
+        bail!("--trials: between 1 and 224");
+    }
+    let opts = run::Options {
+        bin_dir: cli.bin_dir.clone().unwrap_or_else(node::default_bin_dir),
+        daemons: cli
+            .daemons
+            .iter()
+            .map(|d| node::Daemon::parse(d))
+            .collect::<Result<_>>()?,
+        lifecycle_nodes: sizes[0],
+        sizes,
+        trials,
+        heal_trials: if cli.quick { 3 } else { 5 },
+        scale,
+        scale_trials: trials.min(10),
+    };
+    let header = format!(
+        "{} Binaries: `{}`.",
+        run_header(Path::new(""), false),
+        opts.bin_dir.display()
+    );
+    let results = run::run(&opts)?;
+    let mut body = format!(
+        "### Node agent: convergence\n\n{header}\n\n{}",
+        report::convergence_table(&results.convergence)
+    );
+    body.push_str(&format!(
+        "\n### Node agent: bring-up, heal, restart ({} nodes)\n\n{}",
+        opts.lifecycle_nodes,
+        report::lifecycle_table(&results.lifecycle)
+    ));
+    if opts.scale > 0 {
+        body.push_str(&format!(
+            "\n### Node agent: scale ({} nodes, one route reflector)\n\n{}",
+            opts.scale,
+            report::scale_table(&results.scale)
+        ));
+    }
+    for e in &results.errors {
+        body.push_str(&format!("\n**failed**: {e}\n"));
+    }
+    println!("{body}");
+    write(cli, "node", &body)?;
+    if !results.errors.is_empty() {
         bail!("some measurements failed (see above)");
     }
     Ok(())

@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -94,44 +93,15 @@ pub fn start_tortie_rr(ns: &str, config: &Path) -> Result<Child> {
 }
 
 /// Pings pod `to` at 100 packets/s from every other pod, `count` each,
-/// while `during` runs; returns (sent, received) per pinging pod.
+/// while `during` runs; returns (sent, received) per pinging pod
+/// ([`Lab::ping_during`]).
 pub fn ping_during(
     lab: &mut Lab,
     to: usize,
     count: u32,
     during: impl FnOnce(&mut Lab) -> Result<()>,
 ) -> Result<Vec<(u32, u32)>> {
-    let target = lab.pods[to].address.to_string();
-    let count = count.to_string();
-    let mut children = Vec::new();
-    for p in lab.pods.iter().filter(|p| p.name != lab.pods[to].name) {
-        children.push(
-            Command::new("ip")
-                .args([
-                    "netns", "exec", &p.ns, "ping", "-q", "-i", "0.01", "-W", "1",
-                ])
-                .args(["-c", &count, &target])
-                .stdout(Stdio::piped())
-                .spawn()?,
-        );
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    during(lab)?;
-    let mut results = Vec::new();
-    for c in children {
-        let out = c.wait_with_output()?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let line = text
-            .lines()
-            .find(|l| l.contains("packets transmitted"))
-            .with_context(|| format!("no ping summary: {text}"))?;
-        let nums: Vec<u32> = line
-            .split(|c: char| !c.is_ascii_digit())
-            .filter_map(|n| n.parse().ok())
-            .collect();
-        results.push((nums[0], nums[1]));
-    }
-    Ok(results)
+    lab.ping_during(to, count, during)
 }
 
 /// [`ping_during`] that fails unless every packet came back.

@@ -90,6 +90,16 @@ pub struct LabSpec {
     /// Extra tortie-node arguments of one node (by 1-based number).
     #[serde(default)]
     pub per_node_args: std::collections::BTreeMap<usize, Vec<String>>,
+    /// Every node on subnet A (no router between nodes; no encapsulation
+    /// needed). The benchmarks use it to compare with BIRD as Calico runs
+    /// it, which routes directly on one subnet.
+    #[serde(default)]
+    pub one_subnet: bool,
+    /// Do not start tortie-node at `up` (pods are still made: tortie-cni
+    /// needs no agent). The caller starts them ([`Lab::start_node`]) or
+    /// runs another routing daemon in the nodes' namespaces.
+    #[serde(default)]
+    pub no_agents: bool,
 }
 
 /// One lab node.
@@ -156,6 +166,8 @@ impl LabSpec {
             resources: String::new(),
             node_args: Vec::new(),
             per_node_args: std::collections::BTreeMap::new(),
+            one_subnet: false,
+            no_agents: false,
         }
     }
 }
@@ -286,8 +298,10 @@ impl Lab {
             self.add_node_ns(i)?;
         }
         self.save()?;
-        for i in 0..self.nodes.len() {
-            self.start_node(i)?;
+        if !self.spec.no_agents {
+            for i in 0..self.nodes.len() {
+                self.start_node(i)?;
+            }
         }
         for i in 0..self.nodes.len() {
             for _ in 0..self.spec.pods_per_node {
@@ -312,9 +326,9 @@ impl Lab {
     }
 
     /// Makes node `i` (1-based): namespace, link, default route. Nodes
-    /// beyond two thirds sit on subnet B.
+    /// beyond two thirds sit on subnet B (unless `one_subnet`).
     fn add_node_ns(&mut self, i: usize) -> Result<()> {
-        let on_b = i > self.spec.nodes - self.spec.nodes / 3;
+        let on_b = !self.spec.one_subnet && i > self.spec.nodes - self.spec.nodes / 3;
         self.make_node(i, on_b)
     }
 
@@ -678,6 +692,47 @@ impl Lab {
             std::thread::sleep(Duration::from_millis(100));
         }
         Ok(start.elapsed())
+    }
+
+    /// Pings pod `to` at 100 packets/s from every other pod, `count` each,
+    /// while `during` runs; returns (sent, received) per pinging pod.
+    pub fn ping_during(
+        &mut self,
+        to: usize,
+        count: u32,
+        during: impl FnOnce(&mut Lab) -> Result<()>,
+    ) -> Result<Vec<(u32, u32)>> {
+        let target = self.pods[to].address.to_string();
+        let count = count.to_string();
+        let mut children = Vec::new();
+        for p in self.pods.iter().filter(|p| p.name != self.pods[to].name) {
+            children.push(
+                Command::new("ip")
+                    .args([
+                        "netns", "exec", &p.ns, "ping", "-q", "-i", "0.01", "-W", "1",
+                    ])
+                    .args(["-c", &count, &target])
+                    .stdout(Stdio::piped())
+                    .spawn()?,
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        during(self)?;
+        let mut results = Vec::new();
+        for c in children {
+            let out = c.wait_with_output()?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let line = text
+                .lines()
+                .find(|l| l.contains("packets transmitted"))
+                .with_context(|| format!("no ping summary: {text}"))?;
+            let nums: Vec<u32> = line
+                .split(|c: char| !c.is_ascii_digit())
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            results.push((nums[0], nums[1]));
+        }
+        Ok(results)
     }
 
     /// Each node's routes, problems and last log lines, for a failure
