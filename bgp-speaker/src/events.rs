@@ -195,6 +195,7 @@ impl Instance {
         let Some(n) = self.neighbors.get_mut(&id) else {
             return;
         };
+        n.attempts = 0;
         let Some(c) = n.conn_mut(conn) else { return };
         c.state = SessionState::Established;
         let agreed = c
@@ -442,8 +443,12 @@ impl Instance {
             return;
         }
         if !n.config.passive && n.connect_timer.is_none() && !n.connecting {
-            let secs = u64::from(n.config.connect_retry.max(1));
-            let delay = Duration::from_millis(secs * 750 + jitter_ms(secs * 250));
+            let base = retry_delay(n.attempts, n.config.connect_retry);
+            let delay =
+                base - base / 4 + Duration::from_millis(jitter_ms(base.as_millis() as u64 / 4));
+            if let Some(n) = self.neighbors.get_mut(&id) {
+                n.attempts = n.attempts.saturating_add(1);
+            }
             self.schedule_connect(id, delay);
         }
     }
@@ -603,5 +608,33 @@ fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
     match ip {
         std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
         v4 => v4,
+    }
+}
+
+/// The pause before connecting again after `attempts` connections since
+/// the last Established: 250 ms, doubling, up to the ConnectRetry time
+/// (`connect_retry` seconds). Peers that start together (a DaemonSet
+/// rollout, a lab) find each other's listener closed on the first try;
+/// the full ConnectRetry time there made a mesh of ten take seconds.
+/// Callers take off up to a quarter as jitter.
+pub(crate) fn retry_delay(attempts: u32, connect_retry: u16) -> Duration {
+    let cap = Duration::from_secs(u64::from(connect_retry.max(1)));
+    Duration::from_millis(250u64 << attempts.min(16)).min(cap)
+}
+
+#[cfg(test)]
+mod retry_tests {
+    use super::*;
+
+    #[test]
+    fn retries_start_fast_and_grow_to_connect_retry() {
+        let ms = |a| retry_delay(a, 5).as_millis();
+        assert_eq!(
+            [ms(0), ms(1), ms(2), ms(3), ms(4), ms(5)],
+            [250, 500, 1000, 2000, 4000, 5000]
+        );
+        assert_eq!(ms(100), 5000);
+        assert_eq!(retry_delay(0, 0).as_millis(), 250);
+        assert_eq!(retry_delay(9, 120).as_secs(), 120);
     }
 }

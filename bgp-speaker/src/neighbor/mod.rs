@@ -60,6 +60,9 @@ pub struct Neighbor {
     /// Next connection attempt (active peers).
     pub connect_timer: Option<AbortOnDrop<()>>,
     pub connecting: bool,
+    /// Attempts since the last Established: the retry delay grows with
+    /// them (see `events::retry_delay`).
+    pub attempts: u32,
     pub counters: Arc<Counters>,
     pub flaps: u64,
     pub last_error: Option<String>,
@@ -88,6 +91,7 @@ impl Neighbor {
             up_since: None,
             connect_timer: None,
             connecting: false,
+            attempts: 0,
             counters: Arc::new(Counters::default()),
             flaps: 0,
             last_error: None,
