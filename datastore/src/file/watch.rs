@@ -16,6 +16,10 @@ use crate::{Revision, StoreError, Watch, WatchEvent};
 
 /// How often the journal is checked without an inotify event.
 const RECHECK: Duration = Duration::from_secs(1);
+/// The same with inotify working: only a safety net then (an event lost
+/// to a full inotify queue). Each agent of a lab polls with every watch,
+/// so 100 agents at 1 s kept a core busy reading the journal.
+const RECHECK_WITH_INOTIFY: Duration = Duration::from_secs(10);
 /// Events buffered for a slow reader.
 const BUFFER: usize = 256;
 
@@ -32,9 +36,14 @@ pub(super) async fn start(
     let (contents, _) = read(&store, None).await?;
     check_history(&contents, from)?;
 
-    let mut wake_rx = store
+    let (mut wake_rx, inotify) = store
         .hub
         .subscribe(store.state_dir(), store.user_file().parent());
+    let recheck = if inotify {
+        RECHECK_WITH_INOTIFY
+    } else {
+        RECHECK
+    };
 
     let (tx, rx) = mpsc::channel(BUFFER);
     let task = tokio::spawn(async move {
@@ -72,7 +81,7 @@ pub(super) async fn start(
                 // Never resolves without inotify (the sender lives in the
                 // store's hub): then the recheck polls.
                 Ok(()) = wake_rx.changed() => {}
-                _ = tokio::time::sleep(RECHECK) => {}
+                _ = tokio::time::sleep(recheck) => {}
                 _ = tx.closed() => return,
             }
         }
@@ -98,7 +107,8 @@ fn changes(kind: &notify::EventKind) -> bool {
 /// store and process (the kernel allows a user 128 instances by default,
 /// and a lab runs an agent per node, seven watches each, as one user).
 /// Created at the first watch; without inotify (the limit reached, a
-/// filesystem without it) the watches poll every [`RECHECK`].
+/// filesystem without it) the watches poll every [`RECHECK`]; with it
+/// they check every [`RECHECK_WITH_INOTIFY`] in case an event was lost.
 #[derive(Default)]
 pub(super) struct Hub {
     state: std::sync::Mutex<Option<HubState>>,
@@ -106,7 +116,7 @@ pub(super) struct Hub {
 
 struct HubState {
     tx: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
-    _watcher: Option<notify::RecommendedWatcher>,
+    watcher: Option<notify::RecommendedWatcher>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -117,12 +127,13 @@ impl std::fmt::Debug for Hub {
 
 impl Hub {
     /// A receiver that changes whenever something in `state` or `user`
-    /// (the user file's directory) may have new data.
+    /// (the user file's directory) may have new data, and whether inotify
+    /// works (else the receiver never changes).
     pub(super) fn subscribe(
         &self,
         state: &Path,
         user: Option<&Path>,
-    ) -> tokio::sync::watch::Receiver<u64> {
+    ) -> (tokio::sync::watch::Receiver<u64>, bool) {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let hub = guard.get_or_insert_with(|| {
             let tx = std::sync::Arc::new(tokio::sync::watch::channel(0u64).0);
@@ -136,12 +147,9 @@ impl Hub {
                     None
                 }
             };
-            HubState {
-                tx,
-                _watcher: watcher,
-            }
+            HubState { tx, watcher }
         });
-        hub.tx.subscribe()
+        (hub.tx.subscribe(), hub.watcher.is_some())
     }
 }
 
