@@ -1,0 +1,81 @@
+//! Smoke test of the node benchmarks (`tortie-bench node`) on three nodes,
+//! tortie-node and then BIRD: bring-up to complete routes, the ping
+//! matrix, one block claim and release, one heal. Each step fails unless
+//! every node's kernel showed the change, so the harness cannot rot
+//! unnoticed. Needs root, BIRD and the workspace's binaries
+//! (`cargo build --workspace --bins`, as scripts/test.sh does); without
+//! them it says why on stderr and skips, and under `CI=true` it fails.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tortie_bench::node::{Bed, Daemon, Topology};
+
+/// Skips (a line on the real stderr: libtest captures `eprintln!`), or
+/// fails under `CI=true`.
+fn skip(why: &str) {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("node_smoke: {why} (CI=true: a missing tool is a failure)");
+    }
+    let _ = writeln!(std::io::stderr(), "SKIP node_smoke: {why}");
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// target/debug (or release): the test executable's grandparent.
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .to_path_buf()
+}
+
+#[test]
+fn node_benchmarks_on_three_nodes() {
+    if !is_root() {
+        return skip("needs root for network namespaces");
+    }
+    let bins = bin_dir();
+    for b in ["tortie-node", "tortie-cni"] {
+        if !bins.join(b).is_file() {
+            return skip(&format!(
+                "no {} (cargo build --workspace --bins)",
+                bins.join(b).display()
+            ));
+        }
+    }
+    if std::process::Command::new("bird")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return skip("no bird binary (apt install bird2)");
+    }
+    for daemon in [Daemon::Tortie, Daemon::Bird] {
+        let mut bed = Bed::new(daemon, Topology::Mesh, 3, &bins).expect("lab");
+        bed.bring_up()
+            .unwrap_or_else(|e| panic!("{daemon:?} bring-up: {e:#}\n{}", bed.diagnostics()));
+        bed.wait_complete(Duration::from_secs(30)).expect("routes");
+        let (ok, tried, _) = bed.ping_matrix(3);
+        assert_eq!((ok, tried), (6, 6), "{daemon:?}: ping matrix");
+        let trials = bed
+            .convergence(1)
+            .unwrap_or_else(|e| panic!("{daemon:?} convergence: {e:#}\n{}", bed.diagnostics()));
+        assert_eq!(trials.len(), 1);
+        let heal = bed
+            .heal(1)
+            .unwrap_or_else(|e| panic!("{daemon:?} heal: {e:#}\n{}", bed.diagnostics()));
+        assert_eq!(heal.len(), 1);
+        let rss = bed.memory().expect("memory");
+        assert!(rss.iter().all(|k| *k > 0), "{rss:?}");
+    }
+}
