@@ -85,17 +85,7 @@ fn two_reflectors_and_either_may_die() -> Result<()> {
     let mut spec = spec("r", 4)?;
     spec.encap = Encap::Vxlan;
     spec.resources = RESOURCES.into();
-    spec.per_node_args.insert(
-        1,
-        [
-            "--labels",
-            "route-reflector=true",
-            "--route-reflector-cluster-id",
-            "10.0.0.1",
-        ]
-        .map(String::from)
-        .to_vec(),
-    );
+    spec.reflector(1, "10.0.0.1");
     let mut lab = Lab::up(spec)?;
     let (rr_ns, rr_addr) = lab.add_host("rr")?;
     assert_eq!(rr_addr.to_string(), "172.30.1.2");

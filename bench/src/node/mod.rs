@@ -109,16 +109,22 @@ pub struct Trial {
 
 /// One lab with one daemon on every node, and a route monitor per node.
 pub struct Bed {
-    pub daemon: Daemon,
-    pub topology: Topology,
-    // Dropped first: the monitors, then the BIRDs, then the lab.
+    // Dropped first: the monitors, then the daemons, then the lab.
     monitors: Vec<Monitor>,
-    birds: Vec<Option<Child>>,
+    d: Daemons,
     lab: Lab,
-    /// Every block in the store after the pods were made: (owner, prefix).
-    blocks: Vec<(usize, String)>,
     ipam: Ipam<AnyStore>,
     rt: tokio::runtime::Runtime,
+}
+
+/// The daemons of a bed and what starting one needs.
+struct Daemons {
+    kind: Daemon,
+    topology: Topology,
+    /// BIRD: the running processes, by node.
+    birds: Vec<Option<Child>>,
+    /// Every block in the store after the pods were made: (owner, prefix).
+    blocks: Vec<(usize, String)>,
 }
 
 // ===== impl Bed =====
@@ -138,23 +144,11 @@ impl Bed {
         spec.one_subnet = true;
         spec.encap = Encap::None;
         spec.no_agents = true;
-        // Agents that start all at once on a busy machine: a longer
-        // startup window than the lab's default is not needed, but keep
-        // their logs quiet.
+        // Warnings only: a hundred agents log into one directory.
         spec.node_args = vec!["--log-level".into(), "warn".into()];
         if topology == Topology::Reflector {
             spec.resources = REFLECTOR_RESOURCES.into();
-            spec.per_node_args.insert(
-                1,
-                [
-                    "--labels",
-                    "route-reflector=true",
-                    "--route-reflector-cluster-id",
-                    "10.0.0.1",
-                ]
-                .map(String::from)
-                .to_vec(),
-            );
+            spec.reflector(1, "10.0.0.1");
         }
         let lab = Lab::up(spec)?;
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -187,12 +181,14 @@ impl Bed {
             .map(|n| Monitor::start(&n.ns))
             .collect::<Result<Vec<_>>>()?;
         Ok(Bed {
-            daemon,
-            topology,
             monitors,
-            birds: (0..nodes).map(|_| None).collect(),
+            d: Daemons {
+                kind: daemon,
+                topology,
+                birds: (0..nodes).map(|_| None).collect(),
+                blocks,
+            },
             lab,
-            blocks,
             ipam,
             rt,
         })
@@ -203,17 +199,17 @@ impl Bed {
     pub fn bring_up(&mut self) -> Result<Duration> {
         let t0 = Instant::now();
         for i in 0..self.lab.nodes.len() {
-            self.start(i, false)?;
+            self.d.start(&mut self.lab, i, false)?;
         }
         let mut last = t0;
         for (j, m) in self.monitors.iter().enumerate() {
-            for (owner, prefix) in self.blocks.iter().filter(|(o, _)| *o != j) {
+            for (owner, prefix) in self.d.blocks.iter().filter(|(o, _)| *o != j) {
                 let at = m
                     .first_after(prefix, false, t0, Duration::from_secs(120))
                     .with_context(|| {
                         format!(
                             "{}: node{} never got node{}'s block {prefix}",
-                            self.daemon.label(),
+                            self.d.kind.label(),
                             j + 1,
                             owner + 1
                         )
@@ -224,25 +220,12 @@ impl Bed {
         Ok(last - t0)
     }
 
-    /// Starts node `i`'s daemon (`restart`: BIRD gets `-R`, as Calico
-    /// restarts it).
-    fn start(&mut self, i: usize, restart: bool) -> Result<()> {
-        let Bed {
-            daemon,
-            topology,
-            lab,
-            birds,
-            blocks,
-            ..
-        } = self;
-        start_daemon(*daemon, *topology, lab, birds, blocks, i, restart)
-    }
-
     /// The process ids of the daemons, by node.
     fn pids(&self) -> Vec<Option<u32>> {
-        match self.daemon {
+        match self.d.kind {
             Daemon::Tortie => self.lab.nodes.iter().map(|n| n.pid).collect(),
             Daemon::Bird => self
+                .d
                 .birds
                 .iter()
                 .map(|c| c.as_ref().map(Child::id))
@@ -280,7 +263,7 @@ impl Bed {
         let mut out = Vec::new();
         for k in 0..trials {
             crate::stop::check()?;
-            let origin = match self.topology {
+            let origin = match self.d.topology {
                 Topology::Mesh => k % n,
                 Topology::Reflector => 1 + k % (n - 1),
             };
@@ -315,7 +298,7 @@ impl Bed {
         address: Ipv4Addr,
         handle: &str,
     ) -> Result<(Instant, Instant)> {
-        match self.daemon {
+        match self.d.kind {
             Daemon::Tortie => {
                 let req = Request {
                     handle_id: handle.into(),
@@ -340,7 +323,7 @@ impl Bed {
     /// Releases what `claim` claimed; returns when to look for events from
     /// and when the clock starts.
     fn release(&mut self, origin: usize, prefix: &str, handle: &str) -> Result<(Instant, Instant)> {
-        match self.daemon {
+        match self.d.kind {
             Daemon::Tortie => {
                 let node = self.lab.nodes[origin].name.clone();
                 let t0 = Instant::now();
@@ -400,7 +383,7 @@ impl Bed {
                 .with_context(|| {
                     format!(
                         "{}: node{} did not see {prefix} {} within 30 s",
-                        self.daemon.label(),
+                        self.d.kind.label(),
                         j + 1,
                         if deleted { "withdrawn" } else { "announced" }
                     )
@@ -424,7 +407,7 @@ impl Bed {
             .with_context(|| {
                 format!(
                     "{}: node{}'s own blackhole for {prefix} was not {}",
-                    self.daemon.label(),
+                    self.d.kind.label(),
                     origin + 1,
                     if deleted { "removed" } else { "added" }
                 )
@@ -441,6 +424,7 @@ impl Bed {
             let owner = k % n;
             let victim = (k + 1) % n;
             let prefix = self
+                .d
                 .blocks
                 .iter()
                 .find(|(o, _)| *o == owner)
@@ -452,7 +436,7 @@ impl Bed {
                 .with_context(|| {
                     format!(
                         "{}: node{}'s route to {prefix} not back within 10 s",
-                        self.daemon.label(),
+                        self.d.kind.label(),
                         victim + 1
                     )
                 })?;
@@ -484,19 +468,11 @@ impl Bed {
     /// routes are complete again.
     pub fn restart(&mut self, signal: Signal) -> Result<(u32, u32)> {
         let target = self.lab.nodes.len() - 1;
-        let Bed {
-            daemon,
-            topology,
-            lab,
-            birds,
-            blocks,
-            ..
-        } = self;
-        let (daemon, topology) = (*daemon, *topology);
-        let results = lab.ping_during(target, 1000, |lab| {
+        let d = &mut self.d;
+        let results = self.lab.ping_during(target, 1000, |lab| {
             std::thread::sleep(Duration::from_millis(500));
-            stop_daemon(daemon, lab, birds, target, signal)?;
-            start_daemon(daemon, topology, lab, birds, blocks, target, true)
+            d.stop(lab, target, signal)?;
+            d.start(lab, target, true)
         })?;
         let sent: u32 = results.iter().map(|r| r.0).sum();
         let received: u32 = results.iter().map(|r| r.1).sum();
@@ -520,6 +496,7 @@ impl Bed {
                     .filter_map(|l| l.split_whitespace().next())
                     .collect();
                 if let Some((o, p)) = self
+                    .d
                     .blocks
                     .iter()
                     .find(|(o, p)| *o != j && !have.contains(p.as_str()))
@@ -530,7 +507,7 @@ impl Bed {
             }
             let Some(what) = missing else { return Ok(()) };
             if Instant::now() > deadline {
-                bail!("{}: after {timeout:?} {what}", self.daemon.label());
+                bail!("{}: after {timeout:?} {what}", self.d.kind.label());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -571,7 +548,7 @@ impl Bed {
     /// The lab's diagnostics and the daemons' logs, for a failure.
     pub fn diagnostics(&self) -> String {
         let mut out = self.lab.diagnostics();
-        if self.daemon == Daemon::Bird {
+        if self.d.kind == Daemon::Bird {
             for i in 0..self.lab.nodes.len().min(3) {
                 let log = self.lab.spec.dir.join(format!("bird{}.log", i + 1));
                 let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -583,96 +560,83 @@ impl Bed {
     }
 }
 
-/// Starts node `i`'s daemon (`restart`: BIRD gets `-R`, as Calico
-/// restarts it). BIRD's configuration is written from `blocks` and the
-/// topology, as confd would write it.
-fn start_daemon(
-    daemon: Daemon,
-    topology: Topology,
-    lab: &mut Lab,
-    birds: &mut [Option<Child>],
-    blocks: &[(usize, String)],
-    i: usize,
-    restart: bool,
-) -> Result<()> {
-    match daemon {
-        Daemon::Tortie => lab.start_node(i),
-        Daemon::Bird => {
-            let node = &lab.nodes[i];
-            let dir = &lab.spec.dir;
-            let conf = dir.join(format!("bird{}.conf", i + 1));
-            let own: Vec<String> = blocks
-                .iter()
-                .filter(|(o, _)| *o == i)
-                .map(|(_, p)| p.clone())
-                .collect();
-            let all: Vec<Ipv4Addr> = lab.nodes.iter().map(|n| n.address).collect();
-            let peering = match (topology, i) {
-                (Topology::Mesh, _) => bird::Peering::Mesh(
-                    all.iter().copied().filter(|a| *a != node.address).collect(),
-                ),
-                (Topology::Reflector, 0) => bird::Peering::Reflector {
-                    clients: all[1..].to_vec(),
-                },
-                (Topology::Reflector, _) => bird::Peering::Client { reflector: all[0] },
-            };
-            std::fs::write(
-                &conf,
-                bird::config(node.address, ASN, POOL, BLOCK_LEN, &own, &peering),
-            )?;
-            let log = std::fs::File::options()
-                .create(true)
-                .append(true)
-                .open(dir.join(format!("bird{}.log", i + 1)))?;
-            let mut cmd = Command::new("ip");
-            cmd.args(["netns", "exec", &node.ns, "bird", "-f", "-c"])
-                .arg(&conf)
-                .arg("-s")
-                .arg(dir.join(format!("bird{}.ctl", i + 1)));
-            if restart {
-                cmd.arg("-R");
-            }
-            let child = cmd
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .spawn()
-                .context("starting bird (apt install bird2)")?;
-            birds[i] = Some(child);
-            Ok(())
+// ===== impl Daemons =====
+
+impl Daemons {
+    /// Starts node `i`'s daemon (`restart`: BIRD gets `-R`, as Calico
+    /// restarts it). BIRD's configuration is written from the blocks and
+    /// the topology, as confd would write it.
+    fn start(&mut self, lab: &mut Lab, i: usize, restart: bool) -> Result<()> {
+        if self.kind == Daemon::Tortie {
+            return lab.start_node(i);
         }
+        let node = &lab.nodes[i];
+        let dir = &lab.spec.dir;
+        let conf = dir.join(format!("bird{}.conf", i + 1));
+        let own: Vec<String> = self
+            .blocks
+            .iter()
+            .filter(|(o, _)| *o == i)
+            .map(|(_, p)| p.clone())
+            .collect();
+        let all: Vec<Ipv4Addr> = lab.nodes.iter().map(|n| n.address).collect();
+        let peering = match (self.topology, i) {
+            (Topology::Mesh, _) => {
+                bird::Peering::Mesh(all.iter().copied().filter(|a| *a != node.address).collect())
+            }
+            (Topology::Reflector, 0) => bird::Peering::Reflector {
+                clients: all[1..].to_vec(),
+            },
+            (Topology::Reflector, _) => bird::Peering::Client { reflector: all[0] },
+        };
+        std::fs::write(
+            &conf,
+            bird::config(node.address, ASN, POOL, BLOCK_LEN, &own, &peering),
+        )?;
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("bird{}.log", i + 1)))?;
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &node.ns, "bird", "-f", "-c"])
+            .arg(&conf)
+            .arg("-s")
+            .arg(dir.join(format!("bird{}.ctl", i + 1)));
+        if restart {
+            cmd.arg("-R");
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting bird (apt install bird2)")?;
+        self.birds[i] = Some(child);
+        Ok(())
+    }
+
+    /// Stops node `i`'s daemon with `signal` and waits for it to exit.
+    fn stop(&mut self, lab: &mut Lab, i: usize, signal: Signal) -> Result<()> {
+        if self.kind == Daemon::Tortie {
+            return lab.stop_node(i, signal);
+        }
+        let Some(mut child) = self.birds[i].take() else {
+            return Ok(());
+        };
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id())?);
+        let _ = nix::sys::signal::kill(pid, signal);
+        child.wait()?;
+        Ok(())
     }
 }
 
-impl Drop for Bed {
+impl Drop for Daemons {
     /// The BIRDs are our children: killed and reaped here (the lab's
     /// teardown kills what runs in its namespaces, but cannot reap them).
     fn drop(&mut self) {
         for c in self.birds.iter_mut().flatten() {
             let _ = c.kill();
             let _ = c.wait();
-        }
-    }
-}
-
-/// Stops node `i`'s daemon with `signal` and waits for it to exit.
-fn stop_daemon(
-    daemon: Daemon,
-    lab: &mut Lab,
-    birds: &mut [Option<Child>],
-    i: usize,
-    signal: Signal,
-) -> Result<()> {
-    match daemon {
-        Daemon::Tortie => lab.stop_node(i, signal),
-        Daemon::Bird => {
-            let Some(mut child) = birds[i].take() else {
-                return Ok(());
-            };
-            let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id())?);
-            let _ = nix::sys::signal::kill(pid, signal);
-            child.wait()?;
-            Ok(())
         }
     }
 }

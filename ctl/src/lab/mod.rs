@@ -170,6 +170,21 @@ impl LabSpec {
             no_agents: false,
         }
     }
+
+    /// Makes node `n` (1-based) a route reflector with `cluster_id`: the
+    /// label `route-reflector=true` (what a BGPPeer's peerSelector picks)
+    /// and `--route-reflector-cluster-id`.
+    pub fn reflector(&mut self, n: usize, cluster_id: &str) {
+        self.per_node_args.entry(n).or_default().extend(
+            [
+                "--labels",
+                "route-reflector=true",
+                "--route-reflector-cluster-id",
+                cluster_id,
+            ]
+            .map(String::from),
+        );
+    }
 }
 
 // ===== impl Lab =====
