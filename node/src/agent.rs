@@ -427,8 +427,13 @@ impl Agent {
                 }
             }
         }
-        // 2. What we announce.
-        let (originated, route_problems) = routes::originated(&self.cluster, &me);
+        // 2. What we announce (pool aggregates only for a router that
+        // asks for them).
+        let aggregates = self
+            .plan
+            .as_ref()
+            .is_some_and(|p| p.config.peers.iter().any(|c| c.export_aggregates_only));
+        let (originated, route_problems) = routes::originated(&self.cluster, &me, aggregates);
         problems.extend(route_problems.iter().map(ToString::to_string));
         if let Some(running) = &self.speaker {
             let announce: Vec<LocalRoute> = originated

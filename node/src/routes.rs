@@ -4,10 +4,10 @@
 //! - [`originated`]: what the speaker announces for this node: each block
 //!   the node owns (unless its pool says `disableBGPExport`), each address
 //!   of a local pod that lies in another node's block (a borrowed /32 or
-//!   /128), and, as aggregates, each pool the node owns a block in (the
-//!   speaker sends aggregates only to routers whose BGPPeer asks for them,
-//!   `advertisePoolAggregates`, and sends those routers nothing else of
-//!   ours).
+//!   /128), and, when a router's BGPPeer asks for them
+//!   (`advertisePoolAggregates`), each pool the node owns a block in, as an
+//!   aggregate (the speaker sends aggregates only to such routers, and
+//!   those routers nothing else of ours).
 //! - [`desired`]: felix's [`DesiredState`]: this node and the others, the
 //!   local pods, the owned blocks (blackholed), the addresses of our blocks
 //!   used elsewhere, the routes learned over BGP, and the pools.
@@ -35,10 +35,12 @@ pub struct Underlay {
     pub interface: String,
 }
 
-/// The routes this node originates, by prefix, and the problems found.
+/// The routes this node originates, by prefix, and the problems found;
+/// with `aggregates`, its pools too.
 pub fn originated(
     cluster: &Cluster,
     me: &NodeFacts,
+    aggregates: bool,
 ) -> (BTreeMap<IpNet, LocalRoute>, Vec<Problem>) {
     let mut out = BTreeMap::new();
     let mut problems = Vec::new();
@@ -90,7 +92,7 @@ pub fn originated(
     let pools: BTreeSet<IpNet> = mine
         .iter()
         .filter_map(|b| cluster.pool_of(&b.spec.cidr))
-        .filter(|p| !p.spec.disable_bgp_export)
+        .filter(|p| aggregates && !p.spec.disable_bgp_export)
         .map(|p| p.spec.cidr)
         .collect();
     for pool in pools {

@@ -87,7 +87,13 @@ fn cluster() -> Cluster {
 #[test]
 fn originated_blocks_and_borrowed_addresses() {
     let c = cluster();
-    let (routes, problems) = originated(&c, &c.facts("n1").unwrap());
+    // Without a router that asks for aggregates: no pool.
+    let (routes, _) = originated(&c, &c.facts("n1").unwrap(), false);
+    assert_eq!(
+        routes.keys().map(ToString::to_string).collect::<Vec<_>>(),
+        ["10.244.0.0/26", "10.244.0.73/32"]
+    );
+    let (routes, problems) = originated(&c, &c.facts("n1").unwrap(), true);
     assert!(problems.is_empty(), "{problems:?}");
     let prefixes: Vec<String> = routes.keys().map(ToString::to_string).collect();
     // The quiet pool's block is not exported, nor is that pool; the
@@ -109,7 +115,7 @@ fn originated_blocks_and_borrowed_addresses() {
     // A node without blocks announces no pool.
     let mut c = c;
     node(&mut c, "n3", "192.168.1.13/24", None);
-    let (routes, _) = originated(&c, &c.facts("n3").unwrap());
+    let (routes, _) = originated(&c, &c.facts("n3").unwrap(), true);
     assert!(routes.is_empty(), "{routes:?}");
 }
 
@@ -210,7 +216,7 @@ fn a_node_without_an_address_of_the_family_reports_it() {
     let mut c = cluster();
     block(&mut c, "fd00:244::/122", "n1", &[]);
     pool(&mut c, "v6", "fd00:244::/64", |_| {});
-    let (routes, problems) = originated(&c, &c.facts("n1").unwrap());
+    let (routes, problems) = originated(&c, &c.facts("n1").unwrap(), true);
     assert!(!routes.contains_key(&"fd00:244::/122".parse().unwrap()));
     assert_eq!(
         problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
