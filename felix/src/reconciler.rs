@@ -572,14 +572,23 @@ impl Reconciler {
 
 // ===== helpers =====
 
-/// Whether `route` goes out of a workload interface the kernel does not
-/// have yet: the CNI plugin writes the endpoint before it makes the
-/// interface, so the agent may know the pod first. Such a route is not a
-/// failure: it waits, and the link notification of the new interface runs
-/// a full pass that writes it.
+/// Whether `route` goes out of an interface the kernel does not have yet
+/// but will: a workload interface (the CNI plugin writes the endpoint
+/// before it makes the interface, so the agent may know the pod first),
+/// or `vxlan.tortie`, which felix makes itself (the first pass may want
+/// routes through it before the link is seen; `tunl0` is made by the
+/// agent, and where it cannot be, its routes must fail visibly). Such a
+/// route is not a failure: it waits, and the link notification of the new
+/// interface runs a full pass that writes it.
 fn awaits_interface(route: &KernelRoute, links: &Links) -> bool {
-    matches!(&route.kind, crate::route::RouteKind::Link { dev }
-        if dev.starts_with(crate::endpoint::IFNAME_PREFIX) && links.index(dev).is_none())
+    use crate::desired::VXLAN_DEV;
+    use crate::route::RouteKind;
+    let dev = match &route.kind {
+        RouteKind::Link { dev } if dev.starts_with(crate::endpoint::IFNAME_PREFIX) => dev,
+        RouteKind::Via { dev, .. } if dev == VXLAN_DEV => dev,
+        _ => return false,
+    };
+    links.index(dev).is_none()
 }
 
 /// Takes out of `requests` the writes that wait for their interface;
@@ -612,5 +621,45 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::route::RouteKind;
+
+    fn via(dev: &str) -> KernelRoute {
+        KernelRoute {
+            dst: "10.244.1.0/26".parse().unwrap(),
+            kind: RouteKind::Via {
+                gateway: "10.244.1.0".parse().unwrap(),
+                dev: dev.into(),
+                onlink: true,
+            },
+        }
+    }
+
+    #[test]
+    fn routes_wait_for_interfaces_that_will_come() {
+        let none = Links::from_pairs([(2, "eth0".to_string())]);
+        let link = |dev: &str| KernelRoute {
+            dst: "10.244.0.7/32".parse().unwrap(),
+            kind: RouteKind::Link { dev: dev.into() },
+        };
+        // Not there yet, and felix or the CNI plugin makes them: waiting.
+        assert!(awaits_interface(&link("tort0123456789a"), &none));
+        assert!(awaits_interface(&via("vxlan.tortie"), &none));
+        // A device felix does not make is a failure, not a wait.
+        assert!(!awaits_interface(&via("tunl0"), &none));
+        assert!(!awaits_interface(&via("eth9"), &none));
+        assert!(!awaits_interface(&link("eth9"), &none));
+        // There: written now.
+        let all = Links::from_pairs([
+            (3, "vxlan.tortie".to_string()),
+            (4, "tort0123456789a".to_string()),
+        ]);
+        assert!(!awaits_interface(&via("vxlan.tortie"), &all));
+        assert!(!awaits_interface(&link("tort0123456789a"), &all));
     }
 }
