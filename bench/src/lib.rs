@@ -31,6 +31,16 @@ pub mod wire;
 
 use std::path::PathBuf;
 
+/// Whether this process runs as root (network namespaces need it).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
 /// The environment variable naming the tortie-rr binary to measure.
 pub const TORTIE_RR_ENV: &str = "TORTIE_RR_BIN";
 

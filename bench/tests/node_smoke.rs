@@ -21,15 +21,6 @@ fn skip(why: &str) {
     let _ = writeln!(std::io::stderr(), "SKIP node_smoke: {why}");
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 /// target/debug (or release): the test executable's grandparent.
 fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable");
@@ -41,7 +32,7 @@ fn bin_dir() -> PathBuf {
 
 #[test]
 fn node_benchmarks_on_three_nodes() {
-    if !is_root() {
+    if !tortie_bench::is_root() {
         return skip("needs root for network namespaces");
     }
     let bins = bin_dir();

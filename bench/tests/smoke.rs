@@ -13,18 +13,9 @@ use std::time::{Duration, Instant};
 use tortie_bench::receivers::Kind;
 use tortie_bench::{fanout, find_tortie_rr, ingest};
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 #[test]
 fn harness_measures_tortie_rr_end_to_end() {
-    if !is_root() {
+    if !tortie_bench::is_root() {
         eprintln!("SKIP harness_measures_tortie_rr_end_to_end: needs root for network namespaces");
         return;
     }
