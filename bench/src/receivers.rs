@@ -10,7 +10,7 @@
 //!   no `birdc` process): the sum of `Routes: N imported` over the BGP
 //!   protocols.
 //! - FRR: `vtysh -c 'show bgp ipv4 unicast summary json'`: the sum of
-//!   `pfxRcd` (MACHINE-FACTS: `ribCount` counts tree nodes).
+//!   `pfxRcd` (FRR 8.4's `ribCount` counts tree nodes, not prefixes).
 //! - GoBGP: `gobgp global rib summary -a ipv4` in the namespace:
 //!   `Destination: N`.
 

@@ -17,7 +17,9 @@ use support::{host_link_exists, tcp_read};
 use tortie_config::resources::{HandleSpec, WorkloadEndpointSpec};
 use tortie_datastore::TypedStore;
 
-/// podman with our flags (see MACHINE-FACTS.md), in its own storage.
+/// podman with the flags podman 4.3 needs here (the CNI network backend,
+/// runc, cgroupfs, file-descriptor and process limits within the hard
+/// limits, a busybox rootfs: no registry), in its own storage.
 struct Podman {
     dir: tempfile::TempDir,
     container: String,

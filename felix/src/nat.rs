@@ -24,7 +24,8 @@
 //!   name.
 //! - Through the `nftables` crate (JSON documents for `nft -j -f -`): interval
 //!   (CIDR) sets, one kernel transaction per batch, nft's own semantics; a
-//!   rejected batch leaves the old table as it was (CRATE-FACTS §3).
+//!   rejected batch leaves the old table as it was (nft applies a batch
+//!   atomically).
 //! - Namespaces: `nft` is run from a dedicated std thread that has
 //!   `setns(2)`'d into the namespace; the child process inherits it.
 

@@ -2,8 +2,8 @@
 //!
 //! `/proc/sys/net` resolves to the network namespace of the thread that
 //! opens the file. So the writes run on a dedicated std thread that first
-//! `setns(2)`s into the namespace; a tokio worker never moves (CRATE-FACTS
-//! §4). (`/proc/net` and `/proc/self/net` would follow the main thread
+//! `setns(2)`s into the namespace; a tokio worker never moves (a worker
+//! left in another namespace would run every later task there). (`/proc/net` and `/proc/self/net` would follow the main thread
 //! instead: not used.)
 
 use std::fs::{File, OpenOptions};

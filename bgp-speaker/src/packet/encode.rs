@@ -1,6 +1,6 @@
 //! UPDATE packing, the hot path: attributes are encoded once per call, then
 //! as many prefixes as fit go into each message, never over the
-//! negotiated maximum length (netgauze does not check it, CRATE-FACTS §1 b).
+//! negotiated maximum length (netgauze's encoder does not check it).
 //!
 //! Attribute order: MP_REACH_NLRI first (RFC 7606 §5.1), then by type
 //! code, then the unknown optional transitive ones.

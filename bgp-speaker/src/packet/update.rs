@@ -7,7 +7,7 @@
 //! Values are parsed right in the walk (`attribute.rs`), not by netgauze:
 //! the walk has already read every octet once, netgauze's strict parse
 //! stops at the first bad attribute and its lenient one desyncs on some
-//! bad lengths (CRATE-FACTS §1 a), and a second pass plus a conversion of
+//! bad lengths (found by feeding it malformed UPDATEs), and a second pass plus a conversion of
 //! netgauze's types into ours would cost time on the hot path.
 
 use super::attribute::*;
