@@ -67,6 +67,14 @@ struct Cli {
     /// workspace's target/release).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
+    /// node, profiling: tortie-node logs at this level (e.g. debug: each
+    /// stage of a claim, timed) and the logs are kept in --keep-logs.
+    #[arg(long, requires = "keep_logs")]
+    node_log_level: Option<String>,
+    /// node, profiling: where the node logs are copied before each lab
+    /// goes away.
+    #[arg(long, requires = "node_log_level")]
+    keep_logs: Option<PathBuf>,
 }
 
 /// The benchmarks.
@@ -265,6 +273,7 @@ fn node(cli: &Cli) -> Result<()> {
         heal_trials: if cli.quick { 3 } else { 5 },
         scale,
         scale_trials: trials.min(10),
+        trace: cli.node_log_level.clone().zip(cli.keep_logs.clone()),
     };
     let header = format!(
         "{} Binaries: `{}`.",

@@ -269,6 +269,12 @@ impl Instance {
             return;
         }
         let addr = self.neighbors[&id].config.address;
+        tracing::debug!(
+            peer = %addr,
+            withdrawn = u.withdrawn.len(),
+            announced = u.announced.iter().map(|a| a.nlri.len()).sum::<usize>(),
+            "UPDATE received"
+        );
         for issue in &u.issues {
             tracing::warn!(peer = %addr, type_code = issue.type_code, action = ?issue.action, "{}", issue.reason);
         }

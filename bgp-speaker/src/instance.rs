@@ -219,6 +219,7 @@ impl Instance {
                 return;
             }
             let batch = self.rib.take_out(id, chunk);
+            tracing::debug!(peer = %n.config.address, routes = batch.len(), "routes to send");
             if tx.try_send(ToSession::Batch(batch)).is_err() {
                 return;
             }

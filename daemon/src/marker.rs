@@ -62,11 +62,13 @@ impl Marker {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        let mut file = std::fs::File::create(&tmp)?;
-        writeln!(file, "pid {}\nunix_time {now}", std::process::id())?;
+        let mut text = format!("pid {}\nunix_time {now}\n", std::process::id());
         for p in peers {
-            writeln!(file, "peer {p}")?;
+            text += &format!("peer {p}\n");
         }
+        // One write, not one per token (a File is unbuffered).
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
         file.sync_all()?;
         std::fs::rename(&tmp, &self.path)
     }

@@ -333,3 +333,73 @@ async fn watch_survives_a_bad_user_file() {
     let e = next(&mut w).await;
     assert_eq!((e.action, e.key.name.as_str()), (Action::Updated, "a"));
 }
+
+/// The store's watches share one reader: a watch whose consumer is slow
+/// (its buffer full while the reader publishes on) misses publications
+/// and catches up by reading the journal itself; one that keeps up takes
+/// the shared reads. Both see every change of their kind once, in order,
+/// and nothing of other kinds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_fast_watches_see_every_change_once_in_order() {
+    let (s, _dir) = file_store();
+    let from = s.list(Kind::Handle).await.unwrap().revision;
+    let mut slow = s.watch(Kind::Handle, from).await.unwrap();
+    let fast = s.watch(Kind::Handle, from).await.unwrap();
+    let mut other = s.watch(Kind::Node, from).await.unwrap();
+    let consumer = tokio::spawn(take(fast, 400));
+    let written = update_handle(&s, 400).await;
+    // The slow one starts reading only now: its buffer (256) overflowed.
+    let mut got = Vec::new();
+    for _ in 0..400 {
+        got.push(next(&mut slow).await.revision);
+    }
+    assert_eq!(got, written, "slow watch");
+    assert_eq!(consumer.await.unwrap(), written, "fast watch");
+    for w in [&mut slow, &mut other] {
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), w.next())
+                .await
+                .is_err(),
+            "nothing more"
+        );
+    }
+}
+
+/// A watch that keeps up goes on across compactions of the journal (the
+/// reader then reads the new file whole).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_that_keeps_up_survives_compactions() {
+    let (s, _dir) = file_store();
+    let s = s.with_journal_limits(40_000, 20_000);
+    let from = s.list(Kind::Handle).await.unwrap().revision;
+    let w = s.watch(Kind::Handle, from).await.unwrap();
+    let consumer = tokio::spawn(take(w, 400));
+    let written = update_handle(&s, 400).await;
+    let size = fs::metadata(s.state_dir().join("journal.jsonl"))
+        .unwrap()
+        .len();
+    assert!(size < 40_000 + 1_000, "compacted meanwhile: {size} bytes");
+    assert_eq!(consumer.await.unwrap(), written);
+}
+
+/// The next `n` revisions of `w`.
+async fn take(mut w: Watch, n: usize) -> Vec<u64> {
+    let mut revs = Vec::new();
+    for _ in 0..n {
+        revs.push(next(&mut w).await.revision);
+    }
+    revs
+}
+
+/// Creates handle `h` and updates it until `n` revisions are written:
+/// their revisions.
+async fn update_handle(s: &FileStore, n: u32) -> Vec<u64> {
+    let mut written = Vec::new();
+    let mut v = s.create(handle("h", 0)).await.unwrap();
+    written.push(v.revision);
+    for i in 1..n {
+        v = s.update(handle("h", i), v.revision).await.unwrap();
+        written.push(v.revision);
+    }
+    written
+}

@@ -44,6 +44,9 @@ use crate::kernel::{self, dump, KernelError, KernelEvent, KernelEvents, Links};
 use crate::route::{InstalledRoute, KernelRoute};
 use crate::vxlan::VxlanWanted;
 
+/// At most this many queued inputs are taken before a pass that is due.
+const DRAIN_MAX: usize = 256;
+
 pub use crate::pass::{PassReason, PassReport, Status};
 
 /// Settings of the reconciler.
@@ -53,7 +56,11 @@ pub struct ReconcilerConfig {
     pub netns: Option<PathBuf>,
     /// Full resync period even when nothing happened.
     pub resync_interval: Duration,
-    /// How long an event waits for others before the pass runs.
+    /// How long an event that needs a full pass (link, disagreeing route,
+    /// changed tunnels or pools) waits for others before the pass runs. A
+    /// pass that only applies a desired-state delta or re-adds a deleted
+    /// route does not wait: it runs once the inputs already queued are
+    /// taken.
     pub coalesce: Duration,
     /// First retry delay after a failed write.
     pub retry_min: Duration,
@@ -221,6 +228,18 @@ impl Reconciler {
         let mut resync = tokio::time::interval_at(Instant::now() + period, period);
         loop {
             let due = self.due.map(|(at, _)| at);
+            if due.is_some_and(|at| at <= Instant::now()) {
+                // Take the desired states already queued: a burst becomes
+                // one pass.
+                for _ in 0..DRAIN_MAX {
+                    match rx.try_recv() {
+                        Ok(input) => self.dispatch(input),
+                        Err(_) => break,
+                    }
+                }
+                self.pass().await;
+                continue;
+            }
             tokio::select! {
                 input = rx.recv() => match input {
                     Some(input) => self.dispatch(input),
@@ -356,7 +375,7 @@ impl Reconciler {
 
     /// Schedules a targeted pass (re-add deleted routes, apply a delta).
     fn schedule_targeted(&mut self, reason: PassReason) {
-        let at = Instant::now() + self.config.coalesce;
+        let at = Instant::now();
         if self.due.is_none_or(|(due, _)| due > at) {
             self.due = Some((at, reason));
         }
@@ -451,6 +470,7 @@ impl Reconciler {
             waiting,
             duration: started.elapsed(),
         };
+        debug!(?pass, "targeted pass");
         self.publish(pass);
     }
 

@@ -8,10 +8,12 @@
 //!  tick (1 s): GC, tunl0, marker ─────────▶  └──────────────┘
 //! ```
 //!
-//! Every change marks the state dirty; a short coalescing timer then
-//! recomputes both outputs from the whole picture ([`peers::plan`],
-//! [`routes::originated`], [`routes::desired`]) and hands on only what
-//! differs. felix gets its first desired state only once every kind is
+//! Every change marks the state dirty. Before acting, the task takes every
+//! input already queued (a burst of datastore events or UPDATEs becomes
+//! one recompute, with no timer on the path), then recomputes both outputs
+//! from the whole picture ([`peers::plan`], [`routes::originated`],
+//! [`routes::desired`]) and hands on only what differs. When only learned
+//! best paths changed, only felix's desired state is recomputed. felix gets its first desired state only once every kind is
 //! listed and the speaker has stopped deferring (after a restart: the
 //! peers' End-of-RIB), so routes a previous run left stay until the new
 //! picture is complete.
@@ -26,11 +28,10 @@ use felix::desired::DesiredState;
 use felix::reconciler::ReconcilerHandle;
 use ipnet::IpNet;
 use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
 use tortie_config::resources::Kind;
 use tortie_datastore::follow::Follow;
 use tortie_datastore::AnyStore;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::cluster::{Cluster, WATCHED};
 use crate::housekeeping::Housekeeping;
@@ -43,8 +44,9 @@ use crate::status::{DataplaneView, DatastoreView, NodeStatus, PeerView, Phase};
 /// change: password files are read again.
 const RECHECK_TICKS: u64 = 10;
 
-/// How long a change waits for others before the outputs are recomputed.
-const COALESCE: Duration = Duration::from_millis(1);
+/// At most this many queued inputs are taken before a recompute (a
+/// never-ending stream of inputs still gets recomputes).
+const DRAIN_MAX: usize = 1024;
 
 /// Everything the agent task accepts.
 #[derive(Debug)]
@@ -117,7 +119,8 @@ struct Agent {
     other_problems: BTreeMap<&'static str, String>,
     /// Tunnel address allocations in flight.
     allocating: BTreeSet<TunnelKey>,
-    due: Option<Instant>,
+    /// What changed since the last recompute.
+    dirty: Dirty,
     /// Ticks since start.
     ticks: u64,
     tx: mpsc::Sender<Input>,
@@ -134,6 +137,15 @@ struct Running {
 }
 
 type TunnelKey = u8;
+
+/// What a recompute has to look at.
+#[derive(Clone, Copy, Debug, Default)]
+struct Dirty {
+    /// The datastore, the speaker's state or a tunnel changed: everything.
+    all: bool,
+    /// Only learned best paths changed: felix's desired state.
+    learned: bool,
+}
 
 /// Starts the agent task. `rx` is where the watchers (and the agent's own
 /// tasks, through `tx`) send.
@@ -163,7 +175,7 @@ pub fn spawn(
         problems: Vec::new(),
         other_problems: BTreeMap::new(),
         allocating: BTreeSet::new(),
-        due: None,
+        dirty: Dirty::default(),
         ticks: 0,
         tx,
         status: ch.status,
@@ -209,6 +221,18 @@ impl Agent {
     async fn run(mut self, mut rx: mpsc::Receiver<Input>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
+            if self.dirty.all || self.dirty.learned {
+                self.drain(&mut rx);
+                let dirty = std::mem::take(&mut self.dirty);
+                let started = std::time::Instant::now();
+                if dirty.all {
+                    self.recompute().await;
+                } else {
+                    self.refresh_dataplane().await;
+                }
+                debug!(?dirty, took = ?started.elapsed(), "recomputed");
+                continue;
+            }
             tokio::select! {
                 input = rx.recv() => match input {
                     Some(input) => self.dispatch(input),
@@ -216,13 +240,30 @@ impl Agent {
                 },
                 Some(changes) = next_best(&mut self.best) => self.on_best_paths(changes),
                 Some(()) = speaker_changed(&mut self.speaker) => self.on_speaker_status(),
-                _ = sleep_until(self.due), if self.due.is_some() => {
-                    self.due = None;
-                    self.recompute().await;
-                }
                 _ = tick.tick() => self.on_tick().await,
             }
         }
+    }
+
+    /// Takes the inputs and best-path changes already queued (at most
+    /// [`DRAIN_MAX`] of each), without waiting.
+    fn drain(&mut self, rx: &mut mpsc::Receiver<Input>) {
+        for _ in 0..DRAIN_MAX {
+            match rx.try_recv() {
+                Ok(input) => self.dispatch(input),
+                Err(_) => break,
+            }
+        }
+        let Some(mut best) = self.best.take() else {
+            return;
+        };
+        for _ in 0..DRAIN_MAX {
+            match best.try_recv() {
+                Ok(changes) => self.on_best_paths(changes),
+                Err(_) => break,
+            }
+        }
+        self.best = Some(best);
     }
 
     /// The one dispatch of [`Input`]s.
@@ -244,6 +285,7 @@ impl Agent {
             }
             Follow::Changed(ev) => {
                 let ev = *ev;
+                debug!(kind = %ev.key.kind, name = %ev.key.name, deleted = ev.resource.is_none(), "datastore: changed");
                 match ev.resource {
                     Some(r) => self.cluster.upsert(r),
                     None => self.cluster.remove(ev.key.kind, &ev.key.name),
@@ -278,6 +320,7 @@ impl Agent {
     }
 
     fn on_best_paths(&mut self, changes: Vec<BestPathChange>) {
+        debug!(changes = changes.len(), "best paths changed");
         for c in changes {
             match c.best.filter(|b| b.peer.is_some()) {
                 Some(best) => {
@@ -288,7 +331,7 @@ impl Agent {
                 }
             }
         }
-        self.schedule();
+        self.dirty.learned = true;
     }
 
     fn on_speaker_status(&mut self) {
@@ -358,9 +401,7 @@ impl Agent {
     }
 
     fn schedule(&mut self) {
-        if self.due.is_none() {
-            self.due = Some(Instant::now() + COALESCE);
-        }
+        self.dirty.all = true;
     }
 
     fn synced(&self) -> bool {
@@ -447,6 +488,13 @@ impl Agent {
                 .filter(|p| !originated.contains_key(*p))
                 .copied()
                 .collect();
+            if !announce.is_empty() || !withdraw.is_empty() {
+                debug!(
+                    announce = announce.len(),
+                    withdraw = withdraw.len(),
+                    "originated routes changed"
+                );
+            }
             let mut ok = true;
             if !announce.is_empty() {
                 ok &= running.handle.originate(announce).await.is_ok();
@@ -459,26 +507,7 @@ impl Agent {
             }
         }
         // 3. felix, once the picture is complete.
-        if self.gate_open() {
-            let desired = routes::desired(&self.cluster, &me, &self.cfg.underlay, &self.learned);
-            if self.desired.as_ref() != Some(&desired) {
-                if self.desired.is_none() {
-                    info!("dataplane: first desired state (routes of a previous run are adopted)");
-                }
-                match self.cfg.felix.set_desired(desired.clone()).await {
-                    Ok(generation) => {
-                        self.sent = generation;
-                        self.desired_out
-                            .send_replace(Some(Arc::new(desired.clone())));
-                        self.desired = Some(desired);
-                    }
-                    Err(e) => {
-                        self.other_problems
-                            .insert("felix", format!("dataplane: {e}"));
-                    }
-                }
-            }
-        }
+        self.update_dataplane(&me).await;
         // 4. Tunnel addresses the pools ask for.
         self.allocate_tunnels(&me);
         for p in problems.iter().filter(|p| !self.problems.contains(p)) {
@@ -486,6 +515,50 @@ impl Agent {
         }
         self.problems = problems;
         self.publish();
+    }
+
+    /// After best-path changes alone: felix's desired state only (the
+    /// speaker's configuration and our routes cannot have changed).
+    async fn refresh_dataplane(&mut self) {
+        let me = match self.synced() {
+            true => self.cluster.facts(&self.cfg.name),
+            false => None,
+        };
+        match me {
+            Some(me) => {
+                self.update_dataplane(&me).await;
+                self.publish();
+            }
+            // Not ready: the full path says why.
+            None => self.recompute().await,
+        }
+    }
+
+    /// Hands felix the desired state when it changed, once the picture
+    /// is complete.
+    async fn update_dataplane(&mut self, me: &crate::cluster::NodeFacts) {
+        if !self.gate_open() {
+            return;
+        }
+        let desired = routes::desired(&self.cluster, me, &self.cfg.underlay, &self.learned);
+        if self.desired.as_ref() == Some(&desired) {
+            return;
+        }
+        if self.desired.is_none() {
+            info!("dataplane: first desired state (routes of a previous run are adopted)");
+        }
+        match self.cfg.felix.set_desired(desired.clone()).await {
+            Ok(generation) => {
+                self.sent = generation;
+                self.desired_out
+                    .send_replace(Some(Arc::new(desired.clone())));
+                self.desired = Some(desired);
+            }
+            Err(e) => {
+                self.other_problems
+                    .insert("felix", format!("dataplane: {e}"));
+            }
+        }
     }
 
     /// Whether felix may get the desired state: everything listed, the
@@ -640,13 +713,6 @@ async fn next_best(
 async fn speaker_changed(speaker: &mut Option<Running>) -> Option<()> {
     match speaker {
         Some(s) => s.status.changed().await.ok(),
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }

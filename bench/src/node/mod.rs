@@ -115,6 +115,8 @@ pub struct Bed {
     lab: Lab,
     ipam: Ipam<AnyStore>,
     rt: tokio::runtime::Runtime,
+    /// Where the node logs are copied before the lab goes away.
+    keep_logs: Option<PathBuf>,
 }
 
 /// The daemons of a bed and what starting one needs.
@@ -191,7 +193,17 @@ impl Bed {
             lab,
             ipam,
             rt,
+            keep_logs: None,
         })
+    }
+
+    /// Profiling: tortie-node logs at `level` (`debug` shows each stage of
+    /// a claim with its time) instead of warnings only, and the logs are
+    /// copied to `keep` (as `<lab>-nodeN.log`) before the lab goes away.
+    /// Call before [`Bed::bring_up`].
+    pub fn trace_nodes(&mut self, level: &str, keep: &Path) {
+        self.lab.spec.node_args = vec!["--log-level".into(), level.into()];
+        self.keep_logs = Some(keep.to_path_buf());
     }
 
     /// Starts every node's daemon and waits until every node's kernel has a
@@ -239,6 +251,15 @@ impl Bed {
             .into_iter()
             .map(|p| Ok(Sample::read(p.context("a daemon is not running")?)?.rss_kib))
             .collect()
+    }
+
+    /// CPU seconds all daemons have used so far, together.
+    pub fn cpu_secs(&self) -> Result<f64> {
+        self.pids()
+            .into_iter()
+            .flatten()
+            .map(|p| Ok(Sample::read(p)?.cpu_secs()))
+            .sum()
     }
 
     /// CPU seconds per second of all daemons together, over `window`.
@@ -627,6 +648,19 @@ impl Daemons {
         let _ = nix::sys::signal::kill(pid, signal);
         child.wait()?;
         Ok(())
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        let Some(keep) = &self.keep_logs else { return };
+        let _ = std::fs::create_dir_all(keep);
+        for n in &self.lab.nodes {
+            let to = keep.join(format!("{}-{}.log", self.lab.spec.name, n.name));
+            if let Err(e) = std::fs::copy(&n.log, &to) {
+                eprintln!("bench: cannot keep {}: {e}", n.log.display());
+            }
+        }
     }
 }
 

@@ -13,6 +13,9 @@ pub struct ConvergenceRow {
     pub nodes: usize,
     pub bring_up: Duration,
     pub trials: Vec<Trial>,
+    /// CPU time of all daemons together per trial (a claim, its release
+    /// and the pause after them).
+    pub cpu_per_trial: Duration,
     /// Median and largest RSS of the daemons, KiB.
     pub rss_kib: (u64, u64),
 }
@@ -91,15 +94,15 @@ fn spreads(t: &[Trial]) -> (Vec<Duration>, Vec<Duration>) {
 /// The convergence table.
 pub fn convergence_table(rows: &[ConvergenceRow]) -> String {
     let mut t = String::from(
-        "| daemon | nodes | peering | trials | claim p50 / p99 (ms) | release p50 / p99 (ms) | origin's kernel -> all others: claim p50 / p99 (ms) | same, release p50 / p99 (ms) | bring-up: all routes (ms) | RSS per node: median / max (MiB) |\n\
-         |---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| daemon | nodes | peering | trials | claim p50 / p99 (ms) | release p50 / p99 (ms) | origin's kernel -> all others: claim p50 / p99 (ms) | same, release p50 / p99 (ms) | bring-up: all routes (ms) | CPU of all daemons per trial (ms) | RSS per node: median / max (MiB) |\n\
+         |---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         let (c, rel) = claims(&r.trials);
         let (cs, rs) = spreads(&r.trials);
         let _ = writeln!(
             t,
-            "| {} | {} | {} | {} | {} / {} | {} / {} | {} / {} | {} / {} | {} | {} / {} |",
+            "| {} | {} | {} | {} | {} / {} | {} / {} | {} / {} | {} / {} | {} | {} | {} / {} |",
             r.daemon.label(),
             r.nodes,
             r.topology.label(),
@@ -113,6 +116,7 @@ pub fn convergence_table(rows: &[ConvergenceRow]) -> String {
             ms(quantile(&rs, 0.5)),
             ms(quantile(&rs, 0.99)),
             ms(r.bring_up),
+            ms(r.cpu_per_trial),
             mib(r.rss_kib.0),
             mib(r.rss_kib.1),
         );
@@ -219,10 +223,11 @@ mod tests {
             nodes: 10,
             bring_up: d(800),
             trials,
+            cpu_per_trial: d(12),
             rss_kib: (4096, 5120),
         }]);
         assert!(
-            t.contains("| tortie-node | 10 | full mesh | 2 | 4.0 / 6.0 | 3.0 / 5.0 | 1.0 / 1.0 | 2.0 / 2.0 | 800.0 | 4.0 / 5.0 |"),
+            t.contains("| tortie-node | 10 | full mesh | 2 | 4.0 / 6.0 | 3.0 / 5.0 | 1.0 / 1.0 | 2.0 / 2.0 | 800.0 | 12.0 | 4.0 / 5.0 |"),
             "{t}"
         );
         let l = lifecycle_table(&[LifecycleRow {

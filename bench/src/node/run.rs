@@ -26,6 +26,8 @@ pub struct Options {
     /// Nodes in the reflector topology (0: skip).
     pub scale: usize,
     pub scale_trials: usize,
+    /// Profiling: tortie-node's log level and where the logs are kept.
+    pub trace: Option<(String, PathBuf)>,
 }
 
 /// Everything measured, and what failed.
@@ -80,6 +82,9 @@ fn with_diagnostics<T>(bed: &Bed, res: Result<T>) -> Result<T> {
 
 fn mesh(o: &Options, d: Daemon, n: usize, r: &mut Results) -> Result<()> {
     let mut bed = Bed::new(d, Topology::Mesh, n, &o.bin_dir)?;
+    if let Some((level, dir)) = &o.trace {
+        bed.trace_nodes(level, dir);
+    }
     let res = bed.bring_up();
     let bring_up = with_diagnostics(&bed, res)?;
     let res = bed.wait_complete(Duration::from_secs(30));
@@ -90,8 +95,10 @@ fn mesh(o: &Options, d: Daemon, n: usize, r: &mut Results) -> Result<()> {
         None
     };
     std::thread::sleep(SETTLE);
+    let cpu0 = bed.cpu_secs()?;
     let res = bed.convergence(o.trials);
     let trials = with_diagnostics(&bed, res)?;
+    let cpu = Duration::from_secs_f64((bed.cpu_secs()? - cpu0).max(0.0) / trials.len() as f64);
     let rss_kib = median_max(&bed.memory()?);
     r.convergence.push(ConvergenceRow {
         daemon: d,
@@ -99,6 +106,7 @@ fn mesh(o: &Options, d: Daemon, n: usize, r: &mut Results) -> Result<()> {
         nodes: n,
         bring_up,
         trials,
+        cpu_per_trial: cpu,
         rss_kib,
     });
     if let Some(matrix) = matrix {
@@ -124,6 +132,9 @@ fn mesh(o: &Options, d: Daemon, n: usize, r: &mut Results) -> Result<()> {
 
 fn scale(o: &Options, d: Daemon) -> Result<ScaleRow> {
     let mut bed = Bed::new(d, Topology::Reflector, o.scale, &o.bin_dir)?;
+    if let Some((level, dir)) = &o.trace {
+        bed.trace_nodes(level, dir);
+    }
     let res = bed.bring_up();
     let bring_up = with_diagnostics(&bed, res)?;
     std::thread::sleep(SETTLE);

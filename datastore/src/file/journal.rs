@@ -24,6 +24,8 @@ use tortie_config::resources::{Key, Kind, Resource};
 use super::state::write_atomic;
 use crate::{Action, Revision, StoreError, WatchEvent};
 
+/// The journal's file name in the state directory.
+pub(super) const FILE: &str = "journal.jsonl";
 /// Compact when the journal is larger than this (bytes).
 pub(super) const MAX_BYTES: u64 = 4 << 20;
 /// Bytes of newest entries kept by compaction.

@@ -102,7 +102,7 @@ impl FileStore {
             inner: Arc::new(Paths {
                 user: dir.join(USER_FILE),
                 lock: state.join("lock"),
-                journal: state.join("journal.jsonl"),
+                journal: state.join(journal::FILE),
                 counter: state.join("revision"),
                 ingested: state.join("ingested.yaml"),
                 state,

@@ -1,27 +1,53 @@
-//! Watching the file backend: inotify (`notify`, one instance per opened
-//! store, shared by its watches) on the state directory and the user's
-//! file's directory wakes the watchers; each then reads the journal for
-//! entries newer than the last revision it sent. A periodic revision check
-//! covers any missed inotify event (and no inotify at all).
+//! Watching the file backend. One reader per opened store, shared by all
+//! its watches, reads the journal when inotify says the state directory or
+//! the user's file's directory changed (and every
+//! [`RECHECK_WITH_INOTIFY`] in case an event was lost; every [`RECHECK`]
+//! without inotify), ingests the user's file when it changed, and
+//! publishes what it read (the last [`PUBLISHED`] reads are kept). Each
+//! watch takes its kind's entries from that:
+//! a write costs one read per process, not one per watch (seven per
+//! agent, which on a lab of agents sharing one store kept every core busy
+//! at each write). A watch reads the journal itself only to start, when
+//! it missed publications (it was that far behind), or when the reader's
+//! read failed (to report why).
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
-use tokio::sync::mpsc;
+use std::ffi::OsStr;
+
+use futures::{FutureExt, StreamExt};
+use inotify::{EventMask, Inotify, WatchMask};
+use tokio::sync::{broadcast, mpsc};
 use tortie_config::resources::Kind;
 
 use super::{journal, FileStore};
 use crate::{Revision, StoreError, Watch, WatchEvent};
 
-/// How often the journal is checked without an inotify event.
+/// How often the journal is read without inotify.
 const RECHECK: Duration = Duration::from_secs(1);
 /// The same with inotify working: only a safety net then (an event lost
-/// to a full inotify queue). Each agent of a lab polls with every watch,
-/// so 100 agents at 1 s kept a core busy reading the journal.
+/// to a full inotify queue).
 const RECHECK_WITH_INOTIFY: Duration = Duration::from_secs(10);
 /// Events buffered for a slow reader.
 const BUFFER: usize = 256;
+/// Reads of the store's reader kept for watches that are behind.
+const PUBLISHED: usize = 64;
+
+/// One read of the journal by the store's reader.
+#[derive(Debug, Default)]
+struct Batch {
+    /// `entries` are every entry after this revision...
+    after: Revision,
+    /// ...up to this one.
+    through: Revision,
+    entries: Vec<journal::Entry>,
+    /// The read failed: watches read for themselves (and report why).
+    failed: bool,
+    /// The user's file could not be ingested (a typo): why.
+    user_error: Option<String>,
+}
 
 /// Starts a watch of `kind` after revision `from`.
 pub(super) async fn start(
@@ -32,56 +58,95 @@ pub(super) async fn start(
     if kind.is_user_kind() {
         store.sync_user_file().await?;
     }
+    // Subscribed before the first read: whatever is written after that
+    // read is in a later publication.
+    let mut batches = store.hub.subscribe(&store);
     // Fail now, not in the stream, when the history is gone.
-    let (contents, _) = read(&store, None).await?;
+    let (contents, cursor) = read(&store, None).await?;
     check_history(&contents, from)?;
-
-    let (mut wake_rx, inotify) = store
-        .hub
-        .subscribe(store.state_dir(), store.user_file().parent());
-    let recheck = if inotify {
-        RECHECK_WITH_INOTIFY
-    } else {
-        RECHECK
-    };
+    let path = store.state_dir().join(journal::FILE);
+    let mut first = Vec::new();
+    let mut last = from;
+    for entry in contents.entries.iter().filter(|e| e.rev > from) {
+        last = entry.rev;
+        if entry.kind() == Some(kind) {
+            first.push(entry.to_event(&path)?);
+        }
+    }
 
     let (tx, rx) = mpsc::channel(BUFFER);
     let task = tokio::spawn(async move {
-        let mut last = from;
-        let mut reported = None;
-        let mut cursor = None;
-        let mut user_seen = None;
+        for event in first {
+            if tx.send(Ok(event)).await.is_err() {
+                return;
+            }
+        }
+        let mut cursor = cursor;
+        let mut reported: Option<String> = None;
+        let mut own_read = false;
         loop {
-            match step(&store, kind, last, &mut cursor, &mut user_seen).await {
-                Ok((events, seen)) => {
-                    for event in events {
-                        if tx.send(Ok(event)).await.is_err() {
-                            return;
+            if own_read {
+                own_read = false;
+                match step(&store, kind, last, &mut cursor).await {
+                    Ok((events, seen)) => {
+                        for event in events {
+                            if tx.send(Ok(event)).await.is_err() {
+                                return;
+                            }
                         }
+                        last = seen;
                     }
-                    last = seen;
-                    reported = None;
-                }
-                // A typo in the user's file: say so (once per distinct
-                // error) and keep watching; the last good objects stay.
-                Err(StoreError::UserFile(message)) => {
-                    if reported.as_ref() != Some(&message) {
-                        reported = Some(message.clone());
-                        if tx.send(Err(StoreError::UserFile(message))).await.is_err() {
-                            return;
-                        }
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
                     }
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    return;
                 }
             }
             tokio::select! {
-                // Never resolves without inotify (the sender lives in the
-                // store's hub): then the recheck polls.
-                Ok(()) = wake_rx.changed() => {}
-                _ = tokio::time::sleep(recheck) => {}
+                got = batches.recv() => {
+                    let batch = match got {
+                        Ok(batch) => batch,
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            own_read = true;
+                            continue;
+                        }
+                        Err(broadcast::error::RecvError::Closed) => {
+                            // The reader's runtime went away: a new reader.
+                            batches = store.hub.subscribe(&store);
+                            own_read = true;
+                            continue;
+                        }
+                    };
+                    // A typo in the user's file: say so (once per distinct
+                    // error) and keep watching; the last good objects stay.
+                    if kind.is_user_kind() {
+                        match &batch.user_error {
+                            Some(m) if reported.as_ref() != Some(m) => {
+                                reported = Some(m.clone());
+                                if tx.send(Err(StoreError::UserFile(m.clone()))).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Some(_) => {}
+                            None => reported = None,
+                        }
+                    }
+                    if batch.failed || batch.after > last {
+                        own_read = true;
+                        continue;
+                    }
+                    for entry in batch.entries.iter().filter(|e| e.rev > last) {
+                        if entry.kind() != Some(kind) {
+                            continue;
+                        }
+                        let event = entry.to_event(&path);
+                        let fatal = event.is_err();
+                        if tx.send(event).await.is_err() || fatal {
+                            return;
+                        }
+                    }
+                    last = last.max(batch.through);
+                }
                 _ = tx.closed() => return,
             }
         }
@@ -89,34 +154,46 @@ pub(super) async fn start(
     Ok(Watch::new(rx, task))
 }
 
-/// Whether an inotify event can mean new data. Opens and read-only closes
-/// cannot, and must not wake a watcher: every watcher opens the journal
-/// to read it, so with many watchers on one directory (an agent per node
-/// on a shared store, seven kinds each) each read would wake all the
-/// others, which read again: a storm that kept 30 agents busy.
-fn changes(kind: &notify::EventKind) -> bool {
-    use notify::event::{AccessKind, AccessMode, EventKind};
-    match kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-        EventKind::Access(_) => false,
-        _ => true,
+/// What the reader's inotify instance asks the kernel for. The state
+/// directory also holds the lock, the counter and the state files, each
+/// rewritten (through a temporary file and a rename) at every write, and
+/// every reader opens the journal to read it: only a finished append
+/// (`CLOSE_WRITE`) or a compaction renaming a new journal in (`MOVED_TO`)
+/// of `journal.jsonl` can mean new data. The user's file may be written in
+/// place, renamed in, created or deleted.
+const STATE_MASK: WatchMask = WatchMask::CLOSE_WRITE.union(WatchMask::MOVED_TO);
+const USER_MASK: WatchMask = WatchMask::CLOSE_WRITE
+    .union(WatchMask::MOVED_TO)
+    .union(WatchMask::CREATE)
+    .union(WatchMask::DELETE);
+
+/// Whether an inotify event (its mask and the name of the file in the
+/// watched directory) can mean new data for the watches: a change of the
+/// journal or of the user's file (`user`), or lost events.
+fn wakes(mask: EventMask, name: Option<&OsStr>, user: Option<&OsStr>) -> bool {
+    if mask.contains(EventMask::Q_OVERFLOW) {
+        return true;
+    }
+    match name {
+        Some(n) => n == OsStr::new(journal::FILE) || Some(n) == user,
+        None => false,
     }
 }
 
-/// The store's inotify instance, shared by all its watches: one per opened
-/// store and process (the kernel allows a user 128 instances by default,
-/// and a lab runs an agent per node, seven watches each, as one user).
-/// Created at the first watch; without inotify (the limit reached, a
-/// filesystem without it) the watches poll every [`RECHECK`]; with it
-/// they check every [`RECHECK_WITH_INOTIFY`] in case an event was lost.
+/// The store's reader and its inotify instance, shared by all its watches:
+/// one per opened store and process (the kernel allows a user 128 inotify
+/// instances by default, and a lab runs an agent per node, seven watches
+/// each, as one user). Started by the first watch, in its runtime; it
+/// stops when the last watch is gone. Without inotify (the limit reached,
+/// a filesystem without it) the reader polls every [`RECHECK`].
 #[derive(Default)]
 pub(super) struct Hub {
     state: std::sync::Mutex<Option<HubState>>,
 }
 
 struct HubState {
-    tx: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
-    watcher: Option<notify::RecommendedWatcher>,
+    out: Arc<broadcast::Sender<Arc<Batch>>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -126,87 +203,214 @@ impl std::fmt::Debug for Hub {
 }
 
 impl Hub {
-    /// A receiver that changes whenever something in `state` or `user`
-    /// (the user file's directory) may have new data, and whether inotify
-    /// works (else the receiver never changes).
-    pub(super) fn subscribe(
-        &self,
-        state: &Path,
-        user: Option<&Path>,
-    ) -> (tokio::sync::watch::Receiver<u64>, bool) {
+    /// A receiver of the reader's publications, starting the reader (and
+    /// its inotify instance) when none runs.
+    fn subscribe(&self, store: &FileStore) -> broadcast::Receiver<Arc<Batch>> {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let hub = guard.get_or_insert_with(|| {
-            let tx = std::sync::Arc::new(tokio::sync::watch::channel(0u64).0);
-            let watcher = match inotify(state, user, tx.clone()) {
-                Ok(w) => Some(w),
-                Err(e) => {
-                    tracing::warn!(
-                        error = %e,
-                        "no inotify for the file datastore: its watches poll every {RECHECK:?}"
-                    );
-                    None
-                }
-            };
-            HubState { tx, watcher }
-        });
-        (hub.tx.subscribe(), hub.watcher.is_some())
+        if let Some(hub) = guard.as_ref().filter(|h| !h.task.is_finished()) {
+            return hub.out.subscribe();
+        }
+        let out = Arc::new(broadcast::channel(PUBLISHED).0);
+        let rx = out.subscribe();
+        let events = match inotify(store.state_dir(), store.user_file()) {
+            Ok(events) => Some(events),
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "no inotify for the file datastore: it is read every {RECHECK:?}"
+                );
+                None
+            }
+        };
+        let task = tokio::spawn(reader(store.clone(), out.clone(), events));
+        *guard = Some(HubState { out, task });
+        rx
+    }
+
+    /// Called by the reader when no watch is left: whether it may stop
+    /// (no watch came in meanwhile).
+    fn retire(&self, out: &Arc<broadcast::Sender<Arc<Batch>>>) -> bool {
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if out.receiver_count() > 0 {
+            return false;
+        }
+        if guard.as_ref().is_some_and(|h| Arc::ptr_eq(&h.out, out)) {
+            *guard = None;
+        }
+        true
     }
 }
 
-/// An inotify watcher on `state` and `user` that bumps `tx` on changes.
-fn inotify(
-    state: &Path,
-    user: Option<&Path>,
-    tx: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
-) -> Result<notify::RecommendedWatcher, StoreError> {
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.as_ref().is_ok_and(|e| !changes(&e.kind)) {
-            return;
+/// The store's reader: reads and publishes at each wake, until no watch
+/// is left. Without `events` (no inotify) it polls.
+async fn reader(
+    store: FileStore,
+    out: Arc<broadcast::Sender<Arc<Batch>>>,
+    mut events: Option<Events>,
+) {
+    let user = store.user_file().file_name().map(OsStr::to_os_string);
+    let mut cursor = None;
+    let mut through: Revision = 0;
+    let mut user_seen = None;
+    let mut last_user_error = None;
+    loop {
+        let batch = read_batch(&store, &mut cursor, &mut through, &mut user_seen).await;
+        // Nothing new (the recheck) wakes no watch. No receiver: `closed`
+        // below sees to it.
+        let news = !batch.entries.is_empty()
+            || batch.failed
+            || batch.after != batch.through
+            || batch.user_error != last_user_error;
+        if news {
+            last_user_error = batch.user_error.clone();
+            let _ = out.send(Arc::new(batch));
         }
-        tx.send_modify(|n| *n = n.wrapping_add(1));
-    })
-    .map_err(|e| notify_error(state, e))?;
-    watcher
-        .watch(state, RecursiveMode::NonRecursive)
-        .map_err(|e| notify_error(state, e))?;
-    if let Some(dir) = user {
-        watcher
-            .watch(dir, RecursiveMode::NonRecursive)
-            .map_err(|e| notify_error(dir, e))?;
+        let recheck = match events {
+            Some(_) => RECHECK_WITH_INOTIFY,
+            None => RECHECK,
+        };
+        loop {
+            tokio::select! {
+                woken = next_wake(&mut events, user.as_deref()) => {
+                    if woken {
+                        break;
+                    }
+                }
+                _ = tokio::time::sleep(recheck) => break,
+                _ = out.closed() => {
+                    if store.hub.retire(&out) {
+                        return;
+                    }
+                }
+            }
+        }
     }
-    Ok(watcher)
+}
+
+/// The reader's inotify events.
+type Events = inotify::EventStream<[u8; 4096]>;
+
+/// Waits for an inotify event and takes the others already queued:
+/// whether any of them can mean new data. Without inotify (or once its
+/// stream failed: then it is dropped, and the reader polls) never returns.
+async fn next_wake(events: &mut Option<Events>, user: Option<&OsStr>) -> bool {
+    let Some(stream) = events.as_mut() else {
+        return std::future::pending().await;
+    };
+    let mut woken = false;
+    let mut next = stream.next().await;
+    loop {
+        match next {
+            Some(Ok(e)) => woken |= wakes(e.mask, e.name.as_deref(), user),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "file datastore: inotify failed; polling every {RECHECK:?}");
+                *events = None;
+                return true;
+            }
+            None => {
+                *events = None;
+                return true;
+            }
+        }
+        match stream.next().now_or_never() {
+            Some(n) => next = n,
+            None => return woken,
+        }
+    }
+}
+
+/// An inotify instance on `state` and on the directory of `user_file`.
+fn inotify(state: &Path, user_file: &Path) -> Result<Events, StoreError> {
+    let io = |path: &Path, e: std::io::Error| {
+        StoreError::io(path, std::io::Error::other(format!("inotify: {e}")))
+    };
+    let inotify = Inotify::init().map_err(|e| io(state, e))?;
+    inotify
+        .watches()
+        .add(state, STATE_MASK)
+        .map_err(|e| io(state, e))?;
+    if let Some(dir) = user_file.parent() {
+        inotify
+            .watches()
+            .add(dir, USER_MASK)
+            .map_err(|e| io(dir, e))?;
+    }
+    inotify
+        .into_event_stream([0u8; 4096])
+        .map_err(|e| io(state, e))
 }
 
 /// The user file as `stat` sees it: (inode, length, modification time).
 type FileStamp = (u64, u64, Option<std::time::SystemTime>);
 
-/// One pass: ingest the user file if it changed since this watcher last
-/// ingested it (a `stat`, no lock: many watchers poll), then the journal
-/// entries of `kind` after `last`. Returns them and the newest revision
-/// seen.
+/// The reader's pass: ingests the user file if it changed (or appeared,
+/// or went away) since last ingested (a `stat`, no lock), then reads the
+/// journal after `cursor`. `through` is the newest revision read so far.
+async fn read_batch(
+    store: &FileStore,
+    cursor: &mut Option<journal::Cursor>,
+    through: &mut Revision,
+    user_seen: &mut Option<Option<FileStamp>>,
+) -> Batch {
+    let mut user_error = None;
+    let now = std::fs::metadata(store.user_file()).ok().map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        (m.ino(), m.len(), m.modified().ok())
+    });
+    if *user_seen != Some(now) {
+        match store.sync_user_file().await {
+            Ok(_) => *user_seen = Some(now),
+            Err(StoreError::UserFile(m)) => user_error = Some(m),
+            Err(_) => {
+                return Batch {
+                    failed: true,
+                    ..Batch::default()
+                }
+            }
+        }
+    }
+    match read(store, *cursor).await {
+        Ok((contents, next)) => {
+            let after = match contents.partial {
+                true => *through,
+                false => contents.compacted_through,
+            };
+            *cursor = next;
+            *through = contents.entries.last().map_or(after, |e| e.rev.max(after));
+            Batch {
+                after,
+                through: *through,
+                entries: contents.entries,
+                failed: false,
+                user_error,
+            }
+        }
+        Err(_) => {
+            // Start over at the next pass.
+            *cursor = None;
+            Batch {
+                failed: true,
+                user_error,
+                ..Batch::default()
+            }
+        }
+    }
+}
+
+/// A watch's own read: the journal entries of `kind` after `last`.
+/// Returns them and the newest revision seen.
 async fn step(
     store: &FileStore,
     kind: Kind,
     last: Revision,
     cursor: &mut Option<journal::Cursor>,
-    user_seen: &mut Option<FileStamp>,
 ) -> Result<(Vec<WatchEvent>, Revision), StoreError> {
-    if kind.is_user_kind() {
-        let now = std::fs::metadata(store.user_file()).ok().map(|m| {
-            use std::os::unix::fs::MetadataExt;
-            (m.ino(), m.len(), m.modified().ok())
-        });
-        if now.is_none() || now != *user_seen {
-            store.sync_user_file().await?;
-            *user_seen = now;
-        }
-    }
     let (contents, next) = read(store, *cursor).await?;
     if !contents.partial {
         check_history(&contents, last)?;
     }
     *cursor = next;
-    let path = store.state_dir().join("journal.jsonl");
+    let path = store.state_dir().join(journal::FILE);
     let mut seen = last;
     let mut events = Vec::new();
     for entry in contents.entries.iter().filter(|e| e.rev > last) {
@@ -225,7 +429,7 @@ async fn read(
     store: &FileStore,
     cursor: Option<journal::Cursor>,
 ) -> Result<(journal::Contents, Option<journal::Cursor>), StoreError> {
-    let path = store.state_dir().join("journal.jsonl");
+    let path = store.state_dir().join(journal::FILE);
     tokio::task::spawn_blocking(move || journal::read_from(&path, cursor))
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
@@ -242,38 +446,39 @@ fn check_history(contents: &journal::Contents, from: Revision) -> Result<(), Sto
     Ok(())
 }
 
-fn notify_error(path: &Path, e: notify::Error) -> StoreError {
-    StoreError::io(path, std::io::Error::other(format!("inotify: {e}")))
-}
-
 #[cfg(test)]
 mod tests {
-    use notify::event::{
-        AccessKind, AccessMode, CreateKind, DataChange, EventKind, ModifyKind, RemoveKind,
-        RenameMode,
-    };
+    use std::ffi::OsStr;
 
-    use super::changes;
+    use inotify::EventMask;
+
+    use super::wakes;
+
+    fn wake(file: &str) -> bool {
+        wakes(
+            EventMask::CLOSE_WRITE,
+            Some(OsStr::new(file)),
+            Some(OsStr::new("resources.yaml")),
+        )
+    }
 
     #[test]
-    fn reads_do_not_wake_watchers() {
-        assert!(!changes(&EventKind::Access(AccessKind::Open(
-            AccessMode::Any
-        ))));
-        assert!(!changes(&EventKind::Access(AccessKind::Close(
-            AccessMode::Read
-        ))));
-        assert!(changes(&EventKind::Access(AccessKind::Close(
-            AccessMode::Write
-        ))));
-        assert!(changes(&EventKind::Modify(ModifyKind::Data(
-            DataChange::Any
-        ))));
-        assert!(changes(&EventKind::Modify(ModifyKind::Name(
-            RenameMode::To
-        ))));
-        assert!(changes(&EventKind::Create(CreateKind::File)));
-        assert!(changes(&EventKind::Remove(RemoveKind::File)));
-        assert!(changes(&EventKind::Any));
+    fn only_journal_and_user_file_changes_wake_the_reader() {
+        assert!(wake("journal.jsonl"));
+        assert!(wake("resources.yaml"));
+        // Every other file of the state directory is written at each
+        // write: none of them wakes.
+        for file in [
+            "lock",
+            "revision",
+            "Block.json",
+            "Block.json.tmp",
+            "ingested.yaml",
+        ] {
+            assert!(!wake(file), "{file}");
+        }
+        // Lost events may mean anything.
+        assert!(wakes(EventMask::Q_OVERFLOW, None, None));
+        assert!(!wakes(EventMask::CLOSE_WRITE, None, None));
     }
 }
