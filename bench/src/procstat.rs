@@ -1,5 +1,5 @@
-//! Memory and CPU of a process from `/proc/PID/status` (VmRSS, VmHWM) and
-//! `/proc/PID/stat` (utime + stime).
+//! Memory and CPU of a process from `/proc/PID/status` (VmRSS, RssAnon,
+//! VmHWM) and `/proc/PID/stat` (utime + stime).
 
 use std::sync::OnceLock;
 
@@ -10,6 +10,10 @@ use anyhow::{Context, Result};
 pub struct Sample {
     /// Resident set size now, KiB.
     pub rss_kib: u64,
+    /// Of which anonymous (the process's own: heap, stacks), KiB; the
+    /// rest is file pages (the binary and libraries, shared with every
+    /// process that maps them).
+    pub anon_kib: u64,
     /// Peak resident set size so far, KiB.
     pub hwm_kib: u64,
     /// User + system CPU time, clock ticks.
@@ -28,6 +32,8 @@ impl Sample {
         Ok(Sample {
             rss_kib: status_field(&status, "VmRSS")
                 .with_context(|| format!("no VmRSS in /proc/{pid}/status"))?,
+            anon_kib: status_field(&status, "RssAnon")
+                .with_context(|| format!("no RssAnon in /proc/{pid}/status"))?,
             hwm_kib: status_field(&status, "VmHWM")
                 .with_context(|| format!("no VmHWM in /proc/{pid}/status"))?,
             cpu_ticks: stat_cpu_ticks(&stat)

@@ -66,7 +66,11 @@ fn node_benchmarks_on_three_nodes() {
             .heal(1)
             .unwrap_or_else(|e| panic!("{daemon:?} heal: {e:#}\n{}", bed.diagnostics()));
         assert_eq!(heal.len(), 1);
-        let rss = bed.memory().expect("memory");
-        assert!(rss.iter().all(|k| *k > 0), "{rss:?}");
+        let mem = bed.memory().expect("memory");
+        assert!(
+            mem.iter().all(|m| m.anon_kib > 0 && m.rss_kib > m.anon_kib),
+            "{mem:?}"
+        );
+        assert!(bed.cpu_secs().expect("cpu") > 0.0);
     }
 }

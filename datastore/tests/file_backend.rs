@@ -355,6 +355,13 @@ async fn slow_and_fast_watches_see_every_change_once_in_order() {
     }
     assert_eq!(got, written, "slow watch");
     assert_eq!(consumer.await.unwrap(), written, "fast watch");
+    // A kind that had nothing for 400 revisions gets its next change.
+    let node = s
+        .create(Resource::Node(Object::new("n1", Default::default())))
+        .await
+        .unwrap();
+    let e = next(&mut other).await;
+    assert_eq!((e.revision, e.key.name.as_str()), (node.revision, "n1"));
     for w in [&mut slow, &mut other] {
         assert!(
             tokio::time::timeout(Duration::from_millis(300), w.next())

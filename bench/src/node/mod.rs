@@ -245,11 +245,11 @@ impl Bed {
         }
     }
 
-    /// Each daemon's RSS now, by node.
-    pub fn memory(&self) -> Result<Vec<u64>> {
+    /// Each daemon's memory now, by node.
+    pub fn memory(&self) -> Result<Vec<Sample>> {
         self.pids()
             .into_iter()
-            .map(|p| Ok(Sample::read(p.context("a daemon is not running")?)?.rss_kib))
+            .map(|p| Sample::read(p.context("a daemon is not running")?))
             .collect()
     }
 

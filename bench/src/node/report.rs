@@ -18,6 +18,8 @@ pub struct ConvergenceRow {
     pub cpu_per_trial: Duration,
     /// Median and largest RSS of the daemons, KiB.
     pub rss_kib: (u64, u64),
+    /// Median and largest anonymous part of it, KiB.
+    pub anon_kib: (u64, u64),
 }
 
 /// Bring-up, heal and restart at one size.
@@ -43,6 +45,9 @@ pub struct ScaleRow {
     /// The reflector's RSS, and the median and largest of the others, KiB.
     pub rr_rss_kib: u64,
     pub rss_kib: (u64, u64),
+    /// Of the others' RSS, the anonymous part (their own memory; the rest
+    /// is the binary and libraries): median and largest, KiB.
+    pub anon_kib: (u64, u64),
     /// CPU seconds per second of all daemons together while idle.
     pub idle_cpu: f64,
     pub trials: Vec<Trial>,
@@ -94,15 +99,15 @@ fn spreads(t: &[Trial]) -> (Vec<Duration>, Vec<Duration>) {
 /// The convergence table.
 pub fn convergence_table(rows: &[ConvergenceRow]) -> String {
     let mut t = String::from(
-        "| daemon | nodes | peering | trials | claim p50 / p99 (ms) | release p50 / p99 (ms) | origin's kernel -> all others: claim p50 / p99 (ms) | same, release p50 / p99 (ms) | bring-up: all routes (ms) | CPU of all daemons per trial (ms) | RSS per node: median / max (MiB) |\n\
-         |---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| daemon | nodes | peering | trials | claim p50 / p99 (ms) | release p50 / p99 (ms) | origin's kernel -> all others: claim p50 / p99 (ms) | same, release p50 / p99 (ms) | bring-up: all routes (ms) | CPU of all daemons per trial (ms) | RSS per node: median / max (MiB) | of which anonymous: median / max (MiB) |\n\
+         |---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         let (c, rel) = claims(&r.trials);
         let (cs, rs) = spreads(&r.trials);
         let _ = writeln!(
             t,
-            "| {} | {} | {} | {} | {} / {} | {} / {} | {} / {} | {} / {} | {} | {} | {} / {} |",
+            "| {} | {} | {} | {} | {} / {} | {} / {} | {} / {} | {} / {} | {} | {} | {} / {} | {} / {} |",
             r.daemon.label(),
             r.nodes,
             r.topology.label(),
@@ -119,6 +124,8 @@ pub fn convergence_table(rows: &[ConvergenceRow]) -> String {
             ms(r.cpu_per_trial),
             mib(r.rss_kib.0),
             mib(r.rss_kib.1),
+            mib(r.anon_kib.0),
+            mib(r.anon_kib.1),
         );
     }
     t
@@ -153,20 +160,22 @@ pub fn lifecycle_table(rows: &[LifecycleRow]) -> String {
 /// The scale table.
 pub fn scale_table(rows: &[ScaleRow]) -> String {
     let mut t = String::from(
-        "| daemon | nodes | bring-up: all routes (ms) | RSS per client node: median / max (MiB) | reflector RSS (MiB) | idle CPU, all nodes (% of a core) | trials | claim p50 / p99 (ms) | release p50 / p99 (ms) | origin's kernel -> all others: claim p50 / p99 (ms) |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| daemon | nodes | bring-up: all routes (ms) | RSS per client node: median / max (MiB) | of which anonymous: median / max (MiB) | reflector RSS (MiB) | idle CPU, all nodes (% of a core) | trials | claim p50 / p99 (ms) | release p50 / p99 (ms) | origin's kernel -> all others: claim p50 / p99 (ms) |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         let (c, rel) = claims(&r.trials);
         let (cs, _) = spreads(&r.trials);
         let _ = writeln!(
             t,
-            "| {} | {} | {} | {} / {} | {} | {:.1} | {} | {} / {} | {} / {} | {} / {} |",
+            "| {} | {} | {} | {} / {} | {} / {} | {} | {:.1} | {} | {} / {} | {} / {} | {} / {} |",
             r.daemon.label(),
             r.nodes,
             ms(r.bring_up),
             mib(r.rss_kib.0),
             mib(r.rss_kib.1),
+            mib(r.anon_kib.0),
+            mib(r.anon_kib.1),
             mib(r.rr_rss_kib),
             r.idle_cpu * 100.0,
             r.trials.len(),
@@ -225,9 +234,10 @@ mod tests {
             trials,
             cpu_per_trial: d(12),
             rss_kib: (4096, 5120),
+            anon_kib: (1024, 2048),
         }]);
         assert!(
-            t.contains("| tortie-node | 10 | full mesh | 2 | 4.0 / 6.0 | 3.0 / 5.0 | 1.0 / 1.0 | 2.0 / 2.0 | 800.0 | 12.0 | 4.0 / 5.0 |"),
+            t.contains("| tortie-node | 10 | full mesh | 2 | 4.0 / 6.0 | 3.0 / 5.0 | 1.0 / 1.0 | 2.0 / 2.0 | 800.0 | 12.0 | 4.0 / 5.0 | 1.0 / 2.0 |"),
             "{t}"
         );
         let l = lifecycle_table(&[LifecycleRow {

@@ -99,7 +99,9 @@ fn mesh(o: &Options, d: Daemon, n: usize, r: &mut Results) -> Result<()> {
     let res = bed.convergence(o.trials);
     let trials = with_diagnostics(&bed, res)?;
     let cpu = Duration::from_secs_f64((bed.cpu_secs()? - cpu0).max(0.0) / trials.len() as f64);
-    let rss_kib = median_max(&bed.memory()?);
+    let mem = bed.memory()?;
+    let rss_kib = median_max(&mem.iter().map(|m| m.rss_kib).collect::<Vec<_>>());
+    let anon_kib = median_max(&mem.iter().map(|m| m.anon_kib).collect::<Vec<_>>());
     r.convergence.push(ConvergenceRow {
         daemon: d,
         topology: Topology::Mesh,
@@ -108,6 +110,7 @@ fn mesh(o: &Options, d: Daemon, n: usize, r: &mut Results) -> Result<()> {
         trials,
         cpu_per_trial: cpu,
         rss_kib,
+        anon_kib,
     });
     if let Some(matrix) = matrix {
         let res = bed.heal(o.heal_trials);
@@ -146,8 +149,9 @@ fn scale(o: &Options, d: Daemon) -> Result<ScaleRow> {
         daemon: d,
         nodes: o.scale,
         bring_up,
-        rr_rss_kib: mem[0],
-        rss_kib: median_max(&mem[1..]),
+        rr_rss_kib: mem[0].rss_kib,
+        rss_kib: median_max(&mem[1..].iter().map(|m| m.rss_kib).collect::<Vec<_>>()),
+        anon_kib: median_max(&mem[1..].iter().map(|m| m.anon_kib).collect::<Vec<_>>()),
         idle_cpu,
         trials,
     })

@@ -143,6 +143,12 @@ fn from_full(path: &Path) -> Result<Tail, StoreError> {
     })
 }
 
+/// Whether `cursor` is still good for the journal at `path` (the same
+/// file, not shorter): then [`read_from`] reads only what was appended.
+pub(super) fn same_file(path: &Path, cursor: Cursor) -> bool {
+    fs::metadata(path).is_ok_and(|m| m.ino() == cursor.ino && cursor.offset <= m.len())
+}
+
 /// Reads what was appended after `cursor`, or everything when there is no
 /// cursor or the journal was replaced (compacted) since. Returns the cursor
 /// to pass next time.

@@ -3,8 +3,8 @@
 //! the user's file's directory changed (and every
 //! [`RECHECK_WITH_INOTIFY`] in case an event was lost; every [`RECHECK`]
 //! without inotify), ingests the user's file when it changed, and
-//! publishes what it read (the last [`PUBLISHED`] reads are kept). Each
-//! watch takes its kind's entries from that:
+//! publishes the entries of each kind to that kind's watches (the last
+//! [`PUBLISHED`] publications are kept):
 //! a write costs one read per process, not one per watch (seven per
 //! agent, which on a lab of agents sharing one store kept every core busy
 //! at each write). A watch reads the journal itself only to start, when
@@ -60,7 +60,7 @@ pub(super) async fn start(
     }
     // Subscribed before the first read: whatever is written after that
     // read is in a later publication.
-    let mut batches = store.hub.subscribe(&store);
+    let mut batches = store.hub.subscribe(&store, kind);
     // Fail now, not in the stream, when the history is gone.
     let (contents, cursor) = read(&store, None).await?;
     check_history(&contents, from)?;
@@ -112,7 +112,7 @@ pub(super) async fn start(
                         }
                         Err(broadcast::error::RecvError::Closed) => {
                             // The reader's runtime went away: a new reader.
-                            batches = store.hub.subscribe(&store);
+                            batches = store.hub.subscribe(&store, kind);
                             own_read = true;
                             continue;
                         }
@@ -192,7 +192,7 @@ pub(super) struct Hub {
 }
 
 struct HubState {
-    out: Arc<broadcast::Sender<Arc<Batch>>>,
+    out: Arc<Outs>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -205,13 +205,13 @@ impl std::fmt::Debug for Hub {
 impl Hub {
     /// A receiver of the reader's publications, starting the reader (and
     /// its inotify instance) when none runs.
-    fn subscribe(&self, store: &FileStore) -> broadcast::Receiver<Arc<Batch>> {
+    fn subscribe(&self, store: &FileStore, kind: Kind) -> broadcast::Receiver<Arc<Batch>> {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(hub) = guard.as_ref().filter(|h| !h.task.is_finished()) {
-            return hub.out.subscribe();
+            return hub.out.subscribe(kind);
         }
-        let out = Arc::new(broadcast::channel(PUBLISHED).0);
-        let rx = out.subscribe();
+        let out = Arc::new(Outs::new());
+        let rx = out.subscribe(kind);
         let events = match inotify(store.state_dir(), store.user_file()) {
             Ok(events) => Some(events),
             Err(e) => {
@@ -229,7 +229,7 @@ impl Hub {
 
     /// Called by the reader when no watch is left: whether it may stop
     /// (no watch came in meanwhile).
-    fn retire(&self, out: &Arc<broadcast::Sender<Arc<Batch>>>) -> bool {
+    fn retire(&self, out: &Arc<Outs>) -> bool {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if out.receiver_count() > 0 {
             return false;
@@ -241,29 +241,94 @@ impl Hub {
     }
 }
 
-/// The store's reader: reads and publishes at each wake, until no watch
-/// is left. Without `events` (no inotify) it polls.
-async fn reader(
-    store: FileStore,
-    out: Arc<broadcast::Sender<Arc<Batch>>>,
-    mut events: Option<Events>,
-) {
+/// The reader's channels, one per kind.
+struct Outs {
+    by_kind: Vec<(Kind, broadcast::Sender<Arc<Batch>>)>,
+}
+
+impl Outs {
+    fn new() -> Outs {
+        Outs {
+            by_kind: Kind::ALL
+                .into_iter()
+                .map(|k| (k, broadcast::channel(PUBLISHED).0))
+                .collect(),
+        }
+    }
+
+    fn subscribe(&self, kind: Kind) -> broadcast::Receiver<Arc<Batch>> {
+        self.by_kind
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .expect("every kind has a channel")
+            .1
+            .subscribe()
+    }
+
+    fn receiver_count(&self) -> usize {
+        self.by_kind.iter().map(|(_, tx)| tx.receiver_count()).sum()
+    }
+}
+
+/// What the reader has published to one kind's channel.
+#[derive(Clone, Copy, Debug, Default)]
+struct Published {
+    /// Every entry of the kind up to here was published.
+    through: Revision,
+}
+
+/// The store's reader: reads at each wake and publishes each kind's
+/// entries to that kind's watches, until no watch is left. Without
+/// `events` (no inotify) it polls.
+async fn reader(store: FileStore, out: Arc<Outs>, mut events: Option<Events>) {
     let user = store.user_file().file_name().map(OsStr::to_os_string);
     let mut cursor = None;
     let mut through: Revision = 0;
     let mut user_seen = None;
     let mut last_user_error = None;
+    let mut published = vec![Published::default(); out.by_kind.len()];
+    // The reader has read every entry after this revision (a compaction
+    // that dropped entries it had not read starts it again).
+    let mut continuous: Revision = 0;
     loop {
+        let before = through;
         let batch = read_batch(&store, &mut cursor, &mut through, &mut user_seen).await;
-        // Nothing new (the recheck) wakes no watch. No receiver: `closed`
-        // below sees to it.
-        let news = !batch.entries.is_empty()
-            || batch.failed
-            || batch.after != batch.through
-            || batch.user_error != last_user_error;
-        if news {
-            last_user_error = batch.user_error.clone();
-            let _ = out.send(Arc::new(batch));
+        let user_changed = batch.user_error != last_user_error;
+        last_user_error = batch.user_error.clone();
+        // A read of the whole journal after a compaction that dropped
+        // entries the reader had not read yet.
+        if !batch.failed && batch.after > before {
+            continuous = batch.after;
+        }
+        for ((kind, tx), done) in out.by_kind.iter().zip(published.iter_mut()) {
+            let entries: Vec<journal::Entry> = batch
+                .entries
+                .iter()
+                .filter(|e| e.kind() == Some(*kind))
+                .cloned()
+                .collect();
+            // Nothing new for this kind wakes none of its watches.
+            if entries.is_empty() && !batch.failed && !(user_changed && kind.is_user_kind()) {
+                continue;
+            }
+            // The watches may take this publication if they have seen
+            // everything up to `after`: what this kind had published, when
+            // the reader has read on without a break since.
+            let after = done.through.max(continuous);
+            // No receiver: the check below sees to it.
+            let _ = tx.send(Arc::new(Batch {
+                after,
+                through: batch.through,
+                entries,
+                failed: batch.failed,
+                user_error: batch.user_error.clone(),
+            }));
+            if !batch.failed {
+                done.through = batch.through;
+            }
+        }
+        if out.receiver_count() == 0 && store.hub.retire(&out) {
+            return;
         }
         let recheck = match events {
             Some(_) => RECHECK_WITH_INOTIFY,
@@ -277,11 +342,6 @@ async fn reader(
                     }
                 }
                 _ = tokio::time::sleep(recheck) => break,
-                _ = out.closed() => {
-                    if store.hub.retire(&out) {
-                        return;
-                    }
-                }
             }
         }
     }
@@ -369,7 +429,16 @@ async fn read_batch(
             }
         }
     }
-    match read(store, *cursor).await {
+    // What was appended since the last read is a few hundred bytes: read
+    // here, without handing over to a blocking thread and back at every
+    // write. The first read, and one after a compaction, read the whole
+    // journal on a blocking thread.
+    let path = store.state_dir().join(journal::FILE);
+    let read = match *cursor {
+        Some(c) if journal::same_file(&path, c) => journal::read_from(&path, Some(c)),
+        _ => read(store, *cursor).await,
+    };
+    match read {
         Ok((contents, next)) => {
             let after = match contents.partial {
                 true => *through,
