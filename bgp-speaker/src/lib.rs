@@ -38,5 +38,6 @@ pub use api::{BestPath, BestPathChange, LocalRoute, ShutdownMode, SpeakerHandle}
 pub use config::{DynamicPeerConfig, GracefulRestartConfig, MaxPrefix, PeerConfig, SpeakerConfig};
 pub use error::Error;
 pub use instance::start;
+pub use memory::give_back as give_back_memory;
 pub use route::{Afi, NextHop, Origin, PathAttrs, Prefix};
 pub use status::{PeerStatus, SessionState, Status};

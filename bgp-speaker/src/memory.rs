@@ -40,9 +40,10 @@ impl Trimmer {
     }
 }
 
-/// Releases free heap pages to the kernel; true if any were.
+/// Releases free heap pages to the kernel; true if any were. (Public as
+/// `give_back_memory` for the processes that embed the speaker.)
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub(crate) fn give_back() -> bool {
+pub fn give_back() -> bool {
     // SAFETY: malloc_trim only walks the allocator's own free lists under
     // its locks; any thread may call it at any time.
     #[allow(unsafe_code)]
@@ -52,7 +53,7 @@ pub(crate) fn give_back() -> bool {
 
 /// Other allocators return memory by themselves, or not at all.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub(crate) fn give_back() -> bool {
+pub fn give_back() -> bool {
     false
 }
 

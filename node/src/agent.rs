@@ -48,6 +48,11 @@ const RECHECK_TICKS: u64 = 10;
 /// never-ending stream of inputs still gets recomputes).
 const DRAIN_MAX: usize = 1024;
 
+/// Datastore objects received (listed or changed) after which a quiet
+/// second gives free heap pages back to the kernel: a listing parses the
+/// whole datastore, and the allocator would keep that peak for good.
+const TRIM_AFTER: u64 = 100;
+
 /// Everything the agent task accepts.
 #[derive(Debug)]
 pub enum Input {
@@ -123,6 +128,10 @@ struct Agent {
     dirty: Dirty,
     /// Ticks since start.
     ticks: u64,
+    /// Datastore objects received since memory was last given back, and
+    /// whether any came during this tick.
+    churn: u64,
+    churn_busy: bool,
     tx: mpsc::Sender<Input>,
     status: watch::Sender<Arc<NodeStatus>>,
     bgp: watch::Sender<Arc<SpeakerStatus>>,
@@ -177,6 +186,8 @@ pub fn spawn(
         allocating: BTreeSet::new(),
         dirty: Dirty::default(),
         ticks: 0,
+        churn: 0,
+        churn_busy: false,
         tx,
         status: ch.status,
         bgp: ch.bgp,
@@ -277,6 +288,8 @@ impl Agent {
     fn on_store(&mut self, event: Follow) {
         match event {
             Follow::Listed { kind, items } => {
+                self.churn += items.len() as u64 + 1;
+                self.churn_busy = true;
                 self.cluster.replace_kind(kind, items);
                 if self.listed.insert(kind) {
                     info!(%kind, "datastore: listed");
@@ -285,6 +298,8 @@ impl Agent {
             }
             Follow::Changed(ev) => {
                 let ev = *ev;
+                self.churn += 1;
+                self.churn_busy = true;
                 debug!(kind = %ev.key.kind, name = %ev.key.name, deleted = ev.resource.is_none(), "datastore: changed");
                 match ev.resource {
                     Some(r) => self.cluster.upsert(r),
@@ -392,6 +407,10 @@ impl Agent {
             }
         }
         self.ticks += 1;
+        if !std::mem::take(&mut self.churn_busy) && self.churn >= TRIM_AFTER {
+            self.churn = 0;
+            tokio::task::spawn_blocking(bgp_speaker::give_back_memory);
+        }
         if synced && (self.speaker.is_none() || self.ticks % RECHECK_TICKS == 0) {
             // Retry a speaker that failed to start; pick up changed
             // password files (they are read at each recompute).
