@@ -71,6 +71,11 @@ fn node_benchmarks_on_three_nodes() {
             mem.iter().all(|m| m.anon_kib > 0 && m.rss_kib > m.anon_kib),
             "{mem:?}"
         );
-        assert!(bed.cpu_secs().expect("cpu") > 0.0);
+        // BIRD may use less than a clock tick (10 ms) in these seconds;
+        // tortie-node (a debug build here) starts a runtime and a speaker.
+        let cpu = bed.cpu_secs().expect("cpu");
+        if daemon == Daemon::Tortie {
+            assert!(cpu > 0.0, "tortie-node used no CPU time?");
+        }
     }
 }

@@ -300,10 +300,21 @@ impl Agent {
                 let ev = *ev;
                 self.churn += 1;
                 self.churn_busy = true;
-                debug!(kind = %ev.key.kind, name = %ev.key.name, deleted = ev.resource.is_none(), "datastore: changed");
+                let concerns = self.cluster.concerns(
+                    &self.cfg.name,
+                    ev.key.kind,
+                    &ev.key.name,
+                    ev.resource.as_ref(),
+                );
+                debug!(kind = %ev.key.kind, name = %ev.key.name, deleted = ev.resource.is_none(), concerns, "datastore: changed");
                 match ev.resource {
                     Some(r) => self.cluster.upsert(r),
                     None => self.cluster.remove(ev.key.kind, &ev.key.name),
+                }
+                // Another node's block or pod: kept (for /status and
+                // explain), nothing to recompute.
+                if !concerns && self.trouble.remove(&ev.key.kind).is_none() {
+                    return;
                 }
                 self.trouble.remove(&ev.key.kind);
             }

@@ -89,6 +89,27 @@ impl Cluster {
         }
     }
 
+    /// Whether a change of `kind`/`name` to `new` (None: deleted) can
+    /// change what `node` announces or programs: blocks and workload
+    /// endpoints only matter when they are, or were, that node's (another
+    /// node's block reaches us over BGP); every other kind may matter.
+    pub fn concerns(&self, node: &str, kind: Kind, name: &str, new: Option<&Resource>) -> bool {
+        let affinity = format!("host:{node}");
+        match kind {
+            Kind::Block => {
+                let ours = |b: &Block| b.spec.affinity.as_deref() == Some(affinity.as_str());
+                self.blocks.get(name).is_some_and(ours)
+                    || matches!(new, Some(Resource::Block(b)) if ours(b))
+            }
+            Kind::WorkloadEndpoint => {
+                let ours = |w: &WorkloadEndpoint| w.spec.node == node;
+                self.endpoints.get(name).is_some_and(ours)
+                    || matches!(new, Some(Resource::WorkloadEndpoint(w)) if ours(w))
+            }
+            _ => true,
+        }
+    }
+
     /// Removes one object.
     pub fn remove(&mut self, kind: Kind, name: &str) {
         match kind {
@@ -249,6 +270,22 @@ mod tests {
         c.upsert(Resource::Block(Object::new("b", block)));
         assert_eq!(c.blocks_of("n1").count(), 1);
         assert_eq!(c.blocks_of("n2").count(), 0);
+
+        // Only our blocks (now, or before the change) concern us.
+        let theirs = Resource::Block(Object::new(
+            "t",
+            BlockSpec::new("10.244.2.0/26".parse().unwrap(), Some("host:n2".into())),
+        ));
+        assert!(!c.concerns("n1", Kind::Block, "t", Some(&theirs)));
+        assert!(c.concerns("n2", Kind::Block, "t", Some(&theirs)));
+        let given_away = Resource::Block(Object::new(
+            "b",
+            BlockSpec::new("10.244.1.0/26".parse().unwrap(), Some("host:n2".into())),
+        ));
+        assert!(c.concerns("n1", Kind::Block, "b", Some(&given_away)));
+        assert!(c.concerns("n1", Kind::Block, "b", None));
+        assert!(!c.concerns("n3", Kind::Block, "b", None));
+        assert!(c.concerns("n3", Kind::Node, "n1", None));
 
         c.replace_kind(Kind::Node, Vec::new());
         assert!(c.nodes.is_empty());
