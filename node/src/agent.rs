@@ -13,10 +13,11 @@
 //! one recompute, with no timer on the path), then recomputes both outputs
 //! from the whole picture ([`peers::plan`], [`routes::originated`],
 //! [`routes::desired`]) and hands on only what differs. When only learned
-//! best paths changed, only felix's desired state is recomputed. felix gets its first desired state only once every kind is
-//! listed and the speaker has stopped deferring (after a restart: the
-//! peers' End-of-RIB), so routes a previous run left stay until the new
-//! picture is complete.
+//! best paths changed, only felix's desired state is recomputed. felix
+//! gets its first desired state only once every kind is listed and the
+//! speaker has stopped deferring (after a restart: the peers'
+//! End-of-RIB), so routes a previous run left stay until the new picture
+//! is complete.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -311,12 +312,12 @@ impl Agent {
                     Some(r) => self.cluster.upsert(r),
                     None => self.cluster.remove(ev.key.kind, &ev.key.name),
                 }
+                let recovered = self.trouble.remove(&ev.key.kind).is_some();
                 // Another node's block or pod: kept (for /status and
                 // explain), nothing to recompute.
-                if !concerns && self.trouble.remove(&ev.key.kind).is_none() {
+                if !concerns && !recovered {
                     return;
                 }
-                self.trouble.remove(&ev.key.kind);
             }
             Follow::Trouble { kind, error } => {
                 self.trouble.insert(kind, error);

@@ -62,17 +62,9 @@ pub(super) async fn start(
     // read is in a later publication.
     let mut batches = store.hub.subscribe(&store, kind);
     // Fail now, not in the stream, when the history is gone.
-    let (contents, cursor) = read(&store, None).await?;
-    check_history(&contents, from)?;
+    let mut cursor = None;
+    let (first, mut last) = step(&store, kind, from, &mut cursor).await?;
     let path = store.state_dir().join(journal::FILE);
-    let mut first = Vec::new();
-    let mut last = from;
-    for entry in contents.entries.iter().filter(|e| e.rev > from) {
-        last = entry.rev;
-        if entry.kind() == Some(kind) {
-            first.push(entry.to_event(&path)?);
-        }
-    }
 
     let (tx, rx) = mpsc::channel(BUFFER);
     let task = tokio::spawn(async move {
@@ -81,7 +73,6 @@ pub(super) async fn start(
                 return;
             }
         }
-        let mut cursor = cursor;
         let mut reported: Option<String> = None;
         let mut own_read = false;
         loop {
