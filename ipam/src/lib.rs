@@ -118,8 +118,8 @@ struct Pool {
 
 /// How a block claim went.
 enum Claim {
-    /// We own a new block.
-    Claimed,
+    /// We own a new block, created with the request's address in it.
+    Claimed(Assigned),
     /// Someone else took it first: look again.
     Lost,
     /// The pools have no block left.
@@ -245,8 +245,9 @@ impl<S: Datastore> Ipam<S> {
             }
             // 2. A new block.
             let taken: BTreeSet<IpNet> = blocks.iter().map(|(b, _)| b.spec.cidr).collect();
-            match self.claim_block(&req.node, pools, &taken).await? {
-                Claim::Claimed | Claim::Lost => continue,
+            match self.claim_block(req, pools, &taken).await? {
+                Claim::Claimed(a) => return Ok(a),
+                Claim::Lost => continue,
                 Claim::NoneLeft => {}
             }
             // 3. Borrow.
@@ -314,15 +315,18 @@ impl<S: Datastore> Ipam<S> {
         })
     }
 
-    /// Claims the first free block of the first pool that has one: creates
-    /// the `Block` (the create is the compare-and-swap: a concurrent claim
-    /// of the same block gets AlreadyExists), then its `BlockAffinity`.
+    /// Claims the first free block of the first pool that has one for
+    /// `req.node`: creates the `Block` with the request's address already
+    /// in it (the create is the compare-and-swap: a concurrent claim of the
+    /// same block gets AlreadyExists; one write, so every watcher sees the
+    /// claim as one change), then its `BlockAffinity`.
     async fn claim_block(
         &self,
-        node: &str,
+        req: &Request,
         pools: &[Pool],
         taken: &BTreeSet<IpNet>,
     ) -> Result<Claim, IpamError> {
+        let node = req.node.as_str();
         for pool in pools {
             let Ok(subnets) = pool.spec.cidr.subnets(pool.spec.block_size()) else {
                 continue;
@@ -330,10 +334,22 @@ impl<S: Datastore> Ipam<S> {
             let Some(cidr) = subnets.into_iter().find(|c| !taken.contains(c)) else {
                 continue;
             };
-            let block = Object::new(
+            let host = affinity_of(node);
+            let mut block = Object::new(
                 BlockSpec::name_for(&cidr),
-                BlockSpec::new(cidr, Some(affinity_of(node))),
+                BlockSpec::new(cidr, Some(host.clone())),
             );
+            let Some(address) = block::allocate(
+                &mut block.spec,
+                &req.handle_id,
+                req.attributes.clone(),
+                now(),
+            ) else {
+                // A block too small to hold an address (a pool whose block
+                // size leaves none): try the next pool.
+                continue;
+            };
+            let got = assigned(address, &block, &pool.name, &host);
             match self.store.create(BlockSpec::wrap(block)).await {
                 Ok(_) => {}
                 Err(e) if e.is_conflict() => {
@@ -344,7 +360,7 @@ impl<S: Datastore> Ipam<S> {
             }
             self.record_affinity(node, cidr).await?;
             tracing::info!(%cidr, node, pool = pool.name, "claimed IPAM block");
-            return Ok(Claim::Claimed);
+            return Ok(Claim::Claimed(got));
         }
         Ok(Claim::NoneLeft)
     }

@@ -64,12 +64,33 @@ impl<S: Datastore> Ipam<S> {
         let host = affinity_of(&req.node);
         for attempt in 0..self.config.max_attempts {
             let Some((mut b, rev)) = self.store.get_typed::<BlockSpec>(&name).await? else {
-                // Nobody has the block: claim it for this node.
-                let fresh = Object::new(&name, BlockSpec::new(cidr, Some(host.clone())));
-                match self.store.create(BlockSpec::wrap(fresh)).await {
+                // Nobody has the block: claim it for this node with the
+                // address already taken, in one write (the create is the
+                // compare-and-swap of the claim), so the block's owner and
+                // every other watcher see one change, not two.
+                let mut fresh = Object::new(&name, BlockSpec::new(cidr, Some(host.clone())));
+                if let Err(why) = block::allocate_slot(
+                    &mut fresh.spec,
+                    address,
+                    &req.handle_id,
+                    req.attributes.clone(),
+                    now(),
+                ) {
+                    // Cannot happen for a fresh block of this address;
+                    // say so rather than loop.
+                    return Err(IpamError::AddressInUse {
+                        address,
+                        holder: why.unwrap_or_else(|| "(no handle)".into()),
+                    });
+                }
+                match self.store.create(BlockSpec::wrap(fresh.clone())).await {
                     Ok(_) => {
                         self.record_affinity(&req.node, cidr).await?;
                         tracing::info!(%cidr, node = req.node, %address, "claimed IPAM block for a requested address");
+                        let got = assigned(address, &fresh, &pool.metadata.name, &host);
+                        self.record_handle(&req.handle_id, std::slice::from_ref(&got))
+                            .await?;
+                        return Ok(got);
                     }
                     Err(e) if e.is_conflict() => {}
                     Err(e) => return Err(e.into()),

@@ -82,6 +82,40 @@ both!(
     big()
 );
 
+/// A node's first allocation claims a block with the address already in
+/// it: one block write, before the affinity.
+async fn claim_in_one_write(store: AnyStore) {
+    let ipam = Ipam::new(store.clone(), IpamConfig::default());
+    let got = ipam.allocate(&req("net.f1.eth0", "f")).await.unwrap();
+    let block = got[0].block;
+    let name = BlockSpec::name_for(&block);
+    let (b, block_rev) = store.get_typed::<BlockSpec>(&name).await.unwrap().unwrap();
+    assert_eq!(b.spec.affinity.as_deref(), Some("host:f"));
+    assert_eq!(
+        tortie_ipam::block::held_by(&b.spec, "net.f1.eth0"),
+        vec![got[0].address]
+    );
+    let affinity = store
+        .get(&Key::new(
+            Kind::BlockAffinity,
+            tortie_ipam::affinity_name("f", &block),
+        ))
+        .await
+        .unwrap()
+        .expect("the claim's BlockAffinity");
+    assert!(
+        block_rev < affinity.revision,
+        "block written again after its claim (block at {block_rev}, affinity at {})",
+        affinity.revision
+    );
+}
+both!(
+    claim_in_one_write_file,
+    claim_in_one_write_etcd,
+    claim_in_one_write,
+    big()
+);
+
 /// 100 concurrent allocations over 4 nodes: no duplicate, each node only
 /// uses its own blocks, and each block has one owner.
 async fn concurrent_many_nodes(store: AnyStore) {
@@ -364,14 +398,27 @@ async fn requested(store: AnyStore) {
         .unwrap()
         .unwrap();
     assert_eq!(b.spec.affinity.as_deref(), Some("host:a"));
-    assert!(store
+    let block_rev = store
+        .get(&Key::new(Kind::Block, "10-10-3-0-26"))
+        .await
+        .unwrap()
+        .unwrap()
+        .revision;
+    let affinity = store
         .get(&Key::new(
             Kind::BlockAffinity,
-            tortie_ipam::affinity_name("a", &"10.10.3.0/26".parse().unwrap())
+            tortie_ipam::affinity_name("a", &"10.10.3.0/26".parse().unwrap()),
         ))
         .await
         .unwrap()
-        .is_some());
+        .expect("the claim's BlockAffinity");
+    // The claim and the allocation are one write: the block has not
+    // changed since it was created, before its affinity.
+    assert!(
+        block_rev < affinity.revision,
+        "block written again after its claim (block at {block_rev}, affinity at {})",
+        affinity.revision
+    );
     // Idempotent.
     let again = ipam
         .allocate_address(&req("net.a1.eth0", "a"), ip("10.10.3.7"))
