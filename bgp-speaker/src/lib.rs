@@ -39,5 +39,6 @@ pub use config::{DynamicPeerConfig, GracefulRestartConfig, MaxPrefix, PeerConfig
 pub use error::Error;
 pub use instance::start;
 pub use memory::give_back as give_back_memory;
+pub use memory::limit_arenas as limit_malloc_arenas;
 pub use route::{Afi, NextHop, Origin, PathAttrs, Prefix};
 pub use status::{PeerStatus, SessionState, Status};
