@@ -410,3 +410,41 @@ async fn update_handle(s: &FileStore, n: u32) -> Vec<u64> {
     }
     written
 }
+
+/// The reader is woken by inotify on the journal file itself: before the
+/// journal exists, and after compactions replaced it. Each change is
+/// awaited before the next is written, so without inotify (a poll every
+/// second, a recheck every ten) twenty of them would take ten seconds
+/// or more.
+#[tokio::test]
+async fn inotify_follows_the_journal_through_creation_and_compactions() {
+    let (s, _dir) = file_store();
+    let s = s.with_journal_limits(1_200, 500);
+    let journal = s.state_dir().join("journal.jsonl");
+    assert!(!journal.exists(), "a fresh store has no journal yet");
+    let mut w = s.watch(Kind::Handle, 0).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut v = s.create(handle("h", 0)).await.unwrap();
+    assert_eq!(next(&mut w).await.revision, v.revision);
+    let ino = || {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(&journal).unwrap().ino()
+    };
+    let first = ino();
+    let mut replaced = 0;
+    let mut last = first;
+    for i in 1..20 {
+        v = s.update(handle("h", i), v.revision).await.unwrap();
+        assert_eq!(next(&mut w).await.revision, v.revision);
+        if ino() != last {
+            replaced += 1;
+            last = ino();
+        }
+    }
+    let took = started.elapsed();
+    assert!(replaced >= 2, "the journal was compacted {replaced} times");
+    assert!(
+        took < Duration::from_secs(5),
+        "20 changes, each awaited, took {took:?}: the reader was not woken by inotify"
+    );
+}

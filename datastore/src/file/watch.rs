@@ -1,5 +1,5 @@
 //! Watching the file backend. One reader per opened store, shared by all
-//! its watches, reads the journal when inotify says the state directory or
+//! its watches, reads the journal when inotify says the journal file or
 //! the user's file's directory changed (and every
 //! [`RECHECK_WITH_INOTIFY`] in case an event was lost; every [`RECHECK`]
 //! without inotify), ingests the user's file when it changed, and
@@ -18,7 +18,7 @@ use std::time::Duration;
 use std::ffi::OsStr;
 
 use futures::{FutureExt, StreamExt};
-use inotify::{EventMask, Inotify, WatchMask};
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 use tokio::sync::{broadcast, mpsc};
 use tortie_config::resources::Kind;
 
@@ -145,29 +145,167 @@ pub(super) async fn start(
     Ok(Watch::new(rx, task))
 }
 
-/// What the reader's inotify instance asks the kernel for. The state
-/// directory also holds the lock, the counter and the state files, each
-/// rewritten (through a temporary file and a rename) at every write, and
-/// every reader opens the journal to read it: only a finished append
-/// (`CLOSE_WRITE`) or a compaction renaming a new journal in (`MOVED_TO`)
-/// of `journal.jsonl` can mean new data. The user's file may be written in
+/// What the reader's inotify instance asks the kernel for. The journal
+/// file itself is watched, not its directory: the state directory also
+/// holds the lock, the counter and the state files, each rewritten
+/// (through a temporary file and a rename) at every write, and a watch of
+/// the directory woke every reader for each of them (two to three wakes
+/// per write). On the journal, a finished append is `CLOSE_WRITE`; a
+/// compaction renaming a new journal over it changes the old one's link
+/// count (`ATTRIB`), then deletes it (`DELETE_SELF`): the reader then
+/// watches the new file. Only while there is no journal yet is the state
+/// directory watched, for its creation. The user's file may be written in
 /// place, renamed in, created or deleted.
-const STATE_MASK: WatchMask = WatchMask::CLOSE_WRITE.union(WatchMask::MOVED_TO);
+const JOURNAL_MASK: WatchMask = WatchMask::CLOSE_WRITE
+    .union(WatchMask::ATTRIB)
+    .union(WatchMask::DELETE_SELF)
+    .union(WatchMask::MOVE_SELF);
+const STATE_MASK: WatchMask = WatchMask::CREATE.union(WatchMask::MOVED_TO);
 const USER_MASK: WatchMask = WatchMask::CLOSE_WRITE
     .union(WatchMask::MOVED_TO)
     .union(WatchMask::CREATE)
     .union(WatchMask::DELETE);
 
-/// Whether an inotify event (its mask and the name of the file in the
-/// watched directory) can mean new data for the watches: a change of the
-/// journal or of the user's file (`user`), or lost events.
-fn wakes(mask: EventMask, name: Option<&OsStr>, user: Option<&OsStr>) -> bool {
+/// Which of the reader's watches an event came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    /// The journal file.
+    Journal,
+    /// The state directory (watched while there is no journal).
+    StateDir,
+    /// The user file's directory.
+    UserDir,
+    /// A watch given up (the replaced journal's, the state directory's
+    /// once the journal exists): its last events.
+    Old,
+}
+
+/// What an inotify event means for the reader.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Meaning {
+    /// There may be new data: read.
+    read: bool,
+    /// The journal may be another file now (replaced, created, events
+    /// lost): watch whatever is at its path.
+    refollow: bool,
+}
+
+/// The meaning of an event with `mask` from `source` about the file `name`
+/// of a watched directory (`user`: the user file's name).
+fn meaning(mask: EventMask, source: Source, name: Option<&OsStr>, user: Option<&OsStr>) -> Meaning {
+    let journal = || name == Some(OsStr::new(journal::FILE));
     if mask.contains(EventMask::Q_OVERFLOW) {
-        return true;
+        return Meaning {
+            read: true,
+            refollow: true,
+        };
     }
-    match name {
-        Some(n) => n == OsStr::new(journal::FILE) || Some(n) == user,
-        None => false,
+    match source {
+        Source::Journal => {
+            let replaced = mask.intersects(
+                EventMask::ATTRIB
+                    | EventMask::DELETE_SELF
+                    | EventMask::MOVE_SELF
+                    | EventMask::IGNORED,
+            );
+            Meaning {
+                read: replaced || mask.contains(EventMask::CLOSE_WRITE),
+                refollow: replaced,
+            }
+        }
+        Source::StateDir => Meaning {
+            read: journal(),
+            refollow: journal(),
+        },
+        Source::UserDir => Meaning {
+            read: name.is_some() && name == user,
+            refollow: false,
+        },
+        Source::Old => Meaning::default(),
+    }
+}
+
+/// The reader's inotify instance and its watches.
+struct Notifier {
+    stream: inotify::EventStream<[u8; 4096]>,
+    state: std::path::PathBuf,
+    user: Option<std::ffi::OsString>,
+    on_journal: Option<WatchDescriptor>,
+    on_state: Option<WatchDescriptor>,
+    on_user: Option<WatchDescriptor>,
+}
+
+impl Notifier {
+    /// An inotify instance on the journal in `state` (or on `state` until
+    /// the journal exists) and on the directory of `user_file`.
+    fn new(state: &Path, user_file: &Path) -> Result<Notifier, StoreError> {
+        let io = |path: &Path, e: std::io::Error| {
+            StoreError::io(path, std::io::Error::other(format!("inotify: {e}")))
+        };
+        let inotify = Inotify::init().map_err(|e| io(state, e))?;
+        let on_user = match user_file.parent() {
+            Some(dir) => Some(
+                inotify
+                    .watches()
+                    .add(dir, USER_MASK)
+                    .map_err(|e| io(dir, e))?,
+            ),
+            None => None,
+        };
+        let stream = inotify
+            .into_event_stream([0u8; 4096])
+            .map_err(|e| io(state, e))?;
+        let mut n = Notifier {
+            stream,
+            state: state.to_path_buf(),
+            user: user_file.file_name().map(OsStr::to_os_string),
+            on_journal: None,
+            on_state: None,
+            on_user,
+        };
+        n.follow_journal().map_err(|e| io(state, e))?;
+        Ok(n)
+    }
+
+    /// Watches the file now at the journal's path; while there is none,
+    /// the state directory for its creation.
+    fn follow_journal(&mut self) -> std::io::Result<()> {
+        let path = self.state.join(journal::FILE);
+        let mut watches = self.stream.watches();
+        loop {
+            match watches.add(&path, JOURNAL_MASK) {
+                Ok(wd) => {
+                    self.on_journal = Some(wd);
+                    if let Some(wd) = self.on_state.take() {
+                        // Already gone if the directory went: nothing to do.
+                        let _ = watches.remove(wd);
+                    }
+                    return Ok(());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    self.on_journal = None;
+                    if self.on_state.is_some() {
+                        return Ok(());
+                    }
+                    self.on_state = Some(watches.add(&self.state, STATE_MASK)?);
+                    // Created between the two calls: watch it after all.
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Where an event came from.
+    fn source(&self, wd: &WatchDescriptor) -> Source {
+        if self.on_journal.as_ref() == Some(wd) {
+            Source::Journal
+        } else if self.on_state.as_ref() == Some(wd) {
+            Source::StateDir
+        } else if self.on_user.as_ref() == Some(wd) {
+            Source::UserDir
+        } else {
+            Source::Old
+        }
     }
 }
 
@@ -203,7 +341,7 @@ impl Hub {
         }
         let out = Arc::new(Outs::new());
         let rx = out.subscribe(kind);
-        let events = match inotify(store.state_dir(), store.user_file()) {
+        let events = match Notifier::new(store.state_dir(), store.user_file()) {
             Ok(events) => Some(events),
             Err(e) => {
                 tracing::warn!(
@@ -271,8 +409,7 @@ struct Published {
 /// The store's reader: reads at each wake and publishes each kind's
 /// entries to that kind's watches, until no watch is left. Without
 /// `events` (no inotify) it polls.
-async fn reader(store: FileStore, out: Arc<Outs>, mut events: Option<Events>) {
-    let user = store.user_file().file_name().map(OsStr::to_os_string);
+async fn reader(store: FileStore, out: Arc<Outs>, mut events: Option<Notifier>) {
     let mut cursor = None;
     let mut through: Revision = 0;
     let mut user_seen = None;
@@ -327,7 +464,7 @@ async fn reader(store: FileStore, out: Arc<Outs>, mut events: Option<Events>) {
         };
         loop {
             tokio::select! {
-                woken = next_wake(&mut events, user.as_deref()) => {
+                woken = next_wake(&mut events) => {
                     if woken {
                         break;
                     }
@@ -338,21 +475,27 @@ async fn reader(store: FileStore, out: Arc<Outs>, mut events: Option<Events>) {
     }
 }
 
-/// The reader's inotify events.
-type Events = inotify::EventStream<[u8; 4096]>;
-
 /// Waits for an inotify event and takes the others already queued:
 /// whether any of them can mean new data. Without inotify (or once its
 /// stream failed: then it is dropped, and the reader polls) never returns.
-async fn next_wake(events: &mut Option<Events>, user: Option<&OsStr>) -> bool {
-    let Some(stream) = events.as_mut() else {
+async fn next_wake(events: &mut Option<Notifier>) -> bool {
+    let Some(n) = events.as_mut() else {
         return std::future::pending().await;
     };
-    let mut woken = false;
-    let mut next = stream.next().await;
+    let mut woken = Meaning::default();
+    let mut next = n.stream.next().await;
     loop {
         match next {
-            Some(Ok(e)) => woken |= wakes(e.mask, e.name.as_deref(), user),
+            Some(Ok(e)) => {
+                let m = meaning(
+                    e.mask,
+                    n.source(&e.wd),
+                    e.name.as_deref(),
+                    n.user.as_deref(),
+                );
+                woken.read |= m.read;
+                woken.refollow |= m.refollow;
+            }
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "file datastore: inotify failed; polling every {RECHECK:?}");
                 *events = None;
@@ -363,32 +506,19 @@ async fn next_wake(events: &mut Option<Events>, user: Option<&OsStr>) -> bool {
                 return true;
             }
         }
-        match stream.next().now_or_never() {
-            Some(n) => next = n,
-            None => return woken,
+        match n.stream.next().now_or_never() {
+            Some(e) => next = e,
+            None => break,
         }
     }
-}
-
-/// An inotify instance on `state` and on the directory of `user_file`.
-fn inotify(state: &Path, user_file: &Path) -> Result<Events, StoreError> {
-    let io = |path: &Path, e: std::io::Error| {
-        StoreError::io(path, std::io::Error::other(format!("inotify: {e}")))
-    };
-    let inotify = Inotify::init().map_err(|e| io(state, e))?;
-    inotify
-        .watches()
-        .add(state, STATE_MASK)
-        .map_err(|e| io(state, e))?;
-    if let Some(dir) = user_file.parent() {
-        inotify
-            .watches()
-            .add(dir, USER_MASK)
-            .map_err(|e| io(dir, e))?;
+    if woken.refollow {
+        if let Err(e) = n.follow_journal() {
+            tracing::warn!(error = %e, "file datastore: cannot watch the journal; polling every {RECHECK:?}");
+            *events = None;
+            return true;
+        }
     }
-    inotify
-        .into_event_stream([0u8; 4096])
-        .map_err(|e| io(state, e))
+    woken.read
 }
 
 /// The user file as `stat` sees it: (inode, length, modification time).
@@ -512,22 +642,76 @@ mod tests {
 
     use inotify::EventMask;
 
-    use super::wakes;
+    use super::{meaning, Meaning, Source};
 
-    fn wake(file: &str) -> bool {
-        wakes(
-            EventMask::CLOSE_WRITE,
-            Some(OsStr::new(file)),
+    const READ: Meaning = Meaning {
+        read: true,
+        refollow: false,
+    };
+    const REFOLLOW: Meaning = Meaning {
+        read: true,
+        refollow: true,
+    };
+    const NOTHING: Meaning = Meaning {
+        read: false,
+        refollow: false,
+    };
+
+    fn of(mask: EventMask, source: Source, name: Option<&str>) -> Meaning {
+        meaning(
+            mask,
+            source,
+            name.map(OsStr::new),
             Some(OsStr::new("resources.yaml")),
         )
     }
 
     #[test]
-    fn only_journal_and_user_file_changes_wake_the_reader() {
-        assert!(wake("journal.jsonl"));
-        assert!(wake("resources.yaml"));
-        // Every other file of the state directory is written at each
-        // write: none of them wakes.
+    fn appends_and_the_user_file_wake_the_reader() {
+        assert_eq!(of(EventMask::CLOSE_WRITE, Source::Journal, None), READ);
+        for mask in [
+            EventMask::CLOSE_WRITE,
+            EventMask::MOVED_TO,
+            EventMask::CREATE,
+            EventMask::DELETE,
+        ] {
+            assert_eq!(of(mask, Source::UserDir, Some("resources.yaml")), READ);
+        }
+        // Other files beside the user's do not.
+        assert_eq!(
+            of(EventMask::CLOSE_WRITE, Source::UserDir, Some("notes.txt")),
+            NOTHING
+        );
+    }
+
+    #[test]
+    fn a_replaced_or_new_journal_is_watched_again() {
+        // A compaction renames a new journal over the old one: the old
+        // file's link count changes, then it is deleted.
+        for mask in [
+            EventMask::ATTRIB,
+            EventMask::DELETE_SELF,
+            EventMask::MOVE_SELF,
+            EventMask::IGNORED,
+        ] {
+            assert_eq!(of(mask, Source::Journal, None), REFOLLOW, "{mask:?}");
+        }
+        // No journal yet: its creation in the state directory.
+        assert_eq!(
+            of(EventMask::CREATE, Source::StateDir, Some("journal.jsonl")),
+            REFOLLOW
+        );
+        assert_eq!(
+            of(EventMask::MOVED_TO, Source::StateDir, Some("journal.jsonl")),
+            REFOLLOW
+        );
+        // Lost events may mean anything.
+        assert_eq!(of(EventMask::Q_OVERFLOW, Source::Old, None), REFOLLOW);
+    }
+
+    #[test]
+    fn the_other_state_files_and_old_watches_wake_nothing() {
+        // Written at every write, but only seen while there is no journal.
         for file in [
             "lock",
             "revision",
@@ -535,10 +719,12 @@ mod tests {
             "Block.json.tmp",
             "ingested.yaml",
         ] {
-            assert!(!wake(file), "{file}");
+            for mask in [EventMask::CREATE, EventMask::MOVED_TO] {
+                assert_eq!(of(mask, Source::StateDir, Some(file)), NOTHING, "{file}");
+            }
         }
-        // Lost events may mean anything.
-        assert!(wakes(EventMask::Q_OVERFLOW, None, None));
-        assert!(!wakes(EventMask::CLOSE_WRITE, None, None));
+        // The last events of a replaced journal's watch.
+        assert_eq!(of(EventMask::DELETE_SELF, Source::Old, None), NOTHING);
+        assert_eq!(of(EventMask::IGNORED, Source::Old, None), NOTHING);
     }
 }
