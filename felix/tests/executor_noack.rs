@@ -7,7 +7,7 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use felix::kernel::apply::{Executor, Request, NOACK_BATCH};
+use felix::kernel::apply::{Executor, Request, INLINE_MAX, NOACK_BATCH};
 use felix::kernel::{self, dump};
 use felix::route::{InstalledRoute, KernelRoute};
 use ipnet::IpNet;
@@ -118,4 +118,24 @@ async fn every_failure_is_reported_and_successes_are_silent() {
         exec.total_writes(),
         1001 + 3 * NOACK_BATCH as u64 + ours.len() as u64 + 2
     );
+
+    // Small passes (what a learned route makes) are written on the
+    // caller's task: the same reporting, pass after pass.
+    for round in 0..3u32 {
+        let good = host(0x0c00_0000 + round);
+        let broken = host(0x0c00_0100 + round);
+        let small = vec![
+            Request::Add(KernelRoute::via(good, gw, "eth0", false)),
+            Request::Add(KernelRoute::via(broken, bad_gw, "eth0", false)),
+        ];
+        assert!(small.len() <= INLINE_MAX);
+        let rep = exec.execute(small, &links).await;
+        assert_eq!(rep.writes, 2);
+        assert_eq!(rep.failures.len(), 1, "{:?}", rep.failures);
+        assert_eq!(rep.failures[0].errno, Some(101));
+        assert!(rep.failures[0].message.contains(&broken.to_string()));
+        let now = dump::routes(&k.handle, &links).await.unwrap();
+        assert_eq!(now.len() as u32, round + 1, "{now:?}");
+        assert!(now.iter().any(|r| r.route.dst == good));
+    }
 }
