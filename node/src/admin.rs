@@ -20,7 +20,7 @@ use axum::routing::get;
 use axum::Router;
 use bgp_speaker::SpeakerHandle;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use felix::desired::DesiredState;
 use tortie_daemon::http::{json, text};
@@ -30,15 +30,35 @@ use crate::status::{NodeStatus, Phase};
 
 /// How long a health probe waits for the speaker.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long `/status` and `/metrics` wait for the agent's fresh status
+/// before they serve the last one (the agent is starting, or busy).
+const REFRESH_WAIT: Duration = Duration::from_millis(250);
 
 /// What the handlers read.
 pub struct Shared {
     pub status: watch::Receiver<Arc<NodeStatus>>,
+    /// Asks the agent to publish a fresh status.
+    pub refresh: mpsc::Sender<oneshot::Sender<()>>,
     pub speaker: watch::Receiver<Option<SpeakerHandle>>,
     pub desired: watch::Receiver<Option<Arc<DesiredState>>>,
     /// Netlink, for `/routes`' dump.
     pub kernel: rtnetlink::Handle,
     pub metrics: Metrics,
+}
+
+impl Shared {
+    /// The agent's status, fresh: the agent publishes session changes at
+    /// once but its counters (routes learned and applied, prefixes per
+    /// peer) only at its 1 s tick or when asked, which this does. The
+    /// last published one if the agent does not answer in
+    /// [`REFRESH_WAIT`].
+    async fn fresh(&self) -> Arc<NodeStatus> {
+        let (tx, rx) = oneshot::channel();
+        if self.refresh.try_send(tx).is_ok() {
+            let _ = tokio::time::timeout(REFRESH_WAIT, rx).await;
+        }
+        self.status.borrow().clone()
+    }
 }
 
 /// Serves until `stop` completes.
@@ -61,7 +81,7 @@ pub async fn serve(
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Response {
-    let snapshot = shared.status.borrow().clone();
+    let snapshot = shared.fresh().await;
     json("status", &*snapshot)
 }
 
@@ -92,6 +112,7 @@ async fn routes(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    shared.fresh().await;
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, tortie_daemon::metrics::CONTENT_TYPE)],

@@ -5,6 +5,7 @@
 //!  watchers (one per kind) ──Input::Store──▶ ┌──────────────┐ ──reconfigure/originate──▶ speaker
 //!  speaker best paths ────────────────────▶  │  agent task  │ ──set_desired────────────▶ felix
 //!  speaker status (deferral) ─────────────▶  │ (owns state) │ ──watch──▶ NodeStatus (/status, /metrics)
+//!  status requests (/status, /metrics) ───▶  │              │
 //!  tick (1 s): GC, tunl0, marker ─────────▶  └──────────────┘
 //! ```
 //!
@@ -28,7 +29,7 @@ use bgp_speaker::{BestPathChange, LocalRoute, SpeakerHandle, Status as SpeakerSt
 use felix::desired::DesiredState;
 use felix::reconciler::ReconcilerHandle;
 use ipnet::IpNet;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tortie_config::resources::Kind;
 use tortie_datastore::follow::Follow;
 use tortie_datastore::AnyStore;
@@ -53,6 +54,8 @@ const DRAIN_MAX: usize = 1024;
 /// second gives free heap pages back to the kernel: a listing parses the
 /// whole datastore, and the allocator would keep that peak for good.
 const TRIM_AFTER: u64 = 100;
+/// Status requests waiting for the agent.
+const REFRESH_QUEUE: usize = 16;
 
 /// Everything the agent task accepts.
 #[derive(Debug)]
@@ -90,6 +93,10 @@ pub struct Channels {
     /// The last desired state handed to felix (for `/routes`).
     pub desired: watch::Sender<Option<Arc<DesiredState>>>,
     pub desired_rx: watch::Receiver<Option<Arc<DesiredState>>>,
+    /// Requests for a fresh status (`/status`, `/metrics`): the agent
+    /// publishes, then answers.
+    pub refresh: mpsc::Sender<oneshot::Sender<()>>,
+    pub refresh_rx: mpsc::Receiver<oneshot::Sender<()>>,
 }
 
 /// What the rest of the process keeps of a running agent.
@@ -118,7 +125,6 @@ struct Agent {
     deferring: bool,
     plan: Option<PeerPlan>,
     originated: BTreeMap<IpNet, LocalRoute>,
-    desired: Option<DesiredState>,
     sent: u64,
     /// Problems of the last recompute, and others kept until they clear.
     problems: Vec<String>,
@@ -138,6 +144,10 @@ struct Agent {
     bgp: watch::Sender<Arc<SpeakerStatus>>,
     speaker_handle: watch::Sender<Option<SpeakerHandle>>,
     desired_out: watch::Sender<Option<Arc<DesiredState>>>,
+    /// The peers' session states in the last published status: a change
+    /// of one is published at once, a change of counters only when asked
+    /// or at the next tick.
+    published_states: Vec<(IpAddr, bgp_speaker::SessionState)>,
 }
 
 /// A running speaker: its handle, best paths and status.
@@ -180,7 +190,6 @@ pub fn spawn(
         deferring: false,
         plan: None,
         originated: BTreeMap::new(),
-        desired: None,
         sent: 0,
         problems: Vec::new(),
         other_problems: BTreeMap::new(),
@@ -194,8 +203,9 @@ pub fn spawn(
         bgp: ch.bgp,
         speaker_handle: ch.speaker,
         desired_out: ch.desired,
+        published_states: Vec::new(),
     };
-    tokio::spawn(agent.run(rx));
+    tokio::spawn(agent.run(rx, ch.refresh_rx));
     outputs
 }
 
@@ -208,6 +218,7 @@ impl Channels {
         let (bgp, bgp_rx) = watch::channel(Arc::new(SpeakerStatus::default()));
         let (speaker, speaker_rx) = watch::channel(None);
         let (desired, desired_rx) = watch::channel(None);
+        let (refresh, refresh_rx) = mpsc::channel(REFRESH_QUEUE);
         Channels {
             status,
             status_rx,
@@ -217,6 +228,8 @@ impl Channels {
             speaker_rx,
             desired,
             desired_rx,
+            refresh,
+            refresh_rx,
         }
     }
 }
@@ -230,7 +243,11 @@ impl From<Follow> for Input {
 // ===== impl Agent =====
 
 impl Agent {
-    async fn run(mut self, mut rx: mpsc::Receiver<Input>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Input>,
+        mut refresh: mpsc::Receiver<oneshot::Sender<()>>,
+    ) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             if self.dirty.all || self.dirty.learned {
@@ -252,6 +269,10 @@ impl Agent {
                 },
                 Some(changes) = next_best(&mut self.best) => self.on_best_paths(changes),
                 Some(()) = speaker_changed(&mut self.speaker) => self.on_speaker_status(),
+                Some(reply) = refresh.recv() => {
+                    self.publish();
+                    let _ = reply.send(());
+                }
                 _ = tick.tick() => self.on_tick().await,
             }
         }
@@ -370,7 +391,11 @@ impl Agent {
             // The end of the restart deferral opens felix's gate.
             self.deferring = deferring;
             self.schedule();
-        } else {
+        } else if !same_states(&self.published_states, &self.bgp.borrow()) {
+            // A session went up or down. (Counters alone, which change
+            // with every UPDATE, wait to be asked for: building the
+            // status for every UPDATE cost every agent of a 30-node mesh
+            // as much as the route itself.)
             self.publish();
         }
     }
@@ -557,8 +582,8 @@ impl Agent {
         };
         match me {
             Some(me) => {
+                // Counters only: published when asked, or at the tick.
                 self.update_dataplane(&me).await;
-                self.publish();
             }
             // Not ready: the full path says why.
             None => self.recompute().await,
@@ -572,18 +597,18 @@ impl Agent {
             return;
         }
         let desired = routes::desired(&self.cluster, me, &self.cfg.underlay, &self.learned);
-        if self.desired.as_ref() == Some(&desired) {
-            return;
-        }
-        if self.desired.is_none() {
+        let first = match self.desired_out.borrow().as_deref() {
+            Some(last) if *last == desired => return,
+            last => last.is_none(),
+        };
+        if first {
             info!("dataplane: first desired state (routes of a previous run are adopted)");
         }
         match self.cfg.felix.set_desired(desired.clone()).await {
             Ok(generation) => {
                 self.sent = generation;
-                self.desired_out
-                    .send_replace(Some(Arc::new(desired.clone())));
-                self.desired = Some(desired);
+                // The one copy the agent keeps (`/routes` reads it too).
+                self.desired_out.send_replace(Some(Arc::new(desired)));
             }
             Err(e) => {
                 self.other_problems
@@ -659,12 +684,13 @@ impl Agent {
     }
 
     /// Rebuilds and publishes the snapshot.
-    fn publish(&self) {
+    fn publish(&mut self) {
         let speaker = self
             .speaker
             .as_ref()
             .map(|s| s.status.borrow().clone())
             .unwrap_or_default();
+        self.published_states = states(&speaker);
         let felix = self.cfg.felix.status();
         let phase = if !self.synced() {
             Phase::WaitingForDatastore
@@ -698,7 +724,11 @@ impl Agent {
                 .map(|p| PeerView::join(&p.sources, &speaker))
                 .unwrap_or_default(),
             originated: self.originated.keys().copied().collect(),
-            learned: self.desired.as_ref().map_or(0, |d| d.learned.len()),
+            learned: self
+                .desired_out
+                .borrow()
+                .as_ref()
+                .map_or(0, |d| d.learned.len()),
             dataplane: DataplaneView {
                 sent: self.sent,
                 applied: felix.applied,
@@ -724,6 +754,20 @@ impl Agent {
 }
 
 // ===== helpers =====
+
+/// Each peer's session state.
+fn states(s: &SpeakerStatus) -> Vec<(IpAddr, bgp_speaker::SessionState)> {
+    s.peers.iter().map(|p| (p.address, p.state)).collect()
+}
+
+/// Whether `s` has the peers and session states of `published`.
+fn same_states(published: &[(IpAddr, bgp_speaker::SessionState)], s: &SpeakerStatus) -> bool {
+    published.len() == s.peers.len()
+        && published
+            .iter()
+            .zip(&s.peers)
+            .all(|(a, p)| a.0 == p.address && a.1 == p.state)
+}
 
 fn tunnel_problem_key(t: Tunnel) -> &'static str {
     match t {

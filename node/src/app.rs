@@ -98,6 +98,7 @@ pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
     });
     let shared = Arc::new(admin::Shared {
         status: channels.status_rx.clone(),
+        refresh: channels.refresh.clone(),
         speaker: channels.speaker_rx.clone(),
         desired: channels.desired_rx.clone(),
         kernel: kernel.handle.clone(),

@@ -18,7 +18,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use tortie_config::resources::{Key, Kind, Resource};
 
 use super::state::write_atomic;
@@ -41,8 +41,11 @@ pub(super) struct Entry {
     pub kind: String,
     pub name: String,
     pub action: String,
+    /// The object as it is in the line: parsed only by a watch of its
+    /// kind ([`Entry::to_event`]). Every process that watches the store
+    /// reads every line, and most lines are of kinds it does not watch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub object: Option<Value>,
+    pub object: Option<Box<RawValue>>,
 }
 
 /// The first line after a compaction.
@@ -315,7 +318,8 @@ impl Entry {
                 Action::Deleted => "deleted",
             }
             .to_string(),
-            object: resource.map(Resource::to_value),
+            // A Value always serializes.
+            object: resource.and_then(|r| serde_json::value::to_raw_value(&r.to_value()).ok()),
         }
     }
 
@@ -342,11 +346,14 @@ impl Entry {
         };
         let resource = match (&self.object, action) {
             (_, Action::Deleted) => None,
-            (Some(v), _) => Some(
-                Resource::from_value(v.clone())
-                    .map_err(|e| corrupt(e.to_string()))?
-                    .0,
-            ),
+            (Some(raw), _) => {
+                let value = serde_json::from_str(raw.get()).map_err(|e| corrupt(e.to_string()))?;
+                Some(
+                    Resource::from_value(value)
+                        .map_err(|e| corrupt(e.to_string()))?
+                        .0,
+                )
+            }
             (None, _) => return Err(corrupt("no object".into())),
         };
         Ok(WatchEvent {
