@@ -199,6 +199,12 @@ impl<K: Key + Send + Sync> Family<K> {
         })
     }
 
+    /// Whether a decision would do nothing (see [`Table::idle`]).
+    #[cfg(test)]
+    pub fn idle(&self) -> bool {
+        self.queued == 0 && self.shards.iter().all(Table::idle)
+    }
+
     /// Entries in the groups' change logs, over all shards.
     #[cfg(test)]
     pub fn logged(&self) -> usize {
@@ -281,6 +287,9 @@ impl<K: Key + Send + Sync> Family<K> {
     ) -> Vec<BestPathChange> {
         self.apply(ctx.peers);
         let one = |t: &mut Table<K>| {
+            if t.idle() {
+                return Vec::new();
+            }
             let mut run = ExportRun::new(targets.to_vec());
             let mut changes = Vec::new();
             t.decide(ctx, &mut run, want_changes.then_some(&mut changes));

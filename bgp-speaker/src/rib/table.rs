@@ -259,6 +259,9 @@ pub(super) struct Table<K> {
     peers: FxHashMap<PeerId, PeerAf<K>>,
     groups: FxHashMap<ExportClass, Group<K>>,
     best_count: u64,
+    /// A member read its group's change log since the last run (the next
+    /// run trims what every member has read).
+    read_since_run: bool,
 }
 
 /// Peers of one export class, with the families each negotiated.
@@ -424,6 +427,7 @@ impl<K: Key> Table<K> {
             peers: FxHashMap::default(),
             groups: FxHashMap::default(),
             best_count: 0,
+            read_since_run: false,
         }
     }
 
@@ -471,6 +475,14 @@ impl<K: Key> Table<K> {
     /// Prefixes whose best path changed since the last run.
     pub fn changed_len(&self) -> usize {
         self.changed.len()
+    }
+
+    /// Whether a run would do nothing: no best path changed and no log
+    /// was read since the last one. The speaker decides after every
+    /// event (a keepalive, an UPDATE of another family); a run takes
+    /// every peer out of its group and back, work per peer.
+    pub fn idle(&self) -> bool {
+        self.changed.is_empty() && !self.read_since_run
     }
 
     /// Whether anything waits to be sent to `id`. Log entries that do
@@ -687,6 +699,7 @@ impl<K: Key> Table<K> {
         mut changes: Option<&mut Vec<BestPathChange>>,
     ) {
         let changed = std::mem::take(&mut self.changed);
+        self.read_since_run = false;
         let mut taken = take_members(&mut self.peers, &mut self.groups, run);
         for &at in &changed {
             let Some(d) = self.loc.get_mut(at) else {
@@ -756,6 +769,7 @@ impl<K: Key> Table<K> {
             let before = take.len();
             let from = p.cursor;
             p.cursor = read_log(g, id, from, max, &mut take);
+            self.read_since_run |= p.cursor != from;
             dups |= (before > 0 && take.len() > before) || g.may_repeat(from, p.cursor);
         }
         if dups {

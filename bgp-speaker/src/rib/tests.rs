@@ -646,3 +646,41 @@ fn a_tor_peer_gets_only_local_routes_and_gives_only_what_its_filter_allows() {
     let counts = rib.peer(9).unwrap();
     assert_eq!(counts.received(), (2, 1), "both received, one accepted");
 }
+
+#[test]
+fn a_decision_with_nothing_changed_and_nothing_read_is_skipped() {
+    // The speaker decides after every event, keepalives included: with
+    // no best-path change and no log read since the last run there is
+    // nothing to export or trim, and no run is made.
+    let mut rib = Rib::with_shards(local(true), 2);
+    for id in [2, 3] {
+        rib.peer_up(id, peer(id as u8, 64512, true));
+    }
+    assert!(rib.v4.idle());
+    let prefixes: Vec<Prefix> = (0..10u32)
+        .map(|i| {
+            Prefix::V4(ipnet::Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24).unwrap())
+        })
+        .collect();
+    rib.update(2, attrs_from(2), &prefixes).unwrap();
+    assert!(!rib.v4.idle(), "changes queued");
+    rib.decide(false);
+    assert!(rib.v4.idle(), "the run took the changes");
+    assert_eq!(rib.v4.logged(), 10);
+    let mut held = Default::default();
+    assert_eq!(drain(&mut rib, 3, &mut held), 10);
+    // The source's own cursor passes its routes too.
+    assert_eq!(drain(&mut rib, 2, &mut Default::default()), 0);
+    assert!(
+        !rib.v4.idle(),
+        "members read the log: the next run trims it"
+    );
+    rib.decide(false);
+    assert!(rib.v4.idle());
+    assert_eq!(rib.v4.logged(), 0, "read by all, then trimmed");
+    // Idle decisions change nothing.
+    for _ in 0..3 {
+        assert!(rib.decide(true).is_empty());
+    }
+    assert_eq!(rib.peer(3).unwrap().advertised(), 10);
+}
