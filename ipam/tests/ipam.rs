@@ -95,10 +95,21 @@ async fn claim_in_one_write(store: AnyStore) {
         tortie_ipam::block::held_by(&b.spec, "net.f1.eth0"),
         vec![got[0].address]
     );
+    assert_claimed_in_one_write(&store, "f", block, block_rev).await;
+}
+
+/// The block `block` (at `block_rev`) has not changed since `node`'s
+/// claim created it: its BlockAffinity, written after it, is newer.
+async fn assert_claimed_in_one_write(
+    store: &AnyStore,
+    node: &str,
+    block: ipnet::IpNet,
+    block_rev: u64,
+) {
     let affinity = store
         .get(&Key::new(
             Kind::BlockAffinity,
-            tortie_ipam::affinity_name("f", &block),
+            tortie_ipam::affinity_name(node, &block),
         ))
         .await
         .unwrap()
@@ -404,21 +415,8 @@ async fn requested(store: AnyStore) {
         .unwrap()
         .unwrap()
         .revision;
-    let affinity = store
-        .get(&Key::new(
-            Kind::BlockAffinity,
-            tortie_ipam::affinity_name("a", &"10.10.3.0/26".parse().unwrap()),
-        ))
-        .await
-        .unwrap()
-        .expect("the claim's BlockAffinity");
-    // The claim and the allocation are one write: the block has not
-    // changed since it was created, before its affinity.
-    assert!(
-        block_rev < affinity.revision,
-        "block written again after its claim (block at {block_rev}, affinity at {})",
-        affinity.revision
-    );
+    // The claim and the allocation are one write.
+    assert_claimed_in_one_write(&store, "a", "10.10.3.0/26".parse().unwrap(), block_rev).await;
     // Idempotent.
     let again = ipam
         .allocate_address(&req("net.a1.eth0", "a"), ip("10.10.3.7"))
