@@ -22,7 +22,9 @@ use etcd_client::{
 use tokio::sync::mpsc;
 use tortie_config::resources::{Key, Kind, Resource};
 
-use crate::{Action, Datastore, Listing, Revision, StoreError, Versioned, Watch, WatchEvent};
+use crate::{
+    Action, Datastore, Listing, Rejected, Revision, StoreError, Versioned, Watch, WatchEvent,
+};
 
 /// Default key prefix.
 pub const DEFAULT_PREFIX: &str = "/tortie/v1";
@@ -129,14 +131,27 @@ impl Datastore for EtcdStore {
             )
             .await
             .map_err(|e| etcd_error(format!("list {kind}"), e))?;
-        let items = resp
-            .kvs()
-            .iter()
-            .map(|kv| self.decode(kv))
-            .collect::<Result<_, _>>()?;
+        let prefix = self.kind_prefix(kind);
+        let mut items = Vec::new();
+        let mut rejected = Vec::new();
+        for kv in resp.kvs() {
+            match self.decode(kv) {
+                Ok(v) => items.push(v),
+                Err(e) => {
+                    let path = String::from_utf8_lossy(kv.key());
+                    let name = path.strip_prefix(&prefix).unwrap_or(&path).to_string();
+                    tracing::warn!(%kind, name, error = %e, "datastore: record left out of the listing");
+                    rejected.push(Rejected {
+                        name,
+                        error: e.to_string(),
+                    });
+                }
+            }
+        }
         Ok(Listing {
             items,
             revision: resp.header().map_or(0, |h| rev(h.revision())),
+            rejected,
         })
     }
 

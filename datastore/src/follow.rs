@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tortie_config::resources::{Key, Kind, Resource};
 
-use crate::{AnyStore, Datastore, StoreError, WatchEvent};
+use crate::{AnyStore, Datastore, Rejected, StoreError, WatchEvent};
 
 /// First retry delay after an error; doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -31,6 +31,8 @@ pub enum Follow {
         kind: Kind,
         /// Its objects.
         items: Vec<Resource>,
+        /// Its records that could not be read (left out of `items`).
+        rejected: Vec<Rejected>,
     },
     /// One change.
     Changed(Box<WatchEvent>),
@@ -108,8 +110,16 @@ async fn run_once<T: From<Follow>>(
     let listing = store.list(kind).await.map_err(|e| e.to_string())?;
     let revision = listing.revision;
     let items = listing.items.into_iter().map(|v| v.resource).collect();
+    let rejected = listing.rejected;
     if tx
-        .send(Follow::Listed { kind, items }.into())
+        .send(
+            Follow::Listed {
+                kind,
+                items,
+                rejected,
+            }
+            .into(),
+        )
         .await
         .is_err()
     {

@@ -64,6 +64,19 @@ pub struct Listing {
     pub items: Vec<Versioned>,
     /// The store's revision at the time of the read.
     pub revision: Revision,
+    /// Records of the kind that could not be read (etcd: a value that is
+    /// not a valid object, written by another tool): left out of `items`,
+    /// so one bad record does not hide the others.
+    pub rejected: Vec<Rejected>,
+}
+
+/// A record a listing left out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    /// The name its key gives it.
+    pub name: String,
+    /// Where it is and what is wrong with it.
+    pub error: String,
 }
 
 /// What happened to an object.

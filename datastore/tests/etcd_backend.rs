@@ -91,6 +91,22 @@ async fn corrupt_value_names_its_key() {
         }
         other => panic!("expected Corrupt, got {other:?}"),
     }
+    // A listing leaves the bad record out, names it, and keeps the others.
+    s.create(handle("y", 2)).await.unwrap();
+    let listing = s.list(Kind::Handle).await.unwrap();
+    let names: Vec<String> = listing
+        .items
+        .iter()
+        .map(|v| v.resource.key().name)
+        .collect();
+    assert_eq!(names, ["y"]);
+    assert_eq!(listing.rejected.len(), 1, "{:?}", listing.rejected);
+    assert_eq!(listing.rejected[0].name, "x");
+    assert!(
+        listing.rejected[0].error.contains(&format!("etcd:{key}")),
+        "{}",
+        listing.rejected[0].error
+    );
 }
 
 #[tokio::test]

@@ -32,7 +32,7 @@ use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot, watch};
 use tortie_config::resources::Kind;
 use tortie_datastore::follow::Follow;
-use tortie_datastore::AnyStore;
+use tortie_datastore::{AnyStore, Rejected};
 use tracing::{debug, info, warn};
 
 use crate::cluster::{Cluster, WATCHED};
@@ -113,6 +113,9 @@ struct Agent {
     listed: BTreeSet<Kind>,
     /// Current datastore errors by kind.
     trouble: BTreeMap<Kind, String>,
+    /// Records the last listing of each kind left out (unreadable), until
+    /// their key changes.
+    rejected: BTreeMap<Kind, Vec<Rejected>>,
     /// The reachability probe's error, while the store does not answer.
     unreachable: Option<String>,
     /// Best paths learned from peers: prefix -> next hop.
@@ -183,6 +186,7 @@ pub fn spawn(
         cluster: Cluster::default(),
         listed: BTreeSet::new(),
         trouble: BTreeMap::new(),
+        rejected: BTreeMap::new(),
         unreachable: None,
         learned: BTreeMap::new(),
         speaker: None,
@@ -309,7 +313,16 @@ impl Agent {
 
     fn on_store(&mut self, event: Follow) {
         match event {
-            Follow::Listed { kind, items } => {
+            Follow::Listed {
+                kind,
+                items,
+                rejected,
+            } => {
+                if rejected.is_empty() {
+                    self.rejected.remove(&kind);
+                } else {
+                    self.rejected.insert(kind, rejected);
+                }
                 self.churn += items.len() as u64 + 1;
                 self.churn_busy = true;
                 self.cluster.replace_kind(kind, items);
@@ -329,6 +342,10 @@ impl Agent {
                     ev.resource.as_ref(),
                 );
                 debug!(kind = %ev.key.kind, name = %ev.key.name, deleted = ev.resource.is_none(), concerns, "datastore: changed");
+                // A rejected record rewritten or deleted: no longer wrong.
+                if let Some(r) = self.rejected.get_mut(&ev.key.kind) {
+                    r.retain(|r| r.name != ev.key.name);
+                }
                 match ev.resource {
                     Some(r) => self.cluster.upsert(r),
                     None => self.cluster.remove(ev.key.kind, &ev.key.name),
@@ -674,6 +691,14 @@ impl Agent {
             .into_iter()
             .map(|(e, kinds)| format!("datastore: {}: {e}", kinds.join(", ")))
             .collect();
+        for (kind, records) in &self.rejected {
+            for r in records {
+                out.push(format!(
+                    "datastore: {kind}/{} left out (the others apply): {}",
+                    r.name, r.error
+                ));
+            }
+        }
         if let Some(e) = &self.unreachable {
             out.push(format!(
                 "datastore: unreachable ({}): {e}; routes are kept as they are",

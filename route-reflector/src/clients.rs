@@ -119,11 +119,18 @@ async fn follow_one(shared: &Shared, cfg: &DatastoreClients) {
             Follow::Listed {
                 kind: Kind::Node,
                 items,
+                rejected,
             } => {
                 nodes = items.into_iter().map(|r| (r.key().name, r)).collect();
                 trouble.remove("Node");
+                note_rejected(&mut trouble, Kind::Node, rejected);
             }
-            Follow::Listed { kind, items } => {
+            Follow::Listed {
+                kind,
+                items,
+                rejected,
+            } => {
+                note_rejected(&mut trouble, kind, rejected);
                 default_as = items
                     .iter()
                     .find_map(|r| match r {
@@ -135,19 +142,23 @@ async fn follow_one(shared: &Shared, cfg: &DatastoreClients) {
                     .unwrap_or(DEFAULT_AS_NUMBER);
                 trouble.remove(kind.as_str());
             }
-            Follow::Changed(ev) => match (ev.key.kind, ev.resource) {
-                (Kind::Node, Some(r)) => {
-                    nodes.insert(ev.key.name, r);
+            Follow::Changed(ev) => {
+                // A rejected record rewritten or deleted: no longer wrong.
+                trouble.remove(&format!("{}/{}", ev.key.kind, ev.key.name));
+                match (ev.key.kind, ev.resource) {
+                    (Kind::Node, Some(r)) => {
+                        nodes.insert(ev.key.name, r);
+                    }
+                    (Kind::Node, None) => {
+                        nodes.remove(&ev.key.name);
+                    }
+                    (_, Some(Resource::BGPConfiguration(c))) if c.metadata.name == "default" => {
+                        default_as = c.spec.as_number.0;
+                    }
+                    (_, None) if ev.key.name == "default" => default_as = DEFAULT_AS_NUMBER,
+                    _ => {}
                 }
-                (Kind::Node, None) => {
-                    nodes.remove(&ev.key.name);
-                }
-                (_, Some(Resource::BGPConfiguration(c))) if c.metadata.name == "default" => {
-                    default_as = c.spec.as_number.0;
-                }
-                (_, None) if ev.key.name == "default" => default_as = DEFAULT_AS_NUMBER,
-                _ => {}
-            },
+            }
             Follow::Trouble { kind, error } => {
                 trouble.insert(kind.as_str().to_string(), error);
             }
@@ -178,6 +189,23 @@ async fn follow_one(shared: &Shared, cfg: &DatastoreClients) {
 }
 
 /// The client peers of `nodes`, and why some were skipped.
+
+/// Records each record a listing of `kind` left out as a datastore error
+/// (`Kind/name`), replacing those of the previous listing.
+fn note_rejected(
+    trouble: &mut BTreeMap<String, String>,
+    kind: Kind,
+    rejected: Vec<tortie_datastore::Rejected>,
+) {
+    let prefix = format!("{kind}/");
+    trouble.retain(|k, _| !k.starts_with(&prefix));
+    for r in rejected {
+        trouble.insert(
+            format!("{kind}/{}", r.name),
+            format!("left out (the others apply): {}", r.error),
+        );
+    }
+}
 fn clients(
     nodes: &BTreeMap<String, Resource>,
     selector: &Selector,

@@ -188,6 +188,8 @@ impl Datastore for FileStore {
             Ok(Listing {
                 items,
                 revision: txn.revision,
+                // The state files are checked whole when read.
+                rejected: Vec::new(),
             })
         })
         .await
