@@ -188,8 +188,6 @@ async fn follow_one(shared: &Shared, cfg: &DatastoreClients) {
     }
 }
 
-/// The client peers of `nodes`, and why some were skipped.
-
 /// Records each record a listing of `kind` left out as a datastore error
 /// (`Kind/name`), replacing those of the previous listing.
 fn note_rejected(
@@ -206,6 +204,8 @@ fn note_rejected(
         );
     }
 }
+
+/// The client peers of `nodes`, and why some were skipped.
 fn clients(
     nodes: &BTreeMap<String, Resource>,
     selector: &Selector,
