@@ -410,9 +410,8 @@ impl Agent {
             self.schedule();
         } else if !same_states(&self.published_states, &self.bgp.borrow()) {
             // A session went up or down. (Counters alone, which change
-            // with every UPDATE, wait to be asked for: building the
-            // status for every UPDATE cost every agent of a 30-node mesh
-            // as much as the route itself.)
+            // with every UPDATE, wait to be asked for: the status joins
+            // every peer, work per peer for every learned route.)
             self.publish();
         }
     }
