@@ -138,8 +138,7 @@ impl Datastore for EtcdStore {
             match self.decode(kv) {
                 Ok(v) => items.push(v),
                 Err(e) => {
-                    let path = String::from_utf8_lossy(kv.key());
-                    let name = path.strip_prefix(&prefix).unwrap_or(&path).to_string();
+                    let name = name_in(&prefix, kv);
                     tracing::warn!(%kind, name, error = %e, "datastore: record left out of the listing");
                     rejected.push(Rejected {
                         name,
@@ -347,8 +346,7 @@ impl EtcdStore {
                     if revision <= last {
                         continue;
                     }
-                    let path = String::from_utf8_lossy(kv.key()).into_owned();
-                    let name = path.strip_prefix(&prefix).unwrap_or(&path).to_string();
+                    let name = name_in(&prefix, kv);
                     let out = match event.event_type() {
                         EventType::Delete => WatchEvent {
                             revision,
@@ -423,4 +421,10 @@ fn etcd_error(op: String, e: etcd_client::Error) -> StoreError {
         op,
         message: e.to_string(),
     }
+}
+
+/// The object name of `kv`, a key under a kind's `prefix`.
+fn name_in(prefix: &str, kv: &KeyValue) -> String {
+    let path = String::from_utf8_lossy(kv.key());
+    path.strip_prefix(prefix).unwrap_or(&path).to_string()
 }

@@ -101,17 +101,15 @@ pub struct Executor {
 struct NoAckSocket {
     socket: Socket,
     seq: u32,
-    /// The buffer error replies are read into, kept between passes (a
-    /// 64 KiB allocation per pass cost more than a one-route pass's
-    /// `sendmsg`).
+    /// The buffer error replies are read into, kept between passes (it
+    /// was allocated and zeroed, 64 KiB, for every pass).
     rbuf: Vec<u8>,
 }
 
 /// Passes of up to this many requests are written on the caller's task:
 /// a few `sendmsg` calls take less than handing the socket to a blocking
-/// thread and back (two thread wake-ups per pass, which on the node agent
-/// was most of a learned route's cost). Larger ones go to a blocking
-/// thread.
+/// thread and back (two thread wake-ups per pass, for a learned route
+/// usually one `sendmsg`). Larger ones go to a blocking thread.
 pub const INLINE_MAX: usize = 64;
 
 // ===== impl Executor =====
