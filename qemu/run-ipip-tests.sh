@@ -29,10 +29,13 @@ out=$(mktemp "${TMPDIR:-/tmp}/tortie-ipip.XXXXXX")
 trap 'rm -f "$out"' EXIT
 # One guest boot per test executable: felix's tunl0 and pod tests, then
 # tortie-node's mesh over IPIP.
-for entry in felix:ipip_pods:felix tortie-tests:node_ipip:tests; do
-    IFS=: read -r pkg TEST dir <<<"$entry"
-    echo "run-ipip-tests: cargo test -p $pkg --test $TEST --no-run"
-    bin=$(cargo test -p "$pkg" --test "$TEST" --no-run --message-format=json |
+# Built with --workspace, not -p: the features of the dependencies are then
+# the ones the workspace's test build already has, so nothing is compiled a
+# second time (with -p, each package's own feature set rebuilt dozens of crates).
+for entry in ipip_pods:felix node_ipip:tests; do
+    IFS=: read -r TEST dir <<<"$entry"
+    echo "run-ipip-tests: cargo test --workspace --test $TEST --no-run"
+    bin=$(cargo test --workspace --test "$TEST" --no-run --message-format=json |
         grep '"reason":"compiler-artifact"' | grep "\"name\":\"$TEST\"" |
         sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n1)
     [ -n "$bin" ] || { echo "run-ipip-tests: no executable for test $TEST in cargo's output" >&2; exit 2; }
