@@ -77,9 +77,18 @@ impl EtcdStore {
             line: None,
             message,
         };
-        let value: serde_json::Value =
-            serde_json::from_slice(kv.value()).map_err(|e| corrupt(e.to_string()))?;
-        let (resource, _) = Resource::from_value(value).map_err(|e| corrupt(e.to_string()))?;
+        let text =
+            std::str::from_utf8(kv.value()).map_err(|e| corrupt(format!("not UTF-8 text: {e}")))?;
+        // The key says which kind the value should be: `.../<Kind>/<name>`.
+        let kind = path.rsplit('/').nth(1).and_then(Kind::parse);
+        let read = match kind {
+            Some(kind) => Resource::from_json(kind, text),
+            None => {
+                let value = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+                Resource::from_value(value)
+            }
+        };
+        let (resource, _) = read.map_err(|e| corrupt(e.to_string()))?;
         if self.key_path(&resource.key()) != path {
             return Err(corrupt(format!("holds {}", resource.key())));
         }

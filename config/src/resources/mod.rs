@@ -474,6 +474,50 @@ impl Resource {
         Ok((resource, warnings))
     }
 
+    /// Reads one resource from JSON text, as the datastores keep it. The
+    /// result is that of [`Resource::from_value`] on the parsed text; a
+    /// record as [`Resource::to_value`] writes it is read straight into
+    /// its type, without building a tree first (every agent reads every
+    /// record of the kinds it watches). Any other text (a Calico
+    /// document, a field the type does not have, a bad value) is read by
+    /// `from_value`, for the same errors and warnings. `kind` is the kind
+    /// the record should be (its key's): a record of another kind is read
+    /// by `from_value` too.
+    pub fn from_json(kind: Kind, text: &str) -> Result<(Resource, Vec<Warning>), ConfigError> {
+        fn direct<S: Spec>(text: &str) -> Option<Resource> {
+            let stored: Stored<S> = serde_json::from_str(text).ok()?;
+            if stored.api_version != TORTIE_API_VERSION || stored.kind != S::KIND.as_str() {
+                return None;
+            }
+            let mut object = Object {
+                metadata: stored.metadata,
+                spec: stored.spec,
+            };
+            object.validate().ok()?;
+            Some(S::wrap(object))
+        }
+        let fast = match kind {
+            Kind::BGPConfiguration => direct::<BGPConfigurationSpec>(text),
+            Kind::BGPPeer => direct::<BGPPeerSpec>(text),
+            Kind::IPPool => direct::<IPPoolSpec>(text),
+            Kind::Node => direct::<NodeSpec>(text),
+            Kind::WorkloadEndpoint => direct::<WorkloadEndpointSpec>(text),
+            Kind::Block => direct::<BlockSpec>(text),
+            Kind::BlockAffinity => direct::<BlockAffinitySpec>(text),
+            Kind::Handle => direct::<HandleSpec>(text),
+        };
+        match fast {
+            Some(resource) => Ok((resource, Vec::new())),
+            None => {
+                let value = serde_json::from_str(text).map_err(|e| ConfigError::Schema {
+                    field: "(top level)".into(),
+                    message: format!("not JSON: {e}"),
+                })?;
+                Resource::from_value(value)
+            }
+        }
+    }
+
     /// The resource as `{apiVersion: tortie.io/v1, kind, metadata, spec}`;
     /// [`Resource::from_value`] reads it back unchanged.
     pub fn to_value(&self) -> Value {
@@ -502,6 +546,16 @@ impl Resource {
 }
 
 // ===== helpers =====
+
+/// A resource as [`Resource::to_value`] writes it, read in one pass.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Stored<S> {
+    api_version: String,
+    kind: String,
+    metadata: Metadata,
+    spec: S,
+}
 
 /// Deserializes `{metadata, spec}` into `Object<S>` and validates it.
 fn typed<S: Spec>(value: Value) -> Result<Resource, ConfigError> {

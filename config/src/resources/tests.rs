@@ -258,6 +258,10 @@ fn system_kinds_round_trip_through_values() {
         let (back, warnings) = Resource::from_value(r.to_value()).unwrap();
         assert_eq!(back, r);
         assert!(warnings.is_empty());
+        let text = r.to_value().to_string();
+        let (back, warnings) = Resource::from_json(r.kind(), &text).unwrap();
+        assert_eq!(back, r, "{text}");
+        assert!(warnings.is_empty());
     }
     assert_eq!(BlockSpec::name_for(&cidr), "10-244-0-64-26");
     assert_eq!(
@@ -282,6 +286,56 @@ fn system_kinds_round_trip_through_values() {
         .to_string(),
         "WorkloadEndpoint/ns/w"
     );
+}
+
+/// `from_json` reads what `from_value` reads, with the same warnings and
+/// errors, whichever of its two paths a text takes.
+#[test]
+fn json_reads_as_the_tree_does() {
+    let block = r#""kind":"Block","metadata":{"name":"10-0-0-0-30"},"spec":{"cidr":"10.0.0.0/30","affinity":"host:n1","allocations":[null,null,null,null],"unallocated":[0,1,2,3],"attributes":[]}"#;
+    let cases = [
+        // As the stores write it: the direct path.
+        (Kind::Block, format!(r#"{{"apiVersion":"tortie.io/v1",{block}}}"#)),
+        // A Kubernetes field: a warning, from the tree's path.
+        (
+            Kind::Block,
+            format!(r#"{{"apiVersion":"tortie.io/v1",{}}}"#, block.replace(r#""name":"#, r#""uid":"u","name":"#)),
+        ),
+        // Bad values and fields: the same errors.
+        (Kind::Block, format!(r#"{{"apiVersion":"tortie.io/v1",{}}}"#, block.replace("[0,1,2,3]", "[0,1,2]"))),
+        (Kind::Block, format!(r#"{{"apiVersion":"tortie.io/v1",{}}}"#, block.replace(r#""affinity""#, r#""owner""#))),
+        (Kind::Block, format!(r#"{{"apiVersion":"tortie.io/v2",{block}}}"#)),
+        (Kind::Block, format!("{{{}}}", block.replace(r#""kind":"Block","#, ""))),
+        // Another kind than the key's: read as what it is.
+        (Kind::Handle, format!(r#"{{"apiVersion":"tortie.io/v1",{block}}}"#)),
+        // A Calico document, with a warned-about field.
+        (
+            Kind::IPPool,
+            r#"{"apiVersion":"projectcalico.org/v3","kind":"IPPool","metadata":{"name":"p"},"spec":{"cidr":"10.0.0.0/16","assignmentMode":"Manual"}}"#.to_string(),
+        ),
+        (
+            Kind::IPPool,
+            r#"{"apiVersion":"projectcalico.org/v3","kind":"IPPool","metadata":{"name":"p"},"spec":{"cidr":"10.0.0.0/16","nodeSelector":"all()"}}"#.to_string(),
+        ),
+    ];
+    let mut direct = 0;
+    for (kind, text) in &cases {
+        let tree = Resource::from_value(serde_json::from_str(text).unwrap());
+        let json = Resource::from_json(*kind, text);
+        match (&tree, &json) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(a.0, b.0, "{text}");
+                assert_eq!(format!("{:?}", a.1), format!("{:?}", b.1), "{text}");
+                direct += usize::from(a.1.is_empty());
+            }
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{text}"),
+            _ => panic!("{text}: from_value {tree:?}, from_json {json:?}"),
+        }
+    }
+    assert!(direct >= 2, "the cases cover records read without warnings");
+    // Text that is not JSON is an error naming why.
+    let e = Resource::from_json(Kind::Block, "{\"kind\":").unwrap_err();
+    assert!(e.to_string().contains("not JSON"), "{e}");
 }
 
 #[test]
