@@ -188,6 +188,17 @@ struct Meaning {
     /// The journal may be another file now (replaced, created, events
     /// lost): watch whatever is at its path.
     refollow: bool,
+    /// The user's file may have changed.
+    user: bool,
+}
+
+impl Meaning {
+    /// Anything may have changed (events lost, inotify gone).
+    const ALL: Meaning = Meaning {
+        read: true,
+        refollow: true,
+        user: true,
+    };
 }
 
 /// The meaning of an event with `mask` from `source` about the file `name`
@@ -195,10 +206,7 @@ struct Meaning {
 fn meaning(mask: EventMask, source: Source, name: Option<&OsStr>, user: Option<&OsStr>) -> Meaning {
     let journal = || name == Some(OsStr::new(journal::FILE));
     if mask.contains(EventMask::Q_OVERFLOW) {
-        return Meaning {
-            read: true,
-            refollow: true,
-        };
+        return Meaning::ALL;
     }
     match source {
         Source::Journal => {
@@ -211,16 +219,22 @@ fn meaning(mask: EventMask, source: Source, name: Option<&OsStr>, user: Option<&
             Meaning {
                 read: replaced || mask.contains(EventMask::CLOSE_WRITE),
                 refollow: replaced,
+                user: false,
             }
         }
         Source::StateDir => Meaning {
             read: journal(),
             refollow: journal(),
+            user: false,
         },
-        Source::UserDir => Meaning {
-            read: name.is_some() && name == user,
-            refollow: false,
-        },
+        Source::UserDir => {
+            let ours = name.is_some() && name == user;
+            Meaning {
+                read: ours,
+                refollow: false,
+                user: ours,
+            }
+        }
         Source::Old => Meaning::default(),
     }
 }
@@ -410,7 +424,13 @@ struct Published {
 /// entries to that kind's watches, until no watch is left. Without
 /// `events` (no inotify) it polls.
 async fn reader(store: FileStore, out: Arc<Outs>, mut events: Option<Notifier>) {
-    let mut cursor = None;
+    let path = store.state_dir().join(journal::FILE);
+    let mut held = None;
+    // Whether the held journal and the user's file must be checked
+    // (stat) before the next read: at the start, after the inotify events
+    // that can mean another file, and at each recheck (and always without
+    // inotify). Else a wake is an append to the held journal.
+    let mut check = Check::ALL;
     let mut through: Revision = 0;
     let mut user_seen = None;
     let mut last_user_error = None;
@@ -420,7 +440,15 @@ async fn reader(store: FileStore, out: Arc<Outs>, mut events: Option<Notifier>) 
     let mut continuous: Revision = 0;
     loop {
         let before = through;
-        let batch = read_batch(&store, &mut cursor, &mut through, &mut user_seen).await;
+        let batch = read_batch(
+            &store,
+            &path,
+            &mut held,
+            check,
+            &mut through,
+            &mut user_seen,
+        )
+        .await;
         let user_changed = batch.user_error != last_user_error;
         last_user_error = batch.user_error.clone();
         // A read of the whole journal after a compaction that dropped
@@ -462,23 +490,30 @@ async fn reader(store: FileStore, out: Arc<Outs>, mut events: Option<Notifier>) 
             Some(_) => RECHECK_WITH_INOTIFY,
             None => RECHECK,
         };
-        loop {
+        check = loop {
             tokio::select! {
                 woken = next_wake(&mut events) => {
-                    if woken {
-                        break;
+                    if woken.read {
+                        break match events {
+                            Some(_) => Check {
+                                journal: woken.refollow,
+                                user: woken.user,
+                            },
+                            // inotify failed: polling from now on.
+                            None => Check::ALL,
+                        };
                     }
                 }
-                _ = tokio::time::sleep(recheck) => break,
+                _ = tokio::time::sleep(recheck) => break Check::ALL,
             }
-        }
+        };
     }
 }
 
-/// Waits for an inotify event and takes the others already queued:
-/// whether any of them can mean new data. Without inotify (or once its
-/// stream failed: then it is dropped, and the reader polls) never returns.
-async fn next_wake(events: &mut Option<Notifier>) -> bool {
+/// Waits for an inotify event and takes the others already queued: what
+/// they mean together. Without inotify never returns; once its stream
+/// failed, drops it (the reader then polls) and asks for a read.
+async fn next_wake(events: &mut Option<Notifier>) -> Meaning {
     let Some(n) = events.as_mut() else {
         return std::future::pending().await;
     };
@@ -495,15 +530,16 @@ async fn next_wake(events: &mut Option<Notifier>) -> bool {
                 );
                 woken.read |= m.read;
                 woken.refollow |= m.refollow;
+                woken.user |= m.user;
             }
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "file datastore: inotify failed; polling every {RECHECK:?}");
                 *events = None;
-                return true;
+                return Meaning::ALL;
             }
             None => {
                 *events = None;
-                return true;
+                return Meaning::ALL;
             }
         }
         match n.stream.next().now_or_never() {
@@ -515,49 +551,71 @@ async fn next_wake(events: &mut Option<Notifier>) -> bool {
         if let Err(e) = n.follow_journal() {
             tracing::warn!(error = %e, "file datastore: cannot watch the journal; polling every {RECHECK:?}");
             *events = None;
-            return true;
+            return Meaning::ALL;
         }
     }
-    woken.read
+    woken
+}
+
+/// What the reader checks with a `stat` before a read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Check {
+    /// Whether the held journal is still the file at its path.
+    journal: bool,
+    /// Whether the user's file changed.
+    user: bool,
+}
+
+impl Check {
+    const ALL: Check = Check {
+        journal: true,
+        user: true,
+    };
 }
 
 /// The user file as `stat` sees it: (inode, length, modification time).
 type FileStamp = (u64, u64, Option<std::time::SystemTime>);
 
 /// The reader's pass: ingests the user file if it changed (or appeared,
-/// or went away) since last ingested (a `stat`, no lock), then reads the
-/// journal after `cursor`. `through` is the newest revision read so far.
+/// or went away) since last ingested (a `stat`, no lock, when `check`
+/// asks), then reads the journal (at `path`) after the held cursor.
+/// `through` is the newest revision read so far.
 async fn read_batch(
     store: &FileStore,
-    cursor: &mut Option<journal::Cursor>,
+    path: &Path,
+    held: &mut Option<journal::Held>,
+    check: Check,
     through: &mut Revision,
     user_seen: &mut Option<Option<FileStamp>>,
 ) -> Batch {
     let mut user_error = None;
-    let now = std::fs::metadata(store.user_file()).ok().map(|m| {
-        use std::os::unix::fs::MetadataExt;
-        (m.ino(), m.len(), m.modified().ok())
-    });
-    if *user_seen != Some(now) {
-        match store.sync_user_file().await {
-            Ok(_) => *user_seen = Some(now),
-            Err(StoreError::UserFile(m)) => user_error = Some(m),
-            Err(_) => {
-                return Batch {
-                    failed: true,
-                    ..Batch::default()
+    if check.user {
+        let now = std::fs::metadata(store.user_file()).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.ino(), m.len(), m.modified().ok())
+        });
+        if *user_seen != Some(now) {
+            match store.sync_user_file().await {
+                Ok(_) => *user_seen = Some(now),
+                Err(StoreError::UserFile(m)) => user_error = Some(m),
+                Err(_) => {
+                    return Batch {
+                        failed: true,
+                        ..Batch::default()
+                    }
                 }
             }
         }
     }
     // What was appended since the last read is a few hundred bytes: read
-    // here, without handing over to a blocking thread and back at every
-    // write. The first read, and one after a compaction, read the whole
-    // journal on a blocking thread.
-    let path = store.state_dir().join(journal::FILE);
-    let read = match *cursor {
-        Some(c) if journal::same_file(&path, c) => journal::read_from(&path, Some(c)),
-        _ => read(store, *cursor).await,
+    // here from the held file, without handing over to a blocking thread
+    // and back at every write. The first read, and one after a
+    // compaction, read the whole journal on a blocking thread.
+    let read = match held.take() {
+        Some(mut h) if !check.journal || journal::same_file(path, h.cursor) => {
+            h.read(path).map(|contents| (contents, Some(h)))
+        }
+        h => open_from(store, h.map(|h| h.cursor)).await,
     };
     match read {
         Ok((contents, next)) => {
@@ -565,7 +623,7 @@ async fn read_batch(
                 true => *through,
                 false => contents.compacted_through,
             };
-            *cursor = next;
+            *held = next;
             *through = contents.entries.last().map_or(after, |e| e.rev.max(after));
             Batch {
                 after,
@@ -576,8 +634,7 @@ async fn read_batch(
             }
         }
         Err(_) => {
-            // Start over at the next pass.
-            *cursor = None;
+            // Start over at the next pass (`held` is None).
             Batch {
                 failed: true,
                 user_error,
@@ -625,6 +682,17 @@ async fn read(
         .map_err(|e| StoreError::Task(e.to_string()))?
 }
 
+/// [`read`], keeping the journal open for the store's reader.
+async fn open_from(
+    store: &FileStore,
+    cursor: Option<journal::Cursor>,
+) -> Result<(journal::Contents, Option<journal::Held>), StoreError> {
+    let path = store.state_dir().join(journal::FILE);
+    tokio::task::spawn_blocking(move || journal::open_from(&path, cursor))
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+}
+
 /// History after `from` must still be in the journal.
 fn check_history(contents: &journal::Contents, from: Revision) -> Result<(), StoreError> {
     if from < contents.compacted_through {
@@ -647,14 +715,22 @@ mod tests {
     const READ: Meaning = Meaning {
         read: true,
         refollow: false,
+        user: false,
+    };
+    const USER: Meaning = Meaning {
+        read: true,
+        refollow: false,
+        user: true,
     };
     const REFOLLOW: Meaning = Meaning {
         read: true,
         refollow: true,
+        user: false,
     };
     const NOTHING: Meaning = Meaning {
         read: false,
         refollow: false,
+        user: false,
     };
 
     fn of(mask: EventMask, source: Source, name: Option<&str>) -> Meaning {
@@ -675,7 +751,7 @@ mod tests {
             EventMask::CREATE,
             EventMask::DELETE,
         ] {
-            assert_eq!(of(mask, Source::UserDir, Some("resources.yaml")), READ);
+            assert_eq!(of(mask, Source::UserDir, Some("resources.yaml")), USER);
         }
         // Other files beside the user's do not.
         assert_eq!(
@@ -706,7 +782,7 @@ mod tests {
             REFOLLOW
         );
         // Lost events may mean anything.
-        assert_eq!(of(EventMask::Q_OVERFLOW, Source::Old, None), REFOLLOW);
+        assert_eq!(of(EventMask::Q_OVERFLOW, Source::Old, None), Meaning::ALL);
     }
 
     #[test]
