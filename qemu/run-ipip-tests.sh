@@ -21,8 +21,10 @@ cd "$ROOT"
 # tortie-node's IPIP test drives the real binaries (shared over 9p), in
 # release builds: debug ones under software emulation are too slow (an
 # agent took minutes to start; CI's lab step has built these already).
-echo "run-ipip-tests: cargo build --release -p tortie-node -p tortie-cni"
-cargo build --release -q -p tortie-node -p tortie-cni
+# The same packages as scripts/lab.sh builds: another set unifies the
+# dependencies' features differently and rebuilt tortie-node (minutes).
+echo "run-ipip-tests: cargo build --release -p tortie-node -p tortie-cni -p tortie-ctl"
+cargo build --release -q -p tortie-node -p tortie-cni -p tortie-ctl
 rel="$ROOT/target/release"
 
 out=$(mktemp "${TMPDIR:-/tmp}/tortie-ipip.XXXXXX")
