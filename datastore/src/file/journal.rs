@@ -9,7 +9,7 @@
 //!
 //! Operations never parse the whole journal: they read its last line
 //! ([`tail`]); watchers read only what was appended since their last read
-//! ([`read_from`] with a [`Cursor`]). Only recovery and compaction read it
+//! ([`open_from`] with a [`Cursor`], or [`Held::read`]). Only recovery and compaction read it
 //! all.
 
 use std::fs::{self, File, OpenOptions};
@@ -147,20 +147,9 @@ fn from_full(path: &Path) -> Result<Tail, StoreError> {
 }
 
 /// Whether `cursor` is still good for the journal at `path` (the same
-/// file, not shorter): then [`read_from`] reads only what was appended.
+/// file, not shorter): then [`open_from`] reads only what was appended.
 pub(super) fn same_file(path: &Path, cursor: Cursor) -> bool {
     fs::metadata(path).is_ok_and(|m| m.ino() == cursor.ino && cursor.offset <= m.len())
-}
-
-/// Reads what was appended after `cursor`, or everything when there is no
-/// cursor or the journal was replaced (compacted) since. Returns the cursor
-/// to pass next time.
-pub(super) fn read_from(
-    path: &Path,
-    cursor: Option<Cursor>,
-) -> Result<(Contents, Option<Cursor>), StoreError> {
-    let (contents, held) = open_from(path, cursor)?;
-    Ok((contents, held.map(|h| h.cursor)))
 }
 
 /// The journal held open by a reader that inotify tells when another file
@@ -190,7 +179,9 @@ impl Held {
     }
 }
 
-/// [`read_from`], keeping the file open for [`Held::read`].
+/// Reads what was appended after `cursor`, or everything when there is no
+/// cursor or the journal was replaced (compacted) since. Returns the file
+/// held open at the new cursor, for [`Held::read`] or to pass next time.
 pub(super) fn open_from(
     path: &Path,
     cursor: Option<Cursor>,
@@ -203,19 +194,14 @@ pub(super) fn open_from(
     };
     let meta = file.metadata().map_err(io)?;
     let ino = meta.ino();
-    let out = match cursor {
-        Some(c) if c.ino == ino && c.offset <= meta.len() => {
-            let mut buf = String::new();
-            file.seek(SeekFrom::Start(c.offset)).map_err(io)?;
-            file.read_to_string(&mut buf).map_err(io)?;
-            appended(path, c.offset, &buf)?
-        }
-        _ => {
-            let mut text = String::new();
-            file.read_to_string(&mut text).map_err(io)?;
-            parse(path, &text)?
-        }
-    };
+    if let Some(c) = cursor.filter(|c| c.ino == ino && c.offset <= meta.len()) {
+        let mut held = Held { file, cursor: c };
+        let out = held.read(path)?;
+        return Ok((out, Some(held)));
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(io)?;
+    let out = parse(path, &text)?;
     let cursor = Cursor {
         ino,
         offset: out.valid_len,
@@ -409,6 +395,15 @@ impl Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`open_from`], keeping only the cursor.
+    fn read_from(
+        path: &Path,
+        cursor: Option<Cursor>,
+    ) -> Result<(Contents, Option<Cursor>), StoreError> {
+        let (contents, held) = open_from(path, cursor)?;
+        Ok((contents, held.map(|h| h.cursor)))
+    }
 
     fn line(rev: Revision) -> String {
         format!("{{\"rev\":{rev},\"kind\":\"Handle\",\"name\":\"h\",\"action\":\"deleted\"}}\n")

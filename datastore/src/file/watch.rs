@@ -676,10 +676,8 @@ async fn read(
     store: &FileStore,
     cursor: Option<journal::Cursor>,
 ) -> Result<(journal::Contents, Option<journal::Cursor>), StoreError> {
-    let path = store.state_dir().join(journal::FILE);
-    tokio::task::spawn_blocking(move || journal::read_from(&path, cursor))
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+    let (contents, held) = open_from(store, cursor).await?;
+    Ok((contents, held.map(|h| h.cursor)))
 }
 
 /// [`read`], keeping the journal open for the store's reader.
