@@ -151,7 +151,7 @@ impl Instance {
         let others: Vec<(ConnId, bool, SessionState, bool)> = n
             .conns
             .iter()
-            .filter(|o| o.id != conn)
+            .filter(|o| o.id != conn && !o.closing)
             .map(|o| {
                 (
                     o.id,
@@ -186,6 +186,7 @@ impl Instance {
             }
         }
         if let Some(c) = self.neighbors.get_mut(&id).and_then(|n| n.conn_mut(conn)) {
+            c.closing |= !keep_this;
             let _ = c.tx.try_send(ToSession::Proceed(keep_this));
         }
     }
@@ -195,6 +196,11 @@ impl Instance {
         let Some(n) = self.neighbors.get_mut(&id) else {
             return;
         };
+        if n.conns.iter().any(|c| c.id == conn && c.closing) {
+            // Closed by our verdict before it read it: not the session.
+            tracing::debug!(peer = %n.config.address, "a connection told to close reached Established: ignored");
+            return;
+        }
         n.attempts = 0;
         let Some(c) = n.conn_mut(conn) else { return };
         c.state = SessionState::Established;
@@ -462,6 +468,7 @@ impl Instance {
     /// Asks a connection to close with a NOTIFICATION.
     pub(crate) fn close_conn(&mut self, id: PeerId, conn: ConnId, n: Notification) {
         if let Some(c) = self.neighbors.get_mut(&id).and_then(|nb| nb.conn_mut(conn)) {
+            c.closing = true;
             let _ = c.tx.try_send(ToSession::Close(n));
         }
     }

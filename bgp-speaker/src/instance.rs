@@ -397,6 +397,7 @@ impl Instance {
             state: SessionState::OpenSent,
             tx,
             agreed: None,
+            closing: false,
             _task: AbortOnDrop(task),
         });
         n.touch();

@@ -188,3 +188,55 @@ async fn hold_time_zero_means_no_keepalives() {
     );
     h.shutdown(ShutdownMode::Hard).await;
 }
+
+/// RFC 4271 §6.8 race: a second connection from the peer wins over the
+/// first while the first waits in OpenConfirm for the peer's KEEPALIVE.
+/// When that KEEPALIVE comes after the second is Established, the first
+/// (told to close with Cease/7) must not become the session: before, it
+/// replaced the second and its close then took the session down, leaving
+/// the second up but ignored (seen as a node mesh that never completed).
+#[tokio::test]
+async fn a_connection_told_to_close_never_becomes_the_session() {
+    let (h, addr) = dynamic_speaker("127.0.1.0/24", None).await;
+    let peer = std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 1, 41));
+    let mut first = Client::connect(addr, 41).await;
+    first.send(&open(4, AS, 90, [10, 9, 9, 41])).await;
+    assert_eq!(first.read().await.map(|m| m.0), Some(1), "OPEN");
+    // The speaker's KEEPALIVE: the first connection is in OpenConfirm.
+    assert_eq!(first.read().await.map(|m| m.0), Some(4), "KEEPALIVE");
+    let mut second = Client::connect(addr, 41).await;
+    second.establish(41).await;
+    let established = |h: &bgp_speaker::SpeakerHandle| {
+        h.status()
+            .peers
+            .iter()
+            .find(|p| p.address == peer)
+            .map(|p| (p.state, p.prefixes_received, p.flaps))
+    };
+    for _ in 0..200 {
+        if established(&h).is_some_and(|s| s.0 == bgp_speaker::SessionState::Established) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // Now the first connection's KEEPALIVE: it is closed as the loser.
+    first.send(&msg(4, &[])).await;
+    let (code, subcode, _) = first.notification().await;
+    assert_eq!((code, subcode), (6, 7), "Cease/collision");
+    // The second is the session: a route sent on it is taken.
+    second.send(&update(&[], &good_attrs(), &NLRI)).await;
+    let mut last = None;
+    for _ in 0..200 {
+        last = established(&h);
+        if last.is_some_and(|s| s.1 == 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        last,
+        Some((bgp_speaker::SessionState::Established, 1, 0)),
+        "(state, prefixes received, flaps) of the peer"
+    );
+    h.shutdown(ShutdownMode::Hard).await;
+}

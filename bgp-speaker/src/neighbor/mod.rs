@@ -30,6 +30,11 @@ pub struct Conn {
     pub tx: mpsc::Sender<ToSession>,
     /// Set once the peer's OPEN passed our checks.
     pub agreed: Option<Agreed>,
+    /// Told to close (a collision lost, a stale attempt): it never
+    /// becomes the session, though its own task may still report
+    /// Established (it waits for the peer's KEEPALIVE before it reads
+    /// our verdict).
+    pub closing: bool,
     pub _task: AbortOnDrop<()>,
 }
 
