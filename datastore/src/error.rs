@@ -34,6 +34,12 @@ pub enum StoreError {
         /// The object's revision now; `None` if it was deleted.
         current: Option<Revision>,
     },
+    /// A batch of writes names this object twice.
+    #[error("{key}: named twice in one batch of writes")]
+    Repeated {
+        /// The object.
+        key: Key,
+    },
     /// A user kind in the file backend: edit the file instead.
     #[error("{key}: read-only: {} kinds come from {file}; edit that file", key.kind)]
     ReadOnly {

@@ -6,7 +6,8 @@
 //!
 //! Every write is one transaction guarded by a compare: `create` on the
 //! key's version being 0, `update` and a revision-checked `delete` on its
-//! mod revision. A watch follows the kind's key prefix from a revision;
+//! mod revision; `apply` puts the compares and writes of a whole batch in
+//! one transaction (its changes share one revision). A watch follows the kind's key prefix from a revision;
 //! when the stream breaks (etcd restarted, network lost) it reconnects and
 //! resumes after the last revision it delivered, so nothing is lost or
 //! repeated, unless etcd compacted that history (then
@@ -23,7 +24,8 @@ use tokio::sync::mpsc;
 use tortie_config::resources::{Key, Kind, Resource};
 
 use crate::{
-    Action, Datastore, Listing, Rejected, Revision, StoreError, Versioned, Watch, WatchEvent,
+    check_batch, Action, Datastore, Listing, Op, Rejected, Revision, StoreError, Versioned, Watch,
+    WatchEvent,
 };
 
 /// Default key prefix.
@@ -263,6 +265,92 @@ impl Datastore for EtcdStore {
         }
     }
 
+    async fn apply(&self, ops: Vec<Op>) -> Result<Revision, StoreError> {
+        let ops = check_batch(ops)?;
+        if ops.is_empty() {
+            return Ok(0);
+        }
+        let mut when = Vec::new();
+        let mut then = Vec::new();
+        let mut reads = Vec::new();
+        for op in &ops {
+            let path = self.key_path(&op.key());
+            match op {
+                Op::Create(r) => {
+                    when.push(Compare::version(path.clone(), CompareOp::Equal, 0));
+                    then.push(TxnOp::put(path.clone(), encode(r), None));
+                }
+                Op::Update(r, revision) => {
+                    when.push(Compare::mod_revision(
+                        path.clone(),
+                        CompareOp::Equal,
+                        signed(*revision),
+                    ));
+                    then.push(TxnOp::put(path.clone(), encode(r), None));
+                }
+                Op::Put(r) => then.push(TxnOp::put(path.clone(), encode(r), None)),
+                Op::Delete(_, revision) => {
+                    when.push(match revision {
+                        Some(r) => {
+                            Compare::mod_revision(path.clone(), CompareOp::Equal, signed(*r))
+                        }
+                        None => Compare::version(path.clone(), CompareOp::Greater, 0),
+                    });
+                    then.push(TxnOp::delete(path.clone(), None::<DeleteOptions>));
+                }
+                Op::Remove(_) => then.push(TxnOp::delete(path.clone(), None::<DeleteOptions>)),
+            }
+            reads.push(TxnOp::get(path, None));
+        }
+        let what = || {
+            let keys: Vec<String> = ops.iter().map(|op| op.key().to_string()).collect();
+            format!("write of {}", keys.join(", "))
+        };
+        let resp = self
+            .client
+            .clone()
+            .txn(Txn::new().when(when).and_then(then).or_else(reads))
+            .await
+            .map_err(|e| etcd_error(what(), e))?;
+        if resp.succeeded() {
+            return Ok(resp.header().map_or(0, |h| rev(h.revision())));
+        }
+        // The reads say which check failed: the first, in batch order.
+        let current: Vec<Option<Revision>> = resp
+            .op_responses()
+            .iter()
+            .map(|r| match r {
+                TxnOpResponse::Get(g) => g.kvs().first().map(|kv| rev(kv.mod_revision())),
+                _ => None,
+            })
+            .collect();
+        for (op, current) in ops.iter().zip(current) {
+            let key = op.key();
+            match (op, current) {
+                (Op::Create(_), Some(revision)) => {
+                    return Err(StoreError::AlreadyExists { key, revision })
+                }
+                (Op::Update(..) | Op::Delete(..), None) => {
+                    return Err(StoreError::NotFound { key })
+                }
+                (Op::Update(_, expected) | Op::Delete(_, Some(expected)), Some(now))
+                    if now != *expected =>
+                {
+                    return Err(StoreError::Conflict {
+                        key,
+                        expected: *expected,
+                        current: Some(now),
+                    })
+                }
+                _ => {}
+            }
+        }
+        Err(StoreError::Etcd {
+            op: what(),
+            message: "the transaction's checks failed, but its reads show none failing".into(),
+        })
+    }
+
     async fn watch(&self, kind: Kind, from: Revision) -> Result<Watch, StoreError> {
         let (tx, rx) = mpsc::channel(256);
         let store = self.clone();
@@ -349,10 +437,14 @@ impl EtcdStore {
                     break;
                 }
                 backoff = BACKOFF.0;
+                // A batch (`apply`) gives all its changes one revision, and
+                // they come in one response: skip only what an earlier
+                // response delivered.
+                let before = last;
                 for event in resp.events() {
                     let Some(kv) = event.kv() else { continue };
                     let revision = rev(kv.mod_revision());
-                    if revision <= last {
+                    if revision <= before {
                         continue;
                     }
                     let name = name_in(&prefix, kv);

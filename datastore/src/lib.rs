@@ -13,7 +13,10 @@
 //! the caller read and fail with [`StoreError::Conflict`] if the object has
 //! changed since: read, modify, write back, retry on conflict. IPAM uses
 //! exactly that on a `Block`. `watch` streams the changes of one kind after
-//! a given revision, in order, resuming from history.
+//! a given revision, in order, resuming from history. `apply` writes a
+//! batch of such changes as one: all of them or none (IPAM claims a block,
+//! its affinity and the handle in one write, which every watcher then
+//! reads once).
 //!
 //! # Layout
 //!
@@ -103,6 +106,25 @@ pub struct WatchEvent {
     pub resource: Option<Resource>,
 }
 
+/// One write of a batch ([`Datastore::apply`]). Each fails the batch the
+/// way the single call would.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Store a new object ([`StoreError::AlreadyExists`] if the key is
+    /// taken), as [`Datastore::create`].
+    Create(Resource),
+    /// Replace the object if its revision is still the one given, as
+    /// [`Datastore::update`].
+    Update(Resource, Revision),
+    /// Store the object whether one exists or not (no check).
+    Put(Resource),
+    /// Delete the object, if its revision is still the one given when one
+    /// is; [`StoreError::NotFound`] if it is absent. As [`Datastore::delete`].
+    Delete(Key, Option<Revision>),
+    /// Delete the object if it exists; nothing if it does not.
+    Remove(Key),
+}
+
 /// A stream of changes; dropping it stops the watch.
 #[derive(Debug)]
 pub struct Watch {
@@ -150,6 +172,16 @@ pub trait Datastore: Send + Sync {
         kind: Kind,
         from: Revision,
     ) -> impl Future<Output = Result<Watch, StoreError>> + Send;
+
+    /// Writes `ops` as one change: every check passes and every write is
+    /// made, or nothing is written and the error is that of the first op
+    /// that failed (as its single call would give it). Objects are
+    /// validated first; a key named twice is refused
+    /// ([`StoreError::Repeated`]). A crash leaves all of the batch or none
+    /// of it. Watches see its changes in the batch's order. Returns the
+    /// revision of the last change (0 for an empty batch, which writes
+    /// nothing).
+    fn apply(&self, ops: Vec<Op>) -> impl Future<Output = Result<Revision, StoreError>> + Send;
 }
 
 /// Typed helpers over any [`Datastore`].
@@ -346,4 +378,42 @@ impl Datastore for AnyStore {
             AnyStore::Etcd(s) => s.watch(kind, from).await,
         }
     }
+
+    async fn apply(&self, ops: Vec<Op>) -> Result<Revision, StoreError> {
+        match self {
+            AnyStore::File(s) => s.apply(ops).await,
+            AnyStore::Etcd(s) => s.apply(ops).await,
+        }
+    }
+}
+
+// ===== impl Op =====
+
+impl Op {
+    /// The object the op writes.
+    pub fn key(&self) -> Key {
+        match self {
+            Op::Create(r) | Op::Update(r, _) | Op::Put(r) => r.key(),
+            Op::Delete(k, _) | Op::Remove(k) => k.clone(),
+        }
+    }
+}
+
+/// Validates the objects of a batch and refuses a key named twice (what
+/// every backend checks before it writes).
+pub(crate) fn check_batch(mut ops: Vec<Op>) -> Result<Vec<Op>, StoreError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for op in &mut ops {
+        let key = op.key();
+        if let Op::Create(r) | Op::Update(r, _) | Op::Put(r) = op {
+            r.validate().map_err(|source| StoreError::Invalid {
+                key: key.clone(),
+                source,
+            })?;
+        }
+        if !seen.insert(key.clone()) {
+            return Err(StoreError::Repeated { key });
+        }
+    }
+    Ok(ops)
 }

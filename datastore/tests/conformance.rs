@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use common::{count, handle};
 use tortie_config::resources::{AllocationAttribute, BlockSpec, Key, Kind, Object, Resource};
-use tortie_datastore::{Action, Datastore, StoreError, TypedStore, Watch, WatchEvent};
+use tortie_datastore::{
+    Action, Datastore, Op, StoreError, TypedStore, Versioned, Watch, WatchEvent,
+};
 
 /// Next event, or fail after a deadline (a watch that stalls is a bug).
 async fn next(w: &mut Watch) -> WatchEvent {
@@ -185,6 +187,161 @@ async fn watch_order<S: Datastore>(s: &S) {
         .is_err());
 }
 
+/// A batch: every check passes and every write is made, or nothing is
+/// written and the error names the first op that failed; watches see the
+/// batch's changes in order.
+async fn batch<S: Datastore>(s: &S) {
+    let start = s.list(Kind::Handle).await.unwrap().revision;
+    let mut w = s.watch(Kind::Handle, start).await.unwrap();
+    let a = s.create(handle("a", 1)).await.unwrap();
+    let d = s.create(handle("d", 1)).await.unwrap();
+    let cidr = "10.244.9.0/26".parse().unwrap();
+    let block = Resource::Block(Object::new(
+        BlockSpec::name_for(&cidr),
+        BlockSpec::new(cidr, None),
+    ));
+    let b_key = Key::new(Kind::Handle, "b");
+    let block_key = block.key();
+
+    // A stale update last: nothing of the batch is written.
+    let ops = vec![
+        Op::Create(block.clone()),
+        Op::Create(handle("b", 1)),
+        Op::Update(handle("a", 5), a.revision - 1),
+    ];
+    match s.apply(ops).await {
+        Err(StoreError::Conflict {
+            key,
+            expected,
+            current,
+        }) => {
+            assert_eq!(
+                (key.name.as_str(), expected, current),
+                ("a", a.revision - 1, Some(a.revision))
+            )
+        }
+        other => panic!("stale update in a batch: {other:?}"),
+    }
+    unchanged(s, &block_key, &a, "stale update").await;
+    // A create of a key that exists; a delete of one that does not.
+    match s
+        .apply(vec![Op::Create(block.clone()), Op::Create(handle("a", 2))])
+        .await
+    {
+        Err(StoreError::AlreadyExists { key, revision }) => {
+            assert_eq!((key.name.as_str(), revision), ("a", a.revision))
+        }
+        other => panic!("create of an existing key in a batch: {other:?}"),
+    }
+    unchanged(s, &block_key, &a, "existing key").await;
+    match s
+        .apply(vec![
+            Op::Create(handle("b", 1)),
+            Op::Delete(Key::new(Kind::Handle, "zz"), None),
+        ])
+        .await
+    {
+        Err(StoreError::NotFound { key }) => assert_eq!(key.name, "zz"),
+        other => panic!("delete of nothing in a batch: {other:?}"),
+    }
+    unchanged(s, &block_key, &a, "missing key").await;
+    // A key twice; an invalid object.
+    match s
+        .apply(vec![Op::Put(handle("b", 1)), Op::Remove(b_key.clone())])
+        .await
+    {
+        Err(StoreError::Repeated { key }) => assert_eq!(key, b_key),
+        other => panic!("a key twice: {other:?}"),
+    }
+    let mut bad = BlockSpec::new("10.0.0.0/30".parse().unwrap(), None);
+    bad.unallocated.clear();
+    match s
+        .apply(vec![
+            Op::Create(handle("b", 1)),
+            Op::Create(Resource::Block(Object::new("bad", bad))),
+        ])
+        .await
+    {
+        Err(StoreError::Invalid { key, .. }) => assert_eq!(key.name, "bad"),
+        other => panic!("invalid object in a batch: {other:?}"),
+    }
+    unchanged(s, &block_key, &a, "invalid object").await;
+    assert_eq!(
+        s.apply(Vec::new()).await.unwrap(),
+        0,
+        "an empty batch writes nothing"
+    );
+
+    // All checks pass: every write is made.
+    let r = s
+        .apply(vec![
+            Op::Create(block.clone()),
+            Op::Create(handle("b", 1)),
+            Op::Update(handle("a", 2), a.revision),
+            Op::Delete(Key::new(Kind::Handle, "d"), Some(d.revision)),
+            Op::Remove(Key::new(Kind::Handle, "never-was")),
+            Op::Put(handle("c", 3)),
+        ])
+        .await
+        .unwrap();
+    assert!(r > d.revision);
+    assert!(s.get(&block_key).await.unwrap().is_some());
+    let got_a = s.get(&Key::new(Kind::Handle, "a")).await.unwrap().unwrap();
+    assert_eq!(count(&got_a.resource), 2);
+    assert!(got_a.revision > d.revision && got_a.revision <= r);
+    assert_eq!(s.get(&Key::new(Kind::Handle, "d")).await.unwrap(), None);
+    // Put replaces what is there.
+    s.apply(vec![
+        Op::Put(handle("c", 4)),
+        Op::Remove(Key::new(Kind::Handle, "b")),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        count(
+            &s.get(&Key::new(Kind::Handle, "c"))
+                .await
+                .unwrap()
+                .unwrap()
+                .resource
+        ),
+        4
+    );
+    assert_eq!(s.get(&b_key).await.unwrap(), None);
+
+    // The watch: the single writes, then each batch's changes in order.
+    let want = [
+        (Action::Created, "a", Some(1)),
+        (Action::Created, "d", Some(1)),
+        (Action::Created, "b", Some(1)),
+        (Action::Updated, "a", Some(2)),
+        (Action::Deleted, "d", None),
+        (Action::Created, "c", Some(3)),
+        (Action::Updated, "c", Some(4)),
+        (Action::Deleted, "b", None),
+    ];
+    let mut last = start;
+    for (action, name, c) in want {
+        let e = next(&mut w).await;
+        assert_eq!((e.action, e.key.name.as_str()), (action, name), "{e:?}");
+        assert_eq!(e.resource.as_ref().map(count), c);
+        assert!(e.revision >= last, "revisions never go back: {e:?}");
+        last = e.revision;
+    }
+    assert!(tokio::time::timeout(Duration::from_millis(300), w.next())
+        .await
+        .is_err());
+}
+
+/// What a failed batch must leave as it was.
+async fn unchanged<S: Datastore>(s: &S, block_key: &Key, a: &Versioned, what: &str) {
+    assert_eq!(s.get(block_key).await.unwrap(), None, "{what}: no block");
+    let b = Key::new(Kind::Handle, "b");
+    assert_eq!(s.get(&b).await.unwrap(), None, "{what}: no b");
+    let got = s.get(&Key::new(Kind::Handle, "a")).await.unwrap();
+    assert_eq!(got.as_ref(), Some(a), "{what}: a as it was");
+}
+
 /// A watch from an old revision replays what happened after it, then
 /// continues live.
 async fn watch_resume<S: Datastore>(s: &S) {
@@ -283,6 +440,12 @@ macro_rules! suite {
             async fn watch_order() {
                 let Some((s, _guard)) = ($setup) else { return };
                 super::watch_order(&s).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn batch() {
+                let Some((s, _guard)) = ($setup) else { return };
+                super::batch(&s).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -12,10 +12,15 @@
 //! retried ADD finds what it got before and DEL frees exactly it.
 //!
 //! Every change to a block is a compare-and-swap on its revision through
-//! [`Datastore::update`] (or [`Datastore::create`] for a claim), retried
-//! with jitter on conflict, so concurrent callers on one or many nodes
-//! never hand out one address twice. The block is written before the
-//! handle: a crash in between leaves an allocation whose handle does not
+//! [`Datastore::update`] (or a create for a claim), retried with jitter on
+//! conflict, so concurrent callers on one or many nodes never hand out one
+//! address twice. Writes that belong together go in one batch
+//! ([`Datastore::apply`]: all or nothing), so each watcher reads them once:
+//! a claimed block with its affinity (and, for a requested address, its new
+//! handle), a release with the handle's removal, an empty block's deletion
+//! with its affinity's. Where the handle is written on its own (an
+//! allocation from a block the node already has), the block is written
+//! first: a crash in between leaves an allocation whose handle does not
 //! exist, which a retried ADD finds (it scans blocks for its handle id) and
 //! [`Ipam::gc`] frees once older than its grace.
 //!
@@ -41,7 +46,7 @@ use tortie_config::resources::{
     AffinityState, Block, BlockAffinitySpec, BlockSpec, Handle, HandleSpec, IPPool, IPPoolSpec,
     NodeSpec, Object, Resource, Spec,
 };
-use tortie_datastore::{Datastore, Revision, StoreError, TypedStore};
+use tortie_datastore::{Datastore, Op, Revision, StoreError, TypedStore};
 
 pub mod block;
 mod error;
@@ -317,9 +322,10 @@ impl<S: Datastore> Ipam<S> {
 
     /// Claims the first free block of the first pool that has one for
     /// `req.node`: creates the `Block` with the request's address already
-    /// in it (the create is the compare-and-swap: a concurrent claim of the
-    /// same block gets AlreadyExists; one write, so every watcher sees the
-    /// claim as one change), then its `BlockAffinity`.
+    /// in it and its `BlockAffinity`, in one batch (the block's create is
+    /// the compare-and-swap: a concurrent claim of the same block gets
+    /// AlreadyExists and writes nothing; one write, so every watcher reads
+    /// the claim once).
     async fn claim_block(
         &self,
         req: &Request,
@@ -350,7 +356,11 @@ impl<S: Datastore> Ipam<S> {
                 continue;
             };
             let got = assigned(address, &block, &pool.name, &host);
-            match self.store.create(BlockSpec::wrap(block)).await {
+            let claim = vec![
+                Op::Create(BlockSpec::wrap(block)),
+                Op::Put(affinity(node, cidr)),
+            ];
+            match self.store.apply(claim).await {
                 Ok(_) => {}
                 Err(e) if e.is_conflict() => {
                     backoff(0).await;
@@ -358,30 +368,10 @@ impl<S: Datastore> Ipam<S> {
                 }
                 Err(e) => return Err(e.into()),
             }
-            self.record_affinity(node, cidr).await?;
             tracing::info!(%cidr, node, pool = pool.name, "claimed IPAM block");
             return Ok(Claim::Claimed(got));
         }
         Ok(Claim::NoneLeft)
-    }
-
-    /// Records `node`'s claim of the block `cidr` (its `BlockAffinity`),
-    /// once the block itself is written; one that exists is fine.
-    async fn record_affinity(&self, node: &str, cidr: IpNet) -> Result<(), IpamError> {
-        let affinity = Object::new(
-            affinity_name(node, &cidr),
-            BlockAffinitySpec {
-                node: node.to_owned(),
-                cidr,
-                state: AffinityState::Confirmed,
-                deleted: false,
-            },
-        );
-        match self.store.create(Resource::BlockAffinity(affinity)).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_conflict() => Ok(()),
-            Err(e) => Err(e.into()),
-        }
     }
 
     /// Creates or updates the handle object to name the blocks of `got`.
@@ -394,16 +384,7 @@ impl<S: Datastore> Ipam<S> {
             spec
         };
         // The common case, a new handle: one write, no read.
-        let fresh = blocks(HandleSpec {
-            handle_id: handle_id.to_owned(),
-            block: BTreeMap::new(),
-            deleted: false,
-        });
-        match self
-            .store
-            .create(Resource::Handle(Handle::new(&name, fresh)))
-            .await
-        {
+        match self.store.create(new_handle(handle_id, got)).await {
             Ok(_) => return Ok(()),
             Err(StoreError::AlreadyExists { .. }) => {}
             Err(e) => return Err(e.into()),
@@ -447,6 +428,33 @@ impl<S: Datastore> Ipam<S> {
 }
 
 // ===== helpers =====
+
+/// `node`'s claim of the block `cidr`: its `BlockAffinity`, written in the
+/// same batch as the block.
+fn affinity(node: &str, cidr: IpNet) -> Resource {
+    Resource::BlockAffinity(Object::new(
+        affinity_name(node, &cidr),
+        BlockAffinitySpec {
+            node: node.to_owned(),
+            cidr,
+            state: AffinityState::Confirmed,
+            deleted: false,
+        },
+    ))
+}
+
+/// A new handle object naming the blocks of `got`.
+fn new_handle(handle_id: &str, got: &[Assigned]) -> Resource {
+    let block = got.iter().map(|a| (a.block.to_string(), 1)).collect();
+    Resource::Handle(Handle::new(
+        handle_name(handle_id),
+        HandleSpec {
+            handle_id: handle_id.to_owned(),
+            block,
+            deleted: false,
+        },
+    ))
+}
 
 /// The pools of `family` a request may use, in order.
 fn select_pools(

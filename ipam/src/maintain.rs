@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use tortie_config::resources::{
     AllocationAttribute, Block, BlockSpec, HandleSpec, Key, Kind, Spec,
 };
-use tortie_datastore::{Datastore, Revision, StoreError, TypedStore};
+use tortie_datastore::{Datastore, Op, Revision, StoreError, TypedStore};
 
 use crate::{affinity_name, backoff, block, handle_name, now, Ipam, IpamError};
 
@@ -20,22 +20,33 @@ impl<S: Datastore> Ipam<S> {
     /// Idempotent: an unknown handle frees nothing. Returns the addresses
     /// freed.
     pub async fn release(&self, handle_id: &str) -> Result<Vec<IpAddr>, IpamError> {
-        let mut freed = Vec::new();
-        for (b, rev) in self.store.list_typed::<BlockSpec>().await? {
-            if !block::held_by(&b.spec, handle_id).is_empty() {
-                freed.extend(
-                    self.release_in(b, rev, |a| a.handle_id.as_deref() == Some(handle_id))
-                        .await?,
-                );
-            }
-        }
-        match self
+        let handle = Key::new(Kind::Handle, handle_name(handle_id));
+        let holding: Vec<_> = self
             .store
-            .delete(&Key::new(Kind::Handle, handle_name(handle_id)), None)
-            .await
-        {
-            Ok(_) | Err(StoreError::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
+            .list_typed::<BlockSpec>()
+            .await?
+            .into_iter()
+            .filter(|(b, _)| !block::held_by(&b.spec, handle_id).is_empty())
+            .collect();
+        let mut freed = Vec::new();
+        let mut handle_gone = false;
+        let n = holding.len();
+        for (i, (b, rev)) in holding.into_iter().enumerate() {
+            // The last block's write also removes the handle: one write
+            // for the common release (one address, one block).
+            let with = if i + 1 == n {
+                vec![Op::Remove(handle.clone())]
+            } else {
+                Vec::new()
+            };
+            let got = self
+                .release_in(b, rev, |a| a.handle_id.as_deref() == Some(handle_id), with)
+                .await?;
+            handle_gone = !got.is_empty() && i + 1 == n;
+            freed.extend(got);
+        }
+        if !handle_gone {
+            self.store.apply(vec![Op::Remove(handle)]).await?;
         }
         Ok(freed)
     }
@@ -92,7 +103,7 @@ impl<S: Datastore> Ipam<S> {
                 .flatten()
                 .any(|i| b.spec.attributes.get(*i as usize).is_some_and(orphan));
             if has_orphan {
-                let got = self.release_in(b, rev, orphan).await?;
+                let got = self.release_in(b, rev, orphan, Vec::new()).await?;
                 for a in &got {
                     tracing::warn!(address = %a, "IPAM GC freed an allocation without a handle");
                 }
@@ -129,16 +140,14 @@ impl<S: Datastore> Ipam<S> {
                 continue;
             }
             // The revision check makes this safe against a concurrent
-            // allocation: it bumped the revision, so the delete fails.
-            match self.store.delete(&b.key(), Some(rev)).await {
+            // allocation: it bumped the revision, so the batch fails and
+            // writes nothing. The affinity goes in the same write.
+            let affinity = Key::new(Kind::BlockAffinity, affinity_name(owner, &b.spec.cidr));
+            let ops = vec![Op::Delete(b.key(), Some(rev)), Op::Remove(affinity)];
+            match self.store.apply(ops).await {
                 Ok(_) => {}
                 Err(e) if e.is_conflict() => continue,
                 Err(StoreError::NotFound { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-            let affinity = Key::new(Kind::BlockAffinity, affinity_name(owner, &b.spec.cidr));
-            match self.store.delete(&affinity, None).await {
-                Ok(_) | Err(StoreError::NotFound { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
             tracing::info!(cidr = %b.spec.cidr, node = owner, "released empty IPAM block");
@@ -148,13 +157,15 @@ impl<S: Datastore> Ipam<S> {
     }
 
     /// Frees the allocations of block `b` that `pred` selects, by
-    /// compare-and-swap, re-reading on conflict. Marks the block's
+    /// compare-and-swap, re-reading on conflict; `with` goes in the same
+    /// write (made only when something is freed). Marks the block's
     /// empty-since time when it becomes empty.
     async fn release_in(
         &self,
         mut b: Block,
         mut rev: Revision,
         pred: impl Fn(&AllocationAttribute) -> bool,
+        with: Vec<Op>,
     ) -> Result<Vec<IpAddr>, IpamError> {
         for attempt in 0..self.config.max_attempts {
             let freed = block::release_where(&mut b.spec, &pred);
@@ -166,7 +177,9 @@ impl<S: Datastore> Ipam<S> {
                     .annotations
                     .insert(block::EMPTY_SINCE.into(), now().to_string());
             }
-            match self.store.update(BlockSpec::wrap(b.clone()), rev).await {
+            let mut ops = vec![Op::Update(BlockSpec::wrap(b.clone()), rev)];
+            ops.extend(with.iter().cloned());
+            match self.store.apply(ops).await {
                 Ok(_) => return Ok(freed),
                 Err(e) if e.is_conflict() => {}
                 Err(StoreError::NotFound { .. }) => return Ok(Vec::new()),

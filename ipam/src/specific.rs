@@ -5,10 +5,13 @@
 
 use std::net::IpAddr;
 
-use tortie_config::resources::{BlockSpec, IPPoolSpec, NodeSpec, Object, Spec};
-use tortie_datastore::{Datastore, StoreError, TypedStore};
+use tortie_config::resources::{BlockSpec, IPPoolSpec, Key, Kind, NodeSpec, Object, Spec};
+use tortie_datastore::{Datastore, Op, StoreError, TypedStore};
 
-use crate::{affinity_of, assigned, backoff, block, now, Assigned, Ipam, IpamError, Request};
+use crate::{
+    affinity, affinity_of, assigned, backoff, block, handle_name, new_handle, now, Assigned, Ipam,
+    IpamError, Request,
+};
 
 // ===== impl Ipam: requested addresses =====
 
@@ -83,13 +86,33 @@ impl<S: Datastore> Ipam<S> {
                         holder: why.unwrap_or_else(|| "(no handle)".into()),
                     });
                 }
-                match self.store.create(BlockSpec::wrap(fresh.clone())).await {
-                    Ok(_) => {
-                        self.record_affinity(&req.node, cidr).await?;
+                let got = assigned(address, &fresh, &pool.metadata.name, &host);
+                let claim = vec![
+                    Op::Create(BlockSpec::wrap(fresh)),
+                    Op::Put(affinity(&req.node, cidr)),
+                ];
+                // The block, its affinity and a new handle in one write;
+                // a handle that exists (it holds an address of the other
+                // family) is then updated on its own.
+                let mut with_handle = claim.clone();
+                with_handle.push(Op::Create(new_handle(
+                    &req.handle_id,
+                    std::slice::from_ref(&got),
+                )));
+                let handle_key = Key::new(Kind::Handle, handle_name(&req.handle_id));
+                let result = match self.store.apply(with_handle).await {
+                    Err(StoreError::AlreadyExists { key, .. }) if key == handle_key => {
+                        self.store.apply(claim).await.map(|_| false)
+                    }
+                    other => other.map(|_| true),
+                };
+                match result {
+                    Ok(handled) => {
                         tracing::info!(%cidr, node = req.node, %address, "claimed IPAM block for a requested address");
-                        let got = assigned(address, &fresh, &pool.metadata.name, &host);
-                        self.record_handle(&req.handle_id, std::slice::from_ref(&got))
-                            .await?;
+                        if !handled {
+                            self.record_handle(&req.handle_id, std::slice::from_ref(&got))
+                                .await?;
+                        }
                         return Ok(got);
                     }
                     Err(e) if e.is_conflict() => {}

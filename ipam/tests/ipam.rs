@@ -8,8 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{pool, Backend};
-use tortie_config::resources::{BlockAffinitySpec, BlockSpec, HandleSpec, IPPool, Key, Kind};
-use tortie_datastore::{AnyStore, Datastore, TypedStore};
+use tortie_config::resources::{
+    BlockAffinitySpec, BlockSpec, HandleSpec, IPPool, Key, Kind, Resource,
+};
+use tortie_datastore::{
+    Action, AnyStore, Datastore, Listing, Op, StoreError, TypedStore, Versioned, Watch,
+};
 use tortie_ipam::{Family, Ipam, IpamConfig, IpamError, Request};
 
 fn req(handle: &str, node: &str) -> Request {
@@ -99,7 +103,8 @@ async fn claim_in_one_write(store: AnyStore) {
 }
 
 /// The block `block` (at `block_rev`) has not changed since `node`'s
-/// claim created it: its BlockAffinity, written after it, is newer.
+/// claim created it, and its BlockAffinity came in the same write (one
+/// batch: the same revision on etcd, the next one in the file store).
 async fn assert_claimed_in_one_write(
     store: &AnyStore,
     node: &str,
@@ -115,9 +120,25 @@ async fn assert_claimed_in_one_write(
         .unwrap()
         .expect("the claim's BlockAffinity");
     assert!(
-        block_rev < affinity.revision,
-        "block written again after its claim (block at {block_rev}, affinity at {})",
+        affinity.revision == block_rev
+            || (matches!(store, AnyStore::File(_)) && affinity.revision == block_rev + 1),
+        "block and affinity in one write (block at {block_rev}, affinity at {})",
         affinity.revision
+    );
+    // The block's whole history: created once, never written again.
+    let name = BlockSpec::name_for(&block);
+    let mut w = store.watch(Kind::Block, 0).await.unwrap();
+    let mut seen = Vec::new();
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(300), w.next()).await {
+        let e = e.unwrap();
+        if e.key.name == name {
+            seen.push((e.action, e.revision));
+        }
+    }
+    assert_eq!(
+        seen,
+        [(Action::Created, block_rev)],
+        "block {name}: one write"
     );
 }
 both!(
@@ -463,3 +484,117 @@ async fn requested(store: AnyStore) {
     }
 }
 both!(requested_file, requested_etcd, requested, big());
+
+/// A store that counts the writes made through it (each call to create,
+/// update, delete or apply is one write to the backend).
+struct Counting {
+    inner: AnyStore,
+    writes: std::sync::atomic::AtomicUsize,
+}
+
+impl Counting {
+    fn take(&self) -> usize {
+        self.writes.swap(0, std::sync::atomic::Ordering::SeqCst)
+    }
+    fn count(&self) {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Datastore for Counting {
+    async fn get(&self, key: &Key) -> Result<Option<Versioned>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn list(&self, kind: Kind) -> Result<Listing, StoreError> {
+        self.inner.list(kind).await
+    }
+    async fn create(&self, r: Resource) -> Result<Versioned, StoreError> {
+        self.count();
+        self.inner.create(r).await
+    }
+    async fn update(&self, r: Resource, rev: u64) -> Result<Versioned, StoreError> {
+        self.count();
+        self.inner.update(r, rev).await
+    }
+    async fn delete(&self, key: &Key, rev: Option<u64>) -> Result<u64, StoreError> {
+        self.count();
+        self.inner.delete(key, rev).await
+    }
+    async fn watch(&self, kind: Kind, from: u64) -> Result<Watch, StoreError> {
+        self.inner.watch(kind, from).await
+    }
+    async fn apply(&self, ops: Vec<Op>) -> Result<u64, StoreError> {
+        self.count();
+        self.inner.apply(ops).await
+    }
+}
+
+/// What every watcher pays for: a claim of a block for a requested
+/// address (the block, its affinity, the new handle) is one write; a
+/// release (the block, the handle's removal) one; the release of the
+/// emptied block (the block, its affinity) one. Each leaves what the
+/// separate writes did.
+async fn writes_per_claim(store: AnyStore) {
+    let counting = Counting {
+        inner: store.clone(),
+        writes: Default::default(),
+    };
+    let config = IpamConfig {
+        empty_block_grace: Duration::ZERO,
+        ..IpamConfig::default()
+    };
+    let ipam = Ipam::new(counting, config);
+    let ip: std::net::IpAddr = "10.10.5.9".parse().unwrap();
+    ipam.allocate_address(&req("net.w1.eth0", "w"), ip)
+        .await
+        .unwrap();
+    assert_eq!(ipam.store().take(), 1, "claim with a requested address");
+    let handle = Key::new(Kind::Handle, tortie_ipam::handle_name("net.w1.eth0"));
+    let affinity_key = Key::new(
+        Kind::BlockAffinity,
+        tortie_ipam::affinity_name("w", &"10.10.5.0/26".parse().unwrap()),
+    );
+    assert!(
+        store.get(&handle).await.unwrap().is_some(),
+        "handle written"
+    );
+    assert!(
+        store.get(&affinity_key).await.unwrap().is_some(),
+        "affinity written"
+    );
+    // An automatic allocation that claims a block: block and affinity in
+    // one write, the handle in another.
+    ipam.allocate(&req("net.w2.eth0", "v")).await.unwrap();
+    assert_eq!(ipam.store().take(), 2, "claim by an automatic allocation");
+
+    assert_eq!(ipam.release("net.w1.eth0").await.unwrap(), vec![ip]);
+    assert_eq!(ipam.store().take(), 1, "release");
+    assert_eq!(store.get(&handle).await.unwrap(), None, "handle removed");
+    // A release of nothing still removes a stray handle, in one write.
+    assert!(ipam.release("net.w1.eth0").await.unwrap().is_empty());
+    assert_eq!(ipam.store().take(), 1, "release of nothing");
+
+    let released = ipam.release_empty_blocks(Some("w")).await.unwrap();
+    assert_eq!(
+        released,
+        vec!["10.10.5.0/26".parse::<ipnet::IpNet>().unwrap()]
+    );
+    assert_eq!(ipam.store().take(), 1, "release of the empty block");
+    assert_eq!(
+        store.get(&affinity_key).await.unwrap(),
+        None,
+        "affinity removed"
+    );
+    assert!(store
+        .get(&Key::new(Kind::Block, "10-10-5-0-26"))
+        .await
+        .unwrap()
+        .is_none());
+}
+both!(
+    writes_per_claim_file,
+    writes_per_claim_etcd,
+    writes_per_claim,
+    big()
+);

@@ -3,6 +3,12 @@
 //! of revisions and of watch history, and what recovery replays after a
 //! crash between the two writes.
 //!
+//! The entries of one write (a batch: `Datastore::apply`, or an ingest of
+//! the user's file) are appended together; every entry but the last of
+//! such a group carries `"more": true`. A group whose last entry is
+//! missing was torn by a crash: recovery cuts it whole and readers never
+//! return a part of it, so a batch is seen entirely or not at all.
+//!
 //! A first line `{"compactedThrough": R}` says history up to R was dropped
 //! by compaction (by default the journal is cut to its last [`KEEP`] bytes
 //! of entries once it passes [`MAX_BYTES`]).
@@ -46,6 +52,9 @@ pub(super) struct Entry {
     /// reads every line, and most lines are of kinds it does not watch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object: Option<Box<RawValue>>,
+    /// More entries of the same write follow (see the module's doc).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
 }
 
 /// The first line after a compaction.
@@ -124,6 +133,10 @@ pub(super) fn tail(path: &Path) -> Result<Tail, StoreError> {
     let last = if let Ok(h) = serde_json::from_slice::<Header>(line) {
         h.compacted_through
     } else if let Ok(e) = serde_json::from_slice::<Entry>(line) {
+        if e.more {
+            // A group torn by a crash: the full read finds where it began.
+            return from_full(path);
+        }
         e.rev
     } else {
         // Let the full read find the line number.
@@ -209,24 +222,58 @@ pub(super) fn open_from(
     Ok((out, Some(Held { file, cursor })))
 }
 
-/// The complete lines of `buf`, read from byte `offset` of the journal.
+/// The complete groups of lines of `buf`, read from byte `offset` of the
+/// journal (an unfinished group is left for the next read).
 fn appended(path: &Path, offset: u64, buf: &str) -> Result<Contents, StoreError> {
-    let valid = buf.rfind('\n').map_or(0, |i| i + 1);
     let mut out = Contents {
-        valid_len: offset + valid as u64,
         len: offset + buf.len() as u64,
         partial: true,
         ..Contents::default()
     };
-    for line in buf[..valid].lines() {
+    let mut groups = Groups::default();
+    for line in buf.split_inclusive('\n') {
+        if !line.ends_with('\n') {
+            break;
+        }
         let entry: Entry = serde_json::from_str(line).map_err(|e| StoreError::Corrupt {
             file: path.to_path_buf(),
             line: None,
-            message: format!("after byte {offset}: {e}"),
+            message: format!("after byte {}: {e}", offset + groups.read),
         })?;
-        out.entries.push(entry);
+        groups.push(&mut out.entries, entry, line.len());
     }
+    out.valid_len = offset + groups.end(&mut out.entries);
     Ok(out)
+}
+
+/// Where the last complete group of lines ends, as lines are read.
+#[derive(Default)]
+struct Groups {
+    /// Bytes read.
+    read: u64,
+    /// Bytes up to the end of the last complete group.
+    complete: u64,
+    /// Entries in complete groups.
+    entries: usize,
+}
+
+impl Groups {
+    fn push(&mut self, entries: &mut Vec<Entry>, entry: Entry, len: usize) {
+        self.read += len as u64;
+        let last = !entry.more;
+        entries.push(entry);
+        if last {
+            self.complete = self.read;
+            self.entries = entries.len();
+        }
+    }
+
+    /// Drops the entries of an unfinished group; returns the bytes of the
+    /// complete ones.
+    fn end(&self, entries: &mut Vec<Entry>) -> u64 {
+        entries.truncate(self.entries);
+        self.complete
+    }
 }
 
 /// Reads the journal; a missing file is empty. A last line without its
@@ -241,15 +288,18 @@ pub(super) fn read(path: &Path) -> Result<Contents, StoreError> {
     parse(path, &text)
 }
 
-/// The whole journal's text, read.
+/// The whole journal's text, read. A last line without its newline, or a
+/// group without its last line, is a torn append and is not returned.
 fn parse(path: &Path, text: &str) -> Result<Contents, StoreError> {
-    let valid = text.rfind('\n').map_or(0, |i| i + 1);
     let mut out = Contents {
-        valid_len: valid as u64,
         len: text.len() as u64,
         ..Contents::default()
     };
-    for (i, line) in text[..valid].lines().enumerate() {
+    let mut groups = Groups::default();
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        if !line.ends_with('\n') {
+            break;
+        }
         let bad = |e: serde_json::Error| StoreError::Corrupt {
             file: path.to_path_buf(),
             line: Some(i + 1),
@@ -259,6 +309,8 @@ fn parse(path: &Path, text: &str) -> Result<Contents, StoreError> {
             out.compacted_through = serde_json::from_str::<Header>(line)
                 .map_err(bad)?
                 .compacted_through;
+            groups.read += line.len() as u64;
+            groups.complete = groups.read;
             continue;
         }
         let entry: Entry = serde_json::from_str(line).map_err(bad)?;
@@ -269,15 +321,21 @@ fn parse(path: &Path, text: &str) -> Result<Contents, StoreError> {
                 message: format!("revision {} does not increase", entry.rev),
             });
         }
-        out.entries.push(entry);
+        groups.push(&mut out.entries, entry, line.len());
     }
+    out.valid_len = groups.end(&mut out.entries);
     Ok(out)
 }
 
-/// Appends `entries` and fsyncs; returns the bytes written.
-pub(super) fn append(path: &Path, entries: &[Entry]) -> Result<u64, StoreError> {
+/// Appends `entries` as one group (one write) and fsyncs; returns the
+/// bytes written.
+pub(super) fn append(path: &Path, entries: &mut [Entry]) -> Result<u64, StoreError> {
+    let n = entries.len();
+    for (i, e) in entries.iter_mut().enumerate() {
+        e.more = i + 1 < n;
+    }
     let mut text = String::new();
-    for e in entries {
+    for e in entries.iter() {
         // Strings, numbers and a JSON value: cannot fail.
         text.push_str(&serde_json::to_string(e).unwrap_or_default());
         text.push('\n');
@@ -316,6 +374,10 @@ pub(super) fn compact(path: &Path, contents: &Contents, keep: u64) -> Result<u64
         kept += size;
         cut -= 1;
     }
+    // Keep a group whole.
+    while cut > 0 && contents.entries[cut - 1].more {
+        cut -= 1;
+    }
     let through = match cut {
         0 => return Ok(contents.len),
         n => contents.entries[n - 1].rev,
@@ -350,6 +412,7 @@ impl Entry {
             .to_string(),
             // A Value always serializes.
             object: resource.and_then(|r| serde_json::value::to_raw_value(&r.to_value()).ok()),
+            more: false,
         }
     }
 
@@ -485,6 +548,78 @@ mod tests {
         assert!(same_file(&path, held.unwrap().cursor));
     }
 
+    /// A line of a group that goes on.
+    fn more(rev: Revision) -> String {
+        line(rev).replace("}\n", ",\"more\":true}\n")
+    }
+
+    #[test]
+    fn a_group_is_read_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        // One complete group (1, 2), then a group torn after its first line.
+        let whole = format!("{}{}", more(1), line(2));
+        fs::write(&path, format!("{whole}{}", more(3))).unwrap();
+        let c = read(&path).unwrap();
+        assert_eq!(c.entries.iter().map(|e| e.rev).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            c.valid_len,
+            whole.len() as u64,
+            "the open group is not valid"
+        );
+        assert!(c.entries[0].more && !c.entries[1].more);
+        // Recovery's view: the last line goes on, so the tail is at the
+        // group's start, and the cut removes the whole torn group.
+        let t = tail(&path).unwrap();
+        assert_eq!((t.last, t.valid_len), (2, whole.len() as u64));
+        truncate(&path, t.valid_len).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), whole);
+        // A reader that sees a group half written returns nothing of it
+        // until its last line is there.
+        let (_, held) = open_from(&path, None).unwrap();
+        let mut held = held.unwrap();
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(format!("{}{}", more(3), more(4)).as_bytes())
+            .unwrap();
+        assert!(held.read(&path).unwrap().entries.is_empty());
+        f.write_all(line(5).as_bytes()).unwrap();
+        let c = held.read(&path).unwrap();
+        assert_eq!(
+            c.entries.iter().map(|e| e.rev).collect::<Vec<_>>(),
+            [3, 4, 5]
+        );
+        // append marks every entry but the last of its write.
+        let mut entries = read(&path).unwrap().entries.split_off(2);
+        for e in &mut entries {
+            e.rev += 10;
+            e.more = false;
+        }
+        append(&path, &mut entries).unwrap();
+        let c = read(&path).unwrap();
+        let marks: Vec<_> = c.entries.iter().map(|e| (e.rev, e.more)).collect();
+        assert_eq!(
+            marks,
+            [
+                (1, true),
+                (2, false),
+                (3, true),
+                (4, true),
+                (5, false),
+                (13, true),
+                (14, true),
+                (15, false)
+            ]
+        );
+        // Compaction never starts the kept tail inside a group.
+        compact(&path, &c, 1).unwrap();
+        let c = read(&path).unwrap();
+        assert_eq!(c.compacted_through, 5);
+        assert_eq!(
+            c.entries.iter().map(|e| e.rev).collect::<Vec<_>>(),
+            [13, 14, 15]
+        );
+    }
+
     #[test]
     fn compaction_keeps_the_tail() {
         let dir = tempfile::tempdir().unwrap();
@@ -516,6 +651,7 @@ mod tests {
             name: "x".repeat(100_000),
             action: "deleted".into(),
             object: None,
+            more: false,
         };
         let mut text = format!("{}{}", line(1), line(2));
         text.push_str(&serde_json::to_string(&big).unwrap());
@@ -527,7 +663,7 @@ mod tests {
         fs::write(&path, format!("{}{}", line(1), line(2))).unwrap();
         let (all, cursor) = read_from(&path, None).unwrap();
         assert_eq!((all.entries.len(), all.partial), (2, false));
-        append(&path, &[serde_json::from_str(line(3).trim()).unwrap()]).unwrap();
+        append(&path, &mut [serde_json::from_str(line(3).trim()).unwrap()]).unwrap();
         let (more, cursor) = read_from(&path, cursor).unwrap();
         assert_eq!(
             (more.entries.len(), more.entries[0].rev, more.partial),

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use nix::fcntl::{Flock, FlockArg};
 use tortie_config::resources::{load_documents, Key, Kind, Resource};
 
-use crate::{Action, Datastore, Listing, Revision, StoreError, Versioned, Watch};
+use crate::{check_batch, Action, Datastore, Listing, Op, Revision, StoreError, Versioned, Watch};
 
 mod journal;
 mod state;
@@ -152,6 +152,17 @@ impl FileStore {
         .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
+    /// A create or update: the object with its new revision.
+    async fn one(&self, op: Op) -> Result<Versioned, StoreError> {
+        let mut ops = check_batch(vec![op])?;
+        self.run(move |txn| {
+            let op = ops.pop().expect("one op");
+            let key = op.key();
+            txn.op(op)?.ok_or(StoreError::NotFound { key })
+        })
+        .await
+    }
+
     /// Ingests `resources.yaml` if it changed; returns the revision.
     pub(crate) async fn sync_user_file(&self) -> Result<Revision, StoreError> {
         self.run(|txn| {
@@ -195,55 +206,38 @@ impl Datastore for FileStore {
         .await
     }
 
-    async fn create(&self, mut resource: Resource) -> Result<Versioned, StoreError> {
-        let key = resource.key();
-        resource.validate().map_err(|source| StoreError::Invalid {
-            key: key.clone(),
-            source,
-        })?;
-        self.run(move |txn| {
-            txn.writable(&key)?;
-            if let Some(s) = txn.file(key.kind)?.objects.get(&key.name) {
-                return Err(StoreError::AlreadyExists {
-                    revision: s.revision,
-                    key,
-                });
-            }
-            txn.put_object(&key, Action::Created, resource)
-        })
-        .await
+    async fn create(&self, resource: Resource) -> Result<Versioned, StoreError> {
+        self.one(Op::Create(resource)).await
     }
 
     async fn update(
         &self,
-        mut resource: Resource,
+        resource: Resource,
         revision: Revision,
     ) -> Result<Versioned, StoreError> {
-        let key = resource.key();
-        resource.validate().map_err(|source| StoreError::Invalid {
-            key: key.clone(),
-            source,
-        })?;
+        self.one(Op::Update(resource, revision)).await
+    }
+
+    async fn delete(&self, key: &Key, revision: Option<Revision>) -> Result<Revision, StoreError> {
+        let ops = check_batch(vec![Op::Delete(key.clone(), revision)])?;
         self.run(move |txn| {
-            txn.writable(&key)?;
-            txn.check(&key, revision)?;
-            txn.put_object(&key, Action::Updated, resource)
+            for op in ops {
+                txn.op(op)?;
+            }
+            Ok(txn.revision)
         })
         .await
     }
 
-    async fn delete(&self, key: &Key, revision: Option<Revision>) -> Result<Revision, StoreError> {
-        let key = key.clone();
+    async fn apply(&self, ops: Vec<Op>) -> Result<Revision, StoreError> {
+        let ops = check_batch(ops)?;
+        if ops.is_empty() {
+            return Ok(0);
+        }
         self.run(move |txn| {
-            txn.writable(&key)?;
-            match revision {
-                Some(r) => txn.check(&key, r)?,
-                None if !txn.file(key.kind)?.objects.contains_key(&key.name) => {
-                    return Err(StoreError::NotFound { key })
-                }
-                None => {}
+            for op in ops {
+                txn.op(op)?;
             }
-            txn.put(&key, Action::Deleted, None)?;
             Ok(txn.revision)
         })
         .await
@@ -391,6 +385,41 @@ impl<'a> Txn<'a> {
         }
     }
 
+    /// One write, checked as its op says (nothing is written before
+    /// `commit`, so an error here leaves the store as it was). Returns the
+    /// object with its new revision, `None` for a deletion (or a `Remove`
+    /// of nothing).
+    fn op(&mut self, op: Op) -> Result<Option<Versioned>, StoreError> {
+        let key = op.key();
+        self.writable(&key)?;
+        let current = self
+            .file(key.kind)?
+            .objects
+            .get(&key.name)
+            .map(|s| s.revision);
+        match (op, current) {
+            (Op::Create(_), Some(revision)) => Err(StoreError::AlreadyExists { key, revision }),
+            (Op::Create(resource), None) => {
+                self.put_object(&key, Action::Created, resource).map(Some)
+            }
+            (Op::Update(resource, revision), _) => {
+                self.check(&key, revision)?;
+                self.put_object(&key, Action::Updated, resource).map(Some)
+            }
+            (Op::Put(resource), Some(_)) => {
+                self.put_object(&key, Action::Updated, resource).map(Some)
+            }
+            (Op::Put(resource), None) => self.put_object(&key, Action::Created, resource).map(Some),
+            (Op::Delete(_, Some(revision)), _) => {
+                self.check(&key, revision)?;
+                self.put(&key, Action::Deleted, None)
+            }
+            (Op::Delete(..), None) => Err(StoreError::NotFound { key }),
+            (Op::Delete(_, None) | Op::Remove(_), Some(_)) => self.put(&key, Action::Deleted, None),
+            (Op::Remove(_), None) => Ok(None),
+        }
+    }
+
     /// `put` of an object: returns it with its new revision.
     fn put_object(
         &mut self,
@@ -488,7 +517,7 @@ impl<'a> Txn<'a> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        self.journal_len += journal::append(&self.paths.journal, &self.pending)?;
+        self.journal_len += journal::append(&self.paths.journal, &mut self.pending)?;
         self.pending.clear();
         for file in self.files.values_mut() {
             file.write()?;
