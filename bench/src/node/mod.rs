@@ -655,7 +655,8 @@ impl Drop for Bed {
     fn drop(&mut self) {
         let Some(keep) = &self.keep_logs else { return };
         let _ = std::fs::create_dir_all(keep);
-        for n in &self.lab.nodes {
+        // Only agents' logs: a lab of BIRDs has none at these paths.
+        for n in self.lab.nodes.iter().filter(|n| n.log.exists()) {
             let to = keep.join(format!("{}-{}.log", self.lab.spec.name, n.name));
             if let Err(e) = std::fs::copy(&n.log, &to) {
                 eprintln!("bench: cannot keep {}: {e}", n.log.display());

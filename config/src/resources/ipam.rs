@@ -5,7 +5,7 @@
 //! A block is the unit of compare-and-swap for IPAM: one allocation changes
 //! one block object, written with the revision it was read at.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -220,29 +220,33 @@ impl BlockSpec {
                 }
             }
         }
-        let mut seen = BTreeSet::new();
+        // Every agent reads (and so checks) every block write: no
+        // allocation per slot here, the field name is made on error only.
+        let mut seen = vec![false; n];
         for (i, free) in self.unallocated.iter().enumerate() {
-            let field = format!("spec.unallocated[{i}]");
+            let field = || format!("spec.unallocated[{i}]");
             match self.allocations.get(*free as usize) {
                 None => {
-                    return Err(ConfigError::invalid(field, free, format!("a slot 0..{n}")));
+                    return Err(ConfigError::invalid(
+                        field(),
+                        free,
+                        format!("a slot 0..{n}"),
+                    ));
                 }
                 Some(Some(_)) => {
                     return Err(ConfigError::invalid(
-                        field,
+                        field(),
                         free,
                         "this slot is allocated, it cannot also be free",
                     ));
                 }
-                Some(None) if !seen.insert(*free) => {
-                    return Err(ConfigError::invalid(field, free, "listed twice"));
+                Some(None) if std::mem::replace(&mut seen[*free as usize], true) => {
+                    return Err(ConfigError::invalid(field(), free, "listed twice"));
                 }
                 Some(None) => {}
             }
         }
-        if let Some(i) =
-            (0..n).find(|i| self.allocations[*i].is_none() && !seen.contains(&(*i as u32)))
-        {
+        if let Some(i) = (0..n).find(|i| self.allocations[*i].is_none() && !seen[*i]) {
             return Err(ConfigError::invalid(
                 "spec.unallocated",
                 format!("{} entries", self.unallocated.len()),

@@ -36,6 +36,8 @@ pub(super) const FILE: &str = "journal.jsonl";
 pub(super) const MAX_BYTES: u64 = 4 << 20;
 /// Bytes of newest entries kept by compaction.
 pub(super) const KEEP: u64 = 1 << 20;
+/// The first read of what was appended ([`Held::read`]); more when full.
+const READ_CHUNK: usize = 16 << 10;
 /// How much of the end of the journal [`tail`] reads first.
 const TAIL_CHUNK: u64 = 64 << 10;
 
@@ -175,18 +177,43 @@ pub(super) struct Held {
     file: File,
     /// Where the next read starts.
     pub cursor: Cursor,
+    /// Kept between reads.
+    buf: Vec<u8>,
 }
 
 impl Held {
     /// Reads what was appended to the held file since the last read.
+    ///
+    /// Positioned reads from the cursor, until one returns less than it
+    /// asked for (the end of a regular file): one system call for a
+    /// usual append, where a seek and `read_to_string` made five (it asks
+    /// for the file's size and position to size its buffer, and reads
+    /// again to see the end). Every reader pays this for every write.
     pub(super) fn read(&mut self, path: &Path) -> Result<Contents, StoreError> {
+        use std::os::unix::fs::FileExt;
         let io = |e| StoreError::io(path, e);
-        let mut buf = String::new();
-        self.file
-            .seek(SeekFrom::Start(self.cursor.offset))
-            .map_err(io)?;
-        self.file.read_to_string(&mut buf).map_err(io)?;
-        let out = appended(path, self.cursor.offset, &buf)?;
+        if self.buf.len() < READ_CHUNK {
+            self.buf.resize(READ_CHUNK, 0);
+        }
+        let mut len = 0;
+        loop {
+            let at = self.cursor.offset + len as u64;
+            match self.file.read_at(&mut self.buf[len..], at) {
+                Ok(n) => len += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io(e)),
+            }
+            if len < self.buf.len() {
+                break;
+            }
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        let text = std::str::from_utf8(&self.buf[..len]).map_err(|e| StoreError::Corrupt {
+            file: path.to_path_buf(),
+            line: None,
+            message: format!("after byte {}: not UTF-8: {e}", self.cursor.offset),
+        })?;
+        let out = appended(path, self.cursor.offset, text)?;
         self.cursor.offset = out.valid_len;
         Ok(out)
     }
@@ -208,7 +235,11 @@ pub(super) fn open_from(
     let meta = file.metadata().map_err(io)?;
     let ino = meta.ino();
     if let Some(c) = cursor.filter(|c| c.ino == ino && c.offset <= meta.len()) {
-        let mut held = Held { file, cursor: c };
+        let mut held = Held {
+            file,
+            cursor: c,
+            buf: Vec::new(),
+        };
         let out = held.read(path)?;
         return Ok((out, Some(held)));
     }
@@ -219,7 +250,14 @@ pub(super) fn open_from(
         ino,
         offset: out.valid_len,
     };
-    Ok((out, Some(Held { file, cursor })))
+    Ok((
+        out,
+        Some(Held {
+            file,
+            cursor,
+            buf: Vec::new(),
+        }),
+    ))
 }
 
 /// The complete groups of lines of `buf`, read from byte `offset` of the
@@ -618,6 +656,25 @@ mod tests {
             c.entries.iter().map(|e| e.rev).collect::<Vec<_>>(),
             [13, 14, 15]
         );
+    }
+
+    #[test]
+    fn a_held_read_takes_appends_larger_than_its_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        fs::write(&path, line(1)).unwrap();
+        let (_, held) = open_from(&path, None).unwrap();
+        let mut held = held.unwrap();
+        let text: String = (2..=2000).map(line).collect();
+        assert!(text.len() > 4 * READ_CHUNK);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        let c = held.read(&path).unwrap();
+        assert_eq!(c.entries.len(), 1999);
+        assert_eq!(c.entries.last().unwrap().rev, 2000);
+        assert_eq!(held.cursor.offset, fs::metadata(&path).unwrap().len());
+        f.write_all(line(2001).as_bytes()).unwrap();
+        assert_eq!(held.read(&path).unwrap().entries[0].rev, 2001);
     }
 
     #[test]
