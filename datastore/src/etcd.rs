@@ -24,8 +24,8 @@ use tokio::sync::mpsc;
 use tortie_config::resources::{Key, Kind, Resource};
 
 use crate::{
-    check_batch, Action, Datastore, Listing, Op, Rejected, Revision, StoreError, Versioned, Watch,
-    WatchEvent,
+    check_batch, Action, Datastore, Listing, Only, Op, Rejected, Revision, StoreError, Versioned,
+    Watch, WatchEvent,
 };
 
 /// Default key prefix.
@@ -352,6 +352,27 @@ impl Datastore for EtcdStore {
     }
 
     async fn watch(&self, kind: Kind, from: Revision) -> Result<Watch, StoreError> {
+        self.watch_with(kind, from, None)
+    }
+
+    async fn watch_only(
+        &self,
+        kind: Kind,
+        from: Revision,
+        only: Only,
+    ) -> Result<Watch, StoreError> {
+        self.watch_with(kind, from, Some(only))
+    }
+}
+
+impl EtcdStore {
+    /// A watch of `kind` after `from`, filtered by `only` when given.
+    fn watch_with(
+        &self,
+        kind: Kind,
+        from: Revision,
+        only: Option<Only>,
+    ) -> Result<Watch, StoreError> {
         let (tx, rx) = mpsc::channel(256);
         let store = self.clone();
         let task = tokio::spawn(async move {
@@ -360,7 +381,7 @@ impl Datastore for EtcdStore {
             // reader as an error instead of a silent end.
             let inner_tx = tx.clone();
             let follower = tokio::spawn(async move {
-                if let Err(e) = store.follow(kind, from, &inner_tx).await {
+                if let Err(e) = store.follow(kind, from, only, &inner_tx).await {
                     let _ = inner_tx.send(Err(e)).await;
                 }
             });
@@ -378,9 +399,7 @@ impl Datastore for EtcdStore {
         });
         Ok(Watch::new(rx, task))
     }
-}
 
-impl EtcdStore {
     /// Streams changes of `kind` after `from` into `tx`, reconnecting after
     /// errors and resuming after the last revision delivered. Returns on
     /// compaction, or `Ok` when the receiver is gone.
@@ -388,6 +407,7 @@ impl EtcdStore {
         &self,
         kind: Kind,
         from: Revision,
+        mut only: Option<Only>,
         tx: &mpsc::Sender<Result<WatchEvent, StoreError>>,
     ) -> Result<(), StoreError> {
         let prefix = self.kind_prefix(kind);
@@ -448,6 +468,19 @@ impl EtcdStore {
                         continue;
                     }
                     let name = name_in(&prefix, kv);
+                    let admitted = match (only.as_mut(), event.event_type()) {
+                        (None, _) => true,
+                        (Some(o), EventType::Delete) => o.admits(&name, None),
+                        (Some(o), EventType::Put) => match std::str::from_utf8(kv.value()) {
+                            Ok(text) => o.admits(&name, Some(text)),
+                            // Not text: delivered, so that decoding names it.
+                            Err(_) => true,
+                        },
+                    };
+                    if !admitted {
+                        last = revision;
+                        continue;
+                    }
                     let out = match event.event_type() {
                         EventType::Delete => WatchEvent {
                             revision,

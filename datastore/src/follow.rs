@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tortie_config::resources::{Key, Kind, Resource};
 
-use crate::{AnyStore, Datastore, Rejected, StoreError, WatchEvent};
+use crate::{AnyStore, Datastore, Only, Rejected, StoreError, WatchEvent};
 
 /// First retry delay after an error; doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -53,10 +53,24 @@ pub fn follow<T>(store: AnyStore, kind: Kind, tx: mpsc::Sender<T>) -> JoinHandle
 where
     T: From<Follow> + Send + 'static,
 {
+    follow_only(store, kind, None, tx)
+}
+
+/// [`follow`], of the objects `only` admits (when given): listings hold
+/// just those, and the watch skips the others' changes unread.
+pub fn follow_only<T>(
+    store: AnyStore,
+    kind: Kind,
+    only: Option<Only>,
+    tx: mpsc::Sender<T>,
+) -> JoinHandle<()>
+where
+    T: From<Follow> + Send + 'static,
+{
     tokio::spawn(async move {
         let mut backoff = MIN_BACKOFF;
         loop {
-            let Err(error) = run_once(&store, kind, &tx, &mut backoff).await else {
+            let Err(error) = run_once(&store, kind, only.clone(), &tx, &mut backoff).await else {
                 return; // the receiver is gone
             };
             tracing::warn!(%kind, %error, retry_in = ?backoff, "datastore");
@@ -104,12 +118,16 @@ where
 async fn run_once<T: From<Follow>>(
     store: &AnyStore,
     kind: Kind,
+    mut only: Option<Only>,
     tx: &mpsc::Sender<T>,
     backoff: &mut Duration,
 ) -> Result<(), String> {
     let listing = store.list(kind).await.map_err(|e| e.to_string())?;
     let revision = listing.revision;
-    let items = listing.items.into_iter().map(|v| v.resource).collect();
+    let mut items: Vec<Resource> = listing.items.into_iter().map(|v| v.resource).collect();
+    if let Some(o) = only.as_mut() {
+        items = o.listed(items);
+    }
     let rejected = listing.rejected;
     if tx
         .send(
@@ -126,10 +144,11 @@ async fn run_once<T: From<Follow>>(
         return Ok(());
     }
     *backoff = MIN_BACKOFF;
-    let mut watch = store
-        .watch(kind, revision)
-        .await
-        .map_err(|e| e.to_string())?;
+    let watch = match only {
+        Some(o) => store.watch_only(kind, revision, o).await,
+        None => store.watch(kind, revision).await,
+    };
+    let mut watch = watch.map_err(|e| e.to_string())?;
     loop {
         match watch.next().await {
             Some(Ok(event)) => {
@@ -155,6 +174,35 @@ async fn run_once<T: From<Follow>>(
 mod tests {
     use super::*;
     use crate::FileStore;
+
+    #[tokio::test]
+    async fn follow_only_lists_and_watches_what_it_admits() {
+        use tortie_config::resources::{BlockSpec, Object};
+        let dir = tempfile::tempdir().unwrap();
+        let store = AnyStore::File(FileStore::open(dir.path()).unwrap());
+        let block = |n: u8, node: &str| {
+            let cidr = format!("10.244.{n}.0/26").parse().unwrap();
+            Resource::Block(Object::new(
+                BlockSpec::name_for(&cidr),
+                BlockSpec::new(cidr, Some(format!("host:{node}"))),
+            ))
+        };
+        store.create(block(1, "n1")).await.unwrap();
+        let theirs = store.create(block(2, "n2")).await.unwrap();
+        let (tx, mut rx) = mpsc::channel::<Follow>(16);
+        let only = Only::containing("\"host:n1\"");
+        let _f = follow_only(store.clone(), Kind::Block, Some(only), tx);
+        let Some(Follow::Listed { items, .. }) = rx.recv().await else {
+            panic!("first a listing");
+        };
+        assert_eq!(items, vec![block(1, "n1")], "only n1's block is listed");
+        store.update(block(2, "n2"), theirs.revision).await.unwrap();
+        store.create(block(3, "n1")).await.unwrap();
+        match rx.recv().await.unwrap() {
+            Follow::Changed(e) => assert_eq!(e.key.name, "10-244-3-0-26"),
+            other => panic!("n2's change skipped, n1's new block next: {other:?}"),
+        }
+    }
 
     #[tokio::test]
     async fn lists_then_follows_and_reports_a_broken_user_file() {

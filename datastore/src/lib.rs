@@ -182,6 +182,34 @@ pub trait Datastore: Send + Sync {
     /// revision of the last change (0 for an empty batch, which writes
     /// nothing).
     fn apply(&self, ops: Vec<Op>) -> impl Future<Output = Result<Revision, StoreError>> + Send;
+
+    /// [`Datastore::watch`], but changes that `only` does not admit may be
+    /// skipped without being parsed (see [`Only`]): what is delivered is
+    /// what `watch` delivers, less (some of) what the caller does not
+    /// want. The backends skip them unread; this default skips nothing.
+    fn watch_only(
+        &self,
+        kind: Kind,
+        from: Revision,
+        only: Only,
+    ) -> impl Future<Output = Result<Watch, StoreError>> + Send {
+        let _ = only;
+        self.watch(kind, from)
+    }
+}
+
+/// Which changes of a kind a watch delivers ([`Datastore::watch_only`]):
+/// those of objects whose stored text contains a marker (`"host:node1"`,
+/// quotes included, for the blocks of node1), and every later change of
+/// an object delivered (so one that stops matching, or is deleted, comes
+/// through once more, and then no more). Every agent watches every block
+/// and endpoint of the cluster, and most are other nodes': they are
+/// skipped by looking at the text, without parsing it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Only {
+    marker: String,
+    /// The objects delivered and not yet seen to stop matching.
+    held: std::collections::BTreeSet<String>,
 }
 
 /// Typed helpers over any [`Datastore`].
@@ -384,6 +412,64 @@ impl Datastore for AnyStore {
             AnyStore::File(s) => s.apply(ops).await,
             AnyStore::Etcd(s) => s.apply(ops).await,
         }
+    }
+
+    async fn watch_only(
+        &self,
+        kind: Kind,
+        from: Revision,
+        only: Only,
+    ) -> Result<Watch, StoreError> {
+        match self {
+            AnyStore::File(s) => s.watch_only(kind, from, only).await,
+            AnyStore::Etcd(s) => s.watch_only(kind, from, only).await,
+        }
+    }
+}
+
+// ===== impl Only =====
+
+impl Only {
+    /// Objects whose stored text contains `marker`.
+    pub fn containing(marker: impl Into<String>) -> Only {
+        Only {
+            marker: marker.into(),
+            held: Default::default(),
+        }
+    }
+
+    /// Whether a change of `name` to the stored text `text` (`None`:
+    /// deleted) is delivered; remembers what it admits.
+    pub fn admits(&mut self, name: &str, text: Option<&str>) -> bool {
+        let held = self.held.contains(name);
+        match text {
+            Some(t) if t.contains(&self.marker) => {
+                if !held {
+                    self.held.insert(name.to_owned());
+                }
+                true
+            }
+            _ => {
+                if held {
+                    self.held.remove(name);
+                }
+                held
+            }
+        }
+    }
+
+    /// The objects of a listing it admits (as their JSON text would be),
+    /// and starts over from them: a watch from the listing's revision then
+    /// delivers their later changes.
+    pub fn listed(&mut self, items: Vec<Resource>) -> Vec<Resource> {
+        self.held.clear();
+        items
+            .into_iter()
+            .filter(|r| {
+                let text = serde_json::to_string(&r.to_value()).unwrap_or_default();
+                self.admits(&r.key().name, Some(&text))
+            })
+            .collect()
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{count, handle};
 use tortie_config::resources::{AllocationAttribute, BlockSpec, Key, Kind, Object, Resource};
 use tortie_datastore::{
-    Action, Datastore, Op, StoreError, TypedStore, Versioned, Watch, WatchEvent,
+    Action, Datastore, Only, Op, StoreError, TypedStore, Versioned, Watch, WatchEvent,
 };
 
 /// Next event, or fail after a deadline (a watch that stalls is a bug).
@@ -333,6 +333,52 @@ async fn batch<S: Datastore>(s: &S) {
         .is_err());
 }
 
+/// A filtered watch: only the objects whose text holds the marker, then
+/// every later change of those (a hand-over to another node once, its
+/// deletion only if still held); the rest never reach the caller.
+async fn watch_only<S: Datastore>(s: &S) {
+    let block = |n: u8, node: &str| {
+        let cidr = format!("10.244.{n}.0/26").parse().unwrap();
+        Resource::Block(Object::new(
+            BlockSpec::name_for(&cidr),
+            BlockSpec::new(cidr, Some(format!("host:{node}"))),
+        ))
+    };
+    let start = s.list(Kind::Block).await.unwrap().revision;
+    let mut w = s
+        .watch_only(Kind::Block, start, Only::containing("\"host:n1\""))
+        .await
+        .unwrap();
+    let theirs = s.create(block(21, "n2")).await.unwrap();
+    s.create(block(22, "n10")).await.unwrap();
+    let ours = s.create(block(23, "n1")).await.unwrap();
+    s.update(block(21, "n2"), theirs.revision).await.unwrap();
+    let given = s.update(block(23, "n2"), ours.revision).await.unwrap();
+    // Not ours any more: its later changes are not ours either.
+    let again = s.update(block(23, "n3"), given.revision).await.unwrap();
+    s.delete(&block(23, "n3").key(), Some(again.revision))
+        .await
+        .unwrap();
+    let mine = s.create(block(24, "n1")).await.unwrap();
+    s.delete(&block(24, "n1").key(), Some(mine.revision))
+        .await
+        .unwrap();
+    s.delete(&block(21, "n2").key(), None).await.unwrap();
+    let want = [
+        (Action::Created, "10-244-23-0-26"),
+        (Action::Updated, "10-244-23-0-26"),
+        (Action::Created, "10-244-24-0-26"),
+        (Action::Deleted, "10-244-24-0-26"),
+    ];
+    for (action, name) in want {
+        let e = next(&mut w).await;
+        assert_eq!((e.action, e.key.name.as_str()), (action, name), "{e:?}");
+    }
+    assert!(tokio::time::timeout(Duration::from_millis(300), w.next())
+        .await
+        .is_err());
+}
+
 /// What a failed batch must leave as it was.
 async fn unchanged<S: Datastore>(s: &S, block_key: &Key, a: &Versioned, what: &str) {
     assert_eq!(s.get(block_key).await.unwrap(), None, "{what}: no block");
@@ -446,6 +492,12 @@ macro_rules! suite {
             async fn batch() {
                 let Some((s, _guard)) = ($setup) else { return };
                 super::batch(&s).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn watch_only() {
+                let Some((s, _guard)) = ($setup) else { return };
+                super::watch_only(&s).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -26,7 +26,7 @@ use tortie_datastore::{follow, AnyStore, StoreConfig};
 use tracing::{info, warn};
 
 use crate::agent::{self, AgentConfig};
-use crate::cluster::WATCHED;
+use crate::cluster::{interest, WATCHED};
 use crate::housekeeping::Housekeeping;
 use crate::peers::LocalBgp;
 use crate::register::{self, RegisterError, Registration};
@@ -137,7 +137,10 @@ pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel(INPUTS);
     let mut watchers: Vec<_> = WATCHED
         .iter()
-        .map(|kind| follow::follow(store.clone(), *kind, tx.clone()))
+        .map(|kind| {
+            let only = interest(*kind, &settings.node_name);
+            follow::follow_only(store.clone(), *kind, only, tx.clone())
+        })
         .collect();
     watchers.push(follow::probe(store.clone(), tx.clone()));
     let outputs = agent::spawn(

@@ -10,6 +10,7 @@ use tortie_config::resources::{
     BGPConfiguration, BGPPeer, Block, IPPool, Kind, Node, Resource, WorkloadEndpoint,
     DEFAULT_AS_NUMBER,
 };
+use tortie_datastore::Only;
 
 /// The kinds the agent watches.
 pub const WATCHED: [Kind; 6] = [
@@ -20,6 +21,21 @@ pub const WATCHED: [Kind; 6] = [
     Kind::Block,
     Kind::WorkloadEndpoint,
 ];
+
+/// What of `kind` the agent of `node` follows (None: everything). Blocks
+/// and workload endpoints only matter when they are, or were, the node's
+/// ([`Cluster::concerns`]): the others are skipped by the datastore
+/// unparsed, by the node's name in their text (a block's
+/// `"affinity": "host:<node>"`, an endpoint's `"node": "<node>"`). A
+/// false match (the name as another field's value) costs a parse, and
+/// `concerns` still decides.
+pub fn interest(kind: Kind, node: &str) -> Option<Only> {
+    match kind {
+        Kind::Block => Some(Only::containing(format!("\"host:{node}\""))),
+        Kind::WorkloadEndpoint => Some(Only::containing(format!("\"{node}\""))),
+        _ => None,
+    }
+}
 
 /// Name of the cluster-wide BGPConfiguration (Calico's convention).
 pub const DEFAULT_BGP_CONFIGURATION: &str = "default";
@@ -286,6 +302,54 @@ mod tests {
         assert!(c.concerns("n1", Kind::Block, "b", None));
         assert!(!c.concerns("n3", Kind::Block, "b", None));
         assert!(c.concerns("n3", Kind::Node, "n1", None));
+
+        // The datastore's filter lets through at least what concerns us:
+        // every change `concerns` keeps, in the text the stores hold.
+        let text = |r: &Resource| serde_json::to_string(&r.to_value()).unwrap();
+        let mut blocks = interest(Kind::Block, "n1").unwrap();
+        let ours = Resource::Block(Object::new(
+            "b",
+            BlockSpec::new("10.244.1.0/26".parse().unwrap(), Some("host:n1".into())),
+        ));
+        let n10 = Resource::Block(Object::new(
+            "x",
+            BlockSpec::new("10.244.3.0/26".parse().unwrap(), Some("host:n10".into())),
+        ));
+        assert!(!blocks.admits("t", Some(&text(&theirs))));
+        assert!(
+            !blocks.admits("x", Some(&text(&n10))),
+            "n10's block is not n1's"
+        );
+        assert!(blocks.admits("b", Some(&text(&ours))));
+        assert!(
+            blocks.admits("b", Some(&text(&given_away))),
+            "the hand-over"
+        );
+        assert!(!blocks.admits("b", None), "then not ours any more");
+        assert!(blocks.admits("b", Some(&text(&ours))));
+        assert!(blocks.admits("b", None), "the deletion of ours");
+        assert!(!blocks.admits("t", None));
+        let wep = |name: &str, node: &str| {
+            let mut o = Object::new(
+                name,
+                tortie_config::resources::WorkloadEndpointSpec {
+                    node: node.into(),
+                    orchestrator: "cni".into(),
+                    pod: None,
+                    container_id: name.into(),
+                    endpoint: "eth0".into(),
+                    interface_name: "tort1".into(),
+                    ip_networks: vec!["10.244.1.5/32".parse().unwrap()],
+                    mac: None,
+                },
+            );
+            o.metadata.namespace = Some("default".into());
+            Resource::WorkloadEndpoint(o)
+        };
+        let mut weps = interest(Kind::WorkloadEndpoint, "n1").unwrap();
+        assert!(weps.admits("default/a", Some(&text(&wep("a", "n1")))));
+        assert!(!weps.admits("default/c", Some(&text(&wep("c", "n12")))));
+        assert!(interest(Kind::Node, "n1").is_none());
 
         c.replace_kind(Kind::Node, Vec::new());
         assert!(c.nodes.is_empty());

@@ -35,7 +35,9 @@ use std::sync::Arc;
 use nix::fcntl::{Flock, FlockArg};
 use tortie_config::resources::{load_documents, Key, Kind, Resource};
 
-use crate::{check_batch, Action, Datastore, Listing, Op, Revision, StoreError, Versioned, Watch};
+use crate::{
+    check_batch, Action, Datastore, Listing, Only, Op, Revision, StoreError, Versioned, Watch,
+};
 
 mod journal;
 mod state;
@@ -244,7 +246,16 @@ impl Datastore for FileStore {
     }
 
     async fn watch(&self, kind: Kind, from: Revision) -> Result<Watch, StoreError> {
-        watch::start(self.clone(), kind, from).await
+        watch::start(self.clone(), kind, from, None).await
+    }
+
+    async fn watch_only(
+        &self,
+        kind: Kind,
+        from: Revision,
+        only: Only,
+    ) -> Result<Watch, StoreError> {
+        watch::start(self.clone(), kind, from, Some(only)).await
     }
 }
 

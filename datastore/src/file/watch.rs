@@ -23,7 +23,7 @@ use tokio::sync::{broadcast, mpsc};
 use tortie_config::resources::Kind;
 
 use super::{journal, FileStore};
-use crate::{Revision, StoreError, Watch, WatchEvent};
+use crate::{Only, Revision, StoreError, Watch, WatchEvent};
 
 /// How often the journal is read without inotify.
 const RECHECK: Duration = Duration::from_secs(1);
@@ -54,6 +54,7 @@ pub(super) async fn start(
     store: FileStore,
     kind: Kind,
     from: Revision,
+    mut only: Option<Only>,
 ) -> Result<Watch, StoreError> {
     if kind.is_user_kind() {
         store.sync_user_file().await?;
@@ -63,7 +64,7 @@ pub(super) async fn start(
     let mut batches = store.hub.subscribe(&store, kind);
     // Fail now, not in the stream, when the history is gone.
     let mut cursor = None;
-    let (first, mut last) = step(&store, kind, from, &mut cursor).await?;
+    let (first, mut last) = step(&store, kind, from, &mut cursor, &mut only).await?;
     let path = store.state_dir().join(journal::FILE);
 
     let (tx, rx) = mpsc::channel(BUFFER);
@@ -78,7 +79,7 @@ pub(super) async fn start(
         loop {
             if own_read {
                 own_read = false;
-                match step(&store, kind, last, &mut cursor).await {
+                match step(&store, kind, last, &mut cursor, &mut only).await {
                     Ok((events, seen)) => {
                         for event in events {
                             if tx.send(Ok(event)).await.is_err() {
@@ -127,7 +128,7 @@ pub(super) async fn start(
                         continue;
                     }
                     for entry in batch.entries.iter().filter(|e| e.rev > last) {
-                        if entry.kind() != Some(kind) {
+                        if entry.kind() != Some(kind) || !admitted(&mut only, entry) {
                             continue;
                         }
                         let event = entry.to_event(&path);
@@ -651,6 +652,7 @@ async fn step(
     kind: Kind,
     last: Revision,
     cursor: &mut Option<journal::Cursor>,
+    only: &mut Option<Only>,
 ) -> Result<(Vec<WatchEvent>, Revision), StoreError> {
     let (contents, next) = read(store, *cursor).await?;
     if !contents.partial {
@@ -662,11 +664,18 @@ async fn step(
     let mut events = Vec::new();
     for entry in contents.entries.iter().filter(|e| e.rev > last) {
         seen = entry.rev;
-        if entry.kind() == Some(kind) {
+        if entry.kind() == Some(kind) && admitted(only, entry) {
             events.push(entry.to_event(&path)?);
         }
     }
     Ok((events, seen))
+}
+
+/// Whether the watch delivers `entry` (of its kind): always without a
+/// filter; else as the filter says, from the entry's text, unparsed.
+fn admitted(only: &mut Option<Only>, entry: &journal::Entry) -> bool {
+    only.as_mut()
+        .is_none_or(|o| o.admits(&entry.name, entry.object.as_ref().map(|r| r.get())))
 }
 
 /// Reads the journal (after `cursor`) on a blocking thread. No lock is
