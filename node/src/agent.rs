@@ -166,6 +166,10 @@ type TunnelKey = u8;
 struct Dirty {
     /// The datastore, the speaker's state or a tunnel changed: everything.
     all: bool,
+    /// Only the node's own blocks or endpoints changed: the routes it
+    /// announces and felix's desired state, not the peers (the plan
+    /// reads neither).
+    local: bool,
     /// Only learned best paths changed: felix's desired state.
     learned: bool,
 }
@@ -254,12 +258,12 @@ impl Agent {
     ) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
-            if self.dirty.all || self.dirty.learned {
+            if self.dirty.all || self.dirty.local || self.dirty.learned {
                 self.drain(&mut rx);
                 let dirty = std::mem::take(&mut self.dirty);
                 let started = std::time::Instant::now();
-                if dirty.all {
-                    self.recompute().await;
+                if dirty.all || dirty.local {
+                    self.recompute(dirty.all).await;
                 } else {
                     self.refresh_dataplane().await;
                 }
@@ -354,6 +358,11 @@ impl Agent {
                 // Another node's block or pod: kept (for /status and
                 // explain), nothing to recompute.
                 if !concerns && !recovered {
+                    return;
+                }
+                // Ours: our routes and felix's state, not the peers.
+                if !recovered && matches!(ev.key.kind, Kind::Block | Kind::WorkloadEndpoint) {
+                    self.dirty.local = true;
                     return;
                 }
             }
@@ -482,7 +491,9 @@ impl Agent {
 
     /// Recomputes the speaker configuration, the originated routes and
     /// felix's desired state, and hands on what changed.
-    async fn recompute(&mut self) {
+    /// `all`: the peers too (else only the node's own blocks or endpoints
+    /// changed, and the last plan stands).
+    async fn recompute(&mut self, all: bool) {
         if !self.synced() {
             self.publish();
             return;
@@ -502,43 +513,48 @@ impl Agent {
         let dir = self.cfg.secrets_dir.clone();
         let secrets =
             move |s: &tortie_config::resources::PasswordSource| peers::read_password(&dir, s);
-        let plan = peers::plan(&self.cluster, &me, &self.cfg.local_bgp, &secrets);
-        problems.extend(plan.problems.iter().map(ToString::to_string));
-        match &self.speaker {
-            None => match bgp_speaker::start(plan.config.clone()).await {
-                Ok((handle, best)) => {
-                    info!(router_id = %plan.config.router_id, asn = plan.config.asn, peers = plan.config.peers.len(), "BGP speaker started");
-                    let status = handle.watch_status();
-                    self.speaker_handle.send_replace(Some(handle.clone()));
-                    self.speaker = Some(Running { handle, status });
-                    self.best = Some(best);
-                    self.plan = Some(plan);
-                    self.other_problems.remove("speaker");
-                }
-                Err(e) => {
-                    self.other_problems
-                        .insert("speaker", format!("BGP speaker cannot start: {e}"));
-                }
-            },
-            Some(running) => {
-                if self.plan.as_ref().map(|p| &p.config) != Some(&plan.config) {
-                    match running.handle.reconfigure(plan.config.clone()).await {
-                        Ok(()) => {
-                            info!(peers = plan.config.peers.len(), "BGP configuration applied");
-                            self.other_problems.remove("speaker");
-                            self.plan = Some(plan);
-                        }
-                        Err(e) => {
-                            self.other_problems.insert(
-                                "speaker",
-                                format!("BGP speaker rejected the new configuration (the previous one runs on): {e}"),
-                            );
-                        }
+        if all || self.speaker.is_none() || self.plan.is_none() {
+            let plan = peers::plan(&self.cluster, &me, &self.cfg.local_bgp, &secrets);
+            problems.extend(plan.problems.iter().map(ToString::to_string));
+            match &self.speaker {
+                None => match bgp_speaker::start(plan.config.clone()).await {
+                    Ok((handle, best)) => {
+                        info!(router_id = %plan.config.router_id, asn = plan.config.asn, peers = plan.config.peers.len(), "BGP speaker started");
+                        let status = handle.watch_status();
+                        self.speaker_handle.send_replace(Some(handle.clone()));
+                        self.speaker = Some(Running { handle, status });
+                        self.best = Some(best);
+                        self.plan = Some(plan);
+                        self.other_problems.remove("speaker");
                     }
-                } else {
-                    self.plan = Some(plan);
+                    Err(e) => {
+                        self.other_problems
+                            .insert("speaker", format!("BGP speaker cannot start: {e}"));
+                    }
+                },
+                Some(running) => {
+                    if self.plan.as_ref().map(|p| &p.config) != Some(&plan.config) {
+                        match running.handle.reconfigure(plan.config.clone()).await {
+                            Ok(()) => {
+                                info!(peers = plan.config.peers.len(), "BGP configuration applied");
+                                self.other_problems.remove("speaker");
+                                self.plan = Some(plan);
+                            }
+                            Err(e) => {
+                                self.other_problems.insert(
+                                    "speaker",
+                                    format!("BGP speaker rejected the new configuration (the previous one runs on): {e}"),
+                                );
+                            }
+                        }
+                    } else {
+                        self.plan = Some(plan);
+                    }
                 }
             }
+        } else if let Some(last) = &self.plan {
+            // Only our blocks or endpoints changed: the last plan stands.
+            problems.extend(last.problems.iter().map(ToString::to_string));
         }
         // 2. What we announce (pool aggregates only for a router that
         // asks for them).
@@ -602,7 +618,7 @@ impl Agent {
                 self.update_dataplane(&me).await;
             }
             // Not ready: the full path says why.
-            None => self.recompute().await,
+            None => self.recompute(true).await,
         }
     }
 
