@@ -221,14 +221,7 @@ impl Datastore for FileStore {
     }
 
     async fn delete(&self, key: &Key, revision: Option<Revision>) -> Result<Revision, StoreError> {
-        let ops = check_batch(vec![Op::Delete(key.clone(), revision)])?;
-        self.run(move |txn| {
-            for op in ops {
-                txn.op(op)?;
-            }
-            Ok(txn.revision)
-        })
-        .await
+        self.apply(vec![Op::Delete(key.clone(), revision)]).await
     }
 
     async fn apply(&self, ops: Vec<Op>) -> Result<Revision, StoreError> {
