@@ -14,6 +14,9 @@
 //! 4. The datastore away (etcd killed mid-run): a problem, routes and
 //!    pings unaffected; etcd back: the problem clears. An agent started
 //!    while etcd is away waits, not ready, naming the datastore.
+//! 5. A record another tool wrote to etcd that does not validate: named
+//!    with its key and field on every node, the rest applies; deleted,
+//!    the problem clears.
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -286,5 +289,100 @@ fn the_datastore_away_mid_run_and_at_start() -> Result<()> {
             .with_context(|| format!("node{}", i + 1))?;
     }
     lab.wait_full_mesh(Duration::from_secs(10))?;
+    Ok(())
+}
+
+/// Standard base64 (etcd's JSON gateway takes keys and values so).
+fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A request to the lab's etcd through its JSON gateway (`/v3/kv/put`,
+/// `/v3/kv/deleterange`), from inside the router's namespace: what
+/// another tool writing to etcd would do, with no validation of ours.
+fn etcd_call(lab: &Lab, path: &str, body: &Value) -> Result<String> {
+    use std::io::{Read, Write};
+    let addr: SocketAddr = "172.30.1.1:2379".parse()?;
+    let mut s = tortie_ctl::lab::net::connect_in(&lab.router, addr, Duration::from_secs(5))?;
+    let body = body.to_string();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply)?;
+    anyhow::ensure!(reply.starts_with("HTTP/1.1 200"), "etcd {path}: {reply}");
+    Ok(reply)
+}
+
+/// 5. A record written to etcd by another tool that does not validate
+///    (a BGPPeer whose peer address is no address): named with its field
+///    in every node's `/status`, left out while the rest applies (the
+///    mesh and pods keep working); deleted: the problem clears.
+#[test]
+fn a_bad_record_in_etcd_is_named_and_the_rest_applies() -> Result<()> {
+    let lab = lab(true, "")?;
+    let key = format!("{}/BGPPeer/bad", tortie_ctl::lab::ETCD_PREFIX);
+    let value = serde_json::json!({
+        "apiVersion": "tortie.io/v1",
+        "kind": "BGPPeer",
+        "metadata": {"name": "bad"},
+        "spec": {"peerIP": "300.1.2.3", "asNumber": 65000},
+    });
+    etcd_call(
+        &lab,
+        "/v3/kv/put",
+        &serde_json::json!({
+            "key": base64(key.as_bytes()),
+            "value": base64(value.to_string().as_bytes()),
+        }),
+    )?;
+    for i in 0..3 {
+        // The watch that meets the record fails and lists again (a
+        // passing problem); the listing leaves it out and names it.
+        let p = wait_problems(&lab, i, "the bad record named", |p| {
+            p.iter().any(|l| {
+                l.contains("BGPPeer/bad") && l.contains("left out") && l.contains("peerIP")
+            }) && !p.iter().any(|l| l.contains("listing again"))
+        })
+        .with_context(|| format!("node{}", i + 1))?;
+        assert!(
+            p.iter().any(|l| l.contains("etcd:/tortie-lab/BGPPeer/bad")),
+            "names the key: {p:?}"
+        );
+    }
+    lab.wait_full_mesh(Duration::from_secs(10))?;
+    assert!(
+        pods_ping(&lab, "node1", "node3"),
+        "pods still reach each other"
+    );
+    etcd_call(
+        &lab,
+        "/v3/kv/deleterange",
+        &serde_json::json!({"key": base64(key.as_bytes())}),
+    )?;
+    for i in 0..3 {
+        wait_problems(&lab, i, "the problem cleared", |p| p.is_empty())
+            .with_context(|| format!("node{}", i + 1))?;
+    }
     Ok(())
 }
