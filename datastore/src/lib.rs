@@ -20,8 +20,9 @@
 //!
 //! # Layout
 //!
-//! - `lib.rs`: the trait, [`Versioned`], [`WatchEvent`], [`Watch`], typed
-//!   helpers ([`TypedStore`]), [`AnyStore`].
+//! - `lib.rs`: the trait, [`Versioned`], [`WatchEvent`], [`Watch`], batches
+//!   ([`Op`]), filtered watches ([`Only`]), typed helpers ([`TypedStore`]),
+//!   [`AnyStore`].
 //! - `error.rs`: [`StoreError`].
 //! - `file/`: the file backend: `mod.rs` (operations), `state.rs` (state
 //!   files, atomic writes, the lock), `journal.rs` (write-ahead journal,
