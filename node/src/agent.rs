@@ -510,48 +510,8 @@ impl Agent {
             return;
         };
         // 1. The speaker.
-        let dir = self.cfg.secrets_dir.clone();
-        let secrets =
-            move |s: &tortie_config::resources::PasswordSource| peers::read_password(&dir, s);
         if all || self.speaker.is_none() || self.plan.is_none() {
-            let plan = peers::plan(&self.cluster, &me, &self.cfg.local_bgp, &secrets);
-            problems.extend(plan.problems.iter().map(ToString::to_string));
-            match &self.speaker {
-                None => match bgp_speaker::start(plan.config.clone()).await {
-                    Ok((handle, best)) => {
-                        info!(router_id = %plan.config.router_id, asn = plan.config.asn, peers = plan.config.peers.len(), "BGP speaker started");
-                        let status = handle.watch_status();
-                        self.speaker_handle.send_replace(Some(handle.clone()));
-                        self.speaker = Some(Running { handle, status });
-                        self.best = Some(best);
-                        self.plan = Some(plan);
-                        self.other_problems.remove("speaker");
-                    }
-                    Err(e) => {
-                        self.other_problems
-                            .insert("speaker", format!("BGP speaker cannot start: {e}"));
-                    }
-                },
-                Some(running) => {
-                    if self.plan.as_ref().map(|p| &p.config) != Some(&plan.config) {
-                        match running.handle.reconfigure(plan.config.clone()).await {
-                            Ok(()) => {
-                                info!(peers = plan.config.peers.len(), "BGP configuration applied");
-                                self.other_problems.remove("speaker");
-                                self.plan = Some(plan);
-                            }
-                            Err(e) => {
-                                self.other_problems.insert(
-                                    "speaker",
-                                    format!("BGP speaker rejected the new configuration (the previous one runs on): {e}"),
-                                );
-                            }
-                        }
-                    } else {
-                        self.plan = Some(plan);
-                    }
-                }
-            }
+            self.replan(&me, &mut problems).await;
         } else if let Some(last) = &self.plan {
             // Only our blocks or endpoints changed: the last plan stands.
             problems.extend(last.problems.iter().map(ToString::to_string));
@@ -603,6 +563,52 @@ impl Agent {
         }
         self.problems = problems;
         self.publish();
+    }
+
+    /// Plans the peers from the cluster and starts or reconfigures the
+    /// speaker with the plan; its problems go to `problems`.
+    async fn replan(&mut self, me: &crate::cluster::NodeFacts, problems: &mut Vec<String>) {
+        let dir = self.cfg.secrets_dir.clone();
+        let secrets =
+            move |s: &tortie_config::resources::PasswordSource| peers::read_password(&dir, s);
+        let plan = peers::plan(&self.cluster, me, &self.cfg.local_bgp, &secrets);
+        problems.extend(plan.problems.iter().map(ToString::to_string));
+        match &self.speaker {
+            None => match bgp_speaker::start(plan.config.clone()).await {
+                Ok((handle, best)) => {
+                    info!(router_id = %plan.config.router_id, asn = plan.config.asn, peers = plan.config.peers.len(), "BGP speaker started");
+                    let status = handle.watch_status();
+                    self.speaker_handle.send_replace(Some(handle.clone()));
+                    self.speaker = Some(Running { handle, status });
+                    self.best = Some(best);
+                    self.plan = Some(plan);
+                    self.other_problems.remove("speaker");
+                }
+                Err(e) => {
+                    self.other_problems
+                        .insert("speaker", format!("BGP speaker cannot start: {e}"));
+                }
+            },
+            Some(running) => {
+                if self.plan.as_ref().map(|p| &p.config) != Some(&plan.config) {
+                    match running.handle.reconfigure(plan.config.clone()).await {
+                        Ok(()) => {
+                            info!(peers = plan.config.peers.len(), "BGP configuration applied");
+                            self.other_problems.remove("speaker");
+                            self.plan = Some(plan);
+                        }
+                        Err(e) => {
+                            self.other_problems.insert(
+                                "speaker",
+                                format!("BGP speaker rejected the new configuration (the previous one runs on): {e}"),
+                            );
+                        }
+                    }
+                } else {
+                    self.plan = Some(plan);
+                }
+            }
+        }
     }
 
     /// After best-path changes alone: felix's desired state only (the
