@@ -28,6 +28,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use std::time::Duration;
@@ -72,7 +73,7 @@ pub struct ReconcilerConfig {
 #[derive(Debug, Clone)]
 pub enum Input {
     /// A complete new desired state (replaces the previous one).
-    Desired(Box<DesiredState>),
+    Desired(Arc<DesiredState>),
     /// Run a full pass now.
     Resync,
 }
@@ -179,9 +180,9 @@ impl ReconcilerHandle {
     /// Replaces the desired state. Errors only if the task has stopped.
     /// Returns the state's generation: once [`Status::applied`] reaches it,
     /// a pass has applied this state (or a later one).
-    pub async fn set_desired(&self, state: DesiredState) -> Result<u64, Stopped> {
+    pub async fn set_desired(&self, state: impl Into<Arc<DesiredState>>) -> Result<u64, Stopped> {
         use std::sync::atomic::Ordering;
-        self.send(Input::Desired(Box::new(state))).await?;
+        self.send(Input::Desired(state.into())).await?;
         Ok(self.sent.fetch_add(1, Ordering::SeqCst) + 1)
     }
 

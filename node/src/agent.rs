@@ -147,6 +147,11 @@ struct Agent {
     bgp: watch::Sender<Arc<SpeakerStatus>>,
     speaker_handle: watch::Sender<Option<SpeakerHandle>>,
     desired_out: watch::Sender<Option<Arc<DesiredState>>>,
+    /// The last desired state computed whole from the cluster (None while
+    /// felix's gate is closed): a change of learned routes alone replaces
+    /// its learned routes and hands it on, as nothing else in it depends
+    /// on best paths.
+    base: Option<Arc<DesiredState>>,
     /// The peers' session states in the last published status: a change
     /// of one is published at once, a change of counters only when asked
     /// or at the next tick.
@@ -211,6 +216,7 @@ pub fn spawn(
         bgp: ch.bgp,
         speaker_handle: ch.speaker,
         desired_out: ch.desired,
+        base: None,
         published_states: Vec::new(),
     };
     tokio::spawn(agent.run(rx, ch.refresh_rx));
@@ -614,6 +620,20 @@ impl Agent {
     /// After best-path changes alone: felix's desired state only (the
     /// speaker's configuration and our routes cannot have changed).
     async fn refresh_dataplane(&mut self) {
+        if self.gate_open() {
+            if let Some(base) = &self.base {
+                let learned = routes::learned_routes(&self.cluster, &self.learned);
+                if learned == base.learned {
+                    return;
+                }
+                let mut desired = (**base).clone();
+                desired.learned = learned;
+                let desired = Arc::new(desired);
+                self.base = Some(desired.clone());
+                self.hand_to_felix(desired).await;
+                return;
+            }
+        }
         let me = match self.synced() {
             true => self.cluster.facts(&self.cfg.name),
             false => None,
@@ -632,11 +652,23 @@ impl Agent {
     /// is complete.
     async fn update_dataplane(&mut self, me: &crate::cluster::NodeFacts) {
         if !self.gate_open() {
+            self.base = None;
             return;
         }
-        let desired = routes::desired(&self.cluster, me, &self.cfg.underlay, &self.learned);
+        let desired = Arc::new(routes::desired(
+            &self.cluster,
+            me,
+            &self.cfg.underlay,
+            &self.learned,
+        ));
+        self.base = Some(desired.clone());
+        self.hand_to_felix(desired).await;
+    }
+
+    /// Hands `desired` to felix unless it is what felix has.
+    async fn hand_to_felix(&mut self, desired: Arc<DesiredState>) {
         let first = match self.desired_out.borrow().as_deref() {
-            Some(last) if *last == desired => return,
+            Some(last) if *last == *desired => return,
             last => last.is_none(),
         };
         if first {
@@ -645,8 +677,8 @@ impl Agent {
         match self.cfg.felix.set_desired(desired.clone()).await {
             Ok(generation) => {
                 self.sent = generation;
-                // The one copy the agent keeps (`/routes` reads it too).
-                self.desired_out.send_replace(Some(Arc::new(desired)));
+                // Shared with felix; `/routes` reads it too.
+                self.desired_out.send_replace(Some(desired));
             }
             Err(e) => {
                 self.other_problems

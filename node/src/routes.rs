@@ -162,7 +162,6 @@ pub fn desired(
             }
         }
     }
-    let in_pool = |p: &IpNet| cluster.pool_of(p).is_some();
     DesiredState {
         local_node: LocalNode {
             name: me.name.clone(),
@@ -198,14 +197,7 @@ pub fn desired(
             .into_iter()
             .map(|(address, node)| BorrowedAddress { address, node })
             .collect(),
-        learned: learned
-            .iter()
-            .filter(|(p, _)| in_pool(p))
-            .map(|(prefix, next_hop)| LearnedRoute {
-                prefix: *prefix,
-                next_hop: *next_hop,
-            })
-            .collect(),
+        learned: learned_routes(cluster, learned),
         pools: cluster
             .pools
             .values()
@@ -217,6 +209,18 @@ pub fn desired(
             })
             .collect(),
     }
+}
+
+/// The learned best paths felix programs: those inside a pool.
+pub fn learned_routes(cluster: &Cluster, learned: &BTreeMap<IpNet, IpAddr>) -> Vec<LearnedRoute> {
+    learned
+        .iter()
+        .filter(|(p, _)| cluster.pool_of(p).is_some())
+        .map(|(prefix, next_hop)| LearnedRoute {
+            prefix: *prefix,
+            next_hop: *next_hop,
+        })
+        .collect()
 }
 
 /// Addresses of `block` allocated to pods of another node: (address, node).
