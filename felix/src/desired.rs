@@ -16,8 +16,13 @@
 //! local workload > same-subnet (direct) > tunnel > blackhole.
 //! Bad input items are skipped with a [`Warning`] naming them; everything
 //! else is still computed.
+//!
+//! [`compute`] works on the whole state; [`update`] recomputes only the
+//! prefixes whose learned routes changed (what a BGP UPDATE brings), with
+//! the same rules (both run the same code, restricted to some prefixes),
+//! so its cost follows the change, not the number of nodes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 
@@ -53,6 +58,25 @@ pub struct DesiredState {
     pub learned: Vec<LearnedRoute>,
     /// IP pools with their encapsulation modes.
     pub pools: Vec<Pool>,
+}
+
+/// A change of the learned routes of one prefix: the next hop it is
+/// learned through now, or `None` for withdrawn.
+pub type LearnedChange = (IpNet, Option<IpAddr>);
+
+/// A change of one wanted route: the prefix, its route before and after.
+pub type RouteChange = (IpNet, Option<KernelRoute>, Option<KernelRoute>);
+
+impl DesiredState {
+    /// Replaces the learned routes of `prefix` with one through `next_hop`
+    /// (none when `None`). A learned list sorted by prefix stays sorted.
+    pub fn set_learned(&mut self, prefix: IpNet, next_hop: Option<IpAddr>) {
+        self.learned.retain(|l| l.prefix != prefix);
+        if let Some(next_hop) = next_hop {
+            let at = self.learned.partition_point(|l| l.prefix < prefix);
+            self.learned.insert(at, LearnedRoute { prefix, next_hop });
+        }
+    }
 }
 
 /// The local node as registered.
@@ -249,9 +273,49 @@ pub enum Warning {
 
 /// Computes the routes for `state`. Pure and deterministic.
 pub fn compute(state: &DesiredState) -> DesiredRoutes {
+    compute_in(state, None)
+}
+
+/// Brings `routes`, computed by [`compute`] (or this) from `state` before
+/// the learned routes of the prefixes in `changed` changed, up to date with
+/// `state`: the claims of those prefixes and the warnings about them are
+/// computed again, nothing else. Everything else in `state` must be as it
+/// was. Returns the wanted routes that changed.
+pub fn update(
+    state: &DesiredState,
+    routes: &mut DesiredRoutes,
+    changed: &BTreeSet<IpNet>,
+) -> Vec<RouteChange> {
+    let part = compute_in(state, Some(changed));
+    routes.warnings.retain(|w| !w.is_about(changed));
+    for w in part.warnings {
+        if !routes.warnings.contains(&w) {
+            routes.warnings.push(w);
+        }
+    }
+    let mut out = Vec::new();
+    for prefix in changed {
+        let after = part.routes.get(prefix).cloned();
+        let before = match after {
+            Some(claim) => routes.routes.insert(*prefix, claim),
+            None => routes.routes.remove(prefix),
+        };
+        let before = before.map(|c| c.route);
+        let after = routes.routes.get(prefix).map(|c| &c.route);
+        if before.as_ref() != after {
+            out.push((*prefix, before, after.cloned()));
+        }
+    }
+    out
+}
+
+/// [`compute`], for every prefix or only those in `only` (then the
+/// warnings are those about these prefixes, and the global ones).
+fn compute_in(state: &DesiredState, only: Option<&BTreeSet<IpNet>>) -> DesiredRoutes {
+    let wanted = |p: &IpNet| only.is_none_or(|s| s.contains(p));
     let mut out = Builder::default();
     let pools = usable_pools(state, &mut out.warnings);
-    for block in &state.blocks {
+    for block in state.blocks.iter().filter(|b| wanted(b)) {
         out.claim(KernelRoute::blackhole(*block), Source::Blackhole);
     }
     let mut remote: Vec<(IpNet, IpAddr)> = state
@@ -267,8 +331,8 @@ pub fn compute(state: &DesiredState) -> DesiredRoutes {
         .collect();
     remote.sort();
     remote.dedup();
-    check_overlaps(state, &remote, &mut out.warnings);
-    for (prefix, next_hop) in &remote {
+    check_overlaps(state, &remote, only, &mut out.warnings);
+    for (prefix, next_hop) in remote.iter().filter(|(p, _)| wanted(p)) {
         remote_route(state, &pools, *prefix, *next_hop, &mut out);
     }
     for ep in &state.endpoints {
@@ -280,8 +344,13 @@ pub fn compute(state: &DesiredState) -> DesiredRoutes {
             continue;
         }
         for addr in &ep.addresses {
-            let route = KernelRoute::link(IpNet::from(*addr), ep.interface.clone());
-            out.claim(route, Source::LocalWorkload);
+            let dst = IpNet::from(*addr);
+            if wanted(&dst) {
+                out.claim(
+                    KernelRoute::link(dst, ep.interface.clone()),
+                    Source::LocalWorkload,
+                );
+            }
         }
     }
     out.finish()
@@ -299,6 +368,28 @@ pub fn valid_ifname(name: &str) -> bool {
 }
 
 // ===== impl Warning =====
+
+impl Warning {
+    /// Whether the warning is about one of `prefixes` (a remote route's
+    /// problem); the others are about the node, its pools or endpoints.
+    fn is_about(&self, prefixes: &BTreeSet<IpNet>) -> bool {
+        match self {
+            Warning::OverlappingBlocks { prefix, other, .. } => {
+                prefixes.contains(prefix) || prefixes.contains(other)
+            }
+            Warning::ConflictingNextHops { prefix, .. }
+            | Warning::UnknownNextHop { prefix, .. }
+            | Warning::NextHopIsLocal { prefix }
+            | Warning::NoLocalAddress { prefix }
+            | Warning::Encap { prefix, .. }
+            | Warning::NoVtep { prefix, .. }
+            | Warning::OffSubnetDirect { prefix, .. } => prefixes.contains(prefix),
+            Warning::PoolOverlapsNodeSubnet { .. }
+            | Warning::EncapWarning { .. }
+            | Warning::InvalidInterface { .. } => false,
+        }
+    }
+}
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -432,7 +523,9 @@ impl Builder {
     }
 }
 
-/// Pools that may be used for decisions; warns about the others.
+/// Pools that may be used for decisions; warns about the others, and
+/// about a local host prefix that makes a pool's `CrossSubnet`
+/// encapsulate everything (whether or not a route uses the pool yet).
 fn usable_pools<'a>(state: &'a DesiredState, warnings: &mut Vec<Warning>) -> Vec<&'a Pool> {
     let mut usable = Vec::new();
     'pools: for pool in &state.pools {
@@ -446,42 +539,76 @@ fn usable_pools<'a>(state: &'a DesiredState, warnings: &mut Vec<Warning>) -> Vec
                 continue 'pools;
             }
         }
+        let local = state
+            .local_node
+            .addresses
+            .iter()
+            .find(|a| a.addr().is_ipv4() == pool.cidr.addr().is_ipv4());
+        if let Some(local) = local {
+            // The decision for any peer carries the warning (it depends on
+            // the local prefix alone); errors are reported per route.
+            if let Ok(d) = decide(pool.ipip, pool.vxlan, *local, local.addr()) {
+                if let Some(w @ EncapWarning::HostPrefix { .. }) = &d.warning {
+                    warnings.push(Warning::EncapWarning {
+                        message: w.to_string(),
+                    });
+                }
+            }
+        }
         usable.push(pool);
     }
     usable
 }
 
 /// Warns about learned blocks (not host routes) that overlap an own block or
-/// a block of another next hop.
-fn check_overlaps(state: &DesiredState, remote: &[(IpNet, IpAddr)], warnings: &mut Vec<Warning>) {
+/// a block of another next hop; with `only`, the overlaps of those
+/// prefixes. `remote` is sorted; a pair is reported as (earlier, later).
+fn check_overlaps(
+    state: &DesiredState,
+    remote: &[(IpNet, IpAddr)],
+    only: Option<&BTreeSet<IpNet>>,
+    warnings: &mut Vec<Warning>,
+) {
     let is_host = |p: &IpNet| p.prefix_len() == p.max_prefix_len();
     let overlaps = |a: &IpNet, b: &IpNet| a.contains(b) || b.contains(a);
-    for (i, (prefix, next_hop)) in remote.iter().enumerate() {
-        if is_host(prefix) {
+    let wanted = |p: &IpNet| only.is_none_or(|s| s.contains(p));
+    let pair = |a: &(IpNet, IpAddr), b: &(IpNet, IpAddr)| {
+        !is_host(&a.0) && !is_host(&b.0) && a.0 != b.0 && a.1 != b.1 && overlaps(&a.0, &b.0)
+    };
+    let report = |a: &(IpNet, IpAddr), b: &(IpNet, IpAddr), warnings: &mut Vec<Warning>| {
+        warnings.push(Warning::OverlappingBlocks {
+            prefix: a.0,
+            next_hop: a.1,
+            other: b.0,
+            other_owner: format!("node {}", b.1),
+        })
+    };
+    for (i, r) in remote.iter().enumerate() {
+        if is_host(&r.0) || !wanted(&r.0) {
             continue;
         }
         for own in &state.blocks {
-            if overlaps(prefix, &own.trunc()) {
+            if overlaps(&r.0, &own.trunc()) {
                 warnings.push(Warning::OverlappingBlocks {
-                    prefix: *prefix,
-                    next_hop: *next_hop,
+                    prefix: r.0,
+                    next_hop: r.1,
                     other: own.trunc(),
                     other_owner: format!("local node {}", state.local_node.name),
                 });
             }
         }
-        for (other, other_hop) in &remote[i + 1..] {
-            if !is_host(other)
-                && other != prefix
-                && other_hop != next_hop
-                && overlaps(prefix, other)
-            {
-                warnings.push(Warning::OverlappingBlocks {
-                    prefix: *prefix,
-                    next_hop: *next_hop,
-                    other: *other,
-                    other_owner: format!("node {other_hop}"),
-                });
+        // Pairs with an earlier prefix that is not looked at itself (else
+        // that one reports the pair), then with every later one.
+        if only.is_some() {
+            for e in remote[..i].iter().filter(|e| !wanted(&e.0)) {
+                if pair(e, r) {
+                    report(e, r, warnings);
+                }
+            }
+        }
+        for l in &remote[i + 1..] {
+            if pair(r, l) {
+                report(r, l, warnings);
             }
         }
     }
@@ -542,11 +669,7 @@ fn remote_route(
             return;
         }
     };
-    if let Some(w @ EncapWarning::HostPrefix { .. }) = &decision.warning {
-        out.warnings.push(Warning::EncapWarning {
-            message: w.to_string(),
-        });
-    }
+    // decision.warning (a local host prefix) is reported with the pools.
     let (route, source) = match decision.encap {
         Encap::Direct if local.trunc().contains(&next_hop) => (
             KernelRoute::via(prefix, next_hop, state.local_node.underlay.clone(), false),

@@ -270,3 +270,144 @@ fn a_route_through_a_router_on_the_local_subnet_is_programmed_direct() {
         .to_string()
         .contains("nor on the local subnet"));
 }
+
+mod update {
+    //! [`super::update`] against [`super::compute`] of the whole state.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Prefixes that overlap each other, own blocks, local pods and
+    /// borrowed addresses, in both families.
+    const PREFIXES: &[&str] = &[
+        "10.244.3.0/26", // an own block
+        "10.244.3.7/32", // a local pod in it
+        "10.244.7.0/26", // node-b's
+        "10.244.7.0/24", // overlaps it
+        "10.244.7.5/32", // a host route inside both
+        "10.244.9.0/26", // node-c's (another subnet)
+        "10.244.9.0/25", // overlaps it
+        "10.250.0.0/26", // outside the pool
+        "fd00:244:7::/122",
+        "fd00:244:7::/120",
+    ];
+    /// Next hops: nodes, this node, a router on the subnet, an unknown one.
+    const HOPS: &[&str] = &[
+        "192.168.1.12",
+        "192.168.2.21",
+        "192.168.1.11",
+        "192.168.1.1",
+        "192.168.9.9",
+        "fd00:1::12",
+    ];
+
+    fn state(vxlan: bool) -> DesiredState {
+        let mut s = base();
+        s.blocks.push(net("10.244.3.0/26"));
+        s.endpoints.push(WorkloadEndpoint {
+            workload_id: "default/pod-1".into(),
+            interface: "tort0123456789a".into(),
+            addresses: vec![ip("10.244.3.7")],
+        });
+        s.borrowed.push(BorrowedAddress {
+            address: ip("10.244.3.9"),
+            node: ip("192.168.1.12"),
+        });
+        s.pools.push(Pool {
+            cidr: net("fd00:244::/48"),
+            ipip: EncapMode::Never,
+            vxlan: EncapMode::Never,
+            nat_outgoing: false,
+        });
+        if vxlan {
+            s.pools[0].ipip = EncapMode::Never;
+            s.pools[0].vxlan = EncapMode::CrossSubnet;
+        }
+        s
+    }
+
+    fn same(a: &DesiredRoutes, b: &DesiredRoutes) -> Result<(), TestCaseError> {
+        prop_assert_eq!(&a.routes, &b.routes);
+        let mut wa: Vec<String> = a.warnings.iter().map(|w| format!("{w:?}")).collect();
+        let mut wb: Vec<String> = b.warnings.iter().map(|w| format!("{w:?}")).collect();
+        wa.sort();
+        wb.sort();
+        prop_assert_eq!(wa, wb);
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Any sequence of learned-route changes, applied one batch at a
+        /// time with `update`, gives what `compute` gives for the state.
+        #[test]
+        fn update_agrees_with_compute(
+            vxlan: bool,
+            initial in prop::collection::vec((0..PREFIXES.len(), 0..HOPS.len()), 0..6),
+            steps in prop::collection::vec(
+                prop::collection::vec((0..PREFIXES.len(), prop::option::of(0..HOPS.len())), 1..4),
+                1..8,
+            ),
+        ) {
+            let mut s = state(vxlan);
+            for (p, h) in initial {
+                // Several next hops for one prefix are allowed here (the
+                // conflict warning), not through set_learned.
+                s.learned.push(learned(PREFIXES[p], HOPS[h]));
+            }
+            let mut routes = compute(&s);
+            for step in steps {
+                let mut changed = BTreeSet::new();
+                for (p, h) in step {
+                    let prefix = net(PREFIXES[p]);
+                    s.set_learned(prefix, h.map(|h| ip(HOPS[h])));
+                    changed.insert(prefix);
+                }
+                let before = routes.routes.clone();
+                let delta = update(&s, &mut routes, &changed);
+                same(&routes, &compute(&s))?;
+                // The delta is exactly the difference.
+                for (dst, old, new) in &delta {
+                    prop_assert_eq!(before.get(dst).map(|c| &c.route), old.as_ref());
+                    prop_assert_eq!(routes.routes.get(dst).map(|c| &c.route), new.as_ref());
+                    prop_assert_ne!(old, new);
+                }
+                for dst in before.keys().chain(routes.routes.keys()) {
+                    let moved = before.get(dst).map(|c| &c.route) != routes.routes.get(dst).map(|c| &c.route);
+                    prop_assert_eq!(moved, delta.iter().any(|(d, _, _)| d == dst), "{}", dst);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn set_learned_replaces_and_keeps_order() {
+        let mut s = base();
+        s.set_learned(net("10.244.9.0/26"), Some(ip("192.168.2.21")));
+        s.set_learned(net("10.244.7.0/26"), Some(ip("192.168.1.12")));
+        s.set_learned(net("10.244.7.0/26"), Some(ip("192.168.1.1")));
+        assert_eq!(
+            s.learned,
+            vec![
+                learned("10.244.7.0/26", "192.168.1.1"),
+                learned("10.244.9.0/26", "192.168.2.21")
+            ]
+        );
+        s.set_learned(net("10.244.7.0/26"), None);
+        assert_eq!(s.learned, vec![learned("10.244.9.0/26", "192.168.2.21")]);
+    }
+
+    #[test]
+    fn a_host_prefix_warning_needs_no_route() {
+        let mut s = base();
+        s.local_node.addresses = vec![net("192.168.1.11/32")];
+        let d = compute(&s);
+        assert!(d.routes.is_empty());
+        assert!(
+            matches!(&d.warnings[..], [Warning::EncapWarning { message }] if message.contains("192.168.1.11/32")),
+            "{:?}",
+            d.warnings
+        );
+    }
+}

@@ -14,7 +14,9 @@
 //!   slow down with the table size. Passes are coalesced: an event schedules one pass `coalesce` later; more
 //!   events before it runs join it.
 //! - Triggers: a new desired state (applied as a delta without a dump when
-//!   only routes changed and the kernel was in sync), [`ReconcilerHandle::resync`], the
+//!   only routes changed and the kernel was in sync), a change of learned
+//!   routes ([`ReconcilerHandle::update_learned`]: only their prefixes are
+//!   recomputed, see [`crate::desired::update`]), [`ReconcilerHandle::resync`], the
 //!   periodic resync (default 90 s), link and address changes, lost notifications
 //!   (socket overrun), and route notifications
 //!   that disagree with the desired state (a human `ip route del` of one of
@@ -38,7 +40,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::desired::{compute, DesiredRoutes, DesiredState, Pool};
+use crate::desired::{compute, update, DesiredRoutes, DesiredState, LearnedChange, Pool};
 use crate::diff::diff;
 use crate::kernel::apply::{Executor, Request};
 use crate::kernel::{self, dump, KernelError, KernelEvent, KernelEvents, Links};
@@ -74,6 +76,9 @@ pub struct ReconcilerConfig {
 pub enum Input {
     /// A complete new desired state (replaces the previous one).
     Desired(Arc<DesiredState>),
+    /// Changes of the learned routes of the last desired state (ignored,
+    /// with a warning, before the first one).
+    Learned(Vec<LearnedChange>),
     /// Run a full pass now.
     Resync,
 }
@@ -98,6 +103,8 @@ struct Reconciler {
     exec: Executor,
     events: Option<KernelEvents>,
     links: Links,
+    /// The last desired state, with the learned changes since applied.
+    state: Option<Arc<DesiredState>>,
     desired: Option<DesiredRoutes>,
     /// The VXLAN device and peers wanted, if any.
     vxlan: Option<VxlanWanted>,
@@ -139,6 +146,7 @@ pub fn start(config: ReconcilerConfig) -> Result<ReconcilerHandle, KernelError> 
         exec,
         events: Some(k.events),
         links: Links::default(),
+        state: None,
         desired: None,
         vxlan: None,
         pools: Vec::new(),
@@ -183,6 +191,15 @@ impl ReconcilerHandle {
     pub async fn set_desired(&self, state: impl Into<Arc<DesiredState>>) -> Result<u64, Stopped> {
         use std::sync::atomic::Ordering;
         self.send(Input::Desired(state.into())).await?;
+        Ok(self.sent.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+
+    /// Changes the learned routes of the last desired state (a
+    /// [`LearnedChange`] per prefix); only those prefixes are computed
+    /// again. Returns the generation, as [`Self::set_desired`] does.
+    pub async fn update_learned(&self, changes: Vec<LearnedChange>) -> Result<u64, Stopped> {
+        use std::sync::atomic::Ordering;
+        self.send(Input::Learned(changes)).await?;
         Ok(self.sent.fetch_add(1, Ordering::SeqCst) + 1)
     }
 
@@ -264,13 +281,15 @@ impl Reconciler {
     /// The one dispatch of [`Input`]s.
     fn dispatch(&mut self, input: Input) {
         match input {
-            Input::Desired(state) => self.on_desired(&state),
+            Input::Desired(state) => self.on_desired(state),
+            Input::Learned(changes) => self.on_learned(changes),
             Input::Resync => self.schedule(PassReason::OnDemand, Duration::ZERO),
         }
     }
 
-    fn on_desired(&mut self, state: &DesiredState) {
+    fn on_desired(&mut self, arc: Arc<DesiredState>) {
         self.received += 1;
+        let state = &*arc;
         let routes = compute(state);
         let old = self
             .desired
@@ -297,24 +316,22 @@ impl Reconciler {
             && state.pools == self.pools;
         if delta_ok {
             let old = &self.desired.as_ref().expect("checked").routes;
+            let mut changes = Vec::new();
             for (dst, claim) in &routes.routes {
                 let before = old.get(dst).map(|c| &c.route);
                 if before != Some(&claim.route) {
-                    let entry = self.delta.entry(*dst).or_insert((before.cloned(), None));
-                    entry.1 = Some(claim.route.clone());
+                    changes.push((*dst, before.cloned(), Some(claim.route.clone())));
                 }
             }
             for (dst, claim) in old.iter().filter(|(d, _)| !routes.routes.contains_key(*d)) {
-                let entry = self
-                    .delta
-                    .entry(*dst)
-                    .or_insert((Some(claim.route.clone()), None));
-                entry.1 = None;
+                changes.push((*dst, Some(claim.route.clone()), None));
             }
+            self.add_delta(changes);
         }
         self.desired = Some(routes);
         self.vxlan = vxlan;
         self.pools = state.pools.clone();
+        self.state = Some(arc);
         self.status.send_modify(|s| {
             s.has_desired = true;
             s.warnings = warnings;
@@ -323,6 +340,58 @@ impl Reconciler {
             self.schedule_targeted(PassReason::Desired);
         } else {
             self.schedule(PassReason::Desired, self.config.coalesce);
+        }
+    }
+
+    /// Learned routes changed: only their prefixes are computed again
+    /// (`desired::update`), and the routes that changed are applied as a
+    /// delta when the kernel is in sync.
+    fn on_learned(&mut self, changes: Vec<LearnedChange>) {
+        self.received += 1;
+        let (Some(arc), Some(routes)) = (&mut self.state, &mut self.desired) else {
+            warn!(
+                changes = changes.len(),
+                "learned routes before the first desired state: ignored"
+            );
+            return;
+        };
+        // Unshared after the first change (the agent keeps its own copy).
+        let state = Arc::make_mut(arc);
+        let mut prefixes = BTreeSet::new();
+        for (prefix, next_hop) in changes {
+            state.set_learned(prefix, next_hop);
+            prefixes.insert(prefix);
+        }
+        let old: Vec<_> = routes.warnings.clone();
+        let delta = update(state, routes, &prefixes);
+        if routes.warnings != old {
+            for w in routes.warnings.iter().filter(|w| !old.contains(w)) {
+                warn!(warning = %w, "desired state");
+            }
+            let warnings = routes.warnings.iter().map(ToString::to_string).collect();
+            self.status.send_modify(|s| s.warnings = warnings);
+        }
+        if delta.is_empty() {
+            // Nothing to write: the state is applied as it stands.
+            if self.due.is_none() && self.in_sync {
+                let applied = self.received;
+                self.status.send_modify(|s| s.applied = applied);
+            }
+            return;
+        }
+        if self.in_sync && !self.full_pending {
+            self.add_delta(delta);
+            self.schedule_targeted(PassReason::Desired);
+        } else {
+            self.schedule(PassReason::Desired, self.config.coalesce);
+        }
+    }
+
+    /// Adds route changes (prefix, before, after) to the pending delta.
+    fn add_delta(&mut self, changes: Vec<crate::desired::RouteChange>) {
+        for (dst, before, after) in changes {
+            let entry = self.delta.entry(dst).or_insert((before, None));
+            entry.1 = after;
         }
     }
 

@@ -504,6 +504,105 @@ async fn a_desired_state_change_is_applied_as_a_delta_without_a_dump() {
     );
 }
 
+/// Learned-route changes alone (what a BGP UPDATE brings) are computed
+/// for their prefixes only and written as a delta: a route moved to
+/// another next hop, one withdrawn, a new one, and one that a local pod's
+/// route outranks (nothing to write); the warnings follow.
+#[tokio::test]
+async fn learned_route_changes_are_applied_as_a_delta() {
+    let ns = common::node_ns("learned");
+    let mut h = converged(&ns).await;
+    let mut s = h.status();
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = h.status();
+        if now.passes == s.passes {
+            break;
+        }
+        s = now;
+    }
+    let net = |s: &str| s.parse().unwrap();
+    let ip = |s: &str| Some(s.parse().unwrap());
+    let generation = h
+        .update_learned(vec![
+            (net("10.244.7.0/26"), ip("192.168.2.21")),
+            (net("10.244.9.0/26"), None),
+            (net("10.244.8.0/26"), ip("192.168.1.12")),
+            // The local pod's /32 wins over a learned host route.
+            (net("10.244.3.7/32"), ip("192.168.1.12")),
+            // Not a node, not on the subnet: skipped with a warning.
+            (net("10.244.10.0/26"), ip("192.168.77.1")),
+        ])
+        .await
+        .unwrap();
+    let s2 = next_pass(&mut h, s.passes).await;
+    let last = s2.last_pass.clone().unwrap();
+    assert!(!last.full, "learned changes need no dump: {last:#?}");
+    assert_eq!(
+        (last.add, last.replace, last.delete, last.writes),
+        (1, 1, 1, 3),
+        "{last:#?}"
+    );
+    assert!(s2.applied >= generation, "{s2:#?}");
+    assert!(
+        s2.warnings
+            .iter()
+            .any(|w| w.contains("10.244.10.0/26") && w.contains("192.168.77.1")),
+        "{:#?}",
+        s2.warnings
+    );
+    let now = ours(&ns);
+    for want in [
+        "10.244.7.0/26 via 192.168.2.21 dev tunl0 onlink",
+        "10.244.8.0/26 via 192.168.1.12 dev eth0",
+        "10.244.3.7 dev tort0123456789a",
+    ] {
+        assert!(now.contains(&want.to_string()), "{want}: {now:#?}");
+    }
+    assert!(
+        !now.iter().any(|r| r.starts_with("10.244.9.0/26")),
+        "{now:#?}"
+    );
+    // The warning goes with the route that caused it.
+    h.update_learned(vec![(net("10.244.10.0/26"), None)])
+        .await
+        .unwrap();
+    let s3 = h
+        .wait_for(WAIT, |s| {
+            !s.warnings.iter().any(|w| w.contains("10.244.10.0/26"))
+        })
+        .await
+        .expect("the warning cleared");
+    // A full pass finds the kernel as the changes left it.
+    h.resync().await.unwrap();
+    let s4 = next_pass(&mut h, s3.passes).await;
+    let full = s4.last_pass.unwrap();
+    assert!(full.full);
+    assert_eq!(
+        full.writes, 0,
+        "the delta left the kernel as desired: {full:#?}"
+    );
+}
+
+/// Learned-route changes before any desired state have nothing to apply
+/// to: ignored (the routes a previous run left stay), and the first
+/// desired state is applied as usual.
+#[tokio::test]
+async fn learned_changes_before_the_first_desired_state_are_ignored() {
+    let ns = common::node_ns("learned0");
+    let mut h = reconciler::start(config(&ns)).unwrap();
+    h.update_learned(vec![(
+        "10.244.20.0/26".parse().unwrap(),
+        Some("192.168.1.12".parse().unwrap()),
+    )])
+    .await
+    .unwrap();
+    h.set_desired(desired()).await.unwrap();
+    let s = next_pass(&mut h, 0).await;
+    assert!(s.last_pass.unwrap().failures.is_empty());
+    assert_eq!(ours(&ns), expected());
+}
+
 /// An address change is a trigger: with retries far away (60 s), the routes
 /// through eth0 that vanished with its address come back as soon as the
 /// address is back.

@@ -86,6 +86,8 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn routes(State(shared): State<Arc<Shared>>) -> Response {
+    // The agent hands on the desired state it changed since with it.
+    shared.fresh().await;
     let Some(desired) = shared.desired.borrow().clone() else {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -14,7 +14,8 @@
 //! one recompute, with no timer on the path), then recomputes both outputs
 //! from the whole picture ([`peers::plan`], [`routes::originated`],
 //! [`routes::desired`]) and hands on only what differs. When only learned
-//! best paths changed, only felix's desired state is recomputed. felix
+//! best paths changed, felix gets just those prefixes' changes
+//! (`update_learned`), and recomputes just their routes. felix
 //! gets its first desired state only once every kind is listed and the
 //! speaker has stopped deferring (after a restart: the peers'
 //! End-of-RIB), so routes a previous run left stay until the new picture
@@ -120,6 +121,8 @@ struct Agent {
     unreachable: Option<String>,
     /// Best paths learned from peers: prefix -> next hop.
     learned: BTreeMap<IpNet, IpAddr>,
+    /// Prefixes whose best path changed since felix last heard of them.
+    learned_dirty: BTreeSet<IpNet>,
     speaker: Option<Running>,
     /// The speaker's best-path changes (apart from `speaker`: both are
     /// awaited in one select).
@@ -147,11 +150,14 @@ struct Agent {
     bgp: watch::Sender<Arc<SpeakerStatus>>,
     speaker_handle: watch::Sender<Option<SpeakerHandle>>,
     desired_out: watch::Sender<Option<Arc<DesiredState>>>,
-    /// The last desired state computed whole from the cluster (None while
-    /// felix's gate is closed): a change of learned routes alone replaces
-    /// its learned routes and hands it on, as nothing else in it depends
-    /// on best paths.
+    /// The desired state felix has (None while felix's gate is closed):
+    /// computed whole from the cluster, with the learned-route changes
+    /// since applied (nothing else in it depends on best paths).
     base: Option<Arc<DesiredState>>,
+    /// `base` changed since `desired_out` was last given it: published
+    /// with the status (a copy for `/routes` per change would be work per
+    /// node for every learned route).
+    desired_stale: bool,
     /// The peers' session states in the last published status: a change
     /// of one is published at once, a change of counters only when asked
     /// or at the next tick.
@@ -198,6 +204,7 @@ pub fn spawn(
         rejected: BTreeMap::new(),
         unreachable: None,
         learned: BTreeMap::new(),
+        learned_dirty: BTreeSet::new(),
         speaker: None,
         best: None,
         deferring: false,
@@ -217,6 +224,7 @@ pub fn spawn(
         speaker_handle: ch.speaker,
         desired_out: ch.desired,
         base: None,
+        desired_stale: false,
         published_states: Vec::new(),
     };
     tokio::spawn(agent.run(rx, ch.refresh_rx));
@@ -402,6 +410,7 @@ impl Agent {
     fn on_best_paths(&mut self, changes: Vec<BestPathChange>) {
         debug!(changes = changes.len(), "best paths changed");
         for c in changes {
+            self.learned_dirty.insert(c.prefix);
             match c.best.filter(|b| b.peer.is_some()) {
                 Some(best) => {
                     self.learned.insert(c.prefix, best.attrs.next_hop.addr());
@@ -617,20 +626,41 @@ impl Agent {
         }
     }
 
-    /// After best-path changes alone: felix's desired state only (the
-    /// speaker's configuration and our routes cannot have changed).
+    /// After best-path changes alone: felix gets the changed prefixes'
+    /// learned routes (the speaker's configuration and our routes cannot
+    /// have changed).
     async fn refresh_dataplane(&mut self) {
         if self.gate_open() {
-            if let Some(base) = &self.base {
-                let learned = routes::learned_routes(&self.cluster, &self.learned);
-                if learned == base.learned {
+            if let Some(base) = &mut self.base {
+                let mut changes = Vec::new();
+                for prefix in std::mem::take(&mut self.learned_dirty) {
+                    let hop = routes::learned_route(&self.cluster, &self.learned, &prefix);
+                    let had = base
+                        .learned
+                        .binary_search_by_key(&prefix, |l| l.prefix)
+                        .ok()
+                        .map(|i| base.learned[i].next_hop);
+                    if had != hop {
+                        changes.push((prefix, hop));
+                    }
+                }
+                if changes.is_empty() {
                     return;
                 }
-                let mut desired = (**base).clone();
-                desired.learned = learned;
-                let desired = Arc::new(desired);
-                self.base = Some(desired.clone());
-                self.hand_to_felix(desired).await;
+                // Shared with desired_out until the first change after a
+                // publish: copied once then.
+                let state = Arc::make_mut(base);
+                for (prefix, hop) in &changes {
+                    state.set_learned(*prefix, *hop);
+                }
+                self.desired_stale = true;
+                match self.cfg.felix.update_learned(changes).await {
+                    Ok(generation) => self.sent = generation,
+                    Err(e) => {
+                        self.other_problems
+                            .insert("felix", format!("dataplane: {e}"));
+                    }
+                }
                 return;
             }
         }
@@ -651,27 +681,24 @@ impl Agent {
     /// Hands felix the desired state when it changed, once the picture
     /// is complete.
     async fn update_dataplane(&mut self, me: &crate::cluster::NodeFacts) {
+        // Whatever the outcome, every learned route is in what follows.
+        self.learned_dirty.clear();
         if !self.gate_open() {
             self.base = None;
             return;
         }
-        let desired = Arc::new(routes::desired(
-            &self.cluster,
-            me,
-            &self.cfg.underlay,
-            &self.learned,
-        ));
+        let desired = routes::desired(&self.cluster, me, &self.cfg.underlay, &self.learned);
+        if self.base.as_deref() == Some(&desired) {
+            return;
+        }
+        let desired = Arc::new(desired);
         self.base = Some(desired.clone());
         self.hand_to_felix(desired).await;
     }
 
-    /// Hands `desired` to felix unless it is what felix has.
+    /// Hands `desired` to felix.
     async fn hand_to_felix(&mut self, desired: Arc<DesiredState>) {
-        let first = match self.desired_out.borrow().as_deref() {
-            Some(last) if *last == *desired => return,
-            last => last.is_none(),
-        };
-        if first {
+        if self.desired_out.borrow().is_none() {
             info!("dataplane: first desired state (routes of a previous run are adopted)");
         }
         match self.cfg.felix.set_desired(desired.clone()).await {
@@ -679,6 +706,7 @@ impl Agent {
                 self.sent = generation;
                 // Shared with felix; `/routes` reads it too.
                 self.desired_out.send_replace(Some(desired));
+                self.desired_stale = false;
             }
             Err(e) => {
                 self.other_problems
@@ -761,8 +789,12 @@ impl Agent {
         out
     }
 
-    /// Rebuilds and publishes the snapshot.
+    /// Rebuilds and publishes the snapshot (and the desired state, for
+    /// `/routes`, if it changed).
     fn publish(&mut self) {
+        if std::mem::take(&mut self.desired_stale) {
+            self.desired_out.send_replace(self.base.clone());
+        }
         let speaker = self
             .speaker
             .as_ref()
@@ -802,11 +834,7 @@ impl Agent {
                 .map(|p| PeerView::join(&p.sources, &speaker))
                 .unwrap_or_default(),
             originated: self.originated.keys().copied().collect(),
-            learned: self
-                .desired_out
-                .borrow()
-                .as_ref()
-                .map_or(0, |d| d.learned.len()),
+            learned: self.base.as_ref().map_or(0, |d| d.learned.len()),
             dataplane: DataplaneView {
                 sent: self.sent,
                 applied: felix.applied,

@@ -214,13 +214,26 @@ pub fn desired(
 /// The learned best paths felix programs: those inside a pool.
 pub fn learned_routes(cluster: &Cluster, learned: &BTreeMap<IpNet, IpAddr>) -> Vec<LearnedRoute> {
     learned
-        .iter()
-        .filter(|(p, _)| cluster.pool_of(p).is_some())
-        .map(|(prefix, next_hop)| LearnedRoute {
-            prefix: *prefix,
-            next_hop: *next_hop,
+        .keys()
+        .filter_map(|prefix| {
+            let next_hop = learned_route(cluster, learned, prefix)?;
+            Some(LearnedRoute {
+                prefix: *prefix,
+                next_hop,
+            })
         })
         .collect()
+}
+
+/// The learned route of `prefix` felix gets: its best path's next hop,
+/// if it has one and lies in a pool.
+pub fn learned_route(
+    cluster: &Cluster,
+    learned: &BTreeMap<IpNet, IpAddr>,
+    prefix: &IpNet,
+) -> Option<IpAddr> {
+    let hop = learned.get(prefix)?;
+    cluster.pool_of(prefix).is_some().then_some(*hop)
 }
 
 /// Addresses of `block` allocated to pods of another node: (address, node).
