@@ -135,10 +135,28 @@ impl Instance {
     }
 
     /// RFC 4271 §6.8 collision detection, and RFC 4724 §4.2: a new OPEN
-    /// while Established with graceful restart means the peer restarted.
+    /// while Established.
+    ///
+    /// - Another connection not yet Established: the one opened by the side
+    ///   with the higher identifier stays (of two in one direction, the
+    ///   newer).
+    /// - An Established session with graceful restart, and the new OPEN
+    ///   says the peer restarted (R bit), or the peer opened both
+    ///   connections (it started over): the peer restarted; the old
+    ///   session goes, its routes stay as stale.
+    /// - An Established session with graceful restart, connections of
+    ///   opposite directions, no R bit: the two sides connected to each
+    ///   other at once and one side got to Established first (a mesh
+    ///   coming up). Resolved by identifier as above, so both sides keep
+    ///   the same connection; if that is the new one, the old session goes
+    ///   as in a restart (routes stale until the new one sends them).
+    ///   Taking such an OPEN as a restart reset sessions at bring-up.
+    /// - An Established session without graceful restart: the new
+    ///   connection is closed (RFC 4271 §6.8).
     fn on_open(&mut self, id: PeerId, conn: ConnId, open: &Open, agreed: Agreed) {
         let local_id = u32::from(self.config.router_id);
         let remote_id = u32::from(open.router_id);
+        let restarted = agreed.peer_gr.as_ref().is_some_and(|g| g.restart_state);
         let Some(n) = self.neighbors.get_mut(&id) else {
             return;
         };
@@ -161,12 +179,19 @@ impl Instance {
                 )
             })
             .collect();
+        // Keep the connection opened by the side with the higher id.
+        let keep_inbound = local_id < remote_id;
         let mut keep_this = true;
         for (other, other_inbound, state, gr) in others {
             if state == SessionState::Established {
-                if gr {
-                    tracing::info!(peer = %addr, "peer restarted (new OPEN while Established): graceful restart");
+                if !gr {
+                    keep_this = false;
+                } else if restarted || this_inbound == other_inbound {
+                    tracing::info!(peer = %addr, r_bit = restarted, "peer restarted (new OPEN while Established): graceful restart");
                     self.drop_conn(id, other, "peer restarted".into(), true);
+                } else if keep_inbound == this_inbound {
+                    tracing::info!(peer = %addr, "connection collision with the Established session: the new connection wins by identifier; routes kept as stale");
+                    self.drop_conn(id, other, "connection collision".into(), true);
                 } else {
                     keep_this = false;
                 }
@@ -177,8 +202,6 @@ impl Instance {
                 self.close_conn(id, other, cease(code::COLLISION));
                 continue;
             }
-            // Keep the connection opened by the side with the higher id.
-            let keep_inbound = local_id < remote_id;
             if keep_inbound == this_inbound {
                 self.close_conn(id, other, cease(code::COLLISION));
             } else {

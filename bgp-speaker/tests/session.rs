@@ -240,3 +240,170 @@ async fn a_connection_told_to_close_never_becomes_the_session() {
     );
     h.shutdown(ShutdownMode::Hard).await;
 }
+
+/// A speaker (router id 10.8.0.1, lower than ours) that connects to our
+/// listener (connection A, outbound for it) while we connect to it
+/// (connection B, inbound). With `a_first`, A is brought to Established
+/// (graceful restart, one route), else B; the other has only the
+/// speaker's OPEN. Returns the speaker, A and B.
+async fn crossed_connections(
+    last: u8,
+    a_first: bool,
+) -> (bgp_speaker::SpeakerHandle, Client, Client) {
+    use bgp_speaker::PeerConfig;
+    let me = std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 1, last));
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(me, 0))
+        .await
+        .unwrap();
+    let mut c = SpeakerConfig::new(Ipv4Addr::new(10, 8, 0, 1), AS);
+    c.listen = Some("127.0.0.1:0".parse().unwrap());
+    c.peers.push(PeerConfig {
+        port: listener.local_addr().unwrap().port(),
+        connect_retry: 1,
+        ..PeerConfig::new(me, AS)
+    });
+    let (h, _best) = start(c).await.unwrap();
+    let speaker_addr = h.status().listen.unwrap();
+    let (a_stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut a = Client {
+        stream: a_stream,
+        addr: me,
+    };
+    assert_eq!(
+        a.read().await.map(|m| m.0),
+        Some(1),
+        "the speaker's OPEN on A"
+    );
+    let mut b;
+    if a_first {
+        establish_with(&mut a, last, true).await;
+        wait_peer(&h, me, |p| p.prefixes_received == 1).await;
+        b = Client::connect(speaker_addr, last).await;
+        assert_eq!(
+            b.read().await.map(|m| m.0),
+            Some(1),
+            "the speaker's OPEN on B"
+        );
+    } else {
+        b = Client::connect(speaker_addr, last).await;
+        establish_with(&mut b, last, false).await;
+        wait_peer(&h, me, |p| p.prefixes_received == 1).await;
+    }
+    (h, a, b)
+}
+
+/// OPEN (graceful restart, no R bit), the speaker's KEEPALIVE (and OPEN
+/// first unless already read), KEEPALIVE, one route.
+async fn establish_with(c: &mut Client, last: u8, speaker_open_read: bool) {
+    c.send(&open_gr(AS, 90, [10, 9, 9, last], false)).await;
+    if !speaker_open_read {
+        assert_eq!(c.read().await.map(|m| m.0), Some(1));
+    }
+    assert_eq!(c.read().await.map(|m| m.0), Some(4));
+    c.send(&msg(4, &[])).await;
+    c.send(&update(&[], &good_attrs(), &NLRI)).await;
+}
+
+/// Reads until the speaker closes; fails on a NOTIFICATION.
+async fn closed_quietly(c: &mut Client) {
+    loop {
+        match c.read().await {
+            None => return,
+            Some((3, body)) => panic!("closed with a NOTIFICATION {body:?}"),
+            Some(_) => continue,
+        }
+    }
+}
+
+/// Waits until the peer's status satisfies `ok`.
+async fn wait_peer(
+    h: &bgp_speaker::SpeakerHandle,
+    peer: std::net::IpAddr,
+    ok: impl Fn(&bgp_speaker::PeerStatus) -> bool,
+) -> bgp_speaker::PeerStatus {
+    for _ in 0..400 {
+        if let Some(p) = h.status().peers.iter().find(|p| p.address == peer) {
+            if ok(p) {
+                return p.clone();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("peer {peer} never got there: {:#?}", h.status());
+}
+
+/// A mesh coming up: both sides connected to each other at once and B got
+/// to Established first; then A's OPEN (no R bit) arrives. That is a
+/// collision, not a restart: the connection of the higher identifier
+/// (ours, B) stays, A gets Cease/7, and the session never went down.
+/// (Taken as a restart, it reset the session.)
+#[tokio::test]
+async fn an_open_crossing_an_established_session_is_a_collision_not_a_restart() {
+    let (h, mut a, mut b) = crossed_connections(72, false).await;
+    a.send(&open_gr(AS, 90, [10, 9, 9, 72], false)).await;
+    let (code, sub, _) = a.notification().await;
+    assert_eq!((code, sub), (6, 7), "A loses the collision");
+    // B is still the session, never flapped, and still takes routes.
+    b.send(&update(&[], &good_attrs(), &[24, 10, 1, 2])).await;
+    let p = wait_peer(&h, a.addr, |p| p.prefixes_received == 2).await;
+    assert_eq!(
+        (p.state, p.flaps),
+        (bgp_speaker::SessionState::Established, 0)
+    );
+    h.shutdown(ShutdownMode::Hard).await;
+}
+
+/// The same crossing with A Established first: B, of the higher
+/// identifier, wins on both sides, so the Established A goes (its route
+/// kept as stale, not withdrawn) and B becomes the session.
+#[tokio::test]
+async fn a_crossing_won_by_the_new_connection_keeps_the_routes_as_stale() {
+    let (h, mut a, mut b) = crossed_connections(73, true).await;
+    b.send(&open_gr(AS, 90, [10, 9, 9, 73], false)).await;
+    assert_eq!(
+        b.read().await.map(|m| m.0),
+        Some(4),
+        "B proceeds: KEEPALIVE"
+    );
+    closed_quietly(&mut a).await;
+    b.send(&msg(4, &[])).await;
+    let p = wait_peer(&h, b.addr, |p| {
+        p.state == bgp_speaker::SessionState::Established && p.flaps == 1
+    })
+    .await;
+    assert_eq!(p.last_error.as_deref(), Some("connection collision"));
+    assert_eq!(h.status().loc_rib_prefixes, 1, "A's route kept as stale");
+    h.shutdown(ShutdownMode::Hard).await;
+}
+
+/// RFC 4724 §4.2: a new OPEN with the R bit while the session is
+/// Established means the peer restarted: the old session goes, its route
+/// stays (stale), the new connection becomes the session.
+#[tokio::test]
+async fn a_new_open_with_the_r_bit_replaces_the_established_session() {
+    let (h, addr) = dynamic_speaker("127.0.1.0/24", None).await;
+    let peer = std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 1, 74));
+    let mut old = Client::connect(addr, 74).await;
+    old.send(&open_gr(AS, 90, [10, 9, 9, 74], false)).await;
+    assert_eq!(old.read().await.map(|m| m.0), Some(1));
+    assert_eq!(old.read().await.map(|m| m.0), Some(4));
+    old.send(&msg(4, &[])).await;
+    old.send(&update(&[], &good_attrs(), &NLRI)).await;
+    wait_peer(&h, peer, |p| p.prefixes_received == 1).await;
+    let mut new = Client::connect(addr, 74).await;
+    new.send(&open_gr(AS, 90, [10, 9, 9, 74], true)).await;
+    assert_eq!(new.read().await.map(|m| m.0), Some(1));
+    assert_eq!(new.read().await.map(|m| m.0), Some(4));
+    new.send(&msg(4, &[])).await;
+    let p = wait_peer(&h, peer, |p| {
+        p.state == bgp_speaker::SessionState::Established && p.flaps == 1
+    })
+    .await;
+    assert_eq!(p.last_error.as_deref(), Some("peer restarted"));
+    assert_eq!(h.status().loc_rib_prefixes, 1, "the route kept as stale");
+    closed_quietly(&mut old).await;
+    h.shutdown(ShutdownMode::Hard).await;
+}

@@ -59,6 +59,20 @@ pub fn open(version: u8, asn: u32, hold: u16, id: [u8; 4]) -> Vec<u8> {
     msg(1, &b)
 }
 
+/// [`open`] with the graceful restart capability (RFC 4724: restart time
+/// 120 s, IPv4 unicast with forwarding state kept), the R bit as given.
+pub fn open_gr(asn: u32, hold: u16, id: [u8; 4], restarted: bool) -> Vec<u8> {
+    let mut m = open(4, asn, hold, id);
+    let r = if restarted { 0x80 } else { 0 };
+    let cap = [2, 8, 64, 6, r, 120, 0, 1, 1, 0x80];
+    m.extend_from_slice(&cap);
+    // Lengths: the message's, and the optional parameters' (byte 28).
+    let len = u16::try_from(m.len()).unwrap();
+    m[16..18].copy_from_slice(&len.to_be_bytes());
+    m[28] += cap.len() as u8;
+    m
+}
+
 pub fn attr(flags: u8, t: u8, v: &[u8]) -> Vec<u8> {
     let mut a = vec![flags, t, v.len() as u8];
     a.extend_from_slice(v);
