@@ -1,7 +1,8 @@
 //! In-process ingest: the `bgp-speaker` library (not the tortie-rr
 //! process) receives the generator's table over loopback TCP. No
-//! namespaces, no polling: the time runs from the first UPDATE written to
-//! the status snapshot that shows every prefix in the Loc-RIB. A tool for
+//! namespaces: the time runs from the first UPDATE written to the first
+//! fresh status (asked for every 0.2 ms) that shows every prefix in the
+//! Loc-RIB. A tool for
 //! profiling the speaker's receive path (`perf record` works on it
 //! directly); the numbers to compare with other speakers are
 //! [`crate::ingest`]'s.
@@ -76,14 +77,15 @@ fn once(
         Instant::now() + Duration::from_secs(10),
     ))?;
     let want = u64::from(routes);
-    let mut watch = handle.watch_status();
+    // The speaker publishes counters alone once a second: ask for them
+    // (every 0.2 ms; each question is one command to the speaker task).
+    let asker = handle.clone();
     let done = speaker_rt.spawn(async move {
         loop {
-            if watch.borrow_and_update().loc_rib_prefixes >= want {
-                return Some(Instant::now());
-            }
-            if watch.changed().await.is_err() {
-                return None;
+            match asker.fresh_status().await {
+                Ok(s) if s.loc_rib_prefixes >= want => return Some(Instant::now()),
+                Ok(_) => tokio::time::sleep(Duration::from_micros(200)).await,
+                Err(_) => return None,
             }
         }
     });

@@ -58,6 +58,8 @@ pub enum ShutdownMode {
 pub(crate) enum Command {
     Reconfigure(SpeakerConfig, oneshot::Sender<Result<(), Error>>),
     Ping(oneshot::Sender<()>),
+    /// Publish a snapshot with the counters as they are now, and send it.
+    Status(oneshot::Sender<Arc<Status>>),
     Originate(Vec<LocalRoute>),
     Withdraw(Vec<Prefix>),
     Shutdown(ShutdownMode, oneshot::Sender<()>),
@@ -73,13 +75,31 @@ pub struct SpeakerHandle {
 // ===== impl SpeakerHandle =====
 
 impl SpeakerHandle {
-    /// The latest status snapshot. Never blocks the sessions.
+    /// The latest status snapshot. Never blocks the sessions. A snapshot
+    /// is published at once when a session changes state, a peer comes or
+    /// goes, or the restart deferral ends; counters (messages, prefixes,
+    /// the Loc-RIB size) that changed alone are published at the next
+    /// second, so they may be up to a second old here: see
+    /// [`Self::fresh_status`]. (A snapshot after every UPDATE was work per
+    /// peer for every UPDATE.)
     pub fn status(&self) -> Arc<Status> {
         self.status.borrow().clone()
     }
 
-    /// A receiver that wakes on each new status snapshot. Do not hold its
-    /// borrow guard across an `.await`: it blocks the speaker from publishing.
+    /// A snapshot with every counter as it is now (published to the
+    /// watchers too).
+    pub async fn fresh_status(&self) -> Result<Arc<Status>, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Status(tx))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)
+    }
+
+    /// A receiver that wakes on each new status snapshot (see
+    /// [`Self::status`] for when one is published). Do not hold its borrow
+    /// guard across an `.await`: it blocks the speaker from publishing.
     pub fn watch_status(&self) -> watch::Receiver<Arc<Status>> {
         self.status.clone()
     }

@@ -73,6 +73,10 @@ impl Instance {
             Command::Ping(reply) => {
                 let _ = reply.send(());
             }
+            Command::Status(reply) => {
+                self.publish();
+                let _ = reply.send(self.status_now());
+            }
             Command::Originate(routes) => {
                 for r in routes {
                     self.rib.local_update(r.prefix, r.attrs);

@@ -10,7 +10,8 @@
 //!
 //! Inputs are drained in batches; after each batch the decision process runs
 //! over the dirty prefixes, per-peer changes are handed to the sessions with
-//! room for them, and a status snapshot is published.
+//! room for them, and a status snapshot is published if a session changed
+//! state (counters alone: at the next one-second tick, or when asked).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -73,6 +74,8 @@ pub(crate) struct Instance {
     pub sessions: mpsc::Sender<(ConnId, FromSession)>,
     best: mpsc::Sender<Vec<BestPathChange>>,
     status: watch::Sender<Arc<Status>>,
+    /// Counters changed since the last snapshot (published at the tick).
+    status_stale: bool,
     /// While set, we restarted (R bit) and hold our updates back until the
     /// peers' End-of-RIB or the deferral timer (RFC 4724 §4.1).
     pub deferring: Option<AbortOnDrop<()>>,
@@ -109,6 +112,7 @@ pub async fn start(
         sessions: session_tx,
         best: best_tx,
         status: status_tx,
+        status_stale: false,
         deferring: None,
         deferral_wait_for: config.graceful_restart.wait_for.clone(),
         stopping: None,
@@ -167,6 +171,7 @@ impl Instance {
                 },
                 _ = tick.tick() => Input::Tick,
             };
+            let tick = matches!(first, Input::Tick);
             self.dispatch(first).await;
             for _ in 0..BATCH {
                 let next = match sessions.try_recv() {
@@ -179,7 +184,11 @@ impl Instance {
                 self.dispatch(next).await;
             }
             self.decide_and_flush().await;
-            self.publish();
+            if self.shape_changed() || (tick && self.status_stale) {
+                self.publish();
+            } else {
+                self.status_stale = true;
+            }
             if self.stopping.is_some() {
                 self.finish_shutdown(&mut sessions).await;
                 return;
@@ -235,8 +244,47 @@ impl Instance {
         }
     }
 
+    /// Whether something other than counters differs from the last
+    /// snapshot: the speaker's settings, the peers, a session's state or
+    /// flaps, the restart deferral. Allocates nothing.
+    fn shape_changed(&self) -> bool {
+        let last = self.status.borrow();
+        let c = &self.config;
+        if last.router_id != Some(c.router_id)
+            || last.asn != c.asn
+            || last.cluster_id != c.cluster_id
+            || last.listen != self.listener.as_ref().map(|l| l.addr)
+            || last.deferring != self.deferring.is_some()
+            || last.peers.len() != self.neighbors.len()
+        {
+            return true;
+        }
+        self.neighbors.values().any(|n| {
+            match last
+                .peers
+                .binary_search_by_key(&n.config.address, |p| p.address)
+            {
+                Ok(i) => {
+                    let p = &last.peers[i];
+                    p.state != n.state()
+                        || p.flaps != n.flaps
+                        || p.asn != n.config.asn
+                        || p.rr_client != n.config.rr_client
+                        || p.dynamic != n.dynamic
+                }
+                Err(_) => true,
+            }
+        })
+    }
+
+    /// The last published snapshot.
+    pub fn status_now(&self) -> Arc<Status> {
+        self.status.borrow().clone()
+    }
+
     /// Publishes a fresh status snapshot.
     pub fn publish(&mut self) {
+        self.status_stale = false;
         let mut peers: Vec<_> = self
             .neighbors
             .values()

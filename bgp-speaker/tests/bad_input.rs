@@ -13,7 +13,9 @@ use common::*;
 use bgp_speaker::{SessionState, ShutdownMode, SpeakerHandle};
 
 async fn peer_state(h: &SpeakerHandle, addr: IpAddr) -> Option<(SessionState, u64, u64)> {
-    h.status()
+    h.fresh_status()
+        .await
+        .unwrap()
         .peers
         .iter()
         .find(|p| p.address == addr)

@@ -120,7 +120,7 @@ async fn play(addr: SocketAddr, from: u8, steps: &[Step]) {
 /// Polls `check` on the status for up to 2 s.
 async fn eventually(h: &SpeakerHandle, what: &str, check: impl Fn(&bgp_speaker::Status) -> bool) {
     for _ in 0..200 {
-        if check(&h.status()) {
+        if check(&h.fresh_status().await.unwrap()) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;

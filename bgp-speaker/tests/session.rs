@@ -207,14 +207,22 @@ async fn a_connection_told_to_close_never_becomes_the_session() {
     let mut second = Client::connect(addr, 41).await;
     second.establish(41).await;
     let established = |h: &bgp_speaker::SpeakerHandle| {
-        h.status()
-            .peers
-            .iter()
-            .find(|p| p.address == peer)
-            .map(|p| (p.state, p.prefixes_received, p.flaps))
+        let h = h.clone();
+        async move {
+            h.fresh_status()
+                .await
+                .unwrap()
+                .peers
+                .iter()
+                .find(|p| p.address == peer)
+                .map(|p| (p.state, p.prefixes_received, p.flaps))
+        }
     };
     for _ in 0..200 {
-        if established(&h).is_some_and(|s| s.0 == bgp_speaker::SessionState::Established) {
+        if established(&h)
+            .await
+            .is_some_and(|s| s.0 == bgp_speaker::SessionState::Established)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -227,7 +235,7 @@ async fn a_connection_told_to_close_never_becomes_the_session() {
     second.send(&update(&[], &good_attrs(), &NLRI)).await;
     let mut last = None;
     for _ in 0..200 {
-        last = established(&h);
+        last = established(&h).await;
         if last.is_some_and(|s| s.1 == 1) {
             break;
         }
@@ -325,7 +333,14 @@ async fn wait_peer(
     ok: impl Fn(&bgp_speaker::PeerStatus) -> bool,
 ) -> bgp_speaker::PeerStatus {
     for _ in 0..400 {
-        if let Some(p) = h.status().peers.iter().find(|p| p.address == peer) {
+        if let Some(p) = h
+            .fresh_status()
+            .await
+            .unwrap()
+            .peers
+            .iter()
+            .find(|p| p.address == peer)
+        {
             if ok(p) {
                 return p.clone();
             }
@@ -375,7 +390,11 @@ async fn a_crossing_won_by_the_new_connection_keeps_the_routes_as_stale() {
     })
     .await;
     assert_eq!(p.last_error.as_deref(), Some("connection collision"));
-    assert_eq!(h.status().loc_rib_prefixes, 1, "A's route kept as stale");
+    assert_eq!(
+        h.fresh_status().await.unwrap().loc_rib_prefixes,
+        1,
+        "A's route kept as stale"
+    );
     h.shutdown(ShutdownMode::Hard).await;
 }
 
@@ -403,7 +422,61 @@ async fn a_new_open_with_the_r_bit_replaces_the_established_session() {
     })
     .await;
     assert_eq!(p.last_error.as_deref(), Some("peer restarted"));
-    assert_eq!(h.status().loc_rib_prefixes, 1, "the route kept as stale");
+    assert_eq!(
+        h.fresh_status().await.unwrap().loc_rib_prefixes,
+        1,
+        "the route kept as stale"
+    );
     closed_quietly(&mut old).await;
+    h.shutdown(ShutdownMode::Hard).await;
+}
+
+/// Counters alone do not publish a snapshot per UPDATE (that was work
+/// per peer for every UPDATE): watchers see them within the one-second
+/// tick, and `fresh_status` has them at once.
+#[tokio::test]
+async fn counters_reach_watchers_at_the_tick_and_fresh_status_at_once() {
+    let (h, addr) = dynamic_speaker("127.0.1.0/24", None).await;
+    let peer = std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 1, 75));
+    let mut c = Client::connect(addr, 75).await;
+    c.establish(75).await;
+    wait_peer(&h, peer, |p| {
+        p.state == bgp_speaker::SessionState::Established
+    })
+    .await;
+    // Counts the snapshots published while the UPDATEs come in (the test
+    // sleeps between them, so the counter runs after each one).
+    let mut watch = h.watch_status();
+    watch.mark_unchanged();
+    let published = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = published.clone();
+    let counting = tokio::spawn(async move {
+        while watch.changed().await.is_ok() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let updates = 20u8;
+    for i in 0..updates {
+        c.send(&update(&[], &good_attrs(), &[24, 10, 2, i])).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let published = published.load(std::sync::atomic::Ordering::SeqCst);
+    counting.abort();
+    assert!(
+        published <= 3,
+        "{published} snapshots for {updates} UPDATEs"
+    );
+    let fresh = wait_peer(&h, peer, |p| p.prefixes_received == u64::from(updates)).await;
+    assert_eq!(fresh.state, bgp_speaker::SessionState::Established);
+    // A plain watcher sees the counters by the next tick.
+    let mut watch = h.watch_status();
+    let seen = tokio::time::timeout(Duration::from_secs(3), async {
+        watch
+            .wait_for(|s| s.loc_rib_prefixes == u64::from(updates))
+            .await
+            .is_ok()
+    })
+    .await;
+    assert_eq!(seen, Ok(true));
     h.shutdown(ShutdownMode::Hard).await;
 }

@@ -120,7 +120,7 @@ async fn ibgp_session_routes_and_withdrawals_flow() {
             best: None
         }]
     );
-    let st = b.status();
+    let st = b.fresh_status().await.unwrap();
     let p = st.peers.iter().find(|p| p.address == ip(11)).unwrap();
     assert_eq!((p.prefixes_received, p.prefixes_accepted), (1, 1));
     assert!(p.negotiated.as_ref().unwrap().four_octet_as);

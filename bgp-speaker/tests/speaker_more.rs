@@ -235,7 +235,11 @@ async fn graceful_restart_keeps_routes_across_a_crash_and_refreshes_them() {
     // kill -9: the helper keeps both routes (stale), announces no change.
     rt.shutdown_background();
     assert!(wait_state(&helper, ip(22), SessionState::Active, 20).await);
-    assert_eq!(helper.status().loc_rib_prefixes, 2, "stale routes kept");
+    assert_eq!(
+        helper.fresh_status().await.unwrap().loc_rib_prefixes,
+        2,
+        "stale routes kept"
+    );
     assert!(
         tokio::time::timeout(Duration::from_millis(500), best.recv())
             .await
@@ -251,14 +255,9 @@ async fn graceful_restart_keeps_routes_across_a_crash_and_refreshes_them() {
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].prefix.to_string(), "10.7.2.0/24");
     assert!(got[0].best.is_none());
-    // The snapshot is published right after the change stream.
-    let mut st = helper.watch_status();
-    // (Map the watch guard away at once: holding it would block the speaker.)
-    let one = tokio::time::timeout(Duration::from_secs(5), async {
-        st.wait_for(|s| s.loc_rib_prefixes == 1).await.is_ok()
-    })
-    .await;
-    assert_eq!(one, Ok(true), "{:#?}", helper.status());
+    // A status asked for after the change stream shows the change.
+    let st = helper.fresh_status().await.unwrap();
+    assert_eq!(st.loc_rib_prefixes, 1, "{st:#?}");
     rt2.shutdown_background();
     helper.shutdown(ShutdownMode::Hard).await;
 }
@@ -302,7 +301,7 @@ async fn hard_shutdown_drops_routes_at_once() {
         .expect("withdrawn at once")
         .unwrap();
     assert!(gone[0].best.is_none());
-    let st = helper.status();
+    let st = helper.fresh_status().await.unwrap();
     assert!(
         st.peers[0]
             .last_error
@@ -333,7 +332,7 @@ async fn extended_messages_pack_3000_routes_in_one_update() {
         .collect();
     a.originate(routes).await.unwrap();
     assert_eq!(changes(&mut b_best, 3000).await.len(), 3000);
-    let st = a.status();
+    let st = a.fresh_status().await.unwrap();
     let p = &st.peers[0];
     assert!(
         p.negotiated.as_ref().unwrap().extended_message,

@@ -292,6 +292,12 @@ impl Agent {
                 Some(changes) = next_best(&mut self.best) => self.on_best_paths(changes),
                 Some(()) = speaker_changed(&mut self.speaker) => self.on_speaker_status(),
                 Some(reply) = refresh.recv() => {
+                    // The speaker's counters as they are now, too.
+                    if let Some(s) = &self.speaker {
+                        if let Ok(status) = s.handle.fresh_status().await {
+                            self.bgp.send_replace(status);
+                        }
+                    }
                     self.publish();
                     let _ = reply.send(());
                 }

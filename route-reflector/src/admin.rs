@@ -119,7 +119,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Response {
-    let status = shared.handle.status();
+    // Counters as they are now (the watched snapshot may be a second old).
+    let status = match shared.handle.fresh_status().await {
+        Ok(s) => s,
+        Err(_) => shared.handle.status(),
+    };
     let applied = shared.applied();
     let view = StatusView {
         router_id: status.router_id,
@@ -138,6 +142,8 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
+    // Publishes the counters as they are now to the watch the metrics read.
+    let _ = shared.handle.fresh_status().await;
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
