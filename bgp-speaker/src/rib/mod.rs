@@ -436,6 +436,11 @@ impl Rib {
     /// best-path changes (none are built unless `want_changes`); per-peer
     /// changes wait in [`Rib::take_out`].
     pub fn decide(&mut self, want_changes: bool) -> Vec<BestPathChange> {
+        // Most decisions (after a keepalive, say) have nothing to run:
+        // no list of targets, work per peer, for them.
+        if self.v4.idle() && self.v6.idle() {
+            return Vec::new();
+        }
         let targets: Vec<_> = self
             .peers
             .iter()

@@ -200,7 +200,6 @@ impl<K: Key + Send + Sync> Family<K> {
     }
 
     /// Whether a decision would do nothing (see [`Table::idle`]).
-    #[cfg(test)]
     pub fn idle(&self) -> bool {
         self.queued == 0 && self.shards.iter().all(Table::idle)
     }
