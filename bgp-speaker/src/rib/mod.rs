@@ -103,6 +103,11 @@ pub struct Rib {
     /// Buffers splitting an UPDATE's prefixes by family.
     scratch_v4: Vec<Ipv4Net>,
     scratch_v6: Vec<Ipv6Net>,
+    /// The export targets of the last decision, and them grouped by
+    /// class: kept while the peers' export classes stay the same (a copy
+    /// per peer for every decision, otherwise).
+    targets: Vec<shard::Target>,
+    grouped: Arc<Vec<table::ClassGroup>>,
 }
 
 // ===== impl OutBatch =====
@@ -263,6 +268,8 @@ impl Rib {
             v6: Family::new(shards),
             scratch_v4: Vec::new(),
             scratch_v6: Vec::new(),
+            targets: Vec::new(),
+            grouped: Arc::new(Vec::new()),
         }
     }
 
@@ -441,17 +448,30 @@ impl Rib {
         if self.v4.idle() && self.v6.idle() {
             return Vec::new();
         }
-        let targets: Vec<_> = self
+        let now = self
             .peers
             .iter()
-            .filter_map(|(id, p)| p.export.map(|c| (*id, c, p.families.clone())))
-            .collect();
+            .filter_map(|(id, p)| p.export.map(|c| (*id, c, &p.families)));
+        let same = now
+            .clone()
+            .map(Some)
+            .chain(std::iter::once(None))
+            .zip(self.targets.iter().map(Some).chain(std::iter::once(None)))
+            .all(|(a, b)| match (a, b) {
+                (Some((id, c, f)), Some((id2, c2, f2))) => id == *id2 && c == *c2 && f == f2,
+                (None, None) => true,
+                _ => false,
+            });
+        if !same {
+            self.targets = now.map(|(id, c, f)| (id, c, f.clone())).collect();
+            self.grouped = Arc::new(table::group(self.targets.iter().cloned()));
+        }
         let ctx = Ctx {
             peers: &self.peers,
             local: &self.local,
         };
-        let mut changes = self.v4.decide(&ctx, &targets, want_changes);
-        changes.extend(self.v6.decide(&ctx, &targets, want_changes));
+        let mut changes = self.v4.decide(&ctx, &self.grouped, want_changes);
+        changes.extend(self.v6.decide(&ctx, &self.grouped, want_changes));
         changes
     }
 

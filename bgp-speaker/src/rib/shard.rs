@@ -22,7 +22,7 @@ use crate::route::PathAttrs;
 use crate::route::Afi;
 
 use super::export::ExportClass;
-use super::table::{Ctx, ExportRun, Key, Peers, Table, Taking};
+use super::table::{ClassGroup, Ctx, ExportRun, Key, Peers, Table, Taking};
 use super::{OutBatch, PeerId};
 
 /// A peer to export to: id, export class, families.
@@ -281,7 +281,7 @@ impl<K: Key + Send + Sync> Family<K> {
     pub fn decide(
         &mut self,
         ctx: &Ctx<'_>,
-        targets: &[Target],
+        targets: &Arc<Vec<ClassGroup>>,
         want_changes: bool,
     ) -> Vec<BestPathChange> {
         self.apply(ctx.peers);
@@ -289,7 +289,7 @@ impl<K: Key + Send + Sync> Family<K> {
             if t.idle() {
                 return Vec::new();
             }
-            let mut run = ExportRun::new(targets.to_vec());
+            let mut run = ExportRun::with_groups(targets.clone());
             let mut changes = Vec::new();
             t.decide(ctx, &mut run, want_changes.then_some(&mut changes));
             changes

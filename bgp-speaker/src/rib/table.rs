@@ -265,7 +265,7 @@ pub(super) struct Table<K> {
 }
 
 /// Peers of one export class, with the families each negotiated.
-type ClassGroup = (ExportClass, Vec<(PeerId, Vec<Afi>)>);
+pub(super) type ClassGroup = (ExportClass, Vec<(PeerId, Vec<Afi>)>);
 
 /// Prefixes being taken out for one peer, in the family's own type.
 #[derive(Debug)]
@@ -284,7 +284,8 @@ impl<K> Taking<K> {
 /// attributes already computed per (best attributes, source kind, class): a
 /// change costs one transform and one memo lookup per class, not per peer.
 pub(super) struct ExportRun {
-    groups: Vec<ClassGroup>,
+    /// Shared between runs while the targets stay the same.
+    groups: Arc<Vec<ClassGroup>>,
     /// Distinguishes runs: within one run a prefix is queued at most once
     /// per peer.
     seq: u64,
@@ -380,13 +381,11 @@ impl Memo {
 
 impl ExportRun {
     pub fn new(targets: Vec<(PeerId, ExportClass, Vec<Afi>)>) -> ExportRun {
-        let mut groups: Vec<ClassGroup> = Vec::new();
-        for (id, class, families) in targets {
-            match groups.iter_mut().find(|(c, _)| *c == class) {
-                Some((_, members)) => members.push((id, families)),
-                None => groups.push((class, vec![(id, families)])),
-            }
-        }
+        ExportRun::with_groups(Arc::new(group(targets)))
+    }
+
+    /// A run for targets already grouped (see [`group`]).
+    pub fn with_groups(groups: Arc<Vec<ClassGroup>>) -> ExportRun {
         static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         ExportRun {
@@ -396,6 +395,20 @@ impl ExportRun {
             partial: false,
         }
     }
+}
+
+/// Export targets grouped by class, in the order given.
+pub(super) fn group(
+    targets: impl IntoIterator<Item = (PeerId, ExportClass, Vec<Afi>)>,
+) -> Vec<ClassGroup> {
+    let mut groups: Vec<ClassGroup> = Vec::new();
+    for (id, class, families) in targets {
+        match groups.iter_mut().find(|(c, _)| *c == class) {
+            Some((_, members)) => members.push((id, families)),
+            None => groups.push((class, vec![(id, families)])),
+        }
+    }
+    groups
 }
 
 // ===== impl PeerAf =====
@@ -1012,7 +1025,7 @@ fn take_members<K: Key>(
     groups: &mut FxHashMap<ExportClass, Group<K>>,
     run: &ExportRun,
 ) -> Taken<K> {
-    for (class, members) in &run.groups {
+    for (class, members) in run.groups.iter() {
         for (id, families) in members {
             let p = peers.entry(*id).or_default();
             if p.group == Some(*class) {
