@@ -318,21 +318,15 @@ fn compute_in(state: &DesiredState, only: Option<&BTreeSet<IpNet>>) -> DesiredRo
     for block in state.blocks.iter().filter(|b| wanted(b)) {
         out.claim(KernelRoute::blackhole(*block), Source::Blackhole);
     }
-    let mut remote: Vec<(IpNet, IpAddr)> = state
-        .learned
-        .iter()
-        .map(|l| (l.prefix.trunc(), l.next_hop))
-        .chain(
-            state
-                .borrowed
-                .iter()
-                .map(|b| (IpNet::from(b.address), b.node)),
-        )
-        .collect();
+    // The remote routes of the prefixes looked at, sorted (the lower next
+    // hop of one prefix wins); with `only`, the others are read for
+    // overlaps alone, unsorted.
+    let mut remote: Vec<(IpNet, IpAddr)> =
+        remote_routes(state).filter(|(p, _)| wanted(p)).collect();
     remote.sort();
     remote.dedup();
-    check_overlaps(state, &remote, only, &mut out.warnings);
-    for (prefix, next_hop) in remote.iter().filter(|(p, _)| wanted(p)) {
+    check_overlaps(state, &remote, only.is_some(), &mut out.warnings);
+    for (prefix, next_hop) in &remote {
         remote_route(state, &pools, *prefix, *next_hop, &mut out);
     }
     for ep in &state.endpoints {
@@ -560,22 +554,37 @@ fn usable_pools<'a>(state: &'a DesiredState, warnings: &mut Vec<Warning>) -> Vec
     usable
 }
 
+/// Every remote route (learned, borrowed) as (prefix, next hop).
+fn remote_routes(state: &DesiredState) -> impl Iterator<Item = (IpNet, IpAddr)> + '_ {
+    state
+        .learned
+        .iter()
+        .map(|l| (l.prefix.trunc(), l.next_hop))
+        .chain(
+            state
+                .borrowed
+                .iter()
+                .map(|b| (IpNet::from(b.address), b.node)),
+        )
+}
+
 /// Warns about learned blocks (not host routes) that overlap an own block or
-/// a block of another next hop; with `only`, the overlaps of those
-/// prefixes. `remote` is sorted; a pair is reported as (earlier, later).
+/// a block of another next hop: those in `remote` (sorted), against each
+/// other, or with `some`, against every remote route of the state. A pair
+/// is reported as (lower, higher).
 fn check_overlaps(
     state: &DesiredState,
     remote: &[(IpNet, IpAddr)],
-    only: Option<&BTreeSet<IpNet>>,
+    some: bool,
     warnings: &mut Vec<Warning>,
 ) {
     let is_host = |p: &IpNet| p.prefix_len() == p.max_prefix_len();
     let overlaps = |a: &IpNet, b: &IpNet| a.contains(b) || b.contains(a);
-    let wanted = |p: &IpNet| only.is_none_or(|s| s.contains(p));
     let pair = |a: &(IpNet, IpAddr), b: &(IpNet, IpAddr)| {
         !is_host(&a.0) && !is_host(&b.0) && a.0 != b.0 && a.1 != b.1 && overlaps(&a.0, &b.0)
     };
     let report = |a: &(IpNet, IpAddr), b: &(IpNet, IpAddr), warnings: &mut Vec<Warning>| {
+        let (a, b) = if a <= b { (a, b) } else { (b, a) };
         warnings.push(Warning::OverlappingBlocks {
             prefix: a.0,
             next_hop: a.1,
@@ -584,7 +593,7 @@ fn check_overlaps(
         })
     };
     for (i, r) in remote.iter().enumerate() {
-        if is_host(&r.0) || !wanted(&r.0) {
+        if is_host(&r.0) {
             continue;
         }
         for own in &state.blocks {
@@ -597,18 +606,19 @@ fn check_overlaps(
                 });
             }
         }
-        // Pairs with an earlier prefix that is not looked at itself (else
-        // that one reports the pair), then with every later one.
-        if only.is_some() {
-            for e in remote[..i].iter().filter(|e| !wanted(&e.0)) {
-                if pair(e, r) {
-                    report(e, r, warnings);
+        if some {
+            // Twice for a pair of two looked-at prefixes: dropped as
+            // duplicates.
+            for o in remote_routes(state) {
+                if pair(r, &o) {
+                    report(r, &o, warnings);
                 }
             }
-        }
-        for l in &remote[i + 1..] {
-            if pair(r, l) {
-                report(r, l, warnings);
+        } else {
+            for l in &remote[i + 1..] {
+                if pair(r, l) {
+                    report(r, l, warnings);
+                }
             }
         }
     }
