@@ -106,30 +106,9 @@ async fn hold_timer_expires_with_4_0() {
 /// with the higher BGP identifier survives, the other gets Cease/7.
 #[tokio::test]
 async fn collision_keeps_the_connection_of_the_higher_identifier() {
-    use bgp_speaker::{PeerConfig, SessionState};
-    let me = std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 1, 70));
-    // Our listener, where the speaker connects to.
-    let listener = tokio::net::TcpListener::bind(SocketAddr::new(me, 0))
-        .await
-        .unwrap();
-    let mut c = SpeakerConfig::new(Ipv4Addr::new(10, 8, 0, 1), AS);
-    c.listen = Some("127.0.0.1:0".parse().unwrap());
-    c.peers.push(PeerConfig {
-        port: listener.local_addr().unwrap().port(),
-        connect_retry: 1,
-        ..PeerConfig::new(me, AS)
-    });
-    let (h, _best) = start(c).await.unwrap();
-    let speaker_addr = h.status().listen.unwrap();
+    use bgp_speaker::SessionState;
     // Connection A: opened by the speaker (lower id 10.8.0.1).
-    let (a_stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut a = Client {
-        stream: a_stream,
-        addr: me,
-    };
+    let (h, mut a, speaker_addr) = speaker_dialing_us(70).await;
     // Connection B: opened by us (higher id 10.9.9.70), from the same address.
     let mut b = Client::connect(speaker_addr, 70).await;
     for cl in [&mut a, &mut b] {
@@ -249,15 +228,10 @@ async fn a_connection_told_to_close_never_becomes_the_session() {
     h.shutdown(ShutdownMode::Hard).await;
 }
 
-/// A speaker (router id 10.8.0.1, lower than ours) that connects to our
-/// listener (connection A, outbound for it) while we connect to it
-/// (connection B, inbound). With `a_first`, A is brought to Established
-/// (graceful restart, one route), else B; the other has only the
-/// speaker's OPEN. Returns the speaker, A and B.
-async fn crossed_connections(
-    last: u8,
-    a_first: bool,
-) -> (bgp_speaker::SpeakerHandle, Client, Client) {
+/// A speaker (router id 10.8.0.1) configured with us (127.0.1.`last`) as
+/// its peer, and the connection it opened to our listener (nothing read
+/// from it yet); also the speaker's own listening address.
+async fn speaker_dialing_us(last: u8) -> (bgp_speaker::SpeakerHandle, Client, SocketAddr) {
     use bgp_speaker::PeerConfig;
     let me = std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 1, last));
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(me, 0))
@@ -272,14 +246,24 @@ async fn crossed_connections(
     });
     let (h, _best) = start(c).await.unwrap();
     let speaker_addr = h.status().listen.unwrap();
-    let (a_stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+    let (stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
         .await
         .unwrap()
         .unwrap();
-    let mut a = Client {
-        stream: a_stream,
-        addr: me,
-    };
+    (h, Client { stream, addr: me }, speaker_addr)
+}
+
+/// A speaker (router id 10.8.0.1, lower than ours) that connects to our
+/// listener (connection A, outbound for it) while we connect to it
+/// (connection B, inbound). With `a_first`, A is brought to Established
+/// (graceful restart, one route), else B; the other has only the
+/// speaker's OPEN. Returns the speaker, A and B.
+async fn crossed_connections(
+    last: u8,
+    a_first: bool,
+) -> (bgp_speaker::SpeakerHandle, Client, Client) {
+    let me = std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 1, last));
+    let (h, mut a, speaker_addr) = speaker_dialing_us(last).await;
     assert_eq!(
         a.read().await.map(|m| m.0),
         Some(1),

@@ -156,6 +156,34 @@ async fn next_pass(h: &mut ReconcilerHandle, passes: u64) -> Status {
         .unwrap_or_else(|| panic!("no pass after {passes} within {WAIT:?}"))
 }
 
+/// Waits until no pass ran for 300 ms (the echoes of earlier writes, and
+/// the passes they cause, are over): a delta applies only to a kernel in
+/// sync with no full pass pending.
+async fn settled(h: &ReconcilerHandle) -> Status {
+    let mut s = h.status();
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = h.status();
+        if now.passes == s.passes {
+            return now;
+        }
+        s = now;
+    }
+}
+
+/// A full pass (asked for after `passes` passes) finds the kernel as
+/// desired: it writes nothing.
+async fn full_pass_writes_nothing(h: &mut ReconcilerHandle, passes: u64) {
+    h.resync().await.unwrap();
+    let s = next_pass(h, passes).await;
+    let full = s.last_pass.unwrap();
+    assert!(full.full);
+    assert_eq!(
+        full.writes, 0,
+        "the delta left the kernel as desired: {full:#?}"
+    );
+}
+
 /// Starts a reconciler, sets the desired state, waits until converged.
 async fn converged(ns: &common::Netns) -> ReconcilerHandle {
     let mut h = reconciler::start(config(ns)).unwrap();
@@ -448,15 +476,7 @@ async fn a_desired_state_change_is_applied_as_a_delta_without_a_dump() {
     // Let the echoes of the first pass's vxlan writes (a follow-up full
     // pass) settle: a delta only applies to a kernel in sync with no full
     // pass pending.
-    let mut s = h.status();
-    loop {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let now = h.status();
-        if now.passes == s.passes {
-            break;
-        }
-        s = now;
-    }
+    let s = settled(&h).await;
     let mut d = desired();
     d.nodes.push(PeerNode {
         name: "node-d".into(),
@@ -494,14 +514,7 @@ async fn a_desired_state_change_is_applied_as_a_delta_without_a_dump() {
         !now.iter().any(|r| r.starts_with("10.244.9.0/26")),
         "{now:#?}"
     );
-    h.resync().await.unwrap();
-    let s3 = next_pass(&mut h, s2.passes).await;
-    let full = s3.last_pass.unwrap();
-    assert!(full.full);
-    assert_eq!(
-        full.writes, 0,
-        "the delta left the kernel as desired: {full:#?}"
-    );
+    full_pass_writes_nothing(&mut h, s2.passes).await;
 }
 
 /// Learned-route changes alone (what a BGP UPDATE brings) are computed
@@ -512,15 +525,7 @@ async fn a_desired_state_change_is_applied_as_a_delta_without_a_dump() {
 async fn learned_route_changes_are_applied_as_a_delta() {
     let ns = common::node_ns("learned");
     let mut h = converged(&ns).await;
-    let mut s = h.status();
-    loop {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let now = h.status();
-        if now.passes == s.passes {
-            break;
-        }
-        s = now;
-    }
+    let s = settled(&h).await;
     let net = |s: &str| s.parse().unwrap();
     let ip = |s: &str| Some(s.parse().unwrap());
     let generation = h
@@ -574,14 +579,7 @@ async fn learned_route_changes_are_applied_as_a_delta() {
         .await
         .expect("the warning cleared");
     // A full pass finds the kernel as the changes left it.
-    h.resync().await.unwrap();
-    let s4 = next_pass(&mut h, s3.passes).await;
-    let full = s4.last_pass.unwrap();
-    assert!(full.full);
-    assert_eq!(
-        full.writes, 0,
-        "the delta left the kernel as desired: {full:#?}"
-    );
+    full_pass_writes_nothing(&mut h, s3.passes).await;
 }
 
 /// Learned-route changes before any desired state have nothing to apply
