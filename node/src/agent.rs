@@ -57,6 +57,9 @@ const DRAIN_MAX: usize = 1024;
 const TRIM_AFTER: u64 = 100;
 /// Status requests waiting for the agent.
 const REFRESH_QUEUE: usize = 16;
+/// How long a status request waits for the speaker's fresh counters
+/// (less than the admin server waits for the agent).
+const SPEAKER_STATUS_WAIT: Duration = Duration::from_millis(200);
 
 /// Everything the agent task accepts.
 #[derive(Debug)]
@@ -292,9 +295,12 @@ impl Agent {
                 Some(changes) = next_best(&mut self.best) => self.on_best_paths(changes),
                 Some(()) = speaker_changed(&mut self.speaker) => self.on_speaker_status(),
                 Some(reply) = refresh.recv() => {
-                    // The speaker's counters as they are now, too.
+                    // The speaker's counters as they are now, too; not
+                    // waited for long (a speaker blocked on a full
+                    // best-path channel waits for this task).
                     if let Some(s) = &self.speaker {
-                        if let Ok(status) = s.handle.fresh_status().await {
+                        let fresh = s.handle.fresh_status();
+                        if let Ok(Ok(status)) = tokio::time::timeout(SPEAKER_STATUS_WAIT, fresh).await {
                             self.bgp.send_replace(status);
                         }
                     }
