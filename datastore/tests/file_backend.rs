@@ -389,6 +389,36 @@ async fn a_watch_that_keeps_up_survives_compactions() {
     assert_eq!(consumer.await.unwrap(), written);
 }
 
+/// A watch, and the store's reader it starts, read the journal back from
+/// its end to the watch's revision (not the whole journal): changes
+/// written meanwhile by another opened store all reach the watch, once
+/// and in order. Each round starts a new reader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_started_during_writes_misses_none_of_them() {
+    let (s, dir) = file_store();
+    update_handle(&s, 300).await;
+    let writer = FileStore::open(dir.path()).unwrap();
+    for round in 0..20 {
+        let from = s.list(Kind::Handle).await.unwrap().revision;
+        let w = writer.clone();
+        let writes = tokio::spawn(async move {
+            let mut v = w.get(&Key::new(Kind::Handle, "h")).await.unwrap().unwrap();
+            let mut revs = Vec::new();
+            for i in 0..4 {
+                v = w
+                    .update(handle("h", round * 10 + i), v.revision)
+                    .await
+                    .unwrap();
+                revs.push(v.revision);
+            }
+            revs
+        });
+        let watch = s.watch(Kind::Handle, from).await.unwrap();
+        let written = writes.await.unwrap();
+        assert_eq!(take(watch, 4).await, written, "round {round}");
+    }
+}
+
 /// The next `n` revisions of `w`.
 async fn take(mut w: Watch, n: usize) -> Vec<u64> {
     let mut revs = Vec::new();

@@ -61,7 +61,7 @@ pub(super) async fn start(
     }
     // Subscribed before the first read: whatever is written after that
     // read is in a later publication.
-    let mut batches = store.hub.subscribe(&store, kind);
+    let mut batches = store.hub.subscribe(&store, kind, from);
     // Fail now, not in the stream, when the history is gone.
     let mut cursor = None;
     let (first, mut last) = step(&store, kind, from, &mut cursor, &mut only).await?;
@@ -104,7 +104,7 @@ pub(super) async fn start(
                         }
                         Err(broadcast::error::RecvError::Closed) => {
                             // The reader's runtime went away: a new reader.
-                            batches = store.hub.subscribe(&store, kind);
+                            batches = store.hub.subscribe(&store, kind, last);
                             own_read = true;
                             continue;
                         }
@@ -348,8 +348,14 @@ impl std::fmt::Debug for Hub {
 
 impl Hub {
     /// A receiver of the reader's publications, starting the reader (and
-    /// its inotify instance) when none runs.
-    fn subscribe(&self, store: &FileStore, kind: Kind) -> broadcast::Receiver<Arc<Batch>> {
+    /// its inotify instance) when none runs: it then reads first what came
+    /// after `from`, the revision the watch starts from.
+    fn subscribe(
+        &self,
+        store: &FileStore,
+        kind: Kind,
+        from: Revision,
+    ) -> broadcast::Receiver<Arc<Batch>> {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(hub) = guard.as_ref().filter(|h| !h.task.is_finished()) {
             return hub.out.subscribe(kind);
@@ -366,7 +372,7 @@ impl Hub {
                 None
             }
         };
-        let task = tokio::spawn(reader(store.clone(), out.clone(), events));
+        let task = tokio::spawn(reader(store.clone(), out.clone(), events, from));
         *guard = Some(HubState { out, task });
         rx
     }
@@ -423,8 +429,10 @@ struct Published {
 
 /// The store's reader: reads at each wake and publishes each kind's
 /// entries to that kind's watches, until no watch is left. Without
-/// `events` (no inotify) it polls.
-async fn reader(store: FileStore, out: Arc<Outs>, mut events: Option<Notifier>) {
+/// `events` (no inotify) it polls. The first read starts after revision
+/// `from` (the first watch's), found by reading the journal back from its
+/// end: every watch that subscribed before it has read that far itself.
+async fn reader(store: FileStore, out: Arc<Outs>, mut events: Option<Notifier>, from: Revision) {
     let path = store.state_dir().join(journal::FILE);
     let mut held = None;
     // Whether the held journal and the user's file must be checked
@@ -439,17 +447,20 @@ async fn reader(store: FileStore, out: Arc<Outs>, mut events: Option<Notifier>) 
     // The reader has read every entry after this revision (a compaction
     // that dropped entries it had not read starts it again).
     let mut continuous: Revision = 0;
+    // Until a read succeeds: the reader starts after `from`.
+    let mut first = true;
     loop {
         let before = through;
         let batch = read_batch(
             &store,
             &path,
             &mut held,
-            check,
+            (check, first.then_some(from)),
             &mut through,
             &mut user_seen,
         )
         .await;
+        first &= batch.failed;
         let user_changed = batch.user_error != last_user_error;
         last_user_error = batch.user_error.clone();
         // A read of the whole journal after a compaction that dropped
@@ -579,13 +590,14 @@ type FileStamp = (u64, u64, Option<std::time::SystemTime>);
 
 /// The reader's pass: ingests the user file if it changed (or appeared,
 /// or went away) since last ingested (a `stat`, no lock, when `check`
-/// asks), then reads the journal (at `path`) after the held cursor.
-/// `through` is the newest revision read so far.
+/// asks), then reads the journal (at `path`) after the held cursor; on
+/// the first pass after revision `first`. `through` is the newest
+/// revision read so far.
 async fn read_batch(
     store: &FileStore,
     path: &Path,
     held: &mut Option<journal::Held>,
-    check: Check,
+    (check, first): (Check, Option<Revision>),
     through: &mut Revision,
     user_seen: &mut Option<Option<FileStamp>>,
 ) -> Batch {
@@ -611,12 +623,14 @@ async fn read_batch(
     // What was appended since the last read is a few hundred bytes: read
     // here from the held file, without handing over to a blocking thread
     // and back at every write. The first read, and one after a
-    // compaction, read the whole journal on a blocking thread.
+    // compaction, open the journal on a blocking thread.
     let read = match held.take() {
         Some(mut h) if !check.journal || journal::same_file(path, h.cursor) => {
             h.read(path).map(|contents| (contents, Some(h)))
         }
-        h => open_from(store, h.map(|h| h.cursor)).await,
+        // The journal was replaced (compacted), or this is the first
+        // read: after the revision read through, or the first watch's.
+        h => open_from(store, h.map(|h| h.cursor), first.unwrap_or(*through)).await,
     };
     match read {
         Ok((contents, next)) => {
@@ -654,7 +668,7 @@ async fn step(
     cursor: &mut Option<journal::Cursor>,
     only: &mut Option<Only>,
 ) -> Result<(Vec<WatchEvent>, Revision), StoreError> {
-    let (contents, next) = read(store, *cursor).await?;
+    let (contents, next) = read(store, *cursor, last).await?;
     if !contents.partial {
         check_history(&contents, last)?;
     }
@@ -684,8 +698,9 @@ fn admitted(only: &mut Option<Only>, entry: &journal::Entry) -> bool {
 async fn read(
     store: &FileStore,
     cursor: Option<journal::Cursor>,
+    after: Revision,
 ) -> Result<(journal::Contents, Option<journal::Cursor>), StoreError> {
-    let (contents, held) = open_from(store, cursor).await?;
+    let (contents, held) = open_from(store, cursor, after).await?;
     Ok((contents, held.map(|h| h.cursor)))
 }
 
@@ -693,9 +708,10 @@ async fn read(
 async fn open_from(
     store: &FileStore,
     cursor: Option<journal::Cursor>,
+    after: Revision,
 ) -> Result<(journal::Contents, Option<journal::Held>), StoreError> {
     let path = store.state_dir().join(journal::FILE);
-    tokio::task::spawn_blocking(move || journal::open_from(&path, cursor))
+    tokio::task::spawn_blocking(move || journal::open_from(&path, cursor, after))
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
 }
