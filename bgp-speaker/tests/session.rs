@@ -232,11 +232,22 @@ async fn a_connection_told_to_close_never_becomes_the_session() {
 /// its peer, and the connection it opened to our listener (nothing read
 /// from it yet); also the speaker's own listening address.
 async fn speaker_dialing_us(last: u8) -> (bgp_speaker::SpeakerHandle, Client, SocketAddr) {
+    speaker_dialing_us_with(last, None).await
+}
+
+/// [`speaker_dialing_us`], our receive buffer `rcvbuf` bytes if given.
+async fn speaker_dialing_us_with(
+    last: u8,
+    rcvbuf: Option<u32>,
+) -> (bgp_speaker::SpeakerHandle, Client, SocketAddr) {
     use bgp_speaker::PeerConfig;
     let me = std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 1, last));
-    let listener = tokio::net::TcpListener::bind(SocketAddr::new(me, 0))
-        .await
-        .unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    if let Some(bytes) = rcvbuf {
+        socket.set_recv_buffer_size(bytes).unwrap();
+    }
+    socket.bind(SocketAddr::new(me, 0)).unwrap();
+    let listener = socket.listen(4).unwrap();
     let mut c = SpeakerConfig::new(Ipv4Addr::new(10, 8, 0, 1), AS);
     c.listen = Some("127.0.0.1:0".parse().unwrap());
     c.peers.push(PeerConfig {
@@ -462,5 +473,111 @@ async fn counters_reach_watchers_at_the_tick_and_fresh_status_at_once() {
     })
     .await;
     assert_eq!(seen, Ok(true));
+    h.shutdown(ShutdownMode::Hard).await;
+}
+
+/// A speaker with a table of `routes` routes of their own attributes (an
+/// UPDATE each, ~180 bytes: together far more than the socket buffers
+/// hold) and a peer (us, 127.0.1.`last`, with a 4 KiB receive buffer)
+/// that brings the session up (hold time 90 s, one route of its own) and
+/// then reads nothing. Returns the speaker, our address and the
+/// connection's halves (the read half is never read).
+async fn speaker_facing_a_peer_that_reads_nothing(
+    last: u8,
+    routes: u32,
+) -> (
+    bgp_speaker::SpeakerHandle,
+    std::net::IpAddr,
+    tokio::net::tcp::OwnedReadHalf,
+    tokio::net::tcp::OwnedWriteHalf,
+) {
+    use tokio::io::AsyncWriteExt;
+    let (h, mut c, _) = speaker_dialing_us_with(last, Some(4096)).await;
+    let table = (0..routes)
+        .map(|i| LocalRoute {
+            prefix: std::net::IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)).into(),
+            attrs: PathAttrs {
+                med: Some(i),
+                communities: (0..30).map(|k| 0xfde8_0000 + k).collect(),
+                ..PathAttrs::local(NextHop::V4(Ipv4Addr::new(192, 168, 5, 1)))
+            },
+        })
+        .collect();
+    h.originate(table).await.unwrap();
+    assert_eq!(c.read().await.map(|m| m.0), Some(1), "the speaker's OPEN");
+    c.send(&open(4, AS, 90, [10, 9, 9, last])).await;
+    assert_eq!(c.read().await.map(|m| m.0), Some(4));
+    let (rd, mut wr) = c.stream.into_split();
+    wr.write_all(&msg(4, &[])).await.unwrap();
+    wr.write_all(&update(&[], &good_attrs(), &NLRI))
+        .await
+        .unwrap();
+    let me = c.addr;
+    wait_peer(&h, me, |p| p.prefixes_accepted == 1).await;
+    (h, me, rd, wr)
+}
+
+/// Waits (in paused time, up to `limit`) until the peer is no longer
+/// Established; returns its status and how long that took.
+async fn wait_down(
+    h: &bgp_speaker::SpeakerHandle,
+    peer: std::net::IpAddr,
+    limit: Duration,
+) -> (bgp_speaker::PeerStatus, Duration) {
+    let t0 = tokio::time::Instant::now();
+    while t0.elapsed() < limit {
+        let st = h.fresh_status().await.unwrap();
+        if let Some(p) = st.peers.iter().find(|p| p.address == peer) {
+            if p.state != bgp_speaker::SessionState::Established {
+                return (p.clone(), t0.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    panic!("still Established after {limit:?}: {:#?}", h.status());
+}
+
+/// RFC 9687: a peer that keeps its session alive with keepalives but reads
+/// nothing (a zero receive window) is closed once nothing could be sent
+/// for the send hold time (8 minutes: more than twice the 90 s hold
+/// time), with NOTIFICATION 8 as the reason, and its routes go. The
+/// session used to wait in its write for ever, with its timers.
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_reads_nothing_is_closed_by_the_send_hold_timer() {
+    use tokio::io::AsyncWriteExt;
+    let (h, me, _rd, mut wr) = speaker_facing_a_peer_that_reads_nothing(81, 30_000).await;
+    let keepalives = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            if wr.write_all(&msg(4, &[])).await.is_err() {
+                return;
+            }
+        }
+    });
+    let (p, after) = wait_down(&h, me, Duration::from_secs(1200)).await;
+    keepalives.abort();
+    let why = p.last_error.clone().unwrap_or_default();
+    assert!(why.contains("send hold timer expired"), "{why}");
+    assert!(
+        after >= Duration::from_secs(480) && after <= Duration::from_secs(490),
+        "closed after {after:?}"
+    );
+    assert_eq!(p.prefixes_accepted, 0, "the peer's route is gone");
+    assert_eq!(h.fresh_status().await.unwrap().loc_rib_prefixes, 30_000);
+    h.shutdown(ShutdownMode::Hard).await;
+}
+
+/// The hold timer runs while a write waits: a peer that reads nothing and
+/// sends nothing is closed 90 s after its last message (4/0), not never.
+#[tokio::test(start_paused = true)]
+async fn the_hold_timer_expires_while_a_write_waits() {
+    let (h, me, _rd, _wr) = speaker_facing_a_peer_that_reads_nothing(82, 30_000).await;
+    let (p, after) = wait_down(&h, me, Duration::from_secs(1200)).await;
+    let why = p.last_error.clone().unwrap_or_default();
+    assert!(why.contains("hold timer expired (90 s"), "{why}");
+    assert!(
+        after >= Duration::from_secs(85) && after <= Duration::from_secs(92),
+        "closed after {after:?}"
+    );
     h.shutdown(ShutdownMode::Hard).await;
 }

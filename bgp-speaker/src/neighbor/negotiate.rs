@@ -16,6 +16,8 @@ pub mod code {
     pub const HOLD_TIMER: u8 = 4;
     pub const FSM: u8 = 5;
     pub const CEASE: u8 = 6;
+    /// RFC 9687: Send Hold Timer Expired.
+    pub const SEND_HOLD_TIMER: u8 = 8;
     /// OPEN subcodes.
     pub const BAD_PEER_AS: u8 = 2;
     pub const BAD_BGP_ID: u8 = 3;

@@ -12,7 +12,10 @@
 //! the instance, so a busy RIB never starves them; while the instance is
 //! slow to take our updates we stop reading, and then the hold timer is
 //! re-armed instead of expiring (the peer's keepalives are waiting unread in
-//! our socket: not its fault).
+//! our socket: not its fault). Writes never block the session: what the
+//! socket does not take waits in an outbox while timers and reads go on,
+//! and a peer that takes nothing for the send hold time (RFC 9687) is
+//! closed with NOTIFICATION 8.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +36,11 @@ use crate::route::Afi;
 
 /// Hold time while waiting for the peer's OPEN (RFC 4271 §8: "large", 4 min).
 const OPEN_HOLD: Duration = Duration::from_secs(240);
+/// The least send hold time (RFC 9687's suggested 8 minutes).
+const SEND_HOLD_MIN: Duration = Duration::from_secs(8 * 60);
+/// How long a closing session tries to get its last bytes and the
+/// NOTIFICATION out (a peer that reads nothing never takes them).
+const CLOSE_WRITE: Duration = Duration::from_secs(2);
 /// Capacity of the reader -> session queue.
 const READ_QUEUE: usize = 16;
 /// Read buffer of a quiet session, and the most a busy one reads at once.
@@ -127,6 +135,7 @@ pub async fn run(
         counters,
         established: false,
         agreed: None,
+        out: Outbox::default(),
     };
     let info = s.drive(stream).await;
     let _ = events.send((conn, FromSession::Closed(info))).await;
@@ -139,6 +148,43 @@ struct Session {
     counters: Arc<Counters>,
     established: bool,
     agreed: Option<Agreed>,
+    /// What is queued for the peer in Established.
+    out: Outbox,
+}
+
+/// Bytes queued for the peer and how far they are written. The session
+/// never waits on a write: the hold timer, the peer's messages and the
+/// send hold timer go on while a peer that reads nothing (a zero receive
+/// window) holds the bytes back.
+#[derive(Debug, Default)]
+struct Outbox {
+    buf: Vec<u8>,
+    done: usize,
+}
+
+/// The send hold time (RFC 9687) for a negotiated hold time: a session
+/// whose writes make no progress for this long is closed. The RFC's
+/// suggested default: the greater of 8 minutes and twice the hold time;
+/// none when the hold time is zero.
+pub(crate) fn send_hold_time(hold_time: u16) -> Option<Duration> {
+    match hold_time {
+        0 => None,
+        h => Some(SEND_HOLD_MIN.max(Duration::from_secs(2 * u64::from(h)))),
+    }
+}
+
+/// What woke an Established session.
+enum Wake {
+    Hold,
+    SendHold,
+    Keepalive,
+    Wrote(std::io::Result<usize>),
+    /// A message read was handed to the instance.
+    Forwarded,
+    /// The instance went away.
+    Stopped,
+    Command(ToSession),
+    Read(Option<ReadItem>),
 }
 
 /// How a phase ended early.
@@ -174,8 +220,15 @@ impl Session {
         };
         let (reason, sent, received) = match stop {
             Stop::Notify(n, why) => {
-                let _ = self.write(&mut wr, &packet::encode_notification(&n)).await;
-                let _ = wr.shutdown().await;
+                // After whatever part of a message is still queued, so
+                // that the peer can read it as a NOTIFICATION.
+                self.queue(packet::encode_notification(&n));
+                let out = &self.out;
+                let _ = tokio::time::timeout(CLOSE_WRITE, async {
+                    wr.write_all(out.pending()).await?;
+                    wr.shutdown().await
+                })
+                .await;
                 (why, Some(n), None)
             }
             Stop::Received(n) => (notification_text("received", &n), None, Some(n)),
@@ -286,47 +339,118 @@ impl Session {
             0 => Duration::from_secs(1),
             k => Duration::from_secs(u64::from(k)),
         };
+        let send_hold = send_hold_time(agreed.hold_time);
         let enc = EncodeCtx {
             asn4: agreed.asn4,
             max_len: agreed.max_len,
         };
         let mut hold_at = Instant::now() + hold;
         let mut keepalive_at = Instant::now() + keepalive;
+        // When a write last made progress (or the outbox was last empty).
+        let mut sent_at = Instant::now();
+        // A message read and not yet taken by the instance: reading stops
+        // (and the hold timer with it: not the peer's fault) until it is.
+        let mut unforwarded: Option<FromSession> = None;
+        // The instance is owed a Drained once the outbox is empty.
+        let mut owes_drained = false;
         loop {
-            tokio::select! {
+            let writing = !self.out.is_empty();
+            if !writing {
+                sent_at = Instant::now();
+                if owes_drained && self.rx.len() < OUT_WINDOW {
+                    owes_drained = false;
+                    if let Err(stop) = self.tell(FromSession::Drained).await {
+                        return stop;
+                    }
+                }
+            }
+            // What woke the session, handled once the select's futures
+            // (which borrow the session) are gone.
+            let wake = tokio::select! {
                 biased;
-                _ = sleep_until(keepalive_at) => {
-                    if let Err(e) = self.write(wr, &packet::encode_keepalive()).await {
-                        return e;
+                _ = sleep_until(hold_at), if unforwarded.is_none() => Wake::Hold,
+                _ = sleep_until(sent_at + send_hold.unwrap_or(far)), if writing && send_hold.is_some() => Wake::SendHold,
+                _ = sleep_until(keepalive_at) => Wake::Keepalive,
+                written = wr.write(self.out.pending()), if writing => Wake::Wrote(written),
+                permit = self.events.reserve(), if unforwarded.is_some() => match permit {
+                    Ok(permit) => {
+                        if let Some(event) = unforwarded.take() {
+                            permit.send((self.spec.conn, event));
+                        }
+                        Wake::Forwarded
+                    }
+                    Err(_) => Wake::Stopped,
+                },
+                cmd = self.rx.recv(), if !writing => match cmd {
+                    Some(cmd) => Wake::Command(cmd),
+                    None => Wake::Stopped,
+                },
+                msg = msgs.recv(), if unforwarded.is_none() => Wake::Read(msg),
+            };
+            match wake {
+                Wake::Hold => {
+                    return Stop::Notify(
+                        Notification {
+                            code: code::HOLD_TIMER,
+                            subcode: 0,
+                            data: Vec::new(),
+                        },
+                        format!(
+                            "hold timer expired ({} s without a message)",
+                            agreed.hold_time
+                        ),
+                    );
+                }
+                Wake::SendHold => {
+                    return Stop::Notify(
+                        Notification { code: code::SEND_HOLD_TIMER, subcode: 0, data: Vec::new() },
+                        format!(
+                            "send hold timer expired: nothing could be sent for {} s (the peer reads nothing; {} bytes waiting)",
+                            send_hold.unwrap_or(far).as_secs(),
+                            self.out.pending().len(),
+                        ),
+                    );
+                }
+                Wake::Keepalive => {
+                    // While a message is on its way, it is the keepalive.
+                    if !writing {
+                        self.queue(packet::encode_keepalive());
+                        if let Err(e) = self.write_ready(wr) {
+                            return e;
+                        }
                     }
                     keepalive_at = Instant::now() + keepalive;
                 }
-                _ = sleep_until(hold_at) => {
-                    return Stop::Notify(
-                        Notification { code: code::HOLD_TIMER, subcode: 0, data: Vec::new() },
-                        format!("hold timer expired ({} s without a message)", agreed.hold_time),
-                    );
+                Wake::Wrote(Ok(0)) => {
+                    return Stop::Gone("write failed: the connection takes no more".into())
                 }
-                cmd = self.rx.recv() => {
-                    let Some(cmd) = cmd else { return Stop::Gone("speaker stopped".into()) };
+                Wake::Wrote(Ok(n)) => {
+                    self.out.advance(n);
+                    sent_at = Instant::now();
+                }
+                Wake::Wrote(Err(e)) => return Stop::Gone(format!("write failed: {e}")),
+                Wake::Forwarded => {
+                    hold_at = hold_at.max(Instant::now() + hold.min(Duration::from_secs(3)));
+                }
+                Wake::Stopped => return Stop::Gone("speaker stopped".into()),
+                Wake::Command(cmd) => {
                     let bytes = match cmd {
                         ToSession::Batch(b) => encode_batch(&enc, b, &self.counters),
                         ToSession::EndOfRib(afi) => packet::encode_end_of_rib(afi),
-                        ToSession::Close(n) => return Stop::Notify(n, "closed by the speaker".into()),
+                        ToSession::Close(n) => {
+                            return Stop::Notify(n, "closed by the speaker".into())
+                        }
                         ToSession::Proceed(_) => Vec::new(),
                     };
-                    if let Err(e) = self.write(wr, &bytes).await {
+                    self.queue(bytes);
+                    owes_drained = true;
+                    if let Err(e) = self.write_ready(wr) {
                         return e;
                     }
                     // Any message we send restarts the peer's hold timer.
                     keepalive_at = Instant::now() + keepalive;
-                    if self.rx.len() < OUT_WINDOW {
-                        if let Err(stop) = self.tell(FromSession::Drained).await {
-                            return stop;
-                        }
-                    }
                 }
-                msg = msgs.recv() => {
+                Wake::Read(msg) => {
                     let msg = match msg {
                         Some(Ok(m)) => m,
                         Some(Err(stop)) => return reader_stop(stop),
@@ -334,39 +458,25 @@ impl Session {
                     };
                     self.counters.messages_in.fetch_add(1, Ordering::Relaxed);
                     hold_at = Instant::now() + hold;
-                    let event = match msg {
-                        Message::Keepalive => continue,
+                    unforwarded = match msg {
+                        Message::Keepalive => None,
                         Message::Update(u) => {
                             self.counters.updates_in.fetch_add(1, Ordering::Relaxed);
-                            FromSession::Update(u)
+                            Some(FromSession::Update(u))
                         }
-                        Message::RouteRefresh { afi, subtype } => FromSession::RouteRefresh(afi, subtype),
+                        Message::RouteRefresh { afi, subtype } => {
+                            Some(FromSession::RouteRefresh(afi, subtype))
+                        }
                         Message::Notification(n) => return Stop::Received(n),
                         other @ Message::Open(_) => return unexpected(&other, "Established", 3),
                     };
-                    // Forward, keeping keepalives going and the hold timer
-                    // paused while the instance is the bottleneck.
-                    let permit = loop {
-                        tokio::select! {
-                            p = self.events.reserve() => match p {
-                                Ok(p) => break p,
-                                Err(_) => return Stop::Gone("speaker stopped".into()),
-                            },
-                            _ = sleep_until(keepalive_at) => {
-                                if let Err(e) = self.write(wr, &packet::encode_keepalive()).await {
-                                    return e;
-                                }
-                                keepalive_at = Instant::now() + keepalive;
-                            }
-                        }
-                    };
-                    permit.send((self.spec.conn, event));
-                    hold_at = hold_at.max(Instant::now() + hold.min(Duration::from_secs(3)));
                 }
             }
         }
     }
 
+    /// A whole write, for the few messages before Established (into an
+    /// empty socket buffer).
     async fn write(&self, wr: &mut OwnedWriteHalf, bytes: &[u8]) -> Result<(), Stop> {
         if bytes.is_empty() {
             return Ok(());
@@ -375,6 +485,34 @@ impl Session {
             .await
             .map_err(|e| Stop::Gone(format!("write failed: {e}")))?;
         self.counters.messages_out.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Puts a message (or a batch of them) in the outbox.
+    fn queue(&mut self, bytes: Vec<u8>) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.counters.messages_out.fetch_add(1, Ordering::Relaxed);
+        self.out.push(bytes);
+    }
+
+    /// Writes what the socket takes now, without waiting: the usual case
+    /// (room in the socket buffer) costs no turn of the loop.
+    fn write_ready(&mut self, wr: &mut OwnedWriteHalf) -> Result<(), Stop> {
+        while !self.out.is_empty() {
+            match wr.try_write(self.out.pending()) {
+                Ok(0) => {
+                    return Err(Stop::Gone(
+                        "write failed: the connection takes no more".into(),
+                    ))
+                }
+                Ok(n) => self.out.advance(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Stop::Gone(format!("write failed: {e}"))),
+            }
+        }
         Ok(())
     }
 
@@ -527,6 +665,35 @@ async fn read_loop(
                     .await;
                 return;
             }
+        }
+    }
+}
+
+// ===== impl Outbox =====
+
+impl Outbox {
+    fn is_empty(&self) -> bool {
+        self.done == self.buf.len()
+    }
+
+    fn push(&mut self, bytes: Vec<u8>) {
+        if self.is_empty() {
+            self.buf = bytes;
+            self.done = 0;
+        } else {
+            self.buf.extend_from_slice(&bytes);
+        }
+    }
+
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.done..]
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.done += n;
+        if self.is_empty() {
+            self.buf = Vec::new();
+            self.done = 0;
         }
     }
 }
