@@ -58,6 +58,7 @@ fn once(
         hold_time: 90,
         next_hop_self: false,
         max_prefix: None,
+        max_peers: bgp_speaker::DEFAULT_MAX_PEERS,
     });
     let (handle, best) = speaker_rt
         .block_on(bgp_speaker::start(config))

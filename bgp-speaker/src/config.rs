@@ -87,6 +87,18 @@ pub struct DynamicPeerConfig {
     pub hold_time: u16,
     pub next_hop_self: bool,
     pub max_prefix: Option<MaxPrefix>,
+    /// The most peers accepted through this prefix at once; connections
+    /// from further addresses are closed at once (and counted).
+    #[serde(default = "default_max_peers")]
+    pub max_peers: u32,
+}
+
+/// [`DynamicPeerConfig::max_peers`] unless set: room for a large cluster's
+/// nodes, not for a flood of addresses.
+pub const DEFAULT_MAX_PEERS: u32 = 1000;
+
+fn default_max_peers() -> u32 {
+    DEFAULT_MAX_PEERS
 }
 
 /// Per-peer prefix limit.

@@ -524,6 +524,11 @@ impl Instance {
         let id = match self.by_addr.get(&ip) {
             Some(id) => *id,
             None => match self.dynamic_match(ip) {
+                Some(d) if self.dynamic_count(&d) >= d.max_peers as usize => {
+                    self.refused.peer_limit += 1;
+                    tracing::warn!(peer = %ip, prefix = %d.prefix, max_peers = d.max_peers, "connection refused: the dynamic prefix has its most peers");
+                    return;
+                }
                 Some(d) => {
                     let cfg = PeerConfig {
                         rr_client: d.rr_client,
@@ -538,12 +543,51 @@ impl Instance {
                     self.add_neighbor(cfg, true)
                 }
                 None => {
+                    self.refused.not_a_peer += 1;
                     tracing::warn!(peer = %ip, "connection from an address that is no configured or dynamic peer: closed");
                     return;
                 }
             },
         };
+        self.supersede_unfinished_inbound(id);
         self.spawn_session(id, stream, true);
+    }
+
+    /// The peers accepted through dynamic prefix `d` now.
+    fn dynamic_count(&self, d: &DynamicPeerConfig) -> usize {
+        self.neighbors
+            .values()
+            .filter(|n| n.dynamic && d.prefix.contains(&n.config.address))
+            .count()
+    }
+
+    /// The peer connected again: its inbound connections that have not
+    /// reached Established are dropped (the peer gave up on them, or they
+    /// are a flood), so one address holds at most one unfinished inbound
+    /// connection, beside its Established one and our own connection to it
+    /// (the pair of RFC 4271 §6.8).
+    fn supersede_unfinished_inbound(&mut self, id: PeerId) {
+        let Some(n) = self.neighbors.get_mut(&id) else {
+            return;
+        };
+        let established = n.established;
+        let before = n.conns.len();
+        let mut gone = Vec::new();
+        n.conns.retain(|c| {
+            let keep = !c.inbound || Some(c.id) == established;
+            if !keep {
+                gone.push(c.id);
+            }
+            keep
+        });
+        if n.conns.len() < before {
+            tracing::debug!(peer = %n.config.address, closed = before - n.conns.len(), "newer connection from the same address: unfinished ones closed");
+        }
+        for conn in gone {
+            // Dropped with its task: the socket closes, no Closed event.
+            self.conn_owner.remove(&conn);
+            self.refused.superseded += 1;
+        }
     }
 
     fn dynamic_match(&self, ip: std::net::IpAddr) -> Option<DynamicPeerConfig> {

@@ -84,6 +84,8 @@ pub(crate) struct Instance {
     pub stopping: Option<tokio::sync::oneshot::Sender<()>>,
     /// When to give memory back after a burst of routes.
     pub trimmer: Trimmer,
+    /// Inbound connections closed by the listener's limits.
+    pub refused: crate::status::Refused,
 }
 
 /// Starts a speaker. Returns its handle and the stream of best-path changes
@@ -117,6 +119,7 @@ pub async fn start(
         deferral_wait_for: config.graceful_restart.wait_for.clone(),
         stopping: None,
         trimmer: Trimmer::default(),
+        refused: Default::default(),
     };
     if let Some(addr) = config.listen {
         inst.listener = Some(inst.bind(addr)?);
@@ -304,6 +307,7 @@ impl Instance {
             loc_rib_prefixes: self.rib.best_count(),
             deferring: self.deferring.is_some(),
             peers,
+            refused: self.refused,
         };
         self.status.send_replace(Arc::new(status));
     }
@@ -416,6 +420,13 @@ impl Instance {
         let spec = SessionSpec {
             conn,
             peer: n.config.address,
+            // A peer that connects to us sends its OPEN at once; one that
+            // does not is closed soon (a connection flood holds little).
+            open_wait: if inbound {
+                session::INBOUND_OPEN_WAIT
+            } else {
+                session::OPEN_HOLD
+            },
             offer: LocalOffer {
                 asn: self.config.asn,
                 router_id: self.config.router_id,

@@ -35,10 +35,13 @@ pub mod route;
 pub mod status;
 
 pub use api::{BestPath, BestPathChange, LocalRoute, ShutdownMode, SpeakerHandle};
-pub use config::{DynamicPeerConfig, GracefulRestartConfig, MaxPrefix, PeerConfig, SpeakerConfig};
+pub use config::{
+    DynamicPeerConfig, GracefulRestartConfig, MaxPrefix, PeerConfig, SpeakerConfig,
+    DEFAULT_MAX_PEERS,
+};
 pub use error::Error;
 pub use instance::start;
 pub use memory::give_back as give_back_memory;
 pub use memory::limit_arenas as limit_malloc_arenas;
 pub use route::{Afi, NextHop, Origin, PathAttrs, Prefix};
-pub use status::{PeerStatus, SessionState, Status};
+pub use status::{PeerStatus, Refused, SessionState, Status};

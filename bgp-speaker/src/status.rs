@@ -39,6 +39,22 @@ pub struct Status {
     #[serde(default)]
     pub deferring: bool,
     pub peers: Vec<PeerStatus>,
+    /// Inbound connections closed by the listener's limits, since start.
+    #[serde(default)]
+    pub refused: Refused,
+}
+
+/// Inbound connections closed at once, by why (counted since start).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refused {
+    /// From an address that is no configured peer and in no dynamic prefix.
+    pub not_a_peer: u64,
+    /// From a dynamic prefix that already has its `max_peers` peers.
+    pub peer_limit: u64,
+    /// A connection of a peer that had not reached Established, closed
+    /// because the same address connected again (the newer one is kept:
+    /// one unfinished inbound connection per address at most).
+    pub superseded: u64,
 }
 
 /// One peer, configured or dynamic.

@@ -168,22 +168,21 @@ async fn hold_time_zero_means_no_keepalives() {
     h.shutdown(ShutdownMode::Hard).await;
 }
 
-/// RFC 4271 §6.8 race: a second connection from the peer wins over the
-/// first while the first waits in OpenConfirm for the peer's KEEPALIVE.
-/// When that KEEPALIVE comes after the second is Established, the first
-/// (told to close with Cease/7) must not become the session: before, it
-/// replaced the second and its close then took the session down, leaving
-/// the second up but ignored (seen as a node mesh that never completed).
+/// RFC 4271 §6.8 race: our connection to the speaker (B) wins over the
+/// speaker's connection to us (A) while A waits in OpenConfirm for our
+/// KEEPALIVE. When that KEEPALIVE comes after B is Established, A (told to
+/// close with Cease/7) must not become the session: before, it replaced B
+/// and its close then took the session down, leaving B up but ignored
+/// (seen as a node mesh that never completed).
 #[tokio::test]
 async fn a_connection_told_to_close_never_becomes_the_session() {
-    let (h, addr) = dynamic_speaker("127.0.1.0/24", None).await;
-    let peer = std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 1, 41));
-    let mut first = Client::connect(addr, 41).await;
+    let (h, mut first, speaker_addr) = speaker_dialing_us(41).await;
+    let peer = first.addr;
+    assert_eq!(first.read().await.map(|m| m.0), Some(1), "OPEN on A");
     first.send(&open(4, AS, 90, [10, 9, 9, 41])).await;
-    assert_eq!(first.read().await.map(|m| m.0), Some(1), "OPEN");
-    // The speaker's KEEPALIVE: the first connection is in OpenConfirm.
+    // The speaker's KEEPALIVE: A is in OpenConfirm.
     assert_eq!(first.read().await.map(|m| m.0), Some(4), "KEEPALIVE");
-    let mut second = Client::connect(addr, 41).await;
+    let mut second = Client::connect(speaker_addr, 41).await;
     second.establish(41).await;
     let established = |h: &bgp_speaker::SpeakerHandle| {
         let h = h.clone();
@@ -578,6 +577,112 @@ async fn the_hold_timer_expires_while_a_write_waits() {
     assert!(
         after >= Duration::from_secs(85) && after <= Duration::from_secs(92),
         "closed after {after:?}"
+    );
+    h.shutdown(ShutdownMode::Hard).await;
+}
+
+/// A connection flood from one address holds one socket: each new
+/// connection of a peer replaces its inbound connections that have not
+/// reached Established (counted as superseded), and the last one comes up.
+#[tokio::test]
+async fn one_unfinished_inbound_connection_per_address() {
+    let (h, addr) = dynamic_speaker("127.0.1.0/24", None).await;
+    let mut earlier = Vec::new();
+    for _ in 0..20 {
+        let mut c = Client::connect(addr, 91).await;
+        assert_eq!(c.read().await.map(|m| m.0), Some(1), "the speaker's OPEN");
+        earlier.push(c);
+    }
+    let mut last = earlier.pop().unwrap();
+    for (i, c) in earlier.iter_mut().enumerate() {
+        assert_eq!(c.read().await, None, "connection {i} is closed");
+    }
+    last.send(&open(4, AS, 90, [10, 9, 9, 91])).await;
+    assert_eq!(last.read().await.map(|m| m.0), Some(4));
+    last.send(&msg(4, &[])).await;
+    last.send(&update(&[], &good_attrs(), &NLRI)).await;
+    wait_peer(&h, last.addr, |p| p.prefixes_accepted == 1).await;
+    assert_eq!(h.fresh_status().await.unwrap().refused.superseded, 19);
+    h.shutdown(ShutdownMode::Hard).await;
+}
+
+/// A dynamic prefix takes at most `max_peers` peers at once; connections
+/// from further addresses (and from addresses in no prefix) are closed
+/// before any OPEN and counted. When a peer leaves, there is room again.
+#[tokio::test]
+async fn a_dynamic_prefix_takes_at_most_max_peers() {
+    let mut c = SpeakerConfig::new(Ipv4Addr::new(10, 9, 0, 1), AS);
+    c.listen = Some("127.0.0.1:0".parse().unwrap());
+    c.dynamic_peers.push(bgp_speaker::DynamicPeerConfig {
+        prefix: "127.0.1.0/24".parse().unwrap(),
+        asn: AS,
+        rr_client: false,
+        password: None,
+        hold_time: 90,
+        next_hop_self: false,
+        max_prefix: None,
+        max_peers: 2,
+    });
+    let (h, _best) = start(c).await.unwrap();
+    let addr = h.status().listen.unwrap();
+    let mut a = Client::connect(addr, 93).await;
+    a.establish(93).await;
+    let mut b = Client::connect(addr, 94).await;
+    b.establish(94).await;
+    let mut third = Client::connect(addr, 95).await;
+    assert_eq!(third.read().await, None, "closed without an OPEN");
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.2.1:0".parse().unwrap()).unwrap();
+    let mut stranger = Client {
+        stream: sock.connect(addr).await.unwrap(),
+        addr: "127.0.2.1".parse().unwrap(),
+    };
+    assert_eq!(stranger.read().await, None, "not a peer: closed");
+    let st = h.fresh_status().await.unwrap();
+    assert_eq!((st.refused.peer_limit, st.refused.not_a_peer), (1, 1));
+    assert_eq!(st.peers.len(), 2);
+    // One leaves: the third gets in.
+    drop(a);
+    for _ in 0..400 {
+        if h.fresh_status().await.unwrap().peers.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let mut third = Client::connect(addr, 95).await;
+    third.establish(95).await;
+    wait_peer(&h, third.addr, |p| {
+        p.state == bgp_speaker::SessionState::Established
+    })
+    .await;
+    drop(b);
+    h.shutdown(ShutdownMode::Hard).await;
+}
+
+/// A peer that connects to us and sends no OPEN is closed after 30 s
+/// (NOTIFICATION 4/0), not after the 4 minutes of RFC 4271's "large" hold
+/// time that a connection flood would use to hold sockets.
+#[tokio::test(start_paused = true)]
+async fn an_inbound_connection_without_an_open_is_closed_after_30_s() {
+    use tokio::io::AsyncReadExt;
+    let (h, addr) = dynamic_speaker("127.0.1.0/24", None).await;
+    let mut c = Client::connect(addr, 96).await;
+    assert_eq!(c.read().await.map(|m| m.0), Some(1), "the speaker's OPEN");
+    let t0 = tokio::time::Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(600), c.stream.read_to_end(&mut rest))
+        .await
+        .expect("closed within 10 minutes")
+        .unwrap();
+    let after = t0.elapsed();
+    assert!(
+        after >= Duration::from_secs(29) && after <= Duration::from_secs(31),
+        "closed after {after:?}"
+    );
+    // NOTIFICATION (type 3) 4/0: hold timer expired.
+    assert_eq!(
+        (rest.get(18), rest.get(19), rest.get(20)),
+        (Some(&3), Some(&4), Some(&0))
     );
     h.shutdown(ShutdownMode::Hard).await;
 }

@@ -359,6 +359,7 @@ async fn restart_waits_for_the_end_of_rib_of_listed_dynamic_peers() {
         hold_time: 90,
         next_hop_self: false,
         max_prefix: None,
+        max_peers: bgp_speaker::DEFAULT_MAX_PEERS,
     });
     let (r, _rb) = start(cr).await.unwrap();
     r.originate(vec![v4("10.61.0.0/24")]).await.unwrap();

@@ -132,6 +132,9 @@ pub struct RrDynamicPeer {
     pub next_hop_self: bool,
     /// As in [`RrPeer::max_prefix`].
     pub max_prefix: Option<MaxPrefix>,
+    /// The most peers accepted through this prefix at once (at least 1);
+    /// `None`: the speaker's default (1000).
+    pub max_peers: Option<u32>,
 }
 
 /// A limit on the prefixes one peer may send.

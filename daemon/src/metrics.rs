@@ -100,6 +100,22 @@ impl Collector for SpeakerCollector {
             MetricType::Gauge,
         )?;
         ConstGauge::new(saturating(status.loc_rib_prefixes)).encode(rib)?;
+        let mut refused = encoder.encode_descriptor(
+            "tortie_bgp_connections_refused",
+            "Inbound connections closed at once: not_a_peer (no configured or dynamic peer), \
+             peer_limit (the dynamic prefix has its maxPeers), superseded (an unfinished \
+             connection replaced by a newer one from the same address)",
+            None,
+            MetricType::Counter,
+        )?;
+        let r = status.refused;
+        for (reason, n) in [
+            ("not_a_peer", r.not_a_peer),
+            ("peer_limit", r.peer_limit),
+            ("superseded", r.superseded),
+        ] {
+            ConstCounter::new(n).encode(refused.encode_family(&[("reason", reason)])?)?;
+        }
         Ok(())
     }
 }

@@ -101,6 +101,11 @@ mod tests {
     fn families_come_from_the_snapshot() {
         let status = Status {
             loc_rib_prefixes: 42,
+            refused: bgp_speaker::Refused {
+                not_a_peer: 4,
+                peer_limit: 1,
+                superseded: 0,
+            },
             peers: vec![
                 peer("127.0.0.2", SessionState::Established),
                 peer("fd00::2", SessionState::Active),
@@ -122,6 +127,10 @@ mod tests {
             "tortie_bgp_updates_sent_total{peer=\"127.0.0.2\",asn=\"64512\"} 5",
             "tortie_bgp_peer_flaps_total{peer=\"fd00::2\",asn=\"64512\"} 2",
             "tortie_bgp_loc_rib_prefixes 42",
+            "# TYPE tortie_bgp_connections_refused counter",
+            "tortie_bgp_connections_refused_total{reason=\"not_a_peer\"} 4",
+            "tortie_bgp_connections_refused_total{reason=\"peer_limit\"} 1",
+            "tortie_bgp_connections_refused_total{reason=\"superseded\"} 0",
             "tortie_rr_config_reloads_total{result=\"error\"} 1",
             "tortie_rr_config_reloads_total{result=\"success\"} 0",
         ] {

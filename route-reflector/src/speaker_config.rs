@@ -50,6 +50,7 @@ pub fn to_speaker_config(rr: &RrConfig, restarting: bool) -> SpeakerConfig {
                 hold_time: d.hold_time,
                 next_hop_self: d.next_hop_self,
                 max_prefix: d.max_prefix.map(max_prefix),
+                max_peers: d.max_peers.unwrap_or(bgp_speaker::DEFAULT_MAX_PEERS),
             })
             .collect(),
         graceful_restart: GracefulRestartConfig {
@@ -127,6 +128,7 @@ dynamicPeers:
     asNumber: 64512
     holdTime: 30
     maxPrefix: {limit: 50}
+    maxPeers: 300
 ",
         )
         .unwrap();
@@ -167,6 +169,7 @@ dynamicPeers:
                     limit: 50,
                     teardown: true,
                 }),
+                max_peers: 300,
             }],
             graceful_restart: GracefulRestartConfig {
                 enabled: true,

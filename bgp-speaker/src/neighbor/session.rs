@@ -35,7 +35,11 @@ use crate::rib::{Nlri, OutBatch};
 use crate::route::Afi;
 
 /// Hold time while waiting for the peer's OPEN (RFC 4271 §8: "large", 4 min).
-const OPEN_HOLD: Duration = Duration::from_secs(240);
+pub(crate) const OPEN_HOLD: Duration = Duration::from_secs(240);
+/// The same on a connection the peer opened: it sends its OPEN at once
+/// (RFC 4271 §8.2.2, OpenSent), so one that does not is closed well before
+/// the 4 minutes a connection flood would like to hold each socket.
+pub(crate) const INBOUND_OPEN_WAIT: Duration = Duration::from_secs(30);
 /// The least send hold time (RFC 9687's suggested 8 minutes).
 const SEND_HOLD_MIN: Duration = Duration::from_secs(8 * 60);
 /// How long a closing session tries to get its last bytes and the
@@ -103,6 +107,8 @@ pub struct Counters {
 pub struct SessionSpec {
     pub conn: ConnId,
     pub peer: IpAddr,
+    /// How long the peer's OPEN may take.
+    pub open_wait: Duration,
     pub offer: LocalOffer,
     pub expected_asn: u32,
     pub ibgp: bool,
@@ -259,7 +265,7 @@ impl Session {
         if let Err(e) = self.write(wr, &packet::encode_open(&open)).await {
             return e;
         }
-        let deadline = Instant::now() + OPEN_HOLD;
+        let deadline = Instant::now() + self.spec.open_wait;
         let peer_open = match recv_until(msgs, deadline).await {
             Ok(Message::Open(o)) => o,
             Ok(other) => return unexpected(&other, "OpenSent", 1),

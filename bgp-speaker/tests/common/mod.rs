@@ -26,6 +26,7 @@ pub async fn dynamic_speaker(
         hold_time: 90,
         next_hop_self: false,
         max_prefix,
+        max_peers: bgp_speaker::DEFAULT_MAX_PEERS,
     });
     let (h, _best) = start(c).await.unwrap();
     let addr = h.status().listen.unwrap();

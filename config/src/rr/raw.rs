@@ -83,6 +83,8 @@ pub(super) struct RawDynamicPeer {
     pub next_hop_self: Option<bool>,
     #[serde(default)]
     pub max_prefix: Option<RawMaxPrefix>,
+    #[serde(default)]
+    pub max_peers: Option<i64>,
 }
 
 /// `maxPrefix` of a peer.

@@ -69,6 +69,7 @@ dynamicPeers:
     asNumber: 64512
     holdTime: 30
     maxPrefix: {limit: 50}
+    maxPeers: 200
   - prefix: 10.9.0.0/24
     asNumber: 65002
     client: false
@@ -124,6 +125,7 @@ dynamicPeers:
                     limit: 50,
                     action: MaxPrefixAction::Teardown,
                 }),
+                max_peers: Some(200),
             },
             RrDynamicPeer {
                 prefix: "10.9.0.0/24".parse().unwrap(),
@@ -133,6 +135,7 @@ dynamicPeers:
                 hold_time: 90,
                 next_hop_self: true,
                 max_prefix: None,
+                max_peers: None,
             },
         ],
         graceful_restart: GracefulRestart {
@@ -361,6 +364,10 @@ fn bad_inputs_name_field_value_and_what_is_allowed() {
             "dynamicPeers[0].holdTime: 1: not allowed; use 0 (no keepalives) or 3..=65535 seconds \
              (RFC 4271 §4.2)"
                 .into(),
+        ),
+        (
+            dynamic("prefix: 10.0.0.0/8\n    asNumber: 64512\n    maxPeers: 0"),
+            "dynamicPeers[0].maxPeers: 0: out of range; use 1..=4294967295 peers".into(),
         ),
         // Graceful restart and families.
         (

@@ -186,6 +186,16 @@ fn dynamic_peer(
         hold_time: hold_time(path, raw.hold_time)?,
         next_hop_self: raw.next_hop_self.unwrap_or(false),
         max_prefix: max_prefix(path, raw.max_prefix)?,
+        max_peers: match raw.max_peers {
+            None => None,
+            Some(n) => Some(u32::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
+                ConfigError::invalid(
+                    format!("{path}.maxPeers"),
+                    n,
+                    "out of range; use 1..=4294967295 peers",
+                )
+            })?),
+        },
     })
 }
 
