@@ -127,12 +127,20 @@ pub struct GracefulRestartConfig {
     #[serde(default)]
     pub wait_for: Vec<IpAddr>,
     /// After a restart, how long at most to wait for those End-of-RIBs
-    /// before sending our routes anyway (RFC 4724 §4.1's selection
-    /// deferral timer). `None`: the restart time. Keep it below the peers'
-    /// restart and stale-path times, so that they get our routes before
-    /// they would drop the stale ones.
+    /// before sending our routes anyway (RFC 4724 §4.1's
+    /// Selection_Deferral_Timer). `None`: [`default_deferral_time`] of the
+    /// restart time. Keep it below the peers' restart and stale-path
+    /// times, so that they get our routes before they would drop the stale
+    /// ones.
     #[serde(default)]
     pub deferral_time: Option<u16>,
+}
+
+/// The selection deferral time when none is set: half the restart time,
+/// at most 60 s (at least 1 s): our peers keep our routes for the restart
+/// time, so they get our table well before they would drop it.
+pub fn default_deferral_time(restart_time: u16) -> u16 {
+    (restart_time / 2).clamp(1, 60)
 }
 
 // ===== impl PeerConfig =====

@@ -347,7 +347,9 @@ impl Instance {
         }
     }
 
-    /// Every configured peer, and every peer we were told to wait for, is
+    /// Every configured peer, and every peer we were told to wait for that
+    /// can still be one (configured, or inside a dynamic prefix: a restart
+    /// marker may name peers the configuration no longer has), is
     /// Established and sent End-of-RIB for all of its families.
     fn all_eor_received(&self) -> bool {
         let done = |n: &crate::neighbor::Neighbor| {
@@ -356,12 +358,16 @@ impl Instance {
                 .is_some_and(|a| a.families.iter().all(|f| n.eor_received.contains(f)))
         };
         self.neighbors.values().filter(|n| !n.dynamic).all(done)
-            && self.deferral_wait_for.iter().all(|a| {
-                self.by_addr
-                    .get(a)
-                    .and_then(|id| self.neighbors.get(id))
-                    .is_some_and(done)
-            })
+            && self
+                .deferral_wait_for
+                .iter()
+                .filter(|a| self.by_addr.contains_key(*a) || self.dynamic_match(**a).is_some())
+                .all(|a| {
+                    self.by_addr
+                        .get(a)
+                        .and_then(|id| self.neighbors.get(id))
+                        .is_some_and(done)
+                })
     }
 
     pub(crate) fn end_deferral(&mut self, why: &str) {

@@ -130,7 +130,10 @@ pub async fn start(
     }
     if config.graceful_restart.enabled && config.graceful_restart.restarting {
         let gr = &config.graceful_restart;
-        let secs = u64::from(gr.deferral_time.unwrap_or(gr.restart_time).max(1));
+        let deferral = gr
+            .deferral_time
+            .unwrap_or_else(|| crate::config::default_deferral_time(gr.restart_time));
+        let secs = u64::from(deferral.max(1));
         inst.deferring = Some(inst.timer(Duration::from_secs(secs), Input::DeferralExpired));
     }
     inst.publish();

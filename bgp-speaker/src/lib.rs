@@ -36,8 +36,8 @@ pub mod status;
 
 pub use api::{BestPath, BestPathChange, LocalRoute, ShutdownMode, SpeakerHandle};
 pub use config::{
-    DynamicPeerConfig, GracefulRestartConfig, MaxPrefix, PeerConfig, SpeakerConfig,
-    DEFAULT_MAX_PEERS,
+    default_deferral_time, DynamicPeerConfig, GracefulRestartConfig, MaxPrefix, PeerConfig,
+    SpeakerConfig, DEFAULT_MAX_PEERS,
 };
 pub use error::Error;
 pub use instance::start;

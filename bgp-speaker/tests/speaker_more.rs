@@ -384,3 +384,59 @@ async fn restart_waits_for_the_end_of_rib_of_listed_dynamic_peers() {
         h.shutdown(ShutdownMode::Hard).await;
     }
 }
+
+/// A restart marker may name peers the configuration no longer has (the
+/// file edited, another router's marker): a listed address that is no
+/// configured peer and in no dynamic prefix is not waited for. Here the
+/// one listed peer that can connect sends End-of-RIB and gets the routes
+/// at once, not after the deferral timer (60 s).
+#[tokio::test]
+async fn restart_waits_only_for_listed_peers_that_can_still_connect() {
+    let mut cr = cfg(71, 64512, 0);
+    cr.graceful_restart.restarting = true;
+    cr.graceful_restart.wait_for = vec![ip(72), "127.0.9.9".parse().unwrap()];
+    cr.dynamic_peers.push(bgp_speaker::DynamicPeerConfig {
+        prefix: "127.0.2.0/24".parse().unwrap(),
+        asn: 64512,
+        rr_client: false,
+        password: None,
+        hold_time: 90,
+        next_hop_self: false,
+        max_prefix: None,
+        max_peers: bgp_speaker::DEFAULT_MAX_PEERS,
+    });
+    let (r, _rb) = start(cr).await.unwrap();
+    r.originate(vec![v4("10.71.0.0/24")]).await.unwrap();
+    let mut c1 = cfg(72, 64512, 0);
+    c1.peers.push(active(72, 71, 64512, port_of(&r)));
+    let (p1, mut p1_best) = start(c1).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), changes(&mut p1_best, 1))
+        .await
+        .expect("routes sent once the only peer that can connect sent End-of-RIB");
+    assert_eq!(got[0].prefix.to_string(), "10.71.0.0/24");
+    assert!(!r.fresh_status().await.unwrap().deferring);
+    for h in [&r, &p1] {
+        h.shutdown(ShutdownMode::Hard).await;
+    }
+}
+
+/// RFC 4724 §4.1 Selection_Deferral_Timer: a restarted speaker whose
+/// configured peer never comes back sends its routes after the deferral
+/// time (half the 120 s restart time: 60 s), not after the restart time.
+#[tokio::test(start_paused = true)]
+async fn the_selection_deferral_timer_is_shorter_than_the_restart_time() {
+    let mut c = cfg(74, 64512, 0);
+    c.graceful_restart.restarting = true;
+    c.graceful_restart.restart_time = 120;
+    c.peers.push(passive(75, 64512));
+    assert_eq!(bgp_speaker::default_deferral_time(120), 60);
+    let (h, _best) = start(c).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(59)).await;
+    assert!(
+        h.fresh_status().await.unwrap().deferring,
+        "still deferring at 59 s"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!h.fresh_status().await.unwrap().deferring, "done at 61 s");
+    h.shutdown(ShutdownMode::Hard).await;
+}

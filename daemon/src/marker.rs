@@ -5,26 +5,43 @@
 //! graceful stop, upgrade) recently enough that our peers may still hold our
 //! routes as stale, so we set the R bit (RFC 4724 §3) in our OPENs. A clean
 //! non-graceful exit removes the marker, so the next start is a fresh one.
+//!
+//! The marker names its owner (the router id and what the process runs
+//! as: a configuration file, a node name). A marker of another owner (the
+//! state directory shared with another configuration, the router id
+//! changed) is not ours: no R bit, no peers to wait for. A marker without
+//! an owner line (written before owners were recorded) counts as ours.
 
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The marker file in a state directory.
+/// The marker file in a state directory, for one owner.
 #[derive(Clone, Debug)]
 pub struct Marker {
     path: PathBuf,
+    owner: String,
 }
 
 // ===== impl Marker =====
 
 impl Marker {
-    /// The marker inside `state_dir` (not created yet).
-    pub fn new(state_dir: &Path) -> Marker {
+    /// The marker inside `state_dir` (not created yet) of `owner`, one
+    /// line of text such as `router-id 10.0.0.1 config /etc/rr.yaml`.
+    pub fn new(state_dir: &Path, owner: impl Into<String>) -> Marker {
         Marker {
             path: state_dir.join("running"),
+            owner: owner.into().replace('\n', " "),
         }
+    }
+
+    /// The owner named in the marker on disk when it is another's (None:
+    /// ours, no owner recorded, or no marker).
+    pub fn foreign_owner(&self) -> Option<String> {
+        let text = std::fs::read_to_string(&self.path).ok()?;
+        let recorded = text.lines().find_map(|l| l.strip_prefix("owner "))?;
+        (recorded != self.owner).then(|| recorded.to_string())
     }
 
     /// Where the marker lives.
@@ -43,9 +60,10 @@ impl Marker {
         )
     }
 
-    /// True when the marker exists and is younger than `restart_time`.
+    /// True when the marker exists, is ours and is younger than
+    /// `restart_time`.
     pub fn restarted_within(&self, restart_time: Duration) -> bool {
-        self.age().is_some_and(|age| age < restart_time)
+        self.age().is_some_and(|age| age < restart_time) && self.foreign_owner().is_none()
     }
 
     /// Writes (or refreshes) the marker: the pid and the time, for humans;
@@ -62,7 +80,11 @@ impl Marker {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        let mut text = format!("pid {}\nunix_time {now}\n", std::process::id());
+        let mut text = format!(
+            "pid {}\nunix_time {now}\nowner {}\n",
+            std::process::id(),
+            self.owner
+        );
         for p in peers {
             text += &format!("peer {p}\n");
         }
@@ -73,8 +95,12 @@ impl Marker {
         std::fs::rename(&tmp, &self.path)
     }
 
-    /// The peers recorded in the marker (none if it is missing or unreadable).
+    /// The peers recorded in the marker (none if it is missing, unreadable
+    /// or another's).
     pub fn peers(&self) -> Vec<IpAddr> {
+        if self.foreign_owner().is_some() {
+            return Vec::new();
+        }
         std::fs::read_to_string(&self.path)
             .unwrap_or_default()
             .lines()
@@ -106,7 +132,10 @@ mod tests {
     #[test]
     fn marker_lifecycle() {
         let dir = tempfile::tempdir().unwrap();
-        let marker = Marker::new(&dir.path().join("nested"));
+        let marker = Marker::new(
+            &dir.path().join("nested"),
+            "router-id 10.0.0.1 config /a.yaml",
+        );
         assert_eq!(marker.age(), None);
         assert!(!marker.restarted_within(Duration::from_secs(120)));
 
@@ -134,6 +163,28 @@ mod tests {
         marker.remove().unwrap();
         assert!(!marker.path().exists());
         marker.remove().unwrap();
+    }
+
+    #[test]
+    fn a_marker_of_another_owner_is_not_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = Marker::new(dir.path(), "router-id 10.0.0.1 config /a.yaml");
+        let theirs = Marker::new(dir.path(), "router-id 10.0.0.2 config /b.yaml");
+        let peers: Vec<IpAddr> = vec!["172.30.0.2".parse().unwrap()];
+        theirs.write(&peers).unwrap();
+        assert!(theirs.restarted_within(Duration::from_secs(120)));
+        assert_eq!(theirs.peers(), peers);
+        assert!(!ours.restarted_within(Duration::from_secs(120)));
+        assert!(ours.peers().is_empty());
+        assert_eq!(
+            ours.foreign_owner().as_deref(),
+            Some("router-id 10.0.0.2 config /b.yaml")
+        );
+        // A marker written before owners were recorded is taken as ours.
+        std::fs::write(ours.path(), "pid 1\nunix_time 0\npeer 172.30.0.2\n").unwrap();
+        assert!(ours.restarted_within(Duration::from_secs(120)));
+        assert_eq!(ours.peers(), peers);
+        assert_eq!(ours.foreign_owner(), None);
     }
 
     #[test]

@@ -73,7 +73,17 @@ pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
     let underlay = underlay::detect(&kernel.handle, &settings.address)
         .await
         .map_err(anyhow::Error::msg)?;
-    let marker = Marker::new(&settings.state_dir);
+    let marker = Marker::new(
+        &settings.state_dir,
+        format!(
+            "router-id {} node {}",
+            underlay.address.addr(),
+            settings.node_name
+        ),
+    );
+    if let Some(other) = marker.foreign_owner() {
+        warn!(path = %marker.path().display(), owner = %other, "the graceful restart marker is another's (node name or address): starting fresh, and it is replaced");
+    }
     let restarting = marker.restarted_within(Duration::from_secs(settings.restart_time.into()));
     let wait_for = if restarting {
         marker.peers()

@@ -69,7 +69,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read {}", path.display()))?;
     let rr = RrConfig::from_yaml(&text).map_err(|e| anyhow::anyhow!(e.in_file(&path)))?;
 
-    let marker = Marker::new(&cli.state_dir);
+    // The marker is ours for this router id and this configuration file;
+    // another's in the same state directory is left alone.
+    let config_id = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+    let marker = Marker::new(
+        &cli.state_dir,
+        format!("router-id {} config {}", rr.router_id, config_id.display()),
+    );
+    if let Some(other) = marker.foreign_owner() {
+        warn!(path = %marker.path().display(), owner = %other, "the graceful restart marker is another's (router id or configuration file): starting fresh, and it is replaced");
+    }
     let gr = rr.graceful_restart.clone();
     let restarting =
         gr.enabled && marker.restarted_within(Duration::from_secs(gr.restart_time.into()));

@@ -257,6 +257,37 @@ fn graceful_restart_marker_sets_the_restart_bit() {
     );
     second.signal("TERM");
     assert_eq!(second.wait_exit(Duration::from_secs(20)).code(), Some(0));
+    let marker = std::fs::read_to_string(state.join("running")).unwrap();
+    assert!(
+        marker.contains(&format!(
+            "owner router-id 127.0.0.1 config {}",
+            config.canonicalize().unwrap().display()
+        )),
+        "{marker}"
+    );
+
+    // Another configuration file with the same state directory: the
+    // marker is not its own, so it starts fresh (and says why).
+    let other = dir.path().join("other.yaml");
+    std::fs::copy(&config, &other).unwrap();
+    let mut stranger = Rr::start(dir.path(), &other, admin, &state);
+    stranger.wait_ready();
+    assert_eq!(stranger.status()["config"]["restarting"], false);
+    assert!(
+        stranger
+            .log()
+            .contains("the graceful restart marker is another's"),
+        "{}",
+        stranger.log()
+    );
+    stranger.signal("TERM");
+    assert_eq!(stranger.wait_exit(Duration::from_secs(20)).code(), Some(0));
+    // It left its own marker: the first configuration is the stranger now.
+    let mut back = Rr::start(dir.path(), &config, admin, &state);
+    back.wait_ready();
+    assert_eq!(back.status()["config"]["restarting"], false);
+    back.signal("TERM");
+    assert_eq!(back.wait_exit(Duration::from_secs(20)).code(), Some(0));
 
     // A marker older than the restart time does not count.
     let old = std::time::SystemTime::now() - Duration::from_secs(600);
