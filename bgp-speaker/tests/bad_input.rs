@@ -290,6 +290,16 @@ fn withdraw_rows() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             "7606 §7.10",
             [good_attrs(), attr(0x80, 10, &[1, 2, 3, 4, 5, 6])].concat(),
         ),
+        (
+            "last attribute's length overruns the attribute list",
+            "7606 §4",
+            [good_attrs(), vec![0xc0, 8, 8, 0, 0]].concat(),
+        ),
+        (
+            "2 octets left after the last attribute",
+            "7606 §4",
+            [good_attrs(), vec![0x40, 5]].concat(),
+        ),
     ]
 }
 

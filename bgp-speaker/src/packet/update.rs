@@ -205,15 +205,32 @@ impl Walk {
             };
             let end = i + hdr + len;
             if end > attrs.len() {
-                // RFC 7606 §4, first case, asks for treat-as-withdraw; but
-                // where this attribute really ends is unknown, so the rest
-                // may hold MP_REACH_NLRI / MP_UNREACH_NLRI whose NLRI we
-                // cannot find, and §3 j then requires a session reset.
-                return Err(DecodeError::malformed_attr_list(format!(
-                    "{} (type {type_code}) length {len} at offset {i} overruns the {} octets of path attributes",
-                    name(type_code),
-                    attrs.len()
-                )));
+                if type_code == MP_REACH_NLRI || type_code == MP_UNREACH_NLRI {
+                    // Its prefixes cannot be read: the more severe error
+                    // that RFC 7606 §4 defers to (§3 j, §5.3): 3/1.
+                    return Err(DecodeError::malformed_attr_list(format!(
+                        "{} (type {type_code}) length {len} at offset {i} overruns the {} octets of path attributes",
+                        name(type_code),
+                        attrs.len()
+                    )));
+                }
+                // RFC 7606 §4, first case: the last attribute's length
+                // runs past the Total Path Attribute Length. Treat as
+                // withdraw; the NLRI field begins where the total length
+                // says (the caller found it so), and every attribute
+                // before this one was read (an MP_REACH_NLRI among them
+                // has its prefixes withdrawn too).
+                self.withdraw = true;
+                self.issues.push(issue(
+                    type_code,
+                    AttrAction::TreatAsWithdraw,
+                    format!(
+                        "{} (type {type_code}) length {len} at offset {i} overruns the {} octets of path attributes (RFC 7606 §4)",
+                        name(type_code),
+                        attrs.len()
+                    ),
+                ));
+                return Ok(());
             }
             let raw = &attrs[i..end];
             let value = &attrs[i + hdr..end];

@@ -116,7 +116,9 @@ fn rows() -> Vec<Row> {
         // ----- UPDATE framing, RFC 4271 §6.3 / RFC 7606 §4 -----
         row("4271 §6.3", "withdrawn routes length overruns the message", h("0017 02 0005 0000"), Reset(3, 1, d(""))),
         row("4271 §6.3", "total attribute length overruns the message", h("001a 02 0000 0009 400101"), Reset(3, 1, d(""))),
-        row("7606 §4/§3 j", "attribute length overruns the attribute list", update("", &format!("{ORIGIN} 40 02 20 02 01 0000fde8"), NLRI), Reset(3, 1, d(""))),
+        row("7606 §4", "last attribute's length overruns the attribute list", update("", &format!("{ORIGIN} 40 02 20 02 01 0000fde8"), NLRI), taw(2, &[NET])),
+        row("7606 §4", "overrun after an MP_REACH_NLRI: its prefixes go too", update("", &format!("{ORIGIN} {AS_PATH} 80 0e 0d 0001 01 04 c0a80001 00 18 0a0002 c0 08 08 0000"), NLRI), taw(8, &[NET, "10.0.2.0/24"])),
+        row("7606 §4/§3 j", "MP_REACH_NLRI's length overruns the attribute list", update("", &format!("{ORIGIN} {AS_PATH} 80 0e 30 0001 01 04 c0a80001 00 18 0a0002"), NLRI), Reset(3, 1, d(""))),
         row("7606 §4", "2 octets left after the last attribute", update("", &format!("{ORIGIN} {AS_PATH} {NEXT_HOP} 40 05"), NLRI), taw(0, &[NET])),
         row("4271 §6.3", "unrecognized well-known attribute", with("40 63 01 00"), Reset(3, 2, d("40630100"))),
         // ----- missing well-known mandatory, RFC 7606 §3 d -----
