@@ -11,7 +11,8 @@
 //!
 //! - `route`: prefixes and path attributes, independent of the wire.
 //! - `packet/`: framing, decoding with RFC 4271 §6 / RFC 7606 handling,
-//!   encoding and UPDATE packing (netgauze underneath).
+//!   encoding and UPDATE packing: our own codec (netgauze-bgp-pkt is not
+//!   RFC 7606-ready and is slower; the tests use it as an oracle).
 //! - `config`: the speaker's configuration.
 //! - `status`: the serde snapshot for tortiectl, /status and metrics.
 //! - `api`: the handle ([`SpeakerHandle`]) and what flows through it.
