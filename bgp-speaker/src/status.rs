@@ -83,6 +83,11 @@ pub struct PeerStatus {
     pub messages_sent: u64,
     /// Session flaps: how many times it left Established.
     pub flaps: u64,
+    /// Routes that could not be encoded for this peer (attributes too
+    /// large for its message size, an IPv6 next hop for IPv4 without RFC
+    /// 8950) and were withdrawn from it instead of sent.
+    #[serde(default)]
+    pub routes_unsendable: u64,
     /// The last error, e.g. "sent NOTIFICATION 4/0 hold timer expired".
     pub last_error: Option<String>,
     /// What was negotiated, once Established.

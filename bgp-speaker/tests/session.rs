@@ -686,3 +686,35 @@ async fn an_inbound_connection_without_an_open_is_closed_after_30_s() {
     );
     h.shutdown(ShutdownMode::Hard).await;
 }
+
+/// A re-announcement whose attributes do not fit the peer's 4096-octet
+/// messages (no RFC 8654 extended messages) withdraws the prefix from the
+/// peer instead, so that it does not keep the older path; counted.
+#[tokio::test]
+async fn a_route_too_large_to_encode_is_withdrawn_from_the_peer() {
+    let (h, addr) = dynamic_speaker("127.0.1.0/24", None).await;
+    let route = |communities: u32| LocalRoute {
+        prefix: "10.60.0.0/24".parse().unwrap(),
+        attrs: PathAttrs {
+            communities: (0..communities).collect(),
+            ..PathAttrs::local(NextHop::V4(Ipv4Addr::new(192, 168, 6, 1)))
+        },
+    };
+    h.originate(vec![route(1)]).await.unwrap();
+    let mut c = Client::connect(addr, 97).await;
+    c.establish(97).await;
+    assert_eq!(next_nlri(&mut c).await, vec![24, 10, 60, 0]);
+    // 1,100 communities: 4,400 octets, more than a message holds.
+    h.originate(vec![route(1100)]).await.unwrap();
+    let withdrawn = loop {
+        let (t, body) = c.read().await.expect("connection open");
+        let wl = usize::from(u16::from_be_bytes([body[0], body[1]]));
+        if t == 2 && wl > 0 {
+            break body[2..2 + wl].to_vec();
+        }
+    };
+    assert_eq!(withdrawn, vec![24, 10, 60, 0]);
+    let p = wait_peer(&h, c.addr, |p| p.routes_unsendable == 1).await;
+    assert_eq!(p.state, bgp_speaker::SessionState::Established);
+    h.shutdown(ShutdownMode::Hard).await;
+}

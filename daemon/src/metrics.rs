@@ -69,7 +69,7 @@ impl Collector for SpeakerCollector {
             }
         }
         // Counters: the encoder appends `_total` to the name.
-        let counters: [PeerFamily<u64>; 3] = [
+        let counters: [PeerFamily<u64>; 4] = [
             (
                 "tortie_bgp_updates_received",
                 "UPDATE messages received from the peer",
@@ -84,6 +84,12 @@ impl Collector for SpeakerCollector {
                 "tortie_bgp_peer_flaps",
                 "Times the session left Established",
                 |p| p.flaps,
+            ),
+            (
+                "tortie_bgp_routes_unsendable",
+                "Routes withdrawn from the peer because they could not be encoded for it \
+                 (attributes too large for its message size)",
+                |p| p.routes_unsendable,
             ),
         ];
         for (name, help, value) in counters {

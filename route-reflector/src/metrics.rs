@@ -92,6 +92,7 @@ mod tests {
             messages_received: 20,
             messages_sent: 20,
             flaps: 2,
+            routes_unsendable: 1,
             last_error: None,
             negotiated: None,
         }
@@ -126,6 +127,7 @@ mod tests {
             "tortie_bgp_updates_received_total{peer=\"127.0.0.2\",asn=\"64512\"} 11",
             "tortie_bgp_updates_sent_total{peer=\"127.0.0.2\",asn=\"64512\"} 5",
             "tortie_bgp_peer_flaps_total{peer=\"fd00::2\",asn=\"64512\"} 2",
+            "tortie_bgp_routes_unsendable_total{peer=\"fd00::2\",asn=\"64512\"} 1",
             "tortie_bgp_loc_rib_prefixes 42",
             "# TYPE tortie_bgp_connections_refused counter",
             "tortie_bgp_connections_refused_total{reason=\"not_a_peer\"} 4",

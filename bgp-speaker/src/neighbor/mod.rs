@@ -165,6 +165,7 @@ impl Neighbor {
             messages_received: c.messages_in.load(Ordering::Relaxed),
             messages_sent: c.messages_out.load(Ordering::Relaxed),
             flaps: self.flaps,
+            routes_unsendable: c.unsendable.load(Ordering::Relaxed),
             last_error: self.last_error.clone(),
             negotiated: self
                 .est()

@@ -100,6 +100,8 @@ pub struct Counters {
     pub messages_out: AtomicU64,
     pub updates_in: AtomicU64,
     pub updates_out: AtomicU64,
+    /// Routes withdrawn from the peer because they could not be encoded.
+    pub unsendable: AtomicU64,
 }
 
 /// The fixed facts of one connection.
@@ -531,16 +533,26 @@ impl Session {
 }
 
 /// Encodes a batch into one buffer: withdrawals first, then announcements
-/// (one family per group as the RIB builds them).
+/// (one family per group as the RIB builds them). A route that cannot be
+/// encoded for this peer (attributes too large for its message size) is
+/// withdrawn instead, so that the peer does not keep an older path of it,
+/// and counted.
 fn encode_batch(enc: &EncodeCtx, batch: OutBatch, counters: &Counters) -> Vec<u8> {
     let mut msgs: Vec<Vec<u8>> = Vec::new();
     packet::encode_withdraw(enc, &batch.withdraw_v4, &mut msgs);
     packet::encode_withdraw(enc, &batch.withdraw_v6, &mut msgs);
+    let mut unsent = Vec::new();
     for (attrs, nlri) in batch.announce {
-        match nlri {
+        unsent.extend(match nlri {
             Nlri::V4(keys) => packet::encode_announce(enc, &attrs, &keys, &mut msgs),
             Nlri::V6(keys) => packet::encode_announce(enc, &attrs, &keys, &mut msgs),
-        }
+        });
+    }
+    if !unsent.is_empty() {
+        counters
+            .unsendable
+            .fetch_add(unsent.len() as u64, Ordering::Relaxed);
+        packet::encode_withdraw(enc, &unsent, &mut msgs);
     }
     counters
         .updates_out

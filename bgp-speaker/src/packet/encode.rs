@@ -24,22 +24,25 @@ const UPDATE_FIXED: usize = HEADER_LEN + 4;
 /// written with 2-octet ASNs (AS_TRANS for larger ones) plus an AS4_PATH,
 /// and AGGREGATOR likewise with AS4_AGGREGATOR (RFC 6793 §4.2.2).
 ///
-/// Routes that cannot be encoded are skipped with a warning, never sent
-/// malformed: IPv4 prefixes whose next hop is IPv6 (RFC 8950 is not
-/// negotiated), or attributes too large for `ctx.max_len`. An IPv4 next
-/// hop for IPv6 prefixes is sent IPv4-mapped (`::ffff:a.b.c.d`).
+/// Routes that cannot be encoded are never sent malformed: IPv4 prefixes
+/// whose next hop is IPv6 (RFC 8950 is not negotiated), or attributes too
+/// large for `ctx.max_len`. They are returned (with a warning logged): a
+/// session withdraws them, so that the peer does not keep an older path
+/// of theirs. An IPv4 next hop for IPv6 prefixes is sent IPv4-mapped
+/// (`::ffff:a.b.c.d`).
 pub fn encode_announce<P: Copy + Into<Prefix>>(
     ctx: &EncodeCtx,
     attrs: &PathAttrs,
     nlri: &[P],
     out: &mut Vec<Vec<u8>>,
-) {
+) -> Vec<Prefix> {
+    let mut unsent = Vec::new();
     let Some(first) = nlri.first() else {
-        return;
+        return unsent;
     };
     let afi = afi_of(&(*first).into());
     if nlri.iter().all(|p| afi_of(&(*p).into()) == afi) {
-        announce_family(ctx, attrs, afi, nlri, out);
+        announce_family(ctx, attrs, afi, nlri, out, &mut unsent);
     } else {
         for afi in [Afi::Ipv4, Afi::Ipv6] {
             let part: Vec<Prefix> = nlri
@@ -48,10 +51,11 @@ pub fn encode_announce<P: Copy + Into<Prefix>>(
                 .filter(|p| afi_of(p) == afi)
                 .collect();
             if !part.is_empty() {
-                announce_family(ctx, attrs, afi, &part, out);
+                announce_family(ctx, attrs, afi, &part, out, &mut unsent);
             }
         }
     }
+    unsent
 }
 
 /// Appends the UPDATE messages withdrawing `prefixes` to `out`: IPv4 ones
@@ -135,24 +139,26 @@ fn put_prefixes(
     used
 }
 
-/// Announces prefixes of one family.
+/// Announces prefixes of one family; those that cannot be go to `unsent`.
 fn announce_family<P: Copy + Into<Prefix>>(
     ctx: &EncodeCtx,
     attrs: &PathAttrs,
     afi: Afi,
     nlri: &[P],
     out: &mut Vec<Vec<u8>>,
+    unsent: &mut Vec<Prefix>,
 ) {
     let max_len = ctx.max_len.min(MAX_EXTENDED_LEN);
     match (afi, attrs.next_hop) {
-        (Afi::Ipv4, NextHop::V4(nh)) => announce_v4(ctx, attrs, nh, nlri, max_len, out),
+        (Afi::Ipv4, NextHop::V4(nh)) => announce_v4(ctx, attrs, nh, nlri, max_len, out, unsent),
         (Afi::Ipv4, NextHop::V6 { .. }) => {
             tracing::warn!(
                 prefixes = nlri.len(),
-                "IPv4 routes with an IPv6 next hop cannot be sent; skipped"
+                "IPv4 routes with an IPv6 next hop cannot be sent; withdrawn instead"
             );
+            unsent.extend(nlri.iter().map(|p| (*p).into()));
         }
-        (Afi::Ipv6, _) => announce_mp(ctx, attrs, afi, nlri, max_len, out),
+        (Afi::Ipv6, _) => announce_mp(ctx, attrs, afi, nlri, max_len, out, unsent),
     }
 }
 
@@ -165,6 +171,7 @@ fn announce_v4<P: Copy + Into<Prefix>>(
     nlri: &[P],
     max_len: usize,
     out: &mut Vec<Vec<u8>>,
+    unsent: &mut Vec<Prefix>,
 ) {
     let first = out.len();
     let mut iter = nlri.iter().map(|p| (*p).into()).peekable();
@@ -190,8 +197,9 @@ fn announce_v4<P: Copy + Into<Prefix>>(
             tracing::warn!(
                 max_len,
                 attrs_len = alen,
-                "path attributes leave no room for a prefix; routes skipped"
+                "path attributes leave no room for a prefix; routes withdrawn instead"
             );
+            unsent.extend(iter);
             return;
         }
         msg[HEADER_LEN + 2..HEADER_LEN + 4].copy_from_slice(&(alen as u16).to_be_bytes());
@@ -209,6 +217,7 @@ fn announce_mp<P: Copy + Into<Prefix>>(
     nlri: &[P],
     max_len: usize,
     out: &mut Vec<Vec<u8>>,
+    unsent: &mut Vec<Prefix>,
 ) {
     let mut common = Vec::with_capacity(size_hint(attrs));
     write_attrs(ctx, attrs, None, &mut common);
@@ -241,8 +250,9 @@ fn announce_mp<P: Copy + Into<Prefix>>(
             tracing::warn!(
                 max_len,
                 attrs_len = fixed,
-                "path attributes leave no room for a prefix; routes skipped"
+                "path attributes leave no room for a prefix; routes withdrawn instead"
             );
+            unsent.extend(iter);
             return;
         }
         let mp_len = (mp_head.len() - 4 + used) as u16;

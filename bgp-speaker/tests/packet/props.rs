@@ -397,13 +397,18 @@ fn twenty_thousand_prefixes_split_at_65535() {
 }
 
 #[test]
-fn attributes_too_big_for_the_message_send_nothing() {
+fn attributes_too_big_for_the_message_send_nothing_and_are_returned() {
     let mut a = PathAttrs::local(NextHop::V4(Ipv4Addr::new(10, 0, 0, 1)));
     a.communities = (0..1100).collect();
     let mut out = Vec::new();
-    encode_announce(&ectx(true), &a, &host_routes(1), &mut out);
+    let unsent = encode_announce(&ectx(true), &a, &host_routes(3), &mut out);
     assert!(out.is_empty(), "a 4,400-octet COMMUNITIES cannot fit 4096");
-    encode_announce(
+    assert_eq!(
+        unsent,
+        host_routes(3),
+        "returned, for the caller to withdraw"
+    );
+    let unsent = encode_announce(
         &EncodeCtx {
             asn4: true,
             max_len: 65535,
@@ -412,7 +417,7 @@ fn attributes_too_big_for_the_message_send_nothing() {
         &host_routes(1),
         &mut out,
     );
-    assert_eq!(out.len(), 1);
+    assert_eq!((out.len(), unsent.len()), (1, 0));
 }
 
 #[test]

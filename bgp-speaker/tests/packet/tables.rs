@@ -320,7 +320,8 @@ fn encode(row: &Row) -> Option<Vec<u8>> {
             out.push(encode_route_refresh(*afi, *subtype))
         }
         (Enc::Announce(c), Message::Update(u)) => {
-            encode_announce(c, &u.announced[0].attrs, &u.announced[0].nlri, &mut out)
+            let unsent = encode_announce(c, &u.announced[0].attrs, &u.announced[0].nlri, &mut out);
+            assert!(unsent.is_empty(), "{}: {unsent:?} not encoded", row.name);
         }
         (Enc::Withdraw(c), Message::Update(u)) => encode_withdraw(c, &u.withdrawn, &mut out),
         (Enc::EndOfRib, Message::Update(u)) => out.push(encode_end_of_rib(u.end_of_rib.unwrap())),
