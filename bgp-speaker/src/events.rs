@@ -324,7 +324,11 @@ impl Instance {
         if let Some(afi) = u.end_of_rib {
             self.on_end_of_rib(id, afi);
         }
-        self.check_max_prefix(id);
+        // Checked once per batch, after the decision applied the batch's
+        // changes (a check here applied them per UPDATE).
+        if self.neighbors[&id].config.max_prefix.is_some() {
+            self.max_prefix_due.insert(id);
+        }
     }
 
     fn on_end_of_rib(&mut self, id: PeerId, afi: Afi) {
@@ -376,24 +380,38 @@ impl Instance {
         }
     }
 
-    fn check_max_prefix(&mut self, id: PeerId) {
+    /// The max-prefix limit, per family, on the prefixes accepted from the
+    /// peer (those the import checks let into the Loc-RIB).
+    pub(crate) fn check_max_prefix(&mut self, id: PeerId) {
+        let Some(mp) = self.neighbors.get(&id).and_then(|n| n.config.max_prefix) else {
+            return;
+        };
+        let (v4, v6) = self.rib.accepted_by_family(id);
+        let Some((afi, accepted)) = [(Afi::Ipv4, v4), (Afi::Ipv6, v6)]
+            .into_iter()
+            .find(|(_, n)| *n > mp.limit)
+        else {
+            return;
+        };
         let Some(n) = self.neighbors.get_mut(&id) else {
             return;
         };
-        let Some(mp) = n.config.max_prefix else {
-            return;
+        let family = match afi {
+            Afi::Ipv4 => "IPv4 unicast",
+            Afi::Ipv6 => "IPv6 unicast",
         };
-        let received = self.rib.peer(id).map(|p| p.received().0).unwrap_or(0);
-        if received <= mp.limit {
-            return;
-        }
         if mp.teardown {
             n.last_error = Some(format!(
-                "max-prefix: {received} prefixes over the limit of {}",
+                "max-prefix: {accepted} {family} prefixes accepted, over the limit of {}",
                 mp.limit
             ));
             // RFC 4486 §4: data = AFI (2), SAFI (1), limit (4).
-            let mut data = vec![0, 1, 1];
+            let afi_number: u16 = match afi {
+                Afi::Ipv4 => 1,
+                Afi::Ipv6 => 2,
+            };
+            let mut data = afi_number.to_be_bytes().to_vec();
+            data.push(1);
             data.extend_from_slice(&(mp.limit.min(u64::from(u32::MAX)) as u32).to_be_bytes());
             if let Some(c) = n.est() {
                 let _ = c.tx.try_send(ToSession::Close(Notification {
@@ -404,7 +422,7 @@ impl Instance {
             }
         } else if !n.max_prefix_warned {
             n.max_prefix_warned = true;
-            tracing::warn!(peer = %n.config.address, received, limit = mp.limit, "max-prefix limit exceeded");
+            tracing::warn!(peer = %n.config.address, family, accepted, limit = mp.limit, "max-prefix limit exceeded");
         }
     }
 

@@ -86,6 +86,8 @@ pub(crate) struct Instance {
     pub trimmer: Trimmer,
     /// Inbound connections closed by the listener's limits.
     pub refused: crate::status::Refused,
+    /// Peers with a max-prefix limit that sent UPDATEs in this batch.
+    pub max_prefix_due: rustc_hash::FxHashSet<PeerId>,
 }
 
 /// Starts a speaker. Returns its handle and the stream of best-path changes
@@ -120,6 +122,7 @@ pub async fn start(
         stopping: None,
         trimmer: Trimmer::default(),
         refused: Default::default(),
+        max_prefix_due: Default::default(),
     };
     if let Some(addr) = config.listen {
         inst.listener = Some(inst.bind(addr)?);
@@ -205,6 +208,9 @@ impl Instance {
     /// Runs the decision process and hands per-peer work to the sessions.
     pub async fn decide_and_flush(&mut self) {
         let changes = self.rib.decide(!self.best.is_closed());
+        for id in std::mem::take(&mut self.max_prefix_due) {
+            self.check_max_prefix(id);
+        }
         if !changes.is_empty() && !self.best.is_closed() {
             let _ = self.best.send(changes).await;
         }

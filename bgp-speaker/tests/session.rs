@@ -55,6 +55,10 @@ async fn route_refresh_resends_the_routes() {
     h.shutdown(ShutdownMode::Hard).await;
 }
 
+/// The limit counts accepted prefixes, per family: routes the import
+/// checks refuse (here ORIGINATOR_ID = our router id, RFC 4456 §8) do not
+/// count; a third accepted IPv4 prefix over a limit of 2 gets Cease/1
+/// naming IPv4 unicast (RFC 4486 §4).
 #[tokio::test]
 async fn max_prefix_tears_down_with_cease_1() {
     let (h, addr) = dynamic_speaker(
@@ -67,6 +71,19 @@ async fn max_prefix_tears_down_with_cease_1() {
     .await;
     let mut c = Client::connect(addr, 61).await;
     c.establish(61).await;
+    let looped = [good_attrs(), attr(0x80, 9, &[10, 9, 0, 1])].concat();
+    c.send(&update(
+        &[],
+        &looped,
+        &[24, 10, 2, 1, 24, 10, 2, 2, 24, 10, 2, 3],
+    ))
+    .await;
+    let p = wait_peer(&h, c.addr, |p| p.prefixes_received == 3).await;
+    assert_eq!(
+        (p.state, p.prefixes_accepted),
+        (bgp_speaker::SessionState::Established, 0),
+        "refused routes do not count"
+    );
     c.send(&update(&[], &good_attrs(), &[24, 10, 1, 1, 24, 10, 1, 2]))
         .await;
     c.send(&update(&[], &good_attrs(), &[24, 10, 1, 3])).await;
@@ -79,6 +96,79 @@ async fn max_prefix_tears_down_with_cease_1() {
         .peers
         .iter()
         .all(|p| !p.last_error.as_deref().unwrap_or("x").is_empty()));
+    h.shutdown(ShutdownMode::Hard).await;
+}
+
+/// OPEN with IPv4 and IPv6 unicast (RFC 4760) and 4-octet AS.
+fn open_dual(asn: u32, id: [u8; 4]) -> Vec<u8> {
+    let mut caps = vec![2, 6, 1, 4, 0, 1, 0, 1, 2, 6, 1, 4, 0, 2, 0, 1, 2, 6, 65, 4];
+    caps.extend_from_slice(&asn.to_be_bytes());
+    let mut b = vec![4];
+    b.extend_from_slice(&u16::try_from(asn).unwrap().to_be_bytes());
+    b.extend_from_slice(&90u16.to_be_bytes());
+    b.extend_from_slice(&id);
+    b.push(caps.len() as u8);
+    b.extend_from_slice(&caps);
+    msg(1, &b)
+}
+
+/// The limit applies to each family: three IPv6 prefixes over a limit of
+/// 2, with two IPv4 ones, get Cease/1 naming IPv6 unicast (AFI 2). Counted
+/// together, the IPv4 ones tripped it earlier.
+#[tokio::test]
+async fn max_prefix_names_the_family_that_overflowed() {
+    let (h, addr) = dynamic_speaker(
+        "127.0.1.0/24",
+        Some(MaxPrefix {
+            limit: 2,
+            teardown: true,
+        }),
+    )
+    .await;
+    let mut c = Client::connect(addr, 63).await;
+    c.send(&open_dual(AS, [10, 9, 9, 63])).await;
+    assert_eq!(c.read().await.map(|m| m.0), Some(1));
+    assert_eq!(c.read().await.map(|m| m.0), Some(4));
+    c.send(&msg(4, &[])).await;
+    c.send(&update(&[], &good_attrs(), &[24, 10, 1, 1, 24, 10, 1, 2]))
+        .await;
+    let mp_reach = |nlri: &[u8]| {
+        let mut v = vec![0, 2, 1, 16];
+        v.extend_from_slice(
+            &"2001:db8::1"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        v.push(0);
+        v.extend_from_slice(nlri);
+        attr(0x80, 14, &v)
+    };
+    let v6_attrs = |nlri: &[u8]| {
+        [
+            attr(0x40, 1, &[0]),
+            attr(0x40, 2, &[]),
+            attr(0x40, 5, &[0, 0, 0, 100]),
+            mp_reach(nlri),
+        ]
+        .concat()
+    };
+    c.send(&update(
+        &[],
+        &v6_attrs(&[48, 0x20, 1, 0xd, 0xb8, 0, 1, 48, 0x20, 1, 0xd, 0xb8, 0, 2]),
+        &[],
+    ))
+    .await;
+    let p = wait_peer(&h, c.addr, |p| p.prefixes_accepted == 4).await;
+    assert_eq!(p.state, bgp_speaker::SessionState::Established);
+    c.send(&update(
+        &[],
+        &v6_attrs(&[48, 0x20, 1, 0xd, 0xb8, 0, 3]),
+        &[],
+    ))
+    .await;
+    let (code, sub, data) = c.notification().await;
+    assert_eq!((code, sub, data), (6, 1, vec![0, 2, 1, 0, 0, 0, 2]));
     h.shutdown(ShutdownMode::Hard).await;
 }
 

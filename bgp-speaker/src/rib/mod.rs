@@ -289,6 +289,14 @@ impl Rib {
         self.v6.apply(&self.peers);
     }
 
+    /// Accepted prefixes of peer `id` per family: (IPv4, IPv6). Applies
+    /// queued changes first (free right after a decision, which applied
+    /// them).
+    pub fn accepted_by_family(&mut self, id: PeerId) -> (u64, u64) {
+        self.apply();
+        (self.v4.counts(id).1, self.v6.counts(id).1)
+    }
+
     /// Counters of peer `id`, if the RIB knows it.
     pub fn peer(&mut self, id: PeerId) -> Option<PeerCounts> {
         self.peers.get(&id)?;
