@@ -349,42 +349,14 @@ impl Instance {
         })
     }
 
-    /// Installs the MD5 keys of static peers and dynamic prefixes on the
-    /// listener, removing those of `old` that are gone.
+    /// Installs the TCP MD5 keys of `config` on a fresh listener (at
+    /// start: there are no keys to remove).
     pub fn set_listener_keys(&self, config: &SpeakerConfig) -> Result<(), Error> {
-        let Some(l) = &self.listener else {
-            return Ok(());
-        };
-        for p in &self.config.peers {
-            if p.password.is_some()
-                && !config
-                    .peers
-                    .iter()
-                    .any(|q| q.address == p.address && q.password.is_some())
-            {
-                let _ = tcp::set_listener_md5(&l.socket, p.address, None, "");
-            }
+        let none = SpeakerConfig::new(config.router_id, config.asn);
+        match &self.listener {
+            Some(l) => listener_keys(&l.socket, &none, config),
+            None => Ok(()),
         }
-        for p in &config.peers {
-            if let Some(key) = &p.password {
-                tcp::set_listener_md5(&l.socket, p.address, None, key).map_err(|source| {
-                    Error::Md5 {
-                        peer: p.address,
-                        source,
-                    }
-                })?;
-            }
-        }
-        for d in &config.dynamic_peers {
-            if let Some(key) = &d.password {
-                tcp::set_listener_md5(&l.socket, d.prefix.addr(), Some(d.prefix.prefix_len()), key)
-                    .map_err(|source| Error::Md5 {
-                        peer: d.prefix.addr(),
-                        source,
-                    })?;
-            }
-        }
-        Ok(())
     }
 
     /// Creates a neighbour; active ones start connecting at once.
@@ -501,4 +473,42 @@ pub(crate) fn jitter_ms(max: u64) -> u64 {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     u64::from(nanos) % max.max(1)
+}
+
+/// Moves the TCP MD5 keys on listening `socket` from those of `from` to
+/// those of `to`: keys of peers that no longer have one are removed, the
+/// others set. Stops at the first failure (the caller puts `from`'s back).
+pub(crate) fn listener_keys(
+    socket: &tokio::net::TcpListener,
+    from: &SpeakerConfig,
+    to: &SpeakerConfig,
+) -> Result<(), Error> {
+    for p in &from.peers {
+        if p.password.is_some()
+            && !to
+                .peers
+                .iter()
+                .any(|q| q.address == p.address && q.password.is_some())
+        {
+            let _ = tcp::set_listener_md5(socket, p.address, None, "");
+        }
+    }
+    for p in &to.peers {
+        if let Some(key) = &p.password {
+            tcp::set_listener_md5(socket, p.address, None, key).map_err(|source| Error::Md5 {
+                peer: p.address,
+                source,
+            })?;
+        }
+    }
+    for d in &to.dynamic_peers {
+        if let Some(key) = &d.password {
+            tcp::set_listener_md5(socket, d.prefix.addr(), Some(d.prefix.prefix_len()), key)
+                .map_err(|source| Error::Md5 {
+                    peer: d.prefix.addr(),
+                    source,
+                })?;
+        }
+    }
+    Ok(())
 }

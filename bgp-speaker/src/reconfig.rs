@@ -3,7 +3,7 @@
 
 use crate::config::SpeakerConfig;
 use crate::error::Error;
-use crate::instance::{local_facts, Instance};
+use crate::instance::{listener_keys, local_facts, Instance};
 use crate::neighbor::negotiate::code;
 use crate::rib::PeerId;
 
@@ -13,21 +13,35 @@ const OTHER_CONFIG_CHANGE: u8 = 6;
 // ===== impl Instance: reconfigure =====
 
 impl Instance {
-    /// Checks `new`, then applies it: a new listen address is bound first
-    /// (failure rejects the whole change), then peers that were removed or
-    /// changed are closed, and new ones started. Sessions of unchanged
-    /// peers are left alone. A change of AS number or router id resets all.
+    /// Checks `new`, then applies it: the steps that can fail come first
+    /// and change nothing when they do (a new listen address is bound and
+    /// given its MD5 keys beside the old listener, which it replaces only
+    /// then; keys moved on the same listener are moved back); then peers
+    /// that were removed or changed are closed, and new ones started.
+    /// Sessions of unchanged peers are left alone. A change of AS number
+    /// or router id resets all.
     pub(crate) fn reconfigure(&mut self, new: SpeakerConfig) -> Result<(), Error> {
         new.check().map_err(Error::Config)?;
         // Unchanged if equal to what was asked or to what is bound (port 0).
         let bound = self.listener.as_ref().map(|l| l.addr);
         if new.listen != self.config.listen && new.listen != bound {
-            self.listener = match new.listen {
-                Some(addr) => Some(self.bind(addr)?),
+            let fresh = match new.listen {
+                Some(addr) => {
+                    let l = self.bind(addr)?;
+                    let none = SpeakerConfig::new(new.router_id, new.asn);
+                    listener_keys(&l.socket, &none, &new)?;
+                    Some(l)
+                }
                 None => None,
             };
+            self.listener = fresh;
+        } else if let Some(l) = &self.listener {
+            if let Err(e) = listener_keys(&l.socket, &self.config, &new) {
+                // Put the running configuration's keys back.
+                let _ = listener_keys(&l.socket, &new, &self.config);
+                return Err(e);
+            }
         }
-        self.set_listener_keys(&new)?;
         let reset_all = new.asn != self.config.asn || new.router_id != self.config.router_id;
         let old = std::mem::replace(&mut self.config, new);
         self.rib.set_local(local_facts(&self.config));

@@ -440,3 +440,39 @@ async fn the_selection_deferral_timer_is_shorter_than_the_restart_time() {
     assert!(!h.fresh_status().await.unwrap().deferring, "done at 61 s");
     h.shutdown(ShutdownMode::Hard).await;
 }
+
+/// A reconfiguration that fails part way changes nothing: here a new
+/// listen address binds, but the MD5 key of an IPv6 peer cannot go on an
+/// IPv4 listening socket. The old listener keeps listening (it used to be
+/// replaced before the key failed) and the peers stay as they were.
+#[tokio::test]
+async fn a_reconfiguration_that_fails_changes_nothing() {
+    let mut c = cfg(76, 64512, 0);
+    c.peers.push(passive(77, 64512));
+    let (h, _best) = start(c.clone()).await.unwrap();
+    let before = h.status().listen.unwrap();
+    let mut bad = c.clone();
+    bad.listen = Some(SocketAddr::new(ip(78), 0));
+    bad.peers.push(PeerConfig {
+        password: Some("k".into()),
+        ..passive(79, 64512)
+    });
+    bad.peers.push(PeerConfig {
+        password: Some("k".into()),
+        passive: true,
+        ..PeerConfig::new("fd00::9".parse().unwrap(), 64512)
+    });
+    let err = h.reconfigure(bad.clone()).await.unwrap_err();
+    assert!(err.to_string().contains("fd00::9"), "{err}");
+    let st = h.fresh_status().await.unwrap();
+    assert_eq!(st.listen, Some(before), "the old listener stays");
+    assert_eq!(st.peers.len(), 1);
+    tokio::net::TcpStream::connect(before)
+        .await
+        .expect("the old listener still accepts");
+    // The same with the listen address unchanged.
+    bad.listen = c.listen;
+    assert!(h.reconfigure(bad).await.is_err());
+    assert_eq!(h.fresh_status().await.unwrap().peers.len(), 1);
+    h.shutdown(ShutdownMode::Hard).await;
+}
