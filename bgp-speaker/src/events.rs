@@ -22,6 +22,10 @@ use crate::rib::{PeerId, RibPeer};
 use crate::route::Afi;
 use crate::status::SessionState;
 
+/// Local routes taken in one go before the instance yields to the
+/// runtime (a slice takes a few milliseconds).
+const LOCAL_SLICE: usize = 4096;
+
 /// An input of the instance task.
 #[derive(Debug)]
 pub(crate) enum Input {
@@ -57,8 +61,15 @@ impl Instance {
             Input::StaleTimerExpired(id) => self.on_stale_expired(id),
             Input::DeferralExpired => self.end_deferral("deferral timer expired"),
             Input::Tick => {
-                if self.trimmer.tick() && memory::give_back() {
-                    tracing::debug!("route burst over: free memory given back to the kernel");
+                if self.trimmer.tick() {
+                    // It walks the whole heap: not on the runtime.
+                    tokio::task::spawn_blocking(|| {
+                        if memory::give_back() {
+                            tracing::debug!(
+                                "route burst over: free memory given back to the kernel"
+                            );
+                        }
+                    });
                 }
             }
         }
@@ -77,13 +88,22 @@ impl Instance {
                 self.publish();
                 let _ = reply.send(self.status_now());
             }
+            // A large table comes in slices with a yield between them, so
+            // that the sessions on this runtime (keepalives, hold timers)
+            // never wait for the whole of it.
             Command::Originate(routes) => {
-                for r in routes {
+                for (i, r) in routes.into_iter().enumerate() {
+                    if i > 0 && i % LOCAL_SLICE == 0 {
+                        tokio::task::yield_now().await;
+                    }
                     self.rib.local_update(r.prefix, r.attrs);
                 }
             }
             Command::Withdraw(prefixes) => {
-                for p in prefixes {
+                for (i, p) in prefixes.into_iter().enumerate() {
+                    if i > 0 && i % LOCAL_SLICE == 0 {
+                        tokio::task::yield_now().await;
+                    }
                     self.rib.local_withdraw(p);
                 }
             }

@@ -207,7 +207,28 @@ impl Instance {
 
     /// Runs the decision process and hands per-peer work to the sessions.
     pub async fn decide_and_flush(&mut self) {
-        let changes = self.rib.decide(!self.best.is_closed());
+        let want = !self.best.is_closed();
+        let changes = if self.rib.heavy() {
+            // A large batch takes every core for a while (the shards in
+            // parallel): on a blocking thread, so that the sessions on
+            // this runtime (keepalives, hold timers) never wait for it.
+            let stand_in = Rib::with_shards(local_facts(&self.config), 1);
+            let mut rib = std::mem::replace(&mut self.rib, stand_in);
+            match tokio::task::spawn_blocking(move || {
+                let changes = rib.decide(want);
+                (rib, changes)
+            })
+            .await
+            {
+                Ok((rib, changes)) => {
+                    self.rib = rib;
+                    changes
+                }
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            }
+        } else {
+            self.rib.decide(want)
+        };
         for id in std::mem::take(&mut self.max_prefix_due) {
             self.check_max_prefix(id);
         }

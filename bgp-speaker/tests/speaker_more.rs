@@ -476,3 +476,54 @@ async fn a_reconfiguration_that_fails_changes_nothing() {
     assert_eq!(h.fresh_status().await.unwrap().peers.len(), 1);
     h.shutdown(ShutdownMode::Hard).await;
 }
+
+/// A large batch (here 200,000 routes at once) is decided off the async
+/// runtime: on a one-thread runtime, as tortie-node runs the speaker, a
+/// task beside it (a session's keepalive timer, say) is not held up for
+/// the length of the decision.
+#[test]
+fn a_large_decision_leaves_the_runtime_free() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (h, _best) = start(cfg(80, 64512, 0)).await.unwrap();
+        let routes: Vec<LocalRoute> = (0..200_000u32)
+            .map(|i| LocalRoute {
+                prefix: IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i)).into(),
+                attrs: PathAttrs::local(NextHop::V4(Ipv4Addr::new(192, 168, 8, 1))),
+            })
+            .collect();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ticker = tokio::spawn({
+            let done = done.clone();
+            async move {
+                let mut worst = Duration::ZERO;
+                let mut last = std::time::Instant::now();
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    worst = worst.max(last.elapsed());
+                    last = std::time::Instant::now();
+                }
+                worst
+            }
+        });
+        // The ticker is running (asleep in its timer) before the routes go.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let t0 = std::time::Instant::now();
+        h.originate(routes).await.unwrap();
+        while h.fresh_status().await.unwrap().loc_rib_prefixes < 200_000 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let total = t0.elapsed();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let worst = ticker.await.unwrap();
+        eprintln!("200,000 routes decided in {total:?}; the runtime's longest stall: {worst:?}");
+        assert!(
+            worst * 3 < total,
+            "the runtime stalled {worst:?} of {total:?}"
+        );
+        h.shutdown(ShutdownMode::Hard).await;
+    });
+}

@@ -447,6 +447,13 @@ impl Rib {
         }
     }
 
+    /// Whether the next decision is a large batch (run on threads of its
+    /// own, `std::thread::scope`, when there are shards): the caller runs
+    /// it off the async runtime.
+    pub fn heavy(&self) -> bool {
+        self.v4.heavy() || self.v6.heavy()
+    }
+
     /// Runs the decision process over the dirty prefixes. Returns the
     /// best-path changes (none are built unless `want_changes`); per-peer
     /// changes wait in [`Rib::take_out`].

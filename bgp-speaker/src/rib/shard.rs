@@ -204,6 +204,13 @@ impl<K: Key + Send + Sync> Family<K> {
         self.queued == 0 && self.shards.iter().all(Table::idle)
     }
 
+    /// Whether the next apply or decision is a batch of at least
+    /// [`PARALLEL_MIN`] (run on threads of its own when there are shards).
+    pub fn heavy(&self) -> bool {
+        self.queued >= PARALLEL_MIN
+            || self.shards.iter().map(Table::changed_len).sum::<usize>() >= PARALLEL_MIN
+    }
+
     /// Entries in the groups' change logs, over all shards.
     #[cfg(test)]
     pub fn logged(&self) -> usize {

@@ -684,3 +684,24 @@ fn a_decision_with_nothing_changed_and_nothing_read_is_skipped() {
     }
     assert_eq!(rib.peer(3).unwrap().advertised(), 10);
 }
+
+#[test]
+fn a_batch_of_parallel_size_is_heavy_until_decided() {
+    let mut rib = Rib::with_shards(local(false), 2);
+    rib.peer_up(1, peer(2, 64512, false));
+    let host = |i: u32| Prefix::V4(Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + i), 32).unwrap());
+    let small: Vec<Prefix> = (0..100).map(host).collect();
+    rib.update(1, attrs_from(2), &small).unwrap();
+    assert!(!rib.heavy(), "100 routes: decided on the runtime");
+    rib.decide(false);
+    let big: Vec<Prefix> = (0..shard::PARALLEL_MIN as u32).map(host).collect();
+    rib.update(1, attrs_from(2), &big).unwrap();
+    assert!(rib.heavy(), "a queued batch of PARALLEL_MIN routes");
+    rib.decide(false);
+    assert!(!rib.heavy());
+    // Local routes are not queued: their changed prefixes count.
+    for i in 0..shard::PARALLEL_MIN as u32 {
+        rib.local_update(host(1_000_000 + i), attrs_from(1));
+    }
+    assert!(rib.heavy(), "PARALLEL_MIN local routes to decide");
+}
