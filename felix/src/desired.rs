@@ -148,7 +148,7 @@ pub struct Pool {
     /// VXLAN mode.
     #[serde(default)]
     pub vxlan: EncapMode,
-    /// Masquerade traffic leaving the pools (used by the NAT part, later).
+    /// Masquerade traffic leaving the pools ([`crate::nat`]).
     #[serde(default)]
     pub nat_outgoing: bool,
 }

@@ -1,4 +1,5 @@
-//! The dataplane agent (tortie-node): desired state in, kernel routes out.
+//! The dataplane library that tortie-node runs: desired state in, kernel
+//! routes (and VXLAN, NAT) out. It knows nothing of BGP.
 //!
 //! # Layout
 //!

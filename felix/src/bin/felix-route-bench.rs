@@ -1,4 +1,4 @@
-//! Route programming benchmark (issue 4 "Performance"): N /32 `via` routes
+//! Route programming benchmark: N /32 `via` routes
 //! into an empty network namespace and out again, side by side in one run:
 //!
 //! - felix's kernel executor (`felix::kernel::apply::Executor`),

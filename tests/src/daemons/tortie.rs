@@ -22,7 +22,7 @@ use crate::{http, wait_until};
 /// The environment variable naming the tortie-rr binary.
 pub const BIN_ENV: &str = "TORTIE_RR_BIN";
 
-/// tortie-rr's configuration file (issue 3): camelCase YAML.
+/// tortie-rr's configuration file: camelCase YAML (docs/tortie-rr.md).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TortieConfig {
     /// `routerId`.
