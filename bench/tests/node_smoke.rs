@@ -6,19 +6,14 @@
 //! (`cargo build --workspace --bins`, as scripts/test.sh does); without
 //! them it says why on stderr and skips, and under `CI=true` it fails.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use tortie_bench::node::{Bed, Daemon, Topology};
 
-/// Skips (a line on the real stderr: libtest captures `eprintln!`), or
-/// fails under `CI=true`.
+/// Skips (a line on the real stderr), or fails under `CI=true`.
 fn skip(why: &str) {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("node_smoke: {why} (CI=true: a missing tool is a failure)");
-    }
-    let _ = writeln!(std::io::stderr(), "SKIP node_smoke: {why}");
+    tortie_testkit::missing("node_smoke", why);
 }
 
 /// target/debug (or release): the test executable's grandparent.

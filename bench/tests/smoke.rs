@@ -15,16 +15,15 @@ use tortie_bench::{fanout, find_tortie_rr, ingest};
 
 #[test]
 fn harness_measures_tortie_rr_end_to_end() {
+    const TEST: &str = "harness_measures_tortie_rr_end_to_end";
     if !tortie_bench::is_root() {
-        eprintln!("SKIP harness_measures_tortie_rr_end_to_end: needs root for network namespaces");
-        return;
+        return tortie_testkit::missing(TEST, "needs root for network namespaces");
     }
     let Some(bin) = find_tortie_rr() else {
-        eprintln!(
-            "SKIP harness_measures_tortie_rr_end_to_end: no tortie-rr binary; \
-             run `cargo build -p tortie-rr` or set TORTIE_RR_BIN"
+        return tortie_testkit::missing(
+            TEST,
+            "no tortie-rr binary; run `cargo build -p tortie-rr` or set TORTIE_RR_BIN",
         );
-        return;
     };
     let start = Instant::now();
 

@@ -100,9 +100,12 @@ async fn play(addr: SocketAddr, from: u8, steps: &[Step]) {
         0,
     ))
     .unwrap();
-    let Ok(mut s) = sock.connect(addr).await else {
-        return;
-    };
+    // The speaker's listener is up for the whole property run: a refused
+    // connection is a fault of the speaker, not a case to skip.
+    let mut s = sock
+        .connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("the speaker refused a connection from 127.0.3.{from}: {e}"));
     let mut sink = vec![0u8; 65536];
     for st in steps {
         if matches!(st, Step::Pause) {

@@ -1,4 +1,6 @@
-//! Benchmarks (ignored by default; they print a table):
+//! Benchmarks (ignored by default; they print a table for
+//! docs/benchmarks.md, and fail if any ADD, DEL or allocation fails or an
+//! address is handed out twice):
 //!
 //! ```text
 //! cargo test --release -p tortie-cni --test bench -- --ignored --nocapture
@@ -64,6 +66,7 @@ fn add_del_latency(b: &Backend) -> (f64, f64, f64, f64) {
 }
 
 /// 100 concurrent callers, 10 allocations each, over 4 nodes: addresses/s.
+/// Every address is handed out once.
 async fn throughput(b: &Backend) -> f64 {
     let ipam = Arc::new(Ipam::new(b.store.clone(), IpamConfig::default()));
     let t = Instant::now();
@@ -71,6 +74,7 @@ async fn throughput(b: &Backend) -> f64 {
         .map(|c| {
             let ipam = ipam.clone();
             tokio::spawn(async move {
+                let mut got = Vec::new();
                 for i in 0..10 {
                     let req = Request {
                         handle_id: format!("bench.t{c}-{i}.eth0"),
@@ -79,15 +83,25 @@ async fn throughput(b: &Backend) -> f64 {
                         families: vec![Family::V4],
                         attributes: BTreeMap::new(),
                     };
-                    ipam.allocate(&req).await.expect("allocate");
+                    got.extend(ipam.allocate(&req).await.expect("allocate"));
                 }
+                got
             })
         })
         .collect();
+    let mut addresses = std::collections::BTreeSet::new();
     for task in tasks {
-        task.await.unwrap();
+        for a in task.await.unwrap() {
+            assert!(
+                addresses.insert(a.address),
+                "{} handed out twice",
+                a.address
+            );
+        }
     }
-    1000.0 / t.elapsed().as_secs_f64()
+    let rate = 1000.0 / t.elapsed().as_secs_f64();
+    assert_eq!(addresses.len(), 1000);
+    rate
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -108,11 +122,12 @@ async fn cni_and_ipam_benchmark() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "diagnostic"]
+#[ignore = "benchmark: run with --ignored --nocapture (release)"]
 async fn sequential_file_allocations() {
     let b = Backend::file(&[pool("p", "10.67.0.0/16", 26)]);
     let ipam = Ipam::new(b.store.clone(), IpamConfig::default());
     let t = Instant::now();
+    let mut addresses = std::collections::BTreeSet::new();
     for i in 0..200 {
         let req = Request {
             handle_id: format!("seq.{i}.eth0"),
@@ -121,7 +136,15 @@ async fn sequential_file_allocations() {
             families: vec![Family::V4],
             attributes: BTreeMap::new(),
         };
-        ipam.allocate(&req).await.unwrap();
+        for a in ipam.allocate(&req).await.unwrap() {
+            assert!(
+                addresses.insert(a.address),
+                "{} handed out twice",
+                a.address
+            );
+        }
     }
-    println!("sequential: {:.0}/s", 200.0 / t.elapsed().as_secs_f64());
+    let rate = 200.0 / t.elapsed().as_secs_f64();
+    assert_eq!(addresses.len(), 200);
+    println!("sequential: {rate:.0}/s");
 }

@@ -30,16 +30,20 @@ impl Drop for PortmapGuard<'_> {
 #[test]
 fn portmap_hostport_reaches_the_pod() {
     if !Path::new(PORTMAP).exists() {
-        eprintln!("SKIP: {PORTMAP} missing (apt-get install containernetworking-plugins)");
-        return;
+        return tortie_testkit::missing(
+            "portmap_hostport_reaches_the_pod",
+            &format!("{PORTMAP} missing (apt-get install containernetworking-plugins)"),
+        );
     }
     if std::process::Command::new("iptables")
         .arg("-V")
         .output()
         .is_err()
     {
-        eprintln!("SKIP: portmap needs iptables (apt-get install iptables)");
-        return;
+        return tortie_testkit::missing(
+            "portmap_hostport_reaches_the_pod",
+            "portmap needs iptables (apt-get install iptables)",
+        );
     }
     let b = Backend::file(&[pool("p", "10.64.0.0/24", 26)]);
     let ns = Netns::new();

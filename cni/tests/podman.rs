@@ -64,7 +64,7 @@ fn missing_tools() -> Option<&'static str> {
         ("runc", "apt-get install runc"),
     ] {
         if Command::new(tool).arg("--version").output().is_err() {
-            eprintln!("SKIP: no {tool} ({why})");
+            tortie_testkit::missing("podman test", &format!("no {tool} ({why})"));
             return Some(tool);
         }
     }
@@ -76,7 +76,7 @@ fn missing_tools() -> Option<&'static str> {
         ),
     ] {
         if !Path::new(file).exists() {
-            eprintln!("SKIP: no {file} ({why})");
+            tortie_testkit::missing("podman test", &format!("no {file} ({why})"));
             return Some(file);
         }
     }

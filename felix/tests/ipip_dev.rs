@@ -48,10 +48,11 @@ fn spec(underlay: &str) -> Tunl0Spec {
 fn has_ipip(ns: &Netns, what: &str) -> bool {
     let present = ns.try_ip(&["-d", "link", "show", TUNL0]);
     if present {
-        eprintln!(
-            "SKIP {what}: this kernel has the ipip module (tunl0 exists in a fresh \
-             namespace); the no-ipip path is shown on kernels without it, and IPIP \
-             itself by felix/tests/ipip_pods.rs"
+        tortie_testkit::skip(
+            what,
+            "this kernel has the ipip module (tunl0 exists in a fresh namespace); the \
+             no-ipip path is shown on kernels without it, and IPIP itself by \
+             felix/tests/ipip_pods.rs",
         );
     }
     present

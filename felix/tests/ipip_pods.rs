@@ -74,9 +74,12 @@ async fn reconcile_or_skip(t: &mut Tunl0, h: &Handle, test: &str) -> Option<Tunl
     match t.reconcile(h).await {
         Ok(r) => Some(r),
         Err(e @ IpipDevError::NoKernelSupport { .. }) => {
-            eprintln!(
-                "SKIP {test}: {e}. This test needs the ipip module: run \
-                 qemu/run-ipip-tests.sh (a Debian kernel under qemu)"
+            tortie_testkit::skip(
+                test,
+                &format!(
+                    "{e}. This test needs the ipip module: run qemu/run-ipip-tests.sh \
+                     (a Debian kernel under qemu)"
+                ),
             );
             None
         }

@@ -35,11 +35,10 @@ fn kernel_has_ipip() -> bool {
 #[test]
 fn mesh_of_three_over_ipip() -> Result<()> {
     if !kernel_has_ipip() {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIP mesh_of_three_over_ipip: this kernel has no ipip module; \
-             qemu/run-ipip-tests.sh runs it in a Debian kernel under qemu"
+        tortie_testkit::skip(
+            "mesh_of_three_over_ipip",
+            "this kernel has no ipip module; qemu/run-ipip-tests.sh runs it in a Debian \
+             kernel under qemu",
         );
         return Ok(());
     }

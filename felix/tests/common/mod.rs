@@ -229,7 +229,10 @@ pub fn enter(path: &std::path::Path) {
 /// installed; CI installs it (iputils-ping).
 pub fn icmp_ping(from: &Netns, dst: &str) -> Option<bool> {
     if Command::new("ping").arg("-V").output().is_err() {
-        eprintln!("SKIP icmp ping to {dst}: no ping binary (install iputils-ping)");
+        tortie_testkit::missing(
+            &format!("icmp ping to {dst}"),
+            "no ping binary (apt-get install iputils-ping)",
+        );
         return None;
     }
     let out = Command::new("ip")

@@ -23,7 +23,7 @@ impl Drop for Capture {
 
 /// Runs `tcpdump` in `ns` on `ifname` for one packet matching `filter`
 /// while `traffic` runs; returns the packet's line. `None` when tcpdump is
-/// not installed.
+/// not installed (said on the real stderr; a failure under `CI=true`).
 pub fn capture_one(
     ns: &Netns,
     ifname: &str,
@@ -32,6 +32,10 @@ pub fn capture_one(
 ) -> Option<String> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     if !std::env::split_paths(&path).any(|d| d.join("tcpdump").is_file()) {
+        tortie_testkit::missing(
+            &format!("capture on {ifname}"),
+            "no tcpdump (apt-get install tcpdump)",
+        );
         return None;
     }
     let child = Command::new("ip")

@@ -32,10 +32,14 @@ pub struct Backend {
 }
 
 impl Etcd {
-    /// Starts one, or `None` (reason printed) if `etcd` is not installed.
+    /// Starts one, or `None` if `etcd` is not installed (said on the real
+    /// stderr; a failure under `CI=true`).
     pub fn start() -> Option<Etcd> {
         if Command::new("etcd").arg("--version").output().is_err() {
-            eprintln!("SKIP etcd half: no `etcd` binary (apt-get install etcd-server)");
+            tortie_testkit::missing(
+                "etcd half",
+                "no `etcd` binary (apt-get install etcd-server)",
+            );
             return None;
         }
         let dir = tempfile::tempdir().expect("temp dir");
