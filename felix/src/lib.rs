@@ -14,6 +14,7 @@
 //! - [`reconciler`]: the task: coalesce events, dump, diff, apply, resync.
 //! - [`vxlan`]: pure: desired state -> `vxlan.tortie` device and peer entries.
 //! - [`nat`]: NAT outgoing in our own nftables tables.
+//! - [`netns`]: entering a network namespace on a thread of its own.
 
 #![warn(missing_docs)]
 
@@ -23,6 +24,7 @@ pub mod endpoint;
 pub mod endpoint_gc;
 pub mod kernel;
 pub mod nat;
+pub mod netns;
 pub mod pass;
 pub mod reconciler;
 pub mod route;

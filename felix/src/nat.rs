@@ -29,7 +29,6 @@
 //! - Namespaces: `nft` is run from a dedicated std thread that has
 //!   `setns(2)`'d into the namespace; the child process inherits it.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
@@ -39,7 +38,6 @@ use nftables::helper::{self, NftablesError};
 use nftables::schema::{Chain, NfListObject, Rule, Set, SetFlag, SetType, SetTypeValue, Table};
 use nftables::stmt::{Match, Operator, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
-use nix::sched::{setns, CloneFlags};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -234,14 +232,10 @@ pub fn reconcile(netns: Option<&Path>, pools: &[Pool]) -> Result<NatReport, NatE
     let want = rules(pools);
     let ns = netns.map(Path::to_path_buf);
     std::thread::spawn(move || {
-        if let Some(path) = &ns {
-            let fail = |source| NatError::Netns {
-                path: path.clone(),
-                source,
-            };
-            let f = File::open(path).map_err(fail)?;
-            setns(&f, CloneFlags::CLONE_NEWNET).map_err(|e| fail(e.into()))?;
-        }
+        crate::netns::enter(ns.as_deref()).map_err(|e| NatError::Netns {
+            path: e.path,
+            source: e.source,
+        })?;
         reconcile_here(&want)
     })
     .join()

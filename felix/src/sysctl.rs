@@ -6,11 +6,9 @@
 //! left in another namespace would run every later task there). (`/proc/net` and `/proc/self/net` would follow the main thread
 //! instead: not used.)
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-use nix::sched::{setns, CloneFlags};
 
 /// One sysctl write: a path under `/proc/sys` and the value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,13 +106,8 @@ impl Sysctl {
 
 /// Moves the current (dedicated, throwaway) thread into `netns`.
 fn enter(netns: Option<&Path>) -> Result<(), SysctlError> {
-    let Some(path) = netns else {
-        return Ok(());
-    };
-    let netns_err = |source| SysctlError::Netns {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = File::open(path).map_err(netns_err)?;
-    setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| netns_err(e.into()))
+    crate::netns::enter(netns).map_err(|e| SysctlError::Netns {
+        path: e.path,
+        source: e.source,
+    })
 }

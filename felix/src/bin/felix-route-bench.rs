@@ -236,8 +236,7 @@ fn bench_floor(n: u32) -> Row {
         .expect("eth0 ifindex");
     let path = ns.path();
     std::thread::spawn(move || {
-        let f = std::fs::File::open(&path).unwrap();
-        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        felix::netns::enter(Some(&path)).expect("enter the namespace");
         let mut sock = Socket::new(NETLINK_ROUTE).unwrap();
         sock.bind_auto().unwrap();
         sock.connect(&SocketAddr::new(0, 0)).unwrap();

@@ -23,13 +23,11 @@
 //!   routes (docs/benchmarks.md), kept as the fallback and for comparison.
 
 use std::fmt;
-use std::fs::File;
 use std::net::IpAddr;
 use std::path::Path;
 
 use futures::{stream, StreamExt};
 use nix::errno::Errno;
-use nix::sched::{setns, CloneFlags};
 use rtnetlink::packet_core::{
     NetlinkMessage, NetlinkPayload, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
 };
@@ -130,16 +128,10 @@ impl Executor {
     pub fn open(handle: Handle, netns: Option<&Path>) -> Result<Self, KernelError> {
         let ns = netns.map(Path::to_path_buf);
         let socket = std::thread::spawn(move || {
-            if let Some(path) = &ns {
-                let file = File::open(path).map_err(|source| KernelError::Netns {
-                    path: path.clone(),
-                    source,
-                })?;
-                setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| KernelError::Netns {
-                    path: path.clone(),
-                    source: e.into(),
-                })?;
-            }
+            crate::netns::enter(ns.as_deref()).map_err(|e| KernelError::Netns {
+                path: e.path,
+                source: e.source,
+            })?;
             let fail = |source| KernelError::Socket {
                 netns: ns.clone(),
                 source,

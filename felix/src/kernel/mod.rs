@@ -31,12 +31,10 @@ pub mod apply;
 pub mod dump;
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::StreamExt;
-use nix::sched::{setns, CloneFlags};
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::sys::{AsyncSocket, SocketAddr};
@@ -138,16 +136,10 @@ pub fn open(netns: Option<&Path>) -> Result<Kernel, KernelError> {
     let ns = path.clone();
     let opened = std::thread::spawn(move || {
         let _guard = runtime.enter();
-        if let Some(path) = &ns {
-            let file = File::open(path).map_err(|source| KernelError::Netns {
-                path: path.clone(),
-                source,
-            })?;
-            setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| KernelError::Netns {
-                path: path.clone(),
-                source: e.into(),
-            })?;
-        }
+        crate::netns::enter(ns.as_deref()).map_err(|e| KernelError::Netns {
+            path: e.path,
+            source: e.source,
+        })?;
         let socket_err = |source| KernelError::Socket {
             netns: ns.clone(),
             source,

@@ -220,8 +220,7 @@ pub fn udp_echo_eventually(
 
 /// Moves this (dedicated, throwaway) test thread into a namespace.
 pub fn enter(path: &std::path::Path) {
-    let f = std::fs::File::open(path).unwrap();
-    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+    felix::netns::enter(Some(path)).expect("enter the namespace");
 }
 
 /// ICMP echo from inside `from` to `dst` with iputils `ping` (three
