@@ -55,20 +55,26 @@ async fn route_refresh_resends_the_routes() {
     h.shutdown(ShutdownMode::Hard).await;
 }
 
-/// The limit counts accepted prefixes, per family: routes the import
-/// checks refuse (here ORIGINATOR_ID = our router id, RFC 4456 §8) do not
-/// count; a third accepted IPv4 prefix over a limit of 2 gets Cease/1
-/// naming IPv4 unicast (RFC 4486 §4).
-#[tokio::test]
-async fn max_prefix_tears_down_with_cease_1() {
-    let (h, addr) = dynamic_speaker(
+/// A dynamic speaker whose peers may send 2 prefixes per family
+/// (teardown above).
+async fn speaker_with_max_prefix_2() -> (bgp_speaker::SpeakerHandle, SocketAddr) {
+    dynamic_speaker(
         "127.0.1.0/24",
         Some(MaxPrefix {
             limit: 2,
             teardown: true,
         }),
     )
-    .await;
+    .await
+}
+
+/// The limit counts accepted prefixes, per family: routes the import
+/// checks refuse (here ORIGINATOR_ID = our router id, RFC 4456 §8) do not
+/// count; a third accepted IPv4 prefix over a limit of 2 gets Cease/1
+/// naming IPv4 unicast (RFC 4486 §4).
+#[tokio::test]
+async fn max_prefix_tears_down_with_cease_1() {
+    let (h, addr) = speaker_with_max_prefix_2().await;
     let mut c = Client::connect(addr, 61).await;
     c.establish(61).await;
     let looped = [good_attrs(), attr(0x80, 9, &[10, 9, 0, 1])].concat();
@@ -117,14 +123,7 @@ fn open_dual(asn: u32, id: [u8; 4]) -> Vec<u8> {
 /// together, the IPv4 ones tripped it earlier.
 #[tokio::test]
 async fn max_prefix_names_the_family_that_overflowed() {
-    let (h, addr) = dynamic_speaker(
-        "127.0.1.0/24",
-        Some(MaxPrefix {
-            limit: 2,
-            teardown: true,
-        }),
-    )
-    .await;
+    let (h, addr) = speaker_with_max_prefix_2().await;
     let mut c = Client::connect(addr, 63).await;
     c.send(&open_dual(AS, [10, 9, 9, 63])).await;
     assert_eq!(c.read().await.map(|m| m.0), Some(1));

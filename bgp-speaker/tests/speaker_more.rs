@@ -39,6 +39,20 @@ fn active(from: u8, last: u8, asn: u32, port: u16) -> PeerConfig {
     }
 }
 
+/// Any iBGP peer of 127.0.2.0/24, as a dynamic peer.
+fn whole_range() -> bgp_speaker::DynamicPeerConfig {
+    bgp_speaker::DynamicPeerConfig {
+        prefix: "127.0.2.0/24".parse().unwrap(),
+        asn: 64512,
+        rr_client: false,
+        password: None,
+        hold_time: 90,
+        next_hop_self: false,
+        max_prefix: None,
+        max_peers: bgp_speaker::DEFAULT_MAX_PEERS,
+    }
+}
+
 fn port_of(h: &SpeakerHandle) -> u16 {
     h.status().listen.unwrap().port()
 }
@@ -351,16 +365,7 @@ async fn restart_waits_for_the_end_of_rib_of_listed_dynamic_peers() {
     let mut cr = cfg(61, 64512, 0);
     cr.graceful_restart.restarting = true;
     cr.graceful_restart.wait_for = vec![ip(62), ip(63)];
-    cr.dynamic_peers.push(bgp_speaker::DynamicPeerConfig {
-        prefix: "127.0.2.0/24".parse().unwrap(),
-        asn: 64512,
-        rr_client: false,
-        password: None,
-        hold_time: 90,
-        next_hop_self: false,
-        max_prefix: None,
-        max_peers: bgp_speaker::DEFAULT_MAX_PEERS,
-    });
+    cr.dynamic_peers.push(whole_range());
     let (r, _rb) = start(cr).await.unwrap();
     r.originate(vec![v4("10.61.0.0/24")]).await.unwrap();
     let port = port_of(&r);
@@ -395,16 +400,7 @@ async fn restart_waits_only_for_listed_peers_that_can_still_connect() {
     let mut cr = cfg(71, 64512, 0);
     cr.graceful_restart.restarting = true;
     cr.graceful_restart.wait_for = vec![ip(72), "127.0.9.9".parse().unwrap()];
-    cr.dynamic_peers.push(bgp_speaker::DynamicPeerConfig {
-        prefix: "127.0.2.0/24".parse().unwrap(),
-        asn: 64512,
-        rr_client: false,
-        password: None,
-        hold_time: 90,
-        next_hop_self: false,
-        max_prefix: None,
-        max_peers: bgp_speaker::DEFAULT_MAX_PEERS,
-    });
+    cr.dynamic_peers.push(whole_range());
     let (r, _rb) = start(cr).await.unwrap();
     r.originate(vec![v4("10.71.0.0/24")]).await.unwrap();
     let mut c1 = cfg(72, 64512, 0);

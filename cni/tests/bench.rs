@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use common::{pool, Backend};
 use serde_json::json;
 use support::{tortie, Netns};
-use tortie_ipam::{Family, Ipam, IpamConfig, Request};
+use tortie_ipam::{Assigned, Family, Ipam, IpamConfig, Request};
 
 const ROUNDS: usize = 100;
 
@@ -65,6 +65,13 @@ fn add_del_latency(b: &Backend) -> (f64, f64, f64, f64) {
     )
 }
 
+/// Adds the addresses of `got` to `seen`; fails on one handed out before.
+fn record_once(seen: &mut std::collections::BTreeSet<std::net::IpAddr>, got: Vec<Assigned>) {
+    for a in got {
+        assert!(seen.insert(a.address), "{} handed out twice", a.address);
+    }
+}
+
 /// 100 concurrent callers, 10 allocations each, over 4 nodes: addresses/s.
 /// Every address is handed out once.
 async fn throughput(b: &Backend) -> f64 {
@@ -91,13 +98,7 @@ async fn throughput(b: &Backend) -> f64 {
         .collect();
     let mut addresses = std::collections::BTreeSet::new();
     for task in tasks {
-        for a in task.await.unwrap() {
-            assert!(
-                addresses.insert(a.address),
-                "{} handed out twice",
-                a.address
-            );
-        }
+        record_once(&mut addresses, task.await.unwrap());
     }
     let rate = 1000.0 / t.elapsed().as_secs_f64();
     assert_eq!(addresses.len(), 1000);
@@ -136,13 +137,7 @@ async fn sequential_file_allocations() {
             families: vec![Family::V4],
             attributes: BTreeMap::new(),
         };
-        for a in ipam.allocate(&req).await.unwrap() {
-            assert!(
-                addresses.insert(a.address),
-                "{} handed out twice",
-                a.address
-            );
-        }
+        record_once(&mut addresses, ipam.allocate(&req).await.unwrap());
     }
     let rate = 200.0 / t.elapsed().as_secs_f64();
     assert_eq!(addresses.len(), 200);
