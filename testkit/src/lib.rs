@@ -10,6 +10,8 @@
 
 use std::io::Write as _;
 
+pub mod netns;
+
 /// Whether this is CI (`CI=true`).
 pub fn ci() -> bool {
     std::env::var("CI").as_deref() == Ok("true")

@@ -5,40 +5,26 @@
 //! except opening a TCP socket inside a namespace, which a throwaway thread
 //! does after `setns(2)` (the socket stays in that namespace).
 
-use std::fs::File;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use nix::sched::{setns, CloneFlags};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+
+pub use tortie_testkit::netns::NsChild;
 
 /// Where `ip netns add` puts the namespace handles.
-const NETNS_DIR: &str = "/var/run/netns";
+pub use tortie_testkit::netns::NETNS_DIR;
 
-/// A network namespace that lives as long as its last clone. Dropping the
-/// last clone kills every process inside it (`ip netns pids`) and deletes
-/// it, which also removes its veth ends (and their peers).
+/// A network namespace that lives as long as its last clone
+/// ([`tortie_testkit::netns::Netns`] shared). Dropping the last clone kills
+/// every process inside it (`ip netns pids`) and deletes it, which also
+/// removes its veth ends (and their peers).
 #[derive(Clone, Debug)]
-pub struct Netns(Arc<NetnsInner>);
-
-#[derive(Debug)]
-struct NetnsInner {
-    name: String,
-}
-
-/// A process started inside a namespace; killed (SIGKILL) and reaped on drop.
-#[derive(Debug)]
-pub struct NsChild {
-    child: Child,
-    what: String,
-}
+pub struct Netns(Arc<tortie_testkit::netns::Netns>);
 
 /// One host of a [`Topology`]: its namespace and addresses on the segment.
 #[derive(Clone, Debug)]
@@ -68,12 +54,9 @@ impl Netns {
     /// Creates a namespace named `tt-<pid>-<n>` (unique in this machine while
     /// this process lives) with `lo` up.
     pub fn new() -> Result<Netns> {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let name = format!("tt-{}-{}", std::process::id(), n);
-        run_ip(&["netns", "add", &name]).with_context(|| format!("creating netns {name}"))?;
-        let ns = Netns(Arc::new(NetnsInner { name }));
-        ns.ip(&["link", "set", "lo", "up"])?;
+        let ns = Netns(Arc::new(
+            tortie_testkit::netns::Netns::new("tt").context("creating a netns")?,
+        ));
         // Routing daemons must not inherit the host's forwarding settings in
         // a way that matters for tests; make it explicit.
         ns.sysctl("net.ipv4.ip_forward", "1")?;
@@ -83,14 +66,13 @@ impl Netns {
 
     /// The namespace's name, as `ip netns` knows it.
     pub fn name(&self) -> &str {
-        &self.0.name
+        self.0.name()
     }
 
     /// Runs `ip -n NAME <args>`; fails with ip's stderr on a non-zero exit.
     pub fn ip(&self, args: &[&str]) -> Result<()> {
-        let mut full = vec!["-n", self.name()];
-        full.extend_from_slice(args);
-        run_ip(&full).map(|_| ())
+        self.0.ip(args)?;
+        Ok(())
     }
 
     /// Sets a sysctl inside the namespace (`sysctl -w` through `ip netns exec`).
@@ -102,10 +84,11 @@ impl Netns {
     /// Runs a command inside the namespace and returns its output whatever
     /// its exit status. `argv[0]` is the program.
     pub fn exec(&self, argv: &[&str]) -> Result<Output> {
-        let (prog, args) = argv.split_first().context("exec: empty argv")?;
-        Command::new("ip")
-            .args(["netns", "exec", self.name(), prog])
-            .args(args)
+        if argv.is_empty() {
+            bail!("exec: empty argv");
+        }
+        self.0
+            .command(argv)
             .stdin(Stdio::null())
             .output()
             .with_context(|| format!("running {argv:?} in netns {}", self.name()))
@@ -131,27 +114,10 @@ impl Netns {
     /// stderr appended to `log`. The process is killed when the returned
     /// guard drops (or when the namespace goes).
     pub fn spawn(&self, argv: &[&str], log: &Path) -> Result<NsChild> {
-        let (prog, args) = argv.split_first().context("spawn: empty argv")?;
-        let out = File::options()
-            .create(true)
-            .append(true)
-            .open(log)
-            .with_context(|| format!("opening log file {}", log.display()))?;
-        let err = out.try_clone().context("duplicating the log file handle")?;
-        // `ip netns exec` execs the program in place: the child's pid is the
-        // daemon's pid.
-        let child = Command::new("ip")
-            .args(["netns", "exec", self.name(), prog])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .with_context(|| format!("spawning {argv:?} in netns {}", self.name()))?;
-        Ok(NsChild {
-            child,
-            what: format!("{prog} in {}", self.name()),
-        })
+        if argv.is_empty() {
+            bail!("spawn: empty argv");
+        }
+        Ok(self.0.spawn(argv, log)?)
     }
 
     /// Adds an address (`ip addr add ADDR dev DEV`); IPv6 addresses get
@@ -168,7 +134,9 @@ impl Netns {
     /// thread joins the namespace (`setns`), connects, and hands the socket
     /// back. The socket keeps belonging to this namespace.
     pub fn connect(&self, addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
-        let stream = self.in_netns(move || TcpStream::connect_timeout(&addr, timeout))?;
+        let stream = self
+            .0
+            .on_thread(move || TcpStream::connect_timeout(&addr, timeout))?;
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
         Ok(stream)
@@ -177,80 +145,12 @@ impl Netns {
     /// Binds a TCP listener inside this namespace (same trick as
     /// [`Netns::connect`]).
     pub fn listen(&self, addr: SocketAddr) -> io::Result<TcpListener> {
-        self.in_netns(move || TcpListener::bind(addr))
-    }
-
-    /// Runs `f` on a fresh thread that has joined this namespace. Sockets it
-    /// opens stay in the namespace after the thread ends.
-    fn in_netns<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> io::Result<T> + Send + 'static,
-    ) -> io::Result<T> {
-        let path = Path::new(NETNS_DIR).join(self.name());
-        std::thread::spawn(move || {
-            let handle = File::open(&path)?;
-            setns(&handle, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
-            f()
-        })
-        .join()
-        .map_err(|_| io::Error::other("the setns thread panicked"))?
+        self.0.on_thread(move || TcpListener::bind(addr))
     }
 
     /// Pids of every process inside the namespace (`ip netns pids`).
     pub fn pids(&self) -> Result<Vec<i32>> {
-        let out = run_ip(&["netns", "pids", self.name()])?;
-        Ok(out
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .collect())
-    }
-}
-
-// ===== impl NetnsInner =====
-
-impl Drop for NetnsInner {
-    fn drop(&mut self) {
-        // Kill what runs inside first: a namespace with live processes
-        // would only be unmounted, not freed.
-        if let Ok(out) = run_ip(&["netns", "pids", &self.name]) {
-            for pid in out.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-        }
-        if let Err(e) = run_ip(&["netns", "del", &self.name]) {
-            eprintln!("cleanup: deleting netns {}: {e:#}", self.name);
-        }
-    }
-}
-
-// ===== impl NsChild =====
-
-impl NsChild {
-    /// The process id (the daemon itself, not a wrapper).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Sends SIGKILL and reaps the process.
-    pub fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// `Some(status)` once the process has exited.
-    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-
-    /// What this process is, for messages.
-    pub fn what(&self) -> &str {
-        &self.what
-    }
-}
-
-impl Drop for NsChild {
-    fn drop(&mut self) {
-        self.kill9();
+        Ok(self.0.pids())
     }
 }
 
@@ -301,48 +201,20 @@ impl Topology {
 // ===== helpers =====
 
 /// Creates a veth pair with one end in each namespace, never touching the
-/// host namespace (so the names only need to be unique inside each one).
+/// host namespace (so the names only need to be unique inside each one);
+/// both ends up.
 pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) -> Result<()> {
     if a_if.len() > 15 || b_if.len() > 15 {
         bail!("veth: interface names {a_if:?}/{b_if:?} are longer than 15 characters");
     }
-    run_ip(&[
-        "link",
-        "add",
-        a_if,
-        "netns",
-        a.name(),
-        "type",
-        "veth",
-        "peer",
-        "name",
-        b_if,
-        "netns",
-        b.name(),
-    ])
-    .map(|_| ())
-}
-
-/// Runs `ip <args>` in the host namespace; fails with its stderr.
-fn run_ip(args: &[&str]) -> Result<String> {
-    let out = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running ip {args:?}"))?;
-    if !out.status.success() {
-        bail!(
-            "ip {args:?} exited with {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(tortie_testkit::netns::veth(&a.0, a_if, &b.0, b_if)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::signal::Signal;
+    use nix::unistd::Pid;
 
     #[test]
     fn names_are_unique_and_short() {

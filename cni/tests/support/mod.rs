@@ -3,22 +3,20 @@
 
 #![allow(dead_code)]
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use serde_json::Value;
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A network namespace (`ip netns add`), deleted on drop.
+/// A network namespace (`ip netns add`): processes inside killed and the
+/// namespace deleted on drop ([`tortie_testkit::netns::Netns`]).
 pub struct Netns {
     /// Its name.
     pub name: String,
+    inner: tortie_testkit::netns::Netns,
 }
 
 /// What the plugin printed and how it exited.
@@ -35,25 +33,22 @@ pub struct Output {
 impl Netns {
     /// A fresh namespace named `tcni-<pid>-<n>`.
     pub fn new() -> Netns {
-        let name = format!(
-            "tcni-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
-        run(&["ip", "netns", "add", &name]);
-        Netns { name }
+        let inner = tortie_testkit::netns::Netns::new("tcni")
+            .unwrap_or_else(|e| panic!("creating a netns: {e}"));
+        Netns {
+            name: inner.name().to_string(),
+            inner,
+        }
     }
 
     /// `/run/netns/<name>`.
     pub fn path(&self) -> PathBuf {
-        PathBuf::from(format!("/run/netns/{}", self.name))
+        self.inner.path()
     }
 
     /// `ip -n NAME <args>` output.
     pub fn ip(&self, args: &[&str]) -> String {
-        let mut all = vec!["ip", "-n", &self.name];
-        all.extend_from_slice(args);
-        run(&all)
+        self.inner.ip(args).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// A TCP server on `port` inside the namespace that answers every
@@ -62,8 +57,7 @@ impl Netns {
         let path = self.path();
         let (tx, rx) = std::sync::mpsc::channel();
         let t = std::thread::spawn(move || {
-            let f = File::open(&path).expect("open netns");
-            nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            tortie_testkit::netns::enter_path(&path).expect("enter the namespace");
             let l = TcpListener::bind(("::", port)).expect("bind in netns");
             tx.send(()).unwrap();
             if let Ok((mut s, _)) = l.accept() {
@@ -75,14 +69,6 @@ impl Netns {
         });
         rx.recv().expect("listener up");
         t
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
     }
 }
 

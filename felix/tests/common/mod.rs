@@ -5,48 +5,40 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A network namespace that exists while this value lives.
+/// A network namespace that exists while this value lives
+/// ([`tortie_testkit::netns::Netns`]: processes inside are killed and the
+/// namespace deleted on drop).
 pub struct Netns {
     /// Its name (`ip netns` name).
     pub name: String,
+    inner: tortie_testkit::netns::Netns,
 }
 
 impl Netns {
-    /// Creates `tortie-<tag>-<pid>-<n>` with lo up.
+    /// Creates `tf-<tag>-<pid>-<n>` with lo up.
     pub fn new(tag: &str) -> Netns {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let name = format!("tf-{tag}-{}-{n}", std::process::id());
-        run("ip", &["netns", "add", &name]);
-        let ns = Netns { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
+        let inner = tortie_testkit::netns::Netns::new(&format!("tf-{tag}"))
+            .unwrap_or_else(|e| panic!("creating a netns: {e}"));
+        Netns {
+            name: inner.name().to_string(),
+            inner,
+        }
     }
 
     /// `/run/netns/NAME`.
     pub fn path(&self) -> PathBuf {
-        PathBuf::from("/run/netns").join(&self.name)
+        self.inner.path()
     }
 
     /// `ip -n NAME ARGS...`; panics with stderr if it fails.
     pub fn ip(&self, args: &[&str]) -> String {
-        let mut full = vec!["-n", self.name.as_str()];
-        full.extend_from_slice(args);
-        run("ip", &full)
+        self.inner.ip(args).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// `ip -n NAME ARGS...`, returning success instead of panicking.
     pub fn try_ip(&self, args: &[&str]) -> bool {
-        Command::new("ip")
-            .arg("-n")
-            .arg(&self.name)
-            .args(args)
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
+        self.inner.ip(args).is_ok()
     }
 
     /// Our routes as `ip -n NS -j route show proto 116` (plus `-6`), parsed.
@@ -65,14 +57,6 @@ impl Netns {
         let mut full = vec!["route", "show"];
         full.extend_from_slice(args);
         self.ip(&full)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
     }
 }
 

@@ -12,9 +12,9 @@
 //! Failures are checked: a few unreachable routes are mixed into felix's
 //! batch and must be reported one by one.
 //!
-//! `cargo build --release -p felix --bin felix-route-bench &&
+//! `cargo build --release -p tortie-bench --bin felix-route-bench &&
 //!  target/release/felix-route-bench [ROUTES] [--no-bird] [--rounds K]`
-//! (root; makes and removes its own namespaces `tfbench-<pid>-*`).
+//! (root; makes and removes its own namespaces `tfbench-<tag>-<pid>-*`).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -38,17 +38,14 @@ const GATEWAY: &str = "192.168.1.12";
 /// Routes with an unreachable gateway mixed into felix's batch.
 const BAD: usize = 10;
 
-/// A namespace with `eth0` (veth, 192.168.1.11/24, up); deleted on drop.
-struct Ns {
-    name: String,
-}
+/// A namespace with `eth0` (veth, 192.168.1.11/24, up); processes inside
+/// killed and the namespace deleted on drop.
+struct Ns(tortie_testkit::netns::Netns);
 
 impl Ns {
     fn new(tag: &str) -> Ns {
-        let name = format!("tfbench-{}-{tag}", std::process::id());
-        sh("ip", &["netns", "add", &name]);
-        let ns = Ns { name };
-        ns.ip(&["link", "set", "lo", "up"]);
+        let ns = Ns(tortie_testkit::netns::Netns::new(&format!("tfbench-{tag}"))
+            .unwrap_or_else(|e| panic!("creating a netns: {e}")));
         ns.ip(&[
             "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p",
         ]);
@@ -57,21 +54,14 @@ impl Ns {
         ns.ip(&["link", "set", "eth0p", "up"]);
         ns
     }
+    fn name(&self) -> &str {
+        self.0.name()
+    }
     fn path(&self) -> PathBuf {
-        PathBuf::from("/run/netns").join(&self.name)
+        self.0.path()
     }
     fn ip(&self, args: &[&str]) -> String {
-        let mut full = vec!["-n", self.name.as_str()];
-        full.extend_from_slice(args);
-        sh("ip", &full)
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
+        self.0.ip(args).unwrap_or_else(|e| panic!("{e}"))
     }
 }
 
@@ -142,7 +132,7 @@ async fn count(handle: &Handle, proto: u8) -> usize {
 fn samples_present(ns: &Ns, samples: &[Ipv4Addr], proto: &str, want: bool) -> bool {
     samples.iter().all(|s| {
         let out = Command::new("ip")
-            .args(["-n", &ns.name, "route", "get", "fibmatch", &s.to_string()])
+            .args(["-n", ns.name(), "route", "get", "fibmatch", &s.to_string()])
             .output();
         let hit = out.is_ok_and(|o| {
             let t = String::from_utf8_lossy(&o.stdout);
@@ -236,7 +226,7 @@ fn bench_floor(n: u32) -> Row {
         .expect("eth0 ifindex");
     let path = ns.path();
     std::thread::spawn(move || {
-        felix::netns::enter(Some(&path)).expect("enter the namespace");
+        tortie_testkit::netns::enter_path(&path).expect("enter the namespace");
         let mut sock = Socket::new(NETLINK_ROUTE).unwrap();
         sock.bind_auto().unwrap();
         sock.connect(&SocketAddr::new(0, 0)).unwrap();
@@ -324,7 +314,7 @@ fn bench_ip_batch(n: u32) -> Row {
     std::fs::write(&del_file, del).unwrap();
     let run = |f: &PathBuf| {
         let t = Instant::now();
-        sh("ip", &["-n", &ns.name, "-batch", f.to_str().unwrap()]);
+        sh("ip", &["-n", ns.name(), "-batch", f.to_str().unwrap()]);
         t.elapsed()
     };
     let a = run(&add_file);
@@ -364,7 +354,7 @@ async fn bench_bird(n: u32) -> Option<Row> {
     let k = kernel::open(Some(&ns.path())).unwrap();
     let samples: Vec<Ipv4Addr> = (0..16).map(|j| prefix(j * (n / 16) + n / 32)).collect();
     let child = Command::new("ip")
-        .args(["netns", "exec", &ns.name, "bird", "-f", "-c"])
+        .args(["netns", "exec", ns.name(), "bird", "-f", "-c"])
         .arg(&conf)
         .arg("-s")
         .arg(&sock)
@@ -504,7 +494,7 @@ async fn bench_resync(n: u32) -> String {
     let exe = std::env::current_exe().unwrap();
     let out = sh(
         exe.to_str().unwrap(),
-        &["--memory", &n.to_string(), &ns.name],
+        &["--memory", &n.to_string(), ns.name()],
     );
     let (per_route, delta) = out.trim().split_once(' ').unwrap_or(("?", "?"));
     format!(
