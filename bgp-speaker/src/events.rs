@@ -406,7 +406,7 @@ impl Instance {
         let Some(mp) = self.neighbors.get(&id).and_then(|n| n.config.max_prefix) else {
             return;
         };
-        let (v4, v6) = self.rib.accepted_by_family(id);
+        let (v4, v6) = self.rib.apply_then_accepted(id);
         let Some((afi, accepted)) = [(Afi::Ipv4, v4), (Afi::Ipv6, v6)]
             .into_iter()
             .find(|(_, n)| *n > mp.limit)

@@ -253,7 +253,7 @@ impl Instance {
         let Some(conn) = n.est() else { return };
         let tx = &conn.tx;
         let chunk = out_chunk(conn.agreed.as_ref().map_or(MAX_LEN, |a| a.max_len));
-        while self.rib.has_pending(id) {
+        while self.rib.skip_to_pending(id) {
             // Enough queued: the session's Drained event brings us back
             // here. Routes wait in the RIB (one shared log entry each),
             // not as a copy per session.
@@ -322,7 +322,7 @@ impl Instance {
             .neighbors
             .values()
             .map(|n| {
-                let rib = self.rib.peer(n.id);
+                let rib = self.rib.apply_then_count(n.id);
                 let received = rib.map(|p| p.received()).unwrap_or((0, 0));
                 let advertised = rib.map(|p| p.advertised()).unwrap_or(0);
                 n.status(received, advertised)
@@ -334,7 +334,7 @@ impl Instance {
             asn: self.config.asn,
             cluster_id: self.config.cluster_id,
             listen: self.listener.as_ref().map(|l| l.addr),
-            loc_rib_prefixes: self.rib.best_count(),
+            loc_rib_prefixes: self.rib.apply_then_best_count(),
             deferring: self.deferring.is_some(),
             peers,
             refused: self.refused,

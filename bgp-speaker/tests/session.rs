@@ -620,7 +620,9 @@ async fn wait_down(
                 return (p.clone(), t0.elapsed());
             }
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        // Well within the speaker's first reconnect (from 190 ms), whose
+        // failure would replace the reason the session ended.
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("still Established after {limit:?}: {:#?}", h.status());
 }
@@ -664,7 +666,8 @@ async fn the_hold_timer_expires_while_a_write_waits() {
     let why = p.last_error.clone().unwrap_or_default();
     assert!(why.contains("hold timer expired (90 s"), "{why}");
     assert!(
-        after >= Duration::from_secs(85) && after <= Duration::from_secs(92),
+        // 90 s, then up to 2 s trying to get the NOTIFICATION out.
+        after >= Duration::from_secs(88) && after <= Duration::from_secs(93),
         "closed after {after:?}"
     );
     h.shutdown(ShutdownMode::Hard).await;

@@ -9,10 +9,18 @@
 //! into its log, which every member reads at its own pace
 //! ([`Rib::take_out`]). Cost grows with the number of changes, not the
 //! table, nor (for a change) the number of peers.
+//!
+//! Files: `table` (one family's Loc-RIB and peers' views, the decision),
+//! `group` (update groups: shared Adj-RIB-Out, change log, members),
+//! `memo` (one run's export targets and attributes), `shard` (a family
+//! split by prefix hash, applied in parallel), `loc` and `paths` (storage),
+//! `best_path` and `export` (the rules).
 
 pub mod best_path;
 pub mod export;
+mod group;
 mod loc;
+mod memo;
 mod paths;
 mod shard;
 mod table;
@@ -107,7 +115,7 @@ pub struct Rib {
     /// class: kept while the peers' export classes stay the same (a copy
     /// per peer for every decision, otherwise).
     targets: Vec<shard::Target>,
-    grouped: Arc<Vec<table::ClassGroup>>,
+    grouped: Arc<Vec<group::ClassGroup>>,
 }
 
 // ===== impl OutBatch =====
@@ -289,16 +297,17 @@ impl Rib {
         self.v6.apply(&self.peers);
     }
 
-    /// Accepted prefixes of peer `id` per family: (IPv4, IPv6). Applies
-    /// queued changes first (free right after a decision, which applied
-    /// them).
-    pub fn accepted_by_family(&mut self, id: PeerId) -> (u64, u64) {
+    /// Applies the queued changes (free right after a decision, which
+    /// applied them), then counts the prefixes accepted from peer `id` per
+    /// family: (IPv4, IPv6).
+    pub fn apply_then_accepted(&mut self, id: PeerId) -> (u64, u64) {
         self.apply();
         (self.v4.counts(id).1, self.v6.counts(id).1)
     }
 
-    /// Counters of peer `id`, if the RIB knows it.
-    pub fn peer(&mut self, id: PeerId) -> Option<PeerCounts> {
+    /// Applies the queued changes, then the counters of peer `id`, if the
+    /// RIB knows it.
+    pub fn apply_then_count(&mut self, id: PeerId) -> Option<PeerCounts> {
         self.peers.get(&id)?;
         self.apply();
         let (r4, a4, o4) = self.v4.counts(id);
@@ -310,8 +319,8 @@ impl Rib {
         })
     }
 
-    /// Prefixes with a best path.
-    pub fn best_count(&mut self) -> u64 {
+    /// Applies the queued changes, then the prefixes with a best path.
+    pub fn apply_then_best_count(&mut self) -> u64 {
         self.apply();
         self.v4.best_count() + self.v6.best_count()
     }
@@ -479,7 +488,7 @@ impl Rib {
             });
         if !same {
             self.targets = now.map(|(id, c, f)| (id, c, f.clone())).collect();
-            self.grouped = Arc::new(table::group(self.targets.iter().cloned()));
+            self.grouped = Arc::new(group::group(self.targets.iter().cloned()));
         }
         let ctx = Ctx {
             peers: &self.peers,
@@ -510,10 +519,10 @@ impl Rib {
         }
     }
 
-    /// Whether anything waits to be sent to `id` (log entries that do not
-    /// concern it are skipped on the way).
-    pub fn has_pending(&mut self, id: PeerId) -> bool {
-        self.v4.has_pending(id) || self.v6.has_pending(id)
+    /// Moves `id`'s read position past log entries that do not concern it;
+    /// whether anything then waits to be sent to it.
+    pub fn skip_to_pending(&mut self, id: PeerId) -> bool {
+        self.v4.skip_to_pending(id) || self.v6.skip_to_pending(id)
     }
 }
 

@@ -22,7 +22,9 @@ use crate::route::PathAttrs;
 use crate::route::Afi;
 
 use super::export::ExportClass;
-use super::table::{ClassGroup, Ctx, ExportRun, Key, Peers, Table, Taking};
+use super::group::ClassGroup;
+use super::memo::ExportRun;
+use super::table::{Ctx, Key, Peers, Table, Taking};
 use super::{OutBatch, PeerId};
 
 /// A peer to export to: id, export class, families.
@@ -226,8 +228,8 @@ impl<K: Key + Send + Sync> Family<K> {
         })
     }
 
-    pub fn has_pending(&mut self, id: PeerId) -> bool {
-        self.shards.iter_mut().any(|t| t.has_pending(id))
+    pub fn skip_to_pending(&mut self, id: PeerId) -> bool {
+        self.shards.iter_mut().any(|t| t.skip_to_pending(id))
     }
 
     pub fn mark_all(&mut self, peers: &Peers) {

@@ -1,20 +1,26 @@
 //! One address family's tables: the Loc-RIB of that family and every peer's
 //! Adj-RIB-In / Adj-RIB-Out for it. Keyed by the family's own prefix type
 //! (5 octets for IPv4), so that a route costs as little memory as possible.
+//! The update groups and their change logs are in `group`, the export of a
+//! decision run (and its attribute memo) in `memo`.
 
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;
 
 use ipnet::{Ipv4Net, Ipv6Net};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use crate::api::{BestPath, BestPathChange};
 use crate::route::{Afi, PathAttrs, Prefix};
 
 use super::best_path::{self, Candidate};
-use super::export::{self, ExportClass, LocalFacts, SourceKind};
+use super::export::{ExportClass, LocalFacts};
+use super::group::{
+    concerns, leave, put_members, read_log, take_members, trim_logs, Group, PeerAf,
+};
 use super::loc::{Keyed, Slab};
+use super::memo::{export_one, ExportRun};
 use super::paths::{AttrPool, Overflow, Path, Paths};
 use super::{Interner, Nlri, OutBatch, PeerId, PeerInfo};
 
@@ -24,7 +30,7 @@ pub(super) type Peers = FxHashMap<PeerId, PeerInfo>;
 /// `source` of a locally originated path.
 pub(super) const LOCAL: u32 = u32::MAX;
 /// `best` of a destination without a best path.
-const NONE: u32 = u32::MAX - 1;
+pub(super) const NONE: u32 = u32::MAX - 1;
 
 /// A prefix type of one family.
 pub(super) trait Key: Copy + Eq + Hash + Debug {
@@ -74,175 +80,6 @@ struct Dest<K> {
     queued: bool,
 }
 
-/// One peer's view of this family.
-///
-/// The Adj-RIB-In of accepted routes is the peer's paths in the Loc-RIB
-/// (no second table keyed by prefix); only rejected prefixes are kept here,
-/// so that they count as received and their withdrawal is recognized.
-#[derive(Debug)]
-pub(super) struct PeerAf<K> {
-    /// Prefixes announced but not accepted (import checks).
-    rejected: FxHashSet<K>,
-    /// Paths of this peer in the Loc-RIB.
-    accepted: u64,
-    /// The update group (export class) the peer is in, once it joined.
-    group: Option<ExportClass>,
-    /// Whether the peer negotiated this family (else it is told nothing).
-    family: bool,
-    /// Prefixes to send in their current state, besides the group's log:
-    /// everything the group held when the peer joined, a ROUTE-REFRESH, or
-    /// the unread log of a peer that fell too far behind. A list, not a
-    /// set: `take_out` sends a prefix queued twice once.
-    pending: Vec<K>,
-    /// `pending` may hold a prefix twice; `take_out` then deduplicates.
-    pending_dups: bool,
-    /// How far the peer has read its group's change log (an absolute
-    /// position, see `Group::log_base`).
-    cursor: u64,
-}
-
-/// An update group: the peers of one export class share its Adj-RIB-Out,
-/// so a route reflected to a hundred clients is stored once. An entry is
-/// the attributes sent for a prefix and the source of that best path:
-/// every member but the source has been (or is about to be) told it, so
-/// split horizon needs no per-member state.
-///
-/// What changed is appended to one change log that every member reads at
-/// its own pace (a cursor each): a change costs one log entry, not one
-/// queue entry per member. The log is trimmed once every member has read
-/// it, and a member that falls too far behind (its session is stuck while
-/// routes churn) has its unread part turned into a pending list of
-/// distinct prefixes, so the log stays bounded.
-#[derive(Debug)]
-pub(super) struct Group<K> {
-    adj_out: FxHashMap<K, (Arc<PathAttrs>, u32)>,
-    members: u32,
-    /// Entries per source (so that a member's count is one lookup).
-    by_source: FxHashMap<u32, u64>,
-    log: Vec<Change<K>>,
-    /// Absolute position of `log[0]`.
-    log_base: u64,
-    /// Absolute positions where a run's changes start (ascending, only
-    /// those inside the log): a prefix appears at most once per run, so a
-    /// stretch of the log within one run has no duplicates.
-    run_starts: Vec<u64>,
-    /// The run that last appended to the log.
-    last_run: u64,
-}
-
-/// One change of a group's Adj-RIB-Out entry: the prefix and the source
-/// of the entry before and after ([`NONE`]: no entry). A member that is
-/// neither (or only ever the source) is not affected by it.
-#[derive(Clone, Copy, Debug)]
-struct Change<K> {
-    key: K,
-    old: u32,
-    new: u32,
-}
-
-impl<K> Default for Group<K> {
-    fn default() -> Self {
-        Group {
-            adj_out: FxHashMap::default(),
-            members: 0,
-            by_source: FxHashMap::default(),
-            log: Vec::new(),
-            log_base: 0,
-            run_starts: Vec::new(),
-            last_run: 0,
-        }
-    }
-}
-
-impl<K: Key> Group<K> {
-    /// What member `id` was told of `k`.
-    fn told(&self, id: PeerId, k: &K) -> Option<&Arc<PathAttrs>> {
-        self.adj_out
-            .get(k)
-            .filter(|(_, source)| *source != id)
-            .map(|(a, _)| a)
-    }
-
-    /// Prefixes member `id` was told.
-    fn told_count(&self, id: PeerId) -> u64 {
-        self.adj_out.len() as u64 - self.by_source.get(&id).copied().unwrap_or(0)
-    }
-
-    fn set(&mut self, k: K, entry: Option<(Arc<PathAttrs>, u32)>) {
-        let old = match entry {
-            Some(e) => {
-                *self.by_source.entry(e.1).or_default() += 1;
-                self.adj_out.insert(k, e)
-            }
-            None => self.adj_out.remove(&k),
-        };
-        if let Some((_, source)) = old {
-            if let Some(n) = self.by_source.get_mut(&source) {
-                *n -= 1;
-                if *n == 0 {
-                    self.by_source.remove(&source);
-                }
-            }
-        }
-    }
-
-    /// Position after the last log entry.
-    fn log_end(&self) -> u64 {
-        self.log_base + self.log.len() as u64
-    }
-
-    /// Sets the entry of `k` and logs the change, if it is one.
-    fn change(&mut self, k: K, entry: Option<(Arc<PathAttrs>, u32)>, run: u64) {
-        let old = self.adj_out.get(&k);
-        let same = match (old, &entry) {
-            (None, None) => true,
-            (Some((a, s)), Some((b, t))) => Arc::ptr_eq(a, b) && s == t,
-            _ => false,
-        };
-        if same {
-            return;
-        }
-        let old = old.map_or(NONE, |(_, s)| *s);
-        let new = entry.as_ref().map_or(NONE, |(_, s)| *s);
-        if self.last_run != run {
-            self.last_run = run;
-            self.run_starts.push(self.log_end());
-        }
-        self.log.push(Change { key: k, old, new });
-        self.set(k, entry);
-    }
-
-    /// Whether the log stretch `from..to` may name a prefix twice (it
-    /// spans more than one run).
-    fn may_repeat(&self, from: u64, to: u64) -> bool {
-        self.run_starts.iter().any(|&s| s > from && s < to)
-    }
-
-    /// Drops the log entries before `upto` (every member has read them).
-    fn trim(&mut self, upto: u64) {
-        let n = upto
-            .saturating_sub(self.log_base)
-            .min(self.log.len() as u64) as usize;
-        if n == 0 {
-            return;
-        }
-        if n == self.log.len() {
-            self.log.clear();
-            if self.log.capacity() > 4096 {
-                // A burst (a full table) is over: give its memory back.
-                self.log = Vec::new();
-            }
-        } else if n >= self.log.len() / 2 {
-            self.log.drain(..n);
-        } else {
-            // Cheaper to wait until more of it was read.
-            return;
-        }
-        self.log_base += n as u64;
-        self.run_starts.retain(|&s| s > self.log_base);
-    }
-}
-
 /// The tables of one family.
 #[derive(Debug)]
 pub(super) struct Table<K> {
@@ -264,9 +101,6 @@ pub(super) struct Table<K> {
     read_since_run: bool,
 }
 
-/// Peers of one export class, with the families each negotiated.
-pub(super) type ClassGroup = (ExportClass, Vec<(PeerId, Vec<Afi>)>);
-
 /// Prefixes being taken out for one peer, in the family's own type.
 #[derive(Debug)]
 pub(super) struct Taking<K> {
@@ -279,35 +113,6 @@ impl<K> Taking<K> {
         self.withdraw.len() + self.announce.iter().map(|a| a.1.len()).sum::<usize>()
     }
 }
-
-/// Export targets of one decision run, grouped by peer class, with the
-/// attributes already computed per (best attributes, source kind, class): a
-/// change costs one transform and one memo lookup per class, not per peer.
-pub(super) struct ExportRun {
-    /// Shared between runs while the targets stay the same.
-    groups: Arc<Vec<ClassGroup>>,
-    /// Distinguishes runs: within one run a prefix is queued at most once
-    /// per peer.
-    seq: u64,
-    memo: Memo,
-    /// The run exports to some members only (peers coming up): their
-    /// groups' Adj-RIB-Out stays as the other members were told.
-    partial: bool,
-}
-
-/// Export attributes computed in one run.
-#[derive(Default)]
-struct Memo {
-    #[allow(clippy::type_complexity)]
-    map: FxHashMap<MemoKey, (Option<Arc<PathAttrs>>, Arc<PathAttrs>)>,
-    /// The last lookup (runs of routes share attributes).
-    last: Option<(MemoKey, Option<Arc<PathAttrs>>)>,
-    /// The last source's kind (`None`: the source is gone).
-    last_kind: Option<(u32, Option<SourceKind>)>,
-}
-
-/// Attributes (by address, pinned by the memo), source kind, class.
-type MemoKey = (usize, SourceKind, ExportClass);
 
 // ===== impl Dest =====
 
@@ -325,105 +130,6 @@ impl<K> Dest<K> {
 impl<K: Copy> Keyed<K> for Dest<K> {
     fn key(&self) -> K {
         self.key
-    }
-}
-
-// ===== impl Memo =====
-
-impl Memo {
-    /// The attributes of a best path from `source` as sent to `class`
-    /// (`None`: not sent), computed once per (attributes, source kind,
-    /// class) in a run.
-    fn attrs_for(
-        &mut self,
-        source: u32,
-        attrs: &Arc<PathAttrs>,
-        class: &ExportClass,
-        ctx: &Ctx<'_>,
-        interner: &mut Interner,
-    ) -> Option<Arc<PathAttrs>> {
-        let kind = match self.last_kind {
-            Some((s, kind)) if s == source => kind,
-            _ => {
-                let kind = match source {
-                    LOCAL => Some(SourceKind::Local),
-                    s => ctx.peers.get(&s).map(|p| p.source_kind(ctx.local)),
-                };
-                self.last_kind = Some((source, kind));
-                kind
-            }
-        }?;
-        let key = (Arc::as_ptr(attrs) as usize, kind, *class);
-        if let Some((k, o)) = &self.last {
-            if *k == key {
-                return o.clone();
-            }
-        }
-        let o = match self.map.get(&key) {
-            Some((o, _)) => o.clone(),
-            None => {
-                let o = (export::allowed(ctx.local, kind, class)
-                    && export::aggregate_rule(kind, class, attrs))
-                .then(|| export::transform(ctx.local, kind, class, attrs))
-                .flatten()
-                .map(|a| interner.intern(a));
-                // The Arc kept in the memo pins the address used as key.
-                self.map.insert(key, (o.clone(), attrs.clone()));
-                o
-            }
-        };
-        self.last = Some((key, o.clone()));
-        o
-    }
-}
-
-// ===== impl ExportRun =====
-
-impl ExportRun {
-    pub fn new(targets: Vec<(PeerId, ExportClass, Vec<Afi>)>) -> ExportRun {
-        ExportRun::with_groups(Arc::new(group(targets)))
-    }
-
-    /// A run for targets already grouped (see [`group`]).
-    pub fn with_groups(groups: Arc<Vec<ClassGroup>>) -> ExportRun {
-        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        ExportRun {
-            groups,
-            seq,
-            memo: Memo::default(),
-            partial: false,
-        }
-    }
-}
-
-/// Export targets grouped by class, in the order given.
-pub(super) fn group(
-    targets: impl IntoIterator<Item = (PeerId, ExportClass, Vec<Afi>)>,
-) -> Vec<ClassGroup> {
-    let mut groups: Vec<ClassGroup> = Vec::new();
-    for (id, class, families) in targets {
-        match groups.iter_mut().find(|(c, _)| *c == class) {
-            Some((_, members)) => members.push((id, families)),
-            None => groups.push((class, vec![(id, families)])),
-        }
-    }
-    groups
-}
-
-// ===== impl PeerAf =====
-
-impl<K> Default for PeerAf<K> {
-    fn default() -> Self {
-        PeerAf {
-            rejected: FxHashSet::default(),
-            accepted: 0,
-            group: None,
-            family: false,
-            pending: Vec::new(),
-            pending_dups: false,
-            cursor: 0,
-        }
     }
 }
 
@@ -500,7 +206,7 @@ impl<K: Key> Table<K> {
 
     /// Whether anything waits to be sent to `id`. Log entries that do
     /// not concern it (its own routes) are skipped on the way.
-    pub fn has_pending(&mut self, id: PeerId) -> bool {
+    pub fn skip_to_pending(&mut self, id: PeerId) -> bool {
         let Some(p) = self.peers.get_mut(&id) else {
             return false;
         };
@@ -668,7 +374,7 @@ impl<K: Key> Table<K> {
         let mut taken = take_members(&mut self.peers, &mut self.groups, run);
         for (k, source, attrs) in bests {
             export_one(
-                &mut taken.1,
+                &mut taken.groups,
                 k,
                 Some((source, &attrs)),
                 ctx,
@@ -736,7 +442,7 @@ impl<K: Key> Table<K> {
                 });
             }
             export_one(
-                &mut taken.1,
+                &mut taken.groups,
                 k,
                 best.map(|a| (new, a)),
                 ctx,
@@ -882,204 +588,6 @@ impl<K: Key> Table<K> {
             self.loc.remove(at);
         }
         true
-    }
-}
-
-/// Recomputes the group Adj-RIB-Out entry of `k` (whose best path is
-/// `best`: source and attributes) for the run's classes; a change goes to
-/// the group's log, which the members read (see [`Group`]). `groups` are
-/// the run's groups, in the order of `run.groups` (see [`take_members`]).
-fn export_one<K: Key>(
-    groups: &mut [Group<K>],
-    k: K,
-    best: Option<(u32, &Arc<PathAttrs>)>,
-    ctx: &Ctx<'_>,
-    interner: &mut Interner,
-    run: &mut ExportRun,
-) {
-    let source = best.map(|(s, _)| s);
-    let classes = run.groups.iter().zip(groups.iter_mut());
-    for ((class, members), g) in classes {
-        if run.partial {
-            // Peers coming up were queued everything the group holds when
-            // they joined; a prefix the group has no entry for (nobody but
-            // its source was a member) is added now, and logged for them.
-            if g.adj_out.contains_key(&k) {
-                continue;
-            }
-            let Some((s, attrs)) = best else { continue };
-            let Some(new) = run.memo.attrs_for(s, attrs, class, ctx, interner) else {
-                continue;
-            };
-            g.change(k, Some((new, s)), run.seq);
-            continue;
-        }
-        // A class whose only member is the route's source (an ingest
-        // from one peer) needs no export attributes at all.
-        let only_source = members.len() == 1 && source == Some(members[0].0);
-        let new = match best {
-            _ if only_source => None,
-            Some((s, attrs)) => run.memo.attrs_for(s, attrs, class, ctx, interner),
-            None => None,
-        };
-        if new.is_none() && !g.adj_out.contains_key(&k) {
-            continue;
-        }
-        // Kept even when no member but the source is told it: a member
-        // joining later is sent it.
-        g.change(k, new.zip(source), run.seq);
-    }
-}
-
-/// Whether a logged change concerns member `id`: what it was told, or is
-/// to be told, differs before and after (it is not its own route both
-/// times, nor absent).
-fn concerns<K>(c: &Change<K>, id: PeerId) -> bool {
-    let told = |s: u32| s != NONE && s != id;
-    told(c.old) || told(c.new)
-}
-
-/// Reads member `id`'s log from position `from` into `take` until `take`
-/// holds `max` prefixes or the log ends; returns the new position.
-fn read_log<K: Key>(g: &Group<K>, id: PeerId, from: u64, max: usize, take: &mut Vec<K>) -> u64 {
-    debug_assert!(from >= g.log_base, "a member's unread log was trimmed");
-    let mut at = from.max(g.log_base);
-    let end = g.log_end();
-    while at < end && take.len() < max {
-        let c = &g.log[(at - g.log_base) as usize];
-        if concerns(c, id) {
-            take.push(c.key);
-        }
-        at += 1;
-    }
-    at
-}
-
-/// After a full run: drops the log entries every member has read. When
-/// the log is longer than `bound`, a member that had not read what
-/// earlier runs logged gets its unread part as a pending list of distinct
-/// prefixes instead, so that the log stays bounded while a session is
-/// stuck.
-fn trim_logs<K: Key>(taken: &mut Taken<K>, run: &ExportRun, bound: usize) {
-    if run.partial {
-        return;
-    }
-    let groups = run
-        .groups
-        .iter()
-        .zip(taken.0.iter_mut())
-        .zip(taken.1.iter_mut());
-    for (((_, members), afs), g) in groups {
-        let end = g.log_end();
-        // Where this run's entries start: a member that had read up to
-        // there is keeping up (a large run, such as a full table
-        // withdrawn, is not a reason to convert).
-        let this_run = match g.run_starts.last() {
-            Some(&start) if g.last_run == run.seq => start,
-            _ => end,
-        };
-        if g.log.len() > bound {
-            for ((id, _), p) in members.iter().zip(afs.iter_mut()) {
-                if !p.family || p.cursor >= this_run {
-                    continue;
-                }
-                let unread = &g.log[(p.cursor - g.log_base) as usize..];
-                p.pending
-                    .extend(unread.iter().filter(|c| concerns(c, *id)).map(|c| c.key));
-                p.pending.sort_unstable_by_key(|k| k.prefix());
-                p.pending.dedup();
-                p.pending_dups = false;
-                p.cursor = end;
-            }
-        }
-        let read = afs
-            .iter()
-            .filter(|p| p.family)
-            .map(|p| p.cursor)
-            .min()
-            .unwrap_or(end);
-        g.trim(read);
-    }
-}
-
-/// A peer leaves its update group; the group goes with its last member.
-fn leave<K>(groups: &mut FxHashMap<ExportClass, Group<K>>, class: ExportClass) {
-    if let Some(g) = groups.get_mut(&class) {
-        g.members -= 1;
-        if g.members == 0 {
-            groups.remove(&class);
-        }
-    }
-}
-
-/// The run's members' tables and groups, taken out of the maps.
-type Taken<K> = (Vec<Vec<PeerAf<K>>>, Vec<Group<K>>);
-
-/// Takes the run's members' tables and groups out of the maps, in the
-/// order of `run.groups` (so that the export loop indexes them instead of
-/// looking each up per prefix); a member new to its group joins it first
-/// and is queued everything the group holds but its own routes.
-/// [`put_members`] puts them back.
-fn take_members<K: Key>(
-    peers: &mut FxHashMap<PeerId, PeerAf<K>>,
-    groups: &mut FxHashMap<ExportClass, Group<K>>,
-    run: &ExportRun,
-) -> Taken<K> {
-    for (class, members) in run.groups.iter() {
-        for (id, families) in members {
-            let p = peers.entry(*id).or_default();
-            if p.group == Some(*class) {
-                continue;
-            }
-            if let Some(old) = p.group.take() {
-                leave(groups, old);
-            }
-            let g = groups.entry(*class).or_default();
-            g.members += 1;
-            p.group = Some(*class);
-            p.family = families.contains(&K::AFI);
-            p.cursor = g.log_end();
-            if p.family {
-                let before = p.pending.len();
-                p.pending.extend(
-                    g.adj_out
-                        .iter()
-                        .filter(|(_, (_, source))| source != id)
-                        .map(|(k, _)| *k),
-                );
-                p.pending_dups |= before > 0;
-            }
-        }
-    }
-    let afs = run
-        .groups
-        .iter()
-        .map(|(_, members)| {
-            members
-                .iter()
-                .map(|(id, _)| peers.remove(id).unwrap_or_default())
-                .collect()
-        })
-        .collect();
-    let gs = run
-        .groups
-        .iter()
-        .map(|(class, _)| groups.remove(class).unwrap_or_default())
-        .collect();
-    (afs, gs)
-}
-
-fn put_members<K>(
-    peers: &mut FxHashMap<PeerId, PeerAf<K>>,
-    groups: &mut FxHashMap<ExportClass, Group<K>>,
-    run: &ExportRun,
-    (afs, gs): Taken<K>,
-) {
-    for (((class, members), afs), g) in run.groups.iter().zip(afs).zip(gs) {
-        for ((id, _), af) in members.iter().zip(afs) {
-            peers.insert(*id, af);
-        }
-        groups.insert(*class, g);
     }
 }
 

@@ -66,14 +66,14 @@ fn reflects_between_clients_with_rr_attributes_and_withdraws() {
         Some(IpAddr::V4(Ipv4Addr::new(172, 30, 0, 2)))
     );
     // Not sent back to the client it came from.
-    assert!(!rib.has_pending(2));
+    assert!(!rib.skip_to_pending(2));
     let out = rib.take_out(3, 100);
     assert_eq!(out.announced().len(), 1, "one attribute group");
     let (a, nlri) = &out.announced()[0];
     assert_eq!(nlri.len(), 2);
     assert_eq!(a.originator_id, Some(Ipv4Addr::new(10, 0, 0, 2)));
     assert_eq!(a.cluster_list, vec![RID]);
-    assert_eq!(rib.peer(3).unwrap().advertised(), 2);
+    assert_eq!(rib.apply_then_count(3).unwrap().advertised(), 2);
 
     rib.withdraw(2, pfx("10.244.1.0/26"));
     let changes = rib.decide(true);
@@ -87,7 +87,7 @@ fn reflects_between_clients_with_rr_attributes_and_withdraws() {
     let out = rib.take_out(3, 100);
     assert_eq!(out.withdrawn(), vec![pfx("10.244.1.0/26")]);
     assert!(out.announced().is_empty());
-    assert_eq!(rib.best_count(), 1);
+    assert_eq!(rib.apply_then_best_count(), 1);
 }
 
 #[test]
@@ -99,7 +99,7 @@ fn ibgp_split_horizon_without_reflection() {
     rib.update(2, attrs_from(2), &[pfx("10.1.0.0/16")]).unwrap();
     rib.decide(true);
     assert!(
-        !rib.has_pending(3),
+        !rib.skip_to_pending(3),
         "iBGP route not sent to another iBGP peer"
     );
     let out = rib.take_out(4, 10);
@@ -148,7 +148,7 @@ fn graceful_restart_keeps_stale_until_end_of_rib() {
     rib.take_out(3, 10);
     rib.peer_down(2, &[Afi::Ipv4]);
     assert!(rib.decide(true).is_empty(), "stale routes stay best");
-    assert!(!rib.has_pending(3), "peer 3 keeps them");
+    assert!(!rib.skip_to_pending(3), "peer 3 keeps them");
     // The peer comes back and refreshes only `a`, then End-of-RIB.
     rib.peer_up(2, peer(2, 64512, true));
     rib.update(2, attrs_from(2), &[a]).unwrap();
@@ -175,12 +175,12 @@ fn hard_down_removes_routes_and_rejects_loops() {
         Err(ImportReject::OriginatorLoop)
     );
     rib.update(2, attrs_from(2), &[pfx("10.8.0.0/16")]).unwrap();
-    assert_eq!(rib.peer(2).unwrap().received(), (2, 1));
+    assert_eq!(rib.apply_then_count(2).unwrap().received(), (2, 1));
     assert_eq!(rib.decide(true).len(), 1);
     rib.peer_down(2, &[]);
     assert_eq!(rib.decide(true).len(), 1);
-    assert_eq!(rib.best_count(), 0);
-    assert!(rib.peer(2).is_none());
+    assert_eq!(rib.apply_then_best_count(), 0);
+    assert!(rib.apply_then_count(2).is_none());
 }
 
 #[test]
@@ -240,7 +240,7 @@ fn a_prefix_changed_twice_before_sending_is_sent_once_in_its_last_state() {
         (out.announced().len(), out.withdrawn().clone()),
         (0, vec![pfx("10.4.0.0/24")])
     );
-    assert!(!rib.has_pending(3));
+    assert!(!rib.skip_to_pending(3));
 }
 
 #[test]
@@ -263,12 +263,12 @@ fn withdrawn_and_reannounced_in_one_batch_is_one_change_and_one_send() {
     let out = rib.take_out(3, 100);
     assert_eq!((out.announced().len(), out.withdrawn().len()), (1, 0));
     assert_eq!(out.announced()[0].1, vec![p]);
-    assert_eq!(rib.best_count(), 1);
+    assert_eq!(rib.apply_then_best_count(), 1);
     // Withdrawn for good: the destination goes.
     rib.withdraw(2, p);
     assert_eq!(rib.decide(true).len(), 1);
     assert_eq!(rib.take_out(3, 100).withdrawn(), vec![p]);
-    assert_eq!(rib.best_count(), 0);
+    assert_eq!(rib.apply_then_best_count(), 0);
 }
 
 #[test]
@@ -287,7 +287,7 @@ fn storage_follows_the_routes_through_multipath_replacement_staleness_and_remova
     rib.update(3, attrs_from(3), &many).unwrap();
     rib.decide(false);
     assert_eq!(rib.v4.storage_in_use(), (200, 2, 200));
-    assert_eq!(rib.best_count(), 200);
+    assert_eq!(rib.apply_then_best_count(), 200);
     // Peer 2 changes its attributes for half of them: three sets in use.
     let mut changed = attrs_from(2);
     changed.med = Some(5);
@@ -315,12 +315,12 @@ fn storage_follows_the_routes_through_multipath_replacement_staleness_and_remova
     assert_eq!(rib.sweep_stale(2, Afi::Ipv4), 200);
     rib.decide(false);
     assert_eq!(rib.v4.storage_in_use(), (100, 1, 0));
-    assert_eq!(rib.best_count(), 100);
+    assert_eq!(rib.apply_then_best_count(), 100);
     // Peer 3 goes down for good: nothing is left.
     rib.peer_down(3, &[]);
     rib.decide(false);
     assert_eq!(rib.v4.storage_in_use(), (0, 0, 0));
-    assert_eq!(rib.best_count(), 0);
+    assert_eq!(rib.apply_then_best_count(), 0);
 }
 
 /// Everything a RIB shows outside: best paths (from the change stream),
@@ -343,7 +343,7 @@ fn observe(rib: &mut Rib, seen: &mut Seen, peers: &[PeerId]) {
         seen.best.insert(c.prefix.to_string(), best);
     }
     for &id in peers {
-        while rib.has_pending(id) {
+        while rib.skip_to_pending(id) {
             let batch = rib.take_out(id, 1000);
             for (attrs, prefixes) in batch.announced() {
                 for p in prefixes {
@@ -355,8 +355,11 @@ fn observe(rib: &mut Rib, seen: &mut Seen, peers: &[PeerId]) {
             }
         }
     }
-    seen.counts = peers.iter().map(|&id| (id, rib.peer(id))).collect();
-    seen.best_count = rib.best_count();
+    seen.counts = peers
+        .iter()
+        .map(|&id| (id, rib.apply_then_count(id)))
+        .collect();
+    seen.best_count = rib.apply_then_best_count();
 }
 
 #[test]
@@ -474,14 +477,14 @@ fn a_client_joining_after_the_source_gets_its_routes() {
     let p = pfx("10.9.0.0/24");
     rib.update(2, attrs_from(2), &[p]).unwrap();
     rib.decide(false);
-    assert!(!rib.has_pending(2), "nothing goes back to the source");
+    assert!(!rib.skip_to_pending(2), "nothing goes back to the source");
     rib.peer_up(3, peer(3, 64512, true));
     rib.decide(false);
     let out = rib.take_out(3, 10);
     assert_eq!(out.announced().len(), 1);
     assert_eq!(out.announced()[0].1, vec![p]);
-    assert_eq!(rib.peer(3).unwrap().advertised(), 1);
-    assert_eq!(rib.peer(2).unwrap().advertised(), 0);
+    assert_eq!(rib.apply_then_count(3).unwrap().advertised(), 1);
+    assert_eq!(rib.apply_then_count(2).unwrap().advertised(), 0);
     // A third client joins a group that now holds the route.
     rib.peer_up(4, peer(4, 64512, true));
     assert_eq!(rib.take_out(4, 10).announced()[0].1, vec![p]);
@@ -490,19 +493,19 @@ fn a_client_joining_after_the_source_gets_its_routes() {
     rib.decide(false);
     assert_eq!(rib.take_out(3, 10).withdrawn(), vec![p]);
     assert_eq!(rib.take_out(4, 10).withdrawn(), vec![p]);
-    assert!(!rib.has_pending(2));
-    assert_eq!(rib.peer(3).unwrap().advertised(), 0);
+    assert!(!rib.skip_to_pending(2));
+    assert_eq!(rib.apply_then_count(3).unwrap().advertised(), 0);
 }
 
 /// Drains what `id` is sent into `held` (prefix -> MED, or removed when
 /// withdrawn); returns how many prefixes the batches named.
 fn drain(rib: &mut Rib, id: PeerId, held: &mut std::collections::BTreeMap<Prefix, u32>) -> usize {
     let mut named = 0;
-    while rib.has_pending(id) {
+    while rib.skip_to_pending(id) {
         let batch = rib.take_out(id, 64);
         let n =
             batch.withdrawn().len() + batch.announced().iter().map(|a| a.1.len()).sum::<usize>();
-        assert!(n > 0, "has_pending promised something");
+        assert!(n > 0, "skip_to_pending promised something");
         named += n;
         for (attrs, prefixes) in batch.announced() {
             for p in prefixes {
@@ -538,7 +541,7 @@ fn members_read_one_change_log_and_a_stuck_one_keeps_it_bounded() {
         }
         rib.decide(false);
         // The source is never sent its own routes, not even withdrawals.
-        assert!(!rib.has_pending(2), "round {round}");
+        assert!(!rib.skip_to_pending(2), "round {round}");
         // The reader gets each change once.
         let named = drain(&mut rib, 3, &mut held3);
         assert_eq!(named, prefixes.len(), "round {round}");
@@ -569,8 +572,8 @@ fn members_read_one_change_log_and_a_stuck_one_keeps_it_bounded() {
     rib.update(2, attrs_from(2), &prefixes[1..2]).unwrap();
     rib.decide(false);
     assert_eq!(rib.v4.logged(), 1, "only the last run's change is left");
-    assert_eq!(rib.peer(2).unwrap().advertised(), 0);
-    assert_eq!(rib.peer(4).unwrap().advertised(), 99);
+    assert_eq!(rib.apply_then_count(2).unwrap().advertised(), 0);
+    assert_eq!(rib.apply_then_count(4).unwrap().advertised(), 99);
 }
 
 #[test]
@@ -643,7 +646,7 @@ fn a_tor_peer_gets_only_local_routes_and_gives_only_what_its_filter_allows() {
     let changes = rib.decide(true);
     let prefixes: Vec<Prefix> = changes.iter().map(|c| c.prefix).collect();
     assert_eq!(prefixes, vec![pfx("10.244.9.0/26")]);
-    let counts = rib.peer(9).unwrap();
+    let counts = rib.apply_then_count(9).unwrap();
     assert_eq!(counts.received(), (2, 1), "both received, one accepted");
 }
 
@@ -682,7 +685,7 @@ fn a_decision_with_nothing_changed_and_nothing_read_is_skipped() {
     for _ in 0..3 {
         assert!(rib.decide(true).is_empty());
     }
-    assert_eq!(rib.peer(3).unwrap().advertised(), 10);
+    assert_eq!(rib.apply_then_count(3).unwrap().advertised(), 10);
 }
 
 #[test]
