@@ -21,6 +21,10 @@ use crate::wire;
 
 /// How long the clients may take to come up, and the routes to arrive.
 const STEP: Duration = Duration::from_secs(120);
+/// From the generator's session up to its first UPDATE: past FRR's update
+/// group coalesce time, so that each reflector is measured after its
+/// initial sync with the clients.
+const SETTLE: Duration = Duration::from_secs(12);
 
 /// One reflector's fan-out result.
 #[derive(Clone, Debug)]
@@ -77,8 +81,12 @@ pub fn fanout(kind: Kind, clients: usize, routes: u32, tortie_rr: &Path) -> Resu
         })?;
         let setup_secs = t_setup.elapsed().as_secs_f64();
         let gen = Arc::new(rt.block_on(Session::establish(&peer(GENERATOR, 90, 0), deadline))?);
-        // Let the reflector settle (End-of-RIB to new clients etc.).
-        std::thread::sleep(Duration::from_millis(500));
+        // Let the reflector finish its initial sync with the clients before
+        // the routes come: FRR holds a new update group's first
+        // announcements for its coalesce time (one second, raised with the
+        // number of peers, at most ten), and routes arriving inside that
+        // window wait for it; every reflector gets the same wait.
+        std::thread::sleep(SETTLE);
         let before = Sample::read(rcv.pid())?;
         let t0 = Instant::now();
         let sender = {
