@@ -483,8 +483,26 @@ fn a_large_decision_leaves_the_runtime_free() {
         .enable_all()
         .build()
         .unwrap();
+    large_decision_beside_a_ticker(&rt, 80);
+}
+
+/// The same on a multi-thread runtime, as tortie-rr runs the speaker.
+#[test]
+fn a_large_decision_leaves_a_multi_thread_runtime_free() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    large_decision_beside_a_ticker(&rt, 81);
+}
+
+/// Originates 200,000 routes on a speaker (router id 10.0.2.`last`) in
+/// `rt` while a task beside it ticks every 2 ms; fails if the ticker was
+/// held up for a third of the time the routes took.
+fn large_decision_beside_a_ticker(rt: &tokio::runtime::Runtime, last: u8) {
     rt.block_on(async {
-        let (h, _best) = start(cfg(80, 64512, 0)).await.unwrap();
+        let (h, _best) = start(cfg(last, 64512, 0)).await.unwrap();
         let routes: Vec<LocalRoute> = (0..200_000u32)
             .map(|i| LocalRoute {
                 prefix: IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i)).into(),
