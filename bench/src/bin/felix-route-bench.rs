@@ -80,17 +80,9 @@ impl Drop for Bird {
     }
 }
 
+/// Runs a command; panics with its stderr on failure; returns stdout.
 fn sh(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd} {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    tortie_testkit::netns::output(Command::new(cmd).args(args)).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn prefix(i: u32) -> Ipv4Addr {

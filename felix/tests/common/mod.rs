@@ -62,16 +62,7 @@ impl Netns {
 
 /// Runs a command, panics with its stderr on failure, returns stdout.
 pub fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd} {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    tortie_testkit::netns::output(Command::new(cmd).args(args)).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A node namespace: `eth0` (a veth whose peer `eth0p` stays in the same
