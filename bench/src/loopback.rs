@@ -51,14 +51,11 @@ fn once(
     config.cluster_id = Some(SPEAKER);
     config.graceful_restart.enabled = false;
     config.dynamic_peers.push(DynamicPeerConfig {
-        prefix: "127.0.0.0/8".parse().expect("a valid prefix"),
-        asn: crate::bed::ASN,
         rr_client: true,
-        password: None,
-        hold_time: 90,
-        next_hop_self: false,
-        max_prefix: None,
-        max_peers: bgp_speaker::DEFAULT_MAX_PEERS,
+        ..DynamicPeerConfig::new(
+            "127.0.0.0/8".parse().expect("a valid prefix"),
+            crate::bed::ASN,
+        )
     });
     let (handle, best) = speaker_rt
         .block_on(bgp_speaker::start(config))

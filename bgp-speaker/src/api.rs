@@ -1,7 +1,7 @@
 //! The speaker's public handle: start it, feed it local routes, reconfigure
 //! it, read its status, stop it.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::SpeakerConfig;
 use crate::error::Error;
+use crate::neighbor::transport::Stream;
 use crate::route::{PathAttrs, Prefix};
 use crate::status::Status;
 
@@ -58,6 +59,8 @@ pub enum ShutdownMode {
 pub(crate) enum Command {
     Reconfigure(SpeakerConfig, oneshot::Sender<Result<(), Error>>),
     Ping(oneshot::Sender<()>),
+    /// A connection a peer opened, accepted elsewhere.
+    Accept(Stream, SocketAddr),
     /// Publish a snapshot with the counters as they are now, and send it.
     Status(oneshot::Sender<Arc<Status>>),
     Originate(Vec<LocalRoute>),
@@ -126,6 +129,16 @@ impl SpeakerHandle {
             .await
             .map_err(|_| Error::Stopped)?;
         rx.await.map_err(|_| Error::Stopped)
+    }
+
+    /// Hands the speaker a connection that the peer at `from` opened, as
+    /// its listener does with each connection it accepts: the same checks
+    /// (a configured or dynamic peer, the limits) apply.
+    pub async fn accept(&self, stream: Stream, from: SocketAddr) -> Result<(), Error> {
+        self.commands
+            .send(Command::Accept(stream, from))
+            .await
+            .map_err(|_| Error::Stopped)
     }
 
     /// Adds or replaces locally originated routes.

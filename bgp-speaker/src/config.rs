@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::route::Afi;
 
-/// Default hold time, RFC 4271 §10 (suggested 90 s).
-pub const DEFAULT_HOLD_TIME: u16 = 90;
-/// Default ConnectRetry time. RFC 4271 suggests 120 s; a cluster wants its
-/// mesh back sooner, so we retry every 5 s (with jitter).
-pub const DEFAULT_CONNECT_RETRY: u16 = 5;
+pub use tortie_config::peer::{
+    DynamicPeerConfig, MaxPrefix, PeerConfig, DEFAULT_CONNECT_RETRY, DEFAULT_HOLD_TIME,
+    DEFAULT_MAX_PEERS,
+};
+
 /// Default graceful restart time advertised (RFC 4724 §3).
 pub const DEFAULT_RESTART_TIME: u16 = 120;
 
@@ -34,79 +34,6 @@ pub struct SpeakerConfig {
     pub graceful_restart: GracefulRestartConfig,
     /// Families offered to every peer.
     pub families: Vec<Afi>,
-}
-
-/// One configured neighbour.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PeerConfig {
-    pub address: IpAddr,
-    pub asn: u32,
-    /// Route reflector client (only meaningful with `cluster_id` and iBGP).
-    pub rr_client: bool,
-    /// TCP MD5 signature key (RFC 2385).
-    pub password: Option<String>,
-    /// Proposed hold time in seconds; 0 disables keepalives (RFC 4271 §4.2).
-    pub hold_time: u16,
-    pub connect_retry: u16,
-    /// Only accept sessions; never connect.
-    pub passive: bool,
-    /// The peer's TCP port (179).
-    pub port: u16,
-    /// Local address to bind active connections to.
-    pub local_address: Option<IpAddr>,
-    /// Set NEXT_HOP to our own address on routes sent to this peer.
-    pub next_hop_self: bool,
-    pub max_prefix: Option<MaxPrefix>,
-    /// eBGP: send routes with their next hop unchanged instead of ours
-    /// (Calico's `keepOriginalNextHop`).
-    #[serde(default)]
-    pub keep_next_hop: bool,
-    /// Send this peer only the routes we originate, none we learned (a
-    /// top-of-rack router gets a node's own blocks).
-    #[serde(default)]
-    pub export_local_only: bool,
-    /// Of what we originate, send this peer only our aggregates (routes
-    /// originated with ATOMIC_AGGREGATE set, e.g. a node's pools) and no
-    /// other; peers without it never get our aggregates.
-    #[serde(default)]
-    pub export_aggregates_only: bool,
-    /// Accept from this peer only prefixes inside one of these; the others
-    /// count as received, not accepted. `None`: every prefix.
-    #[serde(default)]
-    pub import_within: Option<Vec<ipnet::IpNet>>,
-}
-
-/// Accept sessions from any address inside `prefix` (like BIRD's
-/// `neighbor range`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DynamicPeerConfig {
-    pub prefix: ipnet::IpNet,
-    pub asn: u32,
-    pub rr_client: bool,
-    pub password: Option<String>,
-    pub hold_time: u16,
-    pub next_hop_self: bool,
-    pub max_prefix: Option<MaxPrefix>,
-    /// The most peers accepted through this prefix at once; connections
-    /// from further addresses are closed at once (and counted).
-    #[serde(default = "default_max_peers")]
-    pub max_peers: u32,
-}
-
-/// [`DynamicPeerConfig::max_peers`] unless set: room for a large cluster's
-/// nodes, not for a flood of addresses.
-pub const DEFAULT_MAX_PEERS: u32 = 1000;
-
-fn default_max_peers() -> u32 {
-    DEFAULT_MAX_PEERS
-}
-
-/// Per-peer prefix limit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MaxPrefix {
-    pub limit: u64,
-    /// `true`: tear the session down with Cease/1 (RFC 4486); `false`: log.
-    pub teardown: bool,
 }
 
 /// Graceful restart (RFC 4724, RFC 8538).
@@ -141,31 +68,6 @@ pub struct GracefulRestartConfig {
 /// time, so they get our table well before they would drop it.
 pub fn default_deferral_time(restart_time: u16) -> u16 {
     (restart_time / 2).clamp(1, 60)
-}
-
-// ===== impl PeerConfig =====
-
-impl PeerConfig {
-    /// A peer with the defaults: active, hold 90 s, port 179.
-    pub fn new(address: IpAddr, asn: u32) -> PeerConfig {
-        PeerConfig {
-            address,
-            asn,
-            rr_client: false,
-            password: None,
-            hold_time: DEFAULT_HOLD_TIME,
-            connect_retry: DEFAULT_CONNECT_RETRY,
-            passive: false,
-            port: 179,
-            local_address: None,
-            next_hop_self: false,
-            max_prefix: None,
-            keep_next_hop: false,
-            export_local_only: false,
-            export_aggregates_only: false,
-            import_within: None,
-        }
-    }
 }
 
 // ===== impl GracefulRestartConfig =====

@@ -4,17 +4,14 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpStream;
-
 use crate::api::{Command, ShutdownMode};
-use crate::config::{DynamicPeerConfig, PeerConfig};
-use crate::instance::{jitter_ms, Instance};
+use crate::instance::Instance;
 use crate::memory;
 use crate::neighbor::negotiate::{code, Agreed};
 use crate::neighbor::session::{
     cease, notification_text, CloseInfo, ConnId, FromSession, ToSession,
 };
-use crate::neighbor::tcp;
+use crate::neighbor::transport::Stream;
 use crate::packet::{Notification, Open, Update};
 use crate::rib::best_path::PeerFacts;
 use crate::rib::export::ExportClass;
@@ -31,12 +28,12 @@ const LOCAL_SLICE: usize = 4096;
 pub(crate) enum Input {
     Command(Command),
     Session(ConnId, FromSession),
-    /// The listener accepted a connection.
-    Accepted(TcpStream, SocketAddr),
+    /// The listener accepted a connection (or the caller handed one over).
+    Accepted(Stream, SocketAddr),
     /// ConnectRetry timer expired (RFC 4271 event 9).
     ConnectRetry(PeerId),
     /// An outgoing connection attempt ended.
-    Connected(PeerId, io::Result<TcpStream>),
+    Connected(PeerId, io::Result<Stream>),
     /// A restarting peer did not come back in its restart time.
     RestartTimerExpired(PeerId),
     /// A restarted peer did not send End-of-RIB in time.
@@ -84,6 +81,7 @@ impl Instance {
             Command::Ping(reply) => {
                 let _ = reply.send(());
             }
+            Command::Accept(stream, from) => self.on_accepted(stream, from),
             Command::Status(reply) => {
                 self.publish();
                 let _ = reply.send(self.status_now());
@@ -121,7 +119,7 @@ impl Instance {
                 for nb in self.neighbors.values_mut() {
                     nb.connect_timer = None;
                     for c in &nb.conns {
-                        let _ = c.tx.try_send(ToSession::Close(n.clone()));
+                        c.close(n.clone());
                     }
                 }
                 self.listener = None;
@@ -132,6 +130,9 @@ impl Instance {
 
     fn on_session(&mut self, conn: ConnId, ev: FromSession) {
         let Some(&id) = self.conn_owner.get(&conn) else {
+            if let FromSession::Closed(_) = ev {
+                self.closing.remove(&conn);
+            }
             return;
         };
         match ev {
@@ -434,11 +435,11 @@ impl Instance {
             data.push(1);
             data.extend_from_slice(&(mp.limit.min(u64::from(u32::MAX)) as u32).to_be_bytes());
             if let Some(c) = n.est() {
-                let _ = c.tx.try_send(ToSession::Close(Notification {
+                c.close(Notification {
                     code: code::CEASE,
                     subcode: code::MAX_PREFIX,
                     data,
-                }));
+                });
             }
         } else if !n.max_prefix_warned {
             n.max_prefix_warned = true;
@@ -511,36 +512,11 @@ impl Instance {
         self.after_conn_gone(id);
     }
 
-    /// Reconnects an active peer, or removes a dynamic one with nothing left.
-    fn after_conn_gone(&mut self, id: PeerId) {
-        let Some(n) = self.neighbors.get(&id) else {
-            return;
-        };
-        if !n.conns.is_empty() || self.stopping.is_some() {
-            return;
-        }
-        if n.dynamic {
-            if n.gr.stale.is_empty() {
-                self.remove_neighbor(id);
-            }
-            return;
-        }
-        if !n.config.passive && n.connect_timer.is_none() && !n.connecting {
-            let base = retry_delay(n.attempts, n.config.connect_retry);
-            let delay =
-                base - base / 4 + Duration::from_millis(jitter_ms(base.as_millis() as u64 / 4));
-            if let Some(n) = self.neighbors.get_mut(&id) {
-                n.attempts = n.attempts.saturating_add(1);
-            }
-            self.schedule_connect(id, delay);
-        }
-    }
-
     /// Asks a connection to close with a NOTIFICATION.
     pub(crate) fn close_conn(&mut self, id: PeerId, conn: ConnId, n: Notification) {
         if let Some(c) = self.neighbors.get_mut(&id).and_then(|nb| nb.conn_mut(conn)) {
             c.closing = true;
-            let _ = c.tx.try_send(ToSession::Close(n));
+            c.close(n);
         }
     }
 
@@ -549,136 +525,19 @@ impl Instance {
         self.remove_neighbor_with(id, code::PEER_DECONFIGURED);
     }
 
-    /// Removes a neighbour, closing its sessions with Cease/`subcode`.
+    /// Removes a neighbour, closing its sessions with Cease/`subcode`
+    /// (they live on, owned by no neighbour, until they have sent it).
     pub(crate) fn remove_neighbor_with(&mut self, id: PeerId, subcode: u8) {
         if let Some(n) = self.neighbors.remove(&id) {
-            for c in &n.conns {
-                let _ = c.tx.try_send(ToSession::Close(cease(subcode)));
+            for c in n.conns {
+                c.close(cease(subcode));
                 self.conn_owner.remove(&c.id);
+                self.closing.insert(c.id, c);
             }
             if self.by_addr.get(&n.config.address) == Some(&id) {
                 self.by_addr.remove(&n.config.address);
             }
             self.rib.peer_down(id, &[]);
-        }
-    }
-
-    fn on_accepted(&mut self, stream: TcpStream, from: SocketAddr) {
-        let ip = canonical(from.ip());
-        let id = match self.by_addr.get(&ip) {
-            Some(id) => *id,
-            None => match self.dynamic_match(ip) {
-                Some(d) if self.dynamic_count(&d) >= d.max_peers as usize => {
-                    self.refused.peer_limit += 1;
-                    tracing::warn!(peer = %ip, prefix = %d.prefix, max_peers = d.max_peers, "connection refused: the dynamic prefix has its most peers");
-                    return;
-                }
-                Some(d) => {
-                    let cfg = PeerConfig {
-                        rr_client: d.rr_client,
-                        password: d.password.clone(),
-                        hold_time: d.hold_time,
-                        passive: true,
-                        next_hop_self: d.next_hop_self,
-                        max_prefix: d.max_prefix,
-                        ..PeerConfig::new(ip, d.asn)
-                    };
-                    tracing::info!(peer = %ip, prefix = %d.prefix, "dynamic peer connected");
-                    self.add_neighbor(cfg, true)
-                }
-                None => {
-                    self.refused.not_a_peer += 1;
-                    tracing::warn!(peer = %ip, "connection from an address that is no configured or dynamic peer: closed");
-                    return;
-                }
-            },
-        };
-        self.supersede_unfinished_inbound(id);
-        self.spawn_session(id, stream, true);
-    }
-
-    /// The peers accepted through dynamic prefix `d` now.
-    fn dynamic_count(&self, d: &DynamicPeerConfig) -> usize {
-        self.neighbors
-            .values()
-            .filter(|n| n.dynamic && d.prefix.contains(&n.config.address))
-            .count()
-    }
-
-    /// The peer connected again: its inbound connections that have not
-    /// reached Established are dropped (the peer gave up on them, or they
-    /// are a flood), so one address holds at most one unfinished inbound
-    /// connection, beside its Established one and our own connection to it
-    /// (the pair of RFC 4271 §6.8).
-    fn supersede_unfinished_inbound(&mut self, id: PeerId) {
-        let Some(n) = self.neighbors.get_mut(&id) else {
-            return;
-        };
-        let established = n.established;
-        let before = n.conns.len();
-        let mut gone = Vec::new();
-        n.conns.retain(|c| {
-            let keep = !c.inbound || Some(c.id) == established;
-            if !keep {
-                gone.push(c.id);
-            }
-            keep
-        });
-        if n.conns.len() < before {
-            tracing::debug!(peer = %n.config.address, closed = before - n.conns.len(), "newer connection from the same address: unfinished ones closed");
-        }
-        for conn in gone {
-            // Dropped with its task: the socket closes, no Closed event.
-            self.conn_owner.remove(&conn);
-            self.refused.superseded += 1;
-        }
-    }
-
-    fn dynamic_match(&self, ip: std::net::IpAddr) -> Option<DynamicPeerConfig> {
-        self.config
-            .dynamic_peers
-            .iter()
-            .find(|d| d.prefix.contains(&ip))
-            .cloned()
-    }
-
-    fn on_connect_retry(&mut self, id: PeerId) {
-        let Some(n) = self.neighbors.get_mut(&id) else {
-            return;
-        };
-        n.connect_timer = None;
-        if n.established.is_some() || n.connecting || n.conns.iter().any(|c| !c.inbound) {
-            return;
-        }
-        n.connecting = true;
-        n.touch();
-        let cfg = n.config.clone();
-        let tx = self.inputs.clone();
-        tokio::spawn(async move {
-            let addr = SocketAddr::new(cfg.address, cfg.port);
-            let res = tcp::connect(addr, cfg.local_address, cfg.password.as_deref()).await;
-            let _ = tx.send(Input::Connected(id, res)).await;
-        });
-    }
-
-    fn on_connected(&mut self, id: PeerId, res: io::Result<TcpStream>) {
-        let Some(n) = self.neighbors.get_mut(&id) else {
-            return;
-        };
-        n.connecting = false;
-        match res {
-            Ok(stream) if n.established.is_none() => self.spawn_session(id, stream, false),
-            Ok(_) => {}
-            Err(e) => {
-                if n.established.is_none() {
-                    n.last_error = Some(format!(
-                        "connect to {}:{} failed: {e}",
-                        n.config.address, n.config.port
-                    ));
-                }
-                n.touch();
-                self.after_conn_gone(id);
-            }
         }
     }
 
@@ -728,41 +587,5 @@ fn gr_applies(info: &CloseInfo, n_bit: bool) -> bool {
     match (&info.sent, &info.received) {
         (Some(n), _) | (_, Some(n)) => n_bit && !hard(n),
         (None, None) => true,
-    }
-}
-
-/// An IPv4 peer seen on a dual-stack socket arrives as v4-mapped.
-fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
-    match ip {
-        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
-}
-
-/// The pause before connecting again after `attempts` connections since
-/// the last Established: 250 ms, doubling, up to the ConnectRetry time
-/// (`connect_retry` seconds). Peers that start together (a DaemonSet
-/// rollout, a lab) find each other's listener closed on the first try;
-/// the full ConnectRetry time there made a mesh of ten take seconds.
-/// Callers take off up to a quarter as jitter.
-pub(crate) fn retry_delay(attempts: u32, connect_retry: u16) -> Duration {
-    let cap = Duration::from_secs(u64::from(connect_retry.max(1)));
-    Duration::from_millis(250u64 << attempts.min(16)).min(cap)
-}
-
-#[cfg(test)]
-mod retry_tests {
-    use super::*;
-
-    #[test]
-    fn retries_start_fast_and_grow_to_connect_retry() {
-        let ms = |a| retry_delay(a, 5).as_millis();
-        assert_eq!(
-            [ms(0), ms(1), ms(2), ms(3), ms(4), ms(5)],
-            [250, 500, 1000, 2000, 4000, 5000]
-        );
-        assert_eq!(ms(100), 5000);
-        assert_eq!(retry_delay(0, 0).as_millis(), 250);
-        assert_eq!(retry_delay(9, 120).as_secs(), 120);
     }
 }

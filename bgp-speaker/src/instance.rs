@@ -4,6 +4,7 @@
 //! ```text
 //!  SpeakerHandle --Command--> +----------+ --ToSession--> session tasks
 //!  listener ----Accepted----> | instance | <-FromSession-- session tasks
+//!  dialer -----Connected----> |          |
 //!  timers ------Input-------> +----------+ --Vec<BestPathChange>--> caller
 //!                                  |  \--Arc<Status> (watch)--> handles
 //! ```
@@ -30,6 +31,7 @@ use crate::neighbor::negotiate::LocalOffer;
 use crate::neighbor::session::{
     self, AbortOnDrop, ConnId, FromSession, SessionSpec, ToSession, OUT_WINDOW,
 };
+use crate::neighbor::transport::{Dialer, Stream, TcpDialer};
 use crate::neighbor::{tcp, Conn, Neighbor};
 use crate::packet::{GracefulRestartCap, MAX_LEN};
 use crate::rib::export::LocalFacts;
@@ -67,9 +69,14 @@ pub(crate) struct Instance {
     pub neighbors: FxHashMap<PeerId, Neighbor>,
     pub by_addr: FxHashMap<IpAddr, PeerId>,
     pub conn_owner: FxHashMap<ConnId, PeerId>,
+    /// Connections of removed neighbours, sending their NOTIFICATION:
+    /// dropped (and their task with them) once they report Closed.
+    pub closing: FxHashMap<ConnId, Conn>,
     next_peer: PeerId,
     next_conn: ConnId,
     pub listener: Option<Listener>,
+    /// Opens connections to active peers.
+    pub dialer: Arc<dyn Dialer>,
     pub inputs: mpsc::Sender<Input>,
     pub sessions: mpsc::Sender<(ConnId, FromSession)>,
     best: mpsc::Sender<Vec<BestPathChange>>,
@@ -97,6 +104,15 @@ pub(crate) struct Instance {
 pub async fn start(
     config: SpeakerConfig,
 ) -> Result<(SpeakerHandle, mpsc::Receiver<Vec<BestPathChange>>), Error> {
+    start_with(config, Arc::new(TcpDialer)).await
+}
+
+/// [`start`] with connections to active peers opened by `dialer` (tests:
+/// in-memory pipes; see [`crate::transport`]).
+pub async fn start_with(
+    config: SpeakerConfig,
+    dialer: Arc<dyn Dialer>,
+) -> Result<(SpeakerHandle, mpsc::Receiver<Vec<BestPathChange>>), Error> {
     config.check().map_err(Error::Config)?;
     let (cmd_tx, cmd_rx) = mpsc::channel(CHANNEL_CAPACITY);
     let (best_tx, best_rx) = mpsc::channel(CHANNEL_CAPACITY);
@@ -109,9 +125,11 @@ pub async fn start(
         neighbors: FxHashMap::default(),
         by_addr: FxHashMap::default(),
         conn_owner: FxHashMap::default(),
+        closing: FxHashMap::default(),
         next_peer: 1,
         next_conn: 1,
         listener: None,
+        dialer,
         inputs: input_tx,
         sessions: session_tx,
         best: best_tx,
@@ -351,7 +369,7 @@ impl Instance {
             loop {
                 match sock.accept().await {
                     Ok((stream, from)) => {
-                        if tx.send(Input::Accepted(stream, from)).await.is_err() {
+                        if tx.send(Input::Accepted(stream.into(), from)).await.is_err() {
                             return;
                         }
                     }
@@ -412,7 +430,7 @@ impl Instance {
     }
 
     /// Starts a session on a new connection of neighbour `id`.
-    pub fn spawn_session(&mut self, id: PeerId, stream: tokio::net::TcpStream, inbound: bool) {
+    pub fn spawn_session(&mut self, id: PeerId, stream: Stream, inbound: bool) {
         let conn = self.next_conn;
         self.next_conn += 1;
         let Some(n) = self.neighbors.get_mut(&id) else {
@@ -468,9 +486,10 @@ impl Instance {
     async fn finish_shutdown(&mut self, sessions: &mut mpsc::Receiver<(ConnId, FromSession)>) {
         // Give sessions a moment to write their NOTIFICATION and close.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        while self.neighbors.values().any(|n| !n.conns.is_empty()) {
+        while !self.closing.is_empty() || self.neighbors.values().any(|n| !n.conns.is_empty()) {
             match tokio::time::timeout_at(deadline, sessions.recv()).await {
                 Ok(Some((c, FromSession::Closed(_)))) => {
+                    self.closing.remove(&c);
                     if let Some(id) = self.conn_owner.remove(&c) {
                         if let Some(n) = self.neighbors.get_mut(&id) {
                             n.conns.retain(|x| x.id != c);

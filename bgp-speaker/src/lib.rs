@@ -16,7 +16,10 @@
 //! - `config`: the speaker's configuration.
 //! - `status`: the serde snapshot for tortiectl, /status and metrics.
 //! - `api`: the handle ([`SpeakerHandle`]) and what flows through it.
-//! - `instance`: the owner task (config, peers, RIB), one dispatch.
+//! - `instance`: the owner task (config, peers, RIB), one dispatch
+//!   (`events`); `connect`: connections accepted and our own attempts.
+//! - `transport`: what carries a session (TCP, or an in-memory pipe that a
+//!   test drives with paused time) and how connections are opened.
 //! - `memory`: giving memory back to the kernel after a burst of routes.
 //! - `error`: errors of the API.
 
@@ -24,6 +27,7 @@
 
 pub mod api;
 pub mod config;
+mod connect;
 pub mod error;
 mod events;
 mod instance;
@@ -41,8 +45,14 @@ pub use config::{
     SpeakerConfig, DEFAULT_MAX_PEERS,
 };
 pub use error::Error;
-pub use instance::start;
+pub use instance::{start, start_with};
 pub use memory::give_back as give_back_memory;
 pub use memory::limit_arenas as limit_malloc_arenas;
 pub use route::{Afi, NextHop, Origin, PathAttrs, Prefix};
 pub use status::{PeerStatus, Refused, SessionState, Status};
+
+/// Connections: TCP, or in-memory pipes (see [`start_with`] and
+/// [`SpeakerHandle::accept`]).
+pub mod transport {
+    pub use crate::neighbor::transport::{Dial, Dialer, Dialing, Stream, TcpDialer, PIPE_BUFFER};
+}

@@ -1,12 +1,14 @@
-//! Session behaviour seen from a hand-driven peer: ROUTE-REFRESH is
-//! answered with the routes again, the max-prefix limit tears the session
-//! down with Cease/1, the hold timer expires with 4/0, and the speaker sends
-//! End-of-RIB after its initial table.
+//! Session behaviour over real TCP, seen from a hand-driven peer:
+//! ROUTE-REFRESH is answered with the routes again, the max-prefix limit
+//! tears the session down with Cease/1, collisions, a peer with a zero
+//! receive window, connection floods, and End-of-RIB after the initial
+//! table. (The state x event table and the timers run over in-memory
+//! connections with paused time: `fsm_table.rs`, `fsm_timers.rs`.)
 
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bgp_speaker::{start, LocalRoute, MaxPrefix, NextHop, PathAttrs, ShutdownMode, SpeakerConfig};
 use common::*;
@@ -171,26 +173,6 @@ async fn max_prefix_names_the_family_that_overflowed() {
     h.shutdown(ShutdownMode::Hard).await;
 }
 
-#[tokio::test]
-async fn hold_timer_expires_with_4_0() {
-    let (h, addr) = dynamic_speaker("127.0.1.0/24", None).await;
-    let mut c = Client::connect(addr, 62).await;
-    c.send(&open(4, AS, 3, [10, 9, 9, 62])).await;
-    assert_eq!(c.read().await.map(|m| m.0), Some(1));
-    assert_eq!(c.read().await.map(|m| m.0), Some(4));
-    c.send(&msg(4, &[])).await;
-    let t0 = Instant::now();
-    // Silent from now on; the speaker's keepalives are read and ignored.
-    let (code, sub, _) = c.notification().await;
-    let waited = t0.elapsed();
-    assert_eq!((code, sub), (4, 0));
-    assert!(
-        waited >= Duration::from_millis(2500) && waited < Duration::from_secs(6),
-        "after {waited:?}"
-    );
-    h.shutdown(ShutdownMode::Hard).await;
-}
-
 /// RFC 4271 §6.8: both sides open a connection; the one opened by the side
 /// with the higher BGP identifier survives, the other gets Cease/7.
 #[tokio::test]
@@ -225,36 +207,6 @@ async fn collision_keeps_the_connection_of_the_higher_identifier() {
         "the peer's connection never became Established: {:#?}",
         h.status()
     );
-}
-
-/// Hold time 0 (RFC 4271 §4.2): no keepalives, no hold timer; the session
-/// stays up in silence.
-#[tokio::test]
-async fn hold_time_zero_means_no_keepalives() {
-    let (h, addr) = dynamic_speaker("127.0.1.0/24", None).await;
-    let mut c = Client::connect(addr, 63).await;
-    c.send(&open(4, AS, 0, [10, 9, 9, 63])).await;
-    assert_eq!(c.read().await.map(|m| m.0), Some(1));
-    assert_eq!(c.read().await.map(|m| m.0), Some(4));
-    c.send(&msg(4, &[])).await;
-    let quiet = tokio::time::timeout(Duration::from_secs(4), async {
-        loop {
-            match c.read().await {
-                Some((2, _)) => continue, // End-of-RIB
-                other => return other,
-            }
-        }
-    })
-    .await;
-    assert!(quiet.is_err(), "nothing but End-of-RIB in 4 s: {quiet:?}");
-    let st = h.status();
-    let p = &st.peers[0];
-    assert_eq!(p.state, bgp_speaker::SessionState::Established);
-    assert_eq!(
-        p.negotiated.as_ref().map(|n| (n.hold_time, n.keepalive)),
-        Some((0, 0))
-    );
-    h.shutdown(ShutdownMode::Hard).await;
 }
 
 /// RFC 4271 §6.8 race: our connection to the speaker (B) wins over the
@@ -657,22 +609,6 @@ async fn a_peer_that_reads_nothing_is_closed_by_the_send_hold_timer() {
     h.shutdown(ShutdownMode::Hard).await;
 }
 
-/// The hold timer runs while a write waits: a peer that reads nothing and
-/// sends nothing is closed 90 s after its last message (4/0), not never.
-#[tokio::test(start_paused = true)]
-async fn the_hold_timer_expires_while_a_write_waits() {
-    let (h, me, _rd, _wr) = speaker_facing_a_peer_that_reads_nothing(82, 30_000).await;
-    let (p, after) = wait_down(&h, me, Duration::from_secs(1200)).await;
-    let why = p.last_error.clone().unwrap_or_default();
-    assert!(why.contains("hold timer expired (90 s"), "{why}");
-    assert!(
-        // 90 s, then up to 2 s trying to get the NOTIFICATION out.
-        after >= Duration::from_secs(88) && after <= Duration::from_secs(93),
-        "closed after {after:?}"
-    );
-    h.shutdown(ShutdownMode::Hard).await;
-}
-
 /// A connection flood from one address holds one socket: each new
 /// connection of a peer replaces its inbound connections that have not
 /// reached Established (counted as superseded), and the last one comes up.
@@ -706,14 +642,8 @@ async fn a_dynamic_prefix_takes_at_most_max_peers() {
     let mut c = SpeakerConfig::new(Ipv4Addr::new(10, 9, 0, 1), AS);
     c.listen = Some("127.0.0.1:0".parse().unwrap());
     c.dynamic_peers.push(bgp_speaker::DynamicPeerConfig {
-        prefix: "127.0.1.0/24".parse().unwrap(),
-        asn: AS,
-        rr_client: false,
-        password: None,
-        hold_time: 90,
-        next_hop_self: false,
-        max_prefix: None,
         max_peers: 2,
+        ..bgp_speaker::DynamicPeerConfig::new("127.0.1.0/24".parse().unwrap(), AS)
     });
     let (h, _best) = start(c).await.unwrap();
     let addr = h.status().listen.unwrap();
@@ -748,34 +678,6 @@ async fn a_dynamic_prefix_takes_at_most_max_peers() {
     })
     .await;
     drop(b);
-    h.shutdown(ShutdownMode::Hard).await;
-}
-
-/// A peer that connects to us and sends no OPEN is closed after 30 s
-/// (NOTIFICATION 4/0), not after the 4 minutes of RFC 4271's "large" hold
-/// time that a connection flood would use to hold sockets.
-#[tokio::test(start_paused = true)]
-async fn an_inbound_connection_without_an_open_is_closed_after_30_s() {
-    use tokio::io::AsyncReadExt;
-    let (h, addr) = dynamic_speaker("127.0.1.0/24", None).await;
-    let mut c = Client::connect(addr, 96).await;
-    assert_eq!(c.read().await.map(|m| m.0), Some(1), "the speaker's OPEN");
-    let t0 = tokio::time::Instant::now();
-    let mut rest = Vec::new();
-    tokio::time::timeout(Duration::from_secs(600), c.stream.read_to_end(&mut rest))
-        .await
-        .expect("closed within 10 minutes")
-        .unwrap();
-    let after = t0.elapsed();
-    assert!(
-        after >= Duration::from_secs(29) && after <= Duration::from_secs(31),
-        "closed after {after:?}"
-    );
-    // NOTIFICATION (type 3) 4/0: hold timer expired.
-    assert_eq!(
-        (rest.get(18), rest.get(19), rest.get(20)),
-        (Some(&3), Some(&4), Some(&0))
-    );
     h.shutdown(ShutdownMode::Hard).await;
 }
 

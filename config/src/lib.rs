@@ -6,6 +6,8 @@
 //!
 //! - `yaml`: YAML text to a strictly typed value tree (no type coercion),
 //!   then serde with the full path of any error (`peers[1].holdTime`).
+//! - `peer`: one BGP neighbour as the speaker runs it; the RR file and
+//!   tortie-node's resources both come down to it.
 //! - `rr`: the route reflector's file (`tortie-rr --config rr.yaml`): the
 //!   typed model, its defaults and its loader.
 //! - `rr/raw`: the file exactly as written (serde, camelCase, unknown fields
@@ -15,12 +17,11 @@
 
 pub mod error;
 pub mod node;
+pub mod peer;
 pub mod resources;
 pub mod rr;
 mod yaml;
 
 pub use error::ConfigError;
-pub use rr::{
-    DatastoreClients, Family, GracefulRestart, MaxPrefix, MaxPrefixAction, RrConfig, RrDynamicPeer,
-    RrPeer,
-};
+pub use peer::{DynamicPeerConfig, MaxPrefix, PeerConfig};
+pub use rr::{DatastoreClients, Family, GracefulRestart, RrConfig};

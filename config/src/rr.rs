@@ -5,17 +5,19 @@
 //! validate everything; the result is ready to hand to the BGP speaker. The
 //! reference for users is `docs/tortie-rr.md`.
 //!
-//! The defaults below match `bgp_speaker::config`; `tortie-rr` has a test
-//! that fails if they drift apart (this crate cannot depend on the speaker:
-//! the speaker depends on it).
+//! Peers validate to [`crate::peer`]'s types, which the speaker runs with
+//! as they are.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
-use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
+pub use crate::peer::{
+    DynamicPeerConfig, MaxPrefix, PeerConfig, DEFAULT_CONNECT_RETRY, DEFAULT_HOLD_TIME,
+    DEFAULT_MAX_PEERS, DEFAULT_PORT, MAX_PASSWORD_LEN,
+};
 
 mod raw;
 mod validate;
@@ -24,18 +26,10 @@ mod validate;
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:179";
 /// Default `admin`: loopback only, so metrics are not exposed by accident.
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:9180";
-/// Default peer `holdTime` (RFC 4271 §10 suggests 90 s).
-pub const DEFAULT_HOLD_TIME: u16 = 90;
-/// Default peer `connectRetry` in seconds.
-pub const DEFAULT_CONNECT_RETRY: u16 = 5;
-/// Default BGP port of a peer.
-pub const DEFAULT_PORT: u16 = 179;
 /// Default `gracefulRestart.restartTime` in seconds (RFC 4724 §3).
 pub const DEFAULT_RESTART_TIME: u16 = 120;
 /// Default `gracefulRestart.staleRoutesTime` in seconds.
 pub const DEFAULT_STALE_ROUTES_TIME: u16 = 360;
-/// Longest TCP MD5 key Linux accepts (`TCP_MD5SIG_MAXKEYLEN`).
-pub const MAX_PASSWORD_LEN: usize = 80;
 /// Largest restart time the GR capability can carry (12 bits).
 pub const MAX_RESTART_TIME: u16 = 4095;
 /// AS_TRANS (RFC 6793): never a real AS.
@@ -57,10 +51,12 @@ pub struct RrConfig {
     /// Where the admin HTTP server (/metrics, /status, /healthz, /readyz)
     /// listens.
     pub admin: SocketAddr,
-    /// Statically configured neighbours.
-    pub peers: Vec<RrPeer>,
+    /// Statically configured neighbours (`rr_client` defaults to `true`
+    /// for iBGP and is always `false` for eBGP; nothing is filtered: the
+    /// export and import options stay off).
+    pub peers: Vec<PeerConfig>,
     /// Prefixes from which any neighbour is accepted.
-    pub dynamic_peers: Vec<RrDynamicPeer>,
+    pub dynamic_peers: Vec<DynamicPeerConfig>,
     /// Graceful restart (RFC 4724) settings.
     pub graceful_restart: GracefulRestart,
     /// Address families offered to every peer; at least one, no repeats.
@@ -82,80 +78,6 @@ pub struct DatastoreClients {
     pub etcd_prefix: String,
     /// Which nodes: a label selector (default `all()`), checked to parse.
     pub node_selector: String,
-}
-
-/// One static neighbour.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RrPeer {
-    /// The neighbour; each address once.
-    pub address: IpAddr,
-    /// The neighbour's AS; equal to ours means iBGP.
-    pub as_number: u32,
-    /// RFC 4456 client. Defaults to `true` for iBGP, always `false` for
-    /// eBGP (reflection is an iBGP mechanism).
-    pub client: bool,
-    /// TCP MD5 key (RFC 2385), 1..=80 bytes.
-    pub password: Option<String>,
-    /// Proposed hold time: 0 (no keepalives) or 3..=65535 seconds.
-    pub hold_time: u16,
-    /// Seconds between connection attempts.
-    pub connect_retry: u16,
-    /// Only accept the session, never connect out.
-    pub passive: bool,
-    /// The peer's TCP port.
-    pub port: u16,
-    /// Source address for outgoing connections; same family as `address`.
-    pub local_address: Option<IpAddr>,
-    /// Rewrite NEXT_HOP to our address on routes sent to this peer.
-    pub next_hop_self: bool,
-    /// Limit on the prefixes this peer may send; `None`: no limit.
-    pub max_prefix: Option<MaxPrefix>,
-}
-
-/// Accept any neighbour inside `prefix`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RrDynamicPeer {
-    /// Accept sessions from any address inside; no host bits, no overlap
-    /// with other dynamic prefixes.
-    pub prefix: IpNet,
-    /// The AS such peers must have.
-    pub as_number: u32,
-    /// RFC 4456 client, as in [`RrPeer::client`].
-    pub client: bool,
-    /// TCP MD5 key, as in [`RrPeer::password`].
-    pub password: Option<String>,
-    /// Proposed hold time, as in [`RrPeer::hold_time`].
-    pub hold_time: u16,
-    /// As in [`RrPeer::next_hop_self`].
-    pub next_hop_self: bool,
-    /// As in [`RrPeer::max_prefix`].
-    pub max_prefix: Option<MaxPrefix>,
-    /// The most peers accepted through this prefix at once (at least 1);
-    /// `None`: the speaker's default (1000).
-    pub max_peers: Option<u32>,
-}
-
-/// A limit on the prefixes one peer may send.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MaxPrefix {
-    /// At least 1.
-    pub limit: u64,
-    /// What to do when the limit is exceeded.
-    pub action: MaxPrefixAction,
-}
-
-/// What happens when a peer goes over its `maxPrefix.limit`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MaxPrefixAction {
-    /// Log a warning and keep the session.
-    Warn,
-    /// Close the session with Cease / Maximum Number of Prefixes Reached
-    /// (RFC 4486 subcode 1).
-    Teardown,
 }
 
 /// Graceful restart (RFC 4724).
@@ -200,7 +122,7 @@ impl RrConfig {
     }
 
     /// The static peer with this address.
-    pub fn peer(&self, address: IpAddr) -> Option<&RrPeer> {
+    pub fn peer(&self, address: IpAddr) -> Option<&PeerConfig> {
         self.peers.iter().find(|p| p.address == address)
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bgp_speaker::PeerConfig;
 use tokio::sync::mpsc;
-use tortie_config::node::{parse_datastore, DatastoreSetting};
+use tortie_config::node::parse_datastore;
 use tortie_config::resources::{Kind, Resource, Selector, DEFAULT_AS_NUMBER};
 use tortie_config::DatastoreClients;
 use tortie_datastore::follow::{self, Follow};
@@ -89,8 +89,7 @@ async fn follow_one(shared: &Shared, cfg: &DatastoreClients) {
         return; // validated with the file
     };
     let store_config = match parse_datastore(&cfg.datastore, &cfg.etcd_prefix) {
-        Ok(DatastoreSetting::File(dir)) => StoreConfig::File { dir },
-        Ok(DatastoreSetting::Etcd { endpoints, prefix }) => StoreConfig::Etcd { endpoints, prefix },
+        Ok(setting) => StoreConfig::from(&setting),
         Err(_) => return, // validated with the file
     };
     let store = loop {

@@ -1,10 +1,11 @@
 //! `RrConfig` (the user's file) to `SpeakerConfig` (what the BGP speaker
-//! runs with). It lives here, not in `tortie-config`, because the speaker
-//! depends on `tortie-config` and not the other way round.
+//! runs with). The peers are already the speaker's (`tortie_config::peer`);
+//! what is added here is the reflector's role (a cluster id, always) and
+//! the restart state.
 
-use bgp_speaker::config::{DynamicPeerConfig, GracefulRestartConfig, MaxPrefix, PeerConfig};
+use bgp_speaker::config::GracefulRestartConfig;
 use bgp_speaker::{Afi, SpeakerConfig};
-use tortie_config::{Family, MaxPrefixAction, RrConfig};
+use tortie_config::{Family, RrConfig};
 
 /// Builds the speaker's configuration. A route reflector always reflects,
 /// so `cluster_id` is always set. `restarting` sets the graceful restart R
@@ -17,42 +18,8 @@ pub fn to_speaker_config(rr: &RrConfig, restarting: bool) -> SpeakerConfig {
         asn: rr.as_number,
         cluster_id: Some(rr.cluster_id),
         listen: Some(rr.listen),
-        peers: rr
-            .peers
-            .iter()
-            .map(|p| PeerConfig {
-                address: p.address,
-                asn: p.as_number,
-                rr_client: p.client,
-                password: p.password.clone(),
-                hold_time: p.hold_time,
-                connect_retry: p.connect_retry,
-                passive: p.passive,
-                port: p.port,
-                local_address: p.local_address,
-                next_hop_self: p.next_hop_self,
-                max_prefix: p.max_prefix.map(max_prefix),
-                // A reflector passes everything on unfiltered.
-                keep_next_hop: false,
-                export_local_only: false,
-                export_aggregates_only: false,
-                import_within: None,
-            })
-            .collect(),
-        dynamic_peers: rr
-            .dynamic_peers
-            .iter()
-            .map(|d| DynamicPeerConfig {
-                prefix: d.prefix,
-                asn: d.as_number,
-                rr_client: d.client,
-                password: d.password.clone(),
-                hold_time: d.hold_time,
-                next_hop_self: d.next_hop_self,
-                max_prefix: d.max_prefix.map(max_prefix),
-                max_peers: d.max_peers.unwrap_or(bgp_speaker::DEFAULT_MAX_PEERS),
-            })
-            .collect(),
+        peers: rr.peers.clone(),
+        dynamic_peers: rr.dynamic_peers.clone(),
         graceful_restart: GracefulRestartConfig {
             enabled: rr.graceful_restart.enabled,
             restart_time: rr.graceful_restart.restart_time,
@@ -73,16 +40,10 @@ pub fn to_speaker_config(rr: &RrConfig, restarting: bool) -> SpeakerConfig {
     }
 }
 
-fn max_prefix(m: tortie_config::MaxPrefix) -> MaxPrefix {
-    MaxPrefix {
-        limit: m.limit,
-        teardown: m.action == MaxPrefixAction::Teardown,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bgp_speaker::config::PeerConfig;
 
     #[test]
     fn file_defaults_match_the_speaker_defaults() {
@@ -102,7 +63,7 @@ mod tests {
     }
 
     #[test]
-    fn full_file_converts_field_by_field() {
+    fn the_file_becomes_the_speakers_configuration() {
         let rr = RrConfig::from_yaml(
             "\
 routerId: 172.30.0.1
@@ -112,23 +73,9 @@ listen: \"127.0.0.1:1179\"
 families: [ipv6]
 gracefulRestart: {enabled: true, restartTime: 30, staleRoutesTime: 100}
 peers:
-  - address: 172.30.0.2
-    asNumber: 64512
-    client: false
-    password: s3cret
-    holdTime: 0
-    connectRetry: 9
-    passive: true
-    port: 1790
-    localAddress: 172.30.0.1
-    nextHopSelf: true
-    maxPrefix: {limit: 10, action: warn}
+  - {address: 172.30.0.2, asNumber: 64512, holdTime: 0, maxPrefix: {limit: 10, action: warn}}
 dynamicPeers:
-  - prefix: 172.31.0.0/16
-    asNumber: 64512
-    holdTime: 30
-    maxPrefix: {limit: 50}
-    maxPeers: 300
+  - {prefix: 172.31.0.0/16, asNumber: 64512, maxPeers: 300}
 ",
         )
         .unwrap();
@@ -138,39 +85,10 @@ dynamicPeers:
             asn: 64512,
             cluster_id: Some("10.0.0.9".parse().unwrap()),
             listen: Some("127.0.0.1:1179".parse().unwrap()),
-            peers: vec![PeerConfig {
-                address: "172.30.0.2".parse().unwrap(),
-                asn: 64512,
-                rr_client: false,
-                password: Some("s3cret".into()),
-                hold_time: 0,
-                connect_retry: 9,
-                passive: true,
-                port: 1790,
-                local_address: Some("172.30.0.1".parse().unwrap()),
-                next_hop_self: true,
-                max_prefix: Some(MaxPrefix {
-                    limit: 10,
-                    teardown: false,
-                }),
-                keep_next_hop: false,
-                export_local_only: false,
-                export_aggregates_only: false,
-                import_within: None,
-            }],
-            dynamic_peers: vec![DynamicPeerConfig {
-                prefix: "172.31.0.0/16".parse().unwrap(),
-                asn: 64512,
-                rr_client: true,
-                password: None,
-                hold_time: 30,
-                next_hop_self: false,
-                max_prefix: Some(MaxPrefix {
-                    limit: 50,
-                    teardown: true,
-                }),
-                max_peers: 300,
-            }],
+            // The file's peers are the speaker's (tortie-config's tests
+            // check them field by field).
+            peers: rr.peers.clone(),
+            dynamic_peers: rr.dynamic_peers.clone(),
             graceful_restart: GracefulRestartConfig {
                 enabled: true,
                 restart_time: 30,
@@ -182,6 +100,9 @@ dynamicPeers:
             families: vec![Afi::Ipv6],
         };
         assert_eq!(got, want);
+        assert_eq!(got.peers[0].hold_time, 0);
+        assert_eq!(got.dynamic_peers[0].max_peers, 300);
+        assert_eq!(got.check(), Ok(()));
     }
 
     #[test]
@@ -197,8 +118,6 @@ dynamicPeers:
     fn default_constants_agree() {
         use bgp_speaker::config as s;
         use tortie_config::rr as c;
-        assert_eq!(c::DEFAULT_HOLD_TIME, s::DEFAULT_HOLD_TIME);
-        assert_eq!(c::DEFAULT_CONNECT_RETRY, s::DEFAULT_CONNECT_RETRY);
         assert_eq!(c::DEFAULT_RESTART_TIME, s::DEFAULT_RESTART_TIME);
         let gr = GracefulRestartConfig::default();
         assert_eq!(c::DEFAULT_STALE_ROUTES_TIME, gr.stale_routes_time);

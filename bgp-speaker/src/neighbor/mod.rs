@@ -2,8 +2,11 @@
 //! is being resolved), its timers, its graceful-restart state and counters.
 
 pub mod negotiate;
+mod outbox;
+mod reader;
 pub mod session;
 pub mod tcp;
+pub mod transport;
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -13,6 +16,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
 use crate::config::PeerConfig;
+use crate::packet::Notification;
 use crate::rib::PeerId;
 use crate::route::Afi;
 use crate::status::{PeerStatus, SessionState};
@@ -66,7 +70,7 @@ pub struct Neighbor {
     pub connect_timer: Option<AbortOnDrop<()>>,
     pub connecting: bool,
     /// Attempts since the last Established: the retry delay grows with
-    /// them (see `events::retry_delay`).
+    /// them (see `connect::retry_delay`).
     pub attempts: u32,
     pub counters: Arc<Counters>,
     pub flaps: u64,
@@ -78,6 +82,22 @@ pub struct Neighbor {
     pub eor_sent: bool,
     /// Max-prefix warning was logged for this session.
     pub max_prefix_warned: bool,
+}
+
+// ===== impl Conn =====
+
+impl Conn {
+    /// Tells the session to send `n` and close: at once when its queue has
+    /// room, else after what is queued (never dropped: a peer must learn
+    /// why its session ends).
+    pub fn close(&self, n: Notification) {
+        if let Err(mpsc::error::TrySendError::Full(cmd)) = self.tx.try_send(ToSession::Close(n)) {
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(cmd).await;
+            });
+        }
+    }
 }
 
 // ===== impl Neighbor =====

@@ -7,31 +7,31 @@
 //!   socket <------------ writes --------------------+---(ToSession)--- instance
 //! ```
 //!
-//! The reader is a separate task so that a panic on hostile input only
-//! closes this connection. Keepalives and the hold timer live here, not in
-//! the instance, so a busy RIB never starves them; while the instance is
-//! slow to take our updates we stop reading, and then the hold timer is
-//! re-armed instead of expiring (the peer's keepalives are waiting unread in
-//! our socket: not its fault). Writes never block the session: what the
-//! socket does not take waits in an outbox while timers and reads go on,
-//! and a peer that takes nothing for the send hold time (RFC 9687) is
-//! closed with NOTIFICATION 8.
+//! The reader (`reader.rs`) is a separate task so that a panic on hostile
+//! input only closes this connection. Keepalives and the hold timer live
+//! here, not in the instance, so a busy RIB never starves them; while the
+//! instance is slow to take our updates we stop reading, and then the hold
+//! timer is re-armed instead of expiring (the peer's keepalives are
+//! waiting unread in our socket: not its fault). Writes never block the
+//! session: what the socket does not take waits in an outbox (`outbox.rs`)
+//! while timers and reads go on, and a peer that takes nothing for the
+//! send hold time (RFC 9687) is closed with NOTIFICATION 8.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Instant};
 
 use super::negotiate::{check_open, code, Agreed, LocalOffer};
+use super::outbox::{encode_batch, Outbox};
+use super::reader::{read_loop, ReadError, ReadItem};
+use super::transport::{Stream, WriteHalf};
 use crate::packet::{self, DecodeCtx, EncodeCtx, Message, Notification, Open, Update, MAX_LEN};
-use crate::rib::{Nlri, OutBatch};
+use crate::rib::OutBatch;
 use crate::route::Afi;
 
 /// Hold time while waiting for the peer's OPEN (RFC 4271 §8: "large", 4 min).
@@ -47,9 +47,6 @@ const SEND_HOLD_MIN: Duration = Duration::from_secs(8 * 60);
 const CLOSE_WRITE: Duration = Duration::from_secs(2);
 /// Capacity of the reader -> session queue.
 const READ_QUEUE: usize = 16;
-/// Read buffer of a quiet session, and the most a busy one reads at once.
-const READ_MIN: usize = 4096;
-const READ_MAX: usize = 64 * 1024;
 /// Batches of routes queued for a session at most: one waits to be
 /// encoded while the session writes the one before. It asks for more
 /// (`Drained`) when it has fewer.
@@ -116,21 +113,12 @@ pub struct SessionSpec {
     pub ibgp: bool,
 }
 
-type ReadItem = Result<Message, ReadError>;
-
-/// Why the reader stopped.
-#[derive(Debug)]
-enum ReadError {
-    /// Malformed input: the NOTIFICATION to send.
-    Decode(packet::DecodeError),
-    Io(String),
-}
 type Events = mpsc::Sender<(ConnId, FromSession)>;
 
 /// Runs a connection to its end and reports `Closed`.
 pub async fn run(
     spec: SessionSpec,
-    stream: TcpStream,
+    stream: Stream,
     events: Events,
     rx: mpsc::Receiver<ToSession>,
     counters: Arc<Counters>,
@@ -158,16 +146,6 @@ struct Session {
     agreed: Option<Agreed>,
     /// What is queued for the peer in Established.
     out: Outbox,
-}
-
-/// Bytes queued for the peer and how far they are written. The session
-/// never waits on a write: the hold timer, the peer's messages and the
-/// send hold timer go on while a peer that reads nothing (a zero receive
-/// window) holds the bytes back.
-#[derive(Debug, Default)]
-struct Outbox {
-    buf: Vec<u8>,
-    done: usize,
 }
 
 /// The send hold time (RFC 9687) for a negotiated hold time: a session
@@ -208,9 +186,9 @@ enum Stop {
 // ===== impl Session =====
 
 impl Session {
-    async fn drive(&mut self, stream: TcpStream) -> CloseInfo {
-        let _ = stream.set_nodelay(true);
-        let local_addr = stream.local_addr().map(|a| a.ip());
+    async fn drive(&mut self, stream: Stream) -> CloseInfo {
+        stream.set_nodelay();
+        let local_addr = stream.local_ip();
         let (rd, mut wr) = stream.into_split();
         let pre_open = DecodeCtx {
             asn4: true,
@@ -257,7 +235,7 @@ impl Session {
 
     async fn phases(
         &mut self,
-        wr: &mut OwnedWriteHalf,
+        wr: &mut WriteHalf,
         msgs: &mut mpsc::Receiver<ReadItem>,
         ctx_tx: oneshot::Sender<DecodeCtx>,
         local_addr: IpAddr,
@@ -268,7 +246,7 @@ impl Session {
             return e;
         }
         let deadline = Instant::now() + self.spec.open_wait;
-        let peer_open = match recv_until(msgs, deadline).await {
+        let peer_open = match recv_until(msgs, &mut self.rx, deadline).await {
             Ok(Message::Open(o)) => o,
             Ok(other) => return unexpected(&other, "OpenSent", 1),
             Err(stop) => return stop,
@@ -318,7 +296,22 @@ impl Session {
         }
         let hold = Duration::from_secs(u64::from(agreed.hold_time));
         let deadline = Instant::now() + if hold.is_zero() { OPEN_HOLD } else { hold };
-        match recv_until(msgs, deadline).await {
+        // RFC 4271 §8.2.2, OpenConfirm: our KEEPALIVEs go on at the
+        // keepalive interval until the peer's first one comes.
+        let keepalive = Duration::from_secs(u64::from(agreed.keepalive));
+        let mut keepalive_at = Instant::now() + keepalive;
+        let first = loop {
+            tokio::select! {
+                m = recv_until(msgs, &mut self.rx, deadline) => break m,
+                _ = sleep_until(keepalive_at), if !keepalive.is_zero() => {
+                    if let Err(e) = self.write(wr, &packet::encode_keepalive()).await {
+                        return e;
+                    }
+                    keepalive_at += keepalive;
+                }
+            }
+        };
+        match first {
             Ok(Message::Keepalive) => {}
             Ok(other) => return unexpected(&other, "OpenConfirm", 2),
             Err(stop) => return stop,
@@ -333,7 +326,7 @@ impl Session {
 
     async fn established_loop(
         &mut self,
-        wr: &mut OwnedWriteHalf,
+        wr: &mut WriteHalf,
         msgs: &mut mpsc::Receiver<ReadItem>,
         agreed: &Agreed,
     ) -> Stop {
@@ -485,7 +478,7 @@ impl Session {
 
     /// A whole write, for the few messages before Established (into an
     /// empty socket buffer).
-    async fn write(&self, wr: &mut OwnedWriteHalf, bytes: &[u8]) -> Result<(), Stop> {
+    async fn write(&self, wr: &mut WriteHalf, bytes: &[u8]) -> Result<(), Stop> {
         if bytes.is_empty() {
             return Ok(());
         }
@@ -507,7 +500,7 @@ impl Session {
 
     /// Writes what the socket takes now, without waiting: the usual case
     /// (room in the socket buffer) costs no turn of the loop.
-    fn write_ready(&mut self, wr: &mut OwnedWriteHalf) -> Result<(), Stop> {
+    fn write_ready(&mut self, wr: &mut WriteHalf) -> Result<(), Stop> {
         while !self.out.is_empty() {
             match wr.try_write(self.out.pending()) {
                 Ok(0) => {
@@ -532,56 +525,33 @@ impl Session {
     }
 }
 
-/// Encodes a batch into one buffer: withdrawals first, then announcements
-/// (one family per group as the RIB builds them). A route that cannot be
-/// encoded for this peer (attributes too large for its message size) is
-/// withdrawn instead, so that the peer does not keep an older path of it,
-/// and counted.
-fn encode_batch(enc: &EncodeCtx, batch: OutBatch, counters: &Counters) -> Vec<u8> {
-    let mut msgs: Vec<Vec<u8>> = Vec::new();
-    packet::encode_withdraw(enc, &batch.withdraw_v4, &mut msgs);
-    packet::encode_withdraw(enc, &batch.withdraw_v6, &mut msgs);
-    let mut unsent = Vec::new();
-    for (attrs, nlri) in batch.announce {
-        unsent.extend(match nlri {
-            Nlri::V4(keys) => packet::encode_announce(enc, &attrs, &keys, &mut msgs),
-            Nlri::V6(keys) => packet::encode_announce(enc, &attrs, &keys, &mut msgs),
-        });
-    }
-    if !unsent.is_empty() {
-        counters
-            .unsendable
-            .fetch_add(unsent.len() as u64, Ordering::Relaxed);
-        packet::encode_withdraw(enc, &unsent, &mut msgs);
-    }
-    counters
-        .updates_out
-        .fetch_add(msgs.len() as u64, Ordering::Relaxed);
-    counters
-        .messages_out
-        .fetch_add(msgs.len().saturating_sub(1) as u64, Ordering::Relaxed);
-    match msgs.len() {
-        // A batch is about one message's worth: no copy then.
-        1 => msgs.pop().unwrap_or_default(),
-        _ => msgs.concat(),
-    }
-}
-
+/// The next message before `deadline` (the hold timer of OpenSent and
+/// OpenConfirm), or how the wait ended: the peer's NOTIFICATION, the
+/// connection gone, the timer, or the speaker closing the connection.
 async fn recv_until(
     msgs: &mut mpsc::Receiver<ReadItem>,
+    rx: &mut mpsc::Receiver<ToSession>,
     deadline: Instant,
 ) -> Result<Message, Stop> {
-    tokio::select! {
-        m = msgs.recv() => match m {
-            Some(Ok(Message::Notification(n))) => Err(Stop::Received(n)),
-            Some(Ok(m)) => Ok(m),
-            Some(Err(e)) => Err(reader_stop(e)),
-            None => Err(Stop::Gone("connection closed by peer".into())),
-        },
-        _ = sleep_until(deadline) => Err(Stop::Notify(
-            Notification { code: code::HOLD_TIMER, subcode: 0, data: Vec::new() },
-            "hold timer expired while opening the session".into(),
-        )),
+    loop {
+        tokio::select! {
+            m = msgs.recv() => return match m {
+                Some(Ok(Message::Notification(n))) => Err(Stop::Received(n)),
+                Some(Ok(m)) => Ok(m),
+                Some(Err(e)) => Err(reader_stop(e)),
+                None => Err(Stop::Gone("connection closed by peer".into())),
+            },
+            cmd = rx.recv() => match cmd {
+                Some(ToSession::Close(n)) => return Err(Stop::Notify(n, "closed by the speaker".into())),
+                // Nothing else comes before Established.
+                Some(_) => {}
+                None => return Err(Stop::Gone("speaker stopped".into())),
+            },
+            _ = sleep_until(deadline) => return Err(Stop::Notify(
+                Notification { code: code::HOLD_TIMER, subcode: 0, data: Vec::new() },
+                "hold timer expired while opening the session".into(),
+            )),
+        }
     }
 }
 
@@ -624,96 +594,6 @@ pub fn cease(subcode: u8) -> Notification {
 /// "sent/received NOTIFICATION 4/0 (hold timer expired)".
 pub fn notification_text(dir: &str, n: &Notification) -> String {
     format!("{dir} NOTIFICATION {}/{}", n.code, n.subcode)
-}
-
-// ----- reader -----
-
-async fn read_loop(
-    mut rd: OwnedReadHalf,
-    tx: mpsc::Sender<ReadItem>,
-    pre_open: DecodeCtx,
-    ctx_rx: oneshot::Receiver<DecodeCtx>,
-) {
-    // Small while the peer is quiet (a hundred idle sessions cost little);
-    // a peer that fills every read (a table coming in) gets larger reads.
-    let mut want = READ_MIN;
-    let mut buf = BytesMut::with_capacity(want);
-    let mut ctx = pre_open;
-    let mut ctx_rx = Some(ctx_rx);
-    loop {
-        // Decode every whole message in the buffer.
-        loop {
-            let len = match packet::frame(&buf, ctx.max_len) {
-                Ok(Some(n)) => n,
-                Ok(None) => break,
-                Err(e) => {
-                    let _ = tx.send(Err(ReadError::Decode(e))).await;
-                    return;
-                }
-            };
-            let frame = buf.split_to(len);
-            let item = packet::decode(&frame, &ctx).map_err(ReadError::Decode);
-            let failed = item.is_err();
-            let was_open = matches!(item, Ok(Message::Open(_)));
-            if tx.send(item).await.is_err() || failed {
-                return;
-            }
-            if was_open {
-                // Wait for the negotiated parameters before decoding more.
-                match ctx_rx.take() {
-                    Some(rx) => match rx.await {
-                        Ok(c) => ctx = c,
-                        Err(_) => return,
-                    },
-                    None => return,
-                }
-            }
-        }
-        if buf.capacity() - buf.len() < want / 2 {
-            buf.reserve(want);
-        }
-        let room = buf.capacity() - buf.len();
-        match rd.read_buf(&mut buf).await {
-            Ok(0) => return,
-            Ok(n) if n == room => want = (want * 2).min(READ_MAX),
-            Ok(_) => {}
-            Err(e) => {
-                let _ = tx
-                    .send(Err(ReadError::Io(format!("read failed: {e}"))))
-                    .await;
-                return;
-            }
-        }
-    }
-}
-
-// ===== impl Outbox =====
-
-impl Outbox {
-    fn is_empty(&self) -> bool {
-        self.done == self.buf.len()
-    }
-
-    fn push(&mut self, bytes: Vec<u8>) {
-        if self.is_empty() {
-            self.buf = bytes;
-            self.done = 0;
-        } else {
-            self.buf.extend_from_slice(&bytes);
-        }
-    }
-
-    fn pending(&self) -> &[u8] {
-        &self.buf[self.done..]
-    }
-
-    fn advance(&mut self, n: usize) {
-        self.done += n;
-        if self.is_empty() {
-            self.buf = Vec::new();
-            self.done = 0;
-        }
-    }
 }
 
 /// Aborts the task when dropped.

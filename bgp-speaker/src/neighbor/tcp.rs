@@ -3,7 +3,6 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
@@ -13,11 +12,9 @@ const TCP_MD5SIG_EXT: libc::c_int = 32;
 const TCP_MD5SIG_FLAG_PREFIX: u8 = 1;
 /// `TCP_MD5SIG_MAXKEYLEN`.
 pub const MD5_MAX_KEY_LEN: usize = 80;
-/// How long one connection attempt may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens a connection to a peer, from `local` if given, signing with the
-/// MD5 key if given.
+/// MD5 key if given. (The caller bounds how long it may take.)
 pub async fn connect(
     peer: SocketAddr,
     local: Option<IpAddr>,
@@ -33,10 +30,7 @@ pub async fn connect(
     if let Some(ip) = local {
         sock.bind(SocketAddr::new(ip, 0))?;
     }
-    match tokio::time::timeout(CONNECT_TIMEOUT, sock.connect(peer)).await {
-        Ok(r) => r,
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
-    }
+    sock.connect(peer).await
 }
 
 /// Binds the BGP listener (SO_REUSEADDR, backlog 128).

@@ -8,6 +8,8 @@ use bgp_speaker::{start, DynamicPeerConfig, MaxPrefix, SpeakerConfig, SpeakerHan
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
+pub mod pipe;
+
 pub const AS: u32 = 64512;
 
 /// A speaker (AS 64512, router id 10.9.0.1) listening on 127.0.0.1 that
@@ -19,14 +21,8 @@ pub async fn dynamic_speaker(
     let mut c = SpeakerConfig::new(Ipv4Addr::new(10, 9, 0, 1), AS);
     c.listen = Some("127.0.0.1:0".parse().unwrap());
     c.dynamic_peers.push(DynamicPeerConfig {
-        prefix: prefix.parse().unwrap(),
-        asn: AS,
-        rr_client: false,
-        password: None,
-        hold_time: 90,
-        next_hop_self: false,
         max_prefix,
-        max_peers: bgp_speaker::DEFAULT_MAX_PEERS,
+        ..DynamicPeerConfig::new(prefix.parse().unwrap(), AS)
     });
     let (h, _best) = start(c).await.unwrap();
     let addr = h.status().listen.unwrap();

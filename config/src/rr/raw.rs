@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use super::{Family, MaxPrefixAction};
+use super::Family;
 
 /// Top level of the file.
 #[derive(Debug, Deserialize)]
@@ -106,4 +106,15 @@ pub(super) struct RawGracefulRestart {
     pub restart_time: Option<i64>,
     #[serde(default)]
     pub stale_routes_time: Option<i64>,
+}
+
+/// What happens when a peer goes over its `maxPrefix.limit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum MaxPrefixAction {
+    /// Log a warning and keep the session.
+    Warn,
+    /// Close the session with Cease / Maximum Number of Prefixes Reached
+    /// (RFC 4486 subcode 1).
+    Teardown,
 }

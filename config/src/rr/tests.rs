@@ -28,7 +28,7 @@ fn minimal_file_gets_the_defaults() {
     assert_eq!(cfg.families, vec![Family::Ipv4, Family::Ipv6]);
     assert_eq!(cfg.graceful_restart, GracefulRestart::default());
     let p = &cfg.peers[0];
-    assert!(p.client, "iBGP peers default to RR client");
+    assert!(p.rr_client, "iBGP peers default to RR client");
     assert_eq!((p.hold_time, p.connect_retry, p.port), (90, 5, 179));
     assert!(!p.passive && !p.next_hop_self);
     assert_eq!(
@@ -83,10 +83,10 @@ dynamicPeers:
         listen: "[::]:1179".parse().unwrap(),
         admin: "127.0.0.1:9999".parse().unwrap(),
         peers: vec![
-            RrPeer {
+            PeerConfig {
                 address: "172.30.0.2".parse().unwrap(),
-                as_number: 64512,
-                client: false,
+                asn: 64512,
+                rr_client: false,
                 password: Some("s3cret".into()),
                 hold_time: 0,
                 connect_retry: 30,
@@ -96,46 +96,38 @@ dynamicPeers:
                 next_hop_self: true,
                 max_prefix: Some(MaxPrefix {
                     limit: 1000,
-                    action: MaxPrefixAction::Warn,
+                    teardown: false,
                 }),
+                keep_next_hop: false,
+                export_local_only: false,
+                export_aggregates_only: false,
+                import_within: None,
             },
-            RrPeer {
-                address: "fd00::5".parse().unwrap(),
-                as_number: 65001,
-                client: false,
-                password: None,
-                hold_time: 90,
-                connect_retry: 5,
-                passive: false,
-                port: 179,
-                local_address: None,
-                next_hop_self: false,
-                max_prefix: None,
-            },
+            PeerConfig::new("fd00::5".parse().unwrap(), 65001),
         ],
         dynamic_peers: vec![
-            RrDynamicPeer {
+            DynamicPeerConfig {
                 prefix: "172.31.0.0/16".parse().unwrap(),
-                as_number: 64512,
-                client: true,
+                asn: 64512,
+                rr_client: true,
                 password: None,
                 hold_time: 30,
                 next_hop_self: false,
                 max_prefix: Some(MaxPrefix {
                     limit: 50,
-                    action: MaxPrefixAction::Teardown,
+                    teardown: true,
                 }),
-                max_peers: Some(200),
+                max_peers: 200,
             },
-            RrDynamicPeer {
+            DynamicPeerConfig {
                 prefix: "10.9.0.0/24".parse().unwrap(),
-                as_number: 65002,
-                client: false,
+                asn: 65002,
+                rr_client: false,
                 password: Some("k".into()),
                 hold_time: 90,
                 next_hop_self: true,
                 max_prefix: None,
-                max_peers: None,
+                max_peers: DEFAULT_MAX_PEERS,
             },
         ],
         graceful_restart: GracefulRestart {

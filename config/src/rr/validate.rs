@@ -6,7 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use ipnet::IpNet;
 
-use super::raw::{RawDynamicPeer, RawGracefulRestart, RawMaxPrefix, RawPeer, RawRrConfig};
+use super::raw::{
+    MaxPrefixAction, RawDynamicPeer, RawGracefulRestart, RawMaxPrefix, RawPeer, RawRrConfig,
+};
 use super::*;
 
 /// Turns the raw file into the validated configuration.
@@ -47,7 +49,7 @@ pub(super) fn validate(raw: RawRrConfig) -> Result<RrConfig, ConfigError> {
         peers.push(peer);
     }
 
-    let mut dynamic_peers: Vec<RrDynamicPeer> = Vec::with_capacity(raw.dynamic_peers.len());
+    let mut dynamic_peers: Vec<DynamicPeerConfig> = Vec::with_capacity(raw.dynamic_peers.len());
     for (i, d) in raw.dynamic_peers.into_iter().enumerate() {
         let dynamic = dynamic_peer(&format!("dynamicPeers[{i}]"), d, as_number)?;
         if let Some(j) = dynamic_peers
@@ -108,7 +110,7 @@ pub(super) fn validate(raw: RawRrConfig) -> Result<RrConfig, ConfigError> {
     })
 }
 
-fn peer(path: &str, raw: RawPeer, our_as: u32) -> Result<RrPeer, ConfigError> {
+fn peer(path: &str, raw: RawPeer, our_as: u32) -> Result<PeerConfig, ConfigError> {
     let address = peer_address(&format!("{path}.address"), &raw.address)?;
     let as_number = asn(&format!("{path}.asNumber"), raw.as_number)?;
     let client = client(path, raw.client, as_number, our_as)?;
@@ -127,10 +129,10 @@ fn peer(path: &str, raw: RawPeer, our_as: u32) -> Result<RrPeer, ConfigError> {
             Some(local)
         }
     };
-    Ok(RrPeer {
+    Ok(PeerConfig {
         address,
-        as_number,
-        client,
+        asn: as_number,
+        rr_client: client,
         password: password(path, raw.password)?,
         hold_time: hold_time(path, raw.hold_time)?,
         connect_retry: ranged(
@@ -151,6 +153,11 @@ fn peer(path: &str, raw: RawPeer, our_as: u32) -> Result<RrPeer, ConfigError> {
         local_address,
         next_hop_self: raw.next_hop_self.unwrap_or(false),
         max_prefix: max_prefix(path, raw.max_prefix)?,
+        // A reflector passes everything on, unfiltered.
+        keep_next_hop: false,
+        export_local_only: false,
+        export_aggregates_only: false,
+        import_within: None,
     })
 }
 
@@ -158,7 +165,7 @@ fn dynamic_peer(
     path: &str,
     raw: RawDynamicPeer,
     our_as: u32,
-) -> Result<RrDynamicPeer, ConfigError> {
+) -> Result<DynamicPeerConfig, ConfigError> {
     let field = format!("{path}.prefix");
     let prefix: IpNet = raw.prefix.trim().parse().map_err(|_| {
         ConfigError::invalid(
@@ -178,23 +185,23 @@ fn dynamic_peer(
         ));
     }
     let as_number = asn(&format!("{path}.asNumber"), raw.as_number)?;
-    Ok(RrDynamicPeer {
+    Ok(DynamicPeerConfig {
         prefix,
-        as_number,
-        client: client(path, raw.client, as_number, our_as)?,
+        asn: as_number,
+        rr_client: client(path, raw.client, as_number, our_as)?,
         password: password(path, raw.password)?,
         hold_time: hold_time(path, raw.hold_time)?,
         next_hop_self: raw.next_hop_self.unwrap_or(false),
         max_prefix: max_prefix(path, raw.max_prefix)?,
         max_peers: match raw.max_peers {
-            None => None,
-            Some(n) => Some(u32::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
+            None => DEFAULT_MAX_PEERS,
+            Some(n) => u32::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
                 ConfigError::invalid(
                     format!("{path}.maxPeers"),
                     n,
                     "out of range; use 1..=4294967295 peers",
                 )
-            })?),
+            })?,
         },
     })
 }
@@ -401,7 +408,7 @@ fn max_prefix(path: &str, raw: Option<RawMaxPrefix>) -> Result<Option<MaxPrefix>
         })?;
     Ok(Some(MaxPrefix {
         limit,
-        action: raw.action.unwrap_or(MaxPrefixAction::Teardown),
+        teardown: raw.action.unwrap_or(MaxPrefixAction::Teardown) == MaxPrefixAction::Teardown,
     }))
 }
 

@@ -1,0 +1,136 @@
+//! One BGP neighbour, described once: what the speaker runs with, what
+//! tortie-rr's file validates to (`rr`), and what tortie-node derives from
+//! its BGPPeer resources and the node mesh. The user-facing layers above it
+//! (the RR file as written, the Calico-style resources) say how a user
+//! writes a peer; this is the peer itself.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Default hold time, RFC 4271 §10 (suggested 90 s).
+pub const DEFAULT_HOLD_TIME: u16 = 90;
+/// Default ConnectRetry time. RFC 4271 suggests 120 s; a cluster wants its
+/// mesh back sooner, so we retry every 5 s (with jitter).
+pub const DEFAULT_CONNECT_RETRY: u16 = 5;
+/// The BGP port (RFC 4271 §8.2.1).
+pub const DEFAULT_PORT: u16 = 179;
+/// Longest TCP MD5 key (`password`) Linux accepts (`TCP_MD5SIG_MAXKEYLEN`).
+pub const MAX_PASSWORD_LEN: usize = 80;
+
+/// One configured neighbour.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerConfig {
+    pub address: IpAddr,
+    pub asn: u32,
+    /// Route reflector client (only meaningful with `cluster_id` and iBGP).
+    pub rr_client: bool,
+    /// TCP MD5 signature key (RFC 2385).
+    pub password: Option<String>,
+    /// Proposed hold time in seconds; 0 disables keepalives (RFC 4271 §4.2).
+    pub hold_time: u16,
+    pub connect_retry: u16,
+    /// Only accept sessions; never connect.
+    pub passive: bool,
+    /// The peer's TCP port (179).
+    pub port: u16,
+    /// Local address to bind active connections to.
+    pub local_address: Option<IpAddr>,
+    /// Set NEXT_HOP to our own address on routes sent to this peer.
+    pub next_hop_self: bool,
+    pub max_prefix: Option<MaxPrefix>,
+    /// eBGP: send routes with their next hop unchanged instead of ours
+    /// (Calico's `keepOriginalNextHop`).
+    #[serde(default)]
+    pub keep_next_hop: bool,
+    /// Send this peer only the routes we originate, none we learned (a
+    /// top-of-rack router gets a node's own blocks).
+    #[serde(default)]
+    pub export_local_only: bool,
+    /// Of what we originate, send this peer only our aggregates (routes
+    /// originated with ATOMIC_AGGREGATE set, e.g. a node's pools) and no
+    /// other; peers without it never get our aggregates.
+    #[serde(default)]
+    pub export_aggregates_only: bool,
+    /// Accept from this peer only prefixes inside one of these; the others
+    /// count as received, not accepted. `None`: every prefix.
+    #[serde(default)]
+    pub import_within: Option<Vec<ipnet::IpNet>>,
+}
+
+/// Accept sessions from any address inside `prefix` (like BIRD's
+/// `neighbor range`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DynamicPeerConfig {
+    pub prefix: ipnet::IpNet,
+    pub asn: u32,
+    pub rr_client: bool,
+    pub password: Option<String>,
+    pub hold_time: u16,
+    pub next_hop_self: bool,
+    pub max_prefix: Option<MaxPrefix>,
+    /// The most peers accepted through this prefix at once; connections
+    /// from further addresses are closed at once (and counted).
+    #[serde(default = "default_max_peers")]
+    pub max_peers: u32,
+}
+
+/// [`DynamicPeerConfig::max_peers`] unless set: room for a large cluster's
+/// nodes, not for a flood of addresses.
+pub const DEFAULT_MAX_PEERS: u32 = 1000;
+
+fn default_max_peers() -> u32 {
+    DEFAULT_MAX_PEERS
+}
+
+/// Per-peer prefix limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaxPrefix {
+    pub limit: u64,
+    /// `true`: tear the session down with Cease/1 (RFC 4486); `false`: log.
+    pub teardown: bool,
+}
+
+// ===== impl DynamicPeerConfig =====
+
+impl DynamicPeerConfig {
+    /// Any peer of AS `asn` inside `prefix`, with the defaults: no RR
+    /// client, hold 90 s, at most [`DEFAULT_MAX_PEERS`].
+    pub fn new(prefix: ipnet::IpNet, asn: u32) -> DynamicPeerConfig {
+        DynamicPeerConfig {
+            prefix,
+            asn,
+            rr_client: false,
+            password: None,
+            hold_time: DEFAULT_HOLD_TIME,
+            next_hop_self: false,
+            max_prefix: None,
+            max_peers: DEFAULT_MAX_PEERS,
+        }
+    }
+}
+
+// ===== impl PeerConfig =====
+
+impl PeerConfig {
+    /// A peer with the defaults: active, hold 90 s, port 179.
+    pub fn new(address: IpAddr, asn: u32) -> PeerConfig {
+        PeerConfig {
+            address,
+            asn,
+            rr_client: false,
+            password: None,
+            hold_time: DEFAULT_HOLD_TIME,
+            connect_retry: DEFAULT_CONNECT_RETRY,
+            passive: false,
+            port: DEFAULT_PORT,
+            local_address: None,
+            next_hop_self: false,
+            max_prefix: None,
+            keep_next_hop: false,
+            export_local_only: false,
+            export_aggregates_only: false,
+            import_within: None,
+        }
+    }
+}
