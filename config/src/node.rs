@@ -44,7 +44,7 @@ pub const DEFAULT_RESTART_TIME: u16 = 120;
 pub struct NodeSettingsLayer {
     /// This node's name (default: the kernel host name).
     pub node_name: Option<String>,
-    /// `file:DIR` or `etcd:URL[,URL...]`.
+    /// `file:DIR`, `etcd:URL[,URL...]` or `kubernetes[:KUBECONFIG]`.
     pub datastore: Option<String>,
     /// Key prefix in etcd.
     pub etcd_prefix: Option<String>,
@@ -106,6 +106,9 @@ pub enum DatastoreSetting {
         /// Key prefix.
         prefix: String,
     },
+    /// The Kubernetes API: with this kubeconfig, or (`None`) `$KUBECONFIG`,
+    /// `~/.kube/config` or the pod's service account.
+    Kubernetes(Option<PathBuf>),
 }
 
 /// How the node's underlay address is found.
@@ -322,12 +325,18 @@ pub fn parse_node_ip(text: &str) -> Result<IpNet, ConfigError> {
     }
 }
 
-/// Parses `datastore` (`file:DIR` or `etcd:URL[,URL...]`) with the etcd key
-/// prefix.
+/// Parses `datastore` (`file:DIR`, `etcd:URL[,URL...]`, `kubernetes` or
+/// `kubernetes:KUBECONFIG`) with the etcd key prefix.
 pub fn parse_datastore(text: &str, prefix: &str) -> Result<DatastoreSetting, ConfigError> {
-    let allowed = "file:DIR (e.g. file:/var/lib/tortie) or etcd:URL[,URL...] \
-                   (e.g. etcd:http://10.0.0.1:2379)";
+    let allowed = "file:DIR (e.g. file:/var/lib/tortie), etcd:URL[,URL...] \
+                   (e.g. etcd:http://10.0.0.1:2379), kubernetes or kubernetes:KUBECONFIG";
+    if text == "kubernetes" {
+        return Ok(DatastoreSetting::Kubernetes(None));
+    }
     match text.split_once(':') {
+        Some(("kubernetes", path)) if !path.is_empty() => {
+            Ok(DatastoreSetting::Kubernetes(Some(PathBuf::from(path))))
+        }
         Some(("file", dir)) if !dir.is_empty() => Ok(DatastoreSetting::File(PathBuf::from(dir))),
         Some(("etcd", urls)) => {
             let endpoints: Vec<String> = urls
@@ -671,5 +680,23 @@ mod tests {
         assert_eq!(l.len(), 2);
         assert_eq!(l["zone"], "a");
         assert!(parse_labels("rack").unwrap_err().contains("key=value"));
+    }
+
+    #[test]
+    fn datastore_settings() {
+        let k = |t: &str| parse_datastore(t, "/tortie/v1");
+        assert_eq!(k("kubernetes").unwrap(), DatastoreSetting::Kubernetes(None));
+        assert_eq!(
+            k("kubernetes:/etc/kubeconfig").unwrap(),
+            DatastoreSetting::Kubernetes(Some(PathBuf::from("/etc/kubeconfig")))
+        );
+        assert_eq!(
+            k("file:/var/lib/tortie").unwrap(),
+            DatastoreSetting::File(PathBuf::from("/var/lib/tortie"))
+        );
+        for bad in ["kubernetes:", "k8s", "file:", "etcd:10.0.0.1:2379"] {
+            let e = k(bad).unwrap_err().to_string();
+            assert!(e.contains("datastore"), "{bad}: {e}");
+        }
     }
 }

@@ -19,7 +19,7 @@ use tortie_ctl::{ipam, node_status, routes};
 #[derive(Debug, Parser)]
 #[command(name = "tortiectl", version, about)]
 struct Cli {
-    /// The datastore: file:DIR or etcd:URL[,URL...].
+    /// The datastore: file:DIR, etcd:URL[,URL...] or kubernetes[:KUBECONFIG].
     #[arg(long, global = true, env = "TORTIE_DATASTORE", default_value = DEFAULT_DATASTORE)]
     datastore: String,
     /// Key prefix in etcd.
@@ -138,6 +138,10 @@ struct LabArgs {
     /// the file backend.
     #[arg(long)]
     etcd: bool,
+    /// Keep the datastore in a real Kubernetes API server (built by
+    /// scripts/k8s.sh) on the lab's etcd, instead of the file backend.
+    #[arg(long, conflicts_with = "etcd")]
+    kubernetes: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -296,6 +300,7 @@ fn build(args: &LabArgs) -> Result<Lab> {
     spec.pods_per_node = args.pods_per_node;
     spec.encap = args.encap;
     spec.etcd = args.etcd;
+    spec.kubernetes = args.kubernetes;
     eprintln!(
         "lab: building {} nodes in network namespaces ...",
         args.nodes

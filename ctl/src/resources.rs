@@ -34,14 +34,7 @@ const ATTEMPTS: usize = 20;
 
 /// Opens the datastore a setting names.
 pub async fn open(setting: &DatastoreSetting) -> Result<AnyStore> {
-    let config = match setting {
-        DatastoreSetting::File(dir) => StoreConfig::File { dir: dir.clone() },
-        DatastoreSetting::Etcd { endpoints, prefix } => StoreConfig::Etcd {
-            endpoints: endpoints.clone(),
-            prefix: prefix.clone(),
-        },
-    };
-    AnyStore::open(&config)
+    AnyStore::open(&StoreConfig::from(setting))
         .await
         .map_err(|e| anyhow!("datastore: {e}"))
 }

@@ -94,6 +94,14 @@ pub enum StoreError {
         /// What the client said.
         message: String,
     },
+    /// The Kubernetes API server refused or could not be reached.
+    #[error("kubernetes {op}: {message}")]
+    Kube {
+        /// What we were doing (`create IPPool/default`).
+        op: String,
+        /// What the server (or the client) said.
+        message: String,
+    },
     /// Watch history before `oldest` is gone: list again and watch from
     /// the listing's revision.
     #[error("watch from revision {requested}: history before {oldest} is compacted; list again")]

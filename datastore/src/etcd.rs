@@ -166,11 +166,7 @@ impl Datastore for EtcdStore {
     }
 
     async fn create(&self, mut resource: Resource) -> Result<Versioned, StoreError> {
-        let key = resource.key();
-        resource.validate().map_err(|source| StoreError::Invalid {
-            key: key.clone(),
-            source,
-        })?;
+        let key = crate::validated(&mut resource)?;
         let path = self.key_path(&key);
         let txn = Txn::new()
             .when([Compare::version(path.clone(), CompareOp::Equal, 0)])
@@ -198,11 +194,7 @@ impl Datastore for EtcdStore {
         mut resource: Resource,
         revision: Revision,
     ) -> Result<Versioned, StoreError> {
-        let key = resource.key();
-        resource.validate().map_err(|source| StoreError::Invalid {
-            key: key.clone(),
-            source,
-        })?;
+        let key = crate::validated(&mut resource)?;
         let path = self.key_path(&key);
         let txn = Txn::new()
             .when([Compare::mod_revision(

@@ -1,5 +1,5 @@
 //! Tortie's datastore: one async interface ([`Datastore`]) over typed
-//! resources ([`tortie_config::resources::Resource`]), with two backends:
+//! resources ([`tortie_config::resources::Resource`]), with three backends:
 //!
 //! - [`FileStore`] (the default, embedded): a directory holding the user's
 //!   `resources.yaml` (read-only to us) and the state files the system
@@ -7,6 +7,9 @@
 //!   journal that gives revisions and watch history.
 //! - [`EtcdStore`]: etcd v3, one key per object under a prefix, every
 //!   write a compare-and-swap on the key's mod revision.
+//! - [`KubeStore`]: the Kubernetes API, one custom resource per object,
+//!   every write a compare-and-swap on its `resourceVersion` (in progress:
+//!   Node and WorkloadEndpoint are not served yet).
 //!
 //! Every object carries a [`Revision`]: a store-wide, strictly increasing
 //! number, bumped by every write. `update` and `delete` take the revision
@@ -28,6 +31,9 @@
 //!   files, atomic writes, the lock), `journal.rs` (write-ahead journal,
 //!   recovery, history), `watch.rs` (inotify + revision check).
 //! - `etcd.rs`: the etcd backend.
+//! - `kube/`: the Kubernetes API backend (custom resources through the API
+//!   server): `mod.rs` (operations), `kinds.rs` (where each kind lives,
+//!   objects to and from resources), `watch.rs`.
 //! - `follow.rs`: list + watch + relist for long-running processes.
 //!
 //! The reference for users is `docs/datastore.md`.
@@ -42,10 +48,12 @@ mod error;
 pub mod etcd;
 pub mod file;
 pub mod follow;
+pub mod kube;
 
 pub use error::StoreError;
 pub use etcd::EtcdStore;
 pub use file::FileStore;
+pub use kube::KubeStore;
 
 /// A store-wide revision: strictly increasing, bumped by every write.
 /// `0` means "before anything" (watch from 0 replays all retained history).
@@ -278,11 +286,14 @@ pub enum AnyStore {
     File(FileStore),
     /// The etcd backend.
     Etcd(Box<EtcdStore>),
+    /// The Kubernetes API backend.
+    Kube(KubeStore),
 }
 
 /// Which backend to open, as written in configuration (the CNI network
 /// config, the agent's flags): `{"type": "file", "dir": "/var/lib/tortie"}`
-/// or `{"type": "etcd", "endpoints": ["http://10.0.0.1:2379"]}`.
+/// or `{"type": "etcd", "endpoints": ["http://10.0.0.1:2379"]}` or
+/// `{"type": "kubernetes"}` (optionally with `"kubeconfig": PATH`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum StoreConfig {
@@ -300,6 +311,31 @@ pub enum StoreConfig {
         #[serde(default = "default_prefix")]
         prefix: String,
     },
+    /// The Kubernetes API backend.
+    Kubernetes {
+        /// A kubeconfig file; without one, `$KUBECONFIG`,
+        /// `~/.kube/config` or the pod's service account.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kubeconfig: Option<std::path::PathBuf>,
+    },
+}
+
+impl From<&tortie_config::node::DatastoreSetting> for StoreConfig {
+    /// The backend a `--datastore` setting names (`file:DIR`,
+    /// `etcd:URL,...`, `kubernetes[:KUBECONFIG]`).
+    fn from(setting: &tortie_config::node::DatastoreSetting) -> StoreConfig {
+        use tortie_config::node::DatastoreSetting;
+        match setting {
+            DatastoreSetting::File(dir) => StoreConfig::File { dir: dir.clone() },
+            DatastoreSetting::Etcd { endpoints, prefix } => StoreConfig::Etcd {
+                endpoints: endpoints.clone(),
+                prefix: prefix.clone(),
+            },
+            DatastoreSetting::Kubernetes(kubeconfig) => StoreConfig::Kubernetes {
+                kubeconfig: kubeconfig.clone(),
+            },
+        }
+    }
 }
 
 impl Default for StoreConfig {
@@ -357,6 +393,9 @@ impl AnyStore {
             StoreConfig::Etcd { endpoints, prefix } => Ok(AnyStore::Etcd(Box::new(
                 EtcdStore::connect(endpoints, prefix).await?,
             ))),
+            StoreConfig::Kubernetes { kubeconfig } => Ok(AnyStore::Kube(
+                KubeStore::connect(kubeconfig.as_deref()).await?,
+            )),
         }
     }
 }
@@ -366,6 +405,7 @@ impl Datastore for AnyStore {
         match self {
             AnyStore::File(s) => s.get(key).await,
             AnyStore::Etcd(s) => s.get(key).await,
+            AnyStore::Kube(s) => s.get(key).await,
         }
     }
 
@@ -373,6 +413,7 @@ impl Datastore for AnyStore {
         match self {
             AnyStore::File(s) => s.list(kind).await,
             AnyStore::Etcd(s) => s.list(kind).await,
+            AnyStore::Kube(s) => s.list(kind).await,
         }
     }
 
@@ -380,6 +421,7 @@ impl Datastore for AnyStore {
         match self {
             AnyStore::File(s) => s.create(resource).await,
             AnyStore::Etcd(s) => s.create(resource).await,
+            AnyStore::Kube(s) => s.create(resource).await,
         }
     }
 
@@ -391,6 +433,7 @@ impl Datastore for AnyStore {
         match self {
             AnyStore::File(s) => s.update(resource, revision).await,
             AnyStore::Etcd(s) => s.update(resource, revision).await,
+            AnyStore::Kube(s) => s.update(resource, revision).await,
         }
     }
 
@@ -398,6 +441,7 @@ impl Datastore for AnyStore {
         match self {
             AnyStore::File(s) => s.delete(key, revision).await,
             AnyStore::Etcd(s) => s.delete(key, revision).await,
+            AnyStore::Kube(s) => s.delete(key, revision).await,
         }
     }
 
@@ -405,6 +449,7 @@ impl Datastore for AnyStore {
         match self {
             AnyStore::File(s) => s.watch(kind, from).await,
             AnyStore::Etcd(s) => s.watch(kind, from).await,
+            AnyStore::Kube(s) => s.watch(kind, from).await,
         }
     }
 
@@ -412,6 +457,7 @@ impl Datastore for AnyStore {
         match self {
             AnyStore::File(s) => s.apply(ops).await,
             AnyStore::Etcd(s) => s.apply(ops).await,
+            AnyStore::Kube(s) => s.apply(ops).await,
         }
     }
 
@@ -424,6 +470,7 @@ impl Datastore for AnyStore {
         match self {
             AnyStore::File(s) => s.watch_only(kind, from, only).await,
             AnyStore::Etcd(s) => s.watch_only(kind, from, only).await,
+            AnyStore::Kube(s) => s.watch_only(kind, from, only).await,
         }
     }
 }
@@ -486,6 +533,17 @@ impl Op {
     }
 }
 
+/// Validates `resource` (filling its defaults); its key, or what is
+/// wrong with it, by field.
+pub(crate) fn validated(resource: &mut Resource) -> Result<Key, StoreError> {
+    let key = resource.key();
+    resource.validate().map_err(|source| StoreError::Invalid {
+        key: key.clone(),
+        source,
+    })?;
+    Ok(key)
+}
+
 /// Validates the objects of a batch and refuses a key named twice (what
 /// every backend checks before it writes).
 pub(crate) fn check_batch(mut ops: Vec<Op>) -> Result<Vec<Op>, StoreError> {
@@ -493,10 +551,7 @@ pub(crate) fn check_batch(mut ops: Vec<Op>) -> Result<Vec<Op>, StoreError> {
     for op in &mut ops {
         let key = op.key();
         if let Op::Create(r) | Op::Update(r, _) | Op::Put(r) = op {
-            r.validate().map_err(|source| StoreError::Invalid {
-                key: key.clone(),
-                source,
-            })?;
+            validated(r)?;
         }
         if !seen.insert(key.clone()) {
             return Err(StoreError::Repeated { key });

@@ -1,7 +1,9 @@
-//! One conformance suite, run against both backends: the file backend on a
-//! temp dir and a real etcd server on loopback. Each check is a generic
-//! async function over `Datastore`; the macro at the bottom instantiates
-//! all of them per backend.
+//! One conformance suite, run against the three backends: the file backend
+//! on a temp dir, a real etcd server on loopback, and a real Kubernetes
+//! API server (one watch check differs: see `watch_from_zero_*`). Each
+//! check is a generic async function over `Datastore`; the macro at the
+//! bottom instantiates all of them for file and etcd, and `kube` runs
+//! them in turn on one control plane.
 
 mod common;
 
@@ -406,8 +408,15 @@ async fn watch_resume<S: Datastore>(s: &S) {
     let gone = s.delete(&Key::new(Kind::Handle, "r"), None).await.unwrap();
     let e = next(&mut w).await;
     assert_eq!((e.revision, e.action), (gone, Action::Deleted));
+}
 
-    // From 0: the whole history of the kind.
+/// From 0, the file and etcd backends replay the whole history of the
+/// kind they keep.
+async fn watch_history_from_zero<S: Datastore>(s: &S) {
+    let v1 = s.create(handle("r", 1)).await.unwrap();
+    let v2 = s.update(handle("r", 2), v1.revision).await.unwrap();
+    let v3 = s.update(handle("r", 3), v2.revision).await.unwrap();
+    let gone = s.delete(&Key::new(Kind::Handle, "r"), None).await.unwrap();
     let mut all = s.watch(Kind::Handle, 0).await.unwrap();
     let revisions: Vec<u64> = [
         next(&mut all).await,
@@ -419,6 +428,28 @@ async fn watch_resume<S: Datastore>(s: &S) {
     .map(|e| e.revision)
     .collect();
     assert_eq!(revisions, [v1.revision, v2.revision, v3.revision, gone]);
+}
+
+/// From 0, the Kubernetes backend starts with the objects there are now,
+/// as creations in revision order (the API server keeps no history
+/// beyond its watch cache), then the changes that follow.
+async fn watch_from_zero_starts_with_the_present<S: Datastore>(s: &S) {
+    let a = s.create(handle("p", 1)).await.unwrap();
+    let gone = s.create(handle("q", 1)).await.unwrap();
+    s.delete(&gone.resource.key(), None).await.unwrap();
+    let b = s.update(handle("p", 2), a.revision).await.unwrap();
+    let mut all = s.watch(Kind::Handle, 0).await.unwrap();
+    let e = next(&mut all).await;
+    assert_eq!(
+        (e.action, e.key.name.as_str(), e.revision),
+        (Action::Created, "p", b.revision)
+    );
+    let c = s.create(handle("r", 1)).await.unwrap();
+    let e = next(&mut all).await;
+    assert_eq!(
+        (e.action, e.key.name.as_str(), e.revision),
+        (Action::Created, "r", c.revision)
+    );
 }
 
 /// 100 tasks each add 1 to one counter by read-modify-CAS, retrying on
@@ -507,6 +538,12 @@ macro_rules! suite {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn watch_history_from_zero() {
+                let Some((s, _guard)) = ($setup) else { return };
+                super::watch_history_from_zero(&s).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn cas_increments() {
                 let Some((s, _guard)) = ($setup) else { return };
                 super::cas_increments(Arc::new(s)).await;
@@ -522,3 +559,48 @@ suite!(etcd, {
         None => None,
     }
 });
+
+/// The Kubernetes backend against a real API server (v1.20.2, with etcd)
+/// and the CRDs of `deploy/crds.yaml`, applied with kubectl. One control
+/// plane for the whole suite (starting one takes seconds): the checks run
+/// one after the other, each on an empty store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kube() {
+    let Some(plane) =
+        tortie_testkit::k8s::ControlPlane::start("datastore conformance (kubernetes)")
+    else {
+        return;
+    };
+    let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/crds.yaml");
+    plane.apply(&crds).unwrap_or_else(|e| panic!("{e}"));
+    let s = Arc::new(
+        tortie_datastore::KubeStore::connect(Some(&plane.kubeconfig()))
+            .await
+            .unwrap(),
+    );
+    let empty = |s: Arc<tortie_datastore::KubeStore>| async move {
+        for kind in [Kind::Block, Kind::BlockAffinity, Kind::Handle] {
+            for v in s.list(kind).await.unwrap().items {
+                s.delete(&v.resource.key(), None).await.unwrap();
+            }
+        }
+    };
+    crud(&*s).await;
+    empty(s.clone()).await;
+    typed_block_cas(&*s).await;
+    empty(s.clone()).await;
+    list(&*s).await;
+    empty(s.clone()).await;
+    watch_order(&*s).await;
+    empty(s.clone()).await;
+    batch(&*s).await;
+    empty(s.clone()).await;
+    watch_only(&*s).await;
+    empty(s.clone()).await;
+    watch_resume(&*s).await;
+    empty(s.clone()).await;
+    watch_from_zero_starts_with_the_present(&*s).await;
+    empty(s.clone()).await;
+    cas_increments(s.clone()).await;
+    drop(plane);
+}

@@ -1,5 +1,6 @@
-//! IPAM against both real backends: the file store on a temp dir and a real
-//! etcd on loopback. Each scenario runs on both.
+//! IPAM against the real backends: the file store on a temp dir and a real
+//! etcd on loopback (every scenario), and a real Kubernetes API server
+//! (the scenarios that do not check a batch's single write).
 
 mod common;
 
@@ -43,6 +44,28 @@ macro_rules! both {
         }
     };
 }
+
+/// Runs `$scenario(store)` on a real Kubernetes API server too (the
+/// scenarios whose checks hold there: not those of a batch's one write,
+/// which the Kubernetes API does not have).
+macro_rules! on_kube {
+    ($kube:ident, $scenario:ident, $pools:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $kube() {
+            let Some(b) = Backend::kube(&$pools).await else {
+                return;
+            };
+            $scenario(b.store.clone()).await;
+        }
+    };
+}
+
+on_kube!(concurrent_one_node_kube, concurrent_one_node, big());
+on_kube!(concurrent_many_nodes_kube, concurrent_many_nodes, big());
+on_kube!(retry_and_release_kube, retry_and_release, big());
+on_kube!(borrowing_kube, borrowing, tiny());
+on_kube!(exhausted_kube, exhausted, tiny());
+on_kube!(gc_kube, gc_and_empty_blocks, big());
 
 fn big() -> Vec<IPPool> {
     vec![pool("big", "10.10.0.0/16", 26)]
@@ -598,3 +621,9 @@ both!(
     writes_per_claim,
     big()
 );
+on_kube!(dual_stack_kube, dual_stack, {
+    vec![
+        pool("v4", "10.30.0.0/24", 26),
+        pool("v6", "fd00:30::/64", 122),
+    ]
+});

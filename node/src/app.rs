@@ -260,19 +260,16 @@ async fn wait_signal(sigterm: &mut Signal, sigint: &mut Signal) -> &'static str 
 }
 
 fn store_config(d: &DatastoreSetting) -> StoreConfig {
-    match d {
-        DatastoreSetting::File(dir) => StoreConfig::File { dir: dir.clone() },
-        DatastoreSetting::Etcd { endpoints, prefix } => StoreConfig::Etcd {
-            endpoints: endpoints.clone(),
-            prefix: prefix.clone(),
-        },
-    }
+    StoreConfig::from(d)
 }
 
-/// `file:DIR` or `etcd:URL,...`, for logs and `/status`.
+/// `file:DIR`, `etcd:URL,...` or `kubernetes[:KUBECONFIG]`, for logs and
+/// `/status`.
 pub fn location(d: &DatastoreSetting) -> String {
     match d {
         DatastoreSetting::File(dir) => format!("file:{}", dir.display()),
         DatastoreSetting::Etcd { endpoints, .. } => format!("etcd:{}", endpoints.join(",")),
+        DatastoreSetting::Kubernetes(None) => "kubernetes".into(),
+        DatastoreSetting::Kubernetes(Some(path)) => format!("kubernetes:{}", path.display()),
     }
 }

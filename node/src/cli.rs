@@ -19,7 +19,7 @@ pub struct Cli {
     /// This node's name [default: the host name].
     #[arg(long, env = "TORTIE_NODE_NAME")]
     pub node_name: Option<String>,
-    /// The datastore: file:DIR or etcd:URL[,URL...] [default: file:/var/lib/tortie].
+    /// The datastore: file:DIR, etcd:URL[,URL...] or kubernetes[:KUBECONFIG] [default: file:/var/lib/tortie].
     #[arg(long, env = "TORTIE_DATASTORE")]
     pub datastore: Option<String>,
     /// Key prefix in etcd [default: /tortie/v1].

@@ -26,6 +26,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use bgp_speaker::{Afi, GracefulRestartConfig, PeerConfig, SpeakerConfig};
 use serde::Serialize;
+use tortie_config::peer::MAX_PASSWORD_LEN;
 use tortie_config::resources::{BGPPeer, PasswordSource, SourceAddress};
 
 use crate::cluster::{Cluster, NodeFacts};
@@ -90,9 +91,6 @@ pub struct PeerPlan {
 
 /// Reads a BGPPeer's password: the key, or why it cannot be had.
 pub type Secrets<'a> = &'a dyn Fn(&PasswordSource) -> Result<String, String>;
-
-/// Longest TCP MD5 key Linux accepts (`TCP_MD5SIG_MAXKEYLEN`).
-const MAX_PASSWORD_LEN: usize = 80;
 
 /// Settings of the speaker that do not come from resources.
 #[derive(Clone, Debug, PartialEq)]
@@ -183,6 +181,33 @@ pub fn plan(cluster: &Cluster, me: &NodeFacts, local: &LocalBgp, secrets: Secret
         }
         for (addr, source, config) in found {
             peers.insert(addr, (config, source));
+        }
+    }
+    for (name, c) in &cluster.bgp_configurations {
+        let lists = [
+            ("spec.serviceClusterIPs", c.spec.service_cluster_ips.len()),
+            ("spec.serviceExternalIPs", c.spec.service_external_ips.len()),
+            (
+                "spec.serviceLoadBalancerIPs",
+                c.spec.service_load_balancer_ips.len(),
+            ),
+        ];
+        if c.spec.log_severity_screen != "Info" {
+            problems.push(Problem::new(
+                format!("BGPConfiguration/{name}"),
+                "spec.logSeverityScreen",
+                format!(
+                    "{:?} is not applied: tortie-node logs at its --log-level (TORTIE_LOG_LEVEL)",
+                    c.spec.log_severity_screen
+                ),
+            ));
+        }
+        for (field, n) in lists.into_iter().filter(|(_, n)| *n > 0) {
+            problems.push(Problem::new(
+                format!("BGPConfiguration/{name}"),
+                field,
+                format!("{n} range(s) given: service address advertisement is not implemented yet; nothing is advertised for them"),
+            ));
         }
     }
     let (configs, sources): (Vec<_>, Vec<_>) = peers.into_values().unzip();

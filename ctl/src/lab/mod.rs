@@ -1,6 +1,7 @@
 //! `tortiectl lab`: a local cluster in network namespaces, each node a real
-//! `tortie-node` process on a shared file datastore, pods made by
-//! `tortie-cni`.
+//! `tortie-node` process on a shared datastore (the file backend, or a
+//! real etcd, or a real Kubernetes API server: `kube.rs`), pods made by
+//! `tortie-cni` (`pods.rs`), checked by pings (`check.rs`).
 //!
 //! ```text
 //!   subnet A 172.30.1.0/24 (bridge)            subnet B 172.30.2.0/24 (bridge)
@@ -27,13 +28,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// The signals `stop_node` sends (re-exported: callers need not match our
 /// nix version).
 pub use nix::sys::signal::Signal;
 
+mod check;
+pub mod kube;
 pub mod net;
+mod pods;
 pub mod report;
 
 /// Where labs live by default.
@@ -81,6 +84,10 @@ pub struct LabSpec {
     /// at 172.30.1.1:2379) instead of the file backend.
     #[serde(default)]
     pub etcd: bool,
+    /// Keep the datastore in a real Kubernetes API server (on the lab's
+    /// etcd, at 172.30.1.1:6443; `kube.rs`) instead of the file backend.
+    #[serde(default)]
+    pub kubernetes: bool,
     /// Extra `resources.yaml` documents (appended to the pool).
     #[serde(default)]
     pub resources: String,
@@ -163,6 +170,7 @@ impl LabSpec {
             cni_bin: bin_dir.join("tortie-cni"),
             ctl_bin: bin_dir.join("tortiectl"),
             etcd: false,
+            kubernetes: false,
             resources: String::new(),
             node_args: Vec::new(),
             per_node_args: std::collections::BTreeMap::new(),
@@ -293,8 +301,11 @@ impl Lab {
             "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: lab-pool\nspec:\n  cidr: {POOL}\n  blockSize: 26\n{mode}{extra}"
         );
         std::fs::write(self.spec.dir.join("store/resources.yaml"), &resources)?;
-        if self.spec.etcd {
+        if self.spec.etcd || self.spec.kubernetes {
             self.start_etcd()?;
+            if self.spec.kubernetes {
+                self.start_kubernetes()?;
+            }
             // etcd has no resources.yaml: write them through tortiectl.
             let file = self.spec.dir.join("resources.yaml");
             std::fs::write(&file, &resources)?;
@@ -303,7 +314,7 @@ impl Lab {
             while let Err(e) = self.tortiectl(&["apply", "-f", &file]) {
                 tries += 1;
                 if tries == 20 {
-                    return Err(e.context("writing the lab's resources to etcd"));
+                    return Err(e.context("writing the lab's resources to the datastore"));
                 }
                 std::thread::sleep(Duration::from_millis(250));
             }
@@ -384,6 +395,9 @@ impl Lab {
 
     /// Starts tortie-node on node `i` (0-based index into `nodes`).
     pub fn start_node(&mut self, i: usize) -> Result<()> {
+        if self.spec.kubernetes {
+            self.register_kube_node(i)?;
+        }
         let node = &self.nodes[i];
         let log = File::options()
             .create(true)
@@ -478,99 +492,11 @@ impl Lab {
         Ok((ns, address))
     }
 
-    /// A pod on node `i`: CNI ADD through tortie-cni, as a runtime does.
-    pub fn add_pod(&mut self, i: usize) -> Result<LabPod> {
-        self.pod_counter += 1;
-        let node = self.nodes[i].clone();
-        let name = format!("pod{}", self.pod_counter);
-        let ns = format!("tl-{}-{name}", self.spec.name);
-        net::add_netns(&ns)?;
-        let result = self.cni(&node, "ADD", &name, &ns)?;
-        let v: Value = serde_json::from_str(&result)
-            .with_context(|| format!("CNI ADD for {name}: {result}"))?;
-        let address = v["ips"][0]["address"]
-            .as_str()
-            .and_then(|a| a.split('/').next())
-            .and_then(|a| a.parse().ok())
-            .with_context(|| format!("CNI ADD for {name} gave no address: {result}"))?;
-        let pod = LabPod {
-            name,
-            ns,
-            node: node.name.clone(),
-            address,
-        };
-        self.pods.push(pod.clone());
-        self.save()?;
-        Ok(pod)
-    }
-
-    /// CNI DEL of a pod, then its namespace goes.
-    pub fn delete_pod(&mut self, name: &str) -> Result<()> {
-        let Some(pos) = self.pods.iter().position(|p| p.name == name) else {
-            bail!("no pod {name}");
-        };
-        let pod = self.pods.remove(pos);
-        let node = self
-            .nodes
-            .iter()
-            .find(|n| n.name == pod.node)
-            .cloned()
-            .context("pod's node")?;
-        self.cni(&node, "DEL", &pod.name, &pod.ns)?;
-        net::del_netns(&pod.ns);
-        self.save()
-    }
-
-    fn cni(&self, node: &LabNode, command: &str, pod: &str, pod_ns: &str) -> Result<String> {
-        let datastore = if self.spec.etcd {
-            serde_json::json!({"type": "etcd", "endpoints": [ETCD], "prefix": ETCD_PREFIX})
-        } else {
-            serde_json::json!({"type": "file", "dir": self.spec.dir.join("store")})
-        };
-        // A generous timeout: the qemu tier runs the lab under software
-        // emulation, where an ADD takes seconds.
-        let conf = serde_json::json!({
-            "cniVersion": "1.0.0", "name": "tortie", "type": "tortie",
-            "nodeName": node.name,
-            "datastore": datastore,
-            "timeoutSeconds": 120,
-        });
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &node.ns])
-            .arg(&self.spec.cni_bin)
-            .env_clear()
-            .env("CNI_COMMAND", command)
-            .env("CNI_CONTAINERID", format!("{}-{pod}", self.spec.name))
-            .env("CNI_NETNS", format!("/run/netns/{pod_ns}"))
-            .env("CNI_IFNAME", "eth0")
-            .env("CNI_PATH", "/usr/lib/cni")
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("running {}", self.spec.cni_bin.display()))?;
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .context("stdin")?
-            .write_all(conf.to_string().as_bytes())?;
-        let out = child.wait_with_output()?;
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        if !out.status.success() {
-            bail!(
-                "CNI {command} of {pod} on {} failed: {stdout}{}",
-                node.name,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(stdout)
-    }
-
     /// The nodes' `--datastore`.
     pub fn datastore(&self) -> String {
-        if self.spec.etcd {
+        if self.spec.kubernetes {
+            format!("kubernetes:{}", self.kubeconfig().display())
+        } else if self.spec.etcd {
             format!("etcd:{ETCD}")
         } else {
             format!("file:{}", self.spec.dir.join("store").display())
@@ -578,7 +504,8 @@ impl Lab {
     }
 
     /// Runs `tortiectl --datastore ... ARGS` where the datastore is
-    /// reachable (the router's namespace for etcd); returns its output.
+    /// reachable (the router's namespace for etcd and Kubernetes); returns
+    /// its output.
     pub fn tortiectl(&self, args: &[&str]) -> Result<String> {
         let store = self.datastore();
         let ctl = self.spec.ctl_bin.display().to_string();
@@ -590,7 +517,7 @@ impl Lab {
             ETCD_PREFIX,
         ];
         argv.extend_from_slice(args);
-        if self.spec.etcd {
+        if self.spec.etcd || self.spec.kubernetes {
             net::exec_in(&self.router, &argv)
         } else {
             net::run(argv[0], &argv[1..])
@@ -599,13 +526,22 @@ impl Lab {
 
     /// Stops the lab's etcd (SIGKILL): the datastore goes away.
     pub fn stop_etcd(&mut self) -> Result<()> {
-        let etcd = self.spec.dir.join("etcd");
         // The etcd child is the one started with the lab's data directory.
+        let etcd = self.spec.dir.join("etcd").display().to_string();
+        if !self.kill_child(&etcd) {
+            bail!("no etcd of this lab is running");
+        }
+        Ok(())
+    }
+
+    /// Kills (SIGKILL) and reaps the children whose command line holds
+    /// `marker`; whether there was one.
+    fn kill_child(&mut self, marker: &str) -> bool {
         let before = self.children.len();
         self.children.retain_mut(|c| {
             let cmdline =
                 std::fs::read_to_string(format!("/proc/{}/cmdline", c.id())).unwrap_or_default();
-            if cmdline.contains(&etcd.display().to_string()) {
+            if cmdline.contains(marker) {
                 let _ = c.kill();
                 let _ = c.wait();
                 false
@@ -613,10 +549,7 @@ impl Lab {
                 true
             }
         });
-        if self.children.len() == before {
-            bail!("no etcd of this lab is running");
-        }
-        Ok(())
+        self.children.len() < before
     }
 
     /// Starts etcd in the router's namespace and waits until it answers.
@@ -656,125 +589,6 @@ impl Lab {
             std::thread::sleep(Duration::from_millis(100));
         }
         Ok(())
-    }
-
-    /// The node's `/status` (JSON), read inside its namespace.
-    pub fn node_status(&self, i: usize) -> Result<Value> {
-        let body = get_in(&self.nodes[i].ns, ADMIN.parse()?, "/status")?;
-        Ok(serde_json::from_str(&body)?)
-    }
-
-    /// Whether `from` answers one ping to `to` within `wait`.
-    pub fn ping(&self, from: &LabPod, to: Ipv4Addr, wait: Duration) -> bool {
-        let w = wait.as_secs().max(1).to_string();
-        net::exec_in(&from.ns, &["ping", "-c", "1", "-W", &w, &to.to_string()]).is_ok()
-    }
-
-    /// Polls until every pod reaches every other, or fails after `deadline`
-    /// naming a pair that does not.
-    pub fn wait_full_mesh(&self, deadline: Duration) -> Result<Duration> {
-        let start = Instant::now();
-        let mut pending: Vec<(usize, usize)> = (0..self.pods.len())
-            .flat_map(|a| {
-                (0..self.pods.len())
-                    .filter(move |b| *b != a)
-                    .map(move |b| (a, b))
-            })
-            .collect();
-        while !pending.is_empty() {
-            pending.retain(|(a, b)| {
-                !self.ping(
-                    &self.pods[*a],
-                    self.pods[*b].address,
-                    Duration::from_secs(1),
-                )
-            });
-            if pending.is_empty() {
-                break;
-            }
-            if start.elapsed() > deadline {
-                let (a, b) = pending[0];
-                bail!(
-                    "after {deadline:?}, {} pod pairs still fail, e.g. {} ({}) -> {} ({})\n{}",
-                    pending.len(),
-                    self.pods[a].name,
-                    self.pods[a].address,
-                    self.pods[b].name,
-                    self.pods[b].address,
-                    self.diagnostics()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(start.elapsed())
-    }
-
-    /// Pings pod `to` at 100 packets/s from every other pod, `count` each,
-    /// while `during` runs; returns (sent, received) per pinging pod.
-    pub fn ping_during(
-        &mut self,
-        to: usize,
-        count: u32,
-        during: impl FnOnce(&mut Lab) -> Result<()>,
-    ) -> Result<Vec<(u32, u32)>> {
-        let target = self.pods[to].address.to_string();
-        let count = count.to_string();
-        let mut children = Vec::new();
-        for p in self.pods.iter().filter(|p| p.name != self.pods[to].name) {
-            children.push(
-                Command::new("ip")
-                    .args([
-                        "netns", "exec", &p.ns, "ping", "-q", "-i", "0.01", "-W", "1",
-                    ])
-                    .args(["-c", &count, &target])
-                    .stdout(Stdio::piped())
-                    .spawn()?,
-            );
-        }
-        std::thread::sleep(Duration::from_millis(300));
-        during(self)?;
-        let mut results = Vec::new();
-        for c in children {
-            let out = c.wait_with_output()?;
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            let line = text
-                .lines()
-                .find(|l| l.contains("packets transmitted"))
-                .with_context(|| format!("no ping summary: {text}"))?;
-            let nums: Vec<u32> = line
-                .split(|c: char| !c.is_ascii_digit())
-                .filter_map(|n| n.parse().ok())
-                .collect();
-            results.push((nums[0], nums[1]));
-        }
-        Ok(results)
-    }
-
-    /// Each node's routes, problems and last log lines, for a failure
-    /// message.
-    pub fn diagnostics(&self) -> String {
-        let mut out = String::new();
-        for (i, n) in self.nodes.iter().enumerate() {
-            out += &format!("== {} routes\n", n.name);
-            out += &net::ip_in_output(&n.ns, &["route"]).unwrap_or_else(|e| format!("{e:#}\n"));
-            match self.node_status(i) {
-                Ok(s) => {
-                    out += &format!(
-                        "== {} phase {} problems {}\n",
-                        n.name, s["phase"], s["problems"]
-                    )
-                }
-                Err(e) => out += &format!("== {} status: {e:#}\n", n.name),
-            }
-            let log = std::fs::read_to_string(&n.log).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().collect();
-            out += &format!("== {} log (last lines)\n", n.name);
-            for l in &lines[lines.len().saturating_sub(15)..] {
-                out += l;
-                out.push('\n');
-            }
-        }
-        out
     }
 
     /// Removes everything the lab made: processes, namespaces, directory.

@@ -29,6 +29,7 @@ pub struct Backend {
     pub config: StoreConfig,
     _dir: Option<tempfile::TempDir>,
     _etcd: Option<Etcd>,
+    _kube: Option<tortie_testkit::k8s::ControlPlane>,
 }
 
 impl Etcd {
@@ -120,6 +121,7 @@ impl Backend {
             config,
             _dir: Some(dir),
             _etcd: None,
+            _kube: None,
         }
     }
 
@@ -150,18 +152,46 @@ impl Backend {
                 Err(e) => panic!("etcd: {e}: {}", etcd.log()),
             }
         };
-        for p in pools {
-            store
-                .create(Resource::IPPool(p.clone()))
-                .await
-                .expect("create pool");
-        }
+        add_pools(&store, pools).await;
         Some(Backend {
             store,
             config,
             _dir: None,
             _etcd: Some(etcd),
+            _kube: None,
         })
+    }
+
+    /// A real Kubernetes API server (etcd + kube-apiserver, the CRDs of
+    /// deploy/crds.yaml) holding `pools`, or `None` when the Kubernetes
+    /// binaries are not built (said on the real stderr; a failure under
+    /// `CI=true`).
+    pub async fn kube(pools: &[IPPool]) -> Option<Backend> {
+        let plane = tortie_testkit::k8s::ControlPlane::start("ipam on kubernetes")?;
+        let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/crds.yaml");
+        plane.apply(&crds).unwrap_or_else(|e| panic!("{e}"));
+        let config = StoreConfig::Kubernetes {
+            kubeconfig: Some(plane.kubeconfig()),
+        };
+        let store = AnyStore::open(&config).await.expect("kubernetes store");
+        add_pools(&store, pools).await;
+        Some(Backend {
+            store,
+            config,
+            _dir: None,
+            _etcd: None,
+            _kube: Some(plane),
+        })
+    }
+}
+
+/// Writes `pools` into `store`.
+async fn add_pools(store: &AnyStore, pools: &[IPPool]) {
+    for p in pools {
+        store
+            .create(Resource::IPPool(p.clone()))
+            .await
+            .expect("create pool");
     }
 }
 
