@@ -78,6 +78,12 @@ pub struct DatastoreClients {
     pub etcd_prefix: String,
     /// Which nodes: a label selector (default `all()`), checked to parse.
     pub node_selector: String,
+    /// Wait for the nodes to connect (default: both sides connect). For a
+    /// reflector that shares its address with a node's agent (a
+    /// hostNetwork pod): the other agents cannot tell its connections
+    /// from that agent's.
+    #[serde(default)]
+    pub passive: bool,
 }
 
 /// Graceful restart (RFC 4724).

@@ -169,7 +169,7 @@ async fn follow_one(shared: &Shared, cfg: &DatastoreClients) {
             }
         }
         let our_as = shared.applied().rr.as_number;
-        let (peers, skipped) = clients(&nodes, &selector, default_as, our_as);
+        let (peers, skipped) = clients(&nodes, &selector, default_as, our_as, cfg.passive);
         status.clients = peers.len();
         status.errors = trouble
             .iter()
@@ -210,6 +210,7 @@ fn clients(
     selector: &Selector,
     default_as: u32,
     our_as: u32,
+    passive: bool,
 ) -> (Vec<PeerConfig>, Vec<String>) {
     let mut peers = Vec::new();
     let mut skipped = Vec::new();
@@ -233,6 +234,7 @@ fn clients(
         }
         let mut p = PeerConfig::new(addr, asn);
         p.rr_client = true;
+        p.passive = passive;
         peers.push(p);
     }
     (peers, skipped)
@@ -269,7 +271,7 @@ mod tests {
         .into_iter()
         .collect();
         let sel = Selector::parse("rack == 'a'").unwrap();
-        let (peers, skipped) = clients(&nodes, &sel, 64512, 64512);
+        let (peers, skipped) = clients(&nodes, &sel, 64512, 64512, false);
         let addrs: Vec<String> = peers.iter().map(|p| p.address.to_string()).collect();
         assert_eq!(addrs, ["10.0.0.1"]);
         assert!(peers[0].rr_client && !peers[0].passive);
@@ -277,7 +279,8 @@ mod tests {
             skipped,
             ["Node/a2: AS 65001 is not ours (64512): not a client (clients are iBGP)"]
         );
-        let (all, _) = clients(&nodes, &Selector::all(), 64512, 64512);
+        let (all, _) = clients(&nodes, &Selector::all(), 64512, 64512, true);
         assert_eq!(all.len(), 2);
+        assert!(all.iter().all(|p| p.rr_client && p.passive));
     }
 }

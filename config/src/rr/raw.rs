@@ -39,6 +39,8 @@ pub(super) struct RawDatastoreClients {
     pub etcd_prefix: Option<String>,
     #[serde(default)]
     pub node_selector: Option<String>,
+    #[serde(default)]
+    pub passive: Option<bool>,
 }
 
 /// One entry of `peers`.

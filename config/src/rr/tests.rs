@@ -151,6 +151,18 @@ fn clients_from_the_datastore() {
     assert_eq!(d.datastore, "file:/var/lib/tortie");
     assert_eq!(d.etcd_prefix, "/tortie/v1");
     assert_eq!(d.node_selector, "rack == 'a'");
+    assert!(!d.passive);
+    let text = format!("{BASE}datastoreClients:\n  datastore: kubernetes\n  passive: true\n");
+    assert!(
+        RrConfig::from_yaml(&text)
+            .unwrap()
+            .datastore_clients
+            .unwrap()
+            .passive
+    );
+    let bad = format!("{BASE}datastoreClients:\n  datastore: kubernetes\n  passive: yes\n");
+    let e = RrConfig::from_yaml(&bad).unwrap_err().to_string();
+    assert!(e.contains("datastoreClients.passive"), "{e}");
     let bad = format!("{BASE}datastoreClients:\n  datastore: sql:x\n");
     let e = RrConfig::from_yaml(&bad).unwrap_err().to_string();
     assert!(

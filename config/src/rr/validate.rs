@@ -92,6 +92,7 @@ pub(super) fn validate(raw: RawRrConfig) -> Result<RrConfig, ConfigError> {
                 datastore: d.datastore,
                 etcd_prefix: prefix,
                 node_selector: text,
+                passive: d.passive.unwrap_or(false),
             })
         }
     };
