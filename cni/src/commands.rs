@@ -9,11 +9,13 @@ use serde_json::{json, Value};
 use tortie_config::resources::{IPPoolSpec, Object};
 use tortie_config::resources::{Metadata, Resource, WorkloadEndpoint, WorkloadEndpointSpec};
 use tortie_datastore::{AnyStore, Datastore, StoreError, TypedStore};
-use tortie_ipam::{Family, Ipam, IpamConfig, Request};
+use tortie_ipam::{Assigned, Ipam, IpamConfig, Request};
 
+use crate::annotations;
 use crate::config::{Env, NetConf, SUPPORTED_VERSIONS};
 use crate::error::{code, CniError};
 use crate::link;
+use crate::plan::{self, Plan};
 
 /// How long opening the datastore may take before we give up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,18 +44,11 @@ pub async fn add(conf: &NetConf, env: &Env) -> Result<Value, CniError> {
     let ipam = open_ipam(conf).await?;
     let handle_id = handle_id(conf, cid, ifname);
     let host_if = felix::endpoint::host_ifname(&handle_id);
-    let mut families = Vec::new();
-    if conf.assign_ipv4 {
-        families.push(Family::V4);
-    }
-    if conf.assign_ipv6 {
-        families.push(Family::V6);
-    }
     let req = Request {
         handle_id: handle_id.clone(),
         node: node.clone(),
-        pools: conf.pools.clone(),
-        families,
+        pools: Vec::new(),
+        families: Vec::new(),
         attributes: env
             .args
             .iter()
@@ -62,23 +57,13 @@ pub async fn add(conf: &NetConf, env: &Env) -> Result<Value, CniError> {
             .chain([("node".to_string(), node.clone())])
             .collect(),
     };
+    // Everything the pod asks for is checked before anything is allocated.
     let requested = conf.requested_ips(env)?;
-    let assigned = if requested.is_empty() {
-        ipam.allocate(&req).await.map_err(CniError::ipam)?
-    } else {
-        // The pod asked for its addresses: exactly those, or none.
-        let mut got = Vec::new();
-        for addr in requested {
-            match ipam.allocate_address(&req, addr).await {
-                Ok(a) => got.push(a),
-                Err(e) => {
-                    let _ = ipam.release(&handle_id).await;
-                    return Err(CniError::ipam(e));
-                }
-            }
-        }
-        got
-    };
+    let pod = annotations::read(ipam.store(), env).await?;
+    let pools = plan::pools_for(ipam.store(), &pod).await?;
+    let families = plan::conf_families(conf);
+    let chosen = Plan::new(&conf.pools, &families, &requested, &pod, &pools)?;
+    let assigned = allocate(&ipam, &req, &chosen).await?;
     let addrs: Vec<IpAddr> = assigned.iter().map(|a| a.address).collect();
     let plumbed = async {
         // The endpoint first: the node agent then knows the interface
@@ -256,6 +241,61 @@ pub async fn status(conf: &NetConf) -> Result<(), CniError> {
 }
 
 // ===== helpers =====
+
+/// Allocates what `plan` says to `req`'s handle: all of it, or nothing.
+async fn allocate(
+    ipam: &Ipam<AnyStore>,
+    req: &Request,
+    plan: &Plan,
+) -> Result<Vec<Assigned>, CniError> {
+    let mut got = Vec::new();
+    let mut failed = None;
+    if plan.addresses.is_empty() {
+        // One request per pool list (one, unless the pod's annotations
+        // gave the families different pools).
+        for (pools, families) in plan.requests() {
+            let one = Request {
+                pools,
+                families: families.clone(),
+                ..req.clone()
+            };
+            match ipam.allocate(&one).await {
+                Ok(a) => got.extend(a),
+                Err(e) => {
+                    failed = Some(plan.context(&families, false, CniError::ipam(e)));
+                    break;
+                }
+            }
+        }
+    } else {
+        // The pod asked for its addresses: exactly those, or none.
+        for addr in &plan.addresses {
+            let family = annotations::family_of(addr);
+            let one = Request {
+                pools: plan.pools(family).to_vec(),
+                ..req.clone()
+            };
+            match ipam.allocate_address(&one, *addr).await {
+                Ok(a) => got.push(a),
+                Err(e) => {
+                    failed = Some(plan.context(&[family], true, CniError::ipam(e)));
+                    break;
+                }
+            }
+        }
+    }
+    match failed {
+        None => Ok(got),
+        Some(e) => {
+            // A failed `allocate` gave back what it took; not what an
+            // earlier call of this loop got, nor a requested address.
+            if !got.is_empty() || !plan.addresses.is_empty() {
+                let _ = ipam.release(&req.handle_id).await;
+            }
+            Err(e)
+        }
+    }
+}
 
 /// `<network>.<container id>.<interface>`: owner of the addresses, and the
 /// workload id the host interface name is derived from.

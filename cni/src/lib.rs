@@ -14,6 +14,10 @@
 //! - `lib.rs`: [`run`], the dispatch.
 //! - `config.rs`: [`config::NetConf`] and [`config::Env`].
 //! - `commands.rs`: one function per command.
+//! - `annotations.rs`: Calico's IPAM annotations on a Kubernetes Pod
+//!   (`cni.projectcalico.org/ipAddrs`, `ipv4pools`, ...).
+//! - `plan.rs`: [`plan::Plan`], what ADD allocates (config, runtime and
+//!   annotations together).
 //! - `link.rs`: netlink: veth pair, pod and host settings.
 //! - `error.rs`: [`error::CniError`] and the spec's codes.
 //!
@@ -23,10 +27,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub mod annotations;
 pub mod commands;
 pub mod config;
 pub mod error;
 pub mod link;
+pub mod plan;
 
 use config::{Env, NetConf};
 use error::{code, CniError};

@@ -398,6 +398,20 @@ impl AnyStore {
             )),
         }
     }
+
+    /// The annotations of Pod `namespace/name` ([`KubeStore::pod_annotations`]);
+    /// `None` if there is no such Pod, always for the backends other than
+    /// Kubernetes (they hold no pods).
+    pub async fn pod_annotations(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>, StoreError> {
+        match self {
+            AnyStore::Kube(s) => s.pod_annotations(namespace, name).await,
+            AnyStore::File(_) | AnyStore::Etcd(_) => Ok(None),
+        }
+    }
 }
 
 impl Datastore for AnyStore {

@@ -28,6 +28,7 @@
 mod endpoint;
 mod kinds;
 mod node;
+mod pod;
 mod watch;
 
 use std::path::Path;
