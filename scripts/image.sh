@@ -51,6 +51,9 @@ copy_with_libs() {
 for p in $PROGRAMS; do
   [ -x "$BIN_DIR/$p" ] || { echo "image: no $BIN_DIR/$p (cargo build first)" >&2; exit 1; }
   copy_with_libs "$BIN_DIR/$p" "$ROOT/usr/local/bin/$p"
+  # Debug builds (the tests') carry ~10x their size in debug info; symbols
+  # stay, for backtraces.
+  if command -v strip >/dev/null; then strip --strip-debug "$ROOT/usr/local/bin/$p"; fi
 done
 copy_with_libs "$(command -v nft)" "$ROOT/usr/sbin/nft"
 install -m 0755 "$(command -v busybox)" "$ROOT/bin/busybox"

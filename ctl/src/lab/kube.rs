@@ -53,60 +53,16 @@ impl Lab {
         }
         let dir = self.spec.dir.clone();
         // A serving certificate for the router's address, from the test CA.
-        let (key, crt) = (dir.join("apiserver.key"), dir.join("apiserver.crt"));
-        let csr = dir.join("apiserver.csr");
-        let ext = dir.join("apiserver.ext");
-        net::run(
-            "openssl",
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                "/CN=kube-apiserver",
-                "-keyout",
-                &key.display().to_string(),
-                "-out",
-                &csr.display().to_string(),
-            ],
+        self.sign(
+            "apiserver",
+            "/CN=kube-apiserver",
+            "serverAuth",
+            Some("IP:172.30.1.1,IP:127.0.0.1,DNS:localhost"),
         )?;
-        std::fs::write(
-            &ext,
-            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
-             extendedKeyUsage=serverAuth\nsubjectAltName=IP:172.30.1.1,IP:127.0.0.1,DNS:localhost\n",
-        )?;
-        net::run(
-            "openssl",
-            &[
-                "x509",
-                "-req",
-                "-days",
-                "30",
-                "-in",
-                &csr.display().to_string(),
-                "-CA",
-                &pki.join("ca.crt").display().to_string(),
-                "-CAkey",
-                &pki.join("ca.key").display().to_string(),
-                "-CAcreateserial",
-                "-CAserial",
-                &dir.join("ca.srl").display().to_string(),
-                "-out",
-                &crt.display().to_string(),
-                "-extfile",
-                &ext.display().to_string(),
-            ],
-        )?;
-        let p = |f: &str| pki.join(f).display().to_string();
-        std::fs::write(
-            self.kubeconfig(),
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster:\n    server: {APISERVER}\n    certificate-authority: {}\nusers:\n- name: admin\n  user:\n    client-certificate: {}\n    client-key: {}\ncontexts:\n- name: lab\n  context:\n    cluster: lab\n    user: admin\ncurrent-context: lab\n",
-                p("ca.crt"),
-                p("admin.crt"),
-                p("admin.key"),
-            ),
+        self.write_kubeconfig(
+            &self.kubeconfig(),
+            &pki.join("admin.crt"),
+            &pki.join("admin.key"),
         )?;
         self.start_apiserver()?;
         let crds = dir.join("crds.yaml");
@@ -158,6 +114,17 @@ impl Lab {
             .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
             .arg("--service-cluster-ip-range=10.96.0.0/16")
             .arg("--authorization-mode=Node,RBAC")
+            // kubectl exec and logs: the API server calls the kubelets
+            // (with kubelets: `kubelet.rs`) at their node address.
+            .arg(format!(
+                "--kubelet-client-certificate={}",
+                p("apiserver-kubelet-client.crt")
+            ))
+            .arg(format!(
+                "--kubelet-client-key={}",
+                p("apiserver-kubelet-client.key")
+            ))
+            .arg("--kubelet-preferred-address-types=InternalIP,Hostname")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);

@@ -35,6 +35,7 @@ pub use nix::sys::signal::Signal;
 
 mod check;
 pub mod kube;
+mod kubelet;
 pub mod net;
 mod pods;
 pub mod report;
@@ -88,6 +89,17 @@ pub struct LabSpec {
     /// etcd, at 172.30.1.1:6443; `kube.rs`) instead of the file backend.
     #[serde(default)]
     pub kubernetes: bool,
+    /// Real Kubernetes nodes (needs `kubernetes`): a containerd and a
+    /// kubelet in each node's namespace, a controller manager and a
+    /// scheduler beside the API server (`kubelet.rs`). The lab then starts
+    /// no tortie-node and makes no pod: the caller applies `deploy/` and
+    /// creates pods, as on a real cluster.
+    #[serde(default)]
+    pub kubelets: bool,
+    /// Container images (docker-archive tarballs) every kubelet node
+    /// imports (the pause image is always imported).
+    #[serde(default)]
+    pub images: Vec<PathBuf>,
     /// Extra `resources.yaml` documents (appended to the pool).
     #[serde(default)]
     pub resources: String,
@@ -171,6 +183,8 @@ impl LabSpec {
             ctl_bin: bin_dir.join("tortiectl"),
             etcd: false,
             kubernetes: false,
+            kubelets: false,
+            images: Vec::new(),
             resources: String::new(),
             node_args: Vec::new(),
             per_node_args: std::collections::BTreeMap::new(),
@@ -209,6 +223,9 @@ impl Lab {
             || !spec.name.chars().all(|c| c.is_ascii_alphanumeric())
         {
             bail!("lab name {:?}: 1 to 16 letters or digits", spec.name);
+        }
+        if spec.kubelets && !spec.kubernetes {
+            bail!("kubelet nodes need the Kubernetes datastore (--kubernetes)");
         }
         for bin in [&spec.node_bin, &spec.cni_bin] {
             if !bin.exists() {
@@ -297,21 +314,32 @@ impl Lab {
         } else {
             format!("---\n{}", self.spec.resources)
         };
-        let resources = format!(
-            "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: lab-pool\nspec:\n  cidr: {POOL}\n  blockSize: 26\n{mode}{extra}"
-        );
+        let resources = if self.spec.kubelets {
+            // deploy/ brings the pool (defaults.yaml).
+            self.spec.resources.clone()
+        } else {
+            format!(
+                "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: lab-pool\nspec:\n  cidr: {POOL}\n  blockSize: 26\n{mode}{extra}"
+            )
+        };
         std::fs::write(self.spec.dir.join("store/resources.yaml"), &resources)?;
         if self.spec.etcd || self.spec.kubernetes {
             self.start_etcd()?;
             if self.spec.kubernetes {
                 self.start_kubernetes()?;
             }
+            if self.spec.kubelets {
+                self.start_controllers()?;
+            }
             // etcd has no resources.yaml: write them through tortiectl.
             let file = self.spec.dir.join("resources.yaml");
             std::fs::write(&file, &resources)?;
             let file = file.display().to_string();
             let mut tries = 0;
-            while let Err(e) = self.tortiectl(&["apply", "-f", &file]) {
+            while !resources.is_empty() {
+                let Err(e) = self.tortiectl(&["apply", "-f", &file]) else {
+                    break;
+                };
                 tries += 1;
                 if tries == 20 {
                     return Err(e.context("writing the lab's resources to the datastore"));
@@ -324,6 +352,13 @@ impl Lab {
             self.add_node_ns(i)?;
         }
         self.save()?;
+        if self.spec.kubelets {
+            let images = self.spec.images.clone();
+            for i in 0..self.nodes.len() {
+                self.start_kubelet(i, &images)?;
+            }
+            return self.wait_kubelets(Duration::from_secs(120));
+        }
         if !self.spec.no_agents {
             for i in 0..self.nodes.len() {
                 self.start_node(i)?;
@@ -593,6 +628,9 @@ impl Lab {
 
     /// Removes everything the lab made: processes, namespaces, directory.
     pub fn down(&mut self) {
+        if self.spec.kubelets {
+            self.stop_kubelets();
+        }
         for n in &self.nodes {
             net::del_netns(&n.ns);
         }

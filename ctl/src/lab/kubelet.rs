@@ -1,0 +1,490 @@
+//! The lab with real kubelets (`LabSpec::kubelets`): each lab node is a
+//! Kubernetes node, as kind makes them but without a container engine
+//! underneath: in the node's network namespace, in a mount namespace of
+//! its own, a containerd (own root, state, socket, runc root) and a
+//! kubelet (own root directory, `--node-ip` the node's address, its pods
+//! in a cgroup subtree of its own). The router's namespace adds the
+//! controller manager and the scheduler to the API server (`kube.rs`).
+//! Nothing of Tortie runs until the caller applies `deploy/`: then the
+//! kubelets run tortie-node (DaemonSet) and call tortie-cni for every pod.
+//!
+//! Per node, in its own mount namespace, these host paths are bind mounts
+//! of directories in the lab's (so that two nodes on one machine do not
+//! share them, and the host's are untouched): `/etc/cni/net.d`,
+//! `/opt/cni/bin` (the DaemonSet's hostPaths; the containernetworking
+//! plugins copied in), `/run/tortie` (tortie-node's restart marker),
+//! `/var/lib/tortie-rr`, `/var/log/pods` and `/var/log/containers` (a
+//! kubelet removes pod log directories of pods it does not know), and
+//! the places containerd and the CNI leave files in (`PRIVATE_PATHS`).
+//!
+//! Every process of a node (kubelet, containerd, its shims, the pods) is
+//! in the cgroup `/tortie-<lab>-<node>` of every cgroup v1 hierarchy (the
+//! kubelet's `cgroupRoot`): `down` kills what is in it and removes it.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::kube::{cache, APISERVER};
+use super::{net, Lab};
+
+/// The images every node's containerd imports besides the caller's: the
+/// pod sandbox (`scripts/k8s.sh images`).
+const PAUSE_IMAGE: &str = "localhost/pause:tortie";
+/// The apiserver's address as the pods reach it (no kube-proxy in the lab:
+/// the `kubernetes` Service's cluster IP leads nowhere). deploy/ reads it
+/// from the ConfigMap `kube-system/tortie-apiserver`.
+const APISERVER_HOST: &str = "172.30.1.1";
+const APISERVER_PORT: &str = "6443";
+/// Host paths each node has of its own (see the module comment), and the
+/// name of the lab directory that backs each.
+const PRIVATE_PATHS: [(&str, &str); 10] = [
+    ("/etc/cni/net.d", "cni-net"),
+    ("/opt/cni/bin", "cni-bin"),
+    ("/run/tortie", "run-tortie"),
+    ("/var/lib/tortie-rr", "tortie-rr"),
+    ("/var/log/pods", "log-pods"),
+    ("/var/log/containers", "log-containers"),
+    // The pods' network namespaces (containerd's CRI), the CNI result
+    // cache, containerd's shim sockets and its `opt` plugin: files a
+    // killed node would otherwise leave on the host.
+    ("/run/netns", "netns"),
+    ("/var/lib/cni", "cni-cache"),
+    ("/run/containerd", "run-containerd"),
+    ("/opt/containerd", "opt-containerd"),
+];
+/// Where the host has the containernetworking plugins (Debian's
+/// containernetworking-plugins): copied into each node's /opt/cni/bin
+/// (containerd runs `loopback` itself; the conflist chains `portmap`).
+const HOST_CNI_PLUGINS: &str = "/usr/lib/cni";
+
+// ===== impl Lab: kubelets =====
+
+impl Lab {
+    /// The directory of node `i`'s kubelet and containerd.
+    fn kubelet_dir(&self, i: usize) -> PathBuf {
+        self.spec.dir.join(format!("k8s-{}", self.nodes[i].name))
+    }
+
+    /// The cgroup (in every v1 hierarchy) of node `i`'s processes.
+    fn node_cgroup(&self, i: usize) -> String {
+        format!("tortie-{}-{}", self.spec.name, self.nodes[i].name)
+    }
+
+    /// Starts the controller manager and the scheduler in the router's
+    /// namespace, and publishes the API server's address for pods
+    /// (ConfigMap `kube-system/tortie-apiserver`).
+    pub(super) fn start_controllers(&mut self) -> Result<()> {
+        let pki = cache().join("pki");
+        let dir = self.spec.dir.clone();
+        let p = |f: &str| pki.join(f).display().to_string();
+        for (who, cert) in [
+            ("controller-manager", "controller-manager"),
+            ("scheduler", "scheduler"),
+        ] {
+            self.write_kubeconfig(
+                &dir.join(format!("{who}.kubeconfig")),
+                &pki.join(format!("{cert}.crt")),
+                &pki.join(format!("{cert}.key")),
+            )?;
+        }
+        let cm = [
+            format!(
+                "--kubeconfig={}",
+                dir.join("controller-manager.kubeconfig").display()
+            ),
+            "--bind-address=127.0.0.1".into(),
+            "--secure-port=10257".into(),
+            "--port=0".into(),
+            format!("--service-account-private-key-file={}", p("sa.key")),
+            format!("--root-ca-file={}", p("ca.crt")),
+            "--use-service-account-credentials=true".into(),
+            format!("--cluster-signing-cert-file={}", p("ca.crt")),
+            format!("--cluster-signing-key-file={}", p("ca.key")),
+            "--leader-elect=false".into(),
+            // Tortie assigns pod addresses: no node CIDRs.
+            "--controllers=*,-nodeipam".into(),
+        ];
+        self.spawn_in_router("kube-controller-manager", &cm)?;
+        let sched = [
+            format!(
+                "--kubeconfig={}",
+                dir.join("scheduler.kubeconfig").display()
+            ),
+            "--bind-address=127.0.0.1".into(),
+            "--secure-port=10259".into(),
+            "--port=0".into(),
+            "--leader-elect=false".into(),
+        ];
+        self.spawn_in_router("kube-scheduler", &sched)?;
+        // kube-system exists once the API server has made it.
+        let start = Instant::now();
+        while let Err(e) = self.kubectl(&[
+            "-n",
+            "kube-system",
+            "create",
+            "configmap",
+            "tortie-apiserver",
+            &format!("--from-literal=KUBERNETES_SERVICE_HOST={APISERVER_HOST}"),
+            &format!("--from-literal=KUBERNETES_SERVICE_PORT={APISERVER_PORT}"),
+        ]) {
+            if start.elapsed() > Duration::from_secs(30) {
+                return Err(e.context("creating ConfigMap kube-system/tortie-apiserver"));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        Ok(())
+    }
+
+    fn spawn_in_router(&mut self, program: &str, args: &[String]) -> Result<()> {
+        let log = File::create(self.spec.dir.join(format!("{program}.log")))?;
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.router])
+            .arg(cache().join("bin").join(program))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd.spawn().with_context(|| format!("starting {program}"))?;
+        self.children.push(child);
+        Ok(())
+    }
+
+    /// Starts node `i`'s containerd and kubelet (see the module comment)
+    /// with `images` (docker-archive tarballs) imported.
+    pub(super) fn start_kubelet(&mut self, i: usize, images: &[PathBuf]) -> Result<()> {
+        let kdir = self.kubelet_dir(i);
+        let node = self.nodes[i].clone();
+        let pki = cache().join("pki");
+        let cgroup = self.node_cgroup(i);
+        std::fs::create_dir_all(&kdir)?;
+        for (_, name) in PRIVATE_PATHS {
+            std::fs::create_dir_all(kdir.join(name))?;
+        }
+        for entry in std::fs::read_dir(HOST_CNI_PLUGINS)
+            .with_context(|| format!("reading {HOST_CNI_PLUGINS} (containernetworking-plugins)"))?
+        {
+            let entry = entry?;
+            std::fs::copy(entry.path(), kdir.join("cni-bin").join(entry.file_name()))?;
+        }
+        // The kubelet's identity: system:node:<name> (the Node authorizer).
+        let (crt, key) = self.sign(
+            &format!("node-{}", node.name),
+            &format!("/O=system:nodes/CN=system:node:{}", node.name),
+            "clientAuth",
+            None,
+        )?;
+        self.write_kubeconfig(&kdir.join("kubeconfig"), &crt, &key)?;
+        let d = kdir.display();
+        std::fs::write(
+            kdir.join("containerd.toml"),
+            format!(
+                r#"version = 2
+root = "{d}/containerd/root"
+state = "{d}/containerd/state"
+[grpc]
+  address = "{d}/containerd.sock"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{PAUSE_IMAGE}"
+  # Without CAP_SYS_RESOURCE (some VMs drop it), runc cannot set the pause
+  # container's oom_score_adj below the caller's.
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/opt/cni/bin"
+    conf_dir = "/etc/cni/net.d"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+      Root = "{d}/runc"
+"#
+            ),
+        )?;
+        std::fs::write(
+            kdir.join("kubelet.yaml"),
+            format!(
+                r#"apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: {addr}
+port: 10250
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+cgroupDriver: cgroupfs
+cgroupRoot: /{cgroup}
+failSwapOn: false
+authentication:
+  anonymous: {{enabled: false}}
+  webhook: {{enabled: true}}
+  x509: {{clientCAFile: {ca}}}
+authorization: {{mode: Webhook}}
+clusterDomain: cluster.local
+evictionHard: {{memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%"}}
+imageGCHighThresholdPercent: 100
+"#,
+                addr = node.address,
+                ca = pki.join("ca.crt").display(),
+            ),
+        )?;
+        make_cgroup(&cgroup)?;
+        let mut script = String::from("set -e\n");
+        // First into the node's cgroup: everything started below inherits it.
+        script.push_str(&format!(
+            "for c in /sys/fs/cgroup/*/; do [ -e \"$c{cgroup}/cgroup.procs\" ] && echo $$ > \"$c{cgroup}/cgroup.procs\"; done\n"
+        ));
+        for (path, name) in PRIVATE_PATHS {
+            script.push_str(&format!(
+                "mkdir -p {path}\nmount --bind {d}/{name} {path}\n"
+            ));
+        }
+        script.push_str(&format!(
+            "containerd --config {d}/containerd.toml >> {d}/containerd.log 2>&1 &\n\
+             n=0; until ctr --address {d}/containerd.sock version >/dev/null 2>&1; do \
+               n=$((n+1)); [ $n -lt 300 ] || {{ echo 'containerd did not start' >&2; exit 1; }}; sleep 0.1; done\n"
+        ));
+        let pause = cache().join("images/pause.tar");
+        for image in std::iter::once(&pause).chain(images) {
+            script.push_str(&format!(
+                "ctr --address {d}/containerd.sock -n k8s.io images import {} >/dev/null\n",
+                image.display()
+            ));
+        }
+        script.push_str(&format!(
+            "exec {kubelet} --config={d}/kubelet.yaml --kubeconfig={d}/kubeconfig --root-dir={d}/kubelet \
+             --container-runtime=remote --container-runtime-endpoint=unix://{d}/containerd.sock \
+             --hostname-override={name} --node-ip={addr} --v=1\n",
+            kubelet = cache().join("bin/kubelet").display(),
+            name = node.name,
+            addr = node.address,
+        ));
+        std::fs::write(kdir.join("start.sh"), &script)?;
+        let log = File::create(kdir.join("kubelet.log"))?;
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", node.ns))
+            .args(["--", "unshare", "--mount", "--propagation", "private", "--"])
+            .arg("sh")
+            .arg(kdir.join("start.sh"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd.spawn().context("starting containerd and the kubelet")?;
+        self.nodes[i].pid = Some(child.id());
+        self.children.push(child);
+        self.save()
+    }
+
+    /// Waits until every node's kubelet has registered its Node.
+    pub(super) fn wait_kubelets(&self, within: Duration) -> Result<()> {
+        let start = Instant::now();
+        for (i, node) in self.nodes.iter().enumerate() {
+            while self.kubectl(&["get", "node", &node.name]).is_err() {
+                if start.elapsed() > within {
+                    let log = self.kubelet_dir(i).join("kubelet.log");
+                    let text = std::fs::read_to_string(&log).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                    bail!(
+                        "the kubelet of {} did not register within {} s; {}:\n{}",
+                        node.name,
+                        within.as_secs(),
+                        log.display(),
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+        Ok(())
+    }
+
+    /// Kills every process of the lab's kubelet nodes and removes their
+    /// cgroups (also for a lab read back from `lab.json`).
+    pub(super) fn stop_kubelets(&mut self) {
+        for i in 0..self.nodes.len() {
+            remove_cgroup(&self.node_cgroup(i));
+        }
+    }
+
+    /// A kubeconfig for the lab's API server with this client certificate.
+    pub(super) fn write_kubeconfig(&self, path: &Path, crt: &Path, key: &Path) -> Result<()> {
+        let ca = cache().join("pki/ca.crt");
+        std::fs::write(
+            path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster:\n    server: {APISERVER}\n    certificate-authority: {}\nusers:\n- name: user\n  user:\n    client-certificate: {}\n    client-key: {}\ncontexts:\n- name: lab\n  context:\n    cluster: lab\n    user: user\ncurrent-context: lab\n",
+                ca.display(),
+                crt.display(),
+                key.display(),
+            ),
+        )
+        .with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// A key and a certificate `NAME.key`, `NAME.crt` in the lab's
+    /// directory, signed by the test CA.
+    pub(super) fn sign(
+        &self,
+        name: &str,
+        subject: &str,
+        usage: &str,
+        alt_names: Option<&str>,
+    ) -> Result<(PathBuf, PathBuf)> {
+        let pki = cache().join("pki");
+        let dir = &self.spec.dir;
+        let (key, crt) = (
+            dir.join(format!("{name}.key")),
+            dir.join(format!("{name}.crt")),
+        );
+        let csr = dir.join(format!("{name}.csr"));
+        let ext = dir.join(format!("{name}.ext"));
+        let s = |p: &Path| p.display().to_string();
+        net::run(
+            "openssl",
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                subject,
+                "-keyout",
+                &s(&key),
+                "-out",
+                &s(&csr),
+            ],
+        )?;
+        let mut extensions = format!(
+            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage={usage}\n"
+        );
+        if let Some(alt) = alt_names {
+            extensions.push_str(&format!("subjectAltName={alt}\n"));
+        }
+        std::fs::write(&ext, extensions)?;
+        net::run(
+            "openssl",
+            &[
+                "x509",
+                "-req",
+                "-days",
+                "30",
+                "-in",
+                &s(&csr),
+                "-CA",
+                &s(&pki.join("ca.crt")),
+                "-CAkey",
+                &s(&pki.join("ca.key")),
+                "-CAcreateserial",
+                "-CAserial",
+                &s(&dir.join("ca.srl")),
+                "-out",
+                &s(&crt),
+                "-extfile",
+                &s(&ext),
+            ],
+        )?;
+        let _ = std::fs::remove_file(&csr);
+        let _ = std::fs::remove_file(&ext);
+        Ok((crt, key))
+    }
+}
+
+/// The cgroup v1 hierarchies (`/sys/fs/cgroup/<controllers>`), without
+/// the empty cgroup v2 mount some systems add beside them.
+fn hierarchies() -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.join("cgroup.procs").exists() && !p.ends_with("unified"))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Creates cgroup `name` at the top of every hierarchy (a cpuset one
+/// with its parent's CPUs and memory nodes, without which it takes no
+/// process).
+fn make_cgroup(name: &str) -> Result<()> {
+    let all = hierarchies();
+    if all.is_empty() || !all.iter().any(|h| h.join("cpuset.cpus").exists()) {
+        bail!("the kubelet nodes need cgroup v1 hierarchies under /sys/fs/cgroup (cgroupfs)");
+    }
+    for h in all {
+        let dir = h.join(name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if h.join(f).exists() {
+                let parent = std::fs::read_to_string(h.join(f))?;
+                std::fs::write(dir.join(f), parent.trim())
+                    .with_context(|| format!("writing {}", dir.join(f).display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Kills every process in cgroup `name` (and below) and removes it from
+/// every hierarchy.
+fn remove_cgroup(name: &str) {
+    let roots: Vec<PathBuf> = hierarchies()
+        .into_iter()
+        .map(|h| h.join(name))
+        .filter(|d| d.exists())
+        .collect();
+    if roots.is_empty() {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut pids = Vec::new();
+        for root in &roots {
+            for dir in subtree(root) {
+                let text = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+                pids.extend(
+                    text.split_whitespace()
+                        .filter_map(|p| p.parse::<i32>().ok()),
+                );
+            }
+        }
+        if pids.is_empty() || Instant::now() > deadline {
+            break;
+        }
+        for pid in pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for root in &roots {
+        let mut dirs = subtree(root);
+        // Deepest first: a cgroup with children cannot be removed.
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in dirs {
+            let _ = std::fs::remove_dir(&d);
+        }
+    }
+}
+
+/// `root` and every cgroup below it.
+fn subtree(root: &Path) -> Vec<PathBuf> {
+    let mut out = vec![root.to_path_buf()];
+    let mut i = 0;
+    while i < out.len() {
+        if let Ok(entries) = std::fs::read_dir(&out[i]) {
+            for e in entries.filter_map(|e| e.ok()) {
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    out.push(e.path());
+                }
+            }
+        }
+        i += 1;
+    }
+    out
+}

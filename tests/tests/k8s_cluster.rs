@@ -1,0 +1,335 @@
+//! Tortie installed on a real Kubernetes cluster from `deploy/`, as a user
+//! installs it: the lab with kubelet nodes (`LabSpec::kubelets`): etcd,
+//! kube-apiserver, controller manager and scheduler (v1.20.2, built by
+//! `scripts/k8s.sh`) in the router's namespace; two nodes, each a network
+//! namespace with its own containerd and kubelet; the image of
+//! `scripts/image.sh` (the workspace's binaries) imported on each.
+//!
+//! ```text
+//!   subnet A 172.30.1.0/24 (bridge)
+//!   node1 .11 (containerd, kubelet)   node2 .12 (containerd, kubelet)   router .1 (apiserver ...)
+//! ```
+//!
+//! 1. `kubectl apply -f deploy/` (CRDs first): the DaemonSet runs
+//!    tortie-node on both nodes, its init container installs tortie-cni;
+//!    the nodes become Ready; tortie-rr runs on both (labelled) nodes.
+//! 2. Two pods, one per node, get addresses from tortie-cni through the
+//!    kubelet and ping each other; each Pod carries its endpoint.
+//! 3. A rolling update of the DaemonSet (every tortie-node pod replaced,
+//!    one at a time) loses no ping between the pods.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use tortie_ctl::lab::Lab;
+use tortie_tests::lab::{bin_dir, spec};
+
+/// A directory removed on drop (also when the test fails).
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs a command; its stdout, or an error with its output.
+fn run(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The images the nodes import: Tortie's (`scripts/image.sh` from the
+/// workspace's binaries) and a busybox one for the test's pods.
+fn images(dir: &Path) -> Result<Vec<PathBuf>> {
+    run(Command::new(repo().join("scripts/image.sh"))
+        .arg("--bin-dir")
+        .arg(bin_dir())
+        .arg("--out")
+        .arg(dir.join("tortie")))?;
+    let root = dir.join("busybox/root");
+    std::fs::create_dir_all(root.join("bin"))?;
+    std::fs::create_dir_all(root.join("tmp"))?;
+    std::fs::create_dir_all(root.join("etc"))?;
+    let busybox = run(Command::new("sh").args(["-c", "command -v busybox"]))?;
+    std::fs::copy(busybox.trim(), root.join("bin/busybox"))?;
+    for applet in ["sh", "sleep", "ping", "kill", "pidof", "cat", "tail", "ip"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))?;
+    }
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\n")?;
+    let tar = dir.join("busybox/busybox.tar");
+    run(Command::new("python3")
+        .arg(repo().join("scripts/mkimage.py"))
+        .arg(&tar)
+        .arg("localhost/busybox:test")
+        .arg(&root))?;
+    Ok(vec![dir.join("tortie/tortie.tar"), tar])
+}
+
+/// Retries `kubectl ARGS` until it succeeds or `within` has passed.
+fn kubectl_until(lab: &Lab, args: &[&str], within: Duration) -> Result<String> {
+    let start = Instant::now();
+    loop {
+        match lab.kubectl(args) {
+            Ok(out) => return Ok(out),
+            Err(e) if start.elapsed() > within => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// What the lab's kubelets and the cluster say, for a failure message.
+fn diagnose(lab: &Lab) -> String {
+    let mut out = String::new();
+    for args in [
+        &["get", "nodes", "-o", "wide"][..],
+        &["get", "pods", "-A", "-o", "wide"],
+        &["-n", "kube-system", "describe", "pods"],
+        &[
+            "-n",
+            "kube-system",
+            "logs",
+            "ds/tortie-node",
+            "-c",
+            "tortie-node",
+            "--tail=30",
+        ],
+    ] {
+        out.push_str(&format!("$ kubectl {}\n", args.join(" ")));
+        out.push_str(&lab.kubectl(args).unwrap_or_else(|e| format!("{e:#}")));
+        out.push('\n');
+    }
+    for n in &lab.nodes {
+        let log = lab.spec.dir.join(format!("k8s-{}/kubelet.log", n.name));
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(20).collect();
+        out.push_str(&format!("--- {} (last lines)\n", log.display()));
+        out.push_str(&tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+        out.push('\n');
+    }
+    out
+}
+
+/// A pod of the busybox image on `node` that sleeps.
+fn pod(name: &str, node: &str) -> String {
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "nodeName": node,
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{
+                "name": "c", "image": "localhost/busybox:test", "imagePullPolicy": "Never",
+                "command": ["sleep", "3600"],
+            }],
+        },
+    })
+    .to_string()
+}
+
+#[test]
+fn tortie_runs_from_deploy_on_kubelet_nodes() -> Result<()> {
+    let cache = tortie_testkit::k8s::cache();
+    if !cache.join("bin/kubelet").exists() || !cache.join("images/pause.tar").exists() {
+        tortie_testkit::missing(
+            "k8s_cluster",
+            &format!("no Kubernetes in {} (scripts/k8s.sh all)", cache.display()),
+        );
+        return Ok(());
+    }
+    for tool in ["containerd", "ctr", "runc", "busybox", "nsenter", "unshare"] {
+        if run(Command::new("sh").args(["-c", &format!("command -v {tool}")])).is_err() {
+            tortie_testkit::missing(
+                "k8s_cluster",
+                &format!("no {tool} (apt-get install containerd runc busybox-static util-linux)"),
+            );
+            return Ok(());
+        }
+    }
+    let mut spec = spec("kc", 2)?;
+    let scratch = Scratch(std::env::temp_dir().join(format!("tortie-kc-{}", spec.name)));
+    std::fs::create_dir_all(&scratch.0)?;
+    spec.kubernetes = true;
+    spec.kubelets = true;
+    spec.one_subnet = true;
+    spec.images = images(&scratch.0)?;
+    let mut lab = Lab::up(spec)?;
+    let result = exercise(&lab);
+    if let Err(e) = &result {
+        eprintln!("k8s_cluster failed: {e:#}\n{}", diagnose(&lab));
+        if std::env::var_os("TORTIE_KEEP_LAB").is_some() {
+            eprintln!("TORTIE_KEEP_LAB: lab {} kept", lab.spec.dir.display());
+            lab.keep();
+        }
+    }
+    result
+}
+
+fn exercise(lab: &Lab) -> Result<()> {
+    let deploy = repo().join("deploy");
+    let s = |p: &Path| p.display().to_string();
+    // 1.
+    for n in ["node1", "node2"] {
+        lab.kubectl(&["label", "node", n, "tortie.io/route-reflector=true"])?;
+    }
+    lab.kubectl(&["apply", "-f", &s(&deploy.join("crds.yaml"))])?;
+    lab.kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "crd",
+        "--all",
+        "--timeout=60s",
+    ])?;
+    lab.kubectl(&["apply", "-f", &s(&deploy)])?;
+    kubectl_until(
+        lab,
+        &[
+            "-n",
+            "kube-system",
+            "rollout",
+            "status",
+            "ds/tortie-node",
+            "--timeout=10s",
+        ],
+        Duration::from_secs(240),
+    )?;
+    lab.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "node",
+        "--all",
+        "--timeout=120s",
+    ])?;
+    kubectl_until(
+        lab,
+        &[
+            "-n",
+            "kube-system",
+            "rollout",
+            "status",
+            "deploy/tortie-rr",
+            "--timeout=10s",
+        ],
+        Duration::from_secs(180),
+    )?;
+    // 2.
+    for (name, node) in [("pa", "node1"), ("pb", "node2")] {
+        let file = lab.spec.dir.join(format!("{name}.json"));
+        std::fs::write(&file, pod(name, node))?;
+        lab.kubectl(&["apply", "-f", &s(&file)])?;
+    }
+    lab.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/pa",
+        "pod/pb",
+        "--timeout=120s",
+    ])?;
+    let ip = |name: &str| lab.kubectl(&["get", "pod", name, "-o", "jsonpath={.status.podIP}"]);
+    let (a, b) = (ip("pa")?, ip("pb")?);
+    for addr in [&a, &b] {
+        let parsed: std::net::Ipv4Addr =
+            addr.parse().with_context(|| format!("pod IP {addr:?}"))?;
+        assert!(
+            "10.244.0.0/16".parse::<ipnet::Ipv4Net>()?.contains(&parsed),
+            "pod address {addr} is not from deploy/defaults.yaml's pool"
+        );
+    }
+    assert_ne!(a, b);
+    let annotated = lab.kubectl(&[
+        "get",
+        "pod",
+        "pa",
+        "-o",
+        "jsonpath={.metadata.annotations.cni\\.projectcalico\\.org/podIP}",
+    ])?;
+    assert_eq!(annotated, format!("{a}/32"));
+    for (from, to) in [("pa", &b), ("pb", &a)] {
+        kubectl_until(
+            lab,
+            &["exec", from, "--", "ping", "-c", "2", "-W", "2", to],
+            Duration::from_secs(60),
+        )
+        .with_context(|| format!("{from} pinging {to}"))?;
+    }
+    // 3.
+    let agents = |lab: &Lab| {
+        lab.kubectl(&[
+            "-n",
+            "kube-system",
+            "get",
+            "pods",
+            "-l",
+            "app.kubernetes.io/component=node",
+            "-o",
+            "jsonpath={.items[*].metadata.uid}",
+        ])
+    };
+    let before = agents(lab)?;
+    lab.kubectl(&[
+        "exec",
+        "pa",
+        "--",
+        "sh",
+        "-c",
+        &format!("ping -i 0.2 {b} > /tmp/ping.log 2>&1 &"),
+    ])?;
+    lab.kubectl(&["-n", "kube-system", "rollout", "restart", "ds/tortie-node"])?;
+    kubectl_until(
+        lab,
+        &[
+            "-n",
+            "kube-system",
+            "rollout",
+            "status",
+            "ds/tortie-node",
+            "--timeout=10s",
+        ],
+        Duration::from_secs(240),
+    )?;
+    std::thread::sleep(Duration::from_secs(2));
+    let summary = lab.kubectl(&[
+        "exec",
+        "pa",
+        "--",
+        "sh",
+        "-c",
+        "kill -INT $(pidof ping); sleep 1; tail -n 3 /tmp/ping.log",
+    ])?;
+    let after = agents(lab)?;
+    for uid in before.split_whitespace() {
+        assert!(
+            !after.contains(uid),
+            "tortie-node pod {uid} was not replaced: {after}"
+        );
+    }
+    let counts: Vec<u64> = summary
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .with_context(|| format!("no ping summary: {summary}"))?
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .take(2)
+        .collect();
+    let (sent, received) = (counts[0], counts[1]);
+    assert!(sent > 50, "the ping ran too briefly: {summary}");
+    assert_eq!(
+        sent, received,
+        "pings lost during the DaemonSet's rolling update: {summary}"
+    );
+    eprintln!("k8s_cluster: rolling update of tortie-node: {received}/{sent} pings answered");
+    Ok(())
+}
