@@ -31,6 +31,8 @@ mod node;
 mod pod;
 mod watch;
 
+pub mod services;
+
 use std::path::Path;
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams, Preconditions};
