@@ -5,6 +5,7 @@
 //!  watchers (one per kind) ──Input::Store──▶ ┌──────────────┐ ──reconfigure/originate──▶ speaker
 //!  speaker best paths ────────────────────▶  │  agent task  │ ──set_desired────────────▶ felix
 //!  speaker status (deferral) ─────────────▶  │ (owns state) │ ──watch──▶ NodeStatus (/status, /metrics)
+//!  Services + Endpoints (Kubernetes) ─────▶  │              │
 //!  status requests (/status, /metrics) ───▶  │              │
 //!  tick (1 s): GC, tunl0, marker ─────────▶  └──────────────┘
 //! ```
@@ -20,6 +21,12 @@
 //! speaker has stopped deferring (after a restart: the peers'
 //! End-of-RIB), so routes a previous run left stay until the new picture
 //! is complete.
+//!
+//! Services and Endpoints are followed only on the Kubernetes datastore
+//! and only while the BGPConfiguration `default` has service ranges; they
+//! change the routes the node announces, never felix's state, and felix's
+//! gate does not wait for them (the ranges are announced from the start,
+//! a service's own addresses once its Service is seen).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -33,6 +40,7 @@ use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot, watch};
 use tortie_config::resources::Kind;
 use tortie_datastore::follow::Follow;
+use tortie_datastore::kube::services::{follow_services, ServiceEvent};
 use tortie_datastore::{AnyStore, Rejected};
 use tracing::{debug, info, warn};
 
@@ -41,6 +49,7 @@ use crate::housekeeping::Housekeeping;
 use crate::peers::{self, LocalBgp, PeerPlan};
 use crate::register::{self, Tunnel};
 use crate::routes::{self, Underlay};
+use crate::services;
 use crate::status::{DataplaneView, DatastoreView, NodeStatus, PeerView, Phase};
 
 /// Every this many ticks (seconds) everything is recomputed even without a
@@ -68,6 +77,8 @@ pub enum Input {
     Store(Follow),
     /// A tunnel address allocation finished.
     TunnelAllocated(Tunnel, Result<IpAddr, String>),
+    /// From the Services follower.
+    Services(ServiceEvent),
 }
 
 /// What the agent needs to start.
@@ -140,6 +151,9 @@ struct Agent {
     other_problems: BTreeMap<&'static str, String>,
     /// Tunnel address allocations in flight.
     allocating: BTreeSet<TunnelKey>,
+    /// The Services follower, while service ranges are set (Kubernetes
+    /// datastore only).
+    services_follower: Option<tokio::task::JoinHandle<()>>,
     /// What changed since the last recompute.
     dirty: Dirty,
     /// Ticks since start.
@@ -217,6 +231,7 @@ pub fn spawn(
         problems: Vec::new(),
         other_problems: BTreeMap::new(),
         allocating: BTreeSet::new(),
+        services_follower: None,
         dirty: Dirty::default(),
         ticks: 0,
         churn: 0,
@@ -262,6 +277,12 @@ impl Channels {
 impl From<Follow> for Input {
     fn from(f: Follow) -> Input {
         Input::Store(f)
+    }
+}
+
+impl From<ServiceEvent> for Input {
+    fn from(e: ServiceEvent) -> Input {
+        Input::Services(e)
     }
 }
 
@@ -338,6 +359,51 @@ impl Agent {
         match input {
             Input::Store(event) => self.on_store(event),
             Input::TunnelAllocated(tunnel, result) => self.on_tunnel_allocated(tunnel, result),
+            Input::Services(event) => self.on_services(event),
+        }
+    }
+
+    /// A Services follower report: our routes are recomputed when it can
+    /// change them (not felix's state, not the peers). On trouble the
+    /// last known Services stand.
+    fn on_services(&mut self, event: ServiceEvent) {
+        if self.services_follower.is_none() {
+            return; // a report sent before the follower was stopped
+        }
+        if let ServiceEvent::Trouble(error) = event {
+            self.other_problems.insert(
+                "services",
+                format!("services: {error}; service routes stay as they were"),
+            );
+            return;
+        }
+        let recovered = self.other_problems.remove("services").is_some();
+        if self.cluster.services.apply(event, &self.cfg.name) || recovered {
+            self.dirty.local = true;
+        }
+    }
+
+    /// Starts the Services follower when there are service ranges to
+    /// announce on the Kubernetes datastore, and stops it (forgetting the
+    /// Services) when there are none.
+    fn follow_services(&mut self) {
+        let AnyStore::Kube(store) = &self.cfg.store else {
+            return;
+        };
+        let wanted = !services::ranges(&self.cluster).0.is_empty();
+        match (&self.services_follower, wanted) {
+            (None, true) => {
+                info!("services: following Services and Endpoints (service ranges are set)");
+                self.services_follower = Some(follow_services(store.clone(), self.tx.clone()));
+            }
+            (Some(task), false) => {
+                info!("services: no service ranges; Services no longer followed");
+                task.abort();
+                self.services_follower = None;
+                self.cluster.services = services::ServiceView::default();
+                self.other_problems.remove("services");
+            }
+            _ => {}
         }
     }
 
@@ -536,6 +602,7 @@ impl Agent {
             self.publish();
             return;
         };
+        self.follow_services();
         // 1. The speaker.
         if all || self.speaker.is_none() || self.plan.is_none() {
             self.replan(&me, &mut problems).await;

@@ -49,6 +49,9 @@ pub struct Cluster {
     pub nodes: BTreeMap<String, Node>,
     pub blocks: BTreeMap<String, Block>,
     pub endpoints: BTreeMap<String, WorkloadEndpoint>,
+    /// Kubernetes Services and Endpoints (not a datastore kind: followed
+    /// only on the Kubernetes datastore, while service ranges are set).
+    pub services: crate::services::ServiceView,
 }
 
 /// A node's BGP identity as the computations need it.

@@ -13,6 +13,8 @@
 //! - `peers` (pure): resources -> the speaker's configuration.
 //! - `routes` (pure): resources + best paths -> originated routes and
 //!   felix's desired state.
+//! - `services` (pure): service ranges + Services + Endpoints -> the
+//!   service prefixes the node announces (Kubernetes datastore only).
 //! - `agent`: the owner task joining datastore, speaker and felix.
 //! - `housekeeping`: workload interface GC, `tunl0`, restart marker.
 //! - `status`, `explain`, `admin`, `metrics`: `/status`, `/routes`,
@@ -37,6 +39,7 @@ mod metrics;
 mod peers;
 mod register;
 mod routes;
+mod services;
 mod status;
 mod underlay;
 

@@ -184,14 +184,6 @@ pub fn plan(cluster: &Cluster, me: &NodeFacts, local: &LocalBgp, secrets: Secret
         }
     }
     for (name, c) in &cluster.bgp_configurations {
-        let lists = [
-            ("spec.serviceClusterIPs", c.spec.service_cluster_ips.len()),
-            ("spec.serviceExternalIPs", c.spec.service_external_ips.len()),
-            (
-                "spec.serviceLoadBalancerIPs",
-                c.spec.service_load_balancer_ips.len(),
-            ),
-        ];
         if c.spec.log_severity_screen != "Info" {
             problems.push(Problem::new(
                 format!("BGPConfiguration/{name}"),
@@ -200,13 +192,6 @@ pub fn plan(cluster: &Cluster, me: &NodeFacts, local: &LocalBgp, secrets: Secret
                     "{:?} is not applied: tortie-node logs at its --log-level (TORTIE_LOG_LEVEL)",
                     c.spec.log_severity_screen
                 ),
-            ));
-        }
-        for (field, n) in lists.into_iter().filter(|(_, n)| *n > 0) {
-            problems.push(Problem::new(
-                format!("BGPConfiguration/{name}"),
-                field,
-                format!("{n} range(s) given: service address advertisement is not implemented yet; nothing is advertised for them"),
             ));
         }
     }

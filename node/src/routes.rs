@@ -7,7 +7,8 @@
 //!   /128), and, when a router's BGPPeer asks for them
 //!   (`advertisePoolAggregates`), each pool the node owns a block in, as an
 //!   aggregate (the speaker sends aggregates only to such routers, and
-//!   those routers nothing else of ours).
+//!   those routers nothing else of ours), and the service ranges and
+//!   addresses [`crate::services`] says this node announces.
 //! - [`desired`]: felix's [`DesiredState`]: this node and the others, the
 //!   local pods, the owned blocks (blackholed), the addresses of our blocks
 //!   used elsewhere, the routes learned over BGP, and the pools.
@@ -27,6 +28,7 @@ use tortie_config::resources::{Block, EncapMode};
 
 use crate::cluster::{Cluster, NodeFacts};
 use crate::peers::Problem;
+use crate::services;
 
 /// The node's underlay: its address with the subnet, and the interface.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,7 +45,7 @@ pub fn originated(
     aggregates: bool,
 ) -> (BTreeMap<IpNet, LocalRoute>, Vec<Problem>) {
     let mut out = BTreeMap::new();
-    let mut problems = Vec::new();
+    let (ranges, mut problems) = services::ranges(cluster);
     let mut next_hop = |prefix: &IpNet, what: &str| -> Option<NextHop> {
         let hop = match prefix {
             IpNet::V4(_) => me.v4.map(|a| a.addr()),
@@ -131,6 +133,22 @@ pub fn originated(
                     },
                 );
             }
+        }
+    }
+    // Service ranges and addresses: to every peer that gets the blocks
+    // (the ranges cannot hold a block: one overlapping a pool is left out).
+    for prefix in services::advertised(&ranges, &cluster.services, me) {
+        if out.contains_key(&prefix) {
+            continue;
+        }
+        if let Some(hop) = next_hop(&prefix, "service prefix") {
+            out.insert(
+                prefix,
+                LocalRoute {
+                    prefix,
+                    attrs: PathAttrs::local(hop),
+                },
+            );
         }
     }
     (out, problems)

@@ -53,12 +53,14 @@ pub struct BGPConfigurationSpec {
     pub service_load_balancer_ips: Vec<CidrEntry>,
 }
 
-/// One `{cidr: ...}` entry of the service lists.
+/// One `{cidr: ...}` entry of the service lists. Kept as written: an
+/// entry that is no CIDR costs that entry (tortie-node names it among
+/// its problems), not the whole BGPConfiguration ([`CidrEntry::net`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CidrEntry {
-    /// The prefix.
-    pub cidr: IpNet,
+    /// The prefix, `10.96.0.0/12`.
+    pub cidr: String,
 }
 
 /// A BGP neighbour of some nodes. Either `peerIP` + `asNumber` (one
@@ -154,6 +156,28 @@ pub enum SourceAddress {
     UseNodeIP,
     /// Let the kernel choose.
     None,
+}
+
+// ===== impl CidrEntry =====
+
+impl CidrEntry {
+    /// The prefix, or why the text is not one: a CIDR with its host bits
+    /// clear (`10.96.0.0/12`, not `10.96.0.1/12`).
+    pub fn net(&self) -> Result<IpNet, String> {
+        let net: IpNet = self
+            .cidr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{:?} is not a CIDR (write e.g. 10.96.0.0/12)", self.cidr))?;
+        if net.trunc() != net {
+            return Err(format!(
+                "{:?} has host bits set: write {}",
+                self.cidr,
+                net.trunc()
+            ));
+        }
+        Ok(net)
+    }
 }
 
 // ===== impl BGPConfigurationSpec =====
