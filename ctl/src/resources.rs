@@ -40,9 +40,12 @@ pub async fn open(setting: &DatastoreSetting) -> Result<AnyStore> {
 }
 
 /// Parses a kind as users type it: `node`, `nodes`, `bgppeer`,
-/// `BGPPeers`, `ippool`, `wep`, ...
+/// `BGPPeers`, `ippool`, `wep`, `caliconodestatuses`, ...
 pub fn parse_kind(text: &str) -> Result<Kind> {
     let t = text.to_ascii_lowercase();
+    if matches!(t.as_str(), "caliconodestatus" | "caliconodestatuses") {
+        return Ok(Kind::CalicoNodeStatus);
+    }
     let t = t.strip_suffix('s').unwrap_or(&t);
     Ok(match t {
         "node" => Kind::Node,
@@ -55,7 +58,7 @@ pub fn parse_kind(text: &str) -> Result<Kind> {
         "handle" => Kind::Handle,
         _ => bail!(
             "{text:?} is not a resource kind: use node, bgppeer, ippool, bgpconfiguration, \
-             workloadendpoint, block, blockaffinity or handle"
+             workloadendpoint, block, blockaffinity, handle or caliconodestatus"
         ),
     })
 }
@@ -143,13 +146,25 @@ pub async fn delete(store: &AnyStore, setting: &DatastoreSetting, key: &Key) -> 
     }
 }
 
-/// Create, or replace at the revision read (retried on conflict).
+/// Create, or replace at the revision read (retried on conflict). A
+/// `CalicoNodeStatus` applied without a status keeps the one its node
+/// wrote (as with Kubernetes, where the status is a subresource).
 async fn upsert(store: &AnyStore, resource: Resource) -> Result<()> {
     let key = resource.key();
     for _ in 0..ATTEMPTS {
         let result = match store.get(&key).await? {
             None => store.create(resource.clone()).await.map(|_| ()),
-            Some(v) => store.update(resource.clone(), v.revision).await.map(|_| ()),
+            Some(v) => {
+                let mut new = resource.clone();
+                if let (Resource::CalicoNodeStatus(n), Resource::CalicoNodeStatus(old)) =
+                    (&mut new, v.resource)
+                {
+                    if n.spec.status.is_none() {
+                        n.spec.status = old.spec.status;
+                    }
+                }
+                store.update(new, v.revision).await.map(|_| ())
+            }
         };
         match result {
             Ok(()) => return Ok(()),
@@ -315,6 +330,31 @@ fn columns(kind: Kind) -> (Vec<&'static str>, Row) {
                 .unwrap_or_default();
             vec![s(&v["metadata"]["name"]), blocks]
         }),
+        Kind::CalicoNodeStatus => (
+            vec![
+                "NAME",
+                "NODE",
+                "CLASSES",
+                "PERIOD",
+                "ESTABLISHED",
+                "UPDATED",
+            ],
+            |v| {
+                let bgp = &v["status"]["bgp"];
+                let up = bgp["numberEstablishedV4"].as_u64().unwrap_or(0)
+                    + bgp["numberEstablishedV6"].as_u64().unwrap_or(0);
+                let down = bgp["numberNotEstablishedV4"].as_u64().unwrap_or(0)
+                    + bgp["numberNotEstablishedV6"].as_u64().unwrap_or(0);
+                vec![
+                    s(&v["metadata"]["name"]),
+                    s(&v["spec"]["node"]),
+                    list(&v["spec"]["classes"]),
+                    s(&v["spec"]["updatePeriodSeconds"]),
+                    format!("{up}/{}", up + down),
+                    s(&v["status"]["lastUpdated"]),
+                ]
+            },
+        ),
     }
 }
 

@@ -11,7 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{count, handle};
-use tortie_config::resources::{AllocationAttribute, BlockSpec, Key, Kind, Object, Resource};
+use tortie_config::resources::{
+    AllocationAttribute, BgpStatus, BlockSpec, CalicoNodeStatusSpec, DaemonState, Key, Kind,
+    NodeStatusReport, Object, PeerStatus, PeerType, Resource, SessionState,
+};
 use tortie_datastore::{
     Action, Datastore, Only, Op, StoreError, TypedStore, Versioned, Watch, WatchEvent,
 };
@@ -89,6 +92,79 @@ async fn crud<S: Datastore>(s: &S) {
         }
         other => panic!("invalid block: {other:?}"),
     }
+}
+
+/// A `CalicoNodeStatus` with `peers` (address, state) written `at`.
+fn node_status(name: &str, at: &str, peers: &[(&str, SessionState)]) -> Resource {
+    let mut spec = CalicoNodeStatusSpec::for_node(name);
+    let mut status = NodeStatusReport {
+        last_updated: Some(at.into()),
+        bgp: BgpStatus::of(
+            peers
+                .iter()
+                .map(|(ip, state)| PeerStatus {
+                    peer_ip: ip.parse().unwrap(),
+                    kind: Some(PeerType::NodeMesh),
+                    state: Some(*state),
+                    since: Some(at.into()),
+                })
+                .collect(),
+        ),
+        ..NodeStatusReport::default()
+    };
+    status.agent.bird_v4.state = Some(DaemonState::Ready);
+    spec.status = Some(status);
+    Resource::CalicoNodeStatus(Object::new(name, spec))
+}
+
+/// `CalicoNodeStatus`, the kind with a top-level status: created bare (as
+/// a user would), its status written by compare-and-swap as the node
+/// agent does, read back and watched with it, a stale write refused.
+async fn node_status_kind<S: Datastore>(s: &S) {
+    let key = Key::new(Kind::CalicoNodeStatus, "n1");
+    let start = s.list(Kind::CalicoNodeStatus).await.unwrap().revision;
+    let mut w = s.watch(Kind::CalicoNodeStatus, start).await.unwrap();
+    let bare = Resource::CalicoNodeStatus(Object::new("n1", CalicoNodeStatusSpec::for_node("n1")));
+    let v0 = s.create(bare.clone()).await.unwrap();
+    assert_eq!(s.get(&key).await.unwrap().unwrap().resource, bare);
+
+    let up = node_status(
+        "n1",
+        "2026-01-02T03:04:05Z",
+        &[
+            ("10.0.0.2", SessionState::Established),
+            ("fd00::2", SessionState::Active),
+        ],
+    );
+    let v1 = s.update(up.clone(), v0.revision).await.unwrap();
+    assert!(v1.revision > v0.revision);
+    let got = s.get(&key).await.unwrap().unwrap();
+    assert_eq!(got, v1);
+    assert_eq!(got.resource, up, "the status is stored with the object");
+
+    let down = node_status(
+        "n1",
+        "2026-01-02T03:05:00Z",
+        &[("10.0.0.2", SessionState::Idle)],
+    );
+    let v2 = s.update(down.clone(), v1.revision).await.unwrap();
+    match s.update(up.clone(), v1.revision).await {
+        Err(StoreError::Conflict { current, .. }) => assert_eq!(current, Some(v2.revision)),
+        other => panic!("stale status write: {other:?}"),
+    }
+    let listed = s.list(Kind::CalicoNodeStatus).await.unwrap();
+    assert_eq!(listed.items, std::slice::from_ref(&v2));
+
+    // The watch sees each write, status included (the last one as written).
+    let mut last = None;
+    while last.as_ref().map(|e: &WatchEvent| e.revision) != Some(v2.revision) {
+        let e = next(&mut w).await;
+        assert_eq!(e.key, key);
+        last = Some(e);
+    }
+    assert_eq!(last.unwrap().resource, Some(down));
+    s.delete(&key, Some(v2.revision)).await.unwrap();
+    assert_eq!(s.get(&key).await.unwrap(), None);
 }
 
 /// Typed helpers: a Block read, changed and written back with its
@@ -544,6 +620,12 @@ macro_rules! suite {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn node_status_kind() {
+                let Some((s, _guard)) = ($setup) else { return };
+                super::node_status_kind(&s).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn cas_increments() {
                 let Some((s, _guard)) = ($setup) else { return };
                 super::cas_increments(Arc::new(s)).await;
@@ -600,6 +682,8 @@ async fn kube() {
     watch_resume(&*s).await;
     empty(s.clone()).await;
     watch_from_zero_starts_with_the_present(&*s).await;
+    empty(s.clone()).await;
+    node_status_kind(&*s).await;
     empty(s.clone()).await;
     cas_increments(s.clone()).await;
     drop(plane);

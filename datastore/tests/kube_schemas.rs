@@ -62,6 +62,25 @@ spec:
   natOutgoing: true
   blockSize: 26
   nodeSelector: all()
+---
+apiVersion: projectcalico.org/v3
+kind: CalicoNodeStatus
+metadata:
+  name: my-caliconodestatus-1
+spec:
+  classes:
+    - Agent
+    - BGP
+    - Routes
+  node: my-kadm-node-0
+  updatePeriodSeconds: 10
+status:
+  lastUpdated: "2021-10-18T13:00:25Z"
+  bgp:
+    numberEstablishedV4: 1
+    numberEstablishedV6: 0
+    numberNotEstablishedV4: 0
+    numberNotEstablishedV6: 0
 "#;
 
 /// A Calico field we refuse: the schema must let it through, for the agent
@@ -109,6 +128,24 @@ const BAD: &[(&str, &str, &str, &str)] = &[
         "bgppeer/bad-source",
         "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: bad-source}\nspec: {peerIP: 10.0.0.1, asNumber: 65001, sourceAddress: Elsewhere}\n",
         "spec.sourceAddress",
+    ),
+    (
+        "an updatePeriodSeconds over a day",
+        "caliconodestatus/bad-period",
+        "apiVersion: projectcalico.org/v3\nkind: CalicoNodeStatus\nmetadata: {name: bad-period}\nspec: {node: n1, classes: [BGP], updatePeriodSeconds: 86401}\n",
+        "spec.updatePeriodSeconds",
+    ),
+    (
+        "a class that is not one",
+        "caliconodestatus/bad-class",
+        "apiVersion: projectcalico.org/v3\nkind: CalicoNodeStatus\nmetadata: {name: bad-class}\nspec: {node: n1, classes: [Bgp]}\n",
+        "spec.classes",
+    ),
+    (
+        "a CalicoNodeStatus without node",
+        "caliconodestatus/no-node",
+        "apiVersion: projectcalico.org/v3\nkind: CalicoNodeStatus\nmetadata: {name: no-node}\nspec: {classes: [BGP]}\n",
+        "spec.node",
     ),
 ];
 
@@ -168,6 +205,11 @@ async fn round_trip(s: &KubeStore, plane: &ControlPlane, resource: Resource) -> 
     };
     let stored = get_json(plane, &format!("{resource}/{}", key.name));
     assert_eq!(stored["spec"], want.to_value()["spec"], "{key} as stored");
+    assert_eq!(
+        stored.get("status"),
+        want.to_value().get("status"),
+        "{key}'s status as stored"
+    );
     made
 }
 
@@ -228,6 +270,19 @@ async fn schemas_check_values_and_keep_every_field() {
         })
     );
 
+    // A status in a user's manifest is not written: the status is a
+    // subresource, written by the node alone.
+    let calico_status = get_json(&plane, "caliconodestatus/my-caliconodestatus-1");
+    assert_eq!(calico_status["spec"]["updatePeriodSeconds"], json!(10));
+    assert_eq!(
+        calico_status["spec"]["classes"],
+        json!(["Agent", "BGP", "Routes"])
+    );
+    assert!(
+        calico_status.get("status").is_none(),
+        "status written by apply: {calico_status}"
+    );
+
     // The agent reads them.
     let get = |kind, name: &'static str| {
         let s = &s;
@@ -262,6 +317,18 @@ async fn schemas_check_values_and_keep_every_field() {
     assert_eq!(
         p.spec.peer_selector.map(|s| s.to_string()).as_deref(),
         Some("has(route-reflector)")
+    );
+    let Resource::CalicoNodeStatus(n) = get(Kind::CalicoNodeStatus, "my-caliconodestatus-1").await
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (
+            n.spec.node.as_str(),
+            n.spec.update_period_seconds,
+            n.spec.status
+        ),
+        ("my-kadm-node-0", Some(10), None)
     );
     let Resource::IPPool(p) = get(Kind::IPPool, "ipv4-pool").await else {
         unreachable!()
@@ -480,5 +547,102 @@ async fn schemas_check_values_and_keep_every_field() {
         )),
     )
     .await;
+
+    // A node's status as tortie-node writes it: object, then status.
+    let made = round_trip(
+        &s,
+        &plane,
+        ours(json!({
+            "apiVersion": "tortie.io/v1",
+            "kind": "CalicoNodeStatus",
+            "metadata": {"name": "n1"},
+            "spec": {"node": "n1", "classes": ["Agent", "BGP"]},
+            "status": {
+                "lastUpdated": "2026-01-02T03:04:05Z",
+                "agent": {
+                    "birdV4": {
+                        "state": "Ready",
+                        "version": "tortie-node 0.1.0",
+                        "routerID": "10.0.0.1",
+                        "lastBootTime": "2026-01-02T03:00:00Z",
+                    },
+                    "birdV6": {"state": "Ready", "version": "tortie-node 0.1.0"},
+                },
+                "bgp": {
+                    "numberEstablishedV4": 1,
+                    "numberNotEstablishedV4": 1,
+                    "numberEstablishedV6": 0,
+                    "numberNotEstablishedV6": 1,
+                    "peersV4": [
+                        {"peerIP": "10.0.0.2", "type": "NodeMesh", "state": "Established",
+                         "since": "2026-01-02T03:01:00Z"},
+                        {"peerIP": "10.0.0.9", "type": "GlobalPeer", "state": "Active"},
+                    ],
+                    "peersV6": [{"peerIP": "fd00::2", "type": "NodePeer", "state": "Idle"}],
+                },
+                "routes": {
+                    "routesV4": [{
+                        "type": "FIB", "destination": "10.244.1.0/26", "gateway": "10.0.0.2",
+                        "interface": "eth0",
+                        "learnedFrom": {"sourceType": "NodeMesh", "peerIP": "10.0.0.2"},
+                    }],
+                },
+            },
+        })),
+    )
+    .await;
+    let table = plane
+        .kubectl(&["get", "caliconodestatus", "n1"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "NODE",
+            "ESTABLISHED",
+            "NOT",
+            "ESTABLISHED",
+            "PERIOD",
+            "UPDATED"
+        ],
+        "{table}"
+    );
+    assert!(
+        table.lines().nth(1).unwrap_or("").starts_with("n1 "),
+        "{table}"
+    );
+    // The user's spec and the node's status are written apart: a spec
+    // change keeps the status.
+    let Resource::CalicoNodeStatus(n1) = made.resource else {
+        unreachable!()
+    };
+    let status = n1.spec.status;
+    plane
+        .kubectl(&[
+            "patch",
+            "caliconodestatus",
+            "n1",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"updatePeriodSeconds":5}}"#,
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Resource::CalicoNodeStatus(back) = s
+        .get(&Key::new(Kind::CalicoNodeStatus, "n1"))
+        .await
+        .unwrap()
+        .expect("n1")
+        .resource
+    else {
+        unreachable!()
+    };
+    assert_eq!(back.spec.update_period_seconds, Some(5));
+    assert_eq!(back.spec.status, status, "a spec change keeps the status");
     drop(plane);
 }

@@ -104,7 +104,7 @@ impl Cluster {
             Resource::WorkloadEndpoint(o) => {
                 self.endpoints.insert(name, o);
             }
-            Resource::BlockAffinity(_) | Resource::Handle(_) => {}
+            Resource::BlockAffinity(_) | Resource::Handle(_) | Resource::CalicoNodeStatus(_) => {}
         }
     }
 
@@ -138,7 +138,7 @@ impl Cluster {
             Kind::Node => drop(self.nodes.remove(name)),
             Kind::Block => drop(self.blocks.remove(name)),
             Kind::WorkloadEndpoint => drop(self.endpoints.remove(name)),
-            Kind::BlockAffinity | Kind::Handle => {}
+            Kind::BlockAffinity | Kind::Handle | Kind::CalicoNodeStatus => {}
         }
     }
 
@@ -150,7 +150,7 @@ impl Cluster {
             Kind::Node => self.nodes.clear(),
             Kind::Block => self.blocks.clear(),
             Kind::WorkloadEndpoint => self.endpoints.clear(),
-            Kind::BlockAffinity | Kind::Handle => {}
+            Kind::BlockAffinity | Kind::Handle | Kind::CalicoNodeStatus => {}
         }
     }
 

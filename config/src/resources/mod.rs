@@ -1,10 +1,13 @@
 //! Cluster resources: the objects users write (`BGPConfiguration`,
-//! `BGPPeer`, `IPPool`, `Node`) and the ones the system writes
-//! (`WorkloadEndpoint`, IPAM `Block`, `BlockAffinity`, `Handle`).
+//! `BGPPeer`, `IPPool`, `Node`), the ones the system writes
+//! (`WorkloadEndpoint`, IPAM `Block`, `BlockAffinity`, `Handle`), and
+//! `CalicoNodeStatus`, which either makes and each node agent fills.
 //!
-//! Every resource is `{apiVersion, kind, metadata, spec}`. Two API versions
-//! are read: Calico's `projectcalico.org/v3` (for the four user kinds, with
-//! Calico's field names, so existing manifests load as is) and our own
+//! Every resource is `{apiVersion, kind, metadata, spec}` (a
+//! `CalicoNodeStatus` also has `status`). Two API versions are read:
+//! Calico's `projectcalico.org/v3` (for the user kinds, `Node` and
+//! `CalicoNodeStatus`, with Calico's field names, so existing manifests
+//! load as is) and our own
 //! `tortie.io/v1` (every kind). Calico fields we do not implement are listed
 //! in [`compat`]: each is either warned about (and ignored) or rejected,
 //! never silently dropped; any other unknown field is rejected with its path.
@@ -15,7 +18,8 @@
 //!   [`Resource`], and the loaders ([`load_documents`], [`Resource::from_value`]).
 //! - `bgp.rs`: `BGPConfiguration`, `BGPPeer`; `pool.rs`: `IPPool`;
 //!   `node.rs`: `Node`; `ipam.rs`: `Block`, `BlockAffinity`, `Handle`,
-//!   `WorkloadEndpoint`.
+//!   `WorkloadEndpoint`; `node_status.rs`: `CalicoNodeStatus` (the one
+//!   kind with a top-level `status`); `time.rs`: its RFC 3339 times.
 //! - `compat.rs`: the Calico compatibility table; `selector.rs`: Calico
 //!   label selectors (parser + evaluator).
 //!
@@ -35,10 +39,12 @@ mod bgp;
 pub mod compat;
 mod ipam;
 mod node;
+mod node_status;
 mod pool;
 pub mod selector;
 #[cfg(test)]
 mod tests;
+pub mod time;
 
 pub use bgp::{
     AsNumber, BGPConfigurationSpec, BGPPeerSpec, CidrEntry, PasswordSource, PeerAddress, Seconds,
@@ -50,6 +56,12 @@ pub use ipam::{
     WorkloadEndpointSpec,
 };
 pub use node::{NodeAddress, NodeBgpSpec, NodeSpec};
+pub use node_status::{
+    AgentStatus, BgpStatus, CalicoNodeStatusSpec, DaemonState, DaemonStatus, LearnedFrom,
+    NodeStatusClass, NodeStatusReport, PeerStatus, PeerType, RouteSourceType, RouteStatus,
+    RouteType, RoutesStatus, SessionState, DEFAULT_REFRESH_SECONDS, MAX_UPDATE_PERIOD_SECONDS,
+    STALE_PERIODS,
+};
 pub use pool::{AllowedUse, EncapMode, IPPoolSpec};
 pub use selector::Selector;
 
@@ -83,6 +95,8 @@ pub enum Kind {
     BlockAffinity,
     /// The allocations of one workload interface (container id + interface).
     Handle,
+    /// A node's BGP sessions and agent, as that node reports them.
+    CalicoNodeStatus,
 }
 
 /// Which API version a document was written in.
@@ -150,6 +164,8 @@ pub type Block = Object<BlockSpec>;
 pub type BlockAffinity = Object<BlockAffinitySpec>;
 /// IPAM `Handle`.
 pub type Handle = Object<HandleSpec>;
+/// `CalicoNodeStatus` (its `status` is in the spec type).
+pub type CalicoNodeStatus = Object<CalicoNodeStatusSpec>;
 
 /// What each spec type says about itself.
 pub trait Spec: Clone + fmt::Debug + Serialize + DeserializeOwned + Send + Sync + 'static {
@@ -185,6 +201,8 @@ pub enum Resource {
     BlockAffinity(BlockAffinity),
     /// See [`Kind::Handle`].
     Handle(Handle),
+    /// See [`Kind::CalicoNodeStatus`].
+    CalicoNodeStatus(CalicoNodeStatus),
 }
 
 /// The result of loading a file: the resources, in file order, and what
@@ -240,7 +258,7 @@ pub fn load_documents(text: &str) -> Result<Loaded, ConfigError> {
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::BGPConfiguration,
         Kind::BGPPeer,
         Kind::IPPool,
@@ -249,6 +267,7 @@ impl Kind {
         Kind::Block,
         Kind::BlockAffinity,
         Kind::Handle,
+        Kind::CalicoNodeStatus,
     ];
 
     /// The name written in `kind:`.
@@ -262,6 +281,7 @@ impl Kind {
             Kind::Block => "Block",
             Kind::BlockAffinity => "BlockAffinity",
             Kind::Handle => "Handle",
+            Kind::CalicoNodeStatus => "CalicoNodeStatus",
         }
     }
 
@@ -278,9 +298,9 @@ impl Kind {
     }
 
     /// Whether Calico's `projectcalico.org/v3` names this kind (the user
-    /// kinds and `Node`).
+    /// kinds, `Node` and `CalicoNodeStatus`).
     pub fn is_calico_kind(self) -> bool {
-        self.is_user_kind() || self == Kind::Node
+        self.is_user_kind() || matches!(self, Kind::Node | Kind::CalicoNodeStatus)
     }
 }
 
@@ -352,6 +372,7 @@ impl Resource {
             Resource::Block(_) => Kind::Block,
             Resource::BlockAffinity(_) => Kind::BlockAffinity,
             Resource::Handle(_) => Kind::Handle,
+            Resource::CalicoNodeStatus(_) => Kind::CalicoNodeStatus,
         }
     }
 
@@ -366,6 +387,7 @@ impl Resource {
             Resource::Block(o) => &o.metadata,
             Resource::BlockAffinity(o) => &o.metadata,
             Resource::Handle(o) => &o.metadata,
+            Resource::CalicoNodeStatus(o) => &o.metadata,
         }
     }
 
@@ -380,6 +402,7 @@ impl Resource {
             Resource::Block(o) => o.key(),
             Resource::BlockAffinity(o) => o.key(),
             Resource::Handle(o) => o.key(),
+            Resource::CalicoNodeStatus(o) => o.key(),
         }
     }
 
@@ -394,6 +417,7 @@ impl Resource {
             Resource::Block(o) => o.validate(),
             Resource::BlockAffinity(o) => o.validate(),
             Resource::Handle(o) => o.validate(),
+            Resource::CalicoNodeStatus(o) => o.validate(),
         }
     }
 
@@ -461,6 +485,14 @@ impl Resource {
             ));
         }
         let warnings = compat::strip(kind, api, &mut value)?;
+        if kind == Kind::CalicoNodeStatus {
+            // The one kind with a top-level status (kept in the spec type).
+            let status = node_status::take_status(&mut value)?;
+            let mut object: CalicoNodeStatus = yaml::from_value(value)?;
+            object.spec.status = status;
+            object.validate()?;
+            return Ok((Resource::CalicoNodeStatus(object), warnings));
+        }
         let resource = match kind {
             Kind::BGPConfiguration => typed::<BGPConfigurationSpec>(value)?,
             Kind::BGPPeer => typed::<BGPPeerSpec>(value)?,
@@ -470,6 +502,7 @@ impl Resource {
             Kind::Block => typed::<BlockSpec>(value)?,
             Kind::BlockAffinity => typed::<BlockAffinitySpec>(value)?,
             Kind::Handle => typed::<HandleSpec>(value)?,
+            Kind::CalicoNodeStatus => unreachable!("read above"),
         };
         Ok((resource, warnings))
     }
@@ -505,6 +538,9 @@ impl Resource {
             Kind::Block => direct::<BlockSpec>(text),
             Kind::BlockAffinity => direct::<BlockAffinitySpec>(text),
             Kind::Handle => direct::<HandleSpec>(text),
+            // A stored status is read by from_value (its top-level
+            // status is not in the spec type's serde form).
+            Kind::CalicoNodeStatus => None,
         };
         match fast {
             Some(resource) => Ok((resource, Vec::new())),
@@ -530,6 +566,7 @@ impl Resource {
             Resource::Block(o) => serde_json::to_value(o),
             Resource::BlockAffinity(o) => serde_json::to_value(o),
             Resource::Handle(o) => serde_json::to_value(o),
+            Resource::CalicoNodeStatus(o) => serde_json::to_value(o),
         };
         // Our types only hold strings, numbers, maps and lists with string
         // keys: serializing them cannot fail.
@@ -541,6 +578,14 @@ impl Resource {
         out.insert("apiVersion".into(), TORTIE_API_VERSION.into());
         out.insert("kind".into(), self.kind().as_str().into());
         out.append(&mut map);
+        if let Resource::CalicoNodeStatus(o) = self {
+            if let Some(status) = &o.spec.status {
+                out.insert(
+                    "status".into(),
+                    serde_json::to_value(status).unwrap_or_default(),
+                );
+            }
+        }
         Value::Object(out)
     }
 }
@@ -567,28 +612,29 @@ fn typed<S: Spec>(value: Value) -> Result<Resource, ConfigError> {
 /// Names are DNS-1123 subdomains as in Kubernetes: lowercase alphanumerics,
 /// `-` and `.`, starting and ending alphanumeric, at most 253 characters.
 fn validate_name(metadata: &Metadata) -> Result<(), ConfigError> {
-    let check = |field: &str, name: &str| {
-        let ok_char =
-            |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.';
-        let edge =
-            |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-        if name.is_empty()
-            || name.len() > 253
-            || !name.chars().all(ok_char)
-            || !edge(name.chars().next())
-            || !edge(name.chars().last())
-        {
-            return Err(ConfigError::invalid(
-                field,
-                format!("{name:?}"),
-                "a name is 1-253 lowercase letters, digits, '-' or '.', starting and ending with a letter or digit",
-            ));
-        }
-        Ok(())
-    };
-    check("metadata.name", &metadata.name)?;
+    check_name("metadata.name", &metadata.name)?;
     if let Some(ns) = &metadata.namespace {
-        check("metadata.namespace", ns)?;
+        check_name("metadata.namespace", ns)?;
+    }
+    Ok(())
+}
+
+/// One name (of an object, or a field that names one) by the rule of
+/// [`validate_name`]; the error names `field`.
+pub(crate) fn check_name(field: &str, name: &str) -> Result<(), ConfigError> {
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.';
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if name.is_empty()
+        || name.len() > 253
+        || !name.chars().all(ok_char)
+        || !edge(name.chars().next())
+        || !edge(name.chars().last())
+    {
+        return Err(ConfigError::invalid(
+            field,
+            format!("{name:?}"),
+            "a name is 1-253 lowercase letters, digits, '-' or '.', starting and ending with a letter or digit",
+        ));
     }
     Ok(())
 }

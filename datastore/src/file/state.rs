@@ -63,6 +63,7 @@ pub(super) fn file_name(kind: Kind) -> &'static str {
         Kind::Block => "blocks.json",
         Kind::BlockAffinity => "affinities.json",
         Kind::Handle => "handles.json",
+        Kind::CalicoNodeStatus => "caliconodestatuses.json",
     }
 }
 

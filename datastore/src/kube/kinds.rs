@@ -1,12 +1,17 @@
 //! Where each kind lives in the Kubernetes API, and objects to and from
 //! our resources.
 //!
-//! The user kinds are served in Calico's group, `projectcalico.org/v3`, so
-//! that Calico manifests apply with `kubectl apply -f` unchanged; they are
-//! read as Calico documents (the compatibility table applies: Calico fields
-//! we do not implement are warned about or refused, by name). What the
-//! system writes lives in our group, `tortie.io/v1`. The CRDs are in
-//! `deploy/crds.yaml`.
+//! The user kinds and `CalicoNodeStatus` are served in Calico's group,
+//! `projectcalico.org/v3`, so that Calico manifests apply with `kubectl
+//! apply -f` unchanged; they are read as Calico documents (the
+//! compatibility table applies: Calico fields we do not implement are
+//! warned about or refused, by name). What the system writes lives in our
+//! group, `tortie.io/v1`. The CRDs are in `deploy/crds.yaml`.
+//!
+//! A `CalicoNodeStatus`'s `status` is its CRD's status subresource: the
+//! API server ignores it on create and on update of the object, and
+//! writes it only through `/status` ([`status_of`] picks it out for that
+//! second write).
 
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ObjectMeta};
 use serde_json::{json, Map, Value};
@@ -47,6 +52,7 @@ pub(super) fn place(kind: Kind) -> Option<Place> {
         Kind::Block => tortie("IPAMBlock", "ipamblocks"),
         Kind::BlockAffinity => tortie("BlockAffinity", "blockaffinities"),
         Kind::Handle => tortie("IPAMHandle", "ipamhandles"),
+        Kind::CalicoNodeStatus => calico("CalicoNodeStatus", "caliconodestatuses"),
         Kind::Node | Kind::WorkloadEndpoint => return None,
     })
 }
@@ -65,17 +71,26 @@ impl Place {
 }
 
 /// The object to write for `resource` (its revision set when given: the
-/// apiserver then refuses the write if the object changed).
+/// apiserver then refuses the write if the object changed). Its `status`,
+/// if it has one, goes along (the API server keeps it only when written
+/// through the status subresource).
 pub(super) fn to_object(
     place: &Place,
     resource: &Resource,
     revision: Option<Revision>,
 ) -> DynamicObject {
     let meta = resource.metadata();
-    let spec = match resource.to_value() {
-        Value::Object(mut map) => map.remove("spec").unwrap_or(Value::Null),
-        _ => Value::Null,
+    let (spec, status) = match resource.to_value() {
+        Value::Object(mut map) => (
+            map.remove("spec").unwrap_or(Value::Null),
+            map.remove("status"),
+        ),
+        _ => (Value::Null, None),
     };
+    let mut data = json!({ "spec": spec });
+    if let Some(status) = status {
+        data["status"] = status;
+    }
     DynamicObject {
         types: Some(kube::api::TypeMeta {
             api_version: place.api_version(),
@@ -88,8 +103,14 @@ pub(super) fn to_object(
             resource_version: revision.map(|r| r.to_string()),
             ..ObjectMeta::default()
         },
-        data: json!({ "spec": spec }),
+        data,
     }
+}
+
+/// Whether `resource` has a status to write through the status
+/// subresource (a `CalicoNodeStatus` the node has filled).
+pub(super) fn status_of(resource: &Resource) -> bool {
+    matches!(resource, Resource::CalicoNodeStatus(o) if o.spec.status.is_some())
 }
 
 /// Our resource out of an object of `kind`, with its revision.
@@ -116,21 +137,27 @@ pub(super) fn from_object(kind: Kind, object: DynamicObject) -> Result<Versioned
             metadata.insert("annotations".into(), json!(notes));
         }
     }
-    let spec = match object.data {
-        Value::Object(mut map) => map.remove("spec").unwrap_or_else(|| json!({})),
-        _ => json!({}),
+    let (spec, status) = match object.data {
+        Value::Object(mut map) => (
+            map.remove("spec").unwrap_or_else(|| json!({})),
+            map.remove("status"),
+        ),
+        _ => (json!({}), None),
     };
-    let api_version = if kind.is_user_kind() {
+    let api_version = if kind.is_calico_kind() {
         CALICO_API_VERSION
     } else {
         TORTIE_API_VERSION
     };
-    let document = json!({
+    let mut document = json!({
         "apiVersion": api_version,
         "kind": kind.as_str(),
         "metadata": metadata,
         "spec": spec,
     });
+    if let Some(status) = status.filter(|_| kind == Kind::CalicoNodeStatus) {
+        document["status"] = status;
+    }
     let (resource, warnings) =
         Resource::from_value(document).map_err(|e| corrupt(e.to_string()))?;
     for w in warnings {

@@ -23,7 +23,9 @@
 //! the writes it made.
 //!
 //! `Node` is the Kubernetes Node itself (`node.rs`), a `WorkloadEndpoint`
-//! lives on its Pod (`endpoint.rs`).
+//! lives on its Pod (`endpoint.rs`). A `CalicoNodeStatus` with a status
+//! takes two writes: the object, then its status subresource (the
+//! revision returned is the second's).
 
 mod endpoint;
 mod kinds;
@@ -97,6 +99,36 @@ impl KubeStore {
             &format!("list {kind}"),
             &list.metadata.resource_version.unwrap_or_default(),
         )
+    }
+
+    /// The second write of an object with a status subresource: its
+    /// `status` through `/status`, at the revision the first write left
+    /// (the API server ignores the status in the object's own writes).
+    /// A writer between the two makes it fail with a conflict, and the
+    /// object is left with its new spec and its old status.
+    async fn write_status(
+        &self,
+        api: &Api<DynamicObject>,
+        key: &Key,
+        mut object: DynamicObject,
+        revision: Revision,
+    ) -> Result<Revision, StoreError> {
+        object.metadata.resource_version = Some(revision.to_string());
+        match api
+            .replace_status(&key.name, &PostParams::default(), &object)
+            .await
+        {
+            Ok(made) => kinds::revision_of(&made.metadata, key.kind, &key.name),
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                Err(StoreError::NotFound { key: key.clone() })
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => Err(StoreError::Conflict {
+                key: key.clone(),
+                expected: revision,
+                current: self.current(key).await?,
+            }),
+            Err(e) => Err(kube_error(format!("update {key} status"), e)),
+        }
     }
 
     /// Undoes the writes of a batch that failed part way, newest first.
@@ -180,10 +212,13 @@ impl Datastore for KubeStore {
         let api = self.api(key.kind)?;
         let object = kinds::to_object(&place.expect("served"), &resource, None);
         match api.create(&PostParams::default(), &object).await {
-            Ok(made) => Ok(Versioned {
-                revision: kinds::revision_of(&made.metadata, key.kind, &key.name)?,
-                resource,
-            }),
+            Ok(made) => {
+                let mut revision = kinds::revision_of(&made.metadata, key.kind, &key.name)?;
+                if kinds::status_of(&resource) {
+                    revision = self.write_status(&api, &key, object, revision).await?;
+                }
+                Ok(Versioned { revision, resource })
+            }
             Err(kube::Error::Api(s)) if s.code == 409 => {
                 let revision = self.current(&key).await?.unwrap_or(0);
                 Err(StoreError::AlreadyExists { key, revision })
@@ -211,10 +246,13 @@ impl Datastore for KubeStore {
             .replace(&key.name, &PostParams::default(), &object)
             .await
         {
-            Ok(made) => Ok(Versioned {
-                revision: kinds::revision_of(&made.metadata, key.kind, &key.name)?,
-                resource,
-            }),
+            Ok(made) => {
+                let mut revision = kinds::revision_of(&made.metadata, key.kind, &key.name)?;
+                if kinds::status_of(&resource) {
+                    revision = self.write_status(&api, &key, object, revision).await?;
+                }
+                Ok(Versioned { revision, resource })
+            }
             Err(kube::Error::Api(s)) if s.code == 404 => Err(StoreError::NotFound { key }),
             Err(kube::Error::Api(s)) if s.code == 409 => {
                 let current = self.current(&key).await?;
