@@ -3,6 +3,7 @@
 //! ```text
 //! start: admin port -> netlink -> underlay address -> datastore (retried)
 //!        -> register Node (retried) -> felix (adopts routes) -> watchers -> agent
+//!        -> status reporter (CalicoNodeStatus)
 //! run:   until SIGTERM / SIGINT
 //! stop:  BGP graceful restart (peers keep our routes), marker written,
 //!        kernel routes left in place
@@ -31,6 +32,7 @@ use crate::housekeeping::Housekeeping;
 use crate::peers::LocalBgp;
 use crate::register::{self, RegisterError, Registration};
 use crate::status::{NodeStatus, Phase};
+use crate::status_report::{self, ReporterConfig};
 use crate::{admin, underlay};
 
 /// How long a shutdown may take before we exit anyway.
@@ -64,6 +66,7 @@ pub async fn check(settings: &NodeSettings) -> anyhow::Result<()> {
 pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let started_unix = status_report::unix_now();
 
     // The admin port first: a failure then costs nothing else.
     let listener = tokio::net::TcpListener::bind(settings.admin)
@@ -153,6 +156,16 @@ pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
         })
         .collect();
     watchers.push(follow::probe(store.clone(), tx.clone()));
+    // Reads the agent's published status; the agent never waits for it.
+    let reporter = status_report::spawn(
+        ReporterConfig {
+            node: settings.node_name.clone(),
+            store: store.clone(),
+            writes: shared.metrics.status_writes(),
+            started_unix,
+        },
+        channels.status_rx.clone(),
+    );
     let outputs = agent::spawn(
         AgentConfig {
             name: settings.node_name.clone(),
@@ -188,6 +201,7 @@ pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
     for w in &watchers {
         w.abort();
     }
+    reporter.abort();
     let speaker = outputs.speaker.borrow().clone();
     if let Some(speaker) = speaker {
         let established: Vec<_> = speaker

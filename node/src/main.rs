@@ -19,6 +19,8 @@
 //! - `housekeeping`: workload interface GC, `tunl0`, restart marker.
 //! - `status`, `explain`, `admin`, `metrics`: `/status`, `/routes`,
 //!   `/healthz`, `/readyz`, `/metrics`.
+//! - `status_report`: the node's sessions into the datastore as
+//!   `CalicoNodeStatus` (`tortiectl node status` of every node).
 //!
 //! The user reference is `docs/operations.md`.
 
@@ -41,6 +43,7 @@ mod register;
 mod routes;
 mod services;
 mod status;
+mod status_report;
 mod underlay;
 
 fn main() -> ExitCode {

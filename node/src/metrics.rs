@@ -1,12 +1,15 @@
 //! Prometheus metrics for `/metrics`: the BGP families of the speaker
-//! (shared with tortie-rr) and the node's own, all read from the published
-//! snapshots at scrape time.
+//! (shared with tortie-rr) and the node's own, read from the published
+//! snapshots at scrape time; and the writes of the node's
+//! `CalicoNodeStatus` (counted by the status reporter).
 
 use std::sync::Arc;
 
 use bgp_speaker::Status as SpeakerStatus;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
@@ -19,6 +22,17 @@ use crate::status::{NodeStatus, Phase};
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    status_writes: StatusWrites,
+}
+
+/// Labels of `tortie_node_status_writes_total`.
+type WriteLabels = [(&'static str, &'static str); 1];
+
+/// `tortie_node_status_writes_total{result}`: the status reporter's
+/// writes of `CalicoNodeStatus` objects; cheap to clone (one family).
+#[derive(Clone, Debug, Default)]
+pub struct StatusWrites {
+    family: Family<WriteLabels, Counter>,
 }
 
 /// Encodes the node snapshot.
@@ -38,12 +52,40 @@ impl Metrics {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(SpeakerCollector::new(bgp)));
         registry.register_collector(Box::new(NodeCollector { status }));
-        Metrics { registry }
+        let status_writes = StatusWrites::default();
+        registry.register(
+            "tortie_node_status_writes",
+            "Writes of this node's CalicoNodeStatus objects, by result: ok or failed (failed ones are retried)",
+            status_writes.family.clone(),
+        );
+        // Both series exist from the start, so rate() works on the first failure.
+        for result in ["ok", "failed"] {
+            let _ = status_writes.family.get_or_create(&[("result", result)]);
+        }
+        Metrics {
+            registry,
+            status_writes,
+        }
+    }
+
+    /// The counters the status reporter updates.
+    pub fn status_writes(&self) -> StatusWrites {
+        self.status_writes.clone()
     }
 
     /// The exposition text.
     pub fn render(&self) -> String {
         tortie_daemon::metrics::render(&self.registry)
+    }
+}
+
+// ===== impl StatusWrites =====
+
+impl StatusWrites {
+    /// Counts one write, made or failed.
+    pub fn count(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.family.get_or_create(&[("result", result)]).inc();
     }
 }
 
@@ -111,8 +153,12 @@ mod tests {
         };
         let (_tx, rx) = watch::channel(Arc::new(status));
         let (_btx, brx) = watch::channel(Arc::new(SpeakerStatus::default()));
-        let text = Metrics::new(rx, brx).render();
+        let metrics = Metrics::new(rx, brx);
+        metrics.status_writes().count(false);
+        let text = metrics.render();
         for line in [
+            "tortie_node_status_writes_total{result=\"failed\"} 1",
+            "tortie_node_status_writes_total{result=\"ok\"} 0",
             "tortie_node_ready 1",
             "tortie_node_problems 1",
             "tortie_node_learned_routes 3",

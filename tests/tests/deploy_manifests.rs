@@ -70,6 +70,12 @@ const NODE_CAN: &[&str] = &[
     "create ipamhandles.tortie.io",
     "update ipamhandles.tortie.io",
     "delete ipamhandles.tortie.io",
+    "get caliconodestatuses.projectcalico.org",
+    "list caliconodestatuses.projectcalico.org",
+    "watch caliconodestatuses.projectcalico.org",
+    "create caliconodestatuses.projectcalico.org",
+    "update caliconodestatuses.projectcalico.org",
+    "update caliconodestatuses.projectcalico.org --subresource=status",
 ];
 const NODE_CANNOT: &[&str] = &[
     "get pods",
@@ -95,6 +101,9 @@ const NODE_CANNOT: &[&str] = &[
     "patch ipamblocks.tortie.io",
     "watch blockaffinities.tortie.io",
     "watch ipamhandles.tortie.io",
+    "delete caliconodestatuses.projectcalico.org",
+    "patch caliconodestatuses.projectcalico.org",
+    "patch caliconodestatuses.projectcalico.org --subresource=status",
 ];
 const RR_CAN: &[&str] = &[
     "list nodes",
@@ -114,6 +123,7 @@ const RR_CANNOT: &[&str] = &[
     "list ippools.projectcalico.org",
     "update bgpconfigurations.projectcalico.org",
     "list ipamblocks.tortie.io",
+    "list caliconodestatuses.projectcalico.org",
 ];
 
 fn deploy(file: &str) -> PathBuf {
