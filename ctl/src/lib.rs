@@ -5,6 +5,8 @@
 //! # Layout
 //!
 //! - `node_status`: `node status` (the agent's `/status` as a peer table).
+//! - `node_statuses`: `node status` with a datastore (every node's
+//!   `CalicoNodeStatus`, a peer table per node).
 //! - `routes`: `routes` (the agent's `/routes`: kernel routes and why).
 //! - `resources`: `get`, `apply -f`, `delete`.
 //! - `ipam`: `ipam show`.
@@ -18,6 +20,7 @@ pub mod http;
 pub mod ipam;
 pub mod lab;
 pub mod node_status;
+pub mod node_statuses;
 pub mod resources;
 pub mod routes;
 pub mod table;

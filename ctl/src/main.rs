@@ -6,14 +6,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tortie_config::node::{
     parse_datastore, DatastoreSetting, DEFAULT_DATASTORE, DEFAULT_ETCD_PREFIX,
 };
 use tortie_config::resources::{load_documents, Key};
 use tortie_ctl::lab::{report, Encap, Lab, LabSpec, DEFAULT_ROOT};
 use tortie_ctl::resources::{self, Output};
-use tortie_ctl::{ipam, node_status, routes};
+use tortie_ctl::{ipam, node_status, node_statuses, routes};
 
 /// Tortie's command line.
 #[derive(Debug, Parser)]
@@ -77,15 +78,33 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum NodeCommand {
-    /// The BGP peers of this node and their sessions.
+    /// The BGP peers and sessions of this node (its agent's admin
+    /// address), or of every node (their CalicoNodeStatus in the
+    /// datastore, when --datastore or TORTIE_DATASTORE is given without
+    /// an admin address, or with --node).
     Status {
-        /// The node agent's admin address.
-        #[arg(long, env = "TORTIE_ADMIN", default_value = "127.0.0.1:9099")]
-        admin: SocketAddr,
+        /// The node agent's admin address [default: 127.0.0.1:9099].
+        #[arg(long, env = "TORTIE_ADMIN")]
+        admin: Option<SocketAddr>,
+        /// One node's sessions, from the datastore.
+        #[arg(long, value_name = "NAME")]
+        node: Option<String>,
         #[arg(short, long, value_enum, default_value_t = Format::Table)]
         output: Format,
     },
 }
+
+/// Where `node status` reads.
+#[derive(Debug, PartialEq, Eq)]
+enum StatusSource {
+    /// One agent's `/status`.
+    Admin(SocketAddr),
+    /// The datastore's `CalicoNodeStatus` objects (of one node).
+    Datastore(Option<String>),
+}
+
+/// The admin address `node status` reads without one given.
+const DEFAULT_ADMIN: &str = "127.0.0.1:9099";
 
 #[derive(Debug, Subcommand)]
 enum IpamCommand {
@@ -151,8 +170,33 @@ enum Format {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    // Whether the datastore was named (flag or environment), and the admin
+    // address on the command line: they choose where `node status` reads.
+    let named = |id: &str| {
+        let source = matches.value_source(id).or_else(|| {
+            matches
+                .subcommand_matches("node")
+                .and_then(|m| m.subcommand_matches("status"))
+                .and_then(|m| m.value_source(id))
+        });
+        source.is_some_and(|s| s != ValueSource::DefaultValue)
+    };
+    let given = Given {
+        datastore: named("datastore"),
+        admin_flag: matches!(
+            matches
+                .subcommand_matches("node")
+                .and_then(|m| m.subcommand_matches("status"))
+                .and_then(|m| m.value_source("admin")),
+            Some(ValueSource::CommandLine)
+        ),
+    };
+    match run(cli, given) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tortiectl: {e:#}");
@@ -161,17 +205,67 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+/// What the user named, beyond the parsed values.
+#[derive(Clone, Copy, Debug, Default)]
+struct Given {
+    /// `--datastore` or `TORTIE_DATASTORE`.
+    datastore: bool,
+    /// `--admin` on the command line (not from `TORTIE_ADMIN`).
+    admin_flag: bool,
+}
+
+/// Where `node status` reads: `--node` reads the datastore; an admin
+/// address (flag or `TORTIE_ADMIN`) reads that agent; a datastore named
+/// without either reads every node's status from it; nothing named reads
+/// the local agent, as before the datastore mode existed.
+fn status_source(
+    admin: Option<SocketAddr>,
+    node: Option<String>,
+    given: Given,
+) -> Result<StatusSource> {
+    Ok(match (node, admin) {
+        (Some(_), Some(_)) if given.admin_flag => {
+            bail!("--node reads the datastore, --admin one node's agent: give one of them")
+        }
+        (Some(node), _) => StatusSource::Datastore(Some(node)),
+        (None, Some(admin)) => StatusSource::Admin(admin),
+        (None, None) if given.datastore => StatusSource::Datastore(None),
+        (None, None) => StatusSource::Admin(DEFAULT_ADMIN.parse().expect("a socket address")),
+    })
+}
+
+fn run(cli: Cli, given: Given) -> Result<()> {
     match cli.command {
         Command::Node {
-            what: NodeCommand::Status { admin, output },
-        } => {
-            let status = node_status::fetch(admin)?;
-            match output {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&status)?),
-                Format::Table => print!("{}", node_status::render(&status)),
+            what:
+                NodeCommand::Status {
+                    admin,
+                    node,
+                    output,
+                },
+        } => match status_source(admin, node, given)? {
+            StatusSource::Admin(admin) => {
+                let status = node_status::fetch(admin)?;
+                match output {
+                    Format::Json => println!("{}", serde_json::to_string_pretty(&status)?),
+                    Format::Table => print!("{}", node_status::render(&status)),
+                }
             }
-        }
+            StatusSource::Datastore(node) => {
+                let setting = parse_datastore(&cli.datastore, &cli.etcd_prefix)
+                    .map_err(|e| anyhow::anyhow!("--datastore: {e}"))?;
+                tokio::runtime::Runtime::new()?.block_on(async {
+                    let store = resources::open(&setting).await?;
+                    let now = unix_now();
+                    let view = node_statuses::fetch(&store, node.as_deref(), now).await?;
+                    match output {
+                        Format::Json => println!("{}", serde_json::to_string_pretty(&view)?),
+                        Format::Table => print!("{}", node_statuses::render(&view, now)),
+                    }
+                    anyhow::Ok(())
+                })?;
+            }
+        },
         Command::Routes { admin, output } => {
             let r = routes::fetch(admin)?;
             match output {
@@ -236,6 +330,13 @@ async fn store_command(command: Command, setting: DatastoreSetting) -> Result<()
         }
     }
     Ok(())
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 fn read(path: &PathBuf) -> Result<String> {
@@ -314,4 +415,42 @@ fn build(args: &LabArgs) -> Result<Lab> {
         Err(e) => eprintln!("lab: {e:#}"),
     }
     Ok(lab)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_status_reads_where_the_user_points() {
+        let admin: SocketAddr = "127.0.0.1:9199".parse().unwrap();
+        let local = StatusSource::Admin(DEFAULT_ADMIN.parse().unwrap());
+        let given = |datastore, admin_flag| Given {
+            datastore,
+            admin_flag,
+        };
+        // Nothing named: the local agent, as always.
+        assert_eq!(
+            status_source(None, None, given(false, false)).unwrap(),
+            local
+        );
+        // A datastore named: every node's status.
+        assert_eq!(
+            status_source(None, None, given(true, false)).unwrap(),
+            StatusSource::Datastore(None)
+        );
+        // An admin address wins over a datastore (the DaemonSet's pod has
+        // both in its environment).
+        assert_eq!(
+            status_source(Some(admin), None, given(true, false)).unwrap(),
+            StatusSource::Admin(admin)
+        );
+        // --node: the datastore, also with TORTIE_ADMIN set; not with --admin.
+        assert_eq!(
+            status_source(Some(admin), Some("n2".into()), given(false, false)).unwrap(),
+            StatusSource::Datastore(Some("n2".into()))
+        );
+        let e = status_source(Some(admin), Some("n2".into()), given(false, true)).unwrap_err();
+        assert!(e.to_string().contains("give one of them"), "{e}");
+    }
 }
