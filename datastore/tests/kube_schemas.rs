@@ -66,13 +66,13 @@ spec:
 apiVersion: projectcalico.org/v3
 kind: CalicoNodeStatus
 metadata:
-  name: my-caliconodestatus-1
+  name: debug-node-0
 spec:
   classes:
     - Agent
     - BGP
     - Routes
-  node: my-kadm-node-0
+  node: node-0
   updatePeriodSeconds: 10
 status:
   lastUpdated: "2021-10-18T13:00:25Z"
@@ -272,7 +272,7 @@ async fn schemas_check_values_and_keep_every_field() {
 
     // A status in a user's manifest is not written: the status is a
     // subresource, written by the node alone.
-    let calico_status = get_json(&plane, "caliconodestatus/my-caliconodestatus-1");
+    let calico_status = get_json(&plane, "caliconodestatus/debug-node-0");
     assert_eq!(calico_status["spec"]["updatePeriodSeconds"], json!(10));
     assert_eq!(
         calico_status["spec"]["classes"],
@@ -318,7 +318,7 @@ async fn schemas_check_values_and_keep_every_field() {
         p.spec.peer_selector.map(|s| s.to_string()).as_deref(),
         Some("has(route-reflector)")
     );
-    let Resource::CalicoNodeStatus(n) = get(Kind::CalicoNodeStatus, "my-caliconodestatus-1").await
+    let Resource::CalicoNodeStatus(n) = get(Kind::CalicoNodeStatus, "debug-node-0").await
     else {
         unreachable!()
     };
@@ -328,7 +328,7 @@ async fn schemas_check_values_and_keep_every_field() {
             n.spec.update_period_seconds,
             n.spec.status
         ),
-        ("my-kadm-node-0", Some(10), None)
+        ("node-0", Some(10), None)
     );
     let Resource::IPPool(p) = get(Kind::IPPool, "ipv4-pool").await else {
         unreachable!()
