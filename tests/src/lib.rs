@@ -9,6 +9,8 @@
 //! - [`lab`]: helpers for the tests of real tortie-node agents in the lab.
 //! - [`daemons`]: one module per daemon: config builder, start, queries
 //!   (sessions, routes with their BGP attributes), runtime announce/withdraw.
+//! - [`tor`]: a BIRD top-of-rack router peering with every lab node, and
+//!   what it received from which node.
 //!
 //! Polling, never fixed sleeps: [`wait_until`] retries a check until it
 //! passes or a deadline expires, and reports the last reason it failed.
@@ -17,6 +19,7 @@ pub mod daemons;
 pub mod http;
 pub mod lab;
 pub mod netns;
+pub mod tor;
 
 use std::time::{Duration, Instant};
 

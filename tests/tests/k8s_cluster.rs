@@ -15,7 +15,14 @@
 //!    the nodes become Ready; tortie-rr runs on both (labelled) nodes.
 //! 2. Two pods, one per node, get addresses from tortie-cni through the
 //!    kubelet and ping each other; each Pod carries its endpoint.
-//! 3. A rolling update of the DaemonSet (every tortie-node pod replaced,
+//! 3. Service IP advertisement to a BIRD ToR (a host on the subnet, AS
+//!    65000, a BGPPeer of every node): the BGPConfiguration's cluster and
+//!    external ranges from both nodes; Service `web` (NodePort,
+//!    `externalTrafficPolicy: Local`, external IP 203.0.113.10) selects
+//!    pod `pa`: the endpoints controller places its endpoint on node1, and
+//!    the ToR gets the external IP's and the cluster IP's /32 from node1
+//!    only; the pod unlabelled, both are withdrawn.
+//! 4. A rolling update of the DaemonSet (every tortie-node pod replaced,
 //!    one at a time) loses no ping between the pods.
 
 use std::path::{Path, PathBuf};
@@ -25,6 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use tortie_ctl::lab::Lab;
 use tortie_tests::lab::{bin_dir, spec};
+use tortie_tests::tor::{BirdTor, TOR_AS};
 
 /// A directory removed on drop (also when the test fails).
 struct Scratch(PathBuf);
@@ -123,6 +131,79 @@ fn diagnose(lab: &Lab) -> String {
     out
 }
 
+/// `kubectl apply` of a JSON or YAML text, written into the lab's directory.
+fn apply(lab: &Lab, name: &str, text: &str) -> Result<()> {
+    let file = lab.spec.dir.join(name);
+    std::fs::write(&file, text)?;
+    lab.kubectl(&["apply", "-f", &file.display().to_string()])?;
+    Ok(())
+}
+
+/// Step 3: service addresses at a BIRD ToR, following pod `pa` (address
+/// `pa_ip`, on node1).
+fn services(lab: &mut Lab, pa_ip: &str) -> Result<()> {
+    let (ns, tor_addr) = lab.add_host("tor")?;
+    let tor = BirdTor::start(lab, &ns, tor_addr, 64512)?;
+    apply(
+        lab,
+        "tor-peer.yaml",
+        &format!(
+            "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: tor\nspec:\n  peerIP: {tor_addr}\n  asNumber: {TOR_AS}\n"
+        ),
+    )?;
+    lab.kubectl(&[
+        "patch",
+        "bgpconfiguration",
+        "default",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"serviceClusterIPs":[{"cidr":"10.96.0.0/16"}],"serviceExternalIPs":[{"cidr":"203.0.113.0/24"}]}}"#,
+    ])?;
+    for range in ["10.96.0.0/16", "203.0.113.0/24"] {
+        tor.expect(range, &[0, 1])?;
+    }
+    lab.kubectl(&["label", "pod", "pa", "app=web"])?;
+    let created = Instant::now();
+    apply(
+        lab,
+        "web.json",
+        &serde_json::json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {
+                "type": "NodePort",
+                "externalTrafficPolicy": "Local",
+                "selector": {"app": "web"},
+                "ports": [{"port": 80}],
+                "externalIPs": ["203.0.113.10"],
+            },
+        })
+        .to_string(),
+    )?;
+    let cluster_ip = lab.kubectl(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"])?;
+    // The endpoints controller placed pa's address on node1.
+    let endpoints = lab.kubectl(&[
+        "get",
+        "endpoints",
+        "web",
+        "-o",
+        "jsonpath={.subsets[*].addresses[*].ip} {.subsets[*].addresses[*].nodeName}",
+    ])?;
+    tor.expect("203.0.113.10/32", &[0])?;
+    tor.expect(&format!("{cluster_ip}/32"), &[0])?;
+    eprintln!(
+        "k8s_cluster: Service web's /32s at the ToR from node1 only, {:.1} s after kubectl apply \
+         of the Service (endpoint {endpoints:?}, pod {pa_ip})",
+        created.elapsed().as_secs_f64()
+    );
+    lab.kubectl(&["label", "pod", "pa", "app-"])?;
+    tor.expect("203.0.113.10/32", &[])?;
+    tor.expect(&format!("{cluster_ip}/32"), &[])?;
+    tor.expect("203.0.113.0/24", &[0, 1])?;
+    Ok(())
+}
+
 /// A pod of the busybox image on `node` that sleeps.
 fn pod(name: &str, node: &str) -> String {
     serde_json::json!({
@@ -150,11 +231,21 @@ fn tortie_runs_from_deploy_on_kubelet_nodes() -> Result<()> {
         );
         return Ok(());
     }
-    for tool in ["containerd", "ctr", "runc", "busybox", "nsenter", "unshare"] {
+    for tool in [
+        "containerd",
+        "ctr",
+        "runc",
+        "busybox",
+        "nsenter",
+        "unshare",
+        "bird",
+    ] {
         if run(Command::new("sh").args(["-c", &format!("command -v {tool}")])).is_err() {
             tortie_testkit::missing(
                 "k8s_cluster",
-                &format!("no {tool} (apt-get install containerd runc busybox-static util-linux)"),
+                &format!(
+                    "no {tool} (apt-get install containerd runc busybox-static util-linux bird2)"
+                ),
             );
             return Ok(());
         }
@@ -166,8 +257,13 @@ fn tortie_runs_from_deploy_on_kubelet_nodes() -> Result<()> {
     spec.kubelets = true;
     spec.one_subnet = true;
     spec.images = images(&scratch.0)?;
+    let start = std::time::Instant::now();
     let mut lab = Lab::up(spec)?;
-    let result = exercise(&lab);
+    eprintln!(
+        "k8s_cluster: control plane and two kubelet nodes registered in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    let result = exercise(&mut lab);
     if let Err(e) = &result {
         eprintln!("k8s_cluster failed: {e:#}\n{}", diagnose(&lab));
         if std::env::var_os("TORTIE_KEEP_LAB").is_some() {
@@ -178,7 +274,7 @@ fn tortie_runs_from_deploy_on_kubelet_nodes() -> Result<()> {
     result
 }
 
-fn exercise(lab: &Lab) -> Result<()> {
+fn exercise(lab: &mut Lab) -> Result<()> {
     let deploy = repo().join("deploy");
     let s = |p: &Path| p.display().to_string();
     // 1.
@@ -194,6 +290,7 @@ fn exercise(lab: &Lab) -> Result<()> {
         "--timeout=60s",
     ])?;
     lab.kubectl(&["apply", "-f", &s(&deploy)])?;
+    let applied = Instant::now();
     kubectl_until(
         lab,
         &[
@@ -213,6 +310,10 @@ fn exercise(lab: &Lab) -> Result<()> {
         "--all",
         "--timeout=120s",
     ])?;
+    eprintln!(
+        "k8s_cluster: tortie-node running and both nodes Ready {:.1} s after kubectl apply",
+        applied.elapsed().as_secs_f64()
+    );
     kubectl_until(
         lab,
         &[
@@ -266,6 +367,8 @@ fn exercise(lab: &Lab) -> Result<()> {
         .with_context(|| format!("{from} pinging {to}"))?;
     }
     // 3.
+    services(lab, &a)?;
+    // 4.
     let agents = |lab: &Lab| {
         lab.kubectl(&[
             "-n",

@@ -1,0 +1,118 @@
+//! A BIRD top-of-rack router on a lab host: eBGP (AS 65000) with every lab
+//! node (iBGP AS 64512 nodes: `neighbor <node> as 64512`), importing all
+//! and exporting nothing, so that a test reads what each node announces:
+//! [`BirdTor::expect`] waits until a prefix comes from exactly the given
+//! nodes. Killed on drop.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use tortie_ctl::lab::{net, Lab};
+
+use crate::lab::spawn_in;
+use crate::wait_until;
+
+/// The ToR's AS.
+pub const TOR_AS: u32 = 65000;
+
+/// BIRD in a lab host's namespace; killed on drop.
+pub struct BirdTor {
+    sock: PathBuf,
+    child: Child,
+}
+
+impl BirdTor {
+    /// Starts BIRD in `ns` (a lab host at `addr`), with a session `n<i>`
+    /// to each of the lab's nodes (AS `node_as`); its files in the lab's
+    /// directory `tor/`.
+    pub fn start(lab: &Lab, ns: &str, addr: Ipv4Addr, node_as: u32) -> Result<BirdTor> {
+        let dir = lab.spec.dir.join("tor");
+        std::fs::create_dir_all(&dir)?;
+        let mut conf = format!(
+            "router id {addr};\nprotocol device {{}}\nprotocol direct {{ ipv4; }}\n\
+             template bgp tonode {{ local as {TOR_AS}; ipv4 {{ import all; export none; }}; }}\n"
+        );
+        for (i, n) in lab.nodes.iter().enumerate() {
+            conf += &format!(
+                "protocol bgp n{i} from tonode {{ neighbor {} as {node_as}; }}\n",
+                n.address
+            );
+        }
+        std::fs::write(dir.join("bird.conf"), conf)?;
+        let sock = dir.join("bird.ctl");
+        let child = spawn_in(
+            ns,
+            &[
+                "bird",
+                "-f",
+                "-c",
+                &dir.join("bird.conf").display().to_string(),
+                "-s",
+                &sock.display().to_string(),
+            ],
+            &dir.join("bird.log"),
+        )?;
+        Ok(BirdTor { sock, child })
+    }
+
+    /// `show route all`.
+    pub fn table(&self) -> Result<String> {
+        let sock = self.sock.display().to_string();
+        net::run("birdc", &["-s", &sock, "show", "route", "all"])
+    }
+
+    /// Waits (up to 30 s) until the ToR has `prefix` from exactly the
+    /// nodes `from` (by index; none: from nobody); how long that took.
+    pub fn expect(&self, prefix: &str, from: &[usize]) -> Result<Duration> {
+        let want: BTreeSet<String> = from.iter().map(|i| format!("n{i}")).collect();
+        let start = Instant::now();
+        wait_until(
+            Duration::from_secs(30),
+            &format!("{prefix} at the ToR from {want:?}"),
+            || {
+                let table = self.table().map_err(|e| e.to_string())?;
+                let got = paths(&table).remove(prefix).unwrap_or_default();
+                if got == want {
+                    Ok(())
+                } else {
+                    Err(format!("from {got:?}:\n{table}"))
+                }
+            },
+        )?;
+        Ok(start.elapsed())
+    }
+}
+
+impl Drop for BirdTor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Each prefix of a BIRD table and the sessions (`n0`, `n1`, ...) it was
+/// received on.
+pub fn paths(table: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut prefix = String::new();
+    for line in table.lines() {
+        let Some(at) = line.find("unicast [") else {
+            continue;
+        };
+        if !line.starts_with(char::is_whitespace) {
+            prefix = line.split_whitespace().next().unwrap_or("").to_string();
+        }
+        let proto = line[at + "unicast [".len()..]
+            .split_whitespace()
+            .next()
+            .unwrap_or("");
+        out.entry(prefix.clone())
+            .or_default()
+            .insert(proto.to_string());
+    }
+    out
+}
