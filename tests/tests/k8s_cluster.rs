@@ -30,6 +30,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use tortie_ctl::lab::kubelet::{build_images, sleeping_pod};
 use tortie_ctl::lab::Lab;
 use tortie_tests::lab::{bin_dir, spec};
 use tortie_tests::tor::{BirdTor, TOR_AS};
@@ -58,45 +59,6 @@ fn run(cmd: &mut Command) -> Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// The images the nodes import: Tortie's (`scripts/image.sh` from the
-/// workspace's binaries) and a busybox one for the test's pods.
-fn images(dir: &Path) -> Result<Vec<PathBuf>> {
-    run(Command::new(repo().join("scripts/image.sh"))
-        .arg("--bin-dir")
-        .arg(bin_dir())
-        .arg("--out")
-        .arg(dir.join("tortie")))?;
-    let root = dir.join("busybox/root");
-    std::fs::create_dir_all(root.join("bin"))?;
-    std::fs::create_dir_all(root.join("tmp"))?;
-    std::fs::create_dir_all(root.join("etc"))?;
-    let busybox = run(Command::new("sh").args(["-c", "command -v busybox"]))?;
-    std::fs::copy(busybox.trim(), root.join("bin/busybox"))?;
-    for applet in ["sh", "sleep", "ping", "kill", "pidof", "cat", "tail", "ip"] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))?;
-    }
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\n")?;
-    let tar = dir.join("busybox/busybox.tar");
-    run(Command::new("python3")
-        .arg(repo().join("scripts/mkimage.py"))
-        .arg(&tar)
-        .arg("localhost/busybox:test")
-        .arg(&root))?;
-    Ok(vec![dir.join("tortie/tortie.tar"), tar])
-}
-
-/// Retries `kubectl ARGS` until it succeeds or `within` has passed.
-fn kubectl_until(lab: &Lab, args: &[&str], within: Duration) -> Result<String> {
-    let start = Instant::now();
-    loop {
-        match lab.kubectl(args) {
-            Ok(out) => return Ok(out),
-            Err(e) if start.elapsed() > within => return Err(e),
-            Err(_) => std::thread::sleep(Duration::from_secs(1)),
-        }
-    }
 }
 
 /// What the lab's kubelets and the cluster say, for a failure message.
@@ -204,23 +166,6 @@ fn services(lab: &mut Lab, pa_ip: &str) -> Result<()> {
     Ok(())
 }
 
-/// A pod of the busybox image on `node` that sleeps.
-fn pod(name: &str, node: &str) -> String {
-    serde_json::json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "nodeName": node,
-            "terminationGracePeriodSeconds": 0,
-            "containers": [{
-                "name": "c", "image": "localhost/busybox:test", "imagePullPolicy": "Never",
-                "command": ["sleep", "3600"],
-            }],
-        },
-    })
-    .to_string()
-}
-
 #[test]
 fn tortie_runs_from_deploy_on_kubelet_nodes() -> Result<()> {
     let cache = tortie_testkit::k8s::cache();
@@ -256,7 +201,7 @@ fn tortie_runs_from_deploy_on_kubelet_nodes() -> Result<()> {
     spec.kubernetes = true;
     spec.kubelets = true;
     spec.one_subnet = true;
-    spec.images = images(&scratch.0)?;
+    spec.images = build_images(&repo(), &bin_dir(), &scratch.0)?;
     let start = std::time::Instant::now();
     let mut lab = Lab::up(spec)?;
     eprintln!(
@@ -278,58 +223,16 @@ fn exercise(lab: &mut Lab) -> Result<()> {
     let deploy = repo().join("deploy");
     let s = |p: &Path| p.display().to_string();
     // 1.
-    for n in ["node1", "node2"] {
-        lab.kubectl(&["label", "node", n, "tortie.io/route-reflector=true"])?;
-    }
-    lab.kubectl(&["apply", "-f", &s(&deploy.join("crds.yaml"))])?;
-    lab.kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "crd",
-        "--all",
-        "--timeout=60s",
-    ])?;
-    lab.kubectl(&["apply", "-f", &s(&deploy)])?;
-    let applied = Instant::now();
-    kubectl_until(
-        lab,
-        &[
-            "-n",
-            "kube-system",
-            "rollout",
-            "status",
-            "ds/tortie-node",
-            "--timeout=10s",
-        ],
-        Duration::from_secs(240),
-    )?;
-    lab.kubectl(&[
-        "wait",
-        "--for=condition=Ready",
-        "node",
-        "--all",
-        "--timeout=120s",
-    ])?;
+    let took = lab.install_deploy(&deploy, &["node1", "node2"])?;
     eprintln!(
         "k8s_cluster: tortie-node running and both nodes Ready {:.1} s after kubectl apply",
-        applied.elapsed().as_secs_f64()
+        took.as_secs_f64()
     );
-    kubectl_until(
-        lab,
-        &[
-            "-n",
-            "kube-system",
-            "rollout",
-            "status",
-            "deploy/tortie-rr",
-            "--timeout=10s",
-        ],
-        Duration::from_secs(180),
-    )?;
+    lab.rollout_done("deploy/tortie-rr")?;
     // 2.
     for (name, node) in [("pa", "node1"), ("pb", "node2")] {
         let file = lab.spec.dir.join(format!("{name}.json"));
-        std::fs::write(&file, pod(name, node))?;
+        std::fs::write(&file, sleeping_pod(name, node))?;
         lab.kubectl(&["apply", "-f", &s(&file)])?;
     }
     lab.kubectl(&[
@@ -359,8 +262,7 @@ fn exercise(lab: &mut Lab) -> Result<()> {
     ])?;
     assert_eq!(annotated, format!("{a}/32"));
     for (from, to) in [("pa", &b), ("pb", &a)] {
-        kubectl_until(
-            lab,
+        lab.kubectl_until(
             &["exec", from, "--", "ping", "-c", "2", "-W", "2", to],
             Duration::from_secs(60),
         )
@@ -391,18 +293,7 @@ fn exercise(lab: &mut Lab) -> Result<()> {
         &format!("ping -i 0.2 {b} > /tmp/ping.log 2>&1 &"),
     ])?;
     lab.kubectl(&["-n", "kube-system", "rollout", "restart", "ds/tortie-node"])?;
-    kubectl_until(
-        lab,
-        &[
-            "-n",
-            "kube-system",
-            "rollout",
-            "status",
-            "ds/tortie-node",
-            "--timeout=10s",
-        ],
-        Duration::from_secs(240),
-    )?;
+    lab.rollout_done("ds/tortie-node")?;
     std::thread::sleep(Duration::from_secs(2));
     let summary = lab.kubectl(&[
         "exec",

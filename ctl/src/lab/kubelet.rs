@@ -488,3 +488,123 @@ fn subtree(root: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// The images a kubelet lab needs, built into `out`: Tortie's
+/// (`scripts/image.sh` of the repository `repo`, from the binaries in
+/// `bin_dir`) and `localhost/busybox:test` (busybox with `sh`, `sleep`,
+/// `ping`, `kill`, `pidof`, `cat`, `tail`, `ip`) for test pods.
+pub fn build_images(repo: &Path, bin_dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
+    let s = |p: &Path| p.display().to_string();
+    net::run(
+        &s(&repo.join("scripts/image.sh")),
+        &["--bin-dir", &s(bin_dir), "--out", &s(&out.join("tortie"))],
+    )?;
+    let root = out.join("busybox/root");
+    let _ = std::fs::remove_dir_all(&root);
+    for dir in ["bin", "tmp", "etc"] {
+        std::fs::create_dir_all(root.join(dir))?;
+    }
+    let busybox = net::run("sh", &["-c", "command -v busybox"])
+        .context("no busybox (apt-get install busybox-static)")?;
+    std::fs::copy(busybox.trim(), root.join("bin/busybox"))?;
+    for applet in ["sh", "sleep", "ping", "kill", "pidof", "cat", "tail", "ip"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))?;
+    }
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\n")?;
+    let tar = out.join("busybox/busybox.tar");
+    net::run(
+        "python3",
+        &[
+            &s(&repo.join("scripts/mkimage.py")),
+            &s(&tar),
+            BUSYBOX_IMAGE,
+            &s(&root),
+        ],
+    )?;
+    Ok(vec![out.join("tortie/tortie.tar"), tar])
+}
+
+/// The test pods' image ([`build_images`]).
+pub const BUSYBOX_IMAGE: &str = "localhost/busybox:test";
+
+/// A pod of [`BUSYBOX_IMAGE`] on `node` that sleeps (JSON, for `kubectl
+/// apply`).
+pub fn sleeping_pod(name: &str, node: &str) -> String {
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "nodeName": node,
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{
+                "name": "c", "image": BUSYBOX_IMAGE, "imagePullPolicy": "Never",
+                "command": ["sleep", "3600"],
+            }],
+        },
+    })
+    .to_string()
+}
+
+// ===== impl Lab: installing deploy/ =====
+
+impl Lab {
+    /// Retries `kubectl ARGS` until it succeeds or `within` has passed.
+    pub fn kubectl_until(&self, args: &[&str], within: Duration) -> Result<String> {
+        let start = Instant::now();
+        loop {
+            match self.kubectl(args) {
+                Ok(out) => return Ok(out),
+                Err(e) if start.elapsed() > within => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_secs(1)),
+            }
+        }
+    }
+
+    /// Waits (up to 4 min) until `kube-system/<what>` (`ds/tortie-node`,
+    /// `deploy/tortie-rr`) has rolled out.
+    pub fn rollout_done(&self, what: &str) -> Result<()> {
+        self.kubectl_until(
+            &[
+                "-n",
+                "kube-system",
+                "rollout",
+                "status",
+                what,
+                "--timeout=10s",
+            ],
+            Duration::from_secs(240),
+        )
+        .map(|_| ())
+    }
+
+    /// Installs Tortie from the manifests directory `deploy` as
+    /// docs/kubernetes.md tells a user (the CRDs first, established, then
+    /// the whole directory), after labelling the nodes `reflectors` for
+    /// tortie-rr; waits until tortie-node runs on every node and the
+    /// nodes are Ready; returns how long that took after the apply.
+    pub fn install_deploy(&self, deploy: &Path, reflectors: &[&str]) -> Result<Duration> {
+        for n in reflectors {
+            self.kubectl(&["label", "node", n, "tortie.io/route-reflector=true"])?;
+        }
+        let s = |p: &Path| p.display().to_string();
+        self.kubectl(&["apply", "-f", &s(&deploy.join("crds.yaml"))])?;
+        self.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ])?;
+        self.kubectl(&["apply", "-f", &s(deploy)])?;
+        let applied = Instant::now();
+        self.rollout_done("ds/tortie-node")?;
+        self.kubectl(&[
+            "wait",
+            "--for=condition=Ready",
+            "node",
+            "--all",
+            "--timeout=120s",
+        ])?;
+        Ok(applied.elapsed())
+    }
+}

@@ -35,7 +35,7 @@ pub use nix::sys::signal::Signal;
 
 mod check;
 pub mod kube;
-mod kubelet;
+pub mod kubelet;
 pub mod net;
 mod pods;
 pub mod report;
