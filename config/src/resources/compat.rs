@@ -76,6 +76,7 @@ pub const TABLE: &[Entry] = &[
     e(Some(Kind::BGPConfiguration), "spec.nodeMeshPassword", Support::Rejected, "TCP MD5 from a Kubernetes secret is not implemented; ignoring it would run the mesh unauthenticated"),
     e(Some(Kind::BGPConfiguration), "spec.prefixAdvertisements", Support::Warned, "community tagging is not implemented"),
     e(Some(Kind::BGPConfiguration), "spec.programClusterRoutes", Support::WarnedIf("Enabled"), "cluster routes are always programmed"),
+    e(Some(Kind::BGPConfiguration), "spec.serviceLoadBalancerAggregation", Support::WarnedIf("Enabled"), "service ranges are always announced as ranges (Enabled); Disabled is not implemented"),
     // BGPPeer
     e(Some(Kind::BGPPeer), "spec.birdGatewayMode", Support::Warned, "BIRD-specific"),
     e(Some(Kind::BGPPeer), "spec.failureDetectionMode", Support::WarnedIf("None"), "BFD is not implemented"),
