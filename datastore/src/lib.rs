@@ -53,6 +53,7 @@ pub mod kube;
 pub use error::StoreError;
 pub use etcd::EtcdStore;
 pub use file::FileStore;
+pub use kube::status::ObjectProblem;
 pub use kube::KubeStore;
 
 /// A store-wide revision: strictly increasing, bumped by every write.
@@ -409,6 +410,36 @@ impl AnyStore {
     ) -> Result<Option<std::collections::BTreeMap<String, String>>, StoreError> {
         match self {
             AnyStore::Kube(s) => s.pod_annotations(namespace, name).await,
+            AnyStore::File(_) | AnyStore::Etcd(_) => Ok(None),
+        }
+    }
+
+    /// Sets `node`'s problems with object `key` on its status (`None` or
+    /// empty: removes them; [`KubeStore::report_problems`]); the object's
+    /// revision after. `None` on the file and etcd backends: they have no
+    /// status, and the problems are in the node's `/status`, its logs and
+    /// `tortiectl node status` only.
+    pub async fn report_problems(
+        &self,
+        key: &Key,
+        node: &str,
+        problems: Option<&[ObjectProblem]>,
+    ) -> Result<Option<Revision>, StoreError> {
+        match self {
+            AnyStore::Kube(s) => s.report_problems(key, node, problems).await.map(Some),
+            AnyStore::File(_) | AnyStore::Etcd(_) => Ok(None),
+        }
+    }
+
+    /// What `node` has reported on the objects' statuses
+    /// ([`KubeStore::reported_problems`]); `None` on the file and etcd
+    /// backends (no status).
+    pub async fn reported_problems(
+        &self,
+        node: &str,
+    ) -> Result<Option<std::collections::BTreeMap<Key, Vec<ObjectProblem>>>, StoreError> {
+        match self {
+            AnyStore::Kube(s) => s.reported_problems(node).await.map(Some),
             AnyStore::File(_) | AnyStore::Etcd(_) => Ok(None),
         }
     }

@@ -46,7 +46,8 @@ use tracing::{debug, info, warn};
 
 use crate::cluster::{Cluster, WATCHED};
 use crate::housekeeping::Housekeeping;
-use crate::peers::{self, LocalBgp, PeerPlan};
+use crate::object_status;
+use crate::peers::{self, LocalBgp, PeerPlan, Problem};
 use crate::register::{self, Tunnel};
 use crate::routes::{self, Underlay};
 use crate::services;
@@ -149,6 +150,9 @@ struct Agent {
     /// Problems of the last recompute, and others kept until they clear.
     problems: Vec<String>,
     other_problems: BTreeMap<&'static str, String>,
+    /// The problems of the last recompute about resources, as values (for
+    /// the objects' statuses).
+    resource_problems: Vec<Problem>,
     /// Tunnel address allocations in flight.
     allocating: BTreeSet<TunnelKey>,
     /// The Services follower, while service ranges are set (Kubernetes
@@ -230,6 +234,7 @@ pub fn spawn(
         sent: 0,
         problems: Vec::new(),
         other_problems: BTreeMap::new(),
+        resource_problems: Vec::new(),
         allocating: BTreeSet::new(),
         services_follower: None,
         dirty: Dirty::default(),
@@ -603,12 +608,13 @@ impl Agent {
             return;
         };
         self.follow_services();
+        let mut found: Vec<Problem> = Vec::new();
         // 1. The speaker.
         if all || self.speaker.is_none() || self.plan.is_none() {
-            self.replan(&me, &mut problems).await;
+            self.replan(&me, &mut found).await;
         } else if let Some(last) = &self.plan {
             // Only our blocks or endpoints changed: the last plan stands.
-            problems.extend(last.problems.iter().map(ToString::to_string));
+            found.extend(last.problems.iter().cloned());
         }
         // 2. What we announce (pool aggregates only for a router that
         // asks for them).
@@ -617,7 +623,9 @@ impl Agent {
             .as_ref()
             .is_some_and(|p| p.config.peers.iter().any(|c| c.export_aggregates_only));
         let (originated, route_problems) = routes::originated(&self.cluster, &me, aggregates);
-        problems.extend(route_problems.iter().map(ToString::to_string));
+        found.extend(route_problems);
+        problems.extend(found.iter().map(ToString::to_string));
+        self.resource_problems = found;
         if let Some(running) = &self.speaker {
             let announce: Vec<LocalRoute> = originated
                 .iter()
@@ -661,12 +669,12 @@ impl Agent {
 
     /// Plans the peers from the cluster and starts or reconfigures the
     /// speaker with the plan; its problems go to `problems`.
-    async fn replan(&mut self, me: &crate::cluster::NodeFacts, problems: &mut Vec<String>) {
+    async fn replan(&mut self, me: &crate::cluster::NodeFacts, problems: &mut Vec<Problem>) {
         let dir = self.cfg.secrets_dir.clone();
         let secrets =
             move |s: &tortie_config::resources::PasswordSource| peers::read_password(&dir, s);
         let plan = peers::plan(&self.cluster, me, &self.cfg.local_bgp, &secrets);
-        problems.extend(plan.problems.iter().map(ToString::to_string));
+        problems.extend(plan.problems.iter().cloned());
         match &self.speaker {
             None => match bgp_speaker::start(plan.config.clone()).await {
                 Ok((handle, best)) => {
@@ -926,6 +934,7 @@ impl Agent {
                 warnings: felix.warnings.clone(),
             },
             problems,
+            by_object: object_status::by_object(&self.resource_problems, &self.rejected),
         };
         self.status.send_if_modified(|old| {
             if **old == status {

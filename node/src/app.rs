@@ -3,7 +3,7 @@
 //! ```text
 //! start: admin port -> netlink -> underlay address -> datastore (retried)
 //!        -> register Node (retried) -> felix (adopts routes) -> watchers -> agent
-//!        -> status reporter (CalicoNodeStatus)
+//!        -> status reporter (CalicoNodeStatus), object status writer
 //! run:   until SIGTERM / SIGINT
 //! stop:  BGP graceful restart (peers keep our routes), marker written,
 //!        kernel routes left in place
@@ -29,6 +29,7 @@ use tracing::{info, warn};
 use crate::agent::{self, AgentConfig};
 use crate::cluster::{interest, WATCHED};
 use crate::housekeeping::Housekeeping;
+use crate::object_status::{self, WriterConfig};
 use crate::peers::LocalBgp;
 use crate::register::{self, RegisterError, Registration};
 use crate::status::{NodeStatus, Phase};
@@ -166,6 +167,15 @@ pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
         },
         channels.status_rx.clone(),
     );
+    // The same for the problems onto the objects' statuses (Kubernetes).
+    let object_writer = object_status::spawn(
+        WriterConfig {
+            node: settings.node_name.clone(),
+            store: store.clone(),
+            writes: shared.metrics.object_status_writes(),
+        },
+        channels.status_rx.clone(),
+    );
     let outputs = agent::spawn(
         AgentConfig {
             name: settings.node_name.clone(),
@@ -202,6 +212,7 @@ pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
         w.abort();
     }
     reporter.abort();
+    object_writer.abort();
     let speaker = outputs.speaker.borrow().clone();
     if let Some(speaker) = speaker {
         let established: Vec<_> = speaker

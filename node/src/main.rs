@@ -21,6 +21,8 @@
 //!   `/healthz`, `/readyz`, `/metrics`.
 //! - `status_report`: the node's sessions into the datastore as
 //!   `CalicoNodeStatus` (`tortiectl node status` of every node).
+//! - `object_status`: the node's problems with a BGPConfiguration,
+//!   BGPPeer or IPPool onto that object's status (Kubernetes datastore).
 //!
 //! The user reference is `docs/operations.md`.
 
@@ -38,6 +40,7 @@ mod cluster;
 mod explain;
 mod housekeeping;
 mod metrics;
+mod object_status;
 mod peers;
 mod register;
 mod routes;

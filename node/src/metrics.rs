@@ -23,13 +23,16 @@ use crate::status::{NodeStatus, Phase};
 pub struct Metrics {
     registry: Registry,
     status_writes: StatusWrites,
+    object_status_writes: StatusWrites,
 }
 
 /// Labels of `tortie_node_status_writes_total`.
 type WriteLabels = [(&'static str, &'static str); 1];
 
 /// `tortie_node_status_writes_total{result}`: the status reporter's
-/// writes of `CalicoNodeStatus` objects; cheap to clone (one family).
+/// writes of `CalicoNodeStatus` objects, and
+/// `tortie_node_object_status_writes_total{result}`: the object status
+/// writer's; cheap to clone (one family).
 #[derive(Clone, Debug, Default)]
 pub struct StatusWrites {
     family: Family<WriteLabels, Counter>,
@@ -58,14 +61,29 @@ impl Metrics {
             "Writes of this node's CalicoNodeStatus objects, by result: ok or failed (failed ones are retried)",
             status_writes.family.clone(),
         );
+        let object_status_writes = StatusWrites::default();
+        registry.register(
+            "tortie_node_object_status_writes",
+            "Writes of this node's problems onto BGPConfiguration, BGPPeer and IPPool statuses, by result: ok or failed (failed ones are retried)",
+            object_status_writes.family.clone(),
+        );
         // Both series exist from the start, so rate() works on the first failure.
         for result in ["ok", "failed"] {
             let _ = status_writes.family.get_or_create(&[("result", result)]);
+            let _ = object_status_writes
+                .family
+                .get_or_create(&[("result", result)]);
         }
         Metrics {
             registry,
             status_writes,
+            object_status_writes,
         }
+    }
+
+    /// The counters the object status writer updates.
+    pub fn object_status_writes(&self) -> StatusWrites {
+        self.object_status_writes.clone()
     }
 
     /// The counters the status reporter updates.

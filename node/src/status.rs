@@ -52,6 +52,11 @@ pub struct NodeStatus {
     /// Everything wrong that the agent works around, one line each, naming
     /// the resource and field.
     pub problems: Vec<String>,
+    /// Those about a BGPConfiguration, BGPPeer or IPPool, by object, for
+    /// the objects' statuses (`object_status`); not in `/status`, where
+    /// `problems` has them.
+    #[serde(skip)]
+    pub by_object: crate::object_status::ByObject,
 }
 
 /// The datastore as the agent sees it.

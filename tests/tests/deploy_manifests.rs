@@ -76,6 +76,9 @@ const NODE_CAN: &[&str] = &[
     "create caliconodestatuses.projectcalico.org",
     "update caliconodestatuses.projectcalico.org",
     "update caliconodestatuses.projectcalico.org --subresource=status",
+    "patch bgpconfigurations.projectcalico.org --subresource=status",
+    "patch bgppeers.projectcalico.org --subresource=status",
+    "patch ippools.projectcalico.org --subresource=status",
 ];
 const NODE_CANNOT: &[&str] = &[
     "get pods",
@@ -104,6 +107,11 @@ const NODE_CANNOT: &[&str] = &[
     "delete caliconodestatuses.projectcalico.org",
     "patch caliconodestatuses.projectcalico.org",
     "patch caliconodestatuses.projectcalico.org --subresource=status",
+    "patch bgppeers.projectcalico.org",
+    "patch ippools.projectcalico.org",
+    "patch bgpconfigurations.projectcalico.org",
+    "update bgppeers.projectcalico.org --subresource=status",
+    "get bgppeers.projectcalico.org --subresource=status",
 ];
 const RR_CAN: &[&str] = &[
     "list nodes",

@@ -25,7 +25,10 @@
 //! `Node` is the Kubernetes Node itself (`node.rs`), a `WorkloadEndpoint`
 //! lives on its Pod (`endpoint.rs`). A `CalicoNodeStatus` with a status
 //! takes two writes: the object, then its status subresource (the
-//! revision returned is the second's).
+//! revision returned is the second's). BGPConfiguration, BGPPeer and
+//! IPPool have a status subresource too, where each node reports its
+//! problems with the object (`status.rs`, a Tortie extension); the store
+//! neither reads nor writes it otherwise.
 
 mod endpoint;
 mod kinds;
@@ -34,6 +37,7 @@ mod pod;
 mod watch;
 
 pub mod services;
+pub mod status;
 
 use std::path::Path;
 
