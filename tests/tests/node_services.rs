@@ -29,14 +29,12 @@
 //! 7. Bad input: an entry `banana` in `serviceExternalIPs` is named among
 //!    every node's problems, by field; the ranges stay announced.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tortie_ctl::lab::{net, Lab};
-use tortie_tests::lab::{spawn_in, spec};
+use tortie_tests::lab::spec;
+use tortie_tests::tor::{paths, BirdTor};
 use tortie_tests::wait_until;
 
 const TEST: &str = "node_services";
@@ -52,71 +50,6 @@ spec:
   - cidr: 203.0.113.0/24
   - cidr: 198.51.100.7/32
 ";
-
-/// BIRD in the ToR host's namespace; killed on drop.
-struct Bird {
-    sock: PathBuf,
-    child: Child,
-}
-
-impl Bird {
-    /// `show route all`.
-    fn table(&self) -> Result<String> {
-        let sock = self.sock.display().to_string();
-        net::run("birdc", &["-s", &sock, "show", "route", "all"])
-    }
-}
-
-impl Drop for Bird {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Each prefix of a BIRD table and the sessions (`n0`, `n1`, ...) it was
-/// received on.
-fn paths(table: &str) -> BTreeMap<String, BTreeSet<String>> {
-    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut prefix = String::new();
-    for line in table.lines() {
-        let Some(at) = line.find("unicast [") else {
-            continue;
-        };
-        if !line.starts_with(char::is_whitespace) {
-            prefix = line.split_whitespace().next().unwrap_or("").to_string();
-        }
-        let proto = line[at + "unicast [".len()..]
-            .split_whitespace()
-            .next()
-            .unwrap_or("");
-        out.entry(prefix.clone())
-            .or_default()
-            .insert(proto.to_string());
-    }
-    out
-}
-
-/// Waits until the ToR has `prefix` from exactly the nodes `from` (by
-/// index; none: it has it from nobody); how long that took.
-fn expect(tor: &Bird, prefix: &str, from: &[usize]) -> Result<Duration> {
-    let want: BTreeSet<String> = from.iter().map(|i| format!("n{i}")).collect();
-    let start = Instant::now();
-    wait_until(
-        Duration::from_secs(30),
-        &format!("{prefix} at the ToR from {want:?}"),
-        || {
-            let table = tor.table().map_err(|e| e.to_string())?;
-            let got = paths(&table).remove(prefix).unwrap_or_default();
-            if got == want {
-                Ok(())
-            } else {
-                Err(format!("from {got:?}:\n{table}"))
-            }
-        },
-    )?;
-    Ok(start.elapsed())
-}
 
 /// `kubectl apply` of a JSON object, written into the lab's directory.
 fn apply(lab: &Lab, name: &str, object: serde_json::Value) -> Result<()> {
@@ -167,41 +100,15 @@ fn service_addresses_follow_their_endpoints() -> Result<()> {
     std::fs::write(&file, peer)?;
     lab.tortiectl(&["apply", "-f", &file.display().to_string()])?;
 
-    let dir = lab.spec.dir.join("tor");
-    std::fs::create_dir_all(&dir)?;
-    let mut conf = format!(
-        "router id {tor_addr};\nprotocol device {{}}\nprotocol direct {{ ipv4; }}\n\
-         template bgp tonode {{ local as 65000; ipv4 {{ import all; export none; }}; }}\n"
-    );
-    for (i, n) in lab.nodes.iter().enumerate() {
-        conf += &format!(
-            "protocol bgp n{i} from tonode {{ neighbor {} as 64512; }}\n",
-            n.address
-        );
-    }
-    std::fs::write(dir.join("bird.conf"), conf)?;
-    let sock = dir.join("bird.ctl");
-    let child = spawn_in(
-        &ns,
-        &[
-            "bird",
-            "-f",
-            "-c",
-            &dir.join("bird.conf").display().to_string(),
-            "-s",
-            &sock.display().to_string(),
-        ],
-        &dir.join("bird.log"),
-    )?;
-    let tor = Bird { sock, child };
+    let tor = BirdTor::start(&lab, &ns, tor_addr, 64512)?;
     lab.wait_full_mesh(Duration::from_secs(60))?;
 
     // 1. The ranges from every node; the single address is no range.
     let all = [0, 1, 2];
-    let t = expect(&tor, "10.96.0.0/16", &all)?;
+    let t = tor.expect("10.96.0.0/16", &all)?;
     eprintln!("{TEST}: cluster range from 3 nodes after {t:?}");
-    expect(&tor, "203.0.113.0/24", &all)?;
-    expect(&tor, "198.51.100.7/32", &[])?;
+    tor.expect("203.0.113.0/24", &all)?;
+    tor.expect("198.51.100.7/32", &[])?;
     for i in 0..3 {
         let s = lab.node_status(i)?;
         assert_eq!(s["problems"].as_array().map(Vec::len), Some(0), "{s}");
@@ -233,7 +140,7 @@ fn service_addresses_follow_their_endpoints() -> Result<()> {
             },
         }),
     )?;
-    expect(&tor, "203.0.113.10/32", &[1])?;
+    tor.expect("203.0.113.10/32", &[1])?;
     eprintln!(
         "{TEST}: Local service's external IP from node2 {:?} after kubectl apply",
         started.elapsed()
@@ -241,7 +148,7 @@ fn service_addresses_follow_their_endpoints() -> Result<()> {
     let cluster_ip = lab.kubectl(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"])?;
     let cluster_ip = format!("{}/32", cluster_ip.trim());
     assert!(cluster_ip.starts_with("10.96."), "{cluster_ip}");
-    expect(&tor, &cluster_ip, &[1])?;
+    tor.expect(&cluster_ip, &[1])?;
 
     // 3. The endpoint moves to node3.
     let started = Instant::now();
@@ -250,12 +157,12 @@ fn service_addresses_follow_their_endpoints() -> Result<()> {
         "web-endpoints",
         web_endpoints(&on_node2, "node3", true),
     )?;
-    expect(&tor, "203.0.113.10/32", &[2])?;
+    tor.expect("203.0.113.10/32", &[2])?;
     eprintln!(
         "{TEST}: the /32 moved from node2 to node3 {:?} after kubectl apply",
         started.elapsed()
     );
-    expect(&tor, &cluster_ip, &[2])?;
+    tor.expect(&cluster_ip, &[2])?;
 
     // 4. Not ready any more: withdrawn; the ranges stay.
     let started = Instant::now();
@@ -264,14 +171,14 @@ fn service_addresses_follow_their_endpoints() -> Result<()> {
         "web-endpoints",
         web_endpoints(&on_node2, "node3", false),
     )?;
-    expect(&tor, "203.0.113.10/32", &[])?;
+    tor.expect("203.0.113.10/32", &[])?;
     eprintln!(
         "{TEST}: withdrawn {:?} after the endpoint went not ready",
         started.elapsed()
     );
-    expect(&tor, &cluster_ip, &[])?;
-    expect(&tor, "10.96.0.0/16", &all)?;
-    expect(&tor, "203.0.113.0/24", &all)?;
+    tor.expect(&cluster_ip, &[])?;
+    tor.expect("10.96.0.0/16", &all)?;
+    tor.expect("203.0.113.0/24", &all)?;
 
     // 5. Policy Cluster with a /32 entry: from every node, no endpoints.
     apply(
@@ -283,9 +190,9 @@ fn service_addresses_follow_their_endpoints() -> Result<()> {
             "spec": {"externalIPs": ["198.51.100.7"], "ports": [{"port": 80}]},
         }),
     )?;
-    expect(&tor, "198.51.100.7/32", &all)?;
+    tor.expect("198.51.100.7/32", &all)?;
     lab.kubectl(&["delete", "service", "pinned"])?;
-    expect(&tor, "198.51.100.7/32", &[])?;
+    tor.expect("198.51.100.7/32", &[])?;
 
     // 6. The mesh carries them too; no node installs them.
     for n in &lab.nodes {
@@ -326,8 +233,8 @@ fn service_addresses_follow_their_endpoints() -> Result<()> {
             }
         })?;
     }
-    expect(&tor, "10.96.0.0/16", &all)?;
-    expect(&tor, "203.0.113.0/24", &all)?;
+    tor.expect("10.96.0.0/16", &all)?;
+    tor.expect("203.0.113.0/24", &all)?;
     Ok(())
 }
 
