@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 /// nix version).
 pub use nix::sys::signal::Signal;
 
+mod cgroup;
 mod check;
 pub mod kube;
 pub mod kubelet;
