@@ -15,7 +15,10 @@
 //!   felix's desired state.
 //! - `services` (pure): service ranges + Services + Endpoints -> the
 //!   service prefixes the node announces (Kubernetes datastore only).
-//! - `agent`: the owner task joining datastore, speaker and felix.
+//! - `agent`: the owner task joining datastore, speaker and felix:
+//!   `agent/mod.rs` (state, main loop, dispatch), `agent/inputs.rs`
+//!   (one handler per input), `agent/recompute.rs` (picture -> speaker,
+//!   felix, tunnel addresses), `agent/publish.rs` (the status snapshot).
 //! - `housekeeping`: workload interface GC, `tunl0`, restart marker.
 //! - `status`, `explain`, `admin`, `metrics`: `/status`, `/routes`,
 //!   `/healthz`, `/readyz`, `/metrics`.

@@ -1,0 +1,135 @@
+//! The agent's published status: the [`NodeStatus`] snapshot behind
+//! `/status` and `/metrics` (with the desired state for `/routes`), and
+//! the datastore's errors as its problems.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bgp_speaker::Status as SpeakerStatus;
+
+use super::Agent;
+use crate::object_status;
+use crate::status::{DataplaneView, DatastoreView, NodeStatus, PeerView, Phase};
+
+// ===== impl Agent =====
+
+impl Agent {
+    /// The datastore's current errors, one line per distinct error naming
+    /// the kinds it hits (`datastore: BGPPeer, IPPool: resources.yaml:7:
+    /// ...`), and whether it answers at all.
+    fn datastore_errors(&self) -> Vec<String> {
+        let mut by_error: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (k, e) in &self.trouble {
+            by_error.entry(e.as_str()).or_default().push(k.to_string());
+        }
+        let mut out: Vec<String> = by_error
+            .into_iter()
+            .map(|(e, kinds)| format!("datastore: {}: {e}", kinds.join(", ")))
+            .collect();
+        for (kind, records) in &self.rejected {
+            for r in records {
+                out.push(format!(
+                    "datastore: {kind}/{} left out (the others apply): {}",
+                    r.name, r.error
+                ));
+            }
+        }
+        if let Some(e) = &self.unreachable {
+            out.push(format!(
+                "datastore: unreachable ({}): {e}; routes are kept as they are",
+                self.cfg.location
+            ));
+        }
+        out
+    }
+
+    /// Rebuilds and publishes the snapshot (and the desired state, for
+    /// `/routes`, if it changed).
+    pub(super) fn publish(&mut self) {
+        if std::mem::take(&mut self.desired_stale) {
+            self.desired_out.send_replace(self.base.clone());
+        }
+        let speaker = self
+            .speaker
+            .as_ref()
+            .map(|s| s.status.borrow().clone())
+            .unwrap_or_default();
+        self.published_states = states(&speaker);
+        let felix = self.cfg.felix.status();
+        let phase = if !self.synced() {
+            Phase::WaitingForDatastore
+        } else if self.speaker.is_none() {
+            Phase::StartingBgp
+        } else if !self.gate_open() {
+            Phase::WaitingForPeers
+        } else {
+            Phase::Running
+        };
+        let mut problems = self.problems.clone();
+        problems.extend(self.other_problems.values().cloned());
+        problems.extend(self.datastore_errors());
+        let status = NodeStatus {
+            node: self.cfg.name.clone(),
+            address: Some(self.cfg.underlay.address),
+            interface: self.cfg.underlay.interface.clone(),
+            phase,
+            restarting: self.cfg.local_bgp.restarting,
+            as_number: self.plan.as_ref().map(|p| p.config.asn),
+            router_id: self.plan.as_ref().map(|p| p.config.router_id),
+            cluster_id: self.plan.as_ref().and_then(|p| p.config.cluster_id),
+            datastore: DatastoreView {
+                location: self.cfg.location.clone(),
+                synced: self.synced(),
+                errors: self.datastore_errors(),
+            },
+            peers: self
+                .plan
+                .as_ref()
+                .map(|p| PeerView::join(&p.sources, &speaker))
+                .unwrap_or_default(),
+            originated: self.originated.keys().copied().collect(),
+            learned: self.base.as_ref().map_or(0, |d| d.learned.len()),
+            dataplane: DataplaneView {
+                sent: self.sent,
+                applied: felix.applied,
+                routes: felix.last_pass.as_ref().map_or(0, |p| p.desired),
+                failures: felix
+                    .last_pass
+                    .as_ref()
+                    .map(|p| p.failures.clone())
+                    .unwrap_or_default(),
+                warnings: felix.warnings.clone(),
+            },
+            problems,
+            by_object: object_status::by_object(&self.resource_problems, &self.rejected),
+        };
+        self.status.send_if_modified(|old| {
+            if **old == status {
+                false
+            } else {
+                *old = Arc::new(status);
+                true
+            }
+        });
+    }
+}
+
+// ===== helpers =====
+
+/// Each peer's session state.
+fn states(s: &SpeakerStatus) -> Vec<(IpAddr, bgp_speaker::SessionState)> {
+    s.peers.iter().map(|p| (p.address, p.state)).collect()
+}
+
+/// Whether `s` has the peers and session states of `published`.
+pub(super) fn same_states(
+    published: &[(IpAddr, bgp_speaker::SessionState)],
+    s: &SpeakerStatus,
+) -> bool {
+    published.len() == s.peers.len()
+        && published
+            .iter()
+            .zip(&s.peers)
+            .all(|(a, p)| a.0 == p.address && a.1 == p.state)
+}
