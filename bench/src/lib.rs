@@ -15,10 +15,14 @@
 //! - `node`: the node agent's benchmarks (bring-up, convergence, heal,
 //!   restart, scale): tortie-node next to BIRD as Calico runs it, on the
 //!   lab of `tortie_ctl`.
+//! - `k8s`: on a real kube-apiserver: pod start to reachable from another
+//!   node (real kubelets, `deploy/`), and the agents' watch load (CPU,
+//!   memory and API requests while pods come and go).
 
 pub mod bed;
 pub mod fanout;
 pub mod ingest;
+pub mod k8s;
 pub mod loopback;
 pub mod netns;
 pub mod node;

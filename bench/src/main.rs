@@ -75,6 +75,11 @@ struct Cli {
     /// goes away.
     #[arg(long, requires = "node_log_level")]
     keep_logs: Option<PathBuf>,
+    /// k8s-reach: pods started one after another (default 50; quick 5);
+    /// k8s-watch: pods created and deleted (default 1000; quick 60).
+    /// k8s-watch takes its node count from --nodes (default 3).
+    #[arg(long)]
+    pods: Option<usize>,
 }
 
 /// The benchmarks.
@@ -90,6 +95,12 @@ enum Which {
     /// The node agent: bring-up, convergence, heal, restart and scale,
     /// tortie-node next to BIRD as Calico runs it.
     Node,
+    /// Kubernetes: pod start to reachable from another node, on real
+    /// kubelets with deploy/ applied.
+    K8sReach,
+    /// Kubernetes: the agents' CPU, memory and API requests while pods
+    /// are created and deleted across the nodes.
+    K8sWatch,
 }
 
 fn main() -> Result<()> {
@@ -103,6 +114,9 @@ fn main() -> Result<()> {
     }
     if cli.which == Which::Node {
         return node(&cli);
+    }
+    if matches!(cli.which, Which::K8sReach | Which::K8sWatch) {
+        return k8s(&cli);
     }
     tortie_bench::receivers::set_fast_poll(std::time::Duration::from_secs_f64(
         cli.poll_ms / 1000.0,
@@ -306,6 +320,33 @@ fn node(cli: &Cli) -> Result<()> {
         bail!("some measurements failed (see above)");
     }
     Ok(())
+}
+
+/// `tortie-bench k8s-reach | k8s-watch`.
+fn k8s(cli: &Cli) -> Result<()> {
+    use tortie_bench::k8s;
+    let opts = k8s::Options {
+        bench: if cli.which == Which::K8sReach {
+            k8s::Bench::Reach
+        } else {
+            k8s::Bench::Watch
+        },
+        bin_dir: cli
+            .bin_dir
+            .clone()
+            .unwrap_or_else(tortie_bench::node::default_bin_dir),
+        quick: cli.quick,
+        pods: cli.pods,
+        nodes: cli.nodes.first().copied(),
+    };
+    let header = format!(
+        "{} Binaries: `{}`.",
+        run_header(Path::new(""), false),
+        opts.bin_dir.display()
+    );
+    let body = format!("{header}\n\n{}", k8s::run(&opts)?);
+    println!("{body}");
+    write(cli, opts.bench.section(), &body)
 }
 
 /// Date, command and machine, printed above every table.

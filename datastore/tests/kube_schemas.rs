@@ -318,8 +318,7 @@ async fn schemas_check_values_and_keep_every_field() {
         p.spec.peer_selector.map(|s| s.to_string()).as_deref(),
         Some("has(route-reflector)")
     );
-    let Resource::CalicoNodeStatus(n) = get(Kind::CalicoNodeStatus, "debug-node-0").await
-    else {
+    let Resource::CalicoNodeStatus(n) = get(Kind::CalicoNodeStatus, "debug-node-0").await else {
         unreachable!()
     };
     assert_eq!(

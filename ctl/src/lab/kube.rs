@@ -125,6 +125,7 @@ impl Lab {
                 p("apiserver-kubelet-client.key")
             ))
             .arg("--kubelet-preferred-address-types=InternalIP,Hostname")
+            .args(&self.spec.apiserver_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);

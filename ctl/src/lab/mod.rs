@@ -107,6 +107,10 @@ pub struct LabSpec {
     /// Extra tortie-node arguments, for every node.
     #[serde(default)]
     pub node_args: Vec<String>,
+    /// Extra kube-apiserver arguments (with `kubernetes`), e.g. an audit
+    /// policy and log for the benchmarks that count the agents' requests.
+    #[serde(default)]
+    pub apiserver_args: Vec<String>,
     /// Extra tortie-node arguments of one node (by 1-based number).
     #[serde(default)]
     pub per_node_args: std::collections::BTreeMap<usize, Vec<String>>,
@@ -188,6 +192,7 @@ impl LabSpec {
             images: Vec::new(),
             resources: String::new(),
             node_args: Vec::new(),
+            apiserver_args: Vec::new(),
             per_node_args: std::collections::BTreeMap::new(),
             one_subnet: false,
             no_agents: false,
