@@ -61,38 +61,6 @@ fn run(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// What the lab's kubelets and the cluster say, for a failure message.
-fn diagnose(lab: &Lab) -> String {
-    let mut out = String::new();
-    for args in [
-        &["get", "nodes", "-o", "wide"][..],
-        &["get", "pods", "-A", "-o", "wide"],
-        &["-n", "kube-system", "describe", "pods"],
-        &[
-            "-n",
-            "kube-system",
-            "logs",
-            "ds/tortie-node",
-            "-c",
-            "tortie-node",
-            "--tail=30",
-        ],
-    ] {
-        out.push_str(&format!("$ kubectl {}\n", args.join(" ")));
-        out.push_str(&lab.kubectl(args).unwrap_or_else(|e| format!("{e:#}")));
-        out.push('\n');
-    }
-    for n in &lab.nodes {
-        let log = lab.spec.dir.join(format!("k8s-{}/kubelet.log", n.name));
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(20).collect();
-        out.push_str(&format!("--- {} (last lines)\n", log.display()));
-        out.push_str(&tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
-        out.push('\n');
-    }
-    out
-}
-
 /// `kubectl apply` of a JSON or YAML text, written into the lab's directory.
 fn apply(lab: &Lab, name: &str, text: &str) -> Result<()> {
     let file = lab.spec.dir.join(name);
@@ -210,7 +178,7 @@ fn tortie_runs_from_deploy_on_kubelet_nodes() -> Result<()> {
     );
     let result = exercise(&mut lab);
     if let Err(e) = &result {
-        eprintln!("k8s_cluster failed: {e:#}\n{}", diagnose(&lab));
+        eprintln!("k8s_cluster failed: {e:#}\n{}", lab.kube_diagnosis());
         if std::env::var_os("TORTIE_KEEP_LAB").is_some() {
             eprintln!("TORTIE_KEEP_LAB: lab {} kept", lab.spec.dir.display());
             lab.keep();

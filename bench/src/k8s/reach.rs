@@ -72,7 +72,7 @@ pub fn run(bin_dir: &Path, pods: usize) -> Result<ReachResult> {
     let lab_up = t0.elapsed();
     let result = measure(&lab, pods, lab_up);
     result.map_err(|e| {
-        let diag: String = diagnose(&lab).chars().take(6000).collect();
+        let diag: String = lab.kube_diagnosis().chars().take(6000).collect();
         e.context(diag)
     })
 }
@@ -272,35 +272,4 @@ fn api(lab: &Lab, method: &str, path: &str, body: Option<&Path>) -> Result<Strin
     }
     cmd.arg(format!("{APISERVER}{path}"));
     run_cmd(&mut cmd).with_context(|| format!("{method} {path}"))
-}
-
-/// What the cluster and the kubelets say, for a failure message.
-fn diagnose(lab: &Lab) -> String {
-    let mut out = String::new();
-    for args in [
-        &["get", "nodes", "-o", "wide"][..],
-        &["get", "pods", "-A", "-o", "wide"],
-        &[
-            "-n",
-            "kube-system",
-            "logs",
-            "ds/tortie-node",
-            "-c",
-            "tortie-node",
-            "--tail=20",
-        ],
-    ] {
-        out.push_str(&format!("$ kubectl {}\n", args.join(" ")));
-        out.push_str(&lab.kubectl(args).unwrap_or_else(|e| format!("{e:#}")));
-        out.push('\n');
-    }
-    for n in &lab.nodes {
-        let log = lab.spec.dir.join(format!("k8s-{}/kubelet.log", n.name));
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(10).collect();
-        out.push_str(&format!("--- {} (last lines)\n", log.display()));
-        out.push_str(&tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
-        out.push('\n');
-    }
-    out
 }

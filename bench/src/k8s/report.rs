@@ -238,12 +238,18 @@ fn request_table(r: &WatchResult) -> String {
             }
         };
         let total = agents.values().sum::<u64>();
+        // Start-up is a burst, not a rate.
+        let rate = if p.name == "start-up" {
+            "-".to_string()
+        } else {
+            let per_minute = total as f64 * 60.0 / p.length.as_secs_f64().max(1e-9);
+            format!("{:.1}", per_minute / n.max(1) as f64)
+        };
         let _ = writeln!(
             t,
-            "| {} ({:.0} s) | {total} | {:.1} | {} | {} | {} |",
+            "| {} ({:.0} s) | {total} | {rate} | {} | {} | {} |",
             p.name,
             p.length.as_secs_f64(),
-            total as f64 * 60.0 / p.length.as_secs_f64().max(1e-9) / n.max(1) as f64,
             describe(&agents),
             per_pod(&cni),
             per_pod(&kubectl),

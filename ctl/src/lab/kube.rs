@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -67,14 +67,7 @@ impl Lab {
         self.start_apiserver()?;
         let crds = dir.join("crds.yaml");
         std::fs::write(&crds, CRDS)?;
-        self.kubectl(&["apply", "-f", &crds.display().to_string()])?;
-        self.kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ])?;
+        self.apply_crds(&crds)?;
         // No controller manager: the pods' service account by hand.
         let _ = self.kubectl(&["create", "serviceaccount", "default", "-n", POD_NAMESPACE]);
         Ok(())
@@ -154,6 +147,20 @@ impl Lab {
         if !self.kill_child("kube-apiserver") {
             bail!("no kube-apiserver of this lab is running");
         }
+        Ok(())
+    }
+
+    /// Applies the CRDs of `file` and waits until they are established
+    /// (objects of their kinds are refused until then).
+    pub fn apply_crds(&self, file: &Path) -> Result<()> {
+        self.kubectl(&["apply", "-f", &file.display().to_string()])?;
+        self.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ])?;
         Ok(())
     }
 

@@ -451,6 +451,39 @@ pub fn sleeping_pod(name: &str, node: &str) -> String {
 // ===== impl Lab: installing deploy/ =====
 
 impl Lab {
+    /// What the cluster and the kubelets say (nodes, pods, tortie-node's
+    /// log, each kubelet's last lines), for a failure message.
+    pub fn kube_diagnosis(&self) -> String {
+        let mut out = String::new();
+        for args in [
+            &["get", "nodes", "-o", "wide"][..],
+            &["get", "pods", "-A", "-o", "wide"],
+            &["-n", "kube-system", "describe", "pods"],
+            &[
+                "-n",
+                "kube-system",
+                "logs",
+                "ds/tortie-node",
+                "-c",
+                "tortie-node",
+                "--tail=30",
+            ],
+        ] {
+            out.push_str(&format!("$ kubectl {}\n", args.join(" ")));
+            out.push_str(&self.kubectl(args).unwrap_or_else(|e| format!("{e:#}")));
+            out.push('\n');
+        }
+        for n in &self.nodes {
+            let log = self.spec.dir.join(format!("k8s-{}/kubelet.log", n.name));
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(20).collect();
+            out.push_str(&format!("--- {} (last lines)\n", log.display()));
+            out.push_str(&tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            out.push('\n');
+        }
+        out
+    }
+
     /// Retries `kubectl ARGS` until it succeeds or `within` has passed.
     pub fn kubectl_until(&self, args: &[&str], within: Duration) -> Result<String> {
         let start = Instant::now();
@@ -489,16 +522,8 @@ impl Lab {
         for n in reflectors {
             self.kubectl(&["label", "node", n, "tortie.io/route-reflector=true"])?;
         }
-        let s = |p: &Path| p.display().to_string();
-        self.kubectl(&["apply", "-f", &s(&deploy.join("crds.yaml"))])?;
-        self.kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ])?;
-        self.kubectl(&["apply", "-f", &s(deploy)])?;
+        self.apply_crds(&deploy.join("crds.yaml"))?;
+        self.kubectl(&["apply", "-f", &deploy.display().to_string()])?;
         let applied = Instant::now();
         self.rollout_done("ds/tortie-node")?;
         self.kubectl(&[
