@@ -79,6 +79,10 @@ pub struct WatchResult {
     pub blocks: usize,
     /// Each agent (by node) after start-up, idle, create and delete.
     pub samples: Vec<Vec<Sample>>,
+    /// Each agent after every tenth of the pods made (from 0: before the
+    /// first), and deleted.
+    pub create_steps: Vec<(usize, Vec<Sample>)>,
+    pub delete_steps: Vec<(usize, Vec<Sample>)>,
     /// start-up, idle, create, delete.
     pub phases: Vec<Phase>,
 }
@@ -173,8 +177,39 @@ pub fn watch_section(r: &WatchResult) -> String {
     );
     s.push_str(&agent_table(r));
     s.push('\n');
+    s.push_str(&steps_table(r));
+    s.push('\n');
     s.push_str(&request_table(r));
     s
+}
+
+/// The agents' CPU per pod and memory by tenths of the pods: whether a
+/// pod costs more when there are more.
+fn steps_table(r: &WatchResult) -> String {
+    let mut t = String::from(
+        "| pods | made: CPU per pod, mean of the agents (ms) | RSS after, mean (MiB) | deleted: CPU per pod, mean of the agents (ms) | RSS after, mean (MiB) |\n\
+         |---|---:|---:|---:|---:|\n",
+    );
+    let per_pod = |a: &(usize, Vec<Sample>), b: &(usize, Vec<Sample>)| {
+        let cpu: f64 = b.1.iter().zip(&a.1).map(|(y, x)| y.cpu_secs_since(x)).sum();
+        let pods = (b.0 - a.0).max(1) * b.1.len().max(1);
+        format!("{:.2}", cpu * 1000.0 / pods as f64)
+    };
+    let rss = |v: &[Sample]| {
+        let sum: u64 = v.iter().map(|x| x.rss_kib).sum();
+        mib(sum / v.len().max(1) as u64)
+    };
+    let (c, d) = (&r.create_steps, &r.delete_steps);
+    for i in 1..c.len().max(d.len()) {
+        let half = |v: &[(usize, Vec<Sample>)]| match (v.get(i - 1), v.get(i)) {
+            (Some(a), Some(b)) => (per_pod(a, b), rss(&b.1)),
+            _ => ("-".into(), "-".into()),
+        };
+        let (from, to) = (c.get(i - 1).map_or(0, |x| x.0), c.get(i).map_or(0, |x| x.0));
+        let ((mc, mr), (dc, dr)) = (half(c), half(d));
+        let _ = writeln!(t, "| {}-{to} | {mc} | {mr} | {dc} | {dr} |", from + 1);
+    }
+    t
 }
 
 fn agent_table(r: &WatchResult) -> String {
@@ -362,6 +397,16 @@ mod tests {
                 vec![sample(51, 20480); 2],
                 vec![sample(61, 20480); 2],
             ],
+            create_steps: vec![
+                (0, vec![sample(11, 10240); 2]),
+                (2, vec![sample(21, 15360); 2]),
+                (4, vec![sample(51, 20480); 2]),
+            ],
+            delete_steps: vec![
+                (0, vec![sample(51, 20480); 2]),
+                (2, vec![sample(56, 20480); 2]),
+                (4, vec![sample(61, 20480); 2]),
+            ],
             phases: vec![
                 Phase::new("start-up", Duration::from_secs(3), Tally::default()),
                 Phase::new("idle", Duration::from_secs(10), Tally::default()),
@@ -377,5 +422,8 @@ mod tests {
         );
         assert!(s.contains("| node1 | 2 |"), "{s}");
         assert!(s.contains("| 10.0 / 20.0 / 20.0 | 40.0 |"), "{s}");
+        // 0.1 s of CPU per agent for 2 pods, then 0.3 s; deleting 0.05 s.
+        assert!(s.contains("| 1-2 | 50.00 | 15.0 | 25.00 | 20.0 |"), "{s}");
+        assert!(s.contains("| 3-4 | 150.00 | 20.0 | 25.00 | 20.0 |"), "{s}");
     }
 }

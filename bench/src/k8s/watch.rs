@@ -38,6 +38,8 @@ use crate::procstat::Sample;
 /// audit log is copied before the lab goes away (every request, as JSON
 /// lines).
 pub const KEEP_AUDIT: &str = "TORTIE_BENCH_KEEP_AUDIT";
+/// The agents are sampled after every tenth of the pods made or deleted.
+const STEPS: usize = 10;
 /// How long the agents are left alone between start-up and the pods.
 const IDLE: Duration = Duration::from_secs(10);
 
@@ -107,12 +109,15 @@ fn measure(lab: &mut Lab, scratch: &Path, log: &Path, pods: usize) -> Result<Wat
     phases.push(Phase::new("idle", t.elapsed(), audit.take()?));
 
     eprintln!("k8s-watch: creating {pods} pods ...");
+    let step = (pods / STEPS).max(1);
+    let mut create_steps = vec![(0, samples[1].clone())];
     let t = Instant::now();
     for k in 0..pods {
         crate::stop::check()?;
         lab.add_pod(k % nodes.len())
             .with_context(|| format!("pod {} of {pods}", k + 1))?;
-        if (k + 1) % 100 == 0 {
+        if (k + 1) % step == 0 || k + 1 == pods {
+            create_steps.push((k + 1, sample()?));
             eprintln!(
                 "k8s-watch: {} pods in {:.0} s",
                 k + 1,
@@ -131,10 +136,12 @@ fn measure(lab: &mut Lab, scratch: &Path, log: &Path, pods: usize) -> Result<Wat
     eprintln!("k8s-watch: deleting {pods} pods ...");
     let t = Instant::now();
     let names: Vec<String> = lab.pods.iter().map(|p| p.name.clone()).collect();
+    let mut delete_steps = vec![(0, samples[2].clone())];
     for (k, name) in names.iter().enumerate() {
         crate::stop::check()?;
         lab.delete_pod(name)?;
-        if (k + 1) % 100 == 0 {
+        if (k + 1) % step == 0 || k + 1 == pods {
+            delete_steps.push((k + 1, sample()?));
             eprintln!(
                 "k8s-watch: {} deleted in {:.0} s",
                 k + 1,
@@ -164,6 +171,8 @@ fn measure(lab: &mut Lab, scratch: &Path, log: &Path, pods: usize) -> Result<Wat
         converged,
         blocks,
         samples,
+        create_steps,
+        delete_steps,
         phases,
     })
 }
