@@ -4,8 +4,10 @@
 //! loading) list again. Errors are reported as [`Follow::Trouble`], never
 //! fatal, and retried with backoff (100 ms doubling to 5 s), so a store
 //! that is away leaves the follower on its last known objects. A probe
-//! ([`probe`]) reads one small object from etcd every 2 s: an etcd watch
-//! reconnects quietly, so only a probe tells that the store is away.
+//! ([`probe`]) tells whether the store answers: on etcd it reads one small
+//! object every 2 s (an etcd watch reconnects quietly, so only a read
+//! tells that the store is away); on Kubernetes it makes no request and
+//! reports the watches' own health (`KubeStore::reachability`).
 
 use std::time::Duration;
 
@@ -87,18 +89,22 @@ where
     })
 }
 
-/// Reads one small object every 2 s and reports whether the store
-/// answered. Only etcd is probed: a local directory does not go away, and
-/// its errors come through the followers (a probe would only add lock
-/// traffic to the file backend).
+/// Reports whether the store answers. etcd: one small object read every
+/// 2 s. Kubernetes: no request of its own (an agent makes list and watch
+/// calls only); a report each time the store's watches lose or regain the
+/// API server. The file backend is not probed: a local directory does not
+/// go away, and its errors come through the followers (a probe would only
+/// add lock traffic).
 pub fn probe<T>(store: AnyStore, tx: mpsc::Sender<T>) -> JoinHandle<()>
 where
     T: From<Follow> + Send + 'static,
 {
     tokio::spawn(async move {
-        if matches!(store, AnyStore::File(_)) {
-            return;
-        }
+        let store = match store {
+            AnyStore::File(_) => return,
+            AnyStore::Kube(k) => return watch_health(k.reachability(), tx).await,
+            etcd @ AnyStore::Etcd(_) => etcd,
+        };
         let key = Key::new(Kind::BGPConfiguration, "default");
         loop {
             tokio::time::sleep(PROBE_EVERY).await;
@@ -112,6 +118,23 @@ where
             }
         }
     })
+}
+
+/// Reports each change of the watches' health until `tx` or the store
+/// is gone.
+async fn watch_health<T: From<Follow>>(
+    mut health: tokio::sync::watch::Receiver<Option<String>>,
+    tx: mpsc::Sender<T>,
+) {
+    while health.changed().await.is_ok() {
+        let result = match health.borrow_and_update().clone() {
+            None => Ok(()),
+            Some(e) => Err(format!("the API server refuses the watches: {e}")),
+        };
+        if tx.send(Follow::Probe(result).into()).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// One list + watch. `Ok` only when the receiver is gone.

@@ -368,3 +368,38 @@ async fn endpoints_live_on_their_pods() {
         .unwrap_err();
     assert!(e.to_string().contains("no pod default/ghost"), "{e}");
 }
+
+/// The store's reachability is its watches' own health (no request of its
+/// own): lost when the API server stops (the stream breaks and cannot be
+/// opened again), back when it answers again; the watch then resumes
+/// after what it delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reachability_is_the_watches_health() {
+    let Some(mut plane) = ControlPlane::start("kubernetes backend: reachability") else {
+        return;
+    };
+    let s = KubeStore::connect(Some(&plane.kubeconfig())).await.unwrap();
+    register(&plane, "r1");
+    let start = s.list(Kind::Node).await.unwrap();
+    let mut w = s.watch(Kind::Node, start.revision).await.unwrap();
+    let mut health = s.reachability();
+    assert_eq!(*health.borrow_and_update(), None, "reachable at first");
+
+    tokio::task::block_in_place(|| plane.stop_apiserver());
+    let lost = tokio::time::timeout(Duration::from_secs(30), health.wait_for(|h| h.is_some()))
+        .await
+        .expect("the watch notices the API server is gone")
+        .unwrap()
+        .clone()
+        .unwrap();
+    assert!(lost.contains("watch"), "names the failed call: {lost}");
+
+    tokio::task::block_in_place(|| plane.start_apiserver());
+    tokio::time::timeout(Duration::from_secs(30), health.wait_for(|h| h.is_none()))
+        .await
+        .expect("reachable again once the watch reopens")
+        .unwrap();
+    s.create(ours("r1", "10.0.0.9/24", 64512)).await.unwrap();
+    let e = next(&mut w).await;
+    assert_eq!((e.action, e.key.name.as_str()), (Action::Created, "r1"));
+}

@@ -226,6 +226,22 @@ impl ControlPlane {
         }
     }
 
+    /// Kills the API server (SIGKILL: its connections close); etcd stays.
+    pub fn stop_apiserver(&mut self) {
+        if let Some(mut child) = self.apiserver.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the API server again on the same port and waits until it is
+    /// ready.
+    pub fn start_apiserver(&mut self) {
+        assert!(self.apiserver.is_none(), "the API server is running");
+        self.spawn_apiserver();
+        self.wait_ready();
+    }
+
     /// Applies a manifest file and waits for its CRDs to be served.
     pub fn apply(&self, manifest: &Path) -> Result<String, String> {
         let out = self.kubectl(&["apply", "-f", &manifest.display().to_string()])?;

@@ -16,8 +16,9 @@
 //!    blocks are custom resources.
 //! 3. A deleted pod's endpoint goes from its Pod and its route from its
 //!    node; a new pod is reached.
-//! 4. The API server goes away for 15 s: every route stays and the pods
-//!    keep reaching each other; once it is back, a new pod on node3 is
+//! 4. The API server goes away: every agent reports it (its watches can
+//!    not reopen), every route stays and the pods keep reaching each
+//!    other; once it is back the report clears, and a new pod on node3 is
 //!    reached from node1: node3's agent programmed its /32 route, which it
 //!    does only on seeing the pod's endpoint (its watch resumed).
 
@@ -100,7 +101,24 @@ fn pods_reach_each_other_on_the_kubernetes_datastore() -> Result<()> {
     };
     let before = routes(&lab);
     lab.stop_apiserver()?;
-    std::thread::sleep(Duration::from_secs(15));
+    // Each agent says so (from its watches: it makes no request of its
+    // own to find out) and keeps its routes.
+    for i in 0..3 {
+        wait_until(
+            Duration::from_secs(30),
+            "the agent reports the API server away",
+            || {
+                let s = lab.node_status(i).map_err(|e| e.to_string())?;
+                let p = s["problems"].to_string();
+                if p.contains("datastore: unreachable") && p.contains("refuses the watches") {
+                    Ok(())
+                } else {
+                    Err(p)
+                }
+            },
+        )?;
+    }
+    std::thread::sleep(Duration::from_secs(10));
     assert_eq!(
         routes(&lab),
         before,
@@ -108,6 +126,21 @@ fn pods_reach_each_other_on_the_kubernetes_datastore() -> Result<()> {
     );
     lab.wait_full_mesh(Duration::from_secs(10))?;
     lab.start_apiserver()?;
+    for i in 0..3 {
+        wait_until(
+            Duration::from_secs(60),
+            "the agent reports the API server back",
+            || {
+                let s = lab.node_status(i).map_err(|e| e.to_string())?;
+                let p = s["problems"].to_string();
+                if p.contains("unreachable") {
+                    Err(p)
+                } else {
+                    Ok(())
+                }
+            },
+        )?;
+    }
     let later = lab.add_pod(2)?;
     let from = lab.pods.iter().find(|p| p.node == "node1").cloned();
     let from = from.expect("a pod on node1");

@@ -295,6 +295,7 @@ impl KubeStore {
             first,
             Endpoints { present, only },
             Some(ENDPOINT),
+            self.health.clone(),
         )
         .await
     }

@@ -52,6 +52,8 @@ use crate::{check_batch, Datastore, Listing, Only, Op, Revision, StoreError, Ver
 #[derive(Clone)]
 pub struct KubeStore {
     client: Client,
+    /// Whether its watches reach the API server (see [`Self::reachability`]).
+    health: watch::Health,
 }
 
 // ===== impl KubeStore =====
@@ -74,7 +76,22 @@ impl KubeStore {
                 .map_err(|e| kube_error("find a kubeconfig or service account".into(), e))?,
         };
         let client = Client::try_from(config).map_err(|e| kube_error("client".into(), e))?;
-        Ok(KubeStore { client })
+        Ok(KubeStore {
+            client,
+            health: watch::Health::default(),
+        })
+    }
+
+    /// Whether the API server answers this store's watches: `Some(error)`
+    /// from the moment a broken watch could not be opened again until one
+    /// opens. This is the watches' own health, no request of its own: a
+    /// process that follows kinds learns that the API server is away when
+    /// their streams break (a server that stops, or closes connections)
+    /// and are refused on reopening. A network that drops packets without
+    /// closing anything shows only when the server's watch timeout (290 s)
+    /// ends a stream and the next cannot open.
+    pub fn reachability(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.health.subscribe()
     }
 
     /// The API of `kind`'s objects.
@@ -372,7 +389,9 @@ impl KubeStore {
             first = watch::as_creations(admitted(only.as_mut(), listing.items));
             after = listing.revision;
         }
-        watch::start(api, kind, after, first, watch::Objects { kind, only }).await
+        let health = self.health.clone();
+        let objects = watch::Objects { kind, only };
+        watch::start(api, kind, after, first, objects, health).await
     }
 
     /// Whether `op` would succeed now: the error its single call would

@@ -344,7 +344,16 @@ impl KubeStore {
                 .collect();
             (Vec::new(), from, present)
         };
-        super::watch::start(self.nodes(), Kind::Node, after, first, Nodes { present }).await
+        let health = self.health.clone();
+        super::watch::start(
+            self.nodes(),
+            Kind::Node,
+            after,
+            first,
+            Nodes { present },
+            health,
+        )
+        .await
     }
 }
 

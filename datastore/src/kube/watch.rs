@@ -6,6 +6,7 @@
 //! read of the Node changed (the kubelet updates its Node all the time).
 
 use std::fmt::Debug;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
@@ -43,6 +44,37 @@ pub(super) trait Translate<K>: Send + 'static {
     fn translate(&mut self, action: Action, object: K) -> Seen;
 }
 
+/// Whether the watches of one store reach the API server: `Some(error)`
+/// after a broken stream could not be opened again, `None` again once
+/// one opens. Shared by every watch of a `KubeStore`.
+#[derive(Clone)]
+pub(super) struct Health(Arc<tokio::sync::watch::Sender<Option<String>>>);
+
+impl Default for Health {
+    fn default() -> Health {
+        Health(Arc::new(tokio::sync::watch::Sender::new(None)))
+    }
+}
+
+impl Health {
+    pub(super) fn subscribe(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.0.subscribe()
+    }
+
+    fn opened(&self) {
+        self.0.send_if_modified(|h| h.take().is_some());
+    }
+
+    fn refused(&self, error: &StoreError) {
+        let error = error.to_string();
+        self.0.send_if_modified(|h| {
+            let first = h.is_none();
+            *h = Some(error);
+            first
+        });
+    }
+}
+
 /// Custom resources: every event is a change, less what `only` skips.
 pub(super) struct Objects {
     pub kind: Kind,
@@ -56,12 +88,13 @@ pub(super) async fn start<K, T>(
     after: Revision,
     first: Vec<WatchEvent>,
     translate: T,
+    health: Health,
 ) -> Result<Watch, StoreError>
 where
     K: Clone + Debug + DeserializeOwned + Send + 'static,
     T: Translate<K>,
 {
-    start_selected(api, kind, after, first, translate, None).await
+    start_selected(api, kind, after, first, translate, None, health).await
 }
 
 /// [`start`] of the objects a label selector picks (the API server sends
@@ -73,6 +106,7 @@ pub(super) async fn start_selected<K, T>(
     first: Vec<WatchEvent>,
     translate: T,
     selector: Option<&'static str>,
+    health: Health,
 ) -> Result<Watch, StoreError>
 where
     K: Clone + Debug + DeserializeOwned + Send + 'static,
@@ -82,9 +116,11 @@ where
         api,
         kind,
         selector,
+        health,
     };
     // Opened here, so that a watch that cannot start fails the call.
     let events = source.open(after).await?;
+    source.health.opened();
     let (tx, rx) = mpsc::channel(QUEUE);
     let task = tokio::spawn(follow(source, after, events, first, translate, tx));
     Ok(Watch::new(rx, task))
@@ -96,6 +132,7 @@ struct Source<K> {
     api: Api<K>,
     kind: Kind,
     selector: Option<&'static str>,
+    health: Health,
 }
 
 /// The changes of a listing, as a watch from 0 delivers them: creations in
@@ -193,14 +230,17 @@ async fn follow<K, T>(
             }
             match source.open(after).await {
                 Ok(next) => {
+                    source.health.opened();
                     events = next;
                     break;
                 }
                 Err(e @ StoreError::Compacted { .. }) => {
+                    source.health.opened();
                     let _ = tx.send(Err(e)).await;
                     return;
                 }
                 Err(e) => {
+                    source.health.refused(&e);
                     tracing::debug!(kind = %source.kind, error = %e, "watch: cannot reopen yet");
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(BACKOFF.1);
