@@ -3,11 +3,12 @@
 //! annotations ([`crate::annotations`]) taken together and checked
 //! against the IP pools, before anything is allocated.
 //!
-//! Precedence: the pod's annotations win over the network config
-//! (`ipv4pools` / `ipv6pools` over `pools` for their family, `ipFamilies`
-//! over `assignIPv4` / `assignIPv6`); `ipAddrs` and a runtime request for
-//! other addresses are refused; a requested address must lie in the pools
-//! a pool annotation of its family names.
+//! Precedence: the annotations win over the network config (`ipv4pools`
+//! / `ipv6pools` over `pools` for their family, the pod's own or else its
+//! Namespace's, [`PodIpam::inherit`]; `ipFamilies` over `assignIPv4` /
+//! `assignIPv6`); `ipAddrs` and a runtime request for other addresses are
+//! refused; a requested address must lie in the pools the pool annotation
+//! of its family in effect names.
 
 use std::net::IpAddr;
 
@@ -15,7 +16,7 @@ use tortie_config::resources::{IPPool, IPPoolSpec};
 use tortie_datastore::{AnyStore, TypedStore};
 use tortie_ipam::Family;
 
-use crate::annotations::{bad, family_of, origin, PodIpam, PoolRef, IP_ADDRS, IP_FAMILIES};
+use crate::annotations::{bad, family_of, origin, PodIpam, PoolRef, Source, IP_ADDRS, IP_FAMILIES};
 use crate::config::NetConf;
 use crate::error::CniError;
 
@@ -32,8 +33,9 @@ pub struct Plan {
     pub v4_pools: Vec<String>,
     /// The IPv6 pools, likewise.
     pub v6_pools: Vec<String>,
-    /// Which choices the pod's annotations made, for messages.
-    from_pod: Vec<(Choice, String)>,
+    /// Which choices annotations made (the pod's, or its Namespace's
+    /// pools), and whose they are, for messages.
+    annotated: Vec<(Choice, String)>,
 }
 
 /// A choice an annotation can make.
@@ -53,10 +55,10 @@ enum Choice {
 impl Plan {
     /// What to allocate: the network config's `pools` and families
     /// (`conf_pools`, `conf_families`), the addresses the runtime asked
-    /// for (`requested`), and the pod's annotations (`pod`), checked
-    /// against the IP pools there are (`pools`; needed only when a pool
-    /// annotation is set). The pod's annotations win; `ipAddrs` and a
-    /// different runtime request are refused.
+    /// for (`requested`), and the pod's annotations with its Namespace's
+    /// pools (`pod`), checked against the IP pools there are (`pools`;
+    /// needed only when a pool annotation is in effect). The annotations
+    /// win; `ipAddrs` and a different runtime request are refused.
     pub fn new(
         conf_pools: &[String],
         conf_families: &[Family],
@@ -64,7 +66,7 @@ impl Plan {
         pod: &PodIpam,
         pools: &[IPPool],
     ) -> Result<Plan, CniError> {
-        let mut from_pod = Vec::new();
+        let mut annotated = Vec::new();
         let addresses = if pod.addresses.is_empty() {
             requested.to_vec()
         } else {
@@ -72,7 +74,7 @@ impl Plan {
                 && requested.iter().all(|a| pod.addresses.contains(a));
             if !requested.is_empty() && !same {
                 return Err(bad(
-                    &pod.pod,
+                    &pod.source(),
                     IP_ADDRS,
                     &list(&pod.addresses),
                     &format!(
@@ -81,23 +83,24 @@ impl Plan {
                     ),
                 ));
             }
-            from_pod.push((Choice::Addresses, origin(&pod.pod, IP_ADDRS)));
+            annotated.push((Choice::Addresses, origin(&pod.source(), IP_ADDRS)));
             pod.addresses.clone()
         };
         let mut chosen = [conf_pools.to_vec(), conf_pools.to_vec()];
         for (i, family) in [Family::V4, Family::V6].into_iter().enumerate() {
-            let (refs, name) = pod.pools(family);
-            let Some(refs) = refs else { continue };
-            let resolved = resolve(&pod.pod, name, family, refs, pools)?;
+            let (named, name) = pod.pools(family);
+            let Some(named) = named else { continue };
+            let (refs, source) = (&named.refs, &named.source);
+            let resolved = resolve(source, name, family, refs, pools)?;
             for a in addresses.iter().filter(|a| family_of(a) == family) {
                 if !resolved.iter().any(|p| p.spec.cidr.contains(a)) {
                     return Err(bad(
-                        &pod.pod,
+                        source,
                         name,
                         &names(refs),
                         &format!(
                             "the address {a} ({}) is in none of these pools ({}): name its pool, or ask for an address inside them",
-                            if from_pod.is_empty() {
+                            if pod.addresses.is_empty() {
                                 "asked for by the runtime"
                             } else {
                                 "annotation cni.projectcalico.org/ipAddrs"
@@ -108,11 +111,11 @@ impl Plan {
                 }
             }
             chosen[i] = resolved.iter().map(|p| p.metadata.name.clone()).collect();
-            from_pod.push((Choice::Pools(family), origin(&pod.pod, name)));
+            annotated.push((Choice::Pools(family), origin(source, name)));
         }
         let families = match &pod.families {
             Some(f) => {
-                from_pod.push((Choice::Families, origin(&pod.pod, IP_FAMILIES)));
+                annotated.push((Choice::Families, origin(&pod.source(), IP_FAMILIES)));
                 f.clone()
             }
             None => conf_families.to_vec(),
@@ -123,7 +126,7 @@ impl Plan {
             families,
             v4_pools,
             v6_pools,
-            from_pod,
+            annotated,
         })
     }
 
@@ -155,7 +158,7 @@ impl Plan {
     /// assignment, or (`address`) the address and its family's pools.
     pub fn context(&self, families: &[Family], address: bool, e: CniError) -> CniError {
         let said: Vec<&str> = self
-            .from_pod
+            .annotated
             .iter()
             .filter(|(c, _)| match c {
                 Choice::Addresses => address,
@@ -174,7 +177,8 @@ impl Plan {
     }
 }
 
-/// The IP pools, when the pod's annotations name some (else none: no read).
+/// The IP pools, when the annotations in effect name some (else none: no
+/// read).
 pub async fn pools_for(store: &AnyStore, pod: &PodIpam) -> Result<Vec<IPPool>, CniError> {
     if !pod.names_pools() {
         return Ok(Vec::new());
@@ -191,7 +195,7 @@ pub async fn pools_for(store: &AnyStore, pod: &PodIpam) -> Result<Vec<IPPool>, C
 /// The pools a pool annotation names: each must exist, be of `family`
 /// and be enabled.
 fn resolve<'a>(
-    pod: &str,
+    pod: &Source,
     name: &str,
     family: Family,
     refs: &[PoolRef],
@@ -450,5 +454,81 @@ mod tests {
         let p = parse(&[(IPV4_POOLS, r#"["b"]"#)]).unwrap();
         let e = Plan::new(&[], &[Family::V4], &[ip("10.244.1.5")], &p, &pools()).unwrap_err();
         assert!(e.msg.contains("(asked for by the runtime)"), "{e}");
+    }
+
+    /// The pod's Namespace's pools: the pod's own win per family; what
+    /// the Namespace's chose, and what is wrong with it, names the
+    /// Namespace.
+    #[test]
+    fn namespace_pools_under_the_pods() {
+        let with_ns = |pod: &[(&str, &str)], ns: &[(&str, &str)]| {
+            let mut p = parse(pod).unwrap();
+            let notes = ns
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            p.inherit("team", &notes).unwrap();
+            p
+        };
+        let conf = ["a".to_string()];
+        let both = [(IPV4_POOLS, r#"["b"]"#), (IPV6_POOLS, r#"["six"]"#)];
+        let fams = [Family::V4, Family::V6];
+
+        // The Namespace's pools replace the config's.
+        let p = with_ns(&[], &both);
+        let plan = Plan::new(&conf, &fams, &[], &p, &pools()).unwrap();
+        assert_eq!(
+            (plan.pools(Family::V4), plan.pools(Family::V6)),
+            (&["b".to_string()][..], &["six".to_string()][..])
+        );
+        let e = plan.context(
+            &[Family::V4],
+            false,
+            CniError::new(code::POOL_EXHAUSTED, "full"),
+        );
+        assert_eq!(
+            e.msg,
+            "namespace team: annotation cni.projectcalico.org/ipv4pools: full"
+        );
+
+        // The pod's ipv4pools wins over the Namespace's; IPv6 stays the
+        // Namespace's.
+        let p = with_ns(&[(IPV4_POOLS, r#"["10.244.0.0/16"]"#)], &both);
+        let plan = Plan::new(&conf, &fams, &[], &p, &pools()).unwrap();
+        assert_eq!(plan.pools(Family::V4), ["a"]);
+        assert_eq!(plan.pools(Family::V6), ["six"]);
+        let e = plan.context(&fams, false, CniError::new(code::POOL_EXHAUSTED, "full"));
+        assert_eq!(
+            e.msg,
+            "pod default/web: annotation cni.projectcalico.org/ipv4pools, namespace team: annotation cni.projectcalico.org/ipv6pools: full"
+        );
+
+        // A Namespace pool that does not fit is refused naming the
+        // Namespace, even for an address the pod's ipAddrs asks for.
+        type Notes<'a> = &'a [(&'a str, &'a str)];
+        let cases: &[(Notes, Notes, &str)] = &[
+            (&[], &[(IPV4_POOLS, r#"["nope"]"#)], "namespace team: annotation cni.projectcalico.org/ipv4pools=[\"nope\"]: no IP pool is named \"nope\""),
+            (&[], &[(IPV4_POOLS, r#"["off"]"#)], "namespace team: annotation cni.projectcalico.org/ipv4pools=[\"off\"]: IP pool off is disabled"),
+            (&[], &[(IPV6_POOLS, r#"["a"]"#)], "namespace team: annotation cni.projectcalico.org/ipv6pools=[\"a\"]: IP pool a (10.244.0.0/16) is not an IPv6 pool"),
+            (
+                &[(IP_ADDRS, r#"["10.244.1.5"]"#)],
+                &[(IPV4_POOLS, r#"["b"]"#)],
+                "namespace team: annotation cni.projectcalico.org/ipv4pools=[\"b\"]: the address 10.244.1.5 (annotation cni.projectcalico.org/ipAddrs) is in none of these pools (b (10.245.0.0/16))",
+            ),
+        ];
+        for (pod, ns, want) in cases {
+            let p = with_ns(pod, ns);
+            let e = Plan::new(&conf, &[Family::V4], &[], &p, &pools()).unwrap_err();
+            assert_eq!(e.code, code::INVALID_CONFIG, "{e}");
+            assert!(e.msg.starts_with(want), "{e}");
+        }
+        // A runtime request for an IPv6 address, with pools of both
+        // families in effect, is "asked for by the runtime".
+        let p = with_ns(&[(IPV4_POOLS, r#"["a"]"#)], &[(IPV6_POOLS, r#"["six"]"#)]);
+        let e = Plan::new(&[], &fams, &[ip("fd00:99::1")], &p, &pools()).unwrap_err();
+        assert!(
+            e.msg.starts_with("namespace team: annotation cni.projectcalico.org/ipv6pools=[\"six\"]: the address fd00:99::1 (asked for by the runtime)"),
+            "{e}"
+        );
     }
 }

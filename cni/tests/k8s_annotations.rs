@@ -1,8 +1,9 @@
 //! Calico's IPAM annotations on Kubernetes pods
-//! (`cni.projectcalico.org/ipAddrs`, `ipv4pools`, `ipAddrsNoIpam`, ...),
-//! honoured by the plugin binary against a real API server
-//! (`tortie_testkit::k8s`: etcd + kube-apiserver, the CRDs of
-//! deploy/crds.yaml) on namespaces the test creates.
+//! (`cni.projectcalico.org/ipAddrs`, `ipv4pools`, `ipAddrsNoIpam`, ...)
+//! and their Namespaces (`ipv4pools`, `ipv6pools`), honoured by the plugin
+//! binary against a real API server (`tortie_testkit::k8s`: etcd +
+//! kube-apiserver, the CRDs of deploy/crds.yaml) on network namespaces
+//! the test creates.
 
 #[path = "../../ipam/tests/common/mod.rs"]
 mod common;
@@ -32,18 +33,25 @@ fn cid() -> String {
 /// A pod in `default` with `annotations`, as the API server takes it
 /// without a kubelet.
 fn pod(plane: &ControlPlane, name: &str, annotations: Value) {
+    pod_in(plane, "default", name, annotations)
+}
+
+/// A pod in namespace `ns` with `annotations`.
+fn pod_in(plane: &ControlPlane, ns: &str, name: &str, annotations: Value) {
     let manifest = json!({
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default", "annotations": annotations},
+        "metadata": {"name": name, "namespace": ns, "annotations": annotations},
         "spec": {
             "nodeName": "kn1",
             "automountServiceAccountToken": false,
             "containers": [{"name": "c", "image": "localhost/none:1"}],
         },
     });
-    let file =
-        std::env::temp_dir().join(format!("tortie-cni-pod-{}-{name}.json", std::process::id()));
+    let file = std::env::temp_dir().join(format!(
+        "tortie-cni-pod-{}-{ns}-{name}.json",
+        std::process::id()
+    ));
     std::fs::write(&file, manifest.to_string()).unwrap();
     let made = plane.kubectl(&["create", "-f", &file.display().to_string()]);
     let _ = std::fs::remove_file(file);
@@ -61,7 +69,27 @@ fn env<'a>(cid: &'a str, netns: &'a str, args: &'a str) -> Vec<(&'a str, &'a str
 }
 
 fn args(pod: &str) -> String {
-    format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={pod}")
+    args_in("default", pod)
+}
+
+fn args_in(ns: &str, pod: &str) -> String {
+    format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={ns};K8S_POD_NAME={pod}")
+}
+
+/// Namespace `name` with `annotations`, and its default service account
+/// (no controller manager here).
+fn namespace(plane: &ControlPlane, name: &str, annotations: &[(&str, &str)]) {
+    plane
+        .kubectl(&["create", "namespace", name])
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (k, v) in annotations {
+        plane
+            .kubectl(&["annotate", "namespace", name, &format!("{k}={v}")])
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    plane
+        .kubectl(&["create", "serviceaccount", "default", "-n", name])
+        .ok();
 }
 
 /// The address ADD gave (`a.b.c.d/32`), after checking it succeeded.
@@ -242,6 +270,136 @@ async fn calico_ipam_annotations_on_pods() {
         let out = tortie("DEL", &env(id, path, a), &conf);
         assert_eq!(out.status, 0, "{}", out.stdout);
         assert!(!host_link_exists(&host_if(id)));
+    }
+    assert_eq!(held(&store).await, (vec![], 0));
+}
+
+/// The pool annotations of a pod's Namespace, under the pod's own (per
+/// family, as Calico): a Namespace's pool is picked for a pod without
+/// one, a pod's ipv4pools overrides it, an ipAddrs outside it is refused
+/// naming the Namespace, and a bad Namespace annotation in effect is
+/// refused naming the Namespace and the annotation, with nothing
+/// allocated (one the pod overrides is not read, as in Calico).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calico_pool_annotations_on_namespaces() {
+    let Some(plane) = ControlPlane::start("cni: Calico pool annotations on Kubernetes namespaces")
+    else {
+        return;
+    };
+    let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/crds.yaml");
+    plane.apply(&crds).unwrap_or_else(|e| panic!("{e}"));
+    let config = StoreConfig::Kubernetes {
+        kubeconfig: Some(plane.kubeconfig()),
+    };
+    let store = AnyStore::open(&config).await.expect("kubernetes store");
+    // Without annotations "a" comes first (listed by name).
+    let pools: [IPPool; 2] = [pool("a", "10.84.0.0/24", 26), pool("b", "10.85.0.0/24", 26)];
+    for p in pools {
+        store.create(Resource::IPPool(p)).await.unwrap();
+    }
+    let conf = json!({
+        "cniVersion": "1.0.0",
+        "name": "knet",
+        "type": "tortie",
+        "nodeName": "kn1",
+        "timeoutSeconds": 60,
+        "datastore": serde_json::to_value(&config).unwrap(),
+    });
+    let host_if = |id: &str| felix::endpoint::host_ifname(&format!("knet.{id}.eth0"));
+    namespace(&plane, "team", &[(IPV4_POOLS, r#"["b"]"#)]);
+    namespace(&plane, "by-cidr", &[(IPV4_POOLS, r#"["10.85.0.0/24"]"#)]);
+    namespace(&plane, "broken", &[(IPV4_POOLS, "b")]);
+    namespace(&plane, "unknown", &[(IPV4_POOLS, r#"["nope"]"#)]);
+    namespace(&plane, "plain", &[]);
+
+    // Successes.
+    pod_in(&plane, "team", "inherits", json!({}));
+    pod_in(&plane, "team", "own", json!({ IPV4_POOLS: r#"["a"]"# }));
+    pod_in(&plane, "team", "empty", json!({ IPV4_POOLS: "" }));
+    pod_in(
+        &plane,
+        "team",
+        "fixed",
+        json!({ IP_ADDRS: r#"["10.85.0.40"]"# }),
+    );
+    pod_in(&plane, "by-cidr", "inherits", json!({}));
+    pod_in(&plane, "broken", "own", json!({ IPV4_POOLS: r#"["a"]"# }));
+    pod_in(&plane, "plain", "web", json!({}));
+    let mut added = Vec::new();
+    for (ns_name, name, want) in [
+        ("team", "inherits", "10.85.0."),
+        ("team", "own", "10.84.0."),
+        ("team", "empty", "10.85.0."),
+        ("team", "fixed", "10.85.0.40/32"),
+        ("by-cidr", "inherits", "10.85.0."),
+        ("broken", "own", "10.84.0."),
+        ("plain", "web", "10.84.0."),
+    ] {
+        let ns = Netns::new();
+        let path = ns.path().display().to_string();
+        let id = cid();
+        let a = args_in(ns_name, name);
+        let out = tortie("ADD", &env(&id, &path, &a), &conf);
+        let got = address(&out);
+        assert!(
+            got.starts_with(want),
+            "pod {ns_name}/{name}: {got}, want {want}"
+        );
+        added.push((ns, path, id, a));
+    }
+    let before = held(&store).await;
+    assert_eq!(before.1, added.len(), "{before:?}");
+
+    // Failures, each naming the Namespace and its annotation.
+    let ns = Netns::new();
+    let path = ns.path().display().to_string();
+    pod_in(
+        &plane,
+        "team",
+        "outside",
+        json!({ IP_ADDRS: r#"["10.84.0.9"]"# }),
+    );
+    pod_in(&plane, "broken", "inherits", json!({}));
+    pod_in(&plane, "unknown", "inherits", json!({}));
+    for (ns_name, name, want) in [
+        (
+            "team",
+            "outside",
+            r#"namespace team: annotation cni.projectcalico.org/ipv4pools=["b"]: the address 10.84.0.9 (annotation cni.projectcalico.org/ipAddrs) is in none of these pools (b (10.85.0.0/24))"#,
+        ),
+        (
+            "broken",
+            "inherits",
+            "namespace broken: annotation cni.projectcalico.org/ipv4pools=b: not JSON",
+        ),
+        (
+            "unknown",
+            "inherits",
+            r#"namespace unknown: annotation cni.projectcalico.org/ipv4pools=["nope"]: no IP pool is named "nope" (pools: a (10.84.0.0/24), b (10.85.0.0/24))"#,
+        ),
+    ] {
+        let id = cid();
+        let a = args_in(ns_name, name);
+        let out = tortie("ADD", &env(&id, &path, &a), &conf);
+        assert_eq!(out.status, 1, "pod {ns_name}/{name}: {}", out.stdout);
+        assert_eq!(out.json["code"], 7, "pod {ns_name}/{name}: {}", out.stdout);
+        let msg = out.json["msg"].as_str().unwrap_or_default();
+        assert!(msg.starts_with(want), "pod {ns_name}/{name}: {msg:?}");
+        assert!(
+            !host_link_exists(&host_if(&id)),
+            "pod {ns_name}/{name}: no veth"
+        );
+        assert_eq!(
+            held(&store).await,
+            before,
+            "pod {ns_name}/{name}: nothing allocated"
+        );
+    }
+    assert!(!ns.ip(&["link"]).contains("eth0"));
+
+    for (_ns, path, id, a) in &added {
+        let out = tortie("DEL", &env(id, path, a), &conf);
+        assert_eq!(out.status, 0, "{}", out.stdout);
     }
     assert_eq!(held(&store).await, (vec![], 0));
 }

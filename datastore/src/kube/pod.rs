@@ -1,14 +1,17 @@
-//! A Pod's annotations, for the CNI plugin: Calico's per-pod IPAM
-//! annotations (`cni.projectcalico.org/ipAddrs`, `ipv4pools`, ...) are
-//! read from the Pod being set up.
+//! A Pod's annotations, and its Namespace's, for the CNI plugin: Calico's
+//! per-pod IPAM annotations (`cni.projectcalico.org/ipAddrs`,
+//! `ipv4pools`, ...) are read from the Pod being set up, and the pool
+//! annotations (`ipv4pools`, `ipv6pools`) from its Namespace too.
 //!
-//! Read with a LIST narrowed by a field selector on the name, not a GET:
-//! the plugin's role (`deploy/rbac.yaml`, ClusterRole `tortie-cni`) may
-//! list and patch pods, and needs nothing more for this.
+//! The Pod is read with a LIST narrowed by a field selector on the name,
+//! not a GET: the plugin's role (`deploy/rbac.yaml`, ClusterRole
+//! `tortie-cni`) may list and patch pods, and needs nothing more for
+//! this. The Namespace is read with a GET (the role's `get` on
+//! namespaces, and nothing else on them).
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, ListParams};
 
 use super::{kube_error, KubeStore};
@@ -35,5 +38,19 @@ impl KubeStore {
             .into_iter()
             .find(|p| p.metadata.name.as_deref() == Some(name))
             .map(|p| p.metadata.annotations.unwrap_or_default()))
+    }
+
+    /// The annotations of Namespace `name` (empty if it has none), or
+    /// `None` if there is no such Namespace. One GET.
+    pub async fn namespace_annotations(
+        &self,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, StoreError> {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let ns = namespaces
+            .get_opt(name)
+            .await
+            .map_err(|e| kube_error(format!("get namespace {name}"), e))?;
+        Ok(ns.map(|n| n.metadata.annotations.unwrap_or_default()))
     }
 }
