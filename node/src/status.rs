@@ -2,9 +2,12 @@
 //! `tortiectl node status`: a serde snapshot, rebuilt by the agent after
 //! every change and read without blocking it.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use bgp_speaker::{SessionState, Status as SpeakerStatus};
+use felix::desired::DesiredState;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +60,27 @@ pub struct NodeStatus {
     /// `problems` has them.
     #[serde(skip)]
     pub by_object: crate::object_status::ByObject,
+    /// Every best path the speaker learned from a peer, inside the pools
+    /// or not, by prefix: for the `Routes` of `CalicoNodeStatus`
+    /// (`status_report`). Not in `/status` (thousands on a big cluster);
+    /// shared, not copied, on each publish.
+    #[serde(skip)]
+    pub best_paths: Arc<BTreeMap<IpNet, LearnedPath>>,
+    /// The desired state felix has (`None` while its gate is closed): the
+    /// routes this node programs, for the same; not in `/status`
+    /// (`/routes` shows them).
+    #[serde(skip)]
+    pub desired: Option<Arc<DesiredState>>,
+}
+
+/// A best path learned from a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LearnedPath {
+    /// Its BGP next hop.
+    pub next_hop: IpAddr,
+    /// The peer that sent it (with a route reflector, the reflector, not
+    /// the next hop).
+    pub peer: IpAddr,
 }
 
 /// The datastore as the agent sees it.

@@ -21,8 +21,15 @@
 //! status (a `watch`, never waited on by the agent), so a slow or absent
 //! datastore delays the status and nothing else. A failed write is logged,
 //! counted (`tortie_node_status_writes_total{result="failed"}`) and
-//! retried with backoff. The `Routes` class is accepted, but
-//! `status.routes` is not filled.
+//! retried with backoff.
+//!
+//! Each object gets the classes it asks for, and only those. Class
+//! `Routes` (`status.routes`: what each entry means is in `routes`,
+//! `status_report_routes.rs`) is computed only when such an object is
+//! written, at most [`MAX_ROUTES_PER_FAMILY`] per family; a change of
+//! routes alone does not make a write (routes change with every UPDATE):
+//! they are as they were at the object's last write, every period (or
+//! [`DEFAULT_REFRESH_SECONDS`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,7 +42,7 @@ use tortie_config::resources::time::format_rfc3339;
 use tortie_config::resources::{
     BgpStatus, CalicoNodeStatus, CalicoNodeStatusSpec, DaemonState, DaemonStatus, Kind,
     NodeStatusClass, NodeStatusReport, Object, PeerStatus, PeerType, Resource, SessionState,
-    DEFAULT_REFRESH_SECONDS,
+    DEFAULT_REFRESH_SECONDS, MAX_ROUTES_PER_FAMILY,
 };
 use tortie_datastore::follow::{self, Follow};
 use tortie_datastore::{AnyStore, Datastore, Only, StoreError, TypedStore};
@@ -43,6 +50,9 @@ use tracing::{debug, info, warn};
 
 use crate::metrics::StatusWrites;
 use crate::status::{NodeStatus, Phase};
+
+#[path = "status_report_routes.rs"]
+mod routes;
 
 /// An object without `updatePeriodSeconds` is written at most this often
 /// (session changes in a burst are one write).
@@ -113,7 +123,11 @@ impl Reporter {
     async fn run(mut self, mut rx: mpsc::Receiver<Follow>) {
         loop {
             let now = Instant::now();
-            let report = self.report_now();
+            let status = self.status.borrow().clone();
+            let report = report(&status, self.cfg.started_unix);
+            // The same with the routes, made for the first object due
+            // that asks for them.
+            let mut with_routes: Option<NodeStatusReport> = None;
             let mut next: Option<Instant> = None;
             let names: Vec<String> = self.targets.keys().cloned().collect();
             for name in names {
@@ -121,7 +135,15 @@ impl Reporter {
                     continue;
                 };
                 if due <= now {
-                    self.write(&name, &report).await;
+                    let full = if self.targets[&name].spec.wants(NodeStatusClass::Routes) {
+                        &*with_routes.get_or_insert_with(|| NodeStatusReport {
+                            routes: routes::routes(&status, MAX_ROUTES_PER_FAMILY),
+                            ..report.clone()
+                        })
+                    } else {
+                        &report
+                    };
+                    self.write(&name, full).await;
                     // Its next time is computed on the next turn.
                     next = Some(Instant::now());
                 } else {
@@ -147,12 +169,6 @@ impl Reporter {
                 _ = sleep => {}
             }
         }
-    }
-
-    /// What the agent's status says now, without a time.
-    fn report_now(&self) -> NodeStatusReport {
-        let status = self.status.borrow().clone();
-        report(&status, self.cfg.started_unix)
     }
 
     /// A follower report: the objects that name this node.
@@ -321,14 +337,15 @@ impl Target {
         }
     }
 
-    /// When it should next be written, given what the node reports now;
-    /// `None`: not at all (`updatePeriodSeconds: 0`).
+    /// When it should next be written, given what the node reports now
+    /// (its routes aside: they do not hasten a write); `None`: not at all
+    /// (`updatePeriodSeconds: 0`).
     fn due(&self, report: &NodeStatusReport, now: Instant) -> Option<Instant> {
         let wanted = due(
             self.spec.update_period_seconds,
             self.written
                 .as_ref()
-                .map(|(w, at)| (filtered(&self.spec, w) == filtered(&self.spec, report), *at)),
+                .map(|(w, at)| (same_but_routes(&self.spec, w, report), *at)),
             now,
         )?;
         Some(self.retry_at.map_or(wanted, |r| wanted.max(r)))
@@ -375,13 +392,28 @@ fn filtered(spec: &CalicoNodeStatusSpec, report: &NodeStatusReport) -> NodeStatu
         } else {
             Default::default()
         },
-        routes: Default::default(),
+        routes: if spec.wants(NodeStatusClass::Routes) {
+            report.routes.clone()
+        } else {
+            Default::default()
+        },
     }
 }
 
-/// The agent's status as a `CalicoNodeStatus` status (every class, no
-/// time): the speaker as both of Calico's BIRD daemons, each peer with
-/// its session.
+/// Whether `a` and `b` say the same in the classes `spec` asks for,
+/// their routes and times aside.
+fn same_but_routes(
+    spec: &CalicoNodeStatusSpec,
+    a: &NodeStatusReport,
+    b: &NodeStatusReport,
+) -> bool {
+    (!spec.wants(NodeStatusClass::Agent) || a.agent == b.agent)
+        && (!spec.wants(NodeStatusClass::BGP) || a.bgp == b.bgp)
+}
+
+/// The agent's status as a `CalicoNodeStatus` status (every class but
+/// `Routes`, no time): the speaker as both of Calico's BIRD daemons,
+/// each peer with its session.
 pub fn report(status: &NodeStatus, started_unix: i64) -> NodeStatusReport {
     let running = matches!(status.phase, Phase::WaitingForPeers | Phase::Running);
     let daemon = DaemonStatus {

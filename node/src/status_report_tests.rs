@@ -4,11 +4,13 @@
 use std::net::IpAddr;
 
 use bgp_speaker::SessionState as Speaker;
+use felix::desired::{DesiredState, LearnedRoute, LocalNode, PeerNode, Pool};
+use tortie_config::resources::{LearnedFrom, RouteSourceType, RouteStatus, RouteType};
 use tortie_datastore::FileStore;
 
 use super::*;
 use crate::metrics::Metrics;
-use crate::status::PeerView;
+use crate::status::{LearnedPath, PeerView};
 
 fn peer(address: &str, kind: &str, state: Speaker, since_unix: u64) -> PeerView {
     PeerView {
@@ -95,17 +97,70 @@ fn report_has_every_peer_with_calicos_words() {
 
 #[test]
 fn only_the_classes_asked_for_are_written() {
-    let r = report(
+    let mut r = report(
         &node_status(vec![peer("10.0.0.2", "global", Speaker::Idle, 0)]),
         0,
     );
+    assert_eq!(r.routes, Default::default(), "routes are made apart");
+    r.routes.routes_v4.push(route("10.244.1.0/26"));
     let mut spec = CalicoNodeStatusSpec::for_node("n1");
     spec.classes = vec![NodeStatusClass::BGP, NodeStatusClass::Routes];
     let w = stamped(&spec, &r);
     assert_eq!(w.agent, Default::default());
     assert_eq!(w.bgp, r.bgp);
-    assert_eq!(w.routes, Default::default());
+    assert_eq!(w.routes, r.routes);
     assert!(w.last_updated_unix().is_some_and(|t| t > 1_700_000_000));
+    // The node's own object: no routes.
+    let own = stamped(&CalicoNodeStatusSpec::for_node("n1"), &r);
+    assert_eq!((&own.agent, &own.bgp), (&r.agent, &r.bgp));
+    assert_eq!(own.routes, Default::default());
+}
+
+fn route(destination: &str) -> RouteStatus {
+    RouteStatus {
+        kind: Some(RouteType::FIB),
+        destination: Some(destination.into()),
+        gateway: Some("192.168.1.12".into()),
+        interface: Some("eth0".into()),
+        learned_from: Some(LearnedFrom {
+            source_type: Some(RouteSourceType::NodeMesh),
+            peer_ip: Some("192.168.1.12".parse().unwrap()),
+        }),
+    }
+}
+
+/// Routes change with every UPDATE: a change of them alone waits for
+/// the object's next refresh; a session change does not.
+#[test]
+fn a_change_of_routes_alone_does_not_hasten_a_write() {
+    let now = Instant::now();
+    let ago = now - Duration::from_secs(10);
+    let base = report(
+        &node_status(vec![peer("10.0.0.2", "global", Speaker::Idle, 0)]),
+        0,
+    );
+    let mut spec = CalicoNodeStatusSpec::for_node("n1");
+    spec.classes.push(NodeStatusClass::Routes);
+    let mut written = base.clone();
+    written.routes.routes_v4.push(route("10.244.1.0/26"));
+    let target = Target::new(spec, false, Some((written, ago)));
+
+    let mut more_routes = base.clone();
+    more_routes.routes.routes_v4.push(route("10.244.2.0/26"));
+    let refresh = ago + Duration::from_secs(DEFAULT_REFRESH_SECONDS.into());
+    assert_eq!(target.due(&more_routes, now), Some(refresh));
+    assert_eq!(target.due(&base, now), Some(refresh));
+
+    let session_up = report(
+        &node_status(vec![peer(
+            "10.0.0.2",
+            "global",
+            Speaker::Established,
+            1_796_240_451,
+        )]),
+        0,
+    );
+    assert_eq!(target.due(&session_up, now), Some(now));
 }
 
 #[test]
@@ -270,5 +325,111 @@ async fn fills_its_own_object_and_those_that_name_it() {
         text.contains("tortie_node_status_writes_total{result=\"failed\"} 0"),
         "{text}"
     );
+    reporter.abort();
+}
+
+/// Against a real file datastore: an object that asks for `Routes` gets
+/// them, made from the agent's best paths and felix's desired state, and
+/// read back as written; the node's own object (Agent, BGP) gets none.
+#[tokio::test]
+async fn routes_go_to_the_objects_that_ask_for_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = AnyStore::File(FileStore::open(dir.path()).unwrap());
+    let mut spec = CalicoNodeStatusSpec::for_node("n1");
+    spec.classes = vec![NodeStatusClass::Routes];
+    store
+        .create(Resource::CalicoNodeStatus(Object::new("routes-n1", spec)))
+        .await
+        .unwrap();
+
+    let node2: IpAddr = "192.168.1.12".parse().unwrap();
+    let block2: ipnet::IpNet = "10.244.1.0/26".parse().unwrap();
+    let mut status = node_status(vec![peer(
+        "192.168.1.12",
+        "node-to-node mesh",
+        Speaker::Established,
+        1_796_240_451,
+    )]);
+    status.address = Some("192.168.1.11/24".parse().unwrap());
+    status.interface = "eth0".into();
+    status.best_paths = Arc::new(BTreeMap::from([(
+        block2,
+        LearnedPath {
+            next_hop: node2,
+            peer: node2,
+        },
+    )]));
+    status.desired = Some(Arc::new(DesiredState {
+        local_node: LocalNode {
+            name: "n1".into(),
+            addresses: vec!["192.168.1.11/24".parse().unwrap()],
+            underlay: "eth0".into(),
+            vteps: vec![],
+        },
+        nodes: vec![PeerNode {
+            name: "n2".into(),
+            addresses: vec![node2],
+            vteps: vec![],
+        }],
+        blocks: vec!["10.244.0.0/26".parse().unwrap()],
+        learned: vec![LearnedRoute {
+            prefix: block2,
+            next_hop: node2,
+        }],
+        pools: vec![Pool {
+            cidr: "10.244.0.0/16".parse().unwrap(),
+            ipip: tortie_ipip::EncapMode::Never,
+            vxlan: tortie_ipip::EncapMode::Never,
+            nat_outgoing: false,
+        }],
+        ..DesiredState::default()
+    }));
+    let (_tx, rx) = watch::channel(Arc::new(status));
+    let (_mtx, mrx) = watch::channel(Arc::new(NodeStatus::default()));
+    let (_btx, brx) = watch::channel(Arc::new(bgp_speaker::Status::default()));
+    let metrics = Metrics::new(mrx, brx);
+    let reporter = spawn(
+        ReporterConfig {
+            node: "n1".into(),
+            store: store.clone(),
+            writes: metrics.status_writes(),
+            started_unix: 1_796_000_000,
+        },
+        rx,
+    );
+
+    let asked = wait_for(&store, "routes-n1", "routes written", |s| {
+        s.status.is_some()
+    })
+    .await
+    .status
+    .unwrap();
+    assert_eq!(asked.agent, Default::default(), "class Agent not asked");
+    assert_eq!(asked.bgp, Default::default(), "class BGP not asked");
+    let rows: Vec<String> = asked
+        .routes
+        .routes_v4
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            r#"{"type":"FIB","destination":"10.244.0.0/26","gateway":"N/A","interface":"blackhole","learnedFrom":{"sourceType":"Static"}}"#,
+            r#"{"type":"FIB","destination":"10.244.1.0/26","gateway":"192.168.1.12","interface":"eth0","learnedFrom":{"sourceType":"NodeMesh","peerIP":"192.168.1.12"}}"#,
+            r#"{"type":"FIB","destination":"192.168.1.0/24","gateway":"N/A","interface":"eth0","learnedFrom":{"sourceType":"Direct"}}"#,
+        ]
+    );
+    assert_eq!(
+        (asked.routes.truncated_v4, asked.routes.routes_v6.len()),
+        (0, 0)
+    );
+
+    let own = wait_for(&store, "n1", "own object", |s| s.status.is_some())
+        .await
+        .status
+        .unwrap();
+    assert_eq!(own.bgp.established_v4, 1);
+    assert_eq!(own.routes, Default::default(), "class Routes not asked");
     reporter.abort();
 }

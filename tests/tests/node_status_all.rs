@@ -12,9 +12,14 @@
 //!
 //! 1. Every node's status shows its two mesh sessions Established, fresh
 //!    (table and JSON); `--node node2` shows node2 alone.
-//! 2. A user's Calico document gives node3's object a period of 1 s: its
-//!    lastUpdated moves on at that pace (the spec applied, the status
-//!    kept by the node).
+//! 2. A user's Calico document gives node3's object a period of 1 s and
+//!    the class Routes: its lastUpdated moves on at that pace (the spec
+//!    applied, the status kept by the node), and its `status.routes`
+//!    lists node1's and node2's blocks (learned over the mesh: FIB,
+//!    `NodeMesh` from that node, with the gateway and interface of
+//!    node3's kernel route), node3's own block (FIB, `blackhole`,
+//!    `Static`), node3's pod (FIB, its veth, `Kernel`) and node3's
+//!    subnet (FIB, `Direct`); node1's own object (Agent, BGP) has none.
 //! 3. node3's tortie-node is killed (SIGKILL): node1's and node2's
 //!    statuses show their session to node3 no longer Established, and
 //!    node3's status is flagged stale (3 periods without a write).
@@ -23,7 +28,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
-use tortie_ctl::lab::{Encap, Lab, Signal};
+use tortie_ctl::lab::{net, Encap, Lab, Signal};
 use tortie_tests::lab::spec;
 use tortie_tests::wait_until;
 
@@ -76,6 +81,57 @@ fn peers(view: &Value, name: &str) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// `status` of the `CalicoNodeStatus` `name`, from the datastore.
+fn object_status(lab: &Lab, name: &str) -> Result<Value> {
+    let out = lab.tortiectl(&["get", "caliconodestatus", name, "-o", "json"])?;
+    let v: Value = serde_json::from_str(&out).with_context(|| format!("not JSON: {out}"))?;
+    Ok(v[0]["status"].clone())
+}
+
+/// The entry of `destination` in `status.routes.routesV4` as `type
+/// gateway interface sourceType peerIP` (`-` where absent).
+fn route_entry(status: &Value, destination: &str) -> Option<String> {
+    let r = status["routes"]["routesV4"]
+        .as_array()?
+        .iter()
+        .find(|r| r["destination"] == destination)?;
+    let text = |v: &Value| v.as_str().unwrap_or("-").to_string();
+    Some(format!(
+        "{} {} {} {} {}",
+        text(&r["type"]),
+        text(&r["gateway"]),
+        text(&r["interface"]),
+        text(&r["learnedFrom"]["sourceType"]),
+        text(&r["learnedFrom"]["peerIP"]),
+    ))
+}
+
+/// `(gateway, interface)` of the kernel route of `destination` in
+/// namespace `ns` (`N/A` without a gateway, as Calico writes it).
+fn kernel_route(ns: &str, destination: &str) -> Result<(String, String)> {
+    let line = net::ip_in_output(ns, &["-4", "route", "show", destination])?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let after = |key: &str| {
+        words
+            .iter()
+            .position(|w| *w == key)
+            .and_then(|i| words.get(i + 1))
+            .map(|w| w.to_string())
+    };
+    let dev = after("dev").with_context(|| format!("no dev in {line:?}"))?;
+    Ok((after("via").unwrap_or_else(|| "N/A".into()), dev))
+}
+
+/// The block a node announces (its `/status` `originated`).
+fn block_of(lab: &Lab, i: usize) -> Result<String> {
+    let s = lab.node_status(i)?;
+    s["originated"]
+        .as_array()
+        .and_then(|o| o.iter().find_map(|p| p.as_str()))
+        .map(String::from)
+        .with_context(|| format!("node{} announces no block: {s}", i + 1))
 }
 
 fn every_nodes_sessions(kubernetes: bool) -> Result<()> {
@@ -146,12 +202,13 @@ fn every_nodes_sessions(kubernetes: bool) -> Result<()> {
         }
     }
 
-    // 2. node3's object, as a Calico user writes it: a 1 s period.
+    // 2. node3's object, as a Calico user writes it: a 1 s period, and
+    // the routes.
     let file = lab.spec.dir.join("node3-status.yaml");
     std::fs::write(
         &file,
         "apiVersion: projectcalico.org/v3\nkind: CalicoNodeStatus\nmetadata:\n  name: node3\n\
-         spec:\n  node: node3\n  classes: [Agent, BGP]\n  updatePeriodSeconds: 1\n",
+         spec:\n  node: node3\n  classes: [Agent, BGP, Routes]\n  updatePeriodSeconds: 1\n",
     )?;
     lab.tortiectl(&["apply", "-f", &file.display().to_string()])?;
     let updated = |view: &Value| -> Option<String> {
@@ -175,6 +232,52 @@ fn every_nodes_sessions(kubernetes: bool) -> Result<()> {
             other => Err(format!("{other:?}")),
         }
     })?;
+    // Its routes, against node3's kernel.
+    let ns3 = lab.nodes[2].ns.clone();
+    let mut want: Vec<(String, String)> = Vec::new();
+    for (i, address) in addresses[..2].iter().enumerate() {
+        let block = block_of(&lab, i)?;
+        let (gateway, dev) = kernel_route(&ns3, &block)?;
+        want.push((block, format!("FIB {gateway} {dev} NodeMesh {address}")));
+    }
+    let block3 = block_of(&lab, 2)?;
+    want.push((block3.clone(), "FIB N/A blackhole Static -".into()));
+    let pod3 = lab
+        .pods
+        .iter()
+        .find(|p| p.node == "node3")
+        .context("no pod on node3")?;
+    let pod3 = format!("{}/32", pod3.address);
+    let (_, veth) = kernel_route(&ns3, &pod3)?;
+    assert!(veth.starts_with("tort"), "{pod3} dev {veth}");
+    want.push((pod3, format!("FIB N/A {veth} Kernel -")));
+    let underlay = lab.node_status(2)?["interface"]
+        .as_str()
+        .context("node3's interface")?
+        .to_string();
+    want.push((
+        "172.30.2.0/24".into(),
+        format!("FIB N/A {underlay} Direct -"),
+    ));
+    let routes = wait_until(Duration::from_secs(20), "node3's routes", || {
+        let status = object_status(&lab, "node3").map_err(|e| format!("{e:#}"))?;
+        for (destination, entry) in &want {
+            let got = route_entry(&status, destination);
+            if got.as_deref() != Some(entry.as_str()) {
+                return Err(format!("{destination}: {got:?}, want {entry:?}: {status}"));
+            }
+        }
+        Ok(status["routes"].clone())
+    })?;
+    assert!(routes.get("truncatedV4").is_none(), "{routes}");
+    let kernel3 = net::ip_in_output(&ns3, &["-4", "route", "show", &block3])?;
+    assert!(
+        kernel3.starts_with(&format!("blackhole {block3}")),
+        "node3's block in its kernel: {kernel3}"
+    );
+    let own = object_status(&lab, "node1")?;
+    assert!(own["bgp"]["peersV4"].is_array(), "{own}");
+    assert!(own.get("routes").is_none(), "class Routes not asked: {own}");
 
     // 3. node3 dies: the others see its sessions go, its status goes stale.
     lab.stop_node(2, Signal::SIGKILL)?;

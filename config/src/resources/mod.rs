@@ -59,8 +59,8 @@ pub use node::{NodeAddress, NodeBgpSpec, NodeSpec};
 pub use node_status::{
     AgentStatus, BgpStatus, CalicoNodeStatusSpec, DaemonState, DaemonStatus, LearnedFrom,
     NodeStatusClass, NodeStatusReport, PeerStatus, PeerType, RouteSourceType, RouteStatus,
-    RouteType, RoutesStatus, SessionState, DEFAULT_REFRESH_SECONDS, MAX_UPDATE_PERIOD_SECONDS,
-    STALE_PERIODS,
+    RouteType, RoutesStatus, SessionState, BLACKHOLE, DEFAULT_REFRESH_SECONDS,
+    MAX_ROUTES_PER_FAMILY, MAX_UPDATE_PERIOD_SECONDS, NO_GATEWAY, STALE_PERIODS,
 };
 pub use pool::{AllowedUse, EncapMode, IPPoolSpec};
 pub use selector::Selector;

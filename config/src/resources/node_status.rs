@@ -31,6 +31,12 @@ pub const DEFAULT_REFRESH_SECONDS: u32 = 30;
 /// A status not rewritten for this many periods is stale (its node is
 /// down, or cannot reach the datastore).
 pub const STALE_PERIODS: u32 = 3;
+/// At most this many routes per family in `status.routes` (`routesV4`,
+/// `routesV6`): about 200 bytes each in the document, so both lists stay
+/// well under the datastore's size limit of an object (1.5 MiB in etcd)
+/// on clusters of thousands of nodes. What is left out is counted in
+/// [`RoutesStatus::truncated_v4`] and `truncated_v6`.
+pub const MAX_ROUTES_PER_FAMILY: usize = 1000;
 
 /// `spec` of a `CalicoNodeStatus`, and the object's `status`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -211,6 +217,14 @@ pub struct RoutesStatus {
     /// IPv6 routes.
     #[serde(default, rename = "routesV6", skip_serializing_if = "Vec::is_empty")]
     pub routes_v6: Vec<RouteStatus>,
+    /// IPv4 routes left out of `routesV4`, which holds at most
+    /// [`MAX_ROUTES_PER_FAMILY`] (Tortie's field; absent when none were:
+    /// a reader sees that the list is whole).
+    #[serde(default, rename = "truncatedV4", skip_serializing_if = "is_default")]
+    pub truncated_v4: u32,
+    /// The same for `routesV6`.
+    #[serde(default, rename = "truncatedV6", skip_serializing_if = "is_default")]
+    pub truncated_v6: u32,
 }
 
 /// One route of `status.routes`.
@@ -223,16 +237,22 @@ pub struct RouteStatus {
     /// The prefix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination: Option<String>,
-    /// The next hop.
+    /// The next hop; [`NO_GATEWAY`] for a route without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
-    /// The outgoing interface.
+    /// The outgoing interface; [`BLACKHOLE`] for a blackhole route.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface: Option<String>,
     /// Where it came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub learned_from: Option<LearnedFrom>,
 }
+
+/// `gateway` of a route without one (a direct or blackhole route):
+/// Calico's word.
+pub const NO_GATEWAY: &str = "N/A";
+/// `interface` of a blackhole route: Calico's word.
+pub const BLACKHOLE: &str = "blackhole";
 
 /// `FIB` or `RIB`.
 #[allow(clippy::upper_case_acronyms)]

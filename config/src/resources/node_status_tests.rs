@@ -228,3 +228,22 @@ fn counts_peers_by_family_and_state() {
     assert_eq!(s.peers_v4.len(), 2);
     assert_eq!(s.peers_v6[1].peer_ip.to_string(), "fd00::3");
 }
+
+#[test]
+fn truncation_counts_read_back_and_are_absent_when_zero() {
+    let text = CALICO.replace(
+        "  routes:\n    routesV4:",
+        "  routes:\n    truncatedV4: 3120\n    routesV4:",
+    );
+    let r = load(&text).expect("loads");
+    let o = r.clone().into_typed::<CalicoNodeStatusSpec>().unwrap();
+    let routes = &o.spec.status.as_ref().unwrap().routes;
+    assert_eq!((routes.truncated_v4, routes.truncated_v6), (3120, 0));
+    let value = r.to_value();
+    assert_eq!(value["status"]["routes"]["truncatedV4"], 3120);
+    assert!(value["status"]["routes"].get("truncatedV6").is_none());
+    assert_eq!(Resource::from_value(value).expect("reads back").0, r);
+    // Calico's own document has none.
+    let calico = load(CALICO).unwrap().to_value();
+    assert!(calico["status"]["routes"].get("truncatedV4").is_none());
+}

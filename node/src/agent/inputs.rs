@@ -3,6 +3,7 @@
 //! (`recompute`), or publishes at once (`publish`).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use bgp_speaker::BestPathChange;
 use tortie_config::resources::Kind;
@@ -15,6 +16,7 @@ use super::publish::same_states;
 use super::{Agent, RECHECK_TICKS, TRIM_AFTER};
 use crate::register::Tunnel;
 use crate::services;
+use crate::status::LearnedPath;
 
 // ===== impl Agent =====
 
@@ -143,14 +145,20 @@ impl Agent {
 
     pub(super) fn on_best_paths(&mut self, changes: Vec<BestPathChange>) {
         debug!(changes = changes.len(), "best paths changed");
+        let paths = Arc::make_mut(&mut self.best_paths);
         for c in changes {
             self.learned_dirty.insert(c.prefix);
-            match c.best.filter(|b| b.peer.is_some()) {
-                Some(best) => {
-                    self.learned.insert(c.prefix, best.attrs.next_hop.addr());
+            match c
+                .best
+                .and_then(|b| Some((b.peer?, b.attrs.next_hop.addr())))
+            {
+                Some((peer, next_hop)) => {
+                    self.learned.insert(c.prefix, next_hop);
+                    paths.insert(c.prefix, LearnedPath { next_hop, peer });
                 }
                 None => {
                     self.learned.remove(&c.prefix);
+                    paths.remove(&c.prefix);
                 }
             }
         }

@@ -67,7 +67,7 @@ use crate::housekeeping::Housekeeping;
 use crate::peers::{LocalBgp, PeerPlan, Problem};
 use crate::register::Tunnel;
 use crate::routes::Underlay;
-use crate::status::NodeStatus;
+use crate::status::{LearnedPath, NodeStatus};
 
 /// Every this many ticks (seconds) everything is recomputed even without a
 /// change: password files are read again.
@@ -152,6 +152,10 @@ struct Agent {
     unreachable: Option<String>,
     /// Best paths learned from peers: prefix -> next hop.
     learned: BTreeMap<IpNet, IpAddr>,
+    /// The same with the peer each came from, for the published status
+    /// (`CalicoNodeStatus` routes): shared with the last published one,
+    /// copied on the first change after it.
+    best_paths: Arc<BTreeMap<IpNet, LearnedPath>>,
     /// Prefixes whose best path changed since felix last heard of them.
     learned_dirty: BTreeSet<IpNet>,
     speaker: Option<Running>,
@@ -241,6 +245,7 @@ pub fn spawn(
         rejected: BTreeMap::new(),
         unreachable: None,
         learned: BTreeMap::new(),
+        best_paths: Arc::default(),
         learned_dirty: BTreeSet::new(),
         speaker: None,
         best: None,

@@ -103,6 +103,8 @@ impl Agent {
             },
             problems,
             by_object: object_status::by_object(&self.resource_problems, &self.rejected),
+            best_paths: self.best_paths.clone(),
+            desired: self.base.clone(),
         };
         self.status.send_if_modified(|old| {
             if **old == status {
