@@ -17,7 +17,9 @@
 //!   only routes changed and the kernel was in sync), a change of learned
 //!   routes ([`ReconcilerHandle::update_learned`]: only their prefixes are
 //!   recomputed, see [`crate::desired::update`]), [`ReconcilerHandle::resync`], the
-//!   periodic resync (default 90 s), link and address changes, lost notifications
+//!   periodic resync (default 90 s), link and address changes (a workload
+//!   interface's appearance re-adds its own routes without a dump; its
+//!   removal and its addresses trigger nothing), lost notifications
 //!   (socket overrun), and route notifications
 //!   that disagree with the desired state (a human `ip route del` of one of
 //!   ours comes back within one coalesce delay plus one pass). Echoes of our
@@ -44,7 +46,7 @@ use crate::desired::{compute, update, DesiredRoutes, DesiredState, LearnedChange
 use crate::diff::diff;
 use crate::kernel::apply::{Executor, Request};
 use crate::kernel::{self, dump, KernelError, KernelEvent, KernelEvents, Links};
-use crate::route::{InstalledRoute, KernelRoute};
+use crate::route::{InstalledRoute, KernelRoute, RouteKind};
 use crate::vxlan::VxlanWanted;
 
 /// At most this many queued inputs are taken before a pass that is due.
@@ -407,9 +409,52 @@ impl Reconciler {
             warn!("kernel notifications were lost (socket overrun): full resync");
         }
         match &event {
-            KernelEvent::Link | KernelEvent::Address | KernelEvent::Overrun => {
-                self.schedule(PassReason::Kernel, self.config.coalesce)
+            KernelEvent::Link { index, name, gone } => {
+                // A workload's host-side interface concerns only its own
+                // routes: the table is kept up to date from the
+                // notification, and its routes are written again when it
+                // (re)appears, without a dump. The cost of a pod follows
+                // its own routes, not the number of pods on the node.
+                match name.as_deref() {
+                    Some(n) if n.starts_with(crate::endpoint::IFNAME_PREFIX) => {
+                        if *gone {
+                            // Its routes went with it; wanted ones wait.
+                            self.links.remove(*index);
+                            return;
+                        }
+                        self.links.insert(*index, n.to_owned());
+                        let replace: Vec<_> = desired
+                            .routes
+                            .values()
+                            .filter(
+                                |c| matches!(&c.route.kind, RouteKind::Link { dev } if dev == n),
+                            )
+                            .map(|c| (c.route.dst, Some(c.route.clone()), Some(c.route.clone())))
+                            .collect();
+                        if !replace.is_empty() && self.in_sync && !self.full_pending {
+                            self.add_delta(replace);
+                            self.schedule_targeted(PassReason::Kernel);
+                        } else if !replace.is_empty() {
+                            self.schedule(PassReason::Kernel, self.config.coalesce);
+                        }
+                    }
+                    // The underlay, the tunnels or any other link: every
+                    // learned route may depend on it.
+                    _ => self.schedule(PassReason::Kernel, self.config.coalesce),
+                }
             }
+            KernelEvent::Address { index } => {
+                // A workload interface's own addresses (IPv6 link-local)
+                // change no route of ours.
+                let endpoint = self
+                    .links
+                    .name(*index)
+                    .is_some_and(|n| n.starts_with(crate::endpoint::IFNAME_PREFIX));
+                if !endpoint {
+                    self.schedule(PassReason::Kernel, self.config.coalesce)
+                }
+            }
+            KernelEvent::Overrun => self.schedule(PassReason::Kernel, self.config.coalesce),
             KernelEvent::Neighbour { ifindex } => {
                 // Entries on vxlan.tortie are ours to keep (a human `ip neigh
                 // del` / `bridge fdb del` heals at once); our own writes echo
@@ -669,10 +714,10 @@ impl Reconciler {
 /// routes through it before the link is seen; `tunl0` is made by the
 /// agent, and where it cannot be, its routes must fail visibly). Such a
 /// route is not a failure: it waits, and the link notification of the new
-/// interface runs a full pass that writes it.
+/// interface writes it (a workload interface's routes alone, without a
+/// dump; `vxlan.tortie` by a full pass).
 fn awaits_interface(route: &KernelRoute, links: &Links) -> bool {
     use crate::desired::VXLAN_DEV;
-    use crate::route::RouteKind;
     let dev = match &route.kind {
         RouteKind::Link { dev } if dev.starts_with(crate::endpoint::IFNAME_PREFIX) => dev,
         RouteKind::Via { dev, .. } if dev == VXLAN_DEV => dev,

@@ -406,7 +406,9 @@ async fn route_to_a_missing_workload_interface_waits_until_it_exists() {
     assert!(last.failures.is_empty(), "{last:#?}");
     assert_eq!(last.waiting, 1, "{last:#?}");
     assert_eq!(ours(&ns), expected(), "the rest must be programmed");
-    // The CNI plugin creates the interface: the route follows.
+    // The CNI plugin creates the interface, its peer straight in the
+    // pod's namespace (as tortie-cni does): the route follows.
+    let pods = common::Netns::new("late-pod");
     ns.ip(&[
         "link",
         "add",
@@ -416,6 +418,8 @@ async fn route_to_a_missing_workload_interface_waits_until_it_exists() {
         "peer",
         "name",
         "pod1",
+        "netns",
+        &pods.name,
     ]);
     ns.ip(&["link", "set", "tortbbbbbbbbbbb", "up"]);
     h.wait_for(WAIT, |s| {
@@ -428,6 +432,51 @@ async fn route_to_a_missing_workload_interface_waits_until_it_exists() {
     assert!(ns
         .routes_text(&["proto", "116"])
         .contains("10.244.3.8 dev tortbbbbbbbbbbb"));
+    let s = h.status();
+    let last = s.last_pass.as_ref().unwrap();
+    assert!(
+        !last.full && last.writes >= 1,
+        "the interface's own route, written without a dump: {last:#?}"
+    );
+    // Another workload's interface, no route of ours on it (its endpoint
+    // is not known yet), with its IPv6 link-local address: no pass at all.
+    let passes = s.passes;
+    ns.ip(&[
+        "link",
+        "add",
+        "tortccccccccccc",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "pod2",
+        "netns",
+        &pods.name,
+    ]);
+    ns.ip(&["link", "set", "tortccccccccccc", "up"]);
+    pods.ip(&["link", "set", "pod2", "up"]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        h.status().passes,
+        passes,
+        "a workload interface with no route of ours costs no pass"
+    );
+    // Down (the kernel drops its route without a word) and up again: the
+    // route is written back, still without a dump.
+    pods.ip(&["link", "set", "pod1", "up"]);
+    ns.ip(&["link", "set", "tortbbbbbbbbbbb", "down"]);
+    ns.ip(&["link", "set", "tortbbbbbbbbbbb", "up"]);
+    let back = Instant::now();
+    while !ns
+        .routes_text(&["proto", "116"])
+        .contains("10.244.3.8 dev tortbbbbbbbbbbb")
+    {
+        assert!(back.elapsed() < WAIT, "the route did not come back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let last = h.status().last_pass.unwrap();
+    assert!(!last.full, "written back without a dump: {last:#?}");
+    assert_eq!(ours(&ns).len(), expected().len() + 1);
 }
 
 #[tokio::test]

@@ -88,10 +88,21 @@ pub enum KernelEvent {
     DelRoute(Box<rtnetlink::packet_route::route::RouteMessage>),
     /// A link appeared, changed or went away: interface indexes and
     /// link-down route flushes (which the kernel does not announce per route).
-    Link,
-    /// An address was added to or removed from an interface (a changed
-    /// node address changes which next hops are on-link).
-    Address,
+    Link {
+        /// Its interface index.
+        index: u32,
+        /// Its name (every link notification carries one; `None` only for
+        /// a malformed message).
+        name: Option<String>,
+        /// It went away (`RTM_DELLINK`).
+        gone: bool,
+    },
+    /// An address was added to or removed from interface `index` (a
+    /// changed node address changes which next hops are on-link).
+    Address {
+        /// The interface.
+        index: u32,
+    },
     /// The notification socket overflowed (ENOBUFS): notifications were
     /// lost, only a full resync is safe.
     Overrun,
@@ -197,11 +208,12 @@ impl KernelEvents {
                 RouteNetlinkMessage::DelRoute(r) => {
                     return Some(KernelEvent::DelRoute(Box::new(r)))
                 }
-                RouteNetlinkMessage::NewLink(_) | RouteNetlinkMessage::DelLink(_) => {
-                    return Some(KernelEvent::Link)
-                }
-                RouteNetlinkMessage::NewAddress(_) | RouteNetlinkMessage::DelAddress(_) => {
-                    return Some(KernelEvent::Address)
+                RouteNetlinkMessage::NewLink(l) => return Some(link_event(&l, false)),
+                RouteNetlinkMessage::DelLink(l) => return Some(link_event(&l, true)),
+                RouteNetlinkMessage::NewAddress(a) | RouteNetlinkMessage::DelAddress(a) => {
+                    return Some(KernelEvent::Address {
+                        index: a.header.index,
+                    })
                 }
                 RouteNetlinkMessage::NewNeighbour(n) | RouteNetlinkMessage::DelNeighbour(n) => {
                     return Some(KernelEvent::Neighbour {
@@ -211,6 +223,19 @@ impl KernelEvents {
                 _ => continue,
             }
         }
+    }
+}
+
+fn link_event(msg: &rtnetlink::packet_route::link::LinkMessage, gone: bool) -> KernelEvent {
+    use rtnetlink::packet_route::link::LinkAttribute;
+    let name = msg.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfName(n) => Some(n.clone()),
+        _ => None,
+    });
+    KernelEvent::Link {
+        index: msg.header.index,
+        name,
+        gone,
     }
 }
 
@@ -225,6 +250,23 @@ impl Links {
             links.by_index.insert(index, name);
         }
         links
+    }
+
+    /// Records that interface `index` is now called `name` (a new link, or
+    /// one renamed: its old name is forgotten).
+    pub fn insert(&mut self, index: u32, name: String) {
+        self.remove(index);
+        if let Some(old) = self.by_name.insert(name.clone(), index) {
+            self.by_index.remove(&old);
+        }
+        self.by_index.insert(index, name);
+    }
+
+    /// Forgets interface `index`.
+    pub fn remove(&mut self, index: u32) {
+        if let Some(name) = self.by_index.remove(&index) {
+            self.by_name.remove(&name);
+        }
     }
 
     /// The index of interface `name`.
@@ -245,4 +287,23 @@ fn netns_suffix(netns: &Option<PathBuf>) -> String {
         .as_ref()
         .map(|p| format!(" in network namespace {}", p.display()))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Links;
+
+    #[test]
+    fn links_follow_renames_and_removals() {
+        let mut l = Links::from_pairs([(2, "eth0".to_string()), (7, "tmp123".to_string())]);
+        l.insert(7, "tort0123456789a".into());
+        assert_eq!(l.name(7), Some("tort0123456789a"));
+        assert_eq!(l.index("tmp123"), None, "the old name is forgotten");
+        // A name reused by a new interface: the old index no longer has it.
+        l.insert(9, "tort0123456789a".into());
+        assert_eq!((l.index("tort0123456789a"), l.name(7)), (Some(9), None));
+        l.remove(9);
+        assert_eq!(l.index("tort0123456789a"), None);
+        assert_eq!(l.index("eth0"), Some(2));
+    }
 }
