@@ -10,6 +10,8 @@
 # Usage (root): scripts/lab.sh [--once] [tortiectl lab options, e.g. --nodes 5]
 #   --once: build, print, tear down (tortiectl lab demo);
 #   without it the lab keeps running until Ctrl-C (tortiectl lab up, then down).
+#   --kubernetes --kubelets: real kubelet nodes with Tortie installed from
+#   deploy/ (needs `scripts/k8s.sh all` once; docs/getting-started.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,15 +28,22 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 command -v cargo >/dev/null || { echo "lab: cargo is needed to build Tortie (install Rust with rustup)"; exit 1; }
-echo "lab: building tortie-node, tortie-cni and tortiectl (release)"
-cargo build --release -q -p tortie-node -p tortie-cni -p tortie-ctl
+crates=(tortie-node tortie-cni tortie-ctl)
+# The image of deploy/ (scripts/image.sh) holds tortie-rr too.
+case " $* " in *" --kubelets "*) crates+=(tortie-rr) ;; esac
+echo "lab: building ${crates[*]} (release)"
+args=()
+for c in "${crates[@]}"; do args+=(-p "$c"); done
+cargo build --release -q "${args[@]}"
 ctl="$PWD/target/release/tortiectl"
 name="l$$"   # unique: several labs can run side by side
 
 if [ "$once" = 1 ]; then
   exec "$ctl" lab demo --name "$name" "$@"
 fi
-trap '"$ctl" lab down --name "$name"' EXIT
+# tortiectl tears down a lab it was building when Ctrl-C came; one it
+# finished, this does.
+trap '[ ! -e "/run/tortie-lab/$name/lab.json" ] || "$ctl" lab down --name "$name"' EXIT
 "$ctl" lab up --name "$name" "$@"
 echo "lab: running; Ctrl-C tears it down"
 while true; do sleep 3600; done

@@ -11,7 +11,8 @@
 //! - `resources`: `get`, `apply -f`, `delete`.
 //! - `ipam`: `ipam show`.
 //! - `lab/`: `lab up | down | status | demo` (netns cluster of real
-//!   tortie-node processes).
+//!   tortie-node processes; with `--kubelets`, of real kubelet nodes with
+//!   Tortie installed from `deploy/`).
 //! - `http`, `table`, `yaml_out`: helpers.
 //!
 //! The user reference is `docs/operations.md` and `docs/getting-started.md`.

@@ -12,7 +12,7 @@ use tortie_config::node::{
     parse_datastore, DatastoreSetting, DEFAULT_DATASTORE, DEFAULT_ETCD_PREFIX,
 };
 use tortie_config::resources::{load_documents, Key};
-use tortie_ctl::lab::{report, Encap, Lab, LabSpec, DEFAULT_ROOT};
+use tortie_ctl::lab::{deployed, interrupt, report, Encap, Lab, LabSpec, DEFAULT_ROOT};
 use tortie_ctl::resources::{self, Output};
 use tortie_ctl::{ipam, node_status, node_statuses, routes};
 
@@ -161,6 +161,16 @@ struct LabArgs {
     /// scripts/k8s.sh) on the lab's etcd, instead of the file backend.
     #[arg(long, conflicts_with = "etcd")]
     kubernetes: bool,
+    /// With --kubernetes: real Kubernetes nodes, each a containerd and a
+    /// kubelet; Tortie installed from deploy/ (tortie-node a DaemonSet),
+    /// the pods real containers.
+    #[arg(long, requires = "kubernetes")]
+    kubelets: bool,
+    /// With --kubelets: the Tortie checkout whose deploy/ and
+    /// scripts/image.sh are used [default: the one tortiectl was built
+    /// from].
+    #[arg(long, requires = "kubelets", value_name = "DIR")]
+    repo: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -198,6 +208,10 @@ fn main() -> ExitCode {
     };
     match run(cli, given) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(_) if interrupt::interrupted() => {
+            eprintln!("tortiectl: interrupted; the lab is torn down");
+            ExitCode::from(130)
+        }
         Err(e) => {
             eprintln!("tortiectl: {e:#}");
             ExitCode::FAILURE
@@ -353,11 +367,28 @@ fn lab(what: LabCommand) -> Result<()> {
         }
         LabCommand::Up(args) => {
             let mut lab = build(&args)?;
-            lab.keep();
             print!("{}", report::render(&lab));
-            let pod = lab.pods.first().map(|p| p.ns.clone()).unwrap_or_default();
+            interrupt::check()?;
+            lab.keep();
+            let pod = lab.pods.first().map(|p| p.name.clone()).unwrap_or_default();
+            let enter = if lab.spec.kubelets {
+                let ours = tortie_ctl::lab::kube::cache().join("bin/kubectl");
+                let kubectl = if ours.exists() {
+                    ours.display().to_string()
+                } else {
+                    "kubectl".into()
+                };
+                format!(
+                    "ip netns exec {} {kubectl} --kubeconfig {} exec -it {pod} -- sh",
+                    lab.router,
+                    lab.kubeconfig().display()
+                )
+            } else {
+                let ns = lab.pods.first().map(|p| p.ns.clone()).unwrap_or_default();
+                format!("ip netns exec {ns} sh")
+            };
             println!(
-                "\nThe lab runs. Enter a pod: ip netns exec {pod} sh\n\
+                "\nThe lab runs. Enter a pod: {enter}\n\
                  A node's status: ip netns exec {} tortiectl node status\n\
                  Logs and datastore: {}\nTear down: tortiectl lab down --name {}",
                 lab.nodes[0].ns,
@@ -370,6 +401,7 @@ fn lab(what: LabCommand) -> Result<()> {
             print!("{}", report::render(&lab));
             let (_, all) = report::matrix(&lab);
             drop(lab);
+            interrupt::check()?;
             if !all {
                 bail!("some pods could not reach each other (see the matrix above)");
             }
@@ -388,8 +420,10 @@ fn lab(what: LabCommand) -> Result<()> {
     Ok(())
 }
 
-/// Builds a lab and waits until its pods reach each other.
+/// Builds a lab and waits until its pods reach each other; Ctrl-C (or
+/// SIGTERM, SIGHUP) on the way tears it down.
 fn build(args: &LabArgs) -> Result<Lab> {
+    interrupt::install(&args.lab.name)?;
     let bin_dir = match &args.bin_dir {
         Some(d) => d.clone(),
         None => std::env::current_exe()?
@@ -402,18 +436,30 @@ fn build(args: &LabArgs) -> Result<Lab> {
     spec.encap = args.encap;
     spec.etcd = args.etcd;
     spec.kubernetes = args.kubernetes;
-    eprintln!(
-        "lab: building {} nodes in network namespaces ...",
-        args.nodes
-    );
-    let lab = Lab::up(spec)?;
-    match lab.wait_full_mesh(std::time::Duration::from_secs(30)) {
+    spec.kubelets = args.kubelets;
+    let (lab, within) = if args.kubelets {
+        // Built from a checkout: its deploy/ and scripts/ are beside ctl/.
+        let repo = args
+            .repo
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/..")));
+        let say = &mut |m: String| eprintln!("lab: {m}");
+        (Lab::up_deployed(spec, &repo, say)?, deployed::MESH_WITHIN)
+    } else {
+        eprintln!(
+            "lab: building {} nodes in network namespaces ...",
+            args.nodes
+        );
+        (Lab::up(spec)?, std::time::Duration::from_secs(30))
+    };
+    match lab.wait_full_mesh(within) {
         Ok(t) => eprintln!(
             "lab: every pod reaches every other after {:.1} s",
             t.as_secs_f64()
         ),
         Err(e) => eprintln!("lab: {e:#}"),
     }
+    interrupt::check()?;
     Ok(lab)
 }
 

@@ -1,7 +1,9 @@
 //! The kubelet nodes' cgroups (`kubelet.rs`): one cgroup per node at the
 //! top of every cgroup v1 hierarchy, holding everything the node runs
 //! (the kubelet's `cgroupRoot`), so that tearing a node down is killing
-//! what is in it and removing it.
+//! what is in it and removing it. runc also makes the node's cgroup in
+//! the cgroup v2 mount some systems add beside them (`unified`): removing
+//! it looks there too.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -11,13 +13,20 @@ use anyhow::{bail, Context, Result};
 /// The cgroup v1 hierarchies (`/sys/fs/cgroup/<controllers>`), without
 /// the empty cgroup v2 mount some systems add beside them.
 fn hierarchies() -> Vec<PathBuf> {
+    let mut out = mounts();
+    out.retain(|p| !p.ends_with("unified"));
+    out
+}
+
+/// Every cgroup mount under `/sys/fs/cgroup`, the v2 one too.
+fn mounts() -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else {
         return Vec::new();
     };
     let mut out: Vec<PathBuf> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| p.join("cgroup.procs").exists() && !p.ends_with("unified"))
+        .filter(|p| p.join("cgroup.procs").exists())
         .collect();
     out.sort();
     out
@@ -48,7 +57,7 @@ pub(super) fn make_cgroup(name: &str) -> Result<()> {
 /// Kills every process in cgroup `name` (and below) and removes it from
 /// every hierarchy.
 pub(super) fn remove_cgroup(name: &str) {
-    let roots: Vec<PathBuf> = hierarchies()
+    let roots: Vec<PathBuf> = mounts()
         .into_iter()
         .map(|h| h.join(name))
         .filter(|d| d.exists())
@@ -79,12 +88,20 @@ pub(super) fn remove_cgroup(name: &str) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    for root in &roots {
-        let mut dirs = subtree(root);
-        // Deepest first: a cgroup with children cannot be removed.
-        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-        for d in dirs {
-            let _ = std::fs::remove_dir(&d);
+    // Deepest first: a cgroup with children cannot be removed. One whose
+    // last process has just been killed may still be busy for a moment:
+    // again until every one is gone.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while roots.iter().any(|r| r.exists()) && Instant::now() < deadline {
+        for root in &roots {
+            let mut dirs = subtree(root);
+            dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+            for d in dirs {
+                let _ = std::fs::remove_dir(&d);
+            }
+        }
+        if roots.iter().any(|r| r.exists()) {
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use super::{get_in, net, Lab, LabPod, ADMIN};
+use super::{get_in, interrupt, net, Lab, LabPod, ADMIN};
 
 // ===== impl Lab: checks =====
 
@@ -20,10 +20,17 @@ impl Lab {
         Ok(serde_json::from_str(&body)?)
     }
 
-    /// Whether `from` answers one ping to `to` within `wait`.
+    /// Whether `from` answers one ping to `to` within `wait` (a kubelet
+    /// node's pod pings through `kubectl exec`).
     pub fn ping(&self, from: &LabPod, to: Ipv4Addr, wait: Duration) -> bool {
-        let w = wait.as_secs().max(1).to_string();
-        net::exec_in(&from.ns, &["ping", "-c", "1", "-W", &w, &to.to_string()]).is_ok()
+        let (w, to) = (wait.as_secs().max(1).to_string(), to.to_string());
+        let ping = ["ping", "-c", "1", "-W", &w, &to];
+        if self.spec.kubelets {
+            let mut args = vec!["exec", from.name.as_str(), "--"];
+            args.extend_from_slice(&ping);
+            return self.kubectl(&args).is_ok();
+        }
+        net::exec_in(&from.ns, &ping).is_ok()
     }
 
     /// Polls until every pod reaches every other, or fails after `deadline`
@@ -38,6 +45,7 @@ impl Lab {
             })
             .collect();
         while !pending.is_empty() {
+            interrupt::check()?;
             pending.retain(|(a, b)| {
                 !self.ping(
                     &self.pods[*a],

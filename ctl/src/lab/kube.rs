@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::{net, Lab, ETCD};
+use super::{interrupt, net, Lab, ETCD};
 
 /// The API server, in the router's namespace.
 pub const APISERVER: &str = "https://172.30.1.1:6443";
@@ -130,6 +130,7 @@ impl Lab {
         while net::connect_in(&self.router, addr, Duration::from_millis(500)).is_err()
             || self.kubectl(&["get", "--raw", "/readyz"]).is_err()
         {
+            interrupt::check()?;
             if start.elapsed() > Duration::from_secs(90) {
                 bail!(
                     "kube-apiserver not ready at {APISERVER} within 90 s; see {}",

@@ -30,7 +30,7 @@ use anyhow::{bail, Context, Result};
 
 use super::cgroup::{make_cgroup, remove_cgroup};
 use super::kube::{cache, APISERVER};
-use super::{net, Lab};
+use super::{interrupt, net, Lab};
 
 /// The images every node's containerd imports besides the caller's: the
 /// pod sandbox (`scripts/k8s.sh images`).
@@ -132,6 +132,7 @@ impl Lab {
             &format!("--from-literal=KUBERNETES_SERVICE_HOST={APISERVER_HOST}"),
             &format!("--from-literal=KUBERNETES_SERVICE_PORT={APISERVER_PORT}"),
         ]) {
+            interrupt::check()?;
             if start.elapsed() > Duration::from_secs(30) {
                 return Err(e.context("creating ConfigMap kube-system/tortie-apiserver"));
             }
@@ -283,6 +284,7 @@ imageGCHighThresholdPercent: 100
         let start = Instant::now();
         for (i, node) in self.nodes.iter().enumerate() {
             while self.kubectl(&["get", "node", &node.name]).is_err() {
+                interrupt::check()?;
                 if start.elapsed() > within {
                     let log = self.kubelet_dir(i).join("kubelet.log");
                     let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -488,6 +490,7 @@ impl Lab {
     pub fn kubectl_until(&self, args: &[&str], within: Duration) -> Result<String> {
         let start = Instant::now();
         loop {
+            interrupt::check()?;
             match self.kubectl(args) {
                 Ok(out) => return Ok(out),
                 Err(e) if start.elapsed() > within => return Err(e),

@@ -19,6 +19,12 @@
 //! removes what `lab.json` names. [`Lab`] also drives the multi-node tests
 //! (start, stop, kill nodes; add and delete pods; ping), and tears itself
 //! down on drop unless told to [`Lab::keep`].
+//!
+//! With kubelets (`LabSpec::kubelets`) each node is a real Kubernetes
+//! node, a containerd and a kubelet (`kubelet.rs`, `cgroup.rs`), and
+//! `deployed.rs` installs Tortie on them from `deploy/` and makes the pods
+//! as real pods (`tortiectl lab demo --kubernetes --kubelets`).
+//! `interrupt.rs` turns Ctrl-C during `lab up | demo` into a teardown.
 
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -35,6 +41,8 @@ pub use nix::sys::signal::Signal;
 
 mod cgroup;
 mod check;
+pub mod deployed;
+pub mod interrupt;
 pub mod kube;
 pub mod kubelet;
 pub mod net;
@@ -142,6 +150,9 @@ pub struct LabNode {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LabPod {
     pub name: String,
+    /// Its network namespace (`/run/netns/<ns>`); empty for a kubelet
+    /// node's pod, whose namespace is containerd's, in the node's own
+    /// mount namespace (`kubectl exec` reaches it).
     pub ns: String,
     pub node: String,
     pub address: Ipv4Addr,
@@ -199,6 +210,37 @@ impl LabSpec {
         }
     }
 
+    /// What `Lab::up` refuses: a bad size or name, kubelets without
+    /// Kubernetes, missing binaries, a lab of this name that exists.
+    pub fn validate(&self) -> Result<()> {
+        if self.nodes < 2 || self.nodes > 200 {
+            bail!("--nodes {}: a lab has 2 to 200 nodes", self.nodes);
+        }
+        if self.name.is_empty()
+            || self.name.len() > 16
+            || !self.name.chars().all(|c| c.is_ascii_alphanumeric())
+        {
+            bail!("lab name {:?}: 1 to 16 letters or digits", self.name);
+        }
+        if self.kubelets && !self.kubernetes {
+            bail!("kubelet nodes need the Kubernetes datastore (--kubernetes)");
+        }
+        for bin in [&self.node_bin, &self.cni_bin] {
+            if !bin.exists() {
+                bail!("{} does not exist: build it (cargo build --release -p tortie-node -p tortie-cni)", bin.display());
+            }
+        }
+        if self.dir.join("lab.json").exists() {
+            bail!(
+                "a lab named {:?} exists ({}): `tortiectl lab down --name {}` first",
+                self.name,
+                self.dir.display(),
+                self.name
+            );
+        }
+        Ok(())
+    }
+
     /// Makes node `n` (1-based) a route reflector with `cluster_id`: the
     /// label `route-reflector=true` (what a BGPPeer's peerSelector picks)
     /// and `--route-reflector-cluster-id`.
@@ -221,31 +263,7 @@ impl Lab {
     /// Builds the lab: namespaces, links, datastore, nodes, pods. On
     /// failure everything made is removed again.
     pub fn up(spec: LabSpec) -> Result<Lab> {
-        if spec.nodes < 2 || spec.nodes > 200 {
-            bail!("--nodes {}: a lab has 2 to 200 nodes", spec.nodes);
-        }
-        if spec.name.is_empty()
-            || spec.name.len() > 16
-            || !spec.name.chars().all(|c| c.is_ascii_alphanumeric())
-        {
-            bail!("lab name {:?}: 1 to 16 letters or digits", spec.name);
-        }
-        if spec.kubelets && !spec.kubernetes {
-            bail!("kubelet nodes need the Kubernetes datastore (--kubernetes)");
-        }
-        for bin in [&spec.node_bin, &spec.cni_bin] {
-            if !bin.exists() {
-                bail!("{} does not exist: build it (cargo build --release -p tortie-node -p tortie-cni)", bin.display());
-            }
-        }
-        if spec.dir.join("lab.json").exists() {
-            bail!(
-                "a lab named {:?} exists ({}): `tortiectl lab down --name {}` first",
-                spec.name,
-                spec.dir.display(),
-                spec.name
-            );
-        }
+        spec.validate()?;
         std::fs::create_dir_all(spec.dir.join("store"))
             .with_context(|| format!("creating {}", spec.dir.display()))?;
         let p = format!("tl-{}", spec.name);
@@ -343,6 +361,7 @@ impl Lab {
             let file = file.display().to_string();
             let mut tries = 0;
             while !resources.is_empty() {
+                interrupt::check()?;
                 let Err(e) = self.tortiectl(&["apply", "-f", &file]) else {
                     break;
                 };
@@ -355,23 +374,27 @@ impl Lab {
         }
         self.save()?;
         for i in 1..=self.spec.nodes {
+            interrupt::check()?;
             self.add_node_ns(i)?;
         }
         self.save()?;
         if self.spec.kubelets {
             let images = self.spec.images.clone();
             for i in 0..self.nodes.len() {
+                interrupt::check()?;
                 self.start_kubelet(i, &images)?;
             }
             return self.wait_kubelets(Duration::from_secs(120));
         }
         if !self.spec.no_agents {
             for i in 0..self.nodes.len() {
+                interrupt::check()?;
                 self.start_node(i)?;
             }
         }
         for i in 0..self.nodes.len() {
             for _ in 0..self.spec.pods_per_node {
+                interrupt::check()?;
                 self.add_pod(i)?;
             }
         }
@@ -621,6 +644,7 @@ impl Lab {
         let addr: SocketAddr = "172.30.1.1:2379".parse()?;
         let start = Instant::now();
         while net::connect_in(&self.router, addr, Duration::from_millis(500)).is_err() {
+            interrupt::check()?;
             if start.elapsed() > Duration::from_secs(20) {
                 bail!(
                     "etcd did not listen on {ETCD} within 20 s; see {}",
@@ -640,7 +664,7 @@ impl Lab {
         for n in &self.nodes {
             net::del_netns(&n.ns);
         }
-        for p in &self.pods {
+        for p in self.pods.iter().filter(|p| !p.ns.is_empty()) {
             net::del_netns(&p.ns);
         }
         for (h, _) in &self.hosts {

@@ -21,14 +21,23 @@ impl Lab {
             self.create_kube_pod(&name, &node.name)?;
         }
         net::add_netns(&ns)?;
-        let result = self.cni(&node, "ADD", &name, &ns)?;
-        let v: Value = serde_json::from_str(&result)
-            .with_context(|| format!("CNI ADD for {name}: {result}"))?;
-        let address = v["ips"][0]["address"]
-            .as_str()
-            .and_then(|a| a.split('/').next())
-            .and_then(|a| a.parse().ok())
-            .with_context(|| format!("CNI ADD for {name} gave no address: {result}"))?;
+        let added = self.cni(&node, "ADD", &name, &ns).and_then(|result| {
+            let v: Value = serde_json::from_str(&result)
+                .with_context(|| format!("CNI ADD for {name}: {result}"))?;
+            v["ips"][0]["address"]
+                .as_str()
+                .and_then(|a| a.split('/').next())
+                .and_then(|a| a.parse().ok())
+                .with_context(|| format!("CNI ADD for {name} gave no address: {result}"))
+        });
+        // Not a pod of the lab yet: `down` would not know its namespace.
+        let address = match added {
+            Ok(address) => address,
+            Err(e) => {
+                net::del_netns(&ns);
+                return Err(e);
+            }
+        };
         let pod = LabPod {
             name,
             ns,

@@ -21,6 +21,11 @@ pub fn render(lab: &Lab) -> String {
             ""
         },
     );
+    if lab.spec.kubelets {
+        out +=
+            "Each node runs a containerd and a kubelet; tortie-node is the DaemonSet of deploy/, \
+                and the pods are containers (their pings go through kubectl exec).\n\n";
+    }
     let rows: Vec<Vec<String>> = lab
         .nodes
         .iter()
@@ -34,6 +39,7 @@ pub fn render(lab: &Lab) -> String {
                 n.subnet.to_string(),
                 n.ns.clone(),
                 match (n.pid, alive) {
+                    (Some(p), true) if lab.spec.kubelets => format!("kubelet pid {p}"),
                     (Some(p), true) => format!("tortie-node pid {p}"),
                     _ => "stopped".into(),
                 },
