@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  agent's NodeStatus (watch) ───────────────▶ ┌──────────┐
-//!  CalicoNodeStatus follower (spec.node = us) ▶ │ reporter │ ──get, create / update──▶ datastore
+//!  CalicoNodeStatus follower (spec.node = us) ▶ │ reporter │ ──create / update──▶ datastore
 //!  timer: next write due ────────────────────▶ └──────────┘
 //! ```
 //!
@@ -21,7 +21,11 @@
 //! status (a `watch`, never waited on by the agent), so a slow or absent
 //! datastore delays the status and nothing else. A failed write is logged,
 //! counted (`tortie_node_status_writes_total{result="failed"}`) and
-//! retried with backoff.
+//! retried with backoff. A write is a compare-and-swap on the object as
+//! the follower (or our previous write) last showed it, so a report costs
+//! no read: the object is read only when nothing is known of it yet or
+//! the swap meets a newer revision (on Kubernetes an agent makes list,
+//! watch and these writes, no get).
 //!
 //! Each object gets the classes it asks for, and only those. Class
 //! `Routes` (`status.routes`: what each entry means is in `routes`,
@@ -45,7 +49,7 @@ use tortie_config::resources::{
     DEFAULT_REFRESH_SECONDS, MAX_ROUTES_PER_FAMILY,
 };
 use tortie_datastore::follow::{self, Follow};
-use tortie_datastore::{AnyStore, Datastore, Only, StoreError, TypedStore};
+use tortie_datastore::{AnyStore, Datastore, Only, Revision, StoreError, TypedStore};
 use tracing::{debug, info, warn};
 
 use crate::metrics::StatusWrites;
@@ -89,6 +93,11 @@ struct Reporter {
 #[derive(Debug)]
 struct Target {
     spec: CalicoNodeStatusSpec,
+    /// The object as last seen (its status left out) and its revision:
+    /// from the watch, or from our last write. The next write is a
+    /// compare-and-swap on it, with no read first; only a conflict (or
+    /// nothing known yet) costs a read.
+    seen: Option<(CalicoNodeStatus, Revision)>,
     /// Not in the datastore yet: our own object, to create.
     missing: bool,
     /// What was last written (without its time), and when.
@@ -188,7 +197,21 @@ impl Reporter {
                     if let Some(t) = self.targets.remove(&e.key.name) {
                         old.insert(e.key.name.clone(), t);
                     }
+                    let seen = match &r {
+                        Resource::CalicoNodeStatus(o) => {
+                            let mut o = o.clone();
+                            o.spec.status = None;
+                            Some((o, e.revision))
+                        }
+                        _ => None,
+                    };
                     self.upsert(r, &mut old);
+                    if let Some(t) = self.targets.get_mut(&e.key.name) {
+                        // Not older than what our own write left.
+                        if t.seen.as_ref().is_none_or(|(_, r)| *r <= e.revision) {
+                            t.seen = seen;
+                        }
+                    }
                     self.own_if_absent();
                 }
                 None => {
@@ -259,7 +282,15 @@ impl Reporter {
         let Some(create) = self.targets.get(name).map(|t| t.missing) else {
             return;
         };
-        let mut result = self.write_once(name, create, report).await;
+        let seen = self.targets.get(name).and_then(|t| t.seen.clone());
+        let mut result = match seen {
+            Some((object, revision)) if !create => self.write_seen(object, revision, report).await,
+            _ => self.write_once(name, create, report).await,
+        };
+        if matches!(&result, Err(e) if e.is_conflict() || matches!(e, StoreError::NotFound { .. }))
+        {
+            result = self.write_once(name, create, report).await;
+        }
         if matches!(&result, Err(e) if e.is_conflict()) {
             result = self.write_once(name, create, report).await;
         }
@@ -268,7 +299,10 @@ impl Reporter {
             return;
         };
         match result {
-            Ok(Written::Done) => {
+            Ok(Written::Done(seen)) => {
+                if seen.is_some() {
+                    target.seen = seen;
+                }
                 target.missing = false;
                 target.written = Some((report.clone(), Instant::now()));
                 target.retry_at = None;
@@ -286,6 +320,18 @@ impl Reporter {
         }
     }
 
+    /// The write without a read: a compare-and-swap on the object as the
+    /// watch (or our last write) showed it.
+    async fn write_seen(
+        &self,
+        object: CalicoNodeStatus,
+        revision: Revision,
+        report: &NodeStatusReport,
+    ) -> Result<Written, StoreError> {
+        self.update(object, revision, report).await
+    }
+
+    /// Read, fill, compare-and-swap (or create our own object).
     async fn write_once(
         &self,
         name: &str,
@@ -293,29 +339,46 @@ impl Reporter {
         report: &NodeStatusReport,
     ) -> Result<Written, StoreError> {
         let store = &self.cfg.store;
-        let Some((mut object, revision)) = store.get_typed::<CalicoNodeStatusSpec>(name).await?
-        else {
+        let Some((object, revision)) = store.get_typed::<CalicoNodeStatusSpec>(name).await? else {
             if !create {
                 return Ok(Written::Gone);
             }
             let mut object: CalicoNodeStatus =
                 Object::new(name, CalicoNodeStatusSpec::for_node(&self.cfg.node));
             object.spec.status = Some(stamped(&object.spec, report));
-            store.create(Resource::CalicoNodeStatus(object)).await?;
-            return Ok(Written::Done);
+            let made = store
+                .create(Resource::CalicoNodeStatus(object.clone()))
+                .await?;
+            object.spec.status = None;
+            return Ok(Written::Done(Some((object, made.revision))));
         };
         if object.spec.node != self.cfg.node {
             return Ok(Written::Gone);
         }
+        self.update(object, revision, report).await
+    }
+
+    async fn update(
+        &self,
+        mut object: CalicoNodeStatus,
+        revision: Revision,
+        report: &NodeStatusReport,
+    ) -> Result<Written, StoreError> {
         object.spec.status = Some(stamped(&object.spec, report));
-        store.update_typed(object, revision).await?;
-        Ok(Written::Done)
+        let written = self
+            .cfg
+            .store
+            .update_typed(object.clone(), revision)
+            .await?;
+        object.spec.status = None;
+        Ok(Written::Done(Some((object, written))))
     }
 }
 
 /// What a write did.
 enum Written {
-    Done,
+    /// Written; the object (without its status) at its new revision.
+    Done(Option<(CalicoNodeStatus, Revision)>),
     /// The object is gone or names another node now.
     Gone,
 }
@@ -330,6 +393,7 @@ impl Target {
     ) -> Target {
         Target {
             spec,
+            seen: None,
             missing,
             written,
             retry_at: None,
