@@ -300,8 +300,8 @@ impl Reporter {
         };
         match result {
             Ok(Written::Done(seen)) => {
-                if seen.is_some() {
-                    target.seen = seen;
+                if let Some(seen) = seen {
+                    target.seen = Some(*seen);
                 }
                 target.missing = false;
                 target.written = Some((report.clone(), Instant::now()));
@@ -350,7 +350,7 @@ impl Reporter {
                 .create(Resource::CalicoNodeStatus(object.clone()))
                 .await?;
             object.spec.status = None;
-            return Ok(Written::Done(Some((object, made.revision))));
+            return Ok(Written::Done(Some(Box::new((object, made.revision)))));
         };
         if object.spec.node != self.cfg.node {
             return Ok(Written::Gone);
@@ -371,14 +371,14 @@ impl Reporter {
             .update_typed(object.clone(), revision)
             .await?;
         object.spec.status = None;
-        Ok(Written::Done(Some((object, written))))
+        Ok(Written::Done(Some(Box::new((object, written)))))
     }
 }
 
 /// What a write did.
 enum Written {
     /// Written; the object (without its status) at its new revision.
-    Done(Option<(CalicoNodeStatus, Revision)>),
+    Done(Option<Box<(CalicoNodeStatus, Revision)>>),
     /// The object is gone or names another node now.
     Gone,
 }
