@@ -14,6 +14,9 @@
 
 #![allow(dead_code)]
 
+pub mod daemons;
+pub mod scenario;
+
 use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
