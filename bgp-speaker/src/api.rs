@@ -133,7 +133,10 @@ impl SpeakerHandle {
 
     /// Hands the speaker a connection that the peer at `from` opened, as
     /// its listener does with each connection it accepts: the same checks
-    /// (a configured or dynamic peer, the limits) apply.
+    /// (a configured or dynamic peer, the limits) apply. For a peer with
+    /// GTSM (`ttl_security`) that includes the TTL of the connection's
+    /// SYN, which only a listener with `TCP_SAVE_SYN` keeps: from any
+    /// other, such a peer's TCP connection is refused (a pipe passes).
     pub async fn accept(&self, stream: Stream, from: SocketAddr) -> Result<(), Error> {
         self.commands
             .send(Command::Accept(stream, from))

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::route::Afi;
 
 pub use tortie_config::peer::{
-    DynamicPeerConfig, MaxPrefix, PeerConfig, DEFAULT_CONNECT_RETRY, DEFAULT_HOLD_TIME,
-    DEFAULT_MAX_PEERS,
+    gtsm_min_ttl, DynamicPeerConfig, MaxPrefix, PeerConfig, DEFAULT_CONNECT_RETRY,
+    DEFAULT_HOLD_TIME, DEFAULT_MAX_PEERS, GTSM_TTL,
 };
 
 /// Default graceful restart time advertised (RFC 4724 §3).
@@ -131,6 +131,12 @@ impl SpeakerConfig {
             if p.asn == 0 {
                 return Err(format!("peers[{}].asn: 0 is reserved", p.address));
             }
+            if p.ttl_security == Some(0) {
+                return Err(format!(
+                    "peers[{}].ttl_security: 0 hops; GTSM takes 1..=255 (None: off)",
+                    p.address
+                ));
+            }
         }
         for d in &self.dynamic_peers {
             if d.hold_time == 1 || d.hold_time == 2 {
@@ -139,7 +145,62 @@ impl SpeakerConfig {
                     d.prefix, d.hold_time
                 ));
             }
+            if d.ttl_security == Some(0) {
+                return Err(format!(
+                    "dynamic_peers[{}].ttl_security: 0 hops; GTSM takes 1..=255 (None: off)",
+                    d.prefix
+                ));
+            }
         }
         Ok(())
+    }
+
+    /// What the listener needs for GTSM (RFC 5082): `None` when no peer
+    /// uses it; otherwise the lowest TTL any peer may connect with, which
+    /// is 0 when some peer (or dynamic prefix) does not use GTSM. The
+    /// kernel drops SYNs below it; each accepted connection is then held
+    /// to its own peer's minimum.
+    pub fn listener_min_ttl(&self) -> Option<u8> {
+        let mins = self
+            .peers
+            .iter()
+            .map(PeerConfig::min_ttl)
+            .chain(self.dynamic_peers.iter().map(DynamicPeerConfig::min_ttl));
+        let mut any = false;
+        let mut lowest = u8::MAX;
+        for m in mins {
+            any |= m.is_some();
+            lowest = lowest.min(m.unwrap_or(0));
+        }
+        any.then_some(lowest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listener_lets_in_what_the_most_lenient_peer_needs() {
+        let mut c = SpeakerConfig::new(Ipv4Addr::new(10, 0, 0, 1), 64512);
+        assert_eq!(c.listener_min_ttl(), None, "no peer");
+        c.peers
+            .push(PeerConfig::new("10.0.0.2".parse().unwrap(), 65001));
+        assert_eq!(c.listener_min_ttl(), None, "no peer with GTSM");
+        c.peers[0].ttl_security = Some(1);
+        assert_eq!(c.listener_min_ttl(), Some(255));
+        c.dynamic_peers.push(DynamicPeerConfig {
+            ttl_security: Some(3),
+            ..DynamicPeerConfig::new("10.1.0.0/16".parse().unwrap(), 64512)
+        });
+        assert_eq!(c.listener_min_ttl(), Some(253));
+        c.peers
+            .push(PeerConfig::new("10.0.0.3".parse().unwrap(), 65001));
+        assert_eq!(c.listener_min_ttl(), Some(0), "a peer without GTSM");
+        c.peers[0].ttl_security = Some(0);
+        assert!(c
+            .check()
+            .unwrap_err()
+            .contains("peers[10.0.0.2].ttl_security: 0 hops"));
     }
 }

@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::config::{DynamicPeerConfig, PeerConfig};
+use crate::config::{gtsm_min_ttl, DynamicPeerConfig, PeerConfig};
 use crate::events::Input;
 use crate::instance::{jitter_ms, Instance};
 use crate::neighbor::transport::{Dial, Stream};
@@ -46,27 +46,16 @@ impl Instance {
 
     pub(crate) fn on_accepted(&mut self, stream: Stream, from: SocketAddr) {
         let ip = canonical(from.ip());
-        let id = match self.by_addr.get(&ip) {
-            Some(id) => *id,
+        let existing = self.by_addr.get(&ip).copied();
+        let dynamic = match existing {
+            Some(_) => None,
             None => match self.dynamic_match(ip) {
                 Some(d) if self.dynamic_count(&d) >= d.max_peers as usize => {
                     self.refused.peer_limit += 1;
                     tracing::warn!(peer = %ip, prefix = %d.prefix, max_peers = d.max_peers, "connection refused: the dynamic prefix has its most peers");
                     return;
                 }
-                Some(d) => {
-                    let cfg = PeerConfig {
-                        rr_client: d.rr_client,
-                        password: d.password.clone(),
-                        hold_time: d.hold_time,
-                        passive: true,
-                        next_hop_self: d.next_hop_self,
-                        max_prefix: d.max_prefix,
-                        ..PeerConfig::new(ip, d.asn)
-                    };
-                    tracing::info!(peer = %ip, prefix = %d.prefix, "dynamic peer connected");
-                    self.add_neighbor(cfg, true)
-                }
+                Some(d) => Some(d),
                 None => {
                     self.refused.not_a_peer += 1;
                     tracing::warn!(peer = %ip, "connection from an address that is no configured or dynamic peer: closed");
@@ -74,8 +63,50 @@ impl Instance {
                 }
             },
         };
+        let hops = match (existing, &dynamic) {
+            (Some(id), _) => self.neighbors.get(&id).and_then(|n| n.config.ttl_security),
+            (None, Some(d)) => d.ttl_security,
+            (None, None) => None,
+        };
+        if let Some(hops) = hops {
+            if let Err(why) = gtsm_accepted(&stream, hops) {
+                self.refused_by_gtsm(existing, ip, why);
+                return;
+            }
+        }
+        let id = match (existing, dynamic) {
+            (Some(id), _) => id,
+            (None, Some(d)) => {
+                let cfg = PeerConfig {
+                    rr_client: d.rr_client,
+                    password: d.password.clone(),
+                    hold_time: d.hold_time,
+                    passive: true,
+                    next_hop_self: d.next_hop_self,
+                    max_prefix: d.max_prefix,
+                    ttl_security: d.ttl_security,
+                    ..PeerConfig::new(ip, d.asn)
+                };
+                tracing::info!(peer = %ip, prefix = %d.prefix, "dynamic peer connected");
+                self.add_neighbor(cfg, true)
+            }
+            (None, None) => return,
+        };
         self.supersede_unfinished_inbound(id);
         self.spawn_session(id, stream, true);
+    }
+
+    /// Counts and logs an inbound connection that failed GTSM (closed
+    /// with its stream, before BGP read a byte), and tells the peer's
+    /// status why when its session is not up.
+    fn refused_by_gtsm(&mut self, id: Option<PeerId>, ip: std::net::IpAddr, why: String) {
+        self.refused.ttl_security += 1;
+        tracing::warn!(peer = %ip, "connection refused by GTSM (ttlSecurity): {why}");
+        if let Some(n) = id.and_then(|id| self.neighbors.get_mut(&id)) {
+            if n.established.is_none() {
+                n.last_error = Some(format!("GTSM refused a connection from {ip}: {why}"));
+            }
+        }
     }
 
     /// The peers accepted through dynamic prefix `d` now.
@@ -137,6 +168,7 @@ impl Instance {
             peer: SocketAddr::new(n.config.address, n.config.port),
             local: n.config.local_address,
             password: n.config.password.clone(),
+            min_ttl: n.config.min_ttl(),
         });
         let tx = self.inputs.clone();
         tokio::spawn(async move {
@@ -158,8 +190,16 @@ impl Instance {
             Ok(_) => {}
             Err(e) => {
                 if n.established.is_none() {
+                    let gtsm = match (n.config.ttl_security, e.kind()) {
+                        (Some(hops), io::ErrorKind::TimedOut) => format!(
+                            " (ttlSecurity {hops}: answers arriving with a TTL below {} are \
+                             dropped; is the peer further away, or not sending with TTL 255?)",
+                            gtsm_min_ttl(hops)
+                        ),
+                        _ => String::new(),
+                    };
                     n.last_error = Some(format!(
-                        "connect to {}:{} failed: {e}",
+                        "connect to {}:{} failed: {e}{gtsm}",
                         n.config.address, n.config.port
                     ));
                 }
@@ -171,6 +211,34 @@ impl Instance {
 }
 
 // ===== helpers =====
+
+/// GTSM on an accepted connection (RFC 5082 §3): its SYN must have
+/// arrived with at least the peer's lowest TTL (the listener may let in
+/// less, for other peers); from then on the kernel drops anything with
+/// less, and our packets leave with 255. Fails closed: a SYN whose TTL is
+/// unknown is refused.
+fn gtsm_accepted(stream: &Stream, hops: u8) -> Result<(), String> {
+    let min = gtsm_min_ttl(hops);
+    match stream.syn_ttl() {
+        Ok(Some(ttl)) if ttl >= min => {}
+        Ok(Some(ttl)) => {
+            return Err(format!(
+                "its SYN arrived with TTL {ttl}, below {min} (ttlSecurity {hops}): the sender \
+                 is more than {hops} hop(s) away, or does not send with TTL 255"
+            ))
+        }
+        Ok(None) => {
+            return Err(format!(
+                "the TTL of its SYN is unknown (a SYN cookie, during a SYN flood?); \
+                 ttlSecurity {hops} takes only what it can check"
+            ))
+        }
+        Err(e) => return Err(format!("cannot read the TTL of its SYN: {e}")),
+    }
+    stream
+        .set_gtsm(min)
+        .map_err(|e| format!("cannot set GTSM on the connection: {e}"))
+}
 
 /// An IPv4 peer seen on a dual-stack socket arrives as v4-mapped.
 fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {

@@ -22,6 +22,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The listener's GTSM settings (RFC 5082: TTL 255, the minimum TTL,
+    /// keeping SYNs) could not be set.
+    #[error("cannot set GTSM (IP_TTL, IP_MINTTL, TCP_SAVE_SYN) on the listener {addr}: {source}")]
+    Gtsm {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     /// The speaker task is gone (shut down or crashed).
     #[error("the BGP speaker is not running")]
     Stopped,

@@ -356,6 +356,11 @@ impl Instance {
             deferring: self.deferring.is_some(),
             peers,
             refused: self.refused,
+            // Only read where GTSM is in use: a file read per snapshot.
+            kernel_min_ttl_drops: self
+                .config
+                .listener_min_ttl()
+                .and_then(|_| tcp::min_ttl_drops()),
         };
         self.status.send_replace(Arc::new(status));
     }
@@ -388,12 +393,15 @@ impl Instance {
         })
     }
 
-    /// Installs the TCP MD5 keys of `config` on a fresh listener (at
-    /// start: there are no keys to remove).
+    /// Installs the TCP MD5 keys and the GTSM settings of `config` on a
+    /// fresh listener (at start: there are no keys to remove).
     pub fn set_listener_keys(&self, config: &SpeakerConfig) -> Result<(), Error> {
         let none = SpeakerConfig::new(config.router_id, config.asn);
         match &self.listener {
-            Some(l) => listener_keys(&l.socket, &none, config),
+            Some(l) => {
+                listener_keys(&l.socket, &none, config)?;
+                listener_gtsm(l, config)
+            }
             None => Ok(()),
         }
     }
@@ -513,6 +521,20 @@ pub(crate) fn jitter_ms(max: u64) -> u64 {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     u64::from(nanos) % max.max(1)
+}
+
+/// Sets the listener's GTSM settings for `config`'s peers (see
+/// [`SpeakerConfig::listener_min_ttl`]).
+pub(crate) fn listener_gtsm(l: &Listener, config: &SpeakerConfig) -> Result<(), Error> {
+    let min = config.listener_min_ttl();
+    tcp::set_listener_gtsm(&l.socket, min).map_err(|source| Error::Gtsm {
+        addr: l.addr,
+        source,
+    })?;
+    if let Some(min) = min {
+        tracing::debug!(addr = %l.addr, min_ttl = min, "GTSM: the listener answers with TTL 255 and drops SYNs below the lowest TTL a peer may have; each connection is then held to its peer's");
+    }
+    Ok(())
 }
 
 /// Moves the TCP MD5 keys on listening `socket` from those of `from` to

@@ -3,7 +3,7 @@
 
 use crate::config::SpeakerConfig;
 use crate::error::Error;
-use crate::instance::{listener_keys, local_facts, Instance};
+use crate::instance::{listener_gtsm, listener_keys, local_facts, Instance};
 use crate::neighbor::negotiate::code;
 use crate::rib::PeerId;
 
@@ -15,8 +15,9 @@ const OTHER_CONFIG_CHANGE: u8 = 6;
 impl Instance {
     /// Checks `new`, then applies it: the steps that can fail come first
     /// and change nothing when they do (a new listen address is bound and
-    /// given its MD5 keys beside the old listener, which it replaces only
-    /// then; keys moved on the same listener are moved back); then peers
+    /// given its MD5 keys and GTSM settings beside the old listener, which
+    /// it replaces only then; keys moved on the same listener are moved
+    /// back); then peers
     /// that were removed or changed are closed, and new ones started.
     /// Sessions of unchanged peers are left alone. A change of AS number
     /// or router id resets all.
@@ -30,15 +31,19 @@ impl Instance {
                     let l = self.bind(addr)?;
                     let none = SpeakerConfig::new(new.router_id, new.asn);
                     listener_keys(&l.socket, &none, &new)?;
+                    listener_gtsm(&l, &new)?;
                     Some(l)
                 }
                 None => None,
             };
             self.listener = fresh;
         } else if let Some(l) = &self.listener {
-            if let Err(e) = listener_keys(&l.socket, &self.config, &new) {
-                // Put the running configuration's keys back.
+            if let Err(e) =
+                listener_keys(&l.socket, &self.config, &new).and_then(|()| listener_gtsm(l, &new))
+            {
+                // Put the running configuration's keys and GTSM back.
                 let _ = listener_keys(&l.socket, &new, &self.config);
+                let _ = listener_gtsm(l, &self.config);
                 return Err(e);
             }
         }

@@ -42,6 +42,15 @@ pub struct Status {
     /// Inbound connections closed by the listener's limits, since start.
     #[serde(default)]
     pub refused: Refused,
+    /// While some peer uses GTSM (`ttl_security`): segments the kernel of
+    /// this network namespace dropped for arriving with a TTL below a
+    /// socket's minimum (`TcpExt: TCPMinTTLDrop`, since boot). It counts
+    /// what never reaches us (SYNs below the listener's minimum, segments
+    /// of a GTSM connection from too far), for every program in the
+    /// namespace, and cannot tell peers apart. `None`: no peer uses GTSM,
+    /// or the counter cannot be read.
+    #[serde(default)]
+    pub kernel_min_ttl_drops: Option<u64>,
 }
 
 /// Inbound connections closed at once, by why (counted since start).
@@ -55,6 +64,12 @@ pub struct Refused {
     /// because the same address connected again (the newer one is kept:
     /// one unfinished inbound connection per address at most).
     pub superseded: u64,
+    /// From a peer with GTSM (`ttl_security`) whose SYN arrived with a TTL
+    /// below the peer's minimum, or an unknown one; closed before BGP read
+    /// a byte. (SYNs below the listener's own minimum never become
+    /// connections: [`Status::kernel_min_ttl_drops`] counts those.)
+    #[serde(default)]
+    pub ttl_security: u64,
 }
 
 /// One peer, configured or dynamic.

@@ -17,6 +17,8 @@ pub const DEFAULT_CONNECT_RETRY: u16 = 5;
 pub const DEFAULT_PORT: u16 = 179;
 /// Longest TCP MD5 key (`password`) Linux accepts (`TCP_MD5SIG_MAXKEYLEN`).
 pub const MAX_PASSWORD_LEN: usize = 80;
+/// The TTL (IPv6 hop limit) GTSM sends with: the highest (RFC 5082 §3).
+pub const GTSM_TTL: u8 = 255;
 
 /// One configured neighbour.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +58,14 @@ pub struct PeerConfig {
     /// count as received, not accepted. `None`: every prefix.
     #[serde(default)]
     pub import_within: Option<Vec<ipnet::IpNet>>,
+    /// GTSM (RFC 5082), Calico's `ttlSecurity`: the peer is at most this
+    /// many hops away (1: on a link of ours). Our packets to it leave with
+    /// TTL (hop limit) 255, and the kernel drops its packets arriving with
+    /// less than [`gtsm_min_ttl`] (256 - hops), so that a host further away
+    /// cannot reach the session even with a forged source address. `None`:
+    /// off.
+    #[serde(default)]
+    pub ttl_security: Option<u8>,
 }
 
 /// Accept sessions from any address inside `prefix` (like BIRD's
@@ -73,6 +83,9 @@ pub struct DynamicPeerConfig {
     /// from further addresses are closed at once (and counted).
     #[serde(default = "default_max_peers")]
     pub max_peers: u32,
+    /// GTSM for every peer of the prefix, as [`PeerConfig::ttl_security`].
+    #[serde(default)]
+    pub ttl_security: Option<u8>,
 }
 
 /// [`DynamicPeerConfig::max_peers`] unless set: room for a large cluster's
@@ -106,7 +119,13 @@ impl DynamicPeerConfig {
             next_hop_self: false,
             max_prefix: None,
             max_peers: DEFAULT_MAX_PEERS,
+            ttl_security: None,
         }
+    }
+
+    /// The lowest TTL accepted from the prefix's peers when GTSM is on.
+    pub fn min_ttl(&self) -> Option<u8> {
+        self.ttl_security.map(gtsm_min_ttl)
     }
 }
 
@@ -131,6 +150,44 @@ impl PeerConfig {
             export_local_only: false,
             export_aggregates_only: false,
             import_within: None,
+            ttl_security: None,
         }
+    }
+
+    /// The lowest TTL accepted from this peer when GTSM is on.
+    pub fn min_ttl(&self) -> Option<u8> {
+        self.ttl_security.map(gtsm_min_ttl)
+    }
+}
+
+// ===== helpers =====
+
+/// The lowest TTL (IPv6 hop limit) GTSM accepts from a peer `hops` hops
+/// away: 256 - hops, so 255 for a directly connected peer (RFC 5082 §3:
+/// sent with 255, one less per router on the way). BIRD computes it the
+/// same from `multihop`, which Calico sets to `ttlSecurity`. 0 hops counts
+/// as 1.
+pub fn gtsm_min_ttl(hops: u8) -> u8 {
+    u8::try_from(256 - u16::from(hops.max(1))).unwrap_or(GTSM_TTL)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gtsm_accepts_256_minus_hops() {
+        assert_eq!(
+            gtsm_min_ttl(1),
+            255,
+            "directly connected: nothing on the way"
+        );
+        assert_eq!(gtsm_min_ttl(2), 254);
+        assert_eq!(gtsm_min_ttl(255), 1);
+        assert_eq!(gtsm_min_ttl(0), 255);
+        let mut p = PeerConfig::new("10.0.0.1".parse().unwrap(), 65001);
+        assert_eq!(p.min_ttl(), None);
+        p.ttl_security = Some(3);
+        assert_eq!(p.min_ttl(), Some(253));
     }
 }

@@ -110,7 +110,8 @@ impl Collector for SpeakerCollector {
             "tortie_bgp_connections_refused",
             "Inbound connections closed at once: not_a_peer (no configured or dynamic peer), \
              peer_limit (the dynamic prefix has its maxPeers), superseded (an unfinished \
-             connection replaced by a newer one from the same address)",
+             connection replaced by a newer one from the same address), ttl_security (GTSM: \
+             the SYN arrived with a TTL below the peer's minimum)",
             None,
             MetricType::Counter,
         )?;
@@ -119,8 +120,20 @@ impl Collector for SpeakerCollector {
             ("not_a_peer", r.not_a_peer),
             ("peer_limit", r.peer_limit),
             ("superseded", r.superseded),
+            ("ttl_security", r.ttl_security),
         ] {
             ConstCounter::new(n).encode(refused.encode_family(&[("reason", reason)])?)?;
+        }
+        if let Some(n) = status.kernel_min_ttl_drops {
+            let drops = encoder.encode_descriptor(
+                "tortie_bgp_gtsm_kernel_drops",
+                "While a peer uses GTSM (ttlSecurity): segments the kernel dropped for a TTL \
+                 below a socket's minimum (TcpExt TCPMinTTLDrop of this network namespace, \
+                 every program's, since boot; SYNs refused by the listener among them)",
+                None,
+                MetricType::Counter,
+            )?;
+            ConstCounter::new(n).encode(drops)?;
         }
         Ok(())
     }

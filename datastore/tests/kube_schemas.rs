@@ -89,11 +89,11 @@ const REFUSED: &str = r#"
 apiVersion: projectcalico.org/v3
 kind: BGPPeer
 metadata:
-  name: gtsm
+  name: local-as
 spec:
   peerIP: 10.0.0.9
   asNumber: 65009
-  ttlSecurity: 1
+  numAllowedLocalASNumbers: 1
 "#;
 
 /// Objects the API server must refuse: (what, name, manifest, the field
@@ -344,13 +344,20 @@ async fn schemas_check_values_and_keep_every_field() {
 
     // A field we refuse reaches the agent, which names it.
     apply(&plane, "refused", REFUSED, true).unwrap_or_else(|e| panic!("{e}"));
-    let gtsm = get_json(&plane, "bgppeer/gtsm");
-    assert_eq!(gtsm["spec"]["ttlSecurity"], json!(1), "not pruned: {gtsm}");
-    match s.get(&Key::new(Kind::BGPPeer, "gtsm")).await {
-        Err(e) => assert!(e.to_string().contains("spec.ttlSecurity"), "{e}"),
-        Ok(v) => panic!("spec.ttlSecurity not refused: {v:?}"),
+    let refused = get_json(&plane, "bgppeer/local-as");
+    assert_eq!(
+        refused["spec"]["numAllowedLocalASNumbers"],
+        json!(1),
+        "not pruned: {refused}"
+    );
+    match s.get(&Key::new(Kind::BGPPeer, "local-as")).await {
+        Err(e) => assert!(
+            e.to_string().contains("spec.numAllowedLocalASNumbers"),
+            "{e}"
+        ),
+        Ok(v) => panic!("spec.numAllowedLocalASNumbers not refused: {v:?}"),
     }
-    plane.kubectl(&["delete", "bgppeer", "gtsm"]).unwrap();
+    plane.kubectl(&["delete", "bgppeer", "local-as"]).unwrap();
 
     // Refused by the API server (kubectl's own checks off), field named.
     let mut failures = Vec::new();

@@ -179,6 +179,12 @@ pub fn plan(cluster: &Cluster, me: &NodeFacts, local: &LocalBgp, secrets: Secret
                 .max(3);
             found.iter_mut().for_each(|(_, _, c)| c.hold_time = hold);
         }
+        // GTSM (Calico: `ttl security on; multihop N` for BIRD); 0 is off.
+        if let Some(hops) = bgp_peer.spec.ttl_security.filter(|h| *h > 0) {
+            found
+                .iter_mut()
+                .for_each(|(_, _, c)| c.ttl_security = Some(hops));
+        }
         for (addr, source, config) in found {
             peers.insert(addr, (config, source));
         }

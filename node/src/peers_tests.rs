@@ -42,6 +42,7 @@ fn empty_peer() -> BGPPeerSpec {
         source_address: SourceAddress::UseNodeIP,
         password: None,
         keepalive_time: None,
+        ttl_security: None,
     }
 }
 
@@ -410,6 +411,69 @@ fn passwords_come_from_files_and_keepalive_sets_the_hold_time() {
             && problems[0].ends_with("its sessions are not started (never without their key)"),
         "{problems:?}"
     );
+}
+
+/// `ttlSecurity` (GTSM) reaches every session its BGPPeer makes, peerIP
+/// and peerSelector alike, as the hop count; 0 is off (Calico writes
+/// nothing for BIRD then); mesh sessions have none.
+#[test]
+fn ttl_security_goes_to_the_sessions_of_its_bgp_peer() {
+    let mut c = Cluster::default();
+    node(&mut c, "n1", "192.168.1.11/24", &[("rack", "a")], None);
+    node(&mut c, "n2", "192.168.1.12/24", &[("rr", "true")], None);
+    node(&mut c, "n3", "192.168.1.13/24", &[], None);
+    let tor = |ip: &str, hops| BGPPeerSpec {
+        peer_ip: Some(PeerAddress {
+            ip: ip.parse().unwrap(),
+            port: None,
+        }),
+        as_number: Some(AsNumber(65000)),
+        ttl_security: Some(hops),
+        ..empty_peer()
+    };
+    bgp_peer(&mut c, "tor", tor("192.168.1.1", 1));
+    bgp_peer(&mut c, "zero", tor("192.168.1.2", 0));
+    bgp_peer(
+        &mut c,
+        "to-rr",
+        BGPPeerSpec {
+            node_selector: sel("rack == 'a'"),
+            peer_selector: sel("rr == 'true'"),
+            ttl_security: Some(2),
+            ..empty_peer()
+        },
+    );
+    let p = plan_of(&c, "n1");
+    let gtsm: Vec<String> = p
+        .config
+        .peers
+        .iter()
+        .map(|c| format!("{} {:?}", c.address, c.ttl_security))
+        .collect();
+    assert_eq!(
+        gtsm,
+        [
+            "192.168.1.1 Some(1)",
+            "192.168.1.2 None",
+            "192.168.1.12 Some(2)",
+            "192.168.1.13 None"
+        ]
+    );
+    assert_eq!(
+        p.config.listener_min_ttl(),
+        Some(0),
+        "mesh peers without GTSM"
+    );
+    assert_eq!(p.config.check(), Ok(()));
+    assert!(p.problems.is_empty(), "{:?}", p.problems);
+    // The reflector's side of the selector peering has it too.
+    let p = plan_of(&c, "n2");
+    let to_n1 = p
+        .config
+        .peers
+        .iter()
+        .find(|c| c.address.to_string() == "192.168.1.11");
+    assert_eq!(to_n1.and_then(|c| c.ttl_security), Some(2));
 }
 
 /// The BGP log level is the agent's own: a BGPConfiguration that asks

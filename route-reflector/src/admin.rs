@@ -34,6 +34,13 @@ pub struct StatusView {
     pub loc_rib_prefixes: u64,
     pub config: ConfigView,
     pub peers: Vec<PeerView>,
+    /// Inbound connections closed at once, by why, since start.
+    pub connections_refused: RefusedView,
+    /// While a peer uses GTSM (`ttlSecurity`): the kernel's count of
+    /// segments dropped for a TTL below a socket's minimum, in this
+    /// network namespace (`bgp_speaker::Status::kernel_min_ttl_drops`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_min_ttl_drops: Option<u64>,
     /// Clients taken from the datastore, when the file asks for them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub datastore_clients: Option<crate::clients::ClientsStatus>,
@@ -48,6 +55,17 @@ pub struct ConfigView {
     pub applied_unix: u64,
     /// We started with the graceful restart R bit set.
     pub restarting: bool,
+}
+
+/// `connectionsRefused` in `/status` (`bgp_speaker::Refused`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusedView {
+    pub not_a_peer: u64,
+    pub peer_limit: u64,
+    pub superseded: u64,
+    /// GTSM: the SYN came with a TTL below the peer's minimum.
+    pub ttl_security: u64,
 }
 
 /// One peer in `/status`.
@@ -136,6 +154,13 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
             restarting: shared.restarting,
         },
         peers: status.peers.iter().map(PeerView::from).collect(),
+        connections_refused: RefusedView {
+            not_a_peer: status.refused.not_a_peer,
+            peer_limit: status.refused.peer_limit,
+            superseded: status.refused.superseded,
+            ttl_security: status.refused.ttl_security,
+        },
+        kernel_min_ttl_drops: status.kernel_min_ttl_drops,
         datastore_clients: shared.clients_status(),
     };
     json("status", &view)

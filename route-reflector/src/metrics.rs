@@ -106,7 +106,9 @@ mod tests {
                 not_a_peer: 4,
                 peer_limit: 1,
                 superseded: 0,
+                ttl_security: 3,
             },
+            kernel_min_ttl_drops: Some(12),
             peers: vec![
                 peer("127.0.0.2", SessionState::Established),
                 peer("fd00::2", SessionState::Active),
@@ -133,6 +135,9 @@ mod tests {
             "tortie_bgp_connections_refused_total{reason=\"not_a_peer\"} 4",
             "tortie_bgp_connections_refused_total{reason=\"peer_limit\"} 1",
             "tortie_bgp_connections_refused_total{reason=\"superseded\"} 0",
+            "tortie_bgp_connections_refused_total{reason=\"ttl_security\"} 3",
+            "# TYPE tortie_bgp_gtsm_kernel_drops counter",
+            "tortie_bgp_gtsm_kernel_drops_total 12",
             "tortie_rr_config_reloads_total{result=\"error\"} 1",
             "tortie_rr_config_reloads_total{result=\"success\"} 0",
         ] {

@@ -6,9 +6,10 @@
 //! real kube-apiserver in the router's namespace, the CRDs of
 //! `deploy/crds.yaml`), two nodes in a mesh.
 //!
-//! 1. A BGPPeer with a field Tortie refuses (`ttlSecurity: 1`, which the
-//!    API server's schema accepts): every node's key on its status names
-//!    `spec.ttlSecurity`; the mesh stays Established.
+//! 1. A BGPPeer with a field Tortie refuses (`numAllowedLocalASNumbers:
+//!    1`, which the API server's schema accepts): every node's key on its
+//!    status names `spec.numAllowedLocalASNumbers`; the mesh stays
+//!    Established.
 //! 2. A BGPPeer whose password secret no node has: every node's key names
 //!    `spec.password` (a problem only the agents can tell).
 //! 3. Both fixed: every node's key goes from both statuses; the agents'
@@ -102,7 +103,7 @@ fn each_node_reports_its_problems_on_the_objects_status() -> Result<()> {
     let dir = tempfile::tempdir()?;
     // The router's addresses on subnets A and B.
     let (router_a, router_b) = ("172.30.1.1", "172.30.2.1");
-    let gtsm = format!("gtsm-{}", std::process::id());
+    let refused = format!("refused-{}", std::process::id());
     let keyless = format!("keyless-{}", std::process::id());
     let peer = |name: &str, ip: &str, extra: Value| {
         let mut spec = json!({"peerIP": ip, "asNumber": 65099});
@@ -121,10 +122,10 @@ fn each_node_reports_its_problems_on_the_objects_status() -> Result<()> {
     apply(
         &lab,
         dir.path(),
-        &gtsm,
-        &peer(&gtsm, router_a, json!({"ttlSecurity": 1})),
+        &refused,
+        &peer(&refused, router_a, json!({"numAllowedLocalASNumbers": 1})),
     )?;
-    let p = wait_reported(&lab, &gtsm, "spec.ttlSecurity")?;
+    let p = wait_reported(&lab, &refused, "spec.numAllowedLocalASNumbers")?;
     let message = p["node1"][0]["message"].as_str().unwrap_or("");
     assert!(message.contains("not supported"), "{p}");
     all_running(&lab)?;
@@ -140,11 +141,16 @@ fn each_node_reports_its_problems_on_the_objects_status() -> Result<()> {
     wait_reported(&lab, &keyless, "spec.password")?;
     all_running(&lab)?;
     // The first object's problems are still there, written once.
-    wait_reported(&lab, &gtsm, "spec.ttlSecurity")?;
+    wait_reported(&lab, &refused, "spec.numAllowedLocalASNumbers")?;
 
     // 3.
-    apply(&lab, dir.path(), &gtsm, &peer(&gtsm, router_a, json!({})))?;
-    wait_cleared(&lab, &gtsm)?;
+    apply(
+        &lab,
+        dir.path(),
+        &refused,
+        &peer(&refused, router_a, json!({})),
+    )?;
+    wait_cleared(&lab, &refused)?;
     apply(
         &lab,
         dir.path(),
@@ -157,7 +163,7 @@ fn each_node_reports_its_problems_on_the_objects_status() -> Result<()> {
         let s = lab.node_status(i)?;
         assert_eq!(s["problems"], json!([]), "{s}");
     }
-    for name in [&gtsm, &keyless] {
+    for name in [&refused, &keyless] {
         lab.kubectl(&["delete", "bgppeer", name])?;
     }
     Ok(())

@@ -46,6 +46,9 @@ pub struct Dial {
     pub local: Option<IpAddr>,
     /// The TCP MD5 key (RFC 2385), if set.
     pub password: Option<String>,
+    /// GTSM (RFC 5082): the lowest TTL the peer's packets may arrive with
+    /// (ours leave with 255), if set.
+    pub min_ttl: Option<u8>,
 }
 
 /// A connection attempt under way.
@@ -58,7 +61,8 @@ pub trait Dialer: Send + Sync + 'static {
     fn dial(&self, to: Dial) -> Dialing;
 }
 
-/// Connects over TCP, signed with the MD5 key when the peer has one.
+/// Connects over TCP, signed with the MD5 key when the peer has one, with
+/// GTSM when it has that.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TcpDialer;
 
@@ -99,6 +103,26 @@ impl Stream {
         }
     }
 
+    /// The TTL an accepted connection's SYN arrived with, when its
+    /// listener kept it (see [`tcp::saved_syn_ttl`]). A pipe is no IP
+    /// path: it counts as directly connected (255).
+    pub(crate) fn syn_ttl(&self) -> io::Result<Option<u8>> {
+        match &self.0 {
+            Kind::Tcp(s) => tcp::saved_syn_ttl(s),
+            Kind::Pipe { .. } => Ok(Some(tcp::GTSM_TTL)),
+        }
+    }
+
+    /// GTSM from now on (an accepted connection: its listener may have
+    /// been more lenient): send with TTL 255, and have the kernel drop
+    /// what arrives with less than `min_ttl`. Nothing for a pipe.
+    pub(crate) fn set_gtsm(&self, min_ttl: u8) -> io::Result<()> {
+        match &self.0 {
+            Kind::Tcp(s) => tcp::set_gtsm(s, s.local_addr()?.is_ipv6(), Some(min_ttl)),
+            Kind::Pipe { .. } => Ok(()),
+        }
+    }
+
     /// Sends small messages (KEEPALIVEs, the last UPDATE of a burst) at
     /// once (TCP_NODELAY); the session batches itself.
     pub(crate) fn set_nodelay(&self) {
@@ -132,7 +156,7 @@ impl From<TcpStream> for Stream {
 impl Dialer for TcpDialer {
     fn dial(&self, to: Dial) -> Dialing {
         Box::pin(async move {
-            tcp::connect(to.peer, to.local, to.password.as_deref())
+            tcp::connect(to.peer, to.local, to.password.as_deref(), to.min_ttl)
                 .await
                 .map(Stream::from)
         })

@@ -105,6 +105,16 @@ pub struct BGPPeerSpec {
     /// the hold time proposed is three times it. Default: hold time 90 s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keepalive_time: Option<Seconds>,
+    /// GTSM (RFC 5082): the peer is at most this many hops away (1: on a
+    /// link of the node); its packets must arrive with a TTL (hop limit) of
+    /// at least 256 minus it, ours leave with 255. 0 (or absent): off.
+    /// Calico renders it for BIRD as `ttl security on; multihop N`.
+    #[serde(
+        default,
+        deserialize_with = "hops",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ttl_security: Option<u8>,
 }
 
 /// Where a BGP password comes from. Exactly one of the two.
@@ -501,6 +511,24 @@ impl<'de> Deserialize<'de> for PeerAddress {
 }
 
 // ===== helpers =====
+
+/// `ttlSecurity`: an integer 0..=255 (Calico's uint8), with a message
+/// that says what it means.
+fn hops<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    let bad = |what: String| {
+        serde::de::Error::custom(format!(
+            "{what} is not a hop count: use 1..=255 (1: the peer is on a link of the node), \
+             or 0 to turn GTSM off"
+        ))
+    };
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None => Ok(None),
+        Some(v) => match v.as_i64() {
+            Some(n) => u8::try_from(n).map(Some).map_err(|_| bad(n.to_string())),
+            None => Err(bad(v.to_string())),
+        },
+    }
+}
 
 fn check_as(field: &str, asn: AsNumber) -> Result<(), ConfigError> {
     // AS 0 is reserved (RFC 7607); AS_TRANS only stands in for 4-byte ASes.

@@ -88,7 +88,6 @@ pub const TABLE: &[Entry] = &[
     e(Some(Kind::BGPPeer), "spec.numAllowedLocalASNumbers", Support::Rejected, "AS-path loop relaxation is not implemented; routes would be dropped"),
     e(Some(Kind::BGPPeer), "spec.reachableBy", Support::Warned, "no static route to the peer is added"),
     e(Some(Kind::BGPPeer), "spec.restartMode", Support::WarnedIf("GracefulRestart"), "graceful restart is always offered"),
-    e(Some(Kind::BGPPeer), "spec.ttlSecurity", Support::Rejected, "GTSM is not implemented; ignoring it would weaken the session's protection"),
     // IPPool
     e(Some(Kind::IPPool), "spec.assignmentMode", Support::WarnedIf("Automatic"), "only Automatic assignment is implemented"),
     e(Some(Kind::IPPool), "spec.ipip", Support::Rejected, "the deprecated v1 form; write spec.ipipMode"),

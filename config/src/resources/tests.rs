@@ -29,6 +29,7 @@ spec:
   node: rack1-host1
   peerIP: 192.168.1.1
   asNumber: "1.10"
+  ttlSecurity: 1
 ---
 apiVersion: projectcalico.org/v3
 kind: IPPool
@@ -89,6 +90,8 @@ fn calico_manifests_load_as_is_with_defaults() {
     assert_eq!(tor.spec.node.as_deref(), Some("rack1-host1"));
     assert_eq!(tor.spec.as_number, Some(AsNumber(65546)));
     assert_eq!(tor.spec.source_address, SourceAddress::UseNodeIP);
+    assert_eq!(tor.spec.ttl_security, Some(1), "GTSM, no longer refused");
+    assert_eq!(rr.spec.ttl_security, None);
 
     let v4 = it.next().unwrap().into_typed::<IPPoolSpec>().unwrap();
     assert_eq!(v4.spec.block_size, Some(26));
@@ -114,8 +117,8 @@ fn calico_manifests_load_as_is_with_defaults() {
     assert_eq!(
         shown,
         [
-            "line 51: Node/node-1: metadata.resourceVersion: ignored: revisions come from the datastore; ignored",
-            "line 56: Node/node-1: spec.orchRefs: ignored: the node name is the Kubernetes node name",
+            "line 52: Node/node-1: metadata.resourceVersion: ignored: revisions come from the datastore; ignored",
+            "line 57: Node/node-1: spec.orchRefs: ignored: the node name is the Kubernetes node name",
         ]
     );
 }
@@ -169,6 +172,9 @@ fn error_table() {
         (peer("  peerIP: 10.0.0.1\n  asNumber: 1\n  password:\n    secretKeyRef: {name: ../x, key: k}\n"), Some(9), "spec.password.secretKeyRef: ../x/k: a secret name and key"),
         (peer("  peerIP: 10.0.0.1\n  asNumber: 1\n  keepaliveTime: 20 seconds\n"), Some(8), "spec.keepaliveTime: \"20 seconds\" is not a duration"),
         (peer("  peerIP: 10.0.0.1\n  asNumber: 1\n  keepaliveTime: 0s\n"), Some(8), "spec.keepaliveTime: 0s: 1s..=21845s"),
+        (peer("  peerIP: 10.0.0.1\n  asNumber: 1\n  ttlSecurity: 256\n"), Some(8), "spec.ttlSecurity: 256 is not a hop count: use 1..=255 (1: the peer is on a link of the node), or 0 to turn GTSM off"),
+        (peer("  peerIP: 10.0.0.1\n  asNumber: 1\n  ttlSecurity: -1\n"), Some(8), "spec.ttlSecurity: -1 is not a hop count"),
+        (peer("  peerIP: 10.0.0.1\n  asNumber: 1\n  ttlSecurity: one\n"), Some(8), "spec.ttlSecurity: \"one\" is not a hop count"),
         ("apiVersion: tortie.io/v1\nkind: IPPool\nmetadata:\n  name: p\nspec:\n  cidr: 10.0.0.0/8\n  ipip: {}\n".into(), Some(7), "spec.ipip: unknown field `ipip`"),
         ("apiVersion: projectcalico.org/v3\nkind: Block\nmetadata:\n  name: b\nspec: {}\n".into(), Some(1), "apiVersion: projectcalico.org/v3: Block is only read as tortie.io/v1"),
         ("apiVersion: v1\nkind: IPPool\n".into(), Some(1), "apiVersion: \"v1\": expected projectcalico.org/v3 or tortie.io/v1"),

@@ -67,6 +67,8 @@ pub(super) struct RawPeer {
     pub next_hop_self: Option<bool>,
     #[serde(default)]
     pub max_prefix: Option<RawMaxPrefix>,
+    #[serde(default)]
+    pub ttl_security: Option<i64>,
 }
 
 /// One entry of `dynamicPeers`.
@@ -87,6 +89,8 @@ pub(super) struct RawDynamicPeer {
     pub max_prefix: Option<RawMaxPrefix>,
     #[serde(default)]
     pub max_peers: Option<i64>,
+    #[serde(default)]
+    pub ttl_security: Option<i64>,
 }
 
 /// `maxPrefix` of a peer.

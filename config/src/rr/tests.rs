@@ -35,6 +35,7 @@ fn minimal_file_gets_the_defaults() {
         (p.password.as_deref(), p.local_address, p.max_prefix),
         (None, None, None)
     );
+    assert_eq!(p.ttl_security, None, "GTSM is off unless asked for");
 }
 
 #[test]
@@ -62,6 +63,7 @@ peers:
     localAddress: 172.30.0.1
     nextHopSelf: true
     maxPrefix: {limit: 1000, action: warn}
+    ttlSecurity: 1
   - address: fd00::5
     asNumber: 65001
 dynamicPeers:
@@ -70,6 +72,7 @@ dynamicPeers:
     holdTime: 30
     maxPrefix: {limit: 50}
     maxPeers: 200
+    ttlSecurity: 2
   - prefix: 10.9.0.0/24
     asNumber: 65002
     client: false
@@ -102,6 +105,7 @@ dynamicPeers:
                 export_local_only: false,
                 export_aggregates_only: false,
                 import_within: None,
+                ttl_security: Some(1),
             },
             PeerConfig::new("fd00::5".parse().unwrap(), 65001),
         ],
@@ -118,6 +122,7 @@ dynamicPeers:
                     teardown: true,
                 }),
                 max_peers: 200,
+                ttl_security: Some(2),
             },
             DynamicPeerConfig {
                 prefix: "10.9.0.0/24".parse().unwrap(),
@@ -128,6 +133,7 @@ dynamicPeers:
                 next_hop_self: true,
                 max_prefix: None,
                 max_peers: DEFAULT_MAX_PEERS,
+                ttl_security: None,
             },
         ],
         graceful_restart: GracefulRestart {
@@ -198,7 +204,7 @@ fn bad_inputs_name_field_value_and_what_is_allowed() {
             second_peer("address: 172.30.0.3\n    asNumber: 64512\n    holdtime: 3"),
             "peers[1].holdtime: unknown field `holdtime`, expected one of `address`, `asNumber`, \
              `client`, `password`, `holdTime`, `connectRetry`, `passive`, `port`, `localAddress`, \
-             `nextHopSelf`, `maxPrefix`"
+             `nextHopSelf`, `maxPrefix`, `ttlSecurity`"
                 .into(),
         ),
         (
@@ -335,6 +341,18 @@ fn bad_inputs_name_field_value_and_what_is_allowed() {
                 .into(),
         ),
         (
+            peer("ttlSecurity: 0"),
+            "peers[0].ttlSecurity: 0: out of range; use 1..=255 hops (1: directly connected), or \
+             remove the field to turn GTSM off"
+                .into(),
+        ),
+        (
+            peer("ttlSecurity: 256"),
+            "peers[0].ttlSecurity: 256: out of range; use 1..=255 hops (1: directly connected), or \
+             remove the field to turn GTSM off"
+                .into(),
+        ),
+        (
             peer("maxPrefix: {limit: 0}"),
             "peers[0].maxPrefix.limit: 0: out of range; use at least 1 (remove maxPrefix for no limit)"
                 .into(),
@@ -372,6 +390,12 @@ fn bad_inputs_name_field_value_and_what_is_allowed() {
         (
             dynamic("prefix: 10.0.0.0/8\n    asNumber: 64512\n    maxPeers: 0"),
             "dynamicPeers[0].maxPeers: 0: out of range; use 1..=4294967295 peers".into(),
+        ),
+        (
+            dynamic("prefix: 10.0.0.0/8\n    asNumber: 64512\n    ttlSecurity: -1"),
+            "dynamicPeers[0].ttlSecurity: -1: out of range; use 1..=255 hops (1: directly \
+             connected), or remove the field to turn GTSM off"
+                .into(),
         ),
         // Graceful restart and families.
         (

@@ -159,6 +159,7 @@ fn peer(path: &str, raw: RawPeer, our_as: u32) -> Result<PeerConfig, ConfigError
         export_local_only: false,
         export_aggregates_only: false,
         import_within: None,
+        ttl_security: ttl_security(path, raw.ttl_security)?,
     })
 }
 
@@ -204,6 +205,7 @@ fn dynamic_peer(
                 )
             })?,
         },
+        ttl_security: ttl_security(path, raw.ttl_security)?,
     })
 }
 
@@ -393,6 +395,24 @@ fn hold_time(path: &str, raw: Option<i64>) -> Result<u16, ConfigError> {
         ));
     }
     Ok(value)
+}
+
+/// `ttlSecurity` (GTSM, RFC 5082): how many hops away the peer may be,
+/// 1..=255.
+fn ttl_security(path: &str, raw: Option<i64>) -> Result<Option<u8>, ConfigError> {
+    let Some(hops) = raw else { return Ok(None) };
+    u8::try_from(hops)
+        .ok()
+        .filter(|h| *h >= 1)
+        .map(Some)
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                format!("{path}.ttlSecurity"),
+                hops,
+                "out of range; use 1..=255 hops (1: directly connected), or remove the field \
+                 to turn GTSM off",
+            )
+        })
 }
 
 fn max_prefix(path: &str, raw: Option<RawMaxPrefix>) -> Result<Option<MaxPrefix>, ConfigError> {

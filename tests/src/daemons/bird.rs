@@ -242,7 +242,11 @@ pub fn config_text(cfg: &DaemonConfig) -> String {
         let _ = writeln!(s, "protocol bgp n{i} {{");
         let _ = writeln!(s, "  local {} as {};", cfg.local_for(n.address), cfg.asn);
         let _ = writeln!(s, "  neighbor {} port {} as {};", n.address, n.port, n.asn);
-        if !ibgp {
+        if let Some(hops) = n.ttl_security {
+            // Calico's rendering of ttlSecurity: send with TTL 255, accept
+            // 256 - hops and up (the hops come from `multihop`).
+            let _ = writeln!(s, "  ttl security on;\n  multihop {hops};");
+        } else if !ibgp {
             // eBGP defaults to `direct`, which adds a link-local next hop.
             let _ = writeln!(s, "  multihop;");
         }
@@ -297,6 +301,7 @@ mod tests {
                     .rr_client()
                     .password("pw"),
                 Neighbor::new("fd00:30::3".parse::<IpAddr>().unwrap(), 65001),
+                Neighbor::new("172.30.0.4".parse::<IpAddr>().unwrap(), 65001).ttl_security(2),
             ],
             routes: vec![
                 crate::daemons::net("10.1.0.0/24"),
@@ -314,6 +319,12 @@ mod tests {
             t.contains("route 10.1.0.0/24 blackhole;") && t.contains("route fd10::/64 blackhole;")
         );
         assert!(t.contains("  ipv6 { import all;"));
+        assert!(
+            t.contains(
+                "neighbor 172.30.0.4 port 179 as 65001;\n  ttl security on;\n  multihop 2;\n"
+            ),
+            "{t}"
+        );
         assert!(!t.contains("protocol kernel"));
     }
 }

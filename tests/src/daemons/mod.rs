@@ -59,6 +59,9 @@ pub struct Neighbor {
     pub rr_client: bool,
     /// The peer's TCP port (179 unless a test runs a peer elsewhere).
     pub port: u16,
+    /// GTSM (RFC 5082) for a peer this many hops away, as Calico renders
+    /// `ttlSecurity` for BIRD. BIRD only.
+    pub ttl_security: Option<u8>,
 }
 
 /// What a daemon runs with: identity, neighbours, originated routes.
@@ -226,7 +229,14 @@ impl Neighbor {
             password: None,
             rr_client: false,
             port: 179,
+            ttl_security: None,
         }
+    }
+
+    /// With GTSM for a peer `hops` hops away.
+    pub fn ttl_security(mut self, hops: u8) -> Neighbor {
+        self.ttl_security = Some(hops);
+        self
     }
 
     /// With a TCP MD5 password.

@@ -58,6 +58,8 @@ pub struct TortiePeer {
     pub passive: bool,
     /// `port`: the peer's port.
     pub port: u16,
+    /// `ttlSecurity`: GTSM for a peer this many hops away.
+    pub ttl_security: Option<u8>,
 }
 
 /// A running tortie-rr (restartable with the same state dir).
@@ -104,6 +106,7 @@ impl TortieConfig {
             hold_time: 90,
             passive: false,
             port: 179,
+            ttl_security: None,
         };
         f(&mut p);
         self.peers.push(p);
@@ -138,6 +141,9 @@ impl TortieConfig {
                 "    holdTime: {}\n    passive: {}\n    port: {}",
                 p.hold_time, p.passive, p.port
             );
+            if let Some(hops) = p.ttl_security {
+                let _ = writeln!(s, "    ttlSecurity: {hops}");
+            }
         }
         let _ = writeln!(
             s,
@@ -309,6 +315,7 @@ mod tests {
             |p| {
                 p.client = true;
                 p.password = Some("pw".into());
+                p.ttl_security = Some(1);
             },
         );
         c.cluster_id = Some("1.1.1.1".parse().unwrap());
@@ -321,7 +328,7 @@ mod tests {
             "clusterId: \"1.1.1.1\"",
             "listen: \"[::]:179\"",
             "admin: \"127.0.0.1:9179\"",
-            "  - address: \"172.30.0.2\"\n    asNumber: 64512\n    client: true\n    password: \"pw\"\n    holdTime: 90\n    passive: false\n    port: 179",
+            "  - address: \"172.30.0.2\"\n    asNumber: 64512\n    client: true\n    password: \"pw\"\n    holdTime: 90\n    passive: false\n    port: 179\n    ttlSecurity: 1",
             "dynamicPeers:\n  - prefix: \"172.30.0.0/24\"\n    asNumber: 64512",
         ] {
             assert!(y.contains(want), "missing {want:?} in:\n{y}");

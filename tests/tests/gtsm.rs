@@ -1,0 +1,347 @@
+//! GTSM (RFC 5082): tortie-rr's `ttlSecurity` (BGPPeer's, same meaning)
+//! against BIRD 2 with `ttl security on; multihop N` (how Calico renders
+//! `ttlSecurity: N` for BIRD), in network namespaces. Part of the
+//! tortie-rr interop tests (`TORTIE_INTEROP=0` skips them); needs `bird`,
+//! `tcpdump` and the built binaries (`cargo build --workspace --bins`).
+//!
+//! Topologies:
+//!
+//! ```text
+//! direct:   h1 tortie-rr AS 64512 ---- h2 BIRD AS 65002
+//!           172.30.0.1, fd00:30::1      172.30.0.2, fd00:30::2
+//!
+//! too far:  a tortie-rr ---- r (forwards) ---- b BIRD AS 65002
+//!           10.61.1.1    10.61.1.2  10.61.2.2   10.61.2.1
+//! ```
+//!
+//! Checks, direct (`gtsm_direct_bird`):
+//! 1. ttlSecurity 1 on both sides (BIRD then takes only TTL 255): the IPv4
+//!    and the IPv6 session come up.
+//! 2. Every BGP packet tortie-rr sent arrived at h2 with TTL (hop limit)
+//!    255 (tcpdump in h2's namespace).
+//!
+//! Checks, too far (`gtsm_one_hop_too_far`): BIRD `multihop 2` (it sends
+//! 255 and takes 254, what we send arrives with), tortie-rr:
+//! 1. ttlSecurity 1, b its only peer: for 12 s no session; b's SYNs are
+//!    never answered: the kernel drops them at the listener and counts
+//!    them (/status `kernelMinTtlDrops` > 0, no more than the namespace's
+//!    `TcpExtTCPMinTTLDrop`); our own connection attempts time out (BIRD's
+//!    SYN-ACKs come with 254), and b's `lastError` says so.
+//! 2. ttlSecurity 1 beside a peer without GTSM (the listener lets every SYN
+//!    in), b passive: tortie-rr closes b's connections itself
+//!    (`connectionsRefused.ttlSecurity` > 0; `lastError` names TTL 254).
+//! 3. ttlSecurity 2: Established; BIRD's packets arrive at a with TTL 254
+//!    (tcpdump in a's namespace): one hop, which 1 did not allow.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use tortie_tests::daemons::bird::Bird;
+use tortie_tests::daemons::tortie::{TortieConfig, TortieRr};
+use tortie_tests::daemons::{BgpDaemon, DaemonConfig, Neighbor};
+use tortie_tests::netns::{veth, Host, Netns, NsChild, Topology};
+use tortie_tests::{interop_enabled, wait_until};
+
+const AS_RR: u32 = 64512;
+const AS_BIRD: u32 = 65002;
+const WAIT: Duration = Duration::from_secs(20);
+
+/// tcpdump in a namespace, printing each packet's IP header (`-v`).
+struct Capture {
+    log: PathBuf,
+    _child: NsChild,
+    _dir: tempfile::TempDir,
+}
+
+/// a, r and b of the "too far" topology, addressed and routed.
+struct Line {
+    a: Host,
+    b: Host,
+}
+
+// 1., 2.
+#[test]
+fn gtsm_direct_bird() -> Result<()> {
+    const TEST: &str = "gtsm_direct_bird";
+    if !interop_enabled(TEST) || !tools(TEST) {
+        return Ok(());
+    }
+    let topo = Topology::new(2)?;
+    let (h1, h2) = (&topo.hosts[0], &topo.hosts[1]);
+    let from_rr = format!(
+        "tcp port 179 and (src host {} or src host {})",
+        h1.v4, h1.v6
+    );
+    let capture = Capture::start(&h2.ns, "eth0", &from_rr)?;
+    let bird = Bird::start(
+        &h2.ns,
+        DaemonConfig::new(h2, AS_BIRD)
+            .neighbor(Neighbor::new(h1.v4, AS_RR).ttl_security(1))
+            .neighbor(Neighbor::new(h1.v6, AS_RR).ttl_security(1)),
+    )?;
+    let cfg = TortieConfig::new(h1.v4, AS_RR)
+        .peer(h2.v4, AS_BIRD, |p| p.ttl_security = Some(1))
+        .peer(h2.v6, AS_BIRD, |p| p.ttl_security = Some(1));
+    let rr = TortieRr::start(&h1.ns, cfg)?;
+    // 1.
+    for peer in [IpAddr::from(h2.v4), IpAddr::from(h2.v6)] {
+        rr.wait_established(peer, WAIT)?;
+    }
+    for peer in [IpAddr::from(h1.v4), IpAddr::from(h1.v6)] {
+        bird.wait_established(peer, WAIT)
+            .with_context(|| bird.config_text())?;
+    }
+    // 2. The handshake, OPEN, KEEPALIVE, End-of-RIB of each session.
+    let (v4, v6) = wait_until(WAIT, "tortie-rr's packets at h2", || {
+        let (v4, v6) = capture.ttls();
+        if v4.len() >= 4 && v6.len() >= 4 {
+            Ok((v4, v6))
+        } else {
+            Err(format!("ttl {v4:?}, hop limit {v6:?}"))
+        }
+    })?;
+    assert!(
+        v4.iter().chain(&v6).all(|t| *t == 255),
+        "TTLs {v4:?}, hop limits {v6:?}\n{}",
+        capture.text()
+    );
+    Ok(())
+}
+
+// 1., 2., 3.
+#[test]
+fn gtsm_one_hop_too_far() -> Result<()> {
+    const TEST: &str = "gtsm_one_hop_too_far";
+    if !interop_enabled(TEST) || !tools(TEST) {
+        return Ok(());
+    }
+    // r lives to the end: dropping it would cut the line.
+    let (a, r, b) = (Netns::new()?, Netns::new()?, Netns::new()?);
+    let line = Line::new(&a, &r, &b)?;
+    let bird = Bird::start(
+        &b,
+        DaemonConfig::new(&line.b, AS_BIRD)
+            .neighbor(Neighbor::new(line.a.v4, AS_RR).ttl_security(2)),
+    )?;
+    let b_ip = IpAddr::from(line.b.v4);
+
+    // 1.
+    let rr = TortieRr::start(
+        &a,
+        TortieConfig::new(line.a.v4, AS_RR).peer(b_ip, AS_BIRD, |p| p.ttl_security = Some(1)),
+    )?;
+    never_up(&rr, &bird, b_ip, Duration::from_secs(12))?;
+    let status = rr.status()?;
+    let dropped = status["kernelMinTtlDrops"].as_u64().unwrap_or(0);
+    assert!(dropped > 0, "no drop counted: {status}");
+    assert_eq!(status["connectionsRefused"]["ttlSecurity"], 0, "{status}");
+    let namespace = netstat_min_ttl_drops(&a)?;
+    assert!(
+        dropped <= namespace,
+        "{dropped} > the namespace's {namespace}"
+    );
+    // Our first attempt times out after 10 s.
+    wait_until(WAIT, "b's lastError to tell why", || {
+        let why = rr.peer_status(b_ip).map_err(|e| format!("{e:#}"))?["lastError"].to_string();
+        if why.contains("timed out")
+            && why.contains("ttlSecurity 1: answers arriving with a TTL below 255")
+        {
+            Ok(())
+        } else {
+            Err(why)
+        }
+    })?;
+    drop(rr);
+
+    // 2.
+    let other: IpAddr = Ipv4Addr::new(10, 61, 1, 9).into();
+    let rr = TortieRr::start(
+        &a,
+        TortieConfig::new(line.a.v4, AS_RR)
+            .peer(b_ip, AS_BIRD, |p| {
+                p.ttl_security = Some(1);
+                p.passive = true;
+            })
+            .peer(other, AS_BIRD, |p| p.passive = true),
+    )?;
+    let refused = wait_until(WAIT, "tortie-rr to refuse b's connections", || {
+        let s = rr.status().map_err(|e| format!("{e:#}"))?;
+        match s["connectionsRefused"]["ttlSecurity"].as_u64() {
+            Some(n) if n > 0 => Ok(n),
+            _ => Err(s.to_string()),
+        }
+    })?;
+    never_up(&rr, &bird, b_ip, Duration::from_secs(3))?;
+    let why = rr.peer_status(b_ip)?["lastError"].to_string();
+    assert!(
+        why.contains("GTSM refused a connection from 10.61.2.1")
+            && why.contains("TTL 254, below 255 (ttlSecurity 1)"),
+        "{refused} refused; {why}"
+    );
+    drop(rr);
+
+    // 3.
+    let capture = Capture::start(&a, "eth0", &format!("tcp port 179 and src host {b_ip}"))?;
+    let rr = TortieRr::start(
+        &a,
+        TortieConfig::new(line.a.v4, AS_RR).peer(b_ip, AS_BIRD, |p| p.ttl_security = Some(2)),
+    )?;
+    rr.wait_established(b_ip, WAIT)?;
+    bird.wait_established(line.a.v4.into(), WAIT)?;
+    let ttls = wait_until(WAIT, "BIRD's packets at a", || match capture.ttls() {
+        (v4, _) if v4.len() >= 4 => Ok(v4),
+        (v4, _) => Err(format!("{v4:?}")),
+    })?;
+    assert!(
+        ttls.iter().all(|t| *t == 254),
+        "{ttls:?}\n{}",
+        capture.text()
+    );
+    Ok(())
+}
+
+// ===== impl Line =====
+
+impl Line {
+    /// a -- r -- b on two /24s, r forwarding (every test namespace does).
+    fn new(a: &Netns, r: &Netns, b: &Netns) -> Result<Line> {
+        veth(a, "eth0", r, "a0")?;
+        veth(r, "b0", b, "eth0")?;
+        for (ns, dev, cidr) in [
+            (a, "eth0", "10.61.1.1/24"),
+            (r, "a0", "10.61.1.2/24"),
+            (r, "b0", "10.61.2.2/24"),
+            (b, "eth0", "10.61.2.1/24"),
+        ] {
+            ns.add_addr(dev, cidr)?;
+            ns.ip(&["link", "set", dev, "up"])?;
+        }
+        a.ip(&["route", "add", "default", "via", "10.61.1.2"])?;
+        b.ip(&["route", "add", "default", "via", "10.61.2.2"])?;
+        let host = |ns: &Netns, v4: [u8; 4], n: u16| Host {
+            ns: ns.clone(),
+            v4: Ipv4Addr::from(v4),
+            // Unused (IPv4 sessions only): BIRD's config names one.
+            v6: Ipv6Addr::new(0xfd00, 0x61, n, 0, 0, 0, 0, 1),
+        };
+        Ok(Line {
+            a: host(a, [10, 61, 1, 1], 1),
+            b: host(b, [10, 61, 2, 1], 2),
+        })
+    }
+}
+
+// ===== impl Capture =====
+
+impl Capture {
+    /// Starts `tcpdump -i dev -nn -v -l FILTER` in `ns` and waits until it
+    /// listens.
+    fn start(ns: &Netns, dev: &str, filter: &str) -> Result<Capture> {
+        let dir = tempfile::tempdir()?;
+        let log = dir.path().join("tcpdump.log");
+        let child = ns.spawn(&["tcpdump", "-i", dev, "-nn", "-v", "-l", filter], &log)?;
+        let c = Capture {
+            log,
+            _child: child,
+            _dir: dir,
+        };
+        wait_until(Duration::from_secs(10), "tcpdump to listen", || {
+            if c.text().contains("listening on") {
+                Ok(())
+            } else {
+                Err(c.text())
+            }
+        })?;
+        Ok(c)
+    }
+
+    fn text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The IPv4 TTLs and IPv6 hop limits seen so far, in order: `-v`
+    /// prints `IP (tos 0xc0, ttl 255, ...` and `IP6 (... hlim 255, ...`.
+    fn ttls(&self) -> (Vec<u8>, Vec<u8>) {
+        let number_after = |line: &str, key: &str| {
+            let rest = &line[line.find(key)? + key.len()..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        };
+        let text = self.text();
+        let v4 = text
+            .lines()
+            .filter(|l| l.starts_with("IP ") || l.contains(" IP ("))
+            .filter_map(|l| number_after(l, "ttl "))
+            .collect();
+        let v6 = text
+            .lines()
+            .filter(|l| l.contains("IP6 ("))
+            .filter_map(|l| number_after(l, "hlim "))
+            .collect();
+        (v4, v6)
+    }
+}
+
+// ===== helpers =====
+
+/// Whether `bird`, `tcpdump` and the tortie-rr binary are here; says why
+/// not (a failure under CI=true).
+fn tools(test: &str) -> bool {
+    let runs = |argv: &[&str]| {
+        std::process::Command::new(argv[0])
+            .args(&argv[1..])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !runs(&["bird", "--version"]) {
+        tortie_testkit::missing(test, "no bird (apt-get install bird2)");
+        return false;
+    }
+    if !runs(&["tcpdump", "--version"]) {
+        tortie_testkit::missing(test, "no tcpdump (apt-get install tcpdump)");
+        return false;
+    }
+    if let Err(e) = TortieRr::binary() {
+        tortie_testkit::missing(test, &format!("{e:#} (cargo build --workspace --bins)"));
+        return false;
+    }
+    true
+}
+
+/// Fails if the session with `peer` comes up on either side within `d`.
+fn never_up(rr: &TortieRr, bird: &Bird, peer: IpAddr, d: Duration) -> Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < d {
+        if rr.peer_status(peer)?["state"] == "Established" {
+            bail!("tortie-rr's session with {peer} came up");
+        }
+        if let Some(s) = bird.sessions()?.iter().find(|s| s.established) {
+            bail!("BIRD's session with {} came up: {}", s.peer, s.state);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Ok(())
+}
+
+/// `TcpExt: TCPMinTTLDrop` of the namespace (`/proc/net/netstat` read
+/// from inside it).
+fn netstat_min_ttl_drops(ns: &Netns) -> Result<u64> {
+    let text = ns.run(&["cat", "/proc/net/netstat"])?;
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (lines.next(), lines.next());
+    let (Some(names), Some(values)) = (names, values) else {
+        bail!("no TcpExt lines in /proc/net/netstat");
+    };
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "TCPMinTTLDrop")
+        .context("no TCPMinTTLDrop")?;
+    values
+        .split_whitespace()
+        .nth(at)
+        .context("short TcpExt values")?
+        .parse()
+        .context("TCPMinTTLDrop is no number")
+}
