@@ -43,6 +43,15 @@ pub struct Received {
     pub meta: RxMeta,
 }
 
+/// What a network hands the service.
+#[derive(Clone, Debug)]
+pub enum Inbound {
+    /// A datagram.
+    Packet(Box<Received>),
+    /// A socket read failed (counted; the reader pauses 10 ms).
+    RxError,
+}
+
 /// What a session sends to and from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
@@ -63,7 +72,7 @@ pub type TxId = u32;
 /// ([`UdpNetwork`]), or an in-memory network in tests.
 pub trait Network: Send + 'static {
     /// Called once before anything else: received datagrams go to `inbox`.
-    fn start(&mut self, inbox: mpsc::Sender<Received>);
+    fn start(&mut self, inbox: mpsc::Sender<Inbound>);
     /// Makes ready to send and receive for one session.
     fn open(&mut self, endpoint: &Endpoint) -> io::Result<TxId>;
     /// Sends one packet for the session; never waits.
@@ -76,7 +85,7 @@ pub trait Network: Send + 'static {
 /// runs the service.
 #[derive(Debug, Default)]
 pub struct UdpNetwork {
-    inbox: Option<mpsc::Sender<Received>>,
+    inbox: Option<mpsc::Sender<Inbound>>,
     /// Receiving sockets' reader tasks by (IPv6, multihop).
     readers: HashMap<(bool, bool), Reader>,
     /// Sending sockets by session.
@@ -113,7 +122,7 @@ impl UdpNetwork {
 }
 
 impl Network for UdpNetwork {
-    fn start(&mut self, inbox: mpsc::Sender<Received>) {
+    fn start(&mut self, inbox: mpsc::Sender<Inbound>) {
         self.inbox = Some(inbox);
     }
 
@@ -262,7 +271,7 @@ fn bind_source_port(s: &Socket, local: IpAddr, scope: u32) -> io::Result<()> {
 }
 
 /// Reads datagrams until the inbox closes (or the task is aborted).
-async fn read_loop(sock: tokio::net::UdpSocket, multihop: bool, inbox: mpsc::Sender<Received>) {
+async fn read_loop(sock: tokio::net::UdpSocket, multihop: bool, inbox: mpsc::Sender<Inbound>) {
     loop {
         let mut r = Received {
             buf: [0; MAX_PACKET],
@@ -278,11 +287,15 @@ async fn read_loop(sock: tokio::net::UdpSocket, multihop: bool, inbox: mpsc::Sen
         let got = sock
             .async_io(Interest::READABLE, || recv_with_meta(&sock, &mut r))
             .await;
-        if let Err(e) = got {
-            tracing::debug!(error = %e, "bfd: receive error");
-            continue;
-        }
-        if inbox.send(r).await.is_err() {
+        let msg = match got {
+            Ok(()) => Inbound::Packet(Box::new(r)),
+            Err(e) => {
+                tracing::debug!(error = %e, "bfd: receive error");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                Inbound::RxError
+            }
+        };
+        if inbox.send(msg).await.is_err() {
             return;
         }
     }

@@ -24,7 +24,7 @@ use crate::api::{BfdError, BfdHandle, Request, SessionInfo, SessionStatus, REQUE
 use crate::config::{ConfigError, SessionConfig, SessionKey, Timers};
 use crate::counters::Counters;
 use crate::demux::{Demux, Path};
-use crate::net::{ifindex, Endpoint, Network, Received, TxId, UdpNetwork};
+use crate::net::{ifindex, Endpoint, Inbound, Network, Received, TxId, UdpNetwork};
 use crate::packet::{ControlPacket, State};
 use crate::session::{Output, Session};
 
@@ -46,6 +46,7 @@ pub struct Bfd<N: Network = UdpNetwork> {
 enum Input {
     Request(Request),
     Packet(Box<Received>),
+    RxError,
     Timer,
 }
 
@@ -128,7 +129,10 @@ impl<N: Network> Bfd<N> {
                     Some(r) => Input::Request(r),
                     None => break,
                 },
-                Some(p) = inbox.recv() => Input::Packet(Box::new(p)),
+                Some(m) = inbox.recv() => match m {
+                    Inbound::Packet(p) => Input::Packet(p),
+                    Inbound::RxError => Input::RxError,
+                },
                 () = &mut sleep, if armed.is_some() => {
                     armed = None;
                     Input::Timer
@@ -153,6 +157,7 @@ impl<N: Network> Instance<N> {
         match input {
             Input::Packet(p) => self.on_packet(&p, now),
             Input::Timer => self.on_timers(now),
+            Input::RxError => self.counters.rx_errors += 1,
             Input::Request(r) => match r {
                 Request::Add(cfg, reply) => {
                     let _ = reply.send(self.add(cfg, now));

@@ -14,7 +14,7 @@ use super::*;
 use crate::config::AuthType;
 use crate::counters::DiscardReason;
 use crate::demux::RxMeta;
-use crate::net::MAX_PACKET;
+use crate::net::{Inbound, MAX_PACKET};
 use crate::packet::Diag;
 
 const A: &str = "10.0.0.1";
@@ -31,7 +31,7 @@ fn ms(n: u64) -> Duration {
 /// The shared medium: each node's inbox, and a log of what crossed it.
 #[derive(Default)]
 struct WireState {
-    inboxes: HashMap<IpAddr, mpsc::Sender<Received>>,
+    inboxes: HashMap<IpAddr, mpsc::Sender<Inbound>>,
     up: bool,
     ttl: u8,
     /// (when, from, to, packet) of every delivered packet.
@@ -84,12 +84,14 @@ impl Wire {
             },
         };
         let w = self.0.lock().unwrap();
-        w.inboxes[&to].try_send(r).unwrap();
+        w.inboxes[&to]
+            .try_send(Inbound::Packet(Box::new(r)))
+            .unwrap();
     }
 }
 
 impl Network for MemNet {
-    fn start(&mut self, inbox: mpsc::Sender<Received>) {
+    fn start(&mut self, inbox: mpsc::Sender<Inbound>) {
         self.wire.0.lock().unwrap().inboxes.insert(self.me, inbox);
     }
 
@@ -124,7 +126,7 @@ impl Network for MemNet {
         let pkt = ControlPacket::decode(data).unwrap();
         w.log.push((Instant::now(), self.me, ep.peer, pkt));
         inbox
-            .try_send(r)
+            .try_send(Inbound::Packet(Box::new(r)))
             .map_err(|e| io::Error::other(e.to_string()))
     }
 

@@ -75,22 +75,31 @@ impl Kind {
 // ===== impl Daemon =====
 
 impl Daemon {
-    /// Writes the config and starts the daemon in `ns`.
+    /// Writes the three-session config and starts the daemon in `ns`.
     pub fn start(kind: Kind, ns: &Netns) -> Daemon {
+        let conf = match kind {
+            Kind::Bird => bird_conf(),
+            Kind::Frr => frr_conf(),
+        };
+        Daemon::start_with(kind, ns, &conf)
+    }
+
+    /// Starts the daemon in `ns` with this config text.
+    pub fn start_with(kind: Kind, ns: &Netns, text: &str) -> Daemon {
         let dir = daemon_dir(kind.name());
         let log = dir.path().join("daemon.log");
         let conf = dir.path().join("daemon.conf");
         let d = s(dir.path());
         let child = match kind {
             Kind::Bird => {
-                std::fs::write(&conf, bird_conf()).unwrap();
+                std::fs::write(&conf, text).unwrap();
                 let sock = format!("{d}/bird.ctl");
                 let pid = format!("{d}/bird.pid");
                 let argv = ["bird", "-f", "-c", &s(&conf), "-s", &sock, "-P", &pid];
                 ns.spawn(&argv, &log).unwrap()
             }
             Kind::Frr => {
-                std::fs::write(&conf, frr_conf()).unwrap();
+                std::fs::write(&conf, text).unwrap();
                 let st = Command::new("chown")
                     .args(["-R", "frr:frr", &d])
                     .status()
@@ -149,6 +158,11 @@ impl Daemon {
         } else {
             Err(format!("{v:?}"))
         }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.pid())
     }
 
     /// SIGKILL: no AdminDown is sent.
