@@ -409,7 +409,12 @@ impl Reconciler {
             warn!("kernel notifications were lost (socket overrun): full resync");
         }
         match &event {
-            KernelEvent::Link { index, name, gone } => {
+            KernelEvent::Link {
+                index,
+                name,
+                gone,
+                up,
+            } => {
                 // A workload's host-side interface concerns only its own
                 // routes: the table is kept up to date from the
                 // notification, and its routes are written again when it
@@ -422,7 +427,11 @@ impl Reconciler {
                             self.links.remove(*index);
                             return;
                         }
-                        self.links.insert(*index, n.to_owned());
+                        self.links.insert(*index, n.to_owned(), *up);
+                        if !*up {
+                            // The kernel refuses routes on it; they wait.
+                            return;
+                        }
                         let replace: Vec<_> = desired
                             .routes
                             .values()
@@ -709,7 +718,8 @@ impl Reconciler {
 
 /// Whether `route` goes out of an interface the kernel does not have yet
 /// but will: a workload interface (the CNI plugin writes the endpoint
-/// before it makes the interface, so the agent may know the pod first),
+/// before it makes the interface, so the agent may know the pod first;
+/// and until the plugin sets it up, the kernel refuses routes on it),
 /// or `vxlan.tortie`, which felix makes itself (the first pass may want
 /// routes through it before the link is seen; `tunl0` is made by the
 /// agent, and where it cannot be, its routes must fail visibly). Such a
@@ -719,7 +729,10 @@ impl Reconciler {
 fn awaits_interface(route: &KernelRoute, links: &Links) -> bool {
     use crate::desired::VXLAN_DEV;
     let dev = match &route.kind {
-        RouteKind::Link { dev } if dev.starts_with(crate::endpoint::IFNAME_PREFIX) => dev,
+        // A workload interface the CNI plugin has made but not set up yet.
+        RouteKind::Link { dev } if dev.starts_with(crate::endpoint::IFNAME_PREFIX) => {
+            return links.index_up(dev).is_none()
+        }
         RouteKind::Via { dev, .. } if dev == VXLAN_DEV => dev,
         _ => return false,
     };

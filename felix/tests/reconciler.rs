@@ -421,6 +421,15 @@ async fn route_to_a_missing_workload_interface_waits_until_it_exists() {
         "netns",
         &pods.name,
     ]);
+    // Made but still down: the kernel would refuse the route, so it waits
+    // (no failure, no retry, no pass).
+    let passes = h.status().passes;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let s = h.status();
+    assert_eq!(
+        s.passes, passes,
+        "nothing to do for a link that is down: {s:#?}"
+    );
     ns.ip(&["link", "set", "tortbbbbbbbbbbb", "up"]);
     h.wait_for(WAIT, |s| {
         s.last_pass

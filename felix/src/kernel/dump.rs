@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use futures::TryStreamExt;
 use ipnet::IpNet;
-use rtnetlink::packet_route::link::LinkAttribute;
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags};
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
@@ -53,6 +53,7 @@ pub async fn routes(handle: &Handle, links: &Links) -> Result<Vec<InstalledRoute
 pub async fn links(handle: &Handle) -> Result<Links, KernelError> {
     let mut stream = handle.link().get().execute();
     let mut pairs = Vec::new();
+    let mut down = Vec::new();
     while let Some(msg) = stream
         .try_next()
         .await
@@ -67,9 +68,16 @@ pub async fn links(handle: &Handle) -> Result<Links, KernelError> {
         });
         if let Some(name) = name {
             pairs.push((msg.header.index, name));
+            if !msg.header.flags.contains(LinkFlags::Up) {
+                down.push(msg.header.index);
+            }
         }
     }
-    Ok(Links::from_pairs(pairs))
+    let mut links = Links::from_pairs(pairs);
+    for index in down {
+        links.set_down(index);
+    }
+    Ok(links)
 }
 
 /// Converts one route message to felix's vocabulary. `None` when the route

@@ -30,7 +30,7 @@
 pub mod apply;
 pub mod dump;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use futures::channel::mpsc::UnboundedReceiver;
@@ -96,6 +96,9 @@ pub enum KernelEvent {
         name: Option<String>,
         /// It went away (`RTM_DELLINK`).
         gone: bool,
+        /// It is administratively up (`IFF_UP`): the kernel refuses routes
+        /// on a link that is down.
+        up: bool,
     },
     /// An address was added to or removed from interface `index` (a
     /// changed node address changes which next hops are on-link).
@@ -136,6 +139,8 @@ pub struct KernelEvents {
 pub struct Links {
     by_name: HashMap<String, u32>,
     by_index: HashMap<u32, String>,
+    /// The interfaces known to be down (not `IFF_UP`).
+    down: HashSet<u32>,
 }
 
 /// Opens felix's netlink connections in `netns` (a path such as
@@ -236,6 +241,10 @@ fn link_event(msg: &rtnetlink::packet_route::link::LinkMessage, gone: bool) -> K
         index: msg.header.index,
         name,
         gone,
+        up: msg
+            .header
+            .flags
+            .contains(rtnetlink::packet_route::link::LinkFlags::Up),
     }
 }
 
@@ -253,9 +262,12 @@ impl Links {
     }
 
     /// Records that interface `index` is now called `name` (a new link, or
-    /// one renamed: its old name is forgotten).
-    pub fn insert(&mut self, index: u32, name: String) {
+    /// one renamed: its old name is forgotten) and whether it is up.
+    pub fn insert(&mut self, index: u32, name: String, up: bool) {
         self.remove(index);
+        if !up {
+            self.down.insert(index);
+        }
         if let Some(old) = self.by_name.insert(name.clone(), index) {
             self.by_index.remove(&old);
         }
@@ -264,8 +276,21 @@ impl Links {
 
     /// Forgets interface `index`.
     pub fn remove(&mut self, index: u32) {
+        self.down.remove(&index);
         if let Some(name) = self.by_index.remove(&index) {
             self.by_name.remove(&name);
+        }
+    }
+
+    /// The index of interface `name`, if it exists and is up.
+    pub fn index_up(&self, name: &str) -> Option<u32> {
+        self.index(name).filter(|i| !self.down.contains(i))
+    }
+
+    /// Marks interface `index` down (as a dump found it).
+    pub fn set_down(&mut self, index: u32) {
+        if self.by_index.contains_key(&index) {
+            self.down.insert(index);
         }
     }
 
@@ -296,11 +321,14 @@ mod tests {
     #[test]
     fn links_follow_renames_and_removals() {
         let mut l = Links::from_pairs([(2, "eth0".to_string()), (7, "tmp123".to_string())]);
-        l.insert(7, "tort0123456789a".into());
+        l.insert(7, "tort0123456789a".into(), false);
+        assert_eq!(l.index_up("tort0123456789a"), None, "down: not usable");
+        l.insert(7, "tort0123456789a".into(), true);
+        assert_eq!(l.index_up("tort0123456789a"), Some(7));
         assert_eq!(l.name(7), Some("tort0123456789a"));
         assert_eq!(l.index("tmp123"), None, "the old name is forgotten");
         // A name reused by a new interface: the old index no longer has it.
-        l.insert(9, "tort0123456789a".into());
+        l.insert(9, "tort0123456789a".into(), true);
         assert_eq!((l.index("tort0123456789a"), l.name(7)), (Some(9), None));
         l.remove(9);
         assert_eq!(l.index("tort0123456789a"), None);
