@@ -282,11 +282,17 @@ impl Instance {
                 local_addr,
                 keep_next_hop: n.config.keep_next_hop,
                 local_only: n.config.export_local_only,
-                aggregates_only: n.config.export_aggregates_only,
+                aggregates: n.config.export_aggregates,
+                policy: crate::rib::policy::NO_POLICY,
             },
             agreed.families.clone(),
         )
-        .importing_only(n.config.import_within.clone());
+        .importing_only(n.config.import_within.clone())
+        .filtered(&n.config.import_filter, &n.config.export_filter);
+        let peer = RibPeer {
+            allow_local_as: n.config.allow_local_as,
+            ..peer
+        };
         // Graceful restart, helper side (RFC 4724 §4.2): stale families the
         // peer no longer preserves go now; the others wait for End-of-RIB.
         n.gr.restart_timer = None;

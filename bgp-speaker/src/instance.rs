@@ -463,7 +463,7 @@ impl Instance {
                 graceful_restart: gr.enabled.then(|| GracefulRestartCap {
                     restart_state: gr.restarting,
                     notification: true,
-                    restart_time: gr.restart_time,
+                    restart_time: n.config.restart_time.unwrap_or(gr.restart_time),
                     families: self.config.families.iter().map(|f| (*f, true)).collect(),
                 }),
             },

@@ -145,6 +145,19 @@ impl PathAttrs {
             | AsSegment::ConfedSet(v) => v.contains(&asn),
         })
     }
+
+    /// How many times `asn` appears in AS_PATH, in any segment.
+    pub fn as_path_count(&self, asn: u32) -> usize {
+        self.as_path
+            .iter()
+            .map(|s| match s {
+                AsSegment::Sequence(v)
+                | AsSegment::Set(v)
+                | AsSegment::ConfedSequence(v)
+                | AsSegment::ConfedSet(v) => v.iter().filter(|a| **a == asn).count(),
+            })
+            .sum()
+    }
 }
 
 // ===== impl NextHop =====

@@ -13,9 +13,11 @@
 //! - `rr/raw`: the file exactly as written (serde, camelCase, unknown fields
 //!   rejected); `rr/validate`: raw to typed with every check.
 //! - `node`: `tortie-node`'s settings (flags, environment, file).
+//! - `filter`: a peer's import and export rules (BGPFilter, compiled).
 //! - `error`: [`ConfigError`].
 
 pub mod error;
+pub mod filter;
 pub mod node;
 pub mod peer;
 pub mod resources;

@@ -8,6 +8,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::filter::FilterRules;
+
 /// Default hold time, RFC 4271 §10 (suggested 90 s).
 pub const DEFAULT_HOLD_TIME: u16 = 90;
 /// Default ConnectRetry time. RFC 4271 suggests 120 s; a cluster wants its
@@ -49,11 +51,12 @@ pub struct PeerConfig {
     /// top-of-rack router gets a node's own blocks).
     #[serde(default)]
     pub export_local_only: bool,
-    /// Of what we originate, send this peer only our aggregates (routes
-    /// originated with ATOMIC_AGGREGATE set, e.g. a node's pools) and no
-    /// other; peers without it never get our aggregates.
+    /// Send this peer our aggregates (routes originated with
+    /// ATOMIC_AGGREGATE set, e.g. a node's pools); peers without it never
+    /// get them. What else it gets is up to the other settings and its
+    /// export rules (tortie-node's keep the blocks inside the pools back).
     #[serde(default)]
-    pub export_aggregates_only: bool,
+    pub export_aggregates: bool,
     /// Accept from this peer only prefixes inside one of these; the others
     /// count as received, not accepted. `None`: every prefix.
     #[serde(default)]
@@ -66,6 +69,29 @@ pub struct PeerConfig {
     /// off.
     #[serde(default)]
     pub ttl_security: Option<u8>,
+    /// Rules for the routes received from this peer (Calico's BGPFilter
+    /// `importV4` / `importV6` of the BGPPeer's `filters`): the first that
+    /// matches a prefix accepts or rejects it, overriding `import_within`;
+    /// a prefix no rule matches is left to `import_within`.
+    #[serde(default, skip_serializing_if = "FilterRules::is_empty")]
+    pub import_filter: FilterRules,
+    /// Rules for the routes sent to this peer (`exportV4` / `exportV6`):
+    /// the first that matches accepts (sent even when `export_local_only`
+    /// says no) or rejects it; a prefix no rule matches is sent as the
+    /// other settings say. Peers with equal rules share an update group.
+    #[serde(default, skip_serializing_if = "FilterRules::is_empty")]
+    pub export_filter: FilterRules,
+    /// How many times our own AS may appear in the AS_PATH of a route from
+    /// this (eBGP) peer before the route is refused as a loop (Calico's
+    /// `numAllowedLocalASNumbers`, BIRD's `allow local as N`). 0: never.
+    #[serde(default)]
+    pub allow_local_as: u8,
+    /// The restart time (seconds) our graceful restart capability announces
+    /// to this peer (Calico's `maxRestartTime`, BIRD's `graceful restart
+    /// time`): how long it keeps our routes while we restart. `None`: the
+    /// speaker's.
+    #[serde(default)]
+    pub restart_time: Option<u16>,
 }
 
 /// Accept sessions from any address inside `prefix` (like BIRD's
@@ -148,9 +174,13 @@ impl PeerConfig {
             max_prefix: None,
             keep_next_hop: false,
             export_local_only: false,
-            export_aggregates_only: false,
+            export_aggregates: false,
             import_within: None,
             ttl_security: None,
+            import_filter: FilterRules::default(),
+            export_filter: FilterRules::default(),
+            allow_local_as: 0,
+            restart_time: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! `tortiectl get | apply -f | delete`: resources in the datastore, with
 //! calicoctl's verbs.
 //!
-//! The user kinds (BGPConfiguration, BGPPeer, IPPool) of the file backend
+//! The user kinds (BGPConfiguration, BGPPeer, BGPFilter, IPPool) of the file backend
 //! live in its `resources.yaml`: `apply` and `delete` edit that file (one
 //! document replaced, added or removed, the rest of the text kept; written
 //! to a temporary file and renamed over), and the datastore ingests it as
@@ -50,6 +50,7 @@ pub fn parse_kind(text: &str) -> Result<Kind> {
     Ok(match t {
         "node" => Kind::Node,
         "bgppeer" => Kind::BGPPeer,
+        "bgpfilter" => Kind::BGPFilter,
         "ippool" | "pool" => Kind::IPPool,
         "bgpconfiguration" | "bgpconfig" => Kind::BGPConfiguration,
         "workloadendpoint" | "wep" => Kind::WorkloadEndpoint,
@@ -57,8 +58,8 @@ pub fn parse_kind(text: &str) -> Result<Kind> {
         "blockaffinitie" | "blockaffinity" => Kind::BlockAffinity,
         "handle" => Kind::Handle,
         _ => bail!(
-            "{text:?} is not a resource kind: use node, bgppeer, ippool, bgpconfiguration, \
-             workloadendpoint, block, blockaffinity, handle or caliconodestatus"
+            "{text:?} is not a resource kind: use node, bgppeer, bgpfilter, ippool, \
+             bgpconfiguration, workloadendpoint, block, blockaffinity, handle or caliconodestatus"
         ),
     })
 }
@@ -277,6 +278,22 @@ fn columns(kind: Kind) -> (Vec<&'static str>, Row) {
                     s(&spec["vxlanMode"]),
                     s(&spec["natOutgoing"]),
                     s(&spec["disabled"]),
+                ]
+            },
+        ),
+        Kind::BGPFilter => (
+            vec!["NAME", "EXPORTV4", "IMPORTV4", "EXPORTV6", "IMPORTV6"],
+            |v| {
+                let rules = |list: &str| {
+                    let n = v["spec"][list].as_array().map_or(0, Vec::len);
+                    format!("{n} rules")
+                };
+                vec![
+                    s(&v["metadata"]["name"]),
+                    rules("exportV4"),
+                    rules("importV4"),
+                    rules("exportV6"),
+                    rules("importV6"),
                 ]
             },
         ),

@@ -64,6 +64,36 @@ spec:
   nodeSelector: all()
 ---
 apiVersion: projectcalico.org/v3
+kind: BGPFilter
+metadata:
+  name: my-filter
+spec:
+  exportV4:
+    - action: Accept
+      matchOperator: In
+      cidr: 77.0.0.0/16
+      source: RemotePeers
+    - action: Reject
+      interface: '*.calico'
+  importV4:
+    - action: Accept
+      matchOperator: In
+      cidr: 55.0.0.0/16
+      prefixLength:
+        min: 30
+    - action: Reject
+      matchOperator: NotIn
+      cidr: 44.0.0.0/16
+  exportV6:
+    - action: Reject
+      source: RemotePeers
+  importV6:
+    - action: Accept
+      matchOperator: Equal
+      cidr: 5000::0/64
+    - action: Reject
+---
+apiVersion: projectcalico.org/v3
 kind: CalicoNodeStatus
 metadata:
   name: debug-node-0
@@ -93,11 +123,12 @@ metadata:
 spec:
   peerIP: 10.0.0.9
   asNumber: 65009
-  numAllowedLocalASNumbers: 1
+  localASNumber: 65010
 "#;
 
 /// Objects the API server must refuse: (what, name, manifest, the field
-/// its error must name).
+/// its error must name; the API server names a list's items without
+/// their index).
 const BAD: &[(&str, &str, &str, &str)] = &[
     (
         "an ipipMode that is not one",
@@ -128,6 +159,36 @@ const BAD: &[(&str, &str, &str, &str)] = &[
         "bgppeer/bad-source",
         "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: bad-source}\nspec: {peerIP: 10.0.0.1, asNumber: 65001, sourceAddress: Elsewhere}\n",
         "spec.sourceAddress",
+    ),
+    (
+        "a BGPFilter action that is not one",
+        "bgpfilter/bad-action",
+        "apiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata: {name: bad-action}\nspec: {exportV4: [{action: Drop}]}\n",
+        "spec.exportV4.action",
+    ),
+    (
+        "a BGPFilter matchOperator that is not one",
+        "bgpfilter/bad-operator",
+        "apiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata: {name: bad-operator}\nspec: {importV6: [{action: Accept, matchOperator: Within, cidr: 'fd00::/8'}]}\n",
+        "spec.importV6.matchOperator",
+    ),
+    (
+        "a BGPFilter rule without action",
+        "bgpfilter/no-action",
+        "apiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata: {name: no-action}\nspec: {importV4: [{source: RemotePeers}]}\n",
+        "spec.importV4.action",
+    ),
+    (
+        "a BGPFilter prefix length over 32",
+        "bgpfilter/long",
+        "apiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata: {name: long}\nspec: {importV4: [{action: Accept, matchOperator: In, cidr: 10.0.0.0/8, prefixLength: {max: 33}}]}\n",
+        "spec.importV4.prefixLength.max",
+    ),
+    (
+        "a community value that is not one",
+        "bgpconfiguration/bad-community",
+        "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: bad-community}\nspec: {communities: [{name: x, value: gold}]}\n",
+        "spec.communities.value",
     ),
     (
         "an updatePeriodSeconds over a day",
@@ -342,20 +403,41 @@ async fn schemas_check_values_and_keep_every_field() {
         (EncapMode::CrossSubnet, EncapMode::Never, true, Some(26))
     );
 
+    // Calico's BGPFilter sample, every rule kept and read.
+    let filter = get_json(&plane, "bgpfilter/my-filter");
+    assert_eq!(
+        filter["spec"]["importV4"][0],
+        json!({"action": "Accept", "matchOperator": "In", "cidr": "55.0.0.0/16", "prefixLength": {"min": 30}}),
+        "not pruned: {filter}"
+    );
+    assert_eq!(
+        filter["spec"]["exportV4"][1]["interface"],
+        json!("*.calico")
+    );
+    let Resource::BGPFilter(f) = get(Kind::BGPFilter, "my-filter").await else {
+        unreachable!()
+    };
+    assert_eq!(
+        (
+            f.spec.export_v4.len(),
+            f.spec.import_v4.len(),
+            f.spec.export_v6.len(),
+            f.spec.import_v6.len()
+        ),
+        (2, 2, 1, 2)
+    );
+
     // A field we refuse reaches the agent, which names it.
     apply(&plane, "refused", REFUSED, true).unwrap_or_else(|e| panic!("{e}"));
     let refused = get_json(&plane, "bgppeer/local-as");
     assert_eq!(
-        refused["spec"]["numAllowedLocalASNumbers"],
-        json!(1),
+        refused["spec"]["localASNumber"],
+        json!(65010),
         "not pruned: {refused}"
     );
     match s.get(&Key::new(Kind::BGPPeer, "local-as")).await {
-        Err(e) => assert!(
-            e.to_string().contains("spec.numAllowedLocalASNumbers"),
-            "{e}"
-        ),
-        Ok(v) => panic!("spec.numAllowedLocalASNumbers not refused: {v:?}"),
+        Err(e) => assert!(e.to_string().contains("spec.localASNumber"), "{e}"),
+        Ok(v) => panic!("spec.localASNumber not refused: {v:?}"),
     }
     plane.kubectl(&["delete", "bgppeer", "local-as"]).unwrap();
 
@@ -392,6 +474,11 @@ async fn schemas_check_values_and_keep_every_field() {
                 "serviceClusterIPs": [{"cidr": "10.96.0.0/12"}],
                 "serviceExternalIPs": [{"cidr": "192.0.2.0/24"}],
                 "serviceLoadBalancerIPs": [{"cidr": "fd00:10::/112"}],
+                "communities": [{"name": "gold", "value": "65000:100"}],
+                "prefixAdvertisements": [
+                    {"cidr": "10.244.0.0/16", "communities": ["gold", "65000:1:2"]},
+                ],
+                "nodeMeshMaxRestartTime": "200s",
             },
         })),
     )
@@ -412,6 +499,26 @@ async fn schemas_check_values_and_keep_every_field() {
                 "sourceAddress": "None",
                 "password": {"file": "/etc/tortie/bgp-password"},
                 "keepaliveTime": "1m30s",
+                "filters": ["edge", "no-default"],
+                "maxRestartTime": "300s",
+                "numAllowedLocalASNumbers": 2,
+            },
+        })),
+    )
+    .await;
+    round_trip(
+        &s,
+        &plane,
+        ours(json!({
+            "apiVersion": "tortie.io/v1",
+            "kind": "BGPFilter",
+            "metadata": {"name": "edge"},
+            "spec": {
+                "exportV4": [
+                    {"cidr": "10.244.1.0/26", "matchOperator": "Equal", "action": "Reject"},
+                    {"cidr": "10.0.0.0/8", "matchOperator": "NotIn", "prefixLength": {"min": 16, "max": 24}, "source": "RemotePeers", "action": "Accept"},
+                ],
+                "importV6": [{"interface": "eth*", "action": "Reject"}],
             },
         })),
     )

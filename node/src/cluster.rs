@@ -7,15 +7,16 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 use tortie_config::resources::{
-    BGPConfiguration, BGPPeer, Block, IPPool, Kind, Node, Resource, WorkloadEndpoint,
+    BGPConfiguration, BGPFilter, BGPPeer, Block, IPPool, Kind, Node, Resource, WorkloadEndpoint,
     DEFAULT_AS_NUMBER,
 };
 use tortie_datastore::Only;
 
 /// The kinds the agent watches.
-pub const WATCHED: [Kind; 6] = [
+pub const WATCHED: [Kind; 7] = [
     Kind::BGPConfiguration,
     Kind::BGPPeer,
+    Kind::BGPFilter,
     Kind::IPPool,
     Kind::Node,
     Kind::Block,
@@ -45,6 +46,7 @@ pub const DEFAULT_BGP_CONFIGURATION: &str = "default";
 pub struct Cluster {
     pub bgp_configurations: BTreeMap<String, BGPConfiguration>,
     pub bgp_peers: BTreeMap<String, BGPPeer>,
+    pub bgp_filters: BTreeMap<String, BGPFilter>,
     pub pools: BTreeMap<String, IPPool>,
     pub nodes: BTreeMap<String, Node>,
     pub blocks: BTreeMap<String, Block>,
@@ -92,6 +94,9 @@ impl Cluster {
             Resource::BGPPeer(o) => {
                 self.bgp_peers.insert(name, o);
             }
+            Resource::BGPFilter(o) => {
+                self.bgp_filters.insert(name, o);
+            }
             Resource::IPPool(o) => {
                 self.pools.insert(name, o);
             }
@@ -134,6 +139,7 @@ impl Cluster {
         match kind {
             Kind::BGPConfiguration => drop(self.bgp_configurations.remove(name)),
             Kind::BGPPeer => drop(self.bgp_peers.remove(name)),
+            Kind::BGPFilter => drop(self.bgp_filters.remove(name)),
             Kind::IPPool => drop(self.pools.remove(name)),
             Kind::Node => drop(self.nodes.remove(name)),
             Kind::Block => drop(self.blocks.remove(name)),
@@ -146,6 +152,7 @@ impl Cluster {
         match kind {
             Kind::BGPConfiguration => self.bgp_configurations.clear(),
             Kind::BGPPeer => self.bgp_peers.clear(),
+            Kind::BGPFilter => self.bgp_filters.clear(),
             Kind::IPPool => self.pools.clear(),
             Kind::Node => self.nodes.clear(),
             Kind::Block => self.blocks.clear(),
@@ -175,6 +182,22 @@ impl Cluster {
             .get(&format!("node.{node}"))
             .or_else(|| self.bgp_configurations.get(DEFAULT_BGP_CONFIGURATION))
             .map_or(179, |c| c.spec.listen_port)
+    }
+
+    /// The BGPConfiguration that sets `node`'s prefix advertisements:
+    /// `node.<name>` when it has any, else `default` (Calico's confd reads
+    /// the node's key first).
+    pub fn prefix_communities(
+        &self,
+        node: &str,
+    ) -> Vec<tortie_config::resources::PrefixCommunities> {
+        let own = self
+            .bgp_configurations
+            .get(&format!("node.{node}"))
+            .filter(|c| !c.spec.prefix_advertisements.is_empty());
+        own.or_else(|| self.bgp_configurations.get(DEFAULT_BGP_CONFIGURATION))
+            .map(|c| c.spec.prefix_communities())
+            .unwrap_or_default()
     }
 
     /// The BGP facts of node `name`, if it exists and runs BGP.

@@ -348,7 +348,7 @@ fn from_bgp_peer(
             config.keep_next_hop = spec.keep_original_next_hop;
             config.import_within = Some(pools.to_vec());
             config.export_local_only = asn != me.asn;
-            config.export_aggregates_only = spec.advertise_pool_aggregates;
+            config.export_aggregates = spec.advertise_pool_aggregates;
         } else if spec.advertise_pool_aggregates {
             problems.push(Problem::new(
                 &resource,

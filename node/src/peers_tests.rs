@@ -43,6 +43,9 @@ fn empty_peer() -> BGPPeerSpec {
         password: None,
         keepalive_time: None,
         ttl_security: None,
+        filters: Vec::new(),
+        max_restart_time: None,
+        num_allowed_local_as_numbers: None,
     }
 }
 
@@ -286,9 +289,9 @@ fn pool_aggregates_go_to_routers_that_ask() {
             .find(|x| x.address == a.parse::<IpAddr>().unwrap())
             .unwrap()
     };
-    assert!(by_addr("192.168.1.254").export_aggregates_only);
+    assert!(by_addr("192.168.1.254").export_aggregates);
     assert!(by_addr("192.168.1.254").export_local_only);
-    assert!(!by_addr("192.168.1.12").export_aggregates_only);
+    assert!(!by_addr("192.168.1.12").export_aggregates);
     assert_eq!(
         problems(&p),
         [

@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use crate::route::{AsSegment, NextHop, PathAttrs};
 
 use super::best_path::DEFAULT_LOCAL_PREF;
+use super::policy::PolicyId;
 
 /// The speaker's own identity, for import and export rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,7 +19,9 @@ pub struct LocalFacts {
 }
 
 /// How a peer is treated on export. Peers with equal `ExportClass` get the
-/// same attributes for the same best path, so the result is computed once.
+/// same attributes for the same best path, so the result is computed once,
+/// and share an update group. Their export filter is in it by id: peers
+/// with equal rules still share.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ExportClass {
     pub asn: u32,
@@ -30,12 +33,15 @@ pub struct ExportClass {
     pub local_addr: IpAddr,
     /// eBGP: leave the next hop as it is.
     pub keep_next_hop: bool,
-    /// Only locally originated routes are sent.
+    /// Only locally originated routes are sent (unless an export rule
+    /// accepts one).
     pub local_only: bool,
-    /// Of the locally originated routes, only aggregates (ATOMIC_AGGREGATE
-    /// set) are sent; a peer without it is never sent a local aggregate.
-    /// (A node sends a router its pools instead of its blocks.)
-    pub aggregates_only: bool,
+    /// Our aggregates (routes we originate with ATOMIC_AGGREGATE set) are
+    /// sent; a peer without it is never sent one. (A node sends a router
+    /// its pools; its export rules then keep the blocks inside them back.)
+    pub aggregates: bool,
+    /// Its export rules ([`super::policy::NO_POLICY`]: none).
+    pub policy: PolicyId,
 }
 
 /// Where the best path came from, as export rules need it.
@@ -64,15 +70,22 @@ pub enum ImportReject {
 }
 
 /// Import checks. For eBGP it also drops attributes an external peer must
-/// not set for us (LOCAL_PREF, ORIGINATOR_ID, CLUSTER_LIST).
+/// not set for us (LOCAL_PREF, ORIGINATOR_ID, CLUSTER_LIST). Our AS may
+/// appear `allow_local_as` times in an eBGP route's AS_PATH (BIRD's `allow
+/// local as N`, Calico's `numAllowedLocalASNumbers`), not more.
 pub fn import(
     local: &LocalFacts,
     peer_asn: u32,
     ebgp: bool,
+    allow_local_as: u8,
     attrs: &mut PathAttrs,
 ) -> Result<(), ImportReject> {
     if ebgp {
-        if attrs.as_path_contains(local.asn) {
+        let looped = match allow_local_as {
+            0 => attrs.as_path_contains(local.asn),
+            n => attrs.as_path_count(local.asn) > usize::from(n),
+        };
+        if looped {
             return Err(ImportReject::AsLoop);
         }
         if attrs.neighbor_as() != Some(peer_asn) {
@@ -95,16 +108,23 @@ pub fn import(
 }
 
 /// Whether a locally originated route with `attrs` goes to a peer of
-/// `class`: local aggregates (ATOMIC_AGGREGATE set) go exactly to the
-/// peers that take aggregates only. Learned routes are not concerned.
+/// `class`: local aggregates (ATOMIC_AGGREGATE set) go only to the peers
+/// that take aggregates. Learned routes are not concerned.
 pub fn aggregate_rule(source: SourceKind, class: &ExportClass, attrs: &PathAttrs) -> bool {
-    source != SourceKind::Local || attrs.atomic_aggregate == class.aggregates_only
+    source != SourceKind::Local || !attrs.atomic_aggregate || class.aggregates
 }
 
 /// Whether a best path from `source` may be sent to a peer of `class` at
-/// all (iBGP split horizon, RFC 4456 §6 reflection rules).
-pub fn allowed(local: &LocalFacts, source: SourceKind, class: &ExportClass) -> bool {
-    if class.local_only && source != SourceKind::Local {
+/// all (iBGP split horizon, RFC 4456 §6 reflection rules). `accepted`: an
+/// export rule of the class accepted it, which lifts `local_only` (not
+/// BGP's rules).
+pub fn allowed(
+    local: &LocalFacts,
+    source: SourceKind,
+    class: &ExportClass,
+    accepted: bool,
+) -> bool {
+    if class.local_only && source != SourceKind::Local && !accepted {
         return false;
     }
     match (source, class.ebgp) {
@@ -213,7 +233,8 @@ mod tests {
             next_hop_self: false,
             keep_next_hop: false,
             local_only: false,
-            aggregates_only: false,
+            aggregates: false,
+            policy: crate::rib::policy::NO_POLICY,
             local_addr: IpAddr::V4(Ipv4Addr::new(172, 30, 0, 1)),
         }
     }
@@ -225,11 +246,12 @@ mod tests {
         let block = PathAttrs::local(NextHop::V4(Ipv4Addr::new(172, 30, 0, 1)));
         let mesh = class(false, false);
         let mut router = class(true, false);
-        router.aggregates_only = true;
+        router.aggregates = true;
         assert!(aggregate_rule(SourceKind::Local, &mesh, &block));
         assert!(!aggregate_rule(SourceKind::Local, &mesh, &agg));
         assert!(aggregate_rule(SourceKind::Local, &router, &agg));
-        assert!(!aggregate_rule(SourceKind::Local, &router, &block));
+        // Its export rules keep blocks back, not this rule.
+        assert!(aggregate_rule(SourceKind::Local, &router, &block));
         // A learned aggregate is a route like any other.
         assert!(aggregate_rule(SourceKind::Ebgp, &mesh, &agg));
     }
@@ -261,8 +283,19 @@ mod tests {
             (LOCAL, SourceKind::Local, true, false, true),
         ];
         for (i, (local, src, client, ebgp, want)) in rows.into_iter().enumerate() {
-            assert_eq!(allowed(&local, src, &class(ebgp, client)), want, "row {i}");
+            assert_eq!(
+                allowed(&local, src, &class(ebgp, client), false),
+                want,
+                "row {i}"
+            );
         }
+        // A router takes our routes only, unless an export rule accepts.
+        let mut router = class(true, false);
+        router.local_only = true;
+        assert!(!allowed(&LOCAL, SourceKind::Ebgp, &router, false));
+        assert!(allowed(&LOCAL, SourceKind::Ebgp, &router, true));
+        // iBGP split horizon holds even for an accepted route.
+        assert!(!allowed(&no_rr, from_nonclient, &class(false, false), true));
     }
 
     #[test]
@@ -313,29 +346,35 @@ mod tests {
         let mut a = PathAttrs::local(NextHop::V4(Ipv4Addr::new(1, 1, 1, 1)));
         a.as_path = vec![AsSegment::Sequence(vec![65001, 64512])];
         assert_eq!(
-            import(&LOCAL, 65001, true, &mut a.clone()),
+            import(&LOCAL, 65001, true, 0, &mut a.clone()),
             Err(ImportReject::AsLoop)
         );
         a.as_path = vec![AsSegment::Sequence(vec![65002])];
         assert_eq!(
-            import(&LOCAL, 65001, true, &mut a.clone()),
+            import(&LOCAL, 65001, true, 0, &mut a.clone()),
             Err(ImportReject::FirstAsMismatch)
         );
         a.originator_id = Some(LOCAL.router_id);
         assert_eq!(
-            import(&LOCAL, 64512, false, &mut a.clone()),
+            import(&LOCAL, 64512, false, 0, &mut a.clone()),
             Err(ImportReject::OriginatorLoop)
         );
         a.originator_id = None;
         a.cluster_list = vec![LOCAL.cluster_id.unwrap()];
         assert_eq!(
-            import(&LOCAL, 64512, false, &mut a.clone()),
+            import(&LOCAL, 64512, false, 0, &mut a.clone()),
             Err(ImportReject::ClusterLoop)
         );
         a.as_path = vec![AsSegment::Sequence(vec![65001])];
         a.local_pref = Some(5);
         let mut b = a.clone();
-        assert_eq!(import(&LOCAL, 65001, true, &mut b), Ok(()));
+        assert_eq!(import(&LOCAL, 65001, true, 0, &mut b), Ok(()));
         assert_eq!((b.local_pref, b.cluster_list.len()), (None, 0));
+        // numAllowedLocalASNumbers: our AS up to N times.
+        a.as_path = vec![AsSegment::Sequence(vec![65001, 64512, 65002, 64512])];
+        let twice = |n| import(&LOCAL, 65001, true, n, &mut a.clone());
+        assert_eq!(twice(0), Err(ImportReject::AsLoop));
+        assert_eq!(twice(1), Err(ImportReject::AsLoop));
+        assert_eq!(twice(2), Ok(()));
     }
 }

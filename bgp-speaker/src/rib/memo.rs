@@ -1,7 +1,9 @@
 //! One decision run's export: the targets grouped by class, and the
-//! attributes computed once per (best attributes, source kind, class), so
-//! that a change costs one transform and one memo lookup per class, not
-//! per peer.
+//! attributes computed once per (best attributes, source kind, class,
+//! export-rule verdict), so that a change costs one transform and one memo
+//! lookup per class, not per peer. A class's export rules (by id in the
+//! class) are run per prefix first: they see the prefix, not the
+//! attributes, so the memo stays keyed by attributes.
 
 use std::sync::Arc;
 
@@ -11,6 +13,7 @@ use crate::route::{Afi, PathAttrs};
 
 use super::export::{self, ExportClass, SourceKind};
 use super::group::{group, ClassGroup, Group};
+use super::policy::{ExportVerdict, NO_POLICY};
 use super::table::{Ctx, Key, LOCAL};
 use super::{Interner, PeerId};
 
@@ -47,6 +50,8 @@ struct MemoKey {
     attrs: usize,
     kind: SourceKind,
     class: ExportClass,
+    /// An export rule accepted the prefix.
+    accepted: bool,
 }
 
 // ===== impl Memo =====
@@ -54,12 +59,14 @@ struct MemoKey {
 impl Memo {
     /// The attributes of a best path from `source` as sent to `class`
     /// (`None`: not sent), computed once per (attributes, source kind,
-    /// class) in a run.
+    /// class, `accepted`) in a run. `accepted`: an export rule of the
+    /// class accepted the prefix.
     pub fn attrs_for(
         &mut self,
         source: u32,
         attrs: &Arc<PathAttrs>,
         class: &ExportClass,
+        accepted: bool,
         ctx: &Ctx<'_>,
         interner: &mut Interner,
     ) -> Option<Arc<PathAttrs>> {
@@ -78,6 +85,7 @@ impl Memo {
             attrs: Arc::as_ptr(attrs) as usize,
             kind,
             class: *class,
+            accepted,
         };
         if let Some((k, o)) = &self.last {
             if *k == key {
@@ -87,7 +95,7 @@ impl Memo {
         let o = match self.map.get(&key) {
             Some((o, _)) => o.clone(),
             None => {
-                let o = (export::allowed(ctx.local, kind, class)
+                let o = (export::allowed(ctx.local, kind, class, accepted)
                     && export::aggregate_rule(kind, class, attrs))
                 .then(|| export::transform(ctx.local, kind, class, attrs))
                 .flatten()
@@ -138,6 +146,19 @@ pub(super) fn export_one<K: Key>(
     let classes = run.groups.iter().zip(groups.iter_mut());
     for (cg, g) in classes {
         let class = &cg.class;
+        // The class's export rules, on the prefix and where it came from:
+        // a rejected prefix is not sent, an accepted one even where the
+        // class's own settings would not send it.
+        let judged = || {
+            let verdict = match source {
+                Some(s) if class.policy != NO_POLICY => {
+                    ctx.policies.export(class.policy, &k.prefix(), s != LOCAL)
+                }
+                _ => ExportVerdict::Default,
+            };
+            let best = best.filter(|_| verdict != ExportVerdict::Reject);
+            (best, verdict == ExportVerdict::Accept)
+        };
         if run.partial {
             // Peers coming up were queued everything the group holds when
             // they joined; a prefix the group has no entry for (nobody but
@@ -145,8 +166,10 @@ pub(super) fn export_one<K: Key>(
             if g.adj_out.contains_key(&k) {
                 continue;
             }
-            let Some((s, attrs)) = best else { continue };
-            let Some(new) = run.memo.attrs_for(s, attrs, class, ctx, interner) else {
+            let (Some((s, attrs)), accepted) = judged() else {
+                continue;
+            };
+            let Some(new) = run.memo.attrs_for(s, attrs, class, accepted, ctx, interner) else {
                 continue;
             };
             g.change(k, Some((new, s)), run.seq);
@@ -155,10 +178,11 @@ pub(super) fn export_one<K: Key>(
         // A class whose only member is the route's source (an ingest
         // from one peer) needs no export attributes at all.
         let only_source = cg.members.len() == 1 && source == Some(cg.members[0].id);
-        let new = match best {
-            _ if only_source => None,
-            Some((s, attrs)) => run.memo.attrs_for(s, attrs, class, ctx, interner),
-            None => None,
+        let new = match judged() {
+            (Some((s, attrs)), accepted) if !only_source => {
+                run.memo.attrs_for(s, attrs, class, accepted, ctx, interner)
+            }
+            _ => None,
         };
         if new.is_none() && !g.adj_out.contains_key(&k) {
             continue;

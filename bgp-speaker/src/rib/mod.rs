@@ -14,7 +14,8 @@
 //! `group` (update groups: shared Adj-RIB-Out, change log, members),
 //! `memo` (one run's export targets and attributes), `shard` (a family
 //! split by prefix hash, applied in parallel), `loc` and `paths` (storage),
-//! `best_path` and `export` (the rules).
+//! `best_path` and `export` (the rules), `policy` (per-peer import and
+//! export filters).
 
 pub mod best_path;
 pub mod export;
@@ -22,6 +23,7 @@ mod group;
 mod loc;
 mod memo;
 mod paths;
+pub mod policy;
 mod shard;
 mod table;
 
@@ -29,12 +31,14 @@ use std::sync::Arc;
 
 use ipnet::{Ipv4Net, Ipv6Net};
 use rustc_hash::{FxHashMap, FxHashSet};
+use tortie_config::filter::FilterRules;
 
 use crate::api::BestPathChange;
 use crate::route::{Afi, PathAttrs, Prefix};
 
 use best_path::PeerFacts;
 use export::{ExportClass, ImportReject, LocalFacts, SourceKind};
+use policy::Policies;
 use shard::Family;
 use table::Ctx;
 
@@ -52,6 +56,12 @@ pub struct RibPeer {
     pub families: Vec<Afi>,
     /// Accept only prefixes inside one of these (`None`: all).
     pub import_within: Option<Arc<[ipnet::IpNet]>>,
+    /// Import rules, run before `import_within` (`None`: none).
+    pub import_filter: Option<Arc<FilterRules>>,
+    /// Export rules; the RIB puts their id in the export class.
+    pub export_filter: Option<Arc<FilterRules>>,
+    /// Our AS may appear this often in a route's AS_PATH (eBGP).
+    pub allow_local_as: u8,
 }
 
 /// What the RIB keeps of a peer between sessions.
@@ -66,6 +76,8 @@ pub(crate) struct PeerInfo {
     /// Families whose routes from this peer are stale (graceful restart).
     stale: Vec<Afi>,
     import_within: Option<Arc<[ipnet::IpNet]>>,
+    import_filter: Option<Arc<FilterRules>>,
+    allow_local_as: u8,
 }
 
 /// Counters of one peer.
@@ -116,6 +128,8 @@ pub struct Rib {
     /// per peer for every decision, otherwise).
     targets: Vec<shard::Target>,
     grouped: Arc<Vec<group::ClassGroup>>,
+    /// The peers' export rules, by the id their classes hold.
+    policies: Policies,
 }
 
 // ===== impl OutBatch =====
@@ -202,12 +216,23 @@ impl RibPeer {
             export,
             families,
             import_within: None,
+            import_filter: None,
+            export_filter: None,
+            allow_local_as: 0,
         }
     }
 
     /// The same peer, accepting only prefixes inside `nets` (when given).
     pub fn importing_only(mut self, nets: Option<Vec<ipnet::IpNet>>) -> Self {
         self.import_within = nets.map(Arc::from);
+        self
+    }
+
+    /// The same peer with these import and export rules (empty: none).
+    pub fn filtered(mut self, import: &FilterRules, export: &FilterRules) -> Self {
+        let some = |r: &FilterRules| (!r.is_empty()).then(|| Arc::new(r.clone()));
+        self.import_filter = some(import);
+        self.export_filter = some(export);
         self
     }
 }
@@ -278,6 +303,7 @@ impl Rib {
             scratch_v6: Vec::new(),
             targets: Vec::new(),
             grouped: Arc::new(Vec::new()),
+            policies: Policies::default(),
         }
     }
 
@@ -329,7 +355,8 @@ impl Rib {
     /// until its End-of-RIB; every best path it may receive is queued.
     pub fn peer_up(&mut self, id: PeerId, peer: RibPeer) {
         let stale = self.peers.remove(&id).map(|p| p.stale).unwrap_or_default();
-        let export = peer.export;
+        let mut export = peer.export;
+        export.policy = self.policies.id(peer.export_filter.as_ref());
         let families = peer.families.clone();
         self.peers.insert(
             id,
@@ -341,12 +368,15 @@ impl Rib {
                 families: peer.families,
                 stale,
                 import_within: peer.import_within,
+                import_filter: peer.import_filter,
+                allow_local_as: peer.allow_local_as,
             },
         );
         let targets = [(id, export, families)];
         let ctx = Ctx {
             peers: &self.peers,
             local: &self.local,
+            policies: &self.policies,
         };
         self.v4.queue_all(&ctx, &targets);
         self.v6.queue_all(&ctx, &targets);
@@ -401,18 +431,23 @@ impl Rib {
         let Some(peer) = self.peers.get(&id) else {
             return Ok(());
         };
-        let verdict = export::import(&self.local, peer.asn, peer.facts.ebgp, &mut attrs);
+        let verdict = export::import(
+            &self.local,
+            peer.asn,
+            peer.facts.ebgp,
+            peer.allow_local_as,
+            &mut attrs,
+        );
         let accepted = verdict.is_ok().then(|| Arc::new(attrs));
         let within = peer.import_within.clone();
+        let rules = peer.import_filter.clone();
         let (mut v4, mut v6) = (
             std::mem::take(&mut self.scratch_v4),
             std::mem::take(&mut self.scratch_v6),
         );
         let (mut out4, mut out6) = (Vec::new(), Vec::new());
         for p in prefixes {
-            let allowed = within
-                .as_ref()
-                .is_none_or(|nets| nets.iter().any(|n| n.contains(p)));
+            let allowed = policy::import_allowed(rules.as_deref(), within.as_deref(), p);
             match (p, allowed) {
                 (Prefix::V4(k), true) => v4.push(*k),
                 (Prefix::V6(k), true) => v6.push(*k),
@@ -493,6 +528,7 @@ impl Rib {
         let ctx = Ctx {
             peers: &self.peers,
             local: &self.local,
+            policies: &self.policies,
         };
         let mut changes = self.v4.decide(&ctx, &self.grouped, want_changes);
         changes.extend(self.v6.decide(&ctx, &self.grouped, want_changes));
@@ -526,5 +562,7 @@ impl Rib {
     }
 }
 
+#[cfg(test)]
+mod filter_tests;
 #[cfg(test)]
 mod tests;

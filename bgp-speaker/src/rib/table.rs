@@ -595,6 +595,8 @@ impl<K: Key> Table<K> {
 pub(super) struct Ctx<'a> {
     pub peers: &'a FxHashMap<PeerId, PeerInfo>,
     pub local: &'a LocalFacts,
+    /// The export rules the classes name.
+    pub policies: &'a super::policy::Policies,
 }
 
 /// The decision for one destination: sets its best path and returns the new

@@ -5,7 +5,7 @@ use crate::route::NextHop;
 
 const RID: Ipv4Addr = Ipv4Addr::new(172, 30, 0, 1);
 
-fn local(rr: bool) -> LocalFacts {
+pub(super) fn local(rr: bool) -> LocalFacts {
     LocalFacts {
         asn: 64512,
         router_id: RID,
@@ -13,7 +13,7 @@ fn local(rr: bool) -> LocalFacts {
     }
 }
 
-fn peer(last: u8, asn: u32, client: bool) -> RibPeer {
+pub(super) fn peer(last: u8, asn: u32, client: bool) -> RibPeer {
     let address = IpAddr::V4(Ipv4Addr::new(172, 30, 0, last));
     let ebgp = asn != 64512;
     RibPeer::new(
@@ -31,18 +31,19 @@ fn peer(last: u8, asn: u32, client: bool) -> RibPeer {
             next_hop_self: false,
             keep_next_hop: false,
             local_only: false,
-            aggregates_only: false,
+            aggregates: false,
+            policy: crate::rib::policy::NO_POLICY,
             local_addr: IpAddr::V4(RID),
         },
         vec![Afi::Ipv4, Afi::Ipv6],
     )
 }
 
-fn pfx(s: &str) -> Prefix {
+pub(super) fn pfx(s: &str) -> Prefix {
     s.parse().unwrap()
 }
 
-fn attrs_from(last: u8) -> PathAttrs {
+pub(super) fn attrs_from(last: u8) -> PathAttrs {
     let mut a = PathAttrs::local(NextHop::V4(Ipv4Addr::new(172, 30, 0, last)));
     a.local_pref = Some(100);
     a
@@ -499,7 +500,11 @@ fn a_client_joining_after_the_source_gets_its_routes() {
 
 /// Drains what `id` is sent into `held` (prefix -> MED, or removed when
 /// withdrawn); returns how many prefixes the batches named.
-fn drain(rib: &mut Rib, id: PeerId, held: &mut std::collections::BTreeMap<Prefix, u32>) -> usize {
+pub(super) fn drain(
+    rib: &mut Rib,
+    id: PeerId,
+    held: &mut std::collections::BTreeMap<Prefix, u32>,
+) -> usize {
     let mut named = 0;
     while rib.skip_to_pending(id) {
         let batch = rib.take_out(id, 64);

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::communities::{self, Community, PrefixAdvertisement, PrefixCommunities};
 use super::selector::Selector;
 use super::{Metadata, DEFAULT_AS_NUMBER};
 use crate::error::ConfigError;
@@ -51,6 +52,17 @@ pub struct BGPConfigurationSpec {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub service_load_balancer_ips: Vec<CidrEntry>,
+    /// Named community values, for `prefixAdvertisements`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub communities: Vec<Community>,
+    /// Communities added to the routes the nodes originate inside a cidr
+    /// (`node.<name>`'s list replaces `default`'s for that node).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prefix_advertisements: Vec<PrefixAdvertisement>,
+    /// The graceful restart time the nodes announce on mesh sessions
+    /// (default: the agent's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_mesh_max_restart_time: Option<Seconds>,
 }
 
 /// One `{cidr: ...}` entry of the service lists. Kept as written: an
@@ -115,6 +127,23 @@ pub struct BGPPeerSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub ttl_security: Option<u8>,
+    /// BGPFilter names, in order: the first matching rule of these
+    /// filters decides each route imported from or exported to the peer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<String>,
+    /// The graceful restart time announced to this peer (Calico's
+    /// duration; BIRD's `graceful restart time`): how long the peer keeps
+    /// our routes while we restart. Default: the agent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_restart_time: Option<Seconds>,
+    /// How often our own AS may appear in the AS_PATH of a route from this
+    /// (eBGP) peer before it counts as a loop (BIRD's `allow local as N`).
+    #[serde(
+        default,
+        rename = "numAllowedLocalASNumbers",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub num_allowed_local_as_numbers: Option<u32>,
 }
 
 /// Where a BGP password comes from. Exactly one of the two.
@@ -202,6 +231,9 @@ impl Default for BGPConfigurationSpec {
             service_cluster_ips: Vec::new(),
             service_external_ips: Vec::new(),
             service_load_balancer_ips: Vec::new(),
+            communities: Vec::new(),
+            prefix_advertisements: Vec::new(),
+            node_mesh_max_restart_time: None,
         }
     }
 }
@@ -224,7 +256,18 @@ impl BGPConfigurationSpec {
                 format!("one of {}", LEVELS.join(", ")),
             ));
         }
+        communities::resolve(&self.communities, &self.prefix_advertisements)?;
+        check_restart_time(
+            "spec.nodeMeshMaxRestartTime",
+            self.node_mesh_max_restart_time,
+        )?;
         Ok(())
+    }
+
+    /// `prefixAdvertisements`, their community names resolved (validation
+    /// has checked them).
+    pub fn prefix_communities(&self) -> Vec<PrefixCommunities> {
+        communities::resolve(&self.communities, &self.prefix_advertisements).unwrap_or_default()
     }
 }
 
@@ -317,6 +360,17 @@ impl BGPPeerSpec {
                 }
             }
         }
+        for (i, name) in self.filters.iter().enumerate() {
+            super::check_name(&format!("spec.filters[{i}]"), name)?;
+            if self.filters[..i].contains(name) {
+                return Err(ConfigError::invalid(
+                    format!("spec.filters[{i}]"),
+                    format!("{name:?}"),
+                    "listed twice; name each BGPFilter once",
+                ));
+            }
+        }
+        check_restart_time("spec.maxRestartTime", self.max_restart_time)?;
         Ok(())
     }
 }
@@ -527,6 +581,18 @@ fn hops<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
             Some(n) => u8::try_from(n).map(Some).map_err(|_| bad(n.to_string())),
             None => Err(bad(v.to_string())),
         },
+    }
+}
+
+/// A graceful restart time fits the capability's 12 bits (RFC 4724 §3).
+fn check_restart_time(field: &str, t: Option<Seconds>) -> Result<(), ConfigError> {
+    match t {
+        Some(Seconds(s)) if s > 4095 => Err(ConfigError::invalid(
+            field,
+            format!("{s}s"),
+            "at most 4095s (the graceful restart capability carries 12 bits)",
+        )),
+        _ => Ok(()),
     }
 }
 

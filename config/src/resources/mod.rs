@@ -1,5 +1,5 @@
 //! Cluster resources: the objects users write (`BGPConfiguration`,
-//! `BGPPeer`, `IPPool`, `Node`), the ones the system writes
+//! `BGPPeer`, `BGPFilter`, `IPPool`, `Node`), the ones the system writes
 //! (`WorkloadEndpoint`, IPAM `Block`, `BlockAffinity`, `Handle`), and
 //! `CalicoNodeStatus`, which either makes and each node agent fills.
 //!
@@ -16,7 +16,8 @@
 //!
 //! - `mod.rs`: [`Kind`], [`ApiVersion`], [`Metadata`], [`Object`],
 //!   [`Resource`], and the loaders ([`load_documents`], [`Resource::from_value`]).
-//! - `bgp.rs`: `BGPConfiguration`, `BGPPeer`; `pool.rs`: `IPPool`;
+//! - `bgp.rs`: `BGPConfiguration`, `BGPPeer`; `bgp_filter.rs`:
+//!   `BGPFilter`; `communities.rs`: BGP community values; `pool.rs`: `IPPool`;
 //!   `node.rs`: `Node`; `ipam.rs`: `Block`, `BlockAffinity`, `Handle`,
 //!   `WorkloadEndpoint`; `node_status.rs`: `CalicoNodeStatus` (the one
 //!   kind with a top-level `status`); `time.rs`: its RFC 3339 times.
@@ -36,6 +37,8 @@ use crate::error::ConfigError;
 use crate::yaml;
 
 mod bgp;
+mod bgp_filter;
+pub mod communities;
 pub mod compat;
 mod ipam;
 mod node;
@@ -50,6 +53,8 @@ pub use bgp::{
     AsNumber, BGPConfigurationSpec, BGPPeerSpec, CidrEntry, PasswordSource, PeerAddress, Seconds,
     SecretKeyRef, SourceAddress,
 };
+pub use bgp_filter::{BGPFilterRule, BGPFilterSpec, FilterSource, PrefixLength};
+pub use communities::{CommunityValue, PrefixCommunities};
 pub use compat::Warning;
 pub use ipam::{
     AffinityState, AllocationAttribute, BlockAffinitySpec, BlockSpec, HandleSpec,
@@ -97,6 +102,8 @@ pub enum Kind {
     Handle,
     /// A node's BGP sessions and agent, as that node reports them.
     CalicoNodeStatus,
+    /// Route filters a BGPPeer applies to what it imports and exports.
+    BGPFilter,
 }
 
 /// Which API version a document was written in.
@@ -166,6 +173,9 @@ pub type BlockAffinity = Object<BlockAffinitySpec>;
 pub type Handle = Object<HandleSpec>;
 /// `CalicoNodeStatus` (its `status` is in the spec type).
 pub type CalicoNodeStatus = Object<CalicoNodeStatusSpec>;
+/// `BGPFilter`.
+#[allow(clippy::upper_case_acronyms)]
+pub type BGPFilter = Object<BGPFilterSpec>;
 
 /// What each spec type says about itself.
 pub trait Spec: Clone + fmt::Debug + Serialize + DeserializeOwned + Send + Sync + 'static {
@@ -203,6 +213,8 @@ pub enum Resource {
     Handle(Handle),
     /// See [`Kind::CalicoNodeStatus`].
     CalicoNodeStatus(CalicoNodeStatus),
+    /// See [`Kind::BGPFilter`].
+    BGPFilter(BGPFilter),
 }
 
 /// The result of loading a file: the resources, in file order, and what
@@ -258,7 +270,7 @@ pub fn load_documents(text: &str) -> Result<Loaded, ConfigError> {
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::BGPConfiguration,
         Kind::BGPPeer,
         Kind::IPPool,
@@ -268,6 +280,7 @@ impl Kind {
         Kind::BlockAffinity,
         Kind::Handle,
         Kind::CalicoNodeStatus,
+        Kind::BGPFilter,
     ];
 
     /// The name written in `kind:`.
@@ -282,6 +295,7 @@ impl Kind {
             Kind::BlockAffinity => "BlockAffinity",
             Kind::Handle => "Handle",
             Kind::CalicoNodeStatus => "CalicoNodeStatus",
+            Kind::BGPFilter => "BGPFilter",
         }
     }
 
@@ -294,7 +308,10 @@ impl Kind {
     /// `resources.yaml`). `Node` is not one: each node agent registers its
     /// own, and users change it through the datastore (`tortiectl apply`).
     pub fn is_user_kind(self) -> bool {
-        matches!(self, Kind::BGPConfiguration | Kind::BGPPeer | Kind::IPPool)
+        matches!(
+            self,
+            Kind::BGPConfiguration | Kind::BGPPeer | Kind::BGPFilter | Kind::IPPool
+        )
     }
 
     /// Whether Calico's `projectcalico.org/v3` names this kind (the user
@@ -373,6 +390,7 @@ impl Resource {
             Resource::BlockAffinity(_) => Kind::BlockAffinity,
             Resource::Handle(_) => Kind::Handle,
             Resource::CalicoNodeStatus(_) => Kind::CalicoNodeStatus,
+            Resource::BGPFilter(_) => Kind::BGPFilter,
         }
     }
 
@@ -388,6 +406,7 @@ impl Resource {
             Resource::BlockAffinity(o) => &o.metadata,
             Resource::Handle(o) => &o.metadata,
             Resource::CalicoNodeStatus(o) => &o.metadata,
+            Resource::BGPFilter(o) => &o.metadata,
         }
     }
 
@@ -403,6 +422,7 @@ impl Resource {
             Resource::BlockAffinity(o) => o.key(),
             Resource::Handle(o) => o.key(),
             Resource::CalicoNodeStatus(o) => o.key(),
+            Resource::BGPFilter(o) => o.key(),
         }
     }
 
@@ -418,6 +438,7 @@ impl Resource {
             Resource::BlockAffinity(o) => o.validate(),
             Resource::Handle(o) => o.validate(),
             Resource::CalicoNodeStatus(o) => o.validate(),
+            Resource::BGPFilter(o) => o.validate(),
         }
     }
 
@@ -502,6 +523,13 @@ impl Resource {
             Kind::Block => typed::<BlockSpec>(value)?,
             Kind::BlockAffinity => typed::<BlockAffinitySpec>(value)?,
             Kind::Handle => typed::<HandleSpec>(value)?,
+            Kind::BGPFilter => {
+                let name = value["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_string();
+                typed::<BGPFilterSpec>(value).map_err(|e| bgp_filter::name_in_error(e, &name))?
+            }
             Kind::CalicoNodeStatus => unreachable!("read above"),
         };
         Ok((resource, warnings))
@@ -538,6 +566,7 @@ impl Resource {
             Kind::Block => direct::<BlockSpec>(text),
             Kind::BlockAffinity => direct::<BlockAffinitySpec>(text),
             Kind::Handle => direct::<HandleSpec>(text),
+            Kind::BGPFilter => direct::<BGPFilterSpec>(text),
             // A stored status is read by from_value (its top-level
             // status is not in the spec type's serde form).
             Kind::CalicoNodeStatus => None,
@@ -567,6 +596,7 @@ impl Resource {
             Resource::BlockAffinity(o) => serde_json::to_value(o),
             Resource::Handle(o) => serde_json::to_value(o),
             Resource::CalicoNodeStatus(o) => serde_json::to_value(o),
+            Resource::BGPFilter(o) => serde_json::to_value(o),
         };
         // Our types only hold strings, numbers, maps and lists with string
         // keys: serializing them cannot fail.

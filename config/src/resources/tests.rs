@@ -12,6 +12,13 @@ spec:
   logSeverityScreen: Info
   nodeToNodeMeshEnabled: false
   asNumber: 63400
+  nodeMeshMaxRestartTime: 90s
+  communities:
+    - name: gold
+      value: 65000:100
+  prefixAdvertisements:
+    - cidr: 10.244.0.0/16
+      communities: [gold, 65000:1:2]
 ---
 apiVersion: projectcalico.org/v3
 kind: BGPPeer
@@ -30,6 +37,10 @@ spec:
   peerIP: 192.168.1.1
   asNumber: "1.10"
   ttlSecurity: 1
+  keepOriginalNextHop: true
+  filters: [edge, no-default]
+  maxRestartTime: 2m
+  numAllowedLocalASNumbers: 2
 ---
 apiVersion: projectcalico.org/v3
 kind: IPPool
@@ -79,6 +90,16 @@ fn calico_manifests_load_as_is_with_defaults() {
     assert_eq!(conf.spec.as_number, AsNumber(63400));
     assert!(!conf.spec.node_to_node_mesh_enabled);
     assert_eq!(conf.spec.listen_port, 179);
+    assert_eq!(conf.spec.node_mesh_max_restart_time, Some(Seconds(90)));
+    let tags = conf.spec.prefix_communities();
+    assert_eq!(tags.len(), 1);
+    assert_eq!(
+        tags[0].values,
+        vec![
+            CommunityValue::Standard(65000, 100),
+            CommunityValue::Large(65000, 1, 2)
+        ]
+    );
 
     let rr = it.next().unwrap().into_typed::<BGPPeerSpec>().unwrap();
     let mut labels = std::collections::BTreeMap::new();
@@ -91,6 +112,10 @@ fn calico_manifests_load_as_is_with_defaults() {
     assert_eq!(tor.spec.as_number, Some(AsNumber(65546)));
     assert_eq!(tor.spec.source_address, SourceAddress::UseNodeIP);
     assert_eq!(tor.spec.ttl_security, Some(1), "GTSM, no longer refused");
+    assert!(tor.spec.keep_original_next_hop);
+    assert_eq!(tor.spec.filters, ["edge", "no-default"]);
+    assert_eq!(tor.spec.max_restart_time, Some(Seconds(120)));
+    assert_eq!(tor.spec.num_allowed_local_as_numbers, Some(2));
     assert_eq!(rr.spec.ttl_security, None);
 
     let v4 = it.next().unwrap().into_typed::<IPPoolSpec>().unwrap();
@@ -117,8 +142,8 @@ fn calico_manifests_load_as_is_with_defaults() {
     assert_eq!(
         shown,
         [
-            "line 52: Node/node-1: metadata.resourceVersion: ignored: revisions come from the datastore; ignored",
-            "line 57: Node/node-1: spec.orchRefs: ignored: the node name is the Kubernetes node name",
+            "line 63: Node/node-1: metadata.resourceVersion: ignored: revisions come from the datastore; ignored",
+            "line 68: Node/node-1: spec.orchRefs: ignored: the node name is the Kubernetes node name",
         ]
     );
 }
@@ -175,6 +200,12 @@ fn error_table() {
         (peer("  peerIP: 10.0.0.1\n  asNumber: 1\n  ttlSecurity: 256\n"), Some(8), "spec.ttlSecurity: 256 is not a hop count: use 1..=255 (1: the peer is on a link of the node), or 0 to turn GTSM off"),
         (peer("  peerIP: 10.0.0.1\n  asNumber: 1\n  ttlSecurity: -1\n"), Some(8), "spec.ttlSecurity: -1 is not a hop count"),
         (peer("  peerIP: 10.0.0.1\n  asNumber: 1\n  ttlSecurity: one\n"), Some(8), "spec.ttlSecurity: \"one\" is not a hop count"),
+        (peer("  peerIP: 10.0.0.1\n  asNumber: 1\n  filters: [a, Bad]\n"), Some(8), "spec.filters[1]: \"Bad\": a name is 1-253 lowercase"),
+        (peer("  peerIP: 10.0.0.1\n  asNumber: 1\n  filters: [a, a]\n"), Some(8), "spec.filters[1]: \"a\": listed twice"),
+        (peer("  peerIP: 10.0.0.1\n  asNumber: 1\n  maxRestartTime: 2h\n"), Some(8), "spec.maxRestartTime: 7200s: at most 4095s"),
+        (peer("  peerIP: 10.0.0.1\n  asNumber: 1\n  numAllowedLocalASNumbers: -1\n"), Some(8), "spec.numAllowedLocalASNumbers: invalid value"),
+        ("apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata:\n  name: default\nspec:\n  prefixAdvertisements: [{cidr: 10.0.0.0/8, communities: [gold]}]\n".into(), Some(6), "spec.prefixAdvertisements[0].communities[0]: \"gold\": neither a name defined in spec.communities"),
+        ("apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata:\n  name: default\nspec:\n  communities: [{name: x, value: '1:65536'}]\n".into(), Some(6), "spec.communities[0].value: 1:65536: \"1:65536\": a standard community"),
         ("apiVersion: tortie.io/v1\nkind: IPPool\nmetadata:\n  name: p\nspec:\n  cidr: 10.0.0.0/8\n  ipip: {}\n".into(), Some(7), "spec.ipip: unknown field `ipip`"),
         ("apiVersion: projectcalico.org/v3\nkind: Block\nmetadata:\n  name: b\nspec: {}\n".into(), Some(1), "apiVersion: projectcalico.org/v3: Block is only read as tortie.io/v1"),
         ("apiVersion: v1\nkind: IPPool\n".into(), Some(1), "apiVersion: \"v1\": expected projectcalico.org/v3 or tortie.io/v1"),

@@ -103,9 +103,10 @@ dynamicPeers:
                 }),
                 keep_next_hop: false,
                 export_local_only: false,
-                export_aggregates_only: false,
+                export_aggregates: false,
                 import_within: None,
                 ttl_security: Some(1),
+                ..PeerConfig::new("172.30.0.2".parse().unwrap(), 0)
             },
             PeerConfig::new("fd00::5".parse().unwrap(), 65001),
         ],

@@ -157,9 +157,10 @@ fn peer(path: &str, raw: RawPeer, our_as: u32) -> Result<PeerConfig, ConfigError
         // A reflector passes everything on, unfiltered.
         keep_next_hop: false,
         export_local_only: false,
-        export_aggregates_only: false,
+        export_aggregates: false,
         import_within: None,
         ttl_security: ttl_security(path, raw.ttl_security)?,
+        ..PeerConfig::new(address, as_number)
     })
 }
 

@@ -64,6 +64,7 @@ pub(super) fn file_name(kind: Kind) -> &'static str {
         Kind::BlockAffinity => "affinities.json",
         Kind::Handle => "handles.json",
         Kind::CalicoNodeStatus => "caliconodestatuses.json",
+        Kind::BGPFilter => "bgpfilters.json",
     }
 }
 

@@ -48,6 +48,7 @@ pub(super) fn place(kind: Kind) -> Option<Place> {
     Some(match kind {
         Kind::BGPConfiguration => calico("BGPConfiguration", "bgpconfigurations"),
         Kind::BGPPeer => calico("BGPPeer", "bgppeers"),
+        Kind::BGPFilter => calico("BGPFilter", "bgpfilters"),
         Kind::IPPool => calico("IPPool", "ippools"),
         Kind::Block => tortie("IPAMBlock", "ipamblocks"),
         Kind::BlockAffinity => tortie("BlockAffinity", "blockaffinities"),

@@ -53,7 +53,7 @@ impl Agent {
         let aggregates = self
             .plan
             .as_ref()
-            .is_some_and(|p| p.config.peers.iter().any(|c| c.export_aggregates_only));
+            .is_some_and(|p| p.config.peers.iter().any(|c| c.export_aggregates));
         let (originated, route_problems) = routes::originated(&self.cluster, &me, aggregates);
         found.extend(route_problems);
         problems.extend(found.iter().map(ToString::to_string));
