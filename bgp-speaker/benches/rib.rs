@@ -15,6 +15,7 @@ use bgp_speaker::rib::{Rib, RibPeer};
 use bgp_speaker::{Afi, NextHop, PathAttrs, Prefix};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ipnet::Ipv4Net;
+use tortie_config::filter::{FilterAction, FilterRule, FilterRules, MatchOperator, PrefixMatch};
 
 /// Counts live heap bytes.
 struct Counting;
@@ -80,17 +81,61 @@ fn attrs() -> PathAttrs {
     }
 }
 
+/// A BGPFilter list of `n` rules that match none of [`prefixes`]
+/// (`Reject In 192.x.y.0/L`, nine cidr lengths L from /16 to /24, each
+/// taking lengths up to /28): every route is tried against all of them,
+/// the worst case, and then gets the default.
+fn rules(n: u32) -> FilterRules {
+    let v4 = (0..n)
+        .map(|i| {
+            let len = 16 + (i % 9) as u8;
+            let cidr = Ipv4Net::new(Ipv4Addr::from(0xc000_0000 + (i << 16)), len).unwrap();
+            let mut m = PrefixMatch::new(cidr.into(), MatchOperator::In);
+            m.max_len = 28;
+            FilterRule {
+                prefix: Some(m),
+                from_peers: false,
+                interface: None,
+                action: FilterAction::Reject,
+            }
+        })
+        .collect();
+    FilterRules { v4, v6: Vec::new() }
+}
+
+/// Which peer has `rules` (100-rule filters): none, the generator on
+/// import, the client on export.
+#[derive(Clone, Copy, PartialEq)]
+enum Filtered {
+    No,
+    Import,
+    Export,
+}
+
 /// Ingest as the instance does: UPDATEs of 800 prefixes, a decision run
 /// every few UPDATEs, out batches taken for the client.
 fn ingest(prefixes: &[Prefix], with_client: bool) -> Rib {
+    ingest_filtered(prefixes, with_client, Filtered::No)
+}
+
+fn ingest_filtered(prefixes: &[Prefix], with_client: bool, filtered: Filtered) -> Rib {
     let mut rib = Rib::new(LocalFacts {
         asn: 64512,
         router_id: Ipv4Addr::new(172, 30, 0, 1),
         cluster_id: Some(Ipv4Addr::new(172, 30, 0, 1)),
     });
-    rib.peer_up(2, peer(2, true));
+    let (hundred, none) = (rules(100), FilterRules::default());
+    let generator = match filtered {
+        Filtered::Import => peer(2, true).filtered(&hundred, &none),
+        _ => peer(2, true),
+    };
+    rib.peer_up(2, generator);
     if with_client {
-        rib.peer_up(3, peer(3, true));
+        let client = match filtered {
+            Filtered::Export => peer(3, true).filtered(&none, &hundred),
+            _ => peer(3, true),
+        };
+        rib.peer_up(3, client);
     }
     for (i, chunk) in prefixes.chunks(800).enumerate() {
         rib.update(2, attrs(), chunk).unwrap();
@@ -115,6 +160,14 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(u64::from(N)));
     g.bench_function("ingest 100k, no clients", |b| b.iter(|| ingest(&p, false)));
     g.bench_function("ingest 100k, 1 RR client", |b| b.iter(|| ingest(&p, true)));
+    // Issue 13: a 100-rule BGPFilter on the generator's imports, and on
+    // the client's exports, against the same without (target: 1.3x).
+    g.bench_function("ingest 100k, 100-rule import filter", |b| {
+        b.iter(|| ingest_filtered(&p, false, Filtered::Import))
+    });
+    g.bench_function("ingest 100k, 1 RR client, 100-rule export filter", |b| {
+        b.iter(|| ingest_filtered(&p, true, Filtered::Export))
+    });
     g.finish();
 
     for with_client in [false, true] {

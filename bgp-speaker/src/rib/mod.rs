@@ -76,7 +76,7 @@ pub(crate) struct PeerInfo {
     /// Families whose routes from this peer are stale (graceful restart).
     stale: Vec<Afi>,
     import_within: Option<Arc<[ipnet::IpNet]>>,
-    import_filter: Option<Arc<FilterRules>>,
+    import_filter: Option<Arc<policy::Compiled>>,
     allow_local_as: u8,
 }
 
@@ -368,7 +368,9 @@ impl Rib {
                 families: peer.families,
                 stale,
                 import_within: peer.import_within,
-                import_filter: peer.import_filter,
+                import_filter: peer
+                    .import_filter
+                    .map(|r| Arc::new(policy::Compiled::new(&r))),
                 allow_local_as: peer.allow_local_as,
             },
         );
