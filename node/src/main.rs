@@ -10,7 +10,8 @@
 //! - `register`: the node's Node object and tunnel addresses.
 //! - watchers: `tortie_datastore::follow`, one per kind, relisting on gaps.
 //! - `cluster`: the agent's picture of the resources.
-//! - `peers` (pure): resources -> the speaker's configuration.
+//! - `peers` (pure): resources -> the speaker's configuration;
+//!   `peer_filters` (pure): a BGPPeer's BGPFilters -> its rules.
 //! - `routes` (pure): resources + best paths -> originated routes and
 //!   felix's desired state.
 //! - `services` (pure): service ranges + Services + Endpoints -> the
@@ -44,6 +45,7 @@ mod explain;
 mod housekeeping;
 mod metrics;
 mod object_status;
+mod peer_filters;
 mod peers;
 mod register;
 mod routes;

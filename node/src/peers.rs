@@ -16,6 +16,9 @@
 //!   selector peer in the same AS whose cluster id differs from ours is our
 //!   client (two reflectors of one cluster are plain iBGP peers).
 //! - An explicit BGPPeer wins over the mesh for the same address.
+//! - A BGPPeer's `filters` become its sessions' import and export rules
+//!   (`peer_filters`); a router taking pool aggregates also gets rules
+//!   that keep the blocks back.
 //!
 //! Problems (a selector matching nothing, a peer at our own address, two
 //! nodes with one address, ...) are returned as values naming the resource
@@ -30,6 +33,7 @@ use tortie_config::peer::MAX_PASSWORD_LEN;
 use tortie_config::resources::{BGPPeer, PasswordSource, SourceAddress};
 
 use crate::cluster::{Cluster, NodeFacts};
+use crate::peer_filters;
 
 /// Stale routes of a restarting peer are kept this long after its session
 /// comes back, waiting for its End-of-RIB (as the speaker's default).
@@ -134,6 +138,11 @@ pub fn plan(cluster: &Cluster, me: &NodeFacts, local: &LocalBgp, secrets: Secret
     let mut problems = Vec::new();
     let others = distinct_nodes(cluster, me, &mut problems);
     let mut peers: BTreeMap<IpAddr, (PeerConfig, PeerSource)> = BTreeMap::new();
+    let mesh_restart = cluster
+        .bgp_configurations
+        .get(crate::cluster::DEFAULT_BGP_CONFIGURATION)
+        .and_then(|c| c.spec.node_mesh_max_restart_time)
+        .map(|s| restart_secs(s.0));
     if cluster.mesh_enabled() {
         for n in &others {
             let Some(addr) = n.v4.map(|a| a.addr()) else {
@@ -146,13 +155,9 @@ pub fn plan(cluster: &Cluster, me: &NodeFacts, local: &LocalBgp, secrets: Secret
                 node: Some(n.name.clone()),
                 rr_client: false,
             };
-            peers.insert(
-                addr,
-                (
-                    peer_config(me, addr, n.asn, None, SourceAddress::UseNodeIP),
-                    source,
-                ),
-            );
+            let mut config = peer_config(me, addr, n.asn, None, SourceAddress::UseNodeIP);
+            config.restart_time = mesh_restart;
+            peers.insert(addr, (config, source));
         }
     }
     let pools: Vec<ipnet::IpNet> = cluster.pools.values().map(|p| p.spec.cidr).collect();
@@ -184,6 +189,9 @@ pub fn plan(cluster: &Cluster, me: &NodeFacts, local: &LocalBgp, secrets: Secret
             found
                 .iter_mut()
                 .for_each(|(_, _, c)| c.ttl_security = Some(hops));
+        }
+        if !found.is_empty() {
+            apply_peer_settings(cluster, name, bgp_peer, &pools, &mut found, &mut problems);
         }
         for (addr, source, config) in found {
             peers.insert(addr, (config, source));
@@ -345,7 +353,6 @@ fn from_bgp_peer(
             // A router (ToR) or a route reflector: it is sent what this
             // node originates, unless it reflects for us (iBGP), and only
             // pool prefixes are taken from it.
-            config.keep_next_hop = spec.keep_original_next_hop;
             config.import_within = Some(pools.to_vec());
             config.export_local_only = asn != me.asn;
             config.export_aggregates = spec.advertise_pool_aggregates;
@@ -423,6 +430,42 @@ fn from_bgp_peer(
         ));
     }
     out
+}
+
+/// What every session of BGPPeer `name` shares besides its address:
+/// next hop, restart time, AS loop allowance, and its import and export
+/// rules (`filters`; for a router taking aggregates, then the rules that
+/// keep the blocks back).
+fn apply_peer_settings(
+    cluster: &Cluster,
+    name: &str,
+    p: &BGPPeer,
+    pools: &[ipnet::IpNet],
+    found: &mut [(IpAddr, PeerSource, PeerConfig)],
+    problems: &mut Vec<Problem>,
+) {
+    let filters = peer_filters::compile(cluster, name, p, problems);
+    for (_, _, c) in found {
+        // eBGP only, in the speaker (Calico: `next hop keep` when the AS
+        // differs).
+        c.keep_next_hop = p.spec.keep_original_next_hop;
+        c.restart_time = p.spec.max_restart_time.map(|s| restart_secs(s.0));
+        c.allow_local_as = p
+            .spec
+            .num_allowed_local_as_numbers
+            .map_or(0, |n| u8::try_from(n).unwrap_or(u8::MAX));
+        c.import_filter = filters.import.clone();
+        c.export_filter = filters.export.clone();
+        if c.export_aggregates {
+            c.export_filter
+                .extend(peer_filters::keep_blocks_back(pools));
+        }
+    }
+}
+
+/// A restart time the resource has checked (at most 4095 s).
+fn restart_secs(s: u32) -> u16 {
+    u16::try_from(s).unwrap_or(4095).min(4095)
 }
 
 /// A peer with the node's defaults: active and passive (collisions are

@@ -501,3 +501,97 @@ fn log_level_is_named_and_service_ranges_are_not_a_peer_problem() {
     assert_eq!(got.len(), 1, "{got:?}");
     assert!(got[0].contains("spec.logSeverityScreen"), "{got:?}");
 }
+
+/// A BGPPeer's filters, restart time, AS loop allowance and next hop
+/// reach its sessions; a missing filter rejects everything and is a
+/// problem of the BGPPeers this node uses only; the mesh takes
+/// `nodeMeshMaxRestartTime`.
+#[test]
+fn filters_and_session_settings_reach_the_peers() {
+    use tortie_config::filter::{FilterAction, FilterRules};
+    use tortie_config::resources::{BGPFilterSpec, IPPoolSpec, Seconds};
+    let mut c = Cluster::default();
+    node(&mut c, "n1", "192.168.1.11/24", &[], None);
+    node(&mut c, "n2", "192.168.1.12/24", &[], None);
+    let spec = BGPConfigurationSpec {
+        node_mesh_max_restart_time: Some(Seconds(200)),
+        ..BGPConfigurationSpec::default()
+    };
+    c.upsert(Resource::BGPConfiguration(Object::new("default", spec)));
+    let pool = IPPoolSpec::new("10.244.0.0/16".parse().unwrap());
+    c.upsert(Resource::IPPool(Object::new("default", pool)));
+    let edge: BGPFilterSpec = serde_json::from_value(serde_json::json!({
+        "exportV4": [{"action": "Reject", "matchOperator": "Equal", "cidr": "10.244.1.0/26"}],
+        "importV4": [{"action": "Accept", "matchOperator": "Equal", "cidr": "0.0.0.0/0"}],
+    }))
+    .unwrap();
+    c.upsert(Resource::BGPFilter(Object::new("edge", edge)));
+    let tor = |ip: &str, filters: &[&str]| BGPPeerSpec {
+        peer_ip: Some(PeerAddress {
+            ip: ip.parse().unwrap(),
+            port: None,
+        }),
+        as_number: Some(AsNumber(65000)),
+        filters: filters.iter().map(|f| f.to_string()).collect(),
+        ..empty_peer()
+    };
+    bgp_peer(
+        &mut c,
+        "tor",
+        BGPPeerSpec {
+            max_restart_time: Some(Seconds(300)),
+            num_allowed_local_as_numbers: Some(2),
+            keep_original_next_hop: true,
+            advertise_pool_aggregates: true,
+            ..tor("192.168.1.254", &["edge"])
+        },
+    );
+    bgp_peer(&mut c, "tor2", tor("192.168.1.253", &["gone"]));
+    bgp_peer(
+        &mut c,
+        "elsewhere",
+        BGPPeerSpec {
+            node: Some("n2".into()),
+            ..tor("192.168.1.252", &["gone"])
+        },
+    );
+    let p = plan_of(&c, "n1");
+    let by_addr = |a: &str| {
+        p.config
+            .peers
+            .iter()
+            .find(|x| x.address == a.parse::<IpAddr>().unwrap())
+            .unwrap()
+    };
+    let t = by_addr("192.168.1.254");
+    assert_eq!(
+        (t.restart_time, t.allow_local_as, t.keep_next_hop),
+        (Some(300), 2, true)
+    );
+    let net = |s: &str| s.parse::<ipnet::IpNet>().unwrap();
+    assert_eq!(
+        t.export_filter.verdict(&net("10.244.1.0/26"), false),
+        Some(FilterAction::Reject)
+    );
+    // The aggregate router's own rule after the filter's: no block.
+    assert_eq!(
+        t.export_filter.verdict(&net("10.244.2.0/26"), false),
+        Some(FilterAction::Reject)
+    );
+    assert_eq!(t.export_filter.verdict(&net("10.244.0.0/16"), false), None);
+    assert_eq!(
+        t.import_filter.verdict(&net("0.0.0.0/0"), true),
+        Some(FilterAction::Accept)
+    );
+    let t2 = by_addr("192.168.1.253");
+    assert_eq!(t2.export_filter, FilterRules::reject_all());
+    assert_eq!(t2.import_filter, FilterRules::reject_all());
+    assert_eq!((t2.restart_time, t2.allow_local_as), (None, 0));
+    assert_eq!(by_addr("192.168.1.12").restart_time, Some(200), "the mesh");
+    let got = problems(&p);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with("BGPPeer/tor2: spec.filters[0]: BGPFilter/gone does not exist"),
+        "{got:?}"
+    );
+}

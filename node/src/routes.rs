@@ -8,7 +8,9 @@
 //!   (`advertisePoolAggregates`), each pool the node owns a block in, as an
 //!   aggregate (the speaker sends aggregates only to such routers, and
 //!   those routers nothing else of ours), and the service ranges and
-//!   addresses [`crate::services`] says this node announces.
+//!   addresses [`crate::services`] says this node announces. Each carries
+//!   the communities of the BGPConfiguration's `prefixAdvertisements`
+//!   whose cidr holds it ([`tag`]).
 //! - [`desired`]: felix's [`DesiredState`]: this node and the others, the
 //!   local pods, the owned blocks (blackholed), the addresses of our blocks
 //!   used elsewhere, the routes learned over BGP, and the pools.
@@ -24,7 +26,7 @@ use felix::desired::{
     BorrowedAddress, DesiredState, LearnedRoute, LocalNode, PeerNode, Pool, WorkloadEndpoint,
 };
 use ipnet::IpNet;
-use tortie_config::resources::{Block, EncapMode};
+use tortie_config::resources::{Block, EncapMode, PrefixCommunities};
 
 use crate::cluster::{Cluster, NodeFacts};
 use crate::peers::Problem;
@@ -151,7 +153,33 @@ pub fn originated(
             );
         }
     }
+    let tags = cluster.prefix_communities(&me.name);
+    if !tags.is_empty() {
+        for r in out.values_mut() {
+            tag(&mut r.attrs, &r.prefix, &tags);
+        }
+    }
     (out, problems)
+}
+
+/// Adds to `attrs` the communities of every prefix advertisement whose
+/// cidr holds `prefix` (Calico's `apply_communities`: `if (net ~ cidr)
+/// then bgp_community.add(...)` per entry, for every route it exports).
+/// Standard values go to COMMUNITIES, large ones to LARGE_COMMUNITY, each
+/// once, in order.
+pub fn tag(attrs: &mut PathAttrs, prefix: &IpNet, tags: &[PrefixCommunities]) {
+    for t in tags.iter().filter(|t| t.cidr.contains(prefix)) {
+        attrs
+            .communities
+            .extend(t.values.iter().filter_map(|v| v.standard_word()));
+        attrs
+            .large_communities
+            .extend(t.values.iter().filter_map(|v| v.large_triple()));
+    }
+    attrs.communities.sort_unstable();
+    attrs.communities.dedup();
+    attrs.large_communities.sort_unstable();
+    attrs.large_communities.dedup();
 }
 
 /// felix's desired state for node `me`. `learned` is the speaker's best

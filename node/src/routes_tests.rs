@@ -226,3 +226,59 @@ fn a_node_without_an_address_of_the_family_reports_it() {
         ]
     );
 }
+
+#[test]
+fn prefix_advertisements_tag_what_the_node_originates() {
+    let mut c = cluster();
+    let mut config = |text: &str| {
+        let doc = format!("apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\n{text}");
+        let loaded = tortie_config::resources::load_documents(&doc).unwrap();
+        c.upsert(loaded.resources.into_iter().next().unwrap());
+    };
+    config(
+        "metadata: {name: default}
+spec:
+  communities:
+    - {name: pods, value: '65000:100'}
+    - {name: big, value: '65000:7:8'}
+  prefixAdvertisements:
+    - {cidr: 10.244.0.0/16, communities: [pods, big]}
+    - {cidr: 10.244.0.64/26, communities: ['65000:200']}
+    - {cidr: 10.244.0.0/26, communities: ['65000:300', pods]}
+",
+    );
+    let (routes, _) = originated(&c, &c.facts("n1").unwrap(), true);
+    let attrs = |p: &str| routes[&p.parse::<IpNet>().unwrap()].attrs.clone();
+    let pool = attrs("10.244.0.0/16");
+    assert_eq!(pool.communities, vec![65000 << 16 | 100]);
+    assert_eq!(pool.large_communities, vec![[65000, 7, 8]]);
+    // The block is in the pool's entry and its own: both, once each.
+    let block = attrs("10.244.0.0/26");
+    assert_eq!(
+        block.communities,
+        vec![65000 << 16 | 100, 65000 << 16 | 300]
+    );
+    // The borrowed address lies in n2's block's entry too.
+    let borrowed = attrs("10.244.0.73/32");
+    assert_eq!(
+        borrowed.communities,
+        vec![65000 << 16 | 100, 65000 << 16 | 200]
+    );
+    // The node's own BGPConfiguration replaces default's list.
+    let mut c2 = c.clone();
+    let doc = "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: node.n1}\nspec:\n  prefixAdvertisements: [{cidr: 10.244.0.0/26, communities: ['1:1']}]\n";
+    c2.upsert(
+        tortie_config::resources::load_documents(doc)
+            .unwrap()
+            .resources
+            .remove(0),
+    );
+    let (routes, _) = originated(&c2, &c2.facts("n1").unwrap(), true);
+    let block = &routes[&"10.244.0.0/26".parse::<IpNet>().unwrap()].attrs;
+    assert_eq!(block.communities, vec![1 << 16 | 1]);
+    assert!(block.large_communities.is_empty());
+    assert!(routes[&"10.244.0.0/16".parse::<IpNet>().unwrap()]
+        .attrs
+        .communities
+        .is_empty());
+}
