@@ -1,8 +1,9 @@
 //! A BIRD top-of-rack router on a lab host: eBGP (AS 65000) with every lab
 //! node (iBGP AS 64512 nodes: `neighbor <node> as 64512`), importing all
-//! and exporting nothing, so that a test reads what each node announces:
-//! [`BirdTor::expect`] waits until a prefix comes from exactly the given
-//! nodes. Killed on drop.
+//! and exporting nothing but the static routes it is given
+//! ([`BirdTor::start_with`]), so that a test reads what each node
+//! announces: [`BirdTor::expect`] waits until a prefix comes from exactly
+//! the given nodes. Killed on drop.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -30,12 +31,32 @@ impl BirdTor {
     /// to each of the lab's nodes (AS `node_as`); its files in the lab's
     /// directory `tor/`.
     pub fn start(lab: &Lab, ns: &str, addr: Ipv4Addr, node_as: u32) -> Result<BirdTor> {
+        BirdTor::start_with(lab, ns, addr, node_as, &[])
+    }
+
+    /// [`BirdTor::start`], announcing `statics` (blackhole routes) to
+    /// every node.
+    pub fn start_with(
+        lab: &Lab,
+        ns: &str,
+        addr: Ipv4Addr,
+        node_as: u32,
+        statics: &[&str],
+    ) -> Result<BirdTor> {
         let dir = lab.spec.dir.join("tor");
         std::fs::create_dir_all(&dir)?;
         let mut conf = format!(
             "router id {addr};\nprotocol device {{}}\nprotocol direct {{ ipv4; }}\n\
-             template bgp tonode {{ local as {TOR_AS}; ipv4 {{ import all; export none; }}; }}\n"
+             template bgp tonode {{ local as {TOR_AS}; ipv4 {{ import all; \
+             export where source = RTS_STATIC; }}; }}\n"
         );
+        if !statics.is_empty() {
+            conf += "protocol static { ipv4;";
+            for r in statics {
+                conf += &format!(" route {r} blackhole;");
+            }
+            conf += " }\n";
+        }
         for (i, n) in lab.nodes.iter().enumerate() {
             conf += &format!(
                 "protocol bgp n{i} from tonode {{ neighbor {} as {node_as}; }}\n",

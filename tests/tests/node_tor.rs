@@ -363,15 +363,18 @@ fn frr_as_the_tor() -> Result<()> {
 
 /// `advertisePoolAggregates`: the nodes keep their mesh (east-west by
 /// blocks) and send an external BIRD router (AS 65000, a host on their
-/// subnet) only the pool, as an aggregate. The router learns the /16 from
-/// every node and no block; the nodes do not install the /16 it sends
-/// back (their own aggregate wins); the router reaches every pod through
-/// whichever node it picked, which forwards on its mesh route.
+/// subnet) the pool, as an aggregate, instead of their blocks, and their
+/// service range as to any router. The router learns the /16 and the
+/// service range from every node and no block; the nodes do not install
+/// the /16 it sends back (their own aggregate wins); the router reaches
+/// every pod through whichever node it picked, which forwards on its mesh
+/// route.
 #[test]
 fn a_router_gets_pool_aggregates_only() -> Result<()> {
     let mut spec = spec("g", 3)?;
     spec.encap = Encap::None;
     spec.one_subnet = true;
+    spec.resources = "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec:\n  serviceClusterIPs: [{cidr: 10.96.0.0/12}]\n".into();
     let mut lab = Lab::up(spec)?;
     let (ns, ext) = lab.add_host("ext")?;
     let peer = format!(
@@ -410,16 +413,22 @@ fn a_router_gets_pool_aggregates_only() -> Result<()> {
     )?;
     let tor = BirdTor { sock, child };
 
-    // The router: the pool from all three nodes, no block.
-    let table = wait_until(Duration::from_secs(30), "the pool from 3 nodes", || {
-        let t = tor.routes().map_err(|e| e.to_string())?;
-        let paths = t.matches("BGP.as_path: 64512").count();
-        if t.contains("10.244.0.0/16") && paths == 3 {
-            Ok(t)
-        } else {
-            Err(t)
-        }
-    })?;
+    // The router: the pool and the service range from all three nodes,
+    // no block.
+    let table = wait_until(
+        Duration::from_secs(30),
+        "pool and services from 3 nodes",
+        || {
+            let t = tor.routes().map_err(|e| e.to_string())?;
+            let paths = tortie_tests::tor::paths(&t);
+            let from_all = |p: &str| paths.get(p).is_some_and(|from| from.len() == 3);
+            if from_all("10.244.0.0/16") && from_all("10.96.0.0/12") {
+                Ok(t)
+            } else {
+                Err(t)
+            }
+        },
+    )?;
     assert!(
         !table.contains("/26"),
         "a block reached the router:\n{table}"
@@ -433,7 +442,7 @@ fn a_router_gets_pool_aggregates_only() -> Result<()> {
             .cloned()
             .with_context(|| format!("no ext peer: {s}"))?;
         assert_eq!(p["state"], "Established", "{s}");
-        assert_eq!(p["prefixesAdvertised"], 1, "only the pool: {s}");
+        assert_eq!(p["prefixesAdvertised"], 2, "the pool and the services: {s}");
     }
     // East-west still by blocks; the /16 the router sends back is not
     // installed.
