@@ -6,9 +6,9 @@
 //! real kube-apiserver in the router's namespace, the CRDs of
 //! `deploy/crds.yaml`), two nodes in a mesh.
 //!
-//! 1. A BGPPeer with a field Tortie refuses (`numAllowedLocalASNumbers:
-//!    1`, which the API server's schema accepts): every node's key on its
-//!    status names `spec.numAllowedLocalASNumbers`; the mesh stays
+//! 1. A BGPPeer with a field Tortie refuses (`localASNumber:
+//!    65010`, which the API server's schema accepts): every node's key on its
+//!    status names `spec.localASNumber`; the mesh stays
 //!    Established.
 //! 2. A BGPPeer whose password secret no node has: every node's key names
 //!    `spec.password` (a problem only the agents can tell).
@@ -123,9 +123,9 @@ fn each_node_reports_its_problems_on_the_objects_status() -> Result<()> {
         &lab,
         dir.path(),
         &refused,
-        &peer(&refused, router_a, json!({"numAllowedLocalASNumbers": 1})),
+        &peer(&refused, router_a, json!({"localASNumber": 65010})),
     )?;
-    let p = wait_reported(&lab, &refused, "spec.numAllowedLocalASNumbers")?;
+    let p = wait_reported(&lab, &refused, "spec.localASNumber")?;
     let message = p["node1"][0]["message"].as_str().unwrap_or("");
     assert!(message.contains("not supported"), "{p}");
     all_running(&lab)?;
@@ -141,7 +141,7 @@ fn each_node_reports_its_problems_on_the_objects_status() -> Result<()> {
     wait_reported(&lab, &keyless, "spec.password")?;
     all_running(&lab)?;
     // The first object's problems are still there, written once.
-    wait_reported(&lab, &refused, "spec.numAllowedLocalASNumbers")?;
+    wait_reported(&lab, &refused, "spec.localASNumber")?;
 
     // 3.
     apply(
