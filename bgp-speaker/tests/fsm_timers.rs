@@ -192,6 +192,53 @@ async fn helper_with_two_stale_candidates(stale_routes_time: u16) -> (Net, Peer)
     (net, p)
 }
 
+/// The restart time of the graceful restart capability (code 64) in an
+/// OPEN's body, if it has one.
+fn announced_restart_time(open: &[u8]) -> Option<u16> {
+    let params = open.get(10..10 + usize::from(*open.get(9)?))?;
+    let mut at = 0;
+    while at + 2 <= params.len() {
+        let (kind, len) = (params[at], usize::from(params[at + 1]));
+        let value = params.get(at + 2..at + 2 + len)?;
+        if kind == 2 {
+            let mut c = 0;
+            while c + 2 <= value.len() {
+                let (code, clen) = (value[c], usize::from(value[c + 1]));
+                if code == 64 && clen >= 2 {
+                    let v = u16::from_be_bytes([value[c + 2], value[c + 3]]);
+                    return Some(v & 0x0fff);
+                }
+                c += 2 + clen;
+            }
+        }
+        at += 2 + len;
+    }
+    None
+}
+
+/// A peer's own restart time (Calico's `maxRestartTime`, BIRD's
+/// `graceful restart time`) is what our OPEN announces to it; the others
+/// get the speaker's.
+#[tokio::test(start_paused = true)]
+async fn a_peers_own_restart_time_is_announced_to_it() {
+    let other: IpAddr = "10.0.0.3".parse().unwrap();
+    let mut c = SpeakerConfig::new(SPEAKER, AS);
+    c.graceful_restart.restart_time = 120;
+    for (ip, time) in [(peer_ip(), Some(300)), (other, None)] {
+        let mut passive = PeerConfig::new(ip, AS);
+        passive.passive = true;
+        passive.restart_time = time;
+        c.peers.push(passive);
+    }
+    let net = Net::start_config(c).await;
+    let mut p = net.connect_from(peer_ip()).await;
+    let open = p.expect(1, "OPEN").await;
+    assert_eq!(announced_restart_time(&open), Some(300));
+    let mut q = net.connect_from(other).await;
+    let open = q.expect(1, "OPEN").await;
+    assert_eq!(announced_restart_time(&open), Some(120));
+}
+
 fn withdrawn(changes: &[bgp_speaker::BestPathChange]) -> Vec<String> {
     changes
         .iter()
