@@ -14,8 +14,10 @@
 //!   rejected); `rr/validate`: raw to typed with every check.
 //! - `node`: `tortie-node`'s settings (flags, environment, file).
 //! - `filter`: a peer's import and export rules (BGPFilter, compiled).
+//! - `bfd`: a peer's BFD, as written and as the speaker runs it.
 //! - `error`: [`ConfigError`].
 
+pub mod bfd;
 pub mod error;
 pub mod filter;
 pub mod node;

@@ -43,6 +43,10 @@ pub struct PeerConfig {
     /// Set NEXT_HOP to our own address on routes sent to this peer.
     pub next_hop_self: bool,
     pub max_prefix: Option<MaxPrefix>,
+    /// BFD with this peer (RFC 5880; issue 13): a BFD Down takes the
+    /// session down at once. `None`: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<crate::bfd::BfdConfig>,
     /// eBGP: send routes with their next hop unchanged instead of ours
     /// (Calico's `keepOriginalNextHop`).
     #[serde(default)]
@@ -172,6 +176,7 @@ impl PeerConfig {
             local_address: None,
             next_hop_self: false,
             max_prefix: None,
+            bfd: None,
             keep_next_hop: false,
             export_local_only: false,
             export_aggregates: false,

@@ -185,6 +185,24 @@ const BAD: &[(&str, &str, &str, &str)] = &[
         "spec.importV4.prefixLength.max",
     ),
     (
+        "a failureDetectionMode that is not one",
+        "bgppeer/bad-bfd-mode",
+        "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: bad-bfd-mode}\nspec: {peerIP: 10.0.0.1, asNumber: 65001, failureDetectionMode: Sometimes}\n",
+        "spec.failureDetectionMode",
+    ),
+    (
+        "a BFD interval without its unit",
+        "bgppeer/bad-bfd-interval",
+        "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: bad-bfd-interval}\nspec: {peerIP: 10.0.0.1, asNumber: 65001, bfd: {enabled: true, minRx: '100'}}\n",
+        "spec.bfd.minRx",
+    ),
+    (
+        "a BFD multiplier of 0",
+        "bgppeer/bad-bfd-mult",
+        "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: bad-bfd-mult}\nspec: {peerIP: 10.0.0.1, asNumber: 65001, bfd: {enabled: true, multiplier: 0}}\n",
+        "spec.bfd.multiplier",
+    ),
+    (
         "a community value that is not one",
         "bgpconfiguration/bad-community",
         "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: bad-community}\nspec: {communities: [{name: x, value: gold}]}\n",
@@ -502,6 +520,8 @@ async fn schemas_check_values_and_keep_every_field() {
                 "filters": ["edge", "no-default"],
                 "maxRestartTime": "300s",
                 "numAllowedLocalASNumbers": 2,
+                "failureDetectionMode": "BFDIfDirectlyConnected",
+                "bfd": {"minRx": "100ms", "minTx": "0.1s", "multiplier": 5},
             },
         })),
     )
@@ -535,6 +555,7 @@ async fn schemas_check_values_and_keep_every_field() {
                 "peerSelector": "has(route-reflector)",
                 "password": {"secretKeyRef": {"name": "bgp", "key": "mesh"}},
                 "keepaliveTime": 20,
+                "bfd": {"enabled": true},
             },
         })),
     )

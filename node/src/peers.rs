@@ -19,6 +19,9 @@
 //! - A BGPPeer's `filters` become its sessions' import and export rules
 //!   (`peer_filters`); a router taking pool aggregates also gets rules
 //!   that keep the blocks back.
+//! - BFD (`failureDetectionMode`, Tortie's `bfd`) on the sessions of the
+//!   BGPPeers that ask for it; the mesh has none (Calico has no mesh
+//!   setting for it).
 //!
 //! Problems (a selector matching nothing, a peer at our own address, two
 //! nodes with one address, ...) are returned as values naming the resource
@@ -29,6 +32,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use bgp_speaker::{Afi, GracefulRestartConfig, PeerConfig, SpeakerConfig};
 use serde::Serialize;
+use tortie_config::bfd::resolve as resolve_bfd;
 use tortie_config::peer::MAX_PASSWORD_LEN;
 use tortie_config::resources::{BGPPeer, PasswordSource, SourceAddress};
 
@@ -177,6 +181,12 @@ pub fn plan(cluster: &Cluster, me: &NodeFacts, local: &LocalBgp, secrets: Secret
                     found.clear();
                 }
             }
+        }
+        // BFD: Calico's failureDetectionMode and Tortie's `bfd` (checked
+        // when the BGPPeer was loaded); never on the mesh.
+        let spec = &bgp_peer.spec;
+        if let Ok(Some(bfd)) = resolve_bfd("spec", spec.failure_detection_mode, spec.bfd.as_ref()) {
+            found.iter_mut().for_each(|(_, _, c)| c.bfd = Some(bfd));
         }
         if let Some(k) = bgp_peer.spec.keepalive_time {
             let hold = u16::try_from(k.0.saturating_mul(3))

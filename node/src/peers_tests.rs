@@ -40,6 +40,8 @@ fn empty_peer() -> BGPPeerSpec {
         keep_original_next_hop: false,
         advertise_pool_aggregates: false,
         source_address: SourceAddress::UseNodeIP,
+        failure_detection_mode: Default::default(),
+        bfd: None,
         password: None,
         keepalive_time: None,
         ttl_security: None,
@@ -594,4 +596,91 @@ fn filters_and_session_settings_reach_the_peers() {
         got[0].starts_with("BGPPeer/tor2: spec.filters[0]: BGPFilter/gone does not exist"),
         "{got:?}"
     );
+}
+
+/// BFD: Tortie's `bfd.enabled` and Calico's `failureDetectionMode` reach
+/// every session their BGPPeer makes, with the timers (or 300 ms x 3);
+/// `BFDIfDirectlyConnected` keeps to directly connected peers (the
+/// speaker decides at Established); the mesh has none.
+#[test]
+fn bfd_goes_to_the_sessions_of_its_bgp_peer() {
+    use std::time::Duration;
+    use tortie_config::bfd::{BfdConfig, BfdSpec, FailureDetectionMode, Interval};
+    let mut c = Cluster::default();
+    node(&mut c, "n1", "192.168.1.11/24", &[("rack", "a")], None);
+    node(&mut c, "n2", "192.168.1.12/24", &[("rr", "true")], None);
+    node(&mut c, "n3", "192.168.1.13/24", &[], None);
+    let tor = |ip: &str| BGPPeerSpec {
+        peer_ip: Some(PeerAddress {
+            ip: ip.parse().unwrap(),
+            port: None,
+        }),
+        as_number: Some(AsNumber(65000)),
+        ..empty_peer()
+    };
+    bgp_peer(
+        &mut c,
+        "fast",
+        BGPPeerSpec {
+            bfd: Some(BfdSpec {
+                enabled: Some(true),
+                min_rx: Some(Interval("100ms".into())),
+                min_tx: Some(Interval("100ms".into())),
+                multiplier: Some(5),
+            }),
+            ..tor("192.168.1.1")
+        },
+    );
+    bgp_peer(
+        &mut c,
+        "calico",
+        BGPPeerSpec {
+            failure_detection_mode: FailureDetectionMode::BFDIfDirectlyConnected,
+            ..tor("192.168.1.2")
+        },
+    );
+    bgp_peer(&mut c, "none", tor("192.168.1.3"));
+    bgp_peer(
+        &mut c,
+        "to-rr",
+        BGPPeerSpec {
+            node_selector: sel("rack == 'a'"),
+            peer_selector: sel("rr == 'true'"),
+            bfd: Some(BfdSpec {
+                enabled: Some(true),
+                ..BfdSpec::default()
+            }),
+            ..empty_peer()
+        },
+    );
+    let p = plan_of(&c, "n1");
+    assert!(p.problems.is_empty(), "{:?}", p.problems);
+    let bfd = |addr: &str| {
+        p.config
+            .peers
+            .iter()
+            .find(|c| c.address == addr.parse::<IpAddr>().unwrap())
+            .unwrap()
+            .bfd
+    };
+    let ms = Duration::from_millis;
+    assert_eq!(
+        bfd("192.168.1.1"),
+        Some(BfdConfig {
+            min_rx: ms(100),
+            min_tx: ms(100),
+            multiplier: 5,
+            directly_connected_only: false,
+        })
+    );
+    assert_eq!(
+        bfd("192.168.1.2"),
+        Some(BfdConfig {
+            directly_connected_only: true,
+            ..BfdConfig::default()
+        })
+    );
+    assert_eq!(bfd("192.168.1.3"), None);
+    assert_eq!(bfd("192.168.1.12"), Some(BfdConfig::default()));
+    assert_eq!(bfd("192.168.1.13"), None, "the mesh has no BFD");
 }

@@ -109,6 +109,20 @@ pub struct BGPPeerSpec {
     /// Source address of the session: `UseNodeIP` (default) or `None`.
     #[serde(default)]
     pub source_address: SourceAddress,
+    /// Calico's: `BFDIfDirectlyConnected` runs BFD (RFC 5880) with the
+    /// peer when it is on a subnet of the node (single hop), with the
+    /// timers of `bfd` (default 300ms x 3); none otherwise. `None`
+    /// (default): no BFD unless `bfd.enabled`.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::bfd::FailureDetectionMode::is_none"
+    )]
+    pub failure_detection_mode: crate::bfd::FailureDetectionMode,
+    /// Tortie's extension: BFD timers (`minRx`, `minTx`, `multiplier`),
+    /// and `enabled: true` for BFD with any peer (multihop when it is not
+    /// directly connected). A BFD Down takes the session down at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<crate::bfd::BfdSpec>,
     /// TCP MD5 key (RFC 2385), never inline: `{secretKeyRef: {name, key}}`
     /// (Calico's) or `{file: PATH}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -326,6 +340,7 @@ impl BGPPeerSpec {
                 ));
             }
         }
+        crate::bfd::resolve("spec", self.failure_detection_mode, self.bfd.as_ref())?;
         if let Some(p) = &self.password {
             if p.secret_key_ref.is_some() == p.file.is_some() {
                 return Err(ConfigError::invalid(

@@ -76,7 +76,6 @@ pub const TABLE: &[Entry] = &[
     e(Some(Kind::BGPConfiguration), "spec.serviceLoadBalancerAggregation", Support::WarnedIf("Enabled"), "service ranges are always announced as ranges (Enabled); Disabled is not implemented"),
     // BGPPeer
     e(Some(Kind::BGPPeer), "spec.birdGatewayMode", Support::Warned, "BIRD-specific"),
-    e(Some(Kind::BGPPeer), "spec.failureDetectionMode", Support::WarnedIf("None"), "BFD is not implemented"),
     e(Some(Kind::BGPPeer), "spec.localASNumber", Support::Rejected, "a per-peer local AS is not implemented; ignoring it would present the wrong AS"),
     e(Some(Kind::BGPPeer), "spec.localWorkloadSelector", Support::Rejected, "peering with local workloads is not implemented"),
     e(Some(Kind::BGPPeer), "spec.nextHopMode", Support::WarnedIf("Auto"), "only Auto (and keepOriginalNextHop) is implemented"),

@@ -69,6 +69,8 @@ pub(super) struct RawPeer {
     pub max_prefix: Option<RawMaxPrefix>,
     #[serde(default)]
     pub ttl_security: Option<i64>,
+    #[serde(default)]
+    pub bfd: Option<crate::bfd::BfdSpec>,
 }
 
 /// One entry of `dynamicPeers`.

@@ -101,6 +101,7 @@ dynamicPeers:
                     limit: 1000,
                     teardown: false,
                 }),
+                bfd: None,
                 keep_next_hop: false,
                 export_local_only: false,
                 export_aggregates: false,
@@ -205,7 +206,7 @@ fn bad_inputs_name_field_value_and_what_is_allowed() {
             second_peer("address: 172.30.0.3\n    asNumber: 64512\n    holdtime: 3"),
             "peers[1].holdtime: unknown field `holdtime`, expected one of `address`, `asNumber`, \
              `client`, `password`, `holdTime`, `connectRetry`, `passive`, `port`, `localAddress`, \
-             `nextHopSelf`, `maxPrefix`, `ttlSecurity`"
+             `nextHopSelf`, `maxPrefix`, `ttlSecurity`, `bfd`"
                 .into(),
         ),
         (

@@ -154,6 +154,7 @@ fn peer(path: &str, raw: RawPeer, our_as: u32) -> Result<PeerConfig, ConfigError
         local_address,
         next_hop_self: raw.next_hop_self.unwrap_or(false),
         max_prefix: max_prefix(path, raw.max_prefix)?,
+        bfd: crate::bfd::resolve(path, Default::default(), raw.bfd.as_ref())?,
         // A reflector passes everything on, unfiltered.
         keep_next_hop: false,
         export_local_only: false,
