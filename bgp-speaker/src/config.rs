@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::route::Afi;
 
+pub use tortie_config::bfd::BfdConfig;
 pub use tortie_config::peer::{
     gtsm_min_ttl, DynamicPeerConfig, MaxPrefix, PeerConfig, DEFAULT_CONNECT_RETRY,
     DEFAULT_HOLD_TIME, DEFAULT_MAX_PEERS, GTSM_TTL,

@@ -162,6 +162,10 @@ impl Instance {
         if n.established.is_some() || n.connecting || n.conns.iter().any(|c| !c.inbound) {
             return;
         }
+        // Held down by BFD: BFD Up schedules the next attempt.
+        if n.bfd.as_ref().is_some_and(|l| l.holding) {
+            return;
+        }
         n.connecting = true;
         n.touch();
         let dialing = self.dialer.dial(Dial {

@@ -12,6 +12,7 @@ use crate::neighbor::session::{
     cease, notification_text, CloseInfo, ConnId, FromSession, ToSession,
 };
 use crate::neighbor::transport::Stream;
+use crate::neighbor::Conn;
 use crate::packet::{Notification, Open, Update};
 use crate::rib::best_path::PeerFacts;
 use crate::rib::export::ExportClass;
@@ -40,6 +41,13 @@ pub(crate) enum Input {
     StaleTimerExpired(PeerId),
     /// We restarted and waited long enough for the peers' End-of-RIB.
     DeferralExpired,
+    /// A BFD session's status (`bfd_link`): the peer, which of its
+    /// sessions, the status.
+    BfdStatus(PeerId, u64, bfd::SessionStatus),
+    /// The BFD service refused a session.
+    BfdFailed(PeerId, u64, String),
+    /// The BFD service's counters.
+    BfdCounters(bfd::Counters),
     /// Periodic: refresh the status snapshot.
     Tick,
 }
@@ -57,7 +65,11 @@ impl Instance {
             Input::RestartTimerExpired(id) => self.on_restart_expired(id),
             Input::StaleTimerExpired(id) => self.on_stale_expired(id),
             Input::DeferralExpired => self.end_deferral("deferral timer expired"),
+            Input::BfdStatus(id, gen, s) => self.on_bfd_status(id, gen, s),
+            Input::BfdFailed(id, gen, why) => self.on_bfd_failed(id, gen, why),
+            Input::BfdCounters(c) => self.bfd.counters = Some(c),
             Input::Tick => {
+                self.bfd_tick();
                 if self.trimmer.tick() {
                     // It walks the whole heap: not on the runtime.
                     tokio::task::spawn_blocking(|| {
@@ -182,6 +194,9 @@ impl Instance {
         let local_id = u32::from(self.config.router_id);
         let remote_id = u32::from(open.router_id);
         let restarted = agreed.peer_gr.as_ref().is_some_and(|g| g.restart_state);
+        if self.bfd_holds(id) {
+            return self.bfd_refuse(id, conn);
+        }
         let Some(n) = self.neighbors.get_mut(&id) else {
             return;
         };
@@ -322,6 +337,7 @@ impl Instance {
                 n.gr.stale_timer = Some(t);
             }
         }
+        self.bfd_established(id, local_addr);
     }
 
     fn on_update(&mut self, id: PeerId, conn: ConnId, u: Update) {
@@ -473,17 +489,22 @@ impl Instance {
     }
 
     /// Forgets a connection; if it was the established one, the peer's
-    /// routes go, or stay stale when graceful restart applies.
-    pub(crate) fn drop_conn(&mut self, id: PeerId, conn: ConnId, why: String, graceful: bool) {
-        let Some(n) = self.neighbors.get_mut(&id) else {
-            return;
-        };
-        let agreed = n
+    /// routes go, or stay stale when graceful restart applies. Returns
+    /// the connection (dropping it ends its task).
+    pub(crate) fn drop_conn(
+        &mut self,
+        id: PeerId,
+        conn: ConnId,
+        why: String,
+        graceful: bool,
+    ) -> Option<Conn> {
+        let n = self.neighbors.get_mut(&id)?;
+        let gone = n
             .conns
             .iter()
-            .find(|c| c.id == conn)
-            .and_then(|c| c.agreed.clone());
-        n.conns.retain(|c| c.id != conn);
+            .position(|c| c.id == conn)
+            .map(|i| n.conns.remove(i));
+        let agreed = gone.as_ref().and_then(|c| c.agreed.clone());
         n.touch();
         if n.established == Some(conn) {
             n.established = None;
@@ -516,6 +537,7 @@ impl Instance {
             n.last_error = Some(why);
         }
         self.after_conn_gone(id);
+        gone
     }
 
     /// Asks a connection to close with a NOTIFICATION.
@@ -543,6 +565,7 @@ impl Instance {
             if self.by_addr.get(&n.config.address) == Some(&id) {
                 self.by_addr.remove(&n.config.address);
             }
+            self.bfd.forget(n.bfd);
             self.rib.peer_down(id, &[]);
         }
     }

@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::api::{BestPathChange, Command, SpeakerHandle, CHANNEL_CAPACITY};
+use crate::bfd_link::BfdService;
 use crate::config::{PeerConfig, SpeakerConfig};
 use crate::error::Error;
 use crate::events::Input;
@@ -95,6 +96,8 @@ pub(crate) struct Instance {
     pub refused: crate::status::Refused,
     /// Peers with a max-prefix limit that sent UPDATEs in this batch.
     pub max_prefix_due: rustc_hash::FxHashSet<PeerId>,
+    /// BFD with the peers that have it (`bfd_link`).
+    pub bfd: BfdService,
 }
 
 /// Starts a speaker. Returns its handle and the stream of best-path changes
@@ -112,6 +115,25 @@ pub async fn start(
 pub async fn start_with(
     config: SpeakerConfig,
     dialer: Arc<dyn Dialer>,
+) -> Result<(SpeakerHandle, mpsc::Receiver<Vec<BestPathChange>>), Error> {
+    start_inner(config, dialer, None).await
+}
+
+/// [`start_with`] with BFD sessions made on `bfd` (tests: a service on
+/// an in-memory network, `bfd::Bfd::with_network`) instead of a UDP
+/// service of the speaker's own, started at the first BFD session.
+pub async fn start_with_bfd(
+    config: SpeakerConfig,
+    dialer: Arc<dyn Dialer>,
+    bfd: bfd::BfdHandle,
+) -> Result<(SpeakerHandle, mpsc::Receiver<Vec<BestPathChange>>), Error> {
+    start_inner(config, dialer, Some(bfd)).await
+}
+
+async fn start_inner(
+    config: SpeakerConfig,
+    dialer: Arc<dyn Dialer>,
+    bfd: Option<bfd::BfdHandle>,
 ) -> Result<(SpeakerHandle, mpsc::Receiver<Vec<BestPathChange>>), Error> {
     config.check().map_err(Error::Config)?;
     let (cmd_tx, cmd_rx) = mpsc::channel(CHANNEL_CAPACITY);
@@ -141,6 +163,7 @@ pub async fn start_with(
         trimmer: Trimmer::default(),
         refused: Default::default(),
         max_prefix_due: Default::default(),
+        bfd: BfdService::new(bfd),
     };
     if let Some(addr) = config.listen {
         inst.listener = Some(inst.bind(addr)?);
@@ -211,6 +234,7 @@ impl Instance {
                 self.dispatch(next).await;
             }
             self.decide_and_flush().await;
+            self.bfd_flush().await;
             if self.shape_changed() || (tick && self.status_stale) {
                 self.publish();
             } else {
@@ -307,6 +331,7 @@ impl Instance {
             || last.listen != self.listener.as_ref().map(|l| l.addr)
             || last.deferring != self.deferring.is_some()
             || last.peers.len() != self.neighbors.len()
+            || self.bfd.changed
         {
             return true;
         }
@@ -336,6 +361,7 @@ impl Instance {
     /// Publishes a fresh status snapshot.
     pub fn publish(&mut self) {
         self.status_stale = false;
+        self.bfd.changed = false;
         let mut peers: Vec<_> = self
             .neighbors
             .values()
@@ -361,6 +387,7 @@ impl Instance {
                 .config
                 .listener_min_ttl()
                 .and_then(|_| tcp::min_ttl_drops()),
+            bfd: self.bfd.counters.clone(),
         };
         self.status.send_replace(Arc::new(status));
     }
@@ -508,6 +535,7 @@ impl Instance {
                 _ => break,
             }
         }
+        self.bfd_shutdown().await;
         if let Some(done) = self.stopping.take() {
             let _ = done.send(());
         }

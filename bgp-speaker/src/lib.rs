@@ -20,12 +20,15 @@
 //!   (`events`); `connect`: connections accepted and our own attempts.
 //! - `transport`: what carries a session (TCP, or an in-memory pipe that a
 //!   test drives with paused time) and how connections are opened.
+//! - `bfd_link/`: BFD sessions with the peers that ask for them, and
+//!   what a BFD Down does to BGP.
 //! - `memory`: giving memory back to the kernel after a burst of routes.
 //! - `error`: errors of the API.
 
 #![doc(html_no_source)]
 
 pub mod api;
+mod bfd_link;
 pub mod config;
 mod connect;
 pub mod error;
@@ -40,16 +43,19 @@ pub mod route;
 pub mod status;
 
 pub use api::{BestPath, BestPathChange, LocalRoute, ShutdownMode, SpeakerHandle};
+pub use bfd::{
+    Counters as BfdCounters, Diag as BfdDiag, DiscardReason as BfdDiscardReason, State as BfdState,
+};
 pub use config::{
-    default_deferral_time, DynamicPeerConfig, GracefulRestartConfig, MaxPrefix, PeerConfig,
-    SpeakerConfig, DEFAULT_MAX_PEERS,
+    default_deferral_time, BfdConfig, DynamicPeerConfig, GracefulRestartConfig, MaxPrefix,
+    PeerConfig, SpeakerConfig, DEFAULT_MAX_PEERS,
 };
 pub use error::Error;
-pub use instance::{start, start_with};
+pub use instance::{start, start_with, start_with_bfd};
 pub use memory::give_back as give_back_memory;
 pub use memory::limit_arenas as limit_malloc_arenas;
 pub use route::{Afi, NextHop, Origin, PathAttrs, Prefix};
-pub use status::{PeerStatus, Refused, SessionState, Status};
+pub use status::{BfdSessionView, PeerBfd, PeerStatus, Refused, SessionState, Status};
 
 /// Connections: TCP, or in-memory pipes (see [`start_with`] and
 /// [`SpeakerHandle::accept`]).

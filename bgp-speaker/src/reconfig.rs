@@ -1,7 +1,7 @@
 //! Applying a new configuration to a running speaker: only what changed is
 //! touched; an invalid configuration changes nothing.
 
-use crate::config::SpeakerConfig;
+use crate::config::{PeerConfig, SpeakerConfig};
 use crate::error::Error;
 use crate::instance::{listener_gtsm, listener_keys, local_facts, Instance};
 use crate::neighbor::negotiate::code;
@@ -52,6 +52,7 @@ impl Instance {
         self.rib.set_local(local_facts(&self.config));
 
         let ids: Vec<PeerId> = self.neighbors.keys().copied().collect();
+        let mut bfd_only = Vec::new();
         for id in ids {
             let n = &self.neighbors[&id];
             let addr = n.config.address;
@@ -69,8 +70,21 @@ impl Instance {
             } else {
                 match wanted {
                     None => Some(code::PEER_DECONFIGURED),
-                    Some(p) if reset_all || *p != n.config => Some(OTHER_CONFIG_CHANGE),
-                    Some(_) => None,
+                    // BFD alone changed: the session stays (`bfd_reconfigure`).
+                    Some(p)
+                        if !reset_all
+                            && n.config
+                                == PeerConfig {
+                                    bfd: n.config.bfd,
+                                    ..p.clone()
+                                } =>
+                    {
+                        if p.bfd != n.config.bfd {
+                            bfd_only.push((id, p.bfd));
+                        }
+                        None
+                    }
+                    Some(_) => Some(OTHER_CONFIG_CHANGE),
                 }
             };
             if let Some(subcode) = verdict {
@@ -94,6 +108,10 @@ impl Instance {
         for p in added {
             tracing::info!(peer = %p.address, "peer added by reconfiguration");
             self.add_neighbor(p, false);
+        }
+        for (id, bfd) in bfd_only {
+            tracing::info!(peer = %self.neighbors[&id].config.address, "BFD settings changed by reconfiguration; the BGP session stays");
+            self.bfd_reconfigure(id, bfd);
         }
         if old.graceful_restart != self.config.graceful_restart {
             tracing::info!("graceful restart settings apply to new sessions");

@@ -51,6 +51,10 @@ pub struct Status {
     /// or the counter cannot be read.
     #[serde(default)]
     pub kernel_min_ttl_drops: Option<u64>,
+    /// The BFD service's counters (packets, discards by reason), once a
+    /// peer has a BFD session; refreshed every second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<bfd::Counters>,
 }
 
 /// Inbound connections closed at once, by why (counted since start).
@@ -107,6 +111,58 @@ pub struct PeerStatus {
     pub last_error: Option<String>,
     /// What was negotiated, once Established.
     pub negotiated: Option<Negotiated>,
+    /// BFD, for a peer configured with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<PeerBfd>,
+}
+
+/// A peer's BFD (RFC 5880): its settings, its session, and what it did
+/// to BGP. camelCase, as the agents' `/status` views that show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerBfd {
+    /// Configured Required Min RX Interval.
+    pub min_rx_ms: u64,
+    /// Configured Desired Min TX Interval.
+    pub min_tx_ms: u64,
+    /// Configured Detect Mult.
+    pub multiplier: u8,
+    /// The session, made when the BGP session is first Established.
+    pub session: Option<BfdSessionView>,
+    /// BFD went down after Up and is not Up again: the BGP session is
+    /// held down until it is.
+    pub holding: bool,
+    /// BGP sessions BFD took down (each counted in `flaps` too).
+    pub bgp_downs: u64,
+    /// Why there is no session (waiting for Established, not directly
+    /// connected, refused by the service).
+    pub note: Option<String>,
+}
+
+/// A BFD session as the service last reported it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BfdSessionView {
+    /// RFC 5883 multihop; single hop (RFC 5881) otherwise.
+    pub multihop: bool,
+    /// Our address.
+    pub local: Option<IpAddr>,
+    /// Single hop: the interface the peer is on.
+    pub interface: Option<String>,
+    pub state: bfd::State,
+    /// Why our state last changed.
+    pub local_diag: bfd::Diag,
+    /// The peer's state as last heard (AdminDown: it turned BFD off).
+    pub remote_state: bfd::State,
+    pub remote_diag: bfd::Diag,
+    /// Negotiated interval between our packets (before jitter).
+    pub tx_interval_ms: Option<u64>,
+    /// How long a silence of the peer takes the session down.
+    pub detection_time_ms: Option<u64>,
+    /// Times it went Up.
+    pub ups: u64,
+    /// Times it went from Up to Down.
+    pub downs: u64,
 }
 
 /// Capabilities in force on an Established session.

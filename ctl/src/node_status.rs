@@ -88,10 +88,13 @@ fn peer_row(p: &Value) -> Vec<String> {
         .as_u64()
         .filter(|s| *s > 0)
         .map_or("-".into(), clock);
-    let info = match (state, p["lastError"].as_str()) {
+    let mut info = match (state, p["lastError"].as_str()) {
         ("Established", _) | (_, None) => state.to_string(),
         (s, Some(e)) => format!("{s}: {e}"),
     };
+    if let Some(bfd) = bfd_info(&p["bfd"]) {
+        info += &format!(", {bfd}");
+    }
     let mut kind = p["type"].as_str().unwrap_or("").to_string();
     if p["rrClient"].as_bool() == Some(true) {
         kind += " (rr client)";
@@ -108,6 +111,21 @@ fn peer_row(p: &Value) -> Vec<String> {
         since,
         info,
     ]
+}
+
+/// A BFD peer's word for INFO: `BFD up`, `BFD down, BGP held`, ...;
+/// `None` for a peer without BFD.
+fn bfd_info(b: &Value) -> Option<String> {
+    if b.is_null() {
+        return None;
+    }
+    if b["holding"].as_bool() == Some(true) {
+        return Some("BFD down, BGP held".into());
+    }
+    Some(match b["session"]["state"].as_str() {
+        Some(s) => format!("BFD {}", s.replace('_', " ")),
+        None => "BFD not started".into(),
+    })
 }
 
 /// `HH:MM:SS` (UTC) of a Unix time.
@@ -155,5 +173,27 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("  - BGPPeer/tor: spec.peerIP"), "{text}");
+    }
+
+    #[test]
+    fn bfd_in_the_info_column() {
+        let row = |bfd: Value, state: &str, error: Option<&str>| {
+            let p = serde_json::json!({"address": "172.30.1.1", "type": "global",
+                "state": state, "lastError": error, "bfd": bfd});
+            peer_row(&p)[4].clone()
+        };
+        let up = serde_json::json!({"session": {"state": "up"}, "holding": false});
+        assert_eq!(row(up, "Established", None), "Established, BFD up");
+        let held = serde_json::json!({"session": {"state": "down"}, "holding": true});
+        assert_eq!(
+            row(held, "Active", Some("BFD down (detection time expired)")),
+            "Active: BFD down (detection time expired), BFD down, BGP held"
+        );
+        let admin = serde_json::json!({"session": {"state": "down", "remoteState": "admin_down"},
+            "holding": false});
+        assert_eq!(row(admin, "Established", None), "Established, BFD down");
+        let waiting = serde_json::json!({"session": null, "holding": false});
+        assert_eq!(row(waiting, "Active", None), "Active, BFD not started");
+        assert_eq!(row(Value::Null, "Active", None), "Active");
     }
 }

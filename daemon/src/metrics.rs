@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use bgp_speaker::{PeerStatus, SessionState, Status};
+use bgp_speaker::{BfdState, PeerBfd, PeerStatus, SessionState, Status};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -124,6 +124,7 @@ impl Collector for SpeakerCollector {
         ] {
             ConstCounter::new(n).encode(refused.encode_family(&[("reason", reason)])?)?;
         }
+        encode_bfd(&status, &mut encoder)?;
         if let Some(n) = status.kernel_min_ttl_drops {
             let drops = encoder.encode_descriptor(
                 "tortie_bgp_gtsm_kernel_drops",
@@ -140,6 +141,112 @@ impl Collector for SpeakerCollector {
 }
 
 // ===== helpers =====
+
+/// The BFD families: per peer with a BFD session (state, downs, BGP
+/// sessions taken down, held), and the service's packets and discards.
+fn encode_bfd(status: &Status, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    let bfd_peers: Vec<(&PeerStatus, &PeerBfd)> = status
+        .peers
+        .iter()
+        .filter_map(|p| p.bfd.as_ref().map(|b| (p, b)))
+        .collect();
+    if bfd_peers.is_empty() && status.bfd.is_none() {
+        return Ok(());
+    }
+    type BfdFamily = (
+        &'static str,
+        &'static str,
+        MetricType,
+        fn(&PeerBfd) -> Option<u64>,
+    );
+    let families: [BfdFamily; 4] = [
+        (
+            "tortie_bfd_session_state",
+            "BFD session state (RFC 5880): 0 AdminDown, 1 Down, 2 Init, 3 Up",
+            MetricType::Gauge,
+            |b| b.session.as_ref().map(|s| bfd_state_number(s.state)),
+        ),
+        (
+            "tortie_bfd_bgp_held",
+            "1 while BFD holds the BGP session down (BFD went down and is not Up again)",
+            MetricType::Gauge,
+            |b| Some(u64::from(b.holding)),
+        ),
+        (
+            "tortie_bfd_session_downs",
+            "Times the peer's BFD session went from Up to Down",
+            MetricType::Counter,
+            |b| b.session.as_ref().map(|s| s.downs),
+        ),
+        (
+            "tortie_bfd_bgp_downs",
+            "BGP sessions a BFD Down took down",
+            MetricType::Counter,
+            |b| Some(b.bgp_downs),
+        ),
+    ];
+    for (name, help, kind, value) in families {
+        let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+        for (peer, b) in &bfd_peers {
+            let Some(v) = value(b) else { continue };
+            let labels = peer_labels(peer);
+            match kind {
+                MetricType::Counter => {
+                    ConstCounter::new(v).encode(family.encode_family(&labels)?)?
+                }
+                _ => ConstGauge::new(saturating(v)).encode(family.encode_family(&labels)?)?,
+            }
+        }
+    }
+    let Some(c) = &status.bfd else {
+        return Ok(());
+    };
+    for (name, help, v) in [
+        (
+            "tortie_bfd_packets_received",
+            "BFD datagrams read, valid or not",
+            c.rx_packets,
+        ),
+        (
+            "tortie_bfd_packets_sent",
+            "BFD Control packets sent",
+            c.tx_packets,
+        ),
+        (
+            "tortie_bfd_send_errors",
+            "BFD packets the kernel refused to send",
+            c.tx_errors,
+        ),
+        (
+            "tortie_bfd_receive_errors",
+            "BFD socket read errors",
+            c.rx_errors,
+        ),
+    ] {
+        let m = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        ConstCounter::new(v).encode(m)?;
+    }
+    let mut discards = encoder.encode_descriptor(
+        "tortie_bfd_discards",
+        "BFD packets discarded, by reason (RFC 5880 §6.8.6, RFC 5881 §5: see docs/bfd.md)",
+        None,
+        MetricType::Counter,
+    )?;
+    for (reason, n) in c.discards() {
+        ConstCounter::new(n).encode(discards.encode_family(&[("reason", reason.as_str())])?)?;
+    }
+    Ok(())
+}
+
+/// RFC 5880 §4.1 state numbering.
+pub fn bfd_state_number(state: BfdState) -> u64 {
+    match state {
+        BfdState::AdminDown => 0,
+        BfdState::Down => 1,
+        BfdState::Init => 2,
+        BfdState::Up => 3,
+    }
+}
 
 /// The exposition text of `registry`.
 pub fn render(registry: &Registry) -> String {

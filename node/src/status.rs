@@ -120,6 +120,9 @@ pub struct PeerView {
     /// The hold time agreed on an Established session.
     pub hold_time: Option<u16>,
     pub last_error: Option<String>,
+    /// BFD, for a peer whose BGPPeer asks for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<bgp_speaker::PeerBfd>,
 }
 
 /// felix's side.
@@ -164,6 +167,7 @@ impl PeerView {
                     prefixes_advertised: p.map_or(0, |p| p.prefixes_advertised),
                     hold_time: p.and_then(|p| p.negotiated.as_ref()).map(|n| n.hold_time),
                     last_error: p.and_then(|p| p.last_error.clone()),
+                    bfd: p.and_then(|p| p.bfd.clone()),
                 }
             })
             .collect()

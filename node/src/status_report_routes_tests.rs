@@ -45,6 +45,7 @@ fn peer(address: &str, kind: &str) -> PeerView {
         prefixes_advertised: 0,
         hold_time: None,
         last_error: None,
+        bfd: None,
     }
 }
 

@@ -28,6 +28,7 @@ fn peer(address: &str, kind: &str, state: Speaker, since_unix: u64) -> PeerView 
         prefixes_advertised: 0,
         hold_time: None,
         last_error: None,
+        bfd: None,
     }
 }
 

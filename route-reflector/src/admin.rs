@@ -87,6 +87,10 @@ pub struct PeerView {
     pub updates_sent: u64,
     pub flaps: u64,
     pub last_error: Option<String>,
+    /// BFD, for a peer with `bfd` (its session, whether it holds BGP
+    /// down); the service's counters are in `/metrics`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<bgp_speaker::PeerBfd>,
 }
 
 // ===== impl PeerView =====
@@ -108,6 +112,7 @@ impl From<&PeerStatus> for PeerView {
             updates_sent: p.updates_sent,
             flaps: p.flaps,
             last_error: p.last_error.clone(),
+            bfd: p.bfd.clone(),
         }
     }
 }

@@ -95,6 +95,7 @@ mod tests {
             routes_unsendable: 1,
             last_error: None,
             negotiated: None,
+            bfd: None,
         }
     }
 
@@ -147,12 +148,78 @@ mod tests {
             );
         }
 
+        assert!(
+            !text.contains("tortie_bfd"),
+            "no BFD, no BFD families:\n{text}"
+        );
+
         // A peer removed from the snapshot is gone from the next scrape.
         tx.send(Arc::new(Status::default())).unwrap();
         let text = metrics.render();
         assert!(!text.contains("127.0.0.2"), "{text}");
         assert!(
             text.lines().any(|l| l == "tortie_bgp_loc_rib_prefixes 0"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn bfd_families_come_from_the_snapshot() {
+        use bgp_speaker::{
+            BfdCounters, BfdDiag, BfdDiscardReason, BfdSessionView, BfdState, PeerBfd,
+        };
+        let mut tor = peer("172.30.0.2", SessionState::Active);
+        tor.bfd = Some(PeerBfd {
+            min_rx_ms: 100,
+            min_tx_ms: 100,
+            multiplier: 3,
+            session: Some(BfdSessionView {
+                multihop: false,
+                local: Some("172.30.0.1".parse().unwrap()),
+                interface: Some("eth0".into()),
+                state: BfdState::Down,
+                local_diag: BfdDiag::ControlDetectionTimeExpired,
+                remote_state: BfdState::Up,
+                remote_diag: BfdDiag::None,
+                tx_interval_ms: Some(1000),
+                detection_time_ms: Some(300),
+                ups: 1,
+                downs: 1,
+            }),
+            holding: true,
+            bgp_downs: 1,
+            note: None,
+        });
+        let mut counters = BfdCounters::default();
+        counters.rx_packets = 40;
+        counters.tx_packets = 41;
+        counters.discard(BfdDiscardReason::BadTtl);
+        let status = Status {
+            peers: vec![tor, peer("172.30.0.3", SessionState::Established)],
+            bfd: Some(counters),
+            ..Status::default()
+        };
+        let (_tx, rx) = watch::channel(Arc::new(status));
+        let text = Metrics::new(rx).render();
+        for line in [
+            "# TYPE tortie_bfd_session_state gauge",
+            "tortie_bfd_session_state{peer=\"172.30.0.2\",asn=\"64512\"} 1",
+            "tortie_bfd_bgp_held{peer=\"172.30.0.2\",asn=\"64512\"} 1",
+            "tortie_bfd_session_downs_total{peer=\"172.30.0.2\",asn=\"64512\"} 1",
+            "tortie_bfd_bgp_downs_total{peer=\"172.30.0.2\",asn=\"64512\"} 1",
+            "tortie_bfd_packets_received_total 40",
+            "tortie_bfd_packets_sent_total 41",
+            "tortie_bfd_send_errors_total 0",
+            "tortie_bfd_discards_total{reason=\"bad_ttl\"} 1",
+            "tortie_bfd_discards_total{reason=\"no_session\"} 0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
+        assert!(
+            !text.contains("tortie_bfd_session_state{peer=\"172.30.0.3\""),
             "{text}"
         );
     }

@@ -82,6 +82,8 @@ pub struct Neighbor {
     pub eor_sent: bool,
     /// Max-prefix warning was logged for this session.
     pub max_prefix_warned: bool,
+    /// BFD, when configured.
+    pub bfd: Option<crate::bfd_link::PeerLink>,
 }
 
 // ===== impl Conn =====
@@ -106,6 +108,7 @@ impl Neighbor {
     /// A neighbour with no connection yet.
     pub fn new(id: PeerId, config: PeerConfig, dynamic: bool) -> Neighbor {
         Neighbor {
+            bfd: config.bfd.map(crate::bfd_link::PeerLink::new),
             id,
             config,
             dynamic,
@@ -191,6 +194,7 @@ impl Neighbor {
                 .est()
                 .and_then(|c| c.agreed.as_ref())
                 .map(|a| a.status()),
+            bfd: self.bfd.as_ref().map(|l| l.status()),
         }
     }
 }

@@ -28,6 +28,8 @@ pub mod code {
     pub const ADMIN_RESET: u8 = 4;
     pub const COLLISION: u8 = 7;
     pub const HARD_RESET: u8 = 9;
+    /// RFC 9384: the BFD session went down.
+    pub const BFD_DOWN: u8 = 10;
 }
 
 /// What we offer in our OPEN.

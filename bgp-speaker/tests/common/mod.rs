@@ -8,6 +8,7 @@ use bgp_speaker::{start, DynamicPeerConfig, MaxPrefix, SpeakerConfig, SpeakerHan
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
+pub mod bfd_wire;
 pub mod pipe;
 
 pub const AS: u32 = 64512;

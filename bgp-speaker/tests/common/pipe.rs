@@ -64,6 +64,16 @@ impl Net {
         Net { h, best, dials }
     }
 
+    /// [`Self::start_config`] with its BFD sessions on `bfd` (see
+    /// `bfd_wire`).
+    pub async fn start_with_bfd(c: SpeakerConfig, bfd: bfd::BfdHandle) -> Net {
+        let (tx, dials) = mpsc::channel(16);
+        let (h, best) = bgp_speaker::start_with_bfd(c, Arc::new(ChannelDialer(tx)), bfd)
+            .await
+            .unwrap();
+        Net { h, best, dials }
+    }
+
     /// The speaker's next connection attempt.
     pub async fn next_dial(&mut self) -> DialRequest {
         tokio::time::timeout(PATIENCE, self.dials.recv())
