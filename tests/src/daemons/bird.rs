@@ -237,12 +237,28 @@ pub fn config_text(cfg: &DaemonConfig) -> String {
         }
         let _ = writeln!(s, "}}");
     }
+    // One `protocol bfd` for every neighbour with BFD (the first one's
+    // timers: tests use one setting).
+    if let Some((interval, mult)) = cfg.neighbors.iter().find_map(|n| n.bfd) {
+        let ms = interval.as_millis();
+        let timers = format!(
+            "min rx interval {ms} ms; min tx interval {ms} ms; idle tx interval 1000 ms; multiplier {mult};"
+        );
+        let _ = writeln!(
+            s,
+            "protocol bfd {{\n  interface \"*\" {{ {timers} }};\n  multihop {{ {timers} }};\n}}"
+        );
+    }
     for (i, n) in cfg.neighbors.iter().enumerate() {
         let ibgp = n.asn == cfg.asn;
         let _ = writeln!(s, "protocol bgp n{i} {{");
         let _ = writeln!(s, "  local {} as {};", cfg.local_for(n.address), cfg.asn);
         let _ = writeln!(s, "  neighbor {} port {} as {};", n.address, n.port, n.asn);
-        if let Some(hops) = n.ttl_security {
+        if n.bfd.is_some() {
+            // BFD follows the session: single hop for a `direct` one (as
+            // Calico renders BFDIfDirectlyConnected), multihop otherwise.
+            let _ = writeln!(s, "  bfd on;\n  direct;");
+        } else if let Some(hops) = n.ttl_security {
             // Calico's rendering of ttlSecurity: send with TTL 255, accept
             // 256 - hops and up (the hops come from `multihop`).
             let _ = writeln!(s, "  ttl security on;\n  multihop {hops};");
@@ -326,5 +342,32 @@ mod tests {
             "{t}"
         );
         assert!(!t.contains("protocol kernel"));
+        assert!(!t.contains("bfd"), "{t}");
+    }
+
+    #[test]
+    fn bfd_neighbours_get_bfd_on_and_a_protocol_bfd() {
+        let mut cfg = DaemonConfig {
+            router_id: "172.30.0.2".parse().unwrap(),
+            asn: 65002,
+            local_v4: "172.30.0.2".parse().unwrap(),
+            local_v6: "fd00:30::2".parse().unwrap(),
+            cluster_id: None,
+            graceful_restart: false,
+            kernel: false,
+            neighbors: vec![
+                Neighbor::new("172.30.0.1".parse::<IpAddr>().unwrap(), 64512)
+                    .bfd(Duration::from_millis(100), 3),
+            ],
+            routes: Vec::new(),
+        };
+        let t = config_text(&cfg);
+        assert!(
+            t.contains("neighbor 172.30.0.1 port 179 as 64512;\n  bfd on;\n  direct;\n"),
+            "{t}"
+        );
+        assert!(t.contains("protocol bfd {\n  interface \"*\" { min rx interval 100 ms; min tx interval 100 ms; idle tx interval 1000 ms; multiplier 3; };"), "{t}");
+        cfg.neighbors[0].bfd = None;
+        assert!(!config_text(&cfg).contains("bfd"));
     }
 }

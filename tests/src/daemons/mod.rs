@@ -62,6 +62,10 @@ pub struct Neighbor {
     /// GTSM (RFC 5082) for a peer this many hops away, as Calico renders
     /// `ttlSecurity` for BIRD. BIRD only.
     pub ttl_security: Option<u8>,
+    /// BFD on the session (BIRD's `bfd on` and a `protocol bfd` with this
+    /// interval in both directions and multiplier); the session is then
+    /// `direct` (single-hop BFD) for a peer on the segment. BIRD only.
+    pub bfd: Option<(Duration, u8)>,
 }
 
 /// What a daemon runs with: identity, neighbours, originated routes.
@@ -230,7 +234,14 @@ impl Neighbor {
             rr_client: false,
             port: 179,
             ttl_security: None,
+            bfd: None,
         }
+    }
+
+    /// With BFD at `interval` both ways, `multiplier` (BIRD only).
+    pub fn bfd(mut self, interval: Duration, multiplier: u8) -> Neighbor {
+        self.bfd = Some((interval, multiplier));
+        self
     }
 
     /// With GTSM for a peer `hops` hops away.

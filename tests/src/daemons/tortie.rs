@@ -60,6 +60,8 @@ pub struct TortiePeer {
     pub port: u16,
     /// `ttlSecurity`: GTSM for a peer this many hops away.
     pub ttl_security: Option<u8>,
+    /// `bfd`, as a YAML flow mapping (`{enabled: true, minRx: 100ms}`).
+    pub bfd: Option<String>,
 }
 
 /// A running tortie-rr (restartable with the same state dir).
@@ -107,6 +109,7 @@ impl TortieConfig {
             passive: false,
             port: 179,
             ttl_security: None,
+            bfd: None,
         };
         f(&mut p);
         self.peers.push(p);
@@ -143,6 +146,9 @@ impl TortieConfig {
             );
             if let Some(hops) = p.ttl_security {
                 let _ = writeln!(s, "    ttlSecurity: {hops}");
+            }
+            if let Some(bfd) = &p.bfd {
+                let _ = writeln!(s, "    bfd: {bfd}");
             }
         }
         let _ = writeln!(
@@ -316,6 +322,7 @@ mod tests {
                 p.client = true;
                 p.password = Some("pw".into());
                 p.ttl_security = Some(1);
+                p.bfd = Some("{enabled: true, minRx: 100ms}".into());
             },
         );
         c.cluster_id = Some("1.1.1.1".parse().unwrap());
@@ -328,7 +335,7 @@ mod tests {
             "clusterId: \"1.1.1.1\"",
             "listen: \"[::]:179\"",
             "admin: \"127.0.0.1:9179\"",
-            "  - address: \"172.30.0.2\"\n    asNumber: 64512\n    client: true\n    password: \"pw\"\n    holdTime: 90\n    passive: false\n    port: 179\n    ttlSecurity: 1",
+            "  - address: \"172.30.0.2\"\n    asNumber: 64512\n    client: true\n    password: \"pw\"\n    holdTime: 90\n    passive: false\n    port: 179\n    ttlSecurity: 1\n    bfd: {enabled: true, minRx: 100ms}",
             "dynamicPeers:\n  - prefix: \"172.30.0.0/24\"\n    asNumber: 64512",
         ] {
             assert!(y.contains(want), "missing {want:?} in:\n{y}");
