@@ -71,6 +71,23 @@ pub fn run(cmd: &str, args: &[&str]) -> String {
 /// named `tunl0` stands in for the route-shape tests (it carries no IPIP).
 pub fn node_ns(tag: &str) -> Netns {
     let ns = Netns::new(tag);
+    // No duplicate address detection: each link's IPv6 link-local address
+    // is final when the link comes up, here, not a second or more later
+    // (an address event on a non-workload link makes a full pass, which a
+    // test of passes would see at a random moment on a loaded machine).
+    for key in ["all", "default"] {
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &ns.name,
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{key}.accept_dad=0"),
+            ],
+        );
+    }
     ns.ip(&[
         "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p",
     ]);
