@@ -471,11 +471,45 @@ mod tests {
         );
     }
 
+    /// A BGPFilter goes into the user's file like the other user kinds,
+    /// and `get` tables its lists.
+    #[tokio::test]
+    async fn a_bgp_filter_applies_and_gets() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("resources.yaml"), POOL).unwrap();
+        let store = AnyStore::File(FileStore::open(dir.path()).unwrap());
+        let setting = DatastoreSetting::File(dir.path().to_path_buf());
+        let text = "apiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata:\n  name: edge\nspec:\n  exportV4:\n    - {action: Reject, matchOperator: Equal, cidr: 10.244.1.0/26}\n  importV4:\n    - {action: Accept}\n    - {action: Reject}\n";
+        let done = apply(&store, &setting, text).await.unwrap();
+        assert!(
+            done[0].starts_with("BGPFilter/edge: applied (in "),
+            "{done:?}"
+        );
+        let file = std::fs::read_to_string(dir.path().join("resources.yaml")).unwrap();
+        assert!(file.contains("kind: BGPFilter"), "{file}");
+        let table = get(&store, Kind::BGPFilter, None, Output::Table)
+            .await
+            .unwrap();
+        assert!(
+            table.contains("| edge | 1 rules  | 2 rules  | 0 rules  | 0 rules  |"),
+            "{table}"
+        );
+        let bad = text.replace("10.244.1.0/26", "10.244.1.0/33");
+        let e = apply(&store, &setting, &bad).await.unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("BGPFilter/edge exportV4 rule 0: not a CIDR"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn kinds_as_users_type_them() {
         assert_eq!(parse_kind("Nodes").unwrap(), Kind::Node);
         assert_eq!(parse_kind("bgppeers").unwrap(), Kind::BGPPeer);
         assert_eq!(parse_kind("wep").unwrap(), Kind::WorkloadEndpoint);
+        assert_eq!(parse_kind("BGPFilters").unwrap(), Kind::BGPFilter);
+        assert_eq!(parse_kind("bgpfilter").unwrap(), Kind::BGPFilter);
         assert!(parse_kind("pods")
             .unwrap_err()
             .to_string()

@@ -201,14 +201,14 @@ fn a_resources_file_that_stops_validating_is_reported_and_the_last_good_state_st
         // Each watched kind of the file reports it (one line for all).
         let p = wait_problems(&lab, i, "the bad file reported", |p| {
             p.iter().any(|l| {
-                l.starts_with("datastore: BGPConfiguration, BGPPeer, IPPool: ")
+                l.starts_with("datastore: BGPConfiguration, BGPPeer, IPPool, BGPFilter: ")
                     && l.contains("resources.yaml:7: spec.blockSize: 40")
             })
         })?;
         // One line: every kind of the file is hit by the same error.
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(
-            p[0].starts_with("datastore: BGPConfiguration, BGPPeer, IPPool: ")
+            p[0].starts_with("datastore: BGPConfiguration, BGPPeer, IPPool, BGPFilter: ")
                 && p[0].ends_with("spec.blockSize: 40: an IPv4 block size is 20..=32"),
             "{p:?}"
         );

@@ -11,7 +11,7 @@
 //!                           what the system writes, one file per kind
 //!                           (Nodes: registered by tortie-node, changed by users
 //!                           through the interface)
-//!     bgpconfigurations.json bgppeers.json ippools.json
+//!     bgpconfigurations.json bgppeers.json bgpfilters.json ippools.json
 //!                           resources.yaml as last ingested, with revisions
 //!     ingested.yaml         the text of resources.yaml last ingested
 //! ```
