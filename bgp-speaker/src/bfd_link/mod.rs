@@ -184,6 +184,10 @@ impl Instance {
     /// The BGP session of `id` is Established from `local`: makes its BFD
     /// session, or remakes it if it was for another address or link.
     pub(crate) fn bfd_established(&mut self, id: PeerId, local: IpAddr) {
+        // A session accepted on the IPv6 listener has a v4-mapped local
+        // address (::ffff:a.b.c.d): the IPv4 address is what the
+        // interfaces hold and what BFD must use.
+        let local = local.to_canonical();
         let Some(n) = self.neighbors.get_mut(&id) else {
             return;
         };
