@@ -91,9 +91,23 @@ pub(super) fn remove_cgroup(name: &str) {
     // Deepest first: a cgroup with children cannot be removed. One whose
     // last process has just been killed may still be busy for a moment:
     // again until every one is gone.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while roots.iter().any(|r| r.exists()) && Instant::now() < deadline {
         for root in &roots {
+            // A process that appeared after the kills above (a shim that
+            // was still starting one) keeps its cgroup: killed too.
+            for dir in subtree(root) {
+                let text = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+                for pid in text
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok())
+                {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
             let mut dirs = subtree(root);
             dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
             for d in dirs {
