@@ -82,17 +82,37 @@ fn scalar_str(s: &str) -> String {
         && !s.ends_with([' ', ':'])
         && !s.contains(": ")
         && !s.contains(" #")
-        && !s.contains('\n')
+        && !s.contains(|c: char| c != ' ' && (c.is_whitespace() || c.is_control() || escaped(c)))
         && s.parse::<f64>().is_err()
         && !matches!(
             s.to_ascii_lowercase().as_str(),
             "true" | "false" | "yes" | "no" | "on" | "off" | "null" | "~" | "y" | "n"
         );
     if plain {
-        s.to_string()
-    } else {
-        serde_json::to_string(s).unwrap_or_default()
+        return s.to_string();
     }
+    // JSON's string is a YAML double-quoted scalar, once the characters
+    // YAML may not hold raw (and JSON leaves so) are escaped too.
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in serde_json::to_string(s).unwrap_or_default().chars() {
+        if escaped(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Characters JSON leaves raw that YAML must not hold raw: DEL and the
+/// C1 controls (YAML 1.2 §5.1 prints none but NEL, a line break in YAML
+/// 1.1), the line and paragraph separators, the byte order mark, and the
+/// non-characters U+FFFE and U+FFFF.
+fn escaped(c: char) -> bool {
+    matches!(
+        c,
+        '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+    )
 }
 
 #[cfg(test)]
@@ -108,6 +128,26 @@ mod tests {
         let again = tortie_config::resources::load_documents(&yaml).unwrap();
         assert_eq!(again.resources, loaded.resources, "{yaml}");
         assert!(yaml.contains("    rack: \"1\"\n"), "{yaml}");
+    }
+
+    #[test]
+    fn control_characters_read_back() {
+        // Found by fuzz/ (resources_yaml): a NUL in a string was written
+        // raw, and `apply -f` of the output lost it and the next field.
+        let v = serde_json::json!({
+            "apiVersion": "tortie.io/v1",
+            "kind": "BGPPeer",
+            "metadata": {"name": "tor", "annotations": {
+                "nul": "2021-1\0-18", "del": "a\u{7f}b", "c1": "a\u{85}b\u{9f}",
+                "tab": "a\tb\t", "cr": "a\rb", "ls": "a\u{2028}b", "bom": "\u{feff}a",
+            }},
+            "spec": {"peerIP": "192.168.1.254", "asNumber": 65000},
+        });
+        let yaml = to_string(&v);
+        let again = tortie_config::resources::load_documents(&yaml)
+            .unwrap_or_else(|e| panic!("{e}:\n{yaml}"));
+        let got = serde_json::to_value(&again.resources[0].metadata().annotations).unwrap();
+        assert_eq!(got, v["metadata"]["annotations"], "{yaml}");
     }
 
     #[test]
