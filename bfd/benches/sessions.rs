@@ -1,16 +1,28 @@
-//! CPU per 100 sessions: Tortie's BFD service with 100 IPv4 single-hop
-//! sessions at 100 ms x 3 towards BIRD 2, then towards FRR bfdd, in
-//! network namespaces (the tests' topology, plus 100 address pairs).
-//! Measures the CPU time of this process (the service's thread; the main
-//! thread sleeps) and of the daemon over a window once every session is
-//! Up, and checks that no session flapped.
+//! CPU per 100 sessions and detection time: Tortie's BFD service with 100
+//! IPv4 single-hop sessions at 100 ms x 3 towards BIRD 2, then towards
+//! FRR bfdd, in network namespaces (the tests' topology, plus 100 address
+//! pairs), in one run.
 //!
-//! `cargo bench -p bfd --bench sessions` (root). `BFD_BENCH_SECS` sets
-//! the window (default 20 s).
+//! 1. CPU: the CPU time of this process (the service's thread; the main
+//!    thread sleeps) and of the daemon over a window once every session
+//!    is Up; no session may flap.
+//! 2. Detection: `BFD_BENCH_CUTS` times (default 5), every packet in and
+//!    out of the daemon's namespace is dropped by one `nft -f` (both
+//!    sides lose the other at once); from the start of that command, the
+//!    time until each of our 100 sessions went Down (the status's own
+//!    instant) and until the daemon showed each of its sessions down
+//!    (polled: `birdc`/`vtysh` every 5 ms after the previous answer, so
+//!    its times include up to one poll and 5 ms). The drop removed, every session Up again on both
+//!    sides before the next cut. Median and max over all sessions and
+//!    cuts; target <= 350 ms.
+//!
+//! `cargo bench -p bfd --bench sessions` (root; needs `nft`).
+//! `BFD_BENCH_SECS` sets the CPU window (default 20 s).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use bfd::{SessionConfig, State, Timers};
@@ -18,6 +30,10 @@ use common::daemons::{Daemon, Kind};
 use common::*;
 
 const SESSIONS: u32 = 100;
+/// The target for 100 ms x 3.
+const TARGET: Duration = Duration::from_millis(350);
+/// The nftables table that cuts the daemon's namespace off.
+const CUT: &str = "table inet bfd_bench_cut {\n  chain in { type filter hook input priority -400; policy drop; }\n  chain out { type filter hook output priority -400; policy drop; }\n}\n";
 
 fn a_addr(i: u32) -> String {
     format!("10.231.1.{}", i + 1)
@@ -68,9 +84,13 @@ fn cpu(pid: u32) -> f64 {
     ticks as f64 / 100.0
 }
 
-async fn run(kind: Kind, window: Duration) {
+async fn run(kind: Kind, window: Duration, cuts: u64) {
     if let Some(why) = kind.missing() {
         say(&format!("SKIP bench {}: {why}", kind.name()));
+        return;
+    }
+    if !have("nft") {
+        say("SKIP bench: no nft (apt-get install nftables)");
         return;
     }
     let link = Link::new("bench").expect("namespaces");
@@ -121,9 +141,113 @@ async fn run(kind: Kind, window: Duration) {
         c.tx_errors,
     ));
     assert_eq!(flaps, 0, "sessions flapped");
+    assert!(
+        peer.all_in(SESSIONS as usize, "up").is_ok(),
+        "{}: not all Up after the window",
+        kind.name()
+    );
+
+    // 2. Detection.
+    let file = link_file(&peer);
+    let (mut ours, mut theirs, mut polls) = (vec![], vec![], vec![]);
+    for cut in 1..=cuts {
+        let t0 = Instant::now();
+        let st = link.b.command(&["nft", "-f", &file]).status().unwrap();
+        assert!(st.success(), "nft -f {file}");
+        let applied = t0.elapsed();
+        // The daemon first: its times are polled, ours are exact.
+        let mut seen: Vec<Option<Duration>> = vec![None; SESSIONS as usize];
+        while seen.iter().any(Option::is_none) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "{}: cut {cut}: sessions still up after 10 s: {:?}",
+                kind.name(),
+                peer.sessions()
+            );
+            let poll = Instant::now();
+            let v = peer.sessions().unwrap();
+            let at = t0.elapsed();
+            polls.push(poll.elapsed());
+            // Not back to back: the daemon has other work.
+            std::thread::sleep(Duration::from_millis(5));
+            for p in v.iter().filter(|p| p.state == "down") {
+                if let Some(i) = (0..SESSIONS).position(|i| a_addr(i) == p.peer) {
+                    seen[i].get_or_insert(at);
+                }
+            }
+        }
+        theirs.extend(seen.into_iter().flatten());
+        for rx in rxs.iter_mut() {
+            let (d, _) = detection_after(rx, t0, "cut").await;
+            ours.push(d);
+        }
+        say(&format!(
+            "bench {} cut {cut}: nft took {applied:?}; tortie {}; {} {}",
+            kind.name(),
+            summary(&ours[ours.len() - SESSIONS as usize..]),
+            kind.name(),
+            summary(&theirs[theirs.len() - SESSIONS as usize..]),
+        ));
+        let st = link
+            .b
+            .command(&["nft", "delete", "table", "inet", "bfd_bench_cut"])
+            .status()
+            .unwrap();
+        assert!(st.success(), "nft delete table");
+        for rx in rxs.iter_mut() {
+            wait_status(rx, Duration::from_secs(30), "Up after the cut", |s| {
+                s.state == State::Up && s.detection_time == Some(Duration::from_millis(300))
+            })
+            .await;
+        }
+        poll_until(Duration::from_secs(30), "the daemon all Up again", || {
+            peer.all_in(SESSIONS as usize, "up")
+        })
+        .await;
+    }
+    polls.sort();
+    let mut line = format!(
+        "bench {} detection over {cuts} cuts x{SESSIONS} (target <= {TARGET:?}): tortie {}; {} {} (polled, a poll took median {:?})",
+        kind.name(),
+        summary(&ours),
+        kind.name(),
+        summary(&theirs),
+        polls[polls.len() / 2],
+    );
+    let worst = ours.iter().max().copied().unwrap_or_default();
+    let _ = write!(
+        line,
+        "; tortie {} the target",
+        if worst <= TARGET { "met" } else { "MISSED" }
+    );
+    say(&line);
     drop(bfd);
     drop(peer);
     drop(link);
+}
+
+/// Writes the cut's nftables file into the daemon's directory; its path.
+fn link_file(peer: &Daemon) -> String {
+    let path = peer.dir().join("cut.nft");
+    std::fs::write(&path, CUT).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// "min A / median B / max C ms (n)".
+fn summary(v: &[Duration]) -> String {
+    let mut v = v.to_vec();
+    v.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    match (v.first(), v.last()) {
+        (Some(lo), Some(hi)) => format!(
+            "min {:.0} / median {:.0} / max {:.0} ms (n={})",
+            ms(*lo),
+            ms(v[v.len() / 2]),
+            ms(*hi),
+            v.len()
+        ),
+        _ => "no samples".into(),
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -131,11 +255,14 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let secs = std::env::var("BFD_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    };
+    let (secs, cuts) = (env("BFD_BENCH_SECS", 20), env("BFD_BENCH_CUTS", 5));
     for kind in [Kind::Bird, Kind::Frr] {
-        run(kind, Duration::from_secs(secs)).await;
+        run(kind, Duration::from_secs(secs), cuts).await;
     }
 }

@@ -160,6 +160,11 @@ impl Daemon {
         }
     }
 
+    /// Its directory (config, sockets, log).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// Its process id.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.pid())
