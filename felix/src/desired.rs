@@ -11,6 +11,7 @@
 //! | ... `Direct`, peer outside local subnet | none: the fabric routes it (warning) |
 //! | ... `Ipip` | `10.244.7.0/26 via 192.168.2.21 dev tunl0 onlink` |
 //! | ... `Vxlan` | `10.244.7.0/26 via <peer VTEP> dev vxlan.tortie onlink` |
+//! | ... `Vxlan`, IPv6 | `fd00:244::80/122 via <peer IPv6 VTEP> dev vxlan-v6.tortie onlink` |
 //!
 //! When several sources claim one prefix the highest [`Source`] wins:
 //! local workload > same-subnet (direct) > tunnel > blackhole.
@@ -34,8 +35,10 @@ use crate::route::KernelRoute;
 
 /// Name of the IPIP tunnel device (created by the kernel's ipip module).
 pub const IPIP_DEV: &str = "tunl0";
-/// Name of Tortie's VXLAN device.
-pub const VXLAN_DEV: &str = "vxlan.tortie";
+/// Name of Tortie's IPv4 VXLAN device.
+pub const VXLAN_DEV: &str = tortie_ipip::vxlan::VXLAN_DEV;
+/// Name of Tortie's IPv6 VXLAN device.
+pub const VXLAN_DEV_V6: &str = tortie_ipip::vxlan::VXLAN_DEV_V6;
 /// Linux's limit on interface names (IFNAMSIZ - 1).
 pub const MAX_IFNAME_LEN: usize = 15;
 
@@ -707,7 +710,12 @@ fn remote_route(
                 return;
             };
             (
-                KernelRoute::via(prefix, *vtep, VXLAN_DEV, true),
+                KernelRoute::via(
+                    prefix,
+                    *vtep,
+                    tortie_ipip::vxlan::device_name(vtep.is_ipv4()),
+                    true,
+                ),
                 Source::Tunnel,
             )
         }

@@ -96,6 +96,32 @@ fn vxlan_uses_the_peer_vtep() {
 }
 
 #[test]
+fn ipv6_blocks_route_direct_on_the_subnet_and_through_vxlan_v6_across() {
+    let mut s = base();
+    s.pools.push(Pool {
+        cidr: net("fd00:244::/48"),
+        ipip: EncapMode::Never,
+        vxlan: EncapMode::CrossSubnet,
+        nat_outgoing: false,
+    });
+    s.nodes[1].addresses.push(ip("fd00:2::21"));
+    s.nodes[1].vteps.push(ip("fd00:244::1:0"));
+    s.blocks.push(net("fd00:244::40/122"));
+    s.learned.push(learned("fd00:244::80/122", "fd00:1::12"));
+    s.learned.push(learned("fd00:244::c0/122", "fd00:2::21"));
+    let d = compute(&s);
+    assert_eq!(d.warnings, vec![]);
+    assert_eq!(
+        lines(&d),
+        vec![
+            "blackhole fd00:244::40/122",
+            "fd00:244::80/122 via fd00:1::12 dev eth0",
+            "fd00:244::c0/122 via fd00:244::1:0 dev vxlan-v6.tortie onlink",
+        ]
+    );
+}
+
+#[test]
 fn priority_local_workload_beats_direct_beats_tunnel_beats_blackhole() {
     let mut s = base();
     // The same /32 from a workload here, learned from a same-subnet peer,

@@ -109,7 +109,7 @@ struct Reconciler {
     state: Option<Arc<DesiredState>>,
     desired: Option<DesiredRoutes>,
     /// The VXLAN device and peers wanted, if any.
-    vxlan: Option<VxlanWanted>,
+    vxlan: Vec<VxlanWanted>,
     /// The pools, for NAT outgoing.
     pools: Vec<Pool>,
     /// When the next pass is due, and why.
@@ -150,7 +150,7 @@ pub fn start(config: ReconcilerConfig) -> Result<ReconcilerHandle, KernelError> 
         links: Links::default(),
         state: None,
         desired: None,
-        vxlan: None,
+        vxlan: Vec::new(),
         pools: Vec::new(),
         due: None,
         full_pending: false,
@@ -468,8 +468,11 @@ impl Reconciler {
                 // Entries on vxlan.tortie are ours to keep (a human `ip neigh
                 // del` / `bridge fdb del` heals at once); our own writes echo
                 // here too, and the pass they cause writes nothing.
-                let vxlan = self.links.index(tortie_ipip::vxlan::VXLAN_DEV);
-                if self.vxlan.is_some() && vxlan == Some(*ifindex) {
+                let ours = self.vxlan.iter().any(|v| {
+                    let dev = tortie_ipip::vxlan::device_name(v.local.local.is_ipv4());
+                    self.links.index(dev) == Some(*ifindex)
+                });
+                if ours {
                     self.schedule(PassReason::Kernel, self.config.coalesce)
                 }
             }
@@ -658,17 +661,17 @@ impl Reconciler {
         self.publish(pass);
     }
 
-    /// Reconciles `vxlan.tortie` (when wanted) and the NAT tables; returns
+    /// Reconciles the VXLAN devices wanted and the NAT tables; returns
     /// their writes and problems (each also logged).
     async fn tunnel_and_nat(&mut self) -> (u64, u64, Vec<String>) {
         let mut problems = Vec::new();
         let mut vxlan_writes = 0;
-        if let Some(v) = &self.vxlan {
+        for v in &self.vxlan {
             match tortie_ipip::vxlan::reconcile(self.exec.handle(), &v.local, &v.peers).await {
                 Ok(r) => {
-                    vxlan_writes = r.writes;
+                    vxlan_writes += r.writes;
                     for c in &r.changes {
-                        info!(change = %c, "vxlan.tortie");
+                        info!(change = %c, "vxlan");
                     }
                     problems.extend(r.problems);
                 }
@@ -720,20 +723,20 @@ impl Reconciler {
 /// but will: a workload interface (the CNI plugin writes the endpoint
 /// before it makes the interface, so the agent may know the pod first;
 /// and until the plugin sets it up, the kernel refuses routes on it),
-/// or `vxlan.tortie`, which felix makes itself (the first pass may want
+/// or `vxlan.tortie` / `vxlan-v6.tortie`, which felix makes itself (the first pass may want
 /// routes through it before the link is seen; `tunl0` is made by the
 /// agent, and where it cannot be, its routes must fail visibly). Such a
 /// route is not a failure: it waits, and the link notification of the new
 /// interface writes it (a workload interface's routes alone, without a
 /// dump; `vxlan.tortie` by a full pass).
 fn awaits_interface(route: &KernelRoute, links: &Links) -> bool {
-    use crate::desired::VXLAN_DEV;
+    use crate::desired::{VXLAN_DEV, VXLAN_DEV_V6};
     let dev = match &route.kind {
         // A workload interface the CNI plugin has made but not set up yet.
         RouteKind::Link { dev } if dev.starts_with(crate::endpoint::IFNAME_PREFIX) => {
             return links.index_up(dev).is_none()
         }
-        RouteKind::Via { dev, .. } if dev == VXLAN_DEV => dev,
+        RouteKind::Via { dev, .. } if dev == VXLAN_DEV || dev == VXLAN_DEV_V6 => dev,
         _ => return false,
     };
     links.index(dev).is_none()
@@ -808,6 +811,7 @@ mod tests {
             (4, "tort0123456789a".to_string()),
         ]);
         assert!(!awaits_interface(&via("vxlan.tortie"), &all));
+        assert!(awaits_interface(&via("vxlan-v6.tortie"), &all));
         assert!(!awaits_interface(&link("tort0123456789a"), &all));
     }
 }

@@ -17,11 +17,12 @@ use rtnetlink::{Handle, LinkUnspec, LinkVxlan};
 
 use super::{
     device_action, plan_peers, ArpEntry, DeviceAction, DeviceInfo, FdbEntry, LocalVtep, Mac,
-    PeerPlan, RemoteVtep, VxlanError, VxlanReport, NUD_PERMANENT, VXLAN_DEV, VXLAN_OVERHEAD_V4,
-    VXLAN_OVERHEAD_V6, VXLAN_PORT, VXLAN_VNI,
+    PeerPlan, RemoteVtep, VxlanError, VxlanReport, NUD_PERMANENT, VXLAN_OVERHEAD_V4,
+    VXLAN_OVERHEAD_V6, VXLAN_PORT,
 };
 
-/// Reconciles `vxlan.tortie`, its address, and the neighbour and FDB entries
+/// Reconciles the VXLAN device of `local`'s family (`vxlan.tortie` or
+/// `vxlan-v6.tortie`), its address, and the neighbour and FDB entries
 /// for `peers`, through `handle` (in whatever namespace it was opened).
 /// Per-entry failures do not stop the rest: they are in the report.
 pub async fn reconcile(
@@ -59,9 +60,10 @@ pub async fn reconcile(
     };
     let mtu = underlay.mtu.unwrap_or(1500).saturating_sub(overhead);
     let mac = Mac::for_node(&local.node);
+    let dev = super::device_name(local.local.is_ipv4());
     let current = links
         .iter()
-        .find(|m| link_name(m) == Some(VXLAN_DEV))
+        .find(|m| link_name(m) == Some(dev))
         .map(device_info);
     let index = ensure_device(
         handle,
@@ -74,11 +76,11 @@ pub async fn reconcile(
     )
     .await?;
     report.ifindex = Some(index);
-    ensure_address(handle, index, local.vtep, &mut report).await?;
+    ensure_address(handle, dev, index, local.vtep, &mut report).await?;
     let (arp, fdb) = dump_peers(handle, index).await?;
     let plan = plan_peers(local.local, peers, &arp, &fdb);
     report.problems.extend(plan.skipped.iter().cloned());
-    apply_peers(handle, index, &plan, &mut report).await;
+    apply_peers(handle, dev, index, &plan, &mut report).await;
     Ok(report)
 }
 
@@ -138,8 +140,10 @@ async fn ensure_device(
     mac: Mac,
     report: &mut VxlanReport,
 ) -> Result<u32, VxlanError> {
+    let v4 = local.local.is_ipv4();
+    let (dev, vni) = (super::device_name(v4), super::vni(v4));
     let fail = |what: &str| {
-        let what = what.to_owned();
+        let what = format!("{what} {dev}");
         move |source| VxlanError::Device { what, source }
     };
     let action = current
@@ -149,7 +153,7 @@ async fn ensure_device(
         (Some(d), Some(DeviceAction::Ok)) => return Ok(d.index),
         (Some(d), Some(DeviceAction::Fix)) => {
             report.wrote(format!(
-                "ip link set {VXLAN_DEV} mtu {mtu} address {mac} up (was mtu {:?} up {})",
+                "ip link set {dev} mtu {mtu} address {mac} up (was mtu {:?} up {})",
                 d.mtu, d.up
             ));
             // Only what differs: setting the address, even to the same
@@ -171,8 +175,12 @@ async fn ensure_device(
             return Ok(d.index);
         }
         (Some(d), _) => {
-            tracing::warn!(?d, "vxlan.tortie has the wrong settings: recreating it");
-            report.wrote(format!("ip link del {VXLAN_DEV} (wrong settings)"));
+            tracing::warn!(
+                ?d,
+                dev,
+                "the VXLAN device has the wrong settings: recreating it"
+            );
+            report.wrote(format!("ip link del {dev} (wrong settings)"));
             handle
                 .link()
                 .del(d.index)
@@ -182,7 +190,7 @@ async fn ensure_device(
         }
         (None, _) => {}
     }
-    let b = LinkVxlan::new(VXLAN_DEV, VXLAN_VNI)
+    let b = LinkVxlan::new(dev, vni)
         .port(VXLAN_PORT)
         .dev(underlay)
         .learning(false);
@@ -191,7 +199,10 @@ async fn ensure_device(
         IpAddr::V6(v6) => b.local6(v6),
     };
     let msg = b.mtu(mtu).address(mac.0.to_vec()).up().build();
-    report.wrote(format!("ip link add {VXLAN_DEV} type vxlan id {VXLAN_VNI} dstport {VXLAN_PORT} local {} nolearning", local.local));
+    report.wrote(format!(
+        "ip link add {dev} type vxlan id {vni} dstport {VXLAN_PORT} local {} nolearning",
+        local.local
+    ));
     handle
         .link()
         .add(msg)
@@ -201,12 +212,12 @@ async fn ensure_device(
     let made: Vec<LinkMessage> = handle
         .link()
         .get()
-        .match_name(VXLAN_DEV.to_owned())
+        .match_name(dev.to_owned())
         .execute()
         .try_collect()
         .await
         .map_err(|source| VxlanError::Dump {
-            what: "the new vxlan.tortie",
+            what: "the new VXLAN device",
             source,
         })?;
     Ok(made.first().map_or(0, |m| m.header.index))
@@ -215,6 +226,7 @@ async fn ensure_device(
 /// Keeps exactly `vtep` (host prefix) as the global address of the device.
 async fn ensure_address(
     handle: &Handle,
+    dev: &str,
     index: u32,
     vtep: IpAddr,
     report: &mut VxlanReport,
@@ -227,7 +239,7 @@ async fn ensure_address(
         .try_collect()
         .await
         .map_err(|source| VxlanError::Dump {
-            what: "addresses of vxlan.tortie",
+            what: "addresses of the VXLAN device",
             source,
         })?;
     let host_len = if vtep.is_ipv4() { 32 } else { 128 };
@@ -243,22 +255,22 @@ async fn ensure_address(
             present = true;
         } else if !is_link_local(addr) {
             report.wrote(format!(
-                "ip addr del {addr}/{} dev {VXLAN_DEV}",
+                "ip addr del {addr}/{} dev {dev}",
                 m.header.prefix_len
             ));
             if let Err(e) = handle.address().del(m.clone()).execute().await {
                 report
                     .problems
-                    .push(format!("ip addr del {addr} dev {VXLAN_DEV}: {e}"));
+                    .push(format!("ip addr del {addr} dev {dev}: {e}"));
             }
         }
     }
     if !present {
-        report.wrote(format!("ip addr add {vtep}/{host_len} dev {VXLAN_DEV}"));
+        report.wrote(format!("ip addr add {vtep}/{host_len} dev {dev}"));
         if let Err(e) = handle.address().add(index, vtep, host_len).execute().await {
-            report.problems.push(format!(
-                "ip addr add {vtep}/{host_len} dev {VXLAN_DEV}: {e}"
-            ));
+            report
+                .problems
+                .push(format!("ip addr add {vtep}/{host_len} dev {dev}: {e}"));
         }
     }
     Ok(())
@@ -342,11 +354,17 @@ fn neigh_parts(m: &NeighbourMessage) -> (Option<IpAddr>, Option<Mac>) {
 }
 
 /// Sends the plan's writes; failures go to the report, the rest goes on.
-async fn apply_peers(handle: &Handle, index: u32, plan: &PeerPlan, report: &mut VxlanReport) {
+async fn apply_peers(
+    handle: &Handle,
+    dev: &str,
+    index: u32,
+    plan: &PeerPlan,
+    report: &mut VxlanReport,
+) {
     let n = handle.neighbours();
     for e in &plan.del_fdb {
         report.wrote(format!(
-            "bridge fdb del {} dev {VXLAN_DEV} dst {} self",
+            "bridge fdb del {} dev {dev} dst {} self",
             e.mac, e.dst
         ));
         let mut m = NeighbourMessage::default();
@@ -360,13 +378,13 @@ async fn apply_peers(handle: &Handle, index: u32, plan: &PeerPlan, report: &mut 
             .push(NeighbourAttribute::Destination(addr(e.dst)));
         if let Err(err) = n.del(m).execute().await {
             report.problems.push(format!(
-                "bridge fdb del {} dev {VXLAN_DEV} dst {}: {err}",
+                "bridge fdb del {} dev {dev} dst {}: {err}",
                 e.mac, e.dst
             ));
         }
     }
     for e in &plan.del_arp {
-        report.wrote(format!("ip neigh del {} dev {VXLAN_DEV}", e.ip));
+        report.wrote(format!("ip neigh del {} dev {dev}", e.ip));
         let mut m = NeighbourMessage::default();
         m.header.family = family(e.ip);
         m.header.ifindex = index;
@@ -375,12 +393,12 @@ async fn apply_peers(handle: &Handle, index: u32, plan: &PeerPlan, report: &mut 
         if let Err(err) = n.del(m).execute().await {
             report
                 .problems
-                .push(format!("ip neigh del {} dev {VXLAN_DEV}: {err}", e.ip));
+                .push(format!("ip neigh del {} dev {dev}: {err}", e.ip));
         }
     }
     for e in &plan.set_fdb {
         report.wrote(format!(
-            "bridge fdb replace {} dev {VXLAN_DEV} dst {} self permanent",
+            "bridge fdb replace {} dev {dev} dst {} self permanent",
             e.mac, e.dst
         ));
         let r = n
@@ -392,14 +410,14 @@ async fn apply_peers(handle: &Handle, index: u32, plan: &PeerPlan, report: &mut 
             .await;
         if let Err(err) = r {
             report.problems.push(format!(
-                "bridge fdb replace {} dev {VXLAN_DEV} dst {} self permanent: {err}",
+                "bridge fdb replace {} dev {dev} dst {} self permanent: {err}",
                 e.mac, e.dst
             ));
         }
     }
     for e in &plan.set_arp {
         report.wrote(format!(
-            "ip neigh replace {} lladdr {} dev {VXLAN_DEV} nud permanent",
+            "ip neigh replace {} lladdr {} dev {dev} nud permanent",
             e.ip, e.mac
         ));
         let r = n
@@ -411,7 +429,7 @@ async fn apply_peers(handle: &Handle, index: u32, plan: &PeerPlan, report: &mut 
             .await;
         if let Err(err) = r {
             report.problems.push(format!(
-                "ip neigh replace {} lladdr {} dev {VXLAN_DEV} nud permanent: {err}",
+                "ip neigh replace {} lladdr {} dev {dev} nud permanent: {err}",
                 e.ip, e.mac
             ));
         }

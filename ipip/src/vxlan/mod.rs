@@ -22,9 +22,11 @@
 //! - A device of our name with the wrong kind, VNI, port, local address,
 //!   underlay or learning is deleted and made again (those cannot be changed
 //!   in place); MTU, MAC and up are set in place.
-//! - The device is of one family: that of the local underlay address (IPv4:
-//!   overhead 50 bytes; IPv6: 70). Peers of the other family are skipped and
-//!   reported.
+//! - A device is of one family: that of the local underlay address. IPv4
+//!   is `vxlan.tortie` (VNI 4096, overhead 50 bytes), IPv6 `vxlan-v6.tortie`
+//!   (VNI 6096, overhead 70), as Calico's `vxlan.calico` and
+//!   `vxlan-v6.calico`; a dual-stack node has both ([`device_name`]). Peers
+//!   of the other family are skipped and reported.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -36,10 +38,15 @@ mod kernel;
 
 pub use kernel::reconcile;
 
-/// Name of Tortie's VXLAN device.
+/// Name of Tortie's IPv4 VXLAN device.
 pub const VXLAN_DEV: &str = "vxlan.tortie";
-/// VXLAN network identifier (as Calico uses).
+/// Name of Tortie's IPv6 VXLAN device (15 bytes: the longest a name gets).
+pub const VXLAN_DEV_V6: &str = "vxlan-v6.tortie";
+/// VXLAN network identifier of the IPv4 device (as Calico uses).
 pub const VXLAN_VNI: u32 = 4096;
+/// VXLAN network identifier of the IPv6 device (as Calico's
+/// `vxlan-v6.calico`).
+pub const VXLAN_VNI_V6: u32 = 6096;
 /// UDP destination port (IANA VXLAN).
 pub const VXLAN_PORT: u16 = 4789;
 /// `NUD_PERMANENT` of the kernel's neighbour states.
@@ -131,7 +138,9 @@ pub struct VxlanReport {
 #[derive(Debug, thiserror::Error)]
 pub enum VxlanError {
     /// The underlay interface is not there.
-    #[error("underlay interface {0:?} does not exist: vxlan.tortie needs it for MTU and index")]
+    #[error(
+        "underlay interface {0:?} does not exist: the VXLAN device needs it for MTU and index"
+    )]
     NoUnderlay(String),
     /// A dump failed.
     #[error("netlink dump of {what} failed: {source}")]
@@ -142,9 +151,9 @@ pub enum VxlanError {
         source: rtnetlink::Error,
     },
     /// The device could not be made or fixed.
-    #[error("cannot {what} vxlan.tortie: {source}")]
+    #[error("cannot {what}: {source}")]
     Device {
-        /// `create`, `delete`, `set` ...
+        /// `create vxlan.tortie`, `delete ...`, `set ...`: the device named.
         what: String,
         /// The cause.
         source: rtnetlink::Error,
@@ -152,7 +161,7 @@ pub enum VxlanError {
     /// The VTEP address and the underlay address are of different families.
     #[error(
         "VTEP address {vtep} and underlay address {local} are of different IP \
-         families: vxlan.tortie carries one family; use a VTEP of the underlay's family"
+         families: a VXLAN device carries one family; use a VTEP of the underlay's family"
     )]
     FamilyMismatch {
         /// The VTEP address.
@@ -202,9 +211,11 @@ pub fn plan_peers(
     for p in wanted {
         if p.underlay.is_ipv4() != local.is_ipv4() {
             plan.skipped.push(format!(
-                "node {}: underlay address {} is not of the family of vxlan.tortie's \
+                "node {}: underlay address {} is not of the family of {}'s \
                  local address {local}: skipped",
-                p.node, p.underlay
+                p.node,
+                p.underlay,
+                device_name(local.is_ipv4())
             ));
             continue;
         }
@@ -248,13 +259,32 @@ pub fn plan_peers(
     plan
 }
 
+/// The VXLAN device of a family: `vxlan.tortie` (IPv4) or
+/// `vxlan-v6.tortie` (IPv6).
+pub fn device_name(v4: bool) -> &'static str {
+    if v4 {
+        VXLAN_DEV
+    } else {
+        VXLAN_DEV_V6
+    }
+}
+
+/// The VNI of a family's device.
+pub fn vni(v4: bool) -> u32 {
+    if v4 {
+        VXLAN_VNI
+    } else {
+        VXLAN_VNI_V6
+    }
+}
+
 // ===== impl VxlanReport =====
 
 impl VxlanReport {
     /// Counts one write and records what it was.
     fn wrote(&mut self, what: String) {
         self.writes += 1;
-        tracing::debug!(change = %what, "vxlan.tortie");
+        tracing::debug!(change = %what, "vxlan");
         self.changes.push(what);
     }
 }
@@ -298,7 +328,7 @@ impl fmt::Debug for Mac {
 /// Pure: what the found device needs.
 fn device_action(d: &DeviceInfo, local: IpAddr, underlay: u32, mtu: u32, mac: Mac) -> DeviceAction {
     let identity = d.is_vxlan
-        && d.vni == Some(VXLAN_VNI)
+        && d.vni == Some(vni(local.is_ipv4()))
         && d.port == Some(VXLAN_PORT)
         && d.local == Some(local)
         && d.learning == Some(false)

@@ -208,3 +208,33 @@ fn plan_skips_other_family_and_duplicates_naming_them() {
     assert!(p.skipped[0].contains("node-6") && p.skipped[0].contains("fd00:2::21"));
     assert!(p.skipped[1].contains("node-dup"));
 }
+
+#[test]
+fn each_family_has_its_device_and_vni() {
+    assert_eq!(device_name(true), "vxlan.tortie");
+    assert_eq!(device_name(false), "vxlan-v6.tortie");
+    // IFNAMSIZ is 16 with the NUL.
+    assert!(device_name(false).len() <= 15);
+    assert_eq!((vni(true), vni(false)), (4096, 6096));
+    // An IPv6 device is right only with the IPv6 VNI.
+    let mac = Mac::for_node("n");
+    let v6 = DeviceInfo {
+        index: 9,
+        is_vxlan: true,
+        vni: Some(VXLAN_VNI_V6),
+        port: Some(VXLAN_PORT),
+        local: Some(ip("fd30:1::11")),
+        learning: Some(false),
+        link: Some(2),
+        mtu: Some(1430),
+        mac: Some(mac.0.to_vec()),
+        up: true,
+    };
+    let act = |d: &DeviceInfo| device_action(d, ip("fd30:1::11"), 2, 1430, mac);
+    assert_eq!(act(&v6), DeviceAction::Ok);
+    let v4_vni = DeviceInfo {
+        vni: Some(VXLAN_VNI),
+        ..v6
+    };
+    assert_eq!(act(&v4_vni), DeviceAction::Recreate);
+}
