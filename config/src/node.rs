@@ -53,6 +53,14 @@ pub struct NodeSettingsLayer {
     /// How to autodetect: `first-found`, `interface=REGEX[,REGEX]`,
     /// `skip-interface=REGEX[,REGEX]`, `cidr=CIDR[,CIDR]`, `can-reach=ADDR`.
     pub ip_autodetection_method: Option<String>,
+    /// The node's IPv6 address with its prefix length (`fd00:1::10/64`),
+    /// for dual stack (Calico's `IP6`); an IPv6-only node gives its address
+    /// in `ip` instead. Default: none.
+    pub ip6: Option<String>,
+    /// The BGP router ID: an IPv4 address, or `hash` (derived from the node
+    /// name, as Calico's `CALICO_ROUTER_ID=hash`). Default: the node's IPv4
+    /// address; a node without one must set it.
+    pub router_id: Option<String>,
     /// The node's AS (written into its Node); default: the BGPConfiguration's.
     pub as_number: Option<AsNumber>,
     /// Labels merged into the node's Node (selectors match them).
@@ -82,6 +90,10 @@ pub struct NodeSettings {
     pub node_name: String,
     pub datastore: DatastoreSetting,
     pub address: AddressSetting,
+    /// The IPv6 address besides an IPv4 `address` (dual stack).
+    pub address_v6: Option<IpNet>,
+    /// The BGP router ID, when set (`routerId`).
+    pub router_id: Option<Ipv4Addr>,
     pub as_number: Option<u32>,
     pub labels: BTreeMap<String, String>,
     pub route_reflector_cluster_id: Option<Ipv4Addr>,
@@ -171,6 +183,8 @@ impl NodeSettingsLayer {
             ip_autodetection_method: self
                 .ip_autodetection_method
                 .or(under.ip_autodetection_method),
+            ip6: self.ip6.or(under.ip6),
+            router_id: self.router_id.or(under.router_id),
             as_number: self.as_number.or(under.as_number),
             labels: self.labels.or(under.labels),
             route_reflector_cluster_id: self
@@ -210,6 +224,15 @@ impl NodeSettings {
         let address = match layer.ip.as_deref().map(str::trim) {
             None | Some("autodetect") => AddressSetting::Autodetect(method),
             Some(text) => AddressSetting::Explicit(parse_node_ip(text)?),
+        };
+        let address_v6 = match layer.ip6.as_deref().map(str::trim) {
+            None | Some("none") => None,
+            Some(text) => Some(parse_node_ip6(text, &address)?),
+        };
+        let router_id = match layer.router_id.as_deref().map(str::trim) {
+            None => None,
+            Some("hash") => Some(hashed_router_id(&node_name)),
+            Some(text) => Some(parse_router_id(text)?),
         };
         if let Some(asn) = layer.as_number {
             if asn.0 == 0 {
@@ -255,6 +278,8 @@ impl NodeSettings {
             node_name,
             datastore,
             address,
+            address_v6,
+            router_id,
             as_number: layer.as_number.map(|a| a.0),
             labels,
             route_reflector_cluster_id: layer.route_reflector_cluster_id,
@@ -323,6 +348,58 @@ pub fn parse_node_ip(text: &str) -> Result<IpNet, ConfigError> {
             "an address with its prefix length (192.168.1.10/24) or autodetect",
         )),
     }
+}
+
+/// Parses `ip6`: an IPv6 address with its prefix length, beside an IPv4
+/// (or autodetected) `ip`.
+pub fn parse_node_ip6(text: &str, ip: &AddressSetting) -> Result<IpNet, ConfigError> {
+    let net = parse_node_ip(text).map_err(|_| {
+        ConfigError::invalid(
+            label("ip6"),
+            text,
+            "an IPv6 address with its prefix length (fd00:1::10/64) or none",
+        )
+    })?;
+    if net.addr().is_ipv4() {
+        return Err(ConfigError::invalid(
+            label("ip6"),
+            text,
+            "an IPv6 address; the IPv4 address goes in ip (--ip, TORTIE_IP)",
+        ));
+    }
+    if matches!(ip, AddressSetting::Explicit(n) if n.addr().is_ipv6()) {
+        return Err(ConfigError::invalid(
+            label("ip6"),
+            text,
+            "ip (--ip, TORTIE_IP) is already an IPv6 address: an IPv6-only node gives \
+             its address in ip alone; a dual-stack node gives IPv4 in ip and IPv6 in ip6",
+        ));
+    }
+    Ok(net)
+}
+
+/// Parses `routerId`: an IPv4 address that is not 0.0.0.0.
+pub fn parse_router_id(text: &str) -> Result<Ipv4Addr, ConfigError> {
+    match text.parse::<Ipv4Addr>() {
+        Ok(a) if !a.is_unspecified() => Ok(a),
+        _ => Err(ConfigError::invalid(
+            label("routerId"),
+            text,
+            "an IPv4 address other than 0.0.0.0 (BGP identifiers are 32 bits, RFC 6286), \
+             unique in the cluster, or hash",
+        )),
+    }
+}
+
+/// `routerId: hash`: FNV-1a-32 of the node name as an IPv4 address (never
+/// 0.0.0.0). Every node computes its own from its unique name.
+pub fn hashed_router_id(node_name: &str) -> Ipv4Addr {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in node_name.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    Ipv4Addr::from(h.max(1))
 }
 
 /// Parses `datastore` (`file:DIR`, `etcd:URL[,URL...]`, `kubernetes` or
@@ -508,6 +585,44 @@ mod tests {
 
     fn settings(layer: NodeSettingsLayer) -> Result<NodeSettings, String> {
         NodeSettings::from_layer(layer, "host-a").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn ip6_and_router_id() {
+        let s = settings(NodeSettingsLayer {
+            ip: Some("192.168.1.10/24".into()),
+            ip6: Some("fd00:1::10/64".into()),
+            router_id: Some("hash".into()),
+            ..NodeSettingsLayer::default()
+        })
+        .unwrap();
+        assert_eq!(s.address_v6, Some("fd00:1::10/64".parse().unwrap()));
+        assert_eq!(s.router_id, Some(hashed_router_id("host-a")));
+        assert_ne!(hashed_router_id("node1"), hashed_router_id("node2"));
+        let s = settings(NodeSettingsLayer {
+            ip: Some("fd00:1::10/64".into()),
+            router_id: Some("10.0.0.1".into()),
+            ..NodeSettingsLayer::default()
+        })
+        .unwrap();
+        assert_eq!(s.address_v6, None);
+        assert_eq!(s.router_id, Some("10.0.0.1".parse().unwrap()));
+        for (ip, ip6, router_id, want) in [
+            (None, Some("192.168.1.10/24"), None, "ip6 (--ip6, TORTIE_IP6): 192.168.1.10/24: an IPv6 address; the IPv4"),
+            (Some("fd00:1::9/64"), Some("fd00:1::10/64"), None, "ip6 (--ip6, TORTIE_IP6): fd00:1::10/64: ip (--ip, TORTIE_IP) is already an IPv6 address"),
+            (None, Some("fd00:1::10"), None, "ip6 (--ip6, TORTIE_IP6): fd00:1::10: an IPv6 address with its prefix length"),
+            (None, None, Some("0.0.0.0"), "routerId (--router-id, TORTIE_ROUTER_ID): 0.0.0.0: an IPv4 address other than 0.0.0.0"),
+            (None, None, Some("fd00::1"), "routerId (--router-id, TORTIE_ROUTER_ID): fd00::1: an IPv4"),
+        ] {
+            let e = settings(NodeSettingsLayer {
+                ip: ip.map(Into::into),
+                ip6: ip6.map(Into::into),
+                router_id: router_id.map(Into::into),
+                ..NodeSettingsLayer::default()
+            })
+            .unwrap_err();
+            assert!(e.starts_with(want), "{e}");
+        }
     }
 
     #[test]

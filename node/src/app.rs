@@ -49,9 +49,10 @@ const FELIX_COALESCE: Duration = Duration::from_millis(1);
 /// `--check`: settings and address detection, printed.
 pub async fn check(settings: &NodeSettings) -> anyhow::Result<()> {
     let kernel = felix::kernel::open(None).context("netlink")?;
-    let underlay = underlay::detect(&kernel.handle, &settings.address)
+    let underlay = underlay::detect(&kernel.handle, &settings.address, settings.address_v6)
         .await
         .map_err(anyhow::Error::msg)?;
+    router_id(settings, &underlay)?;
     println!(
         "OK: node {} at {} on {}, datastore {}, admin {}",
         settings.node_name,
@@ -74,9 +75,10 @@ pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("admin: cannot listen on {}", settings.admin))?;
     let kernel = felix::kernel::open(None).context("cannot open netlink")?;
-    let underlay = underlay::detect(&kernel.handle, &settings.address)
+    let underlay = underlay::detect(&kernel.handle, &settings.address, settings.address_v6)
         .await
         .map_err(anyhow::Error::msg)?;
+    let router_id = router_id(&settings, &underlay)?;
     let marker = Marker::new(
         &settings.state_dir,
         format!(
@@ -128,6 +130,7 @@ pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
     let registration = Registration {
         name: settings.node_name.clone(),
         address: underlay.address,
+        address_v6: underlay.address_v6,
         as_number: settings.as_number,
         labels: settings.labels.clone(),
         cluster_id: settings.route_reflector_cluster_id,
@@ -183,6 +186,7 @@ pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
             store: store.clone(),
             location: location(&settings.datastore),
             local_bgp: LocalBgp {
+                router_id,
                 restart_time: settings.restart_time,
                 restarting,
                 wait_for,
@@ -238,6 +242,24 @@ pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
     let _ = tokio::time::timeout(Duration::from_secs(2), admin_task).await;
     info!("stopped");
     Ok(())
+}
+
+/// The BGP router ID: `routerId`, else the node's IPv4 address; an
+/// IPv6-only node without `routerId` cannot run BGP, and is refused.
+fn router_id(
+    settings: &NodeSettings,
+    underlay: &crate::routes::Underlay,
+) -> anyhow::Result<std::net::Ipv4Addr> {
+    match (settings.router_id, underlay.address.addr()) {
+        (Some(id), _) => Ok(id),
+        (None, std::net::IpAddr::V4(a)) => Ok(a),
+        (None, std::net::IpAddr::V6(a)) => bail!(
+            "no BGP router ID: the node's address {a} is IPv6 and a router ID is 32 bits \
+             (an IPv4 address); set routerId (--router-id, TORTIE_ROUTER_ID) to an IPv4 \
+             address unique in the cluster, or to `hash` to derive one from the node name \
+             (as Calico's CALICO_ROUTER_ID=hash)"
+        ),
+    }
 }
 
 /// Opens the datastore and registers our Node, retrying (with the reason

@@ -29,6 +29,15 @@ pub struct Cli {
     /// autodetect [default: autodetect].
     #[arg(long, env = "TORTIE_IP")]
     pub ip: Option<String>,
+    /// The node's IPv6 address with its prefix length (fd00:1::10/64), for
+    /// dual stack; an IPv6-only node gives its address in --ip [default:
+    /// none].
+    #[arg(long, env = "TORTIE_IP6")]
+    pub ip6: Option<String>,
+    /// The BGP router ID: an IPv4 address, or `hash` (from the node name)
+    /// [default: the node's IPv4 address; required without one].
+    #[arg(long, env = "TORTIE_ROUTER_ID")]
+    pub router_id: Option<String>,
     /// first-found, interface=REGEX[,REGEX], skip-interface=REGEX[,REGEX],
     /// cidr=CIDR[,CIDR] or can-reach=ADDRESS [default: first-found].
     #[arg(long, env = "TORTIE_IP_AUTODETECTION_METHOD")]
@@ -82,6 +91,8 @@ impl Cli {
             etcd_prefix: self.etcd_prefix.clone(),
             ip: self.ip.clone(),
             ip_autodetection_method: self.ip_autodetection_method.clone(),
+            ip6: self.ip6.clone(),
+            router_id: self.router_id.clone(),
             as_number: self.as_number,
             labels: self.labels.clone(),
             route_reflector_cluster_id: self.route_reflector_cluster_id,

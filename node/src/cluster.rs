@@ -69,6 +69,8 @@ pub struct NodeFacts {
     pub labels: BTreeMap<String, String>,
     /// `spec.ipv4VXLANTunnelAddr`.
     pub vxlan_v4: Option<IpAddr>,
+    /// `spec.ipv6VXLANTunnelAddr`.
+    pub vxlan_v6: Option<IpAddr>,
     /// `spec.bgp.ipv4IPIPTunnelAddr`.
     pub ipip_v4: Option<IpAddr>,
 }
@@ -212,6 +214,7 @@ impl Cluster {
             cluster_id: bgp.route_reflector_cluster_id,
             labels: node.metadata.labels.clone(),
             vxlan_v4: node.spec.ipv4_vxlan_tunnel_addr,
+            vxlan_v6: node.spec.ipv6_vxlan_tunnel_addr,
             ipip_v4: bgp.ipv4_ipip_tunnel_addr,
         })
     }

@@ -103,6 +103,8 @@ pub type Secrets<'a> = &'a dyn Fn(&PasswordSource) -> Result<String, String>;
 /// Settings of the speaker that do not come from resources.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LocalBgp {
+    /// The BGP router ID (`routerId`, else the node's IPv4 address).
+    pub router_id: std::net::Ipv4Addr,
     /// Graceful restart time we advertise.
     pub restart_time: u16,
     /// We restarted within the restart time: set the R bit and wait for the
@@ -149,7 +151,7 @@ pub fn plan(cluster: &Cluster, me: &NodeFacts, local: &LocalBgp, secrets: Secret
         .map(|s| restart_secs(s.0));
     if cluster.mesh_enabled() {
         for n in &others {
-            let Some(addr) = n.v4.map(|a| a.addr()) else {
+            let Some(addr) = session_address(me, n) else {
                 continue;
             };
             let source = PeerSource {
@@ -220,24 +222,19 @@ pub fn plan(cluster: &Cluster, me: &NodeFacts, local: &LocalBgp, secrets: Secret
         }
     }
     let (configs, sources): (Vec<_>, Vec<_>) = peers.into_values().unzip();
-    let router_id = match me.v4.map(|a| a.addr()) {
-        Some(IpAddr::V4(a)) => a,
-        _ => {
-            problems.push(Problem::new(
-                format!("Node/{}", me.name),
-                "spec.bgp.ipv4Address",
-                "missing: the BGP router id is the node's IPv4 address",
-            ));
-            std::net::Ipv4Addr::UNSPECIFIED
-        }
-    };
+    let router_id = local.router_id;
     let port = cluster.listen_port(&me.name);
     let listen = if me.v6.is_some() {
         SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port))
     } else {
         SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, port))
     };
-    let mut families = vec![Afi::Ipv4];
+    // The families of our addresses: a dual-stack node carries both over
+    // each session (RFC 4760), an IPv6-only node IPv6 alone.
+    let mut families = Vec::new();
+    if me.v4.is_some() {
+        families.push(Afi::Ipv4);
+    }
     if me.v6.is_some() {
         families.push(Afi::Ipv6);
     }
@@ -420,7 +417,7 @@ fn from_bgp_peer(
         ));
     }
     for n in targets {
-        let Some(addr) = n.v4.map(|a| a.addr()) else {
+        let Some(addr) = session_address(me, n) else {
             continue;
         };
         // RFC 4456: we reflect to an iBGP peer outside our cluster.
@@ -499,6 +496,16 @@ fn peer_config(
             .find(|a| a.is_ipv4() == addr.is_ipv4());
     }
     c
+}
+
+/// The address of our session with node `n`: its IPv4 address when both
+/// have one (one session carries IPv4 and IPv6 routes), else its IPv6
+/// address when both have one (IPv6-only nodes), else none.
+fn session_address(me: &NodeFacts, n: &NodeFacts) -> Option<IpAddr> {
+    [(me.v4, n.v4), (me.v6, n.v6)]
+        .into_iter()
+        .find_map(|(mine, theirs)| mine.and(theirs))
+        .map(|a| a.addr())
 }
 
 /// A usable TCP MD5 key.

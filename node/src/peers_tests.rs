@@ -65,6 +65,7 @@ fn mesh_off(c: &mut Cluster) {
 
 fn local() -> LocalBgp {
     LocalBgp {
+        router_id: "192.168.1.11".parse().unwrap(),
         restart_time: 120,
         restarting: false,
         wait_for: Vec::new(),
@@ -367,6 +368,57 @@ fn dual_stack_node_listens_on_both_families() {
     let p = plan_of(&c, "n1");
     assert_eq!(p.config.listen, Some("[::]:179".parse().unwrap()));
     assert_eq!(p.config.families, vec![Afi::Ipv4, Afi::Ipv6]);
+}
+
+#[test]
+fn ipv6_only_nodes_mesh_over_ipv6_and_dual_stack_over_ipv4() {
+    let mut c = Cluster::default();
+    // n1, n2 dual stack; n3 IPv6 only; n4 IPv4 only.
+    for (name, v4, v6) in [
+        ("n1", Some("192.168.1.11/24"), Some("fd30:1::11/64")),
+        ("n2", Some("192.168.1.12/24"), Some("fd30:1::12/64")),
+        ("n3", None, Some("fd30:2::13/64")),
+        ("n4", Some("192.168.2.14/24"), None),
+    ] {
+        let spec = NodeSpec {
+            bgp: Some(NodeBgpSpec {
+                ipv4_address: v4.map(|a| a.parse().unwrap()),
+                ipv6_address: v6.map(|a| a.parse().unwrap()),
+                ..NodeBgpSpec::default()
+            }),
+            ..NodeSpec::default()
+        };
+        c.upsert(Resource::Node(Object::new(name, spec)));
+    }
+    // Dual stack: one session per node, over IPv4 where both have it,
+    // carrying both families; over IPv6 to the IPv6-only node.
+    let p = plan_of(&c, "n1");
+    assert_eq!(
+        table(&p),
+        [
+            "192.168.1.12 Mesh mesh",
+            "192.168.2.14 Mesh mesh",
+            "fd30:2::13 Mesh mesh"
+        ]
+    );
+    assert_eq!(p.config.families, vec![Afi::Ipv4, Afi::Ipv6]);
+    let to_n3 = p.config.peers.iter().find(|p| p.address.is_ipv6()).unwrap();
+    assert_eq!(to_n3.local_address, Some("fd30:1::11".parse().unwrap()));
+    // IPv6 only: IPv6 sessions and the IPv6 family alone; no session to
+    // the IPv4-only node (no common family).
+    let p = plan(
+        &c,
+        &c.facts("n3").unwrap(),
+        &LocalBgp {
+            router_id: "10.0.0.3".parse().unwrap(),
+            ..local()
+        },
+        &no_secrets,
+    );
+    assert_eq!(table(&p), ["fd30:1::11 Mesh mesh", "fd30:1::12 Mesh mesh"]);
+    assert_eq!(p.config.families, vec![Afi::Ipv6]);
+    assert_eq!(p.config.router_id.to_string(), "10.0.0.3");
+    assert_eq!(p.config.listen, Some("[::]:179".parse().unwrap()));
 }
 
 #[test]

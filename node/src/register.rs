@@ -2,7 +2,9 @@
 //! with the address found now), and its tunnel addresses allocated when a
 //! pool needs them.
 //!
-//! Registration merges: it sets `spec.bgp.ipv4Address` (and the AS and
+//! Registration merges: it sets `spec.bgp.ipv4Address` and
+//! `spec.bgp.ipv6Address` to the addresses it has (clearing the other: an
+//! IPv6-only node has no `ipv4Address`) (and the AS and
 //! labels when the settings give them) and keeps what users set
 //! (`routeReflectorClusterID`, other labels, tunnel addresses). Every write
 //! is a compare-and-swap on the Node's revision, retried when another
@@ -27,6 +29,8 @@ const ATTEMPTS: usize = 20;
 pub struct Registration {
     pub name: String,
     pub address: IpNet,
+    /// A dual-stack node's IPv6 address (`address` is then IPv4).
+    pub address_v6: Option<IpNet>,
     pub as_number: Option<u32>,
     pub labels: BTreeMap<String, String>,
     pub cluster_id: Option<std::net::Ipv4Addr>,
@@ -54,28 +58,33 @@ pub enum RegisterError {
 /// Which tunnel address a pool asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tunnel {
+    /// `ipv4VXLANTunnelAddr`, from an IPv4 pool.
     Vxlan,
     Ipip,
+    /// `ipv6VXLANTunnelAddr`, from an IPv6 pool (`vxlan-v6.tortie`).
+    VxlanV6,
 }
 
 // ===== registration =====
 
 /// Creates or updates our Node. Refuses if another Node has our address.
 pub async fn register(store: &AnyStore, me: &Registration) -> Result<(), RegisterError> {
+    let mine: Vec<IpAddr> = me.addresses().iter().map(IpNet::addr).collect();
     for _ in 0..ATTEMPTS {
         let nodes = store.list_typed::<NodeSpec>().await?;
-        if let Some((other, _)) = nodes.iter().find(|(n, _)| {
-            n.metadata.name != me.name
-                && n.spec
-                    .bgp
-                    .as_ref()
-                    .and_then(|b| b.ipv4_address)
-                    .is_some_and(|a| a.addr() == me.address.addr())
-        }) {
+        let taken = nodes.iter().find_map(|(n, _)| {
+            let bgp = n.spec.bgp.as_ref()?;
+            let hit = [bgp.ipv4_address, bgp.ipv6_address]
+                .into_iter()
+                .flatten()
+                .find(|a| mine.contains(&a.addr()))?;
+            (n.metadata.name != me.name).then(|| (hit.addr(), n.metadata.name.clone()))
+        });
+        if let Some((address, other)) = taken {
             return Err(RegisterError::AddressTaken {
-                address: me.address.addr(),
+                address,
                 me: me.name.clone(),
-                other: other.metadata.name.clone(),
+                other,
             });
         }
         let current = nodes.into_iter().find(|(n, _)| n.metadata.name == me.name);
@@ -110,7 +119,9 @@ pub async fn register(store: &AnyStore, me: &Registration) -> Result<(), Registe
 /// `node` with our registration applied.
 fn merged(mut node: Object<NodeSpec>, me: &Registration) -> Object<NodeSpec> {
     let bgp = node.spec.bgp.get_or_insert_with(NodeBgpSpec::default);
-    bgp.ipv4_address = Some(me.address);
+    let addresses = me.addresses();
+    bgp.ipv4_address = addresses.iter().copied().find(|a| a.addr().is_ipv4());
+    bgp.ipv6_address = addresses.iter().copied().find(|a| a.addr().is_ipv6());
     if let Some(asn) = me.as_number {
         bgp.as_number = Some(AsNumber(asn));
     }
@@ -120,15 +131,28 @@ fn merged(mut node: Object<NodeSpec>, me: &Registration) -> Object<NodeSpec> {
     for (k, v) in &me.labels {
         node.metadata.labels.insert(k.clone(), v.clone());
     }
-    let addr = NodeAddress {
-        address: me.address.to_string(),
-        kind: Some("CalicoNodeIP".into()),
-    };
     node.spec
         .addresses
         .retain(|a| a.kind.as_deref() != Some("CalicoNodeIP"));
-    node.spec.addresses.push(addr);
+    for a in addresses {
+        node.spec.addresses.push(NodeAddress {
+            address: a.to_string(),
+            kind: Some("CalicoNodeIP".into()),
+        });
+    }
     node
+}
+
+// ===== impl Registration =====
+
+impl Registration {
+    /// The node's addresses: `address`, then the IPv6 one of a dual-stack
+    /// node.
+    pub fn addresses(&self) -> Vec<IpNet> {
+        std::iter::once(self.address)
+            .chain(self.address_v6)
+            .collect()
+    }
 }
 
 // ===== tunnel addresses =====
@@ -142,23 +166,24 @@ pub fn tunnels_needed(
     let usable: Vec<&&IPPool> = pools
         .iter()
         .filter(|p| {
-            p.spec.cidr.addr().is_ipv4()
-                && !p.spec.disabled
+            !p.spec.disabled
                 && p.spec.allowed_uses.contains(&AllowedUse::Tunnel)
                 && p.spec.node_selector.matches(labels)
         })
         .collect();
     let mut out = Vec::new();
-    for (tunnel, uses) in [
+    for (tunnel, v4, uses) in [
         (
             Tunnel::Vxlan,
+            true,
             (|p: &IPPool| p.spec.vxlan_mode) as fn(&IPPool) -> EncapMode,
         ),
-        (Tunnel::Ipip, |p: &IPPool| p.spec.ipip_mode),
+        (Tunnel::Ipip, true, |p: &IPPool| p.spec.ipip_mode),
+        (Tunnel::VxlanV6, false, |p: &IPPool| p.spec.vxlan_mode),
     ] {
         let names: Vec<String> = usable
             .iter()
-            .filter(|p| uses(p) != EncapMode::Never)
+            .filter(|p| p.spec.cidr.addr().is_ipv4() == v4 && uses(p) != EncapMode::Never)
             .map(|p| p.metadata.name.clone())
             .collect();
         if !names.is_empty() {
@@ -176,22 +201,33 @@ pub async fn tunnel_address(
     tunnel: Tunnel,
     pools: Vec<String>,
 ) -> Result<IpAddr, String> {
-    let handle_id = match tunnel {
-        Tunnel::Vxlan => format!("vxlan-tunnel-addr-{node}"),
-        Tunnel::Ipip => format!("ipip-tunnel-addr-{node}"),
+    // Calico's handle names and attribute types.
+    let (handle_id, kind, family) = match tunnel {
+        Tunnel::Vxlan => (
+            format!("vxlan-tunnel-addr-{node}"),
+            "vxlanTunnelAddress",
+            Family::V4,
+        ),
+        Tunnel::Ipip => (
+            format!("ipip-tunnel-addr-{node}"),
+            "ipipTunnelAddress",
+            Family::V4,
+        ),
+        Tunnel::VxlanV6 => (
+            format!("vxlan-v6-tunnel-addr-{node}"),
+            "vxlanV6TunnelAddress",
+            Family::V6,
+        ),
     };
     let ipam = Ipam::new(store.clone(), IpamConfig::default());
     let req = Request {
         handle_id,
         node: node.to_string(),
         pools,
-        families: vec![Family::V4],
+        families: vec![family],
         attributes: [
             ("node".to_string(), node.to_string()),
-            (
-                "type".to_string(),
-                format!("{tunnel:?}TunnelAddress").to_lowercase(),
-            ),
+            ("type".to_string(), kind.to_string()),
         ]
         .into(),
     };
@@ -213,6 +249,7 @@ pub async fn tunnel_address(
         };
         let slot = match tunnel {
             Tunnel::Vxlan => &mut n.spec.ipv4_vxlan_tunnel_addr,
+            Tunnel::VxlanV6 => &mut n.spec.ipv6_vxlan_tunnel_addr,
             Tunnel::Ipip => {
                 &mut n
                     .spec
@@ -251,6 +288,7 @@ mod tests {
         Registration {
             name: name.into(),
             address: addr.parse().unwrap(),
+            address_v6: None,
             as_number: None,
             labels: BTreeMap::new(),
             cluster_id: None,
@@ -294,6 +332,55 @@ mod tests {
             "{e}"
         );
         assert!(s.get_typed::<NodeSpec>("n2").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn dual_stack_registers_both_addresses_and_a_v6_vtep() {
+        let (s, dir) = store();
+        let mut me = reg("n1", "192.168.1.11/24");
+        me.address_v6 = Some("fd30:1::11/64".parse().unwrap());
+        register(&s, &me).await.unwrap();
+        let (node, _) = s.get_typed::<NodeSpec>("n1").await.unwrap().unwrap();
+        let bgp = node.spec.bgp.as_ref().unwrap();
+        assert_eq!(bgp.ipv4_address, Some("192.168.1.11/24".parse().unwrap()));
+        assert_eq!(bgp.ipv6_address, Some("fd30:1::11/64".parse().unwrap()));
+        assert_eq!(node.spec.addresses.len(), 2);
+        // Another node with our IPv6 address is refused.
+        let mut other = reg("n2", "192.168.1.12/24");
+        other.address_v6 = Some("fd30:1::11/64".parse().unwrap());
+        let e = register(&s, &other).await.unwrap_err().to_string();
+        assert!(
+            e.starts_with("address fd30:1::11 is already Node/n1's"),
+            "{e}"
+        );
+        // IPv6 only: the IPv4 address goes.
+        register(&s, &reg("n1", "fd30:1::11/64")).await.unwrap();
+        let (node, _) = s.get_typed::<NodeSpec>("n1").await.unwrap().unwrap();
+        let bgp = node.spec.bgp.as_ref().unwrap();
+        assert_eq!(bgp.ipv4_address, None);
+        assert_eq!(bgp.ipv6_address, Some("fd30:1::11/64".parse().unwrap()));
+        // An IPv6 VXLAN pool asks for an IPv6 VTEP, an IPv4 one for IPv4.
+        std::fs::write(
+            dir.path().join("resources.yaml"),
+            "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: v4\nspec:\n  cidr: 10.244.0.0/16\n  vxlanMode: CrossSubnet\n---\napiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: v6\nspec:\n  cidr: fd00:10:244::/48\n  blockSize: 122\n  vxlanMode: Always\n",
+        )
+        .unwrap();
+        let pools = s.list_typed::<IPPoolSpec>().await.unwrap();
+        let refs: Vec<&IPPool> = pools.iter().map(|(p, _)| p).collect();
+        assert_eq!(
+            tunnels_needed(&refs, &BTreeMap::new()),
+            vec![
+                (Tunnel::Vxlan, vec!["v4".to_string()]),
+                (Tunnel::VxlanV6, vec!["v6".to_string()])
+            ]
+        );
+        let a = tunnel_address(&s, "n1", Tunnel::VxlanV6, vec!["v6".into()])
+            .await
+            .unwrap();
+        assert!(a.is_ipv6(), "{a}");
+        let (node, _) = s.get_typed::<NodeSpec>("n1").await.unwrap().unwrap();
+        assert_eq!(node.spec.ipv6_vxlan_tunnel_addr, Some(a));
+        assert_eq!(node.spec.ipv4_vxlan_tunnel_addr, None);
     }
 
     #[tokio::test]

@@ -32,11 +32,14 @@ use crate::cluster::{Cluster, NodeFacts};
 use crate::peers::Problem;
 use crate::services;
 
-/// The node's underlay: its address with the subnet, and the interface.
+/// The node's underlay: its address with the subnet (IPv4, or IPv6 on an
+/// IPv6-only node), the interface, and a dual-stack node's IPv6 address
+/// (on the same interface).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Underlay {
     pub address: IpNet,
     pub interface: String,
+    pub address_v6: Option<IpNet>,
 }
 
 /// The routes this node originates, by prefix, and the problems found;
@@ -211,12 +214,9 @@ pub fn desired(
     DesiredState {
         local_node: LocalNode {
             name: me.name.clone(),
-            addresses: [Some(underlay.address), me.v6]
-                .into_iter()
-                .flatten()
-                .collect(),
+            addresses: local_addresses(underlay, me),
             underlay: underlay.interface.clone(),
-            vteps: me.vxlan_v4.into_iter().collect(),
+            vteps: [me.vxlan_v4, me.vxlan_v6].into_iter().flatten().collect(),
         },
         nodes: others
             .iter()
@@ -227,7 +227,7 @@ pub fn desired(
                     .flatten()
                     .map(|a| a.addr())
                     .collect(),
-                vteps: n.vxlan_v4.into_iter().collect(),
+                vteps: [n.vxlan_v4, n.vxlan_v6].into_iter().flatten().collect(),
             })
             .collect(),
         endpoints: cluster
@@ -255,6 +255,18 @@ pub fn desired(
             })
             .collect(),
     }
+}
+
+/// This node's underlay addresses, at most one per family: the underlay's,
+/// then its IPv6 one or else the Node's `ipv6Address`.
+fn local_addresses(underlay: &Underlay, me: &NodeFacts) -> Vec<IpNet> {
+    let mut out = vec![underlay.address];
+    for a in [underlay.address_v6, me.v6].into_iter().flatten() {
+        if out.iter().all(|o| o.addr().is_ipv4() != a.addr().is_ipv4()) {
+            out.push(a);
+        }
+    }
+    out
 }
 
 /// The learned best paths felix programs: those inside a pool.

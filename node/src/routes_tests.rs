@@ -126,6 +126,7 @@ fn desired_state_of_a_node() {
     let underlay = Underlay {
         address: "192.168.1.11/24".parse().unwrap(),
         interface: "eth0".into(),
+        address_v6: None,
     };
     let learned: BTreeMap<IpNet, IpAddr> = [
         ("10.244.0.64/26", "192.168.1.12"),

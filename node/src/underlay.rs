@@ -36,8 +36,13 @@ pub struct Iface {
 
 // ===== detect =====
 
-/// The node's IPv4 underlay address and interface, as `setting` asks.
-pub async fn detect(handle: &Handle, setting: &AddressSetting) -> Result<Underlay, String> {
+/// The node's underlay address and interface, as `setting` asks, and its
+/// IPv6 address `v6` (dual stack), which must be on the same interface.
+pub async fn detect(
+    handle: &Handle,
+    setting: &AddressSetting,
+    v6: Option<IpNet>,
+) -> Result<Underlay, String> {
     let ifaces = list(handle)
         .await
         .map_err(|e| format!("cannot list interfaces: {e}"))?;
@@ -45,7 +50,35 @@ pub async fn detect(handle: &Handle, setting: &AddressSetting) -> Result<Underla
         AddressSetting::Autodetect(Autodetect::CanReach(dest)) => Some(source_towards(*dest)?),
         _ => None,
     };
-    choose(setting, &ifaces, reach)
+    let mut underlay = choose(setting, &ifaces, reach)?;
+    if let Some(v6) = v6 {
+        with_v6(&mut underlay, v6, &ifaces)?;
+    }
+    Ok(underlay)
+}
+
+/// Adds the dual-stack IPv6 address `v6` to `underlay`: it must be on the
+/// underlay's interface (the VXLAN devices of both families use that one).
+pub fn with_v6(underlay: &mut Underlay, v6: IpNet, ifaces: &[Iface]) -> Result<(), String> {
+    let holder = ifaces
+        .iter()
+        .find(|i| i.addrs.iter().any(|a| a.addr() == v6.addr()));
+    match holder {
+        Some(i) if i.name == underlay.interface => {
+            underlay.address_v6 = Some(v6);
+            Ok(())
+        }
+        Some(i) => Err(format!(
+            "ip6 {v6} is on interface {}, the IPv4 address {} on {}: give both addresses \
+             of one interface",
+            i.name, underlay.address, underlay.interface
+        )),
+        None => Err(format!(
+            "ip6 {v6}: no interface of this node has address {}; give one it has (see \
+             `ip -o addr`)",
+            v6.addr()
+        )),
+    }
 }
 
 /// Picks the underlay. `reach` is the kernel's source address towards the
@@ -82,6 +115,7 @@ pub fn choose(
                 Some((interface, _)) => Ok(Underlay {
                     address: *net,
                     interface,
+                    address_v6: None,
                 }),
                 None => Err(format!(
                     "ip {net}: no interface of this node has address {}; give one it has \
@@ -125,7 +159,11 @@ pub fn choose(
             seen.join(", ")
         )
     })?;
-    Ok(Underlay { address, interface })
+    Ok(Underlay {
+        address,
+        interface,
+        address_v6: None,
+    })
 }
 
 /// The regexes of `interface=` / `skip-interface=`, each matching the
@@ -235,6 +273,35 @@ mod tests {
 
     fn auto(m: Autodetect) -> AddressSetting {
         AddressSetting::Autodetect(m)
+    }
+
+    #[test]
+    fn dual_stack_address_must_be_on_the_underlay_interface() {
+        let mut list = ifaces();
+        list[2].addrs.push("fd30:1::11/64".parse().unwrap());
+        list[3].addrs.push("fd30:9::11/64".parse().unwrap());
+        let base = choose(&auto(Autodetect::FirstFound), &list, None).unwrap();
+        let mut u = base.clone();
+        with_v6(&mut u, "fd30:1::11/64".parse().unwrap(), &list).unwrap();
+        assert_eq!(u.address_v6, Some("fd30:1::11/64".parse().unwrap()));
+        let mut u = base.clone();
+        let e = with_v6(&mut u, "fd30:9::11/64".parse().unwrap(), &list).unwrap_err();
+        assert!(
+            e.starts_with(
+                "ip6 fd30:9::11/64 is on interface eth1, the IPv4 address 192.168.1.11/24 on eth0"
+            ),
+            "{e}"
+        );
+        let e = with_v6(&mut u, "fd30:7::1/64".parse().unwrap(), &list).unwrap_err();
+        assert!(e.starts_with("ip6 fd30:7::1/64: no interface"), "{e}");
+        // An IPv6-only node: its address given in ip.
+        let u = choose(
+            &AddressSetting::Explicit("fd30:1::11/64".parse().unwrap()),
+            &list,
+            None,
+        )
+        .unwrap();
+        assert_eq!((u.interface.as_str(), u.address_v6), ("eth0", None));
     }
 
     #[test]

@@ -260,5 +260,6 @@ fn tunnel_problem_key(t: Tunnel) -> &'static str {
     match t {
         Tunnel::Vxlan => "vxlan-address",
         Tunnel::Ipip => "ipip-address",
+        Tunnel::VxlanV6 => "vxlan-v6-address",
     }
 }

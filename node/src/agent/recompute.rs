@@ -250,6 +250,7 @@ impl Agent {
             let have = match tunnel {
                 Tunnel::Vxlan => me.vxlan_v4,
                 Tunnel::Ipip => me.ipip_v4,
+                Tunnel::VxlanV6 => me.vxlan_v6,
             };
             if have.is_some() || !self.allocating.insert(tunnel as u8) {
                 continue;
