@@ -1,16 +1,19 @@
-//! Ctrl-C, SIGTERM and SIGHUP during `tortiectl lab up | demo`: the lab
-//! is torn down, not left half built.
+//! Ctrl-C, SIGTERM and SIGHUP during `tortiectl lab up | demo` and the
+//! benchmarks (tortie-bench): the lab is torn down, not left half built.
 //!
-//! [`install`] waits for them on a thread of its own (tortie-bench's
-//! `stop.rs` does the same). The first signal sets a flag that every
-//! waiting loop of the lab checks ([`check`]) and turns into an error, so
-//! the [`Lab`](super::Lab) value unwinds and its drop removes what it
-//! made; the signal also goes to the command the lab is waiting for (an
-//! `ip`, `kubectl`, `openssl` or `scripts/image.sh` of our process group,
-//! as a terminal's Ctrl-C does), so that no wait outlasts it. The lab's
-//! daemons have process groups of their own and are left to the teardown.
-//! A second signal exits at once. Without [`install`] (the tests, the
-//! benchmarks) nothing here is ever set.
+//! [`install`] waits for them on a thread of its own (a one-thread tokio
+//! runtime with `tokio::signal` handlers). It does not block them: a
+//! blocked signal stays blocked in every process we start (std's `Command`
+//! does not reset the mask), and then a daemon ignores the SIGTERM sent to
+//! it. The first signal sets a flag that every waiting loop of the lab
+//! (and of the benchmarks) checks ([`check`]) and turns into an error, so
+//! the [`Lab`](super::Lab) value and the other guards unwind and their
+//! drops remove what they made. For `tortiectl lab`, the signal also goes
+//! to the command the lab is waiting for (an `ip`, `kubectl`, `openssl` or
+//! `scripts/image.sh` of our process group, as a terminal's Ctrl-C does),
+//! so that no wait outlasts it; the lab's daemons have process groups of
+//! their own and are left to the teardown. A second signal exits at once.
+//! Without [`install`] (the tests) nothing here is ever set.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
@@ -21,12 +24,34 @@ use nix::unistd::{getpgrp, getpid, Pid};
 
 /// Set by the first signal.
 static STOP: AtomicBool = AtomicBool::new(false);
-/// The lab's name, for the message of a second signal.
-static NAME: OnceLock<String> = OnceLock::new();
+/// What the signals do beyond the flag, set by the first [`install_with`].
+static HANDLER: OnceLock<Handler> = OnceLock::new();
+
+/// What a stop signal does beyond setting the flag.
+#[derive(Debug, Clone)]
+pub struct Handler {
+    /// The prefix of the messages on stderr (`lab`, `bench`).
+    pub who: String,
+    /// What a second signal (exit at once) says may be left behind.
+    pub leftover: String,
+    /// Whether the first signal also goes to our children in our process
+    /// group (the foreground command waited for).
+    pub forward: bool,
+}
 
 /// Routes SIGINT, SIGTERM and SIGHUP to the stop flag, for the lab `name`.
 pub fn install(name: &str) -> Result<()> {
-    let _ = NAME.set(name.to_string());
+    install_with(Handler {
+        who: "lab".into(),
+        leftover: format!("`tortiectl lab down --name {name}` removes what is left"),
+        forward: true,
+    })
+}
+
+/// Routes SIGINT, SIGTERM and SIGHUP to the stop flag, doing what
+/// `handler` says.
+pub fn install_with(handler: Handler) -> Result<()> {
+    let _ = HANDLER.set(handler);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
@@ -54,15 +79,15 @@ pub fn install(name: &str) -> Result<()> {
                         _ = term.recv() => "SIGTERM",
                         _ = hup.recv() => "SIGHUP",
                     };
-                    let name = NAME.get().map_or("lab", String::as_str);
+                    let Some(h) = HANDLER.get() else { continue };
                     if STOP.swap(true, Ordering::SeqCst) {
-                        eprintln!(
-                            "lab: {sig}: exiting now; `tortiectl lab down --name {name}` removes what is left"
-                        );
+                        eprintln!("{}: {sig}: exiting now; {}", h.who, h.leftover);
                         std::process::exit(130);
                     }
-                    eprintln!("lab: {sig}: tearing the lab down (again to exit at once)");
-                    interrupt_foreground_children();
+                    eprintln!("{}: {sig}: cleaning up (again to exit at once)", h.who);
+                    if h.forward {
+                        interrupt_foreground_children();
+                    }
                 }
             });
         })
