@@ -63,6 +63,8 @@ pub(crate) enum Command {
     Accept(Stream, SocketAddr),
     /// Publish a snapshot with the counters as they are now, and send it.
     Status(oneshot::Sender<Arc<Status>>),
+    /// What the speaker holds of a prefix (or the longest one holding it).
+    Explain(Prefix, oneshot::Sender<crate::explain::PrefixExplain>),
     Originate(Vec<LocalRoute>),
     Withdraw(Vec<Prefix>),
     Shutdown(ShutdownMode, oneshot::Sender<()>),
@@ -142,6 +144,20 @@ impl SpeakerHandle {
             .send(Command::Accept(stream, from))
             .await
             .map_err(|_| Error::Stopped)
+    }
+
+    /// What the speaker knows of `prefix`, or of the longest prefix
+    /// holding it that it knows (an address as a /32 or /128 finds its
+    /// block): every path held in decision order with why each lost, and
+    /// each peer's announcement, import and export rules for it
+    /// ([`crate::explain`]).
+    pub async fn explain(&self, prefix: Prefix) -> Result<crate::explain::PrefixExplain, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Explain(prefix, tx))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)
     }
 
     /// Adds or replaces locally originated routes.

@@ -94,6 +94,9 @@ impl Instance {
                 let _ = reply.send(());
             }
             Command::Accept(stream, from) => self.on_accepted(stream, from),
+            Command::Explain(prefix, reply) => {
+                let _ = reply.send(self.explain(prefix));
+            }
             Command::Status(reply) => {
                 self.publish();
                 let _ = reply.send(self.status_now());

@@ -16,6 +16,8 @@
 //! - `config`: the speaker's configuration.
 //! - `status`: the serde snapshot for tortiectl, /status and metrics.
 //! - `api`: the handle ([`SpeakerHandle`]) and what flows through it.
+//! - `explain`: what the speaker holds of one prefix, and why
+//!   (`SpeakerHandle::explain`, `tortiectl explain`).
 //! - `instance`: the owner task (config, peers, RIB), one dispatch
 //!   (`events`); `connect`: connections accepted and our own attempts.
 //! - `transport`: what carries a session (TCP, or an in-memory pipe that a
@@ -33,6 +35,7 @@ pub mod config;
 mod connect;
 pub mod error;
 mod events;
+pub mod explain;
 mod instance;
 mod memory;
 mod neighbor;
@@ -51,6 +54,7 @@ pub use config::{
     PeerConfig, SpeakerConfig, DEFAULT_MAX_PEERS,
 };
 pub use error::Error;
+pub use explain::PrefixExplain;
 pub use instance::{start, start_with, start_with_bfd};
 pub use memory::give_back as give_back_memory;
 pub use memory::limit_arenas as limit_malloc_arenas;

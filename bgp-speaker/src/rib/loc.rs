@@ -133,7 +133,6 @@ impl<K: Copy + Eq + Hash, V: Keyed<K>> Slab<K, V> {
     }
 
     /// The value at a live position.
-    #[cfg(test)]
     pub fn get(&self, at: u32) -> Option<&V> {
         self.entries.get(at as usize)?.as_ref()
     }

@@ -18,6 +18,7 @@
 //! export filters).
 
 pub mod best_path;
+mod explain;
 pub mod export;
 mod group;
 mod loc;
@@ -37,6 +38,7 @@ use crate::api::BestPathChange;
 use crate::route::{Afi, PathAttrs, Prefix};
 
 use best_path::PeerFacts;
+pub use explain::{RibPath, RibView};
 use export::{ExportClass, ImportReject, LocalFacts, SourceKind};
 use policy::Policies;
 use shard::Family;

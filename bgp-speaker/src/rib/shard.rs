@@ -155,6 +155,11 @@ impl<K: Key + Send + Sync> Family<K> {
         self.queued += keys.len();
     }
 
+    /// The table (shard) that holds `k`.
+    pub fn table_of(&self, k: &K) -> &Table<K> {
+        &self.shards[self.shard_of(k)]
+    }
+
     /// A withdrawal from a peer; queued.
     pub fn withdraw(&mut self, id: PeerId, k: K) {
         let s = self.shard_of(&k);

@@ -24,6 +24,8 @@ use super::memo::{export_one, ExportRun};
 use super::paths::{AttrPool, Overflow, Path, Paths};
 use super::{Interner, Nlri, OutBatch, PeerId, PeerInfo};
 
+mod explain;
+
 /// The RIB's peers, as the decision needs them.
 pub(super) type Peers = FxHashMap<PeerId, PeerInfo>;
 
