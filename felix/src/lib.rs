@@ -15,6 +15,7 @@
 //! - [`vxlan`]: pure: desired state -> `vxlan.tortie` device and peer entries.
 //! - [`nat`]: NAT outgoing in our own nftables tables.
 //! - [`netns`]: entering a network namespace on a thread of its own.
+//! - [`written`]: when felix last wrote each route (`tortiectl explain`).
 
 #![warn(missing_docs)]
 
@@ -30,3 +31,4 @@ pub mod reconciler;
 pub mod route;
 pub mod sysctl;
 pub mod vxlan;
+pub mod written;

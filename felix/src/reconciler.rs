@@ -37,7 +37,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -48,6 +48,7 @@ use crate::kernel::apply::{Executor, Request};
 use crate::kernel::{self, dump, KernelError, KernelEvent, KernelEvents, Links};
 use crate::route::{InstalledRoute, KernelRoute, RouteKind};
 use crate::vxlan::VxlanWanted;
+use crate::written::{LastWrite, WriteLog};
 
 /// At most this many queued inputs are taken before a pass that is due.
 const DRAIN_MAX: usize = 256;
@@ -74,7 +75,7 @@ pub struct ReconcilerConfig {
 }
 
 /// What the reconciler task accepts.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Input {
     /// A complete new desired state (replaces the previous one).
     Desired(Arc<DesiredState>),
@@ -83,6 +84,15 @@ pub enum Input {
     Learned(Vec<LearnedChange>),
     /// Run a full pass now.
     Resync,
+    /// When felix last wrote each of these prefixes (`tortiectl explain`).
+    LastWrites(Vec<IpNet>, oneshot::Sender<Vec<Option<LastWrite>>>),
+}
+
+/// Asks a running reconciler questions; cheap to clone (the admin server
+/// holds one). Answered between passes.
+#[derive(Debug, Clone)]
+pub struct Queries {
+    tx: mpsc::Sender<Input>,
 }
 
 /// Talks to a running reconciler. Dropping it stops the task (routes stay).
@@ -129,6 +139,8 @@ struct Reconciler {
     in_sync: bool,
     backoff: Duration,
     status: watch::Sender<Status>,
+    /// When each prefix was last written.
+    written: WriteLog,
 }
 
 /// Starts a reconciler on the kernel of `config.netns`. Must be called
@@ -160,6 +172,7 @@ pub fn start(config: ReconcilerConfig) -> Result<ReconcilerHandle, KernelError> 
         in_sync: false,
         backoff,
         status: status_tx,
+        written: WriteLog::default(),
     };
     let task = tokio::spawn(r.run(rx));
     Ok(ReconcilerHandle {
@@ -210,6 +223,13 @@ impl ReconcilerHandle {
         self.send(Input::Resync).await
     }
 
+    /// A handle for questions ([`Queries`]).
+    pub fn queries(&self) -> Queries {
+        Queries {
+            tx: self.tx.clone(),
+        }
+    }
+
     /// The current status.
     pub fn status(&self) -> Status {
         self.status.borrow().clone()
@@ -237,6 +257,24 @@ impl ReconcilerHandle {
 
     async fn send(&self, input: Input) -> Result<(), Stopped> {
         self.tx.send(input).await.map_err(|_| Stopped)
+    }
+}
+
+// ===== impl Queries =====
+
+impl Queries {
+    /// When felix last wrote each of `prefixes` (`None`: not since it
+    /// started, or the record was dropped; see [`crate::written`]).
+    pub async fn last_writes(
+        &self,
+        prefixes: Vec<IpNet>,
+    ) -> Result<Vec<Option<LastWrite>>, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Input::LastWrites(prefixes, tx))
+            .await
+            .map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
     }
 }
 
@@ -286,6 +324,9 @@ impl Reconciler {
             Input::Desired(state) => self.on_desired(state),
             Input::Learned(changes) => self.on_learned(changes),
             Input::Resync => self.schedule(PassReason::OnDemand, Duration::ZERO),
+            Input::LastWrites(prefixes, reply) => {
+                let _ = reply.send(prefixes.iter().map(|p| self.written.get(p)).collect());
+            }
         }
     }
 
@@ -577,7 +618,9 @@ impl Reconciler {
         }
         let wanted = desired.routes.len();
         let waiting = hold_back(&mut requests, &self.links);
+        let writes = crate::written::kinds(&requests);
         let report = self.exec.execute(requests, &self.links).await;
+        self.written.record(&writes, &report.failures);
         if !report.failures.is_empty() {
             self.in_sync = false;
             self.schedule(PassReason::Retry, self.config.coalesce);
@@ -630,6 +673,8 @@ impl Reconciler {
         let mut plan = diff(desired.routes.values().map(|c| &c.route), &installed);
         let waiting = hold_back_plan(&mut plan, &self.links);
         let report = self.exec.apply(&plan, &self.links).await;
+        self.written
+            .record(&crate::written::plan_kinds(&plan), &report.failures);
         for f in &report.failures {
             warn!(failure = %f.message, "route write failed; will retry");
         }
