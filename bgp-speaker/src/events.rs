@@ -15,7 +15,6 @@ use crate::neighbor::transport::Stream;
 use crate::neighbor::Conn;
 use crate::packet::{Notification, Open, Update};
 use crate::rib::best_path::PeerFacts;
-use crate::rib::export::ExportClass;
 use crate::rib::{PeerId, RibPeer};
 use crate::route::Afi;
 use crate::status::SessionState;
@@ -280,6 +279,7 @@ impl Instance {
         n.eor_received.clear();
         n.eor_sent = false;
         n.max_prefix_warned = false;
+        n.refresh_due.clear();
         n.connect_timer = None;
         n.touch();
         let ebgp = n.config.asn != local_asn;
@@ -292,17 +292,7 @@ impl Instance {
             },
             n.config.asn,
             n.config.rr_client,
-            ExportClass {
-                asn: n.config.asn,
-                ebgp,
-                rr_client: n.config.rr_client,
-                next_hop_self: n.config.next_hop_self,
-                local_addr,
-                keep_next_hop: n.config.keep_next_hop,
-                local_only: n.config.export_local_only,
-                aggregates: n.config.export_aggregates,
-                policy: crate::rib::policy::NO_POLICY,
-            },
+            crate::repolicy::export_class(&n.config, local_asn, local_addr),
             agreed.families.clone(),
         )
         .importing_only(n.config.import_within.clone())

@@ -289,6 +289,13 @@ impl Instance {
     /// Sends pending routes of one peer while its session has room, then
     /// its End-of-RIB once the initial table is out.
     pub fn flush_peer(&mut self, id: PeerId) {
+        if self
+            .neighbors
+            .get(&id)
+            .is_some_and(|n| !n.refresh_due.is_empty())
+        {
+            self.send_refreshes(id);
+        }
         let Some(n) = self.neighbors.get_mut(&id) else {
             return;
         };

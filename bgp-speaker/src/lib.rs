@@ -41,6 +41,7 @@ mod memory;
 mod neighbor;
 pub mod packet;
 mod reconfig;
+mod repolicy;
 pub mod rib;
 pub mod route;
 pub mod status;

@@ -5,6 +5,7 @@ use crate::config::{PeerConfig, SpeakerConfig};
 use crate::error::Error;
 use crate::instance::{listener_gtsm, listener_keys, local_facts, Instance};
 use crate::neighbor::negotiate::code;
+use crate::repolicy::InPlace;
 use crate::rib::PeerId;
 
 /// Cease subcode 6, "Other Configuration Change" (RFC 4486).
@@ -19,8 +20,9 @@ impl Instance {
     /// it replaces only then; keys moved on the same listener are moved
     /// back); then peers
     /// that were removed or changed are closed, and new ones started.
-    /// Sessions of unchanged peers are left alone. A change of AS number
-    /// or router id resets all.
+    /// Sessions of unchanged peers are left alone; a peer whose BFD,
+    /// filters or export settings alone changed keeps its session
+    /// (`repolicy`). A change of AS number or router id resets all.
     pub(crate) fn reconfigure(&mut self, new: SpeakerConfig) -> Result<(), Error> {
         new.check().map_err(Error::Config)?;
         // Unchanged if equal to what was asked or to what is bound (port 0).
@@ -52,12 +54,14 @@ impl Instance {
         self.rib.set_local(local_facts(&self.config));
 
         let ids: Vec<PeerId> = self.neighbors.keys().copied().collect();
-        let mut bfd_only = Vec::new();
+        let mut in_place = Vec::new();
         for id in ids {
             let n = &self.neighbors[&id];
-            let addr = n.config.address;
+            let (addr, dynamic) = (n.config.address, n.dynamic);
+            let unchanged = |p: &PeerConfig| *p == n.config;
             let wanted = self.config.peers.iter().find(|p| p.address == addr);
-            let verdict = if n.dynamic {
+            let (wanted, unchanged) = (wanted.cloned(), wanted.is_some_and(unchanged));
+            let verdict = if dynamic {
                 let still = self
                     .config
                     .dynamic_peers
@@ -70,18 +74,12 @@ impl Instance {
             } else {
                 match wanted {
                     None => Some(code::PEER_DECONFIGURED),
-                    // BFD alone changed: the session stays (`bfd_reconfigure`).
-                    Some(p)
-                        if !reset_all
-                            && n.config
-                                == PeerConfig {
-                                    bfd: n.config.bfd,
-                                    ..p.clone()
-                                } =>
-                    {
-                        if p.bfd != n.config.bfd {
-                            bfd_only.push((id, p.bfd));
-                        }
+                    Some(_) if reset_all => Some(OTHER_CONFIG_CHANGE),
+                    Some(_) if unchanged => None,
+                    // BFD, filters or export settings changed: the
+                    // session stays (`bfd_reconfigure`, `repolicy`).
+                    Some(p) if self.in_place(id, &p) == InPlace::Apply => {
+                        in_place.push((id, p));
                         None
                     }
                     Some(_) => Some(OTHER_CONFIG_CHANGE),
@@ -109,9 +107,15 @@ impl Instance {
             tracing::info!(peer = %p.address, "peer added by reconfiguration");
             self.add_neighbor(p, false);
         }
-        for (id, bfd) in bfd_only {
-            tracing::info!(peer = %self.neighbors[&id].config.address, "BFD settings changed by reconfiguration; the BGP session stays");
-            self.bfd_reconfigure(id, bfd);
+        for (id, p) in in_place {
+            let n = &self.neighbors[&id];
+            if p.bfd != n.config.bfd {
+                tracing::info!(peer = %n.config.address, "BFD settings changed by reconfiguration; the BGP session stays");
+                self.bfd_reconfigure(id, p.bfd);
+            }
+            if p != self.neighbors[&id].config {
+                self.repolicy(id, &p);
+            }
         }
         if old.graceful_restart != self.config.graceful_restart {
             tracing::info!("graceful restart settings apply to new sessions");

@@ -82,6 +82,9 @@ pub struct Neighbor {
     pub eor_sent: bool,
     /// Max-prefix warning was logged for this session.
     pub max_prefix_warned: bool,
+    /// Families to send a ROUTE-REFRESH for (its import filters changed),
+    /// as soon as the session has room.
+    pub refresh_due: Vec<Afi>,
     /// BFD, when configured.
     pub bfd: Option<crate::bfd_link::PeerLink>,
 }
@@ -127,6 +130,7 @@ impl Neighbor {
             eor_received: Vec::new(),
             eor_sent: false,
             max_prefix_warned: false,
+            refresh_due: Vec::new(),
         }
     }
 

@@ -62,6 +62,8 @@ pub enum ToSession {
     Proceed(bool),
     Batch(OutBatch),
     EndOfRib(Afi),
+    /// Ask the peer to send its routes of this family again (RFC 2918).
+    RouteRefresh(Afi),
     /// Send this NOTIFICATION and close.
     Close(Notification),
 }
@@ -438,6 +440,7 @@ impl Session {
                     let bytes = match cmd {
                         ToSession::Batch(b) => encode_batch(&enc, b, &self.counters),
                         ToSession::EndOfRib(afi) => packet::encode_end_of_rib(afi),
+                        ToSession::RouteRefresh(afi) => packet::encode_route_refresh(afi, 0),
                         ToSession::Close(n) => {
                             return Stop::Notify(n, "closed by the speaker".into())
                         }

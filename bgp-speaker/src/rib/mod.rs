@@ -15,7 +15,7 @@
 //! `memo` (one run's export targets and attributes), `shard` (a family
 //! split by prefix hash, applied in parallel), `loc` and `paths` (storage),
 //! `best_path` and `export` (the rules), `policy` (per-peer import and
-//! export filters).
+//! export filters), `repolicy` (new filters on a session that stays up).
 
 pub mod best_path;
 mod explain;
@@ -25,6 +25,7 @@ mod loc;
 mod memo;
 mod paths;
 pub mod policy;
+mod repolicy;
 mod shard;
 mod table;
 
@@ -41,6 +42,7 @@ use best_path::PeerFacts;
 pub use explain::{RibPath, RibView};
 use export::{ExportClass, ImportReject, LocalFacts, SourceKind};
 use policy::Policies;
+pub use repolicy::{PeerPolicy, Repolicied};
 use shard::Family;
 use table::Ctx;
 

@@ -283,6 +283,35 @@ impl<K: Key + Send + Sync> Family<K> {
         }
     }
 
+    /// Moves peer `id` to its new export class (`targets`: it alone) and
+    /// queues it the difference (see `Table::reclass`).
+    pub fn reclass(&mut self, id: PeerId, ctx: &Ctx<'_>, targets: &[Target]) {
+        self.apply(ctx.peers);
+        for t in &mut self.shards {
+            t.reclass(id, ctx, &mut ExportRun::new(targets.to_vec()));
+        }
+    }
+
+    /// Removes the paths of `id` its import rules now refuse; how many.
+    pub fn reimport(&mut self, id: PeerId, peers: &Peers) -> usize {
+        self.apply(peers);
+        self.shards.iter_mut().map(|t| t.reimport(id, peers)).sum()
+    }
+
+    /// Whether a prefix `id` sent and we refused would pass these rules.
+    pub fn refused_would_pass(
+        &mut self,
+        id: PeerId,
+        peers: &Peers,
+        rules: Option<&super::policy::Compiled>,
+        within: Option<&[ipnet::IpNet]>,
+    ) -> bool {
+        self.apply(peers);
+        self.shards
+            .iter()
+            .any(|t| t.refused_would_pass(id, rules, within))
+    }
+
     pub fn refresh(&mut self, id: PeerId) {
         for t in &mut self.shards {
             t.refresh(id);

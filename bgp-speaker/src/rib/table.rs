@@ -24,6 +24,8 @@ use super::memo::{export_one, ExportRun};
 use super::paths::{AttrPool, Overflow, Path, Paths};
 use super::{Interner, Nlri, OutBatch, PeerId, PeerInfo};
 
+mod reclass;
+
 mod explain;
 
 /// The RIB's peers, as the decision needs them.
