@@ -86,6 +86,20 @@ impl BirdTor {
         net::run("birdc", &["-s", &sock, "show", "route", "all"])
     }
 
+    /// The state and since-when of its session `proto` (`n0`, `n1`, ...)
+    /// as `birdc show protocols` gives them, e.g. `up 04:31:07.250
+    /// Established`: the time changes when the session restarts.
+    pub fn session(&self, proto: &str) -> Result<String> {
+        let sock = self.sock.display().to_string();
+        let out = net::run("birdc", &["-s", &sock, "show", "protocols", proto])?;
+        let line = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(proto))
+            .ok_or_else(|| anyhow::anyhow!("no protocol {proto} in:\n{out}"))?;
+        // name, proto, table, then state, since, info.
+        Ok(line.split_whitespace().skip(3).collect::<Vec<_>>().join(" "))
+    }
+
     /// Waits (up to 30 s) until the ToR has `prefix` from exactly the
     /// nodes `from` (by index; none: from nobody); how long that took.
     pub fn expect(&self, prefix: &str, from: &[usize]) -> Result<Duration> {

@@ -21,9 +21,16 @@
 //!    accepts 198.51.100.0/24 (outside it, which the default refuses):
 //!    3 received, 2 accepted; the kernel has 10.244.251.0/24 via the ToR,
 //!    neither of the other two (198.51.100.0/24 is outside the pools).
-//! 4. A filter named but missing: nothing reaches the ToR from either node
+//! 4. The filter changed in the datastore (export: node2's block instead
+//!    of node1's; import: 10.244.251.0/24 instead of 10.244.250.0/24):
+//!    the ToR gets node1's block and loses node2's, the nodes program
+//!    10.244.250.0/24 and remove 10.244.251.0/24 (taken again through a
+//!    ROUTE-REFRESH), and no session restarts: BIRD's sessions keep their
+//!    since-time, the nodes' sessions keep theirs.
+//! 5. A filter named but missing: nothing reaches the ToR from either node
 //!    and nothing is accepted from it; each node reports the BGPPeer's
-//!    `spec.filters[1]`. Once the filter exists, node2's block is back.
+//!    `spec.filters[1]`. Once the filter exists, node1's block is back.
+//!    Still no session restarted.
 
 use std::time::Duration;
 
@@ -155,7 +162,63 @@ spec:
         );
     }
 
-    // 4. A missing filter: nothing either way, said on the BGPPeer.
+    // 4. The filter changes; the sessions stay.
+    let sessions = |tor: &BirdTor| -> Result<Vec<String>> {
+        (0..2).map(|i| tor.session(&format!("n{i}"))).collect()
+    };
+    let before = sessions(&tor)?;
+    let since: Vec<Value> = (0..2)
+        .map(|i| tor_peer(&lab, i, tor_addr).map(|p| p["sinceUnix"].clone()))
+        .collect::<Result<_>>()?;
+    assert!(
+        since.iter().all(|t| t.as_u64().is_some_and(|t| t > 0)),
+        "sessions' since-times: {since:?}"
+    );
+    eprintln!("node_policy: ToR sessions before the change: {before:?}, node sessions since (unix) {since:?}");
+    apply(
+        &lab,
+        "changed",
+        &format!(
+            "apiVersion: projectcalico.org/v3
+kind: BGPFilter
+metadata: {{name: edge}}
+spec:
+  exportV4:
+    - {{action: Reject, matchOperator: Equal, cidr: {b2}}}
+  importV4:
+    - {{action: Reject, matchOperator: Equal, cidr: 10.244.251.0/24}}
+    - {{action: Accept, matchOperator: Equal, cidr: 198.51.100.0/24}}
+"
+        ),
+    )?;
+    tor.expect(&b1, &[0])?;
+    tor.expect(&b2, &[])?;
+    for i in 0..2 {
+        wait_until(
+            Duration::from_secs(30),
+            "10.244.250.0/24 programmed instead of 10.244.251.0/24",
+            || {
+                let r =
+                    net::ip_in_output(&lab.nodes[i].ns, &["route"]).map_err(|e| e.to_string())?;
+                if r.contains(&format!("10.244.250.0/24 via {tor_addr} "))
+                    && !r.contains("10.244.251.0/24")
+                {
+                    Ok(())
+                } else {
+                    Err(r)
+                }
+            },
+        )?;
+        let p = tor_peer(&lab, i, tor_addr)?;
+        assert_eq!(p["state"], "Established", "{p}");
+        assert_eq!(
+            p["sinceUnix"], since[i],
+            "node {i}'s session to the ToR restarted: {p}"
+        );
+    }
+    assert_eq!(sessions(&tor)?, before, "a ToR session restarted");
+
+    // 5. A missing filter: nothing either way, said on the BGPPeer.
     apply(
         &lab,
         "missing",
@@ -170,7 +233,7 @@ spec:
 "
         ),
     )?;
-    tor.expect(&b2, &[])?;
+    tor.expect(&b1, &[])?;
     for i in 0..2 {
         wait_until(
             Duration::from_secs(30),
@@ -203,9 +266,17 @@ spec:
         "later",
         "apiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata: {name: later}\nspec:\n  exportV6:\n    - {action: Reject}\n",
     )?;
-    tor.expect(&b2, &[1])?;
-    tor.expect(&b1, &[])?;
+    tor.expect(&b1, &[0])?;
+    tor.expect(&b2, &[])?;
     lab.wait_full_mesh(Duration::from_secs(30))?;
+    assert_eq!(sessions(&tor)?, before, "a ToR session restarted");
+    for (i, f) in since.iter().enumerate() {
+        let p = tor_peer(&lab, i, tor_addr)?;
+        assert_eq!(
+            p["sinceUnix"], *f,
+            "node {i}'s session to the ToR restarted: {p}"
+        );
+    }
     Ok(())
 }
 
