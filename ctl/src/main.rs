@@ -12,7 +12,7 @@ use tortie_config::node::{
     parse_datastore, DatastoreSetting, DEFAULT_DATASTORE, DEFAULT_ETCD_PREFIX,
 };
 use tortie_config::resources::{load_documents, Key};
-use tortie_ctl::lab::{deployed, interrupt, report, Encap, Lab, LabSpec, DEFAULT_ROOT};
+use tortie_ctl::lab::{deployed, interrupt, report, Encap, Lab, LabSpec, Stack, DEFAULT_ROOT};
 use tortie_ctl::resources::{self, Output};
 use tortie_ctl::{ipam, node_status, node_statuses, routes};
 
@@ -150,6 +150,10 @@ struct LabArgs {
     /// Cross-subnet encapsulation.
     #[arg(long, value_enum, default_value_t = Encap::Auto)]
     encap: Encap,
+    /// IP families of nodes and pods: ipv4, dual (an IPv6 pool too, pings
+    /// over both) or ipv6 (IPv6 only).
+    #[arg(long, value_enum, default_value_t = Stack::Ipv4)]
+    stack: Stack,
     /// Where tortie-node and tortie-cni are [default: next to tortiectl].
     #[arg(long)]
     bin_dir: Option<PathBuf>,
@@ -434,6 +438,7 @@ fn build(args: &LabArgs) -> Result<Lab> {
     let mut spec = LabSpec::new(&args.lab.name, args.nodes, &args.lab.root, &bin_dir);
     spec.pods_per_node = args.pods_per_node;
     spec.encap = args.encap;
+    spec.stack = args.stack;
     spec.etcd = args.etcd;
     spec.kubernetes = args.kubernetes;
     spec.kubelets = args.kubelets;
