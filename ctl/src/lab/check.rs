@@ -2,7 +2,7 @@
 //! (one, all pairs, a stream during a change), and diagnostics for a
 //! failure.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,8 +22,8 @@ impl Lab {
 
     /// Whether `from` answers one ping to `to` within `wait` (a kubelet
     /// node's pod pings through `kubectl exec`).
-    pub fn ping(&self, from: &LabPod, to: Ipv4Addr, wait: Duration) -> bool {
-        let (w, to) = (wait.as_secs().max(1).to_string(), to.to_string());
+    pub fn ping(&self, from: &LabPod, to: impl Into<IpAddr>, wait: Duration) -> bool {
+        let (w, to) = (wait.as_secs().max(1).to_string(), to.into().to_string());
         let ping = ["ping", "-c", "1", "-W", &w, &to];
         if self.spec.kubelets {
             let mut args = vec!["exec", from.name.as_str(), "--"];
@@ -33,38 +33,37 @@ impl Lab {
         net::exec_in(&from.ns, &ping).is_ok()
     }
 
-    /// Polls until every pod reaches every other, or fails after `deadline`
+    /// Polls until every pod reaches every other at each of its addresses
+    /// (IPv4 and IPv6 in a dual-stack lab), or fails after `deadline`
     /// naming a pair that does not.
     pub fn wait_full_mesh(&self, deadline: Duration) -> Result<Duration> {
         let start = Instant::now();
-        let mut pending: Vec<(usize, usize)> = (0..self.pods.len())
+        let mut pending: Vec<(usize, usize, IpAddr)> = (0..self.pods.len())
             .flat_map(|a| {
                 (0..self.pods.len())
                     .filter(move |b| *b != a)
-                    .map(move |b| (a, b))
+                    .flat_map(move |b| {
+                        self.pods[b]
+                            .addresses()
+                            .into_iter()
+                            .map(move |to| (a, b, to))
+                    })
             })
             .collect();
         while !pending.is_empty() {
             interrupt::check()?;
-            pending.retain(|(a, b)| {
-                !self.ping(
-                    &self.pods[*a],
-                    self.pods[*b].address,
-                    Duration::from_secs(1),
-                )
-            });
+            pending.retain(|(a, _, to)| !self.ping(&self.pods[*a], *to, Duration::from_secs(1)));
             if pending.is_empty() {
                 break;
             }
             if start.elapsed() > deadline {
-                let (a, b) = pending[0];
+                let (a, b, to) = pending[0];
                 bail!(
-                    "after {deadline:?}, {} pod pairs still fail, e.g. {} ({}) -> {} ({})\n{}",
+                    "after {deadline:?}, {} pod pairs still fail, e.g. {} ({}) -> {} ({to})\n{}",
                     pending.len(),
                     self.pods[a].name,
-                    self.pods[a].address,
+                    self.pods[a].primary(),
                     self.pods[b].name,
-                    self.pods[b].address,
                     self.diagnostics()
                 );
             }
@@ -81,7 +80,7 @@ impl Lab {
         count: u32,
         during: impl FnOnce(&mut Lab) -> Result<()>,
     ) -> Result<Vec<(u32, u32)>> {
-        let target = self.pods[to].address.to_string();
+        let target = self.pods[to].primary().to_string();
         let count = count.to_string();
         let mut children = Vec::new();
         for p in self.pods.iter().filter(|p| p.name != self.pods[to].name) {
@@ -121,6 +120,10 @@ impl Lab {
         for (i, n) in self.nodes.iter().enumerate() {
             out += &format!("== {} routes\n", n.name);
             out += &net::ip_in_output(&n.ns, &["route"]).unwrap_or_else(|e| format!("{e:#}\n"));
+            if n.address6.is_some() {
+                out += &net::ip_in_output(&n.ns, &["-6", "route"])
+                    .unwrap_or_else(|e| format!("{e:#}\n"));
+            }
             match self.node_status(i) {
                 Ok(s) => {
                     out += &format!(

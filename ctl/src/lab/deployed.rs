@@ -166,6 +166,7 @@ impl Lab {
                 ns: String::new(),
                 node,
                 address,
+                address6: None,
             });
         }
         self.save()?;

@@ -14,6 +14,12 @@
 //! the ipip module, VXLAN CrossSubnet where it has not. Nodes on one subnet
 //! reach each other's pods without encapsulation.
 //!
+//! [`Stack`]: IPv4 (the default), dual stack (`--stack dual`: every node
+//! also has `fd30:1::N/64` or `fd30:2::N/64`, every pod an address of the
+//! IPv6 pool [`POOL6`] too, VXLAN CrossSubnet for it, pings over both), or
+//! IPv6 only (`--stack ipv6`: no IPv4 on nodes or pods; router IDs by
+//! `--router-id hash`; the file datastore only).
+//!
 //! A lab lives in a directory (`/run/tortie-lab/<name>` by default) that
 //! holds `lab.json` (what was made), the datastore and the logs; `down`
 //! removes what `lab.json` names. [`Lab`] also drives the multi-node tests
@@ -27,7 +33,7 @@
 //! `interrupt.rs` turns Ctrl-C during `lab up | demo` into a teardown.
 
 use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -55,6 +61,9 @@ pub const DEFAULT_ROOT: &str = "/run/tortie-lab";
 pub const ADMIN: &str = "127.0.0.1:9099";
 /// The lab's pool.
 pub const POOL: &str = "10.244.0.0/16";
+/// The lab's IPv6 pool (dual stack and IPv6 only), in blocks of /122 (64
+/// addresses, Calico's IPv6 default).
+pub const POOL6: &str = "fd00:10:244::/48";
 /// Where the lab's etcd listens (in the router's namespace).
 pub const ETCD: &str = "http://172.30.1.1:2379";
 /// The lab's key prefix in etcd.
@@ -73,6 +82,19 @@ pub enum Encap {
     /// No encapsulation: the router between the subnets must know the
     /// pod routes (a ToR that peers with the nodes).
     None,
+}
+
+/// The IP families of the lab's nodes and pods.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Stack {
+    /// IPv4 only.
+    #[default]
+    Ipv4,
+    /// IPv4 and IPv6: two pools, two addresses per node and pod.
+    Dual,
+    /// IPv6 only.
+    Ipv6,
 }
 
 /// What to build.
@@ -127,6 +149,9 @@ pub struct LabSpec {
     /// it, which routes directly on one subnet.
     #[serde(default)]
     pub one_subnet: bool,
+    /// IPv4, dual stack or IPv6 only.
+    #[serde(default)]
+    pub stack: Stack,
     /// Do not start tortie-node at `up` (pods are still made: tortie-cni
     /// needs no agent). The caller starts them ([`Lab::start_node`]) or
     /// runs another routing daemon in the nodes' namespaces.
@@ -139,7 +164,11 @@ pub struct LabSpec {
 pub struct LabNode {
     pub name: String,
     pub ns: String,
+    /// Its IPv4 address (0.0.0.0 in an IPv6-only lab).
     pub address: Ipv4Addr,
+    /// Its IPv6 address (dual stack, IPv6 only).
+    #[serde(default)]
+    pub address6: Option<Ipv6Addr>,
     /// `A` or `B`.
     pub subnet: char,
     pub pid: Option<u32>,
@@ -155,7 +184,11 @@ pub struct LabPod {
     /// mount namespace (`kubectl exec` reaches it).
     pub ns: String,
     pub node: String,
+    /// Its IPv4 address (0.0.0.0 in an IPv6-only lab).
     pub address: Ipv4Addr,
+    /// Its IPv6 address (dual stack, IPv6 only).
+    #[serde(default)]
+    pub address6: Option<Ipv6Addr>,
 }
 
 /// A built lab.
@@ -206,6 +239,7 @@ impl LabSpec {
             apiserver_args: Vec::new(),
             per_node_args: std::collections::BTreeMap::new(),
             one_subnet: false,
+            stack: Stack::Ipv4,
             no_agents: false,
         }
     }
@@ -224,6 +258,15 @@ impl LabSpec {
         }
         if self.kubelets && !self.kubernetes {
             bail!("kubelet nodes need the Kubernetes datastore (--kubernetes)");
+        }
+        if self.kubelets && self.stack != Stack::Ipv4 {
+            bail!(
+                "--stack {:?}: kubelet nodes are IPv4 only in the lab; use --stack ipv4",
+                self.stack
+            );
+        }
+        if self.stack == Stack::Ipv6 && (self.etcd || self.kubernetes) {
+            bail!("--stack ipv6 runs on the file datastore: the lab's etcd listens on the router's IPv4 address, which IPv6-only nodes cannot reach");
         }
         for bin in [&self.node_bin, &self.cni_bin] {
             if !bin.exists() {
@@ -321,6 +364,17 @@ impl Lab {
         self.attach(&self.router.clone(), 0, "etha", "172.30.1.1/24")?;
         self.attach(&self.router.clone(), 1, "ethb", "172.30.2.1/24")?;
         net::exec_in(&self.router, &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+        if self.spec.stack != Stack::Ipv4 {
+            // The router's IPv6 side: it forwards between the subnets and
+            // knows only their prefixes, as for IPv4.
+            net::exec_in(
+                &self.router,
+                &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"],
+            )?;
+            for (dev, addr) in [("etha", "fd30:1::1/64"), ("ethb", "fd30:2::1/64")] {
+                net::ip_in(&self.router, &["addr", "add", addr, "dev", dev, "nodad"])?;
+            }
+        }
         self.encap = match self.spec.encap {
             Encap::Ipip => "ipip".into(),
             Encap::Vxlan => "vxlan".into(),
@@ -338,13 +392,27 @@ impl Lab {
         } else {
             format!("---\n{}", self.spec.resources)
         };
+        // IPIP carries IPv4 only: the IPv6 pool uses VXLAN across subnets.
+        let mode6 = if self.encap == "none" {
+            ""
+        } else {
+            "  vxlanMode: CrossSubnet\n"
+        };
+        let pool4 = format!(
+            "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: lab-pool\nspec:\n  cidr: {POOL}\n  blockSize: 26\n{mode}"
+        );
+        let pool6 = format!(
+            "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: lab-pool-v6\nspec:\n  cidr: {POOL6}\n  blockSize: 122\n{mode6}"
+        );
         let resources = if self.spec.kubelets {
             // deploy/ brings the pool (defaults.yaml).
             self.spec.resources.clone()
         } else {
-            format!(
-                "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: lab-pool\nspec:\n  cidr: {POOL}\n  blockSize: 26\n{mode}{extra}"
-            )
+            match self.spec.stack {
+                Stack::Ipv4 => format!("{pool4}{extra}"),
+                Stack::Dual => format!("{pool4}---\n{pool6}{extra}"),
+                Stack::Ipv6 => format!("{pool6}{extra}"),
+            }
         };
         std::fs::write(self.spec.dir.join("store/resources.yaml"), &resources)?;
         if self.spec.etcd || self.spec.kubernetes {
@@ -401,7 +469,8 @@ impl Lab {
         Ok(())
     }
 
-    /// `ip link add IF netns NS type veth peer ...` into switch `sw`.
+    /// `ip link add IF netns NS type veth peer ...` into switch `sw`, with
+    /// address `addr` (none when empty).
     fn attach(&self, ns: &str, sw: usize, ifname: &str, addr: &str) -> Result<()> {
         let sw_ns = &self.switches[sw];
         // The switch end is named after the host's namespace suffix.
@@ -411,7 +480,9 @@ impl Lab {
             sw_ns,
         ])?;
         net::ip_in(sw_ns, &["link", "set", &port, "master", "br0", "up"])?;
-        net::ip_in(ns, &["addr", "add", addr, "dev", ifname])?;
+        if !addr.is_empty() {
+            net::ip_in(ns, &["addr", "add", addr, "dev", ifname])?;
+        }
         net::ip_in(ns, &["link", "set", ifname, "up"])
     }
 
@@ -425,35 +496,49 @@ impl Lab {
     /// Makes node `i` on subnet B (`on_b`) or A.
     fn make_node(&mut self, i: usize, on_b: bool) -> Result<()> {
         let (subnet, net_id) = if on_b { ('B', 2) } else { ('A', 1) };
-        let address = Ipv4Addr::new(
-            172,
-            30,
-            net_id,
-            u8::try_from(10 + i).context("node number")?,
-        );
+        let host = u8::try_from(10 + i).context("node number")?;
+        let stack = self.spec.stack;
+        let address = if stack == Stack::Ipv6 {
+            Ipv4Addr::UNSPECIFIED
+        } else {
+            Ipv4Addr::new(172, 30, net_id, host)
+        };
+        // fd30:<subnet>::<node number> reads like 172.30.<subnet>.<node number>.
+        let address6 = (stack != Stack::Ipv4)
+            .then(|| format!("fd30:{net_id}::{host}").parse::<Ipv6Addr>())
+            .transpose()
+            .context("node IPv6 address")?;
         let ns = format!("tl-{}-n{i}", self.spec.name);
         self.nodes.push(LabNode {
             name: format!("node{i}"),
             ns: ns.clone(),
             address,
+            address6,
             subnet,
             pid: None,
             log: self.spec.dir.join(format!("node{i}.log")),
         });
         self.save()?;
         net::add_netns(&ns)?;
-        self.attach(&ns, usize::from(on_b), "eth0", &format!("{address}/24"))?;
-        net::ip_in(
-            &ns,
-            &[
-                "route",
-                "add",
-                "default",
-                "via",
-                &format!("172.30.{net_id}.1"),
-            ],
-        )?;
+        let v4 = if stack == Stack::Ipv6 {
+            String::new()
+        } else {
+            format!("{address}/24")
+        };
+        self.attach(&ns, usize::from(on_b), "eth0", &v4)?;
+        if stack != Stack::Ipv6 {
+            let gw = format!("172.30.{net_id}.1");
+            net::ip_in(&ns, &["route", "add", "default", "via", &gw])?;
+        }
         net::exec_in(&ns, &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+        if let Some(a6) = address6 {
+            // No duplicate address detection: usable at once.
+            let a6 = format!("{a6}/64");
+            net::ip_in(&ns, &["addr", "add", &a6, "dev", "eth0", "nodad"])?;
+            let gw = format!("fd30:{net_id}::1");
+            net::ip_in(&ns, &["-6", "route", "add", "default", "via", &gw])?;
+            net::exec_in(&ns, &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])?;
+        }
         Ok(())
     }
 
@@ -483,8 +568,7 @@ impl Lab {
                 "--etcd-prefix",
                 ETCD_PREFIX,
             ])
-            .arg("--ip")
-            .arg(format!("{}/24", node.address))
+            .args(node_address_args(node))
             .arg("--state-dir")
             .arg(&state)
             .args(&self.spec.node_args)
@@ -691,6 +775,55 @@ impl Drop for Lab {
             self.down();
         }
     }
+}
+
+/// `--ip` (and `--ip6`, or for an IPv6-only node `--router-id hash`) of a
+/// lab node.
+fn node_address_args(node: &LabNode) -> Vec<String> {
+    let v6 = node.address6.map(|a| format!("{a}/64"));
+    match (node.address.is_unspecified(), v6) {
+        (true, Some(v6)) => vec!["--ip".into(), v6, "--router-id".into(), "hash".into()],
+        (_, v6) => {
+            let mut args = vec!["--ip".into(), format!("{}/24", node.address)];
+            if let Some(v6) = v6 {
+                args.extend(["--ip6".into(), v6]);
+            }
+            args
+        }
+    }
+}
+
+// ===== impl LabNode, LabPod =====
+
+impl LabNode {
+    /// Its addresses: IPv4 (unless IPv6 only), then IPv6 (if any).
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        addresses(self.address, self.address6)
+    }
+}
+
+impl LabPod {
+    /// Its addresses: IPv4 (unless IPv6 only), then IPv6 (if any).
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        addresses(self.address, self.address6)
+    }
+
+    /// The address pings go to by default: IPv4, or IPv6 in an IPv6-only
+    /// lab.
+    pub fn primary(&self) -> IpAddr {
+        self.addresses()
+            .first()
+            .copied()
+            .unwrap_or(IpAddr::V4(self.address))
+    }
+}
+
+fn addresses(v4: Ipv4Addr, v6: Option<Ipv6Addr>) -> Vec<IpAddr> {
+    (!v4.is_unspecified())
+        .then_some(IpAddr::V4(v4))
+        .into_iter()
+        .chain(v6.map(IpAddr::V6))
+        .collect()
 }
 
 /// `GET path` from `addr` inside namespace `ns`: the body of a 200, else

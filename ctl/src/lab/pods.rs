@@ -6,7 +6,9 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use super::{kube, net, Lab, LabNode, LabPod, ETCD, ETCD_PREFIX};
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::{kube, net, Lab, LabNode, LabPod, Stack, ETCD, ETCD_PREFIX};
 
 // ===== impl Lab: pods =====
 
@@ -21,17 +23,35 @@ impl Lab {
             self.create_kube_pod(&name, &node.name)?;
         }
         net::add_netns(&ns)?;
+        let stack = self.spec.stack;
         let added = self.cni(&node, "ADD", &name, &ns).and_then(|result| {
             let v: Value = serde_json::from_str(&result)
                 .with_context(|| format!("CNI ADD for {name}: {result}"))?;
-            v["ips"][0]["address"]
-                .as_str()
-                .and_then(|a| a.split('/').next())
-                .and_then(|a| a.parse().ok())
-                .with_context(|| format!("CNI ADD for {name} gave no address: {result}"))
+            let ips: Vec<IpAddr> = v["ips"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|ip| ip["address"].as_str()?.split('/').next()?.parse().ok())
+                .collect();
+            let v4 = ips.iter().find_map(|a| match a {
+                IpAddr::V4(a) => Some(*a),
+                IpAddr::V6(_) => None,
+            });
+            let v6 = ips.iter().find_map(|a| match a {
+                IpAddr::V6(a) => Some(*a),
+                IpAddr::V4(_) => None,
+            });
+            match (stack, v4, v6) {
+                (Stack::Ipv4, Some(v4), _) => Ok((v4, None)),
+                (Stack::Dual, Some(v4), Some(v6)) => Ok((v4, Some(v6))),
+                (Stack::Ipv6, None, Some(v6)) => Ok((Ipv4Addr::UNSPECIFIED, Some(v6))),
+                _ => bail!(
+                    "CNI ADD for {name} gave not the addresses a {stack:?} lab wants: {result}"
+                ),
+            }
         });
         // Not a pod of the lab yet: `down` would not know its namespace.
-        let address = match added {
+        let (address, address6) = match added {
             Ok(address) => address,
             Err(e) => {
                 net::del_netns(&ns);
@@ -43,6 +63,7 @@ impl Lab {
             ns,
             node: node.name.clone(),
             address,
+            address6,
         };
         self.pods.push(pod.clone());
         self.save()?;
@@ -89,10 +110,13 @@ impl Lab {
         };
         // A generous timeout: the qemu tier runs the lab under software
         // emulation, where an ADD takes seconds.
+        let stack = self.spec.stack;
         let conf = serde_json::json!({
             "cniVersion": "1.0.0", "name": "tortie", "type": "tortie",
             "nodeName": node.name,
             "datastore": datastore,
+            "assignIPv4": stack != Stack::Ipv6,
+            "assignIPv6": stack != Stack::Ipv4,
             "timeoutSeconds": 120,
         });
         let mut child = Command::new("ip")

@@ -13,7 +13,15 @@ pub fn render(lab: &Lab) -> String {
         lab.spec.name,
         lab.nodes.len(),
         lab.pods.len(),
-        super::POOL,
+        match lab.spec.stack {
+            super::Stack::Ipv4 => super::POOL.to_string(),
+            super::Stack::Dual => format!(
+                "{} and IPv6 pool {} (VXLAN CrossSubnet)",
+                super::POOL,
+                super::POOL6
+            ),
+            super::Stack::Ipv6 => format!("{} (IPv6 only)", super::POOL6),
+        },
         lab.encap.to_uppercase(),
         if lab.encap == "vxlan" {
             "; this kernel has no ipip module"
@@ -35,7 +43,11 @@ pub fn render(lab: &Lab) -> String {
                 .is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
             vec![
                 n.name.clone(),
-                format!("{}/24", n.address),
+                n.addresses()
+                    .iter()
+                    .map(|a| format!("{a}/{}", if a.is_ipv4() { 24 } else { 64 }))
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 n.subnet.to_string(),
                 n.ns.clone(),
                 match (n.pid, alive) {
@@ -58,6 +70,13 @@ pub fn render(lab: &Lab) -> String {
             Ok(r) => out += &r,
             Err(e) => out += &format!("{e:#}\n"),
         }
+        if n.address6.is_some() {
+            out += &format!("\n== {} IPv6 routes (ip -6 route)\n", n.name);
+            match net::ip_in_output(&n.ns, &["-6", "route"]) {
+                Ok(r) => out += &r,
+                Err(e) => out += &format!("{e:#}\n"),
+            }
+        }
     }
     out += "\n== pod-to-pod ping matrix (one ping each, row to column)\n";
     out += &matrix(lab).0;
@@ -67,17 +86,27 @@ pub fn render(lab: &Lab) -> String {
 /// The ping matrix and whether every pair answered.
 pub fn matrix(lab: &Lab) -> (String, bool) {
     let mut header = vec!["FROM \\ TO".to_string()];
-    header.extend(lab.pods.iter().map(|p| format!("{} {}", p.name, p.address)));
+    let targets: Vec<(usize, std::net::IpAddr)> = lab
+        .pods
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| p.addresses().into_iter().map(move |a| (i, a)))
+        .collect();
+    header.extend(
+        targets
+            .iter()
+            .map(|(i, a)| format!("{} {a}", lab.pods[*i].name)),
+    );
     let mut all = true;
     let rows: Vec<Vec<String>> = lab
         .pods
         .iter()
         .map(|from| {
             let mut row = vec![format!("{} ({})", from.name, from.node)];
-            for to in &lab.pods {
-                row.push(if to.name == from.name {
+            for (i, to) in &targets {
+                row.push(if lab.pods[*i].name == from.name {
                     "-".into()
-                } else if lab.ping(from, to.address, Duration::from_secs(1)) {
+                } else if lab.ping(from, *to, Duration::from_secs(1)) {
                     "ok".into()
                 } else {
                     all = false;
