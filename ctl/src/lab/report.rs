@@ -15,11 +15,13 @@ pub fn render(lab: &Lab) -> String {
         lab.pods.len(),
         match lab.spec.stack {
             super::Stack::Ipv4 => super::POOL.to_string(),
-            super::Stack::Dual => format!(
-                "{} and IPv6 pool {} (VXLAN CrossSubnet)",
+            // IPIP carries IPv4 only: the IPv6 pool uses VXLAN.
+            super::Stack::Dual if lab.encap == "ipip" => format!(
+                "{} and IPv6 pool {} (over VXLAN)",
                 super::POOL,
                 super::POOL6
             ),
+            super::Stack::Dual => format!("{} and IPv6 pool {}", super::POOL, super::POOL6),
             super::Stack::Ipv6 => format!("{} (IPv6 only)", super::POOL6),
         },
         lab.encap.to_uppercase(),
