@@ -19,6 +19,7 @@ pub use crate::peer::{
     DEFAULT_MAX_PEERS, DEFAULT_PORT, MAX_PASSWORD_LEN,
 };
 
+mod filters;
 mod raw;
 mod validate;
 
@@ -52,8 +53,9 @@ pub struct RrConfig {
     /// listens.
     pub admin: SocketAddr,
     /// Statically configured neighbours (`rr_client` defaults to `true`
-    /// for iBGP and is always `false` for eBGP; nothing is filtered: the
-    /// export and import options stay off).
+    /// for iBGP and is always `false` for eBGP). Nothing is filtered but
+    /// by the rules of the `filters` a peer names (its import and export
+    /// rules); the other export and import options stay off.
     pub peers: Vec<PeerConfig>,
     /// Prefixes from which any neighbour is accepted.
     pub dynamic_peers: Vec<DynamicPeerConfig>,

@@ -28,6 +28,8 @@ pub(super) struct RawRrConfig {
     pub families: Option<Vec<Family>>,
     #[serde(default)]
     pub datastore_clients: Option<RawDatastoreClients>,
+    #[serde(default)]
+    pub filters: Vec<super::filters::RawFilter>,
 }
 
 /// `datastoreClients`.
@@ -71,6 +73,8 @@ pub(super) struct RawPeer {
     pub ttl_security: Option<i64>,
     #[serde(default)]
     pub bfd: Option<crate::bfd::BfdSpec>,
+    #[serde(default)]
+    pub filters: Vec<String>,
 }
 
 /// One entry of `dynamicPeers`.

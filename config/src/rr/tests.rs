@@ -206,13 +206,13 @@ fn bad_inputs_name_field_value_and_what_is_allowed() {
             second_peer("address: 172.30.0.3\n    asNumber: 64512\n    holdtime: 3"),
             "peers[1].holdtime: unknown field `holdtime`, expected one of `address`, `asNumber`, \
              `client`, `password`, `holdTime`, `connectRetry`, `passive`, `port`, `localAddress`, \
-             `nextHopSelf`, `maxPrefix`, `ttlSecurity`, `bfd`"
+             `nextHopSelf`, `maxPrefix`, `ttlSecurity`, `bfd`, `filters`"
                 .into(),
         ),
         (
             top("routerID: 1.2.3.4"),
             "routerID: unknown field `routerID`, expected one of `routerId`, `asNumber`, \
-             `clusterId`, `listen`, `admin`, `peers`, `dynamicPeers`, `gracefulRestart`, `families`, `datastoreClients`"
+             `clusterId`, `listen`, `admin`, `peers`, `dynamicPeers`, `gracefulRestart`, `families`, `datastoreClients`, `filters`"
                 .into(),
         ),
         (

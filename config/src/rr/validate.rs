@@ -35,10 +35,11 @@ pub(super) fn validate(raw: RawRrConfig) -> Result<RrConfig, ConfigError> {
     let families = families(raw.families)?;
     let graceful_restart = graceful_restart(raw.graceful_restart)?;
 
+    let filters = super::filters::filters(raw.filters)?;
     let mut peers = Vec::with_capacity(raw.peers.len());
     let mut seen: HashMap<IpAddr, usize> = HashMap::new();
     for (i, p) in raw.peers.into_iter().enumerate() {
-        let peer = peer(&format!("peers[{i}]"), p, as_number)?;
+        let peer = peer(&format!("peers[{i}]"), p, as_number, &filters)?;
         if let Some(first) = seen.insert(peer.address, i) {
             return Err(ConfigError::invalid(
                 format!("peers[{i}].address"),
@@ -111,8 +112,14 @@ pub(super) fn validate(raw: RawRrConfig) -> Result<RrConfig, ConfigError> {
     })
 }
 
-fn peer(path: &str, raw: RawPeer, our_as: u32) -> Result<PeerConfig, ConfigError> {
+fn peer(
+    path: &str,
+    raw: RawPeer,
+    our_as: u32,
+    filters: &super::filters::Compiled,
+) -> Result<PeerConfig, ConfigError> {
     let address = peer_address(&format!("{path}.address"), &raw.address)?;
+    let (import_filter, export_filter) = super::filters::of_peer(path, &raw.filters, filters)?;
     let as_number = asn(&format!("{path}.asNumber"), raw.as_number)?;
     let client = client(path, raw.client, as_number, our_as)?;
     let local_address = match &raw.local_address {
@@ -161,6 +168,8 @@ fn peer(path: &str, raw: RawPeer, our_as: u32) -> Result<PeerConfig, ConfigError
         export_aggregates: false,
         import_within: None,
         ttl_security: ttl_security(path, raw.ttl_security)?,
+        import_filter,
+        export_filter,
         ..PeerConfig::new(address, as_number)
     })
 }
