@@ -24,7 +24,7 @@ use crate::routes::Underlay;
 /// list Calico uses, plus Tortie's names).
 const EXCLUDED: &str =
     "^(lo|docker.*|cbr.*|dummy.*|virbr.*|lxcbr.*|veth.*|cali.*|tunl.*|flannel.*|\
-                        kube-ipvs.*|cni.*|vxlan\\.calico|vxlan-v6\\.calico|vxlan\\.tortie|tort.*|\
+                        kube-ipvs.*|cni.*|vxlan\\.calico|vxlan-v6\\.calico|vxlan\\.tortie|vxlan-v6\\.tortie|tort.*|\
                         nodelocaldns.*|wireguard\\.cali|wg-v6\\.cali)$";
 
 /// One interface and its addresses, in the kernel's order.
