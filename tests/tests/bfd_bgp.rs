@@ -1,30 +1,34 @@
-//! BFD drives BGP: tortie-rr with `bfd` on its peer, against BIRD 2 with
-//! `bfd on` on the BGP protocol and a `protocol bfd` (100 ms x 3 both
-//! sides), in network namespaces. Part of the tortie-rr interop tests
-//! (`TORTIE_INTEROP=0` skips them); needs `bird`, `nft` and the built
-//! binaries (`cargo build --workspace --bins`).
+//! BFD drives BGP: tortie-rr with `bfd` on its peer (100 ms x 3), against
+//! BIRD 2 (`bfd on` on the BGP protocol and a `protocol bfd`) and against
+//! FRR (zebra, bfdd and bgpd; `neighbor X bfd profile fast`, the profile
+//! in bfdd's configuration), in network namespaces. Part of the tortie-rr
+//! interop tests (`TORTIE_INTEROP=0` skips them); needs the daemon, `nft`
+//! and the built binaries (`cargo build --workspace --bins`).
 //!
 //! ```text
-//! h1 tortie-rr AS 64512 ---- eth0 ---- h2 BIRD AS 65002, originates 10.2.0.0/24
+//! h1 tortie-rr AS 64512 ---- eth0 ---- h2 BIRD or FRR AS 65002, originates 10.2.0.0/24
 //!    172.30.0.1                            172.30.0.2
 //! ```
 //!
-//! Checks (`bfd_down_takes_bgp_down_bird`), three rounds:
-//! 1. BGP Established, BIRD's route received; tortie-rr's BFD session to
-//!    BIRD is single hop on eth0 (the peer is on its subnet) and Up; BIRD
-//!    shows its session Up.
+//! Checks (`bfd_down_takes_bgp_down_bird`, `bfd_down_takes_bgp_down_frr`),
+//! three rounds:
+//! 1. BGP Established, the peer's route received; tortie-rr's BFD session
+//!    to it is single hop on eth0 (the peer is on its subnet) and Up; the
+//!    peer shows its BFD session Up.
 //! 2. Everything to and from h2 is dropped (nftables in h2's namespace:
 //!    no RST, TCP notices nothing; the hold time is 90 s): tortie-rr's
 //!    session leaves Established within [`LIMIT`] of the cut (BFD
-//!    detects at most 300 ms after the last packet) and BIRD's route is
-//!    gone from its RIB; its `lastError` says BFD. The times are printed.
+//!    detects at most 300 ms after the last packet) and the peer's route
+//!    is gone from its RIB; its `lastError` says BFD. The times are
+//!    printed.
 //! 3. While h2 is cut off BFD stays down and the session does not come
 //!    back (for 2 s, polled).
 //! 4. The drop removed: BFD Up, the session Established again, the route
 //!    back.
 
 use std::io::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -32,11 +36,11 @@ use serde_json::Value;
 use tortie_tests::daemons::bird::Bird;
 use tortie_tests::daemons::tortie::{TortieConfig, TortieRr};
 use tortie_tests::daemons::{DaemonConfig, Neighbor};
-use tortie_tests::netns::{Netns, Topology};
+use tortie_tests::netns::{Netns, NsChild, Topology};
 use tortie_tests::{interop_enabled, wait_until};
 
 const AS_RR: u32 = 64512;
-const AS_BIRD: u32 = 65002;
+const AS_PEER: u32 = 65002;
 const WAIT: Duration = Duration::from_secs(30);
 const INTERVAL: Duration = Duration::from_millis(100);
 /// Cut to "not Established" at most: the 300 ms detection time after the
@@ -44,6 +48,11 @@ const INTERVAL: Duration = Duration::from_millis(100);
 /// polling on two shared cores in a debug build.
 const LIMIT: Duration = Duration::from_millis(450);
 const ROUTE: &str = "10.2.0.0/24";
+/// Where Debian installs FRR's daemons.
+const ZEBRA: &str = "/usr/lib/frr/zebra";
+const BFDD: &str = "/usr/lib/frr/bfdd";
+const BGPD: &str = "/usr/lib/frr/bgpd";
+const VTYSH: &str = "/usr/bin/vtysh";
 
 /// An nftables table in a namespace that drops every packet in and out
 /// (applied at once: one `nft -f`); removed on drop.
@@ -52,24 +61,76 @@ struct Cut {
     _dir: tempfile::TempDir,
 }
 
+/// FRR's zebra, bfdd and bgpd in a namespace, sharing one directory
+/// (configs, vty sockets, zserv socket, logs); killed on drop.
+struct FrrBfd {
+    // Before `dir`: the processes go first.
+    children: Vec<NsChild>,
+    dir: tempfile::TempDir,
+}
+
 // 1., 2., 3., 4.
 #[test]
 fn bfd_down_takes_bgp_down_bird() -> Result<()> {
     const TEST: &str = "bfd_down_takes_bgp_down_bird";
-    if !interop_enabled(TEST) || !tools(TEST) {
+    if !interop_enabled(TEST) || !tools(TEST, &["bird"]) {
         return Ok(());
     }
     let topo = Topology::new(2)?;
     let (h1, h2) = (&topo.hosts[0], &topo.hosts[1]);
     let bird = Bird::start(
         &h2.ns,
-        DaemonConfig::new(h2, AS_BIRD)
+        DaemonConfig::new(h2, AS_PEER)
             .neighbor(Neighbor::new(h1.v4, AS_RR).bfd(INTERVAL, 3))
             .originate(&[ROUTE]),
     )?;
+    let peer_bfd_up = || {
+        let out = bird
+            .birdc(&["show", "bfd", "sessions"])
+            .map_err(|e| format!("{e:#}"))?;
+        if out.contains(&h1.v4.to_string()) && out.contains(" Up ") {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    };
+    rounds(TEST, &topo, &peer_bfd_up)
+}
+
+// 1., 2., 3., 4.
+#[test]
+fn bfd_down_takes_bgp_down_frr() -> Result<()> {
+    const TEST: &str = "bfd_down_takes_bgp_down_frr";
+    if !interop_enabled(TEST) || !tools(TEST, &[BGPD, BFDD, ZEBRA, VTYSH]) {
+        return Ok(());
+    }
+    let topo = Topology::new(2)?;
+    let (h1, h2) = (&topo.hosts[0], &topo.hosts[1]);
+    let frr = FrrBfd::start(&h2.ns, h2.v4, h1.v4)?;
+    let peer_bfd_up = || {
+        let v = frr
+            .json("show bfd peers json")
+            .map_err(|e| format!("{e:#}"))?;
+        let up = v.as_array().is_some_and(|ps| {
+            ps.iter()
+                .any(|p| p["peer"] == h1.v4.to_string().as_str() && p["status"] == "up")
+        });
+        if up {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    };
+    rounds(TEST, &topo, &peer_bfd_up).with_context(|| frr.logs())
+}
+
+/// tortie-rr on h1 with BFD to h2 (where the peer already runs), then the
+/// three rounds of checks 1-4.
+fn rounds(test: &str, topo: &Topology, peer_bfd_up: &dyn Fn() -> Result<(), String>) -> Result<()> {
+    let (h1, h2) = (&topo.hosts[0], &topo.hosts[1]);
     let rr = TortieRr::start(
         &h1.ns,
-        TortieConfig::new(h1.v4, AS_RR).peer(h2.v4, AS_BIRD, |p| {
+        TortieConfig::new(h1.v4, AS_RR).peer(h2.v4, AS_PEER, |p| {
             p.bfd = Some("{enabled: true, minRx: 100ms, minTx: 100ms, multiplier: 3}".into());
         }),
     )?;
@@ -77,7 +138,7 @@ fn bfd_down_takes_bgp_down_bird() -> Result<()> {
     let mut times = Vec::new();
     for round in 1..=3 {
         // 1.
-        let p = wait_until(WAIT, "Established, BFD Up, BIRD's route in", || {
+        let p = wait_until(WAIT, "Established, BFD Up, the peer's route in", || {
             let p = rr.peer_status(peer).map_err(|e| format!("{e:#}"))?;
             let up = p["state"] == "Established"
                 && p["bfd"]["session"]["state"] == "up"
@@ -93,16 +154,7 @@ fn bfd_down_takes_bgp_down_bird() -> Result<()> {
         assert_eq!(session["multihop"], false, "{p}");
         assert_eq!(session["interface"], "eth0", "{p}");
         assert_eq!(session["detectionTimeMs"], 300, "{p}");
-        wait_until(WAIT, "BIRD's BFD session Up", || {
-            let out = bird
-                .birdc(&["show", "bfd", "sessions"])
-                .map_err(|e| format!("{e:#}"))?;
-            if out.contains(&h1.v4.to_string()) && out.contains(" Up ") {
-                Ok(())
-            } else {
-                Err(out)
-            }
-        })?;
+        wait_until(WAIT, "the peer's BFD session Up", peer_bfd_up)?;
 
         // 2.
         let start = Instant::now();
@@ -124,12 +176,12 @@ fn bfd_down_takes_bgp_down_bird() -> Result<()> {
             }
             std::thread::sleep(Duration::from_millis(2));
         }
-        let (down, p) = down.unwrap();
-        let withdrawn = withdrawn.unwrap();
+        let (down, p) = down.unwrap_or_default();
+        let withdrawn = withdrawn.unwrap_or_default();
         let _ = writeln!(
             std::io::stderr(),
-            "{TEST}: round {round}: from the start of `nft -f` (done after {applied:?}): \
-             tortie-rr left Established after {down:?}, BIRD's route gone from its RIB \
+            "{test}: round {round}: from the start of `nft -f` (done after {applied:?}): \
+             tortie-rr left Established after {down:?}, the peer's route gone from its RIB \
              after {withdrawn:?} (BFD 100 ms x 3)"
         );
         times.push(down);
@@ -163,9 +215,148 @@ fn bfd_down_takes_bgp_down_bird() -> Result<()> {
     assert_eq!(p["bfd"]["bgpDowns"], 3, "{p}");
     let _ = writeln!(
         std::io::stderr(),
-        "{TEST}: cut -> not Established: {times:?}"
+        "{test}: cut -> not Established: {times:?}"
     );
     Ok(())
+}
+
+// ===== impl FrrBfd =====
+
+impl FrrBfd {
+    /// zebra, then bfdd and bgpd (AS [`AS_PEER`] at `me`), with one eBGP
+    /// neighbour `peer` (AS [`AS_RR`]) with BFD 100 ms x 3, originating
+    /// [`ROUTE`].
+    fn start(ns: &Netns, me: Ipv4Addr, peer: Ipv4Addr) -> Result<FrrBfd> {
+        let dir = tempfile::Builder::new()
+            .prefix("tortie-frr-bfd-")
+            .tempdir()?;
+        let d = |f: &str| dir.path().join(f).display().to_string();
+        std::fs::write(dir.path().join("zebra.conf"), "")?;
+        std::fs::write(
+            dir.path().join("bfdd.conf"),
+            "log stdout informational\nbfd\n profile fast\n  receive-interval 100\n  \
+             transmit-interval 100\n  detect-multiplier 3\n !\n!\n",
+        )?;
+        std::fs::write(
+            dir.path().join("bgpd.conf"),
+            format!(
+                "frr defaults traditional\nlog stdout informational\nrouter bgp {AS_PEER}\n \
+                 bgp router-id {me}\n no bgp ebgp-requires-policy\n no bgp network import-check\n \
+                 neighbor {peer} remote-as {AS_RR}\n neighbor {peer} bfd profile fast\n \
+                 neighbor {peer} timers connect 2\n address-family ipv4 unicast\n  \
+                 network {ROUTE}\n exit-address-family\n"
+            ),
+        )?;
+        // zebra and bfdd drop to user frr: it must read the directory.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )?;
+        let st = std::process::Command::new("chown")
+            .args(["-R", "frr:frr", &d("")])
+            .status()?;
+        if !st.success() {
+            bail!("chown -R frr:frr {}", d(""));
+        }
+        let zserv = d("zserv.api");
+        let vty = d("");
+        let mut f = FrrBfd {
+            children: Vec::new(),
+            dir,
+        };
+        let common = [
+            "-z",
+            zserv.as_str(),
+            "--vty_socket",
+            vty.as_str(),
+            "-P",
+            "0",
+        ];
+        let zebra_conf = f.path("zebra.conf");
+        let zebra_pid = f.path("zebra.pid");
+        let mut argv = vec![
+            ZEBRA,
+            "-u",
+            "frr",
+            "-g",
+            "frr",
+            "-f",
+            &zebra_conf,
+            "-i",
+            &zebra_pid,
+        ];
+        argv.extend_from_slice(&common);
+        f.children
+            .push(ns.spawn(&argv, Path::new(&f.path("zebra.log")))?);
+        wait_until(Duration::from_secs(10), "zebra's socket", || {
+            if Path::new(&zserv).exists() {
+                Ok(())
+            } else {
+                Err("not yet".into())
+            }
+        })
+        .with_context(|| f.logs())?;
+        // bfdd as root without -u frr refuses (root is not in group frrvty).
+        let (bfdd_conf, bfdd_pid, bfdd_ctl) =
+            (f.path("bfdd.conf"), f.path("bfdd.pid"), f.path("bfdd.sock"));
+        let mut argv = vec![
+            BFDD, "-u", "frr", "-g", "frr", "-f", &bfdd_conf, "-i", &bfdd_pid, "--bfdctl",
+            &bfdd_ctl,
+        ];
+        argv.extend_from_slice(&common);
+        f.children
+            .push(ns.spawn(&argv, Path::new(&f.path("bfdd.log")))?);
+        // bgpd as root needs -S (skip runas).
+        let (bgpd_conf, bgpd_pid) = (f.path("bgpd.conf"), f.path("bgpd.pid"));
+        let mut argv = vec![BGPD, "-S", "-f", &bgpd_conf, "-i", &bgpd_pid];
+        argv.extend_from_slice(&common);
+        f.children
+            .push(ns.spawn(&argv, Path::new(&f.path("bgpd.log")))?);
+        wait_until(Duration::from_secs(10), "vtysh to answer", || {
+            f.json("show bgp summary json")
+                .and_then(|_| f.json("show bfd peers json"))
+                .map(|_| ())
+                .map_err(|e| format!("{e:#}"))
+        })
+        .with_context(|| f.logs())?;
+        Ok(f)
+    }
+
+    fn path(&self, file: &str) -> String {
+        self.dir.path().join(file).display().to_string()
+    }
+
+    /// `vtysh -c CMD` (a `... json` command), parsed.
+    fn json(&self, cmd: &str) -> Result<Value> {
+        let out = std::process::Command::new(VTYSH)
+            .arg("--vty_socket")
+            .arg(self.dir.path())
+            .args(["-c", cmd])
+            .output()
+            .context("running vtysh")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            bail!(
+                "vtysh -c {cmd:?}: {} {text}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        serde_json::from_str(&text)
+            .with_context(|| format!("vtysh -c {cmd:?} gave no JSON: {text}"))
+    }
+
+    /// The daemons' logs, for failure messages.
+    fn logs(&self) -> String {
+        ["zebra", "bfdd", "bgpd"]
+            .iter()
+            .map(|d| {
+                let log =
+                    std::fs::read_to_string(self.path(&format!("{d}.log"))).unwrap_or_default();
+                format!("--- {d}.log\n{log}")
+            })
+            .collect()
+    }
 }
 
 // ===== impl Cut =====
@@ -209,17 +400,30 @@ fn peer_of(s: &Value, peer: IpAddr) -> Result<Value> {
         .with_context(|| format!("/status lists no peer {peer}: {s}"))
 }
 
-/// Whether BIRD, nft and tortie-rr are here; says why not.
-fn tools(test: &str) -> bool {
+/// Whether the daemon's programs (on PATH, or at a path), nft and
+/// tortie-rr are here; says why not.
+fn tools(test: &str, daemon: &[&str]) -> bool {
     let runs = |argv: &[&str]| {
         std::process::Command::new(argv[0])
             .args(&argv[1..])
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    if !runs(&["bird", "--version"]) {
-        tortie_testkit::missing(test, "no bird (apt-get install bird2)");
-        return false;
+    for prog in daemon {
+        let there = if prog.starts_with('/') {
+            Path::new(prog).exists()
+        } else {
+            runs(&[prog, "--version"])
+        };
+        if !there {
+            let pkg = if prog.contains("frr") || prog.ends_with("vtysh") {
+                "frr"
+            } else {
+                "bird2"
+            };
+            tortie_testkit::missing(test, &format!("no {prog} (apt-get install {pkg})"));
+            return false;
+        }
     }
     if !runs(&["nft", "--version"]) {
         tortie_testkit::missing(test, "no nft (apt-get install nftables)");
