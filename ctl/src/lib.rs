@@ -1,5 +1,6 @@
 //! `tortiectl`, Tortie's command line: the node's BGP status, resources
-//! (calicoctl's verbs), IPAM, the node's routes, and the lab. The library
+//! (calicoctl's verbs), IPAM, the node's routes and why one is or is not
+//! there (`explain`), and the lab. The library
 //! part also drives the multi-node tests (`lab::Lab`).
 //!
 //! # Layout
@@ -8,6 +9,8 @@
 //! - `node_statuses`: `node status` with a datastore (every node's
 //!   `CalicoNodeStatus`, a peer table per node).
 //! - `routes`: `routes` (the agent's `/routes`: kernel routes and why).
+//! - `explain`: `explain <prefix|address|namespace/pod>` (the agent's
+//!   `/explain`: why a route is or is not in the kernel).
 //! - `resources`: `get`, `apply -f`, `delete`.
 //! - `ipam`: `ipam show`.
 //! - `lab/`: `lab up | down | status | demo` (netns cluster of real
@@ -17,6 +20,7 @@
 //!
 //! The user reference is `docs/operations.md` and `docs/getting-started.md`.
 
+pub mod explain;
 pub mod http;
 pub mod ipam;
 pub mod lab;

@@ -14,7 +14,7 @@ use tortie_config::node::{
 use tortie_config::resources::{load_documents, Key};
 use tortie_ctl::lab::{deployed, interrupt, report, Encap, Lab, LabSpec, Stack, DEFAULT_ROOT};
 use tortie_ctl::resources::{self, Output};
-use tortie_ctl::{ipam, node_status, node_statuses, routes};
+use tortie_ctl::{explain, ipam, node_status, node_statuses, routes};
 
 /// Tortie's command line.
 #[derive(Debug, Parser)]
@@ -39,6 +39,19 @@ enum Command {
     },
     /// The local node's kernel routes of ours and why.
     Routes {
+        /// The node agent's admin address.
+        #[arg(long, env = "TORTIE_ADMIN", default_value = "127.0.0.1:9099")]
+        admin: SocketAddr,
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+    /// Why a route is (or is not) in this node's kernel: the owner, the
+    /// BGP paths and why each lost, the filters that acted, the
+    /// encapsulation decision, and what felix wants, found and last wrote.
+    Explain {
+        /// A prefix (10.244.1.0/26), an address (10.244.1.5) or
+        /// namespace/pod.
+        target: String,
         /// The node agent's admin address.
         #[arg(long, env = "TORTIE_ADMIN", default_value = "127.0.0.1:9099")]
         admin: SocketAddr,
@@ -291,6 +304,22 @@ fn run(cli: Cli, given: Given) -> Result<()> {
                 Format::Table => print!("{}", routes::render(&r)),
             }
         }
+        Command::Explain {
+            target,
+            admin,
+            output,
+        } => {
+            let e = explain::fetch(admin, &target)?;
+            match output {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&e)?),
+                Format::Table => {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64);
+                    print!("{}", explain::render(&e, now));
+                }
+            }
+        }
         Command::Lab { what } => lab(what)?,
         other => {
             let setting = parse_datastore(&cli.datastore, &cli.etcd_prefix)
@@ -343,7 +372,10 @@ async fn store_command(command: Command, setting: DatastoreSetting) -> Result<()
         } => {
             print!("{}", ipam::show(&store, show_blocks).await?);
         }
-        Command::Node { .. } | Command::Routes { .. } | Command::Lab { .. } => {
+        Command::Node { .. }
+        | Command::Routes { .. }
+        | Command::Explain { .. }
+        | Command::Lab { .. } => {
             unreachable!("handled above")
         }
     }

@@ -369,7 +369,7 @@ pub fn valid_ifname(name: &str) -> bool {
 impl Warning {
     /// Whether the warning is about one of `prefixes` (a remote route's
     /// problem); the others are about the node, its pools or endpoints.
-    fn is_about(&self, prefixes: &BTreeSet<IpNet>) -> bool {
+    pub fn is_about(&self, prefixes: &BTreeSet<IpNet>) -> bool {
         match self {
             Warning::OverlappingBlocks { prefix, other, .. } => {
                 prefixes.contains(prefix) || prefixes.contains(other)

@@ -38,6 +38,7 @@ pub enum WriteKind {
 pub struct LastWrite {
     /// Milliseconds since the Unix epoch.
     pub at_unix_ms: u64,
+    /// What the write did.
     pub kind: WriteKind,
 }
 

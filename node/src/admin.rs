@@ -4,6 +4,8 @@
 //!   reads it).
 //! - `/routes`: every kernel route of ours, wanted or found, and why
 //!   (`tortiectl routes`).
+//! - `/explain?target=PREFIX|ADDRESS|NAMESPACE/POD`: why one prefix is
+//!   routed as it is (`tortiectl explain`, [`crate::why`]).
 //! - `/healthz`: 200 while the agent publishes and, once started, the BGP
 //!   speaker answers a round trip within 2 s; 503 otherwise (liveness).
 //! - `/readyz`: 200 once the node routes (phase `running`); 503 with the
@@ -44,6 +46,11 @@ pub struct Shared {
     /// Netlink, for `/routes`' dump.
     pub kernel: rtnetlink::Handle,
     pub metrics: Metrics,
+    /// The datastore, once connected (`/explain` reads blocks, pods and
+    /// filters from it when asked).
+    pub store: std::sync::OnceLock<tortie_datastore::AnyStore>,
+    /// felix, once started (`/explain` asks when it last wrote a route).
+    pub felix: std::sync::OnceLock<felix::reconciler::Queries>,
 }
 
 impl Shared {
@@ -52,7 +59,7 @@ impl Shared {
     /// peer) only at its 1 s tick or when asked, which this does. The
     /// last published one if the agent does not answer in
     /// [`REFRESH_WAIT`].
-    async fn fresh(&self) -> Arc<NodeStatus> {
+    pub async fn fresh(&self) -> Arc<NodeStatus> {
         let (tx, rx) = oneshot::channel();
         if self.refresh.try_send(tx).is_ok() {
             let _ = tokio::time::timeout(REFRESH_WAIT, rx).await;
@@ -70,6 +77,7 @@ pub async fn serve(
     let app = Router::new()
         .route("/status", get(status))
         .route("/routes", get(routes))
+        .route("/explain", get(explain))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -111,6 +119,50 @@ async fn routes(State(shared): State<Arc<Shared>>) -> Response {
     };
     let view = crate::explain::explain(&desired, &claims, &installed);
     json("routes", &view)
+}
+
+async fn explain(State(shared): State<Arc<Shared>>, uri: axum::http::Uri) -> Response {
+    let target = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("target="))
+        .map(percent_decode);
+    let Some(target) = target else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "give ?target=PREFIX, ADDRESS or NAMESPACE/POD".into(),
+        );
+    };
+    match crate::why_fetch::answer(&shared, &target).await {
+        Ok(e) => json("explain", &e),
+        Err((code, why)) => text(code, why),
+    }
+}
+
+/// `%XX` escapes and `+` of a query value decoded (bytes that are not
+/// UTF-8 are replaced).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
@@ -165,5 +217,7 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn not_found() -> Response {
-    tortie_daemon::http::not_found(&["/status", "/routes", "/metrics", "/healthz", "/readyz"])
+    tortie_daemon::http::not_found(&[
+        "/status", "/routes", "/explain", "/metrics", "/healthz", "/readyz",
+    ])
 }

@@ -119,6 +119,8 @@ pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
         desired: channels.desired_rx.clone(),
         kernel: kernel.handle.clone(),
         metrics: crate::metrics::Metrics::new(channels.status_rx.clone(), channels.bgp_rx.clone()),
+        store: std::sync::OnceLock::new(),
+        felix: std::sync::OnceLock::new(),
     });
     let (stop_admin, admin_stopped) = oneshot::channel::<()>();
     let admin_task = tokio::spawn(admin::serve(listener, shared.clone(), async {
@@ -151,6 +153,8 @@ pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
         ..ReconcilerConfig::default()
     })
     .context("cannot start the route reconciler")?;
+    let _ = shared.store.set(store.clone());
+    let _ = shared.felix.set(felix.queries());
     let (tx, rx) = mpsc::channel(INPUTS);
     let mut watchers: Vec<_> = WATCHED
         .iter()

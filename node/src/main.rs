@@ -22,7 +22,8 @@
 //!   felix, tunnel addresses), `agent/publish.rs` (the status snapshot).
 //! - `housekeeping`: workload interface GC, `tunl0`, restart marker.
 //! - `status`, `explain`, `admin`, `metrics`: `/status`, `/routes`,
-//!   `/healthz`, `/readyz`, `/metrics`.
+//!   `/healthz`, `/readyz`, `/metrics`; `why`, `why_bgp` (pure) and
+//!   `why_fetch`: `/explain` (`tortiectl explain`).
 //! - `status_report`: the node's sessions into the datastore as
 //!   `CalicoNodeStatus` (`tortiectl node status` of every node).
 //! - `object_status`: the node's problems with a BGPConfiguration,
@@ -53,6 +54,9 @@ mod services;
 mod status;
 mod status_report;
 mod underlay;
+mod why;
+mod why_bgp;
+mod why_fetch;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
