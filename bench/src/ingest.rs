@@ -47,6 +47,9 @@ pub struct IngestRow {
     /// What our polling costs the receiver: its CPU milliseconds per second
     /// of polling at `poll`, measured idle after the ingest.
     pub poll_cpu_ms_per_s: f64,
+    /// The route filter comparison ([`ingest_filtered`]): the rules of
+    /// the receiver's import filter (0: none); `None` for plain ingest.
+    pub filter_rules: Option<u32>,
 }
 
 /// One receiver's keepalive-under-load result.
@@ -90,10 +93,31 @@ impl IngestRow {
 
 /// Runs the bulk ingest of `routes` prefixes into `kind`.
 pub fn ingest(kind: Kind, routes: u32, tortie_rr: &Path) -> Result<IngestRow> {
+    ingest_with(kind, routes, tortie_rr, None)
+}
+
+/// The bulk ingest of `routes` prefixes into `kind` through an import
+/// filter of `rules` rules that match none of them (0: no filter), so
+/// that every route is tried against all of them: for tortie-rr a static
+/// peer naming a filter of its file (also with 0 rules, so that both
+/// cases are the same setup), for BIRD a filter of `rules` `if net ~
+/// [...] then reject;` (as Calico writes a BGPFilter) before `accept`.
+/// The rules are those of the criterion bench: `Reject In 192.i.0.0/L`
+/// for L from /16 to /24 in turn, narrowed to lengths up to /28.
+pub fn ingest_filtered(kind: Kind, routes: u32, tortie_rr: &Path, rules: u32) -> Result<IngestRow> {
+    ingest_with(kind, routes, tortie_rr, Some(rules))
+}
+
+fn ingest_with(
+    kind: Kind,
+    routes: u32,
+    tortie_rr: &Path,
+    filter: Option<u32>,
+) -> Result<IngestRow> {
     let blob = Arc::new(wire::announce_blob(&wire::prefixes(routes), GENERATOR));
     let bed = Bed::new(0)?;
     bed.run(|rt| {
-        let rcv = start(kind, &bed, vec![GENERATOR], false, tortie_rr)?;
+        let rcv = start_filtered(kind, &bed, vec![GENERATOR], false, tortie_rr, filter)?;
         let base = rcv.loc_rib()?;
         let gen = rt.block_on(Session::establish(
             &peer(GENERATOR, 90, 0),
@@ -120,6 +144,7 @@ pub fn ingest(kind: Kind, routes: u32, tortie_rr: &Path) -> Result<IngestRow> {
             poll: kind.poll_interval(),
             before,
             after,
+            filter_rules: filter,
         })
     })
 }
@@ -221,12 +246,26 @@ pub(crate) fn start(
     rr: bool,
     bin: &Path,
 ) -> Result<Receiver> {
+    start_filtered(kind, bed, peers, rr, bin, None)
+}
+
+/// [`start`], with the filter comparison's setup when `filter` is set
+/// (see [`Setup::filter`]).
+fn start_filtered(
+    kind: Kind,
+    bed: &Bed,
+    peers: Vec<std::net::Ipv4Addr>,
+    rr: bool,
+    bin: &Path,
+    filter: Option<u32>,
+) -> Result<Receiver> {
     let setup = Setup {
         address: RECEIVER,
         asn: ASN,
         peers,
         dynamic: "10.77.0.0/16".parse().expect("a valid prefix"),
         rr_clients: rr,
+        filter,
     };
     Receiver::start(kind, &bed.receiver, &setup, bin, Instant::now() + STEP)
 }

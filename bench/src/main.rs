@@ -80,6 +80,9 @@ struct Cli {
     /// k8s-watch takes its node count from --nodes (default 3).
     #[arg(long)]
     pods: Option<usize>,
+    /// filter: rules of the import filter (default 100).
+    #[arg(long, default_value_t = 100)]
+    filter_rules: u32,
 }
 
 /// The benchmarks.
@@ -89,6 +92,10 @@ enum Which {
     Fanout,
     Keepalive,
     All,
+    /// Bulk ingest through an import filter of --filter-rules rules
+    /// (BGPFilter-shaped for tortie-rr, BIRD's own for BIRD) against none,
+    /// tortie-rr and BIRD in the same run.
+    Filter,
     /// In-process ingest over loopback into the bgp-speaker library (no
     /// daemons, no root; for profiling the receive path).
     Loopback,
@@ -193,6 +200,9 @@ fn main() -> Result<()> {
         println!("{body}");
         write(&cli, "ingest", &body)?;
     }
+    if cli.which == Which::Filter {
+        failed |= filter(&cli, &kinds, routes, repeat, &bin, &header)?;
+    }
     if matches!(cli.which, Which::Fanout | Which::All) {
         let mut runs = vec![Vec::new(); kinds.len()];
         let mut errors = Vec::new();
@@ -249,6 +259,59 @@ fn main() -> Result<()> {
         bail!("some measurements failed (see above)");
     }
     Ok(())
+}
+
+/// `tortie-bench filter`: each of `kinds` (tortie-rr and BIRD only) with
+/// no filter and with `--filter-rules` rules, interleaved, `repeat`
+/// times; whether a run failed.
+fn filter(
+    cli: &Cli,
+    kinds: &[Kind],
+    routes: u32,
+    repeat: usize,
+    bin: &Path,
+    header: &str,
+) -> Result<bool> {
+    let kinds: Vec<Kind> = kinds
+        .iter()
+        .copied()
+        .filter(|k| matches!(k, Kind::Tortie | Kind::Bird))
+        .collect();
+    if kinds.is_empty() {
+        bail!("filter compares tortie-rr and BIRD: --receivers tortie,bird");
+    }
+    let cases: Vec<(Kind, u32)> = kinds
+        .iter()
+        .flat_map(|&k| [(k, 0), (k, cli.filter_rules)])
+        .collect();
+    let mut runs = vec![Vec::new(); cases.len()];
+    let mut errors = Vec::new();
+    for rep in 1..=repeat {
+        for (i, &(k, rules)) in cases.iter().enumerate() {
+            tortie_bench::stop::check()?;
+            eprintln!(
+                "filter {rep}/{repeat}: {} ({routes} routes, {rules} rules) ...",
+                k.label()
+            );
+            match ingest::ingest_filtered(k, routes, bin, rules) {
+                Ok(r) => runs[i].push(r),
+                Err(e) => errors.push(format!("{} {rules} rules (run {rep}): {e:#}", k.label())),
+            }
+        }
+    }
+    let rows: Vec<_> = runs
+        .into_iter()
+        .filter_map(|v| report::median(v, |r| r.secs, |r, all| r.runs = all))
+        .collect();
+    let body = section(
+        "Route filters: ingest through an import filter",
+        header,
+        &report::filter_table(&rows),
+        &errors,
+    );
+    println!("{body}");
+    write(cli, "filter", &body)?;
+    Ok(!errors.is_empty())
 }
 
 /// `tortie-bench node`.

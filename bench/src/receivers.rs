@@ -52,6 +52,11 @@ pub struct Setup {
     pub dynamic: ipnet::Ipv4Net,
     /// Make the peers route reflector clients.
     pub rr_clients: bool,
+    /// The route filter comparison: `Some(n)` gives every peer an import
+    /// filter of `n` rules matching none of the generated routes (0: no
+    /// filter, same setup otherwise). tortie-rr then takes `peers` as
+    /// static passive peers (filters are not for dynamic ones).
+    pub filter: Option<u32>,
 }
 
 /// A running speaker under test.
@@ -362,6 +367,31 @@ fn http_get(addr: Ipv4Addr, port: u16, path: &str) -> Result<String> {
 }
 
 fn tortie_yaml(s: &Setup) -> String {
+    if let Some(n) = s.filter {
+        let mut y = format!(
+            "routerId: {a}\nasNumber: {asn}\nlisten: \"{a}:179\"\nadmin: \"{a}:9180\"\n\
+             families: [ipv4]\ngracefulRestart:\n  enabled: false\nfilters:\n  - name: bench\n",
+            a = s.address,
+            asn = s.asn,
+        );
+        if n > 0 {
+            y.push_str("    importV4:\n");
+            for (cidr, len) in filter_rules(n) {
+                y.push_str(&format!(
+                    "      - {{action: Reject, matchOperator: In, cidr: {cidr}/{len}, prefixLength: {{max: 28}}}}\n"
+                ));
+            }
+        }
+        y.push_str("peers:\n");
+        for p in &s.peers {
+            y.push_str(&format!(
+                "  - {{address: {p}, asNumber: {asn}, passive: true, client: {c}, filters: [bench]}}\n",
+                asn = s.asn,
+                c = s.rr_clients,
+            ));
+        }
+        return y;
+    }
     format!(
         "routerId: {a}\nasNumber: {asn}\nlisten: \"{a}:179\"\nadmin: \"{a}:9180\"\n\
          families: [ipv4]\ngracefulRestart:\n  enabled: false\n\
@@ -384,14 +414,39 @@ fn bird_conf(s: &Setup) -> String {
     } else {
         String::new()
     };
+    let import = match s.filter {
+        Some(n) if n > 0 => {
+            c.push_str("filter bench_in {\n");
+            for (cidr, len) in filter_rules(n) {
+                c.push_str(&format!(
+                    "  if net ~ [ {cidr}/{len}{{{len},28}} ] then reject;\n"
+                ));
+            }
+            c.push_str("  accept;\n}\n");
+            "import filter bench_in;"
+        }
+        _ => "import all;",
+    };
     for (i, p) in s.peers.iter().enumerate() {
         c.push_str(&format!(
-            "protocol bgp n{i} {{\n  local {a} as {asn};\n  neighbor {p} as {asn};\n  passive on;\n{rr}  ipv4 {{ import all; export all; }};\n}}\n",
+            "protocol bgp n{i} {{\n  local {a} as {asn};\n  neighbor {p} as {asn};\n  passive on;\n{rr}  ipv4 {{ {import} export all; }};\n}}\n",
             a = s.address,
             asn = s.asn,
         ));
     }
     c
+}
+
+/// The filter comparison's rules: (network, length) of `Reject In
+/// 192.i.0.0/L`, L = 16 + i % 9, each taking lengths up to /28; none
+/// holds a generated route (`100.64.0.0` on).
+fn filter_rules(n: u32) -> Vec<(Ipv4Addr, u8)> {
+    (0..n)
+        .map(|i| {
+            let len = 16 + (i % 9) as u8;
+            (Ipv4Addr::from(0xc000_0000 + (i << 16)), len)
+        })
+        .collect()
 }
 
 fn frr_conf(s: &Setup) -> String {
@@ -531,6 +586,7 @@ mod tests {
             peers: vec![Ipv4Addr::new(10, 77, 1, 1), Ipv4Addr::new(10, 77, 1, 2)],
             dynamic: "10.77.0.0/16".parse().unwrap(),
             rr_clients: true,
+            filter: None,
         };
         assert_eq!(bird_conf(&s).matches("rr client;").count(), 2);
         assert_eq!(frr_conf(&s).matches("route-reflector-client").count(), 2);
@@ -541,5 +597,40 @@ mod tests {
             2
         );
         assert!(tortie_yaml(&s).contains("prefix: 10.77.0.0/16"));
+    }
+
+    /// The filter comparison's files: tortie-rr's is a valid RR file whose
+    /// static peers run the rules; BIRD's filter has as many, and both
+    /// keep every generated route (and would refuse 192.i.0.0/L..28).
+    #[test]
+    fn the_filter_comparison_gives_both_the_same_rules() {
+        use tortie_config::filter::FilterAction;
+        let mut s = Setup {
+            address: Ipv4Addr::new(10, 77, 0, 1),
+            asn: 64512,
+            peers: vec![Ipv4Addr::new(10, 77, 1, 1)],
+            dynamic: "10.77.0.0/16".parse().unwrap(),
+            rr_clients: false,
+            filter: Some(100),
+        };
+        let rr = tortie_config::RrConfig::from_yaml(&tortie_yaml(&s)).unwrap();
+        assert!(rr.dynamic_peers.is_empty());
+        let rules = &rr.peers[0].import_filter;
+        assert!(rr.peers[0].passive);
+        assert_eq!(rules.v4.len(), 100);
+        let v = |p: &str| p.parse().unwrap();
+        assert_eq!(rules.verdict(&v("100.64.0.7/32"), true), None);
+        assert_eq!(
+            rules.verdict(&v("192.8.0.0/28"), true),
+            Some(FilterAction::Reject)
+        );
+        assert_eq!(rules.verdict(&v("192.8.0.0/29"), true), None);
+        assert_eq!(bird_conf(&s).matches("then reject;").count(), 100);
+        assert!(bird_conf(&s).contains("if net ~ [ 192.8.0.0/24{24,28} ] then reject;"));
+        assert!(bird_conf(&s).contains("import filter bench_in;"));
+        s.filter = Some(0);
+        let rr = tortie_config::RrConfig::from_yaml(&tortie_yaml(&s)).unwrap();
+        assert!(rr.peers[0].import_filter.is_empty());
+        assert!(bird_conf(&s).contains("import all;"));
     }
 }

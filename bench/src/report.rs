@@ -42,6 +42,39 @@ pub fn ingest_table(rows: &[IngestRow]) -> String {
     t
 }
 
+/// Table of the filter comparison's rows: each receiver's time with its
+/// import filter relative to its own time without.
+pub fn filter_table(rows: &[IngestRow]) -> String {
+    let mut t = String::from(
+        "| receiver | routes | import filter rules | time (s) | vs no filter | CPU during ingest (s) | poll every | every run (s) |\n\
+         |---|---:|---:|---:|---:|---:|---:|---|\n",
+    );
+    for r in rows {
+        let rules = r.filter_rules.unwrap_or(0);
+        let unfiltered = rows
+            .iter()
+            .find(|o| o.kind == r.kind && o.filter_rules.unwrap_or(0) == 0)
+            .map(|o| o.secs);
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {:.4} | {} | {:.2} | {} ms | {} |",
+            r.kind.label(),
+            r.routes,
+            if rules == 0 {
+                "none".to_string()
+            } else {
+                rules.to_string()
+            },
+            r.secs,
+            ratio(r.secs, unfiltered),
+            r.cpu_secs(),
+            r.poll.as_secs_f64() * 1000.0,
+            runs(&r.runs),
+        );
+    }
+    t
+}
+
 /// Table of fan-out rows, with each reflector's time relative to the best
 /// of the others.
 pub fn fanout_table(rows: &[FanoutRow]) -> String {
