@@ -1,6 +1,7 @@
 //! The reconciler against a real kernel, in namespaces the test creates.
 //! See `common::node_ns` for the namespace (eth0 192.168.1.11/24, a real
-//! vxlan.tortie, a veth named tunl0 standing in for the ipip device, and a
+//! vxlan.tortie and vxlan-v6.tortie, a veth named tunl0 standing in for the
+//! ipip device, and a
 //! pod veth tort0123456789a).
 
 mod common;
@@ -133,7 +134,7 @@ fn expected() -> Vec<String> {
         "blackhole fd00:244:3::/122",
         "fd00:244:3::7 dev tort0123456789a",
         "fd00:244:7::/122 via fd00:1::12 dev eth0",
-        "fd00:245:9::/122 via fd00:245:9:: dev vxlan.tortie onlink",
+        "fd00:245:9::/122 via fd00:245:9:: dev vxlan-v6.tortie onlink",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -66,8 +66,8 @@ pub fn run(cmd: &str, args: &[&str]) -> String {
 }
 
 /// A node namespace: `eth0` (a veth whose peer `eth0p` stays in the same
-/// namespace) with 192.168.1.11/24 and fd00:1::11/64, a real VXLAN device
-/// `vxlan.tortie`, and `tunl0`: this kernel has no ipip module, so a veth
+/// namespace) with 192.168.1.11/24 and fd00:1::11/64, real VXLAN devices
+/// `vxlan.tortie` and `vxlan-v6.tortie`, and `tunl0`: this kernel has no ipip module, so a veth
 /// named `tunl0` stands in for the route-shape tests (it carries no IPIP).
 pub fn node_ns(tag: &str) -> Netns {
     let ns = Netns::new(tag);
@@ -117,6 +117,23 @@ pub fn node_ns(tag: &str) -> Netns {
         "nolearning",
     ]);
     ns.ip(&["link", "set", "vxlan.tortie", "up"]);
+    ns.ip(&[
+        "link",
+        "add",
+        "vxlan-v6.tortie",
+        "type",
+        "vxlan",
+        "id",
+        "6096",
+        "dstport",
+        "4789",
+        "local",
+        "fd00:1::11",
+        "dev",
+        "eth0",
+        "nolearning",
+    ]);
+    ns.ip(&["link", "set", "vxlan-v6.tortie", "up"]);
     ns.ip(&[
         "link",
         "add",
