@@ -10,14 +10,17 @@
 //!    out of the daemon's namespace is dropped by one `nft -f` (both
 //!    sides lose the other at once); from the start of that command, the
 //!    time until each of our 100 sessions went Down (the status's own
-//!    instant) and until the daemon showed each of its sessions down
-//!    (polled: `birdc`/`vtysh` every 5 ms after the previous answer, so
-//!    its times include up to one poll and 5 ms). The drop removed, every session Up again on both
+//!    instant) and until the daemon took each of its sessions Down (the
+//!    instant its log gives: BIRD `debug { states }`, FRR `debug bfd
+//!    peer`, microseconds; also polled with `birdc`/`vtysh` every 5 ms
+//!    after the previous answer, printed beside it, which adds up to one
+//!    poll and 5 ms). The drop removed, every session Up again on both
 //!    sides before the next cut. Median and max over all sessions and
 //!    cuts; target <= 350 ms.
 //!
 //! `cargo bench -p bfd --bench sessions` (root; needs `nft`).
-//! `BFD_BENCH_SECS` sets the CPU window (default 20 s).
+//! `BFD_BENCH_SECS` sets the CPU window (default 20 s);
+//! `BFD_BENCH_DEBUG=1` prints each daemon's log at the end.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -48,7 +51,7 @@ fn conf(kind: Kind) -> String {
     match kind {
         Kind::Bird => {
             s.push_str(&format!(
-                "router id {B4};\nprotocol device {{ scan time 1; }}\nprotocol bfd {{\n  interface \"{IF_B}\" {{ min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }};\n"
+                "log stderr all;\ntimeformat log \"%F %T.%6f\";\nrouter id {B4};\nprotocol device {{ scan time 1; }}\nprotocol bfd {{\n  debug {{ states, events }};\n  interface \"{IF_B}\" {{ min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }};\n"
             ));
             for i in 0..SESSIONS {
                 s.push_str(&format!(
@@ -60,7 +63,7 @@ fn conf(kind: Kind) -> String {
             s.push_str("}\n");
         }
         Kind::Frr => {
-            s.push_str("log stdout warnings\nbfd\n");
+            s.push_str("log stdout debugging\nlog timestamp precision 6\ndebug bfd peer\nbfd\n");
             for i in 0..SESSIONS {
                 s.push_str(&format!(
                     " peer {} local-address {}\n  receive-interval 100\n  transmit-interval 100\n  detect-multiplier 3\n !\n",
@@ -149,8 +152,9 @@ async fn run(kind: Kind, window: Duration, cuts: u64) {
 
     // 2. Detection.
     let file = link_file(&peer);
-    let (mut ours, mut theirs, mut polls) = (vec![], vec![], vec![]);
+    let (mut ours, mut theirs, mut polled, mut polls) = (vec![], vec![], vec![], vec![]);
     for cut in 1..=cuts {
+        let wall = unix_now();
         let t0 = Instant::now();
         let st = link.b.command(&["nft", "-f", &file]).status().unwrap();
         assert!(st.success(), "nft -f {file}");
@@ -176,17 +180,31 @@ async fn run(kind: Kind, window: Duration, cuts: u64) {
                 }
             }
         }
-        theirs.extend(seen.into_iter().flatten());
+        polled.extend(seen.into_iter().flatten());
+        // The daemon's own instants, from its log (UTC, microseconds).
+        let logged = log_downs(kind, &peer.log(), wall);
+        let logged: Vec<Duration> = (0..SESSIONS)
+            .filter_map(|i| logged.get(&a_addr(i)).copied())
+            .collect();
+        assert_eq!(
+            logged.len(),
+            SESSIONS as usize,
+            "{}: cut {cut}: Down in its log for {} sessions only",
+            kind.name(),
+            logged.len()
+        );
+        theirs.extend(logged);
         for rx in rxs.iter_mut() {
             let (d, _) = detection_after(rx, t0, "cut").await;
             ours.push(d);
         }
         say(&format!(
-            "bench {} cut {cut}: nft took {applied:?}; tortie {}; {} {}",
+            "bench {} cut {cut}: nft took {applied:?}; tortie {}; {} {} (polled: {})",
             kind.name(),
             summary(&ours[ours.len() - SESSIONS as usize..]),
             kind.name(),
             summary(&theirs[theirs.len() - SESSIONS as usize..]),
+            summary(&polled[polled.len() - SESSIONS as usize..]),
         ));
         let st = link
             .b
@@ -207,11 +225,13 @@ async fn run(kind: Kind, window: Duration, cuts: u64) {
     }
     polls.sort();
     let mut line = format!(
-        "bench {} detection over {cuts} cuts x{SESSIONS} (target <= {TARGET:?}): tortie {}; {} {} (polled, a poll took median {:?})",
+        "bench {} detection over {cuts} cuts x{SESSIONS} (target <= {TARGET:?}): tortie {}; {} {} \
+         (its log; polled {}, a poll took median {:?})",
         kind.name(),
         summary(&ours),
         kind.name(),
         summary(&theirs),
+        summary(&polled),
         polls[polls.len() / 2],
     );
     let worst = ours.iter().max().copied().unwrap_or_default();
@@ -221,6 +241,9 @@ async fn run(kind: Kind, window: Duration, cuts: u64) {
         if worst <= TARGET { "met" } else { "MISSED" }
     );
     say(&line);
+    if std::env::var("BFD_BENCH_DEBUG").is_ok() {
+        say(&peer.log());
+    }
     drop(bfd);
     drop(peer);
     drop(link);
@@ -231,6 +254,62 @@ fn link_file(peer: &Daemon) -> String {
     let path = peer.dir().join("cut.nft");
     std::fs::write(&path, CUT).unwrap();
     path.to_str().unwrap().to_string()
+}
+
+/// Seconds since the Unix epoch, now.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// From a daemon's log, each peer's first Up -> Down at or after `since`
+/// (Unix seconds), as the time after `since`. BIRD (`debug { states }`,
+/// `timeformat log "%F %T.%6f"`): `2026-12-05 04:13:15.697895 <TRACE>
+/// bfd1: Session to ADDR changed state from Up to Down`; FRR bfdd (`debug
+/// bfd peer`, `log timestamp precision 6`): `2026/12/05 04:15:45.424682
+/// BFD: [..] state-change: [mhop:no peer:ADDR local:..] up -> down ...`.
+/// Timestamps are the daemon's local time: this machine's is UTC.
+fn log_downs(kind: Kind, log: &str, since: f64) -> std::collections::HashMap<String, Duration> {
+    let mut out = std::collections::HashMap::new();
+    for line in log.lines() {
+        let peer = match kind {
+            Kind::Bird if line.ends_with("changed state from Up to Down") => line
+                .split("Session to ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next()),
+            Kind::Frr if line.contains("] up -> down") => line
+                .split("peer:")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next()),
+            _ => None,
+        };
+        let (Some(peer), Some(at)) = (peer, line.get(..26).and_then(unix_of)) else {
+            continue;
+        };
+        if at >= since {
+            out.entry(peer.to_string())
+                .or_insert(Duration::from_secs_f64(at - since));
+        }
+    }
+    out
+}
+
+/// `YYYY-MM-DD HH:MM:SS.ffffff` (or with `/`), UTC, as Unix seconds.
+fn unix_of(ts: &str) -> Option<f64> {
+    let n = |r: std::ops::Range<usize>| ts.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let secs = n(11..13)? * 3600 + n(14..16)? * 60 + n(17..19)?;
+    let frac: f64 = ts.get(19..)?.parse().ok()?;
+    // Days from 1970-01-01 to y-m-d (the proleptic Gregorian calendar).
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + secs) as f64 + frac)
 }
 
 /// "min A / median B / max C ms (n)".
