@@ -491,6 +491,10 @@ impl Instance {
         why: String,
         graceful: bool,
     ) -> Option<Conn> {
+        // A connection dropped here before it closed (the old session of
+        // a peer that restarted) never reports Closed, which is what
+        // removes it elsewhere: each restart by OPEN left an entry.
+        self.conn_owner.remove(&conn);
         let n = self.neighbors.get_mut(&id)?;
         let gone = n
             .conns
@@ -609,5 +613,77 @@ fn gr_applies(info: &CloseInfo, n_bit: bool) -> bool {
     match (&info.sent, &info.received) {
         (Some(n), _) | (_, Some(n)) => n_bit && !hard(n),
         (None, None) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::config::{PeerConfig, SpeakerConfig};
+    use crate::packet::GracefulRestartCap;
+
+    /// A peer restarting by a new OPEN while Established (RFC 4724 §4.2)
+    /// replaces its session: the old connection is forgotten everywhere,
+    /// so a peer that does so all day holds one entry per map, not one
+    /// per restart (the flap storm test's collisions did this 67 times).
+    #[tokio::test]
+    async fn a_session_replaced_by_a_restart_is_forgotten() {
+        let peer = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+        let mut inst = Instance::idle(&SpeakerConfig::new(Ipv4Addr::new(10, 0, 0, 1), 64512));
+        let id = inst.add_neighbor(
+            PeerConfig {
+                passive: true,
+                ..PeerConfig::new(peer, 64512)
+            },
+            false,
+        );
+        let open = Open {
+            router_id: Ipv4Addr::new(10, 0, 0, 2),
+            ..crate::neighbor::negotiate::LocalOffer {
+                asn: 64512,
+                router_id: Ipv4Addr::new(10, 0, 0, 2),
+                hold_time: 90,
+                families: vec![Afi::Ipv4],
+                graceful_restart: None,
+            }
+            .open()
+        };
+        let agreed = Agreed {
+            hold_time: 90,
+            keepalive: 30,
+            families: vec![Afi::Ipv4],
+            asn4: true,
+            max_len: crate::packet::MAX_LEN,
+            route_refresh: true,
+            peer_gr: Some(GracefulRestartCap {
+                restart_state: false,
+                notification: false,
+                restart_time: 120,
+                families: vec![(Afi::Ipv4, true)],
+            }),
+            peer_router_id: Ipv4Addr::new(10, 0, 0, 2),
+        };
+        let mut ends = Vec::new();
+        let mut conns = Vec::new();
+        for round in 0..3 {
+            let (stream, end) = Stream::pipe(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+            ends.push(end);
+            inst.spawn_session(id, stream, true);
+            let conn = inst.neighbors[&id].conns.last().unwrap().id;
+            inst.on_open(id, conn, &open, agreed.clone());
+            inst.on_established(id, conn, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+            conns.push(conn);
+            let n = &inst.neighbors[&id];
+            assert_eq!(n.established, Some(conn), "round {round}");
+            assert_eq!(n.conns.len(), 1, "round {round}: the old session went");
+            assert_eq!(
+                inst.conn_owner.keys().copied().collect::<Vec<_>>(),
+                vec![conn],
+                "round {round}: only the session's connection is owned"
+            );
+        }
+        assert_eq!(inst.neighbors[&id].flaps, 2);
     }
 }

@@ -141,30 +141,9 @@ async fn start_inner(
     let (input_tx, input_rx) = mpsc::channel(CHANNEL_CAPACITY);
     let (session_tx, session_rx) = mpsc::channel(SESSION_EVENTS);
     let (status_tx, status_rx) = watch::channel(Arc::new(Status::default()));
-    let mut inst = Instance {
-        rib: Rib::new(local_facts(&config)),
-        config: config.clone(),
-        neighbors: FxHashMap::default(),
-        by_addr: FxHashMap::default(),
-        conn_owner: FxHashMap::default(),
-        closing: FxHashMap::default(),
-        next_peer: 1,
-        next_conn: 1,
-        listener: None,
-        dialer,
-        inputs: input_tx,
-        sessions: session_tx,
-        best: best_tx,
-        status: status_tx,
-        status_stale: false,
-        deferring: None,
-        deferral_wait_for: config.graceful_restart.wait_for.clone(),
-        stopping: None,
-        trimmer: Trimmer::default(),
-        refused: Default::default(),
-        max_prefix_due: Default::default(),
-        bfd: BfdService::new(bfd),
-    };
+    let mut inst = Instance::new(
+        &config, dialer, bfd, input_tx, session_tx, best_tx, status_tx,
+    );
     if let Some(addr) = config.listen {
         inst.listener = Some(inst.bind(addr)?);
     }
@@ -203,6 +182,58 @@ pub(crate) fn local_facts(c: &SpeakerConfig) -> LocalFacts {
 // ===== impl Instance =====
 
 impl Instance {
+    /// An instance of `config` that is not running yet: no listener, no
+    /// peer. Its task (`run`) reads the other ends of the channels.
+    fn new(
+        config: &SpeakerConfig,
+        dialer: Arc<dyn Dialer>,
+        bfd: Option<bfd::BfdHandle>,
+        inputs: mpsc::Sender<Input>,
+        sessions: mpsc::Sender<(ConnId, FromSession)>,
+        best: mpsc::Sender<Vec<BestPathChange>>,
+        status: watch::Sender<Arc<Status>>,
+    ) -> Instance {
+        Instance {
+            rib: Rib::new(local_facts(config)),
+            config: config.clone(),
+            neighbors: FxHashMap::default(),
+            by_addr: FxHashMap::default(),
+            conn_owner: FxHashMap::default(),
+            closing: FxHashMap::default(),
+            next_peer: 1,
+            next_conn: 1,
+            listener: None,
+            dialer,
+            inputs,
+            sessions,
+            best,
+            status,
+            status_stale: false,
+            deferring: None,
+            deferral_wait_for: config.graceful_restart.wait_for.clone(),
+            stopping: None,
+            trimmer: Trimmer::default(),
+            refused: Default::default(),
+            max_prefix_due: Default::default(),
+            bfd: BfdService::new(bfd),
+        }
+    }
+
+    /// An instance that never runs: its channels lead nowhere. For unit
+    /// tests that call its handlers one by one.
+    #[cfg(test)]
+    pub(crate) fn idle(config: &SpeakerConfig) -> Instance {
+        Instance::new(
+            config,
+            Arc::new(TcpDialer),
+            None,
+            mpsc::channel(CHANNEL_CAPACITY).0,
+            mpsc::channel(SESSION_EVENTS).0,
+            mpsc::channel(1).0,
+            watch::channel(Arc::new(Status::default())).0,
+        )
+    }
+
     async fn run(
         mut self,
         mut commands: mpsc::Receiver<Command>,

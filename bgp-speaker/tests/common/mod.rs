@@ -9,6 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 pub mod bfd_wire;
+pub mod flap;
 pub mod pipe;
 
 pub const AS: u32 = 64512;
