@@ -166,6 +166,9 @@ fn bird_tor_bfd_takes_the_route_out_of_the_kernel() -> Result<()> {
             table.contains("Established, BFD up"),
             "tortiectl node status:\n{table}"
         );
+        if round == 1 {
+            say(&format!("{TEST}: tortiectl node status:\n{table}"));
+        }
 
         // 2.
         let (cut, down, gone, p) = cut_and_measure(&lab, round)?;
@@ -186,6 +189,9 @@ fn bird_tor_bfd_takes_the_route_out_of_the_kernel() -> Result<()> {
             table.contains("BFD down, BGP held"),
             "tortiectl node status:\n{table}"
         );
+        if round == 1 {
+            say(&format!("{TEST}: tortiectl node status, cut:\n{table}"));
+        }
         let metrics = lab_get(&lab, "/metrics")?;
         let held = format!("tortie_bfd_bgp_downs_total{{peer=\"{TOR}\",asn=\"{TOR_AS}\"}} {round}");
         assert!(
