@@ -48,6 +48,7 @@ mod metrics;
 mod object_status;
 mod peer_filters;
 mod peers;
+mod reachable;
 mod register;
 mod routes;
 mod services;

@@ -238,6 +238,10 @@ pub fn plan(cluster: &Cluster, me: &NodeFacts, local: &LocalBgp, secrets: Secret
     if me.v6.is_some() {
         families.push(Afi::Ipv6);
     }
+    // reachableBy: the routes are felix's (`routes::desired`); their
+    // problems are the peers'.
+    let subnets: Vec<ipnet::IpNet> = [me.v4, me.v6].into_iter().flatten().collect();
+    problems.extend(crate::reachable::routes(cluster, me, &subnets).1);
     problems.sort();
     problems.dedup();
     PeerPlan {

@@ -48,6 +48,7 @@ fn empty_peer() -> BGPPeerSpec {
         filters: Vec::new(),
         max_restart_time: None,
         num_allowed_local_as_numbers: None,
+        reachable_by: None,
     }
 }
 

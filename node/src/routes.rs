@@ -243,7 +243,10 @@ pub fn desired(
             .into_iter()
             .map(|(address, node)| BorrowedAddress { address, node })
             .collect(),
-        learned: learned_routes(cluster, learned),
+        learned: with_peer_routes(
+            learned_routes(cluster, learned),
+            crate::reachable::routes(cluster, me, &local_addresses(underlay, me)).0,
+        ),
         pools: cluster
             .pools
             .values()
@@ -266,6 +269,27 @@ fn local_addresses(underlay: &Underlay, me: &NodeFacts) -> Vec<IpNet> {
             out.push(a);
         }
     }
+    out
+}
+
+/// `learned` with the routes to peers of BGPPeers' `reachableBy`
+/// ([`crate::reachable`]) in place of any learned route of the same
+/// prefix; sorted by prefix. felix programs a route to a gateway on the
+/// node's subnet as `via <gateway> dev <underlay>`.
+fn with_peer_routes(
+    learned: Vec<LearnedRoute>,
+    to_peers: BTreeMap<IpNet, IpAddr>,
+) -> Vec<LearnedRoute> {
+    let mut out: Vec<LearnedRoute> = learned
+        .into_iter()
+        .filter(|l| !to_peers.contains_key(&l.prefix))
+        .collect();
+    out.extend(
+        to_peers
+            .into_iter()
+            .map(|(prefix, next_hop)| LearnedRoute { prefix, next_hop }),
+    );
+    out.sort_by_key(|l| l.prefix);
     out
 }
 

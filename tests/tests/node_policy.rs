@@ -31,6 +31,12 @@
 //!    and nothing is accepted from it; each node reports the BGPPeer's
 //!    `spec.filters[1]`. Once the filter exists, node1's block is back.
 //!    Still no session restarted.
+//! 6. reachableBy: a BGPPeer to 203.0.113.9 (behind the ToR) with
+//!    `reachableBy: <ToR>` puts `203.0.113.9 via <ToR>` in each node's
+//!    kernel; one whose gateway is on no subnet of the nodes gets no route
+//!    and a problem naming `spec.reachableBy`; one of another family than
+//!    its peerIP is refused by `tortiectl apply`, naming the field.
+//!    Deleting the first takes its route away.
 
 use std::time::Duration;
 
@@ -193,7 +199,7 @@ spec:
     )?;
     tor.expect(&b1, &[0])?;
     tor.expect(&b2, &[])?;
-    for i in 0..2 {
+    for (i, was) in since.iter().enumerate() {
         wait_until(
             Duration::from_secs(30),
             "10.244.250.0/24 programmed instead of 10.244.251.0/24",
@@ -212,7 +218,7 @@ spec:
         let p = tor_peer(&lab, i, tor_addr)?;
         assert_eq!(p["state"], "Established", "{p}");
         assert_eq!(
-            p["sinceUnix"], since[i],
+            p["sinceUnix"], *was,
             "node {i}'s session to the ToR restarted: {p}"
         );
     }
@@ -276,6 +282,69 @@ spec:
             p["sinceUnix"], *f,
             "node {i}'s session to the ToR restarted: {p}"
         );
+    }
+
+    // 6. reachableBy.
+    let peer = |name: &str, ip: &str, by: &str| {
+        format!(
+            "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: {name}}}\n\
+             spec: {{peerIP: '{ip}', asNumber: 65001, reachableBy: '{by}'}}\n"
+        )
+    };
+    let err = apply(&lab, "family", &peer("v6gw", "203.0.113.11", "fd00::1"))
+        .expect_err("a gateway of another family is refused");
+    assert!(
+        format!("{err:#}").contains("spec.reachableBy: \"fd00::1\": another address family"),
+        "{err:#}"
+    );
+    apply(
+        &lab,
+        "reachable",
+        &format!(
+            "{}---\n{}",
+            peer("behind-tor", "203.0.113.9", &tor_addr.to_string()),
+            peer("nowhere", "203.0.113.10", "192.0.2.1")
+        ),
+    )?;
+    for i in 0..2 {
+        wait_until(
+            Duration::from_secs(30),
+            "the route to 203.0.113.9 via the ToR, and the problem",
+            || {
+                let r =
+                    net::ip_in_output(&lab.nodes[i].ns, &["route"]).map_err(|e| e.to_string())?;
+                let routed = r.contains(&format!("203.0.113.9 via {tor_addr} "));
+                let s = lab.node_status(i).map_err(|e| e.to_string())?;
+                let said = s["problems"].as_array().is_some_and(|ps| {
+                    ps.iter().any(|p| {
+                        p.as_str().is_some_and(|p| {
+                            p.starts_with("BGPPeer/nowhere: spec.reachableBy: 192.0.2.1: is on none of this node's subnets")
+                        })
+                    })
+                });
+                if routed && said && !r.contains("203.0.113.10") {
+                    Ok(())
+                } else {
+                    Err(format!("routes:\n{r}\nproblems {}", s["problems"]))
+                }
+            },
+        )?;
+    }
+    lab.tortiectl(&["delete", "bgppeer", "behind-tor"])?;
+    for i in 0..2 {
+        wait_until(
+            Duration::from_secs(30),
+            "the route to 203.0.113.9 gone",
+            || {
+                let r =
+                    net::ip_in_output(&lab.nodes[i].ns, &["route"]).map_err(|e| e.to_string())?;
+                if r.contains("203.0.113.9") {
+                    Err(r)
+                } else {
+                    Ok(())
+                }
+            },
+        )?;
     }
     Ok(())
 }

@@ -158,6 +158,13 @@ pub struct BGPPeerSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub num_allowed_local_as_numbers: Option<u32>,
+    /// The gateway through which `peerIP` is reached (Calico's field): the
+    /// node programs a kernel route to the peer's address (a /32 or /128)
+    /// via it, so that no other route takes over the way to the peer.
+    /// An address of `peerIP`'s family; the node checks that it is on one
+    /// of its subnets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reachable_by: Option<String>,
 }
 
 /// Where a BGP password comes from. Exactly one of the two.
@@ -386,7 +393,38 @@ impl BGPPeerSpec {
             }
         }
         check_restart_time("spec.maxRestartTime", self.max_restart_time)?;
+        self.reachable_by()?;
         Ok(())
+    }
+
+    /// `reachableBy` as an address, checked: a unicast address of
+    /// `peerIP`'s family, for a peer given by `peerIP`.
+    pub fn reachable_by(&self) -> Result<Option<IpAddr>, ConfigError> {
+        let Some(text) = &self.reachable_by else {
+            return Ok(None);
+        };
+        let bad = |why: String| ConfigError::invalid("spec.reachableBy", format!("{text:?}"), why);
+        let gw: IpAddr = text.parse().map_err(|_| {
+            bad("not an IP address: the gateway's address, e.g. 172.30.1.1 or fd00::1".into())
+        })?;
+        let Some(peer) = self.peer_ip else {
+            return Err(bad(
+                "needs peerIP: it names the gateway to one peer's address (with peerSelector \
+                 there is none)"
+                    .into(),
+            ));
+        };
+        if gw.is_ipv4() != peer.ip.is_ipv4() {
+            return Err(bad(format!(
+                "another address family than peerIP {}: a route to the peer needs a gateway of \
+                 its family",
+                peer.ip
+            )));
+        }
+        if gw.is_unspecified() || gw.is_multicast() || gw.is_loopback() {
+            return Err(bad("not a unicast address a gateway can have".into()));
+        }
+        Ok(Some(gw))
     }
 }
 

@@ -79,7 +79,6 @@ pub const TABLE: &[Entry] = &[
     e(Some(Kind::BGPPeer), "spec.localASNumber", Support::Rejected, "a per-peer local AS is not implemented; ignoring it would present the wrong AS"),
     e(Some(Kind::BGPPeer), "spec.localWorkloadSelector", Support::Rejected, "peering with local workloads is not implemented"),
     e(Some(Kind::BGPPeer), "spec.nextHopMode", Support::WarnedIf("Auto"), "only Auto (and keepOriginalNextHop) is implemented"),
-    e(Some(Kind::BGPPeer), "spec.reachableBy", Support::Warned, "no static route to the peer is added: the host's routes reach it; Calico's route keeps a route BIRD learned from the peer from taking over the way to it, and tortie-node never programs a learned route outside the IP pools"),
     e(Some(Kind::BGPPeer), "spec.restartMode", Support::WarnedIf("GracefulRestart"), "graceful restart is always offered"),
     // IPPool
     e(Some(Kind::IPPool), "spec.assignmentMode", Support::WarnedIf("Automatic"), "only Automatic assignment is implemented"),

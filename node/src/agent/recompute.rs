@@ -159,6 +159,11 @@ impl Agent {
                         .binary_search_by_key(&prefix, |l| l.prefix)
                         .ok()
                         .map(|i| base.learned[i].next_hop);
+                    // Outside the pools only a BGPPeer's reachableBy
+                    // route is there, which no learned path replaces.
+                    if had.is_some() && self.cluster.pool_of(&prefix).is_none() {
+                        continue;
+                    }
                     if had != hop {
                         changes.push((prefix, hop));
                     }
