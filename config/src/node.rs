@@ -54,8 +54,9 @@ pub struct NodeSettingsLayer {
     /// `skip-interface=REGEX[,REGEX]`, `cidr=CIDR[,CIDR]`, `can-reach=ADDR`.
     pub ip_autodetection_method: Option<String>,
     /// The node's IPv6 address with its prefix length (`fd00:1::10/64`),
-    /// for dual stack (Calico's `IP6`); an IPv6-only node gives its address
-    /// in `ip` instead. Default: none.
+    /// `autodetect` (the first global IPv6 address of the interface of
+    /// `ip`) or `none`, for dual stack (Calico's `IP6`); an IPv6-only node
+    /// gives its address in `ip` instead. Default: none.
     pub ip6: Option<String>,
     /// The BGP router ID: an IPv4 address, or `hash` (derived from the node
     /// name, as Calico's `CALICO_ROUTER_ID=hash`). Default: the node's IPv4
@@ -91,7 +92,7 @@ pub struct NodeSettings {
     pub datastore: DatastoreSetting,
     pub address: AddressSetting,
     /// The IPv6 address besides an IPv4 `address` (dual stack).
-    pub address_v6: Option<IpNet>,
+    pub address_v6: Option<Address6Setting>,
     /// The BGP router ID, when set (`routerId`).
     pub router_id: Option<Ipv4Addr>,
     pub as_number: Option<u32>,
@@ -130,6 +131,16 @@ pub enum AddressSetting {
     Explicit(IpNet),
     /// Found on the node's interfaces.
     Autodetect(Autodetect),
+}
+
+/// A dual-stack node's IPv6 address (`ip6`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Address6Setting {
+    /// Given, with its prefix length.
+    Explicit(IpNet),
+    /// The first global IPv6 address of the underlay's interface (the
+    /// interface of the IPv4 address).
+    Autodetect,
 }
 
 /// Address autodetection, as Calico users know it (`IP_AUTODETECTION_METHOD`).
@@ -227,7 +238,8 @@ impl NodeSettings {
         };
         let address_v6 = match layer.ip6.as_deref().map(str::trim) {
             None | Some("none") => None,
-            Some(text) => Some(parse_node_ip6(text, &address)?),
+            Some("autodetect") => Some(Address6Setting::Autodetect),
+            Some(text) => Some(Address6Setting::Explicit(parse_node_ip6(text, &address)?)),
         };
         let router_id = match layer.router_id.as_deref().map(str::trim) {
             None => None,
@@ -357,7 +369,7 @@ pub fn parse_node_ip6(text: &str, ip: &AddressSetting) -> Result<IpNet, ConfigEr
         ConfigError::invalid(
             label("ip6"),
             text,
-            "an IPv6 address with its prefix length (fd00:1::10/64) or none",
+            "an IPv6 address with its prefix length (fd00:1::10/64), autodetect or none",
         )
     })?;
     if net.addr().is_ipv4() {
@@ -596,7 +608,10 @@ mod tests {
             ..NodeSettingsLayer::default()
         })
         .unwrap();
-        assert_eq!(s.address_v6, Some("fd00:1::10/64".parse().unwrap()));
+        assert_eq!(
+            s.address_v6,
+            Some(Address6Setting::Explicit("fd00:1::10/64".parse().unwrap()))
+        );
         assert_eq!(s.router_id, Some(hashed_router_id("host-a")));
         assert_ne!(hashed_router_id("node1"), hashed_router_id("node2"));
         let s = settings(NodeSettingsLayer {
@@ -606,6 +621,12 @@ mod tests {
         })
         .unwrap();
         assert_eq!(s.address_v6, None);
+        let auto = settings(NodeSettingsLayer {
+            ip6: Some("autodetect".into()),
+            ..NodeSettingsLayer::default()
+        })
+        .unwrap();
+        assert_eq!(auto.address_v6, Some(Address6Setting::Autodetect));
         assert_eq!(s.router_id, Some("10.0.0.1".parse().unwrap()));
         for (ip, ip6, router_id, want) in [
             (None, Some("192.168.1.10/24"), None, "ip6 (--ip6, TORTIE_IP6): 192.168.1.10/24: an IPv6 address; the IPv4"),

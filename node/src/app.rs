@@ -49,12 +49,20 @@ const FELIX_COALESCE: Duration = Duration::from_millis(1);
 /// `--check`: settings and address detection, printed.
 pub async fn check(settings: &NodeSettings) -> anyhow::Result<()> {
     let kernel = felix::kernel::open(None).context("netlink")?;
-    let underlay = underlay::detect(&kernel.handle, &settings.address, settings.address_v6)
-        .await
-        .map_err(anyhow::Error::msg)?;
-    router_id(settings, &underlay)?;
+    let underlay = underlay::detect(
+        &kernel.handle,
+        &settings.address,
+        settings.address_v6.as_ref(),
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    let id = router_id(settings, &underlay)?;
+    let v6 = underlay
+        .address_v6
+        .map(|a| format!(" and {a}"))
+        .unwrap_or_default();
     println!(
-        "OK: node {} at {} on {}, datastore {}, admin {}",
+        "OK: node {} at {}{v6} on {}, router ID {id}, datastore {}, admin {}",
         settings.node_name,
         underlay.address,
         underlay.interface,
@@ -75,9 +83,13 @@ pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("admin: cannot listen on {}", settings.admin))?;
     let kernel = felix::kernel::open(None).context("cannot open netlink")?;
-    let underlay = underlay::detect(&kernel.handle, &settings.address, settings.address_v6)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let underlay = underlay::detect(
+        &kernel.handle,
+        &settings.address,
+        settings.address_v6.as_ref(),
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
     let router_id = router_id(&settings, &underlay)?;
     let marker = Marker::new(
         &settings.state_dir,

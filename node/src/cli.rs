@@ -29,9 +29,10 @@ pub struct Cli {
     /// autodetect [default: autodetect].
     #[arg(long, env = "TORTIE_IP")]
     pub ip: Option<String>,
-    /// The node's IPv6 address with its prefix length (fd00:1::10/64), for
-    /// dual stack; an IPv6-only node gives its address in --ip [default:
-    /// none].
+    /// The node's IPv6 address with its prefix length (fd00:1::10/64),
+    /// autodetect (the first global IPv6 address of the --ip interface) or
+    /// none, for dual stack; an IPv6-only node gives its address in --ip
+    /// [default: none].
     #[arg(long, env = "TORTIE_IP6")]
     pub ip6: Option<String>,
     /// The BGP router ID: an IPv4 address, or `hash` (from the node name)

@@ -15,7 +15,7 @@ use regex::Regex;
 use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::Handle;
-use tortie_config::node::{AddressSetting, Autodetect};
+use tortie_config::node::{Address6Setting, AddressSetting, Autodetect};
 
 use crate::routes::Underlay;
 
@@ -41,7 +41,7 @@ pub struct Iface {
 pub async fn detect(
     handle: &Handle,
     setting: &AddressSetting,
-    v6: Option<IpNet>,
+    v6: Option<&Address6Setting>,
 ) -> Result<Underlay, String> {
     let ifaces = list(handle)
         .await
@@ -51,10 +51,46 @@ pub async fn detect(
         _ => None,
     };
     let mut underlay = choose(setting, &ifaces, reach)?;
-    if let Some(v6) = v6 {
-        with_v6(&mut underlay, v6, &ifaces)?;
+    match v6 {
+        None => {}
+        Some(Address6Setting::Explicit(v6)) => with_v6(&mut underlay, *v6, &ifaces)?,
+        Some(Address6Setting::Autodetect) => {
+            let v6 = autodetect_v6(&underlay, &ifaces)?;
+            with_v6(&mut underlay, v6, &ifaces)?;
+        }
     }
     Ok(underlay)
+}
+
+/// `ip6: autodetect`: the first global IPv6 address of the underlay's
+/// interface (not link-local, loopback, multicast or unspecified).
+pub fn autodetect_v6(underlay: &Underlay, ifaces: &[Iface]) -> Result<IpNet, String> {
+    if underlay.address.addr().is_ipv6() {
+        return Err(format!(
+            "ip6 autodetect: ip {} is already IPv6 (an IPv6-only node); set ip6 none",
+            underlay.address
+        ));
+    }
+    let iface = ifaces.iter().find(|i| i.name == underlay.interface);
+    iface
+        .and_then(|i| {
+            i.addrs.iter().copied().find(|a| match a.addr() {
+                IpAddr::V6(v6) => {
+                    !(v6.is_loopback()
+                        || v6.is_multicast()
+                        || v6.is_unspecified()
+                        || (v6.segments()[0] & 0xffc0) == 0xfe80)
+                }
+                IpAddr::V4(_) => false,
+            })
+        })
+        .ok_or_else(|| {
+            format!(
+                "ip6 autodetect: interface {} (of ip {}) has no global IPv6 address; give \
+                 ip6 ADDR/PREFIX, or none for an IPv4-only node",
+                underlay.interface, underlay.address
+            )
+        })
 }
 
 /// Adds the dual-stack IPv6 address `v6` to `underlay`: it must be on the
@@ -281,6 +317,19 @@ mod tests {
         list[2].addrs.push("fd30:1::11/64".parse().unwrap());
         list[3].addrs.push("fd30:9::11/64".parse().unwrap());
         let base = choose(&auto(Autodetect::FirstFound), &list, None).unwrap();
+        // autodetect: eth0's global IPv6 address, not a link-local one.
+        list[2].addrs.insert(0, "fe80::1/64".parse().unwrap());
+        assert_eq!(
+            autodetect_v6(&base, &list).unwrap(),
+            "fd30:1::11/64".parse::<IpNet>().unwrap()
+        );
+        let e = autodetect_v6(&base, &ifaces()).unwrap_err();
+        assert!(
+            e.starts_with(
+                "ip6 autodetect: interface eth0 (of ip 192.168.1.11/24) has no global IPv6 address"
+            ),
+            "{e}"
+        );
         let mut u = base.clone();
         with_v6(&mut u, "fd30:1::11/64".parse().unwrap(), &list).unwrap();
         assert_eq!(u.address_v6, Some("fd30:1::11/64".parse().unwrap()));

@@ -89,6 +89,7 @@ fn established(lab: &Lab, i: usize, n: usize) -> Result<Vec<Value>> {
 /// 4. `vxlan-v6.tortie` is VNI 6096 over node1's IPv6 address, with a
 ///    permanent neighbour (node3's VTEP, its Node's `ipv6VXLANTunnelAddr`
 ///    -> the MAC of node3's device) and an FDB entry (-> fd30:2::13).
+///    `tortie-node --check --ip6 autodetect` on node1 finds fd30:1::11/64.
 /// 5. The mesh: two sessions per node (over IPv4), Established; each node
 ///    announces its two blocks (one per family) and learned four.
 /// 6. Nothing failed in the dataplane; no problem reported.
@@ -178,6 +179,23 @@ fn dual_stack_pods_reach_each_other_over_both_families() -> Result<()> {
         fdb.lines()
             .any(|l| l.starts_with(&mac3) && l.contains("dst fd30:2::13")),
         "{fdb}"
+    );
+    // `--ip6 autodetect` finds node1's IPv6 address on the interface of
+    // its IPv4 one.
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns1])
+        .arg(bin_dir().join("tortie-node"))
+        .args(["--check", "--node-name", "node1", "--ip", "172.30.1.11/24"])
+        .args(["--ip6", "autodetect"])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && text.starts_with(
+                "OK: node node1 at 172.30.1.11/24 and fd30:1::11/64 on eth0, router ID 172.30.1.11"
+            ),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     // 5.
     for i in 0..3 {
