@@ -44,6 +44,13 @@
 //!    "Restarts"). Started again: Established, BFD Up, the route there.
 //!    (BIRD 2.0.12 announces no RFC 8538 N bit, so it drops the node's
 //!    routes at that Cease rather than keep them as stale: not checked.)
+//! 4. A planned restart of the ToR (`birdc graceful restart`, BIRD
+//!    started again with `-R`): BIRD closes the session without a
+//!    NOTIFICATION, so the node keeps its route as stale (RFC 4724); its
+//!    BFD then goes Down (BIRD stopped without AdminDown), which holds BGP
+//!    down but does not withdraw the stale route: it stays in the kernel
+//!    the whole time (1.5 s, polled), `bgpDowns` stays 0. BIRD back:
+//!    Established, BFD Up, the route there.
 
 use std::io::Write as _;
 use std::net::Ipv4Addr;
@@ -115,6 +122,8 @@ spec:
 
 /// BIRD in the ToR's namespace; killed on drop.
 struct Tor {
+    ns: String,
+    dir: PathBuf,
     sock: PathBuf,
     child: Child,
 }
@@ -281,6 +290,29 @@ fn bird_tor_bfd_with_graceful_restart() -> Result<()> {
     lab.start_node(0)?;
     let p = wait_up(&lab, &tor, 3)?;
     assert_eq!(p["bfd"]["bgpDowns"], 0, "a new process counts from 0: {p}");
+
+    // 4.
+    let mut tor = tor;
+    let t0 = Instant::now();
+    let mut bfd_down_seen = false;
+    tor.graceful_restart(|| {
+        while t0.elapsed() < Duration::from_millis(1500) {
+            let p = tor_peer(&lab)?;
+            assert_ne!(p["state"], "Established", "BIRD is away: {p}");
+            bfd_down_seen |= p["bfd"]["session"]["state"] == "down";
+            assert!(
+                has_route(&lab)?,
+                "{ROUTE} left the kernel {:?} into BIRD's graceful restart: {p}",
+                t0.elapsed()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    })?;
+    assert!(bfd_down_seen, "BFD never went down while BIRD was away");
+    let p = wait_up(&lab, &tor, 4)?;
+    assert_eq!(p["bfd"]["bgpDowns"], 0, "{p}");
+    assert_eq!(p["bfd"]["session"]["downs"], 1, "{p}");
     Ok(())
 }
 
@@ -308,23 +340,50 @@ impl Tor {
         );
         std::fs::write(dir.join("bird.conf"), conf)?;
         let sock = dir.join("bird.ctl");
-        let child = spawn_in(
-            ns,
-            &[
-                "bird",
-                "-f",
-                "-c",
-                &dir.join("bird.conf").display().to_string(),
-                "-s",
-                &sock.display().to_string(),
-            ],
-            &dir.join("bird.log"),
-        )?;
-        let tor = Tor { sock, child };
-        wait_until(Duration::from_secs(10), "birdc to answer", || {
-            tor.table().map_err(|e| e.to_string())
-        })?;
+        let child = Tor::launch(ns, &dir, false)?;
+        let tor = Tor {
+            ns: ns.into(),
+            dir,
+            sock,
+            child,
+        };
+        tor.wait_ready()?;
         Ok(tor)
+    }
+
+    /// Starts `bird` on the config in `dir`; with `-R` (graceful restart
+    /// recovery) if `recover`.
+    fn launch(ns: &str, dir: &std::path::Path, recover: bool) -> Result<Child> {
+        let (conf, sock) = (dir.join("bird.conf"), dir.join("bird.ctl"));
+        let (conf, sock) = (conf.display().to_string(), sock.display().to_string());
+        let mut argv = vec!["bird", "-f", "-c", &conf, "-s", &sock];
+        if recover {
+            argv.push("-R");
+        }
+        spawn_in(ns, &argv, &dir.join("bird.log"))
+    }
+
+    fn wait_ready(&self) -> Result<()> {
+        wait_until(Duration::from_secs(10), "birdc to answer", || {
+            self.table().map_err(|e| e.to_string())
+        })
+        .map(|_| ())
+    }
+
+    /// `birdc graceful restart` (BIRD stops, its sessions closed without a
+    /// NOTIFICATION), waits for it to exit, and starts it again with `-R`.
+    fn graceful_restart(&mut self, away: impl FnOnce() -> Result<()>) -> Result<()> {
+        self.birdc(&["graceful", "restart"])?;
+        let t0 = Instant::now();
+        while self.child.try_wait()?.is_none() {
+            if t0.elapsed() > Duration::from_secs(10) {
+                bail!("BIRD did not stop within 10 s of `graceful restart`");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        away()?;
+        self.child = Tor::launch(&self.ns, &self.dir, true)?;
+        self.wait_ready()
     }
 
     fn birdc(&self, args: &[&str]) -> Result<String> {
