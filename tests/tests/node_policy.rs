@@ -22,8 +22,10 @@
 //!    3 received, 2 accepted; the kernel has 10.244.251.0/24 via the ToR,
 //!    neither of the other two (198.51.100.0/24 is outside the pools).
 //! 4. The filter changed in the datastore (export: node2's block instead
-//!    of node1's; import: 10.244.251.0/24 instead of 10.244.250.0/24):
-//!    the ToR gets node1's block and loses node2's, the nodes program
+//!    of node1's; import: 10.244.251.0/24 instead of 10.244.250.0/24),
+//!    and the communities (one standard community now):
+//!    the ToR gets node1's block, with the new community, and loses
+//!    node2's, the nodes program
 //!    10.244.250.0/24 and remove 10.244.251.0/24 (taken again through a
 //!    ROUTE-REFRESH), and no session restarts: BIRD's sessions keep their
 //!    since-time, the nodes' sessions keep theirs.
@@ -194,11 +196,36 @@ spec:
   importV4:
     - {{action: Reject, matchOperator: Equal, cidr: 10.244.251.0/24}}
     - {{action: Accept, matchOperator: Equal, cidr: 198.51.100.0/24}}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPConfiguration
+metadata:
+  name: default
+spec:
+  communities:
+    - {{name: pods, value: '65000:101'}}
+  prefixAdvertisements:
+    - cidr: 10.244.0.0/16
+      communities: [pods]
 "
         ),
     )?;
     tor.expect(&b1, &[0])?;
     tor.expect(&b2, &[])?;
+    wait_until(
+        Duration::from_secs(30),
+        "node1's block with the new community",
+        || {
+            let table = tor.table().map_err(|e| e.to_string())?;
+            let attrs = route_all(&table, &b1);
+            if attrs.contains("BGP.community: (65000,101)\n") && !attrs.contains("large_community")
+            {
+                Ok(())
+            } else {
+                Err(attrs)
+            }
+        },
+    )?;
     for (i, was) in since.iter().enumerate() {
         wait_until(
             Duration::from_secs(30),
