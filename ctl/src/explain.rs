@@ -97,7 +97,7 @@ fn render_prefix(out: &mut String, r: &Value, now_ms: u64) {
     let _ = writeln!(out, "\n{}", s(&r["asked"]));
     let o = &r["owner"];
     let _ = writeln!(out, "  Owner:   {}", s(&o["summary"]));
-    if let Some(pool) = o["pool"].as_str() {
+    if let Some(pool) = o["pool"].as_str().filter(|_| o["kind"] != "pool") {
         let _ = writeln!(out, "           pool {pool}");
     }
     // The kernel first: the answer to "is it in the kernel".

@@ -60,7 +60,16 @@ pub fn explain(
                     "same subnet, no encapsulation"
                 };
                 if let Some(l) = desired.learned.iter().find(|l| l.prefix == *prefix) {
-                    format!("learned over BGP from node {}; {how}", node_of(l.next_hop))
+                    let from = if desired
+                        .nodes
+                        .iter()
+                        .any(|n| n.addresses.contains(&l.next_hop))
+                    {
+                        format!("node {}", node_of(l.next_hop))
+                    } else {
+                        format!("{} (a router, not a node)", l.next_hop)
+                    };
+                    format!("learned over BGP from {from}; {how}")
                 } else if let Some(b) = desired
                     .borrowed
                     .iter()

@@ -18,6 +18,8 @@
 //! 2. node1's block: owned by node1, one path from node1 (best), the
 //!    encapsulation decision Direct (same subnet, pool modes Never), the
 //!    kernel route installed, and when felix wrote it.
+//!    10.244.251.0/24 from the ToR: two paths, the ToR's (eBGP) best and
+//!    node1's (iBGP, passed on) lost at the eBGP-over-iBGP step.
 //! 3. 10.244.250.0/24 from the ToR: not accepted, the rule named
 //!    (`BGPFilter/edge importV4[0]`), no kernel route.
 //! 4. A prefix nobody knows: no owner, no path, no route.
@@ -169,6 +171,52 @@ spec:
         assert!(text.contains(want), "no {want:?} in:\n{text}");
     }
     eprintln!("{TEST}: tortiectl explain {b1} on node0:\n{text}");
+
+    // 2b. The ToR's accepted prefix: its own path (eBGP) and node1's
+    // (iBGP, the same route passed on), which lost at the eBGP step.
+    let e = explain(&lab, "10.244.251.0/24")?;
+    let r = &e["prefixes"][0];
+    let paths = r["bgp"]["paths"].as_array().context("paths")?;
+    let lines: Vec<(String, bool, Value)> = paths
+        .iter()
+        .map(|p| {
+            (
+                p["from"].as_str().unwrap_or("").to_string(),
+                p["best"] == true,
+                p["lost"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (format!("{tor_addr} (BGPPeer/tor)"), true, Value::Null),
+            (
+                format!("{} (node {node1})", lab.nodes[1].address),
+                false,
+                Value::from("iBGP (eBGP preferred)")
+            ),
+        ],
+        "{r}"
+    );
+    assert_eq!(
+        r["kernel"]["wanted"],
+        format!("10.244.251.0/24 via {tor_addr} dev eth0"),
+        "{r}"
+    );
+    assert_eq!(
+        r["encap"]["nextHopNode"],
+        Value::Null,
+        "the ToR is no node: {r}"
+    );
+    assert_eq!(
+        r["kernel"]["why"],
+        format!("learned over BGP from {tor_addr} (a router, not a node); same subnet, no encapsulation"),
+        "{r}"
+    );
+    let text = tortiectl_in(&node0, &["explain", "10.244.251.0/24"])?;
+    assert!(text.contains("lost: iBGP (eBGP preferred)"), "{text}");
+    eprintln!("{TEST}: tortiectl explain 10.244.251.0/24 on node0:\n{text}");
 
     // 3. The ToR's prefix its import rule refuses: the rule named.
     let e = explain(&lab, "10.244.250.0/24")?;
