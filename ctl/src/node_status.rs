@@ -26,7 +26,10 @@ pub fn render(s: &Value) -> String {
             Some(other) => format!("starting: {}", other.replace('-', " ")),
             None => "in an unknown phase".to_string(),
         },
-        str_of(&s["address"]),
+        match s["addressV6"].as_str() {
+            Some(v6) => format!("{} and {v6}", str_of(&s["address"])),
+            None => str_of(&s["address"]),
+        },
         str_of(&s["interface"]),
         s["asNumber"].as_u64().map_or("?".into(), |a| a.to_string()),
         s["clusterId"]
@@ -41,7 +44,10 @@ pub fn render(s: &Value) -> String {
             .map(peer_row)
             .collect();
         out += &format!("\n{family} BGP status\n");
-        if rows.is_empty() {
+        if rows.is_empty() && !v4 && s["addressV6"].is_string() {
+            // Dual stack: the mesh's IPv4 sessions carry IPv6 too.
+            out += "No IPv6 peers found; IPv6 routes go over the IPv4 sessions.\n";
+        } else if rows.is_empty() {
             out += &format!("No {family} peers found.\n");
         } else {
             out += &table::render(
@@ -137,6 +143,29 @@ fn clock(unix: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dual_stack_node_names_both_addresses() {
+        let s: Value = serde_json::json!({
+            "node": "node1", "address": "172.30.1.11/24", "addressV6": "fd30:1::11/64",
+            "interface": "eth0", "phase": "running", "asNumber": 64512,
+            "peers": [{"address": "172.30.1.12", "type": "node-to-node mesh",
+                       "state": "Established", "sinceUnix": 0, "rrClient": false}],
+            "originated": [], "learned": 0, "dataplane": {"routes": 0, "failures": []},
+            "problems": []
+        });
+        let text = render(&s);
+        assert!(
+            text.starts_with(
+                "Tortie node node1 is running (172.30.1.11/24 and fd30:1::11/64 on eth0, AS 64512).\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("No IPv6 peers found; IPv6 routes go over the IPv4 sessions."),
+            "{text}"
+        );
+    }
 
     #[test]
     fn table_of_a_node() {

@@ -120,6 +120,7 @@ pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
     let channels = agent::Channels::new(NodeStatus {
         node: settings.node_name.clone(),
         address: Some(underlay.address),
+        address_v6: underlay.address_v6,
         interface: underlay.interface.clone(),
         restarting,
         ..NodeStatus::default()

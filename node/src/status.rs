@@ -36,6 +36,9 @@ pub struct NodeStatus {
     pub node: String,
     /// The underlay address with its subnet.
     pub address: Option<IpNet>,
+    /// A dual-stack node's IPv6 address with its subnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address_v6: Option<IpNet>,
     /// The underlay interface.
     pub interface: String,
     pub phase: Phase,

@@ -91,7 +91,8 @@ fn established(lab: &Lab, i: usize, n: usize) -> Result<Vec<Value>> {
 ///    -> the MAC of node3's device) and an FDB entry (-> fd30:2::13).
 ///    `tortie-node --check --ip6 autodetect` on node1 finds fd30:1::11/64.
 /// 5. The mesh: two sessions per node (over IPv4), Established; each node
-///    announces its two blocks (one per family) and learned four.
+///    announces its two blocks (one per family) and learned four; its
+///    `/status` has its IPv6 address.
 /// 6. Nothing failed in the dataplane; no problem reported.
 #[test]
 fn dual_stack_pods_reach_each_other_over_both_families() -> Result<()> {
@@ -222,6 +223,8 @@ fn dual_stack_pods_reach_each_other_over_both_families() -> Result<()> {
             .collect();
         assert_eq!(originated.len(), 2, "{s}");
         assert!(originated.contains(&block6(&lab, i).as_str()), "{s}");
+        let v6 = format!("{}/64", lab.nodes[i].address6.unwrap());
+        assert_eq!(s["addressV6"], v6.as_str(), "{s}");
         // 6.
         assert_eq!(s["problems"].as_array().map(Vec::len), Some(0), "{s}");
         assert_eq!(

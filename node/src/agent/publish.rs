@@ -72,6 +72,7 @@ impl Agent {
         let status = NodeStatus {
             node: self.cfg.name.clone(),
             address: Some(self.cfg.underlay.address),
+            address_v6: self.cfg.underlay.address_v6,
             interface: self.cfg.underlay.interface.clone(),
             phase,
             restarting: self.cfg.local_bgp.restarting,
