@@ -127,7 +127,7 @@ async fn explain(State(shared): State<Arc<Shared>>, uri: axum::http::Uri) -> Res
         .unwrap_or("")
         .split('&')
         .find_map(|kv| kv.strip_prefix("target="))
-        .map(percent_decode);
+        .map(crate::why::percent_decode);
     let Some(target) = target else {
         return text(
             StatusCode::BAD_REQUEST,
@@ -138,31 +138,6 @@ async fn explain(State(shared): State<Arc<Shared>>, uri: axum::http::Uri) -> Res
         Ok(e) => json("explain", &e),
         Err((code, why)) => text(code, why),
     }
-}
-
-/// `%XX` escapes and `+` of a query value decoded (bytes that are not
-/// UTF-8 are replaced).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match b[i] {
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {

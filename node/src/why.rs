@@ -252,6 +252,31 @@ fn valid_name(s: &str) -> bool {
         && !s.ends_with(['-', '.'])
 }
 
+/// `%XX` escapes and `+` of a query value decoded (bytes that are not
+/// UTF-8 are replaced).
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 // ===== rule names =====
 
 /// The names of a BGPPeer's rules by index, as `peer_filters::compile`

@@ -53,6 +53,14 @@ fn targets_parse_or_say_what_is_wrong() {
     assert!(parse_target("").unwrap_err().starts_with("no target"));
 }
 
+#[test]
+fn query_values_are_decoded() {
+    assert_eq!(percent_decode("default%2Fweb"), "default/web");
+    assert_eq!(percent_decode("fd00%3A%3A%2f64"), "fd00::/64");
+    assert_eq!(percent_decode("a+b%"), "a b%", "a lone % stays");
+    assert_eq!(percent_decode("%zz%4"), "%zz%4");
+}
+
 fn filter(json: serde_json::Value) -> BGPFilterSpec {
     serde_json::from_value(json).unwrap()
 }
