@@ -126,7 +126,13 @@ spec:
         .address
         .octets();
     let b1 = format!("{}.{}.{}.{}/26", o[0], o[1], o[2], o[3] & !63);
-    let e = explain(&lab, &b1)?;
+    let e = wait_until(Duration::from_secs(30), "node1's block installed", || {
+        let e = explain(&lab, &b1).map_err(|e| e.to_string())?;
+        match e["prefixes"][0]["kernel"]["state"].as_str() {
+            Some("installed") => Ok(e),
+            _ => Err(e.to_string()),
+        }
+    })?;
     let r = &e["prefixes"][0];
     let node1 = lab.nodes[1].name.as_str();
     assert_eq!(r["owner"]["kind"], "block", "{r}");
@@ -174,7 +180,17 @@ spec:
 
     // 2b. The ToR's accepted prefix: its own path (eBGP) and node1's
     // (iBGP, the same route passed on), which lost at the eBGP step.
-    let e = explain(&lab, "10.244.251.0/24")?;
+    let e = wait_until(
+        Duration::from_secs(30),
+        "two paths to 10.244.251.0/24",
+        || {
+            let e = explain(&lab, "10.244.251.0/24").map_err(|e| e.to_string())?;
+            match e["prefixes"][0]["bgp"]["paths"].as_array().map(Vec::len) {
+                Some(2) => Ok(e),
+                _ => Err(e.to_string()),
+            }
+        },
+    )?;
     let r = &e["prefixes"][0];
     let paths = r["bgp"]["paths"].as_array().context("paths")?;
     let lines: Vec<(String, bool, Value)> = paths
@@ -219,7 +235,13 @@ spec:
     eprintln!("{TEST}: tortiectl explain 10.244.251.0/24 on node0:\n{text}");
 
     // 3. The ToR's prefix its import rule refuses: the rule named.
-    let e = explain(&lab, "10.244.250.0/24")?;
+    let e = wait_until(Duration::from_secs(30), "the ToR's refused prefix", || {
+        let e = explain(&lab, "10.244.250.0/24").map_err(|e| e.to_string())?;
+        match e["prefixes"][0]["bgp"]["prefix"].as_str() {
+            Some(_) => Ok(e),
+            None => Err(e.to_string()),
+        }
+    })?;
     let r = &e["prefixes"][0];
     assert_eq!(r["bgp"]["prefix"], "10.244.250.0/24", "{r}");
     assert_eq!(r["bgp"]["paths"].as_array().map(Vec::len), Some(0), "{r}");
@@ -263,6 +285,19 @@ spec:
     assert!(
         text.contains("BGP:     no path, and no peer sent it"),
         "{text}"
+    );
+
+    let json: Value = serde_json::from_str(&tortiectl_in(
+        &node0,
+        &["explain", "192.0.2.0/24", "-o", "json"],
+    )?)?;
+    assert_eq!(
+        (
+            json["kind"].as_str(),
+            json["prefixes"][0]["owner"]["kind"].as_str()
+        ),
+        (Some("prefix"), Some("none")),
+        "{json}"
     );
 
     // 5. Bad input, refused by name.
