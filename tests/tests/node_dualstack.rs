@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
-use tortie_ctl::lab::{net, Encap, Lab, Stack};
+use tortie_ctl::lab::{net, Encap, Lab, Signal, Stack};
 use tortie_tests::lab::{bin_dir, spawn_in, spec};
 use tortie_tests::wait_until;
 
@@ -233,6 +233,66 @@ fn dual_stack_pods_reach_each_other_over_both_families() -> Result<()> {
             "{s}"
         );
     }
+    Ok(())
+}
+
+/// Graceful restart keeps IPv6 forwarding too:
+/// 1. Pods on node1 (same subnet) and node3 (across, through
+///    `vxlan-v6.tortie`) ping node2's pod over IPv6 at 100 packets/s while
+///    node2's agent is killed (`kill -9`) and started again: not one
+///    packet lost.
+/// 2. The restarted agent runs with the R bit; every pod again reaches
+///    every other over both families.
+#[test]
+fn kill_9_of_an_agent_loses_no_ipv6_packet() -> Result<()> {
+    let mut lab = lab("k", Stack::Dual, Encap::Vxlan)?;
+    lab.wait_full_mesh(MESH)?;
+    for i in 0..3 {
+        established(&lab, i, 2)?;
+    }
+    // 1.
+    let target = lab
+        .pods
+        .iter()
+        .find(|p| p.node == "node2")
+        .and_then(|p| p.address6)
+        .context("node2's pod's IPv6 address")?
+        .to_string();
+    let mut pings = Vec::new();
+    for p in lab.pods.iter().filter(|p| p.node != "node2") {
+        pings.push(
+            Command::new("ip")
+                .args([
+                    "netns", "exec", &p.ns, "ping", "-q", "-i", "0.01", "-W", "1",
+                ])
+                .args(["-c", "800", &target])
+                .stdout(std::process::Stdio::piped())
+                .spawn()?,
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    lab.stop_node(1, Signal::SIGKILL)?;
+    std::thread::sleep(Duration::from_millis(500));
+    lab.start_node(1)?;
+    for c in pings {
+        let out = c.wait_with_output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("800 packets transmitted, 800 received"),
+            "IPv6 packets lost across a kill -9 of node2's agent:\n{text}"
+        );
+    }
+    // 2.
+    let s = wait_until(Duration::from_secs(10), "node2 running", || {
+        let s = lab.node_status(1).map_err(|e| e.to_string())?;
+        if s["phase"] == "running" {
+            Ok(s)
+        } else {
+            Err(s.to_string())
+        }
+    })?;
+    assert_eq!(s["restarting"], true, "{s}");
+    lab.wait_full_mesh(MESH)?;
     Ok(())
 }
 
