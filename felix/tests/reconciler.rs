@@ -1,8 +1,7 @@
 //! The reconciler against a real kernel, in namespaces the test creates.
-//! See `common::node_ns` for the namespace (eth0 192.168.1.11/24, a real
+//! See `common::node_ns` for the namespace (eth0 192.168.1.11/24, real
 //! vxlan.tortie and vxlan-v6.tortie, a veth named tunl0 standing in for the
-//! ipip device, and a
-//! pod veth tort0123456789a).
+//! ipip device, and a pod veth tort0123456789a).
 
 mod common;
 
