@@ -7,7 +7,8 @@
 # It prints the nodes, each node's peer table and routes, and the
 # pod-to-pod ping matrix (see docs/getting-started.md).
 #
-# Usage (root): scripts/lab.sh [--once] [tortiectl lab options, e.g. --nodes 5]
+# Usage (root): scripts/lab.sh [--once] [tortiectl lab options, e.g. --nodes 5,
+#   --stack dual for IPv4 and IPv6 pods (--stack ipv6: IPv6 only)]
 #   --once: build, print, tear down (tortiectl lab demo);
 #   without it the lab keeps running until Ctrl-C (tortiectl lab up, then down).
 #   --kubernetes --kubelets: real kubelet nodes with Tortie installed from
