@@ -1,7 +1,8 @@
 //! A flap storm against the tortie-rr process (issue 13): a scripted
 //! peer resets its session 1,000 times; a BIRD peer that stays up must
 //! end with exactly the routes of the last session, and the process's
-//! resident memory, file descriptors and threads must be flat.
+//! resident memory, file descriptors and threads must be flat. Then BIRD
+//! restarts 200 times.
 //! Part of the tortie-rr interop tests (`TORTIE_INTEROP=0` skips it);
 //! needs `bird` and the built binaries (`cargo build --workspace --bins`).
 //!
@@ -26,6 +27,10 @@
 //! 3. Its RSS (/proc/PID/status VmRSS) grows less than 1 MiB from 500 to
 //!    1,000 resets. (tortie-rr exposes no task count: the in-process
 //!    test, bgp-speaker/tests/flap_storm.rs, counts tasks.)
+//! 4. BIRD itself restarts 200 times (`birdc restart`, ~0.3 s each): each
+//!    time tortie-rr counts one more flap and is Established again; BIRD
+//!    ends with the same routes, fds and threads are back, and RSS grows
+//!    less than 1 MiB from 100 to 200 restarts.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -43,6 +48,8 @@ const AS_RR: u32 = 64512;
 const AS_BIRD: u32 = 65002;
 const AS_PEER: u32 = 65001;
 const RESETS: usize = 1000;
+/// `birdc restart` of the BIRD peer (each takes its reconnection time).
+const BIRD_FLAPS: u64 = 200;
 const WAIT: Duration = Duration::from_secs(30);
 /// RSS growth allowed from 500 to 1,000 resets (see check 3).
 const RSS_SLACK_KIB: u64 = 1024;
@@ -141,6 +148,56 @@ fn tortie_rr_survives_a_thousand_resets() -> Result<()> {
     );
     let _ = writeln!(std::io::stderr(), "{line}");
     assert!(rss[2] <= rss[1] + RSS_SLACK_KIB, "RSS grew: {line}");
+
+    // 4.
+    let bird_ip = IpAddr::V4(h2.v4);
+    let t = Instant::now();
+    let mut bird_rss = Vec::new();
+    for i in 1..=BIRD_FLAPS {
+        if i == BIRD_FLAPS / 2 {
+            bird_rss.push(Proc::read(pid)?.rss_kib);
+        }
+        bird.birdc(&["restart", "n0"])?;
+        wait_until(
+            WAIT,
+            "tortie-rr's session with BIRD back after a restart",
+            || {
+                let p = rr.peer_status(bird_ip).map_err(|e| format!("{e:#}"))?;
+                if p["flaps"] == i && p["state"] == "Established" {
+                    Ok(())
+                } else {
+                    Err(p.to_string())
+                }
+            },
+        )?;
+    }
+    let bird_storm = t.elapsed();
+    wait_bird(&bird, &routes(RESETS))?;
+    let after = wait_until(
+        Duration::from_secs(10),
+        "tortie-rr's fds and threads after BIRD's restarts",
+        || {
+            let now = Proc::read(pid).map_err(|e| format!("{e:#}"))?;
+            if (now.fds, now.threads) == (base.fds, base.threads) {
+                Ok(now)
+            } else {
+                Err(format!("now {now:?}, after the first session {base:?}"))
+            }
+        },
+    )?;
+    bird_rss.push(after.rss_kib);
+    let line = format!(
+        "tortie-rr: BIRD restarted {BIRD_FLAPS} times in {bird_storm:.1?}; RSS KiB after \
+         {}/{BIRD_FLAPS} restarts: {bird_rss:?}; fds {}, threads {}",
+        BIRD_FLAPS / 2,
+        after.fds,
+        after.threads
+    );
+    let _ = writeln!(std::io::stderr(), "{line}");
+    assert!(
+        bird_rss[1] <= bird_rss[0] + RSS_SLACK_KIB,
+        "RSS grew: {line}"
+    );
     drop(last);
     Ok(())
 }
