@@ -84,9 +84,10 @@ const BASE: u8 = 8;
 const BIG: usize = 5000;
 /// RSS may grow this much over the last 500 resets (and over the last
 /// three rounds of the dynamic churn, 300 sessions). Measured there:
-/// 0-50 KiB (resets) and ~200-450 KiB (churn); a leak of 8 KiB per
-/// connection (tried: a buffer leaked in `spawn_session`) grew it by
-/// 5 MiB. So it fails from ~2-4 KiB per session up; below that is the
+/// -212 to +384 KiB (resets) and +88 to +280 KiB (churn) in five runs;
+/// a leak of 8 KiB per connection (tried: a buffer leaked in
+/// `spawn_session`) grew it by 5 MiB. So it fails from ~2-4 KiB per
+/// session up; below that is the
 /// allocator's noise (tasks, fds and sockets are counted exactly).
 const RSS_SLACK_KIB: u64 = 1024;
 
