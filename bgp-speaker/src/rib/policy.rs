@@ -61,6 +61,11 @@ enum Segment {
 struct PrefixSet {
     rules: Vec<FilterRule>,
     by_len: Vec<(u8, FxHashMap<u128, Vec<u32>>)>,
+    /// The shortest cidr length of the run, and every rule's cidr cut to
+    /// it: a prefix whose network at that length is not here is inside
+    /// no rule's cidr (one lookup for the common prefix no rule is about,
+    /// instead of one per length).
+    coarse: (u8, rustc_hash::FxHashSet<u128>),
 }
 
 /// Runs shorter than this are tried rule by rule.
@@ -156,12 +161,26 @@ impl PrefixSet {
                 .push(index);
         }
         by_len.sort_unstable_by_key(|(l, _)| *l);
-        PrefixSet { rules, by_len }
+        let shortest = by_len.first().map_or(0, |(l, _)| *l);
+        let coarse = rules
+            .iter()
+            .filter_map(|r| r.prefix.as_ref())
+            .map(|m| network(&m.cidr, shortest))
+            .collect();
+        PrefixSet {
+            rules,
+            by_len,
+            coarse: (shortest, coarse),
+        }
     }
 
     /// The action of the run's first rule that matches.
     fn first_match(&self, prefix: &Prefix, from_peer: bool) -> Option<FilterAction> {
         let len = prefix.prefix_len();
+        let (shortest, coarse) = &self.coarse;
+        if len < *shortest || !coarse.contains(&network(prefix, *shortest)) {
+            return None;
+        }
         let mut best: Option<u32> = None;
         for (cidr_len, map) in &self.by_len {
             // A cidr longer than the prefix cannot hold it.
