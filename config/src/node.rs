@@ -83,6 +83,9 @@ pub struct NodeSettingsLayer {
     /// Where BGPPeer `secretKeyRef` passwords are read:
     /// `<dir>/<secret>/<key>`.
     pub secrets_dir: Option<PathBuf>,
+    /// `Enabled` (default) or `Disabled`: whether the agent sets the host's
+    /// IP forwarding sysctls (Felix's `ipForwarding`).
+    pub ip_forwarding: Option<String>,
 }
 
 /// The validated settings.
@@ -104,6 +107,8 @@ pub struct NodeSettings {
     pub state_dir: PathBuf,
     pub restart_time: u16,
     pub secrets_dir: PathBuf,
+    /// Whether the agent sets the IP forwarding sysctls (`ipForwarding`).
+    pub ip_forwarding: IpForwardingSetting,
 }
 
 /// Where the datastore is.
@@ -169,6 +174,17 @@ pub enum LogFormatSetting {
     Json,
 }
 
+/// `ipForwarding`, as FelixConfiguration spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum IpForwardingSetting {
+    /// Hold `net.ipv4.ip_forward` (and, with an IPv6 pool,
+    /// `net.ipv6.conf.all.forwarding`) at 1.
+    #[default]
+    Enabled,
+    /// Leave them to the host.
+    Disabled,
+}
+
 // ===== impl NodeSettingsLayer =====
 
 impl NodeSettingsLayer {
@@ -207,6 +223,7 @@ impl NodeSettingsLayer {
             state_dir: self.state_dir.or(under.state_dir),
             restart_time: self.restart_time.or(under.restart_time),
             secrets_dir: self.secrets_dir.or(under.secrets_dir),
+            ip_forwarding: self.ip_forwarding.or(under.ip_forwarding),
         }
     }
 }
@@ -278,6 +295,17 @@ impl NodeSettings {
                 ))
             }
         };
+        let ip_forwarding = match layer.ip_forwarding.as_deref().map(str::trim) {
+            None | Some("Enabled") => IpForwardingSetting::Enabled,
+            Some("Disabled") => IpForwardingSetting::Disabled,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    label("ipForwarding"),
+                    format!("{other:?}"),
+                    "Enabled or Disabled (as FelixConfiguration spells them)",
+                ))
+            }
+        };
         let restart_time = layer.restart_time.unwrap_or(DEFAULT_RESTART_TIME);
         if restart_time == 0 || restart_time > 4095 {
             return Err(ConfigError::invalid(
@@ -305,6 +333,7 @@ impl NodeSettings {
             secrets_dir: layer
                 .secrets_dir
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_SECRETS_DIR)),
+            ip_forwarding,
         })
     }
 }
@@ -662,6 +691,31 @@ mod tests {
         assert_eq!(s.state_dir, PathBuf::from("/run/tortie"));
         assert_eq!(s.restart_time, 120);
         assert_eq!(s.log_format, LogFormatSetting::Text);
+        assert_eq!(s.ip_forwarding, IpForwardingSetting::Enabled);
+    }
+
+    #[test]
+    fn ip_forwarding() {
+        let f = |v: &str| {
+            settings(NodeSettingsLayer {
+                ip_forwarding: Some(v.into()),
+                ..NodeSettingsLayer::default()
+            })
+            .map(|s| s.ip_forwarding)
+        };
+        assert_eq!(f("Enabled"), Ok(IpForwardingSetting::Enabled));
+        assert_eq!(f("Disabled"), Ok(IpForwardingSetting::Disabled));
+        let file = NodeSettingsLayer::from_yaml("ipForwarding: Disabled\n").unwrap();
+        assert_eq!(file.ip_forwarding.as_deref(), Some("Disabled"));
+        for bad in ["off", "disabled", "false", ""] {
+            let e = f(bad).unwrap_err();
+            assert!(
+                e.starts_with(&format!(
+                    "ipForwarding (--ip-forwarding, TORTIE_IP_FORWARDING): {bad:?}: Enabled or Disabled"
+                )),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! - [`kernel`]: rtnetlink in a namespace: dump ours, one write executor.
 //! - [`endpoint`]: host side of a workload veth (name, proxy ARP, MAC).
 //! - [`endpoint_gc`]: stale workload interfaces, removed after a grace period.
-//! - [`sysctl`]: per-interface sysctls written from a setns'd thread.
+//! - [`sysctl`]: sysctls read and written from a setns'd thread.
+//! - [`forwarding`]: the node's IP forwarding sysctls (`ipForwarding`).
 //! - [`pass`]: pass reports and the reconciler status.
 //! - [`reconciler`]: the task: coalesce events, dump, diff, apply, resync.
 //! - [`vxlan`]: pure: desired state -> `vxlan.tortie` device and peer entries.
@@ -23,6 +24,7 @@ pub mod desired;
 pub mod diff;
 pub mod endpoint;
 pub mod endpoint_gc;
+pub mod forwarding;
 pub mod kernel;
 pub mod nat;
 pub mod netns;

@@ -26,6 +26,9 @@
 //!   own writes agree with the desired state and are ignored.
 //! - Failed routes are retried with exponential backoff (`retry_min` up to
 //!   `retry_max`), and reported in [`Status`].
+//! - Each full pass also holds the node's IP forwarding sysctls at 1 for
+//!   the families it routes, unless `ip_forwarding` is off
+//!   ([`crate::forwarding`]).
 //! - Adoption: until the first desired state arrives no pass runs, so the
 //!   routes a previous run left are kept; the first pass then deletes only
 //!   the ones that are still unwanted. Exiting leaves the routes in place.
@@ -44,6 +47,7 @@ use tracing::{debug, info, warn};
 
 use crate::desired::{compute, update, DesiredRoutes, DesiredState, LearnedChange, Pool};
 use crate::diff::diff;
+use crate::forwarding::Forwarding;
 use crate::kernel::apply::{Executor, Request};
 use crate::kernel::{self, dump, KernelError, KernelEvent, KernelEvents, Links};
 use crate::route::{InstalledRoute, KernelRoute, RouteKind};
@@ -72,6 +76,11 @@ pub struct ReconcilerConfig {
     pub retry_min: Duration,
     /// Retry delay cap.
     pub retry_max: Duration,
+    /// Hold `net.ipv4.ip_forward` / `net.ipv6.conf.all.forwarding` at 1
+    /// for the families the node routes, checked on every full pass
+    /// (FelixConfiguration `ipForwarding: Enabled`, the default; see
+    /// [`crate::forwarding`]). `false` leaves them alone.
+    pub ip_forwarding: bool,
 }
 
 /// What the reconciler task accepts.
@@ -141,6 +150,8 @@ struct Reconciler {
     status: watch::Sender<Status>,
     /// When each prefix was last written.
     written: WriteLog,
+    /// The forwarding sysctls' check.
+    forwarding: Forwarding,
 }
 
 /// Starts a reconciler on the kernel of `config.netns`. Must be called
@@ -153,6 +164,7 @@ pub fn start(config: ReconcilerConfig) -> Result<ReconcilerHandle, KernelError> 
         ..Status::default()
     });
     let backoff = config.retry_min;
+    let forwarding = Forwarding::new(config.ip_forwarding);
     // Batched writes without per-request ACK (see kernel::apply).
     let exec = Executor::open(k.handle, config.netns.as_deref())?;
     let r = Reconciler {
@@ -173,6 +185,7 @@ pub fn start(config: ReconcilerConfig) -> Result<ReconcilerHandle, KernelError> 
         backoff,
         status: status_tx,
         written: WriteLog::default(),
+        forwarding,
     };
     let task = tokio::spawn(r.run(rx));
     Ok(ReconcilerHandle {
@@ -193,6 +206,7 @@ impl Default for ReconcilerConfig {
             coalesce: Duration::from_millis(5),
             retry_min: Duration::from_millis(100),
             retry_max: Duration::from_secs(30),
+            ip_forwarding: true,
         }
     }
 }
@@ -650,6 +664,12 @@ impl Reconciler {
             return;
         }
         let started = std::time::Instant::now();
+        // Read before write: two reads when right. Problems are warned, not
+        // failures (no retry, no loss of deltas): see crate::forwarding.
+        if let Some(state) = &self.state {
+            let netns = self.config.netns.as_deref();
+            self.forwarding.ensure(netns, state).await;
+        }
         // Devices and NAT first: the routes name vxlan.tortie.
         let (vxlan_writes, nat_writes, mut problems) = self.tunnel_and_nat().await;
         let dumped = async {

@@ -1,4 +1,5 @@
-//! Per-interface sysctls, written inside a network namespace.
+//! Sysctls (per interface, and the node's forwarding), read and written
+//! inside a network namespace.
 //!
 //! `/proc/sys/net` resolves to the network namespace of the thread that
 //! opens the file. So the writes run on a dedicated std thread that first
@@ -40,9 +41,29 @@ pub enum SysctlError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A read failed (e.g. the key does not exist: IPv6 is off).
+    #[error("cannot read /proc/sys/{key}: {source}")]
+    Read {
+        /// The key.
+        key: String,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The writer thread died.
     #[error("sysctl writer thread panicked")]
     Thread,
+}
+
+/// What [`ensure_in`] found for one sysctl.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ensured {
+    /// It already had the value: nothing written.
+    Kept,
+    /// It had this other value, and was written.
+    Changed {
+        /// The value found.
+        from: String,
+    },
 }
 
 /// Writes `sysctls` in order inside `netns` (`None` = the caller's), on a
@@ -78,13 +99,27 @@ pub fn read_in(netns: Option<&Path>, key: &str) -> Result<String, SysctlError> {
     let key = key.to_owned();
     std::thread::spawn(move || {
         enter(ns.as_deref())?;
-        std::fs::read_to_string(Path::new("/proc/sys").join(&key))
-            .map(|v| v.trim().to_owned())
-            .map_err(|source| SysctlError::Write {
-                key,
-                value: "(read)".into(),
-                source,
-            })
+        read(&key)
+    })
+    .join()
+    .map_err(|_| SysctlError::Thread)?
+}
+
+/// Read before write: inside `netns` (`None` = the caller's), on a
+/// dedicated thread, reads each of `sysctls` and writes only those whose
+/// value differs. One result per sysctl, in order (a failure does not stop
+/// the others); the outer error is for the namespace or the thread.
+/// Blocking, as [`write_in`].
+///
+/// `sysctl -n KEY`, then `sysctl -w KEY=VALUE` if it differs.
+pub fn ensure_in(
+    netns: Option<&Path>,
+    sysctls: Vec<Sysctl>,
+) -> Result<Vec<Result<Ensured, SysctlError>>, SysctlError> {
+    let ns = netns.map(Path::to_path_buf);
+    std::thread::spawn(move || {
+        enter(ns.as_deref())?;
+        Ok(sysctls.iter().map(ensure).collect())
     })
     .join()
     .map_err(|_| SysctlError::Thread)?
@@ -103,6 +138,35 @@ impl Sysctl {
 }
 
 // ===== helpers =====
+
+/// Reads `/proc/sys/KEY` in the current thread's namespace, trimmed.
+fn read(key: &str) -> Result<String, SysctlError> {
+    std::fs::read_to_string(Path::new("/proc/sys").join(key))
+        .map(|v| v.trim().to_owned())
+        .map_err(|source| SysctlError::Read {
+            key: key.to_owned(),
+            source,
+        })
+}
+
+/// [`ensure_in`] for one sysctl, in the current thread's namespace.
+fn ensure(s: &Sysctl) -> Result<Ensured, SysctlError> {
+    let from = read(&s.key)?;
+    if from == s.value {
+        return Ok(Ensured::Kept);
+    }
+    let fail = |source| SysctlError::Write {
+        key: s.key.clone(),
+        value: s.value.clone(),
+        source,
+    };
+    let mut f = OpenOptions::new()
+        .write(true)
+        .open(Path::new("/proc/sys").join(&s.key))
+        .map_err(fail)?;
+    f.write_all(s.value.as_bytes()).map_err(fail)?;
+    Ok(Ensured::Changed { from })
+}
 
 /// Moves the current (dedicated, throwaway) thread into `netns`.
 fn enter(netns: Option<&Path>) -> Result<(), SysctlError> {

@@ -21,7 +21,7 @@ use bgp_speaker::ShutdownMode;
 use felix::reconciler::{self, ReconcilerConfig};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
-use tortie_config::node::{DatastoreSetting, NodeSettings};
+use tortie_config::node::{DatastoreSetting, IpForwardingSetting, NodeSettings};
 use tortie_daemon::marker::Marker;
 use tortie_datastore::{follow, AnyStore, StoreConfig};
 use tracing::{info, warn};
@@ -163,6 +163,7 @@ pub async fn run(settings: NodeSettings) -> anyhow::Result<()> {
 
     let felix = reconciler::start(ReconcilerConfig {
         coalesce: FELIX_COALESCE,
+        ip_forwarding: settings.ip_forwarding == IpForwardingSetting::Enabled,
         ..ReconcilerConfig::default()
     })
     .context("cannot start the route reconciler")?;

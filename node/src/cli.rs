@@ -75,6 +75,11 @@ pub struct Cli {
     /// DIR/SECRET/KEY [default: /etc/tortie/secrets].
     #[arg(long, env = "TORTIE_SECRETS_DIR")]
     pub secrets_dir: Option<PathBuf>,
+    /// Enabled or Disabled: whether the agent sets net.ipv4.ip_forward
+    /// (and net.ipv6.conf.all.forwarding with an IPv6 pool) to 1, as
+    /// Felix's ipForwarding [default: Enabled].
+    #[arg(long, env = "TORTIE_IP_FORWARDING")]
+    pub ip_forwarding: Option<String>,
     /// Check the settings and the address detection, print the outcome and
     /// exit (0 if usable, 1 if not).
     #[arg(long)]
@@ -103,6 +108,7 @@ impl Cli {
             state_dir: self.state_dir.clone(),
             restart_time: self.restart_time,
             secrets_dir: self.secrets_dir.clone(),
+            ip_forwarding: self.ip_forwarding.clone(),
         }
     }
 }
