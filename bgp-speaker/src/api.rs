@@ -48,9 +48,18 @@ pub enum ShutdownMode {
     /// Send Cease / Administrative Shutdown (RFC 4486 subcode 2): peers
     /// drop our routes at once.
     Hard,
-    /// A planned restart (RFC 8538): Cease / Administrative Reset to peers
-    /// that negotiated graceful restart with the N bit, so they keep our
-    /// routes as stale for the restart time.
+    /// A planned restart: peers that negotiated graceful restart keep our
+    /// routes as stale for our restart time. Per Established session:
+    /// - graceful restart with the N bit (RFC 8538) on both sides: Cease /
+    ///   Administrative Reset (RFC 4486 subcode 4), which such a peer
+    ///   takes as a restart;
+    /// - graceful restart without the N bit (BIRD 2.0, for one): the TCP
+    ///   connection is closed without a NOTIFICATION (RFC 4724 §4), since
+    ///   such a peer drops our routes at any NOTIFICATION;
+    /// - no graceful restart: Cease / Administrative Reset (our routes go
+    ///   anyway; it says why).
+    ///
+    /// Sessions not yet Established get Cease / Administrative Reset.
     Graceful,
 }
 

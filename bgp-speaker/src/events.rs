@@ -4,7 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::api::{Command, ShutdownMode};
+use crate::api::Command;
 use crate::instance::Instance;
 use crate::memory;
 use crate::neighbor::negotiate::{code, Agreed};
@@ -119,21 +119,14 @@ impl Instance {
                     self.rib.local_withdraw(p);
                 }
             }
+            // Each connection closes as `neighbor::stop_notification`
+            // says: a graceful stop hangs up without a NOTIFICATION on
+            // peers that keep our routes only so (RFC 4724 §4).
             Command::Shutdown(mode, done) => {
-                let n = match mode {
-                    // RFC 8538 §3: Hard Reset carrying the real subcode, so
-                    // that peers with the N bit drop our routes at once.
-                    ShutdownMode::Hard => Notification {
-                        code: code::CEASE,
-                        subcode: code::HARD_RESET,
-                        data: vec![code::ADMIN_SHUTDOWN],
-                    },
-                    ShutdownMode::Graceful => cease(code::ADMIN_RESET),
-                };
                 for nb in self.neighbors.values_mut() {
                     nb.connect_timer = None;
                     for c in &nb.conns {
-                        c.close(n.clone());
+                        c.stop(mode, nb.established == Some(c.id));
                     }
                 }
                 self.listener = None;

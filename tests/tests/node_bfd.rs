@@ -2,8 +2,9 @@
 //! `docs/tor-peering.md` (Calico's `failureDetectionMode:
 //! BFDIfDirectlyConnected` with Tortie's `bfd` timers, 100 ms x 3;
 //! `ttlSecurity: 1`; a BGPFilter; BGPConfiguration communities) against
-//! BIRD 2 with `bfd on`, `ttl security on` and a `protocol bfd` at the same
-//! timers, eBGP (ToR AS 65000, node AS 64512), in the lab's namespaces.
+//! BIRD 2.0.12 with `bfd on`, `ttl security on` and a `protocol bfd` at
+//! the same timers, eBGP (ToR AS 65000, node AS 64512), in the lab's
+//! namespaces.
 //!
 //! ```text
 //!   node1 172.30.1.11 (tortie-node) ── subnet A ── tor 172.30.1.2 (BIRD)
@@ -27,6 +28,11 @@
 //!    the route stays out of the kernel.
 //! 4. The drop removed: BFD Up, Established, the route back in the kernel.
 //!    Two rounds.
+//! 5. A planned stop of the node (SIGTERM) with graceful restart not
+//!    negotiated (BIRD `graceful restart off`): BIRD's session ends on
+//!    the node's Cease ("Received: Administrative reset"), not on BFD
+//!    (the node says AdminDown only after its sessions closed), and the
+//!    node's block leaves BIRD's table at once.
 //!
 //! Checks (`bird_tor_bfd_with_graceful_restart`), BIRD with `graceful
 //! restart on` (the node always does graceful restart, RFC 4724, with the
@@ -36,14 +42,22 @@
 //! 2. The cut: the route leaves the kernel as without graceful restart
 //!    (BFD says the path is gone: not kept as stale; `docs/bfd.md`, "With
 //!    BGP"), within [`LIMIT`] for the session.
-//! 3. A planned stop of the node (SIGTERM): its BFD service tells BIRD
-//!    AdminDown first, which BIRD does not take as a failure: BIRD's
-//!    session ends on the node's Cease (its last error is "Received:
-//!    Administrative reset", not "BFD session down"). The node's kernel
-//!    keeps the ToR's route while it is away (`docs/operations.md`,
-//!    "Restarts"). Started again: Established, BFD Up, the route there.
-//!    (BIRD 2.0.12 announces no RFC 8538 N bit, so it drops the node's
-//!    routes at that Cease rather than keep them as stale: not checked.)
+//! 3. A planned stop of the node (SIGTERM): it closes the session
+//!    without a NOTIFICATION (graceful restart without the N bit: BIRD
+//!    2.0.12 has none), then its BFD says AdminDown. BIRD's log: no
+//!    "Received:", "Connection closed", "Neighbor graceful restart
+//!    detected". The node's kernel keeps the ToR's route while it is
+//!    away. Twice:
+//!    - BIRD `bfd on`: BIRD takes the AdminDown as "BFD session down"
+//!      (BIRD 2.0.12 does so for the peer's AdminDown, unlike RFC 5882
+//!      §3.2 says), which stops the session and withdraws the node's
+//!      block from its table although the restart was detected.
+//!    - BIRD `bfd graceful` (`birdc configure`): BFD Down is a graceful
+//!      restart to it, so the block stays in BIRD's table as stale
+//!      (`show protocols all`: "Neighbor graceful restart active",
+//!      "Restart timer"; polled for 2 s) until the node is back:
+//!      Established, "Neighbor graceful restart done", the block there
+//!      all along.
 //! 4. A planned restart of the ToR (`birdc graceful restart`, BIRD
 //!    started again with `-R`): BIRD closes the session without a
 //!    NOTIFICATION, so the node keeps its route as stale (RFC 4724); its
@@ -126,6 +140,10 @@ struct Tor {
     dir: PathBuf,
     sock: PathBuf,
     child: Child,
+    /// The node's address.
+    node: Ipv4Addr,
+    /// `graceful restart on`.
+    gr: bool,
 }
 
 /// An nftables table in a namespace that drops every packet in and out
@@ -134,14 +152,14 @@ struct Cut {
     ns: String,
 }
 
-// 1., 2., 3., 4.
+// 1., 2., 3., 4., 5.
 #[test]
 fn bird_tor_bfd_takes_the_route_out_of_the_kernel() -> Result<()> {
     const TEST: &str = "bird_tor_bfd_takes_the_route_out_of_the_kernel";
     if !tools(TEST) {
         return Ok(());
     }
-    let (lab, tor) = lab_with_tor("nbfd", false)?;
+    let (mut lab, tor) = lab_with_tor("nbfd", false)?;
     let node = &lab.nodes[0];
     let mut times = Vec::new();
     for round in 1..=2 {
@@ -155,10 +173,7 @@ fn bird_tor_bfd_takes_the_route_out_of_the_kernel() -> Result<()> {
         let routes = net::ip_in_output(&node.ns, &["route"])?;
         assert!(!routes.contains(REJECTED), "filtered, yet:\n{routes}");
         if round == 1 {
-            let block = lab.node_status(0)?["originated"][0]
-                .as_str()
-                .context("the node's block")?
-                .to_string();
+            let block = node_block(&lab)?;
             let attrs = wait_until(WAIT, "the node's block at the ToR", || {
                 let t = tor.table().map_err(|e| e.to_string())?;
                 route_all(&t, &block).ok_or(t)
@@ -230,10 +245,49 @@ fn bird_tor_bfd_takes_the_route_out_of_the_kernel() -> Result<()> {
     say(&format!(
         "{TEST}: cut -> (not Established, route gone from the kernel): {times:?}"
     ));
+
+    // 5.
+    let proto = tor.birdc(&["show", "protocols", "all", "node1"])?;
+    assert!(
+        !gr_negotiated(&proto),
+        "graceful restart negotiated:\n{proto}"
+    );
+    let block = node_block(&lab)?;
+    let from = tor.log_len();
+    lab.stop_node(0, Signal::SIGTERM)?;
+    let proto = wait_until(WAIT, "BIRD's session down", || {
+        let out = tor
+            .birdc(&["show", "protocols", "all", "node1"])
+            .map_err(|e| format!("{e:#}"))?;
+        if out.contains("Last error:") {
+            Ok(out)
+        } else {
+            Err(out)
+        }
+    })?;
+    assert!(
+        proto.contains("Last error:       Received: Administrative reset"),
+        "BIRD took the stop for something else than our Cease:\n{proto}\n{}",
+        tor.log_since(from)
+    );
+    wait_until(
+        Duration::from_secs(5),
+        "the node's block gone from BIRD",
+        || {
+            let t = tor.table().map_err(|e| format!("{e:#}"))?;
+            match route_all(&t, &block) {
+                None => Ok(()),
+                Some(r) => Err(r),
+            }
+        },
+    )?;
+    let log = tor.log_since(from);
+    assert!(!log.contains("graceful restart"), "{log}");
+    assert!(!log.contains("node1: BFD session down"), "{log}");
     Ok(())
 }
 
-// 1., 2., 3.
+// 1., 2., 3., 4.
 #[test]
 fn bird_tor_bfd_with_graceful_restart() -> Result<()> {
     const TEST: &str = "bird_tor_bfd_with_graceful_restart";
@@ -261,35 +315,122 @@ fn bird_tor_bfd_with_graceful_restart() -> Result<()> {
     drop(cut);
     wait_up(&lab, &tor, 2)?;
 
-    // 3.
+    // 3. `bfd on`: BIRD takes the node's closing for a restart, then its
+    // BFD AdminDown for a failure.
+    let block = node_block(&lab)?;
+    let from = tor.log_len();
     lab.stop_node(0, Signal::SIGTERM)?;
-    let proto = wait_until(WAIT, "BIRD's session down", || {
+    let log = wait_until(WAIT, "BIRD's BFD Down", || {
+        let log = tor.log_since(from);
+        if log.contains("node1: BFD session down") {
+            Ok(log)
+        } else {
+            Err(log)
+        }
+    })?;
+    assert!(!log.contains("Received:"), "a NOTIFICATION:\n{log}");
+    assert!(
+        log.contains("node1: Connection closed"),
+        "BIRD saw no close:\n{log}"
+    );
+    let gr_first = log
+        .find("Neighbor graceful restart detected")
+        .is_some_and(|at| Some(at) < log.find("node1: BFD session down"));
+    wait_until(
+        Duration::from_secs(5),
+        "the node's block gone from BIRD",
+        || {
+            let t = tor.table().map_err(|e| format!("{e:#}"))?;
+            match route_all(&t, &block) {
+                None => Ok(()),
+                Some(r) => Err(r),
+            }
+        },
+    )?;
+    say(&format!(
+        "{TEST}: SIGTERM, `bfd on`: BIRD saw the connection close without a NOTIFICATION \
+         (graceful restart detected first: {gr_first}), then the node's BFD AdminDown as \
+         `BFD session down`, which stopped the session and withdrew {block} \
+         (BIRD 2.0.12 takes the peer's AdminDown as a failure)"
+    ));
+    assert!(
+        has_route(&lab)?,
+        "{ROUTE} left the kernel while the node was away"
+    );
+    lab.start_node(0)?;
+    wait_up(&lab, &tor, 3)?;
+
+    // 3. `bfd graceful`: the node's block stays in BIRD's table as stale
+    // until the node is back.
+    tor.set_bfd("graceful")?;
+    let p = wait_up(&lab, &tor, 4)?;
+    assert_eq!(p["bfd"]["bgpDowns"], 0, "a new process counts from 0: {p}");
+    let from = tor.log_len();
+    lab.stop_node(0, Signal::SIGTERM)?;
+    let away = Instant::now();
+    let proto = wait_until(WAIT, "BIRD's graceful restart", || {
         let out = tor
             .birdc(&["show", "protocols", "all", "node1"])
             .map_err(|e| format!("{e:#}"))?;
-        if out.contains("Last error:") {
+        if out.contains("Neighbor graceful restart active") {
             Ok(out)
         } else {
             Err(out)
         }
     })?;
-    let bfd = tor.birdc(&["show", "bfd", "sessions"])?;
-    assert!(
-        proto.contains("Last error:       Received: Administrative reset"),
-        "BIRD took the stop for something else than our Cease:\n{proto}\n{bfd}"
-    );
-    assert!(!proto.contains("BFD session down"), "{proto}");
-    let away = Instant::now();
+    assert!(proto.contains("Restart timer:"), "{proto}");
     while away.elapsed() < Duration::from_secs(2) {
+        let t = tor.table()?;
+        let r = route_all(&t, &block);
+        assert!(
+            r.as_deref().is_some_and(|r| r.contains("via ")),
+            "{block} left BIRD's table {:?} after the stop:\n{t}\n{}",
+            away.elapsed(),
+            tor.log_since(from)
+        );
         assert!(
             has_route(&lab)?,
             "{ROUTE} left the kernel while the node was away"
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    let log = tor.log_since(from);
+    assert!(!log.contains("Received:"), "a NOTIFICATION:\n{log}");
+    assert!(log.contains("node1: Connection closed"), "{log}");
+    let stale = route_all(&tor.table()?, &block).unwrap_or_default();
+    say(&format!(
+        "{TEST}: SIGTERM, `bfd graceful`: BIRD kept {block} for the 2 s the node was \
+         away:\n{stale}{}\nBIRD's log from the stop:\n{log}",
+        proto
+            .lines()
+            .filter(|l| l.contains("graceful") || l.contains("timer") || l.contains("error"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    ));
     lab.start_node(0)?;
-    let p = wait_up(&lab, &tor, 3)?;
-    assert_eq!(p["bfd"]["bgpDowns"], 0, "a new process counts from 0: {p}");
+    wait_until(WAIT, "BIRD's graceful restart done", || {
+        let t = tor.table().map_err(|e| format!("{e:#}"))?;
+        if route_all(&t, &block).is_none() {
+            return Ok(Err(format!("{block} left BIRD's table:\n{t}")));
+        }
+        let out = tor
+            .birdc(&["show", "protocols", "all", "node1"])
+            .map_err(|e| format!("{e:#}"))?;
+        if out.contains("Established") && !out.contains("graceful restart active") {
+            Ok(Ok(()))
+        } else {
+            Err(out)
+        }
+    })?
+    .map_err(anyhow::Error::msg)?;
+    let p = wait_up(&lab, &tor, 5)?;
+    assert_eq!(p["bfd"]["bgpDowns"], 0, "{p}");
+    assert!(
+        tor.log_since(from)
+            .contains("Neighbor graceful restart done"),
+        "{}",
+        tor.log_since(from)
+    );
 
     // 4.
     let mut tor = tor;
@@ -319,26 +460,12 @@ fn bird_tor_bfd_with_graceful_restart() -> Result<()> {
 // ===== impl Tor =====
 
 impl Tor {
-    /// BIRD in `ns` at [`TOR`]: eBGP with the lab's node, BFD 100 ms x 3,
-    /// GTSM, announcing [`ROUTE`] and [`REJECTED`]; graceful restart if
-    /// `gr`.
+    /// BIRD in `ns` at [`TOR`] on [`bird_conf`] with `bfd on`.
     fn start(lab: &Lab, ns: &str, gr: bool) -> Result<Tor> {
         let dir = lab.spec.dir.join("tor");
         std::fs::create_dir_all(&dir)?;
         let node = lab.nodes[0].address;
-        let gr = if gr { " graceful restart on;" } else { "" };
-        // `error wait time`: BIRD's default waits 60 s after a failure
-        // (the BFD Down) before it takes the session back.
-        let conf = format!(
-            "log stderr all;\nrouter id {TOR};\n\
-             protocol device {{}}\n\
-             protocol static {{ ipv4; route {ROUTE} blackhole; route {REJECTED} blackhole; }}\n\
-             protocol bfd {{\n  interface \"eth0\" {{ min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }};\n}}\n\
-             protocol bgp node1 {{\n  local as {TOR_AS};\n  neighbor {node} as 64512;\n  \
-             bfd on;\n  ttl security on;{gr}\n  error wait time 1, 4;\n  connect delay time 1;\n  \
-             ipv4 {{ import all; export where source = RTS_STATIC; }};\n}}\n"
-        );
-        std::fs::write(dir.join("bird.conf"), conf)?;
+        std::fs::write(dir.join("bird.conf"), bird_conf(node, gr, "on"))?;
         let sock = dir.join("bird.ctl");
         let child = Tor::launch(ns, &dir, false)?;
         let tor = Tor {
@@ -346,9 +473,33 @@ impl Tor {
             dir,
             sock,
             child,
+            node,
+            gr,
         };
         tor.wait_ready()?;
         Ok(tor)
+    }
+
+    /// BGP `bfd {bfd}` from now on (`birdc configure`).
+    fn set_bfd(&self, bfd: &str) -> Result<()> {
+        let conf = bird_conf(self.node, self.gr, bfd);
+        std::fs::write(self.dir.join("bird.conf"), conf)?;
+        let out = self.birdc(&["configure"])?;
+        if !out.contains("Reconfigured") {
+            bail!("birdc configure: {out}");
+        }
+        Ok(())
+    }
+
+    /// How long `bird.log` is now.
+    fn log_len(&self) -> usize {
+        self.log_since(0).len()
+    }
+
+    /// `bird.log` from byte `from` on.
+    fn log_since(&self, from: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.join("bird.log")).unwrap_or_default();
+        log.get(from..).unwrap_or_default().to_string()
     }
 
     /// Starts `bird` on the config in `dir`; with `-R` (graceful restart
@@ -521,6 +672,41 @@ fn gr_negotiated(proto: &str) -> bool {
         })
     };
     caps("Local capabilities") && caps("Neighbor capabilities")
+}
+
+/// BIRD's config: eBGP with the node at `node`, BFD 100 ms x 3 with BGP
+/// `bfd {bfd}` (`on`: a BFD Down stops the session and drops its routes;
+/// `graceful`: a BFD Down is a graceful restart of the neighbour), GTSM,
+/// graceful restart `on` if `gr`, else `off` (BIRD announces no
+/// capability: not negotiated), announcing [`ROUTE`] and [`REJECTED`]; the
+/// log traces the session's states and events.
+fn bird_conf(node: Ipv4Addr, gr: bool, bfd: &str) -> String {
+    // BIRD's default is `aware`: it keeps a restarting neighbour's routes
+    // (and announces the capability) without restarting gracefully itself.
+    let gr = if gr {
+        " graceful restart on;"
+    } else {
+        " graceful restart off;"
+    };
+    // `error wait time`: BIRD's default waits 60 s after a failure (the
+    // BFD Down) before it takes the session back.
+    format!(
+        "log stderr all;\ndebug protocols {{ states, events }};\nrouter id {TOR};\n\
+         protocol device {{}}\n\
+         protocol static {{ ipv4; route {ROUTE} blackhole; route {REJECTED} blackhole; }}\n\
+         protocol bfd {{\n  interface \"eth0\" {{ min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }};\n}}\n\
+         protocol bgp node1 {{\n  local as {TOR_AS};\n  neighbor {node} as 64512;\n  \
+         bfd {bfd};\n  ttl security on;{gr}\n  error wait time 1, 4;\n  connect delay time 1;\n  \
+         ipv4 {{ import all; export where source = RTS_STATIC; }};\n}}\n"
+    )
+}
+
+/// The node's (first) block, as it originates it.
+fn node_block(lab: &Lab) -> Result<String> {
+    Ok(lab.node_status(0)?["originated"][0]
+        .as_str()
+        .context("the node's block")?
+        .to_string())
 }
 
 /// Whether [`ROUTE`] is in the node's kernel table, via the ToR.

@@ -15,14 +15,15 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 
+use crate::api::ShutdownMode;
 use crate::config::PeerConfig;
-use crate::packet::Notification;
+use crate::packet::{GracefulRestartCap, Notification};
 use crate::rib::PeerId;
 use crate::route::Afi;
 use crate::status::{PeerStatus, SessionState};
 
-use negotiate::Agreed;
-use session::{AbortOnDrop, ConnId, Counters, ToSession};
+use negotiate::{code, Agreed};
+use session::{cease, AbortOnDrop, ConnId, Counters, ToSession};
 
 /// One TCP connection of a neighbour.
 #[derive(Debug)]
@@ -96,6 +97,20 @@ impl Conn {
     /// room, else after what is queued (never dropped: a peer must learn
     /// why its session ends).
     pub fn close(&self, n: Notification) {
+        self.send_close(Some(n));
+    }
+
+    /// Closes the connection for a stop of the speaker, like
+    /// [`Self::close`], with the NOTIFICATION [`stop_notification`] picks,
+    /// or without any: to a peer with graceful restart a TCP connection
+    /// closed so is our restart (RFC 4724 §4), and it keeps our routes as
+    /// stale for our restart time.
+    pub fn stop(&self, mode: ShutdownMode, established: bool) {
+        let peer_gr = self.agreed.as_ref().and_then(|a| a.peer_gr.as_ref());
+        self.send_close(stop_notification(mode, established, peer_gr));
+    }
+
+    fn send_close(&self, n: Option<Notification>) {
         if let Err(mpsc::error::TrySendError::Full(cmd)) = self.tx.try_send(ToSession::Close(n)) {
             let tx = self.tx.clone();
             tokio::spawn(async move {
@@ -199,6 +214,77 @@ impl Neighbor {
                 .and_then(|c| c.agreed.as_ref())
                 .map(|a| a.status()),
             bfd: self.bfd.as_ref().map(|l| l.status()),
+        }
+    }
+}
+
+// ===== helpers =====
+
+/// What a connection is told when the speaker stops: the NOTIFICATION to
+/// send, or `None` to close the TCP connection without one. `peer_gr` is
+/// the peer's graceful restart capability when both sides sent one (ours
+/// always sets the N bit).
+///
+/// - Hard: Cease / Hard Reset carrying Administrative Shutdown (RFC 8538
+///   §3): every peer drops our routes at once.
+/// - Graceful, an Established session:
+///   - graceful restart with the N bit on both sides: Cease /
+///     Administrative Reset; RFC 8538 makes the peer keep our routes as
+///     stale after it, and it says why.
+///   - graceful restart without the N bit (BIRD 2.0): no NOTIFICATION,
+///     the TCP connection just closes. RFC 4724 §4: the peer takes that
+///     for our restart and keeps our routes as stale for our restart
+///     time; a NOTIFICATION would make it drop them at once.
+///   - no graceful restart: Cease / Administrative Reset: our routes go
+///     anyway, the NOTIFICATION tells why.
+/// - Graceful, a session not yet Established: Cease / Administrative
+///   Reset (there are no routes to keep).
+pub fn stop_notification(
+    mode: ShutdownMode,
+    established: bool,
+    peer_gr: Option<&GracefulRestartCap>,
+) -> Option<Notification> {
+    match mode {
+        ShutdownMode::Hard => Some(Notification {
+            code: code::CEASE,
+            subcode: code::HARD_RESET,
+            data: vec![code::ADMIN_SHUTDOWN],
+        }),
+        ShutdownMode::Graceful => match peer_gr {
+            Some(gr) if established && !gr.notification => None,
+            _ => Some(cease(code::ADMIN_RESET)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gr(n_bit: bool) -> GracefulRestartCap {
+        GracefulRestartCap {
+            restart_state: false,
+            notification: n_bit,
+            restart_time: 120,
+            families: vec![(Afi::Ipv4, true)],
+        }
+    }
+
+    #[test]
+    fn a_graceful_stop_hangs_up_only_on_established_peers_with_gr_and_no_n_bit() {
+        let reset = Some(cease(code::ADMIN_RESET));
+        let (with_n, without_n) = (gr(true), gr(false));
+        let g = ShutdownMode::Graceful;
+        assert_eq!(stop_notification(g, true, Some(&with_n)), reset);
+        assert_eq!(stop_notification(g, true, Some(&without_n)), None);
+        assert_eq!(stop_notification(g, true, None), reset);
+        for peer_gr in [Some(&with_n), Some(&without_n), None] {
+            assert_eq!(stop_notification(g, false, peer_gr), reset, "{peer_gr:?}");
+            let hard = stop_notification(ShutdownMode::Hard, true, peer_gr).unwrap();
+            assert_eq!(
+                (hard.code, hard.subcode, hard.data),
+                (code::CEASE, code::HARD_RESET, vec![code::ADMIN_SHUTDOWN])
+            );
         }
     }
 }

@@ -64,8 +64,10 @@ pub enum ToSession {
     EndOfRib(Afi),
     /// Ask the peer to send its routes of this family again (RFC 2918).
     RouteRefresh(Afi),
-    /// Send this NOTIFICATION and close.
-    Close(Notification),
+    /// Send this NOTIFICATION and close; `None`: close the TCP connection
+    /// without one (a restart to a peer with graceful restart but no N
+    /// bit, RFC 4724 §4: it keeps our routes as stale).
+    Close(Option<Notification>),
 }
 
 /// What a session tells the instance.
@@ -179,6 +181,8 @@ enum Wake {
 enum Stop {
     /// Send this and close.
     Notify(Notification, String),
+    /// Close without a NOTIFICATION (after what is queued).
+    Hangup(String),
     /// The peer sent a NOTIFICATION.
     Received(Notification),
     /// The connection or the instance went away.
@@ -211,13 +215,12 @@ impl Session {
                 // After whatever part of a message is still queued, so
                 // that the peer can read it as a NOTIFICATION.
                 self.queue(packet::encode_notification(&n));
-                let out = &self.out;
-                let _ = tokio::time::timeout(CLOSE_WRITE, async {
-                    wr.write_all(out.pending()).await?;
-                    wr.shutdown().await
-                })
-                .await;
+                self.flush_and_shut(&mut wr).await;
                 (why, Some(n), None)
+            }
+            Stop::Hangup(why) => {
+                self.flush_and_shut(&mut wr).await;
+                (why, None, None)
             }
             Stop::Received(n) => (notification_text("received", &n), None, Some(n)),
             Stop::Gone(why) => (why, None, None),
@@ -281,9 +284,7 @@ impl Session {
         }
         match tokio::time::timeout(OPEN_HOLD, self.rx.recv()).await {
             Ok(Some(ToSession::Proceed(true))) => {}
-            Ok(Some(ToSession::Close(n))) => {
-                return Stop::Notify(n, "closed by the speaker".into())
-            }
+            Ok(Some(ToSession::Close(n))) => return closed_by_speaker(n),
             Ok(Some(ToSession::Proceed(false))) => {
                 return Stop::Notify(
                     cease(code::COLLISION),
@@ -441,9 +442,7 @@ impl Session {
                         ToSession::Batch(b) => encode_batch(&enc, b, &self.counters),
                         ToSession::EndOfRib(afi) => packet::encode_end_of_rib(afi),
                         ToSession::RouteRefresh(afi) => packet::encode_route_refresh(afi, 0),
-                        ToSession::Close(n) => {
-                            return Stop::Notify(n, "closed by the speaker".into())
-                        }
+                        ToSession::Close(n) => return closed_by_speaker(n),
                         ToSession::Proceed(_) => Vec::new(),
                     };
                     self.queue(bytes);
@@ -490,6 +489,17 @@ impl Session {
             .map_err(|e| Stop::Gone(format!("write failed: {e}")))?;
         self.counters.messages_out.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Writes what is queued and closes our side (TCP FIN), for at most
+    /// [`CLOSE_WRITE`] (a peer that reads nothing never takes it).
+    async fn flush_and_shut(&self, wr: &mut WriteHalf) {
+        let out = &self.out;
+        let _ = tokio::time::timeout(CLOSE_WRITE, async {
+            wr.write_all(out.pending()).await?;
+            wr.shutdown().await
+        })
+        .await;
     }
 
     /// Puts a message (or a batch of them) in the outbox.
@@ -545,7 +555,7 @@ async fn recv_until(
                 None => Err(Stop::Gone("connection closed by peer".into())),
             },
             cmd = rx.recv() => match cmd {
-                Some(ToSession::Close(n)) => return Err(Stop::Notify(n, "closed by the speaker".into())),
+                Some(ToSession::Close(n)) => return Err(closed_by_speaker(n)),
                 // Nothing else comes before Established.
                 Some(_) => {}
                 None => return Err(Stop::Gone("speaker stopped".into())),
@@ -555,6 +565,17 @@ async fn recv_until(
                 "hold timer expired while opening the session".into(),
             )),
         }
+    }
+}
+
+/// How a close the speaker asked for ends: with its NOTIFICATION, or,
+/// without one, as a restart looks to the peer (RFC 4724 §4).
+fn closed_by_speaker(n: Option<Notification>) -> Stop {
+    match n {
+        Some(n) => Stop::Notify(n, "closed by the speaker".into()),
+        None => Stop::Hangup(
+            "closed by the speaker without a NOTIFICATION (a restart, RFC 4724 §4)".into(),
+        ),
     }
 }
 
