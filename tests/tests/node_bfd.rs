@@ -322,7 +322,7 @@ fn bird_tor_bfd_with_graceful_restart() -> Result<()> {
     lab.stop_node(0, Signal::SIGTERM)?;
     let log = wait_until(WAIT, "BIRD's BFD Down", || {
         let log = tor.log_since(from);
-        if log.contains("node1: BFD session down") {
+        if log.contains("node1: BFD session down") || log.contains("Received:") {
             Ok(log)
         } else {
             Err(log)
