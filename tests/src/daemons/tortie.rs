@@ -39,6 +39,9 @@ pub struct TortieConfig {
     pub peers: Vec<TortiePeer>,
     /// `dynamicPeers`: (prefix, asNumber).
     pub dynamic_peers: Vec<(IpNet, u32)>,
+    /// `filters:` entries, each YAML as written after `- ` (e.g.
+    /// `{name: in, importV4: [...]}`).
+    pub filters: Vec<String>,
 }
 
 /// One entry of `peers`.
@@ -62,6 +65,8 @@ pub struct TortiePeer {
     pub ttl_security: Option<u8>,
     /// `bfd`, as a YAML flow mapping (`{enabled: true, minRx: 100ms}`).
     pub bfd: Option<String>,
+    /// `filters`: names of the file's filters.
+    pub filters: Vec<String>,
 }
 
 /// A running tortie-rr (restartable with the same state dir).
@@ -90,6 +95,7 @@ impl TortieConfig {
             admin: SocketAddr::from(([127, 0, 0, 1], 9179)),
             peers: Vec::new(),
             dynamic_peers: Vec::new(),
+            filters: Vec::new(),
         }
     }
 
@@ -110,6 +116,7 @@ impl TortieConfig {
             port: 179,
             ttl_security: None,
             bfd: None,
+            filters: Vec::new(),
         };
         f(&mut p);
         self.peers.push(p);
@@ -149,6 +156,15 @@ impl TortieConfig {
             }
             if let Some(bfd) = &p.bfd {
                 let _ = writeln!(s, "    bfd: {bfd}");
+            }
+            if !p.filters.is_empty() {
+                let _ = writeln!(s, "    filters: [{}]", p.filters.join(", "));
+            }
+        }
+        if !self.filters.is_empty() {
+            let _ = writeln!(s, "filters:");
+            for f in &self.filters {
+                let _ = writeln!(s, "  - {f}");
             }
         }
         let _ = writeln!(
@@ -295,6 +311,27 @@ impl TortieRr {
         if let Some(mut c) = self.child.take() {
             c.kill9();
         }
+    }
+
+    /// Writes `cfg` over the running one's file and sends SIGHUP: the
+    /// running process reloads it (`docs/tortie-rr.md`, "Reload").
+    pub fn reload(&mut self, cfg: TortieConfig) -> Result<()> {
+        self.cfg = cfg;
+        write_file(&self.conf, &self.cfg.to_yaml())?;
+        let pid = self
+            .child
+            .as_ref()
+            .map(|c| c.pid())
+            .context("tortie-rr is not running")?;
+        let ok = std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .context("running kill -HUP")?
+            .success();
+        if !ok {
+            bail!("kill -HUP {pid} failed");
+        }
+        Ok(())
     }
 
     /// Starts tortie-rr again with the same config and state dir.
