@@ -48,16 +48,22 @@ pub struct NodeSettingsLayer {
     pub datastore: Option<String>,
     /// Key prefix in etcd.
     pub etcd_prefix: Option<String>,
-    /// `ADDR/PREFIX`, or `autodetect`.
+    /// `ADDR/PREFIX`, `autodetect`, or `none` (an IPv6-only node, whose
+    /// address is `ip6`, as Calico's `IP=none`).
     pub ip: Option<String>,
     /// How to autodetect: `first-found`, `interface=REGEX[,REGEX]`,
     /// `skip-interface=REGEX[,REGEX]`, `cidr=CIDR[,CIDR]`, `can-reach=ADDR`.
     pub ip_autodetection_method: Option<String>,
     /// The node's IPv6 address with its prefix length (`fd00:1::10/64`),
-    /// `autodetect` (the first global IPv6 address of the interface of
-    /// `ip`) or `none`, for dual stack (Calico's `IP6`); an IPv6-only node
-    /// gives its address in `ip` instead. Default: none.
+    /// `autodetect` or `none` (Calico's `IP6`): dual stack beside `ip`, or
+    /// an IPv6-only node's address with `ip: none` (such a node may also
+    /// give its address in `ip` alone). Default: none.
     pub ip6: Option<String>,
+    /// How `ip6: autodetect` finds the address: the methods of
+    /// `ipAutodetectionMethod` over global IPv6 addresses (Calico's
+    /// `IP6_AUTODETECTION_METHOD`). Default: the first global IPv6 address
+    /// of the IPv4 address's interface; first-found with `ip: none`.
+    pub ip6_autodetection_method: Option<String>,
     /// The BGP router ID: an IPv4 address, or `hash` (derived from the node
     /// name, as Calico's `CALICO_ROUTER_ID=hash`). Default: the node's IPv4
     /// address; a node without one must set it.
@@ -93,6 +99,7 @@ pub struct NodeSettingsLayer {
 pub struct NodeSettings {
     pub node_name: String,
     pub datastore: DatastoreSetting,
+    /// The underlay address: IPv4, or IPv6 on an IPv6-only node.
     pub address: AddressSetting,
     /// The IPv6 address besides an IPv4 `address` (dual stack).
     pub address_v6: Option<Address6Setting>,
@@ -132,10 +139,15 @@ pub enum DatastoreSetting {
 /// How the node's underlay address is found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AddressSetting {
-    /// Given: the address and its subnet's prefix length.
+    /// Given: the address and its subnet's prefix length (IPv6 on an
+    /// IPv6-only node: `ip: ADDR6/PREFIX`, or `ip: none` with `ip6`).
     Explicit(IpNet),
-    /// Found on the node's interfaces.
+    /// An IPv4 address found on the node's interfaces (`ip: autodetect`,
+    /// `ipAutodetectionMethod`).
     Autodetect(Autodetect),
+    /// An IPv6-only node's address found on its interfaces (`ip: none`,
+    /// `ip6: autodetect`, `ip6AutodetectionMethod`, default first-found).
+    Autodetect6(Autodetect),
 }
 
 /// A dual-stack node's IPv6 address (`ip6`).
@@ -143,9 +155,20 @@ pub enum AddressSetting {
 pub enum Address6Setting {
     /// Given, with its prefix length.
     Explicit(IpNet),
-    /// The first global IPv6 address of the underlay's interface (the
-    /// interface of the IPv4 address).
-    Autodetect,
+    /// Found on the interface of the IPv4 address (a dual-stack node's
+    /// addresses share one interface): by `ip6AutodetectionMethod`, or
+    /// (`None`) the interface's first global IPv6 address.
+    Autodetect(Option<Autodetect>),
+}
+
+/// The family an autodetection method looks for (`ipAutodetectionMethod`
+/// or `ip6AutodetectionMethod`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpFamily {
+    /// IPv4 addresses.
+    Ipv4,
+    /// Global IPv6 addresses.
+    Ipv6,
 }
 
 /// Address autodetection, as Calico users know it (`IP_AUTODETECTION_METHOD`).
@@ -211,6 +234,9 @@ impl NodeSettingsLayer {
                 .ip_autodetection_method
                 .or(under.ip_autodetection_method),
             ip6: self.ip6.or(under.ip6),
+            ip6_autodetection_method: self
+                .ip6_autodetection_method
+                .or(under.ip6_autodetection_method),
             router_id: self.router_id.or(under.router_id),
             as_number: self.as_number.or(under.as_number),
             labels: self.labels.or(under.labels),
@@ -248,16 +274,19 @@ impl NodeSettings {
                 .ip_autodetection_method
                 .as_deref()
                 .unwrap_or(DEFAULT_AUTODETECTION),
+            IpFamily::Ipv4,
         )?;
-        let address = match layer.ip.as_deref().map(str::trim) {
-            None | Some("autodetect") => AddressSetting::Autodetect(method),
-            Some(text) => AddressSetting::Explicit(parse_node_ip(text)?),
-        };
-        let address_v6 = match layer.ip6.as_deref().map(str::trim) {
-            None | Some("none") => None,
-            Some("autodetect") => Some(Address6Setting::Autodetect),
-            Some(text) => Some(Address6Setting::Explicit(parse_node_ip6(text, &address)?)),
-        };
+        let method6 = layer
+            .ip6_autodetection_method
+            .as_deref()
+            .map(|t| parse_autodetect(t, IpFamily::Ipv6))
+            .transpose()?;
+        let (address, address_v6) = addresses(
+            layer.ip.as_deref().map(str::trim),
+            layer.ip6.as_deref().map(str::trim),
+            method,
+            method6,
+        )?;
         let router_id = match layer.router_id.as_deref().map(str::trim) {
             None => None,
             Some("hash") => Some(hashed_router_id(&node_name)),
@@ -340,11 +369,12 @@ impl NodeSettings {
 
 // ===== impl Autodetect =====
 
+/// Parses an `ipAutodetectionMethod` (IPv4).
 impl FromStr for Autodetect {
     type Err = ConfigError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_autodetect(s)
+        parse_autodetect(s, IpFamily::Ipv4)
     }
 }
 
@@ -386,14 +416,15 @@ pub fn parse_node_ip(text: &str) -> Result<IpNet, ConfigError> {
         Err(_) => Err(ConfigError::invalid(
             label("ip"),
             text,
-            "an address with its prefix length (192.168.1.10/24) or autodetect",
+            "an address with its prefix length (192.168.1.10/24), autodetect, or none \
+             (an IPv6-only node whose address is ip6)",
         )),
     }
 }
 
-/// Parses `ip6`: an IPv6 address with its prefix length, beside an IPv4
-/// (or autodetected) `ip`.
-pub fn parse_node_ip6(text: &str, ip: &AddressSetting) -> Result<IpNet, ConfigError> {
+/// Parses `ip6` when it is an address: an IPv6 address with its prefix
+/// length.
+pub fn parse_node_ip6(text: &str) -> Result<IpNet, ConfigError> {
     let net = parse_node_ip(text).map_err(|_| {
         ConfigError::invalid(
             label("ip6"),
@@ -408,15 +439,52 @@ pub fn parse_node_ip6(text: &str, ip: &AddressSetting) -> Result<IpNet, ConfigEr
             "an IPv6 address; the IPv4 address goes in ip (--ip, TORTIE_IP)",
         ));
     }
-    if matches!(ip, AddressSetting::Explicit(n) if n.addr().is_ipv6()) {
+    Ok(net)
+}
+
+/// `ip` and `ip6` (trimmed) as the underlay address and the dual-stack
+/// IPv6 address. An IPv6-only node says `ip: none` with `ip6`
+/// (`ADDR/PREFIX` or `autodetect`), or gives its address in `ip` alone.
+fn addresses(
+    ip: Option<&str>,
+    ip6: Option<&str>,
+    method: Autodetect,
+    method6: Option<Autodetect>,
+) -> Result<(AddressSetting, Option<Address6Setting>), ConfigError> {
+    if ip == Some("none") {
+        return match ip6 {
+            None | Some("none") => Err(ConfigError::invalid(
+                label("ip"),
+                "none",
+                "none is an IPv6-only node: set ip6 (--ip6, TORTIE_IP6) to its address \
+                 (fd00:1::10/64) or autodetect; a node needs an address",
+            )),
+            Some("autodetect") => Ok((
+                AddressSetting::Autodetect6(method6.unwrap_or(Autodetect::FirstFound)),
+                None,
+            )),
+            Some(text) => Ok((AddressSetting::Explicit(parse_node_ip6(text)?), None)),
+        };
+    }
+    let address = match ip {
+        None | Some("autodetect") => AddressSetting::Autodetect(method),
+        Some(text) => AddressSetting::Explicit(parse_node_ip(text)?),
+    };
+    let address_v6 = match ip6 {
+        None | Some("none") => return Ok((address, None)),
+        Some("autodetect") => Address6Setting::Autodetect(method6),
+        Some(text) => Address6Setting::Explicit(parse_node_ip6(text)?),
+    };
+    if matches!(address, AddressSetting::Explicit(n) if n.addr().is_ipv6()) {
         return Err(ConfigError::invalid(
             label("ip6"),
-            text,
+            ip6.unwrap_or_default(),
             "ip (--ip, TORTIE_IP) is already an IPv6 address: an IPv6-only node gives \
-             its address in ip alone; a dual-stack node gives IPv4 in ip and IPv6 in ip6",
+             its address in ip alone (or ip none with ip6 ADDR/PREFIX or autodetect); a \
+             dual-stack node gives IPv4 in ip and IPv6 in ip6",
         ));
     }
-    Ok(net)
+    Ok((address, Some(address_v6)))
 }
 
 /// Parses `routerId`: an IPv4 address that is not 0.0.0.0.
@@ -491,9 +559,33 @@ pub fn parse_datastore(text: &str, prefix: &str) -> Result<DatastoreSetting, Con
     }
 }
 
-/// Parses `ipAutodetectionMethod`.
-fn parse_autodetect(text: &str) -> Result<Autodetect, ConfigError> {
-    let field = label("ipAutodetectionMethod");
+/// Parses `ipAutodetectionMethod` (`family` IPv4) or
+/// `ip6AutodetectionMethod` (IPv6): CIDRs and the can-reach address must
+/// be of that family.
+fn parse_autodetect(text: &str, family: IpFamily) -> Result<Autodetect, ConfigError> {
+    let (name, other, example) = match family {
+        IpFamily::Ipv4 => (
+            "ipAutodetectionMethod",
+            "ip6AutodetectionMethod",
+            "10.0.0.0/8",
+        ),
+        IpFamily::Ipv6 => (
+            "ip6AutodetectionMethod",
+            "ipAutodetectionMethod",
+            "fd00::/8",
+        ),
+    };
+    let field = label(name);
+    let wrong_family = |what: &str, v6: bool| {
+        (v6 != (family == IpFamily::Ipv6)).then(|| {
+            format!(
+                "{what} is an IPv{} address: {name} finds the IPv{} address; put it in {}",
+                if v6 { 6 } else { 4 },
+                if v6 { 4 } else { 6 },
+                label(other)
+            )
+        })
+    };
     let allowed = "first-found, interface=REGEX[,REGEX], skip-interface=REGEX[,REGEX], \
                    cidr=CIDR[,CIDR] or can-reach=ADDRESS";
     let text = text.trim();
@@ -538,22 +630,36 @@ fn parse_autodetect(text: &str) -> Result<Autodetect, ConfigError> {
         "cidr" => {
             let mut nets = Vec::new();
             for c in list() {
-                nets.push(c.parse::<IpNet>().map_err(|_| {
+                let net = c.parse::<IpNet>().map_err(|_| {
                     ConfigError::invalid(
                         field.clone(),
                         text,
-                        format!("{c:?} is not a CIDR (10.0.0.0/8)"),
+                        format!("{c:?} is not a CIDR ({example})"),
                     )
-                })?);
+                })?;
+                if let Some(why) = wrong_family(&c, net.addr().is_ipv6()) {
+                    return Err(ConfigError::invalid(field, text, why));
+                }
+                nets.push(net);
             }
             if nets.is_empty() {
                 return Err(ConfigError::invalid(field, text, "give at least one CIDR"));
             }
             Ok(Autodetect::Cidr(nets))
         }
-        "can-reach" => arg.trim().parse().map(Autodetect::CanReach).map_err(|_| {
-            ConfigError::invalid(field, text, "can-reach takes an IP address (no host names)")
-        }),
+        "can-reach" => {
+            let dest: IpAddr = arg.trim().parse().map_err(|_| {
+                ConfigError::invalid(
+                    field.clone(),
+                    text,
+                    "can-reach takes an IP address (no host names)",
+                )
+            })?;
+            match wrong_family(arg.trim(), dest.is_ipv6()) {
+                Some(why) => Err(ConfigError::invalid(field, text, why)),
+                None => Ok(Autodetect::CanReach(dest)),
+            }
+        }
         _ => Err(ConfigError::invalid(field, text, allowed)),
     }
 }
@@ -621,272 +727,5 @@ pub fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn settings(layer: NodeSettingsLayer) -> Result<NodeSettings, String> {
-        NodeSettings::from_layer(layer, "host-a").map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn ip6_and_router_id() {
-        let s = settings(NodeSettingsLayer {
-            ip: Some("192.168.1.10/24".into()),
-            ip6: Some("fd00:1::10/64".into()),
-            router_id: Some("hash".into()),
-            ..NodeSettingsLayer::default()
-        })
-        .unwrap();
-        assert_eq!(
-            s.address_v6,
-            Some(Address6Setting::Explicit("fd00:1::10/64".parse().unwrap()))
-        );
-        assert_eq!(s.router_id, Some(hashed_router_id("host-a")));
-        assert_ne!(hashed_router_id("node1"), hashed_router_id("node2"));
-        let s = settings(NodeSettingsLayer {
-            ip: Some("fd00:1::10/64".into()),
-            router_id: Some("10.0.0.1".into()),
-            ..NodeSettingsLayer::default()
-        })
-        .unwrap();
-        assert_eq!(s.address_v6, None);
-        let auto = settings(NodeSettingsLayer {
-            ip6: Some("autodetect".into()),
-            ..NodeSettingsLayer::default()
-        })
-        .unwrap();
-        assert_eq!(auto.address_v6, Some(Address6Setting::Autodetect));
-        assert_eq!(s.router_id, Some("10.0.0.1".parse().unwrap()));
-        for (ip, ip6, router_id, want) in [
-            (None, Some("192.168.1.10/24"), None, "ip6 (--ip6, TORTIE_IP6): 192.168.1.10/24: an IPv6 address; the IPv4"),
-            (Some("fd00:1::9/64"), Some("fd00:1::10/64"), None, "ip6 (--ip6, TORTIE_IP6): fd00:1::10/64: ip (--ip, TORTIE_IP) is already an IPv6 address"),
-            (None, Some("fd00:1::10"), None, "ip6 (--ip6, TORTIE_IP6): fd00:1::10: an IPv6 address with its prefix length"),
-            (None, None, Some("0.0.0.0"), "routerId (--router-id, TORTIE_ROUTER_ID): 0.0.0.0: an IPv4 address other than 0.0.0.0"),
-            (None, None, Some("fd00::1"), "routerId (--router-id, TORTIE_ROUTER_ID): fd00::1: an IPv4"),
-        ] {
-            let e = settings(NodeSettingsLayer {
-                ip: ip.map(Into::into),
-                ip6: ip6.map(Into::into),
-                router_id: router_id.map(Into::into),
-                ..NodeSettingsLayer::default()
-            })
-            .unwrap_err();
-            assert!(e.starts_with(want), "{e}");
-        }
-    }
-
-    #[test]
-    fn defaults() {
-        let s = settings(NodeSettingsLayer::default()).unwrap();
-        assert_eq!(s.node_name, "host-a");
-        assert_eq!(
-            s.datastore,
-            DatastoreSetting::File("/var/lib/tortie".into())
-        );
-        assert_eq!(
-            s.address,
-            AddressSetting::Autodetect(Autodetect::FirstFound)
-        );
-        assert_eq!(s.admin, "127.0.0.1:9099".parse().unwrap());
-        assert_eq!(s.state_dir, PathBuf::from("/run/tortie"));
-        assert_eq!(s.restart_time, 120);
-        assert_eq!(s.log_format, LogFormatSetting::Text);
-        assert_eq!(s.ip_forwarding, IpForwardingSetting::Enabled);
-    }
-
-    #[test]
-    fn ip_forwarding() {
-        let f = |v: &str| {
-            settings(NodeSettingsLayer {
-                ip_forwarding: Some(v.into()),
-                ..NodeSettingsLayer::default()
-            })
-            .map(|s| s.ip_forwarding)
-        };
-        assert_eq!(f("Enabled"), Ok(IpForwardingSetting::Enabled));
-        assert_eq!(f("Disabled"), Ok(IpForwardingSetting::Disabled));
-        let file = NodeSettingsLayer::from_yaml("ipForwarding: Disabled\n").unwrap();
-        assert_eq!(file.ip_forwarding.as_deref(), Some("Disabled"));
-        for bad in ["off", "disabled", "false", ""] {
-            let e = f(bad).unwrap_err();
-            assert!(
-                e.starts_with(&format!(
-                    "ipForwarding (--ip-forwarding, TORTIE_IP_FORWARDING): {bad:?}: Enabled or Disabled"
-                )),
-                "{e}"
-            );
-        }
-    }
-
-    #[test]
-    fn file_then_flags() {
-        let file = NodeSettingsLayer::from_yaml(
-            "nodeName: node-1\nip: 192.168.1.10/24\nasNumber: \"1.10\"\nlabels:\n  rack: r1\n\
-             datastore: etcd:http://10.0.0.1:2379,http://10.0.0.2:2379\n",
-        )
-        .unwrap();
-        let flags = NodeSettingsLayer {
-            ip: Some("10.1.0.5/16".into()),
-            ..NodeSettingsLayer::default()
-        };
-        let s = settings(flags.over(file)).unwrap();
-        assert_eq!(s.node_name, "node-1");
-        assert_eq!(
-            s.address,
-            AddressSetting::Explicit("10.1.0.5/16".parse().unwrap())
-        );
-        assert_eq!(s.as_number, Some(65546));
-        assert_eq!(s.labels["rack"], "r1");
-        assert_eq!(
-            s.datastore,
-            DatastoreSetting::Etcd {
-                endpoints: vec!["http://10.0.0.1:2379".into(), "http://10.0.0.2:2379".into()],
-                prefix: "/tortie/v1".into()
-            }
-        );
-    }
-
-    #[test]
-    fn autodetection_methods() {
-        let m = |t: &str| parse_autodetect(t).map_err(|e| e.to_string());
-        assert_eq!(m("first-found").unwrap(), Autodetect::FirstFound);
-        assert_eq!(
-            m("interface=eth.*, ens3").unwrap(),
-            Autodetect::Interface(vec!["eth.*".into(), "ens3".into()])
-        );
-        assert_eq!(
-            m("skip-interface=docker.*").unwrap(),
-            Autodetect::SkipInterface(vec!["docker.*".into()])
-        );
-        assert_eq!(
-            m("cidr=10.0.0.0/8,192.168.0.0/16").unwrap(),
-            Autodetect::Cidr(vec![
-                "10.0.0.0/8".parse().unwrap(),
-                "192.168.0.0/16".parse().unwrap()
-            ])
-        );
-        assert_eq!(
-            m("can-reach=8.8.8.8").unwrap(),
-            Autodetect::CanReach("8.8.8.8".parse().unwrap())
-        );
-        assert!(m("interface=(")
-            .unwrap_err()
-            .contains("not a regular expression"));
-        assert!(m("cidr=10.0.0.0").unwrap_err().contains("not a CIDR"));
-        assert!(m("can-reach=example.com")
-            .unwrap_err()
-            .contains("no host names"));
-        let e = m("first").unwrap_err();
-        assert!(e.starts_with("ipAutodetectionMethod (--ip-autodetection-method, TORTIE_IP_AUTODETECTION_METHOD): first:"), "{e}");
-    }
-
-    #[test]
-    fn bad_settings_name_the_setting() {
-        let bad = |layer: NodeSettingsLayer, want: &str| {
-            let e = settings(layer).unwrap_err();
-            assert!(e.contains(want), "{e:?} should contain {want:?}");
-        };
-        bad(
-            NodeSettingsLayer {
-                ip: Some("192.168.1.10".into()),
-                ..Default::default()
-            },
-            "ip (--ip, TORTIE_IP): 192.168.1.10: give the prefix length too",
-        );
-        bad(
-            NodeSettingsLayer {
-                ip: Some("127.0.0.1/8".into()),
-                ..Default::default()
-            },
-            "not a usable node address",
-        );
-        bad(
-            NodeSettingsLayer {
-                node_name: Some("Node_1".into()),
-                ..Default::default()
-            },
-            "nodeName (--node-name, TORTIE_NODE_NAME): \"Node_1\": a DNS name",
-        );
-        bad(
-            NodeSettingsLayer {
-                datastore: Some("sql:x".into()),
-                ..Default::default()
-            },
-            "datastore (--datastore, TORTIE_DATASTORE): sql:x: file:DIR",
-        );
-        bad(
-            NodeSettingsLayer {
-                datastore: Some("etcd:10.0.0.1:2379".into()),
-                ..Default::default()
-            },
-            "needs its scheme",
-        );
-        bad(
-            NodeSettingsLayer {
-                admin: Some("localhost".into()),
-                ..Default::default()
-            },
-            "admin (--admin, TORTIE_ADMIN): localhost",
-        );
-        bad(
-            NodeSettingsLayer {
-                log_format: Some("xml".into()),
-                ..Default::default()
-            },
-            "logFormat (--log-format, TORTIE_LOG_FORMAT): \"xml\": text or json",
-        );
-        bad(
-            NodeSettingsLayer {
-                restart_time: Some(5000),
-                ..Default::default()
-            },
-            "restartTime (--restart-time, TORTIE_RESTART_TIME): 5000",
-        );
-        bad(
-            NodeSettingsLayer {
-                as_number: Some(AsNumber(0)),
-                ..Default::default()
-            },
-            "AS 0 is reserved",
-        );
-        let mut labels = BTreeMap::new();
-        labels.insert("bad key".to_string(), "v".to_string());
-        bad(
-            NodeSettingsLayer {
-                labels: Some(labels),
-                ..Default::default()
-            },
-            "a label key",
-        );
-        let e = NodeSettingsLayer::from_yaml("nodeNmae: x\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("nodeNmae"), "{e}");
-    }
-
-    #[test]
-    fn labels_flag() {
-        let l = parse_labels("rack=r1, zone = a").unwrap();
-        assert_eq!(l.len(), 2);
-        assert_eq!(l["zone"], "a");
-        assert!(parse_labels("rack").unwrap_err().contains("key=value"));
-    }
-
-    #[test]
-    fn datastore_settings() {
-        let k = |t: &str| parse_datastore(t, "/tortie/v1");
-        assert_eq!(k("kubernetes").unwrap(), DatastoreSetting::Kubernetes(None));
-        assert_eq!(
-            k("kubernetes:/etc/kubeconfig").unwrap(),
-            DatastoreSetting::Kubernetes(Some(PathBuf::from("/etc/kubeconfig")))
-        );
-        assert_eq!(
-            k("file:/var/lib/tortie").unwrap(),
-            DatastoreSetting::File(PathBuf::from("/var/lib/tortie"))
-        );
-        for bad in ["kubernetes:", "k8s", "file:", "etcd:10.0.0.1:2379"] {
-            let e = k(bad).unwrap_err().to_string();
-            assert!(e.contains("datastore"), "{bad}: {e}");
-        }
-    }
-}
+#[path = "node_tests.rs"]
+mod tests;

@@ -25,13 +25,14 @@ pub struct Cli {
     /// Key prefix in etcd [default: /tortie/v1].
     #[arg(long, env = "TORTIE_ETCD_PREFIX")]
     pub etcd_prefix: Option<String>,
-    /// The node's address with its prefix length (192.168.1.10/24), or
-    /// autodetect [default: autodetect].
+    /// The node's address with its prefix length (192.168.1.10/24),
+    /// autodetect, or none (an IPv6-only node whose address is --ip6)
+    /// [default: autodetect].
     #[arg(long, env = "TORTIE_IP")]
     pub ip: Option<String>,
     /// The node's IPv6 address with its prefix length (fd00:1::10/64),
-    /// autodetect (the first global IPv6 address of the --ip interface) or
-    /// none, for dual stack; an IPv6-only node gives its address in --ip
+    /// autodetect (by --ip6-autodetection-method) or none: dual stack
+    /// beside --ip, or an IPv6-only node's address with --ip none
     /// [default: none].
     #[arg(long, env = "TORTIE_IP6")]
     pub ip6: Option<String>,
@@ -43,6 +44,12 @@ pub struct Cli {
     /// cidr=CIDR[,CIDR] or can-reach=ADDRESS [default: first-found].
     #[arg(long, env = "TORTIE_IP_AUTODETECTION_METHOD")]
     pub ip_autodetection_method: Option<String>,
+    /// How --ip6 autodetect finds the IPv6 address: the methods of
+    /// --ip-autodetection-method over global IPv6 addresses (on the --ip
+    /// interface of a dual-stack node) [default: the first global IPv6
+    /// address of the --ip interface; first-found with --ip none].
+    #[arg(long, env = "TORTIE_IP6_AUTODETECTION_METHOD")]
+    pub ip6_autodetection_method: Option<String>,
     /// The node's AS number, written into its Node [default: the
     /// BGPConfiguration's, else 64512].
     #[arg(long, env = "TORTIE_AS_NUMBER")]
@@ -98,6 +105,7 @@ impl Cli {
             ip: self.ip.clone(),
             ip_autodetection_method: self.ip_autodetection_method.clone(),
             ip6: self.ip6.clone(),
+            ip6_autodetection_method: self.ip6_autodetection_method.clone(),
             router_id: self.router_id.clone(),
             as_number: self.as_number,
             labels: self.labels.clone(),

@@ -4,18 +4,25 @@
 //! `can-reach=DEST`). The prefix length matters: it decides which nodes
 //! share our subnet (CrossSubnet encapsulation).
 //!
-//! [`choose`] is pure (interfaces in, choice out); [`detect`] lists the
-//! interfaces over netlink (`ip -o addr`) and calls it.
+//! The same methods find IPv6 addresses (`ip6AutodetectionMethod`, global
+//! ones only: not link-local, tentative or deprecated): a dual-stack
+//! node's on the IPv4 address's interface ([`autodetect_v6`]), an
+//! IPv6-only node's (`ip: none`) on any ([`choose`]). One function,
+//! `find`, serves both families.
+//!
+//! [`choose`] and [`autodetect_v6`] are pure (interfaces in, choice out);
+//! [`detect`] lists the interfaces over netlink (`ip -o addr`) and calls
+//! them.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 
 use futures::TryStreamExt;
 use ipnet::IpNet;
 use regex::Regex;
-use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
 use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::Handle;
-use tortie_config::node::{Address6Setting, AddressSetting, Autodetect};
+use tortie_config::node::{Address6Setting, AddressSetting, Autodetect, IpFamily};
 
 use crate::routes::Underlay;
 
@@ -28,10 +35,14 @@ const EXCLUDED: &str =
                         nodelocaldns.*|wireguard\\.cali|wg-v6\\.cali)$";
 
 /// One interface and its addresses, in the kernel's order.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Iface {
     pub name: String,
     pub addrs: Vec<IpNet>,
+    /// IPv6 addresses autodetection passes over: tentative (duplicate
+    /// address detection not done, or failed) or deprecated (preferred
+    /// lifetime over). A given address may still be one.
+    pub unpreferred: Vec<IpAddr>,
 }
 
 // ===== detect =====
@@ -47,48 +58,55 @@ pub async fn detect(
         .await
         .map_err(|e| format!("cannot list interfaces: {e}"))?;
     let reach = match setting {
-        AddressSetting::Autodetect(Autodetect::CanReach(dest)) => Some(source_towards(*dest)?),
-        _ => None,
+        AddressSetting::Autodetect(m) | AddressSetting::Autodetect6(m) => reach_for(Some(m))?,
+        AddressSetting::Explicit(_) => None,
     };
     let mut underlay = choose(setting, &ifaces, reach)?;
     match v6 {
         None => {}
         Some(Address6Setting::Explicit(v6)) => with_v6(&mut underlay, *v6, &ifaces)?,
-        Some(Address6Setting::Autodetect) => {
-            let v6 = autodetect_v6(&underlay, &ifaces)?;
+        Some(Address6Setting::Autodetect(method)) => {
+            let reach = reach_for(method.as_ref())?;
+            let v6 = autodetect_v6(&underlay, method.as_ref(), &ifaces, reach)?;
             with_v6(&mut underlay, v6, &ifaces)?;
         }
     }
     Ok(underlay)
 }
 
-/// `ip6: autodetect`: the first global IPv6 address of the underlay's
-/// interface (not link-local, loopback, multicast or unspecified).
-pub fn autodetect_v6(underlay: &Underlay, ifaces: &[Iface]) -> Result<IpNet, String> {
+/// `ip6: autodetect` on a dual-stack node: the IPv6 address `method` finds
+/// among the global ones of the underlay's interface (both addresses share
+/// it), or (`None`) that interface's first. `reach` is the kernel's source
+/// address towards the `can-reach` destination.
+pub fn autodetect_v6(
+    underlay: &Underlay,
+    method: Option<&Autodetect>,
+    ifaces: &[Iface],
+    reach: Option<IpAddr>,
+) -> Result<IpNet, String> {
     if underlay.address.addr().is_ipv6() {
         return Err(format!(
             "ip6 autodetect: ip {} is already IPv6 (an IPv6-only node); set ip6 none",
             underlay.address
         ));
     }
-    let iface = ifaces.iter().find(|i| i.name == underlay.interface);
-    iface
-        .and_then(|i| {
-            i.addrs.iter().copied().find(|a| match a.addr() {
-                IpAddr::V6(v6) => {
-                    !(v6.is_loopback()
-                        || v6.is_multicast()
-                        || v6.is_unspecified()
-                        || (v6.segments()[0] & 0xffc0) == 0xfe80)
-                }
-                IpAddr::V4(_) => false,
-            })
-        })
+    let own: Vec<Iface> = ifaces
+        .iter()
+        .filter(|i| i.name == underlay.interface)
+        .cloned()
+        .collect();
+    find(IpFamily::Ipv6, method, &own, reach)
+        .map(|(_, a)| a)
         .ok_or_else(|| {
             format!(
-                "ip6 autodetect: interface {} (of ip {}) has no global IPv6 address; give \
-                 ip6 ADDR/PREFIX, or none for an IPv4-only node",
-                underlay.interface, underlay.address
+                "ip6 autodetection ({}) found no global IPv6 address on {}, the interface of \
+                 ip {} (a dual-stack node's addresses share one interface; link-local, \
+                 tentative and deprecated ones do not count): {}; set --ip6 ADDR/PREFIX, \
+                 another --ip6-autodetection-method, or --ip6 none for an IPv4-only node",
+                method.map_or("default: the interface's first".into(), describe),
+                underlay.interface,
+                underlay.address,
+                seen(&own, method, reach)
             )
         })
 }
@@ -117,37 +135,17 @@ pub fn with_v6(underlay: &mut Underlay, v6: IpNet, ifaces: &[Iface]) -> Result<(
     }
 }
 
-/// Picks the underlay. `reach` is the kernel's source address towards the
-/// `can-reach` destination.
+/// Picks the underlay: given, an IPv4 address autodetected, or an IPv6-only
+/// node's IPv6 address autodetected. `reach` is the kernel's source
+/// address towards the `can-reach` destination.
 pub fn choose(
     setting: &AddressSetting,
     ifaces: &[Iface],
     reach: Option<IpAddr>,
 ) -> Result<Underlay, String> {
-    let usable = |a: &IpNet| match a.addr() {
-        IpAddr::V4(v4) => !(v4.is_loopback() || v4.is_link_local() || v4.is_unspecified()),
-        IpAddr::V6(_) => false,
-    };
-    let holding = |addr: IpAddr| {
-        ifaces.iter().find_map(|i| {
-            i.addrs
-                .iter()
-                .find(|a| a.addr() == addr)
-                .map(|a| (i.name.clone(), *a))
-        })
-    };
-    let excluded = Regex::new(EXCLUDED).expect("a valid regex");
-    let first = |pick: &dyn Fn(&Iface) -> bool| {
-        ifaces.iter().filter(|i| pick(i)).find_map(|i| {
-            i.addrs
-                .iter()
-                .find(|a| usable(a))
-                .map(|a| (i.name.clone(), *a))
-        })
-    };
-    let method = match setting {
+    let (family, method) = match setting {
         AddressSetting::Explicit(net) => {
-            return match holding(net.addr()) {
+            return match holding(ifaces, net.addr()) {
                 Some((interface, _)) => Ok(Underlay {
                     address: *net,
                     interface,
@@ -160,40 +158,34 @@ pub fn choose(
                 )),
             };
         }
-        AddressSetting::Autodetect(m) => m,
+        AddressSetting::Autodetect(m) => (IpFamily::Ipv4, m),
+        AddressSetting::Autodetect6(m) => (IpFamily::Ipv6, m),
     };
-    let found = match method {
-        Autodetect::FirstFound => first(&|i| !excluded.is_match(&i.name)),
-        Autodetect::Interface(res) => {
-            let res = anchored(res)?;
-            first(&|i| res.iter().any(|r| r.is_match(&i.name)))
+    let (interface, address) = find(family, Some(method), ifaces, reach).ok_or_else(|| {
+        let seen = seen(ifaces, Some(method), reach);
+        match family {
+            IpFamily::Ipv4 => {
+                let none = !ifaces
+                    .iter()
+                    .any(|i| i.addrs.iter().any(|a| usable(IpFamily::Ipv4, i, a)));
+                format!(
+                    "ip autodetection ({}) found no IPv4 address; interfaces: {seen}; set \
+                     --ip ADDR/PREFIX or another --ip-autodetection-method{}",
+                    describe(method),
+                    if none {
+                        " (an IPv6-only node: --ip none with --ip6 autodetect or ADDR/PREFIX)"
+                    } else {
+                        ""
+                    }
+                )
+            }
+            IpFamily::Ipv6 => format!(
+                "ip6 autodetection ({}) found no global IPv6 address (link-local, tentative \
+                 and deprecated ones do not count); interfaces: {seen}; set --ip6 \
+                 ADDR/PREFIX or another --ip6-autodetection-method (with --ip none)",
+                describe(method)
+            ),
         }
-        Autodetect::SkipInterface(res) => {
-            let res = anchored(res)?;
-            first(&|i| !excluded.is_match(&i.name) && !res.iter().any(|r| r.is_match(&i.name)))
-        }
-        Autodetect::Cidr(nets) => ifaces.iter().find_map(|i| {
-            i.addrs
-                .iter()
-                .find(|a| usable(a) && nets.iter().any(|n| n.contains(&a.addr())))
-                .map(|a| (i.name.clone(), *a))
-        }),
-        Autodetect::CanReach(_) => reach.and_then(holding),
-    };
-    let (interface, address) = found.ok_or_else(|| {
-        let seen: Vec<String> = ifaces
-            .iter()
-            .map(|i| {
-                let addrs: Vec<String> = i.addrs.iter().map(ToString::to_string).collect();
-                format!("{} [{}]", i.name, addrs.join(" "))
-            })
-            .collect();
-        format!(
-            "ip autodetection ({}) found no IPv4 address; interfaces: {}; set --ip ADDR/PREFIX \
-             or another --ip-autodetection-method",
-            describe(method),
-            seen.join(", ")
-        )
     })?;
     Ok(Underlay {
         address,
@@ -202,11 +194,121 @@ pub fn choose(
     })
 }
 
+/// The interface and address `method` picks among the usable addresses
+/// of `family` (IPv4 and IPv6 alike); `None` is the first usable address
+/// of any of `ifaces`.
+fn find(
+    family: IpFamily,
+    method: Option<&Autodetect>,
+    ifaces: &[Iface],
+    reach: Option<IpAddr>,
+) -> Option<(String, IpNet)> {
+    let excluded = Regex::new(EXCLUDED).expect("a valid regex");
+    let first = |pick: &dyn Fn(&Iface) -> bool, within: &dyn Fn(&IpNet) -> bool| {
+        ifaces.iter().filter(|i| pick(i)).find_map(|i| {
+            i.addrs
+                .iter()
+                .find(|a| usable(family, i, a) && within(a))
+                .map(|a| (i.name.clone(), *a))
+        })
+    };
+    let any = |_: &IpNet| true;
+    match method {
+        None => first(&|_| true, &any),
+        Some(Autodetect::FirstFound) => first(&|i| !excluded.is_match(&i.name), &any),
+        Some(Autodetect::Interface(res)) => {
+            let res = anchored(res);
+            first(&|i| res.iter().any(|r| r.is_match(&i.name)), &any)
+        }
+        Some(Autodetect::SkipInterface(res)) => {
+            let res = anchored(res);
+            first(
+                &|i| !excluded.is_match(&i.name) && !res.iter().any(|r| r.is_match(&i.name)),
+                &any,
+            )
+        }
+        Some(Autodetect::Cidr(nets)) => {
+            first(&|_| true, &|a| nets.iter().any(|n| n.contains(&a.addr())))
+        }
+        Some(Autodetect::CanReach(_)) => {
+            let src = reach?;
+            first(&|_| true, &|a| a.addr() == src)
+        }
+    }
+}
+
+/// Whether autodetection may pick `a` of `iface` for `family`: IPv4 not
+/// loopback or link-local; IPv6 global (ULAs too), not link-local
+/// (fe80::/10), tentative or deprecated.
+fn usable(family: IpFamily, iface: &Iface, a: &IpNet) -> bool {
+    match (family, a.addr()) {
+        (IpFamily::Ipv4, IpAddr::V4(v4)) => {
+            !(v4.is_loopback() || v4.is_link_local() || v4.is_unspecified())
+        }
+        (IpFamily::Ipv6, IpAddr::V6(v6)) => {
+            !(v6.is_loopback()
+                || v6.is_multicast()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || iface.unpreferred.contains(&a.addr()))
+        }
+        _ => false,
+    }
+}
+
+/// The interface holding `addr`, and the address with its prefix length.
+fn holding(ifaces: &[Iface], addr: IpAddr) -> Option<(String, IpNet)> {
+    ifaces.iter().find_map(|i| {
+        i.addrs
+            .iter()
+            .find(|a| a.addr() == addr)
+            .map(|a| (i.name.clone(), *a))
+    })
+}
+
+/// What a failed detection saw: each interface with its addresses (the
+/// tentative or deprecated marked), and where `can-reach` led.
+fn seen(ifaces: &[Iface], method: Option<&Autodetect>, reach: Option<IpAddr>) -> String {
+    let list: Vec<String> = ifaces
+        .iter()
+        .map(|i| {
+            let addrs: Vec<String> = i
+                .addrs
+                .iter()
+                .map(|a| {
+                    if i.unpreferred.contains(&a.addr()) {
+                        format!("{a} (tentative or deprecated)")
+                    } else {
+                        a.to_string()
+                    }
+                })
+                .collect();
+            format!("{} [{}]", i.name, addrs.join(" "))
+        })
+        .collect();
+    let mut out = list.join(", ");
+    if let (Some(Autodetect::CanReach(dest)), Some(src)) = (method, reach) {
+        out.push_str(&format!(
+            "; the kernel's source address towards {dest} is {src}"
+        ));
+    }
+    out
+}
+
+/// The kernel's source address towards a `can-reach` destination.
+fn reach_for(method: Option<&Autodetect>) -> Result<Option<IpAddr>, String> {
+    match method {
+        Some(Autodetect::CanReach(dest)) => source_towards(*dest).map(Some),
+        _ => Ok(None),
+    }
+}
+
 /// The regexes of `interface=` / `skip-interface=`, each matching the
-/// whole name.
-fn anchored(res: &[String]) -> Result<Vec<Regex>, String> {
+/// whole name (the settings checked that they compile; one that does not
+/// matches nothing).
+fn anchored(res: &[String]) -> Vec<Regex> {
     res.iter()
-        .map(|r| Regex::new(&format!("^(?:{r})$")).map_err(|e| format!("{r:?}: {e}")))
+        .filter_map(|r| Regex::new(&format!("^(?:{r})$")).ok())
         .collect()
 }
 
@@ -240,7 +342,9 @@ fn source_towards(dest: IpAddr) -> Result<IpAddr, String> {
         .map_err(|e| format!("can-reach={dest}: {e}"))
 }
 
-/// Interfaces with their addresses (`ip -o addr`), in index order.
+/// Interfaces with their addresses (`ip -o addr`), in index order; the
+/// IPv6 ones `tentative`, `dadfailed` or `deprecated` also in
+/// `unpreferred`.
 pub async fn list(handle: &Handle) -> Result<Vec<Iface>, rtnetlink::Error> {
     let mut ifaces: Vec<(u32, Iface)> = Vec::new();
     let mut links = handle.link().get().execute();
@@ -254,7 +358,7 @@ pub async fn list(handle: &Handle) -> Result<Vec<Iface>, rtnetlink::Error> {
                 msg.header.index,
                 Iface {
                     name,
-                    addrs: Vec::new(),
+                    ..Iface::default()
                 },
             ));
         }
@@ -275,8 +379,24 @@ pub async fn list(handle: &Handle) -> Result<Vec<Iface>, rtnetlink::Error> {
         let Ok(net) = IpNet::new(ip, msg.header.prefix_len) else {
             continue;
         };
+        // IFA_FLAGS (32 bits) when the kernel sends it, else the header's.
+        let flags = msg
+            .attributes
+            .iter()
+            .find_map(|a| match a {
+                AddressAttribute::Flags(f) => Some(*f),
+                _ => None,
+            })
+            .unwrap_or_else(|| AddressFlags::from_bits_retain(msg.header.flags.bits().into()));
+        let unpreferred = ip.is_ipv6()
+            && flags.intersects(
+                AddressFlags::Tentative | AddressFlags::Deprecated | AddressFlags::Dadfailed,
+            );
         if let Some((_, i)) = ifaces.iter_mut().find(|(idx, _)| *idx == msg.header.index) {
             i.addrs.push(net);
+            if unpreferred {
+                i.unpreferred.push(ip);
+            }
         }
     }
     ifaces.sort_by_key(|(idx, _)| *idx);
@@ -284,138 +404,5 @@ pub async fn list(handle: &Handle) -> Result<Vec<Iface>, rtnetlink::Error> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ifaces() -> Vec<Iface> {
-        let i = |name: &str, addrs: &[&str]| Iface {
-            name: name.into(),
-            addrs: addrs.iter().map(|a| a.parse().unwrap()).collect(),
-        };
-        vec![
-            i("lo", &["127.0.0.1/8"]),
-            i("docker0", &["172.17.0.1/16"]),
-            i("eth0", &["169.254.3.3/16", "192.168.1.11/24"]),
-            i("eth1", &["10.0.0.11/8"]),
-            i("veth0", &["10.1.0.1/24"]),
-            i("tort0123456789a", &[]),
-        ]
-    }
-
-    fn pick(setting: AddressSetting, reach: Option<&str>) -> Result<String, String> {
-        choose(&setting, &ifaces(), reach.map(|r| r.parse().unwrap()))
-            .map(|u| format!("{} {}", u.interface, u.address))
-    }
-
-    fn auto(m: Autodetect) -> AddressSetting {
-        AddressSetting::Autodetect(m)
-    }
-
-    #[test]
-    fn dual_stack_address_must_be_on_the_underlay_interface() {
-        let mut list = ifaces();
-        list[2].addrs.push("fd30:1::11/64".parse().unwrap());
-        list[3].addrs.push("fd30:9::11/64".parse().unwrap());
-        let base = choose(&auto(Autodetect::FirstFound), &list, None).unwrap();
-        // autodetect: eth0's global IPv6 address, not a link-local one.
-        list[2].addrs.insert(0, "fe80::1/64".parse().unwrap());
-        assert_eq!(
-            autodetect_v6(&base, &list).unwrap(),
-            "fd30:1::11/64".parse::<IpNet>().unwrap()
-        );
-        let e = autodetect_v6(&base, &ifaces()).unwrap_err();
-        assert!(
-            e.starts_with(
-                "ip6 autodetect: interface eth0 (of ip 192.168.1.11/24) has no global IPv6 address"
-            ),
-            "{e}"
-        );
-        let mut u = base.clone();
-        with_v6(&mut u, "fd30:1::11/64".parse().unwrap(), &list).unwrap();
-        assert_eq!(u.address_v6, Some("fd30:1::11/64".parse().unwrap()));
-        let mut u = base.clone();
-        let e = with_v6(&mut u, "fd30:9::11/64".parse().unwrap(), &list).unwrap_err();
-        assert!(
-            e.starts_with(
-                "ip6 fd30:9::11/64 is on interface eth1, the IPv4 address 192.168.1.11/24 on eth0"
-            ),
-            "{e}"
-        );
-        let e = with_v6(&mut u, "fd30:7::1/64".parse().unwrap(), &list).unwrap_err();
-        assert!(e.starts_with("ip6 fd30:7::1/64: no interface"), "{e}");
-        // An IPv6-only node: its address given in ip.
-        let u = choose(
-            &AddressSetting::Explicit("fd30:1::11/64".parse().unwrap()),
-            &list,
-            None,
-        )
-        .unwrap();
-        assert_eq!((u.interface.as_str(), u.address_v6), ("eth0", None));
-    }
-
-    #[test]
-    fn methods() {
-        assert_eq!(
-            pick(auto(Autodetect::FirstFound), None).unwrap(),
-            "eth0 192.168.1.11/24"
-        );
-        assert_eq!(
-            pick(auto(Autodetect::Interface(vec!["eth1".into()])), None).unwrap(),
-            "eth1 10.0.0.11/8"
-        );
-        // The whole name must match: "eth" alone matches no interface.
-        assert!(pick(auto(Autodetect::Interface(vec!["eth".into()])), None).is_err());
-        assert_eq!(
-            pick(auto(Autodetect::SkipInterface(vec!["eth0".into()])), None).unwrap(),
-            "eth1 10.0.0.11/8"
-        );
-        assert_eq!(
-            pick(
-                auto(Autodetect::Cidr(vec!["10.0.0.0/8".parse().unwrap()])),
-                None
-            )
-            .unwrap(),
-            "eth1 10.0.0.11/8"
-        );
-        assert_eq!(
-            pick(
-                auto(Autodetect::CanReach("10.9.9.9".parse().unwrap())),
-                Some("10.0.0.11")
-            )
-            .unwrap(),
-            "eth1 10.0.0.11/8"
-        );
-        assert_eq!(
-            pick(
-                AddressSetting::Explicit("10.0.0.11/16".parse().unwrap()),
-                None
-            )
-            .unwrap(),
-            "eth1 10.0.0.11/16",
-            "an explicit prefix length wins over the interface's"
-        );
-    }
-
-    #[test]
-    fn failures_say_what_was_seen() {
-        let e = pick(
-            auto(Autodetect::Cidr(vec!["203.0.113.0/24".parse().unwrap()])),
-            None,
-        )
-        .unwrap_err();
-        assert!(
-            e.starts_with("ip autodetection (cidr=203.0.113.0/24) found no IPv4 address"),
-            "{e}"
-        );
-        assert!(e.contains("eth0 [169.254.3.3/16 192.168.1.11/24]"), "{e}");
-        let e = pick(
-            AddressSetting::Explicit("192.168.9.9/24".parse().unwrap()),
-            None,
-        )
-        .unwrap_err();
-        assert!(
-            e.contains("no interface of this node has address 192.168.9.9"),
-            "{e}"
-        );
-    }
-}
+#[path = "underlay_tests.rs"]
+mod tests;
