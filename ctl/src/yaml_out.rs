@@ -4,6 +4,13 @@
 
 use serde_json::Value;
 
+/// The longest key written as `key: value`. YAML (1.2 §7.4.2, "implicit
+/// keys are restricted to a single line ... at most 1024 Unicode
+/// characters") and its parsers refuse a longer one; a longer key is
+/// written as an explicit `? key` (kept well under the limit, so that no
+/// parser's way of counting matters).
+const IMPLICIT_KEY_MAX: usize = 512;
+
 /// The YAML text of `value` (a mapping at the top).
 pub fn to_string(value: &Value) -> String {
     let mut out = String::new();
@@ -16,7 +23,13 @@ fn write(value: &Value, indent: usize, out: &mut String) {
     match value {
         Value::Object(map) => {
             for (k, v) in map {
-                out.push_str(&format!("{pad}{}:", scalar_str(k)));
+                let key = scalar_str(k);
+                if key.chars().count() > IMPLICIT_KEY_MAX {
+                    // An explicit key: `? key` then `: value` below it.
+                    out.push_str(&format!("{pad}? {key}\n{pad}:"));
+                } else {
+                    out.push_str(&format!("{pad}{key}:"));
+                }
                 block_or_inline(v, indent, out);
             }
         }
@@ -148,6 +161,34 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}:\n{yaml}"));
         let got = serde_json::to_value(&again.resources[0].metadata().annotations).unwrap();
         assert_eq!(got, v["metadata"]["annotations"], "{yaml}");
+    }
+
+    #[test]
+    fn long_keys_read_back() {
+        // Found by fuzz/ (resources_yaml): a 1,200-character annotation key
+        // was written as an implicit key, which YAML refuses past 1024.
+        let long = format!("example.com/{}", "k".repeat(1200));
+        let v = serde_json::json!({
+            "apiVersion": "tortie.io/v1",
+            "kind": "BGPPeer",
+            "metadata": {"name": "tor", "annotations": {
+                long.clone(): "v", "short": "w", "nested\t": "x",
+            }},
+            "spec": {"peerIP": "192.168.1.254", "asNumber": 65000},
+        });
+        let yaml = to_string(&v);
+        assert!(yaml.contains(&format!("    ? {long}\n    : v\n")), "{yaml}");
+        let again = tortie_config::resources::load_documents(&yaml)
+            .unwrap_or_else(|e| panic!("{e}:\n{yaml}"));
+        let got = serde_json::to_value(&again.resources[0].metadata().annotations).unwrap();
+        assert_eq!(got, v["metadata"]["annotations"], "{yaml}");
+        // In a sequence item too (the first key on the dash's line).
+        let w = serde_json::json!({"a": [{long.clone(): 1, "z": 2}]});
+        let yaml = to_string(&w);
+        assert!(
+            yaml.starts_with(&format!("a:\n  - ? {long}\n    : 1\n    z: 2\n")),
+            "{yaml}"
+        );
     }
 
     #[test]
