@@ -55,6 +55,13 @@ mod client;
 const OPS: usize = 256;
 /// How long a stopping speaker waits for the service to say AdminDown.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(1);
+/// How long a stopping speaker waits after its BGP sessions closed before
+/// BFD says AdminDown: a peer that handles BFD apart from BGP (BIRD: in
+/// its own thread) could otherwise take the AdminDown before it has read
+/// the NOTIFICATION or the close, and end the session on BFD instead
+/// (seen in `tests/tests/node_bfd.rs`: BIRD's last error was `BFD session
+/// down`, not our Cease, in one run of eight).
+const ADMIN_DOWN_AFTER: Duration = Duration::from_millis(100);
 
 /// What the instance asks of the BFD service, in order.
 #[derive(Debug)]
@@ -369,12 +376,14 @@ impl Instance {
     }
 
     /// Tells every BFD peer AdminDown (so that none takes our going as a
-    /// failure, RFC 5882 §3.2) and stops the service.
+    /// failure, RFC 5882 §3.2), [`ADMIN_DOWN_AFTER`] after the BGP
+    /// sessions closed, and stops the service.
     pub(crate) async fn bfd_shutdown(&mut self) {
         self.bfd.pending.clear();
         let Some(tx) = self.bfd.ops.take() else {
             return;
         };
+        tokio::time::sleep(ADMIN_DOWN_AFTER).await;
         let (done, wait) = oneshot::channel();
         if tx.send(Op::Shutdown(done)).await.is_ok() {
             let _ = tokio::time::timeout(SHUTDOWN_WAIT, wait).await;
