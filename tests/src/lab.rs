@@ -1,6 +1,7 @@
 //! Helpers for the tests that drive real `tortie-node` agents in the lab
 //! (`tortie_ctl::lab::Lab`): where the binaries are, unique lab names,
-//! peer tables, and pings that count what a change loses.
+//! peer tables, pings that count what a change loses, the Calico
+//! resources of a lab without the mesh, and `tortiectl apply` of more.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -45,6 +46,35 @@ pub fn spec(prefix: &str, nodes: usize) -> Result<LabSpec> {
         }
     }
     Ok(spec)
+}
+
+/// Calico resources for a lab whose nodes peer only as told: the
+/// `default` BGPConfiguration with the node-to-node mesh off, then a
+/// BGPPeer per `(name, spec)`, `spec` its fields one a line as they stand
+/// under `spec:` (indented here), e.g. [`crate::tor::rack_peer`].
+pub fn mesh_off(peers: &[(&str, &str)]) -> String {
+    let mut out = String::from(
+        "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata:\n  name: default\n\
+         spec:\n  nodeToNodeMeshEnabled: false\n",
+    );
+    for (name, spec) in peers {
+        out += &format!(
+            "---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: {name}\nspec:\n"
+        );
+        for line in spec.lines() {
+            out += &format!("  {line}\n");
+        }
+    }
+    out
+}
+
+/// `tortiectl apply -f` of `yaml`, written to `NAME.yaml` in the lab's
+/// directory.
+pub fn apply(lab: &Lab, name: &str, yaml: &str) -> Result<()> {
+    let file = lab.spec.dir.join(format!("{name}.yaml"));
+    std::fs::write(&file, yaml)?;
+    lab.tortiectl(&["apply", "-f", &file.display().to_string()])?;
+    Ok(())
 }
 
 /// Node `i`'s peers, as its `/status` lists them.

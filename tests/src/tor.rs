@@ -4,11 +4,16 @@
 //! ([`BirdTor::start_with`]), so that a test reads what each node
 //! announces: [`BirdTor::expect`] waits until a prefix comes from exactly
 //! the given nodes. Killed on drop.
+//!
+//! A test that needs another ToR (its own sessions, kernel export, IPv6)
+//! gives its config to [`BirdTor::start_conf`]; [`bird_here`] says whether
+//! BIRD is installed, and [`rack_args`] labels a node of an AS-per-node
+//! rack.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::process::Child;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -63,6 +68,15 @@ impl BirdTor {
                 n.address
             );
         }
+        BirdTor::start_conf(lab, ns, "tor", &conf)
+    }
+
+    /// Starts BIRD in `ns` on `conf`, its files (`bird.conf`, `.ctl`,
+    /// `.log`, `.pid`) in the lab's directory `name/`; waits (up to 10 s)
+    /// until `birdc` answers.
+    pub fn start_conf(lab: &Lab, ns: &str, name: &str, conf: &str) -> Result<BirdTor> {
+        let dir = lab.spec.dir.join(name);
+        std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("bird.conf"), conf)?;
         let sock = dir.join("bird.ctl");
         let child = spawn_in(
@@ -74,16 +88,29 @@ impl BirdTor {
                 &dir.join("bird.conf").display().to_string(),
                 "-s",
                 &sock.display().to_string(),
+                "-P",
+                &dir.join("bird.pid").display().to_string(),
             ],
             &dir.join("bird.log"),
         )?;
-        Ok(BirdTor { sock, child })
+        let tor = BirdTor { sock, child };
+        wait_until(Duration::from_secs(10), "birdc to answer", || {
+            tor.show(&["status"]).map_err(|e| e.to_string())
+        })?;
+        Ok(tor)
+    }
+
+    /// `birdc show WHAT...`, e.g. `show(&["route", "all"])`.
+    pub fn show(&self, what: &[&str]) -> Result<String> {
+        let sock = self.sock.display().to_string();
+        let mut args = vec!["-s", sock.as_str(), "show"];
+        args.extend_from_slice(what);
+        net::run("birdc", &args)
     }
 
     /// `show route all`.
     pub fn table(&self) -> Result<String> {
-        let sock = self.sock.display().to_string();
-        net::run("birdc", &["-s", &sock, "show", "route", "all"])
+        self.show(&["route", "all"])
     }
 
     /// The state and since-when of its session `proto` (`n0`, `n1`, ...)
@@ -97,7 +124,24 @@ impl BirdTor {
             .find(|l| l.split_whitespace().next() == Some(proto))
             .ok_or_else(|| anyhow::anyhow!("no protocol {proto} in:\n{out}"))?;
         // name, proto, table, then state, since, info.
-        Ok(line.split_whitespace().skip(3).collect::<Vec<_>>().join(" "))
+        Ok(line
+            .split_whitespace()
+            .skip(3)
+            .collect::<Vec<_>>()
+            .join(" "))
+    }
+
+    /// Waits (up to `deadline`) until [`BirdTor::session`] of `proto`
+    /// says `state` (`Established`, `Active`, ...); that line.
+    pub fn wait_session(&self, proto: &str, state: &str, deadline: Duration) -> Result<String> {
+        wait_until(deadline, &format!("BIRD's {proto} {state}"), || {
+            let s = self.session(proto).map_err(|e| format!("{e:#}"))?;
+            if s.split_whitespace().any(|w| w == state) {
+                Ok(s)
+            } else {
+                Err(s)
+            }
+        })
     }
 
     /// Waits (up to 30 s) until the ToR has `prefix` from exactly the
@@ -127,6 +171,37 @@ impl Drop for BirdTor {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether BIRD is here; says why not (`SKIP test: ...`, a failure under
+/// CI=true).
+pub fn bird_here(test: &str) -> bool {
+    let ok = Command::new("bird")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        tortie_testkit::missing(test, "no bird (apt-get install bird2)");
+    }
+    ok
+}
+
+/// A lab node's arguments in an AS-per-node rack design: its AS and the
+/// label `rack=RACK` that a BGPPeer's `nodeSelector` picks
+/// ([`rack_peer`]).
+pub fn rack_args(asn: u32, rack: &str) -> Vec<String> {
+    vec![
+        "--as-number".into(),
+        asn.to_string(),
+        "--labels".into(),
+        format!("rack={rack}"),
+    ]
+}
+
+/// The spec of a BGPPeer for rack `rack`'s nodes (those [`rack_args`]
+/// labelled) to the router at `ip` in AS `asn`.
+pub fn rack_peer(rack: &str, ip: &str, asn: u32) -> String {
+    format!("nodeSelector: rack == '{rack}'\npeerIP: {ip}\nasNumber: {asn}\n")
 }
 
 /// Each prefix of a BIRD table and the sessions (`n0`, `n1`, ...) it was
