@@ -29,7 +29,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use tortie_ctl::lab::{net, Encap, Lab};
-use tortie_tests::lab::{spawn_in, spec};
+use tortie_tests::lab::{apply, mesh_off, spawn_in, spec};
+use tortie_tests::tor::{paths, rack_args, rack_peer, BirdTor};
 use tortie_tests::wait_until;
 
 const NODES: [(&str, &str, u32); 3] = [
@@ -42,46 +43,23 @@ const NODES: [(&str, &str, u32); 3] = [
 /// `tor-a-md5`, key `password`, in their secrets directory.
 const MD5_KEY: &str = "rack-a s3cret";
 
-const RESOURCES: &str = "apiVersion: projectcalico.org/v3
-kind: BGPConfiguration
-metadata:
-  name: default
-spec:
-  nodeToNodeMeshEnabled: false
----
-apiVersion: projectcalico.org/v3
-kind: BGPPeer
-metadata:
-  name: tor-a
-spec:
-  nodeSelector: rack == 'a'
-  peerIP: 172.30.1.1
-  asNumber: 65000
-  keepaliveTime: 10s
-  password:
-    secretKeyRef:
-      name: tor-a-md5
-      key: password
----
-apiVersion: projectcalico.org/v3
-kind: BGPPeer
-metadata:
-  name: tor-b
-spec:
-  nodeSelector: rack == 'b'
-  peerIP: 172.30.2.1
-  asNumber: 65000
-";
+/// The mesh off; rack a's nodes peer with 172.30.1.1 (keepalives every
+/// 10 s; signed with [`MD5_KEY`] if `md5`), rack b's with 172.30.2.1.
+fn resources(md5: bool) -> String {
+    let mut tor_a = rack_peer("a", "172.30.1.1", 65000) + "keepaliveTime: 10s\n";
+    if md5 {
+        tor_a += "password:\n  secretKeyRef:\n    name: tor-a-md5\n    key: password\n";
+    }
+    mesh_off(&[
+        ("tor-a", &tor_a),
+        ("tor-b", &rack_peer("b", "172.30.2.1", 65000)),
+    ])
+}
 
 /// A ToR daemon in the lab's router namespace.
 trait Tor {
     /// Its routing table as text, for checks and messages.
     fn routes(&self) -> Result<String>;
-}
-
-struct BirdTor {
-    sock: PathBuf,
-    child: Child,
 }
 
 struct FrrTor {
@@ -91,23 +69,7 @@ struct FrrTor {
 
 impl Tor for BirdTor {
     fn routes(&self) -> Result<String> {
-        net::run(
-            "birdc",
-            &[
-                "-s",
-                &self.sock.display().to_string(),
-                "show",
-                "route",
-                "all",
-            ],
-        )
-    }
-}
-
-impl Drop for BirdTor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.table()
     }
 }
 
@@ -135,8 +97,6 @@ impl Drop for FrrTor {
 }
 
 fn bird(lab: &Lab) -> Result<Box<dyn Tor>> {
-    let dir = lab.spec.dir.join("bird");
-    std::fs::create_dir_all(&dir)?;
     let mut conf = String::from(
         "router id 172.30.1.1;\nprotocol device {}\nprotocol direct { ipv4; }\n\
          protocol kernel { ipv4 { export where source = RTS_BGP; }; }\n\
@@ -153,27 +113,12 @@ fn bird(lab: &Lab) -> Result<Box<dyn Tor>> {
         conf +=
             &format!("protocol bgp n{i} from tonode {{ neighbor {addr} as {asn};{password} }}\n");
     }
-    std::fs::write(dir.join("bird.conf"), conf)?;
-    let sock = dir.join("bird.ctl");
-    let child = spawn_in(
+    Ok(Box::new(BirdTor::start_conf(
+        lab,
         &lab.router,
-        &[
-            "bird",
-            "-f",
-            "-c",
-            &dir.join("bird.conf").display().to_string(),
-            "-s",
-            &sock.display().to_string(),
-            "-P",
-            &dir.join("bird.pid").display().to_string(),
-        ],
-        &dir.join("bird.log"),
-    )?;
-    let tor = BirdTor { sock, child };
-    wait_until(Duration::from_secs(10), "birdc to answer", || {
-        tor.routes().map_err(|e| e.to_string())
-    })?;
-    Ok(Box::new(tor))
+        "bird",
+        &conf,
+    )?))
 }
 
 fn frr(lab: &Lab) -> Result<Box<dyn Tor>> {
@@ -248,31 +193,16 @@ fn frr(lab: &Lab) -> Result<Box<dyn Tor>> {
 fn tor_test(start: fn(&Lab) -> Result<Box<dyn Tor>>, md5: bool) -> Result<()> {
     let mut spec = spec("e", 3)?;
     spec.encap = Encap::None;
-    spec.resources = if md5 {
-        RESOURCES.into()
-    } else {
-        RESOURCES.replace(
-            "  password:\n    secretKeyRef:\n      name: tor-a-md5\n      key: password\n",
-            "",
-        )
-    };
+    spec.resources = resources(md5);
     // Inside the lab's directory: removed with the lab.
     let secrets = spec.dir.join("secrets");
     std::fs::create_dir_all(secrets.join("tor-a-md5"))?;
     std::fs::write(secrets.join("tor-a-md5/password"), format!("{MD5_KEY}\n"))?;
     for (i, (_, _, asn)) in NODES.iter().enumerate() {
         let rack = if i < 2 { "a" } else { "b" };
-        spec.per_node_args.insert(
-            i + 1,
-            vec![
-                "--as-number".into(),
-                asn.to_string(),
-                "--labels".into(),
-                format!("rack={rack}"),
-                "--secrets-dir".into(),
-                secrets.display().to_string(),
-            ],
-        );
+        let mut args = rack_args(*asn, rack);
+        args.extend(["--secrets-dir".into(), secrets.display().to_string()]);
+        spec.per_node_args.insert(i + 1, args);
     }
     let lab = Lab::up(spec)?;
     let tor = start(&lab)?;
@@ -380,12 +310,8 @@ fn a_router_gets_pool_aggregates_only() -> Result<()> {
     let peer = format!(
         "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: ext\nspec:\n  peerIP: {ext}\n  asNumber: 65000\n  advertisePoolAggregates: true\n"
     );
-    let file = lab.spec.dir.join("ext-peer.yaml");
-    std::fs::write(&file, peer)?;
-    lab.tortiectl(&["apply", "-f", &file.display().to_string()])?;
+    apply(&lab, "ext-peer", &peer)?;
 
-    let dir = lab.spec.dir.join("ext");
-    std::fs::create_dir_all(&dir)?;
     let mut conf = format!(
         "router id {ext};\nprotocol device {{}}\nprotocol direct {{ ipv4; }}\n\
          protocol kernel {{ ipv4 {{ export where source = RTS_BGP; }}; }}\n\
@@ -397,21 +323,7 @@ fn a_router_gets_pool_aggregates_only() -> Result<()> {
             n.address
         );
     }
-    std::fs::write(dir.join("bird.conf"), conf)?;
-    let sock = dir.join("bird.ctl");
-    let child = spawn_in(
-        &ns,
-        &[
-            "bird",
-            "-f",
-            "-c",
-            &dir.join("bird.conf").display().to_string(),
-            "-s",
-            &sock.display().to_string(),
-        ],
-        &dir.join("bird.log"),
-    )?;
-    let tor = BirdTor { sock, child };
+    let tor = BirdTor::start_conf(&lab, &ns, "ext", &conf)?;
 
     // The router: the pool and the service range from all three nodes,
     // no block.
@@ -419,8 +331,8 @@ fn a_router_gets_pool_aggregates_only() -> Result<()> {
         Duration::from_secs(30),
         "pool and services from 3 nodes",
         || {
-            let t = tor.routes().map_err(|e| e.to_string())?;
-            let paths = tortie_tests::tor::paths(&t);
+            let t = tor.table().map_err(|e| e.to_string())?;
+            let paths = paths(&t);
             let from_all = |p: &str| paths.get(p).is_some_and(|from| from.len() == 3);
             if from_all("10.244.0.0/16") && from_all("10.96.0.0/12") {
                 Ok(t)
