@@ -24,7 +24,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use tortie_ctl::lab::{net, Encap, Lab, Signal, Stack};
-use tortie_tests::lab::{bin_dir, spawn_in, spec};
+use tortie_tests::lab::{bin_dir, mesh_off, spec};
+use tortie_tests::tor::{bird_here, rack_args, rack_peer, BirdTor};
 use tortie_tests::wait_until;
 
 const MESH: Duration = Duration::from_secs(45);
@@ -362,89 +363,6 @@ fn ipv6_only_cluster() -> Result<()> {
     Ok(())
 }
 
-/// A BIRD ToR in the router's namespace, AS 65000, with an IPv4 and an
-/// IPv6 session to each node; killed on drop.
-struct Tor {
-    sock: String,
-    child: std::process::Child,
-}
-
-impl Drop for Tor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Tor {
-    fn show(&self, what: &[&str]) -> Result<String> {
-        let mut args = vec!["-s", self.sock.as_str(), "show"];
-        args.extend_from_slice(what);
-        net::run("birdc", &args)
-    }
-}
-
-const TOR_RESOURCES: &str = "apiVersion: projectcalico.org/v3
-kind: BGPConfiguration
-metadata:
-  name: default
-spec:
-  nodeToNodeMeshEnabled: false
----
-apiVersion: projectcalico.org/v3
-kind: BGPPeer
-metadata:
-  name: tor-a
-spec:
-  nodeSelector: rack == 'a'
-  peerIP: 172.30.1.1
-  asNumber: 65000
----
-apiVersion: projectcalico.org/v3
-kind: BGPPeer
-metadata:
-  name: tor-a6
-spec:
-  nodeSelector: rack == 'a'
-  peerIP: fd30:1::1
-  asNumber: 65000
----
-apiVersion: projectcalico.org/v3
-kind: BGPPeer
-metadata:
-  name: tor-b
-spec:
-  nodeSelector: rack == 'b'
-  peerIP: 172.30.2.1
-  asNumber: 65000
----
-apiVersion: projectcalico.org/v3
-kind: BGPPeer
-metadata:
-  name: tor-b6
-spec:
-  nodeSelector: rack == 'b'
-  peerIP: fd30:2::1
-  asNumber: 65000
-";
-
-/// Whether `tool` runs; a skip is printed (and fails under CI=true).
-fn have(tool: &str, test: &str) -> bool {
-    if Command::new(tool).arg("--version").output().is_ok() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{test}: {tool} is missing (Debian package bird2)"
-    );
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIP {test}: {tool} is missing (Debian package bird2)"
-    );
-    false
-}
-
 /// The ToR peers over IPv6 too (eBGP, each node its own AS, no mesh, no
 /// encapsulation: the ToR routes between the subnets with what it learns).
 ///
@@ -459,28 +377,25 @@ fn have(tool: &str, test: &str) -> bool {
 ///    (`via fd30:1::1 dev eth0`), with no tunnel device.
 #[test]
 fn bird_tor_peers_over_ipv6_and_routes_the_v6_blocks() -> Result<()> {
-    if !have("bird", "bird_tor_peers_over_ipv6_and_routes_the_v6_blocks") {
+    if !bird_here("bird_tor_peers_over_ipv6_and_routes_the_v6_blocks") {
         return Ok(());
     }
     let mut spec = spec("q", 3)?;
     spec.stack = Stack::Dual;
     spec.encap = Encap::None;
-    spec.resources = TOR_RESOURCES.into();
+    // Each rack's nodes peer with both of its ToR's addresses.
+    spec.resources = mesh_off(&[
+        ("tor-a", &rack_peer("a", "172.30.1.1", 65000)),
+        ("tor-a6", &rack_peer("a", "fd30:1::1", 65000)),
+        ("tor-b", &rack_peer("b", "172.30.2.1", 65000)),
+        ("tor-b6", &rack_peer("b", "fd30:2::1", 65000)),
+    ]);
     for (i, asn) in [65001, 65002, 65003].iter().enumerate() {
         let rack = if i < 2 { "a" } else { "b" };
-        spec.per_node_args.insert(
-            i + 1,
-            vec![
-                "--as-number".into(),
-                asn.to_string(),
-                "--labels".into(),
-                format!("rack={rack}"),
-            ],
-        );
+        spec.per_node_args.insert(i + 1, rack_args(*asn, rack));
     }
     let lab = Lab::up(spec)?;
-    let dir = lab.spec.dir.join("bird");
-    std::fs::create_dir_all(&dir)?;
+    // AS 65000, an IPv4 and an IPv6 session to each node.
     let mut conf = String::from(
         "router id 172.30.1.1;\nprotocol device {}\nprotocol direct { ipv4; ipv6; }\n\
          protocol kernel { ipv4 { export where source = RTS_BGP; }; }\n\
@@ -499,23 +414,7 @@ fn bird_tor_peers_over_ipv6_and_routes_the_v6_blocks() -> Result<()> {
             n.address6.context("dual stack")?
         );
     }
-    std::fs::write(dir.join("bird.conf"), conf)?;
-    let sock = dir.join("bird.ctl").display().to_string();
-    let child = spawn_in(
-        &lab.router,
-        &[
-            "bird",
-            "-f",
-            "-c",
-            &dir.join("bird.conf").display().to_string(),
-            "-s",
-            &sock,
-            "-P",
-            &dir.join("bird.pid").display().to_string(),
-        ],
-        &dir.join("bird.log"),
-    )?;
-    let tor = Tor { sock, child };
+    let tor = BirdTor::start_conf(&lab, &lab.router, "bird", &conf)?;
     // 1.
     lab.wait_full_mesh(MESH)
         .with_context(|| format!("ToR:\n{}", tor.show(&["route", "all"]).unwrap_or_default()))?;
