@@ -31,15 +31,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use serde_json::Value;
 use tortie_ctl::lab::{get_in, net, Encap, Lab, ADMIN};
-use tortie_tests::lab::spec;
-use tortie_tests::tor::BirdTor;
+use tortie_tests::lab::{apply, spec};
+use tortie_tests::tor::{bird_here, BirdTor};
 use tortie_tests::wait_until;
 
 const TEST: &str = "node_explain";
 
 #[test]
 fn explain_a_pod_a_block_a_filtered_prefix_and_nothing() -> Result<()> {
-    if !bird_here() {
+    if !bird_here(TEST) {
         return Ok(());
     }
     let mut spec = spec("expl", 2)?;
@@ -320,18 +320,6 @@ spec:
 
 // ===== helpers =====
 
-/// Whether BIRD is here; says why not (a failure under CI=true).
-fn bird_here() -> bool {
-    let ok = std::process::Command::new("bird")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        tortie_testkit::missing(TEST, "no bird (apt-get install bird2)");
-    }
-    ok
-}
-
 /// node0's `/explain?target=`.
 fn explain(lab: &Lab, target: &str) -> Result<Value> {
     let path = format!("/explain?target={}", target.replace('/', "%2F"));
@@ -347,14 +335,6 @@ fn tortiectl_in(ns: &str, args: &[&str]) -> Result<String> {
     let mut argv = vec![ctl.as_str()];
     argv.extend_from_slice(args);
     net::exec_in(ns, &argv)
-}
-
-/// `tortiectl apply -f` of `yaml`, written into the lab's directory.
-fn apply(lab: &Lab, name: &str, yaml: &str) -> Result<()> {
-    let file = lab.spec.dir.join(format!("{name}.yaml"));
-    std::fs::write(&file, yaml)?;
-    lab.tortiectl(&["apply", "-f", &file.display().to_string()])?;
-    Ok(())
 }
 
 /// Rewrites the WorkloadEndpoint of the pod at `address` as Kubernetes
