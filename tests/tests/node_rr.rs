@@ -26,32 +26,21 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tortie_ctl::lab::{Encap, Lab, Signal};
-use tortie_tests::lab::{no_loss_during, spec, start_tortie_rr};
+use tortie_tests::lab::{mesh_off, no_loss_during, spec, start_tortie_rr};
 use tortie_tests::wait_until;
 
-const RESOURCES: &str = "apiVersion: projectcalico.org/v3
-kind: BGPConfiguration
-metadata:
-  name: default
-spec:
-  nodeToNodeMeshEnabled: false
----
-apiVersion: projectcalico.org/v3
-kind: BGPPeer
-metadata:
-  name: to-rr-nodes
-spec:
-  nodeSelector: all()
-  peerSelector: route-reflector == 'true'
----
-apiVersion: projectcalico.org/v3
-kind: BGPPeer
-metadata:
-  name: to-tortie-rr
-spec:
-  peerIP: 172.30.1.2
-  asNumber: 64512
-";
+/// The mesh off; every node peers with the nodes labelled
+/// `route-reflector=true` (which makes those reflect to it) and with
+/// tortie-rr.
+fn resources() -> String {
+    mesh_off(&[
+        (
+            "to-rr-nodes",
+            "nodeSelector: all()\npeerSelector: route-reflector == 'true'",
+        ),
+        ("to-tortie-rr", "peerIP: 172.30.1.2\nasNumber: 64512"),
+    ])
+}
 
 /// Starts tortie-rr in `ns` (its output in the lab's directory).
 fn start_rr(lab: &Lab, ns: &str) -> Result<Child> {
@@ -84,7 +73,7 @@ fn peers(lab: &Lab, i: usize) -> Result<Vec<String>> {
 fn two_reflectors_and_either_may_die() -> Result<()> {
     let mut spec = spec("r", 4)?;
     spec.encap = Encap::Vxlan;
-    spec.resources = RESOURCES.into();
+    spec.resources = resources();
     spec.reflector(1, "10.0.0.1");
     let mut lab = Lab::up(spec)?;
     let (rr_ns, rr_addr) = lab.add_host("rr")?;
@@ -171,30 +160,10 @@ fn two_reflectors_and_either_may_die() -> Result<()> {
 fn two_tortie_rr_replicas_take_their_clients_from_the_datastore() -> Result<()> {
     let mut spec = spec("q", 3)?;
     spec.encap = Encap::Vxlan;
-    spec.resources = "apiVersion: projectcalico.org/v3
-kind: BGPConfiguration
-metadata:
-  name: default
-spec:
-  nodeToNodeMeshEnabled: false
----
-apiVersion: projectcalico.org/v3
-kind: BGPPeer
-metadata:
-  name: rr-a
-spec:
-  peerIP: 172.30.1.2
-  asNumber: 64512
----
-apiVersion: projectcalico.org/v3
-kind: BGPPeer
-metadata:
-  name: rr-b
-spec:
-  peerIP: 172.30.1.3
-  asNumber: 64512
-"
-    .into();
+    spec.resources = mesh_off(&[
+        ("rr-a", "peerIP: 172.30.1.2\nasNumber: 64512"),
+        ("rr-b", "peerIP: 172.30.1.3\nasNumber: 64512"),
+    ]);
     let mut lab = Lab::up(spec)?;
     let store = lab.spec.dir.join("store");
     let mut replicas = Vec::new();
