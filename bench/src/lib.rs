@@ -48,17 +48,28 @@ pub fn is_root() -> bool {
 /// The environment variable naming the tortie-rr binary to measure.
 pub const TORTIE_RR_ENV: &str = "TORTIE_RR_BIN";
 
-/// The tortie-rr binary: `$TORTIE_RR_BIN`, else the workspace's
+/// The tortie-rr binary: `$TORTIE_RR_BIN`; else the one the same build
+/// made, beside the running executable (`target/<profile>/tortie-rr` for
+/// tortie-bench, or for a test in `target/<profile>/deps/`), wherever the
+/// target directory is (`CARGO_TARGET_DIR`); else the workspace's
 /// `target/release/tortie-rr`, else `target/debug/tortie-rr`; `None` if
 /// none exists.
 pub fn find_tortie_rr() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(TORTIE_RR_ENV) {
         return Some(PathBuf::from(p));
     }
+    let exe = std::env::current_exe().ok();
+    let beside = exe.iter().flat_map(|e| {
+        let dir = e.parent();
+        let up = dir.filter(|d| d.ends_with("deps")).and_then(|d| d.parent());
+        [dir, up].into_iter().flatten().map(|d| d.join("tortie-rr"))
+    });
     let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target");
-    ["release", "debug"]
+    let workspace = ["release", "debug"]
         .iter()
-        .map(|profile| target.join(profile).join("tortie-rr"))
+        .map(|profile| target.join(profile).join("tortie-rr"));
+    beside
+        .chain(workspace)
         .find(|p| p.exists())
         .map(|p| p.canonicalize().unwrap_or(p))
 }

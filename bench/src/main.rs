@@ -36,7 +36,7 @@ struct Cli {
     /// Keepalive: announce/withdraw the table for at least this long, seconds (default 10; quick 4).
     #[arg(long)]
     load_secs: Option<u64>,
-    /// The tortie-rr binary (default: $TORTIE_RR_BIN, target/release, target/debug).
+    /// The tortie-rr binary (default: $TORTIE_RR_BIN, the one beside this binary, target/release, target/debug).
     #[arg(long)]
     tortie_rr: Option<PathBuf>,
     /// Run ingest and fan-out this many times, receivers interleaved; the

@@ -5,7 +5,8 @@
 //! `cargo test` rather than slowing it down unnoticed.
 //!
 //! Needs root (network namespaces) and a tortie-rr binary
-//! (`$TORTIE_RR_BIN`, `target/release/tortie-rr` or `target/debug/tortie-rr`);
+//! (`$TORTIE_RR_BIN`, else the one this build made, else the workspace's
+//! `target/release/tortie-rr` or `target/debug/tortie-rr`);
 //! without them it prints why and skips.
 
 use std::time::{Duration, Instant};
