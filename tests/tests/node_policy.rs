@@ -45,8 +45,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde_json::Value;
 use tortie_ctl::lab::{net, Encap, Lab};
-use tortie_tests::lab::spec;
-use tortie_tests::tor::{paths, BirdTor};
+use tortie_tests::lab::{apply, spec};
+use tortie_tests::tor::{bird_here, paths, BirdTor};
 use tortie_tests::wait_until;
 
 const TEST: &str = "node_policy";
@@ -67,7 +67,7 @@ spec:
 
 #[test]
 fn filters_and_communities_with_a_bird_tor() -> Result<()> {
-    if !bird_here() {
+    if !bird_here(TEST) {
         return Ok(());
     }
     let mut spec = spec("pol", 2)?;
@@ -377,26 +377,6 @@ spec:
 }
 
 // ===== helpers =====
-
-/// Whether BIRD is here; says why not (a failure under CI=true).
-fn bird_here() -> bool {
-    let ok = std::process::Command::new("bird")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        tortie_testkit::missing(TEST, "no bird (apt-get install bird2)");
-    }
-    ok
-}
-
-/// `tortiectl apply -f` of `yaml`, written into the lab's directory.
-fn apply(lab: &Lab, name: &str, yaml: &str) -> Result<()> {
-    let file = lab.spec.dir.join(format!("{name}.yaml"));
-    std::fs::write(&file, yaml)?;
-    lab.tortiectl(&["apply", "-f", &file.display().to_string()])?;
-    Ok(())
-}
 
 /// Node `i`'s row of the ToR in its `/status`.
 fn tor_peer(lab: &Lab, i: usize, tor: std::net::Ipv4Addr) -> Result<Value> {
