@@ -8,15 +8,17 @@
 //! A test that needs another ToR (its own sessions, kernel export, IPv6)
 //! gives its config to [`BirdTor::start_conf`]; [`bird_here`] says whether
 //! BIRD is installed, and [`rack_args`] labels a node of an AS-per-node
-//! rack.
+//! rack. A ToR takes a new config ([`BirdTor::reconfigure`]), restarts
+//! gracefully ([`BirdTor::graceful_restart`]) and shows its log
+//! ([`BirdTor::log_since`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use tortie_ctl::lab::{net, Lab};
 
 use crate::lab::spawn_in;
@@ -27,6 +29,9 @@ pub const TOR_AS: u32 = 65000;
 
 /// BIRD in a lab host's namespace; killed on drop.
 pub struct BirdTor {
+    ns: String,
+    /// Its files: `bird.conf`, `.ctl`, `.log`, `.pid`.
+    dir: PathBuf,
     sock: PathBuf,
     child: Child,
 }
@@ -78,34 +83,30 @@ impl BirdTor {
         let dir = lab.spec.dir.join(name);
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("bird.conf"), conf)?;
-        let sock = dir.join("bird.ctl");
-        let child = spawn_in(
-            ns,
-            &[
-                "bird",
-                "-f",
-                "-c",
-                &dir.join("bird.conf").display().to_string(),
-                "-s",
-                &sock.display().to_string(),
-                "-P",
-                &dir.join("bird.pid").display().to_string(),
-            ],
-            &dir.join("bird.log"),
-        )?;
-        let tor = BirdTor { sock, child };
-        wait_until(Duration::from_secs(10), "birdc to answer", || {
-            tor.show(&["status"]).map_err(|e| e.to_string())
-        })?;
+        let child = launch(ns, &dir, false)?;
+        let tor = BirdTor {
+            ns: ns.into(),
+            sock: dir.join("bird.ctl"),
+            dir,
+            child,
+        };
+        tor.wait_ready()?;
         Ok(tor)
+    }
+
+    /// `birdc ARGS...`, e.g. `birdc(&["configure"])`.
+    pub fn birdc(&self, args: &[&str]) -> Result<String> {
+        let sock = self.sock.display().to_string();
+        let mut argv = vec!["-s", sock.as_str()];
+        argv.extend_from_slice(args);
+        net::run("birdc", &argv)
     }
 
     /// `birdc show WHAT...`, e.g. `show(&["route", "all"])`.
     pub fn show(&self, what: &[&str]) -> Result<String> {
-        let sock = self.sock.display().to_string();
-        let mut args = vec!["-s", sock.as_str(), "show"];
+        let mut args = vec!["show"];
         args.extend_from_slice(what);
-        net::run("birdc", &args)
+        self.birdc(&args)
     }
 
     /// `show route all`.
@@ -113,12 +114,58 @@ impl BirdTor {
         self.show(&["route", "all"])
     }
 
+    /// Writes `conf` as its `bird.conf` and has BIRD take it (`birdc
+    /// configure`, which must say `Reconfigured`).
+    pub fn reconfigure(&self, conf: &str) -> Result<()> {
+        std::fs::write(self.dir.join("bird.conf"), conf)?;
+        let out = self.birdc(&["configure"])?;
+        if !out.contains("Reconfigured") {
+            bail!("birdc configure: {out}");
+        }
+        Ok(())
+    }
+
+    /// `birdc graceful restart` (BIRD stops, its sessions closed without a
+    /// NOTIFICATION); waits (up to 10 s) for it to exit, runs `away`, and
+    /// starts it again with `-R` (graceful restart recovery).
+    pub fn graceful_restart(&mut self, away: impl FnOnce() -> Result<()>) -> Result<()> {
+        self.birdc(&["graceful", "restart"])?;
+        let t0 = Instant::now();
+        while self.child.try_wait()?.is_none() {
+            if t0.elapsed() > Duration::from_secs(10) {
+                bail!("BIRD did not stop within 10 s of `graceful restart`");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        away()?;
+        self.child = launch(&self.ns, &self.dir, true)?;
+        self.wait_ready()
+    }
+
+    /// How long `bird.log` is now.
+    pub fn log_len(&self) -> usize {
+        self.log_since(0).len()
+    }
+
+    /// `bird.log` from byte `from` on.
+    pub fn log_since(&self, from: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.join("bird.log")).unwrap_or_default();
+        log.get(from..).unwrap_or_default().to_string()
+    }
+
+    /// Waits (up to 10 s) until `birdc` answers.
+    fn wait_ready(&self) -> Result<()> {
+        wait_until(Duration::from_secs(10), "birdc to answer", || {
+            self.show(&["status"]).map_err(|e| e.to_string())
+        })
+        .map(|_| ())
+    }
+
     /// The state and since-when of its session `proto` (`n0`, `n1`, ...)
     /// as `birdc show protocols` gives them, e.g. `up 04:31:07.250
     /// Established`: the time changes when the session restarts.
     pub fn session(&self, proto: &str) -> Result<String> {
-        let sock = self.sock.display().to_string();
-        let out = net::run("birdc", &["-s", &sock, "show", "protocols", proto])?;
+        let out = self.show(&["protocols", proto])?;
         let line = out
             .lines()
             .find(|l| l.split_whitespace().next() == Some(proto))
@@ -171,6 +218,20 @@ impl Drop for BirdTor {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts `bird` in `ns` on `dir`'s `bird.conf` (control socket, pid
+/// file and log beside it); with `-R` (graceful restart recovery) if
+/// `recover`.
+fn launch(ns: &str, dir: &Path, recover: bool) -> Result<Child> {
+    let conf = dir.join("bird.conf").display().to_string();
+    let sock = dir.join("bird.ctl").display().to_string();
+    let pid = dir.join("bird.pid").display().to_string();
+    let mut argv = vec!["bird", "-f", "-c", &conf, "-s", &sock, "-P", &pid];
+    if recover {
+        argv.push("-R");
+    }
+    spawn_in(ns, &argv, &dir.join("bird.log"))
 }
 
 /// Whether BIRD is here; says why not (`SKIP test: ...`, a failure under

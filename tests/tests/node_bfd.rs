@@ -68,15 +68,13 @@
 
 use std::io::Write as _;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use tortie_ctl::lab::{net, Encap, Lab, Signal, ADMIN};
-use tortie_tests::lab::{spawn_in, spec};
-use tortie_tests::tor::paths;
+use tortie_tests::lab::spec;
+use tortie_tests::tor::{bird_here, paths, BirdTor, TOR_AS};
 use tortie_tests::wait_until;
 
 /// Cut to "not Established" at most: BFD's 300 ms after the last packet
@@ -87,7 +85,6 @@ const LIMIT: Duration = Duration::from_millis(350);
 /// pass.
 const KERNEL_LIMIT: Duration = Duration::from_millis(1000);
 const WAIT: Duration = Duration::from_secs(40);
-const TOR_AS: u32 = 65000;
 /// What the ToR announces that the filter lets in (inside the pool: it is
 /// programmed).
 const ROUTE: &str = "10.244.251.0/24";
@@ -133,18 +130,6 @@ spec:
   ttlSecurity: 1
   filters: [from-tor]
 ";
-
-/// BIRD in the ToR's namespace; killed on drop.
-struct Tor {
-    ns: String,
-    dir: PathBuf,
-    sock: PathBuf,
-    child: Child,
-    /// The node's address.
-    node: Ipv4Addr,
-    /// `graceful restart on`.
-    gr: bool,
-}
 
 /// An nftables table in a namespace that drops every packet in and out
 /// (one `nft -f`); removed on drop.
@@ -247,7 +232,7 @@ fn bird_tor_bfd_takes_the_route_out_of_the_kernel() -> Result<()> {
     ));
 
     // 5.
-    let proto = tor.birdc(&["show", "protocols", "all", "node1"])?;
+    let proto = tor.show(&["protocols", "all", "node1"])?;
     assert!(
         !gr_negotiated(&proto),
         "graceful restart negotiated:\n{proto}"
@@ -257,7 +242,7 @@ fn bird_tor_bfd_takes_the_route_out_of_the_kernel() -> Result<()> {
     lab.stop_node(0, Signal::SIGTERM)?;
     let proto = wait_until(WAIT, "BIRD's session down", || {
         let out = tor
-            .birdc(&["show", "protocols", "all", "node1"])
+            .show(&["protocols", "all", "node1"])
             .map_err(|e| format!("{e:#}"))?;
         if out.contains("Last error:") {
             Ok(out)
@@ -298,7 +283,7 @@ fn bird_tor_bfd_with_graceful_restart() -> Result<()> {
 
     // 1.
     wait_up(&lab, &tor, 1)?;
-    let proto = tor.birdc(&["show", "protocols", "all", "node1"])?;
+    let proto = tor.show(&["protocols", "all", "node1"])?;
     assert!(
         gr_negotiated(&proto),
         "graceful restart not negotiated:\n{proto}"
@@ -366,7 +351,7 @@ fn bird_tor_bfd_with_graceful_restart() -> Result<()> {
 
     // 3. `bfd graceful`: the node's block stays in BIRD's table as stale
     // until the node is back.
-    tor.set_bfd("graceful")?;
+    tor.reconfigure(&bird_conf(lab.nodes[0].address, true, "graceful"))?;
     let p = wait_up(&lab, &tor, 4)?;
     assert_eq!(p["bfd"]["bgpDowns"], 0, "a new process counts from 0: {p}");
     let from = tor.log_len();
@@ -374,7 +359,7 @@ fn bird_tor_bfd_with_graceful_restart() -> Result<()> {
     let away = Instant::now();
     let proto = wait_until(WAIT, "BIRD's graceful restart", || {
         let out = tor
-            .birdc(&["show", "protocols", "all", "node1"])
+            .show(&["protocols", "all", "node1"])
             .map_err(|e| format!("{e:#}"))?;
         if out.contains("Neighbor graceful restart active") {
             Ok(out)
@@ -418,7 +403,7 @@ fn bird_tor_bfd_with_graceful_restart() -> Result<()> {
             return Ok(Err(format!("{block} left BIRD's table:\n{t}")));
         }
         let out = tor
-            .birdc(&["show", "protocols", "all", "node1"])
+            .show(&["protocols", "all", "node1"])
             .map_err(|e| format!("{e:#}"))?;
         if out.contains("Established") && !out.contains("graceful restart active") {
             Ok(Ok(()))
@@ -461,106 +446,6 @@ fn bird_tor_bfd_with_graceful_restart() -> Result<()> {
     Ok(())
 }
 
-// ===== impl Tor =====
-
-impl Tor {
-    /// BIRD in `ns` at [`TOR`] on [`bird_conf`] with `bfd on`.
-    fn start(lab: &Lab, ns: &str, gr: bool) -> Result<Tor> {
-        let dir = lab.spec.dir.join("tor");
-        std::fs::create_dir_all(&dir)?;
-        let node = lab.nodes[0].address;
-        std::fs::write(dir.join("bird.conf"), bird_conf(node, gr, "on"))?;
-        let sock = dir.join("bird.ctl");
-        let child = Tor::launch(ns, &dir, false)?;
-        let tor = Tor {
-            ns: ns.into(),
-            dir,
-            sock,
-            child,
-            node,
-            gr,
-        };
-        tor.wait_ready()?;
-        Ok(tor)
-    }
-
-    /// BGP `bfd {bfd}` from now on (`birdc configure`).
-    fn set_bfd(&self, bfd: &str) -> Result<()> {
-        let conf = bird_conf(self.node, self.gr, bfd);
-        std::fs::write(self.dir.join("bird.conf"), conf)?;
-        let out = self.birdc(&["configure"])?;
-        if !out.contains("Reconfigured") {
-            bail!("birdc configure: {out}");
-        }
-        Ok(())
-    }
-
-    /// How long `bird.log` is now.
-    fn log_len(&self) -> usize {
-        self.log_since(0).len()
-    }
-
-    /// `bird.log` from byte `from` on.
-    fn log_since(&self, from: usize) -> String {
-        let log = std::fs::read_to_string(self.dir.join("bird.log")).unwrap_or_default();
-        log.get(from..).unwrap_or_default().to_string()
-    }
-
-    /// Starts `bird` on the config in `dir`; with `-R` (graceful restart
-    /// recovery) if `recover`.
-    fn launch(ns: &str, dir: &std::path::Path, recover: bool) -> Result<Child> {
-        let (conf, sock) = (dir.join("bird.conf"), dir.join("bird.ctl"));
-        let (conf, sock) = (conf.display().to_string(), sock.display().to_string());
-        let mut argv = vec!["bird", "-f", "-c", &conf, "-s", &sock];
-        if recover {
-            argv.push("-R");
-        }
-        spawn_in(ns, &argv, &dir.join("bird.log"))
-    }
-
-    fn wait_ready(&self) -> Result<()> {
-        wait_until(Duration::from_secs(10), "birdc to answer", || {
-            self.table().map_err(|e| e.to_string())
-        })
-        .map(|_| ())
-    }
-
-    /// `birdc graceful restart` (BIRD stops, its sessions closed without a
-    /// NOTIFICATION), waits for it to exit, and starts it again with `-R`.
-    fn graceful_restart(&mut self, away: impl FnOnce() -> Result<()>) -> Result<()> {
-        self.birdc(&["graceful", "restart"])?;
-        let t0 = Instant::now();
-        while self.child.try_wait()?.is_none() {
-            if t0.elapsed() > Duration::from_secs(10) {
-                bail!("BIRD did not stop within 10 s of `graceful restart`");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        away()?;
-        self.child = Tor::launch(&self.ns, &self.dir, true)?;
-        self.wait_ready()
-    }
-
-    fn birdc(&self, args: &[&str]) -> Result<String> {
-        let sock = self.sock.display().to_string();
-        let mut argv = vec!["-s", sock.as_str()];
-        argv.extend_from_slice(args);
-        net::run("birdc", &argv)
-    }
-
-    /// `show route all`.
-    fn table(&self) -> Result<String> {
-        self.birdc(&["show", "route", "all"])
-    }
-}
-
-impl Drop for Tor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 // ===== impl Cut =====
 
 impl Cut {
@@ -588,7 +473,7 @@ impl Drop for Cut {
 
 /// A two-node lab (no encapsulation, node1 labelled `rack=rack1`) with
 /// the resources above and the BIRD ToR on a host of subnet A.
-fn lab_with_tor(prefix: &str, gr: bool) -> Result<(Lab, Tor)> {
+fn lab_with_tor(prefix: &str, gr: bool) -> Result<(Lab, BirdTor)> {
     let mut spec = spec(prefix, 2)?;
     spec.encap = Encap::None;
     spec.one_subnet = true;
@@ -600,7 +485,8 @@ fn lab_with_tor(prefix: &str, gr: bool) -> Result<(Lab, Tor)> {
     if addr != TOR {
         bail!("the ToR host got {addr}, the BGPPeer says {TOR}");
     }
-    let tor = Tor::start(&lab, &ns, gr)?;
+    let conf = bird_conf(lab.nodes[0].address, gr, "on");
+    let tor = BirdTor::start_conf(&lab, &ns, "tor", &conf)?;
     Ok((lab, tor))
 }
 
@@ -611,7 +497,7 @@ fn tor_ns(lab: &Lab) -> String {
 
 /// Waits until the ToR session is Established with BFD Up, BIRD's BFD
 /// session is Up and [`ROUTE`] is in the node's kernel; the peer's row.
-fn wait_up(lab: &Lab, tor: &Tor, round: u32) -> Result<Value> {
+fn wait_up(lab: &Lab, tor: &BirdTor, round: u32) -> Result<Value> {
     let p = wait_until(
         WAIT,
         "Established, BFD Up, the ToR's route in the kernel",
@@ -628,7 +514,7 @@ fn wait_up(lab: &Lab, tor: &Tor, round: u32) -> Result<Value> {
     .with_context(|| format!("round {round}; ToR:\n{}", tor.table().unwrap_or_default()))?;
     wait_until(WAIT, "BIRD's BFD session Up", || {
         let out = tor
-            .birdc(&["show", "bfd", "sessions"])
+            .show(&["bfd", "sessions"])
             .map_err(|e| format!("{e:#}"))?;
         if out.contains(&lab.nodes[0].address.to_string()) && out.contains(" Up ") {
             Ok(())
@@ -760,21 +646,17 @@ fn route_all(table: &str, prefix: &str) -> Option<String> {
 
 /// Whether BIRD and nft are here; says why not (a failure under CI=true).
 fn tools(test: &str) -> bool {
-    let runs = |argv: &[&str]| {
-        std::process::Command::new(argv[0])
-            .args(&argv[1..])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !runs(&["bird", "--version"]) {
-        tortie_testkit::missing(test, "no bird (apt-get install bird2)");
+    if !bird_here(test) {
         return false;
     }
-    if !runs(&["nft", "--version"]) {
+    let nft = std::process::Command::new("nft")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !nft {
         tortie_testkit::missing(test, "no nft (apt-get install nftables)");
-        return false;
     }
-    true
+    nft
 }
 
 /// A line on the real stderr (libtest does not capture it).
