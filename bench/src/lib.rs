@@ -58,17 +58,21 @@ pub fn find_tortie_rr() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(TORTIE_RR_ENV) {
         return Some(PathBuf::from(p));
     }
-    let exe = std::env::current_exe().ok();
-    let beside = exe.iter().flat_map(|e| {
-        let dir = e.parent();
-        let up = dir.filter(|d| d.ends_with("deps")).and_then(|d| d.parent());
-        [dir, up].into_iter().flatten().map(|d| d.join("tortie-rr"))
-    });
+    let mut beside = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            beside.push(dir.join("tortie-rr"));
+            if let Some(up) = dir.parent().filter(|_| dir.ends_with("deps")) {
+                beside.push(up.join("tortie-rr"));
+            }
+        }
+    }
     let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target");
     let workspace = ["release", "debug"]
         .iter()
         .map(|profile| target.join(profile).join("tortie-rr"));
     beside
+        .into_iter()
         .chain(workspace)
         .find(|p| p.exists())
         .map(|p| p.canonicalize().unwrap_or(p))
