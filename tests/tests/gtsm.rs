@@ -42,6 +42,7 @@ use tortie_tests::daemons::bird::Bird;
 use tortie_tests::daemons::tortie::{TortieConfig, TortieRr};
 use tortie_tests::daemons::{BgpDaemon, DaemonConfig, Neighbor};
 use tortie_tests::netns::{veth, Host, Netns, NsChild, Topology};
+use tortie_tests::tor::bird_here;
 use tortie_tests::{interop_enabled, wait_until};
 
 const AS_RR: u32 = 64512;
@@ -295,8 +296,7 @@ fn tools(test: &str) -> bool {
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    if !runs(&["bird", "--version"]) {
-        tortie_testkit::missing(test, "no bird (apt-get install bird2)");
+    if !bird_here(test) {
         return false;
     }
     if !runs(&["tcpdump", "--version"]) {
