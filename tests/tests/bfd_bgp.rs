@@ -37,6 +37,7 @@ use tortie_tests::daemons::bird::Bird;
 use tortie_tests::daemons::tortie::{TortieConfig, TortieRr};
 use tortie_tests::daemons::{DaemonConfig, Neighbor};
 use tortie_tests::netns::{Netns, NsChild, Topology};
+use tortie_tests::tor::bird_here;
 use tortie_tests::{interop_enabled, wait_until};
 
 const AS_RR: u32 = 64512;
@@ -73,7 +74,7 @@ struct FrrBfd {
 #[test]
 fn bfd_down_takes_bgp_down_bird() -> Result<()> {
     const TEST: &str = "bfd_down_takes_bgp_down_bird";
-    if !interop_enabled(TEST) || !tools(TEST, &["bird"]) {
+    if !interop_enabled(TEST) || !bird_here(TEST) || !tools(TEST, &[]) {
         return Ok(());
     }
     let topo = Topology::new(2)?;
@@ -400,28 +401,18 @@ fn peer_of(s: &Value, peer: IpAddr) -> Result<Value> {
         .with_context(|| format!("/status lists no peer {peer}: {s}"))
 }
 
-/// Whether the daemon's programs (on PATH, or at a path), nft and
-/// tortie-rr are here; says why not.
-fn tools(test: &str, daemon: &[&str]) -> bool {
+/// Whether FRR's programs (at their paths), nft and tortie-rr are here;
+/// says why not.
+fn tools(test: &str, frr: &[&str]) -> bool {
     let runs = |argv: &[&str]| {
         std::process::Command::new(argv[0])
             .args(&argv[1..])
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    for prog in daemon {
-        let there = if prog.starts_with('/') {
-            Path::new(prog).exists()
-        } else {
-            runs(&[prog, "--version"])
-        };
-        if !there {
-            let pkg = if prog.contains("frr") || prog.ends_with("vtysh") {
-                "frr"
-            } else {
-                "bird2"
-            };
-            tortie_testkit::missing(test, &format!("no {prog} (apt-get install {pkg})"));
+    for prog in frr {
+        if !Path::new(prog).exists() {
+            tortie_testkit::missing(test, &format!("no {prog} (apt-get install frr)"));
             return false;
         }
     }
