@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use tortie_ctl::lab::{net, Lab};
 use tortie_tests::lab::spec;
-use tortie_tests::tor::{paths, BirdTor};
+use tortie_tests::tor::{bird_here, paths, BirdTor};
 use tortie_tests::wait_until;
 
 const TEST: &str = "node_services";
@@ -83,8 +83,7 @@ fn service_addresses_follow_their_endpoints() -> Result<()> {
         );
         return Ok(());
     }
-    if net::run("bird", &["--version"]).is_err() {
-        tortie_testkit::missing(TEST, "no bird (apt-get install bird2)");
+    if !bird_here(TEST) {
         return Ok(());
     }
     let mut spec = spec("sv", 3)?;
@@ -96,9 +95,7 @@ fn service_addresses_follow_their_endpoints() -> Result<()> {
     let peer = format!(
         "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: tor\nspec:\n  peerIP: {tor_addr}\n  asNumber: 65000\n"
     );
-    let file = lab.spec.dir.join("tor-peer.yaml");
-    std::fs::write(&file, peer)?;
-    lab.tortiectl(&["apply", "-f", &file.display().to_string()])?;
+    tortie_tests::lab::apply(&lab, "tor-peer", &peer)?;
 
     let tor = BirdTor::start(&lab, &ns, tor_addr, 64512)?;
     lab.wait_full_mesh(Duration::from_secs(60))?;
