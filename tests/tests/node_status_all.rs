@@ -29,7 +29,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use tortie_ctl::lab::{net, Encap, Lab, Signal};
-use tortie_tests::lab::spec;
+use tortie_tests::lab::{apply, spec};
 use tortie_tests::wait_until;
 
 #[test]
@@ -204,13 +204,12 @@ fn every_nodes_sessions(kubernetes: bool) -> Result<()> {
 
     // 2. node3's object, as a Calico user writes it: a 1 s period, and
     // the routes.
-    let file = lab.spec.dir.join("node3-status.yaml");
-    std::fs::write(
-        &file,
+    apply(
+        &lab,
+        "node3-status",
         "apiVersion: projectcalico.org/v3\nkind: CalicoNodeStatus\nmetadata:\n  name: node3\n\
          spec:\n  node: node3\n  classes: [Agent, BGP, Routes]\n  updatePeriodSeconds: 1\n",
     )?;
-    lab.tortiectl(&["apply", "-f", &file.display().to_string()])?;
     let updated = |view: &Value| -> Option<String> {
         node(view, "node3")?["lastUpdated"]
             .as_str()
