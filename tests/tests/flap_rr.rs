@@ -42,6 +42,7 @@ use tortie_tests::daemons::bird::Bird;
 use tortie_tests::daemons::tortie::{TortieConfig, TortieRr};
 use tortie_tests::daemons::{Afi, BgpDaemon, DaemonConfig, Neighbor};
 use tortie_tests::netns::Topology;
+use tortie_tests::tor::bird_here;
 use tortie_tests::{interop_enabled, wait_until};
 
 const AS_RR: u32 = 64512;
@@ -255,12 +256,7 @@ fn wait_bird(bird: &Bird, want: &[ipnet::Ipv4Net]) -> Result<()> {
 }
 
 fn tools(test: &str) -> bool {
-    let bird = std::process::Command::new("bird")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !bird {
-        tortie_testkit::missing(test, "no bird (apt-get install bird2)");
+    if !bird_here(test) {
         return false;
     }
     if let Err(e) = TortieRr::binary() {
