@@ -240,32 +240,13 @@ fn bird_tor_bfd_takes_the_route_out_of_the_kernel() -> Result<()> {
     let block = node_block(&lab)?;
     let from = tor.log_len();
     lab.stop_node(0, Signal::SIGTERM)?;
-    let proto = wait_until(WAIT, "BIRD's session down", || {
-        let out = tor
-            .show(&["protocols", "all", "node1"])
-            .map_err(|e| format!("{e:#}"))?;
-        if out.contains("Last error:") {
-            Ok(out)
-        } else {
-            Err(out)
-        }
-    })?;
+    let proto = wait_proto(&tor, "BIRD's session down", "Last error:")?;
     assert!(
         proto.contains("Last error:       Received: Administrative reset"),
         "BIRD took the stop for something else than our Cease:\n{proto}\n{}",
         tor.log_since(from)
     );
-    wait_until(
-        Duration::from_secs(5),
-        "the node's block gone from BIRD",
-        || {
-            let t = tor.table().map_err(|e| format!("{e:#}"))?;
-            match route_all(&t, &block) {
-                None => Ok(()),
-                Some(r) => Err(r),
-            }
-        },
-    )?;
+    block_gone(&tor, &block)?;
     let log = tor.log_since(from);
     assert!(!log.contains("graceful restart"), "{log}");
     assert!(!log.contains("node1: BFD session down"), "{log}");
@@ -325,17 +306,7 @@ fn bird_tor_bfd_with_graceful_restart() -> Result<()> {
         restart.is_some() && restart < log.find("node1: BFD session down"),
         "BIRD took no restart before the BFD Down:\n{log}"
     );
-    wait_until(
-        Duration::from_secs(5),
-        "the node's block gone from BIRD",
-        || {
-            let t = tor.table().map_err(|e| format!("{e:#}"))?;
-            match route_all(&t, &block) {
-                None => Ok(()),
-                Some(r) => Err(r),
-            }
-        },
-    )?;
+    block_gone(&tor, &block)?;
     say(&format!(
         "{TEST}: SIGTERM, `bfd on`: BIRD saw the connection close without a NOTIFICATION \
          (graceful restart detected), then the node's BFD AdminDown as `BFD session down`, \
@@ -357,16 +328,11 @@ fn bird_tor_bfd_with_graceful_restart() -> Result<()> {
     let from = tor.log_len();
     lab.stop_node(0, Signal::SIGTERM)?;
     let away = Instant::now();
-    let proto = wait_until(WAIT, "BIRD's graceful restart", || {
-        let out = tor
-            .show(&["protocols", "all", "node1"])
-            .map_err(|e| format!("{e:#}"))?;
-        if out.contains("Neighbor graceful restart active") {
-            Ok(out)
-        } else {
-            Err(out)
-        }
-    })?;
+    let proto = wait_proto(
+        &tor,
+        "BIRD's graceful restart",
+        "Neighbor graceful restart active",
+    )?;
     assert!(proto.contains("Restart timer:"), "{proto}");
     while away.elapsed() < Duration::from_secs(2) {
         let t = tor.table()?;
@@ -549,6 +515,37 @@ fn cut_and_measure(lab: &Lab, round: u32) -> Result<(Cut, Duration, Duration, Va
     }
     let (down, p) = down.unwrap_or_default();
     Ok((cut, down, gone.unwrap_or_default(), p))
+}
+
+/// Waits (up to [`WAIT`]) for `what`: until BIRD's `show protocols all
+/// node1` says `want`; that output.
+fn wait_proto(tor: &BirdTor, what: &str, want: &str) -> Result<String> {
+    wait_until(WAIT, what, || {
+        let out = tor
+            .show(&["protocols", "all", "node1"])
+            .map_err(|e| format!("{e:#}"))?;
+        if out.contains(want) {
+            Ok(out)
+        } else {
+            Err(out)
+        }
+    })
+}
+
+/// Waits (up to 5 s) until the node's block `block` has left BIRD's
+/// table.
+fn block_gone(tor: &BirdTor, block: &str) -> Result<()> {
+    wait_until(
+        Duration::from_secs(5),
+        "the node's block gone from BIRD",
+        || {
+            let t = tor.table().map_err(|e| format!("{e:#}"))?;
+            match route_all(&t, block) {
+                None => Ok(()),
+                Some(r) => Err(r),
+            }
+        },
+    )
 }
 
 /// Whether `show protocols all` says both sides announced graceful
