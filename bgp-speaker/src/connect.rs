@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::config::{gtsm_min_ttl, DynamicPeerConfig, PeerConfig};
+use crate::config::{gtsm_min_ttl, DynamicPeerConfig};
 use crate::events::Input;
 use crate::instance::{jitter_ms, Instance};
 use crate::neighbor::transport::{Dial, Stream};
@@ -77,16 +77,7 @@ impl Instance {
         let id = match (existing, dynamic) {
             (Some(id), _) => id,
             (None, Some(d)) => {
-                let cfg = PeerConfig {
-                    rr_client: d.rr_client,
-                    password: d.password.clone(),
-                    hold_time: d.hold_time,
-                    passive: true,
-                    next_hop_self: d.next_hop_self,
-                    max_prefix: d.max_prefix,
-                    ttl_security: d.ttl_security,
-                    ..PeerConfig::new(ip, d.asn)
-                };
+                let cfg = d.peer(ip);
                 tracing::info!(peer = %ip, prefix = %d.prefix, "dynamic peer connected");
                 self.add_neighbor(cfg, true)
             }

@@ -22,7 +22,8 @@ impl Instance {
     /// that were removed or changed are closed, and new ones started.
     /// Sessions of unchanged peers are left alone; a peer whose BFD,
     /// filters or export settings alone changed keeps its session
-    /// (`repolicy`). A change of AS number or router id resets all.
+    /// (`repolicy`), and so does a dynamic peer whose range's filters
+    /// changed. A change of AS number or router id resets all.
     pub(crate) fn reconfigure(&mut self, new: SpeakerConfig) -> Result<(), Error> {
         new.check().map_err(Error::Config)?;
         // Unchanged if equal to what was asked or to what is bound (port 0).
@@ -62,14 +63,28 @@ impl Instance {
             let wanted = self.config.peers.iter().find(|p| p.address == addr);
             let (wanted, unchanged) = (wanted.cloned(), wanted.is_some_and(unchanged));
             let verdict = if dynamic {
-                let still = self
-                    .config
-                    .dynamic_peers
-                    .iter()
-                    .any(|d| d.prefix.contains(&addr));
-                match (wanted, still && !reset_all) {
-                    (Some(_), _) | (None, false) => Some(code::PEER_DECONFIGURED),
-                    (None, true) => None,
+                let range = self.dynamic_match(addr);
+                match (wanted, range) {
+                    (Some(_), _) | (None, None) => Some(code::PEER_DECONFIGURED),
+                    (None, Some(_)) if reset_all => Some(code::PEER_DECONFIGURED),
+                    (None, Some(d)) => {
+                        // The range's filters apply to its running
+                        // sessions as a static peer's do; its other
+                        // settings, to the peer's next session.
+                        let p = PeerConfig {
+                            import_filter: d.import_filter,
+                            export_filter: d.export_filter,
+                            ..self.neighbors[&id].config.clone()
+                        };
+                        if p == self.neighbors[&id].config {
+                            None
+                        } else if self.in_place(id, &p) == InPlace::Apply {
+                            in_place.push((id, p));
+                            None
+                        } else {
+                            Some(OTHER_CONFIG_CHANGE)
+                        }
+                    }
                 }
             } else {
                 match wanted {

@@ -11,6 +11,9 @@
 //! 3. Import, the peer cannot refresh: refusing more keeps the session;
 //!    taking a route we refused before resets it (Cease, Other
 //!    Configuration Change), the one case that does.
+//! 4. A dynamic range's filters: its peer's first table and what it
+//!    sends are filtered; a change of the range's filters reaches the
+//!    running session as a static peer's does.
 
 mod common;
 
@@ -20,7 +23,8 @@ use std::time::Duration;
 
 use bgp_speaker::packet::{decode, DecodeCtx, Message};
 use bgp_speaker::{
-    Afi, BestPathChange, LocalRoute, NextHop, PathAttrs, PeerConfig, SessionState, SpeakerConfig,
+    Afi, BestPathChange, DynamicPeerConfig, LocalRoute, NextHop, PathAttrs, PeerConfig,
+    SessionState, SpeakerConfig,
 };
 use common::pipe::{settle, Net, Peer, SPEAKER};
 use common::*;
@@ -274,4 +278,51 @@ async fn a_peer_without_route_refresh_is_reset_only_to_take_a_refused_route() {
         Some((6, 6)),
         "Cease, Other Configuration Change"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dynamic_ranges_filters_apply_to_its_running_sessions() {
+    let routes = ["10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24"];
+    let range = |import: &[&str], export: &[&str]| {
+        let mut c = SpeakerConfig::new(SPEAKER, AS);
+        c.families = vec![Afi::Ipv4];
+        c.dynamic_peers = vec![DynamicPeerConfig {
+            import_filter: reject(import),
+            export_filter: reject(export),
+            ..DynamicPeerConfig::new("10.0.0.0/24".parse().unwrap(), AS)
+        }];
+        c
+    };
+    let mut net = Net::start_config(range(&["10.7.2.0/24"], &["10.1.0.0/24"])).await;
+    net.h
+        .originate(routes.iter().map(|r| local(r)).collect())
+        .await
+        .unwrap();
+    let mut p = net.connect_from(peer_ip()).await;
+    p.expect(1, "OPEN").await;
+    p.send(&peer_open(true)).await;
+    p.expect(4, "KEEPALIVE").await;
+    p.send(&msg(4, &[])).await;
+    let first = read_until_quiet(&mut p).await;
+    assert_eq!(first.announced, set(&["10.2.0.0/24", "10.3.0.0/24"]));
+    p.send(&announce(&[1, 2, 3])).await;
+    assert_eq!(counts(&net).await, (3, 2));
+    drain(&mut net);
+
+    net.h
+        .reconfigure(range(&["10.7.3.0/24"], &["10.2.0.0/24"]))
+        .await
+        .unwrap();
+    settle().await;
+    assert_eq!(drain(&mut net), vec![("10.7.3.0/24".to_string(), false)]);
+    let sent = read_until_quiet(&mut p).await;
+    assert_eq!(sent.announced, set(&["10.1.0.0/24"]), "{sent:?}");
+    assert_eq!(sent.withdrawn, set(&["10.2.0.0/24"]), "{sent:?}");
+    assert_eq!(sent.refreshes, vec![Afi::Ipv4], "{sent:?}");
+    p.send(&announce(&[1, 2, 3])).await;
+    assert_eq!(counts(&net).await, (3, 2));
+    assert_eq!(drain(&mut net), vec![("10.7.2.0/24".to_string(), true)]);
+    still_up(&net).await;
+    let s = net.h.fresh_status().await.unwrap();
+    assert!(s.peers[0].dynamic);
 }

@@ -116,6 +116,14 @@ pub struct DynamicPeerConfig {
     /// GTSM for every peer of the prefix, as [`PeerConfig::ttl_security`].
     #[serde(default)]
     pub ttl_security: Option<u8>,
+    /// Import rules of every peer of the prefix, as
+    /// [`PeerConfig::import_filter`].
+    #[serde(default, skip_serializing_if = "FilterRules::is_empty")]
+    pub import_filter: FilterRules,
+    /// Export rules of every peer of the prefix, as
+    /// [`PeerConfig::export_filter`].
+    #[serde(default, skip_serializing_if = "FilterRules::is_empty")]
+    pub export_filter: FilterRules,
 }
 
 /// [`DynamicPeerConfig::max_peers`] unless set: room for a large cluster's
@@ -150,6 +158,26 @@ impl DynamicPeerConfig {
             max_prefix: None,
             max_peers: DEFAULT_MAX_PEERS,
             ttl_security: None,
+            import_filter: FilterRules::default(),
+            export_filter: FilterRules::default(),
+        }
+    }
+
+    /// The configuration of the peer at `address`, accepted through this
+    /// prefix: passive (we never connect to a dynamic peer), with the
+    /// prefix's settings and filters.
+    pub fn peer(&self, address: IpAddr) -> PeerConfig {
+        PeerConfig {
+            rr_client: self.rr_client,
+            password: self.password.clone(),
+            hold_time: self.hold_time,
+            passive: true,
+            next_hop_self: self.next_hop_self,
+            max_prefix: self.max_prefix,
+            ttl_security: self.ttl_security,
+            import_filter: self.import_filter.clone(),
+            export_filter: self.export_filter.clone(),
+            ..PeerConfig::new(address, self.asn)
         }
     }
 

@@ -1,7 +1,8 @@
 //! `filters` of the RR file: named rule lists in the shape of Calico's
 //! BGPFilter spec (`exportV4`, `importV4`, `exportV6`, `importV6`), which
-//! static `peers` name in their `filters` (in order: the first rule that
-//! matches a prefix, over the lists of all the peer's filters, decides).
+//! static `peers` and `dynamicPeers` ranges name in their `filters` (in
+//! order: the first rule that matches a prefix, over the lists of all the
+//! peer's filters, decides).
 //! Each rule is checked as a BGPFilter's is, the error naming
 //! `filters[i]` (and the filter's name), the list and the rule's index.
 //! A rule with `interface` is refused: a reflector holds announcements,
@@ -80,7 +81,8 @@ pub(super) fn filters(raw: Vec<RawFilter>) -> Result<Compiled, ConfigError> {
     Ok(out)
 }
 
-/// The rules of the filters a peer at `path` names, in order.
+/// The rules of the filters a peer (or dynamic range) at `path` names, in
+/// order.
 pub(super) fn of_peer(
     path: &str,
     names: &[String],
@@ -165,6 +167,53 @@ peers:
     }
 
     #[test]
+    fn a_dynamic_range_runs_the_rules_of_its_filters_on_every_peer() {
+        let c = load(
+            "filters:
+  - name: a
+    importV4: [{action: Reject, matchOperator: In, cidr: 10.0.0.0/8}]
+  - name: b
+    exportV4: [{action: Reject, matchOperator: Equal, cidr: 10.2.0.0/24}]
+dynamicPeers:
+  - {prefix: 172.31.0.0/16, asNumber: 64512, filters: [b, a]}
+  - {prefix: 172.32.0.0/16, asNumber: 64512}
+",
+        )
+        .unwrap();
+        let d = &c.dynamic_peers[0];
+        assert_eq!(d.import_filter.v4.len(), 1);
+        assert_eq!(d.export_filter.v4.len(), 1);
+        let p = d.peer("172.31.7.9".parse().unwrap());
+        assert!(p.passive);
+        assert_eq!(p.import_filter, d.import_filter);
+        assert_eq!(
+            p.export_filter
+                .verdict(&"10.2.0.0/24".parse().unwrap(), true),
+            Some(FilterAction::Reject)
+        );
+        let other = &c.dynamic_peers[1];
+        assert!(other.import_filter.is_empty() && other.export_filter.is_empty());
+    }
+
+    #[test]
+    fn a_dynamic_range_cannot_name_an_interface_rule() {
+        // An interface rule is refused at the filter, whoever names it.
+        let err = load(
+            "filters:
+  - name: a
+    exportV4: [{action: Reject, interface: 'eth*'}]
+dynamicPeers:
+  - {prefix: 172.31.0.0/16, asNumber: 64512, filters: [a]}
+",
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("filters[0].exportV4[0].interface: "),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn bad_filters_are_refused_naming_the_rule() {
         let rows = [
             (
@@ -190,6 +239,14 @@ peers:
             (
                 "filters:\n  - {name: edge}\npeers:\n  - {address: 172.30.0.2, asNumber: 64512, filters: [edge, egde]}\n",
                 "peers[0].filters[1]",
+            ),
+            (
+                "filters:\n  - {name: edge}\ndynamicPeers:\n  - {prefix: 172.31.0.0/16, asNumber: 64512}\n  - {prefix: 172.32.0.0/16, asNumber: 64512, filters: [edge, egde]}\n",
+                "dynamicPeers[1].filters[1]",
+            ),
+            (
+                "dynamicPeers:\n  - {prefix: 172.31.0.0/16, asNumber: 64512, filters: [edge]}\n",
+                "dynamicPeers[0].filters[0]",
             ),
         ];
         for (i, (body, field)) in rows.into_iter().enumerate() {

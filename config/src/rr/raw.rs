@@ -97,6 +97,8 @@ pub(super) struct RawDynamicPeer {
     pub max_peers: Option<i64>,
     #[serde(default)]
     pub ttl_security: Option<i64>,
+    #[serde(default)]
+    pub filters: Vec<String>,
 }
 
 /// `maxPrefix` of a peer.

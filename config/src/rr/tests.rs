@@ -125,6 +125,7 @@ dynamicPeers:
                 }),
                 max_peers: 200,
                 ttl_security: Some(2),
+                ..DynamicPeerConfig::new("172.31.0.0/16".parse().unwrap(), 64512)
             },
             DynamicPeerConfig {
                 prefix: "10.9.0.0/24".parse().unwrap(),
@@ -136,6 +137,7 @@ dynamicPeers:
                 max_prefix: None,
                 max_peers: DEFAULT_MAX_PEERS,
                 ttl_security: None,
+                ..DynamicPeerConfig::new("10.9.0.0/24".parse().unwrap(), 65002)
             },
         ],
         graceful_restart: GracefulRestart {

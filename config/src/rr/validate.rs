@@ -52,7 +52,7 @@ pub(super) fn validate(raw: RawRrConfig) -> Result<RrConfig, ConfigError> {
 
     let mut dynamic_peers: Vec<DynamicPeerConfig> = Vec::with_capacity(raw.dynamic_peers.len());
     for (i, d) in raw.dynamic_peers.into_iter().enumerate() {
-        let dynamic = dynamic_peer(&format!("dynamicPeers[{i}]"), d, as_number)?;
+        let dynamic = dynamic_peer(&format!("dynamicPeers[{i}]"), d, as_number, &filters)?;
         if let Some(j) = dynamic_peers
             .iter()
             .position(|o| o.prefix.contains(&dynamic.prefix) || dynamic.prefix.contains(&o.prefix))
@@ -178,6 +178,7 @@ fn dynamic_peer(
     path: &str,
     raw: RawDynamicPeer,
     our_as: u32,
+    filters: &super::filters::Compiled,
 ) -> Result<DynamicPeerConfig, ConfigError> {
     let field = format!("{path}.prefix");
     let prefix: IpNet = raw.prefix.trim().parse().map_err(|_| {
@@ -198,6 +199,7 @@ fn dynamic_peer(
         ));
     }
     let as_number = asn(&format!("{path}.asNumber"), raw.as_number)?;
+    let (import_filter, export_filter) = super::filters::of_peer(path, &raw.filters, filters)?;
     Ok(DynamicPeerConfig {
         prefix,
         asn: as_number,
@@ -217,6 +219,8 @@ fn dynamic_peer(
             })?,
         },
         ttl_security: ttl_security(path, raw.ttl_security)?,
+        import_filter,
+        export_filter,
     })
 }
 

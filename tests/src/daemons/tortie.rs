@@ -37,8 +37,8 @@ pub struct TortieConfig {
     pub admin: SocketAddr,
     /// `peers`.
     pub peers: Vec<TortiePeer>,
-    /// `dynamicPeers`: (prefix, asNumber).
-    pub dynamic_peers: Vec<(IpNet, u32)>,
+    /// `dynamicPeers`.
+    pub dynamic_peers: Vec<TortieDynamic>,
     /// `filters:` entries, each YAML as written after `- ` (e.g.
     /// `{name: in, importV4: [...]}`).
     pub filters: Vec<String>,
@@ -65,6 +65,19 @@ pub struct TortiePeer {
     pub ttl_security: Option<u8>,
     /// `bfd`, as a YAML flow mapping (`{enabled: true, minRx: 100ms}`).
     pub bfd: Option<String>,
+    /// `filters`: names of the file's filters.
+    pub filters: Vec<String>,
+}
+
+/// One entry of `dynamicPeers`: a range.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TortieDynamic {
+    /// `prefix`.
+    pub prefix: IpNet,
+    /// `asNumber`.
+    pub asn: u32,
+    /// `client`: set, written as given.
+    pub client: Option<bool>,
     /// `filters`: names of the file's filters.
     pub filters: Vec<String>,
 }
@@ -176,8 +189,14 @@ impl TortieConfig {
                 ""
             }
         );
-        for (prefix, asn) in &self.dynamic_peers {
-            let _ = writeln!(s, "  - prefix: \"{prefix}\"\n    asNumber: {asn}");
+        for d in &self.dynamic_peers {
+            let _ = writeln!(s, "  - prefix: \"{}\"\n    asNumber: {}", d.prefix, d.asn);
+            if let Some(client) = d.client {
+                let _ = writeln!(s, "    client: {client}");
+            }
+            if !d.filters.is_empty() {
+                let _ = writeln!(s, "    filters: [{}]", d.filters.join(", "));
+            }
         }
         s
     }
