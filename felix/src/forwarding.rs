@@ -23,7 +23,10 @@
 //! Changes are logged at info; a sysctl that cannot be read or written
 //! (e.g. a read-only `/proc/sys` in an unprivileged container) is warned
 //! once, naming the file and the cause, and the routes are programmed all
-//! the same (it is not a route failure and causes no retry).
+//! the same (it is not a route failure and causes no retry). The problems
+//! of the last check are also published ([`Forwarding::problems`], the
+//! reconciler's `Status::forwarding`), where tortie-node lists them among
+//! the node's problems until a check finds the sysctls right.
 
 use std::path::Path;
 
@@ -86,6 +89,11 @@ pub fn wanted(families: Families, enabled: bool) -> Vec<Sysctl> {
 // ===== impl Forwarding =====
 
 impl Forwarding {
+    /// The problems of the last check (empty before the first).
+    pub fn problems(&self) -> &[String] {
+        &self.reported
+    }
+
     /// A check that sets forwarding when `enabled`.
     pub fn new(enabled: bool) -> Self {
         Forwarding {
@@ -235,6 +243,31 @@ mod tests {
                 "Disabled writes nothing"
             );
         }
+    }
+
+    /// A check that fails (here: the namespace cannot be entered, without
+    /// touching any sysctl) keeps its problems for the status until a
+    /// check finds nothing wrong.
+    #[tokio::test]
+    async fn problems_stay_published_until_a_check_finds_none() {
+        let mut f = Forwarding::new(true);
+        assert!(f.problems().is_empty(), "none before the first check");
+        let routed = state(&["192.168.1.11/24"], &["10.244.0.0/16"]);
+        let gone = Path::new("/nonexistent/tortie-forwarding-test-netns");
+        let got = f.ensure(Some(gone), &routed).await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].contains("tortie-forwarding-test-netns"), "{got:?}");
+        assert_eq!(f.problems(), got.as_slice());
+        // The same failure again: still there (warned once, published on).
+        assert_eq!(f.ensure(Some(gone), &routed).await, got);
+        assert_eq!(f.problems(), got.as_slice());
+        // Nothing to set (no family routed): nothing wrong, cleared.
+        assert!(f.ensure(Some(gone), &state(&[], &[])).await.is_empty());
+        assert!(f.problems().is_empty());
+        // Disabled: nothing is read, nothing reported.
+        let mut off = Forwarding::new(false);
+        assert!(off.ensure(Some(gone), &routed).await.is_empty());
+        assert!(off.problems().is_empty());
     }
 
     #[test]

@@ -76,4 +76,10 @@ pub struct Status {
     /// Whether the kernel notification stream is still alive (if not, only
     /// the periodic resync heals).
     pub kernel_events: bool,
+    /// Problems of the last IP forwarding check, one line each (the
+    /// sysctl, the cause, the fix: [`crate::forwarding`]); empty when
+    /// forwarding is set, or is not ours to set. Checked on each full
+    /// pass, so a problem clears at the first full pass that finds the
+    /// sysctls right.
+    pub forwarding: Vec<String>,
 }

@@ -28,7 +28,8 @@
 //!   `retry_max`), and reported in [`Status`].
 //! - Each full pass also holds the node's IP forwarding sysctls at 1 for
 //!   the families it routes, unless `ip_forwarding` is off
-//!   ([`crate::forwarding`]).
+//!   ([`crate::forwarding`]); what it could not set is in
+//!   [`Status`]`::forwarding`.
 //! - Adoption: until the first desired state arrives no pass runs, so the
 //!   routes a previous run left are kept; the first pass then deletes only
 //!   the ones that are still unwanted. Exiting leaves the routes in place.
@@ -664,8 +665,9 @@ impl Reconciler {
             return;
         }
         let started = std::time::Instant::now();
-        // Read before write: two reads when right. Problems are warned, not
-        // failures (no retry, no loss of deltas): see crate::forwarding.
+        // Read before write: two reads when right. Problems are warned and
+        // published (`Status::forwarding`), not failures (no retry, no
+        // loss of deltas): see crate::forwarding.
         if let Some(state) = &self.state {
             let netns = self.config.netns.as_deref();
             self.forwarding.ensure(netns, state).await;
@@ -768,11 +770,15 @@ impl Reconciler {
     fn publish(&mut self, pass: PassReport) {
         let total = self.exec.total_writes();
         let applied = self.received;
+        let forwarding = self.forwarding.problems();
         self.status.send_modify(|s| {
             s.passes += 1;
             s.applied = applied;
             s.writes = total;
             s.last_pass = Some(pass);
+            if s.forwarding != forwarding {
+                s.forwarding = forwarding.to_vec();
+            }
         });
     }
 

@@ -2,7 +2,8 @@
 //! namespaces the test creates: `net.ipv4.ip_forward` and
 //! `net.ipv6.conf.*` are per network namespace, and a fresh one starts
 //! with forwarding off (set to 0 here as well, in case the host has
-//! `net.core.devconf_inherit_init_net`).
+//! `net.core.devconf_inherit_init_net`). A failure to set them is made
+//! with a read-only `/proc/sys` in a mount namespace of one thread.
 
 mod common;
 
@@ -115,6 +116,9 @@ async fn enabled_sets_both_families_and_keeps_them() {
     resync(&mut h).await;
     assert_eq!(get(&ns, IPV4_KEY), "1");
     assert_eq!(get(&ns, IPV6_KEY), "1");
+    // Set: nothing for the node's problems.
+    let forwarding = h.status().forwarding;
+    assert!(forwarding.is_empty(), "{forwarding:?}");
     h.shutdown().await;
 }
 
@@ -157,4 +161,73 @@ async fn only_the_families_routed() {
         .expect("a pass within 5 s");
     assert_eq!(get(&ns, IPV6_KEY), "1");
     h.shutdown().await;
+}
+
+/// A read-only `/proc/sys` (as in a container without privileges): the
+/// check fails, and the reconciler publishes the problem (which
+/// tortie-node lists among the node's problems) naming the sysctl and the
+/// cause; once `/proc/sys` is writable again, the next full pass sets
+/// forwarding and clears it. The read-only mount lives in a mount
+/// namespace of one thread of ours (`unshare(CLONE_NEWNS)`, every mount
+/// made private first), where the reconciler runs: the host and the
+/// test's other threads never see it, and it goes with the thread.
+#[test]
+fn a_read_only_proc_sys_is_a_problem_until_forwarding_is_set() {
+    let Some(ns) = fresh("a_read_only_proc_sys_is_a_problem_until_forwarding_is_set") else {
+        return;
+    };
+    let path = ns.path();
+    let probe = path.clone();
+    std::thread::spawn(move || {
+        use nix::sched::{unshare, CloneFlags};
+        unshare(CloneFlags::CLONE_NEWNS).expect("a mount namespace of this thread");
+        // Private first: nothing below may reach the host's mounts.
+        run("mount", &["--make-rprivate", "/"]);
+        run("mount", &["--bind", "/proc/sys", "/proc/sys"]);
+        run("mount", &["-o", "remount,bind,ro", "/proc/sys"]);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async move {
+            let mut h = reconciler::start(ReconcilerConfig {
+                netns: Some(path),
+                ip_forwarding: true,
+                ..ReconcilerConfig::default()
+            })
+            .expect("reconciler starts");
+            let state = desired(&["192.168.1.11/24"], &["10.244.0.0/16"]);
+            h.set_desired(state).await.expect("running");
+            let s = h
+                .wait_for(WAIT, |s| s.passes >= 1 && !s.forwarding.is_empty())
+                .await
+                .expect("the problem within 5 s");
+            assert_eq!(s.forwarding.len(), 1, "{:?}", s.forwarding);
+            let p = &s.forwarding[0];
+            assert!(
+                p.starts_with(
+                    "cannot set /proc/sys/net/ipv4/ip_forward = 1: Read-only file system"
+                ),
+                "{p}"
+            );
+            assert!(p.contains("privileged"), "{p}");
+            // Routes are not failures for it.
+            let failures = &s.last_pass.as_ref().expect("a pass").failures;
+            assert!(failures.is_empty(), "{failures:?}");
+
+            // Writable again: the next full pass sets it and clears the
+            // problem.
+            run("umount", &["/proc/sys"]);
+            resync(&mut h).await;
+            let s = h.status();
+            assert!(s.forwarding.is_empty(), "{:?}", s.forwarding);
+            h.shutdown().await;
+        });
+    })
+    .join()
+    .expect("the test thread");
+    assert_eq!(
+        sysctl::read_in(Some(&probe), IPV4_KEY).unwrap_or_else(|e| panic!("{e}")),
+        "1"
+    );
 }

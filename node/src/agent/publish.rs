@@ -1,6 +1,7 @@
 //! The agent's published status: the [`NodeStatus`] snapshot behind
 //! `/status` and `/metrics` (with the desired state for `/routes`), and
-//! the datastore's errors as its problems.
+//! the datastore's errors and the dataplane's IP forwarding problems as
+//! its problems.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -69,6 +70,7 @@ impl Agent {
         let mut problems = self.problems.clone();
         problems.extend(self.other_problems.values().cloned());
         problems.extend(self.datastore_errors());
+        problems.extend(forwarding_problems(&felix));
         let status = NodeStatus {
             node: self.cfg.name.clone(),
             address: Some(self.cfg.underlay.address),
@@ -120,6 +122,16 @@ impl Agent {
 
 // ===== helpers =====
 
+/// Felix's IP forwarding problems as the node's (`docs/dataplane.md`, "IP
+/// forwarding"): there while its last full pass could not set the
+/// sysctls, gone at the first that finds them right.
+fn forwarding_problems(felix: &felix::pass::Status) -> impl Iterator<Item = String> + '_ {
+    felix
+        .forwarding
+        .iter()
+        .map(|p| format!("IP forwarding: {p}"))
+}
+
 /// Each peer's session state.
 fn states(s: &SpeakerStatus) -> Vec<(IpAddr, bgp_speaker::SessionState)> {
     s.peers.iter().map(|p| (p.address, p.state)).collect()
@@ -135,4 +147,27 @@ pub(super) fn same_states(
             .iter()
             .zip(&s.peers)
             .all(|(a, p)| a.0 == p.address && a.1 == p.state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarding_problems_are_the_nodes_until_felix_clears_them() {
+        let mut felix = felix::pass::Status::default();
+        assert_eq!(forwarding_problems(&felix).count(), 0);
+        felix.forwarding = vec!["cannot set /proc/sys/net/ipv4/ip_forward = 1: \
+            Read-only file system (os error 30): run tortie-node privileged"
+            .into()];
+        let got: Vec<String> = forwarding_problems(&felix).collect();
+        assert_eq!(got.len(), 1);
+        assert!(
+            got[0].starts_with("IP forwarding: cannot set /proc/sys/net/ipv4/ip_forward = 1:"),
+            "{got:?}"
+        );
+        assert!(got[0].contains("privileged"), "{got:?}");
+        felix.forwarding.clear();
+        assert_eq!(forwarding_problems(&felix).count(), 0);
+    }
 }
