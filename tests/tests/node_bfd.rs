@@ -65,17 +65,24 @@
 //!    down but does not withdraw the stale route: it stays in the kernel
 //!    the whole time (1.5 s, polled), `bgpDowns` stays 0. BIRD back:
 //!    Established, BFD Up, the route there.
+//!
+//! The lab, the ToR's config, the cut and the reads are in
+//! `node_bfd/rig.rs`.
 
-use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-use serde_json::Value;
-use tortie_ctl::lab::{net, Encap, Lab, Signal, ADMIN};
-use tortie_tests::lab::spec;
-use tortie_tests::tor::{bird_here, paths, BirdTor, TOR_AS};
+use anyhow::Result;
+use tortie_ctl::lab::{net, Signal};
+use tortie_tests::tor::TOR_AS;
 use tortie_tests::wait_until;
+
+#[path = "node_bfd/rig.rs"]
+mod rig;
+use rig::{
+    bird_conf, block_gone, cut_and_measure, gr_negotiated, has_route, lab_get, lab_with_tor,
+    node_block, node_status_table, route_all, say, tools, tor_peer, wait_proto, wait_up,
+};
 
 /// Cut to "not Established" at most: BFD's 300 ms after the last packet
 /// (which came at most one TX interval, 75-100 ms, before the cut), the
@@ -130,12 +137,6 @@ spec:
   ttlSecurity: 1
   filters: [from-tor]
 ";
-
-/// An nftables table in a namespace that drops every packet in and out
-/// (one `nft -f`); removed on drop.
-struct Cut {
-    ns: String,
-}
 
 // 1., 2., 3., 4., 5.
 #[test]
@@ -410,253 +411,4 @@ fn bird_tor_bfd_with_graceful_restart() -> Result<()> {
     assert_eq!(p["bfd"]["bgpDowns"], 0, "{p}");
     assert_eq!(p["bfd"]["session"]["downs"], 1, "{p}");
     Ok(())
-}
-
-// ===== impl Cut =====
-
-impl Cut {
-    /// Drops everything in `ns`, both ways, from now.
-    fn start(ns: &str, dir: &std::path::Path) -> Result<Cut> {
-        let file = dir.join("cut.nft");
-        std::fs::write(
-            &file,
-            "table inet tortie_cut {\n\
-             \x20 chain in { type filter hook input priority -400; policy drop; }\n\
-             \x20 chain out { type filter hook output priority -400; policy drop; }\n}\n",
-        )?;
-        net::exec_in(ns, &["nft", "-f", &file.display().to_string()])?;
-        Ok(Cut { ns: ns.into() })
-    }
-}
-
-impl Drop for Cut {
-    fn drop(&mut self) {
-        let _ = net::exec_in(&self.ns, &["nft", "delete", "table", "inet", "tortie_cut"]);
-    }
-}
-
-// ===== helpers =====
-
-/// A two-node lab (no encapsulation, node1 labelled `rack=rack1`) with
-/// the resources above and the BIRD ToR on a host of subnet A.
-fn lab_with_tor(prefix: &str, gr: bool) -> Result<(Lab, BirdTor)> {
-    let mut spec = spec(prefix, 2)?;
-    spec.encap = Encap::None;
-    spec.one_subnet = true;
-    spec.resources = RESOURCES.into();
-    spec.per_node_args
-        .insert(1, vec!["--labels".into(), "rack=rack1".into()]);
-    let mut lab = Lab::up(spec)?;
-    let (ns, addr) = lab.add_host("tor")?;
-    if addr != TOR {
-        bail!("the ToR host got {addr}, the BGPPeer says {TOR}");
-    }
-    let conf = bird_conf(lab.nodes[0].address, gr, "on");
-    let tor = BirdTor::start_conf(&lab, &ns, "tor", &conf)?;
-    Ok((lab, tor))
-}
-
-/// The ToR host's namespace.
-fn tor_ns(lab: &Lab) -> String {
-    lab.hosts[0].0.clone()
-}
-
-/// Waits until the ToR session is Established with BFD Up, BIRD's BFD
-/// session is Up and [`ROUTE`] is in the node's kernel; the peer's row.
-fn wait_up(lab: &Lab, tor: &BirdTor, round: u32) -> Result<Value> {
-    let p = wait_until(
-        WAIT,
-        "Established, BFD Up, the ToR's route in the kernel",
-        || {
-            let p = tor_peer(lab).map_err(|e| format!("{e:#}"))?;
-            let up = p["state"] == "Established" && p["bfd"]["session"]["state"] == "up";
-            if up && has_route(lab).map_err(|e| format!("{e:#}"))? {
-                Ok(p)
-            } else {
-                Err(p.to_string())
-            }
-        },
-    )
-    .with_context(|| format!("round {round}; ToR:\n{}", tor.table().unwrap_or_default()))?;
-    wait_until(WAIT, "BIRD's BFD session Up", || {
-        let out = tor
-            .show(&["bfd", "sessions"])
-            .map_err(|e| format!("{e:#}"))?;
-        if out.contains(&lab.nodes[0].address.to_string()) && out.contains(" Up ") {
-            Ok(())
-        } else {
-            Err(out)
-        }
-    })?;
-    Ok(p)
-}
-
-/// Cuts the ToR off and polls until the session has left Established and
-/// [`ROUTE`] has left the kernel: the cut, both times from the start of
-/// `nft -f`, and the peer's row when it was seen down.
-fn cut_and_measure(lab: &Lab, round: u32) -> Result<(Cut, Duration, Duration, Value)> {
-    let start = Instant::now();
-    let cut = Cut::start(&tor_ns(lab), &lab.spec.dir)?;
-    let (mut down, mut gone) = (None, None);
-    while down.is_none() || gone.is_none() {
-        if start.elapsed() > Duration::from_secs(5) {
-            bail!("round {round}: after 5 s: left Established {down:?}, route gone {gone:?}");
-        }
-        if down.is_none() {
-            let p = tor_peer(lab)?;
-            if p["state"] != "Established" {
-                down = Some((start.elapsed(), p));
-            }
-        }
-        if gone.is_none() && !has_route(lab)? {
-            gone = Some(start.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let (down, p) = down.unwrap_or_default();
-    Ok((cut, down, gone.unwrap_or_default(), p))
-}
-
-/// Waits (up to [`WAIT`]) for `what`: until BIRD's `show protocols all
-/// node1` says `want`; that output.
-fn wait_proto(tor: &BirdTor, what: &str, want: &str) -> Result<String> {
-    wait_until(WAIT, what, || {
-        let out = tor
-            .show(&["protocols", "all", "node1"])
-            .map_err(|e| format!("{e:#}"))?;
-        if out.contains(want) {
-            Ok(out)
-        } else {
-            Err(out)
-        }
-    })
-}
-
-/// Waits (up to 5 s) until the node's block `block` has left BIRD's
-/// table.
-fn block_gone(tor: &BirdTor, block: &str) -> Result<()> {
-    wait_until(
-        Duration::from_secs(5),
-        "the node's block gone from BIRD",
-        || {
-            let t = tor.table().map_err(|e| format!("{e:#}"))?;
-            match route_all(&t, block) {
-                None => Ok(()),
-                Some(r) => Err(r),
-            }
-        },
-    )
-}
-
-/// Whether `show protocols all` says both sides announced graceful
-/// restart.
-fn gr_negotiated(proto: &str) -> bool {
-    let caps = |section: &str| {
-        proto.split(section).nth(1).is_some_and(|rest| {
-            rest.lines()
-                .take_while(|l| !l.trim_end().ends_with("capabilities") || l.contains(section))
-                .any(|l| l.contains("Graceful restart"))
-        })
-    };
-    caps("Local capabilities") && caps("Neighbor capabilities")
-}
-
-/// BIRD's config: eBGP with the node at `node`, BFD 100 ms x 3 with BGP
-/// `bfd {bfd}` (`on`: a BFD Down stops the session and drops its routes;
-/// `graceful`: a BFD Down is a graceful restart of the neighbour), GTSM,
-/// graceful restart `on` if `gr`, else `off` (BIRD announces no
-/// capability: not negotiated), announcing [`ROUTE`] and [`REJECTED`]; the
-/// log traces the session's states and events.
-fn bird_conf(node: Ipv4Addr, gr: bool, bfd: &str) -> String {
-    // BIRD's default is `aware`: it keeps a restarting neighbour's routes
-    // (and announces the capability) without restarting gracefully itself.
-    let gr = if gr {
-        " graceful restart on;"
-    } else {
-        " graceful restart off;"
-    };
-    // `error wait time`: BIRD's default waits 60 s after a failure (the
-    // BFD Down) before it takes the session back.
-    format!(
-        "log stderr all;\ndebug protocols {{ states, events }};\nrouter id {TOR};\n\
-         protocol device {{}}\n\
-         protocol static {{ ipv4; route {ROUTE} blackhole; route {REJECTED} blackhole; }}\n\
-         protocol bfd {{\n  interface \"eth0\" {{ min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }};\n}}\n\
-         protocol bgp node1 {{\n  local as {TOR_AS};\n  neighbor {node} as 64512;\n  \
-         bfd {bfd};\n  ttl security on;{gr}\n  error wait time 1, 4;\n  connect delay time 1;\n  \
-         ipv4 {{ import all; export where source = RTS_STATIC; }};\n}}\n"
-    )
-}
-
-/// The node's (first) block, as it originates it.
-fn node_block(lab: &Lab) -> Result<String> {
-    Ok(lab.node_status(0)?["originated"][0]
-        .as_str()
-        .context("the node's block")?
-        .to_string())
-}
-
-/// Whether [`ROUTE`] is in the node's kernel table, via the ToR.
-fn has_route(lab: &Lab) -> Result<bool> {
-    let r = net::ip_in_output(&lab.nodes[0].ns, &["route", "show", ROUTE])?;
-    Ok(r.contains(&format!("via {TOR} ")))
-}
-
-/// The node's `/status` row of the ToR.
-fn tor_peer(lab: &Lab) -> Result<Value> {
-    let s = lab.node_status(0)?;
-    s["peers"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["address"] == TOR.to_string().as_str()))
-        .cloned()
-        .with_context(|| format!("no ToR peer: {s}"))
-}
-
-/// `tortiectl node status` run in the node's namespace (its admin
-/// address there).
-fn node_status_table(lab: &Lab) -> Result<String> {
-    let ctl = lab.spec.ctl_bin.display().to_string();
-    net::exec_in(&lab.nodes[0].ns, &[&ctl, "node", "status"])
-}
-
-/// GET `path` from the node's admin server.
-fn lab_get(lab: &Lab, path: &str) -> Result<String> {
-    tortie_ctl::lab::get_in(&lab.nodes[0].ns, ADMIN.parse()?, path)
-}
-
-/// The lines of `show route all` about `prefix`, if it is there.
-fn route_all(table: &str, prefix: &str) -> Option<String> {
-    paths(table).get(prefix)?;
-    let mut out = String::new();
-    let mut inside = false;
-    for line in table.lines() {
-        if !line.starts_with(char::is_whitespace) {
-            inside = line.split_whitespace().next() == Some(prefix);
-        }
-        if inside {
-            out += line;
-            out.push('\n');
-        }
-    }
-    Some(out)
-}
-
-/// Whether BIRD and nft are here; says why not (a failure under CI=true).
-fn tools(test: &str) -> bool {
-    if !bird_here(test) {
-        return false;
-    }
-    let nft = std::process::Command::new("nft")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !nft {
-        tortie_testkit::missing(test, "no nft (apt-get install nftables)");
-    }
-    nft
-}
-
-/// A line on the real stderr (libtest does not capture it).
-fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
 }
