@@ -382,8 +382,12 @@ mod tests {
             },
         );
         c.cluster_id = Some("1.1.1.1".parse().unwrap());
-        c.dynamic_peers
-            .push(("172.30.0.0/24".parse().unwrap(), 64512));
+        c.dynamic_peers.push(TortieDynamic {
+            prefix: "172.30.0.0/24".parse().unwrap(),
+            asn: 64512,
+            client: None,
+            filters: Vec::new(),
+        });
         let y = c.to_yaml();
         for want in [
             "routerId: \"172.30.0.1\"",
