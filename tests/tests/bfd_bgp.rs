@@ -46,8 +46,11 @@ const WAIT: Duration = Duration::from_secs(30);
 const INTERVAL: Duration = Duration::from_millis(100);
 /// Cut to "not Established" at most: the 300 ms detection time after the
 /// last packet, plus the instance's reaction, the `nft` command and our
-/// polling on two shared cores in a debug build.
-const LIMIT: Duration = Duration::from_millis(450);
+/// polling, on a loaded CI machine running tests side by side in a debug
+/// build. It only has to tell BFD from BGP's hold timer (90 s here); the
+/// <= 350 ms target is measured by `cargo bench -p bfd --bench sessions`
+/// (docs/benchmarks.md). The times are printed.
+const LIMIT: Duration = Duration::from_millis(1500);
 const ROUTE: &str = "10.2.0.0/24";
 /// Where Debian installs FRR's daemons.
 const ZEBRA: &str = "/usr/lib/frr/zebra";

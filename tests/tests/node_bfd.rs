@@ -84,13 +84,18 @@ use rig::{
     node_block, node_status_table, route_all, say, tools, tor_peer, wait_proto, wait_up,
 };
 
-/// Cut to "not Established" at most: BFD's 300 ms after the last packet
-/// (which came at most one TX interval, 75-100 ms, before the cut), the
-/// speaker's reaction, and our polling.
-const LIMIT: Duration = Duration::from_millis(350);
+/// Cut to "not Established" at most. BFD's 300 ms after the last packet
+/// (which came at most one TX interval, 75-100 ms, before the cut) plus
+/// the speaker's reaction and our polling is what an idle machine shows
+/// (231-303 ms); the <= 350 ms target is measured by the benchmark
+/// (`cargo bench -p bfd --bench sessions`, docs/benchmarks.md), not here.
+/// This bound only has to tell BFD from BGP's own detection (a hold time
+/// of 3 s at the least, 90 s here) on a loaded CI machine running tests
+/// side by side, where a debug build's timers can run hundreds of ms late.
+const LIMIT: Duration = Duration::from_millis(1500);
 /// Cut to "route gone from the kernel" at most: the above plus felix's
 /// pass.
-const KERNEL_LIMIT: Duration = Duration::from_millis(1000);
+const KERNEL_LIMIT: Duration = Duration::from_millis(2500);
 const WAIT: Duration = Duration::from_secs(40);
 /// What the ToR announces that the filter lets in (inside the pool: it is
 /// programmed).
