@@ -25,7 +25,7 @@ cd "$ROOT"
 # dependencies' features differently and rebuilt tortie-node (minutes).
 echo "run-ipip-tests: cargo build --release -p tortie-node -p tortie-cni -p tortie-ctl"
 cargo build --release -q -p tortie-node -p tortie-cni -p tortie-ctl
-rel="$ROOT/target/release"
+rel="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 
 out=$(mktemp "${TMPDIR:-/tmp}/tortie-ipip.XXXXXX")
 trap 'rm -f "$out"' EXIT
