@@ -6,13 +6,14 @@
 # and time limits, crashes (and the last run's log) kept in
 # fuzz/artifacts/<target>/.
 #
-#   fuzz/run.sh [-t SECONDS | -n RUNS] [-s SANITIZER] [-d] [TARGET...]
+#   fuzz/run.sh [-t SECONDS | -n RUNS] [-s SANITIZER] [-d] [-b] [TARGET...]
 #
 #   -t SECONDS   each target runs this long (default 30)
 #   -n RUNS      each target runs this many inputs instead
 #   -s SANITIZER address (cargo fuzz's default), none, ...
 #   -d           a development build (no optimisation): builds in a
 #                third of the time, runs several times slower (CI)
+#   -b           build only, run nothing (CI builds while the tests run)
 #   TARGET...    default: every target
 #
 # FUZZ_TARGET_DIR: the cargo target directory (default
@@ -29,12 +30,14 @@ time_s=30
 runs=""
 sanitizer=address
 profile=(-O -a)
-while getopts "t:n:s:d" opt; do
+build_only=""
+while getopts "t:n:s:db" opt; do
   case $opt in
     t) time_s=$OPTARG ;;
     n) runs=$OPTARG ;;
     s) sanitizer=$OPTARG ;;
     d) profile=(--dev) ;;
+    b) build_only=1 ;;
     *) sed -n '2,24p' "$0"; exit 2 ;;
   esac
 done
@@ -54,6 +57,7 @@ else
   for t in "${targets[@]}"; do "${build[@]}" "$t"; done
 fi
 bin=$dir/x86_64-unknown-linux-gnu/$kind
+[ -n "$build_only" ] && exit 0
 
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t"
