@@ -8,7 +8,8 @@
 # cargo passes the test executable and its arguments; the working directory
 # is kept. The guest runs Debian's kernel (which has the ipip module) with an
 # initramfs from qemu/build-initramfs.sh; the workspace (and the binary's
-# directory if elsewhere) is shared read-only over 9p at the same path, so
+# and TORTIE_GUEST_BINS' directories if elsewhere) is shared read-only over
+# 9p at the same path, so
 # the glibc binary runs unchanged. See docs/ipip-qemu.md.
 #
 # Environment:
@@ -66,11 +67,14 @@ KERNEL=${TORTIE_QEMU_KERNEL:-$KERNEL}
 CACHE=$(dirname "$INITRAMFS")
 BUSYBOX="$CACHE/busybox/bin/busybox"
 
-# Shares: the workspace, plus the binary's directory and the working
-# directory when they lie outside it.
+# Shares: the workspace, plus the binary's directory, the directories of
+# TORTIE_GUEST_BINS and the working directory when they lie outside it
+# (a CARGO_TARGET_DIR elsewhere).
 CWD=$(pwd)
 shares=("$ROOT")
-for d in "$(dirname "$BIN")" "$CWD"; do
+dirs=("$(dirname "$BIN")" "$CWD")
+for b in ${TORTIE_GUEST_BINS:-}; do dirs+=("$(dirname "$b")"); done
+for d in "${dirs[@]}"; do
     covered=0
     for s in "${shares[@]}"; do
         case "$d/" in "$s"/*) covered=1 ;; esac
