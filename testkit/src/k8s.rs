@@ -5,7 +5,7 @@
 //! removed, on drop.
 
 use std::io::Write as _;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -67,7 +67,7 @@ impl ControlPlane {
             etcd: None,
             etcd_url: String::new(),
             apiserver: None,
-            port: free_port(),
+            port: crate::free_port(),
         };
         plane.spawn_etcd();
         plane.spawn_apiserver();
@@ -125,7 +125,7 @@ impl ControlPlane {
     }
 
     fn spawn_etcd(&mut self) {
-        let (client, peer) = (free_port(), free_port());
+        let (client, peer) = (crate::free_port(), crate::free_port());
         let client = format!("http://127.0.0.1:{client}");
         let peer = format!("http://127.0.0.1:{peer}");
         let name = format!("k8s-{}", self.port);
@@ -274,12 +274,4 @@ impl Drop for ControlPlane {
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
-/// A port free right now on loopback.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }

@@ -12,6 +12,9 @@ use std::io::Write as _;
 
 pub mod k8s;
 pub mod netns;
+mod port;
+
+pub use port::free_port;
 
 /// Whether this is CI (`CI=true`).
 pub fn ci() -> bool {

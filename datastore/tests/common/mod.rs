@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -38,8 +38,8 @@ impl EtcdServer {
         let mut server = EtcdServer {
             child: None,
             dir: tempfile::tempdir().expect("temp dir"),
-            client_port: free_port(),
-            peer_port: free_port(),
+            client_port: tortie_testkit::free_port(),
+            peer_port: tortie_testkit::free_port(),
             name: format!("tortie-test-{}-{n}", std::process::id()),
         };
         server.spawn();
@@ -128,14 +128,6 @@ impl Drop for EtcdServer {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// A port free right now on loopback.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind loopback")
-        .port()
 }
 
 /// A file store in a fresh temp dir (kept alive by the returned guard).
