@@ -75,19 +75,7 @@ pub fn write_in(netns: Option<&Path>, sysctls: Vec<Sysctl>) -> Result<(), Sysctl
     let ns = netns.map(Path::to_path_buf);
     std::thread::spawn(move || {
         enter(ns.as_deref())?;
-        for s in sysctls {
-            let fail = |source| SysctlError::Write {
-                key: s.key.clone(),
-                value: s.value.clone(),
-                source,
-            };
-            let mut f = OpenOptions::new()
-                .write(true)
-                .open(Path::new("/proc/sys").join(&s.key))
-                .map_err(fail)?;
-            f.write_all(s.value.as_bytes()).map_err(fail)?;
-        }
-        Ok(())
+        sysctls.iter().try_for_each(write_one)
     })
     .join()
     .map_err(|_| SysctlError::Thread)?
@@ -155,6 +143,12 @@ fn ensure(s: &Sysctl) -> Result<Ensured, SysctlError> {
     if from == s.value {
         return Ok(Ensured::Kept);
     }
+    write_one(s)?;
+    Ok(Ensured::Changed { from })
+}
+
+/// Writes one sysctl in the current thread's namespace.
+fn write_one(s: &Sysctl) -> Result<(), SysctlError> {
     let fail = |source| SysctlError::Write {
         key: s.key.clone(),
         value: s.value.clone(),
@@ -164,8 +158,7 @@ fn ensure(s: &Sysctl) -> Result<Ensured, SysctlError> {
         .write(true)
         .open(Path::new("/proc/sys").join(&s.key))
         .map_err(fail)?;
-    f.write_all(s.value.as_bytes()).map_err(fail)?;
-    Ok(Ensured::Changed { from })
+    f.write_all(s.value.as_bytes()).map_err(fail)
 }
 
 /// Moves the current (dedicated, throwaway) thread into `netns`.
