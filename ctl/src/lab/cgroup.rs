@@ -136,3 +136,29 @@ fn subtree(root: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Kills (SIGKILL) every process whose command line holds `marker`:
+/// containerd's shims of a kubelet node (`-address <node dir>/containerd.sock`)
+/// leave the node's cgroup for the root ones and are reparented to init,
+/// so the cgroup's kill does not reach them.
+pub fn kill_by_cmdline(marker: &str) {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    let me = std::process::id();
+    for e in entries.filter_map(|e| e.ok()) {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(marker) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::cgroup::{make_cgroup, remove_cgroup};
+use super::cgroup::{kill_by_cmdline, make_cgroup, remove_cgroup};
 use super::kube::{cache, APISERVER};
 use super::{interrupt, net, Lab};
 
@@ -307,7 +307,13 @@ imageGCHighThresholdPercent: 100
     /// cgroups (also for a lab read back from `lab.json`).
     pub(super) fn stop_kubelets(&mut self) {
         for i in 0..self.nodes.len() {
+            // The shims first (outside the node's cgroup), then the
+            // cgroup, then a shim that containerd started meanwhile.
+            let sock = self.kubelet_dir(i).join("containerd.sock");
+            let sock = sock.display().to_string();
+            kill_by_cmdline(&sock);
             remove_cgroup(&self.node_cgroup(i));
+            kill_by_cmdline(&sock);
         }
     }
 
