@@ -128,18 +128,7 @@ fn tortie_rr_survives_a_thousand_resets() -> Result<()> {
     assert_eq!(p["flaps"], RESETS, "{p}");
     // 2.
     let base = base.context("no base")?;
-    let end = wait_until(
-        Duration::from_secs(10),
-        "tortie-rr's fds and threads",
-        || {
-            let now = Proc::read(pid).map_err(|e| format!("{e:#}"))?;
-            if (now.fds, now.threads) == (base.fds, base.threads) {
-                Ok(now)
-            } else {
-                Err(format!("now {now:?}, after the first session {base:?}"))
-            }
-        },
-    )?;
+    let end = Proc::wait_back(pid, base, "tortie-rr's fds and threads")?;
     // 3.
     let line = format!(
         "tortie-rr flap storm: {RESETS} resets in {storm:.1?} ({collisions} OPENs met the \
@@ -174,17 +163,10 @@ fn tortie_rr_survives_a_thousand_resets() -> Result<()> {
     }
     let bird_storm = t.elapsed();
     wait_bird(&bird, &routes(RESETS))?;
-    let after = wait_until(
-        Duration::from_secs(10),
+    let after = Proc::wait_back(
+        pid,
+        base,
         "tortie-rr's fds and threads after BIRD's restarts",
-        || {
-            let now = Proc::read(pid).map_err(|e| format!("{e:#}"))?;
-            if (now.fds, now.threads) == (base.fds, base.threads) {
-                Ok(now)
-            } else {
-                Err(format!("now {now:?}, after the first session {base:?}"))
-            }
-        },
     )?;
     bird_rss.push(after.rss_kib);
     let line = format!(
@@ -226,6 +208,19 @@ impl Proc {
             rss_kib: field("VmRSS:")?,
             threads: field("Threads:")?,
             fds: std::fs::read_dir(format!("/proc/{pid}/fd"))?.count(),
+        })
+    }
+
+    /// Waits (10 s at most) until the process has `base`'s fds and
+    /// threads again; what it has then.
+    fn wait_back(pid: i32, base: Proc, what: &str) -> Result<Proc> {
+        wait_until(Duration::from_secs(10), what, || {
+            let now = Proc::read(pid).map_err(|e| format!("{e:#}"))?;
+            if (now.fds, now.threads) == (base.fds, base.threads) {
+                Ok(now)
+            } else {
+                Err(format!("now {now:?}, after the first session {base:?}"))
+            }
         })
     }
 }
