@@ -1,52 +1,63 @@
-//! GTSM (RFC 5082): tortie-rr's `ttlSecurity` (BGPPeer's, same meaning)
+//! GTSM (RFC 5082): tortie-rr's `ttlSecurity` (BGPPeer's, same meaning:
+//! the peer is this many hops away; send TTL 255, take 256 - hops and up)
 //! against BIRD 2 with `ttl security on; multihop N` (how Calico renders
-//! `ttlSecurity: N` for BIRD), in network namespaces. Part of the
-//! tortie-rr interop tests (`TORTIE_INTEROP=0` skips them); needs `bird`,
+//! `ttlSecurity: N` for BIRD) and against FRR 8.4 bgpd with `neighbor X
+//! ttl-security hops N` (bgp_network.c: FRR sends with TTL / hop limit
+//! 255, its listener too, and sets IP_MINTTL / IPV6_MINHOPCOUNT 256 - N
+//! on the session's socket: before connecting on its own, after the
+//! handshake on one it accepted; its listener takes any TTL), in network
+//! namespaces. Part of the tortie-rr interop tests (`TORTIE_INTEROP=0`
+//! skips them); needs `bird` or FRR (`/usr/lib/frr/bgpd`, `vtysh`),
 //! `tcpdump` and the built binaries (`cargo build --workspace --bins`).
 //!
 //! Topologies:
 //!
 //! ```text
-//! direct:   h1 tortie-rr AS 64512 ---- h2 BIRD AS 65002
+//! direct:   h1 tortie-rr AS 64512 ---- h2 BIRD or FRR AS 65002
 //!           172.30.0.1, fd00:30::1      172.30.0.2, fd00:30::2
 //!
-//! too far:  a tortie-rr ---- r (forwards) ---- b BIRD AS 65002
+//! too far:  a tortie-rr ---- r (forwards) ---- b BIRD or FRR AS 65002
 //!           10.61.1.1    10.61.1.2  10.61.2.2   10.61.2.1
 //! ```
 //!
-//! Checks, direct (`gtsm_direct_bird`):
-//! 1. ttlSecurity 1 on both sides (BIRD then takes only TTL 255): the IPv4
-//!    and the IPv6 session come up.
+//! Checks, direct (`gtsm_direct_bird`, `gtsm_direct_frr`):
+//! 1. ttlSecurity 1 on both sides (the peer then takes only TTL 255): the
+//!    IPv4 and the IPv6 session come up on both sides.
 //! 2. Every BGP packet tortie-rr sent arrived at h2 with TTL (hop limit)
 //!    255 (tcpdump in h2's namespace).
+//! 3. Every BGP packet of the peer's sessions arrived at h1 with TTL (hop
+//!    limit) 255: the peer runs GTSM too (without it, eBGP sends TTL 1
+//!    (FRR) or 64 (BIRD's `multihop`)).
 //!
-//! Checks, too far (`gtsm_one_hop_too_far`): BIRD `multihop 2` (it sends
-//! 255 and takes 254, what we send arrives with), tortie-rr:
+//! Checks, too far (`gtsm_one_hop_too_far`, `gtsm_one_hop_too_far_frr`):
+//! the peer takes 2 hops (it sends 255 and takes 254, what we send arrives
+//! with), tortie-rr:
 //! 1. ttlSecurity 1, b its only peer: for 12 s no session; b's SYNs are
 //!    never answered: the kernel drops them at the listener and counts
 //!    them (/status `kernelMinTtlDrops` > 0, no more than the namespace's
-//!    `TcpExtTCPMinTTLDrop`); our own connection attempts time out (BIRD's
-//!    SYN-ACKs come with 254), and b's `lastError` says so.
+//!    `TcpExtTCPMinTTLDrop`); our own connection attempts time out (the
+//!    peer's SYN-ACKs come with 254), and b's `lastError` says so.
 //! 2. ttlSecurity 1 beside a peer without GTSM (the listener lets every SYN
 //!    in), b passive: tortie-rr closes b's connections itself
 //!    (`connectionsRefused.ttlSecurity` > 0; `lastError` names TTL 254).
-//! 3. ttlSecurity 2: Established; BIRD's packets arrive at a with TTL 254
-//!    (tcpdump in a's namespace): one hop, which 1 did not allow.
+//! 3. ttlSecurity 2: Established; the peer's session packets arrive at a
+//!    with TTL 254 (tcpdump in a's namespace): one hop, which 1 did not
+//!    allow.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use tortie_tests::daemons::bird::Bird;
+use tortie_tests::daemons::frr::frr_here;
 use tortie_tests::daemons::tortie::{TortieConfig, TortieRr};
-use tortie_tests::daemons::{BgpDaemon, DaemonConfig, Neighbor};
+use tortie_tests::daemons::{BgpDaemon, DaemonConfig, Kind, Neighbor};
 use tortie_tests::netns::{veth, Host, Netns, NsChild, Topology};
 use tortie_tests::tor::bird_here;
 use tortie_tests::{interop_enabled, wait_until};
 
 const AS_RR: u32 = 64512;
-const AS_BIRD: u32 = 65002;
+const AS_PEER: u32 = 65002;
 const WAIT: Duration = Duration::from_secs(20);
 
 /// tcpdump in a namespace, printing each packet's IP header (`-v`).
@@ -62,68 +73,83 @@ struct Line {
     b: Host,
 }
 
-// 1., 2.
 #[test]
 fn gtsm_direct_bird() -> Result<()> {
-    const TEST: &str = "gtsm_direct_bird";
-    if !interop_enabled(TEST) || !tools(TEST) {
+    direct("gtsm_direct_bird", Kind::Bird)
+}
+
+#[test]
+fn gtsm_direct_frr() -> Result<()> {
+    direct("gtsm_direct_frr", Kind::Frr)
+}
+
+#[test]
+fn gtsm_one_hop_too_far() -> Result<()> {
+    one_hop_too_far("gtsm_one_hop_too_far", Kind::Bird)
+}
+
+#[test]
+fn gtsm_one_hop_too_far_frr() -> Result<()> {
+    one_hop_too_far("gtsm_one_hop_too_far_frr", Kind::Frr)
+}
+
+// 1., 2., 3. (direct)
+fn direct(test: &str, kind: Kind) -> Result<()> {
+    if !interop_enabled(test) || !tools(test, kind) {
         return Ok(());
     }
     let topo = Topology::new(2)?;
     let (h1, h2) = (&topo.hosts[0], &topo.hosts[1]);
-    let from_rr = format!(
-        "tcp port 179 and (src host {} or src host {})",
-        h1.v4, h1.v6
-    );
-    let capture = Capture::start(&h2.ns, "eth0", &from_rr)?;
-    let bird = Bird::start(
-        &h2.ns,
-        DaemonConfig::new(h2, AS_BIRD)
+    let from = |h: &Host| format!("tcp port 179 and (src host {} or src host {})", h.v4, h.v6);
+    let at_h2 = Capture::start(&h2.ns, "eth0", &from(h1))?;
+    let at_h1 = Capture::start(&h1.ns, "eth0", &from(h2))?;
+    let peer = kind.start(
+        h2,
+        DaemonConfig::new(h2, AS_PEER)
             .neighbor(Neighbor::new(h1.v4, AS_RR).ttl_security(1))
             .neighbor(Neighbor::new(h1.v6, AS_RR).ttl_security(1)),
     )?;
     let cfg = TortieConfig::new(h1.v4, AS_RR)
-        .peer(h2.v4, AS_BIRD, |p| p.ttl_security = Some(1))
-        .peer(h2.v6, AS_BIRD, |p| p.ttl_security = Some(1));
+        .peer(h2.v4, AS_PEER, |p| p.ttl_security = Some(1))
+        .peer(h2.v6, AS_PEER, |p| p.ttl_security = Some(1));
     let rr = TortieRr::start(&h1.ns, cfg)?;
     // 1.
-    for peer in [IpAddr::from(h2.v4), IpAddr::from(h2.v6)] {
-        rr.wait_established(peer, WAIT)?;
+    for ip in [IpAddr::from(h2.v4), IpAddr::from(h2.v6)] {
+        rr.wait_established(ip, WAIT)?;
     }
-    for peer in [IpAddr::from(h1.v4), IpAddr::from(h1.v6)] {
-        bird.wait_established(peer, WAIT)
-            .with_context(|| bird.config_text())?;
+    for ip in [IpAddr::from(h1.v4), IpAddr::from(h1.v6)] {
+        peer.wait_established(ip, WAIT)?;
     }
-    // 2. The handshake, OPEN, KEEPALIVE, End-of-RIB of each session.
-    let (v4, v6) = wait_until(WAIT, "tortie-rr's packets at h2", || {
-        let (v4, v6) = capture.ttls();
-        if v4.len() >= 4 && v6.len() >= 4 {
-            Ok((v4, v6))
-        } else {
-            Err(format!("ttl {v4:?}, hop limit {v6:?}"))
-        }
-    })?;
-    assert!(
-        v4.iter().chain(&v6).all(|t| *t == 255),
-        "TTLs {v4:?}, hop limits {v6:?}\n{}",
-        capture.text()
-    );
+    // 2., 3. The handshake, OPEN, KEEPALIVE, End-of-RIB of each session.
+    for (capture, sender) in [(&at_h2, "tortie-rr"), (&at_h1, peer.kind_name())] {
+        let (v4, v6) = wait_until(WAIT, &format!("{sender}'s packets"), || {
+            let (v4, v6) = capture.ttls();
+            if v4.len() >= 4 && v6.len() >= 4 {
+                Ok((v4, v6))
+            } else {
+                Err(format!("ttl {v4:?}, hop limit {v6:?}"))
+            }
+        })?;
+        assert!(
+            v4.iter().chain(&v6).all(|t| *t == 255),
+            "{sender}: TTLs {v4:?}, hop limits {v6:?}\n{}",
+            capture.text()
+        );
+    }
     Ok(())
 }
 
-// 1., 2., 3.
-#[test]
-fn gtsm_one_hop_too_far() -> Result<()> {
-    const TEST: &str = "gtsm_one_hop_too_far";
-    if !interop_enabled(TEST) || !tools(TEST) {
+// 1., 2., 3. (too far)
+fn one_hop_too_far(test: &str, kind: Kind) -> Result<()> {
+    if !interop_enabled(test) || !tools(test, kind) {
         return Ok(());
     }
     // r lives to the end: dropping it would cut the line.
     let (a, r, b) = (Netns::new()?, Netns::new()?, Netns::new()?);
     let line = Line::new(&a, &r, &b)?;
-    let bird = Bird::start(
-        &b,
-        DaemonConfig::new(&line.b, AS_BIRD)
+    let peer = kind.start(
+        &line.b,
+        DaemonConfig::new(&line.b, AS_PEER)
             .neighbor(Neighbor::new(line.a.v4, AS_RR).ttl_security(2)),
     )?;
     let b_ip = IpAddr::from(line.b.v4);
@@ -131,9 +157,9 @@ fn gtsm_one_hop_too_far() -> Result<()> {
     // 1.
     let rr = TortieRr::start(
         &a,
-        TortieConfig::new(line.a.v4, AS_RR).peer(b_ip, AS_BIRD, |p| p.ttl_security = Some(1)),
+        TortieConfig::new(line.a.v4, AS_RR).peer(b_ip, AS_PEER, |p| p.ttl_security = Some(1)),
     )?;
-    never_up(&rr, &bird, b_ip, Duration::from_secs(12))?;
+    never_up(&rr, peer.as_ref(), b_ip, Duration::from_secs(12))?;
     let status = rr.status()?;
     let dropped = status["kernelMinTtlDrops"].as_u64().unwrap_or(0);
     assert!(dropped > 0, "no drop counted: {status}");
@@ -161,11 +187,11 @@ fn gtsm_one_hop_too_far() -> Result<()> {
     let rr = TortieRr::start(
         &a,
         TortieConfig::new(line.a.v4, AS_RR)
-            .peer(b_ip, AS_BIRD, |p| {
+            .peer(b_ip, AS_PEER, |p| {
                 p.ttl_security = Some(1);
                 p.passive = true;
             })
-            .peer(other, AS_BIRD, |p| p.passive = true),
+            .peer(other, AS_PEER, |p| p.passive = true),
     )?;
     let refused = wait_until(WAIT, "tortie-rr to refuse b's connections", || {
         let s = rr.status().map_err(|e| format!("{e:#}"))?;
@@ -174,7 +200,7 @@ fn gtsm_one_hop_too_far() -> Result<()> {
             _ => Err(s.to_string()),
         }
     })?;
-    never_up(&rr, &bird, b_ip, Duration::from_secs(3))?;
+    never_up(&rr, peer.as_ref(), b_ip, Duration::from_secs(3))?;
     let why = rr.peer_status(b_ip)?["lastError"].to_string();
     assert!(
         why.contains("GTSM refused a connection from 10.61.2.1")
@@ -187,11 +213,11 @@ fn gtsm_one_hop_too_far() -> Result<()> {
     let capture = Capture::start(&a, "eth0", &format!("tcp port 179 and src host {b_ip}"))?;
     let rr = TortieRr::start(
         &a,
-        TortieConfig::new(line.a.v4, AS_RR).peer(b_ip, AS_BIRD, |p| p.ttl_security = Some(2)),
+        TortieConfig::new(line.a.v4, AS_RR).peer(b_ip, AS_PEER, |p| p.ttl_security = Some(2)),
     )?;
     rr.wait_established(b_ip, WAIT)?;
-    bird.wait_established(line.a.v4.into(), WAIT)?;
-    let ttls = wait_until(WAIT, "BIRD's packets at a", || match capture.ttls() {
+    peer.wait_established(line.a.v4.into(), WAIT)?;
+    let ttls = wait_until(WAIT, "the peer's packets at a", || match capture.ttls() {
         (v4, _) if v4.len() >= 4 => Ok(v4),
         (v4, _) => Err(format!("{v4:?}")),
     })?;
@@ -224,7 +250,7 @@ impl Line {
         let host = |ns: &Netns, v4: [u8; 4], n: u16| Host {
             ns: ns.clone(),
             v4: Ipv4Addr::from(v4),
-            // Unused (IPv4 sessions only): BIRD's config names one.
+            // Unused (IPv4 sessions only): DaemonConfig wants one.
             v6: Ipv6Addr::new(0xfd00, 0x61, n, 0, 0, 0, 0, 1),
         };
         Ok(Line {
@@ -287,16 +313,21 @@ impl Capture {
 
 // ===== helpers =====
 
-/// Whether `bird`, `tcpdump` and the tortie-rr binary are here; says why
-/// not (a failure under CI=true).
-fn tools(test: &str) -> bool {
+/// Whether the daemon of `kind` (BIRD or FRR), `tcpdump` and the
+/// tortie-rr binary are here; says why not (a failure under CI=true).
+fn tools(test: &str, kind: Kind) -> bool {
     let runs = |argv: &[&str]| {
         std::process::Command::new(argv[0])
             .args(&argv[1..])
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    if !bird_here(test) {
+    let daemon = match kind {
+        Kind::Bird => bird_here(test),
+        Kind::Frr => frr_here(test),
+        Kind::Gobgp => unreachable!("no GTSM test with GoBGP"),
+    };
+    if !daemon {
         return false;
     }
     if !runs(&["tcpdump", "--version"]) {
@@ -310,15 +341,20 @@ fn tools(test: &str) -> bool {
     true
 }
 
-/// Fails if the session with `peer` comes up on either side within `d`.
-fn never_up(rr: &TortieRr, bird: &Bird, peer: IpAddr, d: Duration) -> Result<()> {
+/// Fails if the session with `ip` comes up on either side within `d`.
+fn never_up(rr: &TortieRr, peer: &dyn BgpDaemon, ip: IpAddr, d: Duration) -> Result<()> {
     let start = Instant::now();
     while start.elapsed() < d {
-        if rr.peer_status(peer)?["state"] == "Established" {
-            bail!("tortie-rr's session with {peer} came up");
+        if rr.peer_status(ip)?["state"] == "Established" {
+            bail!("tortie-rr's session with {ip} came up");
         }
-        if let Some(s) = bird.sessions()?.iter().find(|s| s.established) {
-            bail!("BIRD's session with {} came up: {}", s.peer, s.state);
+        if let Some(s) = peer.sessions()?.iter().find(|s| s.established) {
+            bail!(
+                "{}'s session with {} came up: {}",
+                peer.kind_name(),
+                s.peer,
+                s.state
+            );
         }
         std::thread::sleep(Duration::from_millis(250));
     }

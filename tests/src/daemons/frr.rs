@@ -6,10 +6,13 @@
 //! (nothing can tell bgpd the prefix exists), and FRR withdraws IPv6 routes
 //! whose next hop is link-local ("no peer interface information"), so peers
 //! must send global next hops only.
+//!
+//! [`bgpd_argv`], [`vtysh`] and [`frr_here`] also serve the FRR ToR of the
+//! lab tests ([`crate::tor_frr`]).
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -22,8 +25,8 @@ use super::{
 use crate::netns::{Netns, NsChild};
 use crate::wait_until;
 
-/// Where Debian installs the FRR daemons.
-const BGPD: &str = "/usr/lib/frr/bgpd";
+/// Where Debian installs FRR's bgpd.
+pub const BGPD: &str = "/usr/lib/frr/bgpd";
 
 /// A running FRR bgpd.
 pub struct Frr {
@@ -60,21 +63,8 @@ impl Frr {
             .path()
             .to_str()
             .context("temp dir path is not UTF-8")?;
-        let conf = format!("{dir}/bgpd.conf");
-        let pid = format!("{dir}/bgpd.pid");
-        let args = [
-            BGPD,
-            "-Z",
-            "-S",
-            "-P",
-            "0",
-            "-f",
-            &conf,
-            "-i",
-            &pid,
-            "--vty_socket",
-            dir,
-        ];
+        let args = bgpd_argv(dir);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.child = Some(self.ns.spawn(&args, &self.log)?);
         wait_until(Duration::from_secs(10), "vtysh to answer", || {
             if let Some(st) = self.child.as_mut().and_then(|c| c.exited()) {
@@ -89,22 +79,7 @@ impl Frr {
 
     /// Runs `vtysh --vty_socket DIR -c CMD ...` and returns its output.
     pub fn vtysh(&self, cmds: &[&str]) -> Result<String> {
-        let mut c = Command::new("vtysh");
-        c.arg("--vty_socket").arg(self.dir.path());
-        for cmd in cmds {
-            c.arg("-c").arg(cmd);
-        }
-        let out = c.output().context("running vtysh")?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if !out.status.success() || text.contains("% Unknown command") {
-            bail!(
-                "vtysh {cmds:?} failed ({}): {}{}",
-                out.status,
-                text.trim(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(text)
+        vtysh(self.dir.path(), cmds)
     }
 
     /// Runs a vtysh `show ... json` command and parses the JSON.
@@ -191,6 +166,64 @@ impl BgpDaemon for Frr {
 
 // ===== helpers =====
 
+/// `bgpd -Z -S -P 0 -f DIR/bgpd.conf -i DIR/bgpd.pid --vty_socket DIR`:
+/// bgpd without zebra, as root (`-S`: no switch to user frr), no vty port.
+pub fn bgpd_argv(dir: &str) -> Vec<String> {
+    let conf = format!("{dir}/bgpd.conf");
+    let pid = format!("{dir}/bgpd.pid");
+    [
+        BGPD,
+        "-Z",
+        "-S",
+        "-P",
+        "0",
+        "-f",
+        &conf,
+        "-i",
+        &pid,
+        "--vty_socket",
+        dir,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Runs `vtysh --vty_socket DIR -c CMD ...` against the daemon whose vty
+/// socket is in `dir`; its output, or an error with it when vtysh failed
+/// or did not know a command.
+pub fn vtysh(dir: &Path, cmds: &[&str]) -> Result<String> {
+    let mut c = Command::new("vtysh");
+    c.arg("--vty_socket").arg(dir);
+    for cmd in cmds {
+        c.arg("-c").arg(cmd);
+    }
+    let out = c.output().context("running vtysh")?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() || text.contains("% Unknown command") {
+        bail!(
+            "vtysh {cmds:?} failed ({}): {}{}",
+            out.status,
+            text.trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(text)
+}
+
+/// Whether FRR's bgpd and vtysh are here; says why not (`SKIP test:
+/// ...`, a failure under CI=true).
+pub fn frr_here(test: &str) -> bool {
+    let vtysh = Command::new("vtysh")
+        .arg("--help")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let ok = Path::new(BGPD).exists() && vtysh;
+    if !ok {
+        tortie_testkit::missing(test, &format!("no {BGPD} or vtysh (apt-get install frr)"));
+    }
+    ok
+}
+
 /// The whole `bgpd.conf` for `cfg`.
 pub fn config_text(cfg: &DaemonConfig) -> String {
     let mut s = String::new();
@@ -231,6 +264,12 @@ pub fn config_text(cfg: &DaemonConfig) -> String {
         }
         if let Some(pw) = &n.password {
             let _ = writeln!(s, " neighbor {a} password {pw}");
+        }
+        if let Some(hops) = n.ttl_security {
+            // FRR's GTSM: sends with TTL (hop limit) 255 and sets
+            // IP_MINTTL / IPV6_MINHOPCOUNT to 256 - hops on the session's
+            // socket.
+            let _ = writeln!(s, " neighbor {a} ttl-security hops {hops}");
         }
     }
     for (afi, name) in [(Afi::V4, "ipv4"), (Afi::V6, "ipv6")] {
@@ -369,5 +408,36 @@ mod tests {
         assert!(v4 < act4 && act4 < v6 && v6 < act6, "{t}");
         assert!(t.contains("neighbor 172.30.0.1 password pw"));
         assert!(t.contains("  network fd10:2::/64"));
+        assert!(!t.contains("ttl-security"), "{t}");
+    }
+
+    #[test]
+    fn config_renders_ttl_security_per_neighbour() {
+        let cfg = DaemonConfig {
+            router_id: "172.30.0.2".parse().unwrap(),
+            asn: 65002,
+            local_v4: "172.30.0.2".parse().unwrap(),
+            local_v6: "fd00:30::2".parse().unwrap(),
+            cluster_id: None,
+            graceful_restart: false,
+            neighbors: vec![],
+            routes: vec![],
+            kernel: false,
+        };
+        let peer = |a: &str| a.parse::<IpAddr>().unwrap();
+        let t = config_text(
+            &cfg.neighbor(Neighbor::new(peer("172.30.0.1"), 64512).ttl_security(1))
+                .neighbor(Neighbor::new(peer("fd00:30::1"), 64512).ttl_security(2))
+                .neighbor(Neighbor::new(peer("172.30.0.9"), 64512)),
+        );
+        assert!(
+            t.contains(" neighbor 172.30.0.1 ttl-security hops 1\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains(" neighbor fd00:30::1 ttl-security hops 2\n"),
+            "{t}"
+        );
+        assert!(!t.contains("172.30.0.9 ttl-security"), "{t}");
     }
 }

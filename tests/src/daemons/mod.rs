@@ -59,8 +59,10 @@ pub struct Neighbor {
     pub rr_client: bool,
     /// The peer's TCP port (179 unless a test runs a peer elsewhere).
     pub port: u16,
-    /// GTSM (RFC 5082) for a peer this many hops away, as Calico renders
-    /// `ttlSecurity` for BIRD. BIRD only.
+    /// GTSM (RFC 5082) for a peer this many hops away: send with TTL 255,
+    /// take only 256 - hops and up. BIRD: `ttl security on; multihop
+    /// hops` (as Calico renders `ttlSecurity`); FRR: `neighbor X
+    /// ttl-security hops N`. Not GoBGP.
     pub ttl_security: Option<u8>,
     /// BFD on the session (BIRD's `bfd on` and a `protocol bfd` with this
     /// interval in both directions and multiplier); the session is then
