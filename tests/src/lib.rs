@@ -11,6 +11,7 @@
 //!   (sessions, routes with their BGP attributes), runtime announce/withdraw.
 //! - [`tor`]: a BIRD top-of-rack router peering with every lab node, and
 //!   what it received from which node.
+//! - [`tor_frr`]: the same with FRR bgpd, read from its JSON.
 //!
 //! Polling, never fixed sleeps: [`wait_until`] retries a check until it
 //! passes or a deadline expires, and reports the last reason it failed.
@@ -20,6 +21,7 @@ pub mod http;
 pub mod lab;
 pub mod netns;
 pub mod tor;
+pub mod tor_frr;
 
 use std::time::{Duration, Instant};
 
