@@ -31,7 +31,7 @@ pub struct TortieConfig {
     pub asn: u32,
     /// `clusterId`: set, tortie-rr reflects between its clients.
     pub cluster_id: Option<Ipv4Addr>,
-    /// `listen`: where BGP sessions are accepted ("[::]:179": dual stack).
+    /// `listen`: where BGP sessions are accepted (`"[::]:179"`: dual stack).
     pub listen: String,
     /// `admin`: the HTTP admin endpoint (`/status`), inside the namespace.
     pub admin: SocketAddr,
@@ -98,7 +98,7 @@ pub struct TortieRr {
 
 impl TortieConfig {
     /// A config for a host: router id = its address, admin on 127.0.0.1:9179
-    /// inside the namespace, BGP on [::]:179, no peers.
+    /// inside the namespace, BGP on `[::]:179`, no peers.
     pub fn new(router_id: Ipv4Addr, asn: u32) -> TortieConfig {
         TortieConfig {
             router_id,
