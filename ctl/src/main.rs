@@ -1,6 +1,10 @@
 //! `tortiectl`: see the library's documentation (`lib.rs`) and
 //! `docs/operations.md`.
 
+// The argument types' doc comments are `--help` text (clap), where
+// `[NAME]` means an optional argument, not a rustdoc link.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;

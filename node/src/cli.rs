@@ -2,6 +2,10 @@
 //! variable (what a DaemonSet sets), over an optional settings file
 //! (`--config`), over the defaults. See `tortie_config::node`.
 
+// The doc comments below are `--help` text (clap), where `[:KUBECONFIG]`
+// means an optional part, not a rustdoc link.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

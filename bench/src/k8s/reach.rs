@@ -9,7 +9,7 @@
 //! tortie-rr: the two nodes mesh, the reflectors stay Pending), then pods
 //! of a busybox image (the lab's `sleeping_pod`) are created on node1 one
 //! after another: create, measure, wait until Ready, next. The Pod is
-//! written and deleted with one API call each ([`api`]: curl, tens of
+//! written and deleted with one API call each (`api`: curl, tens of
 //! milliseconds; kubectl takes hundreds here), and every time starts when
 //! that call starts (so it includes the call, shown beside). For each pod:
 //!
