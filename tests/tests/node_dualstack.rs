@@ -24,7 +24,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use tortie_ctl::lab::{net, Encap, Lab, Signal, Stack};
-use tortie_tests::lab::{bin_dir, mesh_off, spec};
+use tortie_tests::lab::{bin_dir, block6, mesh_off, node_resource, route_line, routes6, spec};
 use tortie_tests::tor::{bird_here, rack_args, rack_peer, BirdTor};
 use tortie_tests::wait_until;
 
@@ -36,35 +36,6 @@ fn lab(prefix: &str, stack: Stack, encap: Encap) -> Result<Lab> {
     spec.stack = stack;
     spec.encap = encap;
     Lab::up(spec)
-}
-
-fn routes6(lab: &Lab, i: usize) -> String {
-    net::ip_in_output(&lab.nodes[i].ns, &["-6", "route"]).unwrap_or_default()
-}
-
-/// Node `node`'s pod's IPv6 /122 block.
-fn block6(lab: &Lab, node: usize) -> String {
-    let pod = lab
-        .pods
-        .iter()
-        .find(|p| p.node == lab.nodes[node].name)
-        .expect("a pod");
-    let mut s = pod.address6.expect("an IPv6 address").segments();
-    s[7] &= !63;
-    format!("{}/122", std::net::Ipv6Addr::from(s))
-}
-
-/// The line of `routes` for `prefix`.
-fn line_of<'a>(routes: &'a str, prefix: &str) -> Option<&'a str> {
-    routes
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(prefix))
-}
-
-/// Node `name` as the datastore has it (`tortiectl get node -o json`).
-fn get_node(lab: &Lab, name: &str) -> Result<Value> {
-    let list: Value = serde_json::from_str(&lab.tortiectl(&["get", "node", name, "-o", "json"])?)?;
-    Ok(list[0].clone())
 }
 
 /// Waits until node `i` has `n` peers, all Established; returns them.
@@ -107,7 +78,7 @@ fn dual_stack_pods_reach_each_other_over_both_families() -> Result<()> {
     for (i, n) in lab.nodes.iter().enumerate() {
         let r = routes6(&lab, i);
         let pod = lab.pods.iter().find(|p| p.node == n.name).unwrap();
-        let host = line_of(&r, &pod.address6.unwrap().to_string())
+        let host = route_line(&r, &pod.address6.unwrap().to_string())
             .with_context(|| format!("{}: no /128 of its pod:\n{r}", n.name))?;
         assert!(
             host.contains(" dev tort") && host.contains("proto 116"),
@@ -121,17 +92,17 @@ fn dual_stack_pods_reach_each_other_over_both_families() -> Result<()> {
     }
     // 3.
     let r1 = routes6(&lab, 0);
-    let direct = line_of(&r1, &block6(&lab, 1)).context("node2's block")?;
+    let direct = route_line(&r1, &block6(&lab, 1)).context("node2's block")?;
     assert!(
         direct.contains("via fd30:1::12 dev eth0 proto 116"),
         "{direct}\n{r1}"
     );
-    let node3 = get_node(&lab, "node3")?;
+    let node3 = node_resource(&lab, "node3")?;
     let vtep3 = node3["spec"]["ipv6VXLANTunnelAddr"]
         .as_str()
         .with_context(|| format!("node3 has no IPv6 VTEP: {node3}"))?
         .to_string();
-    let tunnel = line_of(&r1, &block6(&lab, 2)).context("node3's block")?;
+    let tunnel = route_line(&r1, &block6(&lab, 2)).context("node3's block")?;
     assert!(
         tunnel.contains(&format!("via {vtep3} dev vxlan-v6.tortie proto 116"))
             && tunnel.contains("onlink"),
@@ -139,7 +110,7 @@ fn dual_stack_pods_reach_each_other_over_both_families() -> Result<()> {
     );
     let r3 = routes6(&lab, 2);
     for b in [block6(&lab, 0), block6(&lab, 1)] {
-        let l = line_of(&r3, &b).with_context(|| format!("node3 lacks {b}:\n{r3}"))?;
+        let l = route_line(&r3, &b).with_context(|| format!("node3 lacks {b}:\n{r3}"))?;
         assert!(l.contains("dev vxlan-v6.tortie"), "{l}");
     }
     // 4.
@@ -332,16 +303,16 @@ fn ipv6_only_cluster() -> Result<()> {
     assert_eq!(ids.len(), 3, "router IDs: {ids:?}");
     // 3.
     let r1 = routes6(&lab, 0);
-    let direct = line_of(&r1, &block6(&lab, 1)).context("node2's block")?;
+    let direct = route_line(&r1, &block6(&lab, 1)).context("node2's block")?;
     assert!(direct.contains("via fd30:1::12 dev eth0 proto 116"), "{r1}");
-    let tunnel = line_of(&r1, &block6(&lab, 2)).context("node3's block")?;
+    let tunnel = route_line(&r1, &block6(&lab, 2)).context("node3's block")?;
     assert!(tunnel.contains("dev vxlan-v6.tortie"), "{r1}");
     let v4 = net::ip_in_output(&lab.nodes[0].ns, &["route"])?;
     assert!(!v4.contains("proto 116"), "{v4}");
     let links = net::ip_in_output(&lab.nodes[0].ns, &["link"])?;
     assert!(!links.contains("vxlan.tortie:"), "{links}");
     // 4.
-    let node1 = get_node(&lab, "node1")?;
+    let node1 = node_resource(&lab, "node1")?;
     assert_eq!(
         node1["spec"]["bgp"]["ipv6Address"], "fd30:1::11/64",
         "{node1}"
@@ -438,7 +409,8 @@ fn bird_tor_peers_over_ipv6_and_routes_the_v6_blocks() -> Result<()> {
     let kernel = net::ip_in_output(&lab.router, &["-6", "route"])?;
     for (i, n) in lab.nodes.iter().enumerate() {
         let b = block6(&lab, i);
-        let l = line_of(&kernel, &b).with_context(|| format!("ToR kernel lacks {b}:\n{kernel}"))?;
+        let l =
+            route_line(&kernel, &b).with_context(|| format!("ToR kernel lacks {b}:\n{kernel}"))?;
         let via = format!("via {} ", n.address6.unwrap());
         if !l.contains(&via) {
             bail!("ToR: {b} not {via}: {l}");
@@ -446,7 +418,7 @@ fn bird_tor_peers_over_ipv6_and_routes_the_v6_blocks() -> Result<()> {
     }
     // 4.
     let r1 = routes6(&lab, 0);
-    let l = line_of(&r1, &block6(&lab, 2)).context("node1 lacks node3's block")?;
+    let l = route_line(&r1, &block6(&lab, 2)).context("node1 lacks node3's block")?;
     assert!(l.contains("via fd30:1::1 dev eth0 proto 116"), "{r1}");
     assert!(!r1.contains("vxlan"), "{r1}");
     Ok(())

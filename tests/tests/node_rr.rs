@@ -21,90 +21,40 @@
 //! 3. The reflector node's agent is killed (SIGKILL) and restarted the
 //!    same way: no packet lost.
 
-use std::process::Child;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tortie_ctl::lab::{Encap, Lab, Signal};
-use tortie_tests::lab::{mesh_off, no_loss_during, spec, start_tortie_rr};
+use tortie_tests::lab::{
+    mesh_off, no_loss_during, peer_lines, pod_on, reflector_resources, rr_config, rr_status, spec,
+    start_lab_rr, wait_peer_lines, RR_ADMIN,
+};
 use tortie_tests::wait_until;
-
-/// The mesh off; every node peers with the nodes labelled
-/// `route-reflector=true` (which makes those reflect to it) and with
-/// tortie-rr.
-fn resources() -> String {
-    mesh_off(&[
-        (
-            "to-rr-nodes",
-            "nodeSelector: all()\npeerSelector: route-reflector == 'true'",
-        ),
-        ("to-tortie-rr", "peerIP: 172.30.1.2\nasNumber: 64512"),
-    ])
-}
-
-/// Starts tortie-rr in `ns` (its output in the lab's directory).
-fn start_rr(lab: &Lab, ns: &str) -> Result<Child> {
-    let dir = &lab.spec.dir;
-    let conf = dir.join("rr.yaml");
-    std::fs::write(
-        &conf,
-        "routerId: 172.30.1.2\nasNumber: 64512\nclusterId: 10.0.0.2\nlisten: \"0.0.0.0:179\"\n\
-         admin: \"127.0.0.1:9180\"\ndynamicPeers:\n  - prefix: 172.30.0.0/16\n    asNumber: 64512\n",
-    )?;
-    start_tortie_rr(ns, &conf)
-}
-
-/// Node `i`'s peers as `address state[ client]`.
-fn peers(lab: &Lab, i: usize) -> Result<Vec<String>> {
-    Ok(tortie_tests::lab::peers(lab, i)?
-        .iter()
-        .map(|p| {
-            format!(
-                "{} {}{}",
-                p["address"].as_str().unwrap_or(""),
-                p["state"].as_str().unwrap_or(""),
-                if p["rrClient"] == true { " client" } else { "" }
-            )
-        })
-        .collect())
-}
 
 #[test]
 fn two_reflectors_and_either_may_die() -> Result<()> {
     let mut spec = spec("r", 4)?;
     spec.encap = Encap::Vxlan;
-    spec.resources = resources();
+    spec.resources = reflector_resources("172.30.1.2".parse()?);
     spec.reflector(1, "10.0.0.1");
     let mut lab = Lab::up(spec)?;
     let (rr_ns, rr_addr) = lab.add_host("rr")?;
     assert_eq!(rr_addr.to_string(), "172.30.1.2");
-    let mut rr = start_rr(&lab, &rr_ns)?;
+    let conf = rr_config("172.30.1.2", "10.0.0.2", "0.0.0.0:179", "172.30.0.0/16");
+    let mut rr = start_lab_rr(&lab, &rr_ns, "rr", &conf)?;
 
     // 1. Pods reach each other through the reflectors; the peer tables.
     lab.wait_full_mesh(Duration::from_secs(30))?;
-    wait_until(Duration::from_secs(15), "the reflector's sessions", || {
-        let p = peers(&lab, 0).map_err(|e| e.to_string())?;
-        let want = [
-            "172.30.1.2 Established",
-            "172.30.1.12 Established client",
-            "172.30.1.13 Established client",
-            "172.30.2.14 Established client",
-        ];
-        if p == want {
-            Ok(())
-        } else {
-            Err(format!("{p:?}"))
-        }
-    })?;
+    let reflector = [
+        "172.30.1.2 Established",
+        "172.30.1.12 Established client",
+        "172.30.1.13 Established client",
+        "172.30.2.14 Established client",
+    ];
+    wait_peer_lines(&lab, 0, &reflector, Duration::from_secs(15))?;
     for i in 1..4 {
-        wait_until(Duration::from_secs(15), "a client's sessions", || {
-            let p = peers(&lab, i).map_err(|e| e.to_string())?;
-            if p == ["172.30.1.2 Established", "172.30.1.11 Established"] {
-                Ok(())
-            } else {
-                Err(format!("{p:?}"))
-            }
-        })?;
+        let client = ["172.30.1.2 Established", "172.30.1.11 Established"];
+        wait_peer_lines(&lab, i, &client, Duration::from_secs(15))?;
     }
     let learned = |lab: &Lab, i: usize| {
         lab.node_status(i)
@@ -113,20 +63,16 @@ fn two_reflectors_and_either_may_die() -> Result<()> {
     assert_eq!(learned(&lab, 3)?, 3, "node4 learns the three other blocks");
 
     // 2. tortie-rr dies: nothing is lost; then it comes back.
-    let target = lab
-        .pods
-        .iter()
-        .position(|p| p.node == "node2")
-        .context("pod on node2")?;
+    let target = pod_on(&lab, "node2")?;
     no_loss_during(&mut lab, target, 600, |_| {
         rr.kill()?;
         rr.wait()?;
         Ok(())
     })?;
     assert_eq!(learned(&lab, 3)?, 3, "node4 keeps every block");
-    rr = start_rr(&lab, &rr_ns)?;
+    rr = start_lab_rr(&lab, &rr_ns, "rr", &conf)?;
     wait_until(Duration::from_secs(20), "tortie-rr back", || {
-        let p = peers(&lab, 3).map_err(|e| e.to_string())?;
+        let p = peer_lines(&lab, 3).map_err(|e| e.to_string())?;
         if p.iter().all(|l| l.contains("Established")) {
             Ok(())
         } else {
@@ -170,35 +116,22 @@ fn two_tortie_rr_replicas_take_their_clients_from_the_datastore() -> Result<()> 
     for (host, addr) in [("rra", "172.30.1.2"), ("rrb", "172.30.1.3")] {
         let (ns, got) = lab.add_host(host)?;
         assert_eq!(got.to_string(), addr);
-        let conf = lab.spec.dir.join(format!("{host}.yaml"));
-        std::fs::write(
-            &conf,
-            format!(
-                "routerId: {addr}\nasNumber: 64512\nclusterId: 10.0.0.9\nlisten: \"0.0.0.0:179\"\n\
-                 admin: \"127.0.0.1:9180\"\ndatastoreClients:\n  datastore: file:{}\n",
-                store.display()
-            ),
-        )?;
-        replicas.push((ns.clone(), start_tortie_rr(&ns, &conf)?));
+        let conf = format!(
+            "routerId: {addr}\nasNumber: 64512\nclusterId: 10.0.0.9\nlisten: \"0.0.0.0:179\"\n\
+             admin: \"{RR_ADMIN}\"\ndatastoreClients:\n  datastore: file:{}\n",
+            store.display()
+        );
+        replicas.push((ns.clone(), start_lab_rr(&lab, &ns, host, &conf)?));
     }
     let rr_clients = |ns: &str| -> Result<u64> {
-        let body = tortie_ctl::lab::get_in(ns, "127.0.0.1:9180".parse()?, "/status")?;
-        let v: serde_json::Value = serde_json::from_str(&body)?;
-        Ok(v["datastoreClients"]["clients"].as_u64().unwrap_or(0))
+        Ok(rr_status(ns)?["datastoreClients"]["clients"]
+            .as_u64()
+            .unwrap_or(0))
     };
-    let both_up = |lab: &Lab, i: usize| -> Result<(), String> {
-        let p = peers(lab, i).map_err(|e| e.to_string())?;
-        if p == ["172.30.1.2 Established", "172.30.1.3 Established"] {
-            Ok(())
-        } else {
-            Err(format!("{p:?}"))
-        }
-    };
+    let both = ["172.30.1.2 Established", "172.30.1.3 Established"];
     // 1.
     for i in 0..3 {
-        wait_until(Duration::from_secs(20), "sessions to both replicas", || {
-            both_up(&lab, i)
-        })?;
+        wait_peer_lines(&lab, i, &both, Duration::from_secs(20))?;
     }
     for (ns, _) in &replicas {
         assert_eq!(rr_clients(ns)?, 3);
@@ -207,19 +140,13 @@ fn two_tortie_rr_replicas_take_their_clients_from_the_datastore() -> Result<()> 
     // 2.
     let n4 = lab.add_node()?;
     lab.add_pod(n4)?;
-    wait_until(Duration::from_secs(20), "node4's sessions", || {
-        both_up(&lab, n4)
-    })?;
+    wait_peer_lines(&lab, n4, &both, Duration::from_secs(20))?;
     for (ns, _) in &replicas {
         assert_eq!(rr_clients(ns)?, 4);
     }
     lab.wait_full_mesh(Duration::from_secs(30))?;
     // 3.
-    let target = lab
-        .pods
-        .iter()
-        .position(|p| p.node == "node2")
-        .context("pod on node2")?;
+    let target = pod_on(&lab, "node2")?;
     let (_, mut first) = replicas.remove(0);
     no_loss_during(&mut lab, target, 600, |_| {
         first.kill()?;
