@@ -1,6 +1,7 @@
 //! Clients from the datastore (`datastoreClients` in the file): every Node
-//! whose labels the selector matches, at its `spec.bgp.ipv4Address`, in
-//! our AS (a node of another AS is skipped with a warning: clients are
+//! whose labels the selector matches, at its `spec.bgp.ipv4Address` (an
+//! IPv6-only node's `ipv6Address`: the address its tortie-node peers
+//! from), in our AS (a node of another AS is skipped with a warning: clients are
 //! iBGP). Nodes joining and leaving become peers added and removed, as a
 //! reload would; static `peers` of the file win for the same address. Two
 //! replicas with one `clusterId` and the same selector serve the same
@@ -220,7 +221,9 @@ fn clients(
             continue;
         }
         let Some(bgp) = &n.spec.bgp else { continue };
-        let Some(addr) = bgp.ipv4_address.map(|a| a.addr()) else {
+        // A dual-stack node's session (both families) runs over IPv4; an
+        // IPv6-only node's over IPv6 (`tortie-node`'s `peers::session_address`).
+        let Some(addr) = bgp.ipv4_address.or(bgp.ipv6_address).map(|a| a.addr()) else {
             continue;
         };
         let asn = bgp.as_number.map_or(default_as, |a| a.0);
@@ -245,12 +248,19 @@ mod tests {
     use super::*;
     use tortie_config::resources::{AsNumber, NodeBgpSpec, NodeSpec, Object};
 
+    /// Node `name` at `addr` (IPv4 or IPv6), `addr6` too if given.
     fn node(name: &str, addr: &str, asn: Option<u32>, rack: &str) -> (String, Resource) {
+        let (v4, v6) = match addr.split_once(',') {
+            Some((v4, v6)) => (Some(v4), Some(v6)),
+            None if addr.contains(':') => (None, Some(addr)),
+            None => (Some(addr), None),
+        };
         let mut o = Object::new(
             name,
             NodeSpec {
                 bgp: Some(NodeBgpSpec {
-                    ipv4_address: Some(addr.parse().unwrap()),
+                    ipv4_address: v4.map(|a| a.parse().unwrap()),
+                    ipv6_address: v6.map(|a| a.parse().unwrap()),
                     as_number: asn.map(AsNumber),
                     ..NodeBgpSpec::default()
                 }),
@@ -282,5 +292,23 @@ mod tests {
         let (all, _) = clients(&nodes, &Selector::all(), 64512, 64512, true);
         assert_eq!(all.len(), 2);
         assert!(all.iter().all(|p| p.rr_client && p.passive));
+    }
+
+    #[test]
+    fn ipv6_only_nodes_are_clients_at_their_ipv6_address() {
+        let nodes: BTreeMap<_, _> = [
+            node("v4", "10.0.0.1/24", None, "a"),
+            node("dual", "10.0.0.2/24,fd30:1::12/64", None, "a"),
+            node("v6", "fd30:1::13/64", None, "a"),
+        ]
+        .into_iter()
+        .collect();
+        let (peers, skipped) = clients(&nodes, &Selector::all(), 64512, 64512, false);
+        let addrs: Vec<String> = peers.iter().map(|p| p.address.to_string()).collect();
+        // By node name; a dual-stack node at its IPv4 address, whose
+        // session carries both families.
+        assert_eq!(addrs, ["10.0.0.2", "10.0.0.1", "fd30:1::13"]);
+        assert!(peers.iter().all(|p| p.rr_client));
+        assert!(skipped.is_empty(), "{skipped:?}");
     }
 }

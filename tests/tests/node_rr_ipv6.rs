@@ -28,9 +28,9 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 use tortie_ctl::lab::{net, Encap, Lab, Stack};
 use tortie_tests::lab::{
-    add_host6, bgp_paths, block4, block6, no_loss_during, node_resource, pod_on,
+    add_host6, bgp_paths, block4, block6, mesh_off, no_loss_during, node_resource, pod_on,
     reflector_resources, route_line, routes6, rr_config, rr_status, spec, start_lab_rr,
-    wait_peer_lines,
+    wait_peer_lines, RR_ADMIN,
 };
 use tortie_tests::wait_until;
 
@@ -311,6 +311,77 @@ fn dual_stack_with_reflectors_one_session_carries_both_families() -> Result<()> 
         tunnel.contains("dev vxlan.tortie proto 116"),
         "{tunnel}\n{r4}"
     );
+    let _ = rr.kill();
+    let _ = rr.wait();
+    Ok(())
+}
+
+/// tortie-rr takes an IPv6-only cluster's nodes from the datastore
+/// (`datastoreClients`) at their `ipv6Address` (three nodes, node3 on
+/// subnet B; tortie-rr the one reflector, no reflecting node):
+/// 1. tortie-rr reports three datastore clients and peers with them at
+///    their IPv6 addresses, Established, each having sent its /122; each
+///    node's one peer is tortie-rr, over IPv6; pods reach each other.
+/// 2. A fourth node joins: tortie-rr peers with it without a reload, and
+///    its pod is reached.
+#[test]
+fn ipv6_only_tortie_rr_takes_its_clients_from_the_datastore() -> Result<()> {
+    let mut spec = spec("d6", 3)?;
+    spec.stack = Stack::Ipv6;
+    spec.encap = Encap::Vxlan;
+    spec.resources = mesh_off(&[("rr", "peerIP: fd30:1::2\nasNumber: 64512")]);
+    let mut lab = Lab::up(spec)?;
+    let (rr_ns, _) = add_host6(&mut lab, "rr")?;
+    let conf = format!(
+        "routerId: 10.0.0.2\nasNumber: 64512\nlisten: \"[::]:179\"\nadmin: \"{RR_ADMIN}\"\n\
+         datastoreClients:\n  datastore: file:{}\n",
+        lab.spec.dir.join("store").display()
+    );
+    let mut rr = start_lab_rr(&lab, &rr_ns, "rr", &conf)?;
+    let serves = |lab: &Lab| -> Result<()> {
+        let n = lab.nodes.len();
+        wait_until(SESSIONS, "tortie-rr's datastore clients", || {
+            let s = rr_status(&rr_ns).map_err(|e| e.to_string())?;
+            let mut got: Vec<String> = s["peers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    format!(
+                        "{} {} client={} received={}",
+                        p["address"].as_str().unwrap_or(""),
+                        p["state"].as_str().unwrap_or(""),
+                        p["client"],
+                        p["prefixesReceived"]
+                    )
+                })
+                .collect();
+            got.sort();
+            let mut want: Vec<String> = lab
+                .nodes
+                .iter()
+                .filter_map(|n| n.address6)
+                .map(|a| format!("{a} Established client=true received=1"))
+                .collect();
+            want.sort();
+            if s["datastoreClients"]["clients"] == n && got == want {
+                Ok(())
+            } else {
+                Err(format!("{got:?}, want {want:?}; {}", s["datastoreClients"]))
+            }
+        })?;
+        for i in 0..n {
+            wait_peer_lines(lab, i, &["fd30:1::2 Established"], SESSIONS)?;
+        }
+        lab.wait_full_mesh(MESH)?;
+        Ok(())
+    };
+    // 1.
+    serves(&lab)?;
+    // 2.
+    let n4 = lab.add_node()?;
+    lab.add_pod(n4)?;
+    serves(&lab)?;
     let _ = rr.kill();
     let _ = rr.wait();
     Ok(())
