@@ -7,13 +7,14 @@
 //! ```text
 //!   subnet A fd30:1::/64 (172.30.1.0/24)                       subnet B fd30:2::/64
 //!   node1 ::11 (reflector 10.0.0.1)  node2 ::12  node3 ::13  ── router ── node4 ::14
-//!   tortie-rr ::2 (172.30.1.2; cluster 10.0.0.2, clients: any node)
+//!   tortie-rr fd30:1::2 (IPv6 only) or 172.30.1.2 (dual stack); cluster 10.0.0.2
 //! ```
 //!
 //! Resources: BGPPeer `to-rr-nodes` (every node peers with the nodes
 //! labelled `route-reflector=true`, which makes those reflect to it) and
 //! BGPPeer `to-tortie-rr` (every node peers with tortie-rr). tortie-rr
-//! takes any node of the lab as a dynamic client.
+//! takes any node of the lab as a dynamic client. The last test has
+//! tortie-rr alone, taking its clients from the datastore.
 //!
 //! What the docs promise (`docs/dataplane.md`, "Dual stack and IPv6
 //! only"): IPv6-only nodes peer over IPv6; a dual-stack node runs one
