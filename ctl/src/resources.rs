@@ -233,11 +233,18 @@ type Row = fn(&Value) -> Vec<String>;
 fn columns(kind: Kind) -> (Vec<&'static str>, Row) {
     match kind {
         Kind::Node => (
-            vec!["NAME", "ADDRESS", "AS", "RR CLUSTER ID", "LABELS"],
+            vec!["NAME", "ADDRESSES", "AS", "RR CLUSTER ID", "LABELS"],
             |v| {
+                let bgp = &v["spec"]["bgp"];
+                // A dual-stack node's two, an IPv6-only node's one.
+                let addresses: Vec<String> = [&bgp["ipv4Address"], &bgp["ipv6Address"]]
+                    .into_iter()
+                    .map(s)
+                    .filter(|a| !a.is_empty())
+                    .collect();
                 vec![
                     s(&v["metadata"]["name"]),
-                    s(&v["spec"]["bgp"]["ipv4Address"]),
+                    addresses.join(","),
                     s(&v["spec"]["bgp"]["asNumber"]),
                     s(&v["spec"]["bgp"]["routeReflectorClusterID"]),
                     labels(&v["metadata"]["labels"]),
@@ -501,6 +508,36 @@ mod tests {
                 .contains("BGPFilter/edge exportV4 rule 0: not a CIDR"),
             "{e}"
         );
+    }
+
+    /// The Node table shows an IPv6 address beside the IPv4 one, and an
+    /// IPv6-only node's alone.
+    #[tokio::test]
+    async fn node_table_shows_both_families() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AnyStore::File(FileStore::open(dir.path()).unwrap());
+        let setting = DatastoreSetting::File(dir.path().to_path_buf());
+        let node = |name: &str, bgp: &str| {
+            format!("apiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: {name}\nspec:\n  bgp: {{{bgp}}}\n")
+        };
+        let text = [
+            node("v4", "ipv4Address: 192.168.1.11/24"),
+            node(
+                "dual",
+                "ipv4Address: 192.168.1.12/24, ipv6Address: 'fd30:1::12/64'",
+            ),
+            node("v6", "ipv6Address: 'fd30:1::13/64'"),
+        ]
+        .join("---\n");
+        apply(&store, &setting, &text).await.unwrap();
+        let table = get(&store, Kind::Node, None, Output::Table).await.unwrap();
+        for row in [
+            "| v4   | 192.168.1.11/24               |",
+            "| dual | 192.168.1.12/24,fd30:1::12/64 |",
+            "| v6   | fd30:1::13/64                 |",
+        ] {
+            assert!(table.contains(row), "{row} in\n{table}");
+        }
     }
 
     #[test]

@@ -91,7 +91,9 @@ pub(super) fn from_kube(node: &KubeNode) -> Result<Option<Versioned>, StoreError
                 .collect()
         })
         .unwrap_or_default();
-    if let Some(a) = bgp.ipv4_address {
+    // As tortie-node registers them in the other datastores: each BGP
+    // address (an IPv6-only node's too) is a `CalicoNodeIP`.
+    for a in [bgp.ipv4_address, bgp.ipv6_address].into_iter().flatten() {
         addresses.push(NodeAddress {
             address: a.to_string(),
             kind: Some("CalicoNodeIP".into()),
@@ -400,5 +402,82 @@ impl super::watch::Translate<KubeNode> for Nodes {
             }]),
             None => Seen::Skip(revision),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{NodeAddress as KubeAddress, NodeStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use super::*;
+
+    /// A Kubernetes Node with these annotations and an InternalIP.
+    fn kube_node(notes: &[(&str, &str)]) -> KubeNode {
+        KubeNode {
+            metadata: ObjectMeta {
+                name: Some("n1".into()),
+                resource_version: Some("7".into()),
+                annotations: Some(
+                    notes
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+                ..ObjectMeta::default()
+            },
+            status: Some(NodeStatus {
+                addresses: Some(vec![KubeAddress {
+                    address: "192.168.1.11".into(),
+                    type_: "InternalIP".into(),
+                }]),
+                ..NodeStatus::default()
+            }),
+            ..KubeNode::default()
+        }
+    }
+
+    fn addresses(node: &KubeNode) -> Vec<(String, String)> {
+        let v = from_kube(node).unwrap().expect("one of ours");
+        let Resource::Node(n) = v.resource else {
+            panic!("not a Node: {:?}", v.resource)
+        };
+        n.spec
+            .addresses
+            .into_iter()
+            .map(|a| (a.address, a.kind.unwrap_or_default()))
+            .collect()
+    }
+
+    #[test]
+    fn every_bgp_address_is_a_calico_node_ip() {
+        let dual = kube_node(&[
+            (IPV4_ADDRESS, "192.168.1.11/24"),
+            (IPV6_ADDRESS, "fd30:1::11/64"),
+        ]);
+        assert_eq!(
+            addresses(&dual),
+            [
+                ("192.168.1.11".into(), "InternalIP".into()),
+                ("192.168.1.11/24".into(), "CalicoNodeIP".into()),
+                ("fd30:1::11/64".into(), "CalicoNodeIP".into()),
+            ]
+        );
+        let v6 = kube_node(&[(IPV6_ADDRESS, "fd30:1::11/64")]);
+        assert_eq!(
+            addresses(&v6)[1..],
+            [("fd30:1::11/64".into(), "CalicoNodeIP".into())]
+        );
+    }
+
+    #[test]
+    fn a_node_without_our_annotations_is_not_ours_and_a_bad_one_is_named() {
+        assert!(from_kube(&kube_node(&[])).unwrap().is_none());
+        let e = from_kube(&kube_node(&[(IPV6_ADDRESS, "fd30:1::zz/64")])).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("annotation projectcalico.org/IPv6Address"),
+            "{e}"
+        );
     }
 }
