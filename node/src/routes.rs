@@ -19,7 +19,7 @@
 //! traffic, and a neighbour's other prefixes are the host's business.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use bgp_speaker::{LocalRoute, NextHop, PathAttrs};
 use felix::desired::{
@@ -43,11 +43,12 @@ pub struct Underlay {
 }
 
 /// The routes this node originates, by prefix, and the problems found;
-/// with `aggregates`, its pools too.
+/// with `aggregator` (the speaker's router ID, when a router asks for
+/// aggregates), its pools too, as aggregates formed by that speaker.
 pub fn originated(
     cluster: &Cluster,
     me: &NodeFacts,
-    aggregates: bool,
+    aggregator: Option<Ipv4Addr>,
 ) -> (BTreeMap<IpNet, LocalRoute>, Vec<Problem>) {
     let mut out = BTreeMap::new();
     let (ranges, mut problems) = services::ranges(cluster);
@@ -99,17 +100,16 @@ pub fn originated(
     let pools: BTreeSet<IpNet> = mine
         .iter()
         .filter_map(|b| cluster.pool_of(&b.spec.cidr))
-        .filter(|p| aggregates && !p.spec.disable_bgp_export)
+        .filter(|p| aggregator.is_some() && !p.spec.disable_bgp_export)
         .map(|p| p.spec.cidr)
         .collect();
     for pool in pools {
         if let Some(hop) = next_hop(&pool, "pool") {
             let mut attrs = PathAttrs::local(hop);
             attrs.atomic_aggregate = true;
-            attrs.aggregator = me.v4.and_then(|a| match a.addr() {
-                IpAddr::V4(id) => Some((me.asn, id)),
-                IpAddr::V6(_) => None,
-            });
+            // RFC 4271 §5.1.7: the speaker's AS and BGP Identifier (an
+            // IPv6-only node's too: its router ID is an IPv4 address).
+            attrs.aggregator = aggregator.map(|id| (me.asn, id));
             out.insert(
                 pool,
                 LocalRoute {

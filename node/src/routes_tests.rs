@@ -7,13 +7,25 @@ use tortie_config::resources::{
 
 use super::*;
 
+/// The speaker's router ID when a router asks for aggregates (set apart
+/// from the node's address: AGGREGATOR must name the identifier).
+const ID: Ipv4Addr = Ipv4Addr::new(10, 255, 0, 1);
+
+/// Node `name` at `addr`: its IPv4 address, or an IPv6-only node's IPv6 one.
 fn node(c: &mut Cluster, name: &str, addr: &str, vtep: Option<&str>) {
     c.upsert(Resource::Node(Object::new(
         name,
         NodeSpec {
-            bgp: Some(NodeBgpSpec {
-                ipv4_address: Some(addr.parse().unwrap()),
-                ..NodeBgpSpec::default()
+            bgp: Some(if addr.contains(':') {
+                NodeBgpSpec {
+                    ipv6_address: Some(addr.parse().unwrap()),
+                    ..NodeBgpSpec::default()
+                }
+            } else {
+                NodeBgpSpec {
+                    ipv4_address: Some(addr.parse().unwrap()),
+                    ..NodeBgpSpec::default()
+                }
             }),
             ipv4_vxlan_tunnel_addr: vtep.map(|v| v.parse().unwrap()),
             ..NodeSpec::default()
@@ -88,12 +100,12 @@ fn cluster() -> Cluster {
 fn originated_blocks_and_borrowed_addresses() {
     let c = cluster();
     // Without a router that asks for aggregates: no pool.
-    let (routes, _) = originated(&c, &c.facts("n1").unwrap(), false);
+    let (routes, _) = originated(&c, &c.facts("n1").unwrap(), None);
     assert_eq!(
         routes.keys().map(ToString::to_string).collect::<Vec<_>>(),
         ["10.244.0.0/26", "10.244.0.73/32"]
     );
-    let (routes, problems) = originated(&c, &c.facts("n1").unwrap(), true);
+    let (routes, problems) = originated(&c, &c.facts("n1").unwrap(), Some(ID));
     assert!(problems.is_empty(), "{problems:?}");
     let prefixes: Vec<String> = routes.keys().map(ToString::to_string).collect();
     // The quiet pool's block is not exported, nor is that pool; the
@@ -108,15 +120,35 @@ fn originated_blocks_and_borrowed_addresses() {
     let pool = &routes[&"10.244.0.0/16".parse().unwrap()].attrs;
     assert_eq!(pool.next_hop, block.next_hop);
     assert!(pool.atomic_aggregate);
-    assert_eq!(
-        pool.aggregator,
-        Some((c.facts("n1").unwrap().asn, "192.168.1.11".parse().unwrap()))
-    );
+    assert_eq!(pool.aggregator, Some((c.facts("n1").unwrap().asn, ID)));
     // A node without blocks announces no pool.
     let mut c = c;
     node(&mut c, "n3", "192.168.1.13/24", None);
-    let (routes, _) = originated(&c, &c.facts("n3").unwrap(), true);
+    let (routes, _) = originated(&c, &c.facts("n3").unwrap(), Some(ID));
     assert!(routes.is_empty(), "{routes:?}");
+}
+
+/// An IPv6-only node's pool aggregate names the speaker's router ID in
+/// AGGREGATOR (the node has no IPv4 address to name), with its IPv6
+/// address as the next hop.
+#[test]
+fn an_ipv6_only_node_aggregates_with_its_router_id() {
+    let mut c = Cluster::default();
+    node(&mut c, "n6", "fd30:1::16/64", None);
+    pool(&mut c, "v6", "fd00:244::/48", |_| {});
+    block(&mut c, "fd00:244::/122", "n6", &[]);
+    let (routes, problems) = originated(&c, &c.facts("n6").unwrap(), Some(ID));
+    assert!(problems.is_empty(), "{problems:?}");
+    let pool = &routes[&"fd00:244::/48".parse::<IpNet>().unwrap()].attrs;
+    assert!(pool.atomic_aggregate);
+    assert_eq!(pool.aggregator, Some((c.facts("n6").unwrap().asn, ID)));
+    assert_eq!(
+        pool.next_hop,
+        NextHop::V6 {
+            global: "fd30:1::16".parse().unwrap(),
+            link_local: None
+        }
+    );
 }
 
 #[test]
@@ -217,7 +249,7 @@ fn a_node_without_an_address_of_the_family_reports_it() {
     let mut c = cluster();
     block(&mut c, "fd00:244::/122", "n1", &[]);
     pool(&mut c, "v6", "fd00:244::/64", |_| {});
-    let (routes, problems) = originated(&c, &c.facts("n1").unwrap(), true);
+    let (routes, problems) = originated(&c, &c.facts("n1").unwrap(), Some(ID));
     assert!(!routes.contains_key(&"fd00:244::/122".parse().unwrap()));
     assert_eq!(
         problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -248,7 +280,7 @@ spec:
     - {cidr: 10.244.0.0/26, communities: ['65000:300', pods]}
 ",
     );
-    let (routes, _) = originated(&c, &c.facts("n1").unwrap(), true);
+    let (routes, _) = originated(&c, &c.facts("n1").unwrap(), Some(ID));
     let attrs = |p: &str| routes[&p.parse::<IpNet>().unwrap()].attrs.clone();
     let pool = attrs("10.244.0.0/16");
     assert_eq!(pool.communities, vec![65000 << 16 | 100]);
@@ -274,7 +306,7 @@ spec:
             .resources
             .remove(0),
     );
-    let (routes, _) = originated(&c2, &c2.facts("n1").unwrap(), true);
+    let (routes, _) = originated(&c2, &c2.facts("n1").unwrap(), Some(ID));
     let block = &routes[&"10.244.0.0/26".parse::<IpNet>().unwrap()].attrs;
     assert_eq!(block.communities, vec![1 << 16 | 1]);
     assert!(block.large_communities.is_empty());

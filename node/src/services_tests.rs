@@ -283,7 +283,7 @@ fn originated_with_the_node_as_next_hop() {
         .insert("a/b".into(), service("ClusterIP", "10.96.0.1", &[], true));
     c.services.endpoints.insert("a/b".into(), ready_on(&["n1"]));
     let me = c.facts("n1").unwrap();
-    let (out, problems) = crate::routes::originated(&c, &me, false);
+    let (out, problems) = crate::routes::originated(&c, &me, None);
     let host: IpNet = "10.96.0.1/32".parse().unwrap();
     let range: IpNet = "10.96.0.0/16".parse().unwrap();
     for p in [host, range] {

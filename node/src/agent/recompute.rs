@@ -50,11 +50,12 @@ impl Agent {
         }
         // 2. What we announce (pool aggregates only for a router that
         // asks for them).
-        let aggregates = self
+        let aggregator = self
             .plan
             .as_ref()
-            .is_some_and(|p| p.config.peers.iter().any(|c| c.export_aggregates));
-        let (originated, route_problems) = routes::originated(&self.cluster, &me, aggregates);
+            .filter(|p| p.config.peers.iter().any(|c| c.export_aggregates))
+            .map(|p| p.config.router_id);
+        let (originated, route_problems) = routes::originated(&self.cluster, &me, aggregator);
         found.extend(route_problems);
         problems.extend(found.iter().map(ToString::to_string));
         self.resource_problems = found;
