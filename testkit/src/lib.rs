@@ -10,6 +10,7 @@
 
 use std::io::Write as _;
 
+pub mod capture;
 pub mod k8s;
 pub mod netns;
 mod port;

@@ -1,24 +1,35 @@
 //! The peers of the interop tests: BIRD 2's `protocol bfd` and FRR's
-//! `bfdd`, each alone in namespace b, configured for three sessions
-//! towards side a at 100 ms x 3: IPv4 single hop, IPv6 single hop, IPv4
-//! multihop.
+//! `bfdd`, each alone in namespace b, configured at 100 ms x 3 for the
+//! sessions side a runs (their mirror image: our local address is the
+//! daemon's peer).
 //!
 //! - BIRD: `bird -f -c CONF -s SOCK -P PID`, sessions started by
-//!   `neighbor` lines, read with `birdc -s SOCK show bfd sessions`.
+//!   `neighbor` lines (single hop bound to the interface), read with
+//!   `birdc -s SOCK show bfd sessions`.
 //! - FRR: `bfdd -u frr -g frr` (as root without `-u frr` it refuses: root
 //!   is not in group frrvty) with its own vty socket directory owned by
-//!   frr; no zebra needed for sessions without an interface; read with
-//!   `vtysh --vty_socket DIR -c 'show bfd peers json'`.
+//!   frr, read with `vtysh --vty_socket DIR -c 'show bfd peers json'`.
+//!   An IPv6 link-local peer needs its interface (`peer fe80::a interface
+//!   bfb`), which bfdd learns from zebra only ("specified interface bfb
+//!   (VRF default) doesn't exist" without it): then zebra runs too
+//!   (`-u frr -g frr`, the same directory, `-z` its socket); sessions
+//!   without an interface need no zebra.
 
+use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
+use bfd::SessionConfig;
 use tortie_testkit::netns::{Netns, NsChild};
 
-use super::{daemon_dir, read, s, A4, A6, B4, B6, IF_B};
+use super::{daemon_dir, read, s, B4, IF_B};
 
 /// Where Debian puts bfdd.
 pub const BFDD: &str = "/usr/lib/frr/bfdd";
+/// And zebra.
+pub const ZEBRA: &str = "/usr/lib/frr/zebra";
 
 /// Which daemon.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,8 +43,10 @@ pub enum Kind {
 /// A running peer daemon, killed on drop.
 pub struct Daemon {
     kind: Kind,
-    // Before `dir`: the process goes first.
+    // Before `dir`: the processes go first.
     child: Option<NsChild>,
+    /// FRR's zebra, when a session needs it.
+    zebra: Option<NsChild>,
     log: PathBuf,
     dir: tempfile::TempDir,
 }
@@ -64,9 +77,11 @@ impl Kind {
             Kind::Bird if !super::have("bird") || !super::have("birdc") => {
                 Some("BIRD 2 not installed (apt-get install bird2)".into())
             }
-            Kind::Frr if !super::have(BFDD) || !super::have("vtysh") => Some(format!(
-                "{BFDD} or vtysh not installed (apt-get install frr)"
-            )),
+            Kind::Frr if !super::have(BFDD) || !super::have(ZEBRA) || !super::have("vtysh") => {
+                Some(format!(
+                    "{BFDD}, {ZEBRA} or vtysh not installed (apt-get install frr)"
+                ))
+            }
             _ => None,
         }
     }
@@ -75,21 +90,29 @@ impl Kind {
 // ===== impl Daemon =====
 
 impl Daemon {
-    /// Writes the three-session config and starts the daemon in `ns`.
-    pub fn start(kind: Kind, ns: &Netns) -> Daemon {
+    /// Starts the daemon in `ns` with the mirror image of `ours` (side
+    /// a's sessions, every one with its local address).
+    pub fn start(kind: Kind, ns: &Netns, ours: &[SessionConfig]) -> Daemon {
         let conf = match kind {
-            Kind::Bird => bird_conf(),
-            Kind::Frr => frr_conf(),
+            Kind::Bird => bird_conf(ours),
+            Kind::Frr => frr_conf(ours),
         };
-        Daemon::start_with(kind, ns, &conf)
+        let zebra = kind == Kind::Frr && ours.iter().any(|c| is_link_local(c.peer));
+        Daemon::launch(kind, ns, &conf, zebra)
     }
 
-    /// Starts the daemon in `ns` with this config text.
+    /// Starts the daemon in `ns` with this config text (FRR: without
+    /// zebra).
     pub fn start_with(kind: Kind, ns: &Netns, text: &str) -> Daemon {
+        Daemon::launch(kind, ns, text, false)
+    }
+
+    fn launch(kind: Kind, ns: &Netns, text: &str, with_zebra: bool) -> Daemon {
         let dir = daemon_dir(kind.name());
         let log = dir.path().join("daemon.log");
         let conf = dir.path().join("daemon.conf");
         let d = s(dir.path());
+        let mut zebra = None;
         let child = match kind {
             Kind::Bird => {
                 std::fs::write(&conf, text).unwrap();
@@ -105,12 +128,17 @@ impl Daemon {
                     .status()
                     .unwrap();
                 assert!(st.success(), "chown frr {d}");
+                let zserv = format!("{d}/zserv.api");
+                if with_zebra {
+                    zebra = Some(start_zebra(ns, &d, &zserv));
+                }
                 let pid = format!("{d}/bfdd.pid");
                 let ctl = format!("{d}/bfdd.sock");
-                let argv = [
+                let conf = s(&conf);
+                let mut argv = vec![
                     BFDD,
                     "-f",
-                    &s(&conf),
+                    &conf,
                     "-i",
                     &pid,
                     "--vty_socket",
@@ -124,12 +152,16 @@ impl Daemon {
                     "--bfdctl",
                     &ctl,
                 ];
+                if with_zebra {
+                    argv.extend(["-z", &zserv]);
+                }
                 ns.spawn(&argv, &log).unwrap()
             }
         };
         Daemon {
             kind,
             child: Some(child),
+            zebra,
             log,
             dir,
         }
@@ -202,33 +234,93 @@ impl Daemon {
 
 // ===== helpers =====
 
-fn bird_conf() -> String {
-    format!(
-        r#"router id {B4};
-protocol device {{ scan time 1; }}
-protocol bfd {{
-  interface "{IF_B}" {{ min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }};
-  multihop {{ min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }};
-  neighbor {A4} dev "{IF_B}" local {B4};
-  neighbor {A6} dev "{IF_B}" local {B6};
-  neighbor {A4} local {B4} multihop yes;
-}}
-"#
-    )
+/// zebra in `ns` with its files in `dir`; waits for its socket `zserv`.
+fn start_zebra(ns: &Netns, dir: &str, zserv: &str) -> NsChild {
+    let conf = format!("{dir}/zebra.conf");
+    std::fs::write(&conf, "").unwrap();
+    let st = Command::new("chown")
+        .args(["frr:frr", &conf])
+        .status()
+        .unwrap();
+    assert!(st.success(), "chown frr {conf}");
+    let pid = format!("{dir}/zebra.pid");
+    let argv = [
+        ZEBRA,
+        "-u",
+        "frr",
+        "-g",
+        "frr",
+        "-f",
+        &conf,
+        "-i",
+        &pid,
+        "-z",
+        zserv,
+        "--vty_socket",
+        dir,
+        "-P",
+        "0",
+    ];
+    let log = PathBuf::from(format!("{dir}/zebra.log"));
+    let child = ns.spawn(&argv, &log).unwrap();
+    let start = Instant::now();
+    while !std::path::Path::new(zserv).exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "zebra made no {zserv} in 10 s: {}",
+            read(&log)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
 }
 
-fn frr_conf() -> String {
-    let peer = |head: String| {
-        format!(
-            " {head}\n  receive-interval 100\n  transmit-interval 100\n  detect-multiplier 3\n !\n"
-        )
-    };
-    format!(
-        "log stdout informational\nbfd\n{}{}{}!\n",
-        peer(format!("peer {A4} local-address {B4}")),
-        peer(format!("peer {A6} local-address {B6}")),
-        peer(format!("peer {A4} multihop local-address {B4}")),
-    )
+/// An IPv6 link-local (fe80::/10) address.
+fn is_link_local(a: IpAddr) -> bool {
+    matches!(a, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
+}
+
+/// Our local address: the daemon's peer.
+fn local_of(c: &SessionConfig) -> IpAddr {
+    c.local
+        .expect("the scenario's sessions name their local address")
+}
+
+fn bird_conf(ours: &[SessionConfig]) -> String {
+    let timers = "min rx interval 100 ms; min tx interval 100 ms; multiplier 3;";
+    let mut s = format!(
+        "router id {B4};\nprotocol device {{ scan time 1; }}\nprotocol bfd {{\n  \
+         interface \"{IF_B}\" {{ {timers} }};\n  multihop {{ {timers} }};\n"
+    );
+    for c in ours {
+        let (peer, local) = (local_of(c), c.peer);
+        let _ = if c.multihop {
+            writeln!(s, "  neighbor {peer} local {local} multihop yes;")
+        } else {
+            writeln!(s, "  neighbor {peer} dev \"{IF_B}\" local {local};")
+        };
+    }
+    s.push_str("}\n");
+    s
+}
+
+fn frr_conf(ours: &[SessionConfig]) -> String {
+    let mut s = String::from("log stdout informational\nbfd\n");
+    for c in ours {
+        let (peer, local) = (local_of(c), c.peer);
+        let how = match (c.multihop, is_link_local(peer)) {
+            (true, _) => " multihop".to_string(),
+            (false, true) => format!(" interface {IF_B}"),
+            (false, false) => String::new(),
+        };
+        let _ = write!(
+            s,
+            " peer {peer}{how} local-address {local}\n  receive-interval 100\n  \
+             transmit-interval 100\n  detect-multiplier 3\n !\n"
+        );
+    }
+    s.push_str("!\n");
+    s
 }
 
 /// `birdc show bfd sessions`: one line per session, "ADDR [IFACE] STATE

@@ -6,11 +6,13 @@
 //!   ns "bfdt-<pid>-<n>" (a)             ns "bfdt-<pid>-<n>" (b)
 //!   bfa 10.231.0.1/24  <--- veth --->  bfb 10.231.0.2/24
 //!       fd00:231::1/64                     fd00:231::2/64
+//!       fe80::a/64                         fe80::b/64
 //! ```
 //!
 //! Cleanup: namespaces are deleted on drop (every process inside killed
 //! first), also when a test panics; a service is stopped on drop before
-//! its namespace goes (its sockets would keep the namespace alive).
+//! its namespace goes (its sockets would keep the namespace alive); a
+//! [`Cut`] removes its nftables table on drop.
 
 #![allow(dead_code)]
 
@@ -39,6 +41,11 @@ pub const B4: &str = "10.231.0.2";
 pub const A6: &str = "fd00:231::1";
 /// IPv6 of b.
 pub const B6: &str = "fd00:231::2";
+/// IPv6 link-local of a (beside the one the kernel makes; a link down
+/// removes it, `keep_addr_on_down` keeps no link-local address).
+pub const A6_LL: &str = "fe80::a";
+/// IPv6 link-local of b.
+pub const B6_LL: &str = "fe80::b";
 
 /// Two namespaces joined by a veth pair, addressed, link up.
 pub struct Link {
@@ -46,6 +53,14 @@ pub struct Link {
     pub a: Netns,
     /// Side b (the peer).
     pub b: Netns,
+}
+
+/// Every packet in and out of a namespace dropped (one nftables table,
+/// `inet`: both families, applied at once by one `nft -f`); the table is
+/// deleted on drop.
+pub struct Cut<'a> {
+    ns: &'a Netns,
+    _file: tempfile::NamedTempFile,
 }
 
 /// A Tortie BFD service on a thread of its own inside a namespace.
@@ -66,20 +81,16 @@ impl Link {
             let a = Netns::new("bfdt")?;
             let b = Netns::new("bfdt")?;
             netns::veth(&a, IF_A, &b, IF_B)?;
-            for (ns, ifname, v4, v6) in [(&a, IF_A, A4, A6), (&b, IF_B, B4, B6)] {
+            let ends = [(&a, IF_A, A4, A6, A6_LL), (&b, IF_B, B4, B6, B6_LL)];
+            for (ns, ifname, v4, v6, ll) in ends {
                 // Keep the IPv6 address when a test takes the link down.
                 let keep = format!("net.ipv6.conf.{ifname}.keep_addr_on_down=1");
                 netns::output(&mut ns.command(&["sysctl", "-qw", &keep]))?;
                 ns.ip(&["addr", "add", &format!("{v4}/24"), "dev", ifname])?;
-                ns.ip(&[
-                    "-6",
-                    "addr",
-                    "add",
-                    &format!("{v6}/64"),
-                    "dev",
-                    ifname,
-                    "nodad",
-                ])?;
+                for v6 in [v6, ll] {
+                    let cidr = format!("{v6}/64");
+                    ns.ip(&["-6", "addr", "add", &cidr, "dev", ifname, "nodad"])?;
+                }
             }
             Ok(Link { a, b })
         };
@@ -97,6 +108,35 @@ impl Link {
         self.b
             .ip(&["link", "set", IF_B, if up { "up" } else { "down" }])
             .unwrap();
+    }
+
+    /// Drops every packet in and out of b from now until the [`Cut`]
+    /// is dropped (needs `nft`).
+    pub fn cut_peer(&self) -> Cut<'_> {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(
+            b"table inet tortie_bfd_cut {\n\
+              \x20 chain in { type filter hook input priority -400; policy drop; }\n\
+              \x20 chain out { type filter hook output priority -400; policy drop; }\n}\n",
+        )
+        .unwrap();
+        let path = file.path().to_str().unwrap().to_string();
+        netns::output(&mut self.b.command(&["nft", "-f", &path])).unwrap();
+        Cut {
+            ns: &self.b,
+            _file: file,
+        }
+    }
+}
+
+// ===== impl Cut =====
+
+impl Drop for Cut<'_> {
+    fn drop(&mut self) {
+        let del = ["nft", "delete", "table", "inet", "tortie_bfd_cut"];
+        if let Err(e) = netns::output(&mut self.ns.command(&del)) {
+            say(&format!("cleanup: {e}"));
+        }
     }
 }
 
