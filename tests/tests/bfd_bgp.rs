@@ -1,20 +1,25 @@
 //! BFD drives BGP: tortie-rr with `bfd` on its peer (100 ms x 3), against
 //! BIRD 2 (`bfd on` on the BGP protocol and a `protocol bfd`) and against
 //! FRR (zebra, bfdd and bgpd; `neighbor X bfd profile fast`, the profile
-//! in bfdd's configuration), in network namespaces. Part of the tortie-rr
-//! interop tests (`TORTIE_INTEROP=0` skips them); needs the daemon, `nft`
-//! and the built binaries (`cargo build --workspace --bins`).
+//! in bfdd's configuration), in network namespaces, over IPv4 and over
+//! IPv6: one BGP session carrying its own family alone, its BFD session
+//! between the same addresses. Part of the tortie-rr interop tests
+//! (`TORTIE_INTEROP=0` skips them); needs the daemon, `nft` and the built
+//! binaries (`cargo build --workspace --bins`).
 //!
 //! ```text
-//! h1 tortie-rr AS 64512 ---- eth0 ---- h2 BIRD or FRR AS 65002, originates 10.2.0.0/24
-//!    172.30.0.1                            172.30.0.2
+//! h1 tortie-rr AS 64512 ---- eth0 ---- h2 BIRD or FRR AS 65002, originates
+//!    172.30.0.1                            172.30.0.2   10.2.0.0/24
+//!    fd00:30::1                            fd00:30::2   fd10:2::/64 (IPv6)
 //! ```
 //!
-//! Checks (`bfd_down_takes_bgp_down_bird`, `bfd_down_takes_bgp_down_frr`),
+//! Checks (`bfd_down_takes_bgp_down_bird`, `bfd_down_takes_bgp_down_frr`,
+//! `bfd_down_takes_ipv6_bgp_down_bird`, `bfd_down_takes_ipv6_bgp_down_frr`),
 //! three rounds:
 //! 1. BGP Established, the peer's route received; tortie-rr's BFD session
-//!    to it is single hop on eth0 (the peer is on its subnet) and Up; the
-//!    peer shows its BFD session Up.
+//!    to it is single hop on eth0 (the peer is on its subnet) from the BGP
+//!    session's address (IPv4 or IPv6) and Up; the peer shows its BFD
+//!    session with our address Up.
 //! 2. Everything to and from h2 is dropped (nftables in h2's namespace:
 //!    no RST, TCP notices nothing; the hold time is 90 s): tortie-rr's
 //!    session leaves Established within [`LIMIT`] of the cut (BFD
@@ -35,8 +40,8 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use tortie_tests::daemons::bird::Bird;
 use tortie_tests::daemons::tortie::{TortieConfig, TortieRr};
-use tortie_tests::daemons::{DaemonConfig, Neighbor};
-use tortie_tests::netns::{Netns, NsChild, Topology};
+use tortie_tests::daemons::{Afi, BgpDaemon as _, DaemonConfig, Neighbor};
+use tortie_tests::netns::{Host, Netns, NsChild, Topology};
 use tortie_tests::tor::bird_here;
 use tortie_tests::{interop_enabled, wait_until};
 
@@ -51,7 +56,9 @@ const INTERVAL: Duration = Duration::from_millis(100);
 /// <= 350 ms target is measured by `cargo bench -p bfd --bench sessions`
 /// (docs/benchmarks.md). The times are printed.
 const LIMIT: Duration = Duration::from_millis(1500);
+/// What the peer originates, by family.
 const ROUTE: &str = "10.2.0.0/24";
+const ROUTE6: &str = "fd10:2::/64";
 /// Where Debian installs FRR's daemons.
 const ZEBRA: &str = "/usr/lib/frr/zebra";
 const BFDD: &str = "/usr/lib/frr/bfdd";
@@ -76,48 +83,43 @@ struct FrrBfd {
 // 1., 2., 3., 4.
 #[test]
 fn bfd_down_takes_bgp_down_bird() -> Result<()> {
-    const TEST: &str = "bfd_down_takes_bgp_down_bird";
-    if !interop_enabled(TEST) || !bird_here(TEST) || !tools(TEST, &[]) {
-        return Ok(());
-    }
-    let topo = Topology::new(2)?;
-    let (h1, h2) = (&topo.hosts[0], &topo.hosts[1]);
-    let bird = Bird::start(
-        &h2.ns,
-        DaemonConfig::new(h2, AS_PEER)
-            .neighbor(Neighbor::new(h1.v4, AS_RR).bfd(INTERVAL, 3))
-            .originate(&[ROUTE]),
-    )?;
-    let peer_bfd_up = || {
-        let out = bird
-            .birdc(&["show", "bfd", "sessions"])
-            .map_err(|e| format!("{e:#}"))?;
-        if out.contains(&h1.v4.to_string()) && out.contains(" Up ") {
-            Ok(())
-        } else {
-            Err(out)
-        }
-    };
-    rounds(TEST, &topo, &peer_bfd_up)
+    bird("bfd_down_takes_bgp_down_bird", Afi::V4)
+}
+
+// 1., 2., 3., 4.
+#[test]
+fn bfd_down_takes_ipv6_bgp_down_bird() -> Result<()> {
+    bird("bfd_down_takes_ipv6_bgp_down_bird", Afi::V6)
 }
 
 // 1., 2., 3., 4.
 #[test]
 fn bfd_down_takes_bgp_down_frr() -> Result<()> {
-    const TEST: &str = "bfd_down_takes_bgp_down_frr";
-    if !interop_enabled(TEST) || !tools(TEST, &[BGPD, BFDD, ZEBRA, VTYSH]) {
+    frr("bfd_down_takes_bgp_down_frr", Afi::V4)
+}
+
+// 1., 2., 3., 4.
+#[test]
+fn bfd_down_takes_ipv6_bgp_down_frr() -> Result<()> {
+    frr("bfd_down_takes_ipv6_bgp_down_frr", Afi::V6)
+}
+
+/// FRR on h2 with one session of `afi` to h1, then the rounds.
+fn frr(test: &str, afi: Afi) -> Result<()> {
+    if !interop_enabled(test) || !tools(test, &[BGPD, BFDD, ZEBRA, VTYSH]) {
         return Ok(());
     }
     let topo = Topology::new(2)?;
     let (h1, h2) = (&topo.hosts[0], &topo.hosts[1]);
-    let frr = FrrBfd::start(&h2.ns, h2.v4, h1.v4)?;
+    let ours = addr(h1, afi).to_string();
+    let frr = FrrBfd::start(&h2.ns, h2.v4, addr(h1, afi))?;
     let peer_bfd_up = || {
         let v = frr
             .json("show bfd peers json")
             .map_err(|e| format!("{e:#}"))?;
         let up = v.as_array().is_some_and(|ps| {
             ps.iter()
-                .any(|p| p["peer"] == h1.v4.to_string().as_str() && p["status"] == "up")
+                .any(|p| p["peer"] == ours.as_str() && p["status"] == "up")
         });
         if up {
             Ok(())
@@ -125,20 +127,60 @@ fn bfd_down_takes_bgp_down_frr() -> Result<()> {
             Err(v.to_string())
         }
     };
-    rounds(TEST, &topo, &peer_bfd_up).with_context(|| frr.logs())
+    rounds(test, &topo, afi, &peer_bfd_up).with_context(|| frr.logs())
 }
 
-/// tortie-rr on h1 with BFD to h2 (where the peer already runs), then the
-/// three rounds of checks 1-4.
-fn rounds(test: &str, topo: &Topology, peer_bfd_up: &dyn Fn() -> Result<(), String>) -> Result<()> {
+/// BIRD on h2 with one session of `afi` to h1 (`bfd on`, `direct`), then
+/// the rounds.
+fn bird(test: &str, afi: Afi) -> Result<()> {
+    if !interop_enabled(test) || !bird_here(test) || !tools(test, &[]) {
+        return Ok(());
+    }
+    let topo = Topology::new(2)?;
     let (h1, h2) = (&topo.hosts[0], &topo.hosts[1]);
+    let route = if afi == Afi::V4 { ROUTE } else { ROUTE6 };
+    let bird = Bird::start(
+        &h2.ns,
+        DaemonConfig::new(h2, AS_PEER)
+            .neighbor(Neighbor::new(addr(h1, afi), AS_RR).bfd(INTERVAL, 3))
+            .originate(&[route]),
+    )?;
+    // "ADDR IFACE STATE SINCE INTERVAL TIMEOUT", one line a session.
+    let ours = addr(h1, afi).to_string();
+    let peer_bfd_up = || {
+        let out = bird
+            .birdc(&["show", "bfd", "sessions"])
+            .map_err(|e| format!("{e:#}"))?;
+        let up = out.lines().any(|l| {
+            let t: Vec<&str> = l.split_whitespace().collect();
+            t.first() == Some(&ours.as_str()) && t.contains(&"Up")
+        });
+        if up {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    };
+    rounds(test, &topo, afi, &peer_bfd_up)
+        .with_context(|| format!("{}{}", bird.config_text(), bird.log()))
+}
+
+/// tortie-rr on h1 with BFD to h2's address of `afi` (where the peer
+/// already runs), then the three rounds of checks 1-4.
+fn rounds(
+    test: &str,
+    topo: &Topology,
+    afi: Afi,
+    peer_bfd_up: &dyn Fn() -> Result<(), String>,
+) -> Result<()> {
+    let (h1, h2) = (&topo.hosts[0], &topo.hosts[1]);
+    let peer = addr(h2, afi);
     let rr = TortieRr::start(
         &h1.ns,
-        TortieConfig::new(h1.v4, AS_RR).peer(h2.v4, AS_PEER, |p| {
+        TortieConfig::new(h1.v4, AS_RR).peer(peer, AS_PEER, |p| {
             p.bfd = Some("{enabled: true, minRx: 100ms, minTx: 100ms, multiplier: 3}".into());
         }),
     )?;
-    let peer = IpAddr::from(h2.v4);
     let mut times = Vec::new();
     for round in 1..=3 {
         // 1.
@@ -157,6 +199,7 @@ fn rounds(test: &str, topo: &Topology, peer_bfd_up: &dyn Fn() -> Result<(), Stri
         let session = &p["bfd"]["session"];
         assert_eq!(session["multihop"], false, "{p}");
         assert_eq!(session["interface"], "eth0", "{p}");
+        assert_eq!(session["local"], addr(h1, afi).to_string(), "{p}");
         assert_eq!(session["detectionTimeMs"], 300, "{p}");
         wait_until(WAIT, "the peer's BFD session Up", peer_bfd_up)?;
 
@@ -227,10 +270,14 @@ fn rounds(test: &str, topo: &Topology, peer_bfd_up: &dyn Fn() -> Result<(), Stri
 // ===== impl FrrBfd =====
 
 impl FrrBfd {
-    /// zebra, then bfdd and bgpd (AS [`AS_PEER`] at `me`), with one eBGP
-    /// neighbour `peer` (AS [`AS_RR`]) with BFD 100 ms x 3, originating
-    /// [`ROUTE`].
-    fn start(ns: &Netns, me: Ipv4Addr, peer: Ipv4Addr) -> Result<FrrBfd> {
+    /// zebra, then bfdd and bgpd (AS [`AS_PEER`], router id `me`), with
+    /// one eBGP neighbour `peer` (AS [`AS_RR`]) with BFD 100 ms x 3, its
+    /// family alone on the session, originating [`ROUTE`] or [`ROUTE6`].
+    fn start(ns: &Netns, me: Ipv4Addr, peer: IpAddr) -> Result<FrrBfd> {
+        let (af, route) = match peer {
+            IpAddr::V4(_) => ("ipv4", ROUTE),
+            IpAddr::V6(_) => ("ipv6", ROUTE6),
+        };
         let dir = tempfile::Builder::new()
             .prefix("tortie-frr-bfd-")
             .tempdir()?;
@@ -246,9 +293,10 @@ impl FrrBfd {
             format!(
                 "frr defaults traditional\nlog stdout informational\nrouter bgp {AS_PEER}\n \
                  bgp router-id {me}\n no bgp ebgp-requires-policy\n no bgp network import-check\n \
-                 neighbor {peer} remote-as {AS_RR}\n neighbor {peer} bfd profile fast\n \
-                 neighbor {peer} timers connect 2\n address-family ipv4 unicast\n  \
-                 network {ROUTE}\n exit-address-family\n"
+                 no bgp default ipv4-unicast\n neighbor {peer} remote-as {AS_RR}\n \
+                 neighbor {peer} bfd profile fast\n neighbor {peer} timers connect 2\n \
+                 address-family {af} unicast\n  network {route}\n  neighbor {peer} activate\n \
+                 exit-address-family\n"
             ),
         )?;
         // zebra and bfdd drop to user frr: it must read the directory.
@@ -394,6 +442,14 @@ impl Drop for Cut {
 }
 
 // ===== helpers =====
+
+/// `host`'s address of `afi` on the segment.
+fn addr(host: &Host, afi: Afi) -> IpAddr {
+    match afi {
+        Afi::V4 => host.v4.into(),
+        Afi::V6 => host.v6.into(),
+    }
+}
 
 /// `peers[]` entry of `peer` in a `/status`.
 fn peer_of(s: &Value, peer: IpAddr) -> Result<Value> {
