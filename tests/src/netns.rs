@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+pub use tortie_testkit::capture::Capture;
 pub use tortie_testkit::netns::NsChild;
 
 /// Where `ip netns add` puts the namespace handles.
@@ -128,6 +129,13 @@ impl Netns {
         } else {
             self.ip(&["addr", "add", cidr, "dev", dev])
         }
+    }
+
+    /// Starts `tcpdump -i dev -nn -v -l FILTER` in the namespace and waits
+    /// until it listens ([`Capture::packets`] reads what it saw).
+    pub fn capture(&self, dev: &str, filter: &str) -> Result<Capture> {
+        Capture::start(&self.0, dev, filter)
+            .with_context(|| format!("tcpdump -i {dev} {filter:?} in netns {}", self.name()))
     }
 
     /// Opens a TCP connection from inside this namespace: a throwaway

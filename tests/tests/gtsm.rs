@@ -45,27 +45,19 @@
 //!    allow.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use tortie_tests::daemons::frr::frr_here;
 use tortie_tests::daemons::tortie::{TortieConfig, TortieRr};
 use tortie_tests::daemons::{BgpDaemon, DaemonConfig, Kind, Neighbor};
-use tortie_tests::netns::{veth, Host, Netns, NsChild, Topology};
+use tortie_tests::netns::{veth, Capture, Host, Netns, Topology};
 use tortie_tests::tor::bird_here;
 use tortie_tests::{interop_enabled, wait_until};
 
 const AS_RR: u32 = 64512;
 const AS_PEER: u32 = 65002;
 const WAIT: Duration = Duration::from_secs(20);
-
-/// tcpdump in a namespace, printing each packet's IP header (`-v`).
-struct Capture {
-    log: PathBuf,
-    _child: NsChild,
-    _dir: tempfile::TempDir,
-}
 
 /// a, r and b of the "too far" topology, addressed and routed.
 struct Line {
@@ -101,8 +93,8 @@ fn direct(test: &str, kind: Kind) -> Result<()> {
     let topo = Topology::new(2)?;
     let (h1, h2) = (&topo.hosts[0], &topo.hosts[1]);
     let from = |h: &Host| format!("tcp port 179 and (src host {} or src host {})", h.v4, h.v6);
-    let at_h2 = Capture::start(&h2.ns, "eth0", &from(h1))?;
-    let at_h1 = Capture::start(&h1.ns, "eth0", &from(h2))?;
+    let at_h2 = h2.ns.capture("eth0", &from(h1))?;
+    let at_h1 = h1.ns.capture("eth0", &from(h2))?;
     let peer = kind.start(
         h2,
         DaemonConfig::new(h2, AS_PEER)
@@ -123,7 +115,7 @@ fn direct(test: &str, kind: Kind) -> Result<()> {
     // 2., 3. The handshake, OPEN, KEEPALIVE, End-of-RIB of each session.
     for (capture, sender) in [(&at_h2, "tortie-rr"), (&at_h1, peer.kind_name())] {
         let (v4, v6) = wait_until(WAIT, &format!("{sender}'s packets"), || {
-            let (v4, v6) = capture.ttls();
+            let (v4, v6) = ttls(capture);
             if v4.len() >= 4 && v6.len() >= 4 {
                 Ok((v4, v6))
             } else {
@@ -210,14 +202,14 @@ fn one_hop_too_far(test: &str, kind: Kind) -> Result<()> {
     drop(rr);
 
     // 3.
-    let capture = Capture::start(&a, "eth0", &format!("tcp port 179 and src host {b_ip}"))?;
+    let capture = a.capture("eth0", &format!("tcp port 179 and src host {b_ip}"))?;
     let rr = TortieRr::start(
         &a,
         TortieConfig::new(line.a.v4, AS_RR).peer(b_ip, AS_PEER, |p| p.ttl_security = Some(2)),
     )?;
     rr.wait_established(b_ip, WAIT)?;
     peer.wait_established(line.a.v4.into(), WAIT)?;
-    let ttls = wait_until(WAIT, "the peer's packets at a", || match capture.ttls() {
+    let ttls = wait_until(WAIT, "the peer's packets at a", || match ttls(&capture) {
         (v4, _) if v4.len() >= 4 => Ok(v4),
         (v4, _) => Err(format!("{v4:?}")),
     })?;
@@ -260,58 +252,20 @@ impl Line {
     }
 }
 
-// ===== impl Capture =====
-
-impl Capture {
-    /// Starts `tcpdump -i dev -nn -v -l FILTER` in `ns` and waits until it
-    /// listens.
-    fn start(ns: &Netns, dev: &str, filter: &str) -> Result<Capture> {
-        let dir = tempfile::tempdir()?;
-        let log = dir.path().join("tcpdump.log");
-        let child = ns.spawn(&["tcpdump", "-i", dev, "-nn", "-v", "-l", filter], &log)?;
-        let c = Capture {
-            log,
-            _child: child,
-            _dir: dir,
-        };
-        wait_until(Duration::from_secs(10), "tcpdump to listen", || {
-            if c.text().contains("listening on") {
-                Ok(())
-            } else {
-                Err(c.text())
-            }
-        })?;
-        Ok(c)
-    }
-
-    fn text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The IPv4 TTLs and IPv6 hop limits seen so far, in order: `-v`
-    /// prints `IP (tos 0xc0, ttl 255, ...` and `IP6 (... hlim 255, ...`.
-    fn ttls(&self) -> (Vec<u8>, Vec<u8>) {
-        let number_after = |line: &str, key: &str| {
-            let rest = &line[line.find(key)? + key.len()..];
-            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            digits.parse().ok()
-        };
-        let text = self.text();
-        let v4 = text
-            .lines()
-            .filter(|l| l.starts_with("IP ") || l.contains(" IP ("))
-            .filter_map(|l| number_after(l, "ttl "))
-            .collect();
-        let v6 = text
-            .lines()
-            .filter(|l| l.contains("IP6 ("))
-            .filter_map(|l| number_after(l, "hlim "))
-            .collect();
-        (v4, v6)
-    }
-}
-
 // ===== helpers =====
+
+/// The IPv4 TTLs and IPv6 hop limits seen so far, in order.
+fn ttls(capture: &Capture) -> (Vec<u8>, Vec<u8>) {
+    let packets = capture.packets();
+    let hops = |v4: bool| {
+        packets
+            .iter()
+            .filter(|p| p.src.is_ipv4() == v4)
+            .map(|p| p.hop_limit)
+            .collect()
+    };
+    (hops(true), hops(false))
+}
 
 /// Whether the daemon of `kind` (BIRD or FRR), `tcpdump` and the
 /// tortie-rr binary are here; says why not (a failure under CI=true).
