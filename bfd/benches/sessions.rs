@@ -35,8 +35,6 @@ use common::*;
 const SESSIONS: u32 = 100;
 /// The target for 100 ms x 3.
 const TARGET: Duration = Duration::from_millis(350);
-/// The nftables table that cuts the daemon's namespace off.
-const CUT: &str = "table inet bfd_bench_cut {\n  chain in { type filter hook input priority -400; policy drop; }\n  chain out { type filter hook output priority -400; policy drop; }\n}\n";
 
 fn a_addr(i: u32) -> String {
     format!("10.231.1.{}", i + 1)
@@ -151,13 +149,11 @@ async fn run(kind: Kind, window: Duration, cuts: u64) {
     );
 
     // 2. Detection.
-    let file = link_file(&peer);
     let (mut ours, mut theirs, mut polled, mut polls) = (vec![], vec![], vec![], vec![]);
     for cut in 1..=cuts {
         let wall = unix_now();
         let t0 = Instant::now();
-        let st = link.b.command(&["nft", "-f", &file]).status().unwrap();
-        assert!(st.success(), "nft -f {file}");
+        let cut_off = link.cut_peer();
         let applied = t0.elapsed();
         // The daemon first: its times are polled, ours are exact.
         let mut seen: Vec<Option<Duration>> = vec![None; SESSIONS as usize];
@@ -206,12 +202,7 @@ async fn run(kind: Kind, window: Duration, cuts: u64) {
             summary(&theirs[theirs.len() - SESSIONS as usize..]),
             summary(&polled[polled.len() - SESSIONS as usize..]),
         ));
-        let st = link
-            .b
-            .command(&["nft", "delete", "table", "inet", "bfd_bench_cut"])
-            .status()
-            .unwrap();
-        assert!(st.success(), "nft delete table");
+        drop(cut_off);
         for rx in rxs.iter_mut() {
             wait_status(rx, Duration::from_secs(30), "Up after the cut", |s| {
                 s.state == State::Up && s.detection_time == Some(Duration::from_millis(300))
@@ -247,13 +238,6 @@ async fn run(kind: Kind, window: Duration, cuts: u64) {
     drop(bfd);
     drop(peer);
     drop(link);
-}
-
-/// Writes the cut's nftables file into the daemon's directory; its path.
-fn link_file(peer: &Daemon) -> String {
-    let path = peer.dir().join("cut.nft");
-    std::fs::write(&path, CUT).unwrap();
-    path.to_str().unwrap().to_string()
 }
 
 /// Seconds since the Unix epoch, now.
