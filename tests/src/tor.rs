@@ -27,6 +27,22 @@ use crate::wait_until;
 /// The ToR's AS.
 pub const TOR_AS: u32 = 65000;
 
+/// The BGPConfiguration of the ToR tests of communities: a standard and
+/// a large community by name, and the lab pool's routes tagged with both
+/// and with `64512:7` by value.
+pub const COMMUNITIES: &str = "apiVersion: projectcalico.org/v3
+kind: BGPConfiguration
+metadata:
+  name: default
+spec:
+  communities:
+    - {name: pods, value: '65000:100'}
+    - {name: rack, value: '65000:1:2'}
+  prefixAdvertisements:
+    - cidr: 10.244.0.0/16
+      communities: [pods, rack, '64512:7']
+";
+
 /// BIRD in a lab host's namespace; killed on drop.
 pub struct BirdTor {
     ns: String,

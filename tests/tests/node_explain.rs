@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use serde_json::Value;
 use tortie_ctl::lab::{get_in, net, Encap, Lab, ADMIN};
-use tortie_tests::lab::{apply, spec};
+use tortie_tests::lab::{apply, block4, spec};
 use tortie_tests::tor::{bird_here, BirdTor};
 use tortie_tests::wait_until;
 
@@ -118,14 +118,7 @@ spec:
     assert!(r["encap"].is_null(), "a local pod has no next hop: {r}");
 
     // 2. node1's block: one path, Direct, installed, written by felix.
-    let o = lab
-        .pods
-        .iter()
-        .find(|p| p.node == lab.nodes[1].name)
-        .context("a pod on node1")?
-        .address
-        .octets();
-    let b1 = format!("{}.{}.{}.{}/26", o[0], o[1], o[2], o[3] & !63);
+    let b1 = block4(&lab, 1);
     let e = wait_until(Duration::from_secs(30), "node1's block installed", || {
         let e = explain(&lab, &b1).map_err(|e| e.to_string())?;
         match e["prefixes"][0]["kernel"]["state"].as_str() {

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tortie_ctl::lab::{net, Encap, Lab};
-use tortie_tests::lab::spec;
+use tortie_tests::lab::{block4, spec};
 
 /// Whether this kernel can make an IPIP device (probed in a scratch
 /// namespace).
@@ -50,23 +50,18 @@ fn mesh_of_three_over_ipip() -> Result<()> {
     lab.wait_full_mesh(Duration::from_secs(240))?;
     // 2.
     let routes = |i: usize| net::ip_in_output(&lab.nodes[i].ns, &["route"]).unwrap_or_default();
-    let block = |node: &str| -> Result<String> {
-        let pod = lab.pods.iter().find(|p| p.node == node).context("pod")?;
-        let o = pod.address.octets();
-        Ok(format!("{}.{}.{}.{}/26", o[0], o[1], o[2], o[3] & !63))
-    };
     let r1 = routes(0);
     assert!(
         r1.contains(&format!(
             "{} via 172.30.1.12 dev eth0 proto 116",
-            block("node2")?
+            block4(&lab, 1)
         )),
         "{r1}"
     );
     assert!(
         r1.contains(&format!(
             "{} via 172.30.2.13 dev tunl0 proto 116 onlink",
-            block("node3")?
+            block4(&lab, 2)
         )),
         "{r1}"
     );

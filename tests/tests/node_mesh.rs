@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tortie_ctl::lab::{Encap, Lab, Signal};
-use tortie_tests::lab::{ping_during, spec};
+use tortie_tests::lab::{block4, ping_during, spec};
 use tortie_tests::wait_until;
 
 /// A lab of `nodes` nodes with a name unique to this process and test.
@@ -57,17 +57,6 @@ fn peers(lab: &Lab, i: usize) -> Result<Vec<String>> {
         .collect())
 }
 
-fn block_of(lab: &Lab, node: usize) -> String {
-    // The pod's /26 (blocks are /26 in the lab's pool).
-    let pod = lab
-        .pods
-        .iter()
-        .find(|p| p.node == lab.nodes[node].name)
-        .expect("a pod");
-    let o = pod.address.octets();
-    format!("{}.{}.{}.{}/26", o[0], o[1], o[2], o[3] & !63)
-}
-
 #[test]
 fn mesh_of_three_routes_directly_within_a_subnet_and_tunnels_across() -> Result<()> {
     mesh_of_three(false)
@@ -85,8 +74,8 @@ fn mesh_of_three(etcd: bool) -> Result<()> {
     // 2. node1 reaches node2's block directly, node3's through vxlan.tortie;
     //    node3 reaches both through the tunnel.
     let r1 = routes(&lab, 0);
-    let b2 = block_of(&lab, 1);
-    let b3 = block_of(&lab, 2);
+    let b2 = block4(&lab, 1);
+    let b3 = block4(&lab, 2);
     assert!(
         r1.contains(&format!("{b2} via 172.30.1.12 dev eth0 proto 116")),
         "{r1}"
@@ -106,7 +95,7 @@ fn mesh_of_three(etcd: bool) -> Result<()> {
     );
     // Own block blackholed, own pod on its veth.
     assert!(
-        r1.contains(&format!("blackhole {}", block_of(&lab, 0))),
+        r1.contains(&format!("blackhole {}", block4(&lab, 0))),
         "{r1}"
     );
     // 3. The peer tables: the mesh, Established.
@@ -169,7 +158,7 @@ fn nodes_join_and_leave_and_pod_routes_follow() -> Result<()> {
     lab.wait_full_mesh(Duration::from_secs(30))?;
     // 3. node4 leaves: its agent stops and its Node is deleted. Every peer
     //    table loses it and its block's route goes.
-    let b4 = block_of(&lab, n4);
+    let b4 = block4(&lab, n4);
     lab.delete_pod(&pod4.name)?;
     lab.stop_node(n4, Signal::SIGTERM)?;
     lab.tortiectl(&["delete", "node", "node4"])?;

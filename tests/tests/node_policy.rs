@@ -45,25 +45,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde_json::Value;
 use tortie_ctl::lab::{net, Encap, Lab};
-use tortie_tests::lab::{apply, spec};
-use tortie_tests::tor::{bird_here, paths, BirdTor};
+use tortie_tests::lab::{apply, block4, spec};
+use tortie_tests::tor::{bird_here, paths, BirdTor, COMMUNITIES};
 use tortie_tests::wait_until;
 
 const TEST: &str = "node_policy";
-
-/// Named communities, and the pool's routes tagged by name and value.
-const RESOURCES: &str = "apiVersion: projectcalico.org/v3
-kind: BGPConfiguration
-metadata:
-  name: default
-spec:
-  communities:
-    - {name: pods, value: '65000:100'}
-    - {name: rack, value: '65000:1:2'}
-  prefixAdvertisements:
-    - cidr: 10.244.0.0/16
-      communities: [pods, rack, '64512:7']
-";
 
 #[test]
 fn filters_and_communities_with_a_bird_tor() -> Result<()> {
@@ -73,7 +59,7 @@ fn filters_and_communities_with_a_bird_tor() -> Result<()> {
     let mut spec = spec("pol", 2)?;
     spec.encap = Encap::None;
     spec.one_subnet = true;
-    spec.resources = RESOURCES.into();
+    spec.resources = COMMUNITIES.into();
     let mut lab = Lab::up(spec)?;
     let (ns, tor_addr) = lab.add_host("tor")?;
     let tor = BirdTor::start_with(
@@ -83,16 +69,7 @@ fn filters_and_communities_with_a_bird_tor() -> Result<()> {
         64512,
         &["10.244.250.0/24", "10.244.251.0/24", "198.51.100.0/24"],
     )?;
-    let block_of = |i: usize| -> Result<String> {
-        let pod = lab
-            .pods
-            .iter()
-            .find(|p| p.node == lab.nodes[i].name)
-            .context("a pod per node")?;
-        let o = pod.address.octets();
-        Ok(format!("{}.{}.{}.{}/26", o[0], o[1], o[2], o[3] & !63))
-    };
-    let (b1, b2) = (block_of(0)?, block_of(1)?);
+    let (b1, b2) = (block4(&lab, 0), block4(&lab, 1));
     apply(
         &lab,
         "policy",

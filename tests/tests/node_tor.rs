@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use tortie_ctl::lab::{net, Encap, Lab};
-use tortie_tests::lab::{apply, mesh_off, spawn_in, spec};
+use tortie_tests::lab::{apply, block4, mesh_off, spawn_in, spec};
 use tortie_tests::tor::{paths, rack_args, rack_peer, BirdTor};
 use tortie_tests::wait_until;
 
@@ -223,13 +223,7 @@ fn tor_test(start: fn(&Lab) -> Result<Box<dyn Tor>>, md5: bool) -> Result<()> {
     lab.wait_full_mesh(Duration::from_secs(40))
         .with_context(|| format!("ToR routes:\n{}", tor.routes().unwrap_or_default()))?;
     // 2. The ToR has every block, and in its kernel.
-    let blocks: Vec<String> = (0..3)
-        .map(|i| {
-            let pod = lab.pods.iter().find(|p| p.node == NODES[i].0).expect("pod");
-            let o = pod.address.octets();
-            format!("{}.{}.{}.{}/26", o[0], o[1], o[2], o[3] & !63)
-        })
-        .collect();
+    let blocks: Vec<String> = (0..3).map(|i| block4(&lab, i)).collect();
     let kernel = net::ip_in_output(&lab.router, &["route"])?;
     let table = tor.routes()?;
     for (i, b) in blocks.iter().enumerate() {

@@ -33,25 +33,12 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 use tortie_ctl::lab::{Encap, Lab};
 use tortie_tests::daemons::frr::frr_here;
-use tortie_tests::lab::{apply, spec};
+use tortie_tests::lab::{apply, block4, spec};
+use tortie_tests::tor::COMMUNITIES;
 use tortie_tests::tor_frr::FrrTor;
 use tortie_tests::wait_until;
 
 const TEST: &str = "node_tor_frr";
-
-/// Named communities, and the pool's routes tagged by name and value.
-const RESOURCES: &str = "apiVersion: projectcalico.org/v3
-kind: BGPConfiguration
-metadata:
-  name: default
-spec:
-  communities:
-    - {name: pods, value: '65000:100'}
-    - {name: rack, value: '65000:1:2'}
-  prefixAdvertisements:
-    - cidr: 10.244.0.0/16
-      communities: [pods, rack, '64512:7']
-";
 
 // 1., 2., 3.
 #[test]
@@ -62,12 +49,12 @@ fn communities_and_export_filter_with_an_frr_tor() -> Result<()> {
     let mut spec = spec("fcom", 2)?;
     spec.encap = Encap::None;
     spec.one_subnet = true;
-    spec.resources = RESOURCES.into();
+    spec.resources = COMMUNITIES.into();
     let mut lab = Lab::up(spec)?;
     let (ns, tor_addr) = lab.add_host("tor")?;
     let tor = FrrTor::start(&lab, &ns, tor_addr, 64512)?;
     let (n1, n2) = (lab.nodes[0].address, lab.nodes[1].address);
-    let (b1, b2) = (block_of(&lab, 0)?, block_of(&lab, 1)?);
+    let (b1, b2) = (block4(&lab, 0), block4(&lab, 1));
     apply(&lab, "policy", &policy(&b1, tor_addr))?;
 
     // 1. Export: node1's block held back by its filter.
@@ -172,16 +159,6 @@ spec:
 }
 
 /// Node `i`'s block (the /26 of its pod).
-fn block_of(lab: &Lab, i: usize) -> Result<String> {
-    let pod = lab
-        .pods
-        .iter()
-        .find(|p| p.node == lab.nodes[i].name)
-        .context("a pod per node")?;
-    let o = pod.address.octets();
-    Ok(format!("{}.{}.{}.{}/26", o[0], o[1], o[2], o[3] & !63))
-}
-
 /// Node `i`'s row of the ToR in its `/status`.
 fn tor_peer(lab: &Lab, i: usize, tor: Ipv4Addr) -> Result<Value> {
     let s = lab.node_status(i)?;
