@@ -340,6 +340,11 @@ fn a_router_gets_pool_aggregates_only() -> Result<()> {
         "a block reached the router:\n{table}"
     );
     assert!(table.contains("BGP.atomic_aggr"), "{table}");
+    // AGGREGATOR: each node's AS and router ID (its address here).
+    for n in &lab.nodes {
+        let aggregator = format!("BGP.aggregator: {} AS64512", n.address);
+        assert!(table.contains(&aggregator), "{aggregator} in\n{table}");
+    }
     for i in 0..3 {
         let s = lab.node_status(i)?;
         let p = s["peers"]
