@@ -10,20 +10,30 @@
 //!   node1 172.30.1.11 (tortie-node) ── subnet A ── tor 172.30.1.2 (BIRD)
 //!                                                   announces 10.244.250.0/24,
 //!                                                   10.244.251.0/24
+//!   IPv6 only:
+//!   node1 fd30:1::11 ────────────────── subnet A ── tor fd30:1::2
+//!                                                   announces fd00:10:244:fa::/64,
+//!                                                   fd00:10:244:fb::/64
 //! ```
 //!
-//! Checks (`bird_tor_bfd_takes_the_route_out_of_the_kernel`):
-//! 1. The session is Established with BFD Up (single hop on eth0,
-//!    detection time 300 ms); BIRD's BFD session is Up; the filter let
-//!    10.244.251.0/24 in (in the node's kernel, via the ToR) and kept
-//!    10.244.250.0/24 out; the ToR has the node's block with the
-//!    communities; `tortiectl node status` says `Established, BFD up`.
+//! Checks (`bird_tor_bfd_takes_the_route_out_of_the_kernel`, and the same
+//! in an IPv6-only lab, `bird_tor_bfd_over_ipv6_takes_the_route_out_of_the_kernel`:
+//! [`RESOURCES6`], a BGPPeer at fd30:1::2 with `bfd: {enabled: true, ...}`,
+//! BIRD's session, BFD and routes over IPv6):
+//! 1. The session is Established with BFD Up (single hop on eth0, from
+//!    the node's address of the family, detection time 300 ms); BIRD's
+//!    BFD session with the node's address is Up; the filter let
+//!    10.244.251.0/24 (fd00:10:244:fb::/64) in (in the node's kernel, via
+//!    the ToR's address: received 2, accepted 1) and kept 10.244.250.0/24
+//!    (fd00:10:244:fa::/64) out; the ToR has the node's block with the
+//!    communities and the node's address as next hop; the ToR's row of
+//!    `tortiectl node status` says `Established, BFD up`.
 //! 2. Every packet to and from the ToR is dropped (nftables in its
 //!    namespace: TCP notices nothing, the hold time is 90 s): the node's
 //!    session leaves Established within [`LIMIT`] of the cut, the ToR's
 //!    route leaves the node's kernel table (times printed); `lastError`
-//!    says BFD, `tortiectl node status` says `BFD down, BGP held`,
-//!    `/metrics` counts the BGP session BFD took down.
+//!    says BFD, the ToR's row of `tortiectl node status` says `BFD down,
+//!    BGP held`, `/metrics` counts the BGP session BFD took down.
 //! 3. While the ToR is cut off the session stays down (2 s, polled) and
 //!    the route stays out of the kernel.
 //! 4. The drop removed: BFD Up, Established, the route back in the kernel.
@@ -69,7 +79,7 @@
 //! The lab, the ToR's config, the cut and the reads are in
 //! `node_bfd/rig.rs`.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -81,7 +91,8 @@ use tortie_tests::wait_until;
 mod rig;
 use rig::{
     bird_conf, block_gone, cut_and_measure, gr_negotiated, has_route, lab_get, lab_with_tor,
-    node_block, node_status_table, route_all, say, tools, tor_peer, wait_proto, wait_up,
+    node_block, node_status_table, route_all, say, status_row, tools, tor_peer, wait_proto,
+    wait_up, Family,
 };
 
 /// Cut to "not Established" at most. BFD's 300 ms after the last packet
@@ -105,6 +116,14 @@ const REJECTED: &str = "10.244.250.0/24";
 
 /// The ToR's address: the lab's first extra host.
 const TOR: Ipv4Addr = Ipv4Addr::new(172, 30, 1, 2);
+
+/// The IPv6 test's [`ROUTE`]: inside the lab's IPv6 pool
+/// (fd00:10:244::/48), away from the nodes' /122 blocks.
+const ROUTE6: &str = "fd00:10:244:fb::/64";
+/// The IPv6 test's [`REJECTED`].
+const REJECTED6: &str = "fd00:10:244:fa::/64";
+/// The ToR's address in the IPv6-only lab: `add_host6`'s fd30:1::2.
+const TOR6: Ipv6Addr = Ipv6Addr::new(0xfd30, 1, 0, 0, 0, 0, 0, 2);
 
 /// The resources of `docs/tor-peering.md`'s example, for a ToR at
 /// 172.30.1.2. Node1 is in rack1; node2 (the lab has at least two nodes)
@@ -143,14 +162,72 @@ spec:
   filters: [from-tor]
 ";
 
+/// [`RESOURCES`] for the IPv6-only lab: the BGPPeer at the ToR's IPv6
+/// address with `bfd: {enabled: true, ...}` (BFD with any peer, single
+/// hop as the ToR is on the node's subnet) instead of Calico's
+/// `failureDetectionMode`, the filter's rule in `importV6`, the
+/// communities on the IPv6 pool's routes.
+const RESOURCES6: &str = "apiVersion: projectcalico.org/v3
+kind: BGPConfiguration
+metadata:
+  name: default
+spec:
+  nodeToNodeMeshEnabled: false
+  communities:
+    - {name: rack1, value: '65000:101'}
+  prefixAdvertisements:
+    - cidr: fd00:10:244::/48
+      communities: [rack1, '65000:1:2']
+---
+apiVersion: projectcalico.org/v3
+kind: BGPFilter
+metadata:
+  name: from-tor
+spec:
+  importV6:
+    - {action: Reject, matchOperator: Equal, cidr: 'fd00:10:244:fa::/64'}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata:
+  name: rack1-tor
+spec:
+  nodeSelector: rack == 'rack1'
+  peerIP: fd30:1::2
+  asNumber: 65000
+  bfd: {enabled: true, minRx: 100ms, minTx: 100ms, multiplier: 3}
+  ttlSecurity: 1
+  filters: [from-tor]
+";
+
 // 1., 2., 3., 4., 5.
 #[test]
 fn bird_tor_bfd_takes_the_route_out_of_the_kernel() -> Result<()> {
-    const TEST: &str = "bird_tor_bfd_takes_the_route_out_of_the_kernel";
-    if !tools(TEST) {
+    takes_the_route_out(
+        "bird_tor_bfd_takes_the_route_out_of_the_kernel",
+        "nbfd",
+        Family::V4,
+    )
+}
+
+// 1., 2., 3., 4., 5.
+#[test]
+fn bird_tor_bfd_over_ipv6_takes_the_route_out_of_the_kernel() -> Result<()> {
+    takes_the_route_out(
+        "bird_tor_bfd_over_ipv6_takes_the_route_out_of_the_kernel",
+        "nbfdv6",
+        Family::V6,
+    )
+}
+
+/// The checks 1. to 5. of the first two tests, over `family`.
+fn takes_the_route_out(test: &str, prefix: &str, family: Family) -> Result<()> {
+    if !tools(test) {
         return Ok(());
     }
-    let (mut lab, tor) = lab_with_tor("nbfd", false)?;
+    let (mut lab, tor) = lab_with_tor(prefix, false, family)?;
+    let (route, tor_ip) = (family.route(), family.tor());
+    let node_ip = family.node(&lab, 0);
     let node = &lab.nodes[0];
     let mut times = Vec::new();
     for round in 1..=2 {
@@ -159,10 +236,15 @@ fn bird_tor_bfd_takes_the_route_out_of_the_kernel() -> Result<()> {
         let session = &p["bfd"]["session"];
         assert_eq!(session["multihop"], false, "{p}");
         assert_eq!(session["interface"], "eth0", "{p}");
+        assert_eq!(session["local"], node_ip.to_string().as_str(), "{p}");
         assert_eq!(session["detectionTimeMs"], 300, "{p}");
         assert_eq!(p["prefixesReceived"], 2, "{p}");
-        let routes = net::ip_in_output(&node.ns, &["route"])?;
-        assert!(!routes.contains(REJECTED), "filtered, yet:\n{routes}");
+        assert_eq!(p["prefixesAccepted"], 1, "{p}");
+        let routes = net::ip_in_output(&node.ns, &[family.ip(), "route"])?;
+        assert!(
+            !routes.contains(family.rejected()),
+            "filtered, yet:\n{routes}"
+        );
         if round == 1 {
             let block = node_block(&lab)?;
             let attrs = wait_until(WAIT, "the node's block at the ToR", || {
@@ -172,24 +254,25 @@ fn bird_tor_bfd_takes_the_route_out_of_the_kernel() -> Result<()> {
             for want in [
                 "BGP.community: (65000,101)",
                 "BGP.large_community: (65000, 1, 2)",
+                &format!("BGP.next_hop: {node_ip}"),
             ] {
                 assert!(attrs.contains(want), "no `{want}` at the ToR:\n{attrs}");
             }
         }
         let table = node_status_table(&lab)?;
         assert!(
-            table.contains("Established, BFD up"),
+            status_row(&table, tor_ip).contains("Established, BFD up"),
             "tortiectl node status:\n{table}"
         );
         if round == 1 {
-            say(&format!("{TEST}: tortiectl node status:\n{table}"));
+            say(&format!("{test}: tortiectl node status:\n{table}"));
         }
 
         // 2.
         let (cut, down, gone, p) = cut_and_measure(&lab, round)?;
         say(&format!(
-            "{TEST}: round {round}: from the start of `nft -f`: left Established after \
-             {down:?}, {ROUTE} gone from the node's kernel after {gone:?} (BFD 100 ms x 3)"
+            "{test}: round {round}: from the start of `nft -f`: left Established after \
+             {down:?}, {route} gone from the node's kernel after {gone:?} (BFD 100 ms x 3)"
         ));
         times.push((down, gone));
         assert!(down <= LIMIT, "round {round}: down after {down:?}: {p}");
@@ -201,14 +284,15 @@ fn bird_tor_bfd_takes_the_route_out_of_the_kernel() -> Result<()> {
         assert!(why.starts_with("BFD down"), "round {round}: {p}");
         let table = node_status_table(&lab)?;
         assert!(
-            table.contains("BFD down, BGP held"),
+            status_row(&table, tor_ip).contains("BFD down, BGP held"),
             "tortiectl node status:\n{table}"
         );
         if round == 1 {
-            say(&format!("{TEST}: tortiectl node status, cut:\n{table}"));
+            say(&format!("{test}: tortiectl node status, cut:\n{table}"));
         }
         let metrics = lab_get(&lab, "/metrics")?;
-        let held = format!("tortie_bfd_bgp_downs_total{{peer=\"{TOR}\",asn=\"{TOR_AS}\"}} {round}");
+        let held =
+            format!("tortie_bfd_bgp_downs_total{{peer=\"{tor_ip}\",asn=\"{TOR_AS}\"}} {round}");
         assert!(
             metrics.contains(&held),
             "no `{held}` in /metrics:\n{metrics}"
@@ -223,7 +307,7 @@ fn bird_tor_bfd_takes_the_route_out_of_the_kernel() -> Result<()> {
                 "round {round}: up while cut: {p}"
             );
             assert_eq!(p["bfd"]["holding"], true, "{p}");
-            assert!(!has_route(&lab)?, "round {round}: {ROUTE} back while cut");
+            assert!(!has_route(&lab)?, "round {round}: {route} back while cut");
             std::thread::sleep(Duration::from_millis(100));
         }
 
@@ -234,9 +318,8 @@ fn bird_tor_bfd_takes_the_route_out_of_the_kernel() -> Result<()> {
     let p = tor_peer(&lab)?;
     assert_eq!(p["bfd"]["bgpDowns"], 2, "{p}");
     say(&format!(
-        "{TEST}: cut -> (not Established, route gone from the kernel): {times:?}"
+        "{test}: cut -> (not Established, route gone from the kernel): {times:?}"
     ));
-
     // 5.
     let proto = tor.show(&["protocols", "all", "node1"])?;
     assert!(
@@ -266,7 +349,7 @@ fn bird_tor_bfd_with_graceful_restart() -> Result<()> {
     if !tools(TEST) {
         return Ok(());
     }
-    let (mut lab, tor) = lab_with_tor("nbfdgr", true)?;
+    let (mut lab, tor) = lab_with_tor("nbfdgr", true, Family::V4)?;
 
     // 1.
     wait_up(&lab, &tor, 1)?;
@@ -328,7 +411,7 @@ fn bird_tor_bfd_with_graceful_restart() -> Result<()> {
 
     // 3. `bfd graceful`: the node's block stays in BIRD's table as stale
     // until the node is back.
-    tor.reconfigure(&bird_conf(lab.nodes[0].address, true, "graceful"))?;
+    tor.reconfigure(&bird_conf(lab.nodes[0].address.into(), true, "graceful"))?;
     let p = wait_up(&lab, &tor, 4)?;
     assert_eq!(p["bfd"]["bgpDowns"], 0, "a new process counts from 0: {p}");
     let from = tor.log_len();

@@ -1,24 +1,87 @@
-//! The rig of `node_bfd`: the lab with its BIRD ToR ([`lab_with_tor`],
-//! [`bird_conf`]), the cut ([`Cut`], [`cut_and_measure`]), and what the
-//! tests read from the node, its kernel and BIRD.
+//! The rig of `node_bfd`: the lab with its BIRD ToR over IPv4 or IPv6
+//! ([`Family`], [`lab_with_tor`], [`bird_conf`]), the cut ([`Cut`],
+//! [`cut_and_measure`]), and what the tests read from the node, its
+//! kernel and BIRD.
 
 use std::io::Write as _;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
-use tortie_ctl::lab::{net, Encap, Lab, ADMIN};
-use tortie_tests::lab::spec;
+use tortie_ctl::lab::{net, Encap, Lab, Stack, ADMIN};
+use tortie_tests::lab::{add_host6, spec};
 use tortie_tests::tor::{bird_here, paths, BirdTor, TOR_AS};
 use tortie_tests::wait_until;
 
-use super::{REJECTED, RESOURCES, ROUTE, TOR, WAIT};
+use super::{REJECTED, REJECTED6, RESOURCES, RESOURCES6, ROUTE, ROUTE6, TOR, TOR6, WAIT};
+
+/// The family of the lab and of the BGP session with the ToR: IPv4 (a
+/// one-subnet IPv4 lab, [`RESOURCES`]) or IPv6 (an IPv6-only lab,
+/// [`RESOURCES6`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Family {
+    V4,
+    V6,
+}
 
 /// An nftables table in a namespace that drops every packet in and out
 /// (one `nft -f`); removed on drop.
 pub(crate) struct Cut {
     ns: String,
+}
+
+// ===== impl Family =====
+
+impl Family {
+    /// The lab's family.
+    pub(crate) fn of(lab: &Lab) -> Family {
+        if lab.spec.stack == Stack::Ipv6 {
+            Family::V6
+        } else {
+            Family::V4
+        }
+    }
+
+    /// The ToR's address, the BGPPeer's `peerIP`.
+    pub(crate) fn tor(self) -> IpAddr {
+        match self {
+            Family::V4 => TOR.into(),
+            Family::V6 => TOR6.into(),
+        }
+    }
+
+    /// What the ToR announces that the filter lets in.
+    pub(crate) fn route(self) -> &'static str {
+        match self {
+            Family::V4 => ROUTE,
+            Family::V6 => ROUTE6,
+        }
+    }
+
+    /// What the ToR announces that the filter keeps out.
+    pub(crate) fn rejected(self) -> &'static str {
+        match self {
+            Family::V4 => REJECTED,
+            Family::V6 => REJECTED6,
+        }
+    }
+
+    /// `ip`'s family option.
+    pub(crate) fn ip(self) -> &'static str {
+        match self {
+            Family::V4 => "-4",
+            Family::V6 => "-6",
+        }
+    }
+
+    /// The address of the lab's node `i` in this family.
+    pub(crate) fn node(self, lab: &Lab, i: usize) -> IpAddr {
+        match (self, lab.nodes[i].address6) {
+            (Family::V6, Some(a)) => a.into(),
+            _ => lab.nodes[i].address.into(),
+        }
+    }
 }
 
 // ===== impl Cut =====
@@ -46,21 +109,28 @@ impl Drop for Cut {
 
 // ===== helpers =====
 
-/// A two-node lab (no encapsulation, node1 labelled `rack=rack1`) with
-/// the resources above and the BIRD ToR on a host of subnet A.
-pub(crate) fn lab_with_tor(prefix: &str, gr: bool) -> Result<(Lab, BirdTor)> {
+/// A two-node lab of `family` (no encapsulation, one subnet, node1
+/// labelled `rack=rack1`; IPv6: IPv6 only) with the resources of the
+/// family and the BIRD ToR on a host of subnet A.
+pub(crate) fn lab_with_tor(prefix: &str, gr: bool, family: Family) -> Result<(Lab, BirdTor)> {
     let mut spec = spec(prefix, 2)?;
     spec.encap = Encap::None;
     spec.one_subnet = true;
-    spec.resources = RESOURCES.into();
+    (spec.stack, spec.resources) = match family {
+        Family::V4 => (Stack::Ipv4, RESOURCES.into()),
+        Family::V6 => (Stack::Ipv6, RESOURCES6.into()),
+    };
     spec.per_node_args
         .insert(1, vec!["--labels".into(), "rack=rack1".into()]);
     let mut lab = Lab::up(spec)?;
-    let (ns, addr) = lab.add_host("tor")?;
-    if addr != TOR {
-        bail!("the ToR host got {addr}, the BGPPeer says {TOR}");
+    let (ns, addr) = match family {
+        Family::V4 => lab.add_host("tor").map(|(ns, a)| (ns, IpAddr::from(a)))?,
+        Family::V6 => add_host6(&mut lab, "tor").map(|(ns, a)| (ns, IpAddr::from(a)))?,
+    };
+    if addr != family.tor() {
+        bail!("the ToR host got {addr}, the BGPPeer says {}", family.tor());
     }
-    let conf = bird_conf(lab.nodes[0].address, gr, "on");
+    let conf = bird_conf(family.node(&lab, 0), gr, "on");
     let tor = BirdTor::start_conf(&lab, &ns, "tor", &conf)?;
     Ok((lab, tor))
 }
@@ -71,7 +141,8 @@ fn tor_ns(lab: &Lab) -> String {
 }
 
 /// Waits until the ToR session is Established with BFD Up, BIRD's BFD
-/// session is Up and [`ROUTE`] is in the node's kernel; the peer's row.
+/// session with the node's address (of the lab's family) is Up and the
+/// family's route is in the node's kernel; the peer's row.
 pub(crate) fn wait_up(lab: &Lab, tor: &BirdTor, round: u32) -> Result<Value> {
     let p = wait_until(
         WAIT,
@@ -91,7 +162,11 @@ pub(crate) fn wait_up(lab: &Lab, tor: &BirdTor, round: u32) -> Result<Value> {
         let out = tor
             .show(&["bfd", "sessions"])
             .map_err(|e| format!("{e:#}"))?;
-        if out.contains(&lab.nodes[0].address.to_string()) && out.contains(" Up ") {
+        let node = Family::of(lab).node(lab, 0).to_string();
+        if out
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(node.as_str()) && l.contains(" Up "))
+        {
             Ok(())
         } else {
             Err(out)
@@ -101,7 +176,7 @@ pub(crate) fn wait_up(lab: &Lab, tor: &BirdTor, round: u32) -> Result<Value> {
 }
 
 /// Cuts the ToR off and polls until the session has left Established and
-/// [`ROUTE`] has left the kernel: the cut, both times from the start of
+/// the family's route has left the kernel: the cut, both times from the start of
 /// `nft -f`, and the peer's row when it was seen down.
 pub(crate) fn cut_and_measure(lab: &Lab, round: u32) -> Result<(Cut, Duration, Duration, Value)> {
     let start = Instant::now();
@@ -170,13 +245,21 @@ pub(crate) fn gr_negotiated(proto: &str) -> bool {
     caps("Local capabilities") && caps("Neighbor capabilities")
 }
 
-/// BIRD's config: eBGP with the node at `node`, BFD 100 ms x 3 with BGP
-/// `bfd {bfd}` (`on`: a BFD Down stops the session and drops its routes;
-/// `graceful`: a BFD Down is a graceful restart of the neighbour), GTSM,
-/// graceful restart `on` if `gr`, else `off` (BIRD announces no
-/// capability: not negotiated), announcing [`ROUTE`] and [`REJECTED`]; the
+/// BIRD's config: eBGP with the node at `node` (IPv4 or IPv6: the
+/// session's family, and the only one it carries), BFD 100 ms x 3 with
+/// BGP `bfd {bfd}` (`on`: a BFD Down stops the session and drops its
+/// routes; `graceful`: a BFD Down is a graceful restart of the
+/// neighbour), GTSM, graceful restart `on` if `gr`, else `off` (BIRD
+/// announces no capability: not negotiated), announcing the family's
+/// route and rejected route ([`Family::route`], [`Family::rejected`]); the
 /// log traces the session's states and events.
-pub(crate) fn bird_conf(node: Ipv4Addr, gr: bool, bfd: &str) -> String {
+pub(crate) fn bird_conf(node: IpAddr, gr: bool, bfd: &str) -> String {
+    let (channel, family) = if node.is_ipv6() {
+        ("ipv6", Family::V6)
+    } else {
+        ("ipv4", Family::V4)
+    };
+    let (route, rejected) = (family.route(), family.rejected());
     // BIRD's default is `aware`: it keeps a restarting neighbour's routes
     // (and announces the capability) without restarting gracefully itself.
     let gr = if gr {
@@ -186,14 +269,15 @@ pub(crate) fn bird_conf(node: Ipv4Addr, gr: bool, bfd: &str) -> String {
     };
     // `error wait time`: BIRD's default waits 60 s after a failure (the
     // BFD Down) before it takes the session back.
+    // The router ID is an IPv4-formatted ID in either family.
     format!(
         "log stderr all;\ndebug protocols {{ states, events }};\nrouter id {TOR};\n\
          protocol device {{}}\n\
-         protocol static {{ ipv4; route {ROUTE} blackhole; route {REJECTED} blackhole; }}\n\
+         protocol static {{ {channel}; route {route} blackhole; route {rejected} blackhole; }}\n\
          protocol bfd {{\n  interface \"eth0\" {{ min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }};\n}}\n\
          protocol bgp node1 {{\n  local as {TOR_AS};\n  neighbor {node} as 64512;\n  \
          bfd {bfd};\n  ttl security on;{gr}\n  error wait time 1, 4;\n  connect delay time 1;\n  \
-         ipv4 {{ import all; export where source = RTS_STATIC; }};\n}}\n"
+         {channel} {{ import all; export where source = RTS_STATIC; }};\n}}\n"
     )
 }
 
@@ -205,18 +289,21 @@ pub(crate) fn node_block(lab: &Lab) -> Result<String> {
         .to_string())
 }
 
-/// Whether [`ROUTE`] is in the node's kernel table, via the ToR.
+/// Whether the family's route ([`Family::route`]) is in the node's
+/// kernel table, via the ToR's address (`ip -4|-6 route show ROUTE`).
 pub(crate) fn has_route(lab: &Lab) -> Result<bool> {
-    let r = net::ip_in_output(&lab.nodes[0].ns, &["route", "show", ROUTE])?;
-    Ok(r.contains(&format!("via {TOR} ")))
+    let f = Family::of(lab);
+    let r = net::ip_in_output(&lab.nodes[0].ns, &[f.ip(), "route", "show", f.route()])?;
+    Ok(r.contains(&format!("via {} ", f.tor())))
 }
 
 /// The node's `/status` row of the ToR.
 pub(crate) fn tor_peer(lab: &Lab) -> Result<Value> {
     let s = lab.node_status(0)?;
+    let tor = Family::of(lab).tor().to_string();
     s["peers"]
         .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["address"] == TOR.to_string().as_str()))
+        .and_then(|ps| ps.iter().find(|p| p["address"] == tor.as_str()))
         .cloned()
         .with_context(|| format!("no ToR peer: {s}"))
 }
@@ -226,6 +313,16 @@ pub(crate) fn tor_peer(lab: &Lab) -> Result<Value> {
 pub(crate) fn node_status_table(lab: &Lab) -> Result<String> {
     let ctl = lab.spec.ctl_bin.display().to_string();
     net::exec_in(&lab.nodes[0].ns, &[&ctl, "node", "status"])
+}
+
+/// The row of `peer` in `tortiectl node status` output `table` (empty
+/// if there is none).
+pub(crate) fn status_row(table: &str, peer: IpAddr) -> &str {
+    let cell = format!("| {peer} ");
+    table
+        .lines()
+        .find(|l| l.starts_with(&cell))
+        .unwrap_or_default()
 }
 
 /// GET `path` from the node's admin server.
