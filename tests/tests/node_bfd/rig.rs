@@ -146,10 +146,14 @@ fn tor_ns(lab: &Lab) -> String {
 pub(crate) fn wait_up(lab: &Lab, tor: &BirdTor, round: u32) -> Result<Value> {
     let p = wait_until(
         WAIT,
-        "Established, BFD Up, the ToR's route in the kernel",
+        "Established, BFD Up at 300 ms, the ToR's route in the kernel",
         || {
             let p = tor_peer(lab).map_err(|e| format!("{e:#}"))?;
-            let up = p["state"] == "Established" && p["bfd"]["session"]["state"] == "up";
+            // Up starts on the slow timers (1 s): the 100 ms ones apply
+            // once the Poll sequence that follows ends (RFC 5880 §6.8.3).
+            let up = p["state"] == "Established"
+                && p["bfd"]["session"]["state"] == "up"
+                && p["bfd"]["session"]["detectionTimeMs"] == 300;
             if up && has_route(lab).map_err(|e| format!("{e:#}"))? {
                 Ok(p)
             } else {
