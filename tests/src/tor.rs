@@ -19,7 +19,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use tortie_ctl::lab::{net, Lab};
+use tortie_ctl::lab::{net, Encap, Lab};
 
 use crate::lab::spawn_in;
 use crate::wait_until;
@@ -42,6 +42,19 @@ spec:
     - cidr: 10.244.0.0/16
       communities: [pods, rack, '64512:7']
 ";
+
+/// The lab of the ToR tests of communities: two nodes on one subnet, no
+/// encapsulation, [`COMMUNITIES`] applied, and a host `tor` on their
+/// subnet (its namespace and address) for the ToR to run in.
+pub fn communities_lab(prefix: &str) -> Result<(Lab, String, Ipv4Addr)> {
+    let mut spec = crate::lab::spec(prefix, 2)?;
+    spec.encap = Encap::None;
+    spec.one_subnet = true;
+    spec.resources = COMMUNITIES.into();
+    let mut lab = Lab::up(spec)?;
+    let (ns, addr) = lab.add_host("tor")?;
+    Ok((lab, ns, addr))
+}
 
 /// BIRD in a lab host's namespace; killed on drop.
 pub struct BirdTor {

@@ -44,9 +44,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde_json::Value;
-use tortie_ctl::lab::{net, Encap, Lab};
-use tortie_tests::lab::{apply, block4, spec};
-use tortie_tests::tor::{bird_here, paths, BirdTor, COMMUNITIES};
+use tortie_ctl::lab::{net, Lab};
+use tortie_tests::lab::{apply, block4};
+use tortie_tests::tor::{bird_here, communities_lab, paths, BirdTor};
 use tortie_tests::wait_until;
 
 const TEST: &str = "node_policy";
@@ -56,12 +56,7 @@ fn filters_and_communities_with_a_bird_tor() -> Result<()> {
     if !bird_here(TEST) {
         return Ok(());
     }
-    let mut spec = spec("pol", 2)?;
-    spec.encap = Encap::None;
-    spec.one_subnet = true;
-    spec.resources = COMMUNITIES.into();
-    let mut lab = Lab::up(spec)?;
-    let (ns, tor_addr) = lab.add_host("tor")?;
+    let (lab, ns, tor_addr) = communities_lab("pol")?;
     let tor = BirdTor::start_with(
         &lab,
         &ns,

@@ -57,20 +57,7 @@ fn lab(prefix: &str, stack: Stack, rr: IpAddr) -> Result<Lab> {
 fn rr_serves(ns: &str, addresses: &[String], per_node: u64) -> Result<Value> {
     wait_until(SESSIONS, "tortie-rr's four clients", || {
         let s = rr_status(ns).map_err(|e| e.to_string())?;
-        let peers = s["peers"].as_array().cloned().unwrap_or_default();
-        let mut got: Vec<String> = peers
-            .iter()
-            .map(|p| {
-                format!(
-                    "{} {} client={} received={}",
-                    p["address"].as_str().unwrap_or(""),
-                    p["state"].as_str().unwrap_or(""),
-                    p["client"],
-                    p["prefixesReceived"]
-                )
-            })
-            .collect();
-        got.sort();
+        let got = peer_rows(&s);
         let mut want: Vec<String> = addresses
             .iter()
             .enumerate()
@@ -86,6 +73,27 @@ fn rr_serves(ns: &str, addresses: &[String], per_node: u64) -> Result<Value> {
             Err(format!("{got:?}, want {want:?}"))
         }
     })
+}
+
+/// tortie-rr's peers in its `/status` `s`, a sorted line each:
+/// "ADDRESS STATE client=BOOL received=N".
+fn peer_rows(s: &Value) -> Vec<String> {
+    let mut rows: Vec<String> = s["peers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            format!(
+                "{} {} client={} received={}",
+                p["address"].as_str().unwrap_or(""),
+                p["state"].as_str().unwrap_or(""),
+                p["client"],
+                p["prefixesReceived"]
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
 }
 
 /// Waits until node `i` has programmed `n` learned routes.
@@ -343,21 +351,7 @@ fn ipv6_only_tortie_rr_takes_its_clients_from_the_datastore() -> Result<()> {
         let n = lab.nodes.len();
         wait_until(SESSIONS, "tortie-rr's datastore clients", || {
             let s = rr_status(&rr_ns).map_err(|e| e.to_string())?;
-            let mut got: Vec<String> = s["peers"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|p| {
-                    format!(
-                        "{} {} client={} received={}",
-                        p["address"].as_str().unwrap_or(""),
-                        p["state"].as_str().unwrap_or(""),
-                        p["client"],
-                        p["prefixesReceived"]
-                    )
-                })
-                .collect();
-            got.sort();
+            let got = peer_rows(&s);
             let mut want: Vec<String> = lab
                 .nodes
                 .iter()

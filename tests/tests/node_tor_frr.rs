@@ -31,10 +31,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde_json::Value;
-use tortie_ctl::lab::{Encap, Lab};
+use tortie_ctl::lab::Lab;
 use tortie_tests::daemons::frr::frr_here;
-use tortie_tests::lab::{apply, block4, spec};
-use tortie_tests::tor::COMMUNITIES;
+use tortie_tests::lab::{apply, block4};
+use tortie_tests::tor::communities_lab;
 use tortie_tests::tor_frr::FrrTor;
 use tortie_tests::wait_until;
 
@@ -46,12 +46,7 @@ fn communities_and_export_filter_with_an_frr_tor() -> Result<()> {
     if !frr_here(TEST) {
         return Ok(());
     }
-    let mut spec = spec("fcom", 2)?;
-    spec.encap = Encap::None;
-    spec.one_subnet = true;
-    spec.resources = COMMUNITIES.into();
-    let mut lab = Lab::up(spec)?;
-    let (ns, tor_addr) = lab.add_host("tor")?;
+    let (lab, ns, tor_addr) = communities_lab("fcom")?;
     let tor = FrrTor::start(&lab, &ns, tor_addr, 64512)?;
     let (n1, n2) = (lab.nodes[0].address, lab.nodes[1].address);
     let (b1, b2) = (block4(&lab, 0), block4(&lab, 1));
