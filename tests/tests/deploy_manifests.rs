@@ -13,7 +13,11 @@
 //! 4. The CNI install script of `tortie-node.yaml`, run outside a cluster
 //!    with a token of tortie-node's service account, writes a conflist and
 //!    a kubeconfig that `tortie-cni` works with: STATUS fails without a
-//!    pool, and passes once `defaults.yaml` is applied.
+//!    pool, and passes once `defaults.yaml` is applied. The dual-stack
+//!    switches are there with their IPv4 values (`TORTIE_IP6: none`,
+//!    `CNI_ASSIGN_IPV6: "false"`); `CNI_ASSIGN_IPV6=true` writes
+//!    `assignIPv6: true`, and a value other than true or false is refused
+//!    by name with nothing written.
 //! 5. `tortie-rr` with the `rr.yaml` of `tortie-rr.yaml` (routerId filled in
 //!    as its container does) and a token of tortie-rr's service account
 //!    follows the Nodes and the BGPConfiguration without a datastore error.
@@ -340,6 +344,30 @@ fn deploy_manifests_apply_and_grant_least_privilege() {
             );
         }
     }
+    // The dual-stack switches (docs/kubernetes.md, "Dual stack"), as an
+    // IPv4 cluster wants them.
+    let env_of = |container: &str, var: &str| -> Value {
+        let pod = &daemonset["spec"]["template"]["spec"];
+        let all: Vec<&Value> = pod["containers"]
+            .as_array()
+            .into_iter()
+            .chain(pod["initContainers"].as_array())
+            .flatten()
+            .collect();
+        let c = all
+            .iter()
+            .find(|c| c["name"] == container)
+            .unwrap_or_else(|| panic!("no container {container}"));
+        c["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["name"] == var)
+            .map(|e| e["value"].clone())
+            .unwrap_or_else(|| panic!("{container}: no env {var}"))
+    };
+    assert_eq!(env_of("tortie-node", "TORTIE_IP6"), "none");
+    assert_eq!(env_of("install-cni", "CNI_ASSIGN_IPV6"), "false");
     // Each binding's service account is one of rbac.yaml's.
     for binding in rbac.iter().filter(|o| o["kind"] == "ClusterRoleBinding") {
         for subject in binding["subjects"].as_array().expect("subjects") {
@@ -393,33 +421,58 @@ fn deploy_manifests_apply_and_grant_least_privilege() {
         .next()
         .expect("a port")
         .to_string();
-    let out = Command::new("sh")
-        .arg(dir.path().join("install-cni.sh"))
-        .arg("install")
-        .env("CNI_BIN_DIR", &cni_bin)
-        .env("CNI_NET_DIR", &cni_net)
-        .env("SA_DIR", &sa_dir)
-        .env("TORTIE_CNI", bin("tortie-cni"))
-        .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
-        .env("KUBERNETES_SERVICE_PORT", &port)
-        .env("NODE_NAME", "node-a")
-        .output()
-        .expect("run install-cni.sh");
+    let install = |net_dir: &Path, assign_ipv6: Option<&str>| -> Output {
+        let mut cmd = Command::new("sh");
+        cmd.arg(dir.path().join("install-cni.sh"))
+            .arg("install")
+            .env("CNI_BIN_DIR", &cni_bin)
+            .env("CNI_NET_DIR", net_dir)
+            .env("SA_DIR", &sa_dir)
+            .env("TORTIE_CNI", bin("tortie-cni"))
+            .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+            .env("KUBERNETES_SERVICE_PORT", &port)
+            .env("NODE_NAME", "node-a");
+        if let Some(v) = assign_ipv6 {
+            cmd.env("CNI_ASSIGN_IPV6", v);
+        }
+        cmd.output().expect("run install-cni.sh")
+    };
+    let out = install(&cni_net, None);
     assert!(
         out.status.success(),
         "install-cni.sh: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    let read_conflist = |net_dir: &Path| -> Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(net_dir.join("10-tortie.conflist")).expect("the conflist"),
+        )
+        .expect("the conflist is JSON")
+    };
+    let dual_net = dir.path().join("etc-cni-net.d-dual");
+    let out = install(&dual_net, Some("true"));
+    assert!(
+        out.status.success(),
+        "install-cni.sh with CNI_ASSIGN_IPV6=true: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(read_conflist(&dual_net)["plugins"][0]["assignIPv6"], true);
+    let bad_net = dir.path().join("etc-cni-net.d-bad");
+    let out = install(&bad_net, Some("yes"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("CNI_ASSIGN_IPV6=yes: true or false"),
+        "CNI_ASSIGN_IPV6=yes: {err}"
+    );
+    assert!(!bad_net.exists(), "nothing written for a bad value");
     let kubeconfig = cni_net.join("tortie-kubeconfig");
-    let conflist: Value = serde_json::from_str(
-        &std::fs::read_to_string(cni_net.join("10-tortie.conflist")).expect("the conflist"),
-    )
-    .expect("the conflist is JSON");
+    let conflist = read_conflist(&cni_net);
     let plugins = conflist["plugins"].as_array().expect("plugins");
     assert_eq!(plugins.len(), 2, "{conflist}");
     assert_eq!(plugins[0]["type"], "tortie");
     assert_eq!(plugins[0]["nodeName"], "node-a");
+    assert_eq!(plugins[0]["assignIPv6"], false);
     assert_eq!(
         plugins[0]["datastore"],
         serde_json::json!({"type": "kubernetes", "kubeconfig": kubeconfig.display().to_string()})

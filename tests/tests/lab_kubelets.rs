@@ -5,13 +5,19 @@
 //! (tortie-node a DaemonSet); a busybox pod per node.
 //!
 //! ```text
-//!   subnet A 172.30.1.0/24                     subnet B 172.30.2.0/24
+//!   subnet A 172.30.1.0/24 fd30:1::/64         subnet B 172.30.2.0/24 fd30:2::/64
 //!   node1 .11   node2 .12 ─── router .1 (etcd, apiserver, ...) ─── node3 .13
 //!   (containerd, kubelet, tortie-node pod, pod1 / pod2 / pod3)
 //! ```
 //!
-//! 1. The demo exits 0 and says every pod reached every other; its ping
-//!    matrix has `ok` in every cell off the diagonal.
+//! 1. Dual stack (`--stack dual`: deploy/ with the edits of
+//!    docs/kubernetes.md, an IPv6 pool): the demo exits 0 and says every
+//!    pod reached every other; each pod has an IPv4 and an IPv6 address
+//!    as Kubernetes reports them (`status.podIPs`, the matrix's columns);
+//!    the ping matrix has `ok` in every cell off the diagonal, both
+//!    families; the nodes route IPv6 blocks directly on subnet A and over
+//!    `vxlan-v6.tortie` across subnets; the CNI MTU is 1430 (VXLAN over
+//!    IPv6).
 //! 2. Nothing is left: no namespace `tl-<name>-*`, cgroup
 //!    `tortie-<name>-*`, process in one or naming the lab's directory,
 //!    mount of it, nor the directory.
@@ -44,9 +50,10 @@ fn root() -> PathBuf {
 /// `tortiectl lab demo --kubernetes --kubelets` of lab `name`, in a
 /// process group of its own (its leader: `killpg` reaches it and what it
 /// runs in the foreground, as a terminal's Ctrl-C does).
-fn start_demo(name: &str) -> Child {
+fn start_demo(name: &str, extra: &[&str]) -> Child {
     let mut cmd = Command::new(bin_dir().join("tortiectl"));
     cmd.args(["lab", "demo", "--kubernetes", "--kubelets", "--name", name])
+        .args(extra)
         .arg("--root")
         .arg(root())
         .arg("--repo")
@@ -192,13 +199,13 @@ fn tortiectl_lab_demo_on_kubelet_nodes() {
     // 1.
     let name = format!("kl{}", std::process::id());
     let start = Instant::now();
-    let mut child = start_demo(&name);
+    let mut child = start_demo(&name, &["--stack", "dual"]);
     let (rx, stdout) = outputs(&mut child);
     let mut lines = Vec::new();
     let code = wait(&mut child, &rx, &mut lines, |_| {});
     let stdout = stdout.join().expect("stdout reader");
     eprintln!(
-        "lab_kubelets: tortiectl lab demo --kubernetes --kubelets took {:.1} s",
+        "lab_kubelets: tortiectl lab demo --kubernetes --kubelets --stack dual took {:.1} s",
         start.elapsed().as_secs_f64()
     );
     let all = format!("{stdout}\n{}", lines.join("\n"));
@@ -221,10 +228,65 @@ fn tortiectl_lab_demo_on_kubelet_nodes() {
     assert_eq!(matrix.len(), 3, "three pods, one per node: {all}");
     assert_eq!(
         cells.iter().filter(|c| **c == "ok").count(),
-        6,
-        "every pod reaches every other: {all}"
+        12,
+        "every pod reaches every other at both addresses: {all}"
     );
     assert!(!cells.contains(&"FAIL"), "{all}");
+    // The columns: each pod's addresses from status.podIPs.
+    let header = stdout
+        .lines()
+        .skip_while(|l| !l.contains("pod-to-pod ping matrix"))
+        .find(|l| l.contains("FROM \\ TO"))
+        .unwrap_or_else(|| panic!("no matrix header: {all}"));
+    for pod in ["pod1", "pod2", "pod3"] {
+        assert!(
+            header.contains(&format!("{pod} 10.244."))
+                && header.contains(&format!("{pod} fd00:10:244:")),
+            "{pod} has an address of each family: {header}"
+        );
+    }
+    // node1 reaches node2's IPv6 block directly, node3's over VXLAN; node3
+    // reaches both over VXLAN.
+    let ipv6_routes = |node: &str| -> Vec<&str> {
+        stdout
+            .lines()
+            .skip_while(|l| *l != format!("== {node} IPv6 routes (ip -6 route)"))
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .filter(|l| l.contains("proto 116") && l.contains("/122 via"))
+            .collect()
+    };
+    let n1 = ipv6_routes("node1");
+    assert_eq!(
+        n1.len(),
+        2,
+        "node1's routes to the other IPv6 blocks: {all}"
+    );
+    assert!(
+        n1.iter().any(|r| r.contains("via fd30:1::12 dev eth0")),
+        "{n1:?}"
+    );
+    assert!(
+        n1.iter()
+            .any(|r| r.contains("dev vxlan-v6.tortie") && r.contains("onlink")),
+        "{n1:?}"
+    );
+    let n3 = ipv6_routes("node3");
+    assert_eq!(
+        n3.len(),
+        2,
+        "node3's routes to the other IPv6 blocks: {all}"
+    );
+    assert!(
+        n3.iter().all(|r| r.contains("dev vxlan-v6.tortie")),
+        "{n3:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("with the dual-stack edits")
+            && l.contains("IPPool default-ipv6")
+            && l.contains("CNI MTU 1430")),
+        "{all}"
+    );
 
     // 2.
     assert_clean(&name);
@@ -232,7 +294,7 @@ fn tortiectl_lab_demo_on_kubelet_nodes() {
     // 3.
     let name = format!("kl{}c", std::process::id());
     let start = Instant::now();
-    let mut child = start_demo(&name);
+    let mut child = start_demo(&name, &[]);
     let (rx, stdout) = outputs(&mut child);
     let mut lines = Vec::new();
     let group = Pid::from_raw(i32::try_from(child.id()).expect("pid"));

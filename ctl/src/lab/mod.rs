@@ -259,12 +259,6 @@ impl LabSpec {
         if self.kubelets && !self.kubernetes {
             bail!("kubelet nodes need the Kubernetes datastore (--kubernetes)");
         }
-        if self.kubelets && self.stack != Stack::Ipv4 {
-            bail!(
-                "--stack {:?}: kubelet nodes are IPv4 only in the lab; use --stack ipv4",
-                self.stack
-            );
-        }
         if self.stack == Stack::Ipv6 && (self.etcd || self.kubernetes) {
             bail!("--stack ipv6 runs on the file datastore: the lab's etcd listens on the router's IPv4 address, which IPv6-only nodes cannot reach");
         }
