@@ -37,7 +37,7 @@ use std::net::IpAddr;
 
 use super::kube::cache;
 use super::kubelet::{build_images, sleeping_pod};
-use super::{interrupt, Lab, LabPod, LabSpec, Stack, POOL6};
+use super::{first_of_each, interrupt, Lab, LabPod, LabSpec, Stack, POOL6};
 
 /// How long the lab's pods may take to answer each other once Ready
 /// (pings through `kubectl exec`: slower than the lab's own).
@@ -221,15 +221,7 @@ impl Lab {
                 .map(|a| a.parse::<IpAddr>())
                 .collect::<Result<Vec<_>, _>>()
                 .with_context(|| format!("pod {name}'s status.podIPs {ips:?}"))?;
-            let v4 = addresses.iter().find_map(|a| match a {
-                IpAddr::V4(a) => Some(*a),
-                IpAddr::V6(_) => None,
-            });
-            let v6 = addresses.iter().find_map(|a| match a {
-                IpAddr::V6(a) => Some(*a),
-                IpAddr::V4(_) => None,
-            });
-            let (address, address6) = match (v4, v6) {
+            let (address, address6) = match first_of_each(&addresses) {
                 (Some(v4), Some(v6)) if dual => (v4, Some(v6)),
                 (Some(v4), None) if !dual => (v4, None),
                 _ => bail!(

@@ -812,6 +812,20 @@ impl LabPod {
     }
 }
 
+/// The first IPv4 and the first IPv6 address of `ips` (a pod's, as CNI
+/// or Kubernetes lists them).
+fn first_of_each(ips: &[IpAddr]) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
+    let v4 = ips.iter().find_map(|a| match a {
+        IpAddr::V4(a) => Some(*a),
+        IpAddr::V6(_) => None,
+    });
+    let v6 = ips.iter().find_map(|a| match a {
+        IpAddr::V6(a) => Some(*a),
+        IpAddr::V4(_) => None,
+    });
+    (v4, v6)
+}
+
 fn addresses(v4: Ipv4Addr, v6: Option<Ipv6Addr>) -> Vec<IpAddr> {
     (!v4.is_unspecified())
         .then_some(IpAddr::V4(v4))

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::{kube, net, Lab, LabNode, LabPod, Stack, ETCD, ETCD_PREFIX};
+use super::{first_of_each, kube, net, Lab, LabNode, LabPod, Stack, ETCD, ETCD_PREFIX};
 
 // ===== impl Lab: pods =====
 
@@ -33,14 +33,7 @@ impl Lab {
                 .flatten()
                 .filter_map(|ip| ip["address"].as_str()?.split('/').next()?.parse().ok())
                 .collect();
-            let v4 = ips.iter().find_map(|a| match a {
-                IpAddr::V4(a) => Some(*a),
-                IpAddr::V6(_) => None,
-            });
-            let v6 = ips.iter().find_map(|a| match a {
-                IpAddr::V6(a) => Some(*a),
-                IpAddr::V4(_) => None,
-            });
+            let (v4, v6) = first_of_each(&ips);
             match (stack, v4, v6) {
                 (Stack::Ipv4, Some(v4), _) => Ok((v4, None)),
                 (Stack::Dual, Some(v4), Some(v6)) => Ok((v4, Some(v6))),
