@@ -140,20 +140,24 @@ fn tor_ns(lab: &Lab) -> String {
     lab.hosts[0].0.clone()
 }
 
-/// Waits until the ToR session is Established with BFD Up, BIRD's BFD
-/// session with the node's address (of the lab's family) is Up and the
-/// family's route is in the node's kernel; the peer's row.
+/// Waits until the ToR session is Established with BFD Up and both of
+/// the ToR's prefixes received, BIRD's BFD session with the node's address
+/// (of the lab's family) is Up and the family's route is in the node's
+/// kernel; the peer's row. (Established comes before the ToR's UPDATE,
+/// and with graceful restart the route can be in the kernel, stale,
+/// before it: a row read then says 0 prefixes.)
 pub(crate) fn wait_up(lab: &Lab, tor: &BirdTor, round: u32) -> Result<Value> {
     let p = wait_until(
         WAIT,
-        "Established, BFD Up at 300 ms, the ToR's route in the kernel",
+        "Established, BFD Up at 300 ms, 2 prefixes, the ToR's route in the kernel",
         || {
             let p = tor_peer(lab).map_err(|e| format!("{e:#}"))?;
             // Up starts on the slow timers (1 s): the 100 ms ones apply
             // once the Poll sequence that follows ends (RFC 5880 §6.8.3).
             let up = p["state"] == "Established"
                 && p["bfd"]["session"]["state"] == "up"
-                && p["bfd"]["session"]["detectionTimeMs"] == 300;
+                && p["bfd"]["session"]["detectionTimeMs"] == 300
+                && p["prefixesReceived"] == 2;
             if up && has_route(lab).map_err(|e| format!("{e:#}"))? {
                 Ok(p)
             } else {
