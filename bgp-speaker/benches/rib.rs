@@ -63,6 +63,7 @@ fn peer(last: u8, client: bool) -> RibPeer {
             aggregates: false,
             policy: bgp_speaker::rib::policy::NO_POLICY,
             local_addr: IpAddr::V4(Ipv4Addr::new(172, 30, 0, 1)),
+            local_link_local: None,
         },
         vec![Afi::Ipv4, Afi::Ipv6],
     )

@@ -144,7 +144,10 @@ impl Instance {
         };
         match ev {
             FromSession::OpenReceived(open, agreed) => self.on_open(id, conn, &open, agreed),
-            FromSession::Established { local_addr } => self.on_established(id, conn, local_addr),
+            FromSession::Established {
+                local_addr,
+                link_local,
+            } => self.on_established(id, conn, local_addr, link_local),
             FromSession::Update(u) => self.on_update(id, conn, u),
             // Subtypes 1/2 (BoRR/EoRR, RFC 7313) only mark a refresh the
             // peer sends us; a request is subtype 0.
@@ -249,7 +252,13 @@ impl Instance {
         }
     }
 
-    fn on_established(&mut self, id: PeerId, conn: ConnId, local_addr: std::net::IpAddr) {
+    fn on_established(
+        &mut self,
+        id: PeerId,
+        conn: ConnId,
+        local_addr: std::net::IpAddr,
+        link_local: Option<std::net::Ipv6Addr>,
+    ) {
         let local_asn = self.config.asn;
         let Some(n) = self.neighbors.get_mut(&id) else {
             return;
@@ -268,6 +277,7 @@ impl Instance {
             .expect("OPEN was received before Established");
         n.established = Some(conn);
         n.local_addr = Some(local_addr);
+        n.local_link_local = link_local;
         n.up_since = Some(Instant::now());
         n.eor_received.clear();
         n.eor_sent = false;
@@ -285,7 +295,7 @@ impl Instance {
             },
             n.config.asn,
             n.config.rr_client,
-            crate::repolicy::export_class(&n.config, local_asn, local_addr),
+            crate::repolicy::export_class(&n.config, local_asn, local_addr, link_local),
             agreed.families.clone(),
         )
         .importing_only(n.config.import_within.clone())
@@ -666,7 +676,7 @@ mod tests {
             inst.spawn_session(id, stream, true);
             let conn = inst.neighbors[&id].conns.last().unwrap().id;
             inst.on_open(id, conn, &open, agreed.clone());
-            inst.on_established(id, conn, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+            inst.on_established(id, conn, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), None);
             conns.push(conn);
             let n = &inst.neighbors[&id];
             assert_eq!(n.established, Some(conn), "round {round}");

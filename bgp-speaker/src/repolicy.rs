@@ -17,7 +17,7 @@
 //!   A peer without the capability is reset (Cease, Other Configuration
 //!   Change), the one case that still drops the session.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use crate::config::PeerConfig;
 use crate::instance::Instance;
@@ -87,7 +87,7 @@ impl Instance {
         let Some(local_addr) = n.established.and(n.local_addr) else {
             // Down: kept for the next session; stale routes judged now.
             let policy = PeerPolicy {
-                export: export_class(&n.config, local_asn, IpAddr::from([0, 0, 0, 0])),
+                export: export_class(&n.config, local_asn, IpAddr::from([0, 0, 0, 0]), None),
                 import_within: n.config.import_within.clone(),
                 import_filter: n.config.import_filter.clone(),
                 export_filter: n.config.export_filter.clone(),
@@ -102,7 +102,7 @@ impl Instance {
             Vec::new()
         };
         let policy = PeerPolicy {
-            export: export_class(&n.config, local_asn, local_addr),
+            export: export_class(&n.config, local_asn, local_addr, n.local_link_local),
             import_within: n.config.import_within.clone(),
             import_filter: n.config.import_filter.clone(),
             export_filter: n.config.export_filter.clone(),
@@ -141,8 +141,13 @@ impl Instance {
 }
 
 /// How a peer is treated on export, from its configuration and the
-/// session's local address (the RIB sets the export rules' id).
-pub(crate) fn export_class(c: &PeerConfig, local_asn: u32, local_addr: IpAddr) -> ExportClass {
+/// session's local addresses (the RIB sets the export rules' id).
+pub(crate) fn export_class(
+    c: &PeerConfig,
+    local_asn: u32,
+    local_addr: IpAddr,
+    local_link_local: Option<Ipv6Addr>,
+) -> ExportClass {
     let ebgp = c.asn != local_asn;
     ExportClass {
         asn: c.asn,
@@ -150,6 +155,7 @@ pub(crate) fn export_class(c: &PeerConfig, local_asn: u32, local_addr: IpAddr) -
         rr_client: c.rr_client,
         next_hop_self: c.next_hop_self,
         local_addr,
+        local_link_local,
         keep_next_hop: c.keep_next_hop,
         local_only: c.export_local_only,
         aggregates: c.export_aggregates,

@@ -370,15 +370,15 @@ fn passive_gobgp() {
     passive(Kind::Gobgp);
 }
 
-/// Topology: A (GoBGP) -- B (BIRD with `kernel: true`), iBGP v4 + v6.
+/// Topology: A (GoBGP) -- B (`kind` with `kernel: true`: BIRD's `kernel`
+/// protocol, FRR's zebra), iBGP v4 + v6.
 ///
 /// Checks:
-/// 1. Without the option BIRD installs nothing (`ip -n B route` has no
+/// 1. Without the option B installs nothing (`ip -n B route` has no
 ///    10.1.0.0/24) once it has the route.
 /// 2. With it, A's 10.1.0.0/24 and fd10:1::/64 appear in B's kernel table
 ///    via A's addresses.
-#[test]
-fn bird_kernel_export_only_when_asked() {
+fn kernel_export_only_when_asked(kind: Kind) {
     for kernel in [false, true] {
         let topo = Topology::new(2).unwrap();
         let (a, b) = (&topo.hosts[0], &topo.hosts[1]);
@@ -392,17 +392,23 @@ fn bird_kernel_export_only_when_asked() {
             .unwrap();
         let mut cfg = DaemonConfig::new(b, 64512).peer_both(a, 64512, |n| n);
         cfg.kernel = kernel;
-        let bird = Bird::start(&b.ns, cfg).unwrap();
+        let daemon = kind.start(b, cfg).unwrap();
         for p in ["10.1.0.0/24", "fd10:1::/64"] {
-            bird.wait_route(net(p), WAIT, &|_| Ok(())).unwrap();
+            daemon.wait_route(net(p), WAIT, &|_| Ok(())).unwrap();
         }
         let kernel_routes = |fam: &str| b.ns.run(&["ip", fam, "route", "show"]).unwrap();
         if kernel {
             // 2.
-            tortie_tests::wait_until(WAIT, "kernel routes from BIRD", || {
+            tortie_tests::wait_until(WAIT, &format!("kernel routes from {kind:?}"), || {
                 let (v4, v6) = (kernel_routes("-4"), kernel_routes("-6"));
-                let ok4 = v4.contains(&format!("10.1.0.0/24 via {}", a.v4));
-                let ok6 = v6.contains(&format!("fd10:1::/64 via {}", a.v6));
+                // zebra adds a next hop group id (`... nhid 8 via ...`).
+                let has = |table: &str, prefix: &str, via: String| {
+                    table
+                        .lines()
+                        .any(|l| l.starts_with(&format!("{prefix} ")) && l.contains(&via))
+                };
+                let ok4 = has(&v4, "10.1.0.0/24", format!(" via {} ", a.v4));
+                let ok6 = has(&v6, "fd10:1::/64", format!(" via {} ", a.v6));
                 if ok4 && ok6 {
                     Ok(())
                 } else {
@@ -415,8 +421,18 @@ fn bird_kernel_export_only_when_asked() {
             let v4 = kernel_routes("-4");
             assert!(
                 !v4.contains("10.1.0.0/24"),
-                "BIRD exported to the kernel: {v4}"
+                "{kind:?} exported to the kernel: {v4}"
             );
         }
     }
+}
+
+#[test]
+fn bird_kernel_export_only_when_asked() {
+    kernel_export_only_when_asked(Kind::Bird);
+}
+
+#[test]
+fn frr_kernel_export_only_when_asked() {
+    kernel_export_only_when_asked(Kind::Frr);
 }

@@ -26,7 +26,8 @@
 //!    10.244.251.0/24 (fd00:10:244:fb::/64) in (in the node's kernel, via
 //!    the ToR's address: received 2, accepted 1) and kept 10.244.250.0/24
 //!    (fd00:10:244:fa::/64) out; the ToR has the node's block with the
-//!    communities and the node's address as next hop; the ToR's row of
+//!    communities and the node's address as next hop (over IPv6 with its
+//!    link-local address besides, RFC 2545 §3); the ToR's row of
 //!    `tortiectl node status` says `Established, BFD up`.
 //! 2. Every packet to and from the ToR is dropped (nftables in its
 //!    namespace: TCP notices nothing, the hold time is 90 s): the node's
@@ -228,6 +229,7 @@ fn takes_the_route_out(test: &str, prefix: &str, family: Family) -> Result<()> {
     let (mut lab, tor) = lab_with_tor(prefix, false, family)?;
     let (route, tor_ip) = (family.route(), family.tor());
     let node_ip = family.node(&lab, 0);
+    let next_hop = family.next_hop(&lab, 0)?;
     let node = &lab.nodes[0];
     let mut times = Vec::new();
     for round in 1..=2 {
@@ -253,7 +255,7 @@ fn takes_the_route_out(test: &str, prefix: &str, family: Family) -> Result<()> {
             for want in [
                 "BGP.community: (65000,101)",
                 "BGP.large_community: (65000, 1, 2)",
-                &format!("BGP.next_hop: {node_ip}"),
+                &format!("BGP.next_hop: {next_hop}\n"),
             ] {
                 assert!(attrs.contains(want), "no `{want}` at the ToR:\n{attrs}");
             }

@@ -1,6 +1,7 @@
 //! A neighbour: its configuration, its connections (two while a collision
 //! is being resolved), its timers, its graceful-restart state and counters.
 
+mod link;
 pub mod negotiate;
 mod outbox;
 mod reader;
@@ -8,7 +9,7 @@ pub mod session;
 pub mod tcp;
 pub mod transport;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -65,6 +66,9 @@ pub struct Neighbor {
     pub established: Option<ConnId>,
     /// Our address on the established session.
     pub local_addr: Option<IpAddr>,
+    /// Our link-local address toward the peer when it shares our subnet
+    /// (RFC 2545 §3; `link.rs`), on the established session.
+    pub local_link_local: Option<Ipv6Addr>,
     pub since: SystemTime,
     pub up_since: Option<Instant>,
     /// Next connection attempt (active peers).
@@ -133,6 +137,7 @@ impl Neighbor {
             conns: Vec::new(),
             established: None,
             local_addr: None,
+            local_link_local: None,
             since: SystemTime::now(),
             up_since: None,
             connect_timer: None,

@@ -17,7 +17,7 @@
 //! while timers and reads go on, and a peer that takes nothing for the
 //! send hold time (RFC 9687) is closed with NOTIFICATION 8.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,6 +78,9 @@ pub enum FromSession {
     OpenReceived(Box<Open>, Agreed),
     Established {
         local_addr: IpAddr,
+        /// Our link-local address toward the peer, when it shares our
+        /// subnet (RFC 2545 §3).
+        link_local: Option<Ipv6Addr>,
     },
     Update(Update),
     RouteRefresh(Afi, u8),
@@ -195,6 +198,7 @@ impl Session {
     async fn drive(&mut self, stream: Stream) -> CloseInfo {
         stream.set_nodelay();
         let local_addr = stream.local_ip();
+        let link_local = stream.link_local();
         let (rd, mut wr) = stream.into_split();
         let pre_open = DecodeCtx {
             asn4: true,
@@ -207,7 +211,10 @@ impl Session {
         let reader = tokio::spawn(read_loop(rd, msg_tx, pre_open, ctx_rx));
         let _reader = AbortOnDrop(reader);
         let stop = match local_addr {
-            Ok(addr) => self.phases(&mut wr, &mut msgs, ctx_tx, addr).await,
+            Ok(addr) => {
+                self.phases(&mut wr, &mut msgs, ctx_tx, addr, link_local)
+                    .await
+            }
             Err(e) => Stop::Gone(format!("socket has no local address: {e}")),
         };
         let (reason, sent, received) = match stop {
@@ -244,6 +251,7 @@ impl Session {
         msgs: &mut mpsc::Receiver<ReadItem>,
         ctx_tx: oneshot::Sender<DecodeCtx>,
         local_addr: IpAddr,
+        link_local: Option<Ipv6Addr>,
     ) -> Stop {
         // OpenSent.
         let open = self.spec.offer.open();
@@ -321,7 +329,13 @@ impl Session {
         }
         self.counters.messages_in.fetch_add(1, Ordering::Relaxed);
         self.established = true;
-        if let Err(stop) = self.tell(FromSession::Established { local_addr }).await {
+        if let Err(stop) = self
+            .tell(FromSession::Established {
+                local_addr,
+                link_local,
+            })
+            .await
+        {
             return stop;
         }
         self.established_loop(wr, msgs, &agreed).await

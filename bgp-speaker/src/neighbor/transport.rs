@@ -103,6 +103,17 @@ impl Stream {
         }
     }
 
+    /// Our link-local address toward a peer on our subnet, for the
+    /// second IPv6 next hop (RFC 2545 §3; see `link.rs`). None for a pipe.
+    pub(crate) fn link_local(&self) -> Option<std::net::Ipv6Addr> {
+        match &self.0 {
+            Kind::Tcp(s) => {
+                super::link::link_local_toward(s.local_addr().ok()?.ip(), s.peer_addr().ok()?.ip())
+            }
+            Kind::Pipe { .. } => None,
+        }
+    }
+
     /// The TTL an accepted connection's SYN arrived with, when its
     /// listener kept it (see [`tcp::saved_syn_ttl`]). A pipe is no IP
     /// path: it counts as directly connected (255).

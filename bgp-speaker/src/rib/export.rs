@@ -31,6 +31,10 @@ pub struct ExportClass {
     pub next_hop_self: bool,
     /// Our address on the session: the next hop when we set it ourselves.
     pub local_addr: IpAddr,
+    /// Our link-local address toward the peer when it shares our subnet:
+    /// the second IPv6 next hop when we set the next hop ourselves (RFC
+    /// 2545 §3).
+    pub local_link_local: Option<Ipv6Addr>,
     /// eBGP: leave the next hop as it is.
     pub keep_next_hop: bool,
     /// Only locally originated routes are sent (unless an export rule
@@ -141,6 +145,12 @@ pub fn allowed(
 
 /// The attributes sent to a peer of `class` for a best path from `source`.
 /// Call only when [`allowed`] says so.
+///
+/// An IPv6 next hop we set ourselves carries our link-local address
+/// toward the peer when there is one; one we pass on goes with its global
+/// address alone: a link-local address is only good on the link between
+/// the speakers that shared it, which this peer may not be on (RFC 2545
+/// §3).
 pub fn transform(
     local: &LocalFacts,
     source: SourceKind,
@@ -148,6 +158,9 @@ pub fn transform(
     best: &PathAttrs,
 ) -> Option<PathAttrs> {
     let mut out = best.clone();
+    if let NextHop::V6 { link_local, .. } = &mut out.next_hop {
+        *link_local = None;
+    }
     if class.ebgp {
         // Sender-side loop prevention: the peer would drop it anyway.
         if best.as_path_contains(class.asn) {
@@ -155,7 +168,7 @@ pub fn transform(
         }
         prepend(&mut out.as_path, local.asn);
         if !class.keep_next_hop || unspecified(&best.next_hop) {
-            out.next_hop = self_next_hop(class.local_addr, &best.next_hop);
+            out.next_hop = self_next_hop(class, &best.next_hop);
         }
         out.local_pref = None;
         out.originator_id = None;
@@ -177,22 +190,24 @@ pub fn transform(
         }
     }
     if class.next_hop_self || source == SourceKind::Local && unspecified(&best.next_hop) {
-        out.next_hop = self_next_hop(class.local_addr, &best.next_hop);
+        out.next_hop = self_next_hop(class, &best.next_hop);
     }
     Some(out)
 }
 
-/// Our session address as the next hop, in the family of `like`. An IPv6
-/// route over an IPv4 session gets the IPv4-mapped address.
-pub fn self_next_hop(local: IpAddr, like: &NextHop) -> NextHop {
-    match (like, local) {
+/// Our session address as the next hop, in the family of `like`: an IPv6
+/// one with our link-local address toward the peer when we have one (RFC
+/// 2545 §3). An IPv6 route over an IPv4 session gets the IPv4-mapped
+/// address.
+pub fn self_next_hop(class: &ExportClass, like: &NextHop) -> NextHop {
+    match (like, class.local_addr) {
         (NextHop::V4(_), IpAddr::V4(a)) => NextHop::V4(a),
         (NextHop::V4(_), IpAddr::V6(a)) => {
             NextHop::V4(a.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED))
         }
         (NextHop::V6 { .. }, IpAddr::V6(a)) => NextHop::V6 {
             global: a,
-            link_local: None,
+            link_local: class.local_link_local,
         },
         (NextHop::V6 { .. }, IpAddr::V4(a)) => NextHop::V6 {
             global: a.to_ipv6_mapped(),
@@ -236,6 +251,7 @@ mod tests {
             aggregates: false,
             policy: crate::rib::policy::NO_POLICY,
             local_addr: IpAddr::V4(Ipv4Addr::new(172, 30, 0, 1)),
+            local_link_local: None,
         }
     }
 
@@ -317,6 +333,82 @@ mod tests {
         assert_eq!(out.cluster_list, vec![Ipv4Addr::new(172, 30, 0, 1)]);
         // Next hop unchanged by reflection.
         assert_eq!(out.next_hop, a.next_hop);
+    }
+
+    #[test]
+    fn ipv6_next_hops_we_set_carry_our_link_local_and_others_lose_theirs() {
+        let global: Ipv6Addr = "fd30:1::11".parse().unwrap();
+        let ll: Ipv6Addr = "fe80::1:11".parse().unwrap();
+        let mut tor = class(true, false);
+        tor.local_addr = IpAddr::V6(global);
+        tor.local_link_local = Some(ll);
+        let ours = NextHop::V6 {
+            global,
+            link_local: Some(ll),
+        };
+        // Originated (next hop unspecified) to a peer on the subnet.
+        let block = PathAttrs::local(NextHop::V6 {
+            global: Ipv6Addr::UNSPECIFIED,
+            link_local: None,
+        });
+        let out = transform(&LOCAL, SourceKind::Local, &tor, &block).unwrap();
+        assert_eq!(out.next_hop, ours);
+        // Another speaker's route, next hop self (eBGP): ours again.
+        let learned = PathAttrs::local(NextHop::V6 {
+            global: "fd30:1::12".parse().unwrap(),
+            link_local: Some("fe80::1:12".parse().unwrap()),
+        });
+        let src = SourceKind::Ibgp {
+            client: false,
+            router_id: Ipv4Addr::new(172, 30, 0, 2),
+        };
+        let out = transform(&LOCAL, src, &tor, &learned).unwrap();
+        assert_eq!(out.next_hop, ours);
+        // A peer off the subnet: the global address alone.
+        let mut far = tor;
+        far.local_link_local = None;
+        let out = transform(&LOCAL, SourceKind::Local, &far, &block).unwrap();
+        assert_eq!(
+            out.next_hop,
+            NextHop::V6 {
+                global,
+                link_local: None
+            }
+        );
+        // Passed on unchanged (reflected to a client): the other speaker's
+        // global address, without its link-local one.
+        let mut client = class(false, true);
+        client.local_addr = IpAddr::V6(global);
+        client.local_link_local = Some(ll);
+        let out = transform(&LOCAL, src, &client, &learned).unwrap();
+        assert_eq!(
+            out.next_hop,
+            NextHop::V6 {
+                global: "fd30:1::12".parse().unwrap(),
+                link_local: None
+            }
+        );
+        // eBGP keeping the next hop: the same.
+        let mut keep = tor;
+        keep.keep_next_hop = true;
+        let out = transform(&LOCAL, src, &keep, &learned).unwrap();
+        assert_eq!(
+            out.next_hop,
+            NextHop::V6 {
+                global: "fd30:1::12".parse().unwrap(),
+                link_local: None
+            }
+        );
+        // An IPv6 route over an IPv4 session: the mapped address alone.
+        let v4 = class(true, false);
+        let out = transform(&LOCAL, SourceKind::Local, &v4, &block).unwrap();
+        assert_eq!(
+            out.next_hop,
+            NextHop::V6 {
+                global: Ipv4Addr::new(172, 30, 0, 1).to_ipv6_mapped(),
+                link_local: None
+            }
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! (they look at the prefix and the route's source only, never at its
 //! attributes), the memo per attribute set, as before.
 //!
-//! Rules run compiled ([`Compiled`]): a run of rules that match a prefix
+//! Rules run compiled (`Compiled`): a run of rules that match a prefix
 //! inside (or equal to) their cidr is looked up by the prefix's network at
 //! each cidr length the run has, so that a hundred such rules cost a hash
 //! lookup or two per prefix, not a hundred comparisons; the verdict is the
@@ -21,7 +21,7 @@ use tortie_config::filter::{FilterAction, FilterRule, FilterRules, MatchOperator
 
 use crate::route::Prefix;
 
-/// Export rules of a class: 0 for none, else an index into [`Policies`].
+/// Export rules of a class: 0 for none, else an index into `Policies`.
 pub type PolicyId = u32;
 
 /// No export rules.

@@ -34,6 +34,7 @@ pub(super) fn peer(last: u8, asn: u32, client: bool) -> RibPeer {
             aggregates: false,
             policy: crate::rib::policy::NO_POLICY,
             local_addr: IpAddr::V4(RID),
+            local_link_local: None,
         },
         vec![Afi::Ipv4, Afi::Ipv6],
     )

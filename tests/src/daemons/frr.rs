@@ -1,11 +1,15 @@
-//! FRR `bgpd` alone in a namespace (no zebra):
-//! `bgpd -Z -S -P 0 -f CONF -i PID --vty_socket DIR`, queried with
-//! `vtysh --vty_socket DIR -c '... json'`.
+//! FRR `bgpd` in a namespace, alone (no zebra) unless the config asks
+//! for kernel routes: `bgpd -Z -S -P 0 -f CONF -i PID --vty_socket DIR`,
+//! queried with `vtysh --vty_socket DIR -c '... json'`.
 //!
 //! Without zebra, `network` statements need `no bgp network import-check`
 //! (nothing can tell bgpd the prefix exists), and FRR withdraws IPv6 routes
-//! whose next hop is link-local ("no peer interface information"), so peers
-//! must send global next hops only.
+//! whose next hop has a link-local address ("no peer interface
+//! information"), which BIRD and Tortie send to a peer on their subnet
+//! (RFC 2545 §3). With [`DaemonConfig::kernel`] zebra runs beside bgpd
+//! (`zebra -u frr -g frr ... -z DIR/zserv.api`, bgpd with `-z` instead of
+//! `-Z`): it installs the best routes in the namespace's kernel and tells
+//! bgpd the interfaces, so such routes are kept.
 //!
 //! [`bgpd_argv`], [`vtysh`] and [`frr_here`] also serve the FRR ToR of the
 //! lab tests ([`crate::tor_frr`]).
@@ -27,14 +31,17 @@ use crate::wait_until;
 
 /// Where Debian installs FRR's bgpd.
 pub const BGPD: &str = "/usr/lib/frr/bgpd";
+/// And its zebra.
+pub const ZEBRA: &str = "/usr/lib/frr/zebra";
 
-/// A running FRR bgpd.
+/// A running FRR bgpd (and zebra with [`DaemonConfig::kernel`]).
 pub struct Frr {
     cfg: DaemonConfig,
     ns: Netns,
     conf: PathBuf,
     log: PathBuf,
     child: Option<NsChild>,
+    zebra: Option<NsChild>,
     dir: tempfile::TempDir,
 }
 
@@ -50,10 +57,58 @@ impl Frr {
             cfg,
             ns: ns.clone(),
             child: None,
+            zebra: None,
             dir,
         };
+        if f.cfg.kernel {
+            f.start_zebra()?;
+        }
         f.launch()?;
         Ok(f)
+    }
+
+    /// zebra in the daemon's directory, until its socket is there. It
+    /// drops to user frr, which must read the directory.
+    fn start_zebra(&mut self) -> Result<()> {
+        let dir = self.dir.path();
+        let d = |f: &str| dir.join(f).display().to_string();
+        write_file(&dir.join("zebra.conf"), "")?;
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        let st = Command::new("chown")
+            .args(["-R", "frr:frr", &d("")])
+            .status()?;
+        if !st.success() {
+            bail!("chown -R frr:frr {}", d(""));
+        }
+        let (conf, pid, zserv, vty) = (d("zebra.conf"), d("zebra.pid"), d("zserv.api"), d(""));
+        let argv = [
+            ZEBRA,
+            "-u",
+            "frr",
+            "-g",
+            "frr",
+            "-f",
+            &conf,
+            "-i",
+            &pid,
+            "-z",
+            &zserv,
+            "--vty_socket",
+            &vty,
+            "-P",
+            "0",
+        ];
+        let log = dir.join("zebra.log");
+        self.zebra = Some(self.ns.spawn(&argv, &log)?);
+        wait_until(Duration::from_secs(10), "zebra's socket", || {
+            if Path::new(&zserv).exists() {
+                Ok(())
+            } else {
+                Err("not yet".into())
+            }
+        })
+        .map(|_| ())
+        .with_context(|| read_log(&log))
     }
 
     fn launch(&mut self) -> Result<()> {
@@ -63,7 +118,12 @@ impl Frr {
             .path()
             .to_str()
             .context("temp dir path is not UTF-8")?;
-        let args = bgpd_argv(dir);
+        let mut args = bgpd_argv(dir);
+        if self.zebra.is_some() {
+            if let Some(i) = args.iter().position(|a| a == "-Z") {
+                args.splice(i..=i, ["-z".to_string(), format!("{dir}/zserv.api")]);
+            }
+        }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.child = Some(self.ns.spawn(&args, &self.log)?);
         wait_until(Duration::from_secs(10), "vtysh to answer", || {

@@ -89,8 +89,9 @@ pub struct DaemonConfig {
     pub neighbors: Vec<Neighbor>,
     /// Prefixes this daemon originates (v4 and v6 mixed).
     pub routes: Vec<IpNet>,
-    /// Install learned routes in the namespace's kernel table. BIRD only
-    /// (a `kernel` protocol); FRR without zebra and GoBGP cannot.
+    /// Install learned routes in the namespace's kernel table: BIRD with
+    /// a `kernel` protocol, FRR with zebra beside bgpd (which also lets
+    /// bgpd keep routes with a link-local IPv6 next hop); GoBGP cannot.
     pub kernel: bool,
 }
 

@@ -188,9 +188,12 @@ pub fn routes_flow(m: MiddleKind, kind: Kind, ebgp: bool) {
                 .originate(&["10.2.0.0/24", "fd10:2::/64"]),
         )
         .unwrap();
-    let sink = kind
-        .start(h3, DaemonConfig::new(h3, as3).peer_both(h1, AS_RR, |n| n))
-        .unwrap();
+    let mut sink_cfg = DaemonConfig::new(h3, as3).peer_both(h1, AS_RR, |n| n);
+    // The middle sets itself as next hop on eBGP, with its link-local
+    // address besides (RFC 2545 §3: h3 shares its subnet), which FRR's
+    // bgpd keeps only with zebra.
+    sink_cfg.kernel = kind == Kind::Frr;
+    let sink = kind.start(h3, sink_cfg).unwrap();
     // 1.
     both_up(rr.as_ref(), h1, src.as_ref(), h2);
     both_up(rr.as_ref(), h1, sink.as_ref(), h3);

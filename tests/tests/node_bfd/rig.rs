@@ -75,6 +75,27 @@ impl Family {
         }
     }
 
+    /// The next hop the ToR sees on node `i`'s routes, as BIRD prints it
+    /// (`BGP.next_hop: ...`): its address, and over IPv6 (the ToR on its
+    /// subnet) its `eth0` link-local address besides (RFC 2545 §3).
+    pub(crate) fn next_hop(self, lab: &Lab, i: usize) -> Result<String> {
+        let global = self.node(lab, i);
+        if self == Family::V4 {
+            return Ok(global.to_string());
+        }
+        let addrs = net::ip_in_output(
+            &lab.nodes[i].ns,
+            &["-6", "-o", "addr", "show", "dev", "eth0", "scope", "link"],
+        )?;
+        let ll = addrs
+            .split_whitespace()
+            .skip_while(|w| *w != "inet6")
+            .nth(1)
+            .and_then(|a| a.split('/').next())
+            .with_context(|| format!("no link-local address on eth0: {addrs}"))?;
+        Ok(format!("{global} {ll}"))
+    }
+
     /// The address of the lab's node `i` in this family.
     pub(crate) fn node(self, lab: &Lab, i: usize) -> IpAddr {
         match (self, lab.nodes[i].address6) {
