@@ -11,6 +11,7 @@
 use std::io::Write as _;
 
 pub mod capture;
+pub mod frr;
 pub mod k8s;
 pub mod netns;
 mod port;

@@ -51,6 +51,14 @@ pub struct Topology {
 
 // ===== impl Netns =====
 
+/// The shared namespace, for the helpers of [`tortie_testkit`] that take
+/// one (`tortie_testkit::frr::start_zebra`).
+impl AsRef<tortie_testkit::netns::Netns> for Netns {
+    fn as_ref(&self) -> &tortie_testkit::netns::Netns {
+        &self.0
+    }
+}
+
 impl Netns {
     /// Creates a namespace named `tt-<pid>-<n>` (unique in this machine while
     /// this process lives) with `lo` up.

@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
+use tortie_testkit::frr::{start_zebra, zserv, ZEBRA};
 use tortie_tests::daemons::bird::Bird;
 use tortie_tests::daemons::tortie::{TortieConfig, TortieRr};
 use tortie_tests::daemons::{Afi, BgpDaemon as _, DaemonConfig, Neighbor};
@@ -60,7 +61,6 @@ const LIMIT: Duration = Duration::from_millis(1500);
 const ROUTE: &str = "10.2.0.0/24";
 const ROUTE6: &str = "fd10:2::/64";
 /// Where Debian installs FRR's daemons.
-const ZEBRA: &str = "/usr/lib/frr/zebra";
 const BFDD: &str = "/usr/lib/frr/bfdd";
 const BGPD: &str = "/usr/lib/frr/bgpd";
 const VTYSH: &str = "/usr/bin/vtysh";
@@ -288,8 +288,6 @@ impl FrrBfd {
         let dir = tempfile::Builder::new()
             .prefix("tortie-frr-bfd-")
             .tempdir()?;
-        let d = |f: &str| dir.path().join(f).display().to_string();
-        std::fs::write(dir.path().join("zebra.conf"), "")?;
         std::fs::write(
             dir.path().join("bfdd.conf"),
             "log stdout informational\nbfd\n profile fast\n  receive-interval 100\n  \
@@ -306,21 +304,13 @@ impl FrrBfd {
                  exit-address-family\n"
             ),
         )?;
-        // zebra and bfdd drop to user frr: it must read the directory.
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )?;
-        let st = std::process::Command::new("chown")
-            .args(["-R", "frr:frr", &d("")])
-            .status()?;
-        if !st.success() {
-            bail!("chown -R frr:frr {}", d(""));
-        }
-        let zserv = d("zserv.api");
-        let vty = d("");
+        // zebra and bfdd drop to user frr: start_zebra makes the
+        // directory, with the configs, theirs.
+        let zebra = start_zebra(ns.as_ref(), dir.path()).context("zebra")?;
+        let zserv = zserv(dir.path()).display().to_string();
+        let vty = dir.path().display().to_string();
         let mut f = FrrBfd {
-            children: Vec::new(),
+            children: vec![zebra],
             dir,
         };
         let common = [
@@ -331,30 +321,6 @@ impl FrrBfd {
             "-P",
             "0",
         ];
-        let zebra_conf = f.path("zebra.conf");
-        let zebra_pid = f.path("zebra.pid");
-        let mut argv = vec![
-            ZEBRA,
-            "-u",
-            "frr",
-            "-g",
-            "frr",
-            "-f",
-            &zebra_conf,
-            "-i",
-            &zebra_pid,
-        ];
-        argv.extend_from_slice(&common);
-        f.children
-            .push(ns.spawn(&argv, Path::new(&f.path("zebra.log")))?);
-        wait_until(Duration::from_secs(10), "zebra's socket", || {
-            if Path::new(&zserv).exists() {
-                Ok(())
-            } else {
-                Err("not yet".into())
-            }
-        })
-        .with_context(|| f.logs())?;
         // bfdd as root without -u frr refuses (root is not in group frrvty).
         let (bfdd_conf, bfdd_pid, bfdd_ctl) =
             (f.path("bfdd.conf"), f.path("bfdd.pid"), f.path("bfdd.sock"));

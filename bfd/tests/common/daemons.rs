@@ -19,17 +19,16 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use bfd::SessionConfig;
+use tortie_testkit::frr::{start_zebra, zserv};
 use tortie_testkit::netns::{Netns, NsChild};
 
 use super::{daemon_dir, read, s, B4, IF_B};
 
 /// Where Debian puts bfdd.
 pub const BFDD: &str = "/usr/lib/frr/bfdd";
-/// And zebra.
-pub const ZEBRA: &str = "/usr/lib/frr/zebra";
+pub use tortie_testkit::frr::ZEBRA;
 
 /// Which daemon.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,9 +127,9 @@ impl Daemon {
                     .status()
                     .unwrap();
                 assert!(st.success(), "chown frr {d}");
-                let zserv = format!("{d}/zserv.api");
+                let zserv = s(&zserv(dir.path()));
                 if with_zebra {
-                    zebra = Some(start_zebra(ns, &d, &zserv));
+                    zebra = Some(start_zebra(ns, dir.path()).unwrap_or_else(|e| panic!("{e}")));
                 }
                 let pid = format!("{d}/bfdd.pid");
                 let ctl = format!("{d}/bfdd.sock");
@@ -233,47 +232,6 @@ impl Daemon {
 }
 
 // ===== helpers =====
-
-/// zebra in `ns` with its files in `dir`; waits for its socket `zserv`.
-fn start_zebra(ns: &Netns, dir: &str, zserv: &str) -> NsChild {
-    let conf = format!("{dir}/zebra.conf");
-    std::fs::write(&conf, "").unwrap();
-    let st = Command::new("chown")
-        .args(["frr:frr", &conf])
-        .status()
-        .unwrap();
-    assert!(st.success(), "chown frr {conf}");
-    let pid = format!("{dir}/zebra.pid");
-    let argv = [
-        ZEBRA,
-        "-u",
-        "frr",
-        "-g",
-        "frr",
-        "-f",
-        &conf,
-        "-i",
-        &pid,
-        "-z",
-        zserv,
-        "--vty_socket",
-        dir,
-        "-P",
-        "0",
-    ];
-    let log = PathBuf::from(format!("{dir}/zebra.log"));
-    let child = ns.spawn(&argv, &log).unwrap();
-    let start = Instant::now();
-    while !std::path::Path::new(zserv).exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "zebra made no {zserv} in 10 s: {}",
-            read(&log)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
-}
 
 /// An IPv6 link-local (fe80::/10) address.
 fn is_link_local(a: IpAddr) -> bool {

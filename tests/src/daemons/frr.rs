@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
+use tortie_testkit::frr::{start_zebra, zserv};
 
 use super::{
     daemon_dir, read_log, write_file, Afi, BgpDaemon, DaemonConfig, IpNet, Route, Session,
@@ -31,8 +32,7 @@ use crate::wait_until;
 
 /// Where Debian installs FRR's bgpd.
 pub const BGPD: &str = "/usr/lib/frr/bgpd";
-/// And its zebra.
-pub const ZEBRA: &str = "/usr/lib/frr/zebra";
+pub use tortie_testkit::frr::ZEBRA;
 
 /// A running FRR bgpd (and zebra with [`DaemonConfig::kernel`]).
 pub struct Frr {
@@ -67,48 +67,12 @@ impl Frr {
         Ok(f)
     }
 
-    /// zebra in the daemon's directory, until its socket is there. It
-    /// drops to user frr, which must read the directory.
+    /// zebra in the daemon's directory, until its socket is there.
     fn start_zebra(&mut self) -> Result<()> {
-        let dir = self.dir.path();
-        let d = |f: &str| dir.join(f).display().to_string();
-        write_file(&dir.join("zebra.conf"), "")?;
-        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
-        let st = Command::new("chown")
-            .args(["-R", "frr:frr", &d("")])
-            .status()?;
-        if !st.success() {
-            bail!("chown -R frr:frr {}", d(""));
-        }
-        let (conf, pid, zserv, vty) = (d("zebra.conf"), d("zebra.pid"), d("zserv.api"), d(""));
-        let argv = [
-            ZEBRA,
-            "-u",
-            "frr",
-            "-g",
-            "frr",
-            "-f",
-            &conf,
-            "-i",
-            &pid,
-            "-z",
-            &zserv,
-            "--vty_socket",
-            &vty,
-            "-P",
-            "0",
-        ];
-        let log = dir.join("zebra.log");
-        self.zebra = Some(self.ns.spawn(&argv, &log)?);
-        wait_until(Duration::from_secs(10), "zebra's socket", || {
-            if Path::new(&zserv).exists() {
-                Ok(())
-            } else {
-                Err("not yet".into())
-            }
-        })
-        .map(|_| ())
-        .with_context(|| read_log(&log))
+        let zebra = start_zebra(self.ns.as_ref(), self.dir.path())
+            .with_context(|| format!("zebra in {}", self.dir.path().display()))?;
+        self.zebra = Some(zebra);
+        Ok(())
     }
 
     fn launch(&mut self) -> Result<()> {
@@ -121,7 +85,8 @@ impl Frr {
         let mut args = bgpd_argv(dir);
         if self.zebra.is_some() {
             if let Some(i) = args.iter().position(|a| a == "-Z") {
-                args.splice(i..=i, ["-z".to_string(), format!("{dir}/zserv.api")]);
+                let zserv = zserv(self.dir.path()).display().to_string();
+                args.splice(i..=i, ["-z".to_string(), zserv]);
             }
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
