@@ -339,6 +339,11 @@ mod tests {
     fn ipv6_next_hops_we_set_carry_our_link_local_and_others_lose_theirs() {
         let global: Ipv6Addr = "fd30:1::11".parse().unwrap();
         let ll: Ipv6Addr = "fe80::1:11".parse().unwrap();
+        let other: Ipv6Addr = "fd30:1::12".parse().unwrap();
+        let alone = |global| NextHop::V6 {
+            global,
+            link_local: None,
+        };
         let mut tor = class(true, false);
         tor.local_addr = IpAddr::V6(global);
         tor.local_link_local = Some(ll);
@@ -355,7 +360,7 @@ mod tests {
         assert_eq!(out.next_hop, ours);
         // Another speaker's route, next hop self (eBGP): ours again.
         let learned = PathAttrs::local(NextHop::V6 {
-            global: "fd30:1::12".parse().unwrap(),
+            global: other,
             link_local: Some("fe80::1:12".parse().unwrap()),
         });
         let src = SourceKind::Ibgp {
@@ -368,46 +373,25 @@ mod tests {
         let mut far = tor;
         far.local_link_local = None;
         let out = transform(&LOCAL, SourceKind::Local, &far, &block).unwrap();
-        assert_eq!(
-            out.next_hop,
-            NextHop::V6 {
-                global,
-                link_local: None
-            }
-        );
+        assert_eq!(out.next_hop, alone(global));
         // Passed on unchanged (reflected to a client): the other speaker's
         // global address, without its link-local one.
         let mut client = class(false, true);
         client.local_addr = IpAddr::V6(global);
         client.local_link_local = Some(ll);
         let out = transform(&LOCAL, src, &client, &learned).unwrap();
-        assert_eq!(
-            out.next_hop,
-            NextHop::V6 {
-                global: "fd30:1::12".parse().unwrap(),
-                link_local: None
-            }
-        );
+        assert_eq!(out.next_hop, alone(other));
         // eBGP keeping the next hop: the same.
         let mut keep = tor;
         keep.keep_next_hop = true;
         let out = transform(&LOCAL, src, &keep, &learned).unwrap();
-        assert_eq!(
-            out.next_hop,
-            NextHop::V6 {
-                global: "fd30:1::12".parse().unwrap(),
-                link_local: None
-            }
-        );
+        assert_eq!(out.next_hop, alone(other));
         // An IPv6 route over an IPv4 session: the mapped address alone.
         let v4 = class(true, false);
         let out = transform(&LOCAL, SourceKind::Local, &v4, &block).unwrap();
         assert_eq!(
             out.next_hop,
-            NextHop::V6 {
-                global: Ipv4Addr::new(172, 30, 0, 1).to_ipv6_mapped(),
-                link_local: None
-            }
+            alone(Ipv4Addr::new(172, 30, 0, 1).to_ipv6_mapped())
         );
     }
 
