@@ -25,7 +25,7 @@ pub struct Capture {
 }
 
 /// One captured IP packet's header fields.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Packet {
     /// The IPv4 TTL or the IPv6 Hop Limit.
     pub hop_limit: u8,
@@ -35,6 +35,17 @@ pub struct Packet {
     pub src: SocketAddr,
     /// Destination address and port.
     pub dst: SocketAddr,
+    /// TCP's flags as tcpdump writes them (`S.`, `R.`, `P.`), for TCP.
+    pub tcp_flags: Option<String>,
+}
+
+impl Packet {
+    /// A TCP reset. The kernel sends one for a segment no socket takes
+    /// (after a connection collision closed one, RFC 4271 §6.8) with the
+    /// namespace's default TTL, whatever TTL the closed socket had set.
+    pub fn is_reset(&self) -> bool {
+        self.tcp_flags.as_deref().is_some_and(|f| f.contains('R'))
+    }
 }
 
 // ===== impl Capture =====
@@ -127,12 +138,17 @@ pub fn parse(text: &str) -> Vec<Packet> {
             .next()
             .and_then(|d| d.strip_suffix(':'))
             .and_then(endpoint);
+        let tcp_flags = rest
+            .split_once("Flags [")
+            .and_then(|(_, f)| f.split_once(']'))
+            .map(|(f, _)| f.to_string());
         if let (Some(hop_limit), Some(tos), Some(src), Some(dst)) = (hop_limit, tos, src, dst) {
             out.push(Packet {
                 hop_limit,
                 tos,
                 src,
                 dst,
+                tcp_flags,
             });
         }
     }
@@ -184,6 +200,8 @@ tcpdump: listening on bfb, link-type EN10MB (Ethernet), snapshot length 262144 b
 07:39:19.300000 IP6 (flowlabel 0x1, hlim 64, next-header TCP (6) payload length: 40) fd00:30::1.179 > fd00:30::2.40000: Flags [S.]
 07:39:19.400000 IP (tos 0x0, ttl 1, id 7, offset 0, flags [DF], proto TCP (6), length 60)
     172.30.0.1.41000 > 172.30.0.2.179: Flags [S], cksum 0x0 (incorrect)
+07:39:19.500000 IP (tos 0x0, ttl 63, id 0, offset 0, flags [DF], proto TCP (6), length 40)
+    172.30.0.2.179 > 172.30.0.1.41000: Flags [R], cksum 0x0 (incorrect), seq 1, win 0, length 0
 1 packet captured
 ";
         let p = parse(text);
@@ -196,26 +214,41 @@ tcpdump: listening on bfb, link-type EN10MB (Ethernet), snapshot length 262144 b
                     tos: 0xc0,
                     src: sa("10.231.0.1:49152"),
                     dst: sa("10.231.0.2:3784"),
+                    tcp_flags: None,
                 },
                 Packet {
                     hop_limit: 255,
                     tos: 0xc0,
                     src: sa("[fe80::b]:49152"),
                     dst: sa("[fe80::a]:3784"),
+                    tcp_flags: None,
                 },
                 Packet {
                     hop_limit: 64,
                     tos: 0,
                     src: sa("[fd00:30::1]:179"),
                     dst: sa("[fd00:30::2]:40000"),
+                    tcp_flags: Some("S.".into()),
                 },
                 Packet {
                     hop_limit: 1,
                     tos: 0,
                     src: sa("172.30.0.1:41000"),
                     dst: sa("172.30.0.2:179"),
+                    tcp_flags: Some("S".into()),
+                },
+                Packet {
+                    hop_limit: 63,
+                    tos: 0,
+                    src: sa("172.30.0.2:179"),
+                    dst: sa("172.30.0.1:41000"),
+                    tcp_flags: Some("R".into()),
                 },
             ]
+        );
+        assert_eq!(
+            p.iter().map(Packet::is_reset).collect::<Vec<_>>(),
+            [false, false, false, false, true]
         );
     }
 }

@@ -254,13 +254,16 @@ impl Line {
 
 // ===== helpers =====
 
-/// The IPv4 TTLs and IPv6 hop limits seen so far, in order.
+/// The IPv4 TTLs and IPv6 hop limits seen so far, in order, of the
+/// packets a socket sent: not of the resets the kernel sends for segments
+/// of a connection already closed (after a collision), which go with the
+/// default TTL (64): a socket with a minimum TTL drops them.
 fn ttls(capture: &Capture) -> (Vec<u8>, Vec<u8>) {
     let packets = capture.packets();
     let hops = |v4: bool| {
         packets
             .iter()
-            .filter(|p| p.src.is_ipv4() == v4)
+            .filter(|p| p.src.is_ipv4() == v4 && !p.is_reset())
             .map(|p| p.hop_limit)
             .collect()
     };
