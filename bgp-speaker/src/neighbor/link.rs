@@ -13,6 +13,8 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
+use ipnet::Ipv6Net;
+
 /// One IPv6 address of an interface: its name, the address, the prefix
 /// length.
 pub(crate) type IfAddr6 = (String, Ipv6Addr, u8);
@@ -42,7 +44,7 @@ pub(crate) fn link_local_toward(local: IpAddr, peer: IpAddr) -> Option<Ipv6Addr>
 
 /// [`link_local_toward`] on a list of interface addresses.
 pub(crate) fn pick(local: Ipv6Addr, peer: Ipv6Addr, addrs: &[IfAddr6]) -> Option<Ipv6Addr> {
-    if is_link_local(local) || is_link_local(peer) {
+    if local.is_unicast_link_local() || peer.is_unicast_link_local() {
         return None;
     }
     let (ifname, _, _) = addrs
@@ -52,19 +54,12 @@ pub(crate) fn pick(local: Ipv6Addr, peer: Ipv6Addr, addrs: &[IfAddr6]) -> Option
         .iter()
         .filter(|(name, _, _)| name == ifname)
         .map(|(_, a, _)| *a)
-        .find(|a| is_link_local(*a))
+        .find(Ipv6Addr::is_unicast_link_local)
 }
 
-fn is_link_local(a: Ipv6Addr) -> bool {
-    a.segments()[0] & 0xffc0 == 0xfe80
-}
-
+/// Whether `b` is in `a`'s prefix of `len` bits.
 fn same_prefix(a: Ipv6Addr, b: Ipv6Addr, len: u8) -> bool {
-    if len == 0 || len > 128 {
-        return len == 0;
-    }
-    let mask = u128::MAX << (128 - u32::from(len));
-    u128::from(a) & mask == u128::from(b) & mask
+    Ipv6Net::new(a, len).is_ok_and(|net| net.contains(&b))
 }
 
 #[cfg(test)]
@@ -114,7 +109,7 @@ mod tests {
         // An interface without a link-local address.
         let no_ll: Vec<IfAddr6> = addrs()
             .into_iter()
-            .filter(|(_, x, _)| !is_link_local(*x))
+            .filter(|(_, x, _)| !x.is_unicast_link_local())
             .collect();
         assert_eq!(pick(a("fd30:1::11"), a("fd30:1::2"), &no_ll), None);
     }
@@ -126,8 +121,6 @@ mod tests {
         assert!(same_prefix(a("fd30:1::11"), a("::"), 0));
         assert!(!same_prefix(a("fd30:1::11"), a("fd30:1::12"), 128));
         assert!(same_prefix(a("fd30:1::11"), a("fd30:1::11"), 128));
-        assert!(is_link_local(a("fe80::1")) && is_link_local(a("febf::1")));
-        assert!(!is_link_local(a("fec0::1")) && !is_link_local(a("fd30::1")));
     }
 
     #[test]
