@@ -163,10 +163,13 @@ fn tor_ns(lab: &Lab) -> String {
 
 /// Waits until the ToR session is Established with BFD Up and both of
 /// the ToR's prefixes received, BIRD's BFD session with the node's address
-/// (of the lab's family) is Up and the family's route is in the node's
-/// kernel; the peer's row. (Established comes before the ToR's UPDATE,
-/// and with graceful restart the route can be in the kernel, stale,
-/// before it: a row read then says 0 prefixes.)
+/// (of the lab's family) is Up, the family's route is in the node's
+/// kernel and the node's block is in BIRD's table, via the node; the
+/// peer's row. (Established comes before the ToR's UPDATE, and with
+/// graceful restart the route can be in the kernel, stale, before it: a
+/// row read then says 0 prefixes. BIRD has the node's UPDATE some time
+/// after the node is Established: a stop before then finds nothing of
+/// the node's in BIRD's table to keep or withdraw.)
 pub(crate) fn wait_up(lab: &Lab, tor: &BirdTor, round: u32) -> Result<Value> {
     let p = wait_until(
         WAIT,
@@ -201,6 +204,15 @@ pub(crate) fn wait_up(lab: &Lab, tor: &BirdTor, round: u32) -> Result<Value> {
             Err(out)
         }
     })?;
+    let block = node_block(lab)?;
+    wait_until(WAIT, "the node's block in BIRD's table", || {
+        let t = tor.table().map_err(|e| format!("{e:#}"))?;
+        match route_all(&t, &block) {
+            Some(r) if r.contains("via ") => Ok(()),
+            _ => Err(format!("no {block} via the node:\n{t}")),
+        }
+    })
+    .with_context(|| format!("round {round}"))?;
     Ok(p)
 }
 
