@@ -339,7 +339,7 @@ fn is_unicast(a: IpAddr) -> bool {
 
 /// An IPv6 link-local (fe80::/10) address.
 pub(crate) fn is_link_local(a: IpAddr) -> bool {
-    matches!(a, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
+    matches!(a, IpAddr::V6(v6) if v6.is_unicast_link_local())
 }
 
 fn valid_ifname(name: &str) -> bool {

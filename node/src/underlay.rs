@@ -249,7 +249,7 @@ fn usable(family: IpFamily, iface: &Iface, a: &IpNet) -> bool {
             !(v6.is_loopback()
                 || v6.is_multicast()
                 || v6.is_unspecified()
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6.is_unicast_link_local()
                 || iface.unpreferred.contains(&a.addr()))
         }
         _ => false,

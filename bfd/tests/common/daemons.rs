@@ -235,7 +235,7 @@ impl Daemon {
 
 /// An IPv6 link-local (fe80::/10) address.
 fn is_link_local(a: IpAddr) -> bool {
-    matches!(a, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
+    matches!(a, IpAddr::V6(v6) if v6.is_unicast_link_local())
 }
 
 /// Our local address: the daemon's peer.
