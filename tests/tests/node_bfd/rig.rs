@@ -207,9 +207,10 @@ pub(crate) fn wait_up(lab: &Lab, tor: &BirdTor, round: u32) -> Result<Value> {
     let block = node_block(lab)?;
     wait_until(WAIT, "the node's block in BIRD's table", || {
         let t = tor.table().map_err(|e| format!("{e:#}"))?;
-        match route_all(&t, &block) {
-            Some(r) if r.contains("via ") => Ok(()),
-            _ => Err(format!("no {block} via the node:\n{t}")),
+        if has_block(&t, &block) {
+            Ok(())
+        } else {
+            Err(format!("no {block} via the node:\n{t}"))
         }
     })
     .with_context(|| format!("round {round}"))?;
@@ -271,6 +272,12 @@ pub(crate) fn block_gone(tor: &BirdTor, block: &str) -> Result<()> {
             }
         },
     )
+}
+
+/// Whether BIRD's `show route all` output `table` has the node's block
+/// `block` with a next hop (`via`: not a blackhole of its own).
+pub(crate) fn has_block(table: &str, block: &str) -> bool {
+    route_all(table, block).is_some_and(|r| r.contains("via "))
 }
 
 /// Whether `show protocols all` says both sides announced graceful
